@@ -1,0 +1,571 @@
+"""Average the weights of the top-K checkpoints of a run into one loadable model folder.
+
+The average streams: tensor by tensor, in chunks of about a million elements, each checkpoint's
+bytes are read at the offsets its safetensors header gives, upcast and summed in float32 (or
+float64), divided by K and written back in the checkpoint's dtype. Peak memory is a few chunk
+buffers, whatever the model's size. Integer and bool tensors (``position_ids`` buffers of 4.x
+checkpoints) are copied from the first checkpoint after checking that every checkpoint holds
+the same values. Keys, dtypes and shapes must agree across checkpoints, as must the config's
+architecture and label map: a difference is an error naming the tensor or the field.
+
+The output folder is built beside its target under a temporary name and renamed into place at
+the end, so that an interrupted run never leaves a folder that looks finished.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from . import __version__
+from .checkpoints import Checkpoint, Ranking, rank_checkpoints, rank_run, read_checkpoint, _CKPT_RE
+from .errors import EnsembleError
+from .hashing import sha256_files
+from .tensorio import (
+    DTYPES,
+    FLOAT_DTYPES,
+    SafetensorsFile,
+    SafetensorsWriter,
+    TensorInfo,
+    from_float,
+    iter_chunks,
+    to_float,
+)
+
+__all__ = ["average_checkpoints", "select_checkpoints", "Selection", "MANIFEST_NAME"]
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "ensemble_manifest.json"
+MANIFEST_SCHEMA = "ensemble.average/1"
+# Elements per chunk: 1M elements is 4 MiB of float32 accumulator, 8 MiB of float64.
+CHUNK_ELEMENTS = 1 << 20
+# Files the tokenizer of a Hugging Face model can consist of.
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+    "bpe.codes",
+    "chat_template.jinja",
+)
+_TOKENIZER_MARKERS = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json",
+                      "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
+# Config fields that must agree for weights to be averaged meaningfully.
+_CONFIG_KEYS = ("model_type", "architectures", "id2label")
+_PICKLE_FILES = ("optimizer.pt", "scheduler.pt", "training_args.bin")  # never loaded
+
+
+# --------------------------------------------------------------------------- selection
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which checkpoints to average and why.
+
+    Attributes
+    ----------
+    chosen : tuple of Checkpoint
+        Best first.
+    ranking : Ranking or None
+        The ranking they were chosen from; None for explicit folders given without ``k``.
+    run_dir : Path or None
+        The run folder, when one was given.
+    """
+
+    chosen: tuple[Checkpoint, ...]
+    ranking: Ranking | None
+    run_dir: Path | None
+
+    @property
+    def name(self) -> str:
+        """The run's name: the run folder, or the parent of the first checkpoint."""
+        return (self.run_dir or self.chosen[0].path.parent).resolve().name
+
+
+def _is_run_folder(path: Path) -> bool:
+    return path.is_dir() and not _CKPT_RE.match(path.name) and any(
+        _CKPT_RE.match(p.name) for p in path.iterdir() if p.is_dir()
+    )
+
+
+def select_checkpoints(
+    run_or_paths: str | os.PathLike | Sequence[str | os.PathLike],
+    k: int | None = None,
+    metric: str | None = None,
+    greater_is_better: bool | None = None,
+) -> Selection:
+    """Choose the checkpoints to average.
+
+    Parameters
+    ----------
+    run_or_paths : path or sequence of paths
+        A ``Trainer`` output folder holding ``checkpoint-N`` folders, or checkpoint folders.
+    k : int, optional
+        How many of the best to keep. Default: 4 for a run folder; every folder given when
+        checkpoint folders are listed (with ``k``, the best ``k`` of them by ``metric``).
+    metric, greater_is_better
+        See :func:`ensemble.checkpoints.rank_checkpoints`.
+    """
+    paths = [Path(run_or_paths)] if isinstance(run_or_paths, (str, os.PathLike)) else [
+        Path(p) for p in run_or_paths
+    ]
+    if not paths:
+        raise EnsembleError("no run folder or checkpoint folders given; pass at least one")
+    if len(paths) == 1 and _is_run_folder(paths[0]):
+        ranking = rank_run(paths[0], metric, greater_is_better)
+        return Selection(ranking.top(4 if k is None else k), ranking, paths[0])
+    for p in paths:
+        if not p.is_dir():
+            raise EnsembleError(f"{p}: not a folder; pass a Trainer run folder or checkpoint folders")
+        if not _has_weights(p):
+            if len(paths) == 1:
+                raise EnsembleError(
+                    f"{p}: no checkpoint-N folders and no model weights; "
+                    "pass the Trainer's output_dir or checkpoint folders"
+                )
+            raise EnsembleError(f"{p}: no model.safetensors or pytorch_model.bin; is it a checkpoint folder?")
+    if len({p.resolve() for p in paths}) != len(paths):
+        raise EnsembleError("the same checkpoint folder is listed twice; list each once")
+    checkpoints = [read_checkpoint(p) for p in paths]
+    if k is None and metric is None:
+        return Selection(tuple(checkpoints), None, None)
+    ranking = rank_checkpoints(checkpoints, metric, greater_is_better)
+    return Selection(ranking.top(len(checkpoints) if k is None else k), ranking, None)
+
+
+# --------------------------------------------------------------------------- weight sources
+
+
+def _has_weights(folder: Path) -> bool:
+    return any((folder / n).is_file() for n in (
+        "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"))
+
+
+class _TorchBinFile:
+    """A legacy ``pytorch_model.bin`` read with ``torch.load(weights_only=True)``, never unpickled."""
+
+    _DTYPES = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16",
+               "int64": "I64", "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
+
+    def __init__(self, path: Path):
+        import pickle
+
+        import torch  # only legacy checkpoints pay for importing torch
+
+        self.path = path
+        try:
+            try:
+                sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as e:  # old (non-zip) serialization cannot be memory-mapped
+                if "mmap" not in str(e):
+                    raise
+                sd = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise EnsembleError(
+                f"{path}: refused to load, the pickle holds more than tensors ({first[:120]}); "
+                "convert the checkpoint to safetensors with a trusted tool"
+            ) from None
+        except Exception as e:
+            raise EnsembleError(f"{path}: cannot read as a PyTorch weights file ({type(e).__name__}); "
+                                "re-save it as safetensors") from None
+        if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+            raise EnsembleError(f"{path}: is not a state dict of tensors; re-save it as safetensors")
+        self._tensors = {}
+        self.tensors = {}
+        for name, t in sd.items():
+            dtype = self._DTYPES.get(str(t.dtype).removeprefix("torch."))
+            if dtype is None:
+                raise EnsembleError(f"{path}: tensor {name!r} has unsupported dtype {t.dtype}")
+            t = t.detach().contiguous().reshape(-1)
+            self._tensors[name] = t.view(torch.int16) if dtype == "BF16" else t
+            self.tensors[name] = TensorInfo(name, dtype, tuple(sd[name].shape), 0, t.numel() * DTYPES[dtype][1])
+
+    def read(self, info: TensorInfo, start: int, count: int, buf: bytearray) -> np.ndarray:
+        arr = self._tensors[info.name][start:start + count].numpy()
+        return arr.view(DTYPES[info.dtype][0])
+
+    def close(self) -> None:
+        self._tensors.clear()
+
+
+@dataclass
+class _WeightSet:
+    """Every tensor of one checkpoint: name -> (file reader, TensorInfo), plus its shard layout."""
+
+    folder: Path
+    files: list  # SafetensorsFile | _TorchBinFile
+    where: dict
+    layout: list[tuple[str, list[str]]]  # output file name -> tensor names in data order
+
+    def close(self) -> None:
+        for f in self.files:
+            f.close()
+
+
+def _load_index(path: Path) -> dict[str, str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            weight_map = json.load(f)["weight_map"]
+        if not isinstance(weight_map, dict):
+            raise TypeError
+    except (OSError, ValueError, KeyError, TypeError):
+        raise EnsembleError(f"{path}: not a valid shard index (needs a weight_map); re-save the model") from None
+    return weight_map
+
+
+def _open_weights(folder: Path) -> _WeightSet:
+    for index_name, single, reader in (
+        ("model.safetensors.index.json", "model.safetensors", SafetensorsFile),
+        ("pytorch_model.bin.index.json", "pytorch_model.bin", _TorchBinFile),
+    ):
+        if (folder / index_name).is_file():
+            weight_map = _load_index(folder / index_name)
+            shard_names = list(dict.fromkeys(weight_map.values()))
+        elif (folder / single).is_file():
+            weight_map, shard_names = None, [single]
+        else:
+            continue
+        files, where, layout = [], {}, []
+        try:
+            for shard in shard_names:
+                if Path(shard).name != shard:
+                    raise EnsembleError(f"{folder / index_name}: shard name {shard!r} is not a plain file name")
+                if not (folder / shard).is_file():
+                    raise EnsembleError(f"{folder / shard}: shard listed in the index is missing; re-copy the checkpoint")
+                f = reader(folder / shard)
+                files.append(f)
+                names = list(f.tensors)
+                if weight_map is not None:
+                    listed = {n for n, s in weight_map.items() if s == shard}
+                    if set(names) != listed:
+                        diff = sorted(set(names) ^ listed)[0]
+                        raise EnsembleError(f"{folder / shard}: tensor {diff!r} disagrees with the shard index; re-save the model")
+                for n in names:
+                    where[n] = (f, f.tensors[n])
+                out_name = shard if reader is SafetensorsFile else shard.replace("pytorch_model", "model").replace(".bin", ".safetensors")
+                layout.append((out_name, names))
+        except BaseException:
+            for f in files:
+                f.close()
+            raise
+        return _WeightSet(folder, files, where, layout)
+    raise EnsembleError(
+        f"{folder}: no model.safetensors, sharded index or pytorch_model.bin; is the checkpoint complete?"
+    )
+
+
+def _read_config(folder: Path) -> dict:
+    path = folder / "config.json"
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise EnsembleError(f"{path}: not found; every checkpoint needs its config.json") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise EnsembleError(f"{path}: not valid JSON; restore it from the training run") from None
+
+
+def _check_configs(folders: Sequence[Path]) -> dict:
+    configs = [_read_config(f) for f in folders]
+    for key in _CONFIG_KEYS:
+        ref = configs[0].get(key)
+        for folder, cfg in zip(folders[1:], configs[1:]):
+            if cfg.get(key) != ref:
+                raise EnsembleError(
+                    f"{folder / 'config.json'}: {key} is {cfg.get(key)!r} but {ref!r} in "
+                    f"{folders[0] / 'config.json'}; only checkpoints of one model can be averaged"
+                )
+    return configs[0]
+
+
+def _check_compatible(sets: Sequence[_WeightSet]) -> None:
+    ref = sets[0]
+    for other in sets[1:]:
+        if set(other.where) != set(ref.where):
+            name = sorted(set(other.where) ^ set(ref.where))[0]
+            has, lacks = (other, ref) if name in other.where else (ref, other)
+            raise EnsembleError(
+                f"{has.folder}: has tensor {name!r} that {lacks.folder} lacks; "
+                "only checkpoints of one model can be averaged"
+            )
+        for name, (_, a) in ref.where.items():
+            b = other.where[name][1]
+            if (a.dtype, a.shape) != (b.dtype, b.shape):
+                raise EnsembleError(
+                    f"{other.folder}: tensor {name!r} is {b.dtype}{list(b.shape)} but "
+                    f"{a.dtype}{list(a.shape)} in {ref.folder}; only checkpoints of one model can be averaged"
+                )
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    return folder.is_dir() and any((folder / n).is_file() for n in _TOKENIZER_MARKERS)
+
+
+def _find_tokenizer(selection: Selection, config: dict, tokenizer: str | os.PathLike | None) -> Path:
+    if tokenizer is not None:
+        t = Path(tokenizer)
+        if not _has_tokenizer(t):
+            raise EnsembleError(f"{t}: no tokenizer files (tokenizer.json, tokenizer_config.json, vocab.txt...); "
+                                "pass the folder the tokenizer was saved to")
+        return t
+    candidates = [c.path for c in selection.chosen]
+    if selection.run_dir is not None:
+        candidates.append(selection.run_dir)
+    else:
+        candidates.append(selection.chosen[0].path.parent)
+    base = config.get("_name_or_path")
+    if isinstance(base, str) and base and Path(base).is_dir():
+        candidates.append(Path(base))
+    for c in candidates:
+        if _has_tokenizer(c):
+            return c
+    raise EnsembleError(
+        f"{selection.chosen[0].path}: no tokenizer in the checkpoints or the run folder; "
+        "pass --tokenizer with the base model's folder"
+    )
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def _versions() -> dict[str, str]:
+    out = {"ensemble": __version__, "python": platform.python_version()}
+    for dist in ("numpy", "torch", "transformers", "safetensors"):
+        try:
+            out[dist] = importlib_metadata.version(dist)
+        except importlib_metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _manifest(selection: Selection, sets: Sequence[_WeightSet], hashes: dict[Path, str] | None,
+              accumulate: str, tokenizer_from: Path) -> dict:
+    ranking = selection.ranking
+    metric = ranking.metric if ranking else None
+
+    def files(ws: _WeightSet) -> list[dict]:
+        return [{"name": f.path.name, "size": f.path.stat().st_size,
+                 "sha256": hashes[f.path] if hashes else "0" * 64} for f in ws.files]
+
+    chosen = {c.path for c in selection.chosen}
+    return {
+        "schema": MANIFEST_SCHEMA,
+        "method": "uniform",
+        "k": len(selection.chosen),
+        "metric": metric,
+        "greater_is_better": ranking.greater_is_better if ranking else None,
+        # The checkpoints were chosen by the Trainer's eval metric: a score of this average on
+        # that same eval set is optimistic (read by the report).
+        "selected_on_eval_set": ranking is not None,
+        "run": str(selection.run_dir.resolve()) if selection.run_dir else None,
+        "checkpoints": [
+            {"path": str(c.path.resolve()), "step": c.step,
+             "metric_value": c.metrics.get(metric) if metric else None, "files": files(ws)}
+            for c, ws in zip(selection.chosen, sets)
+        ],
+        "candidates": [
+            {"step": c.step, "metric_value": c.metrics.get(metric), "chosen": c.path in chosen}
+            for c in (ranking.ranked + ranking.skipped if ranking else ())
+        ],
+        "accumulate_dtype": accumulate,
+        "config_from": str(selection.chosen[0].path.resolve()),
+        "tokenizer_from": str(tokenizer_from.resolve()),
+        "versions": _versions(),
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _st_metadata(manifest: dict) -> dict[str, str]:
+    return {"format": "pt", "ensemble_manifest": json.dumps(manifest, sort_keys=True)}
+
+
+# --------------------------------------------------------------------------- averaging
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="averaging",
+                disable=not enabled, leave=False)
+
+
+def _average_tensor(name: str, sets: Sequence[_WeightSet], writer: SafetensorsWriter,
+                    acc_dtype: np.dtype, bufs: list[bytearray], bar) -> None:
+    infos = [ws.where[name] for ws in sets]
+    info0 = infos[0][1]
+    k = len(sets)
+    if info0.numel == 0:
+        writer.write(name, b"")
+        return
+    is_float = info0.dtype in FLOAT_DTYPES
+    acc = np.empty(min(CHUNK_ELEMENTS, info0.numel), dtype=acc_dtype) if is_float else None
+    for start, count in iter_chunks(info0.numel, CHUNK_ELEMENTS):
+        if is_float:
+            a = acc[:count]
+            a.fill(0)
+            for (reader, info), buf in zip(infos, bufs):
+                part = reader.read(info, start, count, buf)
+                np.add(a, to_float(part, info.dtype, acc_dtype), out=a)
+            a /= k
+            writer.write(name, from_float(a, info0.dtype))
+        else:
+            first = infos[0][0].read(info0, start, count, bufs[0])
+            for (reader, info), buf, ws in zip(infos[1:], bufs[1:], sets[1:]):
+                if not np.array_equal(first, reader.read(info, start, count, buf)):
+                    raise EnsembleError(
+                        f"{ws.folder}: {info0.dtype} tensor {name!r} differs from {sets[0].folder}; "
+                        "integer buffers must be equal to be averaged, leave this checkpoint out"
+                    )
+            writer.write(name, first)
+        bar.update(count * info0.itemsize)
+
+
+def _write_average(sets: Sequence[_WeightSet], folder: Path, metadata: dict[str, str],
+                   accumulate: str, progress: bool) -> list[SafetensorsWriter]:
+    acc_dtype = np.dtype(accumulate)
+    ref = sets[0]
+    bufs = [bytearray(CHUNK_ELEMENTS * 8) for _ in sets]
+    total = sum(info.nbytes for _, info in ref.where.values())
+    writers = []
+    with _progress(total, progress) as bar:
+        for out_name, names in ref.layout:
+            entries = [(n, ref.where[n][1].dtype, ref.where[n][1].shape) for n in names]
+            writer = SafetensorsWriter(folder / out_name, entries, metadata)
+            writers.append(writer)
+            try:
+                for n in names:
+                    _average_tensor(n, sets, writer, acc_dtype, bufs, bar)
+            finally:
+                writer.abort()
+            writer.close()
+    if len(ref.layout) > 1:
+        weight_map = {n: out_name for out_name, names in ref.layout for n in names}
+        index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+        (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2, sort_keys=True))
+    return writers
+
+
+def _copy_files(src: Path, dst: Path, names: Iterable[str]) -> None:
+    for n in names:
+        if (src / n).is_file():
+            shutil.copyfile(src / n, dst / n)
+
+
+def average_checkpoints(
+    run_or_paths: str | os.PathLike | Sequence[str | os.PathLike],
+    k: int | None = None,
+    metric: str | None = None,
+    out: str | os.PathLike | None = None,
+    *,
+    greater_is_better: bool | None = None,
+    tokenizer: str | os.PathLike | None = None,
+    accumulate_dtype: str = "float32",
+    force: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Average the top-``k`` checkpoints of a run into a model folder ``from_pretrained`` loads.
+
+    Parameters
+    ----------
+    run_or_paths : path or sequence of paths
+        A ``Trainer`` output folder, or ``checkpoint-N`` folders.
+    k : int, optional
+        Number of best checkpoints to average. Default 4 for a run folder; all the folders when
+        checkpoint folders are listed.
+    metric : str, optional
+        The eval metric to rank by (``eval_`` prefix optional). Default ``eval_accuracy`` when
+        logged, else the run's ``metric_for_best_model``, else ``eval_loss``.
+    out : path-like, optional
+        Output folder. Default ``weights/<run-name>-top<K>`` under the current directory.
+    greater_is_better : bool, optional
+        Metric direction. Default: inferred from the name (``*loss`` is lower-is-better).
+    tokenizer : path-like, optional
+        Folder to copy the tokenizer from. Default: the best checkpoint, the other chosen ones,
+        the run folder, then the config's ``_name_or_path`` when it is a local folder.
+    accumulate_dtype : {"float32", "float64"}, default "float32"
+        Precision of the running sum; results are written in the checkpoints' dtype.
+    force : bool, default False
+        Replace ``out`` if it exists.
+    progress : bool, default True
+        Show a progress bar (on stderr).
+
+    Returns
+    -------
+    Path
+        The output folder: ``config.json``, the averaged ``model.safetensors`` (sharded with an
+        index when the checkpoints were), the tokenizer files and ``ensemble_manifest.json``.
+    """
+    if accumulate_dtype not in ("float32", "float64"):
+        raise EnsembleError(f"accumulate_dtype must be 'float32' or 'float64', got {accumulate_dtype!r}")
+    selection = select_checkpoints(run_or_paths, k, metric, greater_is_better)
+    if selection.ranking is not None:
+        log.info("%s", selection.ranking.format_table(selection.chosen))
+    out = Path(out) if out is not None else Path("weights") / f"{selection.name}-top{len(selection.chosen)}"
+    if out.exists() and not force:
+        raise EnsembleError(f"{out}: already exists; pass --force to replace it or --out for another folder")
+    folders = [c.path for c in selection.chosen]
+    config = _check_configs(folders)
+    tok_dir = _find_tokenizer(selection, config, tokenizer)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    from filelock import FileLock
+
+    lock = FileLock(str(out.parent / f".{out.name}.lock"))
+    sets: list[_WeightSet] = []
+    hashing = None
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        with lock:
+            if out.exists() and not force:  # another process may have finished first
+                raise EnsembleError(f"{out}: already exists; pass --force to replace it or --out for another folder")
+            for folder in folders:
+                sets.append(_open_weights(folder))
+            _check_compatible(sets)
+            hashing = sha256_files(f.path for ws in sets for f in ws.files)
+            tmp.mkdir()
+            writers = _write_average(sets, tmp, _st_metadata(_manifest(selection, sets, None, accumulate_dtype, tok_dir)),
+                                     accumulate_dtype, progress)
+            manifest = _manifest(selection, sets, hashing.result(), accumulate_dtype, tok_dir)
+            for w in writers:  # same length as the placeholder hashes, so it fits in place
+                w.rewrite_metadata(_st_metadata(manifest))
+            shutil.copyfile(folders[0] / "config.json", tmp / "config.json")
+            _copy_files(tok_dir, tmp, TOKENIZER_FILES)
+            (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+            if out.exists():
+                old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+                out.rename(old)
+                tmp.rename(out)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(out)
+    finally:
+        if hashing is not None:
+            hashing.cancel()  # a no-op once every hash is done
+        for ws in sets:
+            ws.close()
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    log.info("wrote %s (average of %d checkpoints)", out, len(folders))
+    return out
