@@ -1,0 +1,247 @@
+"""Tiny BERT classifiers trained with the real ``Trainer``, made without any download.
+
+Used by ``ensemble example`` (a self-contained demo) and by the test suite, so that both work on
+checkpoint folders exactly like the ones users have: ``checkpoint-N/`` with ``config.json``,
+``model.safetensors``, ``trainer_state.json`` and the optimizer / scheduler / RNG pickles.
+
+The vocabulary is a character-level WordPiece vocabulary written from the texts themselves,
+which suits Korean (and any script) without a trained tokenizer model.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Callable, Sequence
+
+__all__ = [
+    "write_vocab",
+    "make_base_model",
+    "train_run",
+    "synthetic_task",
+    "make_example",
+]
+
+log = logging.getLogger(__name__)
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def write_vocab(texts: Sequence[str], path: str | os.PathLike, size: int = 600) -> Path:
+    """Write a WordPiece ``vocab.txt``: special tokens, then frequent characters as word starts
+    and as ``##`` continuations."""
+    counts = collections.Counter(ch for t in texts for ch in t if not ch.isspace())
+    chars = [c for c, _ in counts.most_common(max(1, (size - len(SPECIAL_TOKENS)) // 2))]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(SPECIAL_TOKENS + chars + ["##" + c for c in chars]) + "\n", encoding="utf-8")
+    return path
+
+
+def make_base_model(
+    folder: str | os.PathLike,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    *,
+    hidden_size: int = 32,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    max_position_embeddings: int = 128,
+    seed: int = 0,
+):
+    """A randomly initialised ``BertForSequenceClassification`` and its tokenizer, saved in
+    ``folder`` the way a downloaded base model is. Returns ``(model, tokenizer)``."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    folder = Path(folder)
+    vocab = write_vocab(texts, folder / "vocab.txt")
+    tokenizer = BertTokenizer(vocab_file=str(vocab), do_lower_case=False, tokenize_chinese_chars=False)
+    config = BertConfig(
+        vocab_size=len(vocab.read_text(encoding="utf-8").splitlines()),
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=2 * hidden_size,
+        max_position_embeddings=max_position_embeddings,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={lab: i for i, lab in enumerate(labels)},
+    )
+    torch.manual_seed(seed)
+    model = BertForSequenceClassification(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return model, tokenizer
+
+
+def _encode(tokenizer, texts, labels, label2id, max_length, pad):
+    enc = tokenizer(list(texts), truncation=True, max_length=max_length,
+                    padding="max_length" if pad else False)
+    return [
+        {"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i], "labels": label2id[y]}
+        for i, y in enumerate(labels)
+    ]
+
+
+def _compute_metrics(names: Sequence[str]) -> Callable:
+    def compute(pred):
+        import numpy as np
+        from sklearn.metrics import accuracy_score, f1_score
+
+        y_pred = np.asarray(pred.predictions).argmax(-1)
+        out = {}
+        if "accuracy" in names:
+            out["accuracy"] = float(accuracy_score(pred.label_ids, y_pred))
+        if "f1" in names:
+            out["f1"] = float(f1_score(pred.label_ids, y_pred, average="macro"))
+        return out
+
+    return compute
+
+
+def train_run(
+    out_dir: str | os.PathLike,
+    base: str | os.PathLike,
+    train: tuple[Sequence[str], Sequence[str]],
+    valid: tuple[Sequence[str], Sequence[str]],
+    *,
+    epochs: float = 3,
+    batch_size: int = 32,
+    learning_rate: float = 1e-3,
+    strategy: str = "steps",
+    steps: int = 4,
+    save_tokenizer: bool = True,
+    save_total_limit: int | None = None,
+    metrics: Sequence[str] = ("accuracy",),
+    metric_for_best_model: str | None = None,
+    load_best_model_at_end: bool = False,
+    max_length: int = 64,
+    seed: int = 0,
+    callbacks: Sequence = (),
+):
+    """Fine-tune the base model with ``Trainer``, evaluating and saving every ``steps`` steps
+    (``strategy="steps"``) or every epoch (``strategy="epoch"``).
+
+    ``train`` and ``valid`` are ``(texts, label names)``. With ``save_tokenizer=False`` the texts
+    are padded to ``max_length`` up front and the ``Trainer`` gets neither a ``processing_class``
+    nor a tokenizer in its collator, so the checkpoints hold no tokenizer files: the usual
+    notebook. Returns the ``Trainer``.
+    """
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForSequenceClassification.from_pretrained(base)
+    label2id = {k: int(v) for k, v in model.config.label2id.items()}
+    pad = not save_tokenizer
+    train_ds = _encode(tokenizer, *train, label2id, max_length, pad)
+    valid_ds = _encode(tokenizer, *valid, label2id, max_length, pad)
+    every = {"eval_steps": steps, "save_steps": steps, "logging_steps": steps} if strategy == "steps" else {}
+    args = TrainingArguments(
+        output_dir=str(out_dir),
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=64,
+        num_train_epochs=epochs,
+        learning_rate=learning_rate,
+        eval_strategy=strategy,
+        save_strategy=strategy,
+        logging_strategy=strategy,
+        save_total_limit=save_total_limit,
+        metric_for_best_model=metric_for_best_model,
+        load_best_model_at_end=load_best_model_at_end,
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=seed,
+        data_seed=seed,
+        **every,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=valid_ds,
+        data_collator=DataCollatorWithPadding(tokenizer) if save_tokenizer else None,
+        compute_metrics=_compute_metrics(metrics),
+        processing_class=tokenizer if save_tokenizer else None,
+        callbacks=list(callbacks),
+    )
+    trainer.train()
+    return trainer
+
+
+# --------------------------------------------------------------------------- synthetic task
+
+# Korean-looking sentences from templates: a subject, a topic word that carries the class, a
+# neutral middle and an ending. Some topic words are shared between classes so that the task is
+# not trivially separable, and labels are flipped at a small rate.
+_SUBJECTS = ["이 영화", "오늘 경기", "그 배우", "새 앨범", "이번 회차", "그 식당", "이 드라마", "신곡", "감독", "작가"]
+_MIDDLES = ["정말", "진짜", "너무", "완전", "생각보다", "역시", "솔직히", "그냥", "오랜만에", "다시 봐도"]
+_ENDINGS = ["네요", "다", "어요", "습니다", "음", "ㅋㅋ", "ㅠㅠ", "...", "!", "요"]
+_TOPICS = {
+    "positive": ["재밌", "좋았", "감동적이", "최고였", "훌륭했", "신선했"],
+    "negative": ["지루했", "별로였", "실망스러웠", "아쉬웠", "최악이었", "재미없었"],
+    "neutral": ["평범했", "무난했", "그럭저럭이었", "보통이었", "괜찮았"],
+    "question": ["언제 나오나", "어디서 보나", "누가 나오나", "몇 시에 하나"],
+}
+
+
+def synthetic_task(n: int, *, seed: int = 0, noise: float = 0.1,
+                   priors: Sequence[float] = (0.4, 0.3, 0.2, 0.1)) -> tuple[list[str], list[str]]:
+    """``n`` template sentences and their labels (class imbalance ``priors``, label noise)."""
+    rng = random.Random(seed)
+    classes = list(_TOPICS)
+    texts, labels = [], []
+    for _ in range(n):
+        y = rng.choices(classes, weights=priors)[0]
+        topic = rng.choice(_TOPICS[y] + (_TOPICS["neutral"][:1] if y != "neutral" else []))
+        texts.append(f"{rng.choice(_SUBJECTS)} {rng.choice(_MIDDLES)} {topic}{rng.choice(_ENDINGS)}")
+        labels.append(rng.choice(classes) if rng.random() < noise else y)
+    return texts, labels
+
+
+def _write_csv(path: Path, header: Sequence[str], rows) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def make_example(folder: str | os.PathLike, *, seed: int = 0) -> Path:
+    """Write a small self-contained example: train/valid/test CSVs, a sample submission, and
+    two tiny ``Trainer`` runs (one whose checkpoints hold no tokenizer) under ``runs/``."""
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()):
+        from .errors import EnsembleError
+
+        raise EnsembleError(f"{folder}: exists and is not empty; pass a new folder")
+    data = folder / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    train = synthetic_task(600, seed=seed)
+    valid = synthetic_task(200, seed=seed + 1)
+    test = synthetic_task(200, seed=seed + 2)
+    _write_csv(data / "train.csv", ["id", "text", "label"], [(f"tr{i}", t, y) for i, (t, y) in enumerate(zip(*train))])
+    _write_csv(data / "valid.csv", ["id", "text", "label"], [(f"va{i}", t, y) for i, (t, y) in enumerate(zip(*valid))])
+    _write_csv(data / "test.csv", ["id", "text"], [(f"te{i}", t) for i, t in enumerate(test[0])])
+    _write_csv(data / "sample_submission.csv", ["id", "label"], [(f"te{i}", "positive") for i in range(len(test[0]))])
+    labels = sorted(set(train[1]))
+    make_base_model(folder / "base", train[0], labels, seed=seed)
+    train_run(folder / "runs" / "bert-a", folder / "base", train, valid, epochs=4, steps=10, seed=seed)
+    train_run(folder / "runs" / "bert-b", folder / "base", train, valid, epochs=4, steps=10, seed=seed + 1,
+              learning_rate=5e-4, save_tokenizer=False)
+    (folder / "README.txt").write_text(
+        "Made by `ensemble example`. runs/bert-b's checkpoints hold no tokenizer: it is in base/.\n",
+        encoding="utf-8",
+    )
+    log.info("example written to %s", folder)
+    return folder

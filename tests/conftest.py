@@ -1,0 +1,66 @@
+"""Session fixtures: tiny BERT runs trained with the real Trainer on real Korean comments.
+
+Built once per test session (about 15 s on 2 CPU cores). Tests must not modify them: copy a run
+(``copy_run``) before changing files in it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "korean-hate-speech"
+
+
+@dataclass(frozen=True)
+class Runs:
+    base: Path       # base model folder: config, weights, tokenizer
+    tok: Path        # run whose checkpoints hold the tokenizer; eval/save every 4 steps
+    notok: Path      # run without tokenizer files; per epoch, save_total_limit=3, only eval_f1
+    valid_texts: list
+    valid_labels: list
+
+
+def load_korean(n_train: int = 192, n_valid: int = 64):
+    import pandas as pd
+
+    if not DATA.is_dir():
+        pytest.skip(f"{DATA} not found: tests need ../shared beside the checkout")
+    df = pd.read_csv(DATA / "train.tsv", sep="\t")
+    df = df.sample(n=n_train + n_valid, random_state=0)
+    texts, labels = df["comments"].tolist(), df["hate"].tolist()
+    return (texts[:n_train], labels[:n_train]), (texts[n_train:], labels[n_train:])
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory) -> Runs:
+    from ensemble.example import make_base_model, train_run
+
+    root = tmp_path_factory.mktemp("runs")
+    train, valid = load_korean()
+    make_base_model(root / "base", train[0] + valid[0], sorted(set(train[1])), seed=0)
+    train_run(root / "tok", root / "base", train, valid, epochs=3, steps=4, seed=1)
+    train_run(root / "notok", root / "base", train, valid, epochs=5, strategy="epoch", seed=2,
+              save_tokenizer=False, save_total_limit=3, metrics=("f1",), metric_for_best_model="f1",
+              load_best_model_at_end=True)
+    return Runs(root / "base", root / "tok", root / "notok", valid[0], valid[1])
+
+
+@pytest.fixture
+def copy_run(tmp_path):
+    """Copy a fixture run into this test's folder, so the test may change its files."""
+
+    def copy(src: Path, name: str | None = None) -> Path:
+        dst = tmp_path / (name or src.name)
+        shutil.copytree(src, dst)
+        return dst
+
+    return copy
