@@ -26,10 +26,15 @@ class _Formatter(logging.Formatter):
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
+    """Information (tables, what was written) to stdout; warnings and errors to stderr."""
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter())
-    log.handlers[:] = [handler]
+    out = logging.StreamHandler(sys.stdout)
+    out.addFilter(lambda r: r.levelno < logging.WARNING)
+    err = logging.StreamHandler(sys.stderr)
+    err.setLevel(logging.WARNING)
+    for h in (out, err):
+        h.setFormatter(_Formatter())
+    log.handlers[:] = [out, err]
     log.setLevel(level)
     log.propagate = False
 
@@ -43,7 +48,8 @@ def common_options(f):
     def wrapper(*args, verbose: int, quiet: bool, **kwargs):
         _setup_logging(verbose, quiet)
         ctx = click.get_current_context()
-        ctx.meta["ensemble.progress"] = not quiet
+        # Progress bars only on a terminal: logs and pipes get the result lines alone.
+        ctx.meta["ensemble.progress"] = not quiet and sys.stderr.isatty()
         try:
             return f(*args, **kwargs)
         except EnsembleError as e:

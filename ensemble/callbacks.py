@@ -1,0 +1,113 @@
+"""A ``TrainerCallback`` that writes the top-K checkpoint average when training ends."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from pathlib import Path
+from typing import Callable
+
+from transformers import TrainerCallback
+
+from .averaging import average_checkpoints
+from .checkpoints import normalize_metric
+
+__all__ = ["TopKAveragingCallback"]
+
+log = logging.getLogger(__name__)
+
+
+class TopKAveragingCallback(TrainerCallback):
+    """Average the run's best ``k`` checkpoints at the end of training, and evaluate the average.
+
+    Add it to your own ``Trainer``: ``Trainer(..., callbacks=[TopKAveragingCallback(k=4)])``.
+    At ``on_train_end`` it calls :func:`ensemble.averaging.average_checkpoints` on the run's
+    ``output_dir`` (same ranking, same folder layout, same manifest). When the trainer ran an
+    evaluation, the average is then evaluated on the same eval dataloader and the result is
+    appended to ``state.log_history`` as ``eval_<name>_avg`` (e.g. ``eval_accuracy_avg``,
+    ``eval_loss_avg``) and kept in :attr:`metrics`.
+
+    Parameters
+    ----------
+    k : int, default 4
+    metric : str, optional
+        Default: the trainer's ``metric_for_best_model`` when set, else as in
+        :func:`~ensemble.averaging.average_checkpoints` (``eval_accuracy``, else ``eval_loss``).
+    out : path-like, optional
+        Default ``weights/<run-name>-top<K>`` under the current directory.
+    compute_metrics : callable, optional
+        The ``compute_metrics`` you gave the ``Trainer`` (a callback cannot reach it); without
+        it the average's ``eval_loss`` and ``eval_accuracy`` are computed.
+    force : bool, default True
+        Replace an earlier average at ``out`` (a re-run of the same training script).
+    tokenizer : path-like, optional
+        See :func:`~ensemble.averaging.average_checkpoints`.
+
+    Attributes
+    ----------
+    output_dir : Path or None
+        The averaged model folder, once written.
+    metrics : dict
+        The average's eval metrics, once computed.
+    """
+
+    def __init__(self, k: int = 4, metric: str | None = None, out: str | os.PathLike | None = None, *,
+                 compute_metrics: Callable | None = None, force: bool = True,
+                 tokenizer: str | os.PathLike | None = None):
+        self.k, self.metric, self.out = k, metric, out
+        self.compute_metrics, self.force, self.tokenizer = compute_metrics, force, tokenizer
+        self.output_dir: Path | None = None
+        self.metrics: dict[str, float] = {}
+
+    def on_train_end(self, args, state, control, model=None, eval_dataloader=None, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        metric, gib = self.metric, None
+        if metric is None and args.metric_for_best_model:
+            metric, gib = args.metric_for_best_model, args.greater_is_better
+        self.output_dir = average_checkpoints(
+            args.output_dir, k=self.k, metric=metric, out=self.out, greater_is_better=gib,
+            tokenizer=self.tokenizer, force=self.force, progress=False,
+        )
+        if model is None or eval_dataloader is None:
+            return
+        self.metrics = self._evaluate(model, eval_dataloader)
+        state.log_history.append({**self.metrics, "step": state.global_step})
+        log.info("top-%d average %s: %s", self.k, self.output_dir, self.metrics)
+
+    def _evaluate(self, model, dataloader) -> dict[str, float]:
+        import numpy as np
+        import torch
+        from safetensors.torch import load_file
+        from transformers import EvalPrediction
+
+        avg = copy.deepcopy(model).eval()
+        state = {}
+        for f in sorted(self.output_dir.glob("*.safetensors")):
+            state.update(load_file(f, device=str(next(avg.parameters()).device)))
+        # Tied weights are saved once, under one name: the other is missing here and re-tied.
+        missing, unexpected = avg.load_state_dict(state, strict=False)
+        if unexpected:
+            raise RuntimeError(f"{self.output_dir}: average does not fit the model: unexpected {unexpected}")
+        if missing:
+            avg.tie_weights()
+        device = next(avg.parameters()).device
+        logits, labels, loss_sum, n = [], [], 0.0, 0
+        with torch.inference_mode():
+            for batch in dataloader:
+                batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
+                out = avg(**batch)
+                size = len(batch["labels"])
+                loss_sum += float(out.loss) * size
+                n += size
+                logits.append(out.logits.float().cpu().numpy())
+                labels.append(batch["labels"].cpu().numpy())
+        logits, labels = np.concatenate(logits), np.concatenate(labels)
+        metrics = {"eval_loss": loss_sum / max(n, 1)}
+        if self.compute_metrics is not None:
+            for k, v in self.compute_metrics(EvalPrediction(predictions=logits, label_ids=labels)).items():
+                metrics[normalize_metric(k)] = float(v)
+        else:
+            metrics["eval_accuracy"] = float((logits.argmax(-1) == labels).mean())
+        return {f"{k}_avg": v for k, v in metrics.items()}
