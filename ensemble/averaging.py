@@ -31,7 +31,7 @@ import numpy as np
 from . import __version__
 from .checkpoints import Checkpoint, Ranking, rank_checkpoints, rank_run, read_checkpoint, _CKPT_RE
 from .errors import EnsembleError
-from .hashing import sha256_files
+from .hashing import HASH_NAME, StreamHasher
 from .tensorio import (
     DTYPES,
     FLOAT_DTYPES,
@@ -49,8 +49,9 @@ log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "ensemble_manifest.json"
 MANIFEST_SCHEMA = "ensemble.average/1"
-# Elements per chunk: 1M elements is 4 MiB of float32 accumulator, 8 MiB of float64.
-CHUNK_ELEMENTS = 1 << 20
+# Elements per chunk: 256K elements is 1 MiB of float32 accumulator, small enough to stay in
+# the CPU cache while K chunks are summed into it (measured faster here than 1M or 4M).
+CHUNK_ELEMENTS = 1 << 18
 # Files the tokenizer of a Hugging Face model can consist of.
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -367,7 +368,7 @@ def _manifest(selection: Selection, sets: Sequence[_WeightSet], hashes: dict[Pat
 
     def files(ws: _WeightSet) -> list[dict]:
         return [{"name": f.path.name, "size": f.path.stat().st_size,
-                 "sha256": hashes[f.path] if hashes else "0" * 64} for f in ws.files]
+                 HASH_NAME: hashes[f.path] if hashes else "0" * 64} for f in ws.files]
 
     chosen = {c.path for c in selection.chosen}
     return {
@@ -411,55 +412,100 @@ def _progress(total: int, enabled: bool):
                 disable=not enabled, leave=False)
 
 
-def _average_tensor(name: str, sets: Sequence[_WeightSet], writer: SafetensorsWriter,
-                    acc_dtype: np.dtype, bufs: list[bytearray], bar) -> None:
-    infos = [ws.where[name] for ws in sets]
-    info0 = infos[0][1]
-    k = len(sets)
-    if info0.numel == 0:
-        writer.write(name, b"")
-        return
-    is_float = info0.dtype in FLOAT_DTYPES
-    acc = np.empty(min(CHUNK_ELEMENTS, info0.numel), dtype=acc_dtype) if is_float else None
-    for start, count in iter_chunks(info0.numel, CHUNK_ELEMENTS):
-        if is_float:
-            a = acc[:count]
-            a.fill(0)
-            for (reader, info), buf in zip(infos, bufs):
-                part = reader.read(info, start, count, buf)
-                np.add(a, to_float(part, info.dtype, acc_dtype), out=a)
-            a /= k
-            writer.write(name, from_float(a, info0.dtype))
-        else:
-            first = infos[0][0].read(info0, start, count, bufs[0])
-            for (reader, info), buf, ws in zip(infos[1:], bufs[1:], sets[1:]):
-                if not np.array_equal(first, reader.read(info, start, count, buf)):
-                    raise EnsembleError(
-                        f"{ws.folder}: {info0.dtype} tensor {name!r} differs from {sets[0].folder}; "
-                        "integer buffers must be equal to be averaged, leave this checkpoint out"
-                    )
-            writer.write(name, first)
-        bar.update(count * info0.itemsize)
+@dataclass(frozen=True)
+class _Step:
+    """One chunk of one tensor: elements ``[start, start + count)`` of ``name``."""
+
+    name: str
+    start: int
+    count: int
+
+
+class _Streamer:
+    """Reads the same chunk of every checkpoint on two reader threads, one chunk ahead of the
+    arithmetic, and feeds each source file's hasher with the bytes it reads."""
+
+    def __init__(self, sets: Sequence[_WeightSet], hashers: dict[Path, StreamHasher]):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.sets, self.hashers = sets, hashers
+        # Two buffer sets: the readers fill one while the arithmetic uses the other.
+        self.bufs = [[bytearray(CHUNK_ELEMENTS * 8) for _ in sets] for _ in range(2)]
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ensemble-read")
+
+    def _read(self, i: int, step: _Step, buf: bytearray) -> np.ndarray:
+        reader, info = self.sets[i].where[step.name]
+        part = reader.read(info, step.start, step.count, buf)
+        hasher = self.hashers.get(reader.path)
+        if hasher is not None and isinstance(reader, SafetensorsFile):
+            hasher.feed(info.start + step.start * info.itemsize, memoryview(buf)[:part.nbytes])
+        return part
+
+    def submit(self, step: _Step, slot: int):
+        return [self.pool.submit(self._read, i, step, self.bufs[slot][i]) for i in range(len(self.sets))]
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _steps(names: Iterable[str], where: dict) -> Iterable[_Step]:
+    for name in names:
+        numel = where[name][1].numel
+        if numel == 0:
+            yield _Step(name, 0, 0)
+        for start, count in iter_chunks(numel, CHUNK_ELEMENTS):
+            yield _Step(name, start, count)
+
+
+def _combine(step: _Step, parts: list[np.ndarray], sets: Sequence[_WeightSet],
+             acc: np.ndarray) -> np.ndarray:
+    """The average of one chunk (float tensors) or the checked copy (integer and bool ones)."""
+    info = sets[0].where[step.name][1]
+    if info.dtype in FLOAT_DTYPES:
+        a = acc[:step.count]
+        np.copyto(a, to_float(parts[0], info.dtype, acc.dtype))
+        for part in parts[1:]:
+            np.add(a, to_float(part, info.dtype, acc.dtype), out=a)
+        a /= len(parts)
+        return from_float(a, info.dtype)
+    for part, ws in zip(parts[1:], sets[1:]):
+        if not np.array_equal(parts[0], part):
+            raise EnsembleError(
+                f"{ws.folder}: {info.dtype} tensor {step.name!r} differs from {sets[0].folder}; "
+                "integer buffers must be equal to be averaged, leave this checkpoint out"
+            )
+    return parts[0]
 
 
 def _write_average(sets: Sequence[_WeightSet], folder: Path, metadata: dict[str, str],
-                   accumulate: str, progress: bool) -> list[SafetensorsWriter]:
-    acc_dtype = np.dtype(accumulate)
+                   accumulate: str, hashers: dict[Path, StreamHasher], progress: bool) -> list[SafetensorsWriter]:
     ref = sets[0]
-    bufs = [bytearray(CHUNK_ELEMENTS * 8) for _ in sets]
+    acc = np.empty(CHUNK_ELEMENTS, dtype=np.dtype(accumulate))
     total = sum(info.nbytes for _, info in ref.where.values())
-    writers = []
-    with _progress(total, progress) as bar:
-        for out_name, names in ref.layout:
-            entries = [(n, ref.where[n][1].dtype, ref.where[n][1].shape) for n in names]
-            writer = SafetensorsWriter(folder / out_name, entries, metadata)
-            writers.append(writer)
-            try:
-                for n in names:
-                    _average_tensor(n, sets, writer, acc_dtype, bufs, bar)
-            finally:
-                writer.abort()
-            writer.close()
+    plan = [(out_name, step) for out_name, names in ref.layout for step in _steps(names, ref.where)]
+    writers: list[SafetensorsWriter] = []
+    streamer = _Streamer(sets, hashers)
+    try:
+        with _progress(total, progress) as bar:
+            pending = streamer.submit(plan[0][1], 0) if plan else []
+            for i, (out_name, step) in enumerate(plan):
+                parts = [f.result() for f in pending]
+                if i + 1 < len(plan):  # read ahead into the other buffer set
+                    pending = streamer.submit(plan[i + 1][1], (i + 1) % 2)
+                if not writers or writers[-1].path.name != out_name:
+                    if writers:
+                        writers[-1].close()
+                    names = dict(ref.layout)[out_name]
+                    entries = [(n, ref.where[n][1].dtype, ref.where[n][1].shape) for n in names]
+                    writers.append(SafetensorsWriter(folder / out_name, entries, metadata))
+                writers[-1].write(step.name, _combine(step, parts, sets, acc) if step.count else b"")
+                bar.update(step.count * ref.where[step.name][1].itemsize)
+            if writers:
+                writers[-1].close()
+    finally:
+        streamer.close()
+        for w in writers:
+            w.abort()
     if len(ref.layout) > 1:
         weight_map = {n: out_name for out_name, names in ref.layout for n in names}
         index = {"metadata": {"total_size": total}, "weight_map": weight_map}
@@ -534,7 +580,6 @@ def average_checkpoints(
 
     lock = FileLock(str(out.parent / f".{out.name}.lock"))
     sets: list[_WeightSet] = []
-    hashing = None
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         with lock:
@@ -543,11 +588,13 @@ def average_checkpoints(
             for folder in folders:
                 sets.append(_open_weights(folder))
             _check_compatible(sets)
-            hashing = sha256_files(f.path for ws in sets for f in ws.files)
+            hashers = {f.path: StreamHasher(f.path, f.path.stat().st_size, getattr(f, "header_bytes", b""))
+                       for ws in sets for f in ws.files}
             tmp.mkdir()
-            writers = _write_average(sets, tmp, _st_metadata(_manifest(selection, sets, None, accumulate_dtype, tok_dir)),
-                                     accumulate_dtype, progress)
-            manifest = _manifest(selection, sets, hashing.result(), accumulate_dtype, tok_dir)
+            placeholder = _st_metadata(_manifest(selection, sets, None, accumulate_dtype, tok_dir))
+            writers = _write_average(sets, tmp, placeholder, accumulate_dtype, hashers, progress)
+            manifest = _manifest(selection, sets, {p: h.hexdigest() for p, h in hashers.items()},
+                                 accumulate_dtype, tok_dir)
             for w in writers:  # same length as the placeholder hashes, so it fits in place
                 w.rewrite_metadata(_st_metadata(manifest))
             shutil.copyfile(folders[0] / "config.json", tmp / "config.json")
@@ -561,8 +608,6 @@ def average_checkpoints(
             else:
                 tmp.rename(out)
     finally:
-        if hashing is not None:
-            hashing.cancel()  # a no-op once every hash is done
         for ws in sets:
             ws.close()
         if tmp.exists():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+from blake3 import blake3
 import json
 from pathlib import Path
 
@@ -88,7 +88,7 @@ def test_manifest_records_selection_hashes_and_is_in_the_header(runs, tmp_path):
     for entry, ckpt in zip(manifest["checkpoints"], ranking.top(2)):
         assert entry["metric_value"] == ckpt.metrics["eval_accuracy"]
         f = entry["files"][0]
-        assert f["sha256"] == hashlib.sha256((ckpt.path / f["name"]).read_bytes()).hexdigest()
+        assert f["blake3"] == blake3((ckpt.path / f["name"]).read_bytes()).hexdigest()
     assert sum(c["chosen"] for c in manifest["candidates"]) == 2
     assert manifest["selected_on_eval_set"] is True
     with safe_open(out / "model.safetensors", "np") as f:
