@@ -80,9 +80,9 @@ print(json.dumps({"seconds": dt, "peak_rss": hwm}))
 def make_checkpoints(root: Path, k: int) -> list[Path]:
     import torch
     from safetensors.torch import save_file
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+    from transformers import BertConfig, BertForSequenceClassification
 
-    from ensemble.example import write_vocab
+    from ensemble.example import make_tokenizer, write_vocab
 
     config = BertConfig(num_labels=3)  # bert-base: hidden 768, 12 layers, vocab 30522
     torch.manual_seed(0)
@@ -98,7 +98,7 @@ def make_checkpoints(root: Path, k: int) -> list[Path]:
         sd = {n: (t + 0.01 * torch.randn(t.shape, generator=g) if t.is_floating_point() else t) for n, t in base.items()}
         save_file(sd, ck / "model.safetensors", {"format": "pt"})
         config.save_pretrained(ck)
-        BertTokenizer(vocab_file=str(vocab)).save_pretrained(ck)
+        make_tokenizer(vocab).save_pretrained(ck)
         folders.append(ck)
     return folders
 

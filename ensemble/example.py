@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 
 __all__ = [
     "write_vocab",
+    "make_tokenizer",
     "make_base_model",
     "train_run",
     "synthetic_task",
@@ -42,6 +43,24 @@ def write_vocab(texts: Sequence[str], path: str | os.PathLike, size: int = 600) 
     return path
 
 
+def make_tokenizer(vocab: str | os.PathLike):
+    """A ``BertTokenizer`` over a ``vocab.txt`` (no lower-casing, Hangul kept whole).
+
+    transformers 5 takes the file as ``vocab=`` and silently ignores ``vocab_file=``, which
+    4.x expects: both are handled, and the loaded vocabulary is checked against the file.
+    """
+    import inspect
+
+    from transformers import BertTokenizer
+
+    key = "vocab_file" if "vocab_file" in inspect.signature(BertTokenizer.__init__).parameters else "vocab"
+    tokenizer = BertTokenizer(**{key: str(vocab)}, do_lower_case=False, tokenize_chinese_chars=False)
+    expected = len(Path(vocab).read_text(encoding="utf-8").splitlines())
+    if len(tokenizer) != expected:
+        raise RuntimeError(f"{vocab}: tokenizer loaded {len(tokenizer)} of {expected} tokens")
+    return tokenizer
+
+
 def make_base_model(
     folder: str | os.PathLike,
     texts: Sequence[str],
@@ -56,13 +75,13 @@ def make_base_model(
     """A randomly initialised ``BertForSequenceClassification`` and its tokenizer, saved in
     ``folder`` the way a downloaded base model is. Returns ``(model, tokenizer)``."""
     import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+    from transformers import BertConfig, BertForSequenceClassification
 
     folder = Path(folder)
     vocab = write_vocab(texts, folder / "vocab.txt")
-    tokenizer = BertTokenizer(vocab_file=str(vocab), do_lower_case=False, tokenize_chinese_chars=False)
+    tokenizer = make_tokenizer(vocab)
     config = BertConfig(
-        vocab_size=len(vocab.read_text(encoding="utf-8").splitlines()),
+        vocab_size=len(tokenizer),
         hidden_size=hidden_size,
         num_hidden_layers=num_layers,
         num_attention_heads=num_heads,
@@ -236,9 +255,10 @@ def make_example(folder: str | os.PathLike, *, seed: int = 0) -> Path:
     _write_csv(data / "sample_submission.csv", ["id", "label"], [(f"te{i}", "positive") for i in range(len(test[0]))])
     labels = sorted(set(train[1]))
     make_base_model(folder / "base", train[0], labels, seed=seed)
-    train_run(folder / "runs" / "bert-a", folder / "base", train, valid, epochs=4, steps=10, seed=seed)
-    train_run(folder / "runs" / "bert-b", folder / "base", train, valid, epochs=4, steps=10, seed=seed + 1,
-              learning_rate=5e-4, save_tokenizer=False)
+    train_run(folder / "runs" / "bert-a", folder / "base", train, valid, epochs=6, steps=15,
+              batch_size=16, learning_rate=5e-3, seed=seed)
+    train_run(folder / "runs" / "bert-b", folder / "base", train, valid, epochs=6, steps=15,
+              batch_size=16, learning_rate=3e-3, seed=seed + 1, save_tokenizer=False)
     (folder / "README.txt").write_text(
         "Made by `ensemble example`. runs/bert-b's checkpoints hold no tokenizer: it is in base/.\n",
         encoding="utf-8",

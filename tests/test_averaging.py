@@ -177,12 +177,12 @@ def test_legacy_pytorch_model_bin_is_read_with_weights_only(runs, copy_run, tmp_
 
 def test_tied_weights_in_a_legacy_bin_stay_equal(tmp_path):
     """A 4.x .bin state dict saves tied tensors under both names; both keep equal values."""
-    from transformers import BertConfig, BertForMaskedLM, BertTokenizer
+    from transformers import BertConfig, BertForMaskedLM
 
-    from ensemble.example import write_vocab
+    from ensemble.example import make_tokenizer, write_vocab
 
     vocab = write_vocab(["가나다라마바사"], tmp_path / "tok" / "vocab.txt")
-    BertTokenizer(vocab_file=str(vocab)).save_pretrained(tmp_path / "tok")
+    make_tokenizer(vocab).save_pretrained(tmp_path / "tok")
     cfg = BertConfig(vocab_size=len(vocab.read_text().splitlines()), hidden_size=16, num_hidden_layers=1,
                      num_attention_heads=2, intermediate_size=32, tie_word_embeddings=True)
     folders = []
