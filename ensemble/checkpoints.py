@@ -10,8 +10,9 @@ Facts this module relies on (see DESIGN.md):
 * ``trainer_state.json`` records no metric direction: names ending in ``loss``, ``perplexity``,
   ``ppl``, ``wer`` or ``cer`` are lower-is-better, anything else higher-is-better.
 * ``metric_for_best_model`` lives in ``training_args.bin``, a pickle that is never loaded. It is
-  recovered instead from ``best_metric`` and ``best_global_step``: the one ``eval_*`` key whose
-  value at that step equals ``best_metric``.
+  recovered instead from ``best_metric`` and the best step (``best_global_step``, or the name of
+  ``best_model_checkpoint`` in 4.x): the one ``eval_*`` key whose value at that step equals
+  ``best_metric``.
 """
 
 from __future__ import annotations
@@ -219,8 +220,18 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(path, step, _metrics_by_step(state.get("log_history", [])).get(step, {}))
 
 
+def _best_step(state: Mapping) -> int | None:
+    """``best_global_step`` (transformers 4.5x+), else the step in ``best_model_checkpoint``'s
+    folder name (its path goes stale when a run is moved, its name does not)."""
+    step = state.get("best_global_step")
+    if isinstance(step, int):
+        return step
+    m = _CKPT_RE.match(Path(str(state.get("best_model_checkpoint") or "")).name)
+    return int(m.group(1)) if m else None
+
+
 def _metric_for_best_model(state: Mapping, by_step: Mapping[int, Mapping[str, float]]) -> str | None:
-    best, step = state.get("best_metric"), state.get("best_global_step")
+    best, step = state.get("best_metric"), _best_step(state)
     if best is None or step is None or step not in by_step:
         return None
     names = [k for k, v in by_step[step].items() if v == best]

@@ -18,9 +18,12 @@ from ensemble.errors import EnsembleError
 
 
 def _load_model(folder):
+    import transformers
     from transformers import AutoModelForSequenceClassification
 
-    return AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32).eval()
+    # transformers 5 names it dtype (and defaults to "auto"); 4.x names it torch_dtype.
+    key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
+    return AutoModelForSequenceClassification.from_pretrained(folder, **{key: torch.float32}).eval()
 
 
 def _swa_reference(folders):
@@ -220,9 +223,24 @@ def test_tokenizer_from_run_folder_base_model_or_flag(runs, copy_run, tmp_path):
 
     run = copy_run(runs.notok)
     assert not any((ck / "tokenizer_config.json").exists() for ck in run.glob("checkpoint-*"))
+
+    def set_base(value):  # transformers 4.x records the base model's path, 5.x does not
+        for ck in run.glob("checkpoint-*"):
+            cfg = json.loads((ck / "config.json").read_text())
+            cfg.pop("_name_or_path", None)
+            cfg.update({"_name_or_path": value} if value else {})
+            (ck / "config.json").write_text(json.dumps(cfg))
+
+    set_base(None)
     with pytest.raises(EnsembleError, match="--tokenizer"):
         average_checkpoints(run, k=2, out=tmp_path / "a", progress=False)
     assert not (tmp_path / "a").exists()
+    set_base(str(runs.base))  # a local base-model folder named by the config is used
+    out = average_checkpoints(run, k=2, out=tmp_path / "from-config", progress=False)
+    assert json.loads((out / MANIFEST_NAME).read_text())["tokenizer_from"] == str(runs.base.resolve())
+    set_base("klue/roberta-large")  # a hub name is not a folder: ignored
+    with pytest.raises(EnsembleError, match="--tokenizer"):
+        average_checkpoints(run, k=2, out=tmp_path / "a", progress=False)
     out = average_checkpoints(run, k=2, out=tmp_path / "b", tokenizer=runs.base, progress=False)
     base_tok = AutoTokenizer.from_pretrained(runs.base)
     assert AutoTokenizer.from_pretrained(out)(runs.valid_texts[:4])["input_ids"] == base_tok(runs.valid_texts[:4])["input_ids"]
@@ -250,37 +268,35 @@ def test_default_output_folder_is_weights_run_top_k(runs, tmp_path, monkeypatch)
     assert out == Path("weights") / "tok-top4" and (tmp_path / out / "model.safetensors").is_file()
 
 
+class _Payload:
+    """Unpickling it creates ``marker``: proof that code ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
 def test_never_touches_training_pickles(runs, copy_run, tmp_path):
     """optimizer.pt, scheduler.pt, rng_state.pth and training_args.bin are never loaded."""
     import pickle
 
     run = copy_run(runs.tok)
     marker = tmp_path / "pwned"
-
-    class Payload:
-        def __reduce__(self):
-            return (open, (str(marker), "w"))
-
     for ck in run.glob("checkpoint-*"):
         for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth", "training_args.bin"):
-            (ck / name).write_bytes(pickle.dumps(Payload()))
+            (ck / name).write_bytes(pickle.dumps(_Payload(marker)))
     average_checkpoints(run, k=4, out=tmp_path / "avg", progress=False)
     assert not marker.exists()
 
 
 def test_hostile_pytorch_model_bin_is_refused_without_running_code(runs, copy_run, tmp_path):
-    import pickle
-
     run = copy_run(runs.tok)
     marker = tmp_path / "pwned"
-
-    class Payload:
-        def __reduce__(self):
-            return (open, (str(marker), "w"))
-
     ck = sorted(run.glob("checkpoint-*"))[0]
     (ck / "model.safetensors").unlink()
-    torch.save({"w": Payload()}, ck / "pytorch_model.bin")
+    torch.save({"w": _Payload(marker)}, ck / "pytorch_model.bin")
     with pytest.raises(EnsembleError, match="safetensors"):
         average_checkpoints([ck, sorted(run.glob("checkpoint-*"))[1]], out=tmp_path / "avg", progress=False)
     assert not marker.exists() and not (tmp_path / "avg").exists()

@@ -36,6 +36,9 @@ def _no_tokenizer(run: Path):
     for ck in _ckpts(run):
         for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"):
             (ck / f).unlink(missing_ok=True)
+        cfg = json.loads((ck / "config.json").read_text())
+        cfg.pop("_name_or_path", None)  # 4.x keeps the base model's path here
+        (ck / "config.json").write_text(json.dumps(cfg))
 
 
 # Each case: how to break a copy of the `tok` run, extra CLI args, and what the error names.
@@ -45,7 +48,7 @@ CASES = {
     "no_trainer_state": (lambda run: [(p / "trainer_state.json").unlink() for p in _ckpts(run)], [],
                          "no checkpoint holds a trainer_state.json"),
     "metric_typo": (lambda run: None, ["--metric", "acuracy"], "metric eval_acuracy is not logged"),
-    "k_too_large": (lambda run: None, ["--k", "50"], "k=50 but only 5 checkpoint(s)"),
+    "k_too_large": (lambda run: None, ["--k", "50"], "k=50 but only 6 checkpoint(s)"),
     "keys_differ": (lambda run: _edit_weights(_ckpts(run)[-1], lambda sd: sd.pop("classifier.bias")), [],
                     "has tensor 'classifier.bias' that"),
     "shapes_differ": (lambda run: _edit_weights(_ckpts(run)[-1], lambda sd: sd.update(
@@ -71,9 +74,9 @@ def test_bad_input_is_one_line_exit_1_and_nothing_left(case, runs, copy_run, tmp
     breaker, args, expected = CASES[case]
     run = copy_run(runs.tok, "run")
     # The best-ranked checkpoints must include the broken one: average them all.
+    k = [] if "--k" in args else ["--k", str(len(_ckpts(run)))]
     breaker(run)
     out = tmp_path / "out" / "avg"
-    k = [] if "--k" in args else ["--k", "5"]
     result = CliRunner().invoke(main, ["avg-ckpt", str(run), "--out", str(out), *k, *args])
     assert result.exit_code == 1, result.output
     error_lines = result.stderr.strip().splitlines()
@@ -104,7 +107,7 @@ def test_prints_the_ranked_table(runs, tmp_path):
     lines = result.stdout.splitlines()
     header = next(i for i, ln in enumerate(lines) if ln.startswith("rank"))
     assert "eval_accuracy (higher is better)" in lines[header]
-    chosen = [ln.split()[1] for ln in lines[header + 1:header + 6] if ln.rstrip().endswith("yes")]
+    chosen = [ln.split()[1] for ln in lines[header + 1:] if ln.rstrip().endswith("yes")]
     manifest = json.loads((tmp_path / "a" / "ensemble_manifest.json").read_text())
     assert chosen == [f"checkpoint-{c['step']}" for c in manifest["checkpoints"]]
 
