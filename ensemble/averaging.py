@@ -519,6 +519,11 @@ def _copy_files(src: Path, dst: Path, names: Iterable[str]) -> None:
             shutil.copyfile(src / n, dst / n)
 
 
+def _refuse_existing(out: Path, force: bool) -> None:
+    if out.exists() and not force:
+        raise EnsembleError(f"{out}: already exists; pass --force to replace it or --out for another folder")
+
+
 def average_checkpoints(
     run_or_paths: str | os.PathLike | Sequence[str | os.PathLike],
     k: int | None = None,
@@ -569,8 +574,7 @@ def average_checkpoints(
     if selection.ranking is not None:
         log.info("%s", selection.ranking.format_table(selection.chosen))
     out = Path(out) if out is not None else Path("weights") / f"{selection.name}-top{len(selection.chosen)}"
-    if out.exists() and not force:
-        raise EnsembleError(f"{out}: already exists; pass --force to replace it or --out for another folder")
+    _refuse_existing(out, force)
     folders = [c.path for c in selection.chosen]
     config = _check_configs(folders)
     tok_dir = _find_tokenizer(selection, config, tokenizer)
@@ -583,8 +587,7 @@ def average_checkpoints(
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         with lock:
-            if out.exists() and not force:  # another process may have finished first
-                raise EnsembleError(f"{out}: already exists; pass --force to replace it or --out for another folder")
+            _refuse_existing(out, force)  # another process may have finished first
             for folder in folders:
                 sets.append(_open_weights(folder))
             _check_compatible(sets)
