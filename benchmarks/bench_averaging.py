@@ -124,7 +124,10 @@ def run_child(mode: str, out: Path, paths: list[Path], cache: str) -> dict:
     if out.exists():
         shutil.rmtree(out)
     subprocess.run(["sync"], check=False)  # no writeback of the last output during timing
-    evict(paths) if cache == "cold" else warm(paths)
+    if cache == "cold":
+        evict(paths)
+    else:
+        warm(paths)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     p = subprocess.run([sys.executable, "-c", CHILD, mode, str(out), *map(str, paths)],
                        capture_output=True, text=True, env=env)

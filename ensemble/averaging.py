@@ -31,7 +31,7 @@ import numpy as np
 from . import __version__
 from .checkpoints import Checkpoint, Ranking, rank_checkpoints, rank_run, read_checkpoint, _CKPT_RE
 from .errors import EnsembleError
-from .hashing import HASH_NAME, StreamHasher
+from .hashing import HASH_NAME, StreamHasher, file_digest
 from .tensorio import (
     DTYPES,
     FLOAT_DTYPES,
@@ -437,7 +437,7 @@ class _Streamer:
         reader, info = self.sets[i].where[step.name]
         part = reader.read(info, step.start, step.count, buf)
         hasher = self.hashers.get(reader.path)
-        if hasher is not None and isinstance(reader, SafetensorsFile):
+        if hasher is not None:
             hasher.feed(info.start + step.start * info.itemsize, memoryview(buf)[:part.nbytes])
         return part
 
@@ -591,13 +591,16 @@ def average_checkpoints(
             for folder in folders:
                 sets.append(_open_weights(folder))
             _check_compatible(sets)
-            hashers = {f.path: StreamHasher(f.path, f.path.stat().st_size, getattr(f, "header_bytes", b""))
-                       for ws in sets for f in ws.files}
+            # Safetensors reads are the file's own bytes, so they feed its hash as they stream;
+            # a .bin file's tensors come through torch.load and the file is hashed on its own.
+            hashers = {f.path: StreamHasher(f.path, f.size, f.header_bytes)
+                       for ws in sets for f in ws.files if isinstance(f, SafetensorsFile)}
             tmp.mkdir()
             placeholder = _st_metadata(_manifest(selection, sets, None, accumulate_dtype, tok_dir))
             writers = _write_average(sets, tmp, placeholder, accumulate_dtype, hashers, progress)
-            manifest = _manifest(selection, sets, {p: h.hexdigest() for p, h in hashers.items()},
-                                 accumulate_dtype, tok_dir)
+            digests = {f.path: hashers[f.path].hexdigest() if f.path in hashers else file_digest(f.path)
+                       for ws in sets for f in ws.files}
+            manifest = _manifest(selection, sets, digests, accumulate_dtype, tok_dir)
             for w in writers:  # same length as the placeholder hashes, so it fits in place
                 w.rewrite_metadata(_st_metadata(manifest))
             shutil.copyfile(folders[0] / "config.json", tmp / "config.json")

@@ -176,6 +176,10 @@ def test_legacy_pytorch_model_bin_is_read_with_weights_only(runs, copy_run, tmp_
     got = load_file(out / "model.safetensors")
     for k in ref:
         torch.testing.assert_close(got[k], ref[k], atol=1e-7, rtol=0)
+    for entry in json.loads((out / MANIFEST_NAME).read_text())["checkpoints"]:
+        f = entry["files"][0]
+        assert f["name"] == "pytorch_model.bin"
+        assert f["blake3"] == blake3((Path(entry["path"]) / f["name"]).read_bytes()).hexdigest()
 
 
 def test_tied_weights_in_a_legacy_bin_stay_equal(tmp_path):
