@@ -6,6 +6,7 @@ Built once per test session (about 15 s on 2 CPU cores). Tests must not modify t
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -54,6 +55,21 @@ def runs(tmp_path_factory) -> Runs:
               save_tokenizer=False, save_total_limit=3, metrics=("f1",), metric_for_best_model="f1",
               load_best_model_at_end=True)
     return Runs(root / "base", root / "tok", root / "notok", valid[0], valid[1])
+
+
+DROP = object()
+
+
+def edit_config(checkpoint: Path, **changes) -> None:
+    """Rewrite a checkpoint's config.json with ``changes``; a value of ``DROP`` removes the key."""
+    path = checkpoint / "config.json"
+    cfg = json.loads(path.read_text())
+    for key, value in changes.items():
+        if value is DROP:
+            cfg.pop(key, None)
+        else:
+            cfg[key] = value
+    path.write_text(json.dumps(cfg))
 
 
 @pytest.fixture

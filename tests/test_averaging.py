@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from ensemble.averaging import MANIFEST_NAME, average_checkpoints, select_checkpoints
 from ensemble.checkpoints import rank_run
 from ensemble.errors import EnsembleError
+from tests.conftest import DROP, edit_config
 
 
 def _load_model(folder):
@@ -230,10 +231,7 @@ def test_tokenizer_from_run_folder_base_model_or_flag(runs, copy_run, tmp_path):
 
     def set_base(value):  # transformers 4.x records the base model's path, 5.x does not
         for ck in run.glob("checkpoint-*"):
-            cfg = json.loads((ck / "config.json").read_text())
-            cfg.pop("_name_or_path", None)
-            cfg.update({"_name_or_path": value} if value else {})
-            (ck / "config.json").write_text(json.dumps(cfg))
+            edit_config(ck, _name_or_path=DROP if value is None else value)
 
     set_base(None)
     with pytest.raises(EnsembleError, match="--tokenizer"):

@@ -14,16 +14,11 @@ from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
 
 from ensemble.cli import main
+from tests.conftest import DROP, edit_config
 
 
 def _ckpts(run: Path) -> list[Path]:
     return sorted(run.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-
-
-def _edit_config(ck: Path, **changes):
-    cfg = json.loads((ck / "config.json").read_text())
-    cfg.update(changes)
-    (ck / "config.json").write_text(json.dumps(cfg))
 
 
 def _edit_weights(ck: Path, fn):
@@ -36,9 +31,7 @@ def _no_tokenizer(run: Path):
     for ck in _ckpts(run):
         for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"):
             (ck / f).unlink(missing_ok=True)
-        cfg = json.loads((ck / "config.json").read_text())
-        cfg.pop("_name_or_path", None)  # 4.x keeps the base model's path here
-        (ck / "config.json").write_text(json.dumps(cfg))
+        edit_config(ck, _name_or_path=DROP)  # 4.x keeps the base model's path here
 
 
 # Each case: how to break a copy of the `tok` run, extra CLI args, and what the error names.
@@ -55,9 +48,9 @@ CASES = {
         {"classifier.bias": torch.zeros(5)})), [], "tensor 'classifier.bias' is F32["),
     "dtypes_differ": (lambda run: _edit_weights(_ckpts(run)[-1], lambda sd: sd.update(
         {"classifier.bias": sd["classifier.bias"].half()})), [], "tensor 'classifier.bias' is F"),
-    "architectures_differ": (lambda run: _edit_config(_ckpts(run)[-1], architectures=["BertForMaskedLM"]), [],
+    "architectures_differ": (lambda run: edit_config(_ckpts(run)[-1], architectures=["BertForMaskedLM"]), [],
                              "architectures is ['Bert"),
-    "labels_differ": (lambda run: _edit_config(_ckpts(run)[-1], id2label={"0": "a", "1": "b", "2": "c"}), [],
+    "labels_differ": (lambda run: edit_config(_ckpts(run)[-1], id2label={"0": "a", "1": "b", "2": "c"}), [],
                       "id2label is"),
     "truncated_weights": (lambda run: (_ckpts(run)[-1] / "model.safetensors").write_bytes(
         (_ckpts(run)[-1] / "model.safetensors").read_bytes()[:5000]), [], "truncated or corrupt safetensors"),
