@@ -32,6 +32,7 @@ from . import __version__
 from .checkpoints import Checkpoint, Ranking, rank_checkpoints, rank_run, read_checkpoint, _CKPT_RE
 from .errors import EnsembleError
 from .hashing import HASH_NAME, StreamHasher, file_digest
+from .modelfiles import TOKENIZER_FILES, has_tokenizer, has_weights, read_config
 from .tensorio import (
     DTYPES,
     FLOAT_DTYPES,
@@ -43,7 +44,7 @@ from .tensorio import (
     to_float,
 )
 
-__all__ = ["average_checkpoints", "select_checkpoints", "Selection", "MANIFEST_NAME"]
+__all__ = ["average_checkpoints", "select_checkpoints", "Selection", "MANIFEST_NAME", "parse_k"]
 
 log = logging.getLogger(__name__)
 
@@ -52,23 +53,6 @@ MANIFEST_SCHEMA = "ensemble.average/1"
 # Elements per chunk: 256K elements is 1 MiB of float32 accumulator, small enough to stay in
 # the CPU cache while K chunks are summed into it (measured faster here than 1M or 4M).
 CHUNK_ELEMENTS = 1 << 18
-# Files the tokenizer of a Hugging Face model can consist of.
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.txt",
-    "vocab.json",
-    "merges.txt",
-    "spiece.model",
-    "sentencepiece.bpe.model",
-    "tokenizer.model",
-    "bpe.codes",
-    "chat_template.jinja",
-)
-_TOKENIZER_MARKERS = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json",
-                      "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
 # Config fields that must agree for weights to be averaged meaningfully.
 _CONFIG_KEYS = ("model_type", "architectures", "id2label")
 _PICKLE_FILES = ("optimizer.pt", "scheduler.pt", "training_args.bin")  # never loaded
@@ -119,9 +103,10 @@ def select_checkpoints(
     ----------
     run_or_paths : path or sequence of paths
         A ``Trainer`` output folder holding ``checkpoint-N`` folders, or checkpoint folders.
-    k : int, optional
+    k : int or "all", optional
         How many of the best to keep. Default: 4 for a run folder; every folder given when
         checkpoint folders are listed (with ``k``, the best ``k`` of them by ``metric``).
+        "all": every checkpoint that logged the metric, ranked.
     metric, greater_is_better
         See :func:`ensemble.checkpoints.rank_checkpoints`.
     """
@@ -132,11 +117,11 @@ def select_checkpoints(
         raise EnsembleError("no run folder or checkpoint folders given; pass at least one")
     if len(paths) == 1 and _is_run_folder(paths[0]):
         ranking = rank_run(paths[0], metric, greater_is_better)
-        return Selection(ranking.top(4 if k is None else k), ranking, paths[0])
+        return Selection(ranking.top(4 if k is None else len(ranking.ranked) if k == "all" else k), ranking, paths[0])
     for p in paths:
         if not p.is_dir():
             raise EnsembleError(f"{p}: not a folder; pass a Trainer run folder or checkpoint folders")
-        if not _has_weights(p):
+        if not has_weights(p):
             if len(paths) == 1:
                 raise EnsembleError(
                     f"{p}: no checkpoint-N folders and no model weights; "
@@ -149,15 +134,11 @@ def select_checkpoints(
     if k is None and metric is None:
         return Selection(tuple(checkpoints), None, None)
     ranking = rank_checkpoints(checkpoints, metric, greater_is_better)
-    return Selection(ranking.top(len(checkpoints) if k is None else k), ranking, None)
+    return Selection(ranking.top(len(checkpoints) if k is None else len(ranking.ranked) if k == "all" else k),
+                     ranking, None)
 
 
 # --------------------------------------------------------------------------- weight sources
-
-
-def _has_weights(folder: Path) -> bool:
-    return any((folder / n).is_file() for n in (
-        "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"))
 
 
 class _TorchBinFile:
@@ -274,19 +255,8 @@ def _open_weights(folder: Path) -> _WeightSet:
     )
 
 
-def _read_config(folder: Path) -> dict:
-    path = folder / "config.json"
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise EnsembleError(f"{path}: not found; every checkpoint needs its config.json") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise EnsembleError(f"{path}: not valid JSON; restore it from the training run") from None
-
-
 def _check_configs(folders: Sequence[Path]) -> dict:
-    configs = [_read_config(f) for f in folders]
+    configs = [read_config(f) for f in folders]
     for key in _CONFIG_KEYS:
         ref = configs[0].get(key)
         for folder, cfg in zip(folders[1:], configs[1:]):
@@ -320,14 +290,10 @@ def _check_compatible(sets: Sequence[_WeightSet]) -> None:
 # --------------------------------------------------------------------------- tokenizer
 
 
-def _has_tokenizer(folder: Path) -> bool:
-    return folder.is_dir() and any((folder / n).is_file() for n in _TOKENIZER_MARKERS)
-
-
 def _find_tokenizer(selection: Selection, config: dict, tokenizer: str | os.PathLike | None) -> Path:
     if tokenizer is not None:
         t = Path(tokenizer)
-        if not _has_tokenizer(t):
+        if not has_tokenizer(t):
             raise EnsembleError(f"{t}: no tokenizer files (tokenizer.json, tokenizer_config.json, vocab.txt...); "
                                 "pass the folder the tokenizer was saved to")
         return t
@@ -340,7 +306,7 @@ def _find_tokenizer(selection: Selection, config: dict, tokenizer: str | os.Path
     if isinstance(base, str) and base and Path(base).is_dir():
         candidates.append(Path(base))
     for c in candidates:
-        if _has_tokenizer(c):
+        if has_tokenizer(c):
             return c
     raise EnsembleError(
         f"{selection.chosen[0].path}: no tokenizer in the checkpoints or the run folder; "
@@ -362,7 +328,7 @@ def _versions() -> dict[str, str]:
 
 
 def _manifest(selection: Selection, sets: Sequence[_WeightSet], hashes: dict[Path, str] | None,
-              accumulate: str, tokenizer_from: Path) -> dict:
+              accumulate: str, tokenizer_from: Path, search: dict | None = None) -> dict:
     ranking = selection.ranking
     metric = ranking.metric if ranking else None
 
@@ -371,15 +337,21 @@ def _manifest(selection: Selection, sets: Sequence[_WeightSet], hashes: dict[Pat
                  HASH_NAME: hashes[f.path] if hashes else "0" * 64} for f in ws.files]
 
     chosen = {c.path for c in selection.chosen}
+    search = search or {}
     return {
         "schema": MANIFEST_SCHEMA,
-        "method": "uniform",
+        "method": search.get("method", "uniform"),
         "k": len(selection.chosen),
         "metric": metric,
         "greater_is_better": ranking.greater_is_better if ranking else None,
         # The checkpoints were chosen by the Trainer's eval metric: a score of this average on
         # that same eval set is optimistic (read by the report).
         "selected_on_eval_set": ranking is not None,
+        # A greedy soup or a K chosen by the score on a held-out split: that split's score of the
+        # result is optimistic too, and must not be reported as an estimate.
+        "selected_on_holdout": bool(search),
+        "holdout": search.get("holdout"),
+        "search": search.get("trials"),
         "run": str(selection.run_dir.resolve()) if selection.run_dir else None,
         "checkpoints": [
             {"path": str(c.path.resolve()), "step": c.step,
@@ -524,16 +496,136 @@ def _refuse_existing(out: Path, force: bool) -> None:
         raise EnsembleError(f"{out}: already exists; pass --force to replace it or --out for another folder")
 
 
+def parse_k(k) -> int | str | tuple[int, ...] | None:
+    """``k`` as given: None, an int, "auto", or several values ("2,3,4" or a sequence of ints)."""
+    if k is None or (isinstance(k, int) and not isinstance(k, bool)):
+        if k is not None and k < 1:
+            raise EnsembleError(f"k must be at least 1, got {k}")
+        return k
+    if isinstance(k, str):
+        k = k.strip()
+        if k == "auto":
+            return k
+        try:
+            values = tuple(int(v) for v in k.split(","))
+        except ValueError:
+            raise EnsembleError(f"--k must be a number, 'auto' or a list like 2,3,4; got {k!r}") from None
+    else:
+        values = tuple(int(v) for v in k)
+    if not values or min(values) < 1:
+        raise EnsembleError(f"k values must be at least 1, got {k!r}")
+    return values[0] if len(values) == 1 else tuple(sorted(set(values)))
+
+
+class _HoldoutScorer:
+    """Accuracy on a labelled split of the average of a set of checkpoints, computed in memory:
+    a running float32 sum of the state dicts, loaded into one model for each evaluation."""
+
+    def __init__(self, best: Checkpoint, tok_dir: Path, holdout, batch_size: int, device: str):
+        from .inference import InferenceSettings, ModelRef, ModelSession
+
+        self.session = ModelSession(ModelRef.open(best.path, tokenizer=tok_dir),
+                                    InferenceSettings(batch_size=batch_size, device=device), cache=None)
+        self.holdout = holdout
+        self.y = holdout.label_indices(self.session.ref.labels, model=str(best.path))
+        self.enc = self.session.encode(holdout)
+
+    @staticmethod
+    def load(checkpoint: Checkpoint) -> dict[str, np.ndarray]:
+        ws = _open_weights(checkpoint.path)
+        try:
+            out = {}
+            for name, (reader, info) in ws.where.items():
+                if info.dtype in FLOAT_DTYPES:
+                    buf = bytearray(info.nbytes)
+                    part = reader.read(info, 0, info.numel, buf) if info.numel else np.zeros(0, DTYPES[info.dtype][0])
+                    out[name] = to_float(part, info.dtype, np.dtype("float32")).reshape(info.shape).copy()
+            return out
+        finally:
+            ws.close()
+
+    def score(self, total: dict[str, np.ndarray], count: int) -> float:
+        import torch
+
+        model = self.session.model
+        state = {k: torch.from_numpy(v / count) for k, v in total.items()}
+        result = model.load_state_dict(state, strict=False)
+        if result.unexpected_keys:
+            raise EnsembleError(f"{self.session.ref.folder}: tensor {result.unexpected_keys[0]!r} is not in the model; "
+                                "only checkpoints of one model can be averaged")
+        values = self.session.compute(self.holdout, self.enc)
+        return float((values.argmax(axis=1) == self.y).mean())
+
+
+def _search(ranking: Ranking, method: str, k, holdout, tok_dir: Path, batch_size: int, device: str,
+            progress: bool) -> tuple[tuple[Checkpoint, ...], dict]:
+    """Greedy soup, or the K whose top-K average scores best on ``holdout``.
+
+    Greedy soup (Wortsman et al., 2022, recipe 1): checkpoints in metric order, each added to the
+    running average when the held-out accuracy does not drop. A tie adds it: an average of more
+    checkpoints that scores the same is at least as flat a solution, and the paper's rule is the
+    same (>=). K search: the top-K average for each K; the best score wins, the larger K on ties.
+    """
+    from tqdm.auto import tqdm
+
+    candidates = list(ranking.ranked)
+    if method == "greedy" and isinstance(k, int):
+        candidates = candidates[:k]
+    ks = None
+    if method == "uniform":
+        ks = tuple(range(1, len(candidates) + 1)) if k == "auto" else k
+        if max(ks) > len(candidates):
+            raise EnsembleError(f"{candidates[0].path.parent}: k={max(ks)} but only {len(candidates)} "
+                                "checkpoints have the metric; pass smaller values of --k")
+        candidates = candidates[:max(ks)]
+    scorer = _HoldoutScorer(candidates[0], tok_dir, holdout, batch_size, device)
+    metric = ranking.metric
+    trials, chosen = [], []
+    total, count, best = None, 0, -1.0
+    with tqdm(total=len(candidates), desc=f"{method} search", unit="ckpt", disable=not progress, leave=False) as bar:
+        for ck in candidates:
+            weights = scorer.load(ck)
+            trial = weights if total is None else {n: total[n] + weights[n] for n in total}
+            del weights
+            if method == "greedy":
+                acc = scorer.score(trial, count + 1)
+                accepted = acc >= best
+                if accepted:
+                    total, count, best = trial, count + 1, acc
+                    chosen.append(ck)
+                trials.append({"step": ck.step, "metric_value": ck.metrics.get(metric),
+                               "holdout_accuracy": acc, "accepted": accepted})
+            else:
+                total, count = trial, count + 1
+                if count in ks:
+                    acc = scorer.score(total, count)
+                    trials.append({"k": count, "holdout_accuracy": acc})
+                    if acc >= best:
+                        best, chosen = acc, candidates[:count]
+            bar.update(1)
+    holdout_info = {"path": str(holdout.path.resolve()), "data_digest": holdout.digest, "rows": len(holdout),
+                    "metric": "accuracy", "score": best}
+    for t in trials:
+        log.info("  %s", ", ".join(f"{a}={b:.4f}" if isinstance(b, float) else f"{a}={b}" for a, b in t.items()))
+    log.info("%s: %d checkpoints chosen on %s (accuracy %.4f)", "greedy soup" if method == "greedy" else "k search",
+             len(chosen), holdout.path, best)
+    return tuple(chosen), {"method": method, "holdout": holdout_info, "trials": trials}
+
+
 def average_checkpoints(
     run_or_paths: str | os.PathLike | Sequence[str | os.PathLike],
-    k: int | None = None,
+    k: int | str | Sequence[int] | None = None,
     metric: str | None = None,
     out: str | os.PathLike | None = None,
     *,
+    method: str = "uniform",
+    holdout=None,
     greater_is_better: bool | None = None,
     tokenizer: str | os.PathLike | None = None,
     accumulate_dtype: str = "float32",
     force: bool = False,
+    batch_size: int = 32,
+    device: str = "auto",
     progress: bool = True,
 ) -> Path:
     """Average the top-``k`` checkpoints of a run into a model folder ``from_pretrained`` loads.
@@ -542,14 +634,22 @@ def average_checkpoints(
     ----------
     run_or_paths : path or sequence of paths
         A ``Trainer`` output folder, or ``checkpoint-N`` folders.
-    k : int, optional
+    k : int, "auto" or sequence of int, optional
         Number of best checkpoints to average. Default 4 for a run folder; all the folders when
-        checkpoint folders are listed.
+        checkpoint folders are listed. "auto" or several values (``"2,3,4"``, ``[2, 3, 4]``):
+        the K whose top-K average scores best on ``holdout`` (ties: the larger K). With
+        ``method="greedy"``: how many of the best checkpoints are candidates (default all).
     metric : str, optional
         The eval metric to rank by (``eval_`` prefix optional). Default ``eval_accuracy`` when
         logged, else the run's ``metric_for_best_model``, else ``eval_loss``.
     out : path-like, optional
         Output folder. Default ``weights/<run-name>-top<K>`` under the current directory.
+    method : {"uniform", "greedy"}, default "uniform"
+        "greedy": greedy soup, each checkpoint in metric order joins the average when the
+        accuracy on ``holdout`` does not drop (ties join).
+    holdout : Split or path-like, optional
+        A labelled split to score soups and K on (needed by "greedy" and a searched K). Its
+        score of the result is then optimistic: the manifest records ``selected_on_holdout``.
     greater_is_better : bool, optional
         Metric direction. Default: inferred from the name (``*loss`` is lower-is-better).
     tokenizer : path-like, optional
@@ -559,6 +659,8 @@ def average_checkpoints(
         Precision of the running sum; results are written in the checkpoints' dtype.
     force : bool, default False
         Replace ``out`` if it exists.
+    batch_size, device
+        Inference settings for scoring on ``holdout`` (see :class:`~ensemble.inference.InferenceSettings`).
     progress : bool, default True
         Show a progress bar (on stderr).
 
@@ -570,10 +672,31 @@ def average_checkpoints(
     """
     if accumulate_dtype not in ("float32", "float64"):
         raise EnsembleError(f"accumulate_dtype must be 'float32' or 'float64', got {accumulate_dtype!r}")
-    selection = select_checkpoints(run_or_paths, k, metric, greater_is_better)
+    if method not in ("uniform", "greedy"):
+        raise EnsembleError(f"method must be 'uniform' or 'greedy', got {method!r}")
+    k = parse_k(k)
+    searched = method == "greedy" or k == "auto" or isinstance(k, tuple)
+    if searched and holdout is None:
+        what = "--method greedy" if method == "greedy" else f"--k {k if k == 'auto' else ','.join(map(str, k))}"
+        raise EnsembleError(f"{what} needs --holdout: a labelled data file to score the averages on")
+    if not searched and holdout is not None:
+        raise EnsembleError("--holdout is used only by --method greedy and --k auto (or --k 2,3,4); drop it")
+    search = None
+    if searched:
+        from .data import Split, load_split
+
+        holdout = holdout if isinstance(holdout, Split) else load_split(holdout, require_label=True)
+        every = select_checkpoints(run_or_paths, "all", metric, greater_is_better)
+        config = _check_configs([c.path for c in every.chosen])
+        tok_dir = _find_tokenizer(every, config, tokenizer)
+        chosen, search = _search(every.ranking, method, k, holdout, tok_dir, batch_size, device, progress)
+        selection = Selection(chosen, every.ranking, every.run_dir)
+    else:
+        selection = select_checkpoints(run_or_paths, k, metric, greater_is_better)
     if selection.ranking is not None:
         log.info("%s", selection.ranking.format_table(selection.chosen))
-    out = Path(out) if out is not None else Path("weights") / f"{selection.name}-top{len(selection.chosen)}"
+    tag = "greedy" if method == "greedy" else "top"
+    out = Path(out) if out is not None else Path("weights") / f"{selection.name}-{tag}{len(selection.chosen)}"
     _refuse_existing(out, force)
     folders = [c.path for c in selection.chosen]
     config = _check_configs(folders)
@@ -596,11 +719,11 @@ def average_checkpoints(
             hashers = {f.path: StreamHasher(f.path, f.size, f.header_bytes)
                        for ws in sets for f in ws.files if isinstance(f, SafetensorsFile)}
             tmp.mkdir()
-            placeholder = _st_metadata(_manifest(selection, sets, None, accumulate_dtype, tok_dir))
+            placeholder = _st_metadata(_manifest(selection, sets, None, accumulate_dtype, tok_dir, search))
             writers = _write_average(sets, tmp, placeholder, accumulate_dtype, hashers, progress)
             digests = {f.path: hashers[f.path].hexdigest() if f.path in hashers else file_digest(f.path)
                        for ws in sets for f in ws.files}
-            manifest = _manifest(selection, sets, digests, accumulate_dtype, tok_dir)
+            manifest = _manifest(selection, sets, digests, accumulate_dtype, tok_dir, search)
             for w in writers:  # same length as the placeholder hashes, so it fits in place
                 w.rewrite_metadata(_st_metadata(manifest))
             shutil.copyfile(folders[0] / "config.json", tmp / "config.json")
