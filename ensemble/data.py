@@ -1,0 +1,244 @@
+"""Read a labelled or unlabelled split (CSV, TSV, JSONL, Parquet) into ids, texts and labels.
+
+Every cell is read as text (``keep_default_na=False``): an id ``007`` stays ``007``, a comment
+that says ``NA`` stays ``NA``. Ids are strings; they are what voting aligns rows by and what the
+submission writes back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import EnsembleError
+
+__all__ = ["Split", "load_split", "FORMATS"]
+
+log = logging.getLogger(__name__)
+
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".json": "jsonl",
+           ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+_COMPRESSION = (".gz", ".bz2", ".zip", ".xz", ".zst")
+# The default column names looked for when none is given.
+DEFAULT_ID, DEFAULT_TEXT, DEFAULT_LABEL = "id", "text", "label"
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """One data file, read.
+
+    Attributes
+    ----------
+    path : Path
+        The file.
+    ids : ndarray of str, shape (n,)
+        Sample ids (row numbers as strings, ``"0"``..., when the file has no id column).
+    texts : tuple of list of str
+        One list of n texts, or two for text pairs.
+    labels : ndarray of str, shape (n,), or None
+        The label column as written (class names, or integers as strings); None when unlabelled.
+    id_column, text_columns, label_column
+        The columns read; ``id_column`` is None when ids are row numbers.
+    name : str
+        The split's name; default the file name without suffixes (``valid`` for ``valid.csv.gz``).
+    """
+
+    path: Path
+    ids: np.ndarray
+    texts: tuple[list[str], ...]
+    labels: np.ndarray | None = None
+    id_column: str | None = None
+    text_columns: tuple[str, ...] = ("text",)
+    label_column: str | None = None
+    name: str = ""
+    _digest: list = field(default_factory=list, repr=False)
+
+    def __post_init__(self):
+        if not self.name:  # the file name without its suffixes: "valid" for data/valid.csv.gz
+            object.__setattr__(self, "name", self.path.name.split(".")[0])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def digest(self) -> str:
+        """BLAKE3 of what the model sees and the rows are named by: the ids and the text
+        column(s), in order. Labels are left out: they do not change logits."""
+        if not self._digest:
+            from blake3 import blake3
+
+            h = blake3(b"ensemble.split/1\0")
+            h.update(json.dumps({"ids": self.ids.tolist(), "texts": list(self.texts)},
+                                ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+            self._digest.append(h.hexdigest())
+        return self._digest[0]
+
+    def label_indices(self, classes: Sequence[str], model: str = "the model") -> np.ndarray:
+        """The labels as indices into ``classes`` (a model's class names in column order).
+
+        A label matches a class name first; failing that, an integer label is taken as a class
+        index. Raises :class:`EnsembleError` naming the first label the model does not know.
+        """
+        if self.labels is None:
+            raise EnsembleError(f"{self.path}: has no label column; pass --label with the column of true labels")
+        index = {name: i for i, name in enumerate(classes)}
+        out = np.empty(len(self.labels), dtype=np.int64)
+        for row, value in enumerate(self.labels):
+            i = index.get(value)
+            if i is None and not _names_are_integers(classes) and value.lstrip("-").isdigit():
+                i = int(value) if 0 <= int(value) < len(classes) else None
+            if i is None:
+                raise EnsembleError(
+                    f"{self.path}: label {value!r} (row {row + 1}) is not a class of {model} "
+                    f"(classes: {', '.join(classes)}); fix the label column or the model's id2label"
+                )
+            out[row] = i
+        return out
+
+
+def _names_are_integers(classes: Sequence[str]) -> bool:
+    return all(c.lstrip("-").isdigit() for c in classes)
+
+
+def _format(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    while suffixes and suffixes[-1] in _COMPRESSION:
+        suffixes.pop()
+    fmt = FORMATS.get(suffixes[-1] if suffixes else "")
+    if fmt is None:
+        raise EnsembleError(f"{path}: unknown data format; use .csv, .tsv, .jsonl or .parquet")
+    return fmt
+
+
+def _encoding_hint(path: Path) -> str:
+    """Why a file is not UTF-8, in words, from its first bytes."""
+    head = path.open("rb").read(1 << 16)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "it is UTF-16; pass --encoding utf-16 or re-save it as UTF-8"
+    try:
+        head.decode("cp949", errors="strict")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 2:  # not just a character cut at the end of the sample
+            return "pass --encoding with the file's encoding, or re-save it as UTF-8"
+    return "it looks like cp949 (Korean Windows); pass --encoding cp949"
+
+
+def _read_frame(path: Path, fmt: str, encoding: str | None):
+    import pandas as pd
+
+    enc = encoding or "utf-8-sig"
+    try:
+        if fmt in ("csv", "tsv"):
+            return pd.read_csv(path, sep="," if fmt == "csv" else "\t", dtype=str, keep_default_na=False,
+                               encoding=enc)
+        if fmt == "jsonl":
+            return pd.read_json(path, lines=True, dtype=False, encoding=enc)
+        try:
+            return pd.read_parquet(path)
+        except ImportError:
+            raise EnsembleError(f"{path}: reading Parquet needs pyarrow; pip install pyarrow") from None
+    except FileNotFoundError:
+        raise EnsembleError(f"{path}: not found; check the path") from None
+    except IsADirectoryError:
+        raise EnsembleError(f"{path}: is a folder; pass a data file") from None
+    except UnicodeDecodeError:
+        if encoding:
+            raise EnsembleError(f"{path}: cannot be read as {encoding}; pass --encoding with the file's encoding") from None
+        raise EnsembleError(f"{path}: is not UTF-8; {_encoding_hint(path)}") from None
+    except LookupError:
+        raise EnsembleError(f"{path}: unknown encoding {encoding!r}; pass a Python codec name such as cp949") from None
+    except pd.errors.EmptyDataError:
+        raise EnsembleError(f"{path}: is empty; it needs a header row and data rows") from None
+    except (pd.errors.ParserError, ValueError) as e:
+        first = str(e).strip().splitlines()[0][:150] if str(e).strip() else type(e).__name__
+        raise EnsembleError(f"{path}: cannot be parsed as {fmt.upper()} ({first}); check the file") from None
+
+
+def _column(frame, path: Path, name: str, what: str) -> list:
+    if name not in frame.columns:
+        cols = ", ".join(map(str, frame.columns))
+        raise EnsembleError(f"{path}: no {what} column {name!r} (columns: {cols}); pass --{what} with one of them")
+    return frame[name].tolist()
+
+
+def _as_text(values: list, path: Path, column: str) -> list[str]:
+    out = []
+    for row, v in enumerate(values):
+        if v is None or (isinstance(v, float) and v != v):
+            raise EnsembleError(f"{path}: column {column!r} is empty in row {row + 1}; fill or drop such rows")
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)  # a JSON or Parquet label 1.0 is the class 1
+        out.append(v if isinstance(v, str) else str(v))
+    return out
+
+
+def load_split(
+    path: str | os.PathLike,
+    id: str | None = None,
+    text: str | Sequence[str] | None = None,
+    label: str | None = None,
+    *,
+    encoding: str | None = None,
+    require_label: bool = False,
+    name: str = "",
+) -> Split:
+    """Read a data file into a :class:`Split`.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.csv``, ``.tsv``, ``.jsonl`` or ``.parquet`` (optionally compressed, e.g. ``.csv.gz``).
+    id : str, optional
+        The id column. Default ``"id"`` when the file has one, else row numbers (said in the log).
+    text : str or pair of str, optional
+        The text column, or two columns for text pairs. Default ``"text"``.
+    label : str, optional
+        The label column. Default ``"label"`` when the file has one, else unlabelled.
+    encoding : str, optional
+        The text encoding of CSV, TSV and JSONL files. Default UTF-8 (with or without a BOM).
+    require_label : bool, default False
+        Raise when the split has no label column.
+    name : str, optional
+        The split's name in outputs. Default: the file name without suffixes.
+    """
+    path = Path(path)
+    fmt = _format(path)
+    frame = _read_frame(path, fmt, encoding)
+    frame.columns = [str(c) for c in frame.columns]
+    if len(frame.columns) == 0:
+        raise EnsembleError(f"{path}: is empty; it needs a header row and data rows")
+    if len(frame) == 0:
+        raise EnsembleError(f"{path}: has a header but no rows")
+    text_columns = (DEFAULT_TEXT,) if text is None else ((text,) if isinstance(text, str) else tuple(text))
+    if not 1 <= len(text_columns) <= 2:
+        raise EnsembleError(f"{path}: give one text column or two (a text pair), got {len(text_columns)}")
+    texts = tuple(_as_text(_column(frame, path, c, "text"), path, c) for c in text_columns)
+
+    if id is None and DEFAULT_ID not in frame.columns:
+        ids = np.array([str(i) for i in range(len(frame))], dtype=object)
+        id_column = None
+        log.info("%s: no %r column; rows are identified by their number (0...%d)", path, DEFAULT_ID, len(frame) - 1)
+    else:
+        id_column = id or DEFAULT_ID
+        ids = np.array(_as_text(_column(frame, path, id_column, "id"), path, id_column), dtype=object)
+        seen: dict[str, int] = {}
+        for row, v in enumerate(ids):
+            if v in seen:
+                raise EnsembleError(f"{path}: id {v!r} appears in rows {seen[v] + 1} and {row + 1}; ids must be unique")
+            seen[v] = row
+
+    if label is None and DEFAULT_LABEL not in frame.columns:
+        labels, label_column = None, None
+        if require_label:
+            cols = ", ".join(frame.columns)
+            raise EnsembleError(f"{path}: no label column {DEFAULT_LABEL!r} (columns: {cols}); pass --label with the column of true labels")
+    else:
+        label_column = label or DEFAULT_LABEL
+        labels = np.array(_as_text(_column(frame, path, label_column, "label"), path, label_column), dtype=object)
+    return Split(path, ids, texts, labels, id_column, text_columns, label_column, name)
