@@ -8,12 +8,14 @@ hashlib's sha256: hashing every source checkpoint costs less than reading it.
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from blake3 import blake3
 
-__all__ = ["HASH_NAME", "file_digest", "StreamHasher"]
+__all__ = ["HASH_NAME", "file_digest", "StreamHasher", "DigestMemo"]
 
 HASH_NAME = "blake3"
 _CHUNK = 8 << 20
@@ -57,3 +59,60 @@ class StreamHasher:
         if self._in_order and self._pos == self.size:
             return self._h.hexdigest()
         return file_digest(self.path)
+
+
+class DigestMemo:
+    """File digests memoised by (path, size, mtime_ns, inode), so that a big model is not
+    re-hashed on every run; any change of the four re-hashes the file.
+
+    A file modified less than two seconds before it is hashed is not memoised: a second write
+    within the file system's timestamp granularity could leave all four unchanged (git's "racy
+    clean" problem). The memo is a SQLite file, safe to share between processes; ``None`` keeps
+    it in memory.
+    """
+
+    RACY_NS = 2_000_000_000
+
+    def __init__(self, db: str | os.PathLike | None = None):
+        self.db = Path(db) if db is not None else None
+        self._mem: dict[str, tuple] = {}
+
+    def _connect(self):
+        self.db.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(self.db, timeout=60)
+        con.execute("CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, size INTEGER, "
+                    "mtime_ns INTEGER, inode INTEGER, digest TEXT)")
+        return con
+
+    def _lookup(self, key: str):
+        if self.db is None:
+            return self._mem.get(key)
+        try:
+            with self._connect() as con:
+                return con.execute("SELECT size, mtime_ns, inode, digest FROM digests WHERE path = ?",
+                                   (key,)).fetchone()
+        except sqlite3.Error:
+            return None  # an unreadable memo only costs a re-hash
+
+    def _store(self, key: str, row: tuple) -> None:
+        if self.db is None:
+            self._mem[key] = row
+            return
+        try:
+            with self._connect() as con:
+                con.execute("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?)", (key, *row))
+        except sqlite3.Error:
+            pass
+
+    def digest(self, path: str | os.PathLike) -> str:
+        """The hex BLAKE3 digest of ``path``'s bytes."""
+        path = Path(path).resolve()
+        st = path.stat()
+        stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+        row = self._lookup(str(path))
+        if row is not None and tuple(row[:3]) == stamp:
+            return row[3]
+        digest = file_digest(path)
+        if time.time_ns() - st.st_mtime_ns > self.RACY_NS and path.stat().st_mtime_ns == st.st_mtime_ns:
+            self._store(str(path), (*stamp, digest))
+        return digest
