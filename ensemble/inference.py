@@ -1,0 +1,618 @@
+"""Run a sequence classifier over a split and return its logits, in input order, cached.
+
+Texts are tokenized once without padding, sorted by token length (longest first, so that the
+largest batch, and any out-of-memory error, comes first) and cut into batches padded to their
+own longest row (optionally to a multiple of ``pad_to_multiple_of``). The model runs under
+``torch.inference_mode()`` with transformers' SDPA attention where the architecture has it
+(eager otherwise); rows are scattered back into input order.
+
+Under ``accelerate launch`` (several GPUs or nodes) each process takes every P-th batch of the
+same length-sorted list; the results travel with their row indices and are put back in input
+order on every process; the main process checks that every row came exactly once and alone
+writes the cache. The batches are those of a single-process run, so the number of processes is
+not part of the cache key.
+
+Only :class:`Logits` is needed to read cached results: this module imports torch and
+transformers inside the functions that run a model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from .errors import EnsembleError
+from .modelfiles import TOKENIZER_FILES, classifier_rows, has_tokenizer, read_config, weight_files
+
+__all__ = ["Logits", "InferenceSettings", "ModelRef", "predict_logits", "ModelSession", "resolve_device",
+           "resolve_dtype"]
+
+log = logging.getLogger(__name__)
+
+# Architectures whose position ids start after the padding index (RoBERTa's offset of 2).
+_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "longformer",
+                     "roberta-prelayernorm", "xmod", "ibert", "luke", "mpnet"}
+_MAX_SANE_LENGTH = 1_000_000  # tokenizers without a limit report ~1e30
+
+
+@dataclass(frozen=True, eq=False)
+class Logits:
+    """One model's logits over one split.
+
+    Attributes
+    ----------
+    ids : ndarray of str, shape (n,)
+        Sample ids, in the split's row order.
+    values : ndarray of float32, shape (n, C)
+        Logits; column j is class ``labels[j]``.
+    labels : tuple of str, length C
+        Class names from the model's ``config.id2label``, in column order.
+    model, split : str
+        Names of the model and the split.
+    meta : mapping
+        Where the numbers came from: cache key and path, settings, digests.
+    """
+
+    ids: np.ndarray
+    values: np.ndarray
+    labels: tuple[str, ...]
+    model: str = ""
+    split: str = ""
+    meta: Mapping = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.values.ndim != 2 or self.values.shape != (len(self.ids), len(self.labels)):
+            raise ValueError(f"logits of shape {self.values.shape} do not match {len(self.ids)} ids "
+                             f"and {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def probabilities(self) -> np.ndarray:
+        """Softmax over classes, shape (n, C), float64."""
+        from scipy.special import softmax
+
+        return softmax(self.values.astype(np.float64), axis=1)
+
+    def predictions(self) -> np.ndarray:
+        """The class index with the highest logit, shape (n,)."""
+        return self.values.argmax(axis=1)
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """What changes the numbers, apart from the model and the data.
+
+    Parameters
+    ----------
+    batch_size : int, default 32
+    max_length : int, optional
+        Truncate to this many tokens. Default: the model's limit (``max_position_embeddings``,
+        or the tokenizer's ``model_max_length`` when smaller).
+    pad_to_multiple_of : int, optional
+        Pad each batch to a multiple of this (8 suits tensor cores).
+    device : {"auto", "cpu", "cuda", "cuda:N", "mps"}, default "auto"
+        "auto": CUDA, then MPS, then CPU.
+    dtype : {"auto", "float32", "bfloat16", "float16"}, default "auto"
+        "auto": bfloat16 on GPUs that support it, float16 on other GPUs, float32 on CPU.
+    """
+
+    batch_size: int = 32
+    max_length: int | None = None
+    pad_to_multiple_of: int | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+
+    def __post_init__(self):
+        for name in ("batch_size", "max_length", "pad_to_multiple_of"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                raise EnsembleError(f"{name} must be a positive integer, got {v!r}")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise EnsembleError(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
+        if self.device.split(":")[0] not in ("auto", "cpu", "cuda", "mps"):
+            raise EnsembleError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
+
+
+def resolve_device(device: str = "auto"):
+    """The torch device for ``device``: "auto" is CUDA, then MPS, then CPU."""
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise EnsembleError(f"device {device!r} asked for but torch sees no CUDA GPU; pass --device cpu")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise EnsembleError(f"device {device!r} asked for but MPS is not available; pass --device cpu")
+    return dev
+
+
+def resolve_dtype(dtype: str, device) -> str:
+    """"auto": bfloat16 on GPUs that support it, float16 on other GPUs, float32 on CPU."""
+    if dtype != "auto":
+        return dtype
+    if device.type == "cuda":
+        import torch
+
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    if device.type == "mps":
+        return "float16"
+    return "float32"
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for dist in ("torch", "transformers", "tokenizers"):
+        try:
+            out[dist] = importlib_metadata.version(dist)
+        except importlib_metadata.PackageNotFoundError:
+            out[dist] = "none"
+    return out
+
+
+# --------------------------------------------------------------------------- the model's files
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model folder checked without loading it: its class names, tokenizer folder and limit."""
+
+    folder: Path
+    name: str
+    labels: tuple[str, ...]
+    tokenizer_dir: Path
+    config: Mapping = field(repr=False, default_factory=dict)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, name: str | None = None,
+             tokenizer: str | os.PathLike | None = None) -> ModelRef:
+        folder = Path(path)
+        if not folder.is_dir():
+            raise EnsembleError(f"{folder}: not a folder; pass a model folder (config.json, weights, tokenizer)")
+        config = read_config(folder)
+        labels = _class_names(folder, config)
+        rows = classifier_rows(folder)
+        if rows is not None and rows != len(labels):
+            raise EnsembleError(
+                f"{folder / 'config.json'}: id2label names {len(labels)} classes but the classification "
+                f"head has {rows} outputs; fix id2label (and num_labels) to match the trained head"
+            )
+        tok = Path(tokenizer) if tokenizer is not None else folder
+        if not has_tokenizer(tok):
+            where = f"{tok}: no tokenizer files" if tokenizer is not None else f"{folder}: no tokenizer files"
+            raise EnsembleError(f"{where} (tokenizer.json, vocab.txt...); copy the base model's tokenizer "
+                                "files into it")
+        return cls(folder, name or folder.resolve().name, labels, tok, config)
+
+    def token_limit(self, max_length: int | None) -> tuple[int | None, int | None]:
+        """(limit used, the model's own limit): ``max_length`` capped by the model's positions
+        and the tokenizer's ``model_max_length``."""
+        limits = []
+        mpe = self.config.get("max_position_embeddings")
+        if isinstance(mpe, int) and mpe > 0:
+            offset = (self.config.get("pad_token_id") or 0) + 1 if self.config.get("model_type") in _OFFSET_POSITIONS else 0
+            limits.append(mpe - offset)
+        try:
+            tc = json.loads((self.tokenizer_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
+            mml = tc.get("model_max_length")
+            if isinstance(mml, (int, float)) and 0 < mml < _MAX_SANE_LENGTH:
+                limits.append(int(mml))
+        except (OSError, ValueError, AttributeError):
+            pass
+        own = min(limits) if limits else None
+        if max_length is None:
+            return own, own
+        return (max_length if own is None else min(max_length, own)), own
+
+    def fingerprint(self, digest) -> str:
+        """BLAKE3 over the digests of the weight files, ``config.json`` and the tokenizer files."""
+        from blake3 import blake3
+
+        parts = {
+            "config": digest(self.folder / "config.json"),
+            "weights": {p.name: digest(p) for p in weight_files(self.folder)},
+            "tokenizer": {n: digest(self.tokenizer_dir / n) for n in TOKENIZER_FILES
+                          if (self.tokenizer_dir / n).is_file()},
+        }
+        return blake3(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _class_names(folder: Path, config: Mapping) -> tuple[str, ...]:
+    path = folder / "config.json"
+    id2label = config.get("id2label")
+    num = config.get("num_labels")
+    if id2label is None:
+        if not isinstance(num, int) or num < 1:
+            raise EnsembleError(f"{path}: no id2label; add the class names (id2label) of the trained head")
+        return tuple(f"LABEL_{i}" for i in range(num))
+    if not isinstance(id2label, dict) or not id2label:
+        raise EnsembleError(f"{path}: id2label must map class indices to names; fix config.json")
+    try:
+        by_index = {int(k): str(v) for k, v in id2label.items()}
+    except (TypeError, ValueError):
+        raise EnsembleError(f"{path}: id2label keys must be class indices 0..C-1; fix config.json") from None
+    if sorted(by_index) != list(range(len(by_index))):
+        raise EnsembleError(f"{path}: id2label keys must be 0..{len(by_index) - 1}, got {sorted(by_index)}; fix config.json")
+    if isinstance(num, int) and num != len(by_index):
+        raise EnsembleError(f"{path}: num_labels is {num} but id2label names {len(by_index)} classes; "
+                            "make them agree with the trained head")
+    labels = tuple(by_index[i] for i in range(len(by_index)))
+    if len(set(labels)) != len(labels):
+        raise EnsembleError(f"{path}: id2label names a class twice ({labels}); give each class its own name")
+    return labels
+
+
+# --------------------------------------------------------------------------- distributed
+
+
+def _distributed_state(cpu: bool):
+    """accelerate's PartialState when launched as several processes, else None."""
+    from accelerate.utils import get_int_from_env
+
+    world = get_int_from_env(["WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"], 1)
+    if world <= 1:
+        return None
+    from accelerate import PartialState
+
+    state = PartialState(cpu=cpu)
+    return state if state.num_processes > 1 else None
+
+
+# --------------------------------------------------------------------------- running a model
+
+
+@dataclass
+class _Encoded:
+    fields: dict  # name -> list of token-id lists
+    lengths: np.ndarray
+    truncated: int
+
+
+class _Restore:
+    """Restore transformers' log verbosity on exit (entered after _set_quiet lowered it)."""
+
+    def __init__(self, level):
+        self.level = level
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        import transformers
+
+        transformers.logging.set_verbosity(self.level)
+        transformers.logging.enable_progress_bar()
+
+
+class ModelSession:
+    """One model folder, loaded on first use and reused over several splits.
+
+    Parameters
+    ----------
+    ref : ModelRef
+    settings : InferenceSettings
+    cache : LogitCache or None
+    """
+
+    def __init__(self, ref: ModelRef, settings: InferenceSettings, cache=None):
+        self.ref, self.settings, self.cache = ref, settings, cache
+        self._model = self._tokenizer = None
+        self.attention = None
+        self.device = resolve_device(settings.device)
+        self.dist = _distributed_state(cpu=self.device.type == "cpu")
+        if self.dist is not None:
+            self.device = self.dist.device
+        self.dtype = resolve_dtype(settings.dtype, self.device)
+        self.limit, self.model_limit = ref.token_limit(settings.max_length)
+        self._fingerprint = None
+
+    # ---------------------------------------------------------------- key
+
+    @property
+    def model_digest(self) -> str:
+        if self._fingerprint is None:
+            digest = self.cache.file_digest if self.cache is not None else _plain_digest
+            self._fingerprint = self.ref.fingerprint(digest)
+        return self._fingerprint
+
+    def key_settings(self) -> dict:
+        s = self.settings
+        return {"max_tokens": self.limit, "dtype": self.dtype, "device_type": self.device.type,
+                "attention": "sdpa-else-eager", "batch_size": s.batch_size,
+                "pad_to_multiple_of": s.pad_to_multiple_of, "order": "length-desc", "padding": "right"}
+
+    def key(self, split) -> str:
+        from .cache import LogitCache
+
+        return LogitCache.make_key({"model": self.model_digest, "data": split.digest,
+                                    "settings": self.key_settings(), "versions": _versions()})
+
+    # ---------------------------------------------------------------- loading
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            try:
+                with _Restore(_set_quiet()):
+                    self._tokenizer = AutoTokenizer.from_pretrained(str(self.ref.tokenizer_dir), trust_remote_code=False)
+            except Exception as e:  # transformers raises many types for a bad folder
+                raise EnsembleError(f"{self.ref.tokenizer_dir}: cannot load the tokenizer ({_first_line(e)}); "
+                                    "copy the base model's tokenizer files or pass --tokenizer") from None
+        return self._tokenizer
+
+    @property
+    def model(self):
+        if self._model is None:
+            import torch
+            from transformers import AutoModelForSequenceClassification
+
+            from .modelfiles import dtype_kwarg
+
+            kw = dict(trust_remote_code=False, **dtype_kwarg(getattr(torch, self.dtype)))
+            try:
+                with _Restore(_set_quiet()):
+                    try:
+                        model = AutoModelForSequenceClassification.from_pretrained(
+                            str(self.ref.folder), attn_implementation="sdpa", **kw)
+                    except (ValueError, ImportError) as e:
+                        if "sdpa" not in str(e).lower():
+                            raise
+                        model = AutoModelForSequenceClassification.from_pretrained(
+                            str(self.ref.folder), attn_implementation="eager", **kw)
+            except EnsembleError:
+                raise
+            except Exception as e:
+                raise EnsembleError(f"{self.ref.folder}: cannot load the model ({_first_line(e)}); "
+                                    "check that it is a sequence-classification model folder") from None
+            if model.config.num_labels != len(self.ref.labels):
+                raise EnsembleError(f"{self.ref.folder}: the model has {model.config.num_labels} outputs "
+                                    f"but id2label names {len(self.ref.labels)}; fix config.json")
+            model.eval().to(self.device)
+            self.attention = getattr(model.config, "_attn_implementation", None)
+            self._model = model
+        return self._model
+
+    # ---------------------------------------------------------------- tokenize and batch
+
+    def encode(self, split) -> _Encoded:
+        tok = self.tokenizer
+        want_tt = "token_type_ids" in getattr(tok, "model_input_names", ())
+        a = split.texts[0]
+        b = split.texts[1] if len(split.texts) > 1 else None
+        kw = dict(padding=False, return_attention_mask=False, return_token_type_ids=want_tt)
+        with _Restore(_set_quiet()):
+            enc = tok(a, b, truncation=False, **kw) if b is not None else tok(a, truncation=False, **kw)
+            fields = {k: list(enc[k]) for k in ("input_ids", "token_type_ids") if k in enc}
+            lengths = np.fromiter((len(x) for x in fields["input_ids"]), dtype=np.int64, count=len(a))
+            long = np.flatnonzero(lengths > self.limit) if self.limit else np.array([], dtype=np.int64)
+            if long.size:
+                sub_a = [a[i] for i in long]
+                cut = dict(truncation=True, max_length=self.limit, **kw)
+                enc2 = tok(sub_a, [b[i] for i in long], **cut) if b is not None else tok(sub_a, **cut)
+                for k in fields:
+                    for j, i in enumerate(long):
+                        fields[k][i] = enc2[k][j]
+                lengths[long] = [len(x) for x in enc2["input_ids"]]
+        if long.size:
+            why = "the model's limit" if self.settings.max_length is None or self.limit == self.model_limit \
+                else "--max-length"
+            log.warning("%s: %d of %d texts are longer than %d tokens (%s) and were truncated",
+                        split.path, long.size, len(a), self.limit, why)
+        return _Encoded(fields, lengths, int(long.size))
+
+    def batches(self, enc: _Encoded) -> list[np.ndarray]:
+        order = np.argsort(-enc.lengths, kind="stable")
+        bs = self.settings.batch_size
+        return [order[i:i + bs] for i in range(0, len(order), bs)]
+
+    def _collate(self, rows: np.ndarray, enc: _Encoded) -> dict:
+        import torch
+
+        longest = int(enc.lengths[rows].max())
+        m = self.settings.pad_to_multiple_of
+        width = int(math.ceil(longest / m) * m) if m else longest
+        pad = self.tokenizer.pad_token_id
+        pad = 0 if pad is None else pad
+        out = {"input_ids": np.full((len(rows), width), pad, dtype=np.int64),
+               "attention_mask": np.zeros((len(rows), width), dtype=np.int64)}
+        if "token_type_ids" in enc.fields:
+            out["token_type_ids"] = np.zeros((len(rows), width), dtype=np.int64)
+        for j, i in enumerate(rows):
+            n = int(enc.lengths[i])
+            out["input_ids"][j, :n] = enc.fields["input_ids"][i]
+            out["attention_mask"][j, :n] = 1
+            if "token_type_ids" in out:
+                out["token_type_ids"][j, :n] = enc.fields["token_type_ids"][i]
+        return {k: torch.from_numpy(v).to(self.device) for k, v in out.items()}
+
+    def compute(self, split, enc: _Encoded | None = None, progress=False) -> np.ndarray:
+        """Logits of every row of ``split`` in input order, float32 (n, C); no cache."""
+        import torch
+
+        enc = enc or self.encode(split)
+        batches = self.batches(enc)
+        if self.dist is not None:
+            batches = batches[self.dist.process_index::self.dist.num_processes]
+        model = self.model
+        bar = _bar(progress, len(batches), f"{self.ref.name}/{split.name}")
+        rows, parts = [], []
+        try:
+            with torch.inference_mode():
+                for batch in batches:
+                    out = model(**self._collate(batch, enc)).logits
+                    parts.append(out.float().cpu().numpy())
+                    rows.append(batch)
+                    bar.update(1)
+        finally:
+            if bar is not progress:
+                bar.close()
+        C = len(self.ref.labels)
+        rows_a = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+        vals_a = np.concatenate(parts) if parts else np.zeros((0, C), dtype=np.float32)
+        if self.dist is not None:
+            from accelerate.utils import gather_object
+
+            gathered = gather_object([(rows_a, vals_a)])
+            rows_a = np.concatenate([r for r, _ in gathered])
+            vals_a = np.concatenate([v for _, v in gathered])
+        n = len(split)
+        counts = np.bincount(rows_a, minlength=n) if rows_a.size else np.zeros(n, dtype=np.int64)
+        if counts.size != n or not (counts == 1).all():
+            bad = int(np.flatnonzero(counts != 1)[0]) if counts.size == n else n
+            raise EnsembleError(f"{split.path}: row {bad + 1} came back {counts[bad] if bad < n else '?'} times "
+                                "from the inference processes; re-run (every row must appear exactly once)")
+        values = np.empty((n, C), dtype=np.float32)
+        values[rows_a] = vals_a
+        return values
+
+    # ---------------------------------------------------------------- logits, cached
+
+    def logits(self, split, progress=False) -> Logits:
+        """The model's :class:`Logits` over ``split``: from the cache when there, else computed
+        and stored."""
+        if split.labels is not None:
+            split.label_indices(self.ref.labels, model=f"{self.ref.folder}")
+        if self.cache is None:
+            return self._make(split, progress, None)
+        key = self.key(split)
+        main = self.dist is None or self.dist.is_main_process
+        with (self.cache.lock(key) if main else contextlib.nullcontext()):
+            hit = self.cache.get(key, split.ids) if main else None
+            if self.dist is not None:
+                from accelerate.utils import broadcast_object_list
+
+                found = broadcast_object_list([hit is not None])[0]
+                if found and not main:
+                    hit = self.cache.get(key, split.ids)
+                if found and hit is None:
+                    raise EnsembleError(f"{self.cache.path_for(key)}: cache entry vanished while being read; re-run")
+            if hit is not None:
+                log.debug("%s/%s: cached (%s)", self.ref.name, split.name, key)
+                return Logits(hit.ids, hit.values, hit.labels, self.ref.name, split.name,
+                              {**hit.meta, "cached": True})
+            result = self._make(split, progress, key)
+        if self.dist is not None:
+            self.dist.wait_for_everyone()
+        return result
+
+    def _make(self, split, progress, key) -> Logits:
+        enc = self.encode(split)
+        values = self.compute(split, enc, progress)
+        bad = ~np.isfinite(values).all(axis=1)
+        if bad.any():
+            raise EnsembleError(f"{self.ref.folder}: produced NaN or infinite logits on {int(bad.sum())} rows of "
+                                f"{split.path} in {self.dtype}; pass --dtype float32")
+        meta = {"model": self.ref.name, "model_path": str(self.ref.folder.resolve()),
+                "model_digest": self.model_digest if key else None, "split": split.name,
+                "data_path": str(split.path.resolve()), "data_digest": split.digest,
+                "settings": self.key_settings(), "versions": _versions(), "truncated": enc.truncated,
+                "attention": self.attention}
+        result = Logits(split.ids, values, self.ref.labels, self.ref.name, split.name, {**meta, "cached": False})
+        if key is not None and (self.dist is None or self.dist.is_main_process):
+            path = self.cache.put(key, result, {k: v for k, v in meta.items() if v is not None})
+            result.meta.update(key=key, cache_path=str(path))
+        return result
+
+
+def _set_quiet():
+    import transformers
+
+    level = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()  # transformers 5's "Loading weights" bar
+    return level
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0][:160] if text else type(e).__name__)
+
+
+def _plain_digest(path) -> str:
+    from .hashing import file_digest
+
+    return file_digest(path)
+
+
+def _bar(progress, total: int, desc: str):
+    """A tqdm bar over batches; ``progress`` may be a bool or a bar to add to."""
+    if hasattr(progress, "update"):
+        progress.total = (progress.total or 0) + total
+        progress.refresh()
+        return progress
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch", disable=not progress, leave=False)
+
+
+def predict_logits(
+    model: str | os.PathLike,
+    data,
+    *,
+    batch_size: int = 32,
+    max_length: int | None = None,
+    pad_to_multiple_of: int | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    cache=True,
+    name: str | None = None,
+    tokenizer: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> Logits:
+    """Logits of a sequence classifier over a split, in input order.
+
+    Parameters
+    ----------
+    model : path-like
+        A model folder (config.json, weights, tokenizer) such as ``weights/bert-top4`` or a
+        ``checkpoint-N`` folder.
+    data : Split or path-like
+        A :class:`~ensemble.data.Split`, or a data file read with :func:`~ensemble.data.load_split`'s
+        defaults (columns ``id``, ``text``, ``label``).
+    batch_size, max_length, pad_to_multiple_of, device, dtype
+        See :class:`InferenceSettings`.
+    cache : bool, path-like or LogitCache, default True
+        True: the default cache folder (``.ensemble/cache`` beside ``ensemble.toml``, else in
+        the current folder); a path or a :class:`~ensemble.cache.LogitCache`: that cache;
+        False: always compute, store nothing.
+    name : str, optional
+        The model's name in outputs. Default: the folder's name.
+    tokenizer : path-like, optional
+        Tokenizer folder when the model folder has none.
+    progress : bool, default True
+        A progress bar over batches (on stderr).
+
+    Returns
+    -------
+    Logits
+        ``ids`` (n,), ``values`` float32 (n, C) and ``labels`` (C,) from ``config.id2label``.
+    """
+    from .cache import LogitCache
+    from .data import Split, load_split
+
+    settings = InferenceSettings(batch_size, max_length, pad_to_multiple_of, device, dtype)
+    split = data if isinstance(data, Split) else load_split(data)
+    ref = ModelRef.open(model, name, tokenizer)
+    if cache is True:
+        cache = LogitCache()
+    elif cache is False or cache is None:
+        cache = None
+    elif not isinstance(cache, LogitCache):
+        cache = LogitCache(cache)
+    return ModelSession(ref, settings, cache).logits(split, progress)
