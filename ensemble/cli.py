@@ -70,10 +70,79 @@ def main() -> None:
     """Average checkpoints, cache logits, vote and report, for fine-tuned text classifiers."""
 
 
+class _KType(click.ParamType):
+    """--k: a positive integer, 'auto', or a comma-separated list of them."""
+
+    name = "k"
+
+    def convert(self, value, param, ctx):
+        from .averaging import parse_k
+
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse_k(value)
+        except EnsembleError as e:
+            self.fail(str(e), param, ctx)
+
+
+def _pairs(values, what: str, flag: str) -> dict[str, str]:
+    """``NAME=PATH`` options (or bare paths, named after the file or folder) as an ordered dict."""
+    import re
+    from pathlib import Path
+
+    out: dict[str, str] = {}
+    for v in values:
+        name, sep, path = v.partition("=")
+        if not sep:
+            name, path = Path(v).name.split(".")[0] if what == "split" else Path(v.rstrip("/")).name, v
+        if not re.fullmatch(r"[\w][\w.+-]*", name) or ".." in name:
+            raise EnsembleError(f"{flag} {v}: {what} name {name!r} must be letters, digits, '_', '-', '.' or '+'; "
+                                f"write {flag} NAME=PATH")
+        if name in out:
+            raise EnsembleError(f"{flag}: {what} name {name!r} is given twice; give each {what} its own NAME=")
+        out[name] = path
+    return out
+
+
+def _load_splits(data, id_col, text_cols, label_col, encoding) -> dict:
+    from .data import load_split
+
+    return {name: load_split(path, id=id_col, text=list(text_cols) or None, label=label_col, encoding=encoding,
+                             name=name)
+            for name, path in _pairs(data, "split", "--data").items()}
+
+
+def data_options(f):
+    """--data and the options that say how to read data files."""
+    f = column_options(f)
+    return click.option("--data", "data", multiple=True, metavar="SPLIT=PATH",
+                        help="A data file (.csv, .tsv, .jsonl, .parquet), repeatable: --data valid=data/valid.csv.")(f)
+
+
+def column_options(f):
+    """The options that say how to read a data file's columns."""
+    for opt in reversed([
+        click.option("--id", "id_col", default=None, help="Id column [default: id, else row numbers]."),
+        click.option("--text", "text_cols", multiple=True,
+                     help="Text column; twice for text pairs [default: text]."),
+        click.option("--label", "label_col", default=None, help="Label column [default: label when present]."),
+        click.option("--encoding", default=None, help="Encoding of CSV/TSV/JSONL files, e.g. cp949 [default: UTF-8]."),
+    ]):
+        f = opt(f)
+    return f
+
+
 @main.command("avg-ckpt")
 @click.argument("run_or_checkpoints", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option("--k", "k", type=click.IntRange(min=1), default=None,
-              help="Average the best K checkpoints [default: 4 for a run folder; every folder listed].")
+@click.option("--k", "k", type=_KType(), default=None, metavar="K|auto|K1,K2,...",
+              help="Average the best K checkpoints [default: 4 for a run folder; every folder listed]; "
+                   "'auto' or a list: the K scoring best on --holdout.")
+@click.option("--method", type=click.Choice(["uniform", "greedy"]), default="uniform", show_default=True,
+              help="greedy: greedy soup, a checkpoint joins when --holdout accuracy does not drop.")
+@click.option("--holdout", type=click.Path(path_type=str), default=None,
+              help="Labelled data file to score greedy soups and --k auto on.")
+@column_options
 @click.option("--metric", default=None,
               help="eval metric to rank by (eval_ prefix optional) [default: eval_accuracy, "
                    "else the run's metric_for_best_model, else eval_loss].")
@@ -87,7 +156,8 @@ def main() -> None:
               show_default=True, help="Precision of the running sum.")
 @click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
 @common_options
-def avg_ckpt(run_or_checkpoints, k, metric, greater_is_better, out, tokenizer, accumulate_dtype, force):
+def avg_ckpt(run_or_checkpoints, k, method, holdout, id_col, text_cols, label_col, encoding, metric,
+             greater_is_better, out, tokenizer, accumulate_dtype, force):
     """Average the top-K checkpoints of a Trainer run into one model folder.
 
     RUN_OR_CHECKPOINTS is a Trainer output folder holding checkpoint-N folders, or checkpoint
@@ -98,16 +168,176 @@ def avg_ckpt(run_or_checkpoints, k, metric, greater_is_better, out, tokenizer, a
       ensemble avg-ckpt runs/bert --k 4
       ensemble avg-ckpt runs/bert --metric eval_f1 --out weights/bert-swa
       ensemble avg-ckpt runs/bert/checkpoint-800 runs/bert/checkpoint-1000
+      ensemble avg-ckpt runs/bert --method greedy --holdout data/valid.csv
+      ensemble avg-ckpt runs/bert --k auto --holdout data/valid.csv
     """
     from .averaging import average_checkpoints
+    from .data import load_split
+
+    if holdout is not None:
+        holdout = load_split(holdout, id=id_col, text=list(text_cols) or None, label=label_col,
+                             encoding=encoding, require_label=True)
 
     target = run_or_checkpoints[0] if len(run_or_checkpoints) == 1 else list(run_or_checkpoints)
     path = average_checkpoints(
-        target, k=k, metric=metric, out=out, greater_is_better=greater_is_better,
+        target, k=k, metric=metric, out=out, method=method, holdout=holdout, greater_is_better=greater_is_better,
         tokenizer=tokenizer, accumulate_dtype=accumulate_dtype, force=force,
         progress=click.get_current_context().meta["ensemble.progress"],
     )
     click.echo(str(path))
+
+
+@main.command("predict")
+@click.option("--model", "models", multiple=True, metavar="NAME=PATH",
+              help="A model folder, repeatable: --model bert=weights/bert-top4.")
+@data_options
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--max-length", type=click.IntRange(min=1), default=None,
+              help="Truncate to this many tokens [default: the model's limit].")
+@click.option("--pad-to-multiple-of", type=click.IntRange(min=1), default=None,
+              help="Pad each batch to a multiple of this (8 for tensor cores).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:N, mps.")
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto",
+              show_default=True, help="auto: bf16 on GPUs that have it, fp16 on other GPUs, fp32 on CPU.")
+@click.option("--cache-dir", type=click.Path(path_type=str), default=None,
+              help="Logit cache folder [default: .ensemble/cache beside ensemble.toml, else here].")
+@click.option("--no-cache", is_flag=True, help="Compute everything; read and write no cache.")
+@common_options
+def predict(models, data, id_col, text_cols, label_col, encoding, batch_size, max_length,
+            pad_to_multiple_of, device, dtype, cache_dir, no_cache):
+    """Run every model over every split and cache the logits, skipping what is cached.
+
+    The cache key is the content of the weights, config, tokenizer and data (ids and texts) and
+    every setting that changes the numbers, so a stale entry is never used. Under
+    `accelerate launch` each process takes a share of the batches.
+
+    \b
+    Examples:
+      ensemble predict --model bert=weights/bert-top4 --data valid=data/valid.csv --data test=data/test.csv
+      accelerate launch --multi_gpu --num_processes 4 -m ensemble predict --model ... --data ...
+    """
+    from .cache import LogitCache
+    from .inference import InferenceSettings, ModelRef, ModelSession
+
+    if not models:
+        raise EnsembleError("no model given; pass --model NAME=PATH (a model folder), once per model")
+    if not data:
+        raise EnsembleError("no data given; pass --data SPLIT=PATH (a data file), once per split")
+    model_paths = _pairs(models, "model", "--model")
+    splits = _load_splits(data, id_col, text_cols, label_col, encoding)
+    settings = InferenceSettings(batch_size, max_length, pad_to_multiple_of, device, dtype)
+    refs = {name: ModelRef.open(path, name) for name, path in model_paths.items()}
+    cache = None if no_cache else LogitCache(cache_dir)
+    ctx = click.get_current_context()
+    rows = []
+    from tqdm.auto import tqdm
+
+    for name, ref in refs.items():
+        session = ModelSession(ref, settings, cache)
+        if session.dist is not None and not session.dist.is_main_process:
+            log.setLevel(logging.WARNING)
+        show = ctx.meta["ensemble.progress"] and (session.dist is None or session.dist.is_main_process)
+        with tqdm(total=0, desc=name, unit="batch", disable=not show, leave=False) as bar:
+            for split_name, split in splits.items():
+                lg = session.logits(split, progress=bar)
+                acc = None
+                if split.labels is not None:
+                    acc = float((lg.predictions() == split.label_indices(ref.labels, str(ref.folder))).mean())
+                rows.append((name, split_name, len(lg), "cached" if lg.meta.get("cached") else "computed", acc,
+                             lg.meta.get("cache_path", "-")))
+    width = max(len("model"), *(len(r[0]) for r in rows))
+    swidth = max(len("split"), *(len(r[1]) for r in rows))
+    log.info("%s", f"{'model':<{width}}  {'split':<{swidth}}  {'rows':>7}  {'logits':<8}  {'accuracy':>8}  cache entry")
+    for name, split_name, n, how, acc, path in rows:
+        acc_s = f"{acc:.4f}" if acc is not None else "-"
+        log.info("%s", f"{name:<{width}}  {split_name:<{swidth}}  {n:>7}  {how:<8}  {acc_s:>8}  {path}")
+    computed = sum(r[3] == "computed" for r in rows)
+    log.info("%d computed, %d from the cache%s", computed, len(rows) - computed,
+             f" ({cache.root})" if cache is not None else "")
+
+
+@main.group("cache")
+def cache_group() -> None:
+    """List or prune the logit cache."""
+
+
+@cache_group.command("ls")
+@click.option("--cache-dir", type=click.Path(path_type=str), default=None,
+              help="Logit cache folder [default: .ensemble/cache beside ensemble.toml, else here].")
+@common_options
+def cache_ls(cache_dir):
+    """List cache entries: model, split, rows, size, age.
+
+    \b
+    Example:
+      ensemble cache ls --cache-dir .ensemble/cache
+    """
+    import time
+
+    from .cache import LogitCache
+
+    cache = LogitCache(cache_dir)
+    entries = cache.entries()
+    if not entries:
+        log.info("%s: no cache entries", cache.root)
+        return
+    log.info("%s", f"{'key':<12}  {'model':<24}  {'split':<12}  {'rows':>8}  {'size':>9}  {'age':>8}")
+    for e in entries:
+        age = _age(time.time() - e.mtime)
+        rows = "?" if e.rows is None else str(e.rows)
+        model = e.metadata.get("model", "?") if not e.damaged else f"damaged: {e.damaged}"[:24]
+        log.info("%s", f"{e.key[:12]:<12}  {model:<24}  {e.metadata.get('split', '?'):<12}  {rows:>8}  "
+                       f"{_size(e.size):>9}  {age:>8}")
+    log.info("%d entries, %s in %s", len(entries), _size(sum(e.size for e in entries)), cache.root)
+
+
+@cache_group.command("prune")
+@click.option("--model", "models", multiple=True, metavar="NAME=PATH", help="A current model folder, repeatable.")
+@data_options
+@click.option("--cache-dir", type=click.Path(path_type=str), default=None,
+              help="Logit cache folder [default: .ensemble/cache beside ensemble.toml, else here].")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+@common_options
+def cache_prune(models, data, id_col, text_cols, label_col, encoding, cache_dir, dry_run):
+    """Remove entries that no current model or data file can produce.
+
+    An entry is kept when its model is one of --model and its data one of --data (ids and texts
+    as read with the column options); damaged entries always go.
+
+    \b
+    Example:
+      ensemble cache prune --model bert=weights/bert-top4 --data valid=data/valid.csv --data test=data/test.csv
+    """
+    from .cache import LogitCache
+    from .inference import ModelRef
+
+    if not models or not data:
+        raise EnsembleError("cache prune needs the current models and data: pass --model NAME=PATH and "
+                            "--data SPLIT=PATH for each")
+    cache = LogitCache(cache_dir)
+    model_digests = {ModelRef.open(p, n).fingerprint(cache.file_digest) for n, p in _pairs(models, "model", "--model").items()}
+    data_digests = {s.digest for s in _load_splits(data, id_col, text_cols, label_col, encoding).values()}
+    before = len(cache.entries())
+    removed = cache.prune(model_digests, data_digests, dry_run=dry_run)
+    for e in removed:
+        log.info("%s %s (%s/%s, %s)", "would remove" if dry_run else "removed", e.path.name,
+                 e.metadata.get("model", "?"), e.metadata.get("split", "?"), e.damaged or "no current model or data")
+    log.info("%d %s, %d kept", len(removed), "to remove" if dry_run else "removed", before - len(removed))
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _age(seconds: float) -> str:
+    for unit, s in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= s:
+            return f"{seconds / s:.0f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 @main.command("example")
