@@ -1,0 +1,132 @@
+"""load_split: formats, columns, encodings, and the errors for bad files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ensemble.data import load_split
+from ensemble.errors import EnsembleError
+
+from .conftest import load_korean
+
+ROWS = [("a7", "첫 번째 문장", "none"), ("007", "NA", "hate"), ("x", "세 번째, \"따옴표\"", "offensive")]
+
+
+def _frame():
+    return pd.DataFrame(ROWS, columns=["id", "text", "label"])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".parquet", ".csv.gz"])
+def test_every_format_reads_the_same_split(tmp_path, suffix):
+    path = tmp_path / f"valid{suffix}"
+    df = _frame()
+    if suffix.startswith(".csv"):
+        df.to_csv(path, index=False)
+    elif suffix == ".tsv":
+        df.to_csv(path, sep="\t", index=False)
+    elif suffix == ".jsonl":
+        df.to_json(path, orient="records", lines=True, force_ascii=False)
+    else:
+        df.to_parquet(path)
+    s = load_split(path)
+    assert s.name == "valid" and len(s) == 3
+    assert s.ids.tolist() == ["a7", "007", "x"]  # kept as text: 007 is not 7
+    assert s.texts == ([r[1] for r in ROWS],)  # "NA" is a text, not a missing value
+    assert s.labels.tolist() == ["none", "hate", "offensive"]
+    assert s.digest == load_split(path).digest
+
+
+def test_digest_follows_ids_and_texts_only(tmp_path):
+    df = _frame()
+    df.to_csv(tmp_path / "a.csv", index=False)
+    df.assign(label="hate").to_csv(tmp_path / "b.csv", index=False)
+    df.assign(text=["첫 번째 문장!", *df.text[1:]]).to_csv(tmp_path / "c.csv", index=False)
+    a, b, c = (load_split(tmp_path / f"{n}.csv") for n in "abc")
+    assert a.digest == b.digest  # labels do not change logits
+    assert a.digest != c.digest
+
+
+def test_text_pairs_row_numbers_and_named_columns(tmp_path, caplog):
+    path = tmp_path / "pairs.csv"
+    pd.DataFrame({"s1": ["가", "나"], "s2": ["다", "라"], "y": [1, 0]}).to_csv(path, index=False)
+    with caplog.at_level("INFO", logger="ensemble"):
+        s = load_split(path, text=["s1", "s2"], label="y")
+    assert s.texts == (["가", "나"], ["다", "라"])
+    assert s.ids.tolist() == ["0", "1"] and s.id_column is None
+    assert "identified by their number" in caplog.text
+    # integer labels are class indices when the class names are not integers
+    assert s.label_indices(("neg", "pos")).tolist() == [1, 0]
+    # ... and names when they are
+    assert s.label_indices(("1", "0")).tolist() == [0, 1]
+
+
+def test_real_korean_tsv_reads_whole(tmp_path):
+    (texts, labels), _ = load_korean(50, 1)
+    path = tmp_path / "train.tsv"
+    pd.DataFrame({"comments": texts, "hate": labels}).to_csv(path, sep="\t", index=False)
+    s = load_split(path, text="comments", label="hate")
+    assert s.texts[0] == texts and s.labels.tolist() == labels
+
+
+def test_cp949_file_names_encoding_and_then_reads(tmp_path):
+    path = tmp_path / "valid.csv"
+    path.write_bytes("id,text\n1,안녕하세요 반갑습니다\n".encode("cp949"))
+    with pytest.raises(EnsembleError, match=r"valid.csv: is not UTF-8; .*--encoding cp949"):
+        load_split(path)
+    assert load_split(path, encoding="cp949").texts == (["안녕하세요 반갑습니다"],)
+
+
+def test_utf16_file_is_named(tmp_path):
+    path = tmp_path / "valid.csv"
+    path.write_bytes("id,text\n1,안녕\n".encode("utf-16"))
+    with pytest.raises(EnsembleError, match=r"UTF-16; pass --encoding utf-16"):
+        load_split(path)
+    assert load_split(path, encoding="utf-16").texts == (["안녕"],)
+
+
+def test_utf8_bom_is_accepted(tmp_path):
+    path = tmp_path / "valid.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + "id,text\n1,안녕\n".encode())
+    assert load_split(path).id_column == "id"
+
+
+@pytest.mark.parametrize("content, kwargs, message", [
+    ("", {}, r"is empty"),
+    ("id,text,label\n", {}, r"has a header but no rows"),
+    ("id,comment\n1,a\n", {}, r"no text column 'text' \(columns: id, comment\); pass --text"),
+    ("id,text\n1,a\n", {"label": "y"}, r"no label column 'y' \(columns: id, text\); pass --label"),
+    ("id,text\n1,a\n", {"id": "ID"}, r"no id column 'ID' \(columns: id, text\); pass --id"),
+    ("id,text\n1,a\n2,b\n1,c\n", {}, r"id '1' appears in rows 1 and 3; ids must be unique"),
+    ("id,text\n1,a\n", {"require_label": True}, r"no label column 'label'"),
+])
+def test_bad_files_are_one_line_errors(tmp_path, content, kwargs, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(EnsembleError, match=message) as e:
+        load_split(path, **kwargs)
+    assert str(e.value).startswith(str(path))
+
+
+def test_missing_text_in_jsonl_and_unknown_format(tmp_path):
+    path = tmp_path / "v.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in [{"id": 1, "text": "a"}, {"id": 2, "text": None}]) + "\n")
+    with pytest.raises(EnsembleError, match=r"column 'text' is empty in row 2"):
+        load_split(path)
+    (tmp_path / "v.xlsx").write_bytes(b"x")
+    with pytest.raises(EnsembleError, match=r"unknown data format; use .csv, .tsv, .jsonl or .parquet"):
+        load_split(tmp_path / "v.xlsx")
+    with pytest.raises(EnsembleError, match=r"not found"):
+        load_split(tmp_path / "nope.csv")
+
+
+def test_unknown_label_names_the_label_and_the_classes(tmp_path):
+    path = tmp_path / "v.csv"
+    pd.DataFrame({"id": [1, 2], "text": ["a", "b"], "label": ["hate", "spam"]}).to_csv(path, index=False)
+    s = load_split(path)
+    with pytest.raises(EnsembleError, match=r"label 'spam' \(row 2\) is not a class of M \(classes: none, hate\)"):
+        s.label_indices(("none", "hate"), model="M")
+    assert np.array_equal(load_split(path).label_indices(("spam", "hate")), [1, 0])
