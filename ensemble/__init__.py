@@ -18,6 +18,11 @@ _LAZY = {
     "rank_run": "ensemble.checkpoints",
     "EnsembleError": "ensemble.errors",
     "TopKAveragingCallback": "ensemble.callbacks",
+    "load_split": "ensemble.data",
+    "Split": "ensemble.data",
+    "predict_logits": "ensemble.inference",
+    "Logits": "ensemble.inference",
+    "LogitCache": "ensemble.cache",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -409,7 +409,7 @@ class ModelSession:
                     for j, i in enumerate(long):
                         fields[k][i] = enc2[k][j]
                 lengths[long] = [len(x) for x in enc2["input_ids"]]
-        if long.size:
+        if long.size and (self.dist is None or self.dist.is_main_process):
             why = "the model's limit" if self.settings.max_length is None or self.limit == self.model_limit \
                 else "--max-length"
             log.warning("%s: %d of %d texts are longer than %d tokens (%s) and were truncated",
