@@ -20,7 +20,9 @@ demo: install
 	$(BIN)/ensemble example $(EXAMPLE)
 	$(BIN)/ensemble avg-ckpt $(EXAMPLE)/runs/bert-a --k 3 --out $(EXAMPLE)/weights/bert-a-top3
 	$(BIN)/ensemble avg-ckpt $(EXAMPLE)/runs/bert-b --k 3 --tokenizer $(EXAMPLE)/base --out $(EXAMPLE)/weights/bert-b-top3
-	@echo "averaged models: $(EXAMPLE)/weights/bert-a-top3 $(EXAMPLE)/weights/bert-b-top3"
+	cd $(EXAMPLE) && $(abspath $(BIN))/ensemble predict --model bert-a=weights/bert-a-top3 --model bert-b=weights/bert-b-top3 \
+		--data valid=data/valid.csv --data test=data/test.csv
+	@echo "averaged models: $(EXAMPLE)/weights/bert-a-top3 $(EXAMPLE)/weights/bert-b-top3; logits cached in $(EXAMPLE)/.ensemble/cache"
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
