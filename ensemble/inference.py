@@ -282,20 +282,21 @@ class _Encoded:
     truncated: int
 
 
-class _Restore:
-    """Restore transformers' log verbosity on exit (entered after _set_quiet lowered it)."""
+@contextlib.contextmanager
+def _quiet_transformers():
+    """transformers' warnings and its "Loading weights" bar off while loading and tokenizing."""
+    import transformers
 
-    def __init__(self, level):
-        self.level = level
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        import transformers
-
-        transformers.logging.set_verbosity(self.level)
-        transformers.logging.enable_progress_bar()
+    level = transformers.logging.get_verbosity()
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(level)
+        if bars:
+            transformers.logging.enable_progress_bar()
 
 
 class ModelSession:
@@ -349,7 +350,7 @@ class ModelSession:
             from transformers import AutoTokenizer
 
             try:
-                with _Restore(_set_quiet()):
+                with _quiet_transformers():
                     self._tokenizer = AutoTokenizer.from_pretrained(str(self.ref.tokenizer_dir), trust_remote_code=False)
             except Exception as e:  # transformers raises many types for a bad folder
                 raise EnsembleError(f"{self.ref.tokenizer_dir}: cannot load the tokenizer ({_first_line(e)}); "
@@ -366,7 +367,7 @@ class ModelSession:
 
             kw = dict(trust_remote_code=False, **dtype_kwarg(getattr(torch, self.dtype)))
             try:
-                with _Restore(_set_quiet()):
+                with _quiet_transformers():
                     try:
                         model = AutoModelForSequenceClassification.from_pretrained(
                             str(self.ref.folder), attn_implementation="sdpa", **kw)
@@ -396,7 +397,7 @@ class ModelSession:
         a = split.texts[0]
         b = split.texts[1] if len(split.texts) > 1 else None
         kw = dict(padding=False, return_attention_mask=False, return_token_type_ids=want_tt)
-        with _Restore(_set_quiet()):
+        with _quiet_transformers():
             enc = tok(a, b, truncation=False, **kw) if b is not None else tok(a, truncation=False, **kw)
             fields = {k: list(enc[k]) for k in ("input_ids", "token_type_ids") if k in enc}
             lengths = np.fromiter((len(x) for x in fields["input_ids"]), dtype=np.int64, count=len(a))
@@ -528,15 +529,6 @@ class ModelSession:
             path = self.cache.put(key, result, {k: v for k, v in meta.items() if v is not None})
             result.meta.update(key=key, cache_path=str(path))
         return result
-
-
-def _set_quiet():
-    import transformers
-
-    level = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()  # transformers 5's "Loading weights" bar
-    return level
 
 
 def _first_line(e: BaseException) -> str:
