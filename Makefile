@@ -29,6 +29,7 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_averaging.py
+	$(BIN)/python benchmarks/bench_predict.py
 
 clean:
 	rm -rf $(VENV) $(EXAMPLE) .pytest_cache
