@@ -72,20 +72,16 @@ def test_real_korean_tsv_reads_whole(tmp_path):
     assert s.texts[0] == texts and s.labels.tolist() == labels
 
 
-def test_cp949_file_names_encoding_and_then_reads(tmp_path):
+@pytest.mark.parametrize("encoding, text, message", [
+    ("cp949", "안녕하세요 반갑습니다", r"valid.csv: is not UTF-8; it looks like cp949 .*pass --encoding cp949"),
+    ("utf-16", "안녕", r"valid.csv: is not UTF-8; it is UTF-16; pass --encoding utf-16"),
+])
+def test_non_utf8_file_names_encoding_and_then_reads(tmp_path, encoding, text, message):
     path = tmp_path / "valid.csv"
-    path.write_bytes("id,text\n1,안녕하세요 반갑습니다\n".encode("cp949"))
-    with pytest.raises(EnsembleError, match=r"valid.csv: is not UTF-8; .*--encoding cp949"):
+    path.write_bytes(f"id,text\n1,{text}\n".encode(encoding))
+    with pytest.raises(EnsembleError, match=message):
         load_split(path)
-    assert load_split(path, encoding="cp949").texts == (["안녕하세요 반갑습니다"],)
-
-
-def test_utf16_file_is_named(tmp_path):
-    path = tmp_path / "valid.csv"
-    path.write_bytes("id,text\n1,안녕\n".encode("utf-16"))
-    with pytest.raises(EnsembleError, match=r"UTF-16; pass --encoding utf-16"):
-        load_split(path)
-    assert load_split(path, encoding="utf-16").texts == (["안녕"],)
+    assert load_split(path, encoding=encoding).texts == ([text],)
 
 
 def test_utf8_bom_is_accepted(tmp_path):
