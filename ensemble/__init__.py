@@ -23,6 +23,11 @@ _LAZY = {
     "predict_logits": "ensemble.inference",
     "Logits": "ensemble.inference",
     "LogitCache": "ensemble.cache",
+    "vote": "ensemble.voting",
+    "align": "ensemble.voting",
+    "fit_weights": "ensemble.weighting",
+    "Weights": "ensemble.weighting",
+    "write_submission": "ensemble.submission",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

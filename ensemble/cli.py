@@ -256,6 +256,66 @@ def predict(models, data, id_col, text_cols, label_col, encoding, batch_size, ma
              f" ({cache.root})" if cache is not None else "")
 
 
+@main.command("vote")
+@click.option("--model", "models", multiple=True, metavar="NAME=PATH",
+              help="A model folder whose logits are cached, repeatable.")
+@data_options
+@click.option("--weights", "weights", default="uniform", show_default=True,
+              metavar="uniform|acc|optimize|select|stack|FILE|w1,w2,...",
+              help="A method fitted on the valid split, a weights .json written before, or one weight per --model.")
+@click.option("--combine", type=click.Choice(["prob", "logit", "geometric", "vote"]), default="prob",
+              show_default=True, help="Mean of probabilities, of logits, of log-probabilities, or hard vote.")
+@click.option("--models", "subset", default=None, metavar="A,B,...", help="Use only these of the --model names.")
+@click.option("--temperature", is_flag=True, help="Fit a temperature per model on validation log loss first.")
+@click.option("--calibrate", is_flag=True, help="Fit a temperature on the combined probabilities last.")
+@click.option("--acc-power", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="--weights acc: weights proportional to accuracy to this power.")
+@click.option("--sample-submission", type=click.Path(path_type=str), default=None,
+              help="The competition's sample submission: its columns, row order and label format are followed.")
+@click.option("--out", type=click.Path(path_type=str), default=None,
+              help="Submission CSV [default: submissions/<name>-<method>.csv].")
+@click.option("--proba", is_flag=True, help="Add a probability column per class.")
+@click.option("--name", default="ensemble", show_default=True,
+              help="Names the outputs: weights/<name>-<method>.json, submissions/<name>-<method>.csv.")
+@click.option("--valid-split", default="valid", show_default=True, help="The --data split weights are fitted on.")
+@click.option("--test-split", default="test", show_default=True, help="The --data split the submission is for.")
+@click.option("--cache-dir", type=click.Path(path_type=str), default=None,
+              help="Logit cache folder [default: .ensemble/cache beside ensemble.toml, else here].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of optimize starts, select bags, stack folds.")
+@common_options
+def vote_cmd(models, data, id_col, text_cols, label_col, encoding, weights, combine, subset, temperature, calibrate,
+             acc_power, sample_submission, out, proba, name, valid_split, test_split, cache_dir, seed):
+    """Combine cached logits with weights and write the submission; never runs a model.
+
+    Fitted weights go to weights/<name>-<method>.json with what they were fitted on; passing
+    that file to --weights reuses them (refused when the models or validation data changed).
+
+    \b
+    Examples:
+      ensemble vote --model a=weights/a-top4 --model b=weights/b-top4 \\
+                    --data valid=data/valid.csv --data test=data/test.csv --weights acc
+      ensemble vote ... --weights optimize --temperature --sample-submission data/sample_submission.csv
+      ensemble vote ... --weights weights/ensemble-optimize.json
+      ensemble vote ... --weights 0.7,0.3 --combine geometric
+    """
+    from .voting import vote
+
+    model_paths = _pairs(models, "model", "--model")
+    if subset:
+        wanted = [m.strip() for m in subset.split(",") if m.strip()]
+        unknown = [m for m in wanted if m not in model_paths]
+        if unknown:
+            raise EnsembleError(f"--models: {unknown[0]!r} is not a --model name ({', '.join(model_paths)})")
+        model_paths = {m: model_paths[m] for m in wanted}
+    if not data:
+        raise EnsembleError("no data given; pass --data valid=PATH and --data test=PATH")
+    frame = vote(model_paths, _pairs(data, "split", "--data"), weights, combine=combine, valid=valid_split,
+                 test=test_split, cache_dir=cache_dir, sample_submission=sample_submission, out=out, proba=proba,
+                 temperature=temperature, calibrate=calibrate, acc_power=acc_power, name=name, seed=seed,
+                 columns={"id": id_col, "text": list(text_cols) or None, "label": label_col, "encoding": encoding})
+    click.echo(frame.attrs["path"])
+
+
 @main.group("cache")
 def cache_group() -> None:
     """List or prune the logit cache."""

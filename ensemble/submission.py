@@ -1,0 +1,148 @@
+"""Write the submission CSV: the sample submission's columns, row order and label format.
+
+A sample with an id column and one label column gets the predicted label in it, as class names,
+or as class indices when the sample's column holds integers and the class names are not
+integers. A sample whose other columns are the class names gets probabilities. Its ids must be
+the test ids, as a set; the rows follow the sample's order. The CSV and a JSON sidecar naming the
+weights and cache entries used are written atomically (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .errors import EnsembleError
+
+__all__ = ["write_submission"]
+
+log = logging.getLogger(__name__)
+
+
+def _is_int(value: str) -> bool:
+    return value.lstrip("-").isdigit()
+
+
+def _read_sample(path: Path):
+    import pandas as pd
+
+    try:
+        sample = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise EnsembleError(f"{path}: not found; pass the competition's sample submission CSV") from None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise EnsembleError(f"{path}: cannot be read as a CSV ({type(e).__name__}); check the file") from None
+    if len(sample.columns) < 2 or len(sample) == 0:
+        raise EnsembleError(f"{path}: a sample submission needs an id column, a label column and rows; "
+                            f"got columns {', '.join(sample.columns)} and {len(sample)} rows")
+    return sample
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_submission(
+    ids: Sequence[str],
+    proba: np.ndarray,
+    labels: Sequence[str],
+    *,
+    out: str | os.PathLike,
+    sample_submission: str | os.PathLike | None = None,
+    proba_columns: bool = False,
+    id_column: str = "id",
+    label_column: str = "label",
+    sidecar: Mapping | None = None,
+):
+    """Write predictions as a submission CSV; returns the DataFrame written.
+
+    Parameters
+    ----------
+    ids : sequence of str, shape (n,)
+        Test ids, in the order of ``proba``'s rows.
+    proba : ndarray, shape (n, C)
+        Ensemble probabilities; the prediction is the argmax.
+    labels : sequence of str, length C
+        Class names in column order.
+    out : path-like
+        The CSV to write (replaced atomically if it exists); ``<out>.json`` gets ``sidecar``.
+    sample_submission : path-like, optional
+        The competition's sample submission to follow.
+    proba_columns : bool, default False
+        Add a probability column per class (named by the class).
+    id_column, label_column : str
+        Column names when there is no sample.
+    sidecar : mapping, optional
+        Provenance written next to the CSV.
+    """
+    import pandas as pd
+
+    out = Path(out)
+    ids = np.asarray(ids, dtype=object)
+    labels = [str(c) for c in labels]
+    pred = np.asarray(proba).argmax(axis=1)
+    if sample_submission is None:
+        frame = pd.DataFrame({id_column: ids, label_column: np.asarray(labels, dtype=object)[pred]})
+        order = np.arange(len(ids))
+    else:
+        sample_path = Path(sample_submission)
+        sample = _read_sample(sample_path)
+        id_col = sample.columns[0]
+        sample_ids = sample[id_col].to_numpy(dtype=object)
+        position = {v: i for i, v in enumerate(ids)}
+        extra = next((v for v in sample_ids if v not in position), None)
+        if extra is not None:
+            raise EnsembleError(f"{sample_path}: id {extra!r} is not in the test data; the sample and the test "
+                                "file must hold the same ids")
+        if len(set(sample_ids)) != len(sample_ids):
+            raise EnsembleError(f"{sample_path}: an id appears twice; a sample submission lists each test id once")
+        if len(sample_ids) != len(ids):
+            sample_set = set(sample_ids)
+            missing = next(v for v in ids if v not in sample_set)
+            raise EnsembleError(f"{sample_path}: test id {missing!r} is missing; the sample and the test file "
+                                "must hold the same ids")
+        order = np.array([position[v] for v in sample_ids])
+        rest = list(sample.columns[1:])
+        frame = sample.copy()
+        if set(rest) == set(labels):  # one column per class: probabilities
+            for c in rest:
+                frame[c] = proba[order, labels.index(c)]
+        elif len(rest) == 1:
+            target = rest[0]
+            as_index = all(_is_int(v) for v in sample[target]) and not all(_is_int(c) for c in labels)
+            if as_index:
+                log.info("%s: column %r holds integers; writing class indices (%s)", sample_path, target,
+                         ", ".join(f"{i}={c}" for i, c in enumerate(labels)))
+                frame[target] = pred[order]
+            else:
+                frame[target] = np.asarray(labels, dtype=object)[pred[order]]
+        else:
+            raise EnsembleError(f"{sample_path}: columns {', '.join(rest)} after the id are neither one label column "
+                                f"nor one column per class ({', '.join(labels)}); pass a sample with id and label")
+    if proba_columns:
+        for j, c in enumerate(labels):
+            if c not in frame.columns:
+                frame[c] = np.asarray(proba)[order, j]
+    meta = {**dict(sidecar or {}), "rows": len(frame), "columns": list(frame.columns),
+            "sample_submission": None if sample_submission is None else str(Path(sample_submission).resolve()),
+            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    replaced = out.exists()
+    _atomic_write(out.with_name(out.name + ".json"),
+                  lambda p: p.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8"))
+    _atomic_write(out, lambda p: frame.to_csv(p, index=False))
+    if replaced:
+        log.info("replaced %s", out)
+    return frame

@@ -1,0 +1,371 @@
+"""Soft voting over cached logits: align models by class name and sample id, combine them with
+weights, and (``vote``) write the submission.
+
+numpy only at import; ``vote`` reads data with pandas and logits from the cache, and never
+imports torch or transformers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .errors import EnsembleError
+
+__all__ = ["COMBINE_RULES", "softmax", "log_softmax", "combine", "align", "Aligned", "vote"]
+
+log = logging.getLogger(__name__)
+
+COMBINE_RULES = ("prob", "logit", "geometric", "vote")
+_GENERIC = re.compile(r"LABEL_\d+")
+# Ties between vote shares are broken by the weighted mean probability, scaled far below the
+# smallest difference two vote shares can have.
+_TIE_BREAK = 1e-9
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    m = z.max(axis=-1, keepdims=True)
+    return z - m - np.log(np.exp(z - m).sum(axis=-1, keepdims=True))
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    return np.exp(log_softmax(z))
+
+
+def combine(logits: Sequence[np.ndarray], weights: Sequence[float] | None = None, rule: str = "prob") -> np.ndarray:
+    """Combine aligned logits of M models into probabilities, shape (n, C).
+
+    Parameters
+    ----------
+    logits : sequence of M arrays of shape (n, C)
+    weights : sequence of M non-negative floats, optional
+        Normalised to sum to 1. Default uniform.
+    rule : {"prob", "logit", "geometric", "vote"}, default "prob"
+        - "prob": weighted mean of the probabilities (soft voting).
+        - "logit": softmax of the weighted mean of the logits.
+        - "geometric": softmax of the weighted mean of the log-probabilities (a normalised
+          weighted geometric mean of the probabilities).
+        - "vote": weighted share of the models whose top class it is (hard voting); ties go to
+          the class with the higher weighted mean probability.
+    """
+    if rule not in COMBINE_RULES:
+        raise EnsembleError(f"combine rule must be one of {', '.join(COMBINE_RULES)}; got {rule!r}")
+    M = len(logits)
+    w = np.full(M, 1.0 / M) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (M,):
+        raise EnsembleError(f"got {w.size} weights, {M} models")
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise EnsembleError(f"weights must be finite, non-negative and not all zero; got {w.tolist()}")
+    w = w / w.sum()
+    z = [np.asarray(a, dtype=np.float64) for a in logits]
+    if rule == "logit":
+        return softmax(sum(wi * a for wi, a in zip(w, z)))
+    if rule == "geometric":
+        return softmax(sum(wi * log_softmax(a) for wi, a in zip(w, z)))
+    probs = sum(wi * softmax(a) for wi, a in zip(w, z))
+    if rule == "prob":
+        return probs
+    shares = np.zeros_like(probs)
+    rows = np.arange(len(probs))
+    for wi, a in zip(w, z):
+        shares[rows, a.argmax(axis=1)] += wi
+    shares = shares + _TIE_BREAK * probs
+    return shares / shares.sum(axis=1, keepdims=True)
+
+
+class Aligned:
+    """Several models' logits over one split, in one class order and one row order.
+
+    Attributes
+    ----------
+    labels : tuple of str
+        The class names, in the column order of the first model.
+    ids : ndarray of str
+        The row ids (the first model's order, or the order asked for).
+    arrays : list of ndarray (n, C)
+    models : tuple of str
+    """
+
+    def __init__(self, labels, ids, arrays, models):
+        self.labels, self.ids, self.arrays, self.models = tuple(labels), ids, arrays, tuple(models)
+
+
+def align(logits: Sequence, ids: Sequence[str] | None = None, labels: Sequence[str] | None = None) -> Aligned:
+    """Put each model's logits in one class order (by name, from ``config.id2label``) and one row
+    order (by sample id).
+
+    Parameters
+    ----------
+    logits : sequence of Logits
+    ids : sequence of str, optional
+        The row order wanted (default: the first model's).
+    labels : sequence of str, optional
+        The class order wanted (default: the first model's).
+    """
+    if not logits:
+        raise EnsembleError("no models to combine; give at least one")
+    first = logits[0]
+    labels = tuple(labels) if labels is not None else tuple(first.labels)
+    generic = [all(_GENERIC.fullmatch(c) for c in lg.labels) for lg in logits]
+    if any(generic) and not all(generic):
+        g = logits[generic.index(True)]
+        named = logits[generic.index(False)]
+        raise EnsembleError(
+            f"model {g.model} has generic class names ({', '.join(g.labels[:3])}...) but {named.model} names "
+            f"its classes ({', '.join(named.labels[:3])}...); set id2label (and label2id) in {g.model}'s "
+            "config.json to the class names in its training order, then re-run ensemble predict"
+        )
+    want_ids = np.asarray(first.ids if ids is None else ids, dtype=object)
+    arrays = []
+    for lg in logits:
+        if set(lg.labels) != set(labels):
+            only_here = sorted(set(lg.labels) - set(labels))
+            only_there = sorted(set(labels) - set(lg.labels))
+            raise EnsembleError(
+                f"model {lg.model} has labels that differ from {first.model}: only in {lg.model}: "
+                f"{', '.join(only_here) or '-'}; only in {first.model}: {', '.join(only_there) or '-'}; "
+                "ensemble only models of one label set"
+            )
+        cols = [lg.labels.index(c) for c in labels]
+        values = np.asarray(lg.values)[:, cols]
+        if len(lg.ids) == len(want_ids) and np.array_equal(lg.ids, want_ids):
+            arrays.append(values)
+            continue
+        position = {v: i for i, v in enumerate(lg.ids)}
+        missing = next((v for v in want_ids if v not in position), None)
+        if missing is not None:
+            raise EnsembleError(f"model {lg.model} has no row for id {missing!r} of split {lg.split or '?'}; "
+                                "re-run ensemble predict on the current data")
+        if len(lg.ids) != len(want_ids):
+            extra = next(v for v in lg.ids if v not in set(want_ids))
+            raise EnsembleError(f"model {lg.model} has a row for id {extra!r} that split {lg.split or '?'} lacks; "
+                                "re-run ensemble predict on the current data")
+        arrays.append(values[[position[v] for v in want_ids]])
+    return Aligned(labels, want_ids, arrays, [lg.model for lg in logits])
+
+
+# --------------------------------------------------------------------------- the vote command
+
+
+def _open_split(value, name: str, columns: Mapping):
+    from .data import Split, load_split
+
+    if isinstance(value, Split):
+        return value
+    return load_split(value, name=name, **columns)
+
+
+def _cached(cache, ref, split, digest_of):
+    """The newest cache entry of this model over this split, as Logits; an error saying which
+    ``ensemble predict`` to run when there is none."""
+    model_digest = digest_of(ref)
+    entries = [e for e in cache.entries() if e.damaged is None
+               and e.metadata.get("model_digest") == model_digest and e.metadata.get("data_digest") == split.digest]
+    for entry in entries:  # newest first
+        lg = cache.get(entry.key, split.ids)
+        if lg is not None:
+            log.debug("%s/%s: %s", ref.name, split.name, entry.path)
+            from .inference import Logits
+
+            return Logits(lg.ids, lg.values, lg.labels, ref.name, split.name, {**lg.meta, "key": entry.key})
+    raise EnsembleError(
+        f"model {ref.name} has no cached logits for {split.path} (or they are stale); run: ensemble predict "
+        f"--model {ref.name}={ref.folder} --data {split.name}={split.path}"
+        + (f" --cache-dir {cache.root}" if cache.root != _default_root() else "")
+    )
+
+
+def _default_root() -> Path:
+    from .cache import default_cache_dir
+
+    return default_cache_dir()
+
+
+def _parse_weights(spec: str, models: Sequence[str]):
+    """``spec`` is a method name, a weights file, or ``w1,w2,...``; returns (kind, value)."""
+    from .weighting import METHODS
+
+    if spec in METHODS:
+        return "method", spec
+    if spec == "auto":
+        raise EnsembleError("--weights auto chooses by a cross-validated estimate, which comes with "
+                            "ensemble report; use one of " + ", ".join(METHODS) + " for now")
+    if spec.endswith(".json") or os.path.sep in spec or Path(spec).is_file():
+        return "file", Path(spec)
+    try:
+        values = np.array([float(v) for v in spec.split(",")])
+    except ValueError:
+        raise EnsembleError(f"--weights must be one of {', '.join(METHODS)}, a weights .json file or numbers "
+                            f"w1,w2,...; got {spec!r}") from None
+    if len(values) != len(models):
+        raise EnsembleError(f"got {len(values)} weights, {len(models)} models ({', '.join(models)}); "
+                            "give one weight per --model, in order")
+    return "fixed", values
+
+
+def vote(
+    models: Mapping[str, str | os.PathLike],
+    data: Mapping[str, object],
+    weights: str = "uniform",
+    *,
+    combine: str = "prob",
+    valid: str = "valid",
+    test: str = "test",
+    cache_dir: str | os.PathLike | None = None,
+    sample_submission: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    proba: bool = False,
+    temperature: bool = False,
+    calibrate: bool = False,
+    acc_power: float = 1.0,
+    name: str = "ensemble",
+    weights_dir: str | os.PathLike = "weights",
+    columns: Mapping | None = None,
+    seed: int = 0,
+):
+    """Combine the cached logits of several models and write the submission.
+
+    Parameters
+    ----------
+    models : mapping of name to model folder
+        As given to ``ensemble predict``; their logits must be cached.
+    data : mapping of split name to data file (or Split)
+        Must hold ``test``; ``valid`` (labelled) when weights are fitted or checked.
+    weights : str, default "uniform"
+        A method of :func:`~ensemble.weighting.fit_weights` ("uniform", "acc", "optimize",
+        "select", "stack"), fitted on ``valid`` and saved to ``weights_dir/<name>-<method>.json``;
+        a weights file written before (checked against the current models and validation data);
+        or fixed weights "w1,w2,..." in the order of ``models``.
+    combine : {"prob", "logit", "geometric", "vote"}, default "prob"
+    cache_dir : path-like, optional
+        The logit cache (default: ``.ensemble/cache`` beside ``ensemble.toml``, else here).
+    sample_submission : path-like, optional
+        The competition's sample: its columns, row order and label format are followed.
+    out : path-like, optional
+        Default ``submissions/<name>-<method>.csv``.
+    proba : bool, default False
+        Add one probability column per class.
+    temperature, calibrate, acc_power, seed
+        See :func:`~ensemble.weighting.fit_weights`.
+    columns : mapping, optional
+        ``id``, ``text``, ``label``, ``encoding`` for reading the data files.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The submission as written; ``.attrs`` holds the output path and the :class:`Weights`.
+    """
+    from .cache import LogitCache
+    from .inference import ModelRef
+    from .submission import write_submission
+    from .weighting import Weights, fit_weights
+
+    if not models:
+        raise EnsembleError("no model given; pass --model NAME=PATH, once per model")
+    if test not in data:
+        raise EnsembleError(f"no {test!r} split given; pass --data {test}=PATH with the test file")
+    kind, spec = _parse_weights(weights, list(models))
+    cache = LogitCache(cache_dir)
+    refs = [ModelRef.open(path, name_) for name_, path in models.items()]
+    digests: dict[str, str] = {}
+
+    def digest_of(ref):
+        if ref.name not in digests:
+            digests[ref.name] = ref.fingerprint(cache.file_digest)
+        return digests[ref.name]
+
+    columns = dict(columns or {})
+    test_split = _open_split(data[test], test, columns)
+    need_valid = kind == "file" or (kind == "method" and spec != "uniform")
+    valid_split = None
+    if valid in data:
+        valid_split = _open_split(data[valid], valid, columns)
+    elif need_valid:
+        raise EnsembleError(f"--weights {weights} needs the validation split; pass --data {valid}=PATH (labelled)")
+    test_logits = [_cached(cache, r, test_split, digest_of) for r in refs]
+    test_al = align(test_logits, ids=test_split.ids)
+    valid_logits = [_cached(cache, r, valid_split, digest_of) for r in refs] if valid_split is not None else None
+    valid_al = align(valid_logits, ids=valid_split.ids, labels=test_al.labels) if valid_logits else None
+    provenance = {
+        "valid": None if valid_split is None else {"path": str(valid_split.path.resolve()), "data_digest": valid_split.digest,
+                                                   "rows": len(valid_split)},
+        "models": {r.name: {"path": str(r.folder.resolve()), "model_digest": digest_of(r),
+                            "cache_keys": {"test": t.meta.get("key"),
+                                           "valid": valid_logits[i].meta.get("key") if valid_logits else None}}
+                   for i, (r, t) in enumerate(zip(refs, test_logits))},
+    }
+
+    y = None
+    if valid_al is not None and valid_split.labels is not None:
+        y = valid_split.label_indices(test_al.labels, model=refs[0].name)
+
+    weights_path = None
+    if kind == "method":
+        if spec != "uniform" and y is None:
+            raise EnsembleError(f"{valid_split.path}: has no label column; --weights {spec} is fitted on validation "
+                                "labels (pass --label, or use --weights uniform)")
+        if y is not None:
+            fitted = fit_weights(valid_al.arrays, y, spec, combine=combine, temperature=temperature,
+                                 calibrate=calibrate, acc_power=acc_power, seed=seed, names=list(models))
+        else:
+            fitted = Weights("uniform", tuple(models), np.full(len(refs), 1 / len(refs)), combine, test_al.labels)
+        fitted = Weights(fitted.method, fitted.models, fitted.weights, fitted.combine, test_al.labels,
+                         fitted.temperatures, fitted.calibration, fitted.stacker, fitted.apparent,
+                         {**fitted.meta, **provenance})
+        weights_path = fitted.save(Path(weights_dir) / f"{name}-{fitted.method}.json")
+    elif kind == "fixed":
+        from .weighting import _check_weights, scores
+
+        _check_weights(spec, "--weights")
+        fitted = Weights("fixed", tuple(models), spec / spec.sum(), combine, test_al.labels, meta=provenance)
+        if y is not None:
+            fitted = Weights(fitted.method, fitted.models, fitted.weights, combine, test_al.labels,
+                             apparent=scores(fitted.predict_proba(valid_al.arrays), y), meta=provenance)
+    else:
+        fitted = Weights.load(spec)
+        _check_stale(fitted, spec, refs, digest_of, valid_split, test_al.labels)
+        weights_path = spec
+    if fitted.apparent:
+        log.info("%r", fitted)
+        log.info("validation scores of these weights are in-sample (fitted on the same rows): optimistic")
+    test_proba = fitted.predict_proba(test_al.arrays)
+    method = fitted.method
+    out = Path(out) if out is not None else Path("submissions") / f"{name}-{method}.csv"
+    sidecar = {"weights_file": None if weights_path is None else str(Path(weights_path).resolve()),
+               "method": method, "combine": fitted.combine,
+               "weights": {m: float(w) for m, w in zip(fitted.models, fitted.weights)},
+               "test": {"path": str(test_split.path.resolve()), "data_digest": test_split.digest, "rows": len(test_split)},
+               **provenance}
+    frame = write_submission(test_split.ids, test_proba, test_al.labels, out=out, sample_submission=sample_submission,
+                             proba_columns=proba, id_column=test_split.id_column or "id",
+                             label_column=(valid_split.label_column if valid_split is not None else None) or "label",
+                             sidecar=sidecar)
+    frame.attrs.update(path=str(out), weights=fitted)
+    log.info("wrote %s (%d rows; %s)", out, len(frame), ", ".join(
+        f"{c}: {n}" for c, n in zip(test_al.labels, np.bincount(test_proba.argmax(axis=1), minlength=len(test_al.labels)))))
+    return frame
+
+
+def _check_stale(w, path: Path, refs, digest_of, valid_split, labels) -> None:
+    names = [r.name for r in refs]
+    if list(w.models) != names:
+        raise EnsembleError(f"{path}: weights are for models {', '.join(w.models)} but {', '.join(names)} are given; "
+                            "give the same --model names in the same order, or refit")
+    for r in refs:
+        recorded = w.meta.get("models", {}).get(r.name, {}).get("model_digest")
+        if recorded is not None and recorded != digest_of(r):
+            raise EnsembleError(f"{path}: stale: model {r.name} ({r.folder}) changed since the weights were fitted; "
+                                "refit with --weights <method>")
+    valid = w.meta.get("valid") or {}
+    if valid.get("data_digest") and (valid_split is None or valid_split.digest != valid["data_digest"]):
+        what = "is not given" if valid_split is None else f"({valid_split.path}) differs from the one they were fitted on"
+        raise EnsembleError(f"{path}: stale: the validation data {what}; pass the same --data valid=... or refit")
+    if w.labels and tuple(w.labels) != tuple(labels):
+        raise EnsembleError(f"{path}: weights are for classes {', '.join(w.labels)} but the models have "
+                            f"{', '.join(labels)}; refit")

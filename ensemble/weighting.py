@@ -1,0 +1,493 @@
+"""Fit ensemble weights on validation logits: uniform, accuracy, log-loss optimised, ensemble
+selection, stacking; with optional temperature scaling per model and after combining.
+
+numpy and scipy only (scikit-learn for ``stack``, imported when used): no torch, so that trying
+one more method from cached logits takes about a second.
+
+Every method returns a :class:`Weights`: the fitted state, kept apart from the arguments, that
+turns the models' logits into ensemble probabilities (:meth:`Weights.predict_proba`) and saves
+to and loads from JSON with what it was fitted on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .errors import EnsembleError
+from .voting import COMBINE_RULES, combine, log_softmax, softmax
+
+__all__ = ["Weights", "fit_weights", "METHODS", "fit_temperature", "log_loss", "accuracy", "macro_f1"]
+
+METHODS = ("uniform", "acc", "optimize", "select", "stack")
+WEIGHTS_SCHEMA = "ensemble.weights/1"
+_EPS = 1e-15
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def log_loss(proba: np.ndarray, y: np.ndarray) -> float:
+    """Mean negative log-likelihood of the true classes (probabilities clipped at 1e-15)."""
+    return float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], _EPS, None))))
+
+
+def accuracy(proba: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(proba.argmax(axis=1) == y))
+
+
+def macro_f1(proba: np.ndarray, y: np.ndarray) -> float:
+    """Macro-averaged F1 over the classes present in ``y`` or predicted."""
+    pred = proba.argmax(axis=1)
+    scores = []
+    for c in np.union1d(np.unique(y), np.unique(pred)):
+        tp = np.sum((pred == c) & (y == c))
+        denom = np.sum(pred == c) + np.sum(y == c)
+        scores.append(2 * tp / denom if denom else 0.0)
+    return float(np.mean(scores))
+
+
+def scores(proba: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    return {"accuracy": accuracy(proba, y), "macro_f1": macro_f1(proba, y), "log_loss": log_loss(proba, y)}
+
+
+# --------------------------------------------------------------------------- temperature
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """The temperature T minimising the log loss of softmax(logits / T) (Guo et al., 2017),
+    searched over log T in [-5, 5] with scipy's bounded scalar minimiser."""
+    from scipy.optimize import minimize_scalar
+
+    z = np.asarray(logits, dtype=np.float64)
+    rows = np.arange(len(y))
+
+    def nll(log_t: float) -> float:
+        lp = log_softmax(z / math.exp(log_t))
+        return float(-lp[rows, y].mean())
+
+    res = minimize_scalar(nll, bounds=(-5.0, 5.0), method="bounded", options={"xatol": 1e-6})
+    return float(math.exp(res.x))
+
+
+# --------------------------------------------------------------------------- the fitted state
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Fitted ensemble weights and how to apply them.
+
+    Attributes
+    ----------
+    method : str
+        One of :data:`METHODS`, or "fixed" for weights given by hand.
+    models : tuple of str
+        Model names, in the order of ``weights``.
+    weights : ndarray, shape (M,)
+        Non-negative, summing to 1 (all zero but unused for "stack").
+    combine : str
+        How probabilities are combined: "prob", "logit", "geometric" or "vote".
+    labels : tuple of str
+        Class names, in column order.
+    temperatures : ndarray of shape (M,) or None
+        Per-model temperatures applied to the logits before combining.
+    calibration : float or None
+        Temperature applied to the combined log-probabilities.
+    stacker : dict or None
+        For "stack": ``coef`` (K, F), ``intercept`` (K,), ``classes`` of the logistic regression
+        over the models' log-probabilities.
+    apparent : dict
+        Scores on the validation rows the weights were fitted on (optimistic).
+    meta : dict
+        Provenance: validation data digest and rows, models' digests and cache keys, options.
+    """
+
+    method: str
+    models: tuple[str, ...]
+    weights: np.ndarray
+    combine: str = "prob"
+    labels: tuple[str, ...] = ()
+    temperatures: np.ndarray | None = None
+    calibration: float | None = None
+    stacker: Mapping | None = None
+    apparent: Mapping = field(default_factory=dict)
+    meta: Mapping = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        parts = [f"method={self.method!r}", f"combine={self.combine!r}"]
+        if self.stacker is None:
+            parts += [f"{m}={w:.3f}" for m, w in zip(self.models, self.weights)]
+        else:
+            parts.append(f"stacker=LogisticRegression over {len(self.models)} models")
+        if self.temperatures is not None:
+            parts.append("T=[" + ", ".join(f"{t:.2f}" for t in self.temperatures) + "]")
+        if self.calibration is not None:
+            parts.append(f"calibration={self.calibration:.3f}")
+        parts += [f"valid_{k}={v:.4f}" for k, v in self.apparent.items()]
+        return f"Weights({', '.join(parts)})"
+
+    # ------------------------------------------------------------------ applying
+
+    def predict_proba(self, logits: Sequence[np.ndarray]) -> np.ndarray:
+        """Ensemble probabilities, shape (n, C), from each model's aligned logits (n, C)."""
+        if len(logits) != len(self.models):
+            raise EnsembleError(f"got logits of {len(logits)} models, the weights are for {len(self.models)} "
+                                f"({', '.join(self.models)})")
+        z = [np.asarray(a, dtype=np.float64) for a in logits]
+        if self.temperatures is not None:
+            z = [a / t for a, t in zip(z, self.temperatures)]
+        if self.stacker is not None:
+            proba = _stack_proba(self.stacker, np.hstack([log_softmax(a) for a in z]), len(self.labels))
+        else:
+            proba = combine(z, self.weights, self.combine)
+        if self.calibration is not None:
+            proba = softmax(np.log(np.clip(proba, _EPS, None)) / self.calibration)
+        return proba
+
+    # ------------------------------------------------------------------ saving
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": WEIGHTS_SCHEMA,
+            "method": self.method,
+            "combine": self.combine,
+            "labels": list(self.labels),
+            "models": [
+                {"name": m, "weight": float(w),
+                 "temperature": None if self.temperatures is None else float(self.temperatures[i]),
+                 **dict(self.meta.get("models", {}).get(m, {}))}
+                for i, (m, w) in enumerate(zip(self.models, self.weights))
+            ],
+            "calibration": self.calibration,
+            "stacker": None if self.stacker is None else {k: np.asarray(v).tolist() for k, v in self.stacker.items()},
+            "apparent": dict(self.apparent),
+            "meta": {k: v for k, v in self.meta.items() if k != "models"},
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the weights as JSON, atomically (a temporary file, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+        try:
+            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Weights:
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+            if d.get("schema") != WEIGHTS_SCHEMA:
+                raise ValueError(f"schema {d.get('schema')!r}")
+            models = d["models"]
+            names = tuple(m["name"] for m in models)
+            weights = np.array([m["weight"] for m in models], dtype=np.float64)
+            temps = [m.get("temperature") for m in models]
+            stacker = d.get("stacker")
+            meta = dict(d.get("meta", {}))
+            meta["models"] = {m["name"]: {k: v for k, v in m.items() if k not in ("name", "weight", "temperature")}
+                              for m in models}
+            w = cls(d["method"], names, weights, d.get("combine", "prob"), tuple(d.get("labels", ())),
+                    None if any(t is None for t in temps) else np.array(temps, dtype=np.float64),
+                    d.get("calibration"), None if stacker is None else {k: np.array(v) for k, v in stacker.items()},
+                    d.get("apparent", {}), meta)
+        except FileNotFoundError:
+            raise EnsembleError(f"{path}: not found; pass a weights file written by ensemble vote") from None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise EnsembleError(f"{path}: not a weights file of ensemble ({str(e)[:80]}); refit with ensemble vote") from None
+        _check_weights(w.weights, str(path), stack=w.stacker is not None)
+        return w
+
+
+def _check_weights(w: np.ndarray, where: str, stack: bool = False) -> None:
+    if not np.all(np.isfinite(w)):
+        raise EnsembleError(f"{where}: weights must be finite numbers, got {w.tolist()}")
+    if np.any(w < 0):
+        raise EnsembleError(f"{where}: weights must not be negative, got {w.tolist()}")
+    if not stack and w.sum() <= 0:
+        raise EnsembleError(f"{where}: weights sum to zero; give at least one model a positive weight")
+
+
+def _stack_proba(stacker: Mapping, features: np.ndarray, n_classes: int) -> np.ndarray:
+    """A fitted LogisticRegression's predict_proba, from its coefficients (no sklearn needed)."""
+    coef, intercept = np.asarray(stacker["coef"]), np.asarray(stacker["intercept"])
+    classes = np.asarray(stacker["classes"]).astype(int)
+    scores = features @ coef.T + intercept
+    if coef.shape[0] == 1:  # binary: sklearn keeps one row, for classes[1]
+        p1 = 1.0 / (1.0 + np.exp(-scores[:, 0]))
+        sub = np.stack([1 - p1, p1], axis=1)
+    else:
+        sub = softmax(scores)
+    out = np.zeros((len(features), n_classes))
+    out[:, classes] = sub
+    return out
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+def _as_arrays(valid_logits) -> tuple[list[np.ndarray], tuple[str, ...], tuple[str, ...]]:
+    arrays, names, labels = [], [], ()
+    for i, item in enumerate(valid_logits):
+        if hasattr(item, "values") and hasattr(item, "labels"):
+            arrays.append(np.asarray(item.values, dtype=np.float64))
+            names.append(item.model or f"model{i}")
+            labels = labels or tuple(item.labels)
+        else:
+            arrays.append(np.asarray(item, dtype=np.float64))
+            names.append(f"model{i}")
+    if not arrays:
+        raise EnsembleError("no models to weight; pass the validation logits of at least one model")
+    shape = arrays[0].shape
+    for name, a in zip(names, arrays):
+        if a.ndim != 2 or a.shape != shape:
+            raise EnsembleError(f"logits of {name} have shape {a.shape}, expected {shape} like {names[0]}; "
+                                "align them first (ensemble.voting.align)")
+        if not np.all(np.isfinite(a)):
+            raise EnsembleError(f"logits of {name} hold NaN or infinite values; re-run ensemble predict")
+    if len(set(names)) != len(names):
+        raise EnsembleError(f"model names repeat ({', '.join(names)}); give each model its own name")
+    return arrays, tuple(names), labels or tuple(str(c) for c in range(shape[1]))
+
+
+def _acc_weights(probas, y, power: float) -> np.ndarray:
+    acc = np.array([accuracy(p, y) for p in probas])
+    w = acc ** power
+    if w.sum() <= 0:
+        raise EnsembleError("every model has validation accuracy 0; accuracy weights are undefined")
+    return w / w.sum()
+
+
+def _simplex_objective(arrays: list[np.ndarray], probas: list[np.ndarray], y: np.ndarray, rule: str):
+    """Validation log loss of the combined probabilities and its gradient in the weights w
+    (on the simplex), for the rules "prob" (linear pool) and "logit"/"geometric"."""
+    rows = np.arange(len(y))
+    if rule in ("prob", "vote"):
+        a = np.stack([p[rows, y] for p in probas], axis=1)  # (n, M): each model's p of the true class
+
+        def f(w):
+            s = np.clip(a @ w, _EPS, None)
+            return float(-np.mean(np.log(s))), -(a / s[:, None]).mean(axis=0)
+
+        return f
+    z = np.stack(arrays if rule == "logit" else [np.log(np.clip(p, _EPS, None)) for p in probas], axis=0)  # (M, n, C)
+    zy = z[:, rows, y]  # (M, n)
+
+    def f(w):
+        mix = np.tensordot(w, z, axes=1)  # (n, C)
+        lp = log_softmax(mix)
+        p = np.exp(lp)
+        loss = float(-lp[rows, y].mean())
+        grad = -(zy - np.einsum("mnc,nc->mn", z, p)).mean(axis=1)
+        return loss, grad
+
+    return f
+
+
+def _optimize(arrays, probas, y, rule: str, starts: int, seed: int) -> tuple[np.ndarray, float]:
+    """Minimise the validation log loss over the simplex: w = softmax(theta), L-BFGS-B with the
+    analytic gradient, from the uniform start and ``starts - 1`` random Dirichlet starts."""
+    from scipy.optimize import minimize
+
+    M = len(arrays)
+    f = _simplex_objective(arrays, probas, y, rule)
+
+    def g(theta):
+        w = softmax(theta[None, :])[0]
+        loss, grad_w = f(w)
+        return loss, w * (grad_w - np.dot(w, grad_w))  # chain rule through the softmax
+
+    rng = np.random.default_rng(seed)
+    inits = [np.zeros(M)] + [np.log(rng.dirichlet(np.ones(M))) for _ in range(max(0, starts - 1))]
+    best_w, best = None, np.inf
+    for theta0 in inits:
+        res = minimize(g, theta0, jac=True, method="L-BFGS-B", options={"maxiter": 500, "gtol": 1e-10, "ftol": 1e-13})
+        w = softmax(res.x[None, :])[0]
+        loss = f(w)[0]
+        if loss < best:
+            best_w, best = w, loss
+    best_w = np.where(best_w < 1e-9, 0.0, best_w)
+    return best_w / best_w.sum(), best
+
+
+def ensemble_selection(probas: Sequence[np.ndarray], y: np.ndarray, *, iterations: int = 50,
+                       init: int | None = None, return_trace: bool = False):
+    """Caruana et al. (2004) ensemble selection with replacement, on validation log loss.
+
+    Sorted initialisation: the models sorted by their own log loss; the best N join first, N
+    being the size whose uniform mixture scores best (``init`` fixes N). Then each iteration adds
+    (with replacement) the model that lowers the mixture's log loss most, ties to the lower
+    index. The weights are the counts at the best iteration, not the last.
+
+    Returns the weights (M,), and with ``return_trace`` the list of (model added, loss) steps.
+    """
+    M = len(probas)
+    rows = np.arange(len(y))
+    a = np.stack([p[rows, y] for p in probas], axis=1)  # (n, M)
+
+    def loss_of(sum_a, count):
+        return float(-np.mean(np.log(np.clip(sum_a / count, _EPS, None))))
+
+    order = np.argsort([loss_of(a[:, i], 1) for i in range(M)], kind="stable")
+    if init is None:
+        init_losses = [loss_of(a[:, order[:k]].sum(axis=1), k) for k in range(1, M + 1)]
+        init = int(np.argmin(init_losses)) + 1
+    counts = np.zeros(M)
+    counts[order[:init]] = 1
+    sum_a = a[:, order[:init]].sum(axis=1)
+    trace = [(int(i), None) for i in order[:init]]
+    best_loss, best_counts = loss_of(sum_a, init), counts.copy()
+    trace[-1] = (trace[-1][0], best_loss)
+    total = init
+    for _ in range(iterations):
+        cand = [loss_of(sum_a + a[:, i], total + 1) for i in range(M)]
+        i = int(np.argmin(cand))
+        counts[i] += 1
+        sum_a = sum_a + a[:, i]
+        total += 1
+        trace.append((i, cand[i]))
+        if cand[i] < best_loss:
+            best_loss, best_counts = cand[i], counts.copy()
+    w = best_counts / best_counts.sum()
+    return (w, trace) if return_trace else w
+
+
+def _select(probas, y, iterations: int, bags: int, bag_fraction: float, seed: int) -> np.ndarray:
+    """Ensemble selection; with ``bags`` > 1, run on random subsets of the models and average."""
+    M = len(probas)
+    if bags <= 1:
+        return ensemble_selection(probas, y, iterations=iterations)
+    rng = np.random.default_rng(seed)
+    size = max(1, int(round(bag_fraction * M)))
+    total = np.zeros(M)
+    for _ in range(bags):
+        idx = np.sort(rng.choice(M, size=size, replace=False))
+        total[idx] += ensemble_selection([probas[i] for i in idx], y, iterations=iterations)
+    return total / total.sum()
+
+
+def _stack(probas, y, n_classes: int, C: float, folds: int, seed: int) -> tuple[dict, np.ndarray]:
+    """A multinomial LogisticRegression on the models' log-probabilities; returns the fitted
+    coefficients and its out-of-fold probabilities (cross_val_predict, stratified folds)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    X = np.hstack([np.log(np.clip(p, _EPS, None)) for p in probas])
+    lr = LogisticRegression(C=C, max_iter=1000)
+    counts = np.bincount(y, minlength=n_classes)
+    k = min(folds, int(counts[counts > 0].min()))
+    if k < 2:
+        raise EnsembleError("stack needs at least 2 validation rows of every class present; use another method")
+    cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    oof_sub = cross_val_predict(lr, X, y, cv=cv, method="predict_proba")
+    lr.fit(X, y)
+    oof = np.zeros((len(y), n_classes))
+    oof[:, lr.classes_] = oof_sub
+    return {"coef": lr.coef_, "intercept": lr.intercept_, "classes": lr.classes_}, oof
+
+
+def fit_weights(
+    valid_logits,
+    y,
+    method: str = "uniform",
+    *,
+    combine: str = "prob",
+    temperature: bool = False,
+    calibrate: bool = False,
+    acc_power: float = 1.0,
+    starts: int = 5,
+    iterations: int = 50,
+    bags: int | None = None,
+    bag_fraction: float = 0.5,
+    stack_c: float = 1.0,
+    folds: int = 5,
+    seed: int = 0,
+    names: Sequence[str] | None = None,
+) -> Weights:
+    """Fit ensemble weights on validation logits.
+
+    Parameters
+    ----------
+    valid_logits : list of Logits or of arrays of shape (n, C)
+        Each model's validation logits, aligned (same rows, same class order).
+    y : array-like of int, shape (n,)
+        True class indices.
+    method : {"uniform", "acc", "optimize", "select", "stack"}, default "uniform"
+        - "uniform": 1/M each.
+        - "acc": proportional to each model's validation accuracy, raised to ``acc_power``.
+        - "optimize": minimise the validation log loss of the combined probabilities over the
+          simplex (softmax parametrisation, L-BFGS-B, analytic gradient, ``starts`` starts).
+        - "select": Caruana's ensemble selection with replacement and sorted initialisation,
+          best iteration kept; bagged over random halves of the models when ``bags`` > 1
+          (default: 20 bags with 4 or more models, else none).
+        - "stack": a LogisticRegression on the models' log-probabilities; its out-of-fold score
+          (``cross_val_predict``) is kept in ``meta["oof"]``.
+    combine : {"prob", "logit", "geometric", "vote"}, default "prob"
+        How the weighted models are combined (see :func:`ensemble.voting.combine`). "optimize"
+        fits "vote" weights on the "prob" rule, as votes have no gradient.
+    temperature : bool, default False
+        Fit one temperature per model on validation log loss first (composes with any method).
+    calibrate : bool, default False
+        Fit a temperature on the combined probabilities last.
+    names : sequence of str, optional
+        Model names when arrays are given (default ``model0``...).
+
+    Returns
+    -------
+    Weights
+    """
+    if method not in METHODS:
+        raise EnsembleError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if combine not in COMBINE_RULES:
+        raise EnsembleError(f"combine must be one of {', '.join(COMBINE_RULES)}; got {combine!r}")
+    arrays, model_names, labels = _as_arrays(valid_logits)
+    if names is not None:
+        if len(names) != len(arrays):
+            raise EnsembleError(f"got {len(names)} names, {len(arrays)} models")
+        model_names = tuple(names)
+    y = np.asarray(y)
+    n, C = arrays[0].shape
+    if y.ndim != 1 or len(y) != n:
+        raise EnsembleError(f"got {len(y)} labels for {n} validation rows")
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= C:
+        raise EnsembleError(f"labels must be class indices in 0..{C - 1}")
+    if not (math.isfinite(acc_power) and acc_power >= 0):
+        raise EnsembleError(f"acc_power must be a non-negative number, got {acc_power}")
+    M = len(arrays)
+    t0 = time.perf_counter()
+    temps = np.array([fit_temperature(a, y) for a in arrays]) if temperature else None
+    z = [a / t for a, t in zip(arrays, temps)] if temps is not None else arrays
+    probas = [softmax(a) for a in z]
+    stacker, meta = None, {"options": {"acc_power": acc_power, "starts": starts, "iterations": iterations,
+                                        "bags": bags, "seed": seed, "temperature": temperature,
+                                        "calibrate": calibrate}}
+    if method == "uniform":
+        w = np.full(M, 1.0 / M)
+    elif method == "acc":
+        w = _acc_weights(probas, y, acc_power)
+    elif method == "optimize":
+        w, _ = _optimize(z, probas, y, combine, starts, seed)
+    elif method == "select":
+        w = _select(probas, y, iterations, (20 if M >= 4 else 1) if bags is None else bags, bag_fraction, seed)
+    else:
+        stacker, oof = _stack(probas, y, C, stack_c, folds, seed)
+        w = np.zeros(M)
+        meta["oof"] = scores(oof, y)
+    fitted = Weights(method, model_names, w, combine, labels, temps, None, stacker, {}, meta)
+    proba = fitted.predict_proba(arrays)
+    if calibrate:
+        fitted = replace(fitted, calibration=fit_temperature(np.log(np.clip(proba, _EPS, None)), y))
+        proba = fitted.predict_proba(arrays)
+    meta["fit_seconds"] = time.perf_counter() - t0
+    return replace(fitted, apparent=scores(proba, y))
