@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import EnsembleError
 
-__all__ = ["write_submission"]
+__all__ = ["make_submission", "save_submission", "write_submission"]
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +55,17 @@ def _atomic_write(path: Path, write) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def write_submission(
+def make_submission(
     ids: Sequence[str],
     proba: np.ndarray,
     labels: Sequence[str],
     *,
-    out: str | os.PathLike,
     sample_submission: str | os.PathLike | None = None,
     proba_columns: bool = False,
     id_column: str = "id",
     label_column: str = "label",
-    sidecar: Mapping | None = None,
 ):
-    """Write predictions as a submission CSV; returns the DataFrame written.
+    """The submission as a DataFrame, checked against the sample submission; nothing written.
 
     Parameters
     ----------
@@ -77,20 +75,15 @@ def write_submission(
         Ensemble probabilities; the prediction is the argmax.
     labels : sequence of str, length C
         Class names in column order.
-    out : path-like
-        The CSV to write (replaced atomically if it exists); ``<out>.json`` gets ``sidecar``.
     sample_submission : path-like, optional
         The competition's sample submission to follow.
     proba_columns : bool, default False
         Add a probability column per class (named by the class).
     id_column, label_column : str
         Column names when there is no sample.
-    sidecar : mapping, optional
-        Provenance written next to the CSV.
     """
     import pandas as pd
 
-    out = Path(out)
     ids = np.asarray(ids, dtype=object)
     labels = [str(c) for c in labels]
     pred = np.asarray(proba).argmax(axis=1)
@@ -136,8 +129,22 @@ def write_submission(
         for j, c in enumerate(labels):
             if c not in frame.columns:
                 frame[c] = np.asarray(proba)[order, j]
+    frame.attrs["sample_submission"] = None if sample_submission is None else str(Path(sample_submission).resolve())
+    return frame
+
+
+def write_submission(ids: Sequence[str], proba: np.ndarray, labels: Sequence[str], *, out: str | os.PathLike,
+                     sidecar: Mapping | None = None, **kwargs):
+    """Write predictions as a submission CSV and ``<out>.json`` (``sidecar``, provenance);
+    returns the DataFrame written. ``kwargs`` go to :func:`make_submission`."""
+    return save_submission(make_submission(ids, proba, labels, **kwargs), out, sidecar)
+
+
+def save_submission(frame, out: str | os.PathLike, sidecar: Mapping | None = None):
+    """Write a DataFrame from :func:`make_submission` and its sidecar, each atomically."""
+    out = Path(out)
     meta = {**dict(sidecar or {}), "rows": len(frame), "columns": list(frame.columns),
-            "sample_submission": None if sample_submission is None else str(Path(sample_submission).resolve()),
+            "sample_submission": frame.attrs.get("sample_submission"),
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     replaced = out.exists()
     _atomic_write(out.with_name(out.name + ".json"),
@@ -145,4 +152,6 @@ def write_submission(
     _atomic_write(out, lambda p: frame.to_csv(p, index=False))
     if replaced:
         log.info("replaced %s", out)
-    return frame
+    out_frame = frame.copy()
+    out_frame.attrs["path"] = str(out)
+    return out_frame

@@ -263,7 +263,7 @@ def vote(
     """
     from .cache import LogitCache
     from .inference import ModelRef
-    from .submission import write_submission
+    from .submission import make_submission, save_submission
     from .weighting import Weights, fit_weights
 
     if not models:
@@ -318,7 +318,7 @@ def vote(
         fitted = Weights(fitted.method, fitted.models, fitted.weights, fitted.combine, test_al.labels,
                          fitted.temperatures, fitted.calibration, fitted.stacker, fitted.apparent,
                          {**fitted.meta, **provenance})
-        weights_path = fitted.save(Path(weights_dir) / f"{name}-{fitted.method}.json")
+        weights_path = Path(weights_dir) / f"{name}-{fitted.method}.json"  # saved once the submission is built
     elif kind == "fixed":
         from .weighting import _check_weights, scores
 
@@ -342,10 +342,12 @@ def vote(
                "weights": {m: float(w) for m, w in zip(fitted.models, fitted.weights)},
                "test": {"path": str(test_split.path.resolve()), "data_digest": test_split.digest, "rows": len(test_split)},
                **provenance}
-    frame = write_submission(test_split.ids, test_proba, test_al.labels, out=out, sample_submission=sample_submission,
-                             proba_columns=proba, id_column=test_split.id_column or "id",
-                             label_column=(valid_split.label_column if valid_split is not None else None) or "label",
-                             sidecar=sidecar)
+    frame = make_submission(test_split.ids, test_proba, test_al.labels, sample_submission=sample_submission,
+                            proba_columns=proba, id_column=test_split.id_column or "id",
+                            label_column=(valid_split.label_column if valid_split is not None else None) or "label")
+    if kind == "method":
+        fitted.save(weights_path)
+    frame = save_submission(frame, out, sidecar)
     frame.attrs.update(path=str(out), weights=fitted)
     log.info("wrote %s (%d rows; %s)", out, len(frame), ", ".join(
         f"{c}: {n}" for c, n in zip(test_al.labels, np.bincount(test_proba.argmax(axis=1), minlength=len(test_al.labels)))))

@@ -1,0 +1,200 @@
+"""`ensemble vote` end to end from cached logits: alignment, weights files, submissions, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from ensemble.cache import LogitCache
+from ensemble.cli import main
+
+from .conftest import edit_config
+
+
+def _permute_labels(folder, order):
+    """Reorder a checkpoint's classes: head rows and id2label move together, predictions by
+    class name stay the same."""
+    from safetensors.torch import load_file, save_file
+
+    path = folder / "model.safetensors"
+    sd = load_file(str(path))
+    for k in ("classifier.weight", "classifier.bias"):
+        sd[k] = sd[k][list(order)].contiguous()
+    save_file(sd, str(path), metadata={"format": "pt"})
+    cfg = json.loads((folder / "config.json").read_text())
+    labels = [cfg["id2label"][str(i)] for i in order]
+    edit_config(folder, id2label={str(i): c for i, c in enumerate(labels)}, label2id={c: i for i, c in enumerate(labels)})
+
+
+@pytest.fixture(scope="module")
+def project(runs, tmp_path_factory):
+    root = tmp_path_factory.mktemp("vote")
+    shutil.copytree(runs.tok / "checkpoint-18", root / "bert")
+    shutil.copytree(runs.tok / "checkpoint-18", root / "perm")
+    _permute_labels(root / "perm", [2, 0, 1])
+    shutil.copytree(runs.tok / "checkpoint-9", root / "early")
+    texts, labels = runs.valid_texts, runs.valid_labels
+    pd.DataFrame({"id": [f"v{i}" for i in range(40)], "text": texts[:40], "label": labels[:40]}).to_csv(root / "valid.csv", index=False)
+    pd.DataFrame({"id": [f"t{i}" for i in range(24)], "text": texts[40:]}).to_csv(root / "test.csv", index=False)
+    cache = root / "cache"
+    result = CliRunner().invoke(main, ["predict", "--model", f"bert={root / 'bert'}", "--model", f"perm={root / 'perm'}",
+                                       "--model", f"early={root / 'early'}", "--data", f"valid={root / 'valid.csv'}",
+                                       "--data", f"test={root / 'test.csv'}", "--cache-dir", str(cache), "-q"])
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def _vote(project, tmp_path, *args, models=("bert", "perm"), catch=False):
+    argv = ["vote", *[x for m in models for x in ("--model", f"{m}={project / m}")],
+            "--data", f"valid={project / 'valid.csv'}", "--data", f"test={project / 'test.csv'}",
+            "--cache-dir", str(project / "cache"), *map(str, args)]
+    cwd = Path(tempfile.mkdtemp(dir=tmp_path))
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(main, argv, catch_exceptions=catch)
+    finally:
+        os.chdir(here)
+    files = {str(p.relative_to(cwd)): p.read_text() for p in sorted(cwd.rglob("*")) if p.is_file()}
+    return result, files
+
+
+def _softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_label_permuted_copy_votes_like_the_model_itself(project, tmp_path):
+    result, files = _vote(project, tmp_path, "--proba")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == "submissions/ensemble-uniform.csv"
+    sub = pd.read_csv(pd.io.common.StringIO(files["submissions/ensemble-uniform.csv"]), dtype=str)
+    entry = next(e for e in LogitCache(project / "cache").entries()
+                 if e.metadata["model"] == "bert" and e.metadata["split"] == "test")
+    bert = LogitCache(project / "cache").get(entry.key)
+    p = _softmax(bert.values.astype(np.float64))
+    assert sub["id"].tolist() == bert.ids.tolist()
+    assert sub["label"].tolist() == [bert.labels[i] for i in p.argmax(1)]
+    for j, c in enumerate(bert.labels):
+        np.testing.assert_allclose(sub[c].astype(float), p[:, j], atol=1e-6)
+    side = json.loads(files["submissions/ensemble-uniform.csv.json"])
+    assert side["method"] == "uniform" and side["models"]["perm"]["cache_keys"]["test"]
+    assert side["test"]["rows"] == 24 and len(side["test"]["data_digest"]) == 64
+
+
+def test_weights_file_is_written_reused_and_checked(project, tmp_path):
+    result, files = _vote(project, tmp_path, "--weights", "acc", models=("bert", "early"))
+    assert result.exit_code == 0, result.output
+    saved = json.loads(files["weights/ensemble-acc.json"])
+    assert saved["method"] == "acc" and [m["name"] for m in saved["models"]] == ["bert", "early"]
+    assert saved["meta"]["valid"]["rows"] == 40 and saved["apparent"]["accuracy"] > 0
+    assert all(m["model_digest"] and m["cache_keys"]["valid"] for m in saved["models"])
+    assert "Weights(method='acc'" in result.stdout and "in-sample" in result.stdout
+
+    wfile = tmp_path / "acc.json"
+    wfile.write_text(files["weights/ensemble-acc.json"])
+    again, files2 = _vote(project, tmp_path, "--weights", wfile, models=("bert", "early"))
+    assert again.exit_code == 0, again.output
+    out = "submissions/ensemble-acc.csv"
+    assert files2[out] == files[out]
+    assert json.loads(files2[out + ".json"])["weights_file"] == str(wfile)
+
+    wrong, _ = _vote(project, tmp_path, "--weights", wfile, models=("early", "bert"))
+    assert wrong.exit_code == 1 and "weights are for models bert, early but early, bert are given" in wrong.stderr
+
+    stale = json.loads(wfile.read_text())
+    stale["meta"]["valid"]["data_digest"] = "0" * 64
+    wfile.write_text(json.dumps(stale))
+    bad, files3 = _vote(project, tmp_path, "--weights", wfile, models=("bert", "early"))
+    assert bad.exit_code == 1 and "stale: the validation data" in bad.stderr and not files3
+    stale["meta"]["valid"]["data_digest"] = saved["meta"]["valid"]["data_digest"]
+    stale["models"][1]["model_digest"] = "f" * 64
+    wfile.write_text(json.dumps(stale))
+    bad, _ = _vote(project, tmp_path, "--weights", wfile, models=("bert", "early"))
+    assert bad.exit_code == 1 and "stale: model early" in bad.stderr
+
+
+def test_sample_submission_order_and_integer_labels(project, tmp_path):
+    sample = tmp_path / "sample.csv"
+    ids = [f"t{i}" for i in range(24)][::-1]
+    pd.DataFrame({"ID": ids, "target": [0] * 24}).to_csv(sample, index=False)
+    result, files = _vote(project, tmp_path, "--sample-submission", sample, "--weights", "optimize")
+    assert result.exit_code == 0, result.output
+    sub = pd.read_csv(pd.io.common.StringIO(files["submissions/ensemble-optimize.csv"]), dtype=str)
+    assert list(sub.columns) == ["ID", "target"] and sub["ID"].tolist() == ids
+    assert set(sub["target"]) <= {"0", "1", "2"}
+    named, files = _vote(project, tmp_path, "--out", "named.csv")
+    assert named.exit_code == 0
+    pd.DataFrame({"ID": ids[:-1] + ["x9"], "target": [0] * 24}).to_csv(sample, index=False)
+    bad, files = _vote(project, tmp_path, "--sample-submission", sample)
+    assert bad.exit_code == 1 and "id 'x9' is not in the test data" in bad.stderr and not files
+
+
+@pytest.mark.parametrize("args, models, message", [
+    (["--weights", "1,-1"], ("bert", "perm"), "weights must not be negative"),
+    (["--weights", "nan,1"], ("bert", "perm"), "weights must be finite numbers"),
+    (["--weights", "0,0"], ("bert", "perm"), "weights sum to zero"),
+    (["--weights", "1"], ("bert", "perm"), "got 1 weights, 2 models (bert, perm)"),
+    (["--weights", "auto"], ("bert", "perm"), "--weights auto chooses by a cross-validated estimate"),
+    (["--weights", "bogus"], ("bert", "perm"), "--weights must be one of uniform"),
+    (["--weights", "acc", "--label", "text", "--text", "id"], ("bert", "perm"), "no cached logits"),
+    (["--models", "bert,nope"], ("bert", "perm"), "--models: 'nope' is not a --model name"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(project, tmp_path, args, models, message):
+    result, files = _vote(project, tmp_path, *args, models=models)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert message in result.stderr and "Traceback" not in result.output
+    assert not files
+
+
+def test_missing_cache_entry_names_the_predict_command(project, tmp_path):
+    shutil.copytree(project / "bert", tmp_path / "fresh")
+    with open(tmp_path / "fresh" / "model.safetensors", "r+b") as f:
+        f.seek(-4, 2)
+        f.write(np.float32(1.5).tobytes())
+    argv = ["vote", "--model", f"bert={project / 'bert'}", "--model", f"fresh={tmp_path / 'fresh'}",
+            "--data", f"test={project / 'test.csv'}", "--cache-dir", str(project / "cache")]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 1
+    assert f"model fresh has no cached logits for {project / 'test.csv'}" in result.stderr
+    assert f"run: ensemble predict --model fresh={tmp_path / 'fresh'} --data test={project / 'test.csv'}" in result.stderr
+
+
+def test_unlabelled_validation_for_a_fitted_method(project, tmp_path):
+    unlabelled = tmp_path / "valid.csv"
+    pd.read_csv(project / "valid.csv").drop(columns="label").to_csv(unlabelled, index=False)
+    argv = ["vote", "--model", f"bert={project / 'bert'}", "--data", f"valid={unlabelled}",
+            "--data", f"test={project / 'test.csv'}", "--cache-dir", str(project / "cache"), "--weights", "acc"]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 1
+    # the unlabelled file has other content (no label column does not change ids and texts,
+    # so the cached logits are found) and the error is about the labels
+    assert "has no label column; --weights acc is fitted on validation labels" in result.stderr
+
+
+def test_vote_imports_neither_torch_nor_transformers(project, tmp_path):
+    code = (
+        "import sys\n"
+        "from ensemble.cli import main\n"
+        f"args = ['vote', '--model', 'bert={project / 'bert'}', '--model', 'perm={project / 'perm'}',"
+        f" '--data', 'valid={project / 'valid.csv'}', '--data', 'test={project / 'test.csv'}',"
+        f" '--cache-dir', '{project / 'cache'}', '--weights', 'optimize', '--out', '{tmp_path / 's.csv'}', '-q']\n"
+        "try:\n    main(args)\nexcept SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+        "heavy = [m for m in ('torch', 'transformers', 'accelerate', 'sklearn') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY []" in out.stdout and (tmp_path / "s.csv").is_file()
