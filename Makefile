@@ -22,7 +22,9 @@ demo: install
 	$(BIN)/ensemble avg-ckpt $(EXAMPLE)/runs/bert-b --k 3 --tokenizer $(EXAMPLE)/base --out $(EXAMPLE)/weights/bert-b-top3
 	cd $(EXAMPLE) && $(abspath $(BIN))/ensemble predict --model bert-a=weights/bert-a-top3 --model bert-b=weights/bert-b-top3 \
 		--data valid=data/valid.csv --data test=data/test.csv
-	@echo "averaged models: $(EXAMPLE)/weights/bert-a-top3 $(EXAMPLE)/weights/bert-b-top3; logits cached in $(EXAMPLE)/.ensemble/cache"
+	cd $(EXAMPLE) && $(abspath $(BIN))/ensemble vote --model bert-a=weights/bert-a-top3 --model bert-b=weights/bert-b-top3 \
+		--data valid=data/valid.csv --data test=data/test.csv --weights acc --sample-submission data/sample_submission.csv
+	@echo "averaged models in $(EXAMPLE)/weights/, logits cached in $(EXAMPLE)/.ensemble/cache, submission in $(EXAMPLE)/submissions/"
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
