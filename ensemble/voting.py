@@ -171,11 +171,11 @@ def _open_split(value, name: str, columns: Mapping):
     return load_split(value, name=name, **columns)
 
 
-def _cached(cache, ref, split, digest_of):
-    """The newest cache entry of this model over this split, as Logits; an error saying which
-    ``ensemble predict`` to run when there is none."""
+def _cached(cache, entries, ref, split, digest_of):
+    """The newest of the cache ``entries`` of this model over this split, as Logits; an error
+    saying which ``ensemble predict`` to run when there is none."""
     model_digest = digest_of(ref)
-    entries = [e for e in cache.entries() if e.damaged is None
+    entries = [e for e in entries if e.damaged is None
                and e.metadata.get("model_digest") == model_digest and e.metadata.get("data_digest") == split.digest]
     for entry in entries:  # newest first
         lg = cache.get(entry.key, split.ids)
@@ -298,9 +298,10 @@ def vote(
         valid_split = _open_split(data[valid], valid, columns)
     elif need_valid:
         raise EnsembleError(f"--weights {weights} needs the validation split; pass --data {valid}=PATH (labelled)")
-    test_logits = [_cached(cache, r, test_split, digest_of) for r in refs]
+    entries = cache.entries()  # headers read once, newest first
+    test_logits = [_cached(cache, entries, r, test_split, digest_of) for r in refs]
     test_al = align(test_logits, ids=test_split.ids)
-    valid_logits = [_cached(cache, r, valid_split, digest_of) for r in refs] if valid_split is not None else None
+    valid_logits = [_cached(cache, entries, r, valid_split, digest_of) for r in refs] if valid_split is not None else None
     valid_al = align(valid_logits, ids=valid_split.ids, labels=test_al.labels) if valid_logits else None
     provenance = {
         "valid": None if valid_split is None else {"path": str(valid_split.path.resolve()), "data_digest": valid_split.digest,
