@@ -261,8 +261,9 @@ def predict(models, data, id_col, text_cols, label_col, encoding, batch_size, ma
               help="A model folder whose logits are cached, repeatable.")
 @data_options
 @click.option("--weights", "weights", default="uniform", show_default=True,
-              metavar="uniform|acc|optimize|select|stack|FILE|w1,w2,...",
-              help="A method fitted on the valid split, a weights .json written before, or one weight per --model.")
+              metavar="uniform|acc|optimize|select|stack|auto|FILE|w1,w2,...",
+              help="A method fitted on the valid split; auto: the method whose cross-validated gain over "
+                   "uniform is sure (else uniform); a weights .json written before; or one weight per --model.")
 @click.option("--combine", type=click.Choice(["prob", "logit", "geometric", "vote"]), default="prob",
               show_default=True, help="Mean of probabilities, of logits, of log-probabilities, or hard vote.")
 @click.option("--models", "subset", default=None, metavar="A,B,...", help="Use only these of the --model names.")
@@ -314,6 +315,65 @@ def vote_cmd(models, data, id_col, text_cols, label_col, encoding, weights, comb
                  temperature=temperature, calibrate=calibrate, acc_power=acc_power, name=name, seed=seed,
                  columns={"id": id_col, "text": list(text_cols) or None, "label": label_col, "encoding": encoding})
     click.echo(frame.attrs["path"])
+
+
+@main.command("report")
+@click.option("--model", "models", multiple=True, metavar="NAME=PATH",
+              help="A model folder whose validation logits are cached, repeatable.")
+@data_options
+@click.option("--methods", default=None, metavar="A,B,...",
+              help="Ensemble methods to estimate besides uniform [default: acc,optimize,select,stack].")
+@click.option("--metric", default="accuracy", show_default=True,
+              help="What auto chooses by: accuracy, macro_f1, log_loss, or a scikit-learn scorer name.")
+@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True)
+@click.option("--repeats", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--combine", type=click.Choice(["prob", "logit", "geometric", "vote"]), default="prob", show_default=True)
+@click.option("--valid-split", default="valid", show_default=True, help="The labelled --data split to report on.")
+@click.option("--trained-on-valid", multiple=True, metavar="NAME",
+              help="A model trained on the validation rows: marked and kept out of weight fitting.")
+@click.option("--include-optimistic", is_flag=True, help="Fit weights over models with optimistic scores too.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
+@click.option("--html", "html_out", type=click.Path(path_type=str), default=None,
+              help="Also write an HTML page with plots.")
+@click.option("--cache-dir", type=click.Path(path_type=str), default=None,
+              help="Logit cache folder [default: .ensemble/cache beside ensemble.toml, else here].")
+@common_options
+def report_cmd(models, data, id_col, text_cols, label_col, encoding, methods, metric, folds, repeats, seed, combine,
+               valid_split, trained_on_valid, include_optimistic, as_json, html_out, cache_dir):
+    """Per-model and ensemble scores with a cross-validated estimate of what fitted weights will
+    score on unseen data, and the method --weights auto would choose.
+
+    \b
+    Examples:
+      ensemble report --model a=weights/a-top4 --model b=weights/b-top4 --data valid=data/valid.csv
+      ensemble report ... --html report.html --methods acc,optimize
+      ensemble report ... --json > report.json
+    """
+    from .report import report
+
+    if not models:
+        raise EnsembleError("no model given; pass --model NAME=PATH, once per model")
+    rep = report(_pairs(models, "model", "--model"), _pairs(data, "split", "--data"), valid=valid_split,
+                 methods=[m.strip() for m in methods.split(",")] if methods else None, metric=metric, folds=folds,
+                 repeats=repeats, seed=seed, combine=combine, cache_dir=cache_dir,
+                 columns={"id": id_col, "text": list(text_cols) or None, "label": label_col, "encoding": encoding},
+                 trained_on_valid=trained_on_valid, include_optimistic=include_optimistic)
+    if html_out:
+        from pathlib import Path
+
+        from .submission import _atomic_write
+
+        page = rep.to_html()
+        _atomic_write(Path(html_out), lambda p: p.write_text(page, encoding="utf-8"))
+    if as_json:
+        import json
+
+        click.echo(json.dumps(rep.to_dict(), indent=2))
+    else:
+        log.info("%s", rep.to_text())
+        if html_out:
+            log.info("wrote %s", html_out)
 
 
 @main.group("cache")

@@ -201,11 +201,8 @@ def _parse_weights(spec: str, models: Sequence[str]):
     """``spec`` is a method name, a weights file, or ``w1,w2,...``; returns (kind, value)."""
     from .weighting import METHODS
 
-    if spec in METHODS:
+    if spec in METHODS or spec == "auto":
         return "method", spec
-    if spec == "auto":
-        raise EnsembleError("--weights auto chooses by a cross-validated estimate, which comes with "
-                            "ensemble report; use one of " + ", ".join(METHODS) + " for now")
     if spec.endswith(".json") or os.path.sep in spec or Path(spec).is_file():
         return "file", Path(spec)
     try:
@@ -321,6 +318,19 @@ def vote(
         if spec != "uniform" and y is None:
             raise EnsembleError(f"{valid_split.path}: has no label column; --weights {spec} is fitted on validation "
                                 "labels (pass --label, or use --weights uniform)")
+        auto = None
+        if spec == "auto":
+            from .estimate import select_method
+
+            spec, reason, estimates = select_method(valid_al.arrays, y, combine=combine, temperature=temperature,
+                                                    calibrate=calibrate, acc_power=acc_power, seed=seed,
+                                                    names=list(models))
+            log.info("auto -> %s", reason)
+            auto = {"chosen": spec, "reason": reason, "candidates": {
+                m: {"cross_validated": dict(e.cross_validated), "gain_vs_uniform": dict(e.gain_vs_uniform),
+                    "gain_interval": {k: list(v) for k, v in e.gain_interval.items()}, "mcnemar_p": e.mcnemar_p}
+                for m, e in estimates.items()}}
+            provenance["auto"] = auto
         if y is not None:
             fitted = fit_weights(valid_al.arrays, y, spec, combine=combine, temperature=temperature,
                                  calibrate=calibrate, acc_power=acc_power, seed=seed, names=list(models))

@@ -426,6 +426,9 @@ def _stack(log_probs, y, n_classes: int, C: float, folds: int, seed: int) -> tup
 
     X = _clr(log_probs)
     lr = LogisticRegression(C=C, max_iter=1000, tol=STACK_TOL)
+    if folds == 0:
+        lr.fit(X, y)
+        return {"coef": lr.coef_, "intercept": lr.intercept_, "classes": lr.classes_}, None
     counts = np.bincount(y, minlength=n_classes)
     k = min(folds, int(counts[counts > 0].min()))
     if k < 2:
@@ -455,6 +458,7 @@ def fit_weights(
     folds: int = 3,
     seed: int = 0,
     names: Sequence[str] | None = None,
+    stack_oof: bool = True,
 ) -> Weights:
     """Fit ensemble weights on validation logits.
 
@@ -486,6 +490,9 @@ def fit_weights(
         Fit a temperature on the combined probabilities last.
     names : sequence of str, optional
         Model names when arrays are given (default ``model0``...).
+    stack_oof : bool, default True
+        "stack": also compute the stacker's out-of-fold scores (skipped inside the folds of
+        :func:`ensemble.estimate.cross_validate`, which estimates the whole procedure itself).
 
     Returns
     -------
@@ -526,9 +533,10 @@ def fit_weights(
         probas = [np.exp(lp) for lp in log_probs]
         w = _select(probas, y, iterations, (20 if M >= 4 else 1) if bags is None else bags, bag_fraction, seed)
     else:
-        stacker, oof = _stack(log_probs, y, C, stack_c, folds, seed)
+        stacker, oof = _stack(log_probs, y, C, stack_c, folds if stack_oof else 0, seed)
         w = np.zeros(M)
-        meta["oof"] = scores(oof, y)
+        if oof is not None:
+            meta["oof"] = scores(oof, y)
     fitted = Weights(method, model_names, w, combine, labels, temps, None, stacker, {}, meta)
     proba = fitted._apply(z, log_probs)
     if calibrate:

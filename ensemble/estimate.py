@@ -1,0 +1,303 @@
+"""How a weighting method will score on unseen data: repeated stratified K-fold over the
+validation rows, with the whole fitting procedure inside each fold.
+
+For each repeat, the rows are split into K stratified folds; the method (weights, temperatures,
+selection, stacking: everything :func:`~ensemble.weighting.fit_weights` fits) is fitted on K-1
+folds and predicts the held-out one, so every row gets an out-of-fold prediction. Scores of the
+pooled out-of-fold predictions, averaged over repeats, are the cross-validated estimate; the
+same method fitted and scored on all rows is the apparent score; the difference is the optimism.
+
+Against uniform averaging (which fits nothing), the gain is a paired comparison on the same
+rows: its 95% interval comes from ``scipy.stats.bootstrap`` (paired, percentile) over the
+rows, and an exact McNemar test (``scipy.stats.binomtest`` on the discordant rows) gives a
+p-value for the accuracy difference. ``select_method`` (``--weights auto``) keeps a fitted
+method only when the lower end of that interval is above zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .errors import EnsembleError
+from .weighting import METHODS, Weights, _as_arrays, fit_weights, log_loss
+from .voting import combine as combine_logits
+
+__all__ = ["Estimate", "cross_validate", "select_method", "ece", "metric_value", "GREATER_IS_BETTER",
+           "DEFAULT_METRICS", "AUTO_METHODS"]
+
+DEFAULT_METRICS = ("accuracy", "macro_f1", "log_loss")
+AUTO_METHODS = ("acc", "optimize", "select", "stack")
+GREATER_IS_BETTER = {"accuracy": True, "macro_f1": True, "log_loss": False, "ece": False}
+_EPS = 1e-15
+
+
+def ece(proba: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error of the top-class probability, ``bins`` equal-width bins
+    (Guo et al., 2017): the weighted mean gap between confidence and accuracy."""
+    conf = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == y
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    idx = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = idx == b
+        if mask.any():
+            total += mask.mean() * abs(conf[mask].mean() - correct[mask].mean())
+    return float(total)
+
+
+def _row_losses(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return -np.log(np.clip(proba[np.arange(len(y)), y], _EPS, None))
+
+
+class _Fixed:
+    """A fitted-looking estimator that returns given predictions for row indices, so that any
+    scikit-learn scorer (``get_scorer(name)(est, X, y)``) can score them."""
+
+    def __init__(self, proba: np.ndarray):
+        self.proba = proba
+        self.classes_ = np.arange(proba.shape[1])
+
+    def predict(self, X):
+        return self.proba[np.asarray(X).ravel()].argmax(axis=1)
+
+    def predict_proba(self, X):
+        return self.proba[np.asarray(X).ravel()]
+
+    def decision_function(self, X):
+        return np.log(np.clip(self.predict_proba(X), _EPS, None))
+
+
+def metric_value(name: str, proba: np.ndarray, y: np.ndarray) -> float:
+    """``accuracy``, ``macro_f1``, ``log_loss``, ``ece``, or any scikit-learn scorer by name
+    (greater is better for those, e.g. ``balanced_accuracy``, ``neg_log_loss``)."""
+    from .weighting import accuracy, macro_f1
+
+    if name == "accuracy":
+        return accuracy(proba, y)
+    if name == "macro_f1":
+        return macro_f1(proba, y)
+    if name == "log_loss":
+        return log_loss(proba, y)
+    if name == "ece":
+        return ece(proba, y)
+    from sklearn.metrics import get_scorer
+
+    try:
+        scorer = get_scorer(name)
+    except ValueError:
+        raise EnsembleError(f"unknown metric {name!r}; use accuracy, macro_f1, log_loss, ece or a scikit-learn "
+                            "scorer name such as balanced_accuracy") from None
+    return float(scorer(_Fixed(proba), np.arange(len(y))[:, None], y))
+
+
+def _greater(name: str) -> bool:
+    return GREATER_IS_BETTER.get(name, True)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A weighting method's scores: apparent (fitted and scored on all validation rows) and
+    cross-validated (out-of-fold), with the paired gain over uniform averaging.
+
+    All dicts are keyed by metric name. ``optimism`` and ``gain_vs_uniform`` are signed so that
+    positive means "looks better": apparent minus cross-validated (the reverse for losses), and
+    the method's cross-validated score minus uniform's (the reverse for losses).
+    """
+
+    method: str
+    apparent: Mapping[str, float]
+    cross_validated: Mapping[str, float]
+    optimism: Mapping[str, float]
+    gain_vs_uniform: Mapping[str, float]
+    gain_interval: Mapping[str, tuple[float, float]]
+    mcnemar_p: float | None
+    weights: Weights
+    folds: int
+    repeats: int
+    oof_proba: np.ndarray = field(repr=False, default=None)
+
+    def summary(self, metric: str = "accuracy") -> str:
+        lo, hi = self.gain_interval[metric]
+        return (f"{self.method}: {metric} apparent {self.apparent[metric]:.4f}, cross-validated "
+                f"{self.cross_validated[metric]:.4f} (optimism {self.optimism[metric]:+.4f}); gain over uniform "
+                f"{self.gain_vs_uniform[metric]:+.4f} [{lo:+.4f}, {hi:+.4f}]")
+
+
+def _folds(y: np.ndarray, folds: int, repeats: int, seed: int):
+    from sklearn.model_selection import RepeatedStratifiedKFold
+
+    counts = np.bincount(y)
+    smallest = int(counts[counts > 0].min())
+    k = min(folds, smallest)
+    if k < 2:
+        raise EnsembleError(f"cross-validation needs at least 2 validation rows of every class; the rarest has "
+                            f"{smallest}; add validation rows or merge rare classes")
+    return k, list(RepeatedStratifiedKFold(n_splits=k, n_repeats=repeats, random_state=seed).split(np.zeros(len(y)), y))
+
+
+def _paired_interval(stat_rows_a: np.ndarray, stat_rows_b: np.ndarray, greater: bool, confidence: float,
+                     n_resamples: int, seed: int) -> tuple[float, float]:
+    """Percentile bootstrap interval of mean(a) - mean(b) over paired rows (sign flipped for
+    losses so that positive is better)."""
+    from scipy.stats import bootstrap
+
+    diff = (stat_rows_a - stat_rows_b) * (1 if greater else -1)
+    if np.allclose(diff, diff[0]):
+        return float(diff[0]), float(diff[0])
+    res = bootstrap((diff,), np.mean, confidence_level=confidence, n_resamples=n_resamples, method="percentile",
+                    vectorized=True, random_state=seed)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def _paired_interval_metric(name, proba_a, proba_b, y, confidence, n_resamples, seed) -> tuple[float, float]:
+    """Bootstrap interval for a metric that is not a mean over rows (macro-F1, ECE, scorers)."""
+    from scipy.stats import bootstrap
+
+    sign = 1 if _greater(name) else -1
+    rows = np.arange(len(y))
+
+    def stat(idx):
+        idx = idx.astype(int)
+        return sign * (metric_value(name, proba_a[idx], y[idx]) - metric_value(name, proba_b[idx], y[idx]))
+
+    res = bootstrap((rows,), stat, confidence_level=confidence, n_resamples=n_resamples, method="percentile",
+                    vectorized=False, random_state=seed)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def _mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> float:
+    """Exact (binomial) McNemar p-value of two classifiers' correctness on the same rows."""
+    from scipy.stats import binomtest
+
+    b = int(np.sum(correct_a & ~correct_b))
+    c = int(np.sum(~correct_a & correct_b))
+    return 1.0 if b + c == 0 else float(binomtest(b, b + c, 0.5).pvalue)
+
+
+def cross_validate(
+    valid_logits,
+    y,
+    method: str = "optimize",
+    *,
+    folds: int = 5,
+    repeats: int = 2,
+    seed: int = 0,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    **fit_kwargs,
+) -> Estimate:
+    """Estimate a weighting method's score on unseen data by repeated stratified K-fold.
+
+    Parameters
+    ----------
+    valid_logits : list of Logits or of arrays of shape (n, C)
+        Aligned validation logits of the models.
+    y : array of int, shape (n,)
+        True class indices.
+    method : str, default "optimize"
+        A method of :func:`~ensemble.weighting.fit_weights`.
+    folds : int, default 5
+        K (capped at the size of the rarest class).
+    repeats : int, default 2
+        Repeats of the K-fold split with other shuffles; scores are averaged over them.
+    seed : int, default 0
+    metrics : sequence of str, default ("accuracy", "macro_f1", "log_loss")
+        See :func:`metric_value`.
+    confidence : float, default 0.95
+        Level of the bootstrap interval of the gain over uniform.
+    n_resamples : int, default 2000
+    **fit_kwargs
+        Passed to :func:`~ensemble.weighting.fit_weights` (``combine``, ``temperature``...).
+
+    Returns
+    -------
+    Estimate
+    """
+    if method not in METHODS:
+        raise EnsembleError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    arrays, names, labels = _as_arrays(valid_logits)
+    y = np.asarray(y)
+    n = len(y)
+    if len(arrays[0]) != n:
+        raise EnsembleError(f"got {n} labels for {len(arrays[0])} validation rows")
+    k, splits = _folds(y, folds, repeats, seed)
+    fit_kwargs = {"names": names, **fit_kwargs}
+    C = arrays[0].shape[1]
+    oofs = []
+    for r in range(repeats):
+        oof = np.empty((n, C))
+        for train, test in splits[r * k:(r + 1) * k]:
+            w = fit_weights([a[train] for a in arrays], y[train], method, seed=seed, stack_oof=False, **fit_kwargs)
+            oof[test] = w.predict_proba([a[test] for a in arrays])
+        oofs.append(oof)
+    full = fit_weights(arrays, y, method, seed=seed, **fit_kwargs)
+    full_proba = full.predict_proba(arrays)
+    uniform = combine_logits(arrays, None, fit_kwargs.get("combine", "prob"))
+
+    apparent = {m: metric_value(m, full_proba, y) for m in metrics}
+    cv = {m: float(np.mean([metric_value(m, o, y) for o in oofs])) for m in metrics}
+    base = {m: metric_value(m, uniform, y) for m in metrics}
+    optimism, gain, interval = {}, {}, {}
+    for m in metrics:
+        sign = 1 if _greater(m) else -1
+        optimism[m] = sign * (apparent[m] - cv[m])
+        gain[m] = sign * (cv[m] - base[m])
+        if m == "accuracy":
+            per_row = np.mean([o.argmax(axis=1) == y for o in oofs], axis=0)
+            interval[m] = _paired_interval(per_row, (uniform.argmax(axis=1) == y).astype(float), True,
+                                           confidence, n_resamples, seed)
+        elif m == "log_loss":
+            per_row = np.mean([_row_losses(o, y) for o in oofs], axis=0)
+            interval[m] = _paired_interval(per_row, _row_losses(uniform, y), False, confidence, n_resamples, seed)
+        else:
+            interval[m] = _paired_interval_metric(m, oofs[0], uniform, y, confidence, min(n_resamples, 1000), seed)
+    p = _mcnemar(oofs[0].argmax(axis=1) == y, uniform.argmax(axis=1) == y)
+    return Estimate(method, apparent, cv, optimism, gain, interval, p, full, k, repeats, np.mean(oofs, axis=0))
+
+
+def select_method(
+    valid_logits,
+    y,
+    methods: Sequence[str] | None = None,
+    *,
+    metric: str = "accuracy",
+    folds: int = 5,
+    repeats: int = 2,
+    seed: int = 0,
+    **fit_kwargs,
+) -> tuple[str, str, dict[str, Estimate]]:
+    """Choose a weighting method by cross-validated ``metric``, falling back to uniform.
+
+    The method with the best cross-validated score is kept only when the lower end of the
+    interval of its gain over uniform averaging is above zero; otherwise uniform is chosen.
+
+    Returns
+    -------
+    (name, reason, estimates)
+        The chosen method, a one-line reason, and every method's :class:`Estimate`.
+    """
+    methods = tuple(methods or AUTO_METHODS)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise EnsembleError(f"unknown method {unknown[0]!r}; choose among {', '.join(METHODS)}")
+    metrics = tuple(dict.fromkeys((metric, *DEFAULT_METRICS)))
+    estimates = {m: cross_validate(valid_logits, y, m, folds=folds, repeats=repeats, seed=seed, metrics=metrics,
+                                   **fit_kwargs) for m in methods if m != "uniform"}
+    if not estimates:
+        return "uniform", "only uniform was offered", estimates
+    sign = 1 if _greater(metric) else -1
+    best = max(estimates, key=lambda m: sign * estimates[m].cross_validated[metric])
+    e = estimates[best]
+    lo, hi = e.gain_interval[metric]
+    if lo > 0:
+        reason = (f"{best}: cross-validated {metric} {e.cross_validated[metric]:.4f}, gain over uniform "
+                  f"{e.gain_vs_uniform[metric]:+.4f} [{lo:+.4f}, {hi:+.4f}] excludes zero")
+        return best, reason, estimates
+    reason = (f"uniform: the best fitted method, {best}, gains {e.gain_vs_uniform[metric]:+.4f} "
+              f"[{lo:+.4f}, {hi:+.4f}] in cross-validated {metric}, an interval that does not exclude zero")
+    return "uniform", reason, estimates

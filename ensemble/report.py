@@ -1,0 +1,389 @@
+"""Per-model and per-ensemble quality side by side, with honest estimates.
+
+For every model: validation accuracy, macro-F1, log loss and ECE, and a note when that score is
+optimistic (a model trained on the validation rows, or an average whose checkpoints, K or soup
+were chosen on them). For every ensemble method: the apparent scores (fitted and scored on all
+validation rows), the cross-validated ones (:func:`~ensemble.estimate.cross_validate`), their
+difference, the gain over uniform averaging with its 95% interval and McNemar's p, and the
+weights. Between models: how often they disagree, and how their errors correlate (ensembles
+gain from models that err on different rows). Output: a text table, JSON, or an HTML page with
+matplotlib plots.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .errors import EnsembleError
+
+__all__ = ["Report", "report", "model_notes"]
+
+log = logging.getLogger(__name__)
+
+
+def model_notes(folder: Path, valid_digest: str | None, trained_on_valid: bool = False) -> tuple[str, bool]:
+    """(note, exclude): why a model's validation score is optimistic, and whether to keep it out
+    of weight fitting by default (trained on these rows, or chosen on them)."""
+    if trained_on_valid:
+        return "trained on the validation rows: its score here is not an estimate", True
+    manifest = folder / "ensemble_manifest.json"
+    if not manifest.is_file():
+        return "", False
+    try:
+        m = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "", False
+    holdout = m.get("holdout") or {}
+    if m.get("selected_on_holdout") and holdout.get("data_digest") == valid_digest:
+        what = "greedy soup" if m.get("method") == "greedy" else "K"
+        return f"{what} chosen on this validation split: its score here is optimistic", True
+    if m.get("selected_on_holdout"):
+        return "soup or K chosen on another held-out split", False
+    if m.get("selected_on_eval_set"):
+        return "checkpoints chosen by the Trainer's eval metric: optimistic if that eval set is this split", False
+    return "", False
+
+
+@dataclass
+class Report:
+    """What :func:`report` found; ``table`` is the main result.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per model and per ensemble method: kind, accuracy, macro_f1, log_loss, ece (on
+        validation; apparent for methods), cv_* (cross-validated), gain and its interval vs
+        uniform, McNemar p, weights, note.
+    disagreement, error_correlation : pandas.DataFrame
+        Model x model: share of rows whose predicted classes differ; Pearson correlation of the
+        per-row error indicators.
+    choice, reason : str
+        What ``--weights auto`` would choose, and why.
+    """
+
+    table: object
+    disagreement: object
+    error_correlation: object
+    choice: str
+    reason: str
+    metric: str
+    rows: int
+    excluded: list = field(default_factory=list)
+    estimates: Mapping = field(default_factory=dict, repr=False)
+    reliability: Mapping = field(default_factory=dict, repr=False)
+    weights: Mapping = field(default_factory=dict, repr=False)
+
+    # ------------------------------------------------------------------ text
+
+    def to_text(self) -> str:
+        t = self.table
+        lines = [f"validation: {self.rows} rows; cross-validated scores are out-of-fold "
+                 f"({next(iter(self.estimates.values())).folds if self.estimates else 5}-fold, repeated)"]
+        head = ["", "kind", "acc", "macro-F1", "log loss", "ECE", "cv acc", "gain vs uniform [95% interval]", "p"]
+        body = []
+        for name, r in t.iterrows():
+            gain = "" if np.isnan(r["gain"]) else f"{r['gain']:+.4f} [{r['gain_low']:+.4f}, {r['gain_high']:+.4f}]"
+            body.append([name, r["kind"], f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", f"{r['log_loss']:.4f}",
+                         f"{r['ece']:.4f}", "" if np.isnan(r["cv_accuracy"]) else f"{r['cv_accuracy']:.4f}", gain,
+                         "" if np.isnan(r["mcnemar_p"]) else f"{r['mcnemar_p']:.3f}"])
+        widths = [max(len(str(row[i])) for row in [head] + body) for i in range(len(head))]
+        for row in [head] + body:
+            lines.append("  ".join(str(v).ljust(w) if i < 2 else str(v).rjust(w) for i, (v, w) in enumerate(zip(row, widths))).rstrip())
+        lines.append("(methods: acc etc. are apparent, fitted and scored on the same rows; cv acc is what to expect on unseen data)")
+        for name, r in t.iterrows():
+            if r["note"]:
+                lines.append(f"note: {name}: {r['note']}")
+        for name in self.excluded:
+            lines.append(f"note: {name} is left out of weight fitting (see above); pass it with --include-optimistic to use it")
+        for method, w in self.weights.items():
+            lines.append(f"weights {method}: " + ", ".join(f"{m}={v:.3f}" for m, v in w.items()))
+        lines.append("error correlation between models:")
+        lines.append(self.error_correlation.round(3).to_string())
+        lines.append(f"auto -> {self.reason}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    # ------------------------------------------------------------------ JSON
+
+    def to_dict(self) -> dict:
+        def clean(v):
+            if isinstance(v, (float, np.floating)):
+                return None if np.isnan(v) else float(v)
+            if isinstance(v, np.integer):
+                return int(v)
+            return v
+
+        return {
+            "rows": self.rows,
+            "metric": self.metric,
+            "auto": {"choice": self.choice, "reason": self.reason},
+            "table": {name: {k: clean(v) for k, v in r.items()} for name, r in self.table.iterrows()},
+            "weights": {m: dict(w) for m, w in self.weights.items()},
+            "excluded_from_fitting": list(self.excluded),
+            "disagreement": self.disagreement.round(6).to_dict(),
+            "error_correlation": self.error_correlation.round(6).to_dict(),
+        }
+
+    # ------------------------------------------------------------------ HTML
+
+    def _figures(self) -> list[tuple[str, str]]:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figs = []
+
+        def png(fig) -> str:
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+            plt.close(fig)
+            return base64.b64encode(buf.getvalue()).decode()
+
+        t = self.table
+        fig, ax = plt.subplots(figsize=(7, 0.45 * len(t) + 1.2))
+        names = list(t.index)[::-1]
+        for i, name in enumerate(names):
+            r = t.loc[name]
+            if r["kind"] == "model":
+                ax.errorbar(r["accuracy"], i, xerr=[[r["accuracy"] - r["acc_low"]], [r["acc_high"] - r["accuracy"]]],
+                            fmt="o", color="tab:blue", capsize=3)
+            else:
+                ax.plot(r["accuracy"], i, "x", color="tab:gray")
+                base = t.loc["uniform", "cv_accuracy"]
+                ax.errorbar(r["cv_accuracy"], i, xerr=[[r["cv_accuracy"] - (base + r["gain_low"])],
+                                                       [(base + r["gain_high"]) - r["cv_accuracy"]]],
+                            fmt="o", color="tab:orange", capsize=3)
+        ax.set_yticks(range(len(names)), names)
+        ax.set_xlabel("validation accuracy")
+        ax.set_title("models (blue: 95% Wilson interval); ensembles (orange: cross-validated,\n"
+                     "interval of the gain over uniform; grey x: apparent, in-sample)", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+        figs.append(("Scores", png(fig)))
+
+        fig, ax = plt.subplots(figsize=(5, 5))
+        ax.plot([0, 1], [0, 1], ":", color="gray")
+        for name, (conf, acc, count) in self.reliability.items():
+            keep = count > 0
+            ax.plot(conf[keep], acc[keep], "o-", label=name, markersize=3)
+        ax.set_xlabel("confidence (top-class probability)")
+        ax.set_ylabel("accuracy")
+        ax.set_title("reliability diagram (validation; ensemble out-of-fold)", fontsize=9)
+        ax.legend(fontsize=7)
+        figs.append(("Reliability", png(fig)))
+
+        corr = self.error_correlation
+        fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(corr), 0.8 + 0.7 * len(corr)))
+        im = ax.imshow(corr.to_numpy(dtype=float), vmin=-1, vmax=1, cmap="RdBu_r")
+        ax.set_xticks(range(len(corr)), corr.columns, rotation=45, ha="right")
+        ax.set_yticks(range(len(corr)), corr.index)
+        for i in range(len(corr)):
+            for j in range(len(corr)):
+                v = corr.iat[i, j]
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
+                        color="white" if abs(v) > 0.5 else "black")
+        fig.colorbar(im, ax=ax, shrink=0.8)
+        ax.set_title("error correlation (lower: more to gain)", fontsize=9)
+        figs.append(("Error correlation", png(fig)))
+
+        if self.weights:
+            methods = list(self.weights)
+            models = list(next(iter(self.weights.values())))
+            fig, ax = plt.subplots(figsize=(7, 0.5 * len(models) * len(methods) / 2 + 1.5))
+            h = 0.8 / len(methods)
+            for k, m in enumerate(methods):
+                ax.barh(np.arange(len(models)) + k * h, [self.weights[m][x] for x in models], height=h, label=m)
+            ax.set_yticks(np.arange(len(models)) + 0.4 - h / 2, models)
+            ax.set_xlabel("weight")
+            ax.legend(fontsize=7)
+            ax.set_title("fitted weights (on all validation rows)", fontsize=9)
+            figs.append(("Weights", png(fig)))
+        return figs
+
+    def to_html(self, figures: bool = True) -> str:
+        style = ("body{font-family:sans-serif;margin:24px;max-width:1100px}table{border-collapse:collapse;font-size:13px}"
+                 "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f3f3f3}"
+                 "td:first-child,th:first-child{text-align:left}.note{color:#8a4b00}img{max-width:100%}")
+        t = self.table.copy()
+        cols = ["kind", "accuracy", "macro_f1", "log_loss", "ece", "cv_accuracy", "gain", "gain_low", "gain_high",
+                "mcnemar_p", "note"]
+        table_html = t[cols].to_html(float_format=lambda v: f"{v:.4f}", na_rep="", escape=True)
+        parts = [f"<html><head><meta charset='utf-8'><title>ensemble report</title><style>{style}</style></head><body>",
+                 "<h1>ensemble report</h1>",
+                 f"<p>{self.rows} validation rows. <b>auto</b>: {html.escape(self.reason)}</p>",
+                 "<p>Model scores are on the validation rows. For ensemble methods, <i>accuracy</i> etc. are "
+                 "apparent (fitted and scored on the same rows) and <i>cv_accuracy</i> is cross-validated "
+                 "(out-of-fold): what to expect on unseen data. <i>gain</i> is cross-validated accuracy over "
+                 "uniform averaging, with its 95% paired bootstrap interval.</p>", table_html]
+        notes = [f"<li>{html.escape(n)}: {html.escape(r['note'])}</li>" for n, r in self.table.iterrows() if r["note"]]
+        if notes:
+            parts.append("<ul class='note'>" + "".join(notes) + "</ul>")
+        parts.append("<h2>Between models</h2><p>Error correlation: Pearson correlation of the per-row "
+                     "error indicators (lower: more to gain from combining).</p>")
+        parts.append(self.error_correlation.to_html(float_format=lambda v: f"{v:.3f}"))
+        parts.append("<p>Disagreement: share of validation rows whose predicted classes differ.</p>")
+        parts.append(self.disagreement.to_html(float_format=lambda v: f"{v:.3f}"))
+        if figures:
+            for title, data in self._figures():
+                parts.append(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>")
+        parts.append("</body></html>")
+        return "\n".join(parts)
+
+    def _repr_html_(self) -> str:
+        return self.to_html(figures=False)
+
+
+def _wilson(k: int, n: int) -> tuple[float, float]:
+    from scipy.stats import binomtest
+
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def _reliability(proba: np.ndarray, y: np.ndarray, bins: int = 10):
+    conf = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == y
+    idx = np.clip((conf * bins).astype(int), 0, bins - 1)
+    count = np.bincount(idx, minlength=bins)
+    with np.errstate(invalid="ignore"):
+        mean_conf = np.bincount(idx, conf, minlength=bins) / count
+        acc = np.bincount(idx, correct, minlength=bins) / count
+    return mean_conf, acc, count
+
+
+def report(
+    models: Mapping[str, str | os.PathLike],
+    data: Mapping[str, object],
+    *,
+    valid: str = "valid",
+    methods: Sequence[str] | None = None,
+    metric: str = "accuracy",
+    folds: int = 5,
+    repeats: int = 2,
+    seed: int = 0,
+    combine: str = "prob",
+    cache_dir: str | os.PathLike | None = None,
+    columns: Mapping | None = None,
+    trained_on_valid: Sequence[str] = (),
+    include_optimistic: bool = False,
+) -> Report:
+    """Score every model and ensemble method on the validation split, honestly.
+
+    Parameters
+    ----------
+    models, data, valid, cache_dir, columns
+        As for :func:`ensemble.voting.vote`; ``data[valid]`` must be labelled.
+    methods : sequence of str, optional
+        Ensemble methods to estimate besides uniform. Default: acc, optimize, select, stack.
+    metric : str, default "accuracy"
+        What ``auto`` chooses by.
+    folds, repeats, seed
+        The repeated stratified K-fold of :func:`~ensemble.estimate.cross_validate`.
+    trained_on_valid : sequence of str
+        Models trained on the validation rows: marked, and left out of weight fitting.
+    include_optimistic : bool, default False
+        Fit weights over every model, including those with optimistic validation scores.
+    """
+    import pandas as pd
+
+    from .cache import LogitCache
+    from .estimate import AUTO_METHODS, ece, select_method
+    from .inference import ModelRef
+    from .voting import _cached, _open_split, align, combine as combine_logits, softmax
+    from .weighting import accuracy, log_loss, macro_f1
+
+    if valid not in data:
+        raise EnsembleError(f"report needs the labelled validation split; pass --data {valid}=PATH")
+    unknown = [n for n in trained_on_valid if n not in models]
+    if unknown:
+        raise EnsembleError(f"--trained-on-valid {unknown[0]!r} is not a --model name ({', '.join(models)})")
+    cache = LogitCache(cache_dir)
+    refs = [ModelRef.open(path, name) for name, path in models.items()]
+    split = _open_split(data[valid], valid, dict(columns or {}))
+    if split.labels is None:
+        raise EnsembleError(f"{split.path}: has no label column; the report scores against validation labels "
+                            "(pass --label)")
+    entries = cache.entries()
+    digests = {}
+
+    def digest_of(ref):
+        if ref.name not in digests:
+            digests[ref.name] = ref.fingerprint(cache.file_digest)
+        return digests[ref.name]
+
+    logits = [_cached(cache, entries, r, split, digest_of) for r in refs]
+    al = align(logits, ids=split.ids)
+    y = split.label_indices(al.labels, model=refs[0].name)
+
+    rows, excluded = {}, []
+    probas = {}
+    for ref, arr in zip(refs, al.arrays):
+        note, exclude = model_notes(ref.folder, split.digest, ref.name in trained_on_valid)
+        p = softmax(arr)
+        probas[ref.name] = p
+        k = int((p.argmax(axis=1) == y).sum())
+        lo, hi = _wilson(k, len(y))
+        rows[ref.name] = {"kind": "model", "accuracy": k / len(y), "acc_low": lo, "acc_high": hi,
+                          "macro_f1": macro_f1(p, y), "log_loss": log_loss(p, y), "ece": ece(p, y), "note": note}
+        if exclude and not include_optimistic:
+            excluded.append(ref.name)
+    fit_idx = [i for i, r in enumerate(refs) if r.name not in excluded]
+    if not fit_idx:
+        raise EnsembleError("every model is marked optimistic (trained on or chosen on the validation rows); "
+                            "pass --include-optimistic to fit weights over them anyway")
+    fit_arrays = [al.arrays[i] for i in fit_idx]
+    fit_names = [refs[i].name for i in fit_idx]
+    if excluded:
+        log.info("left out of weight fitting (optimistic validation scores): %s", ", ".join(excluded))
+
+    methods = tuple(m for m in (methods or AUTO_METHODS) if m != "uniform")
+    choice, reason, estimates = select_method(fit_arrays, y, methods, metric=metric, folds=folds, repeats=repeats,
+                                              seed=seed, combine=combine, names=fit_names)
+    uniform = combine_logits(fit_arrays, None, combine)
+    nan = float("nan")
+    rows["uniform"] = {"kind": "ensemble", "accuracy": accuracy(uniform, y), "macro_f1": macro_f1(uniform, y),
+                       "log_loss": log_loss(uniform, y), "ece": ece(uniform, y), "cv_accuracy": accuracy(uniform, y),
+                       "gain": 0.0, "gain_low": 0.0, "gain_high": 0.0, "mcnemar_p": nan,
+                       "note": "nothing fitted: its validation score is an estimate"}
+    weights = {"uniform": {n: 1 / len(fit_names) for n in fit_names}}
+    reliability = {n: _reliability(p, y) for n, p in probas.items()}
+    reliability["uniform"] = _reliability(uniform, y)
+    for m, e in estimates.items():
+        full = e.weights.predict_proba(fit_arrays)
+        lo, hi = e.gain_interval["accuracy"]
+        rows[m] = {"kind": "ensemble", "accuracy": e.apparent["accuracy"], "macro_f1": e.apparent["macro_f1"],
+                   "log_loss": e.apparent["log_loss"], "ece": ece(full, y), "cv_accuracy": e.cross_validated["accuracy"],
+                   "cv_macro_f1": e.cross_validated["macro_f1"], "cv_log_loss": e.cross_validated["log_loss"],
+                   "optimism": e.optimism["accuracy"], "gain": e.gain_vs_uniform["accuracy"], "gain_low": lo,
+                   "gain_high": hi, "mcnemar_p": e.mcnemar_p, "note": ""}
+        if e.weights.stacker is None:
+            weights[m] = dict(zip(fit_names, map(float, e.weights.weights)))
+        reliability[f"{m} (out-of-fold)"] = _reliability(e.oof_proba, y)
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    for col in ("cv_accuracy", "gain", "gain_low", "gain_high", "mcnemar_p", "acc_low", "acc_high",
+                "cv_macro_f1", "cv_log_loss", "optimism"):
+        if col not in table:
+            table[col] = nan
+    table["note"] = table["note"].fillna("")
+    names = [r.name for r in refs]
+    preds = np.stack([probas[n].argmax(axis=1) for n in names])
+    errors = (preds != y).astype(float)
+    M = len(names)
+    dis = np.array([[float(np.mean(preds[i] != preds[j])) for j in range(M)] for i in range(M)])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.corrcoef(errors) if M > 1 else np.ones((1, 1))
+    corr = np.atleast_2d(np.nan_to_num(corr, nan=0.0))
+    return Report(table, pd.DataFrame(dis, index=names, columns=names), pd.DataFrame(corr, index=names, columns=names),
+                  choice, reason, metric, len(y), excluded, estimates, reliability, weights)
