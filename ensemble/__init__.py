@@ -28,6 +28,11 @@ _LAZY = {
     "fit_weights": "ensemble.weighting",
     "Weights": "ensemble.weighting",
     "write_submission": "ensemble.submission",
+    "cross_validate": "ensemble.estimate",
+    "select_method": "ensemble.estimate",
+    "Estimate": "ensemble.estimate",
+    "report": "ensemble.report",
+    "Report": "ensemble.report",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -9,7 +9,10 @@ same method fitted and scored on all rows is the apparent score; the difference 
 
 Against uniform averaging (which fits nothing), the gain is a paired comparison on the same
 rows: its 95% interval comes from ``scipy.stats.bootstrap`` (paired, percentile) over the
-rows, and an exact McNemar test (``scipy.stats.binomtest`` on the discordant rows) gives a
+rows; for accuracy it is widened to at least exact (Clopper-Pearson) bounds on the rates of
+rows won and lost, because the bootstrap collapses when only a few rows differ (found by
+``benchmarks/bench_honesty.py``: with equal members, intervals like [+0.001, +0.013] from three
+rows missed a true gain of -0.0005). An exact McNemar test (``scipy.stats.binomtest`` on the discordant rows) gives a
 p-value for the accuracy difference. ``select_method`` (``--weights auto``) keeps a fitted
 method only when the lower end of that interval is above zero.
 """
@@ -169,6 +172,30 @@ def _paired_interval_metric(name, proba_a, proba_b, y, confidence, n_resamples, 
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
+def _discordance_interval(diff: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Bounds on an accuracy difference from exact (Clopper-Pearson) intervals on the rates of
+    rows each side wins: [low(B) - high(C), high(B) - low(C)], each at 1 - alpha/2.
+
+    ``diff`` is the per-row difference in correctness (averaged over repeats, so it may be
+    fractional). When few rows differ the percentile bootstrap collapses (three rows won, none
+    lost: every resample shows a gain, and no rows differing gives [0, 0]); these bounds say
+    what so few rows can and cannot rule out.
+    """
+    from scipy.stats import beta
+
+    n = len(diff)
+    alpha = (1 - confidence) / 2
+
+    def cp(k: float) -> tuple[float, float]:
+        lo = 0.0 if k <= 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+        hi = 1.0 if k >= n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+        return lo, hi
+
+    b_lo, b_hi = cp(float(np.clip(diff, 0, None).sum()))
+    c_lo, c_hi = cp(float(np.clip(-diff, 0, None).sum()))
+    return b_lo - c_hi, b_hi - c_lo
+
+
 def _mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> float:
     """Exact (binomial) McNemar p-value of two classifiers' correctness on the same rows."""
     from scipy.stats import binomtest
@@ -249,8 +276,10 @@ def cross_validate(
         gain[m] = sign * (cv[m] - base[m])
         if m == "accuracy":
             per_row = np.mean([o.argmax(axis=1) == y for o in oofs], axis=0)
-            interval[m] = _paired_interval(per_row, (uniform.argmax(axis=1) == y).astype(float), True,
-                                           confidence, n_resamples, seed)
+            base_row = (uniform.argmax(axis=1) == y).astype(float)
+            boot = _paired_interval(per_row, base_row, True, confidence, n_resamples, seed)
+            exact = _discordance_interval(per_row - base_row, confidence)
+            interval[m] = (min(boot[0], exact[0]), max(boot[1], exact[1]))
         elif m == "log_loss":
             per_row = np.mean([_row_losses(o, y) for o in oofs], axis=0)
             interval[m] = _paired_interval(per_row, _row_losses(uniform, y), False, confidence, n_resamples, seed)
