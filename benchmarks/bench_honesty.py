@@ -1,0 +1,99 @@
+"""Does the honest estimate tell the truth? A simulation with known ground truth.
+
+Member logits come from a known generator: for a row of class y, member m's logits are
+``strength_m * onehot(y) + sqrt(rho) * shared + sqrt(1 - rho) * own_m`` (shared noise: the
+errors members have in common). Each seed draws a validation set (500, 1,000, 2,000 or 5,000
+rows, by turns) and a test set of 50,000 rows from the same generator, runs ``select_method``
+(``--weights auto``: acc, optimize, select and stack, 5-fold cross-validation repeated twice) on
+validation only, and compares with the truth on test:
+
+  (a) equal members (four of strength 1.0): auto must pick uniform in >= 95% of seeds, and the
+      interval of each fitted method's gain over uniform must contain its true test gain in
+      >= 90% of (seed, method) pairs;
+  (b) different members (strengths 1.4, 1.4 and a weak 0.2, plus a near-duplicate of the
+      first): auto must pick a fitted method in >= 80% of seeds, and the mean absolute error of
+      the cross-validated accuracy against the test accuracy must be <= 1 point (the apparent
+      accuracy's error is printed beside it).
+
+    python benchmarks/bench_honesty.py [--seeds 100] [--classes 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SCENARIOS = {
+    "a: equal members": {"strengths": [1.0, 1.0, 1.0, 1.0], "duplicate": None},
+    "b: different members": {"strengths": [1.4, 1.4, 0.2], "duplicate": 0},
+}
+SIZES = (500, 1000, 2000, 5000)
+TEST_ROWS = 50_000
+RHO = 0.5
+
+
+def draw(n: int, classes: int, scenario: dict, rng) -> tuple[list[np.ndarray], np.ndarray]:
+    y = rng.integers(0, classes, n)
+    shared = rng.normal(size=(n, classes))
+    members = []
+    for s in scenario["strengths"]:
+        z = np.sqrt(RHO) * shared + np.sqrt(1 - RHO) * rng.normal(size=(n, classes))
+        z[np.arange(n), y] += s
+        members.append(z)
+    if scenario["duplicate"] is not None:
+        members.append(members[scenario["duplicate"]] + 0.1 * rng.normal(size=(n, classes)))
+    return members, y
+
+
+def run(seeds: int, classes: int) -> None:
+    from ensemble.estimate import select_method
+    from ensemble.voting import combine
+    from ensemble.weighting import accuracy
+
+    for name, scenario in SCENARIOS.items():
+        t0 = time.perf_counter()
+        picks_uniform, covered, pairs = 0, 0, 0
+        cv_err, apparent_err, gains = [], [], []
+        for seed in range(seeds):
+            rng = np.random.default_rng(seed)
+            n = SIZES[seed % len(SIZES)]
+            valid, y = draw(n, classes, scenario, rng)
+            test, yt = draw(TEST_ROWS, classes, scenario, rng)
+            choice, _, estimates = select_method(valid, y, seed=seed)
+            picks_uniform += choice == "uniform"
+            uniform_test = accuracy(combine(test, None), yt)
+            for method, e in estimates.items():
+                test_acc = accuracy(e.weights.predict_proba(test), yt)
+                true_gain = test_acc - uniform_test
+                lo, hi = e.gain_interval["accuracy"]
+                covered += lo <= true_gain <= hi
+                pairs += 1
+                cv_err.append(abs(e.cross_validated["accuracy"] - test_acc))
+                apparent_err.append(abs(e.apparent["accuracy"] - test_acc))
+                gains.append(true_gain)
+        dt = time.perf_counter() - t0
+        print(f"{name} ({seeds} seeds, validation {'/'.join(map(str, SIZES))} rows, test {TEST_ROWS}, {dt:.0f} s)")
+        print(f"  auto picked uniform in {picks_uniform / seeds:.1%} of seeds, a fitted method in "
+              f"{1 - picks_uniform / seeds:.1%}")
+        print(f"  the gain interval contained the true test gain in {covered / pairs:.1%} of {pairs} (seed, method) pairs")
+        print(f"  mean |cross-validated - test| accuracy {100 * np.mean(cv_err):.2f} points; "
+              f"mean |apparent - test| {100 * np.mean(apparent_err):.2f} points; mean true gain of fitted "
+              f"methods over uniform {100 * np.mean(gains):+.2f} points")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, default=100)
+    ap.add_argument("--classes", type=int, default=4)
+    args = ap.parse_args()
+    run(args.seeds, args.classes)
+
+
+if __name__ == "__main__":
+    main()
