@@ -56,22 +56,29 @@ def _row_losses(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
     return -np.log(np.clip(proba[np.arange(len(y)), y], _EPS, None))
 
 
-class _Fixed:
-    """A fitted-looking estimator that returns given predictions for row indices, so that any
+def _fixed(proba: np.ndarray):
+    """A fitted-looking classifier that returns given predictions for row indices, so that any
     scikit-learn scorer (``get_scorer(name)(est, X, y)``) can score them."""
+    from sklearn.base import BaseEstimator, ClassifierMixin
 
-    def __init__(self, proba: np.ndarray):
-        self.proba = proba
-        self.classes_ = np.arange(proba.shape[1])
+    class Fixed(ClassifierMixin, BaseEstimator):
+        def __init__(self, proba=None):
+            self.proba = proba
 
-    def predict(self, X):
-        return self.proba[np.asarray(X).ravel()].argmax(axis=1)
+        def fit(self, X=None, y=None):
+            self.classes_ = np.arange(self.proba.shape[1])
+            return self
 
-    def predict_proba(self, X):
-        return self.proba[np.asarray(X).ravel()]
+        def predict(self, X):
+            return self.proba[np.asarray(X).ravel()].argmax(axis=1)
 
-    def decision_function(self, X):
-        return np.log(np.clip(self.predict_proba(X), _EPS, None))
+        def predict_proba(self, X):
+            return self.proba[np.asarray(X).ravel()]
+
+        def decision_function(self, X):
+            return np.log(np.clip(self.predict_proba(X), _EPS, None))
+
+    return Fixed(proba).fit()
 
 
 def metric_value(name: str, proba: np.ndarray, y: np.ndarray) -> float:
@@ -94,7 +101,7 @@ def metric_value(name: str, proba: np.ndarray, y: np.ndarray) -> float:
     except ValueError:
         raise EnsembleError(f"unknown metric {name!r}; use accuracy, macro_f1, log_loss, ece or a scikit-learn "
                             "scorer name such as balanced_accuracy") from None
-    return float(scorer(_Fixed(proba), np.arange(len(y))[:, None], y))
+    return float(scorer(_fixed(proba), np.arange(len(y))[:, None], y))
 
 
 def _greater(name: str) -> bool:

@@ -1,0 +1,105 @@
+"""ensemble report and vote --weights auto on cached logits of real tiny models."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from ensemble.averaging import average_checkpoints
+from ensemble.cache import LogitCache
+from ensemble.cli import main
+from ensemble.report import report
+
+
+@pytest.fixture(scope="module")
+def project(runs, tmp_path_factory):
+    """Two checkpoints, and a greedy soup chosen on the very validation file of the report."""
+    root = tmp_path_factory.mktemp("report")
+    shutil.copytree(runs.tok / "checkpoint-18", root / "late")
+    shutil.copytree(runs.tok / "checkpoint-6", root / "early")
+    pd.DataFrame({"id": [f"v{i}" for i in range(len(runs.valid_texts))], "text": runs.valid_texts,
+                  "label": runs.valid_labels}).to_csv(root / "valid.csv", index=False)
+    pd.DataFrame({"id": [f"t{i}" for i in range(10)], "text": runs.valid_texts[:10]}).to_csv(root / "test.csv", index=False)
+    average_checkpoints(runs.tok, method="greedy", holdout=root / "valid.csv", out=root / "soup", progress=False)
+    models = {"late": root / "late", "early": root / "early", "soup": root / "soup"}
+    args = ["predict", *[x for n, p in models.items() for x in ("--model", f"{n}={p}")],
+            "--data", f"valid={root / 'valid.csv'}", "--data", f"test={root / 'test.csv'}", "--cache-dir", str(root / "cache"), "-q"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    return root, models
+
+
+def _cached_probs(root, model):
+    cache = LogitCache(root / "cache")
+    e = next(e for e in cache.entries() if e.metadata["model"] == model and e.metadata["split"] == "valid")
+    lg = cache.get(e.key)
+    z = lg.values.astype(np.float64)
+    p = np.exp(z - z.max(1, keepdims=True))
+    return lg, p / p.sum(1, keepdims=True)
+
+
+def test_report_table_against_the_cached_logits(project):
+    root, models = project
+    rep = report(models, {"valid": root / "valid.csv"}, cache_dir=root / "cache", methods=["acc", "optimize"], repeats=1)
+    t = rep.table
+    assert list(t.index) == ["late", "early", "soup", "uniform", "acc", "optimize"]
+    labels = pd.read_csv(root / "valid.csv")["label"].tolist()
+    preds = {}
+    for m in ("late", "early", "soup"):
+        lg, p = _cached_probs(root, m)
+        y = np.array([lg.labels.index(v) for v in labels])
+        preds[m] = np.array(lg.labels)[p.argmax(1)]
+        assert t.loc[m, "accuracy"] == pytest.approx(np.mean(p.argmax(1) == y))
+        assert t.loc[m, "acc_low"] < t.loc[m, "accuracy"] < t.loc[m, "acc_high"] or t.loc[m, "accuracy"] in (0, 1)
+    # the soup was chosen on this validation file: marked and left out of weight fitting
+    assert "chosen on this validation split" in t.loc["soup", "note"] and rep.excluded == ["soup"]
+    assert set(rep.weights["acc"]) == {"late", "early"}
+    assert t.loc["uniform", "cv_accuracy"] == t.loc["uniform", "accuracy"]
+    for m in ("acc", "optimize"):
+        assert t.loc[m, "gain_low"] <= t.loc[m, "gain"] <= t.loc[m, "gain_high"]
+    names = ["late", "early", "soup"]
+    dis = np.array([[np.mean(preds[a] != preds[b]) for b in names] for a in names])
+    np.testing.assert_allclose(rep.disagreement.to_numpy(), dis)
+    errors = np.stack([(preds[m] != np.array(labels)).astype(float) for m in names])
+    np.testing.assert_allclose(rep.error_correlation.to_numpy(), np.nan_to_num(np.corrcoef(errors)), atol=1e-12)
+    assert rep.choice in ("uniform", "acc", "optimize") and rep.reason.startswith(rep.choice)
+    html = rep._repr_html_()
+    assert "<table" in html and "late" in html
+
+
+def test_report_cli_text_json_html(project, tmp_path):
+    root, models = project
+    base = ["report", *[x for n, p in models.items() for x in ("--model", f"{n}={p}")],
+            "--data", f"valid={root / 'valid.csv'}", "--cache-dir", str(root / "cache"), "--methods", "acc,select",
+            "--repeats", "1"]
+    text = CliRunner().invoke(main, [*base, "--html", str(tmp_path / "r.html"), "--trained-on-valid", "early"])
+    assert text.exit_code == 0, text.output
+    assert "auto -> " in text.stdout and "note: early: trained on the validation rows" in text.stdout
+    assert "early is left out of weight fitting" in text.stdout
+    page = (tmp_path / "r.html").read_text()
+    assert page.count("<img") == 4 and "data:image/png;base64," in page
+    out = CliRunner().invoke(main, [*base, "--json", "--include-optimistic"])
+    doc = json.loads(out.stdout)
+    assert set(doc["table"]) == {"late", "early", "soup", "uniform", "acc", "select"}
+    assert doc["excluded_from_fitting"] == [] and doc["auto"]["reason"].startswith(doc["auto"]["choice"])
+    bad = CliRunner().invoke(main, [*base, "--trained-on-valid", "nope"])
+    assert bad.exit_code == 1 and "--trained-on-valid 'nope' is not a --model name" in bad.stderr
+
+
+def test_vote_auto_records_the_choice(project, tmp_path, monkeypatch):
+    root, models = project
+    monkeypatch.chdir(tmp_path)
+    args = ["vote", "--model", f"late={models['late']}", "--model", f"early={models['early']}",
+            "--data", f"valid={root / 'valid.csv'}", "--data", f"test={root / 'test.csv'}",
+            "--cache-dir", str(root / "cache"), "--weights", "auto"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "auto -> " in result.stdout
+    saved = json.loads(next((tmp_path / "weights").glob("*.json")).read_text())
+    auto = saved["meta"]["auto"]
+    assert auto["chosen"] == saved["method"] and auto["reason"].startswith(saved["method"])
+    assert set(auto["candidates"]) == {"acc", "optimize", "select", "stack"}
