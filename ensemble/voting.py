@@ -312,6 +312,13 @@ def vote(
     y = None
     if valid_al is not None and valid_split.labels is not None:
         y = valid_split.label_indices(test_al.labels, model=refs[0].name)
+        if need_valid:
+            from .report import model_notes
+
+            for r in refs:
+                note, optimistic = model_notes(r.folder, valid_split.digest)
+                if optimistic:
+                    log.warning("%s: %s; fitted weights will favour it (ensemble report leaves it out)", r.name, note)
 
     weights_path = None
     if kind == "method":

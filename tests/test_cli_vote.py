@@ -146,7 +146,6 @@ def test_sample_submission_order_and_integer_labels(project, tmp_path):
     (["--weights", "nan,1"], ("bert", "perm"), "weights must be finite numbers"),
     (["--weights", "0,0"], ("bert", "perm"), "weights sum to zero"),
     (["--weights", "1"], ("bert", "perm"), "got 1 weights, 2 models (bert, perm)"),
-    (["--weights", "auto"], ("bert", "perm"), "--weights auto chooses by a cross-validated estimate"),
     (["--weights", "bogus"], ("bert", "perm"), "--weights must be one of uniform"),
     (["--weights", "acc", "--label", "text", "--text", "id"], ("bert", "perm"), "no cached logits"),
     (["--models", "bert,nope"], ("bert", "perm"), "--models: 'nope' is not a --model name"),
