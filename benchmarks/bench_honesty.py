@@ -53,15 +53,17 @@ def draw(n: int, classes: int, scenario: dict, rng) -> tuple[list[np.ndarray], n
     return members, y
 
 
-def run(seeds: int, classes: int) -> None:
+def run(seeds: int, classes: int, only: str | None = None) -> None:
     from ensemble.estimate import select_method
     from ensemble.voting import combine
     from ensemble.weighting import accuracy
 
     for name, scenario in SCENARIOS.items():
+        if only and not name.startswith(only):
+            continue
         t0 = time.perf_counter()
         picks_uniform, covered, pairs = 0, 0, 0
-        cv_err, apparent_err, gains = [], [], []
+        cv_err, apparent_err, gains, sizes = [], [], [], []
         for seed in range(seeds):
             rng = np.random.default_rng(seed)
             n = SIZES[seed % len(SIZES)]
@@ -77,6 +79,7 @@ def run(seeds: int, classes: int) -> None:
                 covered += lo <= true_gain <= hi
                 pairs += 1
                 cv_err.append(abs(e.cross_validated["accuracy"] - test_acc))
+                sizes.append(n)
                 apparent_err.append(abs(e.apparent["accuracy"] - test_acc))
                 gains.append(true_gain)
         dt = time.perf_counter() - t0
@@ -87,6 +90,8 @@ def run(seeds: int, classes: int) -> None:
         print(f"  mean |cross-validated - test| accuracy {100 * np.mean(cv_err):.2f} points; "
               f"mean |apparent - test| {100 * np.mean(apparent_err):.2f} points; mean true gain of fitted "
               f"methods over uniform {100 * np.mean(gains):+.2f} points")
+        by_size = ", ".join(f"{n}: {100 * np.mean(np.array(cv_err)[np.array(sizes) == n]):.2f}" for n in SIZES)
+        print(f"  mean |cross-validated - test| by validation rows (points): {by_size}")
 
 
 def cost(rows: int = 10_000, models: int = 10, classes: int = 10) -> None:
@@ -107,9 +112,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=100)
     ap.add_argument("--classes", type=int, default=4)
     ap.add_argument("--cost-only", action="store_true")
+    ap.add_argument("--scenario", choices=["a", "b"], default=None, help="Run one scenario only.")
     args = ap.parse_args()
     if not args.cost_only:
-        run(args.seeds, args.classes)
+        run(args.seeds, args.classes, args.scenario)
     cost()
 
 
