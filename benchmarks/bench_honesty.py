@@ -63,7 +63,7 @@ def run(seeds: int, classes: int, only: str | None = None) -> None:
             continue
         t0 = time.perf_counter()
         picks_uniform, covered, pairs = 0, 0, 0
-        cv_err, apparent_err, gains, sizes = [], [], [], []
+        cv_err, apparent_err, gains, sizes, test_accs = [], [], [], [], []
         for seed in range(seeds):
             rng = np.random.default_rng(seed)
             n = SIZES[seed % len(SIZES)]
@@ -80,6 +80,7 @@ def run(seeds: int, classes: int, only: str | None = None) -> None:
                 pairs += 1
                 cv_err.append(abs(e.cross_validated["accuracy"] - test_acc))
                 sizes.append(n)
+                test_accs.append(test_acc)
                 apparent_err.append(abs(e.apparent["accuracy"] - test_acc))
                 gains.append(true_gain)
         dt = time.perf_counter() - t0
@@ -92,6 +93,9 @@ def run(seeds: int, classes: int, only: str | None = None) -> None:
               f"methods over uniform {100 * np.mean(gains):+.2f} points")
         by_size = ", ".join(f"{n}: {100 * np.mean(np.array(cv_err)[np.array(sizes) == n]):.2f}" for n in SIZES)
         print(f"  mean |cross-validated - test| by validation rows (points): {by_size}")
+        p = float(np.mean(test_accs))
+        floor = ", ".join(f"{n}: {100 * np.sqrt(2 / np.pi) * np.sqrt(p * (1 - p) / n):.2f}" for n in SIZES)
+        print(f"  sampling floor, the mean |error| of any estimate from n rows, sqrt(2/pi) x binomial SE (points): {floor}")
 
 
 def cost(rows: int = 10_000, models: int = 10, classes: int = 10) -> None:
