@@ -24,7 +24,9 @@ demo: install
 		--data valid=data/valid.csv --data test=data/test.csv
 	cd $(EXAMPLE) && $(abspath $(BIN))/ensemble vote --model bert-a=weights/bert-a-top3 --model bert-b=weights/bert-b-top3 \
 		--data valid=data/valid.csv --data test=data/test.csv --weights acc --sample-submission data/sample_submission.csv
-	@echo "averaged models in $(EXAMPLE)/weights/, logits cached in $(EXAMPLE)/.ensemble/cache, submission in $(EXAMPLE)/submissions/"
+	cd $(EXAMPLE) && $(abspath $(BIN))/ensemble report --model bert-a=weights/bert-a-top3 --model bert-b=weights/bert-b-top3 \
+		--data valid=data/valid.csv --html report.html
+	@echo "averaged models in $(EXAMPLE)/weights/, logits cached in $(EXAMPLE)/.ensemble/cache, submission in $(EXAMPLE)/submissions/, report in $(EXAMPLE)/report.html"
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
