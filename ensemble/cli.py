@@ -105,17 +105,50 @@ def _pairs(values, what: str, flag: str) -> dict[str, str]:
     return out
 
 
-def _load_splits(data, id_col, text_cols, label_col, encoding) -> dict:
+def _load_splits(data_paths: dict, columns: dict) -> dict:
     from .data import load_split
 
-    return {name: load_split(path, id=id_col, text=list(text_cols) or None, label=label_col, encoding=encoding,
-                             name=name)
-            for name, path in _pairs(data, "split", "--data").items()}
+    return {name: load_split(path, name=name, **columns) for name, path in data_paths.items()}
+
+
+class _Inputs:
+    """Models, data files, column options and the cache folder: from the flags, else from the
+    project file (``--project``, or the nearest ensemble.toml), flags overriding it."""
+
+    def __init__(self, project, models, data, id_col, text_cols, label_col, encoding, cache_dir):
+        from .project import find_project, load_project
+
+        path = project or find_project()
+        self.project = load_project(path) if path else None
+        p = self.project
+        self.models = _pairs(models, "model", "--model") if models else (p.model_paths() if p else {})
+        self.data = dict(p.data) if p else {}
+        if data:
+            self.data.update(_pairs(data, "split", "--data"))
+        self.columns = dict(p.columns) if p else {}
+        for key, value in (("id", id_col), ("label", label_col), ("encoding", encoding)):
+            if value is not None:
+                self.columns[key] = value
+        if text_cols:
+            self.columns["text"] = list(text_cols)
+        self.cache_dir = cache_dir or (p.cache_dir if p else None)
+
+    def need(self, models: bool = True, data: bool = True) -> None:
+        hint = "or write an ensemble.toml (ensemble init)"
+        if models and not self.models:
+            raise EnsembleError(f"no model given; pass --model NAME=PATH (a model folder), once per model, {hint}")
+        if data and not self.data:
+            raise EnsembleError(f"no data given; pass --data SPLIT=PATH (a data file), once per split, {hint}")
+
+    def splits(self) -> dict:
+        return _load_splits(self.data, self.columns)
 
 
 def data_options(f):
-    """--data and the options that say how to read data files."""
+    """--data, --project and the options that say how to read data files."""
     f = column_options(f)
+    f = click.option("--project", type=click.Path(path_type=str), default=None,
+                     help="The project file [default: the nearest ensemble.toml up from here].")(f)
     return click.option("--data", "data", multiple=True, metavar="SPLIT=PATH",
                         help="A data file (.csv, .tsv, .jsonl, .parquet), repeatable: --data valid=data/valid.csv.")(f)
 
@@ -203,7 +236,7 @@ def avg_ckpt(run_or_checkpoints, k, method, holdout, id_col, text_cols, label_co
               help="Logit cache folder [default: .ensemble/cache beside ensemble.toml, else here].")
 @click.option("--no-cache", is_flag=True, help="Compute everything; read and write no cache.")
 @common_options
-def predict(models, data, id_col, text_cols, label_col, encoding, batch_size, max_length,
+def predict(models, data, project, id_col, text_cols, label_col, encoding, batch_size, max_length,
             pad_to_multiple_of, device, dtype, cache_dir, no_cache):
     """Run every model over every split and cache the logits, skipping what is cached.
 
@@ -219,15 +252,12 @@ def predict(models, data, id_col, text_cols, label_col, encoding, batch_size, ma
     from .cache import LogitCache
     from .inference import InferenceSettings, ModelRef, ModelSession
 
-    if not models:
-        raise EnsembleError("no model given; pass --model NAME=PATH (a model folder), once per model")
-    if not data:
-        raise EnsembleError("no data given; pass --data SPLIT=PATH (a data file), once per split")
-    model_paths = _pairs(models, "model", "--model")
-    splits = _load_splits(data, id_col, text_cols, label_col, encoding)
+    inputs = _Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir)
+    inputs.need()
+    splits = inputs.splits()
     settings = InferenceSettings(batch_size, max_length, pad_to_multiple_of, device, dtype)
-    refs = {name: ModelRef.open(path, name) for name, path in model_paths.items()}
-    cache = None if no_cache else LogitCache(cache_dir)
+    refs = {name: ModelRef.open(path, name) for name, path in inputs.models.items()}
+    cache = None if no_cache else LogitCache(inputs.cache_dir)
     ctx = click.get_current_context()
     rows = []
     from tqdm.auto import tqdm
@@ -260,12 +290,13 @@ def predict(models, data, id_col, text_cols, label_col, encoding, batch_size, ma
 @click.option("--model", "models", multiple=True, metavar="NAME=PATH",
               help="A model folder whose logits are cached, repeatable.")
 @data_options
-@click.option("--weights", "weights", default="uniform", show_default=True,
+@click.option("--weights", "weights", default=None,
               metavar="uniform|acc|optimize|select|stack|auto|FILE|w1,w2,...",
-              help="A method fitted on the valid split; auto: the method whose cross-validated gain over "
+              help="[default: uniform, or [vote] weights of ensemble.toml] A method fitted on the valid split; "
+                   "auto: the method whose cross-validated gain over "
                    "uniform is sure (else uniform); a weights .json written before; or one weight per --model.")
-@click.option("--combine", type=click.Choice(["prob", "logit", "geometric", "vote"]), default="prob",
-              show_default=True, help="Mean of probabilities, of logits, of log-probabilities, or hard vote.")
+@click.option("--combine", type=click.Choice(["prob", "logit", "geometric", "vote"]), default=None,
+              help="Mean of probabilities, of logits, of log-probabilities, or hard vote [default: prob].")
 @click.option("--models", "subset", default=None, metavar="A,B,...", help="Use only these of the --model names.")
 @click.option("--temperature", is_flag=True, help="Fit a temperature per model on validation log loss first.")
 @click.option("--calibrate", is_flag=True, help="Fit a temperature on the combined probabilities last.")
@@ -284,8 +315,8 @@ def predict(models, data, id_col, text_cols, label_col, encoding, batch_size, ma
               help="Logit cache folder [default: .ensemble/cache beside ensemble.toml, else here].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of optimize starts, select bags, stack folds.")
 @common_options
-def vote_cmd(models, data, id_col, text_cols, label_col, encoding, weights, combine, subset, temperature, calibrate,
-             acc_power, sample_submission, out, proba, name, valid_split, test_split, cache_dir, seed):
+def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, weights, combine, subset, temperature,
+             calibrate, acc_power, sample_submission, out, proba, name, valid_split, test_split, cache_dir, seed):
     """Combine cached logits with weights and write the submission; never runs a model.
 
     Fitted weights go to weights/<name>-<method>.json with what they were fitted on; passing
@@ -301,19 +332,25 @@ def vote_cmd(models, data, id_col, text_cols, label_col, encoding, weights, comb
     """
     from .voting import vote
 
-    model_paths = _pairs(models, "model", "--model")
+    inputs = _Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir)
+    inputs.need()
+    model_paths = inputs.models
+    p = inputs.project
+    weights = weights or (p.vote.get("weights") if p else None) or "uniform"
+    combine = combine or (p.vote.get("combine") if p else None) or "prob"
+    if sample_submission is None and p is not None and p.sample_submission is not None:
+        sample_submission = str(p.sample_submission)
     if subset:
         wanted = [m.strip() for m in subset.split(",") if m.strip()]
         unknown = [m for m in wanted if m not in model_paths]
         if unknown:
             raise EnsembleError(f"--models: {unknown[0]!r} is not a --model name ({', '.join(model_paths)})")
         model_paths = {m: model_paths[m] for m in wanted}
-    if not data:
-        raise EnsembleError("no data given; pass --data valid=PATH and --data test=PATH")
-    frame = vote(model_paths, _pairs(data, "split", "--data"), weights, combine=combine, valid=valid_split,
-                 test=test_split, cache_dir=cache_dir, sample_submission=sample_submission, out=out, proba=proba,
+    frame = vote(model_paths, inputs.data, weights, combine=combine, valid=valid_split,
+                 test=test_split, cache_dir=inputs.cache_dir, sample_submission=sample_submission, out=out, proba=proba,
                  temperature=temperature, calibrate=calibrate, acc_power=acc_power, name=name, seed=seed,
-                 columns={"id": id_col, "text": list(text_cols) or None, "label": label_col, "encoding": encoding})
+                 columns=inputs.columns, weights_dir=(p.root / "weights") if p else "weights",
+                 submissions_dir=(p.root / "submissions") if p else "submissions")
     click.echo(frame.attrs["path"])
 
 
@@ -339,8 +376,8 @@ def vote_cmd(models, data, id_col, text_cols, label_col, encoding, weights, comb
 @click.option("--cache-dir", type=click.Path(path_type=str), default=None,
               help="Logit cache folder [default: .ensemble/cache beside ensemble.toml, else here].")
 @common_options
-def report_cmd(models, data, id_col, text_cols, label_col, encoding, methods, metric, folds, repeats, seed, combine,
-               valid_split, trained_on_valid, include_optimistic, as_json, html_out, cache_dir):
+def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, methods, metric, folds, repeats, seed,
+               combine, valid_split, trained_on_valid, include_optimistic, as_json, html_out, cache_dir):
     """Per-model and ensemble scores with a cross-validated estimate of what fitted weights will
     score on unseen data, and the method --weights auto would choose.
 
@@ -352,13 +389,13 @@ def report_cmd(models, data, id_col, text_cols, label_col, encoding, methods, me
     """
     from .report import report
 
-    if not models:
-        raise EnsembleError("no model given; pass --model NAME=PATH, once per model")
-    rep = report(_pairs(models, "model", "--model"), _pairs(data, "split", "--data"), valid=valid_split,
+    inputs = _Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir)
+    inputs.need()
+    tov = list(trained_on_valid) + (inputs.project.trained_on_valid if inputs.project and not models else [])
+    rep = report(inputs.models, inputs.data, valid=valid_split,
                  methods=[m.strip() for m in methods.split(",")] if methods else None, metric=metric, folds=folds,
-                 repeats=repeats, seed=seed, combine=combine, cache_dir=cache_dir,
-                 columns={"id": id_col, "text": list(text_cols) or None, "label": label_col, "encoding": encoding},
-                 trained_on_valid=trained_on_valid, include_optimistic=include_optimistic)
+                 repeats=repeats, seed=seed, combine=combine, cache_dir=inputs.cache_dir, columns=inputs.columns,
+                 trained_on_valid=tov, include_optimistic=include_optimistic)
     if html_out:
         from pathlib import Path
 
@@ -418,7 +455,7 @@ def cache_ls(cache_dir):
               help="Logit cache folder [default: .ensemble/cache beside ensemble.toml, else here].")
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
 @common_options
-def cache_prune(models, data, id_col, text_cols, label_col, encoding, cache_dir, dry_run):
+def cache_prune(models, data, project, id_col, text_cols, label_col, encoding, cache_dir, dry_run):
     """Remove entries that no current model or data file can produce.
 
     An entry is kept when its model is one of --model and its data one of --data (ids and texts
@@ -431,12 +468,13 @@ def cache_prune(models, data, id_col, text_cols, label_col, encoding, cache_dir,
     from .cache import LogitCache
     from .inference import ModelRef
 
-    if not models or not data:
+    inputs = _Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir)
+    if not inputs.models or not inputs.data:
         raise EnsembleError("cache prune needs the current models and data: pass --model NAME=PATH and "
-                            "--data SPLIT=PATH for each")
-    cache = LogitCache(cache_dir)
-    model_digests = {ModelRef.open(p, n).fingerprint(cache.file_digest) for n, p in _pairs(models, "model", "--model").items()}
-    data_digests = {s.digest for s in _load_splits(data, id_col, text_cols, label_col, encoding).values()}
+                            "--data SPLIT=PATH for each, or keep them in ensemble.toml")
+    cache = LogitCache(inputs.cache_dir)
+    model_digests = {ModelRef.open(p, n).fingerprint(cache.file_digest) for n, p in inputs.models.items()}
+    data_digests = {s.digest for s in inputs.splits().values()}
     before = len(cache.entries())
     removed = cache.prune(model_digests, data_digests, dry_run=dry_run)
     for e in removed:

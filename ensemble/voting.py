@@ -233,6 +233,7 @@ def vote(
     acc_power: float = 1.0,
     name: str = "ensemble",
     weights_dir: str | os.PathLike = "weights",
+    submissions_dir: str | os.PathLike = "submissions",
     columns: Mapping | None = None,
     seed: int = 0,
 ):
@@ -364,7 +365,7 @@ def vote(
         log.info("validation scores of these weights are in-sample (fitted on the same rows): optimistic")
     test_proba = fitted.predict_proba(test_al.arrays)
     method = fitted.method
-    out = Path(out) if out is not None else Path("submissions") / f"{name}-{method}.csv"
+    out = Path(out) if out is not None else Path(submissions_dir) / f"{name}-{method}.csv"
     sidecar = {"weights_file": None if weights_path is None else str(Path(weights_path).resolve()),
                "method": method, "combine": fitted.combine,
                "weights": {m: float(w) for m, w in zip(fitted.models, fitted.weights)},
