@@ -126,9 +126,13 @@ class _Inputs:
         if data:
             self.data.update(_pairs(data, "split", "--data"))
         self.columns = dict(p.columns) if p else {}
+        if "label" in self.columns:
+            self.columns["label_if_present"] = True  # the project's label column: test files lack it
         for key, value in (("id", id_col), ("label", label_col), ("encoding", encoding)):
             if value is not None:
                 self.columns[key] = value
+        if label_col is not None:
+            self.columns.pop("label_if_present", None)
         if text_cols:
             self.columns["text"] = list(text_cols)
         self.cache_dir = cache_dir or (p.cache_dir if p else None)
@@ -411,6 +415,36 @@ def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, me
         log.info("%s", rep.to_text())
         if html_out:
             log.info("wrote %s", html_out)
+
+
+@main.command("run")
+@click.option("--project", type=click.Path(path_type=str), default=None,
+              help="The project file [default: the nearest ensemble.toml up from here].")
+@click.option("--k", type=click.IntRange(min=1), default=None,
+              help="Average the best K checkpoints of every [runs] entry [default: its k, else 4].")
+@click.option("--weights", default=None, help="Voting weights [default: [vote] weights, else auto].")
+@click.option("--name", default="ensemble", show_default=True, help="Names the outputs.")
+@common_options
+def run_cmd(project, k, weights, name):
+    """Average every [runs] entry, predict, vote and report, as ensemble.toml says; each step is
+    cached, so a second run redoes only what changed and says so.
+
+    \b
+    Example:
+      ensemble example demo && cd demo && ensemble run
+    """
+    from .pipeline import run_project
+    from .project import find_project, load_project
+
+    path = project or find_project()
+    if path is None:
+        raise EnsembleError("no ensemble.toml here or in a parent folder; pass --project FILE or run ensemble init")
+    result = run_project(load_project(path), k=k, weights=weights, name=name,
+                         progress=click.get_current_context().meta["ensemble.progress"])
+    log.info("%s", result.report_text)
+    log.info("report: %s", result.report_html)
+    log.info("submission: %s", result.submission)
+    click.echo(str(result.submission))
 
 
 @main.group("cache")

@@ -187,6 +187,7 @@ def load_split(
     encoding: str | None = None,
     require_label: bool = False,
     name: str = "",
+    label_if_present: bool = False,
 ) -> Split:
     """Read a data file into a :class:`Split`.
 
@@ -206,6 +207,9 @@ def load_split(
         Raise when the split has no label column.
     name : str, optional
         The split's name in outputs. Default: the file name without suffixes.
+    label_if_present : bool, default False
+        Treat a ``label`` column that the file lacks as "unlabelled" instead of an error (for a
+        project file's label column, which test files do not have).
     """
     path = Path(path)
     fmt = _format(path)
@@ -233,6 +237,8 @@ def load_split(
                 raise EnsembleError(f"{path}: id {v!r} appears in rows {seen[v] + 1} and {row + 1}; ids must be unique")
             seen[v] = row
 
+    if label_if_present and label is not None and label not in frame.columns:
+        label = None
     if label is None and DEFAULT_LABEL not in frame.columns:
         labels, label_column = None, None
         if require_label:

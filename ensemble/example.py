@@ -195,6 +195,9 @@ def train_run(
         processing_class=tokenizer if save_tokenizer else None,
         callbacks=list(callbacks),
     )
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # no log dicts on stdout; they are in trainer_state.json
     trainer.train()
     return trainer
 
@@ -236,9 +239,34 @@ def _write_csv(path: Path, header: Sequence[str], rows) -> None:
         w.writerows(rows)
 
 
+_EXAMPLE_PROJECT = """\
+# Made by `ensemble example`: what every ensemble command reads (flags override it).
+[data]
+valid = "data/valid.csv"
+test = "data/test.csv"
+sample_submission = "data/sample_submission.csv"
+id = "id"
+text = "text"
+label = "label"
+
+# Trainer runs that `ensemble run` averages into weights/<name>-top<k> (best k by eval_accuracy)
+[runs]
+bert-a = { path = "runs/bert-a", k = 3 }
+bert-b = { path = "runs/bert-b", k = 3, tokenizer = "base" }   # its checkpoints hold no tokenizer
+bert-c = { path = "runs/bert-c", k = 3 }                        # classes in another order
+
+[vote]
+weights = "auto"   # a fitted method only when its cross-validated gain over uniform is sure
+"""
+
+
 def make_example(folder: str | os.PathLike, *, seed: int = 0) -> Path:
-    """Write a small self-contained example: train/valid/test CSVs, a sample submission, and
-    two tiny ``Trainer`` runs (one whose checkpoints hold no tokenizer) under ``runs/``."""
+    """Write a small self-contained example: train/valid/test CSVs, a sample submission, three
+    tiny ``Trainer`` runs under ``runs/`` (one whose checkpoints hold no tokenizer, one with the
+    classes in another order) and ``ensemble.toml``."""
+    import transformers
+
+    transformers.logging.disable_progress_bar()  # "Writing model shards" at every checkpoint
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()):
         from .errors import EnsembleError
@@ -255,12 +283,18 @@ def make_example(folder: str | os.PathLike, *, seed: int = 0) -> Path:
     _write_csv(data / "sample_submission.csv", ["id", "label"], [(f"te{i}", "positive") for i in range(len(test[0]))])
     labels = sorted(set(train[1]))
     make_base_model(folder / "base", train[0], labels, seed=seed)
+    # bert-c's head lists the classes in another order: voting must align them by name
+    make_base_model(folder / "base-c", train[0], labels[::-1], seed=seed + 2)
     train_run(folder / "runs" / "bert-a", folder / "base", train, valid, epochs=6, steps=15,
               batch_size=16, learning_rate=5e-3, seed=seed)
     train_run(folder / "runs" / "bert-b", folder / "base", train, valid, epochs=6, steps=15,
               batch_size=16, learning_rate=3e-3, seed=seed + 1, save_tokenizer=False)
+    train_run(folder / "runs" / "bert-c", folder / "base-c", train, valid, epochs=6, steps=15,
+              batch_size=16, learning_rate=4e-3, seed=seed + 2)
+    (folder / "ensemble.toml").write_text(_EXAMPLE_PROJECT, encoding="utf-8")
     (folder / "README.txt").write_text(
-        "Made by `ensemble example`. runs/bert-b's checkpoints hold no tokenizer: it is in base/.\n",
+        "Made by `ensemble example`. Run `ensemble run` here. runs/bert-b's checkpoints hold no tokenizer "
+        "(it is in base/); runs/bert-c was trained with the classes in another order.\n",
         encoding="utf-8",
     )
     log.info("example written to %s", folder)

@@ -15,6 +15,7 @@ roberta = { path = "runs/roberta/checkpoint-1200", trained_on_valid = false }
 
 [runs]                 # optional: Trainer runs that `ensemble run` averages into weights/<name>-top<k>
 bert-a = { path = "runs/bert-a", k = 3 }
+bert-b = { path = "runs/bert-b", tokenizer = "base" }   # when its checkpoints hold no tokenizer
 
 [vote]                 # optional defaults of ensemble vote / run
 weights = "auto"
@@ -60,6 +61,7 @@ class RunSpec:
     path: Path
     k: int | None = None
     metric: str | None = None
+    tokenizer: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -210,16 +212,17 @@ def load_project(path: str | os.PathLike) -> Project:
             value = {"path": value}
         if not isinstance(value, dict) or "path" not in value:
             fail("runs", name, "must be a run folder or { path = ..., k = ..., metric = ... }")
-        unknown = set(value) - {"path", "k", "metric"}
+        unknown = set(value) - {"path", "k", "metric", "tokenizer"}
         if unknown:
-            fail("runs", name, f"unknown key {sorted(unknown)[0]!r}; expected path, k, metric")
+            fail("runs", name, f"unknown key {sorted(unknown)[0]!r}; expected path, k, metric, tokenizer")
         k = value.get("k")
         if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
             fail("runs", name, f"k must be a positive integer, got {k!r}")
         metric = value.get("metric")
         if metric is not None and not isinstance(metric, str):
             fail("runs", name, f"metric must be a string, got {metric!r}")
-        runs[name] = RunSpec(name, rel("runs", name, value["path"]), k, metric)
+        tok = rel("runs", name, value["tokenizer"]) if "tokenizer" in value else None
+        runs[name] = RunSpec(name, rel("runs", name, value["path"]), k, metric, tok)
     vote = dict(doc.get("vote", {}))
     for key, value in vote.items():
         if not isinstance(value, str):

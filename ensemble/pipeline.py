@@ -1,0 +1,164 @@
+"""``ensemble run``: average, predict, vote and report for a project file, each step cached.
+
+1. every run under ``[runs]`` is averaged into ``weights/<run>-top<k>``, unless that folder's
+   manifest already lists the same checkpoints with the same weight-file digests;
+2. every member is run over the validation and test splits, unless the logit cache holds an
+   entry for the member's content and the split's content;
+3. the vote and 4. the report are redone only when their inputs (members' and data digests,
+   options) changed since the last run; the state is kept in ``.ensemble/run.json``.
+
+Each step says what it did and what it found up to date.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import EnsembleError
+
+__all__ = ["run_project", "RunResult"]
+
+log = logging.getLogger(__name__)
+
+STATE = "run.json"
+
+
+@dataclass
+class RunResult:
+    submission: Path
+    report_html: Path
+    report_text: str
+    redone: dict  # step -> number of things recomputed
+
+
+def _digest(obj) -> str:
+    from blake3 import blake3
+
+    return blake3(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _average_is_current(out: Path, chosen, file_digest) -> bool:
+    manifest = out / "ensemble_manifest.json"
+    if not manifest.is_file():
+        return False
+    try:
+        m = json.loads(manifest.read_text(encoding="utf-8"))
+        listed = [(Path(c["path"]).resolve(), [(f["name"], f["blake3"]) for f in c["files"]]) for c in m["checkpoints"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if m.get("method") != "uniform" or len(listed) != len(chosen):
+        return False
+    for (path, files), ck in zip(listed, chosen):
+        if path != ck.path.resolve():
+            return False
+        for name, digest in files:
+            if not (path / name).is_file() or file_digest(path / name) != digest:
+                return False
+    return True
+
+
+def _write_state(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def run_project(project, *, k: int | None = None, weights: str | None = None, progress: bool = False,
+                name: str = "ensemble") -> RunResult:
+    """Average, predict, vote and report for ``project`` (a :class:`~ensemble.project.Project`)."""
+    from .averaging import average_checkpoints, select_checkpoints
+    from .cache import LogitCache
+    from .data import load_split
+    from .inference import ModelRef
+    from .report import report
+    from .submission import _atomic_write
+    from .voting import vote
+
+    p = project
+    for split in ("valid", "test"):
+        if split not in p.data:
+            raise EnsembleError(f"{p.path}: [data] needs {split} = \"...\" for ensemble run")
+    members = {**{n: None for n in p.runs}, **{n: m.path for n, m in p.models.items()}}
+    if not members:
+        raise EnsembleError(f"{p.path}: no [models] and no [runs]; list at least one member")
+    cache = LogitCache(p.cache_dir)
+    redone = {"average": 0, "predict": 0, "vote": 0, "report": 0}
+
+    # 1. averages
+    for run in p.runs.values():
+        kk = k or run.k or 4
+        out = p.run_output(run, k)
+        selection = select_checkpoints(run.path, kk, run.metric)
+        if _average_is_current(out, selection.chosen, cache.file_digest):
+            log.info("average %s: up to date (%s)", run.name, out)
+        else:
+            average_checkpoints(run.path, k=kk, metric=run.metric, out=out, force=True, progress=progress,
+                                tokenizer=run.tokenizer)
+            redone["average"] += 1
+        members[run.name] = out
+
+    # 2. logits of every member over valid and test
+    columns = {**p.columns, "label_if_present": True}
+    splits = {s: load_split(p.data[s], name=s, **columns) for s in ("valid", "test")}
+    refs = {n: ModelRef.open(path, n) for n, path in members.items()}
+    digests = {n: ref.fingerprint(cache.file_digest) for n, ref in refs.items()}
+    entries = cache.entries()
+    have = {(e.metadata.get("model_digest"), e.metadata.get("data_digest")) for e in entries if e.damaged is None}
+    missing = [(n, s) for n in refs for s, split in splits.items() if (digests[n], split.digest) not in have]
+    if missing:
+        from .inference import InferenceSettings, ModelSession
+
+        sessions = {}
+        for n, s in missing:
+            sessions.setdefault(n, ModelSession(refs[n], InferenceSettings(), cache))
+            sessions[n].logits(splits[s], progress=progress)
+            redone["predict"] += 1
+        log.info("predict: %d computed, %d up to date in the cache", len(missing), 2 * len(refs) - len(missing))
+    else:
+        log.info("predict: all %d (model, split) logits up to date in the cache", 2 * len(refs))
+
+    # 3. vote
+    weights = weights or p.vote.get("weights") or "auto"
+    combine = p.vote.get("combine") or "prob"
+    sample = p.sample_submission
+    state_path = p.root / ".ensemble" / STATE
+    try:
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        state = {}
+    base = {"models": digests, "data": {s: x.digest for s, x in splits.items()}}
+    vote_key = _digest({**base, "weights": weights, "combine": combine, "name": name,
+                        "sample": cache.file_digest(sample) if sample is not None and sample.is_file() else None})
+    submission = Path(state.get("submission", ""))
+    if state.get("vote_key") == vote_key and submission.is_file():
+        log.info("vote: up to date (%s)", submission)
+    else:
+        frame = vote(members, {s: x for s, x in splits.items()}, weights, combine=combine, cache_dir=cache.root,
+                     sample_submission=sample, name=name, weights_dir=p.root / "weights",
+                     submissions_dir=p.root / "submissions")
+        submission = Path(frame.attrs["path"])
+        state.update(vote_key=vote_key, submission=str(submission))
+        redone["vote"] += 1
+        _write_state(state_path, state)
+
+    # 4. report
+    tov = p.trained_on_valid
+    report_key = _digest({**base, "combine": combine, "trained_on_valid": tov})
+    html_path = p.root / "report.html"
+    if state.get("report_key") == report_key and html_path.is_file() and state.get("report_text"):
+        text = state["report_text"]
+        log.info("report: up to date (%s)", html_path)
+    else:
+        rep = report(members, {"valid": splits["valid"]}, cache_dir=cache.root, combine=combine, trained_on_valid=tov)
+        text = rep.to_text()
+        page = rep.to_html()
+        _atomic_write(html_path, lambda f: f.write_text(page, encoding="utf-8"))
+        state.update(report_key=report_key, report_text=text)
+        redone["report"] += 1
+        _write_state(state_path, state)
+    return RunResult(submission, html_path, text, redone)
