@@ -1,0 +1,124 @@
+"""ensemble.toml: parsing and its errors, commands with no other argument, and ensemble run."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from ensemble.cli import main
+from ensemble.errors import EnsembleError
+from ensemble.project import find_project, load_project
+
+
+def test_project_paths_are_relative_to_the_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "ensemble.toml").write_text(
+        '[data]\nvalid = "data/valid.csv"\ntest = "data/test.csv"\ntext = ["s1", "s2"]\n\n'
+        '[models]\na = "weights/a"\nb = { path = "/abs/b", trained_on_valid = true }\n\n'
+        '[runs]\nr = { path = "runs/r", k = 2, tokenizer = "base" }\n', encoding="utf-8")
+    assert find_project(tmp_path / "sub") == tmp_path / "ensemble.toml"
+    p = load_project(tmp_path / "ensemble.toml")
+    assert p.data["valid"] == tmp_path / "data" / "valid.csv" and p.columns["text"] == ["s1", "s2"]
+    assert p.models["b"].path.as_posix() == "/abs/b" and p.trained_on_valid == ["b"]
+    assert p.model_paths() == {"r": tmp_path / "weights" / "r-top2", "a": tmp_path / "weights" / "a",
+                               "b": p.models["b"].path}
+    assert p.runs["r"].tokenizer == tmp_path / "base" and p.cache_dir == tmp_path / ".ensemble" / "cache"
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[data]\nvalid = "v.csv"\nvaild = "x"\n', r"ensemble.toml:3: \[data\] vaild: unknown key; expected one of"),
+    ('[data]\nvalid = 3\n', r"ensemble.toml:2: \[data\] valid: must be a path \(a string\), got 3"),
+    ('[models]\n\na = { path = "x", trained_on_valid = "yes" }\n',
+     r"ensemble.toml:3: \[models\] a: trained_on_valid must be true or false"),
+    ('[models]\na = { trained_on_valid = true }\n', r"ensemble.toml:2: \[models\] a: needs a path"),
+    ('[runs]\nr = { path = "x", k = 0 }\n', r"ensemble.toml:2: \[runs\] r: k must be a positive integer"),
+    ('[model]\na = "x"\n', r"ensemble.toml:1: unknown table \[model\]"),
+    ('[data\nvalid = "x"\n', r"ensemble.toml: not valid TOML \(.*line 1"),
+])
+def test_project_errors_name_the_line_and_key(tmp_path, text, message):
+    (tmp_path / "ensemble.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(EnsembleError, match=message):
+        load_project(tmp_path / "ensemble.toml")
+
+
+@pytest.fixture
+def project(runs, tmp_path):
+    """A project over the fixtures: two Trainer runs to average (one without tokenizer files)
+    and one checkpoint as a ready model."""
+    root = tmp_path / "proj"
+    (root / "data").mkdir(parents=True)
+    for name in ("tok", "notok"):
+        shutil.copytree(getattr(runs, name), root / "runs" / name)
+    shutil.copytree(runs.base, root / "base")
+    shutil.copytree(runs.tok / "checkpoint-9", root / "ckpt9")
+    ids = [f"v{i}" for i in range(len(runs.valid_texts))]
+    pd.DataFrame({"id": ids, "text": runs.valid_texts, "label": runs.valid_labels}).to_csv(root / "data" / "valid.csv", index=False)
+    pd.DataFrame({"id": [f"t{i}" for i in range(20)], "text": runs.valid_texts[:20]}).to_csv(root / "data" / "test.csv", index=False)
+    pd.DataFrame({"id": [f"t{i}" for i in range(20)][::-1], "label": ["none"] * 20}).to_csv(
+        root / "data" / "sample_submission.csv", index=False)
+    (root / "ensemble.toml").write_text(
+        '[data]\nvalid = "data/valid.csv"\ntest = "data/test.csv"\nsample_submission = "data/sample_submission.csv"\n'
+        'label = "label"\n\n[runs]\ntok = { path = "runs/tok", k = 3 }\n'
+        'notok = { path = "runs/notok", k = 2, tokenizer = "base" }\n\n[models]\nckpt9 = "ckpt9"\n\n'
+        '[vote]\nweights = "acc"\n', encoding="utf-8")
+    return root
+
+
+def test_run_then_everything_cached_and_commands_without_arguments(project, monkeypatch):
+    from ensemble.voting import vote
+
+    monkeypatch.chdir(project)
+    t0 = time.perf_counter()
+    first = CliRunner().invoke(main, ["run"])
+    t_first = time.perf_counter() - t0
+    assert first.exit_code == 0, first.output
+    submission = project / "submissions" / "ensemble-acc.csv"
+    assert first.stdout.strip().splitlines()[-1] == str(submission)
+    assert "predict: 6 computed" in first.stdout and (project / "report.html").is_file()
+
+    t0 = time.perf_counter()
+    second = CliRunner().invoke(main, ["run"])
+    t_second = time.perf_counter() - t0
+    assert second.exit_code == 0, second.output
+    for line in ("average tok: up to date", "average notok: up to date", "predict: all 6 (model, split) logits up to date",
+                 "vote: up to date", "report: up to date"):
+        assert line in second.stdout
+    assert t_first >= 10 * t_second, (t_first, t_second)
+
+    # the submission equals the vote API's, with the same members and data
+    members = {"tok": project / "weights" / "tok-top3", "notok": project / "weights" / "notok-top2",
+               "ckpt9": project / "ckpt9"}
+    frame = vote(members, {"valid": project / "data" / "valid.csv", "test": project / "data" / "test.csv"}, "acc",
+                 cache_dir=project / ".ensemble" / "cache", sample_submission=project / "data" / "sample_submission.csv",
+                 out=project / "api.csv", columns={"label": "label", "label_if_present": True})
+    written = pd.read_csv(submission, dtype=str)
+    assert written.equals(frame.astype(str).reset_index(drop=True))
+    assert written["id"].tolist() == [f"t{i}" for i in range(20)][::-1]  # the sample's order
+
+    # predict, vote and report read ensemble.toml with no other argument
+    assert "0 computed, 6 from the cache" in CliRunner().invoke(main, ["predict"]).stdout
+    voted = CliRunner().invoke(main, ["vote"])
+    assert voted.exit_code == 0 and "Weights(method='acc'" in voted.stdout
+    rep = CliRunner().invoke(main, ["report", "--methods", "acc", "--repeats", "1"])
+    assert rep.exit_code == 0 and "auto -> " in rep.stdout
+
+    # a changed member is redone, and only it
+    toml = project / "ensemble.toml"
+    toml.write_text(toml.read_text().replace("k = 2", "k = 3"))
+    third = CliRunner().invoke(main, ["run"])
+    assert third.exit_code == 0, third.output
+    assert "average tok: up to date" in third.stdout and "average notok: up to date" not in third.stdout
+    assert (project / "weights" / "notok-top3" / "model.safetensors").is_file()
+    assert "predict: 2 computed, 4 up to date" in third.stdout and "vote: up to date" not in third.stdout
+
+
+def test_no_project_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == 1 and "no ensemble.toml here or in a parent folder" in result.stderr
+    result = CliRunner().invoke(main, ["vote"])
+    assert result.exit_code == 1 and "no model given; pass --model NAME=PATH" in result.stderr and "ensemble init" in result.stderr
