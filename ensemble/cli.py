@@ -417,6 +417,24 @@ def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, me
             log.info("wrote %s", html_out)
 
 
+@main.command("init")
+@click.argument("folder", type=click.Path(path_type=str), default=".")
+@click.option("--force", is_flag=True, help="Replace an existing ensemble.toml.")
+@common_options
+def init_cmd(folder, force):
+    """Write a commented ensemble.toml from the runs, model folders and data files found here.
+
+    \b
+    Example:
+      cd my-competition && ensemble init && ensemble run
+    """
+    from .project import init_project
+
+    path = init_project(folder, force=force)
+    log.info("%s", path.read_text(encoding="utf-8"))
+    click.echo(str(path))
+
+
 @main.command("run")
 @click.option("--project", type=click.Path(path_type=str), default=None,
               help="The project file [default: the nearest ensemble.toml up from here].")

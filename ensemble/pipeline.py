@@ -97,8 +97,15 @@ def run_project(project, *, k: int | None = None, weights: str | None = None, pr
         if _average_is_current(out, selection.chosen, cache.file_digest):
             log.info("average %s: up to date (%s)", run.name, out)
         else:
-            average_checkpoints(run.path, k=kk, metric=run.metric, out=out, force=True, progress=progress,
-                                tokenizer=run.tokenizer)
+            try:
+                average_checkpoints(run.path, k=kk, metric=run.metric, out=out, force=True, progress=progress,
+                                    tokenizer=run.tokenizer)
+            except EnsembleError as e:
+                msg = str(e)
+                if "pass --tokenizer" in msg:
+                    msg = msg.split("; pass --tokenizer")[0] + (f"; add tokenizer = \"<base model folder>\" to "
+                                                                f"[runs] {run.name} in {p.path}")
+                raise EnsembleError(msg) from None
             redone["average"] += 1
         members[run.name] = out
 

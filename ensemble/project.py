@@ -36,7 +36,7 @@ from pathlib import Path
 
 from .errors import EnsembleError
 
-__all__ = ["Project", "ModelSpec", "RunSpec", "find_project", "load_project", "PROJECT_FILE"]
+__all__ = ["Project", "ModelSpec", "RunSpec", "find_project", "load_project", "init_project", "PROJECT_FILE"]
 
 PROJECT_FILE = "ensemble.toml"
 _NAME = re.compile(r"[\w][\w.+-]*")
@@ -228,3 +228,85 @@ def load_project(path: str | os.PathLike) -> Project:
         if not isinstance(value, str):
             fail("vote", key, f"must be a string, got {value!r}")
     return Project(path, data, sample, columns, models, runs, vote)
+
+
+def _columns(path: Path) -> list[str]:
+    try:
+        from .data import _format
+
+        fmt = _format(path)
+        if fmt in ("csv", "tsv"):
+            with open(path, encoding="utf-8-sig", errors="replace") as f:
+                return [c.strip().strip('"') for c in f.readline().rstrip("\r\n").split("," if fmt == "csv" else "\t")]
+    except (OSError, EnsembleError):
+        pass
+    return []
+
+
+def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
+    """Write a commented ``ensemble.toml`` in ``folder`` from what is there: Trainer runs
+    (folders holding ``checkpoint-N``), model folders (``config.json`` and weights), and data
+    files named like valid / test / sample_submission, with their columns."""
+    from .checkpoints import _CKPT_RE
+    from .modelfiles import has_weights
+
+    root = Path(folder).resolve()
+    out = root / PROJECT_FILE
+    if out.exists() and not force:
+        raise EnsembleError(f"{out}: already exists; edit it, or pass --force to write a new one")
+    skip = {".ensemble", ".git", ".venv", "node_modules", "__pycache__"}
+    runs, models, data = [], [], {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if any(part in skip or part.startswith(".") for part in rel.parts) or len(rel.parts) > 4:
+            continue
+        if path.is_dir() and not _CKPT_RE.match(path.name):
+            if any(_CKPT_RE.match(c.name) for c in path.iterdir() if c.is_dir()):
+                runs.append(rel)
+            elif (path / "config.json").is_file() and has_weights(path) and not _CKPT_RE.match(path.parent.name):
+                models.append(rel)
+        elif path.is_file() and path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".parquet"):
+            stem = path.stem.lower()
+            for key, names in (("sample_submission", ("sample_submission", "submission")),
+                               ("valid", ("valid", "validation", "dev", "val")), ("test", ("test",))):
+                if key not in data and any(n in stem for n in names):
+                    data[key] = rel
+                    break
+    lines = ["# ensemble.toml: the data and the models, named once for every ensemble command.",
+             "# Paths are relative to this file. Written by `ensemble init`; edit freely.", "", "[data]"]
+    for key in ("valid", "test", "sample_submission"):
+        if key in data:
+            cols = _columns(root / data[key])
+            lines.append(f'{key} = "{data[key].as_posix()}"' + (f"   # columns: {', '.join(cols)}" if cols else ""))
+        else:
+            lines.append(f'# {key} = "data/{key}.csv"')
+    cols = _columns(root / data["valid"]) if "valid" in data else []
+    text = next((c for c in cols if c.lower() in ("text", "sentence", "comment", "comments", "document")), "text")
+    label = next((c for c in cols if c.lower() in ("label", "labels", "target", "class", "hate")), "label")
+    lines += ['id = "id"', f'text = "{text}"          # or ["sentence1", "sentence2"] for pairs', f'label = "{label}"', ""]
+    lines += ["# Trainer runs that `ensemble run` averages into weights/<name>-top<k>", "[runs]"]
+    names = set()
+    for rel in runs:
+        name = re.sub(r"[^\w.+-]", "-", rel.name) or "run"
+        while name in names:
+            name += "-2"
+        names.add(name)
+        from .modelfiles import has_tokenizer
+
+        run_dir = root / rel
+        tok = has_tokenizer(run_dir) or any(has_tokenizer(c) for c in run_dir.iterdir() if _CKPT_RE.match(c.name))
+        hint = "" if tok else '   # no tokenizer files: add tokenizer = "<base model folder>"'
+        lines.append(f'{name} = {{ path = "{rel.as_posix()}", k = 4 }}{hint}')
+    lines += ["", "# Ready model folders (trained_on_valid = true for a model trained on train+valid)", "[models]"]
+    for rel in models:
+        if rel.parts[0] == "weights" or any(str(rel).startswith(str(r)) for r in runs):
+            continue
+        name = re.sub(r"[^\w.+-]", "-", rel.name) or "model"
+        while name in names:
+            name += "-2"
+        names.add(name)
+        lines.append(f'{name} = "{rel.as_posix()}"')
+    lines += ["", "[vote]", 'weights = "auto"   # a fitted method only when its cross-validated gain over uniform is sure', ""]
+    out.write_text("\n".join(lines), encoding="utf-8")
+    load_project(out)  # what was written must read back
+    return out

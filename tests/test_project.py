@@ -122,3 +122,17 @@ def test_no_project_file(tmp_path, monkeypatch):
     assert result.exit_code == 1 and "no ensemble.toml here or in a parent folder" in result.stderr
     result = CliRunner().invoke(main, ["vote"])
     assert result.exit_code == 1 and "no model given; pass --model NAME=PATH" in result.stderr and "ensemble init" in result.stderr
+
+
+def test_init_writes_a_project_from_what_it_finds(project):
+    (project / "ensemble.toml").unlink()
+    result = CliRunner().invoke(main, ["init", str(project)])
+    assert result.exit_code == 0, result.output
+    p = load_project(project / "ensemble.toml")
+    assert p.data == {"valid": project / "data" / "valid.csv", "test": project / "data" / "test.csv"}
+    assert p.sample_submission == project / "data" / "sample_submission.csv"
+    assert set(p.runs) == {"tok", "notok"} and p.models["ckpt9"].path == project / "ckpt9"
+    text = (project / "ensemble.toml").read_text()
+    assert "columns: id, text, label" in text and 'notok = { path = "runs/notok", k = 4 }   # no tokenizer files' in text
+    again = CliRunner().invoke(main, ["init", str(project)])
+    assert again.exit_code == 1 and "already exists; edit it, or pass --force" in again.stderr
