@@ -136,3 +136,13 @@ def test_init_writes_a_project_from_what_it_finds(project):
     assert "columns: id, text, label" in text and 'notok = { path = "runs/notok", k = 4 }   # no tokenizer files' in text
     again = CliRunner().invoke(main, ["init", str(project)])
     assert again.exit_code == 1 and "already exists; edit it, or pass --force" in again.stderr
+
+
+@pytest.mark.parametrize("command", [["avg-ckpt"], ["predict"], ["vote"], ["report"], ["run"], ["init"], ["example"],
+                                     ["cache", "ls"], ["cache", "prune"]])
+def test_every_command_has_help_with_an_example_and_quiet_verbose(command):
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.stdout and "--quiet" in result.stdout and "--verbose" in result.stdout
+    usage = CliRunner().invoke(main, [*command, "--no-such-option"])
+    assert usage.exit_code == 2  # usage errors are click's exit code 2
