@@ -26,6 +26,8 @@ test: install
 bench: install
 	$(BIN)/python benchmarks/bench_averaging.py
 	$(BIN)/python benchmarks/bench_predict.py
+	$(BIN)/python benchmarks/bench_weighting.py
+	# bench_honesty.py (about 16 min) and bench_real.py (about 4 min) are run by hand
 
 clean:
 	rm -rf $(VENV) $(EXAMPLE) .pytest_cache
