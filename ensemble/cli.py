@@ -239,9 +239,11 @@ def avg_ckpt(run_or_checkpoints, k, method, holdout, id_col, text_cols, label_co
 @click.option("--cache-dir", type=click.Path(path_type=str), default=None,
               help="Logit cache folder [default: .ensemble/cache beside ensemble.toml, else here].")
 @click.option("--no-cache", is_flag=True, help="Compute everything; read and write no cache.")
+@click.option("--trust-remote-code", is_flag=True,
+              help="Let transformers run Python code shipped in a model folder (off by default).")
 @common_options
 def predict(models, data, project, id_col, text_cols, label_col, encoding, batch_size, max_length,
-            pad_to_multiple_of, device, dtype, cache_dir, no_cache):
+            pad_to_multiple_of, device, dtype, cache_dir, no_cache, trust_remote_code):
     """Run every model over every split and cache the logits, skipping what is cached.
 
     The cache key is the content of the weights, config, tokenizer and data (ids and texts) and
@@ -259,7 +261,7 @@ def predict(models, data, project, id_col, text_cols, label_col, encoding, batch
     inputs = _Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir)
     inputs.need()
     splits = inputs.splits()
-    settings = InferenceSettings(batch_size, max_length, pad_to_multiple_of, device, dtype)
+    settings = InferenceSettings(batch_size, max_length, pad_to_multiple_of, device, dtype, trust_remote_code)
     refs = {name: ModelRef.open(path, name) for name, path in inputs.models.items()}
     cache = None if no_cache else LogitCache(inputs.cache_dir)
     ctx = click.get_current_context()

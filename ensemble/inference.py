@@ -104,6 +104,9 @@ class InferenceSettings:
         "auto": CUDA, then MPS, then CPU.
     dtype : {"auto", "float32", "bfloat16", "float16"}, default "auto"
         "auto": bfloat16 on GPUs that support it, float16 on other GPUs, float32 on CPU.
+    trust_remote_code : bool, default False
+        Let transformers run Python code that the model folder ships (``auto_map``). Off: a
+        model that needs it fails to load with transformers' message.
     """
 
     batch_size: int = 32
@@ -111,6 +114,7 @@ class InferenceSettings:
     pad_to_multiple_of: int | None = None
     device: str = "auto"
     dtype: str = "auto"
+    trust_remote_code: bool = False
 
     def __post_init__(self):
         for name in ("batch_size", "max_length", "pad_to_multiple_of"):
@@ -228,6 +232,9 @@ class ModelRef:
             "tokenizer": {n: digest(self.tokenizer_dir / n) for n in TOKENIZER_FILES
                           if (self.tokenizer_dir / n).is_file()},
         }
+        code = sorted(self.folder.glob("*.py"))  # remote code shipped with the model (auto_map)
+        if code:
+            parts["code"] = {p.name: digest(p) for p in code}
         return blake3(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -351,7 +358,8 @@ class ModelSession:
 
             try:
                 with _quiet_transformers():
-                    self._tokenizer = AutoTokenizer.from_pretrained(str(self.ref.tokenizer_dir), trust_remote_code=False)
+                    self._tokenizer = AutoTokenizer.from_pretrained(str(self.ref.tokenizer_dir),
+                                                                    trust_remote_code=self.settings.trust_remote_code)
             except Exception as e:  # transformers raises many types for a bad folder
                 raise EnsembleError(f"{self.ref.tokenizer_dir}: cannot load the tokenizer ({_first_line(e)}); "
                                     "copy the base model's tokenizer files or pass --tokenizer") from None
@@ -365,7 +373,7 @@ class ModelSession:
 
             from .modelfiles import dtype_kwarg
 
-            kw = dict(trust_remote_code=False, **dtype_kwarg(getattr(torch, self.dtype)))
+            kw = dict(trust_remote_code=self.settings.trust_remote_code, **dtype_kwarg(getattr(torch, self.dtype)))
             try:
                 with _quiet_transformers():
                     try:
@@ -565,6 +573,7 @@ def predict_logits(
     cache=True,
     name: str | None = None,
     tokenizer: str | os.PathLike | None = None,
+    trust_remote_code: bool = False,
     progress: bool = True,
 ) -> Logits:
     """Logits of a sequence classifier over a split, in input order.
@@ -587,6 +596,8 @@ def predict_logits(
         The model's name in outputs. Default: the folder's name.
     tokenizer : path-like, optional
         Tokenizer folder when the model folder has none.
+    trust_remote_code : bool, default False
+        Let transformers run Python code shipped in the model folder.
     progress : bool, default True
         A progress bar over batches (on stderr).
 
@@ -598,7 +609,7 @@ def predict_logits(
     from .cache import LogitCache
     from .data import Split, load_split
 
-    settings = InferenceSettings(batch_size, max_length, pad_to_multiple_of, device, dtype)
+    settings = InferenceSettings(batch_size, max_length, pad_to_multiple_of, device, dtype, trust_remote_code)
     split = data if isinstance(data, Split) else load_split(data)
     ref = ModelRef.open(model, name, tokenizer)
     if cache is True:
