@@ -149,17 +149,15 @@ class _TorchBinFile:
 
     def __init__(self, path: Path):
         import pickle
+        import warnings
 
         import torch  # only legacy checkpoints pay for importing torch
 
         self.path = path
         try:
-            try:
-                sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-            except RuntimeError as e:  # old (non-zip) serialization cannot be memory-mapped
-                if "mmap" not in str(e):
-                    raise
-                sd = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses
+                warnings.simplefilter("ignore", UserWarning)
+                sd = self._load(torch, path)
         except pickle.UnpicklingError as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise EnsembleError(
@@ -180,6 +178,15 @@ class _TorchBinFile:
             t = t.detach().contiguous().reshape(-1)
             self._tensors[name] = t.view(torch.int16) if dtype == "BF16" else t
             self.tensors[name] = TensorInfo(name, dtype, tuple(sd[name].shape), 0, t.numel() * DTYPES[dtype][1])
+
+    @staticmethod
+    def _load(torch, path: Path):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as e:  # old (non-zip) serialization cannot be memory-mapped
+            if "mmap" not in str(e):
+                raise
+            return torch.load(path, map_location="cpu", weights_only=True)
 
     def read(self, info: TensorInfo, start: int, count: int, buf: bytearray) -> np.ndarray:
         arr = self._tensors[info.name][start:start + count].numpy()

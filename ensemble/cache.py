@@ -115,11 +115,12 @@ class LogitCache:
 
     # ------------------------------------------------------------------ read
 
-    def get(self, key: str, ids: np.ndarray | None = None):
+    def get(self, key: str, ids: np.ndarray | None = None, problems: list | None = None):
         """The :class:`~ensemble.inference.Logits` stored under ``key``, or None.
 
-        An entry that cannot be read, fails a checksum, has the wrong shape or other ids than
-        ``ids`` is reported with a warning, removed, and None is returned (a miss).
+        An entry that cannot be read, fails a checksum, has the wrong shape, NaN values or other
+        ids than ``ids`` is removed and None is returned (a miss). Why is said in a warning, or,
+        when ``problems`` is a list, appended to it for the caller to say.
         """
         path = self.path_for(key)
         if not path.is_file():
@@ -127,7 +128,11 @@ class LogitCache:
         try:
             return self._read(path, key, ids)
         except (EnsembleError, OSError, ValueError, KeyError, UnicodeDecodeError) as e:
-            log.warning("%s: damaged cache entry (%s); recomputing", path, str(e).split("; ")[0][:200])
+            why = str(e).split("; ")[0][:200]
+            if problems is None:
+                log.warning("%s: damaged cache entry (%s); recomputing", path, why)
+            else:
+                problems.append(f"{path.name}: {why}")
             path.unlink(missing_ok=True)
             return None
 

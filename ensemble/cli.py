@@ -60,6 +60,13 @@ def common_options(f):
         except KeyboardInterrupt:
             click.echo("interrupted; temporary files were removed", err=True)
             ctx.exit(130)
+        except OSError as e:  # a read-only folder, a full disk: the writers have removed their temporaries
+            if verbose:
+                traceback.print_exc()
+            where = f"{e.filename}: " if e.filename else ""
+            fix = "free some disk space" if e.errno == 28 else "check the folder exists and is writable"
+            click.echo(f"error: {where}{e.strerror or type(e).__name__}; {fix}", err=True)
+            ctx.exit(1)
 
     return wrapper
 

@@ -177,15 +177,17 @@ def _cached(cache, entries, ref, split, digest_of):
     model_digest = digest_of(ref)
     entries = [e for e in entries if e.damaged is None
                and e.metadata.get("model_digest") == model_digest and e.metadata.get("data_digest") == split.digest]
+    problems: list[str] = []
     for entry in entries:  # newest first
-        lg = cache.get(entry.key, split.ids)
+        lg = cache.get(entry.key, split.ids, problems)
         if lg is not None:
             log.debug("%s/%s: %s", ref.name, split.name, entry.path)
             from .inference import Logits
 
             return Logits(lg.ids, lg.values, lg.labels, ref.name, split.name, {**lg.meta, "key": entry.key})
+    damaged = f" (a damaged entry was removed: {problems[0]})" if problems else " (or they are stale)"
     raise EnsembleError(
-        f"model {ref.name} has no cached logits for {split.path} (or they are stale); run: ensemble predict "
+        f"model {ref.name} has no cached logits for {split.path}{damaged}; run: ensemble predict "
         f"--model {ref.name}={ref.folder} --data {split.name}={split.path}"
         + (f" --cache-dir {cache.root}" if cache.root != _default_root() else "")
     )
@@ -374,9 +376,26 @@ def vote(
     frame = make_submission(test_split.ids, test_proba, test_al.labels, sample_submission=sample_submission,
                             proba_columns=proba, id_column=test_split.id_column or "id",
                             label_column=(valid_split.label_column if valid_split is not None else None) or "label")
+    created: list[Path] = []  # what this vote wrote, removed again if the submission cannot be written
     if kind == "method":
+        weights_path = Path(weights_path)
+        if not weights_path.parent.exists():
+            created.append(weights_path.parent)
+        if not weights_path.exists():
+            created.insert(0, weights_path)
         fitted.save(weights_path)
-    frame = save_submission(frame, out, sidecar)
+    try:
+        frame = save_submission(frame, out, sidecar)
+    except BaseException:
+        for path in created:
+            if path.is_dir():
+                try:
+                    path.rmdir()
+                except OSError:
+                    pass
+            else:
+                path.unlink(missing_ok=True)
+        raise
     frame.attrs.update(path=str(out), weights=fitted)
     log.info("wrote %s (%d rows; %s)", out, len(frame), ", ".join(
         f"{c}: {n}" for c, n in zip(test_al.labels, np.bincount(test_proba.argmax(axis=1), minlength=len(test_al.labels)))))

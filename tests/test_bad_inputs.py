@@ -1,0 +1,472 @@
+"""The bad-input catalogue: one case a row, every command. Each must exit non-zero with exactly
+one line on stderr that names the file or the fix, print no traceback, and leave no output."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import pickle
+import shutil
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from ensemble.cli import main
+
+from .conftest import edit_config
+
+
+@dataclass
+class World:
+    root: Path
+    run: Path
+    bert: Path
+    early: Path
+    renamed: Path
+    valid: Path
+    test: Path
+    cache: Path
+    weights: Path
+
+
+@pytest.fixture(scope="module")
+def world(runs, tmp_path_factory) -> World:
+    root = tmp_path_factory.mktemp("bad")
+    shutil.copytree(runs.tok, root / "run")
+    for name, ck in (("bert", "checkpoint-18"), ("early", "checkpoint-9"), ("renamed", "checkpoint-18")):
+        shutil.copytree(runs.tok / ck, root / name)
+    cfg = json.loads((root / "renamed" / "config.json").read_text())
+    names = {"0": "x", "1": "y", "2": "z"}
+    edit_config(root / "renamed", id2label=names, label2id={v: int(k) for k, v in names.items()})
+    ids = [f"v{i}" for i in range(len(runs.valid_texts))]
+    pd.DataFrame({"id": ids, "text": runs.valid_texts, "label": runs.valid_labels}).to_csv(root / "valid.csv", index=False)
+    pd.DataFrame({"id": [f"t{i}" for i in range(20)], "text": runs.valid_texts[:20]}).to_csv(root / "test.csv", index=False)
+    models = [x for n in ("bert", "early") for x in ("--model", f"{n}={root / n}")]
+    args = ["predict", *models, "--data", f"valid={root / 'valid.csv'}", "--data", f"test={root / 'test.csv'}",
+            "--cache-dir", str(root / "cache"), "-q"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    # its class names differ from the validation labels: cached on test only
+    args = ["predict", "--model", f"renamed={root / 'renamed'}", "--data", f"test={root / 'test.csv'}",
+            "--cache-dir", str(root / "cache"), "-q"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    out = root / "w"
+    args = ["vote", "--model", f"bert={root / 'bert'}", "--model", f"early={root / 'early'}", "--data",
+            f"valid={root / 'valid.csv'}", "--data", f"test={root / 'test.csv'}", "--cache-dir", str(root / "cache"),
+            "--weights", "acc", "--out", str(out / "s.csv"), "-q"]
+    cwd = os.getcwd()
+    os.chdir(out.parent)
+    try:
+        assert CliRunner().invoke(main, args).exit_code == 0
+    finally:
+        os.chdir(cwd)
+    assert cfg
+    return World(root, root / "run", root / "bert", root / "early", root / "renamed", root / "valid.csv",
+                 root / "test.csv", root / "cache", root / "weights" / "ensemble-acc.json")
+
+
+def _csv(tmp, name, text, encoding="utf-8"):
+    p = tmp / name
+    p.write_bytes(text.encode(encoding))
+    return p
+
+
+def _copy(src, tmp, name=None):
+    dst = tmp / (name or src.name)
+    shutil.copytree(src, dst)
+    return dst
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def _predict(w, tmp, model=None, data=None, extra=()):
+    return ["predict", "--model", f"m={model or w.bert}", "--data", f"valid={data or w.valid}",
+            "--cache-dir", str(tmp / "cache"), *extra]
+
+
+def _vote(w, tmp, models=("bert", "early"), extra=(), test=None, valid=None):
+    return ["vote", *[x for m in models for x in ("--model", f"{m}={getattr(w, m)}")], "--data",
+            f"valid={valid or w.valid}", "--data", f"test={test or w.test}", "--cache-dir", str(w.cache),
+            "--out", str(tmp / "sub.csv"), *extra]
+
+
+# Each case: (id, build(world, tmp) -> argv, expected text in the error). Outputs checked for
+# absence: anything new in tmp except the inputs the case wrote (tracked by name).
+CASES = []
+
+
+def case(name, expected):
+    def deco(fn):
+        CASES.append(pytest.param(fn, expected, id=name))
+        return fn
+    return deco
+
+
+# ---------------------------------------------------------------- avg-ckpt
+@case("avg: no checkpoints", "no checkpoint-N folders")
+def _(w, tmp):
+    (tmp / "empty").mkdir()
+    return ["avg-ckpt", str(tmp / "empty"), "--out", str(tmp / "o")]
+
+
+@case("avg: K out of range", "k=50 but only 6")
+def _(w, tmp):
+    return ["avg-ckpt", str(w.run), "--k", "50", "--out", str(tmp / "o")]
+
+
+@case("avg: metric typo", "metric eval_acuracy is not logged")
+def _(w, tmp):
+    return ["avg-ckpt", str(w.run), "--metric", "acuracy", "--out", str(tmp / "o")]
+
+
+@case("avg: mixed architectures", "model_type is 'roberta'")
+def _(w, tmp):
+    run = _copy(w.run, tmp, "run")
+    edit_config(run / "checkpoint-15", model_type="roberta")
+    return ["avg-ckpt", str(run), "--k", "3", "--out", str(tmp / "o")]
+
+
+@case("avg: missing weights", "no model.safetensors")
+def _(w, tmp):
+    run = _copy(w.run, tmp, "run")
+    (run / "checkpoint-18" / "model.safetensors").unlink()
+    return ["avg-ckpt", str(run / "checkpoint-18"), str(run / "checkpoint-15"), "--out", str(tmp / "o")]
+
+
+@case("avg: truncated weights", "truncated or corrupt")
+def _(w, tmp):
+    run = _copy(w.run, tmp, "run")
+    f = run / "checkpoint-18" / "model.safetensors"
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    return ["avg-ckpt", str(run / "checkpoint-18"), str(run / "checkpoint-15"), "--out", str(tmp / "o")]
+
+
+@case("avg: enormous safetensors header", "exceeds the 100000000 byte limit")
+def _(w, tmp):
+    run = _copy(w.run, tmp, "run")
+    f = run / "checkpoint-18" / "model.safetensors"
+    f.write_bytes(struct.pack("<Q", 1 << 40) + b"{}")
+    return ["avg-ckpt", str(run / "checkpoint-18"), str(run / "checkpoint-15"), "--out", str(tmp / "o")]
+
+
+@case("avg: pickle payload in pytorch_model.bin", "safetensors")
+def _(w, tmp):
+    run = _copy(w.run, tmp, "run")
+    ck = run / "checkpoint-18"
+    (ck / "model.safetensors").unlink()
+    (ck / "pytorch_model.bin").write_bytes(pickle.dumps(_Payload(tmp / "pwned")))
+    return ["avg-ckpt", str(ck), str(run / "checkpoint-15"), "--out", str(tmp / "o")]
+
+
+@case("avg: output exists", "already exists; pass --force")
+def _(w, tmp):
+    (tmp / "o").mkdir()
+    return ["avg-ckpt", str(w.run), "--k", "2", "--out", str(tmp / "o")]
+
+
+@case("avg: output folder not writable", "check the folder exists and is writable")
+def _(w, tmp):
+    blocker = tmp / "ro"  # a file where the output's parent folder should be (chmod does not stop root)
+    blocker.write_text("")
+    return ["avg-ckpt", str(w.run), "--k", "2", "--out", str(blocker / "o")]
+
+
+@case("avg: greedy without holdout", "--method greedy needs --holdout")
+def _(w, tmp):
+    return ["avg-ckpt", str(w.run), "--method", "greedy", "--out", str(tmp / "o")]
+
+
+@case("avg: unlabelled holdout", "no label column 'label'")
+def _(w, tmp):
+    return ["avg-ckpt", str(w.run), "--k", "auto", "--holdout", str(w.test), "--out", str(tmp / "o")]
+
+
+@case("avg: no tokenizer anywhere", "no tokenizer in the checkpoints or the run folder")
+def _(w, tmp):
+    run = _copy(w.run, tmp, "run")
+    for ck in run.glob("checkpoint-*"):
+        for n in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+            (ck / n).unlink(missing_ok=True)
+    return ["avg-ckpt", str(run), "--k", "2", "--out", str(tmp / "o")]
+
+
+# ---------------------------------------------------------------- predict
+@case("predict: missing text column", "no text column 'comment' (columns: id, text, label)")
+def _(w, tmp):
+    return _predict(w, tmp, extra=("--text", "comment"))
+
+
+@case("predict: empty file", "is empty")
+def _(w, tmp):
+    return _predict(w, tmp, data=_csv(tmp, "e.csv", ""))
+
+
+@case("predict: header-only file", "has a header but no rows")
+def _(w, tmp):
+    return _predict(w, tmp, data=_csv(tmp, "h.csv", "id,text,label\n"))
+
+
+@case("predict: duplicate ids", "id '1' appears in rows 1 and 2")
+def _(w, tmp):
+    return _predict(w, tmp, data=_csv(tmp, "d.csv", "id,text\n1,a\n1,b\n"))
+
+
+@case("predict: cp949 file", "pass --encoding cp949")
+def _(w, tmp):
+    return _predict(w, tmp, data=_csv(tmp, "k.csv", "id,text\n1,안녕하세요\n", "cp949"))
+
+
+@case("predict: UTF-16 file", "UTF-16; pass --encoding utf-16")
+def _(w, tmp):
+    return _predict(w, tmp, data=_csv(tmp, "u.csv", "id,text\n1,안녕\n", "utf-16"))
+
+
+@case("predict: model without tokenizer", "copy the base model's tokenizer files into it")
+def _(w, tmp):
+    m = _copy(w.bert, tmp, "m")
+    for n in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        (m / n).unlink(missing_ok=True)
+    return _predict(w, tmp, model=m)
+
+
+@case("predict: num_labels vs id2label", "num_labels is 7 but id2label names 3 classes")
+def _(w, tmp):
+    m = _copy(w.bert, tmp, "m")
+    edit_config(m, num_labels=7)
+    return _predict(w, tmp, model=m)
+
+
+@case("predict: id2label vs the head", "the classification head has 3 outputs")
+def _(w, tmp):
+    m = _copy(w.bert, tmp, "m")
+    edit_config(m, id2label={"0": "a", "1": "b"})
+    return _predict(w, tmp, model=m)
+
+
+@case("predict: unknown label", "label 'spam' (row 2) is not a class")
+def _(w, tmp):
+    return _predict(w, tmp, data=_csv(tmp, "l.csv", "id,text,label\n1,a,none\n2,b,spam\n"))
+
+
+@case("predict: model is a file", "not a folder")
+def _(w, tmp):
+    return _predict(w, tmp, model=w.valid)
+
+
+@case("predict: unknown data format", "unknown data format")
+def _(w, tmp):
+    return _predict(w, tmp, data=_csv(tmp, "x.xlsx", "junk"))
+
+
+@case("predict: missing data file", "not found")
+def _(w, tmp):
+    return _predict(w, tmp, data=tmp / "nope.csv")
+
+
+@case("predict: model name like a path", "model name '../../x' must be")
+def _(w, tmp):
+    return ["predict", "--model", f"../../x={w.bert}", "--data", f"valid={w.valid}", "--cache-dir", str(tmp / "cache")]
+
+
+@case("predict: CUDA asked, none here", "torch sees no CUDA GPU; pass --device cpu")
+def _(w, tmp):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    return _predict(w, tmp, extra=("--device", "cuda"))
+
+
+# ---------------------------------------------------------------- vote
+@case("vote: label sets differ", "has labels that differ from bert")
+def _(w, tmp):
+    return _vote(w, tmp, models=("bert", "renamed"))
+
+
+@case("vote: NaN logits in a cache entry", "holds NaN or infinite logits")
+def _(w, tmp):
+    from blake3 import blake3
+
+    from ensemble.cache import LogitCache
+    from ensemble.tensorio import SafetensorsFile
+
+    cache = LogitCache(tmp / "cache")
+    shutil.copytree(w.cache, cache.root, dirs_exist_ok=True)
+    entry = next(e for e in cache.entries() if e.metadata["model"] == "early" and e.metadata["split"] == "test")
+    raw = bytearray(entry.path.read_bytes())
+    with SafetensorsFile(entry.path) as f:
+        start = f.tensors["logits"].start
+    n = int(entry.metadata["rows"]) * len(json.loads(entry.metadata["labels"])) * 4
+    old = blake3(bytes(raw[start:start + n])).hexdigest()
+    raw[start:start + 4] = np.float32(np.nan).tobytes()
+    new = blake3(bytes(raw[start:start + n])).hexdigest()  # a valid checksum: only the NaN check can catch it
+    raw = bytearray(bytes(raw).replace(old.encode(), new.encode(), 1))
+    entry.path.write_bytes(bytes(raw))
+    args = _vote(w, tmp)
+    args[args.index("--cache-dir") + 1] = str(cache.root)
+    return args
+
+
+@case("vote: negative weights", "weights must not be negative")
+def _(w, tmp):
+    return _vote(w, tmp, extra=("--weights", "1,-1"))
+
+
+@case("vote: weights sum to zero", "weights sum to zero")
+def _(w, tmp):
+    return _vote(w, tmp, extra=("--weights", "0,0"))
+
+
+@case("vote: infinite weight", "weights must be finite numbers")
+def _(w, tmp):
+    return _vote(w, tmp, extra=("--weights", "inf,1"))
+
+
+@case("vote: one weight for two models", "got 1 weights, 2 models (bert, early)")
+def _(w, tmp):
+    return _vote(w, tmp, extra=("--weights", "1"))
+
+
+@case("vote: weights file for other models", "weights are for models bert, early but early, bert")
+def _(w, tmp):
+    return _vote(w, tmp, models=("early", "bert"), extra=("--weights", str(w.weights)))
+
+
+@case("vote: stale weights file", "stale: model early")
+def _(w, tmp):
+    doc = json.loads(w.weights.read_text())
+    doc["models"][1]["model_digest"] = "f" * 64  # fitted on another version of the model
+    stale = tmp / "w.json"
+    stale.write_text(json.dumps(doc))
+    return _vote(w, tmp, extra=("--weights", str(stale)))
+
+
+@case("vote: weights file not JSON", "not a weights file of ensemble")
+def _(w, tmp):
+    bad = tmp / "w.json"
+    bad.write_text("{nope")
+    return _vote(w, tmp, extra=("--weights", str(bad)))
+
+
+@case("vote: sample submission for another test set", "is not in the test data")
+def _(w, tmp):
+    sample = _csv(tmp, "sample.csv", "id,label\n" + "".join(f"x{i},none\n" for i in range(20)))
+    return _vote(w, tmp, extra=("--sample-submission", str(sample)))
+
+
+@case("vote: model missing from the cache", "run: ensemble predict --model fresh=")
+def _(w, tmp):
+    m = _copy(w.bert, tmp, "fresh")
+    with open(m / "model.safetensors", "r+b") as f:
+        f.seek(-4, 2)
+        f.write(np.float32(2.5).tobytes())
+    return ["vote", "--model", f"bert={w.bert}", "--model", f"fresh={m}", "--data", f"test={w.test}",
+            "--cache-dir", str(w.cache), "--out", str(tmp / "sub.csv")]
+
+
+@case("vote: no validation labels for a fitted method", "--weights acc is fitted on validation labels")
+def _(w, tmp):
+    valid = tmp / "valid.csv"
+    pd.read_csv(w.valid).drop(columns="label").to_csv(valid, index=False)
+    return _vote(w, tmp, extra=("--weights", "acc"), valid=valid)
+
+
+@case("vote: unknown --models name", "--models: 'nope' is not a --model name")
+def _(w, tmp):
+    return _vote(w, tmp, extra=("--models", "bert,nope"))
+
+
+@case("vote: full disk", "free some disk space")
+def _(w, tmp):
+    return _vote(w, tmp, extra=("--weights", "uniform"))
+
+
+# ---------------------------------------------------------------- report, project, run, init
+@case("report: validation without labels", "has no label column; the report scores against validation labels")
+def _(w, tmp):
+    valid = tmp / "valid.csv"
+    pd.read_csv(w.valid).drop(columns="label").to_csv(valid, index=False)
+    return ["report", "--model", f"bert={w.bert}", "--data", f"valid={valid}", "--cache-dir", str(w.cache),
+            "--html", str(tmp / "r.html")]
+
+
+@case("report: unknown metric", "unknown metric 'acuracy'")
+def _(w, tmp):
+    return ["report", "--model", f"bert={w.bert}", "--model", f"early={w.early}", "--data", f"valid={w.valid}",
+            "--cache-dir", str(w.cache), "--metric", "acuracy", "--methods", "acc", "--html", str(tmp / "r.html")]
+
+
+@case("report: unknown method", "unknown method 'best'")
+def _(w, tmp):
+    return ["report", "--model", f"bert={w.bert}", "--data", f"valid={w.valid}", "--cache-dir", str(w.cache),
+            "--methods", "best", "--html", str(tmp / "r.html")]
+
+
+@case("project: unknown key", "ensemble.toml:2: [data] vaild: unknown key")
+def _(w, tmp):
+    (tmp / "ensemble.toml").write_text('[data]\nvaild = "v.csv"\n')
+    return ["predict", "--project", str(tmp / "ensemble.toml")]
+
+
+@case("project: not TOML", "not valid TOML")
+def _(w, tmp):
+    (tmp / "ensemble.toml").write_text("[data\n")
+    return ["vote", "--project", str(tmp / "ensemble.toml")]
+
+
+@case("run: no project file", "no ensemble.toml here or in a parent folder")
+def _(w, tmp):
+    return ["run", "--project", str(tmp / "missing" / "ensemble.toml")] if False else ["run"]
+
+
+@case("init: file exists", "already exists; edit it, or pass --force")
+def _(w, tmp):
+    (tmp / "ensemble.toml").write_text("")
+    return ["init", str(tmp)]
+
+
+@pytest.mark.parametrize("build, expected", CASES)
+def test_bad_input(world, tmp_path, monkeypatch, build, expected):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    argv = build(world, tmp_path)
+    if expected == "free some disk space":
+        import ensemble.submission as submission
+
+        def full(path, write):
+            tmp = path.parent / f".{path.name}.tmp-full"
+            try:
+                tmp.write_text("partial")
+                raise OSError(errno.ENOSPC, "No space left on device", str(path))
+            finally:
+                tmp.unlink(missing_ok=True)
+
+        monkeypatch.setattr(submission, "_atomic_write", full)
+    before = {p for p in tmp_path.rglob("*")}
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 1, (result.exit_code, result.output)
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
+    assert expected in result.stderr, result.stderr
+    assert "Traceback" not in result.output
+    new = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p not in before
+                 and not p.name.endswith(".lock") and p.name != "digests.sqlite")
+    assert new == [], new
+    assert not (tmp_path / "pwned").exists()
+    assert not list(world.root.glob("weights/*.tmp*")) and not list(world.cache.glob(".*.tmp-*"))
+
+
+def test_the_catalogue_is_large_enough():
+    assert len(CASES) >= 40
