@@ -147,9 +147,13 @@ def save_submission(frame, out: str | os.PathLike, sidecar: Mapping | None = Non
             "sample_submission": frame.attrs.get("sample_submission"),
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     replaced = out.exists()
+    data = frame.to_csv(index=False).encode("utf-8")
+    from blake3 import blake3
+
+    meta["blake3"] = blake3(data).hexdigest()  # of the CSV's bytes: a copy can be checked against it
     _atomic_write(out.with_name(out.name + ".json"),
                   lambda p: p.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8"))
-    _atomic_write(out, lambda p: frame.to_csv(p, index=False))
+    _atomic_write(out, lambda p: p.write_bytes(data))
     if replaced:
         log.info("replaced %s", out)
     out_frame = frame.copy()

@@ -190,8 +190,10 @@ class Weights:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+        doc = self.to_dict()
+        doc["blake3"] = _checksum(doc)
         try:
-            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+            tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -204,6 +206,9 @@ class Weights:
             d = json.loads(path.read_text(encoding="utf-8"))
             if d.get("schema") != WEIGHTS_SCHEMA:
                 raise ValueError(f"schema {d.get('schema')!r}")
+            recorded = d.pop("blake3", None)
+            if recorded is not None and recorded != _checksum(d):
+                raise ValueError("its checksum does not match its content: edited or damaged")
             models = d["models"]
             names = tuple(m["name"] for m in models)
             weights = np.array([m["weight"] for m in models], dtype=np.float64)
@@ -222,6 +227,13 @@ class Weights:
             raise EnsembleError(f"{path}: not a weights file of ensemble ({str(e)[:80]}); refit with ensemble vote") from None
         _check_weights(w.weights, str(path), stack=w.stacker is not None)
         return w
+
+
+def _checksum(doc: Mapping) -> str:
+    """BLAKE3 of a weights document's canonical JSON (without its own checksum)."""
+    from blake3 import blake3
+
+    return blake3(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
 
 
 def _check_weights(w: np.ndarray, where: str, stack: bool = False) -> None:

@@ -346,10 +346,13 @@ def _(w, tmp):
 
 @case("vote: stale weights file", "stale: model early")
 def _(w, tmp):
+    from ensemble.weighting import _checksum
+
     doc = json.loads(w.weights.read_text())
+    doc.pop("blake3")
     doc["models"][1]["model_digest"] = "f" * 64  # fitted on another version of the model
     stale = tmp / "w.json"
-    stale.write_text(json.dumps(doc))
+    stale.write_text(json.dumps({**doc, "blake3": _checksum(doc)}))
     return _vote(w, tmp, extra=("--weights", str(stale)))
 
 
@@ -381,6 +384,15 @@ def _(w, tmp):
     valid = tmp / "valid.csv"
     pd.read_csv(w.valid).drop(columns="label").to_csv(valid, index=False)
     return _vote(w, tmp, extra=("--weights", "acc"), valid=valid)
+
+
+@case("vote: edited weights file", "checksum does not match its content")
+def _(w, tmp):
+    doc = json.loads(w.weights.read_text())
+    doc["models"][0]["weight"] = 0.99
+    edited = tmp / "w.json"
+    edited.write_text(json.dumps(doc))
+    return _vote(w, tmp, extra=("--weights", str(edited)))
 
 
 @case("vote: unknown --models name", "--models: 'nope' is not a --model name")

@@ -113,14 +113,20 @@ def test_weights_file_is_written_reused_and_checked(project, tmp_path):
     wrong, _ = _vote(project, tmp_path, "--weights", wfile, models=("early", "bert"))
     assert wrong.exit_code == 1 and "weights are for models bert, early but early, bert are given" in wrong.stderr
 
+    from ensemble.weighting import _checksum
+
+    def rewrite(doc):  # an old weights file: consistent, with its own checksum
+        doc.pop("blake3", None)
+        wfile.write_text(json.dumps({**doc, "blake3": _checksum(doc)}))
+
     stale = json.loads(wfile.read_text())
     stale["meta"]["valid"]["data_digest"] = "0" * 64
-    wfile.write_text(json.dumps(stale))
+    rewrite(stale)
     bad, files3 = _vote(project, tmp_path, "--weights", wfile, models=("bert", "early"))
     assert bad.exit_code == 1 and "stale: the validation data" in bad.stderr and not files3
     stale["meta"]["valid"]["data_digest"] = saved["meta"]["valid"]["data_digest"]
     stale["models"][1]["model_digest"] = "f" * 64
-    wfile.write_text(json.dumps(stale))
+    rewrite(stale)
     bad, _ = _vote(project, tmp_path, "--weights", wfile, models=("bert", "early"))
     assert bad.exit_code == 1 and "stale: model early" in bad.stderr
 

@@ -88,3 +88,24 @@ def test_two_averages_to_one_folder_do_not_interleave(runs, tmp_path):
     name = "classifier.weight"
     np.testing.assert_allclose(got[name], np.mean([p[name] for p in parts], axis=0), atol=1e-6)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".avg.tmp") or p.name.startswith(".avg.old")]
+
+
+def test_weights_and_submission_carry_checksums(tmp_path):
+    from blake3 import blake3
+
+    from ensemble.submission import write_submission
+    from ensemble.weighting import Weights
+
+    w = Weights("fixed", ("a", "b"), np.array([0.25, 0.75]), labels=("x", "y"))
+    path = w.save(tmp_path / "w.json")
+    assert Weights.load(path).weights.tolist() == [0.25, 0.75]
+    doc = json.loads(path.read_text())
+    doc["models"][0]["weight"] = 0.9  # a hand edit, or a flipped digit
+    path.write_text(json.dumps(doc))
+    with pytest.raises(EnsembleError, match=r"checksum does not match its content"):
+        Weights.load(path)
+    out = tmp_path / "sub.csv"
+    write_submission(["t1", "t2"], np.array([[0.9, 0.1], [0.2, 0.8]]), ["x", "y"], out=out)
+    side = json.loads((tmp_path / "sub.csv.json").read_text())
+    assert side["blake3"] == blake3(out.read_bytes()).hexdigest()
+    assert out.read_text().splitlines() == ["id,label", "t1,x", "t2,y"]
