@@ -735,6 +735,8 @@ def average_checkpoints(
                 w.rewrite_metadata(_st_metadata(manifest))
             shutil.copyfile(folders[0] / "config.json", tmp / "config.json")
             _copy_files(tok_dir, tmp, TOKENIZER_FILES)
+            # digests of the files written, checked by ensemble predict before it trusts them
+            manifest["outputs"] = {w.path.name: file_digest(w.path) for w in writers}
             (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
             if out.exists():
                 old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"

@@ -232,10 +232,27 @@ class ModelRef:
             "tokenizer": {n: digest(self.tokenizer_dir / n) for n in TOKENIZER_FILES
                           if (self.tokenizer_dir / n).is_file()},
         }
+        _check_outputs(self.folder, parts["weights"])
         code = sorted(self.folder.glob("*.py"))  # remote code shipped with the model (auto_map)
         if code:
             parts["code"] = {p.name: digest(p) for p in code}
         return blake3(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _check_outputs(folder: Path, digests: Mapping[str, str]) -> None:
+    """An averaged folder's weights must be the bytes avg-ckpt wrote (``outputs`` in its manifest):
+    a flipped byte or an edited file is an error, not a silently different model."""
+    manifest = folder / "ensemble_manifest.json"
+    if not manifest.is_file():
+        return
+    try:
+        outputs = json.loads(manifest.read_text(encoding="utf-8")).get("outputs") or {}
+    except (OSError, ValueError, AttributeError):
+        return
+    for name, digest in outputs.items():
+        if name in digests and digests[name] != digest:
+            raise EnsembleError(f"{folder / name}: does not match the digest in ensemble_manifest.json (damaged or "
+                                "edited since averaging); re-run ensemble avg-ckpt --force")
 
 
 def _class_names(folder: Path, config: Mapping) -> tuple[str, ...]:

@@ -96,8 +96,12 @@ def test_manifest_records_selection_hashes_and_is_in_the_header(runs, tmp_path):
     assert sum(c["chosen"] for c in manifest["candidates"]) == 2
     assert manifest["selected_on_eval_set"] is True
     with safe_open(out / "model.safetensors", "np") as f:
+        outputs = manifest.pop("outputs")  # known only once the weights are written: the JSON file alone
         assert json.loads(f.metadata()["ensemble_manifest"]) == manifest
         assert f.metadata()["format"] == "pt"
+    from ensemble.hashing import file_digest
+
+    assert outputs == {"model.safetensors": file_digest(out / "model.safetensors")}
 
 
 def test_bf16_checkpoints_are_averaged_in_float32_and_written_in_bf16(runs, copy_run, tmp_path):
