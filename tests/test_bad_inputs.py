@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from ensemble.cli import main
 
-from .conftest import edit_config
+from .conftest import DROP, edit_config
 
 
 @dataclass
@@ -199,6 +199,7 @@ def _(w, tmp):
     for ck in run.glob("checkpoint-*"):
         for n in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
             (ck / n).unlink(missing_ok=True)
+        edit_config(ck, _name_or_path=DROP)  # transformers 4.x points it at the base model's folder
     return ["avg-ckpt", str(run), "--k", "2", "--out", str(tmp / "o")]
 
 
