@@ -19,13 +19,13 @@ import json
 import logging
 import os
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
 
+from .atomic import atomic_write
 from .errors import EnsembleError
 from .hashing import DigestMemo
 
@@ -197,10 +197,7 @@ class LogitCache:
             logits_blake3=_blake3(values), ids_blake3=_blake3(blob.tobytes() + offsets.tobytes()),
             created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
-        self.root.mkdir(parents=True, exist_ok=True)
-        final = self.path_for(key)
-        tmp = self.root / f".{key}.tmp-{uuid.uuid4().hex[:8]}"
-        try:
+        def write(tmp: Path) -> None:
             w = SafetensorsWriter(tmp, [("logits", "F32", values.shape), ("ids_utf8", "U8", blob.shape),
                                         ("ids_offsets", "I64", offsets.shape)], meta)
             try:
@@ -209,10 +206,8 @@ class LogitCache:
                 w.write("ids_offsets", offsets)
             finally:
                 w.close()
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return final
+
+        return atomic_write(self.path_for(key), write)
 
     # ------------------------------------------------------------------ list and prune
 

@@ -412,10 +412,10 @@ def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, me
     if html_out:
         from pathlib import Path
 
-        from .submission import _atomic_write
+        from .atomic import atomic_write
 
         page = rep.to_html()
-        _atomic_write(Path(html_out), lambda p: p.write_text(page, encoding="utf-8"))
+        atomic_write(Path(html_out), lambda p: p.write_text(page, encoding="utf-8"))
     if as_json:
         import json
 

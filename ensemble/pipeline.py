@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import atomic_write
 from .errors import EnsembleError
 
 __all__ = ["run_project", "RunResult"]
@@ -62,10 +62,7 @@ def _average_is_current(out: Path, chosen, file_digest) -> bool:
 
 
 def _write_state(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8"))
 
 
 def run_project(project, *, k: int | None = None, weights: str | None = None, progress: bool = False,
@@ -76,7 +73,6 @@ def run_project(project, *, k: int | None = None, weights: str | None = None, pr
     from .data import load_split
     from .inference import ModelRef
     from .report import report
-    from .submission import _atomic_write
     from .voting import vote
 
     p = project
@@ -164,7 +160,7 @@ def run_project(project, *, k: int | None = None, weights: str | None = None, pr
         rep = report(members, {"valid": splits["valid"]}, cache_dir=cache.root, combine=combine, trained_on_valid=tov)
         text = rep.to_text()
         page = rep.to_html()
-        _atomic_write(html_path, lambda f: f.write_text(page, encoding="utf-8"))
+        atomic_write(html_path, lambda f: f.write_text(page, encoding="utf-8"))
         state.update(report_key=report_key, report_text=text)
         redone["report"] += 1
         _write_state(state_path, state)

@@ -13,12 +13,12 @@ import json
 import logging
 import os
 import time
-import uuid
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
+from .atomic import atomic_write
 from .errors import EnsembleError
 
 __all__ = ["make_submission", "save_submission", "write_submission"]
@@ -43,16 +43,6 @@ def _read_sample(path: Path):
         raise EnsembleError(f"{path}: a sample submission needs an id column, a label column and rows; "
                             f"got columns {', '.join(sample.columns)} and {len(sample)} rows")
     return sample
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def make_submission(
@@ -151,9 +141,9 @@ def save_submission(frame, out: str | os.PathLike, sidecar: Mapping | None = Non
     from blake3 import blake3
 
     meta["blake3"] = blake3(data).hexdigest()  # of the CSV's bytes: a copy can be checked against it
-    _atomic_write(out.with_name(out.name + ".json"),
-                  lambda p: p.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8"))
-    _atomic_write(out, lambda p: p.write_bytes(data))
+    atomic_write(out.with_name(out.name + ".json"),
+                 lambda p: p.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8"))
+    atomic_write(out, lambda p: p.write_bytes(data))
     if replaced:
         log.info("replaced %s", out)
     out_frame = frame.copy()

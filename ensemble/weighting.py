@@ -187,17 +187,11 @@ class Weights:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the weights as JSON, atomically (a temporary file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+        from .atomic import atomic_write
+
         doc = self.to_dict()
         doc["blake3"] = _checksum(doc)
-        try:
-            tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8"))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Weights:

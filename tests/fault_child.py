@@ -47,12 +47,12 @@ def main() -> None:
         def write():
             save_submission(frame, folder / "sub.csv", {"rows": ROWS})
     elif kind == "report":
-        from ensemble.submission import _atomic_write
+        from ensemble.atomic import atomic_write
 
         page = "<html><body>" + "<p>row</p>" * 500_000 + "</body></html>"
 
         def write():
-            _atomic_write(folder / "report.html", lambda p: p.write_text(page, encoding="utf-8"))
+            atomic_write(folder / "report.html", lambda p: p.write_text(page, encoding="utf-8"))
     elif kind == "average":
         from ensemble.averaging import average_checkpoints
 

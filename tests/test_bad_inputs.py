@@ -478,7 +478,7 @@ def test_bad_input(world, tmp_path, monkeypatch, build, expected):
             finally:
                 tmp.unlink(missing_ok=True)
 
-        monkeypatch.setattr(submission, "_atomic_write", full)
+        monkeypatch.setattr(submission, "atomic_write", full)
     before = {p for p in tmp_path.rglob("*")}
     result = CliRunner().invoke(main, argv)
     assert result.exit_code == 1, (result.exit_code, result.output)
