@@ -288,6 +288,11 @@ def predict(models, data, project, id_col, text_cols, label_col, encoding, batch
                     acc = float((lg.predictions() == split.label_indices(ref.labels, str(ref.folder))).mean())
                 rows.append((name, split_name, len(lg), "cached" if lg.meta.get("cached") else "computed", acc,
                              lg.meta.get("cache_path", "-")))
+    if session.dist is not None:
+        # every process leaves the gloo/nccl group together; a group left to interpreter
+        # shutdown can abort a rank ("terminate called without an active exception")
+        session.dist.wait_for_everyone()
+        session.dist.destroy_process_group()
     width = max(len("model"), *(len(r[0]) for r in rows))
     swidth = max(len("split"), *(len(r[1]) for r in rows))
     log.info("%s", f"{'model':<{width}}  {'split':<{swidth}}  {'rows':>7}  {'logits':<8}  {'accuracy':>8}  cache entry")
