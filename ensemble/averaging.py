@@ -78,6 +78,10 @@ class Selection:
     chosen: tuple[Checkpoint, ...]
     ranking: Ranking | None
     run_dir: Path | None
+    sweep: object | None = None  # a Sweep when checkpoints were ranked across its trials
+
+    def trial_of(self, checkpoint: Checkpoint):
+        return self.sweep.trial_of(checkpoint) if self.sweep is not None else None
 
     @property
     def name(self) -> str:
@@ -96,6 +100,9 @@ def select_checkpoints(
     k: int | None = None,
     metric: str | None = None,
     greater_is_better: bool | None = None,
+    *,
+    across_trials: bool = False,
+    exclude_trials: Sequence[str] = (),
 ) -> Selection:
     """Choose the checkpoints to average.
 
@@ -109,12 +116,36 @@ def select_checkpoints(
         "all": every checkpoint that logged the metric, ranked.
     metric, greater_is_better
         See :func:`ensemble.checkpoints.rank_checkpoints`.
+    across_trials : bool, default False
+        ``run_or_paths`` is a sweep (a folder of trial run folders, as
+        ``Trainer.hyperparameter_search`` writes): rank the checkpoints of every trial together.
+        Trials whose architecture, tensor shapes or label map differ are refused.
+    exclude_trials : sequence of str
+        With ``across_trials``: trial folder names to leave out.
     """
+    if across_trials:
+        from .sweep import find_sweep
+
+        if not isinstance(run_or_paths, (str, os.PathLike)):
+            raise EnsembleError("--across-trials takes one sweep folder (the hyperparameter search's output_dir)")
+        sweep = find_sweep(run_or_paths, metric, greater_is_better, exclude=exclude_trials)
+        check_trials(sweep)
+        ranking = sweep.ranking
+        n = 4 if k is None else len(ranking.ranked) if k == "all" else k
+        return Selection(ranking.top(n), ranking, sweep.root, sweep)
+    if exclude_trials:
+        raise EnsembleError("--exclude-trial is used only with --across-trials; drop it")
     paths = [Path(run_or_paths)] if isinstance(run_or_paths, (str, os.PathLike)) else [
         Path(p) for p in run_or_paths
     ]
     if not paths:
         raise EnsembleError("no run folder or checkpoint folders given; pass at least one")
+    if len(paths) == 1 and not _is_run_folder(paths[0]) and not has_weights(paths[0]):
+        from .sweep import is_sweep
+
+        if is_sweep(paths[0]):
+            raise EnsembleError(f"{paths[0]}: is a sweep (a folder of trial runs); pass --across-trials to rank the "
+                                "checkpoints of every trial together, or one trial's folder")
     if len(paths) == 1 and _is_run_folder(paths[0]):
         ranking = rank_run(paths[0], metric, greater_is_better)
         return Selection(ranking.top(4 if k is None else len(ranking.ranked) if k == "all" else k), ranking, paths[0])
@@ -294,6 +325,39 @@ def _check_compatible(sets: Sequence[_WeightSet]) -> None:
                 )
 
 
+def check_trials(sweep) -> None:
+    """Refuse a sweep whose trials cannot be averaged together: each trial's best checkpoint
+    (or newest, when it logged no metric) must match the first trial's architecture, label map,
+    tensor names, dtypes and shapes. The error names the trial."""
+    picks = []
+    for t in sweep.trials:
+        best = sweep.best_checkpoint(t)
+        picks.append((t, best.path if best is not None else t.checkpoints[-1].path))
+    ref_trial, ref_path = picks[0]
+    ref_cfg = read_config(ref_path)
+    ref_set = _open_weights(ref_path)
+    hint = f"leave it out with --exclude-trial {{}} (sweep {sweep.root})"
+    try:
+        for trial, path in picks[1:]:
+            cfg = read_config(path)
+            for key in _CONFIG_KEYS:
+                if cfg.get(key) != ref_cfg.get(key):
+                    raise EnsembleError(f"{path / 'config.json'}: trial {trial.name}'s {key} is {cfg.get(key)!r} but "
+                                        f"{ref_cfg.get(key)!r} in trial {ref_trial.name}; " + hint.format(trial.name))
+            ws = _open_weights(path)
+            try:
+                try:
+                    _check_compatible([ref_set, ws])
+                except EnsembleError as e:
+                    why = str(e).split("; only checkpoints")[0]
+                    raise EnsembleError(f"trial {trial.name} differs from trial {ref_trial.name}: {why}; "
+                                        + hint.format(trial.name)) from None
+            finally:
+                ws.close()
+    finally:
+        ref_set.close()
+
+
 # --------------------------------------------------------------------------- tokenizer
 
 
@@ -305,6 +369,8 @@ def _find_tokenizer(selection: Selection, config: dict, tokenizer: str | os.Path
                                 "pass the folder the tokenizer was saved to")
         return t
     candidates = [c.path for c in selection.chosen]
+    if selection.sweep is not None:  # the trial folders, then the sweep's
+        candidates += list(dict.fromkeys(c.path.parent for c in selection.chosen))
     if selection.run_dir is not None:
         candidates.append(selection.run_dir)
     else:
@@ -360,13 +426,17 @@ def _manifest(selection: Selection, sets: Sequence[_WeightSet], hashes: dict[Pat
         "holdout": search.get("holdout"),
         "search": search.get("trials"),
         "run": str(selection.run_dir.resolve()) if selection.run_dir else None,
+        # across the trials of a sweep: every trial with its parameters (ranked best first)
+        "sweep": selection.sweep.to_dict() if selection.sweep is not None else None,
         "checkpoints": [
             {"path": str(c.path.resolve()), "step": c.step,
-             "metric_value": c.metrics.get(metric) if metric else None, "files": files(ws)}
+             "metric_value": c.metrics.get(metric) if metric else None, "files": files(ws),
+             **_trial_fields(selection, c)}
             for c, ws in zip(selection.chosen, sets)
         ],
         "candidates": [
-            {"step": c.step, "metric_value": c.metrics.get(metric), "chosen": c.path in chosen}
+            {"step": c.step, "metric_value": c.metrics.get(metric), "chosen": c.path in chosen,
+             **_trial_fields(selection, c, params=False)}
             for c in (ranking.ranked + ranking.skipped if ranking else ())
         ],
         "accumulate_dtype": accumulate,
@@ -375,6 +445,13 @@ def _manifest(selection: Selection, sets: Sequence[_WeightSet], hashes: dict[Pat
         "versions": _versions(),
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def _trial_fields(selection: Selection, c: Checkpoint, params: bool = True) -> dict:
+    trial = selection.trial_of(c)
+    if trial is None:
+        return {}
+    return {"trial": trial.name, **({"trial_params": dict(trial.params)} if params else {})}
 
 
 def _st_metadata(manifest: dict) -> dict[str, str]:
@@ -565,7 +642,7 @@ class _HoldoutScorer:
 
 
 def _search(ranking: Ranking, method: str, k, holdout, tok_dir: Path, batch_size: int, device: str,
-            progress: bool) -> tuple[tuple[Checkpoint, ...], dict]:
+            progress: bool, trial_of=lambda c: None) -> tuple[tuple[Checkpoint, ...], dict]:
     """Greedy soup, or the K whose top-K average scores best on ``holdout``.
 
     Greedy soup (Wortsman et al., 2022, recipe 1): checkpoints in metric order, each added to the
@@ -600,8 +677,9 @@ def _search(ranking: Ranking, method: str, k, holdout, tok_dir: Path, batch_size
                 if accepted:
                     total, count, best = trial, count + 1, acc
                     chosen.append(ck)
-                trials.append({"step": ck.step, "metric_value": ck.metrics.get(metric),
-                               "holdout_accuracy": acc, "accepted": accepted})
+                trial = trial_of(ck)
+                trials.append({**({"trial": trial.name} if trial is not None else {}), "step": ck.step,
+                               "metric_value": ck.metrics.get(metric), "holdout_accuracy": acc, "accepted": accepted})
             else:
                 total, count = trial, count + 1
                 if count in ks:
@@ -634,6 +712,8 @@ def average_checkpoints(
     batch_size: int = 32,
     device: str = "auto",
     progress: bool = True,
+    across_trials: bool = False,
+    exclude_trials: Sequence[str] = (),
 ) -> Path:
     """Average the top-``k`` checkpoints of a run into a model folder ``from_pretrained`` loads.
 
@@ -670,6 +750,12 @@ def average_checkpoints(
         Inference settings for scoring on ``holdout`` (see :class:`~ensemble.inference.InferenceSettings`).
     progress : bool, default True
         Show a progress bar (on stderr).
+    across_trials : bool, default False
+        ``run_or_paths`` is a sweep folder (``Trainer.hyperparameter_search``'s output, or any
+        folder of run folders): rank the checkpoints of all its trials together. The manifest
+        records every trial's parameters and which trial each checkpoint came from.
+    exclude_trials : sequence of str
+        Trial folders to leave out of an ``across_trials`` ranking.
 
     Returns
     -------
@@ -693,14 +779,22 @@ def average_checkpoints(
         from .data import Split, load_split
 
         holdout = holdout if isinstance(holdout, Split) else load_split(holdout, require_label=True)
-        every = select_checkpoints(run_or_paths, "all", metric, greater_is_better)
+        every = select_checkpoints(run_or_paths, "all", metric, greater_is_better, across_trials=across_trials,
+                                   exclude_trials=exclude_trials)
         config = _check_configs([c.path for c in every.chosen])
         tok_dir = _find_tokenizer(every, config, tokenizer)
-        chosen, search = _search(every.ranking, method, k, holdout, tok_dir, batch_size, device, progress)
-        selection = Selection(chosen, every.ranking, every.run_dir)
+        chosen, search = _search(every.ranking, method, k, holdout, tok_dir, batch_size, device, progress,
+                                 every.trial_of)
+        selection = Selection(chosen, every.ranking, every.run_dir, every.sweep)
     else:
-        selection = select_checkpoints(run_or_paths, k, metric, greater_is_better)
-    if selection.ranking is not None:
+        selection = select_checkpoints(run_or_paths, k, metric, greater_is_better, across_trials=across_trials,
+                                       exclude_trials=exclude_trials)
+    if selection.sweep is not None:
+        log.info("%s", selection.sweep.format_table())
+        for c in selection.chosen:
+            log.info("chosen: trial %s, %s (%s %.6g)", selection.trial_of(c).name, c.name, selection.ranking.metric,
+                     c.metrics[selection.ranking.metric])
+    elif selection.ranking is not None:
         log.info("%s", selection.ranking.format_table(selection.chosen))
     tag = "greedy" if method == "greedy" else "top"
     out = Path(out) if out is not None else Path("weights") / f"{selection.name}-{tag}{len(selection.chosen)}"

@@ -102,7 +102,8 @@ def _pairs(values, what: str, flag: str) -> dict[str, str]:
     for v in values:
         name, sep, path = v.partition("=")
         if not sep:
-            name, path = Path(v).name.split(".")[0] if what == "split" else Path(v.rstrip("/")).name, v
+            bare = v.rsplit("@", 1)[0] if what == "model" else v
+            name, path = Path(bare).name.split(".")[0] if what == "split" else Path(bare.rstrip("/")).name, v
         if not re.fullmatch(r"[\w][\w.+-]*", name) or ".." in name:
             raise EnsembleError(f"{flag} {v}: {what} name {name!r} must be letters, digits, '_', '-', '.' or '+'; "
                                 f"write {flag} NAME=PATH")
@@ -128,7 +129,12 @@ class _Inputs:
         path = project or find_project()
         self.project = load_project(path) if path else None
         p = self.project
-        self.models = _pairs(models, "model", "--model") if models else (p.model_paths() if p else {})
+        if models:
+            from .sweep import expand_members
+
+            self.models = expand_members(_pairs(models, "model", "--model"))  # NAME=DIR@top3: 3 members
+        else:
+            self.models = p.model_paths() if p else {}
         self.data = dict(p.data) if p else {}
         if data:
             self.data.update(_pairs(data, "split", "--data"))
@@ -199,9 +205,13 @@ def column_options(f):
 @click.option("--accumulate-dtype", type=click.Choice(["float32", "float64"]), default="float32",
               show_default=True, help="Precision of the running sum.")
 @click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
+@click.option("--across-trials", is_flag=True,
+              help="RUN is a hyper-parameter sweep (run-<n>/checkpoint-N): rank the checkpoints of all trials together.")
+@click.option("--exclude-trial", "exclude_trials", multiple=True, metavar="TRIAL",
+              help="With --across-trials: leave this trial folder out, repeatable.")
 @common_options
 def avg_ckpt(run_or_checkpoints, k, method, holdout, id_col, text_cols, label_col, encoding, metric,
-             greater_is_better, out, tokenizer, accumulate_dtype, force):
+             greater_is_better, out, tokenizer, accumulate_dtype, force, across_trials, exclude_trials):
     """Average the top-K checkpoints of a Trainer run into one model folder.
 
     RUN_OR_CHECKPOINTS is a Trainer output folder holding checkpoint-N folders, or checkpoint
@@ -214,6 +224,7 @@ def avg_ckpt(run_or_checkpoints, k, method, holdout, id_col, text_cols, label_co
       ensemble avg-ckpt runs/bert/checkpoint-800 runs/bert/checkpoint-1000
       ensemble avg-ckpt runs/bert --method greedy --holdout data/valid.csv
       ensemble avg-ckpt runs/bert --k auto --holdout data/valid.csv
+      ensemble avg-ckpt sweeps/bert --across-trials --k 4
     """
     from .averaging import average_checkpoints
     from .data import load_split
@@ -226,7 +237,8 @@ def avg_ckpt(run_or_checkpoints, k, method, holdout, id_col, text_cols, label_co
     path = average_checkpoints(
         target, k=k, metric=metric, out=out, method=method, holdout=holdout, greater_is_better=greater_is_better,
         tokenizer=tokenizer, accumulate_dtype=accumulate_dtype, force=force,
-        progress=click.get_current_context().meta["ensemble.progress"],
+        progress=click.get_current_context().meta["ensemble.progress"], across_trials=across_trials,
+        exclude_trials=exclude_trials,
     )
     click.echo(str(path))
 
@@ -477,6 +489,42 @@ def run_cmd(project, k, weights, name):
     log.info("report: %s", result.report_html)
     log.info("submission: %s", result.submission)
     click.echo(str(result.submission))
+
+
+@main.group("sweep")
+def sweep_group() -> None:
+    """Inspect a hyper-parameter sweep (Trainer.hyperparameter_search's output_dir)."""
+
+
+@sweep_group.command("ls")
+@click.argument("sweep_dir", type=click.Path(path_type=str))
+@click.option("--metric", default=None,
+              help="eval metric to rank trials by (eval_ prefix optional) [default: eval_accuracy, "
+                   "else the runs' metric_for_best_model, else eval_loss].")
+@click.option("--greater-is-better/--lower-is-better", "greater_is_better", default=None,
+              help="Metric direction [default: inferred; *loss, perplexity, wer, cer are lower-is-better].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
+@common_options
+def sweep_ls(sweep_dir, metric, greater_is_better, as_json):
+    """List the trials of a sweep, best first: parameters, best eval metric and its step.
+
+    SWEEP_DIR holds one Trainer run folder per trial (run-<n>/checkpoint-N, as
+    hyperparameter_search writes), or any run folders.
+
+    \b
+    Examples:
+      ensemble sweep ls sweeps/bert
+      ensemble vote --model bert=sweeps/bert@top3 ...     # the best checkpoint of the 3 best trials
+    """
+    from .sweep import find_sweep
+
+    sweep = find_sweep(sweep_dir, metric, greater_is_better)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(sweep.to_dict(), indent=2))
+    else:
+        click.echo(sweep.format_table())
 
 
 @main.group("cache")

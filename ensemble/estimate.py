@@ -25,7 +25,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import EnsembleError
-from .weighting import METHODS, Weights, _as_arrays, fit_weights, log_loss
+from .weighting import METHODS, Weights, _as_arrays, fit_weights, is_method, log_loss
 from .voting import combine as combine_logits
 
 __all__ = ["Estimate", "cross_validate", "select_method", "ece", "metric_value", "GREATER_IS_BETTER",
@@ -252,8 +252,8 @@ def cross_validate(
     -------
     Estimate
     """
-    if method not in METHODS:
-        raise EnsembleError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if not is_method(method):
+        raise EnsembleError(f"method must be one of {', '.join(METHODS)} or best<K>; got {method!r}")
     arrays, names, labels = _as_arrays(valid_logits)
     y = np.asarray(y)
     n = len(y)
@@ -318,7 +318,7 @@ def select_method(
         The chosen method, a one-line reason, and every method's :class:`Estimate`.
     """
     methods = tuple(methods or AUTO_METHODS)
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if not is_method(m)]
     if unknown:
         raise EnsembleError(f"unknown method {unknown[0]!r}; choose among {', '.join(METHODS)}")
     metrics = tuple(dict.fromkeys((metric, *DEFAULT_METRICS)))

@@ -79,7 +79,9 @@ def run_project(project, *, k: int | None = None, weights: str | None = None, pr
     for split in ("valid", "test"):
         if split not in p.data:
             raise EnsembleError(f"{p.path}: [data] needs {split} = \"...\" for ensemble run")
-    members = {**{n: None for n in p.runs}, **{n: m.path for n, m in p.models.items()}}
+    from .sweep import expand_members
+
+    members = {**{n: None for n in p.runs}, **expand_members({n: m.path for n, m in p.models.items()})}
     if not members:
         raise EnsembleError(f"{p.path}: no [models] and no [runs]; list at least one member")
     cache = LogitCache(p.cache_dir)

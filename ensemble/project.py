@@ -12,6 +12,7 @@ label = "label"
 [models]
 bert-kor = "weights/bert-kor-top4"
 roberta = { path = "runs/roberta/checkpoint-1200", trained_on_valid = false }
+electra = "sweeps/electra@top3"   # the best checkpoint of each of a sweep's 3 best trials
 
 [runs]                 # optional: Trainer runs that `ensemble run` averages into weights/<name>-top<k>
 bert-a = { path = "runs/bert-a", k = 3 }
@@ -88,15 +89,26 @@ class Project:
         return self.root / "weights" / f"{run.name}-top{k or run.k or 4}"
 
     def model_paths(self, k: int | None = None) -> dict[str, Path]:
-        """Every member: the averaged output of each run, then the listed models."""
+        """Every member: the averaged output of each run, then the listed models; a model
+        written ``"DIR@top3"`` is the best checkpoint of each of the sweep's 3 best trials."""
+        from .sweep import expand_members
+
         out = {name: self.run_output(run, k) for name, run in self.runs.items()}
-        for name, spec in self.models.items():
-            out[name] = spec.path
+        for name, path in expand_members({n: m.path for n, m in self.models.items()}).items():
+            if name in out:
+                raise EnsembleError(f"{self.path}: member {name!r} comes from [models] and [runs]; rename one")
+            out[name] = path
         return out
 
     @property
     def trained_on_valid(self) -> list[str]:
-        return [n for n, m in self.models.items() if m.trained_on_valid]
+        from .sweep import expand_members, parse_member
+
+        names = []
+        for n, m in self.models.items():
+            if m.trained_on_valid:
+                names += list(expand_members({n: m.path})) if parse_member(m.path) else [n]
+        return names
 
 
 def find_project(start: str | os.PathLike | None = None) -> Path | None:

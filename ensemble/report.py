@@ -300,12 +300,14 @@ def report(
 
     from .cache import LogitCache
     from .estimate import AUTO_METHODS, ece, select_method
+    from .sweep import expand_members
     from .inference import ModelRef
     from .voting import _cached, _open_split, align, combine as combine_logits, softmax
     from .weighting import accuracy, log_loss, macro_f1
 
     if valid not in data:
         raise EnsembleError(f"report needs the labelled validation split; pass --data {valid}=PATH")
+    models = expand_members(models)
     unknown = [n for n in trained_on_valid if n not in models]
     if unknown:
         raise EnsembleError(f"--trained-on-valid {unknown[0]!r} is not a --model name ({', '.join(models)})")

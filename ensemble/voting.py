@@ -201,9 +201,9 @@ def _default_root() -> Path:
 
 def _parse_weights(spec: str, models: Sequence[str]):
     """``spec`` is a method name, a weights file, or ``w1,w2,...``; returns (kind, value)."""
-    from .weighting import METHODS
+    from .weighting import METHODS, is_method
 
-    if spec in METHODS or spec == "auto":
+    if is_method(spec) or spec == "auto":
         return "method", spec
     if spec.endswith(".json") or os.path.sep in spec or Path(spec).is_file():
         return "file", Path(spec)
@@ -274,10 +274,12 @@ def vote(
     from .cache import LogitCache
     from .inference import ModelRef
     from .submission import make_submission, save_submission
+    from .sweep import expand_members
     from .weighting import Weights, fit_weights
 
     if not models:
         raise EnsembleError("no model given; pass --model NAME=PATH, once per model")
+    models = expand_members(models)  # NAME=DIR@top3: the best checkpoints of a sweep's 3 best trials
     if test not in data:
         raise EnsembleError(f"no {test!r} split given; pass --data {test}=PATH with the test file")
     kind, spec = _parse_weights(weights, list(models))

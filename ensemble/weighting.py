@@ -24,9 +24,12 @@ import numpy as np
 from .errors import EnsembleError
 from .voting import COMBINE_RULES, log_softmax, mix, softmax
 
-__all__ = ["Weights", "fit_weights", "METHODS", "fit_temperature", "log_loss", "accuracy", "macro_f1"]
+__all__ = ["Weights", "fit_weights", "METHODS", "is_method", "fit_temperature", "log_loss", "accuracy", "macro_f1"]
 
-METHODS = ("uniform", "acc", "optimize", "select", "stack")
+# "best": the one member with the best validation accuracy; "best<K>" (best3): the uniform
+# average of the K best. Not weights in the usual sense but the same kind of fit on validation,
+# so the same cross-validation estimates them: that is the winner's curse, measured.
+METHODS = ("uniform", "acc", "optimize", "select", "stack", "best")
 WEIGHTS_SCHEMA = "ensemble.weights/1"
 _EPS = 1e-15
 # LogisticRegression tolerance for "stack": on centred log-probabilities it converges in about
@@ -287,6 +290,31 @@ def _as_arrays(valid_logits) -> tuple[list[np.ndarray], tuple[str, ...], tuple[s
     return arrays, tuple(names), labels or tuple(str(c) for c in range(shape[1]))
 
 
+def is_method(name: str) -> bool:
+    """One of :data:`METHODS`, or ``best<K>`` with K >= 1."""
+    return name in METHODS or _best_k(name) is not None
+
+
+def _best_k(name: str) -> int | None:
+    if name == "best":
+        return 1
+    if isinstance(name, str) and name.startswith("best") and name[4:].isdigit() and int(name[4:]) >= 1:
+        return int(name[4:])
+    return None
+
+
+def _best_weights(log_probs, y, k: int) -> np.ndarray:
+    """Uniform weights over the ``k`` members with the best accuracy (ties: lower log loss)."""
+    M = len(log_probs)
+    if k > M:
+        raise EnsembleError(f"best{k}: got {M} models; pick at most best{M}")
+    probas = [np.exp(lp) for lp in log_probs]
+    order = sorted(range(M), key=lambda i: (-accuracy(probas[i], y), log_loss(probas[i], y), i))
+    w = np.zeros(M)
+    w[order[:k]] = 1.0 / k
+    return w
+
+
 def _acc_weights(probas, y, power: float) -> np.ndarray:
     acc = np.array([accuracy(p, y) for p in probas])
     w = acc ** power
@@ -483,6 +511,10 @@ def fit_weights(
         - "select": Caruana's ensemble selection with replacement and sorted initialisation,
           best iteration kept; bagged over random halves of the models when ``bags`` > 1
           (default: 20 bags with 4 or more models, else none).
+        - "best": the single model with the best validation accuracy (ties: lower log loss);
+          "best<K>", e.g. "best3": the uniform average of the K best. Picking the best trial of
+          a sweep on validation, as a fit whose honest score
+          :func:`~ensemble.estimate.cross_validate` measures.
         - "stack": a multinomial LogisticRegression on the models' centred log-probabilities
           (the centred log-ratio of each model's probabilities); its out-of-fold score over
           ``folds`` stratified folds (``cross_val_predict``, default 3: 100,000 rows x 10 models
@@ -504,8 +536,8 @@ def fit_weights(
     -------
     Weights
     """
-    if method not in METHODS:
-        raise EnsembleError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if not is_method(method):
+        raise EnsembleError(f"method must be one of {', '.join(METHODS)} or best<K>; got {method!r}")
     if combine not in COMBINE_RULES:
         raise EnsembleError(f"combine must be one of {', '.join(COMBINE_RULES)}; got {combine!r}")
     arrays, model_names, labels = _as_arrays(valid_logits)
@@ -535,6 +567,8 @@ def fit_weights(
         w = _acc_weights(log_probs, y, acc_power)
     elif method == "optimize":
         w, _ = _optimize(z, log_probs, y, combine, starts, seed)
+    elif _best_k(method) is not None:
+        w = _best_weights(log_probs, y, _best_k(method))
     elif method == "select":
         probas = [np.exp(lp) for lp in log_probs]
         w = _select(probas, y, iterations, (20 if M >= 4 else 1) if bags is None else bags, bag_fraction, seed)
