@@ -400,6 +400,8 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, weig
 @click.option("--trained-on-valid", multiple=True, metavar="NAME",
               help="A model trained on the validation rows: marked and kept out of weight fitting.")
 @click.option("--include-optimistic", is_flag=True, help="Fit weights over models with optimistic scores too.")
+@click.option("--best-k", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Winner's curse: also estimate averaging the K best members (0: only the single best).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
 @click.option("--html", "html_out", type=click.Path(path_type=str), default=None,
               help="Also write an HTML page with plots.")
@@ -407,7 +409,7 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, weig
               help="Logit cache folder [default: .ensemble/cache beside ensemble.toml, else here].")
 @common_options
 def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, methods, metric, folds, repeats, seed,
-               combine, valid_split, trained_on_valid, include_optimistic, as_json, html_out, cache_dir):
+               combine, valid_split, trained_on_valid, include_optimistic, best_k, as_json, html_out, cache_dir):
     """Per-model and ensemble scores with a cross-validated estimate of what fitted weights will
     score on unseen data, and the method --weights auto would choose.
 
@@ -425,7 +427,7 @@ def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, me
     rep = report(inputs.models, inputs.data, valid=valid_split,
                  methods=[m.strip() for m in methods.split(",")] if methods else None, metric=metric, folds=folds,
                  repeats=repeats, seed=seed, combine=combine, cache_dir=inputs.cache_dir, columns=inputs.columns,
-                 trained_on_valid=tov, include_optimistic=include_optimistic)
+                 trained_on_valid=tov, include_optimistic=include_optimistic, best_k=best_k)
     if html_out:
         from pathlib import Path
 

@@ -232,6 +232,33 @@ def synthetic_task(n: int, *, seed: int = 0, noise: float = 0.1,
     return texts, labels
 
 
+def synthetic_trials(n: int, trials: int, accuracy: float = 0.8, classes: int = 3, *, seed: int = 0):
+    """Logits of ``trials`` sweep trials of equal true quality on ``n`` rows: each trial is right
+    on a row with probability ``accuracy``, independently of the others, and otherwise predicts
+    a random wrong class. Their validation scores differ only by sampling noise, so the best of
+    them on validation is no better than any other on new rows.
+
+    Returns ``(arrays, y)``: a list of ``trials`` float64 arrays of shape (n, classes), and the
+    true classes. The predicted class's logit exceeds the others by an exponential margin, so
+    the argmax is exactly the class drawn.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    arrays = []
+    for _ in range(trials):
+        right = rng.random(n) < accuracy
+        wrong = (y + rng.integers(1, classes, n)) % classes
+        pred = np.where(right, y, wrong)
+        z = rng.normal(0.0, 1.0, (n, classes))
+        rows = np.arange(n)
+        z[rows, pred] = -np.inf
+        z[rows, pred] = z.max(axis=1) + rng.exponential(1.5, n)
+        arrays.append(z)
+    return arrays, y
+
+
 def _write_csv(path: Path, header: Sequence[str], rows) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)

@@ -82,6 +82,7 @@ class Report:
     estimates: Mapping = field(default_factory=dict, repr=False)
     reliability: Mapping = field(default_factory=dict, repr=False)
     weights: Mapping = field(default_factory=dict, repr=False)
+    winners_curse: Mapping = field(default_factory=dict)
 
     # ------------------------------------------------------------------ text
 
@@ -107,10 +108,23 @@ class Report:
             lines.append(f"note: {name} is left out of weight fitting (see above); pass it with --include-optimistic to use it")
         for method, w in self.weights.items():
             lines.append(f"weights {method}: " + ", ".join(f"{m}={v:.3f}" for m, v in w.items()))
+        lines += self._winners_curse_lines()
         lines.append("error correlation between models:")
         lines.append(self.error_correlation.round(3).to_string())
         lines.append(f"auto -> {self.reason}")
         return "\n".join(lines)
+
+    def _winners_curse_lines(self) -> list[str]:
+        w = self.winners_curse
+        if not w:
+            return []
+        lines = [f"winner's curse: the best of {w['members']} members, {w['best_member']}, scores {w['apparent_best']:.4f} "
+                 f"on validation (apparent); picking the best on validation is expected to score {w['cv_best']:.4f} "
+                 f"(cross-validated; the members' mean is {w['members_mean']:.4f})"]
+        if w.get("k"):
+            lines.append(f"winner's curse, best {w['k']}: the {w['k']} best averaged score {w['apparent_best_k']:.4f} "
+                         f"(apparent), {w['cv_best_k']:.4f} cross-validated")
+        return lines
 
     def __str__(self) -> str:
         return self.to_text()
@@ -131,6 +145,7 @@ class Report:
             "auto": {"choice": self.choice, "reason": self.reason},
             "table": {name: {k: clean(v) for k, v in r.items()} for name, r in self.table.iterrows()},
             "weights": {m: dict(w) for m, w in self.weights.items()},
+            "winners_curse": {k: clean(v) for k, v in self.winners_curse.items()},
             "excluded_from_fitting": list(self.excluded),
             "disagreement": self.disagreement.round(6).to_dict(),
             "error_correlation": self.error_correlation.round(6).to_dict(),
@@ -227,6 +242,9 @@ class Report:
                  "apparent (fitted and scored on the same rows) and <i>cv_accuracy</i> is cross-validated "
                  "(out-of-fold): what to expect on unseen data. <i>gain</i> is cross-validated accuracy over "
                  "uniform averaging, with its 95% paired bootstrap interval.</p>", table_html]
+        curse = self._winners_curse_lines()
+        if curse:
+            parts.append("<h2>Winner's curse</h2>" + "".join(f"<p>{html.escape(line)}</p>" for line in curse))
         notes = [f"<li>{html.escape(n)}: {html.escape(r['note'])}</li>" for n, r in self.table.iterrows() if r["note"]]
         if notes:
             parts.append("<ul class='note'>" + "".join(notes) + "</ul>")
@@ -278,6 +296,7 @@ def report(
     columns: Mapping | None = None,
     trained_on_valid: Sequence[str] = (),
     include_optimistic: bool = False,
+    best_k: int = 3,
 ) -> Report:
     """Score every model and ensemble method on the validation split, honestly.
 
@@ -295,6 +314,11 @@ def report(
         Models trained on the validation rows: marked, and left out of weight fitting.
     include_optimistic : bool, default False
         Fit weights over every model, including those with optimistic validation scores.
+    best_k : int, default 3
+        With more than ``best_k`` members, also estimate "average the ``best_k`` best" (0: only
+        the single best). The winner's curse: picking the best member (a sweep's best trial) on
+        validation is a fit; its cross-validated score (chosen on the other folds, scored on the
+        held-out one) sits below the apparent best score.
     """
     import pandas as pd
 
@@ -373,6 +397,29 @@ def report(
         if e.weights.stacker is None:
             weights[m] = dict(zip(fit_names, map(float, e.weights.weights)))
         reliability[f"{m} (out-of-fold)"] = _reliability(e.oof_proba, y)
+    from .estimate import cross_validate
+
+    curse = {}
+    if len(fit_arrays) >= 2:
+        member_acc = {n: rows[n]["accuracy"] for n in fit_names}
+        picks = ["best"] + ([f"best{best_k}"] if best_k and len(fit_arrays) > best_k > 1 else [])
+        for m in picks:
+            e = cross_validate(fit_arrays, y, m, folds=folds, repeats=repeats, seed=seed, combine=combine,
+                               names=fit_names)
+            lo, hi = e.gain_interval["accuracy"]
+            chosen = [n for n, w in zip(fit_names, e.weights.weights) if w > 0]
+            rows[m] = {"kind": "selection", "accuracy": e.apparent["accuracy"], "macro_f1": e.apparent["macro_f1"],
+                       "log_loss": e.apparent["log_loss"], "ece": ece(e.weights.predict_proba(fit_arrays), y),
+                       "cv_accuracy": e.cross_validated["accuracy"], "cv_macro_f1": e.cross_validated["macro_f1"],
+                       "cv_log_loss": e.cross_validated["log_loss"], "optimism": e.optimism["accuracy"],
+                       "gain": e.gain_vs_uniform["accuracy"], "gain_low": lo, "gain_high": hi,
+                       "mcnemar_p": e.mcnemar_p, "note": "picks " + ", ".join(chosen) + " on validation"}
+            estimates[m] = e
+            if m == "best":
+                curse.update(members=len(fit_names), best_member=chosen[0], apparent_best=e.apparent["accuracy"],
+                             cv_best=e.cross_validated["accuracy"], members_mean=float(np.mean(list(member_acc.values()))))
+            else:
+                curse.update(k=best_k, apparent_best_k=e.apparent["accuracy"], cv_best_k=e.cross_validated["accuracy"])
     table = pd.DataFrame.from_dict(rows, orient="index")
     for col in ("cv_accuracy", "gain", "gain_low", "gain_high", "mcnemar_p", "acc_low", "acc_high",
                 "cv_macro_f1", "cv_log_loss", "optimism"):
@@ -388,4 +435,4 @@ def report(
         corr = np.corrcoef(errors) if M > 1 else np.ones((1, 1))
     corr = np.atleast_2d(np.nan_to_num(corr, nan=0.0))
     return Report(table, pd.DataFrame(dis, index=names, columns=names), pd.DataFrame(corr, index=names, columns=names),
-                  choice, reason, metric, len(y), excluded, estimates, reliability, weights)
+                  choice, reason, metric, len(y), excluded, estimates, reliability, weights, curse)

@@ -67,8 +67,8 @@ def test_select_method_falls_back_to_uniform_for_equal_members_and_not_otherwise
     arrays, y = members(1500, [1.5, 1.5, 0.0], seed=4)
     choice, reason, _ = select_method(arrays, y, ["acc", "optimize"], repeats=1)
     assert choice in ("acc", "optimize") and "excludes zero" in reason
-    with pytest.raises(EnsembleError, match=r"unknown method 'best'"):
-        select_method(arrays, y, ["best"])
+    with pytest.raises(EnsembleError, match=r"unknown method 'bestest'"):
+        select_method(arrays, y, ["bestest"])
 
 
 def test_mcnemar_and_discordance_bounds():

@@ -46,7 +46,8 @@ def test_report_table_against_the_cached_logits(project):
     root, models = project
     rep = report(models, {"valid": root / "valid.csv"}, cache_dir=root / "cache", methods=["acc", "optimize"], repeats=1)
     t = rep.table
-    assert list(t.index) == ["late", "early", "soup", "uniform", "acc", "optimize"]
+    # two fitted members: "best" is estimated, "best3" is not (needs more than 3)
+    assert list(t.index) == ["late", "early", "soup", "uniform", "acc", "optimize", "best"]
     labels = pd.read_csv(root / "valid.csv")["label"].tolist()
     preds = {}
     for m in ("late", "early", "soup"):
@@ -67,6 +68,12 @@ def test_report_table_against_the_cached_logits(project):
     errors = np.stack([(preds[m] != np.array(labels)).astype(float) for m in names])
     np.testing.assert_allclose(rep.error_correlation.to_numpy(), np.nan_to_num(np.corrcoef(errors)), atol=1e-12)
     assert rep.choice in ("uniform", "acc", "optimize") and rep.reason.startswith(rep.choice)
+    # the winner's curse row: its apparent score is the best fitted member's validation accuracy
+    best = max(("late", "early"), key=lambda m: (t.loc[m, "accuracy"], -t.loc[m, "log_loss"]))
+    assert t.loc["best", "kind"] == "selection" and t.loc["best", "accuracy"] == pytest.approx(t.loc[best, "accuracy"])
+    assert rep.winners_curse["best_member"] == best and rep.winners_curse["members"] == 2
+    assert rep.winners_curse["cv_best"] == pytest.approx(t.loc["best", "cv_accuracy"])
+    assert "winner's curse" in rep.to_text()
     html = rep._repr_html_()
     assert "<table" in html and "late" in html
 
@@ -84,7 +91,8 @@ def test_report_cli_text_json_html(project, tmp_path):
     assert page.count("<img") == 4 and "data:image/png;base64," in page
     out = CliRunner().invoke(main, [*base, "--json", "--include-optimistic"])
     doc = json.loads(out.stdout)
-    assert set(doc["table"]) == {"late", "early", "soup", "uniform", "acc", "select"}
+    assert set(doc["table"]) == {"late", "early", "soup", "uniform", "acc", "select", "best"}
+    assert doc["winners_curse"]["members"] == 3  # --include-optimistic: the soup is a candidate too
     assert doc["excluded_from_fitting"] == [] and doc["auto"]["reason"].startswith(doc["auto"]["choice"])
     bad = CliRunner().invoke(main, [*base, "--trained-on-valid", "nope"])
     assert bad.exit_code == 1 and "--trained-on-valid 'nope' is not a --model name" in bad.stderr

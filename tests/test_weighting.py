@@ -232,7 +232,7 @@ def test_scores_match_sklearn_and_weights_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"method": "best"}, r"method must be one of uniform, acc, optimize, select, stack; got 'best'"),
+    ({"method": "best0"}, r"method must be one of uniform, acc, optimize, select, stack, best or best<K>; got 'best0'"),
     ({"combine": "max"}, r"combine must be one of prob, logit, geometric, vote"),
     ({"y": np.array([0, 1])}, r"got 2 labels for 300 validation rows"),
     ({"y": np.full(300, 7)}, r"labels must be class indices in 0..2"),
