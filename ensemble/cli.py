@@ -183,6 +183,33 @@ def column_options(f):
     return f
 
 
+def adjust_options(f):
+    """--adjust, --prior and --adjust-metric (vote and report)."""
+    for opt in reversed([
+        click.option("--adjust", type=click.Choice(["none", "prior", "fit", "auto"]), default=None,
+                     help="Class-prior adjustment of the ensemble: prior (shift by log target/validation prior), "
+                          "fit (per-class offsets fitted on validation), auto (one only when its cross-validated "
+                          "gain is sure) [vote default: none; report default: auto]."),
+        click.option("--prior", default=None, metavar="FILE|uniform|A=p,B=q",
+                     help="Target class prior: a labelled data file (the training file), uniform, or shares."),
+        click.option("--adjust-metric", type=click.Choice(["accuracy", "macro_f1"]), default=None,
+                     help="What --adjust fit maximises and auto compares by [default: accuracy]."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _adjust_defaults(p, adjust, prior, metric, default):
+    """Flags, else the project's [vote] adjust / prior / adjust_metric, else the defaults."""
+    from .priors import prior_from_project
+
+    v = p.vote if p is not None else {}
+    adjust = adjust or v.get("adjust") or default
+    if prior is None and v.get("prior"):
+        prior = prior_from_project(v["prior"], p.root)
+    return adjust, prior, metric or v.get("adjust_metric") or "accuracy"
+
+
 @main.command("avg-ckpt")
 @click.argument("run_or_checkpoints", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--k", "k", type=_KType(), default=None, metavar="K|auto|K1,K2,...",
@@ -344,9 +371,11 @@ def predict(models, data, project, id_col, text_cols, label_col, encoding, batch
 @click.option("--cache-dir", type=click.Path(path_type=str), default=None,
               help="Logit cache folder [default: .ensemble/cache beside ensemble.toml, else here].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of optimize starts, select bags, stack folds.")
+@adjust_options
 @common_options
 def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, weights, combine, subset, temperature,
-             calibrate, acc_power, sample_submission, out, proba, name, valid_split, test_split, cache_dir, seed):
+             calibrate, acc_power, sample_submission, out, proba, name, valid_split, test_split, cache_dir, seed,
+             adjust, prior, adjust_metric):
     """Combine cached logits with weights and write the submission; never runs a model.
 
     Fitted weights go to weights/<name>-<method>.json with what they were fitted on; passing
@@ -359,6 +388,7 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, weig
       ensemble vote ... --weights optimize --temperature --sample-submission data/sample_submission.csv
       ensemble vote ... --weights weights/ensemble-optimize.json
       ensemble vote ... --weights 0.7,0.3 --combine geometric
+      ensemble vote ... --weights acc --adjust prior --prior data/train.csv
     """
     from .voting import vote
 
@@ -370,6 +400,7 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, weig
     combine = combine or (p.vote.get("combine") if p else None) or "prob"
     if sample_submission is None and p is not None and p.sample_submission is not None:
         sample_submission = str(p.sample_submission)
+    adjust, prior, adjust_metric = _adjust_defaults(p, adjust, prior, adjust_metric, "none")
     if subset:
         wanted = [m.strip() for m in subset.split(",") if m.strip()]
         unknown = [m for m in wanted if m not in model_paths]
@@ -380,7 +411,8 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, weig
                  test=test_split, cache_dir=inputs.cache_dir, sample_submission=sample_submission, out=out, proba=proba,
                  temperature=temperature, calibrate=calibrate, acc_power=acc_power, name=name, seed=seed,
                  columns=inputs.columns, weights_dir=(p.root / "weights") if p else "weights",
-                 submissions_dir=(p.root / "submissions") if p else "submissions")
+                 submissions_dir=(p.root / "submissions") if p else "submissions", adjust=adjust, prior=prior,
+                 adjust_metric=adjust_metric)
     click.echo(frame.attrs["path"])
 
 
@@ -402,6 +434,7 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, weig
 @click.option("--include-optimistic", is_flag=True, help="Fit weights over models with optimistic scores too.")
 @click.option("--best-k", type=click.IntRange(min=0), default=3, show_default=True,
               help="Winner's curse: also estimate averaging the K best members (0: only the single best).")
+@adjust_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
 @click.option("--html", "html_out", type=click.Path(path_type=str), default=None,
               help="Also write an HTML page with plots.")
@@ -409,7 +442,8 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, weig
               help="Logit cache folder [default: .ensemble/cache beside ensemble.toml, else here].")
 @common_options
 def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, methods, metric, folds, repeats, seed,
-               combine, valid_split, trained_on_valid, include_optimistic, best_k, as_json, html_out, cache_dir):
+               combine, valid_split, trained_on_valid, include_optimistic, best_k, adjust, prior, adjust_metric, as_json,
+               html_out, cache_dir):
     """Per-model and ensemble scores with a cross-validated estimate of what fitted weights will
     score on unseen data, and the method --weights auto would choose.
 
@@ -424,10 +458,12 @@ def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, me
     inputs = _Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir)
     inputs.need()
     tov = list(trained_on_valid) + (inputs.project.trained_on_valid if inputs.project and not models else [])
+    adjust, prior, adjust_metric = _adjust_defaults(inputs.project, adjust, prior, adjust_metric, "auto")
     rep = report(inputs.models, inputs.data, valid=valid_split,
                  methods=[m.strip() for m in methods.split(",")] if methods else None, metric=metric, folds=folds,
                  repeats=repeats, seed=seed, combine=combine, cache_dir=inputs.cache_dir, columns=inputs.columns,
-                 trained_on_valid=tov, include_optimistic=include_optimistic, best_k=best_k)
+                 trained_on_valid=tov, include_optimistic=include_optimistic, best_k=best_k, adjust=adjust,
+                 prior=prior, adjust_metric=adjust_metric)
     if html_out:
         from pathlib import Path
 

@@ -284,6 +284,8 @@ bert-c = { path = "runs/bert-c", k = 3 }                        # classes in ano
 
 [vote]
 weights = "auto"   # a fitted method only when its cross-validated gain over uniform is sure
+adjust = "auto"    # class-prior adjustment (none, prior, fit) only when its cross-validated gain is sure
+prior = "data/train.csv"   # the target class prior: the training file's label shares
 """
 
 

@@ -130,6 +130,12 @@ def run_project(project, *, k: int | None = None, weights: str | None = None, pr
     # 3. vote
     weights = weights or p.vote.get("weights") or "auto"
     combine = p.vote.get("combine") or "prob"
+    from .priors import prior_from_project
+
+    adjust = p.vote.get("adjust") or "none"
+    adjust_metric = p.vote.get("adjust_metric") or "accuracy"
+    prior = prior_from_project(p.vote["prior"], p.root) if p.vote.get("prior") else None
+    prior_key = cache.file_digest(prior) if isinstance(prior, Path) and prior.is_file() else prior
     sample = p.sample_submission
     state_path = p.root / ".ensemble" / STATE
     try:
@@ -137,7 +143,8 @@ def run_project(project, *, k: int | None = None, weights: str | None = None, pr
     except (OSError, ValueError):
         state = {}
     base = {"models": digests, "data": {s: x.digest for s, x in splits.items()}}
-    vote_key = _digest({**base, "weights": weights, "combine": combine, "name": name,
+    options = {"adjust": adjust, "prior": prior_key, "adjust_metric": adjust_metric}
+    vote_key = _digest({**base, **options, "weights": weights, "combine": combine, "name": name,
                         "sample": cache.file_digest(sample) if sample is not None and sample.is_file() else None})
     submission = Path(state.get("submission", ""))
     if state.get("vote_key") == vote_key and submission.is_file():
@@ -145,7 +152,8 @@ def run_project(project, *, k: int | None = None, weights: str | None = None, pr
     else:
         frame = vote(members, {s: x for s, x in splits.items()}, weights, combine=combine, cache_dir=cache.root,
                      sample_submission=sample, name=name, weights_dir=p.root / "weights",
-                     submissions_dir=p.root / "submissions")
+                     submissions_dir=p.root / "submissions", adjust=adjust, prior=prior, adjust_metric=adjust_metric,
+                     columns=columns)
         submission = Path(frame.attrs["path"])
         state.update(vote_key=vote_key, submission=str(submission))
         redone["vote"] += 1
@@ -153,13 +161,15 @@ def run_project(project, *, k: int | None = None, weights: str | None = None, pr
 
     # 4. report
     tov = p.trained_on_valid
-    report_key = _digest({**base, "combine": combine, "trained_on_valid": tov})
+    report_key = _digest({**base, **options, "combine": combine, "trained_on_valid": tov})
     html_path = p.root / "report.html"
     if state.get("report_key") == report_key and html_path.is_file() and state.get("report_text"):
         text = state["report_text"]
         log.info("report: up to date (%s)", html_path)
     else:
-        rep = report(members, {"valid": splits["valid"]}, cache_dir=cache.root, combine=combine, trained_on_valid=tov)
+        rep = report(members, {"valid": splits["valid"]}, cache_dir=cache.root, combine=combine, trained_on_valid=tov,
+                     adjust="auto" if adjust == "none" else adjust, prior=prior, adjust_metric=adjust_metric,
+                     columns=columns)
         text = rep.to_text()
         page = rep.to_html()
         atomic_write(html_path, lambda f: f.write_text(page, encoding="utf-8"))

@@ -21,6 +21,8 @@ bert-b = { path = "runs/bert-b", tokenizer = "base" }   # when its checkpoints h
 [vote]                 # optional defaults of ensemble vote / run
 weights = "auto"
 combine = "prob"
+adjust = "auto"        # class-prior adjustment: none, prior, fit or auto
+prior = "data/train.csv"   # target class prior: a labelled file, "uniform" or "a=0.7,b=0.3"
 ```
 
 Paths are relative to the file. The file is found like git finds ``.git``: in the current folder
@@ -45,7 +47,7 @@ _TABLES = {
     "data": {"valid", "test", "sample_submission", "id", "text", "label", "encoding"},
     "models": None,
     "runs": None,
-    "vote": {"weights", "combine"},
+    "vote": {"weights", "combine", "adjust", "prior", "adjust_metric"},
 }
 
 
@@ -239,6 +241,9 @@ def load_project(path: str | os.PathLike) -> Project:
     for key, value in vote.items():
         if not isinstance(value, str):
             fail("vote", key, f"must be a string, got {value!r}")
+    for key, allowed in (("adjust", ("none", "prior", "fit", "auto")), ("adjust_metric", ("accuracy", "macro_f1"))):
+        if key in vote and vote[key] not in allowed:
+            fail("vote", key, f"must be one of {', '.join(allowed)}, got {vote[key]!r}")
     return Project(path, data, sample, columns, models, runs, vote)
 
 

@@ -83,6 +83,7 @@ class Report:
     reliability: Mapping = field(default_factory=dict, repr=False)
     weights: Mapping = field(default_factory=dict, repr=False)
     winners_curse: Mapping = field(default_factory=dict)
+    adjust: Mapping = field(default_factory=dict)
 
     # ------------------------------------------------------------------ text
 
@@ -109,6 +110,7 @@ class Report:
         for method, w in self.weights.items():
             lines.append(f"weights {method}: " + ", ".join(f"{m}={v:.3f}" for m, v in w.items()))
         lines += self._winners_curse_lines()
+        lines += self._adjust_lines()
         lines.append("error correlation between models:")
         lines.append(self.error_correlation.round(3).to_string())
         lines.append(f"auto -> {self.reason}")
@@ -124,6 +126,32 @@ class Report:
         if w.get("k"):
             lines.append(f"winner's curse, best {w['k']}: the {w['k']} best averaged score {w['apparent_best_k']:.4f} "
                          f"(apparent), {w['cv_best_k']:.4f} cross-validated")
+        return lines
+
+    def _adjust_lines(self) -> list[str]:
+        a = self.adjust
+        if not a:
+            return []
+        under = "under the target prior" if a["target_prior"] is not None else "on the validation distribution"
+        lines = [f"class priors, on top of {a['method']} (cross-validated, {under}):"]
+        rows = [["adjust", "accuracy", "macro-F1", f"gain in {a['metric']} [95% interval]"]]
+        rows.append(["none", f"{a['baseline']['accuracy']:.4f}", f"{a['baseline']['macro_f1']:.4f}", ""])
+        for kind, e in a["kinds"].items():
+            lo, hi = e["interval"][a["metric"]]
+            rows.append([kind, f"{e['scores']['accuracy']:.4f}", f"{e['scores']['macro_f1']:.4f}",
+                         f"{e['gain'][a['metric']]:+.4f} [{lo:+.4f}, {hi:+.4f}]"])
+        rows.append([])
+        rows.append(["per-class recall", "valid share", *(["target share"] if a["target_prior"] is not None else []),
+                     "none", *a["kinds"]])
+        for i, c in enumerate(a["classes"]):
+            rows.append([c, f"{a['validation_prior'][i]:.3f}",
+                         *([f"{a['target_prior'][i]:.3f}"] if a["target_prior"] is not None else []),
+                         f"{a['recall_before'][i]:.3f}", *(f"{e['recall'][i]:.3f}" for e in a["kinds"].values())])
+        for block in (rows[:rows.index([])], rows[rows.index([]) + 1:]):
+            widths = [max(len(r[i]) for r in block if i < len(r)) for i in range(max(map(len, block)))]
+            lines += ["  " + "  ".join(v.ljust(w) if j == 0 else v.rjust(w) for j, (v, w) in enumerate(zip(r, widths))).rstrip()
+                      for r in block]
+        lines.append(f"adjust auto -> {a['reason']}")
         return lines
 
     def __str__(self) -> str:
@@ -146,6 +174,7 @@ class Report:
             "table": {name: {k: clean(v) for k, v in r.items()} for name, r in self.table.iterrows()},
             "weights": {m: dict(w) for m, w in self.weights.items()},
             "winners_curse": {k: clean(v) for k, v in self.winners_curse.items()},
+            "adjust": self.adjust,
             "excluded_from_fitting": list(self.excluded),
             "disagreement": self.disagreement.round(6).to_dict(),
             "error_correlation": self.error_correlation.round(6).to_dict(),
@@ -245,6 +274,9 @@ class Report:
         curse = self._winners_curse_lines()
         if curse:
             parts.append("<h2>Winner's curse</h2>" + "".join(f"<p>{html.escape(line)}</p>" for line in curse))
+        adjust = self._adjust_lines()
+        if adjust:
+            parts.append("<h2>Class priors</h2><pre>" + html.escape("\n".join(adjust)) + "</pre>")
         notes = [f"<li>{html.escape(n)}: {html.escape(r['note'])}</li>" for n, r in self.table.iterrows() if r["note"]]
         if notes:
             parts.append("<ul class='note'>" + "".join(notes) + "</ul>")
@@ -297,6 +329,9 @@ def report(
     trained_on_valid: Sequence[str] = (),
     include_optimistic: bool = False,
     best_k: int = 3,
+    adjust: str = "auto",
+    prior=None,
+    adjust_metric: str | None = None,
 ) -> Report:
     """Score every model and ensemble method on the validation split, honestly.
 
@@ -319,6 +354,14 @@ def report(
         the single best). The winner's curse: picking the best member (a sweep's best trial) on
         validation is a fit; its cross-validated score (chosen on the other folds, scored on the
         held-out one) sits below the apparent best score.
+    adjust : {"auto", "prior", "fit", "none"}, default "auto"
+        Class-prior adjustments to estimate on top of the method ``auto`` chose (see
+        :mod:`ensemble.priors`): "auto" estimates "fit", and "prior" when ``prior`` is given,
+        and says which ``--adjust auto`` would keep; "none" skips the section.
+    prior : optional
+        The target class prior (see :func:`ensemble.priors.class_prior`).
+    adjust_metric : {"accuracy", "macro_f1"}, optional
+        Default: ``metric`` when it is one of them, else accuracy.
     """
     import pandas as pd
 
@@ -420,6 +463,27 @@ def report(
                              cv_best=e.cross_validated["accuracy"], members_mean=float(np.mean(list(member_acc.values()))))
             else:
                 curse.update(k=best_k, apparent_best_k=e.apparent["accuracy"], cv_best_k=e.cross_validated["accuracy"])
+    adjust_info = {}
+    if adjust != "none":
+        from .priors import class_prior, select_adjustment
+
+        a_metric = adjust_metric or (metric if metric in ("accuracy", "macro_f1") else "accuracy")
+        target = None if prior is None else class_prior(prior, al.labels, columns=columns)
+        kinds = None if adjust == "auto" else (adjust,)
+        a_choice, a_reason, a_est = select_adjustment(
+            fit_arrays, y, choice, target=target, metric=a_metric, kinds=kinds, folds=folds, repeats=repeats,
+            seed=seed, combine=combine, names=fit_names)
+        first = next(iter(a_est.values()))
+        counts = np.bincount(y, minlength=len(al.labels))
+        adjust_info = {
+            "method": choice, "metric": a_metric, "choice": a_choice, "reason": a_reason, "classes": list(al.labels),
+            "validation_prior": (counts / counts.sum()).tolist(),
+            "target_prior": None if target is None else target.tolist(),
+            "baseline": dict(first.baseline), "recall_before": first.recall_before.tolist(),
+            "kinds": {k: {"scores": dict(e.scores), "gain": dict(e.gain),
+                          "interval": {m: list(v) for m, v in e.interval.items()}, "recall": e.recall.tolist(),
+                          "offsets": e.adjustment.offsets.tolist()} for k, e in a_est.items()},
+        }
     table = pd.DataFrame.from_dict(rows, orient="index")
     for col in ("cv_accuracy", "gain", "gain_low", "gain_high", "mcnemar_p", "acc_low", "acc_high",
                 "cv_macro_f1", "cv_log_loss", "optimism"):
@@ -435,4 +499,4 @@ def report(
         corr = np.corrcoef(errors) if M > 1 else np.ones((1, 1))
     corr = np.atleast_2d(np.nan_to_num(corr, nan=0.0))
     return Report(table, pd.DataFrame(dis, index=names, columns=names), pd.DataFrame(corr, index=names, columns=names),
-                  choice, reason, metric, len(y), excluded, estimates, reliability, weights, curse)
+                  choice, reason, metric, len(y), excluded, estimates, reliability, weights, curse, adjust_info)

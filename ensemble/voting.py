@@ -238,6 +238,9 @@ def vote(
     submissions_dir: str | os.PathLike = "submissions",
     columns: Mapping | None = None,
     seed: int = 0,
+    adjust: str = "none",
+    prior=None,
+    adjust_metric: str = "accuracy",
 ):
     """Combine the cached logits of several models and write the submission.
 
@@ -265,6 +268,15 @@ def vote(
         See :func:`~ensemble.weighting.fit_weights`.
     columns : mapping, optional
         ``id``, ``text``, ``label``, ``encoding`` for reading the data files.
+    adjust : {"none", "prior", "fit", "auto"}, default "none"
+        Class-prior adjustment of the ensemble (:mod:`ensemble.priors`), fitted on ``valid``
+        after the weights and saved with them. "prior": offsets log(prior / validation's
+        prior); "fit": offsets maximising ``adjust_metric``; "auto": whichever has a sure
+        cross-validated gain over none, else none.
+    prior : str, path, mapping or sequence, optional
+        The target class prior: a labelled data file (the training file), "uniform", or shares
+        ("neg=0.7,pos=0.3"). Needed by "prior"; "fit" and the estimates weight rows by it.
+    adjust_metric : {"accuracy", "macro_f1"}, default "accuracy"
 
     Returns
     -------
@@ -283,6 +295,18 @@ def vote(
     if test not in data:
         raise EnsembleError(f"no {test!r} split given; pass --data {test}=PATH with the test file")
     kind, spec = _parse_weights(weights, list(models))
+    from .priors import ADJUSTMENTS
+
+    if adjust not in ADJUSTMENTS + ("auto",):
+        raise EnsembleError(f"--adjust must be one of {', '.join(ADJUSTMENTS)} or auto; got {adjust!r}")
+    if adjust_metric not in ("accuracy", "macro_f1"):
+        raise EnsembleError(f"--adjust-metric must be accuracy or macro_f1; got {adjust_metric!r}")
+    if kind == "file" and adjust != "none":
+        raise EnsembleError(f"{spec}: a weights file keeps the adjustment it was fitted with; drop --adjust, "
+                            "or refit with --weights <method> --adjust ...")
+    if adjust == "prior" and prior is None:
+        raise EnsembleError("--adjust prior needs a target prior: --prior with the training data file, "
+                            "'uniform', or shares like a=0.7,b=0.3")
     cache = LogitCache(cache_dir)
     refs = [ModelRef.open(path, name_) for name_, path in models.items()]
     digests: dict[str, str] = {}
@@ -364,15 +388,24 @@ def vote(
         fitted = Weights.load(spec)
         _check_stale(fitted, spec, refs, digest_of, valid_split, test_al.labels)
         weights_path = spec
+    if adjust != "none":
+        fitted = _adjust(fitted, adjust, prior, adjust_metric, valid_al, y, valid_split, test_al.labels, columns,
+                         provenance, dict(combine=combine, temperature=temperature, calibrate=calibrate,
+                                          acc_power=acc_power, seed=seed, names=list(models)))
     if fitted.apparent:
         log.info("%r", fitted)
         log.info("validation scores of these weights are in-sample (fitted on the same rows): optimistic")
     test_proba = fitted.predict_proba(test_al.arrays)
     method = fitted.method
+    if fitted.adjustment is not None and fitted.adjustment.get("kind") != "none" and kind != "file":
+        method = f"{method}-{fitted.adjustment['kind']}"
+        if weights_path is not None:
+            weights_path = Path(weights_dir) / f"{name}-{method}.json"
     out = Path(out) if out is not None else Path(submissions_dir) / f"{name}-{method}.csv"
     sidecar = {"weights_file": None if weights_path is None else str(Path(weights_path).resolve()),
                "method": method, "combine": fitted.combine,
                "weights": {m: float(w) for m, w in zip(fitted.models, fitted.weights)},
+               "adjustment": fitted.adjustment,
                "test": {"path": str(test_split.path.resolve()), "data_digest": test_split.digest, "rows": len(test_split)},
                **provenance}
     frame = make_submission(test_split.ids, test_proba, test_al.labels, sample_submission=sample_submission,
@@ -402,6 +435,38 @@ def vote(
     log.info("wrote %s (%d rows; %s)", out, len(frame), ", ".join(
         f"{c}: {n}" for c, n in zip(test_al.labels, np.bincount(test_proba.argmax(axis=1), minlength=len(test_al.labels)))))
     return frame
+
+
+def _adjust(fitted, adjust, prior, metric, valid_al, y, valid_split, labels, columns, provenance, fit_kwargs):
+    """The weights with a class-prior adjustment fitted on validation (``auto``: estimated first)."""
+    from dataclasses import replace
+
+    from .priors import class_prior, fit_adjustment, select_adjustment
+    from .weighting import scores
+
+    if y is None:
+        what = "is not given" if valid_split is None else f"({valid_split.path}) has no labels"
+        raise EnsembleError(f"--adjust {adjust} is fitted on labelled validation rows, but the validation split {what}; "
+                            "pass --data valid=PATH with a label column, or drop --adjust")
+    target = None if prior is None else class_prior(prior, labels, columns=columns)
+    kind = adjust
+    method = fitted.method if fitted.method != "fixed" else "uniform"
+    if adjust == "auto":
+        if fitted.method == "fixed":
+            raise EnsembleError("--adjust auto estimates the adjustment with a fitted method; give --weights "
+                                "<method>, or --adjust prior / fit")
+        kind, reason, estimates = select_adjustment(valid_al.arrays, y, method, target=target, metric=metric, **fit_kwargs)
+        log.info("adjust auto -> %s", reason)
+        provenance["adjust_auto"] = {"chosen": kind, "reason": reason, "candidates": {
+            k: {"cross_validated": dict(e.scores), "unadjusted": dict(e.baseline), "gain": dict(e.gain),
+                "interval": {m: list(v) for m, v in e.interval.items()}} for k, e in estimates.items()}}
+    proba = fitted.predict_proba(valid_al.arrays)
+    adj = fit_adjustment(proba, y, kind, target=target, metric=metric, labels=labels)
+    if kind != "none":
+        log.info("class-prior adjustment %s: offsets %s", kind,
+                 ", ".join(f"{c}={v:+.3f}" for c, v in zip(labels, adj.offsets)))
+    return replace(fitted, adjustment=adj.to_dict(), apparent=scores(adj.apply(proba), y) if kind != "none"
+                   else fitted.apparent)
 
 
 def _check_stale(w, path: Path, refs, digest_of, valid_split, labels) -> None:

@@ -120,6 +120,9 @@ class Weights:
         Scores on the validation rows the weights were fitted on (optimistic).
     meta : dict
         Provenance: validation data digest and rows, models' digests and cache keys, options.
+    adjustment : dict or None
+        A class-prior adjustment applied last (:class:`ensemble.priors.Adjustment` as a dict:
+        kind, per-class offsets, the priors involved).
     """
 
     method: str
@@ -132,6 +135,7 @@ class Weights:
     stacker: Mapping | None = None
     apparent: Mapping = field(default_factory=dict)
     meta: Mapping = field(default_factory=dict)
+    adjustment: Mapping | None = None
 
     def __repr__(self) -> str:
         parts = [f"method={self.method!r}", f"combine={self.combine!r}"]
@@ -143,6 +147,8 @@ class Weights:
             parts.append("T=[" + ", ".join(f"{t:.2f}" for t in self.temperatures) + "]")
         if self.calibration is not None:
             parts.append(f"calibration={self.calibration:.3f}")
+        if self.adjustment is not None and self.adjustment.get("kind") != "none":
+            parts.append(f"adjust={self.adjustment['kind']}[" + ", ".join(f"{v:+.2f}" for v in self.adjustment["offsets"]) + "]")
         parts += [f"valid_{k}={v:.4f}" for k, v in self.apparent.items()]
         return f"Weights({', '.join(parts)})"
 
@@ -166,6 +172,8 @@ class Weights:
             proba = mix(log_probs, self.weights, self.combine, z)
         if self.calibration is not None:
             proba = softmax(np.log(np.clip(proba, _EPS, None)) / self.calibration)
+        if self.adjustment is not None and self.adjustment.get("kind") != "none":
+            proba = softmax(np.log(np.clip(proba, _EPS, None)) + np.asarray(self.adjustment["offsets"]))
         return proba
 
     # ------------------------------------------------------------------ saving
@@ -185,6 +193,7 @@ class Weights:
             "calibration": self.calibration,
             "stacker": None if self.stacker is None else {k: np.asarray(v).tolist() for k, v in self.stacker.items()},
             "apparent": dict(self.apparent),
+            "adjustment": None if self.adjustment is None else dict(self.adjustment),
             "meta": {k: v for k, v in self.meta.items() if k != "models"},
         }
 
@@ -217,12 +226,22 @@ class Weights:
             w = cls(d["method"], names, weights, d.get("combine", "prob"), tuple(d.get("labels", ())),
                     None if any(t is None for t in temps) else np.array(temps, dtype=np.float64),
                     d.get("calibration"), None if stacker is None else {k: np.array(v) for k, v in stacker.items()},
-                    d.get("apparent", {}), meta)
+                    d.get("apparent", {}), meta, d.get("adjustment"))
         except FileNotFoundError:
             raise EnsembleError(f"{path}: not found; pass a weights file written by ensemble vote") from None
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise EnsembleError(f"{path}: not a weights file of ensemble ({str(e)[:80]}); refit with ensemble vote") from None
         _check_weights(w.weights, str(path), stack=w.stacker is not None)
+        if w.adjustment is not None:
+            from .priors import Adjustment
+
+            try:
+                adj = Adjustment.from_dict(w.adjustment)
+                if w.labels and len(adj.offsets) != len(w.labels) or not np.all(np.isfinite(adj.offsets)):
+                    raise ValueError("offsets")
+            except (ValueError, KeyError, TypeError) as e:
+                raise EnsembleError(f"{path}: its class-prior adjustment is not valid ({str(e)[:60]}); refit with "
+                                    "ensemble vote") from None
         return w
 
 

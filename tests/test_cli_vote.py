@@ -203,3 +203,50 @@ def test_vote_imports_neither_torch_nor_transformers(project, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout and (tmp_path / "s.csv").is_file()
+
+
+def test_adjust_prior_shifts_by_the_log_ratio_and_is_saved_with_the_weights(project, tmp_path):
+    valid = pd.read_csv(project / "valid.csv")
+    classes = sorted(valid["label"].unique())
+    train = tmp_path / "train.csv"  # a training file with another class balance
+    counts = {c: 5 + 10 * i for i, c in enumerate(classes)}
+    pd.DataFrame({"text": [f"t{i}" for i in range(sum(counts.values()))],
+                  "label": [c for c, n in counts.items() for _ in range(n)]}).to_csv(train, index=False)
+    plain, files0 = _vote(project, tmp_path, "--weights", "acc", "--proba")
+    assert plain.exit_code == 0, plain.output
+    result, files = _vote(project, tmp_path, "--weights", "acc", "--adjust", "prior", "--prior", train, "--proba")
+    assert result.exit_code == 0, result.output
+    out = "submissions/ensemble-acc-prior.csv"
+    sub0 = pd.read_csv(pd.io.common.StringIO(files0["submissions/ensemble-acc.csv"]))
+    sub = pd.read_csv(pd.io.common.StringIO(files[out]))
+    pi_t = np.array([counts[c] for c in classes], float) / sum(counts.values())
+    pi_v = valid["label"].value_counts(normalize=True).reindex(classes).to_numpy()
+    expect = _softmax(np.log(sub0[classes].to_numpy()) + np.log(pi_t) - np.log(pi_v))
+    np.testing.assert_allclose(sub[classes].to_numpy(), expect, atol=1e-6)
+    assert sub["label"].tolist() == [classes[i] for i in expect.argmax(1)]
+    saved = json.loads(files["weights/ensemble-acc-prior.json"])
+    assert saved["adjustment"]["kind"] == "prior"
+    np.testing.assert_allclose(saved["adjustment"]["target_prior"], pi_t)
+    assert json.loads(files[out + ".json"])["adjustment"]["kind"] == "prior"
+    # the weights file carries its adjustment: reused, it gives the same submission
+    wfile = tmp_path / "adj.json"
+    wfile.write_text(files["weights/ensemble-acc-prior.json"])
+    again, files2 = _vote(project, tmp_path, "--weights", wfile, "--proba", "--out", "sub.csv")
+    assert again.exit_code == 0, again.output
+    assert files2["sub.csv"] == files[out]
+    refused, files3 = _vote(project, tmp_path, "--weights", wfile, "--adjust", "fit")
+    assert refused.exit_code == 1 and "keeps the adjustment it was fitted with" in refused.stderr and not files3
+    missing, files4 = _vote(project, tmp_path, "--weights", "acc", "--adjust", "prior")
+    assert missing.exit_code == 1 and "--adjust prior needs a target prior" in missing.stderr and not files4
+    assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_adjust_auto_records_its_estimate(project, tmp_path):
+    result, files = _vote(project, tmp_path, "--weights", "uniform", "--adjust", "auto", "--adjust-metric", "macro_f1")
+    assert result.exit_code == 0, result.output
+    assert "adjust auto -> " in result.stdout
+    side = json.loads(next(v for k, v in files.items() if k.endswith(".csv.json")))
+    auto = side["adjust_auto"]
+    assert auto["chosen"] in ("none", "fit") and set(auto["candidates"]) == {"fit"}
+    lo, hi = auto["candidates"]["fit"]["interval"]["macro_f1"]
+    assert (auto["chosen"] == "fit") == (lo > 0)

@@ -111,3 +111,29 @@ def test_vote_auto_records_the_choice(project, tmp_path, monkeypatch):
     auto = saved["meta"]["auto"]
     assert auto["chosen"] == saved["method"] and auto["reason"].startswith(saved["method"])
     assert set(auto["candidates"]) == {"acc", "optimize", "select", "stack"}
+
+
+def test_report_class_priors_section(project):
+    root, models = project
+    rep = report(models, {"valid": root / "valid.csv"}, cache_dir=root / "cache", methods=["uniform"], repeats=1,
+                 prior="uniform")
+    a = rep.adjust
+    assert rep.choice == "uniform" and a["method"] == "uniform" and set(a["kinds"]) == {"prior", "fit"}
+    labels = pd.read_csv(root / "valid.csv")["label"].tolist()
+    probs = []
+    for m in ("late", "early"):  # the soup is left out of fitting
+        lg, p = _cached_probs(root, m)
+        probs.append(pd.DataFrame(p, columns=lg.labels)[a["classes"]].to_numpy())
+    pred = np.mean(probs, axis=0).argmax(1)
+    y = np.array([a["classes"].index(v) for v in labels])
+    # uniform fits nothing: its out-of-fold predictions are its predictions, recall by class
+    for c in range(len(a["classes"])):
+        assert a["recall_before"][c] == pytest.approx(np.mean(pred[y == c] == c))
+    np.testing.assert_allclose(a["target_prior"], 1 / len(a["classes"]))
+    assert a["validation_prior"] == pytest.approx(list(np.bincount(y) / len(y)))
+    text = rep.to_text()
+    assert "per-class recall" in text and "adjust auto -> " in text and "under the target prior" in text
+    assert a["choice"] in ("none", "prior", "fit")
+    none = report(models, {"valid": root / "valid.csv"}, cache_dir=root / "cache", methods=["uniform"], repeats=1,
+                  adjust="none")
+    assert none.adjust == {} and "class priors" not in none.to_text()
