@@ -197,7 +197,7 @@ def test_top3_members_are_the_best_checkpoints_of_the_best_trials(sweep, tmp_pat
 
 
 def test_hp_name_trials_keep_their_trial_name(runs, tmp_path):
-    train, valid = load_korean(n_train=64, n_valid=32)
+    train, valid = load_korean(n_train=96, n_valid=32)  # 3 steps: one evaluation in 4.x too
     run_sweep(tmp_path / "named", runs.base, train, valid, n_trials=2, epochs=1,
               hp_name=lambda trial: f"lr-trial-{trial.number}")
     from ensemble.sweep import find_sweep
