@@ -202,6 +202,60 @@ def train_run(
     return trainer
 
 
+def train_sweep(
+    out_dir: str | os.PathLike,
+    base: str | os.PathLike,
+    train: tuple[Sequence[str], Sequence[str]],
+    valid: tuple[Sequence[str], Sequence[str]],
+    *,
+    n_trials: int = 4,
+    epochs: float = 2,
+    steps: int = 3,
+    batch_size: int = 32,
+    learning_rate: tuple[float, float] = (3e-4, 3e-3),
+    max_length: int = 64,
+    hp_name: Callable | None = None,
+    seed: int = 0,
+):
+    """A real ``Trainer.hyperparameter_search`` with the Optuna backend (``pip install optuna``)
+    over ``base``: each trial samples a learning rate (log-uniform in ``learning_rate``) and a
+    seed, evaluates and saves every ``steps`` steps, and writes ``out_dir/run-<trial number>/``
+    (``hp_name(trial)`` when given). Returns the ``BestRun``."""
+    import optuna
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        PrinterCallback,
+        Trainer,
+        TrainingArguments,
+    )
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    config = AutoModelForSequenceClassification.from_pretrained(base).config
+    label2id = {k: int(v) for k, v in config.label2id.items()}
+    args = TrainingArguments(output_dir=str(out_dir), per_device_train_batch_size=batch_size,
+                             per_device_eval_batch_size=64, num_train_epochs=epochs, eval_strategy="steps",
+                             save_strategy="steps", eval_steps=steps, save_steps=steps, logging_steps=steps,
+                             report_to="none", use_cpu=True, disable_tqdm=True, seed=seed)
+    trainer = Trainer(
+        model_init=lambda trial=None: AutoModelForSequenceClassification.from_pretrained(base),
+        args=args, train_dataset=_encode(tokenizer, *train, label2id, max_length, False),
+        eval_dataset=_encode(tokenizer, *valid, label2id, max_length, False),
+        data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=_compute_metrics(("accuracy",)),
+        processing_class=tokenizer)
+    trainer.remove_callback(PrinterCallback)
+
+    def hp_space(trial):
+        return {"learning_rate": trial.suggest_float("learning_rate", *learning_rate, log=True),
+                "seed": trial.suggest_int("seed", 0, 1000)}
+
+    return trainer.hyperparameter_search(
+        direction="maximize", backend="optuna", hp_space=hp_space, n_trials=n_trials, hp_name=hp_name,
+        compute_objective=lambda m: m["eval_accuracy"], sampler=optuna.samplers.TPESampler(seed=seed))
+
+
 # --------------------------------------------------------------------------- synthetic task
 
 # Korean-looking sentences from templates: a subject, a topic word that carries the class, a

@@ -38,6 +38,11 @@ def model_notes(folder: Path, valid_digest: str | None, trained_on_valid: bool =
         return "trained on the validation rows: its score here is not an estimate", True
     manifest = folder / "ensemble_manifest.json"
     if not manifest.is_file():
+        from .checkpoints import _CKPT_RE
+
+        if _CKPT_RE.match(folder.name) and (folder / "trainer_state.json").is_file():
+            return ("a Trainer checkpoint: optimistic if it was picked (as DIR@top does) by the Trainer's eval metric "
+                    "on this split"), False
         return "", False
     try:
         m = json.loads(manifest.read_text(encoding="utf-8"))
@@ -126,6 +131,9 @@ class Report:
         if w.get("k"):
             lines.append(f"winner's curse, best {w['k']}: the {w['k']} best averaged score {w['apparent_best_k']:.4f} "
                          f"(apparent), {w['cv_best_k']:.4f} cross-validated")
+        if w.get("members_chosen_on_eval_set"):
+            lines.append("winner's curse: the members themselves were chosen by the Trainer's eval metric; if the "
+                         "Trainer evaluated on this split, both figures are optimistic (evaluate on another split)")
         return lines
 
     def _adjust_lines(self) -> list[str]:
@@ -460,7 +468,8 @@ def report(
             estimates[m] = e
             if m == "best":
                 curse.update(members=len(fit_names), best_member=chosen[0], apparent_best=e.apparent["accuracy"],
-                             cv_best=e.cross_validated["accuracy"], members_mean=float(np.mean(list(member_acc.values()))))
+                             cv_best=e.cross_validated["accuracy"], members_mean=float(np.mean(list(member_acc.values()))),
+                             members_chosen_on_eval_set=any("eval metric" in rows[n]["note"] for n in fit_names))
             else:
                 curse.update(k=best_k, apparent_best_k=e.apparent["accuracy"], cv_best_k=e.cross_validated["accuracy"])
     adjust_info = {}

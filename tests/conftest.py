@@ -85,35 +85,11 @@ def copy_run(tmp_path):
 
 
 def run_sweep(out_dir: Path, base: Path, train, valid, *, n_trials: int = 4, epochs: float = 2, hp_name=None):
-    """A real ``Trainer.hyperparameter_search`` with the Optuna backend over the tiny base model:
-    ``out_dir/run-<n>/checkpoint-N`` (or ``hp_name(trial)``), evaluated and saved every 3 steps.
-    Returns the ``BestRun``."""
-    import optuna
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
-                              PrinterCallback, Trainer, TrainingArguments)
+    """A real ``Trainer.hyperparameter_search`` (Optuna) over the tiny base model, evaluated and
+    saved every 3 steps: ``out_dir/run-<n>/checkpoint-N``. Returns the ``BestRun``."""
+    from ensemble.example import train_sweep
 
-    from ensemble.example import _compute_metrics, _encode
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    label2id = {k: int(v) for k, v in AutoModelForSequenceClassification.from_pretrained(base).config.label2id.items()}
-    args = TrainingArguments(output_dir=str(out_dir), per_device_train_batch_size=32, num_train_epochs=epochs,
-                             eval_strategy="steps", save_strategy="steps", eval_steps=3, save_steps=3,
-                             logging_steps=3, report_to="none", use_cpu=True, disable_tqdm=True, seed=0)
-    trainer = Trainer(
-        model_init=lambda trial=None: AutoModelForSequenceClassification.from_pretrained(base),
-        args=args, train_dataset=_encode(tokenizer, *train, label2id, 64, False),
-        eval_dataset=_encode(tokenizer, *valid, label2id, 64, False), data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=_compute_metrics(("accuracy",)), processing_class=tokenizer)
-    trainer.remove_callback(PrinterCallback)
-
-    def hp_space(trial):
-        return {"learning_rate": trial.suggest_float("learning_rate", 3e-4, 3e-3, log=True),
-                "seed": trial.suggest_int("seed", 0, 1000)}
-
-    return trainer.hyperparameter_search(
-        direction="maximize", backend="optuna", hp_space=hp_space, n_trials=n_trials, hp_name=hp_name,
-        compute_objective=lambda m: m["eval_accuracy"], sampler=optuna.samplers.TPESampler(seed=0))
+    return train_sweep(out_dir, base, train, valid, n_trials=n_trials, epochs=epochs, steps=3, hp_name=hp_name)
 
 
 @dataclass(frozen=True)

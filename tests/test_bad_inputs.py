@@ -432,10 +432,68 @@ def _(w, tmp):
             "--cache-dir", str(w.cache), "--metric", "acuracy", "--methods", "acc", "--html", str(tmp / "r.html")]
 
 
-@case("report: unknown method", "unknown method 'best'")
+@case("report: unknown method", "unknown method 'bestest'")
 def _(w, tmp):
     return ["report", "--model", f"bert={w.bert}", "--data", f"valid={w.valid}", "--cache-dir", str(w.cache),
-            "--methods", "best", "--html", str(tmp / "r.html")]
+            "--methods", "bestest", "--html", str(tmp / "r.html")]
+
+
+@case("report: prior for classes the models lack", "class 'spam' is not one of the models' classes")
+def _(w, tmp):
+    return ["report", "--model", f"bert={w.bert}", "--model", f"early={w.early}", "--data", f"valid={w.valid}",
+            "--cache-dir", str(w.cache), "--prior", "spam=1", "--html", str(tmp / "r.html")]
+
+
+# ---------------------------------------------------------------- sweeps and class priors
+def _sweep(w, tmp, trials=2):
+    for i in range(trials):
+        shutil.copytree(w.run, tmp / "sweep" / f"run-{i}", ignore=shutil.ignore_patterns("optimizer.pt", "rng_state*"))
+    return tmp / "sweep"
+
+
+@case("sweep: ls on a single run", "is a single Trainer run (it holds checkpoint-N folders), not a sweep")
+def _(w, tmp):
+    return ["sweep", "ls", str(w.run)]
+
+
+@case("avg: a sweep without --across-trials", "is a sweep (a folder of trial runs); pass --across-trials")
+def _(w, tmp):
+    return ["avg-ckpt", str(_sweep(w, tmp)), "--out", str(tmp / "o")]
+
+
+@case("avg: a trial with another label map", "trial run-1's id2label is")
+def _(w, tmp):
+    sweep = _sweep(w, tmp)
+    for ck in (sweep / "run-1").glob("checkpoint-*"):
+        edit_config(ck, id2label={"0": "x", "1": "y", "2": "z"})
+    return ["avg-ckpt", str(sweep), "--across-trials", "--out", str(tmp / "o")]
+
+
+@case("vote: @top more trials than the sweep has", "@top3 but only 2 trial(s) logged eval_accuracy; use @top2")
+def _(w, tmp):
+    return _vote(w, tmp, models=(), extra=("--model", f"hp={_sweep(w, tmp)}@top3"))
+
+
+@case("vote: --adjust prior without --prior", "--adjust prior needs a target prior")
+def _(w, tmp):
+    return _vote(w, tmp, extra=("--weights", "acc", "--adjust", "prior"))
+
+
+@case("vote: --adjust with a weights file", "a weights file keeps the adjustment it was fitted with")
+def _(w, tmp):
+    return _vote(w, tmp, extra=("--weights", str(w.weights), "--adjust", "fit"))
+
+
+@case("vote: prior file with a class missing", "class 'hate' never occurs")
+def _(w, tmp):
+    pd.DataFrame({"text": ["a", "b"], "label": ["none", "offensive"]}).to_csv(tmp / "train.csv", index=False)
+    return _vote(w, tmp, extra=("--weights", "acc", "--adjust", "prior", "--prior", str(tmp / "train.csv")))
+
+
+@case("project: unknown adjust", "[vote] adjust: must be one of none, prior, fit, auto, got 'maybe'")
+def _(w, tmp):
+    (tmp / "ensemble.toml").write_text('[vote]\nadjust = "maybe"\n')
+    return ["vote", "--project", str(tmp / "ensemble.toml")]
 
 
 @case("project: unknown key", "ensemble.toml:2: [data] vaild: unknown key")

@@ -192,8 +192,14 @@ def test_top3_members_are_the_best_checkpoints_of_the_best_trials(sweep, tmp_pat
     # the same members given on the command line, named after the folder
     result = _invoke("report", "--model", f"{sweep.folder}@top3", "--methods", "acc", "--json")
     assert result.exit_code == 0, result.output
-    table = json.loads(result.output)["table"]
+    doc = json.loads(result.output)
+    table = doc["table"]
     assert [f"hp-{t}" for t in order] == [k for k in table if table[k]["kind"] == "model"]
+    # each member is a checkpoint the Trainer's eval metric picked: said, and the curse line caveated
+    assert all("a Trainer checkpoint" in table[f"hp-{t}"]["note"] for t in order)
+    assert doc["winners_curse"]["members_chosen_on_eval_set"] is True
+    assert table["best"]["kind"] == "selection" and table["best"]["accuracy"] == max(
+        table[f"hp-{t}"]["accuracy"] for t in order)
 
 
 def test_hp_name_trials_keep_their_trial_name(runs, tmp_path):
