@@ -91,13 +91,13 @@ def run_project(project, *, k: int | None = None, weights: str | None = None, pr
     for run in p.runs.values():
         kk = k or run.k or 4
         out = p.run_output(run, k)
-        selection = select_checkpoints(run.path, kk, run.metric)
+        selection = select_checkpoints(run.path, kk, run.metric, across_trials=run.across_trials)
         if _average_is_current(out, selection.chosen, cache.file_digest):
             log.info("average %s: up to date (%s)", run.name, out)
         else:
             try:
                 average_checkpoints(run.path, k=kk, metric=run.metric, out=out, force=True, progress=progress,
-                                    tokenizer=run.tokenizer)
+                                    tokenizer=run.tokenizer, across_trials=run.across_trials)
             except EnsembleError as e:
                 msg = str(e)
                 if "pass --tokenizer" in msg:

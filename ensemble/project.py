@@ -17,6 +17,7 @@ electra = "sweeps/electra@top3"   # the best checkpoint of each of a sweep's 3 b
 [runs]                 # optional: Trainer runs that `ensemble run` averages into weights/<name>-top<k>
 bert-a = { path = "runs/bert-a", k = 3 }
 bert-b = { path = "runs/bert-b", tokenizer = "base" }   # when its checkpoints hold no tokenizer
+klue = { path = "sweeps/klue", k = 4, across_trials = true }   # the best 4 checkpoints of any trial
 
 [vote]                 # optional defaults of ensemble vote / run
 weights = "auto"
@@ -65,6 +66,7 @@ class RunSpec:
     k: int | None = None
     metric: str | None = None
     tokenizer: Path | None = None
+    across_trials: bool = False  # path is a sweep: rank the checkpoints of all its trials together
 
 
 @dataclass(frozen=True)
@@ -226,9 +228,12 @@ def load_project(path: str | os.PathLike) -> Project:
             value = {"path": value}
         if not isinstance(value, dict) or "path" not in value:
             fail("runs", name, "must be a run folder or { path = ..., k = ..., metric = ... }")
-        unknown = set(value) - {"path", "k", "metric", "tokenizer"}
+        unknown = set(value) - {"path", "k", "metric", "tokenizer", "across_trials"}
         if unknown:
-            fail("runs", name, f"unknown key {sorted(unknown)[0]!r}; expected path, k, metric, tokenizer")
+            fail("runs", name, f"unknown key {sorted(unknown)[0]!r}; expected path, k, metric, tokenizer, across_trials")
+        across = value.get("across_trials", False)
+        if not isinstance(across, bool):
+            fail("runs", name, f"across_trials must be true or false, got {across!r}")
         k = value.get("k")
         if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
             fail("runs", name, f"k must be a positive integer, got {k!r}")
@@ -236,7 +241,7 @@ def load_project(path: str | os.PathLike) -> Project:
         if metric is not None and not isinstance(metric, str):
             fail("runs", name, f"metric must be a string, got {metric!r}")
         tok = rel("runs", name, value["tokenizer"]) if "tokenizer" in value else None
-        runs[name] = RunSpec(name, rel("runs", name, value["path"]), k, metric, tok)
+        runs[name] = RunSpec(name, rel("runs", name, value["path"]), k, metric, tok, across)
     vote = dict(doc.get("vote", {}))
     for key, value in vote.items():
         if not isinstance(value, str):
@@ -271,14 +276,20 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
     out = root / PROJECT_FILE
     if out.exists() and not force:
         raise EnsembleError(f"{out}: already exists; edit it, or pass --force to write a new one")
+    from .sweep import is_search
+
     skip = {".ensemble", ".git", ".venv", "node_modules", "__pycache__"}
-    runs, models, data = [], [], {}
+    runs, models, data, sweeps = [], [], {}, []
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
         if any(part in skip or part.startswith(".") for part in rel.parts) or len(rel.parts) > 4:
             continue
+        if any(rel.parts[:len(s.parts)] == s.parts for s in sweeps):
+            continue  # a trial of a sweep found above
         if path.is_dir() and not _CKPT_RE.match(path.name):
-            if any(_CKPT_RE.match(c.name) for c in path.iterdir() if c.is_dir()):
+            if is_search(path):
+                sweeps.append(rel)
+            elif any(_CKPT_RE.match(c.name) for c in path.iterdir() if c.is_dir()):
                 runs.append(rel)
             elif (path / "config.json").is_file() and has_weights(path) and not _CKPT_RE.match(path.parent.name):
                 models.append(rel)
@@ -315,6 +326,14 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
         hint = "" if tok else '   # no tokenizer files: add tokenizer = "<base model folder>"'
         lines.append(f'{name} = {{ path = "{rel.as_posix()}", k = 4 }}{hint}')
     lines += ["", "# Ready model folders (trained_on_valid = true for a model trained on train+valid)", "[models]"]
+    for rel in sweeps:
+        name = re.sub(r"[^\w.+-]", "-", rel.name) or "sweep"
+        while name in names:
+            name += "-2"
+        names.add(name)
+        trials = sum(1 for c in (root / rel).iterdir() if c.is_dir())
+        lines.append(f'{name} = "{rel.as_posix()}@top3"   # a sweep of {trials} trials: the best checkpoint of each '
+                     'of the 3 best (ensemble sweep ls)')
     for rel in models:
         if rel.parts[0] == "weights" or any(str(rel).startswith(str(r)) for r in runs):
             continue

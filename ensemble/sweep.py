@@ -22,7 +22,7 @@ from typing import Mapping, Sequence
 from .checkpoints import Checkpoint, Ranking, _CKPT_RE, _load_run, rank_checkpoints
 from .errors import EnsembleError
 
-__all__ = ["Trial", "Sweep", "find_sweep", "is_sweep", "expand_members", "parse_member"]
+__all__ = ["Trial", "Sweep", "find_sweep", "is_sweep", "is_search", "expand_members", "parse_member"]
 
 _MEMBER_RE = re.compile(r"^(?P<path>.+)@(?:top(?P<n>\d+)|(?P<all>all))$")
 _RUN_NUMBER = re.compile(r"^run-(\d+)$")
@@ -144,6 +144,24 @@ def is_sweep(path: str | os.PathLike) -> bool:
     if not path.is_dir() or _is_run(path) or _CKPT_RE.match(path.name):
         return False
     return any(_is_run(p) for p in path.iterdir())
+
+
+def is_search(path: str | os.PathLike) -> bool:
+    """A sweep written by ``Trainer.hyperparameter_search``: a trial's ``trainer_state.json``
+    holds ``trial_params`` (a folder of unrelated runs does not)."""
+    import json
+
+    path = Path(path)
+    if not is_sweep(path):
+        return False
+    for run in (p for p in path.iterdir() if _is_run(p)):
+        for ck in sorted((c for c in run.iterdir() if _CKPT_RE.match(c.name)), key=lambda c: c.name):
+            try:
+                state = json.loads((ck / "trainer_state.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            return bool(state.get("trial_params")) or bool(state.get("is_hyper_param_search"))
+    return False
 
 
 def _trial_order(t: Trial):

@@ -138,7 +138,7 @@ def test_init_writes_a_project_from_what_it_finds(project):
     assert again.exit_code == 1 and "already exists; edit it, or pass --force" in again.stderr
 
 
-@pytest.mark.parametrize("command", [["avg-ckpt"], ["predict"], ["vote"], ["report"], ["run"], ["init"], ["example"],
+@pytest.mark.parametrize("command", [["avg-ckpt"], ["predict"], ["vote"], ["report"], ["run"], ["init"], ["example"], ["sweep", "ls"],
                                      ["cache", "ls"], ["cache", "prune"]])
 def test_every_command_has_help_with_an_example_and_quiet_verbose(command):
     result = CliRunner().invoke(main, [*command, "--help"])

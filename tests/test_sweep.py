@@ -212,3 +212,35 @@ def test_hp_name_trials_keep_their_trial_name(runs, tmp_path):
     assert sorted(t.name for t in sw.trials) == ["lr-trial-0", "lr-trial-1"]
     assert {t.trial_name for t in sw.trials} == {"lr-trial-0", "lr-trial-1"}
     assert all(set(t.params) == {"learning_rate", "seed"} for t in sw.trials)
+
+
+def test_init_lists_a_sweep_and_run_averages_across_its_trials(sweep, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from ensemble.project import load_project
+
+    root = tmp_path / "proj"
+    (root / "data").mkdir(parents=True)
+    shutil.copytree(sweep.folder, root / "sweeps" / "hp",
+                    ignore=shutil.ignore_patterns("optimizer.pt", "scheduler.pt", "rng_state*"))
+    n = len(sweep.valid_texts)
+    pd.DataFrame({"id": range(n), "text": sweep.valid_texts, "label": sweep.valid_labels}).to_csv(
+        root / "data" / "valid.csv", index=False)
+    pd.DataFrame({"id": range(n), "text": sweep.valid_texts}).to_csv(root / "data" / "test.csv", index=False)
+    result = _invoke("init", root)
+    assert result.exit_code == 0, result.output
+    text = (root / "ensemble.toml").read_text()
+    assert 'hp = "sweeps/hp@top3"   # a sweep of 4 trials' in text and "run-0" not in text
+    p = load_project(root / "ensemble.toml")
+    assert len(p.model_paths()) == 3 and all(n.startswith("hp-run-") for n in p.model_paths())
+    # a [runs] entry over the sweep: ensemble run averages the best 4 checkpoints of any trial
+    (root / "ensemble.toml").write_text(text.replace("[runs]", '[runs]\nsoup = { path = "sweeps/hp", k = 4, '
+                                                     'across_trials = true }'))
+    monkeypatch.chdir(root)
+    result = _invoke("run", "-q")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((root / "weights" / "soup-top4" / "ensemble_manifest.json").read_text())
+    ref = sorted(_reference(sweep.folder), key=lambda r: (-r[2], -r[1]))[:4]
+    assert [(c["trial"], c["step"]) for c in manifest["checkpoints"]] == [(t, s) for t, s, _, _ in ref]
+    again = _invoke("run")
+    assert "average soup: up to date" in again.output
