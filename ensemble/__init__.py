@@ -33,6 +33,11 @@ _LAZY = {
     "Estimate": "ensemble.estimate",
     "report": "ensemble.report",
     "Report": "ensemble.report",
+    "find_sweep": "ensemble.sweep",
+    "expand_members": "ensemble.sweep",
+    "class_prior": "ensemble.priors",
+    "fit_adjustment": "ensemble.priors",
+    "select_adjustment": "ensemble.priors",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

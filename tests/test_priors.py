@@ -145,3 +145,22 @@ def test_class_prior_specs(tmp_path):
         class_prior(str(train), labels)
     with pytest.raises(EnsembleError, match="--adjust prior needs a target prior"):
         fit_adjustment(np.full((4, 3), 1 / 3), np.array([0, 1, 2, 0]), "prior")
+
+
+def test_large_splits_use_the_normal_interval_the_bootstrap_converges_to(monkeypatch):
+    import ensemble.estimate as estimate
+    import ensemble.priors as priors
+
+    # compare the two intervals themselves, not their hull with the exact discordance bounds
+    monkeypatch.setattr(estimate, "_discordance_interval", lambda d, c: (np.inf, -np.inf))
+    rng = np.random.default_rng(3)
+    n = 30000
+    y = rng.integers(0, 3, n)
+    a = np.where(rng.random(n) < 0.7, y, (y + 1) % 3)
+    b = np.where(rng.random(n) < 0.69, y, (y + 2) % 3)
+    w = np.array([0.5, 1.0, 2.0])[y]
+    normal = priors._gain_interval("accuracy", a, b, y, 3, w, 0.95, 2000, 0)
+    monkeypatch.setattr(priors, "_BOOTSTRAP_ROWS", 10**9)
+    boot = priors._gain_interval("accuracy", a, b, y, 3, w, 0.95, 2000, 0)
+    assert normal[0] < normal[1] and np.isfinite(boot).all()
+    np.testing.assert_allclose(normal, boot, atol=0.001)  # each is about 0.016 wide
