@@ -134,6 +134,8 @@ def test_report_class_priors_section(project):
     text = rep.to_text()
     assert "per-class recall" in text and "adjust auto -> " in text and "under the target prior" in text
     assert a["choice"] in ("none", "prior", "fit")
+    page = rep.to_html(figures=False)
+    assert "<h2>Class priors</h2>" in page and "recall: fit" in page and "target share" in page
     none = report(models, {"valid": root / "valid.csv"}, cache_dir=root / "cache", methods=["uniform"], repeats=1,
                   adjust="none")
     assert none.adjust == {} and "class priors" not in none.to_text()
