@@ -151,10 +151,25 @@ def train_run(
     nor a tokenizer in its collator, so the checkpoints hold no tokenizer files: the usual
     notebook. Returns the ``Trainer``.
     """
+    trainer = _trainer(out_dir, base, train, valid, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                       strategy=strategy, steps=steps, save_tokenizer=save_tokenizer, save_total_limit=save_total_limit,
+                       metrics=metrics, metric_for_best_model=metric_for_best_model,
+                       load_best_model_at_end=load_best_model_at_end, max_length=max_length, seed=seed, data_seed=seed,
+                       callbacks=callbacks)
+    trainer.train()
+    return trainer
+
+
+def _trainer(out_dir, base, train, valid, *, epochs, batch_size, learning_rate, strategy, steps, max_length, seed,
+             data_seed, save_tokenizer=True, save_total_limit=None, metrics=("accuracy",), metric_for_best_model=None,
+             load_best_model_at_end=False, callbacks=(), model_init=False):
+    """The ``Trainer`` of :func:`train_run` and :func:`train_sweep`, not yet trained; with
+    ``model_init``, it builds a fresh model from ``base`` for every trial of a search."""
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
         DataCollatorWithPadding,
+        PrinterCallback,
         Trainer,
         TrainingArguments,
     )
@@ -182,11 +197,12 @@ def train_run(
         use_cpu=True,
         disable_tqdm=True,
         seed=seed,
-        data_seed=seed,
+        data_seed=data_seed,
         **every,
     )
     trainer = Trainer(
-        model=model,
+        **({"model_init": lambda trial=None: AutoModelForSequenceClassification.from_pretrained(base)}
+           if model_init else {"model": model}),
         args=args,
         train_dataset=train_ds,
         eval_dataset=valid_ds,
@@ -195,10 +211,7 @@ def train_run(
         processing_class=tokenizer if save_tokenizer else None,
         callbacks=list(callbacks),
     )
-    from transformers import PrinterCallback
-
     trainer.remove_callback(PrinterCallback)  # no log dicts on stdout; they are in trainer_state.json
-    trainer.train()
     return trainer
 
 
@@ -222,30 +235,11 @@ def train_sweep(
     seed, evaluates and saves every ``steps`` steps, and writes ``out_dir/run-<trial number>/``
     (``hp_name(trial)`` when given). Returns the ``BestRun``."""
     import optuna
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        PrinterCallback,
-        Trainer,
-        TrainingArguments,
-    )
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    config = AutoModelForSequenceClassification.from_pretrained(base).config
-    label2id = {k: int(v) for k, v in config.label2id.items()}
-    args = TrainingArguments(output_dir=str(out_dir), per_device_train_batch_size=batch_size,
-                             per_device_eval_batch_size=64, num_train_epochs=epochs, eval_strategy="steps",
-                             save_strategy="steps", eval_steps=steps, save_steps=steps, logging_steps=steps,
-                             report_to="none", use_cpu=True, disable_tqdm=True, seed=seed)
-    trainer = Trainer(
-        model_init=lambda trial=None: AutoModelForSequenceClassification.from_pretrained(base),
-        args=args, train_dataset=_encode(tokenizer, *train, label2id, max_length, False),
-        eval_dataset=_encode(tokenizer, *valid, label2id, max_length, False),
-        data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=_compute_metrics(("accuracy",)),
-        processing_class=tokenizer)
-    trainer.remove_callback(PrinterCallback)
+    # the learning rate and seed given here are replaced by each trial's
+    trainer = _trainer(out_dir, base, train, valid, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate[0],
+                       strategy="steps", steps=steps, max_length=max_length, seed=seed, data_seed=None, model_init=True)
 
     def hp_space(trial):
         return {"learning_rate": trial.suggest_float("learning_rate", *learning_rate, log=True),
