@@ -95,6 +95,11 @@ def _is_run_folder(path: Path) -> bool:
     )
 
 
+def _count(k, ranking: Ranking, default: int) -> int:
+    """How many of the ranking to keep: ``k``, every ranked one for "all", ``default`` for None."""
+    return default if k is None else len(ranking.ranked) if k == "all" else k
+
+
 def select_checkpoints(
     run_or_paths: str | os.PathLike | Sequence[str | os.PathLike],
     k: int | None = None,
@@ -131,8 +136,7 @@ def select_checkpoints(
         sweep = find_sweep(run_or_paths, metric, greater_is_better, exclude=exclude_trials)
         check_trials(sweep)
         ranking = sweep.ranking
-        n = 4 if k is None else len(ranking.ranked) if k == "all" else k
-        return Selection(ranking.top(n), ranking, sweep.root, sweep)
+        return Selection(ranking.top(_count(k, ranking, 4)), ranking, sweep.root, sweep)
     if exclude_trials:
         raise EnsembleError("--exclude-trial is used only with --across-trials; drop it")
     paths = [Path(run_or_paths)] if isinstance(run_or_paths, (str, os.PathLike)) else [
@@ -148,7 +152,7 @@ def select_checkpoints(
                                 "checkpoints of every trial together, or one trial's folder")
     if len(paths) == 1 and _is_run_folder(paths[0]):
         ranking = rank_run(paths[0], metric, greater_is_better)
-        return Selection(ranking.top(4 if k is None else len(ranking.ranked) if k == "all" else k), ranking, paths[0])
+        return Selection(ranking.top(_count(k, ranking, 4)), ranking, paths[0])
     for p in paths:
         if not p.is_dir():
             raise EnsembleError(f"{p}: not a folder; pass a Trainer run folder or checkpoint folders")
@@ -165,8 +169,7 @@ def select_checkpoints(
     if k is None and metric is None:
         return Selection(tuple(checkpoints), None, None)
     ranking = rank_checkpoints(checkpoints, metric, greater_is_better)
-    return Selection(ranking.top(len(checkpoints) if k is None else len(ranking.ranked) if k == "all" else k),
-                     ranking, None)
+    return Selection(ranking.top(_count(k, ranking, len(checkpoints))), ranking, None)
 
 
 # --------------------------------------------------------------------------- weight sources
@@ -306,22 +309,22 @@ def _check_configs(folders: Sequence[Path]) -> dict:
     return configs[0]
 
 
-def _check_compatible(sets: Sequence[_WeightSet]) -> None:
+def _check_compatible(sets: Sequence[_WeightSet], prefix: str = "",
+                      fix: str = "only checkpoints of one model can be averaged") -> None:
+    """Every set holds the first one's tensor names, dtypes and shapes; the error names the
+    tensor and the folders, after ``prefix`` and before ``fix``."""
     ref = sets[0]
     for other in sets[1:]:
         if set(other.where) != set(ref.where):
             name = sorted(set(other.where) ^ set(ref.where))[0]
             has, lacks = (other, ref) if name in other.where else (ref, other)
-            raise EnsembleError(
-                f"{has.folder}: has tensor {name!r} that {lacks.folder} lacks; "
-                "only checkpoints of one model can be averaged"
-            )
+            raise EnsembleError(f"{prefix}{has.folder}: has tensor {name!r} that {lacks.folder} lacks; {fix}")
         for name, (_, a) in ref.where.items():
             b = other.where[name][1]
             if (a.dtype, a.shape) != (b.dtype, b.shape):
                 raise EnsembleError(
-                    f"{other.folder}: tensor {name!r} is {b.dtype}{list(b.shape)} but "
-                    f"{a.dtype}{list(a.shape)} in {ref.folder}; only checkpoints of one model can be averaged"
+                    f"{prefix}{other.folder}: tensor {name!r} is {b.dtype}{list(b.shape)} but "
+                    f"{a.dtype}{list(a.shape)} in {ref.folder}; {fix}"
                 )
 
 
@@ -346,12 +349,8 @@ def check_trials(sweep) -> None:
                                         f"{ref_cfg.get(key)!r} in trial {ref_trial.name}; " + hint.format(trial.name))
             ws = _open_weights(path)
             try:
-                try:
-                    _check_compatible([ref_set, ws])
-                except EnsembleError as e:
-                    why = str(e).split("; only checkpoints")[0]
-                    raise EnsembleError(f"trial {trial.name} differs from trial {ref_trial.name}: {why}; "
-                                        + hint.format(trial.name)) from None
+                _check_compatible([ref_set, ws], f"trial {trial.name} differs from trial {ref_trial.name}: ",
+                                  hint.format(trial.name))
             finally:
                 ws.close()
     finally:
