@@ -38,6 +38,8 @@ __all__ = ["ADJUSTMENTS", "Adjustment", "AdjustEstimate", "class_prior", "fit_ad
            "estimate_adjustment", "select_adjustment"]
 
 ADJUSTMENTS = ("none", "prior", "fit")
+NEEDS_PRIOR = ("--adjust prior needs a target prior: --prior with the training data file, 'uniform', or shares "
+               "like a=0.7,b=0.3")
 _EPS = 1e-15
 _METRICS = ("accuracy", "macro_f1")
 # Up to this many rows the gain interval is a paired percentile bootstrap; above, where the
@@ -280,6 +282,15 @@ class Adjustment:
                    arr(d.get("validation_prior")), d.get("metric"))
 
 
+def check_adjust(kind: str, *, metric: str = "accuracy", auto: bool = False) -> None:
+    """An adjustment kind (and "auto" when allowed) and a metric it can be fitted for, or a
+    one-line error."""
+    if kind not in ADJUSTMENTS + (("auto",) if auto else ()):
+        raise EnsembleError(f"--adjust must be one of {', '.join(ADJUSTMENTS)} or auto; got {kind!r}")
+    if metric not in _METRICS:
+        raise EnsembleError(f"--adjust-metric must be accuracy or macro_f1; got {metric!r}")
+
+
 def _importance(y: np.ndarray, target: np.ndarray | None, source: np.ndarray) -> np.ndarray | None:
     return None if target is None else (target / source)[y]
 
@@ -300,8 +311,7 @@ def fit_adjustment(proba: np.ndarray, y: np.ndarray, kind: str = "prior", *, tar
     metric : {"accuracy", "macro_f1"}, default "accuracy"
         What "fit" maximises.
     """
-    if kind not in ADJUSTMENTS:
-        raise EnsembleError(f"adjust must be one of {', '.join(ADJUSTMENTS)} or auto; got {kind!r}")
+    check_adjust(kind)
     y = np.asarray(y)
     C = proba.shape[1]
     source = empirical_prior(y, C)
@@ -309,8 +319,7 @@ def fit_adjustment(proba: np.ndarray, y: np.ndarray, kind: str = "prior", *, tar
         return Adjustment("none", np.zeros(C), tuple(labels))
     if kind == "prior":
         if target is None:
-            raise EnsembleError("--adjust prior needs a target prior: --prior with the training data file, "
-                                "'uniform', or shares like a=0.7,b=0.3")
+            raise EnsembleError(NEEDS_PRIOR)
         off = np.log(target) - np.log(source)
         return Adjustment("prior", off - off.mean(), tuple(labels), target, source)
     start = None if target is None else np.log(target) - np.log(source)
@@ -414,15 +423,12 @@ def estimate_adjustment(
     from .estimate import _folds
     from .weighting import _as_arrays, fit_weights
 
-    if metric not in _METRICS:
-        raise EnsembleError(f"adjust metric must be accuracy or macro_f1, got {metric!r}")
+    check_adjust("none", metric=metric)
+    for kind in kinds:
+        check_adjust(kind)
     kinds = [k for k in kinds if k != "none"]
-    bad = [k for k in kinds if k not in ADJUSTMENTS]
-    if bad:
-        raise EnsembleError(f"adjust must be one of {', '.join(ADJUSTMENTS)} or auto; got {bad[0]!r}")
     if "prior" in kinds and target is None:
-        raise EnsembleError("--adjust prior needs a target prior: --prior with the training data file, "
-                            "'uniform', or shares like a=0.7,b=0.3")
+        raise EnsembleError(NEEDS_PRIOR)
     arrays, names, labels = _as_arrays(valid_logits)
     y = np.asarray(y)
     n, C = arrays[0].shape

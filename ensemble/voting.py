@@ -295,18 +295,14 @@ def vote(
     if test not in data:
         raise EnsembleError(f"no {test!r} split given; pass --data {test}=PATH with the test file")
     kind, spec = _parse_weights(weights, list(models))
-    from .priors import ADJUSTMENTS
+    from .priors import NEEDS_PRIOR, check_adjust
 
-    if adjust not in ADJUSTMENTS + ("auto",):
-        raise EnsembleError(f"--adjust must be one of {', '.join(ADJUSTMENTS)} or auto; got {adjust!r}")
-    if adjust_metric not in ("accuracy", "macro_f1"):
-        raise EnsembleError(f"--adjust-metric must be accuracy or macro_f1; got {adjust_metric!r}")
+    check_adjust(adjust, metric=adjust_metric, auto=True)
     if kind == "file" and adjust != "none":
         raise EnsembleError(f"{spec}: a weights file keeps the adjustment it was fitted with; drop --adjust, "
                             "or refit with --weights <method> --adjust ...")
     if adjust == "prior" and prior is None:
-        raise EnsembleError("--adjust prior needs a target prior: --prior with the training data file, "
-                            "'uniform', or shares like a=0.7,b=0.3")
+        raise EnsembleError(NEEDS_PRIOR)  # before any file is read
     cache = LogitCache(cache_dir)
     refs = [ModelRef.open(path, name_) for name_, path in models.items()]
     digests: dict[str, str] = {}
@@ -461,7 +457,10 @@ def _adjust(fitted, adjust, prior, metric, valid_al, y, valid_split, labels, col
             k: {"cross_validated": dict(e.scores), "unadjusted": dict(e.baseline), "gain": dict(e.gain),
                 "interval": {m: list(v) for m, v in e.interval.items()}} for k, e in estimates.items()}}
     proba = fitted.predict_proba(valid_al.arrays)
-    adj = fit_adjustment(proba, y, kind, target=target, metric=metric, labels=labels)
+    if adjust == "auto" and kind != "none":  # the estimate fitted it on all rows already, from these weights
+        adj = replace(estimates[kind].adjustment, labels=tuple(labels))
+    else:
+        adj = fit_adjustment(proba, y, kind, target=target, metric=metric, labels=labels)
     if kind != "none":
         log.info("class-prior adjustment %s: offsets %s", kind,
                  ", ".join(f"{c}={v:+.3f}" for c, v in zip(labels, adj.offsets)))

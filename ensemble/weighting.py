@@ -172,8 +172,10 @@ class Weights:
             proba = mix(log_probs, self.weights, self.combine, z)
         if self.calibration is not None:
             proba = softmax(np.log(np.clip(proba, _EPS, None)) / self.calibration)
-        if self.adjustment is not None and self.adjustment.get("kind") != "none":
-            proba = softmax(np.log(np.clip(proba, _EPS, None)) + np.asarray(self.adjustment["offsets"]))
+        if self.adjustment is not None:
+            from .priors import Adjustment
+
+            proba = Adjustment.from_dict(self.adjustment).apply(proba)
         return proba
 
     # ------------------------------------------------------------------ saving
