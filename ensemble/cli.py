@@ -199,17 +199,6 @@ def adjust_options(f):
     return f
 
 
-def _adjust_defaults(p, adjust, prior, metric, default):
-    """Flags, else the project's [vote] adjust / prior / adjust_metric, else the defaults."""
-    from .priors import prior_from_project
-
-    v = p.vote if p is not None else {}
-    adjust = adjust or v.get("adjust") or default
-    if prior is None and v.get("prior"):
-        prior = prior_from_project(v["prior"], p.root)
-    return adjust, prior, metric or v.get("adjust_metric") or "accuracy"
-
-
 @main.command("avg-ckpt")
 @click.argument("run_or_checkpoints", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--k", "k", type=_KType(), default=None, metavar="K|auto|K1,K2,...",
@@ -400,7 +389,9 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, weig
     combine = combine or (p.vote.get("combine") if p else None) or "prob"
     if sample_submission is None and p is not None and p.sample_submission is not None:
         sample_submission = str(p.sample_submission)
-    adjust, prior, adjust_metric = _adjust_defaults(p, adjust, prior, adjust_metric, "none")
+    from .project import adjust_settings
+
+    adjust, prior, adjust_metric = adjust_settings(p, adjust, prior, adjust_metric, "none")
     if subset:
         wanted = [m.strip() for m in subset.split(",") if m.strip()]
         unknown = [m for m in wanted if m not in model_paths]
@@ -458,7 +449,9 @@ def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, me
     inputs = _Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir)
     inputs.need()
     tov = list(trained_on_valid) + (inputs.project.trained_on_valid if inputs.project and not models else [])
-    adjust, prior, adjust_metric = _adjust_defaults(inputs.project, adjust, prior, adjust_metric, "auto")
+    from .project import adjust_settings
+
+    adjust, prior, adjust_metric = adjust_settings(inputs.project, adjust, prior, adjust_metric, "auto")
     rep = report(inputs.models, inputs.data, valid=valid_split,
                  methods=[m.strip() for m in methods.split(",")] if methods else None, metric=metric, folds=folds,
                  repeats=repeats, seed=seed, combine=combine, cache_dir=inputs.cache_dir, columns=inputs.columns,

@@ -130,11 +130,9 @@ def run_project(project, *, k: int | None = None, weights: str | None = None, pr
     # 3. vote
     weights = weights or p.vote.get("weights") or "auto"
     combine = p.vote.get("combine") or "prob"
-    from .priors import prior_from_project
+    from .project import adjust_settings
 
-    adjust = p.vote.get("adjust") or "none"
-    adjust_metric = p.vote.get("adjust_metric") or "accuracy"
-    prior = prior_from_project(p.vote["prior"], p.root) if p.vote.get("prior") else None
+    adjust, prior, adjust_metric = adjust_settings(p)
     prior_key = cache.file_digest(prior) if isinstance(prior, Path) and prior.is_file() else prior
     sample = p.sample_submission
     state_path = p.root / ".ensemble" / STATE

@@ -40,7 +40,8 @@ from pathlib import Path
 
 from .errors import EnsembleError
 
-__all__ = ["Project", "ModelSpec", "RunSpec", "find_project", "load_project", "init_project", "PROJECT_FILE"]
+__all__ = ["Project", "ModelSpec", "RunSpec", "find_project", "load_project", "init_project", "adjust_settings",
+           "PROJECT_FILE"]
 
 PROJECT_FILE = "ensemble.toml"
 _NAME = re.compile(r"[\w][\w.+-]*")
@@ -113,6 +114,19 @@ class Project:
             if m.trained_on_valid:
                 names += list(expand_members({n: m.path})) if parse_member(m.path) else [n]
         return names
+
+
+def adjust_settings(project: Project | None, adjust: str | None = None, prior=None, metric: str | None = None,
+                    default: str = "none"):
+    """(adjust, prior, adjust_metric): the given values, else the project's ``[vote]`` adjust,
+    prior (a file path relative to the project file) and adjust_metric, else ``default``,
+    no prior and accuracy."""
+    from .priors import prior_from_project
+
+    v = project.vote if project is not None else {}
+    if prior is None and v.get("prior"):
+        prior = prior_from_project(v["prior"], project.root)
+    return adjust or v.get("adjust") or default, prior, metric or v.get("adjust_metric") or "accuracy"
 
 
 def find_project(start: str | os.PathLike | None = None) -> Path | None:
