@@ -340,6 +340,20 @@ def _reliability(proba: np.ndarray, y: np.ndarray, bins: int = 10):
     return mean_conf, acc, count
 
 
+def _estimate_row(e, kind: str, arrays, y: np.ndarray, note: str) -> dict:
+    """A table row of an ensemble method or a selection from its :class:`~ensemble.estimate.Estimate`:
+    apparent scores (ECE of the full fit), cross-validated ones, optimism and gain over uniform."""
+    from .estimate import ece
+
+    lo, hi = e.gain_interval["accuracy"]
+    return {"kind": kind, "accuracy": e.apparent["accuracy"], "macro_f1": e.apparent["macro_f1"],
+            "log_loss": e.apparent["log_loss"], "ece": ece(e.weights.predict_proba(arrays), y),
+            "cv_accuracy": e.cross_validated["accuracy"], "cv_macro_f1": e.cross_validated["macro_f1"],
+            "cv_log_loss": e.cross_validated["log_loss"], "optimism": e.optimism["accuracy"],
+            "gain": e.gain_vs_uniform["accuracy"], "gain_low": lo, "gain_high": hi, "mcnemar_p": e.mcnemar_p,
+            "note": note}
+
+
 def report(
     models: Mapping[str, str | os.PathLike],
     data: Mapping[str, object],
@@ -393,7 +407,7 @@ def report(
     import pandas as pd
 
     from .cache import LogitCache
-    from .estimate import AUTO_METHODS, ece, select_method
+    from .estimate import AUTO_METHODS, cross_validate, ece, select_method
     from .sweep import expand_members
     from .inference import ModelRef
     from .voting import _cached, _open_split, align, combine as combine_logits, softmax
@@ -457,18 +471,10 @@ def report(
     reliability = {n: _reliability(p, y) for n, p in probas.items()}
     reliability["uniform"] = _reliability(uniform, y)
     for m, e in estimates.items():
-        full = e.weights.predict_proba(fit_arrays)
-        lo, hi = e.gain_interval["accuracy"]
-        rows[m] = {"kind": "ensemble", "accuracy": e.apparent["accuracy"], "macro_f1": e.apparent["macro_f1"],
-                   "log_loss": e.apparent["log_loss"], "ece": ece(full, y), "cv_accuracy": e.cross_validated["accuracy"],
-                   "cv_macro_f1": e.cross_validated["macro_f1"], "cv_log_loss": e.cross_validated["log_loss"],
-                   "optimism": e.optimism["accuracy"], "gain": e.gain_vs_uniform["accuracy"], "gain_low": lo,
-                   "gain_high": hi, "mcnemar_p": e.mcnemar_p, "note": ""}
+        rows[m] = _estimate_row(e, "ensemble", fit_arrays, y, "")
         if e.weights.stacker is None:
             weights[m] = dict(zip(fit_names, map(float, e.weights.weights)))
         reliability[f"{m} (out-of-fold)"] = _reliability(e.oof_proba, y)
-    from .estimate import cross_validate
-
     curse = {}
     if len(fit_arrays) >= 2:
         member_acc = {n: rows[n]["accuracy"] for n in fit_names}
@@ -476,14 +482,8 @@ def report(
         for m in picks:
             e = cross_validate(fit_arrays, y, m, folds=folds, repeats=repeats, seed=seed, combine=combine,
                                names=fit_names)
-            lo, hi = e.gain_interval["accuracy"]
             chosen = [n for n, w in zip(fit_names, e.weights.weights) if w > 0]
-            rows[m] = {"kind": "selection", "accuracy": e.apparent["accuracy"], "macro_f1": e.apparent["macro_f1"],
-                       "log_loss": e.apparent["log_loss"], "ece": ece(e.weights.predict_proba(fit_arrays), y),
-                       "cv_accuracy": e.cross_validated["accuracy"], "cv_macro_f1": e.cross_validated["macro_f1"],
-                       "cv_log_loss": e.cross_validated["log_loss"], "optimism": e.optimism["accuracy"],
-                       "gain": e.gain_vs_uniform["accuracy"], "gain_low": lo, "gain_high": hi,
-                       "mcnemar_p": e.mcnemar_p, "note": "picks " + ", ".join(chosen) + " on validation"}
+            rows[m] = _estimate_row(e, "selection", fit_arrays, y, "picks " + ", ".join(chosen) + " on validation")
             estimates[m] = e
             if m == "best":
                 curse.update(members=len(fit_names), best_member=chosen[0], apparent_best=e.apparent["accuracy"],
