@@ -408,6 +408,7 @@ def estimate_adjustment(
     seed: int = 0,
     confidence: float = 0.95,
     n_resamples: int = 2000,
+    full_proba: np.ndarray | None = None,
     **fit_kwargs,
 ) -> dict[str, AdjustEstimate]:
     """Cross-validate each adjustment in ``kinds`` on top of the weighting ``method``.
@@ -415,6 +416,10 @@ def estimate_adjustment(
     In each fold the weights and then the offsets are fitted on the other folds and the held-out
     rows are predicted with and without the offsets. Scores pool the out-of-fold predictions
     (averaged over repeats), weighted by pi_t(y) / pi_v(y) when ``target`` is given.
+
+    full_proba : array (n, C), optional
+        The probabilities of ``method`` fitted on all rows, when the caller has them already
+        (else it is fitted here); each estimate's ``adjustment`` is fitted on them.
 
     Returns
     -------
@@ -452,8 +457,8 @@ def estimate_adjustment(
 
     baseline = pooled(base_preds)
     recall_before = np.nanmean([recall_per_class(base_preds[r], y, C) for r in range(repeats)], axis=0)
-    full_w = fit_weights(arrays, y, method, seed=seed, **fit_kwargs)
-    full_p = full_w.predict_proba(arrays)
+    if full_proba is None:  # the method fitted on all rows, for each adjustment's full fit
+        full_proba = fit_weights(arrays, y, method, seed=seed, **fit_kwargs).predict_proba(arrays)
     out = {}
     for kind in kinds:
         scores = pooled(preds[kind])
@@ -461,7 +466,7 @@ def estimate_adjustment(
         interval = {m: _gain_interval(m, preds[kind][0], base_preds[0], y, C, weights, confidence, n_resamples, seed)
                     for m in _METRICS}
         recall = np.nanmean([recall_per_class(preds[kind][r], y, C) for r in range(repeats)], axis=0)
-        adj = fit_adjustment(full_p, y, kind, target=target, metric=metric, labels=labels)
+        adj = fit_adjustment(full_proba, y, kind, target=target, metric=metric, labels=labels)
         out[kind] = AdjustEstimate(kind, scores, baseline, gain, interval, recall, recall_before, adj)
     return out
 

@@ -500,7 +500,8 @@ def report(
         kinds = None if adjust == "auto" else (adjust,)
         a_choice, a_reason, a_est = select_adjustment(
             fit_arrays, y, choice, target=target, metric=a_metric, kinds=kinds, folds=folds, repeats=repeats,
-            seed=seed, combine=combine, names=fit_names)
+            seed=seed, combine=combine, names=fit_names,
+            full_proba=estimates[choice].weights.predict_proba(fit_arrays) if choice in estimates else None)
         first = next(iter(a_est.values()))
         counts = np.bincount(y, minlength=len(al.labels))
         adjust_info = {

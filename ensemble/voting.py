@@ -447,16 +447,17 @@ def _adjust(fitted, adjust, prior, metric, valid_al, y, valid_split, labels, col
     target = None if prior is None else class_prior(prior, labels, columns=columns)
     kind = adjust
     method = fitted.method if fitted.method != "fixed" else "uniform"
+    proba = fitted.predict_proba(valid_al.arrays)
     if adjust == "auto":
         if fitted.method == "fixed":
             raise EnsembleError("--adjust auto estimates the adjustment with a fitted method; give --weights "
                                 "<method>, or --adjust prior / fit")
-        kind, reason, estimates = select_adjustment(valid_al.arrays, y, method, target=target, metric=metric, **fit_kwargs)
+        kind, reason, estimates = select_adjustment(valid_al.arrays, y, method, target=target, metric=metric,
+                                                    full_proba=proba, **fit_kwargs)
         log.info("adjust auto -> %s", reason)
         provenance["adjust_auto"] = {"chosen": kind, "reason": reason, "candidates": {
             k: {"cross_validated": dict(e.scores), "unadjusted": dict(e.baseline), "gain": dict(e.gain),
                 "interval": {m: list(v) for m, v in e.interval.items()}} for k, e in estimates.items()}}
-    proba = fitted.predict_proba(valid_al.arrays)
     if adjust == "auto" and kind != "none":  # the estimate fitted it on all rows already, from these weights
         adj = replace(estimates[kind].adjustment, labels=tuple(labels))
     else:
