@@ -255,6 +255,7 @@ def rank_checkpoints(
     greater_is_better: bool | None = None,
     *,
     state: Mapping | None = None,
+    where: Path | None = None,
 ) -> Ranking:
     """Order checkpoints best first by an eval metric.
 
@@ -268,6 +269,8 @@ def rank_checkpoints(
         Default: inferred from the name (see :func:`infer_greater_is_better`).
     state : mapping, optional
         A parsed ``trainer_state.json``, used only to recover ``metric_for_best_model``.
+    where : Path, optional
+        The folder errors name (default: the last checkpoint's run folder; a sweep's root).
 
     Returns
     -------
@@ -280,7 +283,7 @@ def rank_checkpoints(
     name = normalize_metric(metric) if metric else _default_metric(checkpoints, state)
     logged = sorted({k for c in checkpoints for k in c.metrics})
     if name not in logged:
-        where = checkpoints[-1].path.parent
+        where = where or checkpoints[-1].path.parent
         listed = ", ".join(logged) if logged else "none"
         raise EnsembleError(
             f"{where}: metric {name} is not logged in trainer_state.json (logged: {listed}); "

@@ -216,10 +216,7 @@ def find_sweep(
         trials.append(Trial(p.name, p, dict(params), state.get("trial_name"), tuple(checkpoints), state))
     trials.sort(key=_trial_order)
     everything = [c for t in trials for c in t.checkpoints]
-    try:
-        ranking = rank_checkpoints(everything, metric, greater_is_better, state=trials[0].state)
-    except EnsembleError as e:
-        raise EnsembleError(str(e).replace(str(everything[-1].path.parent), str(root), 1)) from None
+    ranking = rank_checkpoints(everything, metric, greater_is_better, state=trials[0].state, where=root)
     position = {c.path: i for i, c in enumerate(ranking.ranked)}
 
     def key(t: Trial):

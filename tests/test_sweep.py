@@ -153,6 +153,8 @@ def test_sweep_needs_across_trials_and_a_run_is_not_a_sweep(sweep, runs, tmp_pat
     assert result.exit_code == 1 and "no trial 'run-9'" in result.output
     result = _invoke("sweep", "ls", tmp_path)
     assert result.exit_code == 1 and "no trial folders" in result.output
+    result = _invoke("sweep", "ls", sweep.folder, "--metric", "f1")  # the error names the sweep, not a trial
+    assert result.exit_code == 1 and f"error: {sweep.folder}: metric eval_f1 is not logged" in result.output
 
 
 def test_top3_members_are_the_best_checkpoints_of_the_best_trials(sweep, tmp_path, monkeypatch):
