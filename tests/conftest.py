@@ -18,7 +18,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "korean-hate-speech"
+# The slice of real Korean comments the fixtures train on ships with the tests (SOURCE.md and the
+# CC BY-SA 4.0 licence beside it): the suite runs from a clone alone.
+DATA = Path(__file__).resolve().parent / "data" / "korean-hate-speech"
+SAMPLE = DATA / "train-sample.tsv"
+
+
+def require(condition: bool, why: str) -> None:
+    """Skip a test whose requirement is missing, except under CI (``CI`` set), where a skipped
+    test would pass for a run one: there it fails, naming what is missing."""
+    if condition:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{why} (tests are never skipped under CI)", pytrace=False)
+    pytest.skip(why)
 
 
 @dataclass(frozen=True)
@@ -33,10 +46,11 @@ class Runs:
 def load_korean(n_train: int = 192, n_valid: int = 64):
     import pandas as pd
 
-    if not DATA.is_dir():
-        pytest.skip(f"{DATA} not found: tests need ../shared beside the checkout")
-    df = pd.read_csv(DATA / "train.tsv", sep="\t")
-    df = df.sample(n=n_train + n_valid, random_state=0)
+    require(SAMPLE.is_file(), f"{SAMPLE} not found: it ships with the repository; restore it with git checkout")
+    df = pd.read_csv(SAMPLE, sep="\t")
+    if n_train + n_valid > len(df):
+        raise ValueError(f"{SAMPLE} has {len(df)} rows; asked for {n_train + n_valid}")
+    df = df.iloc[:n_train + n_valid]  # the rows train.tsv.sample(n=n_train + n_valid, random_state=0) picks
     texts, labels = df["comments"].tolist(), df["hate"].tolist()
     return (texts[:n_train], labels[:n_train]), (texts[n_train:], labels[n_train:])
 

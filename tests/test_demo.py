@@ -11,14 +11,14 @@ import sys
 import sysconfig
 from pathlib import Path
 
-import pytest
+from .conftest import require
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_make_demo_on_a_clean_copy(tmp_path):
-    if not (ROOT / ".git").exists() or shutil.which("git") is None or shutil.which("make") is None:
-        pytest.skip("needs a git checkout, git and make")
+    require((ROOT / ".git").exists() and shutil.which("git") is not None and shutil.which("make") is not None,
+            "needs a git checkout, git and make")
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
                            text=True, check=True).stdout.splitlines()
     clone = tmp_path / "clone"
