@@ -45,7 +45,7 @@ def main() -> None:
     from ensemble.example import make_base_model, train_run
     from ensemble.inference import predict_logits
     from ensemble.report import report
-    from ensemble.voting import align, combine
+    from ensemble.voting import combine
     from ensemble.weighting import accuracy
 
     t0 = time.perf_counter()
@@ -77,18 +77,10 @@ def main() -> None:
         print(f"{len(train)} training rows, {len(valid)} validation rows (from train.tsv), {len(dev)} dev rows "
               f"(unseen); training and inference {train_s:.0f} s")
         print(rep.to_text())
-        from ensemble.cache import LogitCache
-        from ensemble.voting import _cached
+        from ensemble.voting import gather
 
-        cache = LogitCache(work / "cache")
-        dev_split = load_split(work / "dev.csv", name="dev")
-        from ensemble.inference import ModelRef
-
-        refs = [ModelRef.open(p, n) for n, p in models.items()]
-        entries = cache.entries()
-        dev_al = align([_cached(cache, entries, r, dev_split, lambda r: r.fingerprint(cache.file_digest)) for r in refs],
-                       ids=dev_split.ids)
-        y_dev = dev_split.label_indices(dev_al.labels)
+        dev_al = gather(models, {"dev": load_split(work / "dev.csv", name="dev")}, "dev", cache_dir=work / "cache")
+        y_dev = dev_al.y
         print("\nmethod      apparent  cross-validated [gain interval]      dev (unseen)")
         uniform_dev = accuracy(combine(dev_al.arrays), y_dev)
         print(f"{'uniform':<10}  {rep.table.loc['uniform', 'accuracy']:.4f}    {rep.table.loc['uniform', 'cv_accuracy']:.4f}"

@@ -95,16 +95,11 @@ def main() -> None:
 
 def _uniform_test(members, split, cache) -> float:
     """Test accuracy of the uniform average of ``members``' cached logits."""
-    from ensemble.cache import LogitCache
-    from ensemble.inference import ModelRef
-    from ensemble.voting import _cached, align, combine
+    from ensemble.voting import combine, gather
 
-    c = LogitCache(cache)
-    entries = c.entries()
-    refs = [ModelRef.open(p, n) for n, p in members.items()]
-    al = align([_cached(c, entries, r, split, lambda r: r.fingerprint(c.file_digest)) for r in refs], ids=split.ids)
+    al = gather(members, split, split.name, cache_dir=cache)
     proba = combine(al.arrays, None, "prob")
-    return float(np.mean(proba.argmax(axis=1) == split.label_indices(al.labels)))
+    return float(np.mean(proba.argmax(axis=1) == al.y))
 
 
 if __name__ == "__main__":

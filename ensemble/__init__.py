@@ -25,6 +25,7 @@ _LAZY = {
     "LogitCache": "ensemble.cache",
     "vote": "ensemble.voting",
     "align": "ensemble.voting",
+    "gather": "ensemble.voting",
     "fit_weights": "ensemble.weighting",
     "Weights": "ensemble.weighting",
     "write_submission": "ensemble.submission",

@@ -25,7 +25,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import EnsembleError
-from .weighting import METHODS, Weights, _as_arrays, fit_weights, is_method, log_loss
+from .weighting import METHODS, Weights, aligned_inputs, fit_weights, is_method, log_loss
 from .voting import combine as combine_logits
 
 __all__ = ["Estimate", "cross_validate", "select_method", "ece", "metric_value", "GREATER_IS_BETTER",
@@ -230,9 +230,11 @@ def cross_validate(
     Parameters
     ----------
     valid_logits : list of Logits or of arrays of shape (n, C)
-        Aligned validation logits of the models.
-    y : array of int, shape (n,)
-        True class indices.
+        The models' validation logits: Logits are aligned by class name and row id, arrays must
+        be aligned already.
+    y : array of int or of str, shape (n,), or Split
+        True class indices, class names, or the labelled validation Split (see
+        :func:`~ensemble.weighting.fit_weights`).
     method : str, default "optimize"
         A method of :func:`~ensemble.weighting.fit_weights`.
     folds : int, default 5
@@ -254,11 +256,8 @@ def cross_validate(
     """
     if not is_method(method):
         raise EnsembleError(f"method must be one of {', '.join(METHODS)} or best<K>; got {method!r}")
-    arrays, names, labels = _as_arrays(valid_logits)
-    y = np.asarray(y)
+    arrays, names, labels, y = aligned_inputs(valid_logits, y)
     n = len(y)
-    if len(arrays[0]) != n:
-        raise EnsembleError(f"got {n} labels for {len(arrays[0])} validation rows")
     k, splits = _folds(y, folds, repeats, seed)
     fit_kwargs = {"names": names, **fit_kwargs}
     C = arrays[0].shape[1]

@@ -426,7 +426,7 @@ def estimate_adjustment(
     dict of kind -> AdjustEstimate
     """
     from .estimate import _folds
-    from .weighting import _as_arrays, fit_weights
+    from .weighting import aligned_inputs, fit_weights
 
     check_adjust("none", metric=metric)
     for kind in kinds:
@@ -434,8 +434,7 @@ def estimate_adjustment(
     kinds = [k for k in kinds if k != "none"]
     if "prior" in kinds and target is None:
         raise EnsembleError(NEEDS_PRIOR)
-    arrays, names, labels = _as_arrays(valid_logits)
-    y = np.asarray(y)
+    arrays, names, labels, y = aligned_inputs(valid_logits, y)
     n, C = arrays[0].shape
     k, splits = _folds(y, folds, repeats, seed)
     fit_kwargs = {"names": names, **fit_kwargs}

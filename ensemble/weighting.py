@@ -24,7 +24,7 @@ import numpy as np
 from .errors import EnsembleError
 from .voting import COMBINE_RULES, log_softmax, mix, softmax
 
-__all__ = ["Weights", "fit_weights", "METHODS", "is_method", "fit_temperature", "log_loss", "accuracy", "macro_f1"]
+__all__ = ["Weights", "fit_weights", "aligned_inputs", "METHODS", "is_method", "fit_temperature", "log_loss", "accuracy", "macro_f1"]
 
 # "best": the one member with the best validation accuracy; "best<K>" (best3): the uniform
 # average of the K best. Not weights in the usual sense but the same kind of fit on validation,
@@ -155,7 +155,12 @@ class Weights:
     # ------------------------------------------------------------------ applying
 
     def predict_proba(self, logits: Sequence[np.ndarray]) -> np.ndarray:
-        """Ensemble probabilities, shape (n, C), from each model's aligned logits (n, C)."""
+        """Ensemble probabilities, shape (n, C), from each model's logits: Logits (put in this
+        fit's class order by name, and in the first model's row order), or arrays (n, C) already
+        in :attr:`labels` order."""
+        from .voting import as_arrays
+
+        logits, _, _ = as_arrays(logits, labels=self.labels or None)
         if len(logits) != len(self.models):
             raise EnsembleError(f"got logits of {len(logits)} models, the weights are for {len(self.models)} "
                                 f"({', '.join(self.models)})")
@@ -287,18 +292,24 @@ def _clr(log_probs: Sequence[np.ndarray]) -> np.ndarray:
 # --------------------------------------------------------------------------- fitting
 
 
-def _as_arrays(valid_logits) -> tuple[list[np.ndarray], tuple[str, ...], tuple[str, ...]]:
-    arrays, names, labels = [], [], ()
-    for i, item in enumerate(valid_logits):
-        if hasattr(item, "values") and hasattr(item, "labels"):
-            arrays.append(np.asarray(item.values))
-            names.append(item.model or f"model{i}")
-            labels = labels or tuple(item.labels)
-        else:
-            arrays.append(np.asarray(item))
-            names.append(f"model{i}")
-    if not arrays:
-        raise EnsembleError("no models to weight; pass the validation logits of at least one model")
+def aligned_inputs(valid_logits, y) -> tuple[list[np.ndarray], tuple[str, ...], tuple[str, ...], np.ndarray]:
+    """What every fit takes: the models' validation logits as aligned arrays and the true class
+    indices.
+
+    ``Logits`` are aligned by class name and row id (:func:`ensemble.voting.align`), so that
+    members whose ``id2label`` orders differ are never combined column by column; plain arrays
+    are taken as already aligned. ``y`` may be class indices, class names (``Split.labels``), or
+    the labelled :class:`~ensemble.data.Split` itself, whose ids then give the row order.
+
+    Returns
+    -------
+    (arrays, names, labels, y)
+        M arrays of shape (n, C), the model names, the class names in column order, y (n,) int.
+    """
+    from .voting import as_arrays
+
+    split = y if hasattr(y, "label_indices") and hasattr(y, "ids") else None
+    arrays, names, labels = as_arrays(valid_logits, ids=None if split is None else split.ids)
     shape = arrays[0].shape
     for name, a in zip(names, arrays):
         if a.ndim != 2 or a.shape != shape:
@@ -308,7 +319,37 @@ def _as_arrays(valid_logits) -> tuple[list[np.ndarray], tuple[str, ...], tuple[s
             raise EnsembleError(f"logits of {name} hold NaN or infinite values; re-run ensemble predict")
     if len(set(names)) != len(names):
         raise EnsembleError(f"model names repeat ({', '.join(names)}); give each model its own name")
-    return arrays, tuple(names), labels or tuple(str(c) for c in range(shape[1]))
+    return arrays, names, labels, _class_indices(y if split is None else split.label_indices(labels, names[0]),
+                                                 labels, shape[0])
+
+
+def _class_indices(y, labels: Sequence[str], n: int) -> np.ndarray:
+    """``y`` as class indices into ``labels``: indices pass through (checked), class names are
+    looked up; anything else is a one-line error."""
+    C = len(labels)
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != n:
+        raise EnsembleError(f"got {y.size if y.ndim else 1} labels for {n} validation rows")
+    if y.dtype.kind in "USO":  # class names, as Split.labels holds them
+        index = {name: i for i, name in enumerate(labels)}
+        out = np.empty(n, dtype=np.int64)
+        for row, value in enumerate(y):
+            value = str(value)
+            i = index.get(value)
+            if i is None:
+                generic = all(c.isdigit() for c in labels)
+                raise EnsembleError(
+                    f"label {value!r} (row {row + 1}) is not a class name of the models (classes: "
+                    f"{', '.join(labels[:10])}{', ...' if C > 10 else ''}); "
+                    + ("the logits are plain arrays without class names: pass Logits, or class indices 0.."
+                       f"{C - 1}" if generic else "pass class indices or the models' class names"))
+            out[row] = i
+        return out
+    if y.dtype.kind == "b" or not np.issubdtype(y.dtype, np.integer):
+        raise EnsembleError(f"labels must be class indices in 0..{C - 1} or class names, got values of type {y.dtype}")
+    if n and (y.min() < 0 or y.max() >= C):
+        raise EnsembleError(f"labels must be class indices in 0..{C - 1}, got {int(y.min())}..{int(y.max())}")
+    return y.astype(np.int64, copy=False)
 
 
 def is_method(name: str) -> bool:
@@ -520,10 +561,12 @@ def fit_weights(
     Parameters
     ----------
     valid_logits : list of Logits or of arrays of shape (n, C)
-        Each model's validation logits, aligned (same rows, same class order).
-    y : array-like of int, shape (n,)
-        True class indices.
-    method : {"uniform", "acc", "optimize", "select", "stack"}, default "uniform"
+        Each model's validation logits. Logits are aligned by class name and row id; arrays
+        must be aligned already (same rows, same class order).
+    y : array-like of int or of str, shape (n,), or Split
+        True class indices, or class names (``Split.labels``), or the labelled validation
+        :class:`~ensemble.data.Split` (its ids give the row order).
+    method : {"uniform", "acc", "optimize", "select", "stack", "best", "best<K>"}, default "uniform"
         - "uniform": 1/M each.
         - "acc": proportional to each model's validation accuracy, raised to ``acc_power``.
         - "optimize": minimise the validation log loss of the combined probabilities over the
@@ -561,17 +604,12 @@ def fit_weights(
         raise EnsembleError(f"method must be one of {', '.join(METHODS)} or best<K>; got {method!r}")
     if combine not in COMBINE_RULES:
         raise EnsembleError(f"combine must be one of {', '.join(COMBINE_RULES)}; got {combine!r}")
-    arrays, model_names, labels = _as_arrays(valid_logits)
+    arrays, model_names, labels, y = aligned_inputs(valid_logits, y)
     if names is not None:
         if len(names) != len(arrays):
             raise EnsembleError(f"got {len(names)} names, {len(arrays)} models")
         model_names = tuple(names)
-    y = np.asarray(y)
     n, C = arrays[0].shape
-    if y.ndim != 1 or len(y) != n:
-        raise EnsembleError(f"got {len(y)} labels for {n} validation rows")
-    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= C:
-        raise EnsembleError(f"labels must be class indices in 0..{C - 1}")
     if not (math.isfinite(acc_power) and acc_power >= 0):
         raise EnsembleError(f"acc_power must be a non-negative number, got {acc_power}")
     M = len(arrays)
