@@ -14,7 +14,7 @@ import traceback
 import click
 
 from . import __version__
-from .errors import EnsembleError
+from .errors import EnsembleError, cli_messages
 
 log = logging.getLogger("ensemble")
 
@@ -51,7 +51,8 @@ def common_options(f):
         # Progress bars only on a terminal: logs and pipes get the result lines alone.
         ctx.meta["ensemble.progress"] = not quiet and sys.stderr.isatty()
         try:
-            return f(*args, **kwargs)
+            with cli_messages():
+                return f(*args, **kwargs)
         except EnsembleError as e:
             if verbose:
                 traceback.print_exc()
@@ -139,13 +140,13 @@ class _Inputs:
         if data:
             self.data.update(_pairs(data, "split", "--data"))
         self.columns = dict(p.columns) if p else {}
-        if "label" in self.columns:
-            self.columns["label_if_present"] = True  # the project's label column: test files lack it
         for key, value in (("id", id_col), ("label", label_col), ("encoding", encoding)):
             if value is not None:
                 self.columns[key] = value
-        if label_col is not None:
-            self.columns.pop("label_if_present", None)
+        if "label" in self.columns:
+            # a label column is optional on every split (test files lack it); the steps that fit
+            # or score on a split say so when its labels are missing (Split.label_indices)
+            self.columns["label_if_present"] = True
         if text_cols:
             self.columns["text"] = list(text_cols)
         self.cache_dir = cache_dir or (p.cache_dir if p else None)

@@ -58,10 +58,18 @@ class Split:
     label_column: str | None = None
     name: str = ""
     _digest: list = field(default_factory=list, repr=False)
+    columns: tuple[str, ...] = ()  # every column of the file, for messages
+    missing_label: str | None = None  # the label column asked for, when the file lacks it
 
     def __post_init__(self):
         if not self.name:  # the file name without its suffixes: "valid" for data/valid.csv.gz
             object.__setattr__(self, "name", self.path.name.split(".")[0])
+
+    def __repr__(self) -> str:
+        text = "+".join(self.text_columns)
+        label = f"label={self.label_column!r}" if self.labels is not None else "unlabelled"
+        return (f"Split({self.name!r}, {str(self.path)!r}, {len(self)} rows, id={self.id_column or 'row number'!r}, "
+                f"text={text!r}, {label})")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -79,14 +87,22 @@ class Split:
             self._digest.append(h.hexdigest())
         return self._digest[0]
 
+    def require_labels(self, why: str) -> None:
+        """Raise a one-line error when the split is unlabelled, naming the label column looked
+        for, the file's columns and ``why`` the labels are needed."""
+        if self.labels is None:
+            wanted = self.missing_label or DEFAULT_LABEL
+            cols = f" (columns: {', '.join(self.columns)})" if self.columns else ""
+            raise EnsembleError(f"{self.path}: no label column {wanted!r}{cols}; {why}: pass --label with the "
+                                "column of true labels")
+
     def label_indices(self, classes: Sequence[str], model: str = "the model") -> np.ndarray:
         """The labels as indices into ``classes`` (a model's class names in column order).
 
         A label matches a class name first; failing that, an integer label is taken as a class
         index. Raises :class:`EnsembleError` naming the first label the model does not know.
         """
-        if self.labels is None:
-            raise EnsembleError(f"{self.path}: has no label column; pass --label with the column of true labels")
+        self.require_labels("labels are needed here")
         index = {name: i for i, name in enumerate(classes)}
         out = np.empty(len(self.labels), dtype=np.int64)
         for row, value in enumerate(self.labels):
@@ -208,8 +224,9 @@ def load_split(
     name : str, optional
         The split's name in outputs. Default: the file name without suffixes.
     label_if_present : bool, default False
-        Treat a ``label`` column that the file lacks as "unlabelled" instead of an error (for a
-        project file's label column, which test files do not have).
+        Treat a ``label`` column that the file lacks as "unlabelled" instead of an error (a test
+        file has no labels): the error comes only where the labels are needed
+        (:meth:`Split.label_indices`), naming the column and the file's columns.
     """
     path = Path(path)
     fmt = _format(path)
@@ -237,14 +254,17 @@ def load_split(
                 raise EnsembleError(f"{path}: id {v!r} appears in rows {seen[v] + 1} and {row + 1}; ids must be unique")
             seen[v] = row
 
+    missing_label = None
     if label_if_present and label is not None and label not in frame.columns:
-        label = None
-    if label is None and DEFAULT_LABEL not in frame.columns:
+        missing_label = label  # unlabelled: never a fallback to another column
+    if missing_label is not None or (label is None and DEFAULT_LABEL not in frame.columns):
         labels, label_column = None, None
         if require_label:
             cols = ", ".join(frame.columns)
-            raise EnsembleError(f"{path}: no label column {DEFAULT_LABEL!r} (columns: {cols}); pass --label with the column of true labels")
+            raise EnsembleError(f"{path}: no label column {missing_label or DEFAULT_LABEL!r} (columns: {cols}); pass --label "
+                                "with the column of true labels")
     else:
         label_column = label or DEFAULT_LABEL
         labels = np.array(_as_text(_column(frame, path, label_column, "label"), path, label_column), dtype=object)
-    return Split(path, ids, texts, labels, id_column, text_columns, label_column, name)
+    return Split(path, ids, texts, labels, id_column, text_columns, label_column, name,
+                 columns=tuple(frame.columns), missing_label=missing_label)

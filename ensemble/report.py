@@ -406,11 +406,9 @@ def report(
     """
     import pandas as pd
 
-    from .cache import LogitCache
     from .estimate import AUTO_METHODS, cross_validate, ece, select_method
     from .sweep import expand_members
-    from .inference import ModelRef
-    from .voting import _cached, _open_split, align, combine as combine_logits, softmax
+    from .voting import CachedLogits, _open_split, combine as combine_logits, softmax
     from .weighting import accuracy, log_loss, macro_f1
 
     if valid not in data:
@@ -419,23 +417,12 @@ def report(
     unknown = [n for n in trained_on_valid if n not in models]
     if unknown:
         raise EnsembleError(f"--trained-on-valid {unknown[0]!r} is not a --model name ({', '.join(models)})")
-    cache = LogitCache(cache_dir)
-    refs = [ModelRef.open(path, name) for name, path in models.items()]
+    source = CachedLogits(models, cache_dir)
+    refs = source.refs
     split = _open_split(data[valid], valid, dict(columns or {}))
-    if split.labels is None:
-        raise EnsembleError(f"{split.path}: has no label column; the report scores against validation labels "
-                            "(pass --label)")
-    entries = cache.entries()
-    digests = {}
-
-    def digest_of(ref):
-        if ref.name not in digests:
-            digests[ref.name] = ref.fingerprint(cache.file_digest)
-        return digests[ref.name]
-
-    logits = [_cached(cache, entries, r, split, digest_of) for r in refs]
-    al = align(logits, ids=split.ids)
-    y = split.label_indices(al.labels, model=refs[0].name)
+    split.require_labels("the report scores against validation labels")
+    al = source.aligned(split)
+    y = al.y
 
     rows, excluded = {}, []
     probas = {}

@@ -17,7 +17,8 @@ import numpy as np
 
 from .errors import EnsembleError
 
-__all__ = ["COMBINE_RULES", "softmax", "log_softmax", "combine", "mix", "align", "Aligned", "vote"]
+__all__ = ["COMBINE_RULES", "softmax", "log_softmax", "combine", "mix", "align", "as_arrays", "Aligned", "CachedLogits",
+           "gather", "vote"]
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,8 @@ def combine(logits: Sequence[np.ndarray], weights: Sequence[float] | None = None
 
     Parameters
     ----------
-    logits : sequence of M arrays of shape (n, C)
+    logits : sequence of M Logits, or of M aligned arrays of shape (n, C)
+        Logits are aligned by class name and row id first (the first model's orders).
     weights : sequence of M non-negative floats, optional
         Normalised to sum to 1. Default uniform.
     rule : {"prob", "logit", "geometric", "vote"}, default "prob"
@@ -85,6 +87,7 @@ def combine(logits: Sequence[np.ndarray], weights: Sequence[float] | None = None
     """
     if rule not in COMBINE_RULES:
         raise EnsembleError(f"combine rule must be one of {', '.join(COMBINE_RULES)}; got {rule!r}")
+    logits, _, _ = as_arrays(logits)
     w = _normalised(weights, len(logits))
     return mix([log_softmax(a) for a in logits] if rule != "logit" else [], w, rule, logits)
 
@@ -100,10 +103,20 @@ class Aligned:
         The row ids (the first model's order, or the order asked for).
     arrays : list of ndarray (n, C)
     models : tuple of str
+    y : ndarray of int (n,) or None
+        The true class indices in ``labels`` order, when gathered from a labelled split.
+    logits : list of Logits or None
+        The models' Logits as read (with their cache keys in ``meta``), when gathered.
     """
 
-    def __init__(self, labels, ids, arrays, models):
+    def __init__(self, labels, ids, arrays, models, y=None, logits=None):
         self.labels, self.ids, self.arrays, self.models = tuple(labels), ids, arrays, tuple(models)
+        self.y, self.logits = y, logits
+
+    def __repr__(self) -> str:
+        n = len(self.ids)
+        return (f"Aligned({len(self.models)} models ({', '.join(self.models)}), {n} rows, {len(self.labels)} classes"
+                f"{'' if self.y is None else ', labelled'})")
 
 
 def align(logits: Sequence, ids: Sequence[str] | None = None, labels: Sequence[str] | None = None) -> Aligned:
@@ -160,6 +173,38 @@ def align(logits: Sequence, ids: Sequence[str] | None = None, labels: Sequence[s
     return Aligned(labels, want_ids, arrays, [lg.model for lg in logits])
 
 
+def _is_logits(item) -> bool:
+    return hasattr(item, "values") and hasattr(item, "labels") and hasattr(item, "ids")
+
+
+def as_arrays(logits: Sequence, ids: Sequence[str] | None = None, labels: Sequence[str] | None = None):
+    """Several models' logits as aligned arrays: ``Logits`` are aligned by class name and row id
+    (:func:`align`); plain arrays are taken as already aligned.
+
+    Returns
+    -------
+    (arrays, names, labels)
+        M arrays of shape (n, C); the model names (``Logits.model``, else ``model0``...); the class
+        names in column order (``labels``, else the first model's, else ``"0"``... for arrays).
+    """
+    items = list(logits)
+    if not items:
+        raise EnsembleError("no models to combine; give the logits of at least one model")
+    kinds = [_is_logits(i) for i in items]
+    if any(kinds) and not all(kinds):
+        i = kinds.index(False) if kinds[0] else kinds.index(True)
+        raise EnsembleError(f"item {i} is {'an array' if kinds[0] else 'Logits'} but item 0 is "
+                            f"{'Logits' if kinds[0] else 'an array'}; pass every model's Logits (aligned by class "
+                            "name and id) or every model's aligned array")
+    if kinds[0]:
+        al = align(items, ids=ids, labels=labels)
+        names = tuple(lg.model or f"model{i}" for i, lg in enumerate(items))
+        return [np.asarray(a) for a in al.arrays], names, al.labels
+    arrays = [np.asarray(a) for a in items]
+    C = arrays[0].shape[-1] if arrays[0].ndim else 0
+    return arrays, tuple(f"model{i}" for i in range(len(arrays))), tuple(labels) if labels else tuple(map(str, range(C)))
+
+
 # --------------------------------------------------------------------------- the vote command
 
 
@@ -171,26 +216,103 @@ def _open_split(value, name: str, columns: Mapping):
     return load_split(value, name=name, **columns)
 
 
-def _cached(cache, entries, ref, split, digest_of):
-    """The newest of the cache ``entries`` of this model over this split, as Logits; an error
-    saying which ``ensemble predict`` to run when there is none."""
-    model_digest = digest_of(ref)
-    entries = [e for e in entries if e.damaged is None
-               and e.metadata.get("model_digest") == model_digest and e.metadata.get("data_digest") == split.digest]
-    problems: list[str] = []
-    for entry in entries:  # newest first
-        lg = cache.get(entry.key, split.ids, problems)
-        if lg is not None:
-            log.debug("%s/%s: %s", ref.name, split.name, entry.path)
-            from .inference import Logits
+class CachedLogits:
+    """The members' cached logits: the model folders opened once, the cache's entries read once,
+    each model's content digest computed once, whatever number of splits is asked for.
 
-            return Logits(lg.ids, lg.values, lg.labels, ref.name, split.name, {**lg.meta, "key": entry.key})
-    damaged = f" (a damaged entry was removed: {problems[0]})" if problems else " (or they are stale)"
-    raise EnsembleError(
-        f"model {ref.name} has no cached logits for {split.path}{damaged}; run: ensemble predict "
-        f"--model {ref.name}={ref.folder} --data {split.name}={split.path}"
-        + (f" --cache-dir {cache.root}" if cache.root != _default_root() else "")
-    )
+    Parameters
+    ----------
+    models : mapping of name to model folder
+        As given to ``ensemble predict`` (``DIR@top3`` already expanded).
+    cache_dir : path-like, optional
+        The logit cache (default: ``.ensemble/cache`` beside ``ensemble.toml``, else here).
+    """
+
+    def __init__(self, models: Mapping[str, str | os.PathLike], cache_dir: str | os.PathLike | None = None):
+        from .cache import LogitCache
+        from .inference import ModelRef
+
+        self.cache = LogitCache(cache_dir)
+        self.refs = [ModelRef.open(path, name) for name, path in models.items()]
+        self.entries = self.cache.entries()  # headers read once, newest first
+        self._digests: dict[str, str] = {}
+
+    def digest_of(self, ref) -> str:
+        if ref.name not in self._digests:
+            self._digests[ref.name] = ref.fingerprint(self.cache.file_digest)
+        return self._digests[ref.name]
+
+    def logits(self, ref, split):
+        """The newest cache entry of this model over this split, as Logits; an error saying which
+        ``ensemble predict`` to run when there is none."""
+        model_digest = self.digest_of(ref)
+        cache = self.cache
+        entries = [e for e in self.entries if e.damaged is None and e.metadata.get("model_digest") == model_digest
+                   and e.metadata.get("data_digest") == split.digest]
+        problems: list[str] = []
+        for entry in entries:  # newest first
+            lg = cache.get(entry.key, split.ids, problems)
+            if lg is not None:
+                log.debug("%s/%s: %s", ref.name, split.name, entry.path)
+                from .inference import Logits
+
+                return Logits(lg.ids, lg.values, lg.labels, ref.name, split.name, {**lg.meta, "key": entry.key})
+        damaged = f" (a damaged entry was removed: {problems[0]})" if problems else " (or they are stale)"
+        raise EnsembleError(
+            f"model {ref.name} has no cached logits for {split.path}{damaged}; run: ensemble predict "
+            f"--model {ref.name}={ref.folder} --data {split.name}={split.path}"
+            + (f" --cache-dir {cache.root}" if cache.root != _default_root() else "")
+        )
+
+    def aligned(self, split, labels: Sequence[str] | None = None, *, need_labels: bool = False) -> Aligned:
+        """Every model's logits over ``split`` (a :class:`~ensemble.data.Split`), aligned in the
+        split's row order and in ``labels`` (default: the first model's) class order, with ``y``
+        when the split is labelled (``need_labels``: an error when it is not)."""
+        logits = [self.logits(r, split) for r in self.refs]
+        al = align(logits, ids=split.ids, labels=labels)
+        if split.labels is not None or need_labels:
+            al.y = split.label_indices(al.labels, model=self.refs[0].name)
+        al.logits = logits
+        return al
+
+
+def gather(models: Mapping[str, str | os.PathLike], data: Mapping[str, object] | object, split: str = "valid", *,
+           cache_dir: str | os.PathLike | None = None, columns: Mapping | None = None) -> Aligned:
+    """The members' cached logits over one split, aligned by class name and row id, with the
+    true class indices: what :func:`~ensemble.weighting.fit_weights`,
+    :func:`~ensemble.estimate.cross_validate` and the class-prior functions take.
+
+    Parameters
+    ----------
+    models : mapping of name to model folder
+        As for :func:`vote` (``DIR@top3`` members are expanded); their logits must be cached.
+    data : mapping of split name to data file or Split, or one data file or Split
+    split : str, default "valid"
+        Which split of ``data`` to gather.
+    cache_dir, columns
+        As for :func:`vote`.
+
+    Returns
+    -------
+    Aligned
+        ``arrays`` (M arrays, n x C), ``y`` (n class indices, None when the split is unlabelled),
+        ``labels`` (class names), ``ids``, ``models``, ``logits`` (the Logits read).
+
+    Examples
+    --------
+    >>> al = gather({"a": "weights/a-top4", "b": "weights/b-top4"}, {"valid": "data/valid.csv"})
+    >>> fit_weights(al.arrays, al.y, "optimize", names=al.models)
+    """
+    from .sweep import expand_members
+
+    if isinstance(data, Mapping):
+        if split not in data:
+            raise EnsembleError(f"no {split!r} split given; pass data={{{split!r}: PATH}}, got {', '.join(data) or 'none'}")
+        data = data[split]
+    if not models:
+        raise EnsembleError("no model given; pass a mapping of member names to model folders")
+    source = CachedLogits(expand_members(models), cache_dir)
+    return source.aligned(_open_split(data, split, dict(columns or {})))
 
 
 def _default_root() -> Path:
@@ -283,8 +405,6 @@ def vote(
     pandas.DataFrame
         The submission as written; ``.attrs`` holds the output path and the :class:`Weights`.
     """
-    from .cache import LogitCache
-    from .inference import ModelRef
     from .submission import make_submission, save_submission
     from .sweep import expand_members
     from .weighting import Weights, fit_weights
@@ -303,15 +423,8 @@ def vote(
                             "or refit with --weights <method> --adjust ...")
     if adjust == "prior" and prior is None:
         raise EnsembleError(NEEDS_PRIOR)  # before any file is read
-    cache = LogitCache(cache_dir)
-    refs = [ModelRef.open(path, name_) for name_, path in models.items()]
-    digests: dict[str, str] = {}
-
-    def digest_of(ref):
-        if ref.name not in digests:
-            digests[ref.name] = ref.fingerprint(cache.file_digest)
-        return digests[ref.name]
-
+    source = CachedLogits(models, cache_dir)
+    refs, digest_of = source.refs, source.digest_of
     columns = dict(columns or {})
     test_split = _open_split(data[test], test, columns)
     need_valid = kind == "file" or (kind == "method" and spec != "uniform")
@@ -320,11 +433,10 @@ def vote(
         valid_split = _open_split(data[valid], valid, columns)
     elif need_valid:
         raise EnsembleError(f"--weights {weights} needs the validation split; pass --data {valid}=PATH (labelled)")
-    entries = cache.entries()  # headers read once, newest first
-    test_logits = [_cached(cache, entries, r, test_split, digest_of) for r in refs]
-    test_al = align(test_logits, ids=test_split.ids)
-    valid_logits = [_cached(cache, entries, r, valid_split, digest_of) for r in refs] if valid_split is not None else None
-    valid_al = align(valid_logits, ids=valid_split.ids, labels=test_al.labels) if valid_logits else None
+    test_al = source.aligned(test_split)
+    test_logits = test_al.logits
+    valid_al = source.aligned(valid_split, test_al.labels) if valid_split is not None else None
+    valid_logits = valid_al.logits if valid_al is not None else None
     provenance = {
         "valid": None if valid_split is None else {"path": str(valid_split.path.resolve()), "data_digest": valid_split.digest,
                                                    "rows": len(valid_split)},
@@ -334,9 +446,8 @@ def vote(
                    for i, (r, t) in enumerate(zip(refs, test_logits))},
     }
 
-    y = None
-    if valid_al is not None and valid_split.labels is not None:
-        y = valid_split.label_indices(test_al.labels, model=refs[0].name)
+    y = None if valid_al is None else valid_al.y
+    if y is not None:
         if need_valid:
             from .report import model_notes
 
@@ -348,8 +459,7 @@ def vote(
     weights_path = None
     if kind == "method":
         if spec != "uniform" and y is None:
-            raise EnsembleError(f"{valid_split.path}: has no label column; --weights {spec} is fitted on validation "
-                                "labels (pass --label, or use --weights uniform)")
+            valid_split.require_labels(f"--weights {spec} is fitted on validation labels (or use --weights uniform)")
         auto = None
         if spec == "auto":
             from .estimate import select_method

@@ -186,7 +186,8 @@ def test_unlabelled_validation_for_a_fitted_method(project, tmp_path):
     assert result.exit_code == 1
     # the unlabelled file has other content (no label column does not change ids and texts,
     # so the cached logits are found) and the error is about the labels
-    assert "has no label column; --weights acc is fitted on validation labels" in result.stderr
+    assert ("no label column 'label' (columns: id, text); --weights acc is fitted on validation labels (or use "
+            "--weights uniform): pass --label") in result.stderr
 
 
 def test_vote_imports_neither_torch_nor_transformers(project, tmp_path):
@@ -250,3 +251,36 @@ def test_adjust_auto_records_its_estimate(project, tmp_path):
     assert auto["chosen"] in ("none", "fit") and set(auto["candidates"]) == {"fit"}
     lo, hi = auto["candidates"]["fit"]["interval"]["macro_f1"]
     assert (auto["chosen"] == "fit") == (lo > 0)
+
+
+def test_label_flag_with_an_unlabelled_test_split(project, tmp_path):
+    """--label names the validation labels; the test file has no label column, the normal case."""
+    data = ["--data", f"valid={project / 'valid.csv'}", "--data", f"test={project / 'test.csv'}",
+            "--cache-dir", str(project / "cache"), "--label", "label"]
+    pred = CliRunner().invoke(main, ["predict", "--model", f"bert={project / 'bert'}", *data])
+    assert pred.exit_code == 0, pred.output
+    assert "no label column" not in pred.output
+    result, files = _vote(project, tmp_path, "--weights", "acc", "--label", "label", models=("bert", "early"))
+    assert result.exit_code == 0, result.output
+    assert json.loads(files["weights/ensemble-acc.json"])["apparent"]["accuracy"] > 0
+    # a label column that no file has is an error where labels are needed, naming the columns
+    result, files = _vote(project, tmp_path, "--weights", "acc", "--label", "gold", models=("bert", "early"))
+    assert result.exit_code == 1 and not files
+    assert result.stderr.strip() == (f"error: {project / 'valid.csv'}: no label column 'gold' (columns: id, text, "
+                                     "label); --weights acc is fitted on validation labels (or use --weights uniform): "
+                                     "pass --label with the column of true labels")
+
+
+def test_gather_returns_what_vote_fits_on(project):
+    """ensemble.gather: the members' aligned validation logits and y, as vote reads them; the
+    label-permuted copy comes back in the first member's class order."""
+    from ensemble import fit_weights, gather
+
+    al = gather({"bert": project / "bert", "perm": project / "perm"}, {"valid": project / "valid.csv"},
+                cache_dir=project / "cache")
+    assert al.models == ("bert", "perm") and len(al.y) == 40 and al.ids[0] == "v0"
+    np.testing.assert_allclose(al.arrays[0], al.arrays[1], atol=1e-5)
+    labels = pd.read_csv(project / "valid.csv")["label"].tolist()
+    assert [al.labels[i] for i in al.y] == labels
+    w = fit_weights(al.logits, al.y, "acc")
+    assert w.weights == pytest.approx([0.5, 0.5]) and w.labels == al.labels
