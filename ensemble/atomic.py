@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "output_lock"]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
@@ -26,3 +26,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def output_lock(path: str | os.PathLike):
+    """A lock that serialises writers of ``path`` on this machine, kept in the system's
+    temporary folder (named by a digest of the absolute path) so that no lock file is left
+    beside the outputs a user keeps, such as ``weights/``."""
+    import hashlib
+    import tempfile
+
+    from filelock import FileLock
+
+    folder = Path(tempfile.gettempdir()) / "ensemble-locks"
+    folder.mkdir(exist_ok=True)
+    name = hashlib.sha256(str(Path(path).resolve()).encode("utf-8")).hexdigest()[:32]
+    return FileLock(str(folder / f"{name}.lock"))

@@ -44,7 +44,8 @@ from .tensorio import (
     to_float,
 )
 
-__all__ = ["average_checkpoints", "select_checkpoints", "Selection", "MANIFEST_NAME", "parse_k"]
+__all__ = ["average_checkpoints", "select_checkpoints", "stale_average", "manifest_path", "Selection", "MANIFEST_NAME",
+           "parse_k"]
 
 log = logging.getLogger(__name__)
 
@@ -380,10 +381,20 @@ def _find_tokenizer(selection: Selection, config: dict, tokenizer: str | os.Path
     for c in candidates:
         if has_tokenizer(c):
             return c
-    raise EnsembleError(
-        f"{selection.chosen[0].path}: no tokenizer in the checkpoints or the run folder; "
-        "pass --tokenizer with the base model's folder"
-    )
+    raise MissingTokenizer(selection.chosen[0].path)
+
+
+class MissingTokenizer(EnsembleError):
+    """No tokenizer in a run's checkpoints or folder; ``checkpoint`` is the best one. The project
+    runner says which key of ensemble.toml fixes it, the CLI and the library which option."""
+
+    PROBLEM = "no tokenizer in the checkpoints or the run folder"
+
+    def __init__(self, checkpoint: Path):
+        from .errors import flag
+
+        self.checkpoint = checkpoint
+        super().__init__(f"{checkpoint}: {self.PROBLEM}; pass {flag('tokenizer', '<base model folder>')}")
 
 
 # --------------------------------------------------------------------------- manifest
@@ -399,10 +410,30 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _relative(path, out: Path) -> str:
+    """``path`` relative to the averaged folder ``out``, so that a manifest (and the weights file
+    whose header embeds it) stays the same when the project is copied or moved."""
+    return Path(os.path.relpath(Path(path).resolve(), out.resolve())).as_posix()
+
+
+def manifest_path(out: str | os.PathLike, value: str) -> Path:
+    """A path recorded in ``out``'s manifest, as an absolute path (relative ones are relative to
+    ``out``; manifests written before 0.1 hold absolute paths)."""
+    return (Path(out) / value).resolve()
+
+
 def _manifest(selection: Selection, sets: Sequence[_WeightSet], hashes: dict[Path, str] | None,
-              accumulate: str, tokenizer_from: Path, search: dict | None = None) -> dict:
+              accumulate: str, tokenizer_from: Path, out: Path, search: dict | None = None,
+              settings: dict | None = None) -> dict:
+    """What an averaged folder records: the selection, the checkpoints' file digests, the
+    settings. Paths are relative to ``out``; nothing depends on the time or the machine, so the
+    same checkpoints averaged with the same settings give the same bytes (and the same cache
+    keys) wherever the project lies."""
     ranking = selection.ranking
     metric = ranking.metric if ranking else None
+
+    def rel(path) -> str:
+        return _relative(path, out)
 
     def files(ws: _WeightSet) -> list[dict]:
         return [{"name": f.path.name, "size": f.path.stat().st_size,
@@ -422,13 +453,13 @@ def _manifest(selection: Selection, sets: Sequence[_WeightSet], hashes: dict[Pat
         # A greedy soup or a K chosen by the score on a held-out split: that split's score of the
         # result is optimistic too, and must not be reported as an estimate.
         "selected_on_holdout": bool(search),
-        "holdout": search.get("holdout"),
+        "holdout": {**search["holdout"], "path": rel(search["holdout"]["path"])} if search.get("holdout") else None,
         "search": search.get("trials"),
-        "run": str(selection.run_dir.resolve()) if selection.run_dir else None,
+        "run": rel(selection.run_dir) if selection.run_dir else None,
         # across the trials of a sweep: every trial with its parameters (ranked best first)
-        "sweep": selection.sweep.to_dict() if selection.sweep is not None else None,
+        "sweep": _sweep_paths(selection.sweep.to_dict(), rel) if selection.sweep is not None else None,
         "checkpoints": [
-            {"path": str(c.path.resolve()), "step": c.step,
+            {"path": rel(c.path), "step": c.step,
              "metric_value": c.metrics.get(metric) if metric else None, "files": files(ws),
              **_trial_fields(selection, c)}
             for c, ws in zip(selection.chosen, sets)
@@ -439,11 +470,16 @@ def _manifest(selection: Selection, sets: Sequence[_WeightSet], hashes: dict[Pat
             for c in (ranking.ranked + ranking.skipped if ranking else ())
         ],
         "accumulate_dtype": accumulate,
-        "config_from": str(selection.chosen[0].path.resolve()),
-        "tokenizer_from": str(tokenizer_from.resolve()),
+        "settings": settings,
+        "config_from": rel(selection.chosen[0].path),
+        "tokenizer_from": rel(tokenizer_from),
+        "paths_relative_to": "this folder",
         "versions": _versions(),
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def _sweep_paths(sweep: dict, rel) -> dict:
+    return {**sweep, "root": rel(sweep["root"]), "trials": [{**t, "path": rel(t["path"])} for t in sweep["trials"]]}
 
 
 def _trial_fields(selection: Selection, c: Checkpoint, params: bool = True) -> dict:
@@ -574,9 +610,98 @@ def _copy_files(src: Path, dst: Path, names: Iterable[str]) -> None:
             shutil.copyfile(src / n, dst / n)
 
 
-def _refuse_existing(out: Path, force: bool) -> None:
+def _settings(method: str, k, selection: Selection, accumulate_dtype: str, holdout, exclude_trials) -> dict:
+    """The options an average was built with, as its manifest records them: what must be equal
+    for an existing folder to be the same average."""
+    searched = method == "greedy" or k == "auto" or isinstance(k, tuple)
+    return {"method": method, "k": (list(k) if isinstance(k, tuple) else k) if searched else len(selection.chosen),
+            "accumulate_dtype": accumulate_dtype, "holdout": holdout.digest if holdout is not None else None,
+            "exclude_trials": sorted(exclude_trials or ())}
+
+
+def _key(c: Checkpoint, selection: Selection) -> list:
+    trial = selection.trial_of(c)
+    return [trial.name if trial is not None else None, c.step]
+
+
+def _stale_reason(out: str | os.PathLike, selection: Selection, settings: dict, tokenizer_dir: Path,
+                 file_digest=file_digest, searched: bool = False) -> str | None:
+    """None when ``out`` holds the average of ``selection`` built with ``settings``; else why not.
+
+    Content decides, never paths or times: every chosen checkpoint's files must have the digests
+    the manifest recorded, the averaged weights the digests written, and the tokenizer must come
+    from the same folder relative to ``out``. For a searched average (greedy soup, a K chosen on
+    a holdout) ``selection`` holds the candidates: their steps and metric values must be those
+    recorded, and the chosen ones among them must be unchanged.
+    """
+    out = Path(out)
+    try:
+        m = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
+        listed = [([c.get("trial"), c["step"]], c["files"]) for c in m["checkpoints"]]
+        recorded_candidates = [[c.get("trial"), c["step"], c.get("metric_value")] for c in m["candidates"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"it holds no readable {MANIFEST_NAME}"
+    if m.get("settings") != settings:
+        return "it was averaged with other settings"
+    metric = selection.ranking.metric if selection.ranking else None
+    ranking = selection.ranking
+    current = [[*_key(c, selection), c.metrics.get(metric)] for c in (ranking.ranked + ranking.skipped)] if ranking else []
+    if recorded_candidates != current:
+        return "the run's checkpoints or their metrics changed"
+    by_key = {tuple(_key(c, selection)): c for c in selection.chosen}
+    if not searched and [list(k) for k in by_key] != [k for k, _ in listed]:
+        return "other checkpoints are chosen now"
+    for key, files in listed:
+        ck = by_key.get(tuple(key))
+        if ck is None:
+            return f"checkpoint {key[1]} is gone"
+        for f in files:
+            path = ck.path / f["name"]
+            if not path.is_file() or file_digest(path) != f[HASH_NAME]:
+                return f"{path} changed since it was averaged"
+    for name, digest in (m.get("outputs") or {}).items():
+        if not (out / name).is_file() or file_digest(out / name) != digest:
+            return f"its {name} is not the file that was written"
+    if m.get("tokenizer_from") != _relative(tokenizer_dir, out):
+        return "its tokenizer came from another folder"
+    return None
+
+
+def stale_average(out: str | os.PathLike, run_or_paths, k: int | None = None, metric: str | None = None, *,
+                  tokenizer: str | os.PathLike | None = None, accumulate_dtype: str = "float32",
+                  across_trials: bool = False, exclude_trials: Sequence[str] = (), file_digest=file_digest) -> str | None:
+    """Why ``out`` is not the uniform average that :func:`average_checkpoints` would write with
+    these arguments ("it does not exist", "other checkpoints are chosen now", ...), or None when
+    it is, judged by content alone: a copied or moved project is still up to date."""
+    out = Path(out)
+    if not out.exists():
+        return "it does not exist"
+    selection = select_checkpoints(run_or_paths, k, metric, across_trials=across_trials, exclude_trials=exclude_trials)
+    tok_dir = _find_tokenizer(selection, _check_configs([c.path for c in selection.chosen]), tokenizer)
+    settings = _settings("uniform", parse_k(k), selection, accumulate_dtype, None, exclude_trials)
+    return _stale_reason(out, selection, settings, tok_dir, file_digest)
+
+
+def _up_to_date(out: Path, selection: Selection, settings: dict, tok_dir: Path, force: bool,
+                searched: bool = False) -> bool:
+    """True when ``out`` already holds this average (said in the log); an error when it holds
+    something else and ``force`` is off; False when it is to be (re)written."""
+    if force or not out.exists():
+        return False
+    why = _stale_reason(out, selection, settings, tok_dir, searched=searched)
+    if why is None:
+        log.info("%s: up to date (the same checkpoints, unchanged, with the same settings)", out)
+        return True
+    _refuse_existing(out, force, why)
+    return False
+
+
+def _refuse_existing(out: Path, force: bool, why: str | None = None) -> None:
+    from .errors import flag
+
     if out.exists() and not force:
-        raise EnsembleError(f"{out}: already exists; pass --force to replace it or --out for another folder")
+        raise EnsembleError(f"{out}: already exists{f' ({why})' if why else ''}; pass {flag('force')} to replace it "
+                            f"or {flag('out', '...')} for another folder")
 
 
 def parse_k(k) -> int | str | tuple[int, ...] | None:
@@ -774,6 +899,7 @@ def average_checkpoints(
     if not searched and holdout is not None:
         raise EnsembleError("--holdout is used only by --method greedy and --k auto (or --k 2,3,4); drop it")
     search = None
+    tag = "greedy" if method == "greedy" else "top"
     if searched:
         from .data import Split, load_split
 
@@ -782,12 +908,16 @@ def average_checkpoints(
                                    exclude_trials=exclude_trials)
         config = _check_configs([c.path for c in every.chosen])
         tok_dir = _find_tokenizer(every, config, tokenizer)
+        settings = _settings(method, k, every, accumulate_dtype, holdout, exclude_trials)
+        if out is not None and _up_to_date(Path(out), every, settings, tok_dir, force, searched=True):
+            return Path(out)
         chosen, search = _search(every.ranking, method, k, holdout, tok_dir, batch_size, device, progress,
                                  every.trial_of)
         selection = Selection(chosen, every.ranking, every.run_dir, every.sweep)
     else:
         selection = select_checkpoints(run_or_paths, k, metric, greater_is_better, across_trials=across_trials,
                                        exclude_trials=exclude_trials)
+        settings = _settings(method, k, selection, accumulate_dtype, None, exclude_trials)
     if selection.sweep is not None:
         log.info("%s", selection.sweep.format_table())
         for c in selection.chosen:
@@ -795,22 +925,23 @@ def average_checkpoints(
                      c.metrics[selection.ranking.metric])
     elif selection.ranking is not None:
         log.info("%s", selection.ranking.format_table(selection.chosen))
-    tag = "greedy" if method == "greedy" else "top"
     out = Path(out) if out is not None else Path("weights") / f"{selection.name}-{tag}{len(selection.chosen)}"
-    _refuse_existing(out, force)
     folders = [c.path for c in selection.chosen]
     config = _check_configs(folders)
     tok_dir = _find_tokenizer(selection, config, tokenizer)
+    if not searched and _up_to_date(out, selection, settings, tok_dir, force):
+        return out
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    from filelock import FileLock
+    from .atomic import output_lock
 
-    lock = FileLock(str(out.parent / f".{out.name}.lock"))
+    lock = output_lock(out)
     sets: list[_WeightSet] = []
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         with lock:
-            _refuse_existing(out, force)  # another process may have finished first
+            if _up_to_date(out, selection, settings, tok_dir, force, searched=searched):  # another process finished first
+                return out
             for folder in folders:
                 sets.append(_open_weights(folder))
             _check_compatible(sets)
@@ -819,17 +950,20 @@ def average_checkpoints(
             hashers = {f.path: StreamHasher(f.path, f.size, f.header_bytes)
                        for ws in sets for f in ws.files if isinstance(f, SafetensorsFile)}
             tmp.mkdir()
-            placeholder = _st_metadata(_manifest(selection, sets, None, accumulate_dtype, tok_dir, search))
+            placeholder = _st_metadata(_manifest(selection, sets, None, accumulate_dtype, tok_dir, out, search,
+                                                 settings))
             writers = _write_average(sets, tmp, placeholder, accumulate_dtype, hashers, progress)
             digests = {f.path: hashers[f.path].hexdigest() if f.path in hashers else file_digest(f.path)
                        for ws in sets for f in ws.files}
-            manifest = _manifest(selection, sets, digests, accumulate_dtype, tok_dir, search)
+            manifest = _manifest(selection, sets, digests, accumulate_dtype, tok_dir, out, search, settings)
             for w in writers:  # same length as the placeholder hashes, so it fits in place
                 w.rewrite_metadata(_st_metadata(manifest))
             shutil.copyfile(folders[0] / "config.json", tmp / "config.json")
             _copy_files(tok_dir, tmp, TOKENIZER_FILES)
             # digests of the files written, checked by ensemble predict before it trusts them
             manifest["outputs"] = {w.path.name: file_digest(w.path) for w in writers}
+            # the JSON file alone says when: the weights' header must not depend on the time
+            manifest["created_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
             if out.exists():
                 old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"

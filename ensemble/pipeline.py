@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .atomic import atomic_write
 from .errors import EnsembleError
+from .hashing import file_digest
 
 __all__ = ["run_project", "RunResult"]
 
@@ -41,24 +42,17 @@ def _digest(obj) -> str:
     return blake3(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _average_is_current(out: Path, chosen, file_digest) -> bool:
-    manifest = out / "ensemble_manifest.json"
-    if not manifest.is_file():
-        return False
+def _unchanged(path: Path, digest: str | None) -> bool:
+    """Up to date means the file's content is what the last run wrote, not that a file exists."""
+    return digest is not None and path.is_file() and file_digest(path) == digest
+
+
+def _relative(path: Path, root: Path) -> str:
+    """``path`` relative to the project folder when inside it: the state survives a copy or move."""
     try:
-        m = json.loads(manifest.read_text(encoding="utf-8"))
-        listed = [(Path(c["path"]).resolve(), [(f["name"], f["blake3"]) for f in c["files"]]) for c in m["checkpoints"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    if m.get("method") != "uniform" or len(listed) != len(chosen):
-        return False
-    for (path, files), ck in zip(listed, chosen):
-        if path != ck.path.resolve():
-            return False
-        for name, digest in files:
-            if not (path / name).is_file() or file_digest(path / name) != digest:
-                return False
-    return True
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(Path(path).resolve())
 
 
 def _write_state(path: Path, state: dict) -> None:
@@ -68,7 +62,7 @@ def _write_state(path: Path, state: dict) -> None:
 def run_project(project, *, k: int | None = None, weights: str | None = None, progress: bool = False,
                 name: str = "ensemble") -> RunResult:
     """Average, predict, vote and report for ``project`` (a :class:`~ensemble.project.Project`)."""
-    from .averaging import average_checkpoints, select_checkpoints
+    from .averaging import MissingTokenizer, average_checkpoints, stale_average
     from .cache import LogitCache
     from .data import load_split
     from .inference import ModelRef
@@ -91,20 +85,19 @@ def run_project(project, *, k: int | None = None, weights: str | None = None, pr
     for run in p.runs.values():
         kk = k or run.k or 4
         out = p.run_output(run, k)
-        selection = select_checkpoints(run.path, kk, run.metric, across_trials=run.across_trials)
-        if _average_is_current(out, selection.chosen, cache.file_digest):
-            log.info("average %s: up to date (%s)", run.name, out)
-        else:
-            try:
+        try:
+            why = stale_average(out, run.path, kk, run.metric, tokenizer=run.tokenizer,
+                                across_trials=run.across_trials, file_digest=cache.file_digest)
+            if why is None:
+                log.info("average %s: up to date (%s)", run.name, out)
+            else:
+                log.debug("average %s: %s (%s)", run.name, why, out)
                 average_checkpoints(run.path, k=kk, metric=run.metric, out=out, force=True, progress=progress,
                                     tokenizer=run.tokenizer, across_trials=run.across_trials)
-            except EnsembleError as e:
-                msg = str(e)
-                if "pass --tokenizer" in msg:
-                    msg = msg.split("; pass --tokenizer")[0] + (f"; add tokenizer = \"<base model folder>\" to "
-                                                                f"[runs] {run.name} in {p.path}")
-                raise EnsembleError(msg) from None
-            redone["average"] += 1
+                redone["average"] += 1
+        except MissingTokenizer as e:
+            raise EnsembleError(f"{e.checkpoint}: {e.PROBLEM}; add tokenizer = \"<base model folder>\" to [runs] "
+                                f"{run.name} in {p.path}") from None
         members[run.name] = out
 
     # 2. logits of every member over valid and test
@@ -144,8 +137,8 @@ def run_project(project, *, k: int | None = None, weights: str | None = None, pr
     options = {"adjust": adjust, "prior": prior_key, "adjust_metric": adjust_metric}
     vote_key = _digest({**base, **options, "weights": weights, "combine": combine, "name": name,
                         "sample": cache.file_digest(sample) if sample is not None and sample.is_file() else None})
-    submission = Path(state.get("submission", ""))
-    if state.get("vote_key") == vote_key and submission.is_file():
+    submission = p.root / state.get("submission", "?")
+    if state.get("vote_key") == vote_key and _unchanged(submission, state.get("submission_digest")):
         log.info("vote: up to date (%s)", submission)
     else:
         frame = vote(members, {s: x for s, x in splits.items()}, weights, combine=combine, cache_dir=cache.root,
@@ -153,7 +146,8 @@ def run_project(project, *, k: int | None = None, weights: str | None = None, pr
                      submissions_dir=p.root / "submissions", adjust=adjust, prior=prior, adjust_metric=adjust_metric,
                      columns=columns)
         submission = Path(frame.attrs["path"])
-        state.update(vote_key=vote_key, submission=str(submission))
+        state.update(vote_key=vote_key, submission=_relative(submission, p.root),
+                     submission_digest=file_digest(submission))
         redone["vote"] += 1
         _write_state(state_path, state)
 
@@ -161,7 +155,8 @@ def run_project(project, *, k: int | None = None, weights: str | None = None, pr
     tov = p.trained_on_valid
     report_key = _digest({**base, **options, "combine": combine, "trained_on_valid": tov})
     html_path = p.root / "report.html"
-    if state.get("report_key") == report_key and html_path.is_file() and state.get("report_text"):
+    if (state.get("report_key") == report_key and _unchanged(html_path, state.get("report_digest"))
+            and state.get("report_text")):
         text = state["report_text"]
         log.info("report: up to date (%s)", html_path)
     else:
@@ -171,7 +166,7 @@ def run_project(project, *, k: int | None = None, weights: str | None = None, pr
         text = rep.to_text()
         page = rep.to_html()
         atomic_write(html_path, lambda f: f.write_text(page, encoding="utf-8"))
-        state.update(report_key=report_key, report_text=text)
+        state.update(report_key=report_key, report_text=text, report_digest=file_digest(html_path))
         redone["report"] += 1
         _write_state(state_path, state)
     return RunResult(submission, html_path, text, redone)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from blake3 import blake3
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from ensemble.averaging import MANIFEST_NAME, average_checkpoints, select_checkpoints
+from ensemble.averaging import MANIFEST_NAME, average_checkpoints, manifest_path, select_checkpoints
 from ensemble.checkpoints import rank_run
 from ensemble.errors import EnsembleError
 from tests.conftest import DROP, edit_config
@@ -97,6 +98,7 @@ def test_manifest_records_selection_hashes_and_is_in_the_header(runs, tmp_path):
     assert manifest["selected_on_eval_set"] is True
     with safe_open(out / "model.safetensors", "np") as f:
         outputs = manifest.pop("outputs")  # known only once the weights are written: the JSON file alone
+        assert manifest.pop("created_utc")  # the JSON file alone: the weights' bytes do not depend on the time
         assert json.loads(f.metadata()["ensemble_manifest"]) == manifest
         assert f.metadata()["format"] == "pt"
     from ensemble.hashing import file_digest
@@ -184,7 +186,7 @@ def test_legacy_pytorch_model_bin_is_read_with_weights_only(runs, copy_run, tmp_
     for entry in json.loads((out / MANIFEST_NAME).read_text())["checkpoints"]:
         f = entry["files"][0]
         assert f["name"] == "pytorch_model.bin"
-        assert f["blake3"] == blake3((Path(entry["path"]) / f["name"]).read_bytes()).hexdigest()
+        assert f["blake3"] == blake3((manifest_path(out, entry["path"]) / f["name"]).read_bytes()).hexdigest()
 
 
 def test_tied_weights_in_a_legacy_bin_stay_equal(tmp_path):
@@ -238,14 +240,14 @@ def test_tokenizer_from_run_folder_base_model_or_flag(runs, copy_run, tmp_path):
             edit_config(ck, _name_or_path=DROP if value is None else value)
 
     set_base(None)
-    with pytest.raises(EnsembleError, match="--tokenizer"):
+    with pytest.raises(EnsembleError, match="pass tokenizer=<base model folder>"):
         average_checkpoints(run, k=2, out=tmp_path / "a", progress=False)
     assert not (tmp_path / "a").exists()
     set_base(str(runs.base))  # a local base-model folder named by the config is used
     out = average_checkpoints(run, k=2, out=tmp_path / "from-config", progress=False)
-    assert json.loads((out / MANIFEST_NAME).read_text())["tokenizer_from"] == str(runs.base.resolve())
+    assert manifest_path(out, json.loads((out / MANIFEST_NAME).read_text())["tokenizer_from"]) == runs.base.resolve()
     set_base("klue/roberta-large")  # a hub name is not a folder: ignored
-    with pytest.raises(EnsembleError, match="--tokenizer"):
+    with pytest.raises(EnsembleError, match="pass tokenizer=<base model folder>"):
         average_checkpoints(run, k=2, out=tmp_path / "a", progress=False)
     out = average_checkpoints(run, k=2, out=tmp_path / "b", tokenizer=runs.base, progress=False)
     base_tok = AutoTokenizer.from_pretrained(runs.base)
@@ -254,18 +256,54 @@ def test_tokenizer_from_run_folder_base_model_or_flag(runs, copy_run, tmp_path):
     base_tok.save_pretrained(run)
     out = average_checkpoints(run, k=2, out=tmp_path / "c", progress=False)
     assert (out / "tokenizer_config.json").is_file()
-    assert json.loads((out / MANIFEST_NAME).read_text())["tokenizer_from"] == str(run.resolve())
+    assert manifest_path(out, json.loads((out / MANIFEST_NAME).read_text())["tokenizer_from"]) == run.resolve()
 
 
 def test_refuses_to_overwrite_without_force(runs, tmp_path):
     out = average_checkpoints(runs.tok, k=2, out=tmp_path / "avg", progress=False)
     before = (out / "model.safetensors").read_bytes()
-    with pytest.raises(EnsembleError, match="--force"):
+    # the library names the keyword argument, not the CLI flag, and says why the folder differs
+    with pytest.raises(EnsembleError, match=r"avg: already exists \(it was averaged with other settings\); pass "
+                                            r"force=True to replace it or out=\.\.\. for another folder$"):
         average_checkpoints(runs.tok, k=3, out=out, progress=False)
     assert (out / "model.safetensors").read_bytes() == before
     average_checkpoints(runs.tok, k=3, out=out, force=True, progress=False)
     assert json.loads((out / MANIFEST_NAME).read_text())["k"] == 3
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["avg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["avg"]  # no lock file either
+
+
+def test_rerunning_the_same_average_returns_the_folder(runs, copy_run, tmp_path, caplog):
+    """A notebook cell run twice: the folder built from the same checkpoints with the same
+    settings is up to date and returned as it is; a changed checkpoint is refused by name."""
+    run = copy_run(runs.tok)
+    out = average_checkpoints(run, k=3, out=tmp_path / "avg", progress=False)
+    mtime = (out / "model.safetensors").stat().st_mtime_ns
+    with caplog.at_level("INFO", logger="ensemble"):
+        again = average_checkpoints(run, k=3, out=tmp_path / "avg", progress=False)
+    assert again == out and (out / "model.safetensors").stat().st_mtime_ns == mtime
+    assert "up to date" in caplog.text
+    # same checkpoints, but one's weights changed in place: not up to date, and named
+    best = rank_run(run).top(1)[0].path
+    data = bytearray((best / "model.safetensors").read_bytes())
+    data[-1] ^= 1
+    (best / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(EnsembleError, match=r"model.safetensors changed since it was averaged\); pass force=True"):
+        average_checkpoints(run, k=3, out=out, progress=False)
+
+
+def test_average_bytes_do_not_depend_on_time_or_place(runs, tmp_path):
+    """The same checkpoints averaged twice, from a run at two places, give the same bytes: the
+    manifest's paths are relative to the output and its time is in the JSON file alone, so a
+    copied or moved project keeps its cache keys."""
+    a = tmp_path / "a"
+    b = tmp_path / "deeper" / "b"
+    for root in (a, b):
+        shutil.copytree(runs.tok, root / "runs" / "tok")
+        average_checkpoints(root / "runs" / "tok", k=2, out=root / "weights" / "tok-top2", progress=False)
+    assert ((a / "weights" / "tok-top2" / "model.safetensors").read_bytes()
+            == (b / "weights" / "tok-top2" / "model.safetensors").read_bytes())
+    manifest = json.loads((b / "weights" / "tok-top2" / MANIFEST_NAME).read_text())
+    assert manifest["checkpoints"][0]["path"].startswith("../../runs/tok/checkpoint-")
 
 
 def test_default_output_folder_is_weights_run_top_k(runs, tmp_path, monkeypatch):

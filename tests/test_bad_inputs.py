@@ -170,7 +170,7 @@ def _(w, tmp):
     return ["avg-ckpt", str(ck), str(run / "checkpoint-15"), "--out", str(tmp / "o")]
 
 
-@case("avg: output exists", "already exists; pass --force")
+@case("avg: output exists", "already exists (it holds no readable ensemble_manifest.json); pass --force")
 def _(w, tmp):
     (tmp / "o").mkdir()
     return ["avg-ckpt", str(w.run), "--k", "2", "--out", str(tmp / "o")]
@@ -418,7 +418,7 @@ def _(w, tmp):
 
 
 # ---------------------------------------------------------------- report, project, run, init
-@case("report: validation without labels", "has no label column; the report scores against validation labels")
+@case("report: validation without labels", "no label column 'label' (columns: id, text); the report scores against validation labels")
 def _(w, tmp):
     valid = tmp / "valid.csv"
     pd.read_csv(w.valid).drop(columns="label").to_csv(valid, index=False)

@@ -87,7 +87,7 @@ def test_existing_output_is_refused_then_replaced_with_force(runs, tmp_path):
     ok = runner.invoke(main, ["avg-ckpt", str(runs.tok), "--k", "2", "--out", str(out), "-q"])
     assert ok.exit_code == 0 and ok.stdout.strip() == str(out)
     again = runner.invoke(main, ["avg-ckpt", str(runs.tok), "--k", "3", "--out", str(out)])
-    assert again.exit_code == 1 and "already exists; pass --force" in again.stderr
+    assert again.exit_code == 1 and "already exists (it was averaged with other settings); pass --force" in again.stderr
     assert json.loads((out / "ensemble_manifest.json").read_text())["k"] == 2
     forced = runner.invoke(main, ["avg-ckpt", str(runs.tok), "--k", "3", "--out", str(out), "--force"])
     assert forced.exit_code == 0

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ensemble.averaging import manifest_path
 from ensemble.cache import LogitCache
 from ensemble.errors import EnsembleError
 from ensemble.inference import predict_logits
@@ -81,7 +82,7 @@ def test_two_averages_to_one_folder_do_not_interleave(runs, tmp_path):
     from safetensors.numpy import load_file
 
     # the folder is one of the two averages, whole: its weights match its own manifest's checkpoints
-    chosen = [Path(c["path"]) for c in manifest["checkpoints"]]
+    chosen = [manifest_path(out, c["path"]) for c in manifest["checkpoints"]]
     assert len(chosen) in (2, 3)
     got = load_file(str(out / "model.safetensors"))
     parts = [load_file(str(c / "model.safetensors")) for c in chosen]
