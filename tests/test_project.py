@@ -146,3 +146,43 @@ def test_every_command_has_help_with_an_example_and_quiet_verbose(command):
     assert "Example" in result.stdout and "--quiet" in result.stdout and "--verbose" in result.stdout
     usage = CliRunner().invoke(main, [*command, "--no-such-option"])
     assert usage.exit_code == 2  # usage errors are click's exit code 2
+
+
+def test_run_trusts_content_and_survives_a_copy_of_the_project(project, tmp_path, monkeypatch):
+    """Up to date means the recorded digests match, not that files exist; a copied project
+    re-averages nothing and recomputes no logit, while a real change is still redone."""
+    monkeypatch.chdir(project)
+    first = CliRunner().invoke(main, ["run", "-q"])
+    assert first.exit_code == 0, first.output
+    submission = project / "submissions" / "ensemble-acc.csv"
+    good = submission.read_text()
+    # another command replaced the submission: the next run writes it again
+    submission.write_text(good.replace("none", "hate", 1))
+    (project / "report.html").write_text("<html>edited</html>")
+    again = CliRunner().invoke(main, ["run"])
+    assert again.exit_code == 0, again.output
+    assert "vote: up to date" not in again.stdout and "report: up to date" not in again.stdout
+    assert submission.read_text() == good and "edited" not in (project / "report.html").read_text()
+
+    copy = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(project, copy)
+    monkeypatch.chdir(copy)
+    moved = CliRunner().invoke(main, ["run"])
+    assert moved.exit_code == 0, moved.output
+    for line in ("average tok: up to date", "average notok: up to date",
+                 "predict: all 6 (model, split) logits up to date", "vote: up to date", "report: up to date"):
+        assert line in moved.stdout, moved.stdout
+    assert moved.stdout.strip().splitlines()[-1] == str(copy / "submissions" / "ensemble-acc.csv")
+    # a forced re-average of the same checkpoints writes the same bytes: still a cache hit
+    CliRunner().invoke(main, ["avg-ckpt", "runs/tok", "--k", "3", "--out", "weights/tok-top3", "--force", "-q"])
+    assert "predict: all 6 (model, split) logits up to date" in CliRunner().invoke(main, ["run"]).stdout
+    # a real change is a miss: one checkpoint's weights changed in place
+    from ensemble.checkpoints import rank_run
+
+    best = rank_run(copy / "runs" / "tok").top(1)[0].path
+    data = bytearray((best / "model.safetensors").read_bytes())
+    data[-1] ^= 1
+    (best / "model.safetensors").write_bytes(bytes(data))
+    changed = CliRunner().invoke(main, ["run"])
+    assert changed.exit_code == 0, changed.output
+    assert "average tok: up to date" not in changed.stdout and "predict: 2 computed, 4 up to date" in changed.stdout
