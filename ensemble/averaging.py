@@ -32,7 +32,7 @@ from . import __version__
 from .checkpoints import Checkpoint, Ranking, rank_checkpoints, rank_run, read_checkpoint, _CKPT_RE
 from .errors import EnsembleError
 from .hashing import HASH_NAME, StreamHasher, file_digest
-from .modelfiles import TOKENIZER_FILES, has_tokenizer, has_weights, read_config
+from .modelfiles import TOKENIZER_FILES, has_tokenizer, has_weights, load_torch_bin, read_config
 from .tensorio import (
     DTYPES,
     FLOAT_DTYPES,
@@ -183,27 +183,10 @@ class _TorchBinFile:
                "int64": "I64", "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
 
     def __init__(self, path: Path):
-        import pickle
-        import warnings
-
-        import torch  # only legacy checkpoints pay for importing torch
+        import torch
 
         self.path = path
-        try:
-            with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses
-                warnings.simplefilter("ignore", UserWarning)
-                sd = self._load(torch, path)
-        except pickle.UnpicklingError as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise EnsembleError(
-                f"{path}: refused to load, the pickle holds more than tensors ({first[:120]}); "
-                "convert the checkpoint to safetensors with a trusted tool"
-            ) from None
-        except Exception as e:
-            raise EnsembleError(f"{path}: cannot read as a PyTorch weights file ({type(e).__name__}); "
-                                "re-save it as safetensors") from None
-        if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-            raise EnsembleError(f"{path}: is not a state dict of tensors; re-save it as safetensors")
+        sd = load_torch_bin(path)
         self._tensors = {}
         self.tensors = {}
         for name, t in sd.items():
@@ -213,15 +196,6 @@ class _TorchBinFile:
             t = t.detach().contiguous().reshape(-1)
             self._tensors[name] = t.view(torch.int16) if dtype == "BF16" else t
             self.tensors[name] = TensorInfo(name, dtype, tuple(sd[name].shape), 0, t.numel() * DTYPES[dtype][1])
-
-    @staticmethod
-    def _load(torch, path: Path):
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as e:  # old (non-zip) serialization cannot be memory-mapped
-            if "mmap" not in str(e):
-                raise
-            return torch.load(path, map_location="cpu", weights_only=True)
 
     def read(self, info: TensorInfo, start: int, count: int, buf: bytearray) -> np.ndarray:
         arr = self._tensors[info.name][start:start + count].numpy()

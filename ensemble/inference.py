@@ -388,9 +388,12 @@ class ModelSession:
             import torch
             from transformers import AutoModelForSequenceClassification
 
-            from .modelfiles import dtype_kwarg
+            from .modelfiles import dtype_kwarg, load_torch_bin
 
             kw = dict(trust_remote_code=self.settings.trust_remote_code, **dtype_kwarg(getattr(torch, self.dtype)))
+            for path in weight_files(self.ref.folder):  # a legacy .bin is read safely first: a pickle payload
+                if path.suffix == ".bin":             # is refused in one line naming the file, and never runs
+                    load_torch_bin(path)
             try:
                 with _quiet_transformers():
                     try:

@@ -19,6 +19,7 @@ __all__ = [
     "read_config",
     "classifier_rows",
     "dtype_kwarg",
+    "load_torch_bin",
 ]
 
 # Files the tokenizer of a Hugging Face model can consist of.
@@ -113,3 +114,35 @@ def dtype_kwarg(dtype) -> dict:
 
     major = int(transformers.__version__.split(".")[0])
     return {"dtype": dtype} if major >= 5 else {"torch_dtype": dtype}
+
+
+def load_torch_bin(path: Path) -> dict:
+    """A legacy ``pytorch_model.bin`` as a state dict, read with ``torch.load(weights_only=True)``:
+    never unpickled. A file whose pickle holds more than tensors is a one-line error naming it
+    (the payload never runs), with torch's warnings about pickle protocols silenced."""
+    import pickle
+    import warnings
+
+    import torch  # only legacy checkpoints pay for importing torch
+
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses
+            warnings.simplefilter("ignore")
+            try:
+                sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as e:  # old (non-zip) serialization cannot be memory-mapped
+                if "mmap" not in str(e):
+                    raise
+                sd = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise EnsembleError(
+            f"{path}: refused to load, the pickle holds more than tensors ({first[:120]}); "
+            "convert the checkpoint to safetensors with a trusted tool"
+        ) from None
+    except Exception as e:
+        raise EnsembleError(f"{path}: cannot read as a PyTorch weights file ({type(e).__name__}); "
+                            "re-save it as safetensors") from None
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise EnsembleError(f"{path}: is not a state dict of tensors; re-save it as safetensors")
+    return sd

@@ -215,6 +215,15 @@ def _(w, tmp):
     return _predict(w, tmp, model=avg)
 
 
+@case("predict: pickle payload in pytorch_model.bin", "pytorch_model.bin: refused to load, the pickle holds more than "
+                                                     "tensors (Weights only load failed.")
+def _(w, tmp):
+    model = _copy(w.bert, tmp, "model")
+    (model / "model.safetensors").unlink()
+    (model / "pytorch_model.bin").write_bytes(pickle.dumps(_Payload(tmp / "pwned")))
+    return _predict(w, tmp, model=model)
+
+
 @case("predict: missing text column", "no text column 'comment' (columns: id, text, label)")
 def _(w, tmp):
     return _predict(w, tmp, extra=("--text", "comment"))
