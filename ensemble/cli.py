@@ -309,9 +309,14 @@ def predict(models, data, project, id_col, text_cols, label_col, encoding, batch
         if session.dist is not None and not session.dist.is_main_process:
             log.setLevel(logging.WARNING)
         show = ctx.meta["ensemble.progress"] and (session.dist is None or session.dist.is_main_process)
-        with tqdm(total=0, desc=name, unit="batch", disable=not show, leave=False) as bar:
+        # the bar's total is every split's batches, known up front; a cached split counts as done
+        with tqdm(total=sum(session.n_batches(s) for s in splits.values()), desc=name, unit="batch",
+                  disable=not show, leave=False) as bar:
+            done = 0
             for split_name, split in splits.items():
                 lg = session.logits(split, progress=bar)
+                done += session.n_batches(split)
+                bar.update(done - bar.n)
                 acc = None
                 if split.labels is not None:
                     acc = float((lg.predictions() == split.label_indices(ref.labels, str(ref.folder))).mean())

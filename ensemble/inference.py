@@ -445,6 +445,11 @@ class ModelSession:
                         split.path, long.size, len(a), self.limit, why)
         return _Encoded(fields, lengths, int(long.size))
 
+    def n_batches(self, split) -> int:
+        """How many batches this process runs over ``split`` (for a progress bar's total)."""
+        n = math.ceil(len(split) / self.settings.batch_size)
+        return len(range(self.dist.process_index, n, self.dist.num_processes)) if self.dist is not None else n
+
     def batches(self, enc: _Encoded) -> list[np.ndarray]:
         order = np.argsort(-enc.lengths, kind="stable")
         bs = self.settings.batch_size
@@ -571,10 +576,9 @@ def _plain_digest(path) -> str:
 
 
 def _bar(progress, total: int, desc: str):
-    """A tqdm bar over batches; ``progress`` may be a bool or a bar to add to."""
+    """A tqdm bar over batches; ``progress`` may be a bool, or a bar whose total the caller set
+    up front (:meth:`ModelSession.n_batches`): a total that grows mid-run makes the bar jump back."""
     if hasattr(progress, "update"):
-        progress.total = (progress.total or 0) + total
-        progress.refresh()
         return progress
     from tqdm.auto import tqdm
 

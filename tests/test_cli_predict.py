@@ -130,3 +130,45 @@ def test_accelerate_two_processes_match_single_and_share_the_cache(project, tmp_
     assert "0 computed, 2 from the cache" in back.stdout
     assert back.stdout.count("from the cache") == 1  # only the main process reports
     assert Path(single_cache).is_dir()
+
+
+def test_progress_total_is_known_up_front_and_never_grows(project, tmp_path, monkeypatch):
+    """One bar per model over every split: its total is set once, it never runs past it, and
+    it ends full, also when one split comes from the cache."""
+    import tqdm.auto
+
+    bars = []
+
+    class Recorder:
+        def __init__(self, total=None, **kwargs):
+            self.total, self.n, self.seen = total, 0, []
+            bars.append(self)
+
+        def update(self, k=1):
+            self.n += k
+            self.seen.append((self.total, self.n))
+
+        def refresh(self):
+            self.seen.append((self.total, self.n))
+
+        def close(self):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    cache = tmp_path / "cache"
+    _invoke("predict", "--model", f"bert={project / 'bert'}", "--data", f"test={project / 'test.csv'}",
+            "--cache-dir", cache, "--batch-size", 5)  # cached before the second run
+    args = ["predict", "--model", f"bert={project / 'bert'}", "--data", f"valid={project / 'valid.csv'}",
+            "--data", f"test={project / 'test.csv'}", "--data", f"one={project / 'one.csv'}",
+            "--cache-dir", cache, "--batch-size", 5]
+    assert _invoke(*args).exit_code == 0
+    bar = bars[-1]
+    assert bar.total == 13 + 3 + 1  # ceil(64/5) + ceil(13/5) + ceil(1/5)
+    assert all(total == bar.total and n <= bar.total for total, n in bar.seen)
+    assert bar.n == bar.total
