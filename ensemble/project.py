@@ -279,6 +279,54 @@ def _columns(path: Path) -> list[str]:
     return []
 
 
+_TEXT_NAMES = ("text", "sentence", "comment", "comments", "document")
+_LABEL_NAMES = ("label", "labels", "target", "class", "hate")
+
+
+def _column_lines(columns: dict[str, list[str]]) -> list[str]:
+    """The [data] column keys, written only where every data file has the column (a key a file
+    lacks would make the commands fail on it); the label only needs the validation file."""
+    files = {k: c for k, c in columns.items() if c}
+    every = set.intersection(*(set(c) for c in files.values())) if files else set()
+    first = next(iter(files.values()), [])
+    lines = []
+    if "id" in every:
+        lines.append('id = "id"')
+    elif any("id" in c for c in files.values()):
+        having = " and ".join(f"{k}" for k, c in files.items() if "id" in c)
+        lines.append(f'# id = "id"   # only {having} has an id column: the others\' rows are numbered (0, 1, ...)')
+    text = next((c for c in first if c.lower() in _TEXT_NAMES and c in every), None)
+    if text is not None:
+        lines.append(f'text = "{text}"          # or ["sentence1", "sentence2"] for pairs')
+    else:
+        lines.append('# text = "text"   # no text column found in every data file: name yours (or a pair of them)')
+    label = next((c for c in files.get("valid", []) if c.lower() in _LABEL_NAMES), None)
+    if label is not None:
+        lines.append(f'label = "{label}"   # the validation labels; the test file needs none')
+    else:
+        lines.append('# label = "label"   # no label column found in the validation file: name it')
+    return lines
+
+
+def _not_a_member(folder: Path) -> str | None:
+    """Why a model folder is not an ensemble member (not a sequence classifier, or never
+    fine-tuned), or None. Fine-tuned folders hold a Trainer's trainer_state.json or
+    training_args.bin (never read: a pickle), or ensemble's manifest of an average."""
+    import json
+
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "its config.json cannot be read"
+    archs = config.get("architectures") or []
+    if archs and not any(str(a).endswith("ForSequenceClassification") for a in archs):
+        return f"not a sequence classifier ({', '.join(map(str, archs))})"
+    if not any((folder / n).is_file() for n in ("trainer_state.json", "training_args.bin", "ensemble_manifest.json")):
+        return ("no trainer_state.json, training_args.bin or ensemble_manifest.json: a base model, not fine-tuned; "
+                "uncomment if it is a trained classifier")
+    return None
+
+
 def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
     """Write a commented ``ensemble.toml`` in ``folder`` from what is there: Trainer runs
     (folders holding ``checkpoint-N``), model folders (``config.json`` and weights), and data
@@ -322,10 +370,7 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
             lines.append(f'{key} = "{data[key].as_posix()}"' + (f"   # columns: {', '.join(cols)}" if cols else ""))
         else:
             lines.append(f'# {key} = "data/{key}.csv"')
-    cols = _columns(root / data["valid"]) if "valid" in data else []
-    text = next((c for c in cols if c.lower() in ("text", "sentence", "comment", "comments", "document")), "text")
-    label = next((c for c in cols if c.lower() in ("label", "labels", "target", "class", "hate")), "label")
-    lines += ['id = "id"', f'text = "{text}"          # or ["sentence1", "sentence2"] for pairs', f'label = "{label}"', ""]
+    lines += _column_lines({k: _columns(root / v) for k, v in data.items() if k in ("valid", "test")}) + [""]
     lines += ["# Trainer runs that `ensemble run` averages into weights/<name>-top<k>", "[runs]"]
     names = set()
     for rel in runs:
@@ -355,7 +400,8 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
         while name in names:
             name += "-2"
         names.add(name)
-        lines.append(f'{name} = "{rel.as_posix()}"')
+        why = _not_a_member(root / rel)
+        lines.append(f'# {name} = "{rel.as_posix()}"   # left out: {why}' if why else f'{name} = "{rel.as_posix()}"')
     lines += ["", "[vote]", 'weights = "auto"   # a fitted method only when its cross-validated gain over uniform is sure', ""]
     out.write_text("\n".join(lines), encoding="utf-8")
     load_project(out)  # what was written must read back

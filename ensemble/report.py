@@ -409,7 +409,7 @@ def report(
     from .estimate import AUTO_METHODS, cross_validate, ece, select_method
     from .sweep import expand_members
     from .voting import CachedLogits, _open_split, combine as combine_logits, softmax
-    from .weighting import accuracy, log_loss, macro_f1
+    from .weighting import accuracy, at_chance, log_loss, macro_f1
 
     if valid not in data:
         raise EnsembleError(f"report needs the labelled validation split; pass --data {valid}=PATH")
@@ -428,6 +428,10 @@ def report(
     probas = {}
     for ref, arr in zip(refs, al.arrays):
         note, exclude = model_notes(ref.folder, split.digest, ref.name in trained_on_valid)
+        chance = at_chance(arr, y)
+        if chance:
+            log.warning("%s: %s", ref.name, chance)
+            note = "; ".join(filter(None, [note, chance]))
         p = softmax(arr)
         probas[ref.name] = p
         k = int((p.argmax(axis=1) == y).sum())

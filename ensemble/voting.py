@@ -448,6 +448,12 @@ def vote(
 
     y = None if valid_al is None else valid_al.y
     if y is not None:
+        from .weighting import at_chance
+
+        for r, a in zip(refs, valid_al.arrays):
+            why = at_chance(a, y)
+            if why:
+                log.warning("%s: %s", r.name, why)
         if need_valid:
             from .report import model_notes
 

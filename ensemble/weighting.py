@@ -61,6 +61,20 @@ def macro_f1(proba: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(scores))
 
 
+def at_chance(logits: np.ndarray, y: np.ndarray) -> str | None:
+    """Why a member looks untrained on these rows, or None: its accuracy is no better than
+    always answering the most frequent class (a fresh head, a base model listed by mistake)."""
+    y = np.asarray(y)
+    if len(y) == 0:
+        return None
+    acc = float(np.mean(np.asarray(logits).argmax(axis=1) == y))
+    majority = float(np.bincount(y).max() / len(y))
+    if acc > majority:
+        return None
+    return (f"scores at chance level on validation (accuracy {acc:.4f}; always answering the most frequent class "
+            f"scores {majority:.4f}): is it a fine-tuned classifier?")
+
+
 def scores(proba: np.ndarray, y: np.ndarray) -> dict[str, float]:
     return {"accuracy": accuracy(proba, y), "macro_f1": macro_f1(proba, y), "log_loss": log_loss(proba, y)}
 

@@ -186,3 +186,40 @@ def test_run_trusts_content_and_survives_a_copy_of_the_project(project, tmp_path
     changed = CliRunner().invoke(main, ["run"])
     assert changed.exit_code == 0, changed.output
     assert "average tok: up to date" not in changed.stdout and "predict: 2 computed, 4 up to date" in changed.stdout
+
+
+def test_init_on_korean_tsv_files_writes_a_project_that_runs(runs, tmp_path, monkeypatch):
+    """TSV files where only the test file has an id column, a Trainer run and its untrained base
+    model: init writes only the columns every file has, leaves the base model out (saying why),
+    and `ensemble run` then works; vote and report warn about a member at chance level."""
+    root = tmp_path / "kor"
+    (root / "data").mkdir(parents=True)
+    shutil.copytree(runs.tok, root / "runs" / "tok")
+    shutil.copytree(runs.base, root / "base")
+    texts, labels = runs.valid_texts, runs.valid_labels
+    pd.DataFrame({"comments": texts, "hate": labels}).to_csv(root / "data" / "dev.tsv", sep="\t", index=False)
+    pd.DataFrame({"id": [f"k{i}" for i in range(20)], "comments": texts[:20]}).to_csv(
+        root / "data" / "test.tsv", sep="\t", index=False)
+    result = CliRunner().invoke(main, ["init", str(root)])
+    assert result.exit_code == 0, result.output
+    text = (root / "ensemble.toml").read_text()
+    p = load_project(root / "ensemble.toml")
+    assert "id" not in p.columns and p.columns["text"] == ["comments"] and p.columns["label"] == "hate"
+    assert "# id = \"id\"   # only test has an id column" in text
+    assert '# base = "base"   # left out: no trainer_state.json, training_args.bin or ensemble_manifest.json' in text
+    assert list(p.models) == [] and list(p.runs) == ["tok"]
+    monkeypatch.chdir(root)
+    ran = CliRunner().invoke(main, ["run"])
+    assert ran.exit_code == 0, ran.output
+    sub = pd.read_csv(ran.stdout.strip().splitlines()[-1], dtype=str)
+    assert sub.columns.tolist() == ["id", "hate"] and sub["id"].tolist() == [f"k{i}" for i in range(20)]
+
+    # the base model, listed anyway, is at chance level: vote and report say so
+    (root / "ensemble.toml").write_text(text.replace('# base = "base"', 'base = "base"'), encoding="utf-8")
+    CliRunner().invoke(main, ["predict", "-q"])
+    voted = CliRunner().invoke(main, ["vote", "--weights", "uniform"])
+    assert voted.exit_code == 0, voted.output
+    assert "warning: base: scores at chance level on validation" in voted.stderr
+    rep = CliRunner().invoke(main, ["report", "--methods", "acc", "--repeats", "1", "--json"])
+    assert "warning: base: scores at chance level" in rep.stderr
+    assert "warning: tok: scores at chance level" not in rep.stderr
