@@ -365,10 +365,10 @@ class MissingTokenizer(EnsembleError):
     PROBLEM = "no tokenizer in the checkpoints or the run folder"
 
     def __init__(self, checkpoint: Path):
-        from .errors import flag
+        from .errors import option
 
         self.checkpoint = checkpoint
-        super().__init__(f"{checkpoint}: {self.PROBLEM}; pass {flag('tokenizer', '<base model folder>')}")
+        super().__init__(f"{checkpoint}: {self.PROBLEM}; {option('tokenizer', '<base model folder>')}")
 
 
 # --------------------------------------------------------------------------- manifest
@@ -671,11 +671,11 @@ def _up_to_date(out: Path, selection: Selection, settings: dict, tok_dir: Path, 
 
 
 def _refuse_existing(out: Path, force: bool, why: str | None = None) -> None:
-    from .errors import flag
+    from .errors import option
 
     if out.exists() and not force:
-        raise EnsembleError(f"{out}: already exists{f' ({why})' if why else ''}; pass {flag('force')} to replace it "
-                            f"or {flag('out', '...')} for another folder")
+        raise EnsembleError(f"{out}: already exists{f' ({why})' if why else ''}; {option('force')} to replace it "
+                            f"or {option('out', '...')} for another folder")
 
 
 def parse_k(k) -> int | str | tuple[int, ...] | None:

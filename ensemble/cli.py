@@ -14,7 +14,7 @@ import traceback
 import click
 
 from . import __version__
-from .errors import EnsembleError, cli_messages
+from .errors import EnsembleError, cli_messages, project_messages
 
 log = logging.getLogger("ensemble")
 
@@ -130,12 +130,19 @@ class _Inputs:
         path = project or find_project()
         self.project = load_project(path) if path else None
         p = self.project
+        if p is not None:
+            project_messages(p.path)  # a fix is a key of ensemble.toml, or the command that redoes everything
         if models:
             from .sweep import expand_members
 
             self.models = expand_members(_pairs(models, "model", "--model"))  # NAME=DIR@top3: 3 members
         else:
             self.models = p.model_paths() if p else {}
+            for name, run in (p.runs if p else {}).items():
+                out = p.run_output(run)
+                if not out.exists():
+                    raise EnsembleError(f"{out}: [runs] {name} of {p.path} is not averaged yet; run ensemble run (it "
+                                        "averages every run, then predicts, votes and reports)")
         self.data = dict(p.data) if p else {}
         if data:
             self.data.update(_pairs(data, "split", "--data"))
@@ -524,8 +531,7 @@ def run_cmd(project, k, weights, name):
                          progress=click.get_current_context().meta["ensemble.progress"])
     log.info("%s", result.report_text)
     log.info("report: %s", result.report_html)
-    log.info("submission: %s", result.submission)
-    click.echo(str(result.submission))
+    click.echo(str(result.submission))  # the submission, once: the last line
 
 
 @main.group("sweep")

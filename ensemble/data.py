@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import EnsembleError
+from .errors import EnsembleError, option
 
 __all__ = ["Split", "load_split", "FORMATS"]
 
@@ -93,8 +93,8 @@ class Split:
         if self.labels is None:
             wanted = self.missing_label or DEFAULT_LABEL
             cols = f" (columns: {', '.join(self.columns)})" if self.columns else ""
-            raise EnsembleError(f"{self.path}: no label column {wanted!r}{cols}; {why}: pass --label with the "
-                                "column of true labels")
+            raise EnsembleError(f"{self.path}: no label column {wanted!r}{cols}; {why}: "
+                                f"{option('label', 'COLUMN')} with the column of true labels")
 
     def label_indices(self, classes: Sequence[str], model: str = "the model") -> np.ndarray:
         """The labels as indices into ``classes`` (a model's class names in column order).
@@ -136,13 +136,13 @@ def _encoding_hint(path: Path) -> str:
     """Why a file is not UTF-8, in words, from its first bytes."""
     head = path.open("rb").read(1 << 16)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "it is UTF-16; pass --encoding utf-16 or re-save it as UTF-8"
+        return f"it is UTF-16; {option('encoding', 'utf-16')} or re-save it as UTF-8"
     try:
         head.decode("cp949", errors="strict")
     except UnicodeDecodeError as e:
         if e.start < len(head) - 2:  # not just a character cut at the end of the sample
-            return "pass --encoding with the file's encoding, or re-save it as UTF-8"
-    return "it looks like cp949 (Korean Windows); pass --encoding cp949"
+            return f"{option('encoding', 'ENCODING')} with the file's encoding, or re-save it as UTF-8"
+    return f"it looks like cp949 (Korean Windows); {option('encoding', 'cp949')}"
 
 
 def _read_frame(path: Path, fmt: str, encoding: str | None):
@@ -165,7 +165,8 @@ def _read_frame(path: Path, fmt: str, encoding: str | None):
         raise EnsembleError(f"{path}: is a folder; pass a data file") from None
     except UnicodeDecodeError:
         if encoding:
-            raise EnsembleError(f"{path}: cannot be read as {encoding}; pass --encoding with the file's encoding") from None
+            raise EnsembleError(f"{path}: cannot be read as {encoding}; {option('encoding', 'ENCODING')} with the file's "
+                                "encoding") from None
         raise EnsembleError(f"{path}: is not UTF-8; {_encoding_hint(path)}") from None
     except LookupError:
         raise EnsembleError(f"{path}: unknown encoding {encoding!r}; pass a Python codec name such as cp949") from None
@@ -179,7 +180,8 @@ def _read_frame(path: Path, fmt: str, encoding: str | None):
 def _column(frame, path: Path, name: str, what: str) -> list:
     if name not in frame.columns:
         cols = ", ".join(map(str, frame.columns))
-        raise EnsembleError(f"{path}: no {what} column {name!r} (columns: {cols}); pass --{what} with one of them")
+        raise EnsembleError(f"{path}: no {what} column {name!r} (columns: {cols}); {option(what, 'COLUMN')} with one "
+                            "of them")
     return frame[name].tolist()
 
 
@@ -261,8 +263,8 @@ def load_split(
         labels, label_column = None, None
         if require_label:
             cols = ", ".join(frame.columns)
-            raise EnsembleError(f"{path}: no label column {missing_label or DEFAULT_LABEL!r} (columns: {cols}); pass --label "
-                                "with the column of true labels")
+            raise EnsembleError(f"{path}: no label column {missing_label or DEFAULT_LABEL!r} (columns: {cols}); "
+                                f"{option('label', 'COLUMN')} with the column of true labels")
     else:
         label_column = label or DEFAULT_LABEL
         labels = np.array(_as_text(_column(frame, path, label_column, "label"), path, label_column), dtype=object)

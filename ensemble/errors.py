@@ -1,16 +1,16 @@
 """The one exception type that the CLI turns into a one-line message and exit code 1, and how
-its messages name an option: as the CLI flag under the CLI, as the keyword argument elsewhere."""
+its messages say which option fixes a problem in the face the user is in: the CLI flag under
+the CLI, the keyword argument in the library, the key of ensemble.toml when a project file says
+what the flag would."""
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["EnsembleError", "flag", "cli_messages"]
-
-# Set by the CLI while a command runs: messages then name flags (--force) instead of keyword
-# arguments (force=True), so that a notebook user is told what to pass to the function.
-_CLI = contextvars.ContextVar("ensemble_cli", default=False)
+__all__ = ["EnsembleError", "option", "cli_messages", "project_messages", "project_scope", "in_project"]
 
 
 class EnsembleError(Exception):
@@ -26,19 +26,57 @@ class EnsembleError(Exception):
         super().__init__(message)
 
 
-def flag(name: str, value: str = "True") -> str:
-    """How a message names option ``name``: ``--force`` under the CLI, ``force=True`` for the
-    library (``value`` is what to pass; a flag that takes a value shows it: ``--out ...``)."""
-    if _CLI.get():
-        return f"--{name.replace('_', '-')}" + ("" if value == "True" else f" {value}")
-    return f"{name}={value}"
+@dataclass(frozen=True)
+class _Face:
+    cli: bool = False
+    project: Path | None = None  # the ensemble.toml the command reads its data and members from
+
+
+_FACE = contextvars.ContextVar("ensemble_face", default=_Face())
+# Options a project file sets, and the table they are set in.
+_PROJECT_KEYS = {"text": "data", "label": "data", "id": "data", "encoding": "data",
+                 "weights": "vote", "combine": "vote", "adjust": "vote", "prior": "vote", "adjust_metric": "vote"}
+
+
+def option(name: str, value: str = "True") -> str:
+    """How a message tells the user to set option ``name`` to ``value``: ``pass --name value``
+    under the CLI (``pass --force`` for a switch), ``pass name=value`` in the library, and
+    ``set name = "value" in [table] of ensemble.toml`` when a project file is in use and sets it."""
+    face = _FACE.get()
+    if face.project is not None and name in _PROJECT_KEYS:
+        return f'set {name} = "{value}" in [{_PROJECT_KEYS[name]}] of {face.project}'
+    if face.cli:
+        return f"pass --{name.replace('_', '-')}" + ("" if value == "True" else f" {value}")
+    return f"pass {name}={value}"
+
+
+def in_project() -> Path | None:
+    """The project file the current command reads, if any (for messages)."""
+    return _FACE.get().project
 
 
 @contextlib.contextmanager
 def cli_messages():
-    """Context: messages name CLI flags while it is active (used by the CLI's commands)."""
-    token = _CLI.set(True)
+    """Context: messages name CLI flags while it is active (the CLI's commands run in it)."""
+    token = _FACE.set(_Face(cli=True))
     try:
         yield
     finally:
-        _CLI.reset(token)
+        _FACE.reset(token)
+
+
+def project_messages(path: str | Path | None) -> None:
+    """Within :func:`cli_messages` (or any context), say that the command reads ``path``: the
+    messages that follow name its keys. Undone when the enclosing context ends."""
+    if path is not None:
+        _FACE.set(_Face(cli=_FACE.get().cli, project=Path(path)))
+
+
+@contextlib.contextmanager
+def project_scope(path: str | Path):
+    """Context: messages name the keys of project file ``path`` (used by ``ensemble run``)."""
+    token = _FACE.set(_Face(cli=_FACE.get().cli, project=Path(path)))
+    try:
+        yield
+    finally:
+        _FACE.reset(token)

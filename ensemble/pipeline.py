@@ -61,7 +61,15 @@ def _write_state(path: Path, state: dict) -> None:
 
 def run_project(project, *, k: int | None = None, weights: str | None = None, progress: bool = False,
                 name: str = "ensemble") -> RunResult:
-    """Average, predict, vote and report for ``project`` (a :class:`~ensemble.project.Project`)."""
+    """Average, predict, vote and report for ``project`` (a :class:`~ensemble.project.Project`).
+    Errors name the keys of its file that fix them (``text = ...`` in ``[data]``), never a flag."""
+    from .errors import project_scope
+
+    with project_scope(project.path):
+        return _run(project, k=k, weights=weights, progress=progress, name=name)
+
+
+def _run(project, *, k, weights, progress, name) -> RunResult:
     from .averaging import MissingTokenizer, average_checkpoints, stale_average
     from .cache import LogitCache
     from .data import load_split
@@ -141,10 +149,24 @@ def run_project(project, *, k: int | None = None, weights: str | None = None, pr
     if state.get("vote_key") == vote_key and _unchanged(submission, state.get("submission_digest")):
         log.info("vote: up to date (%s)", submission)
     else:
-        frame = vote(members, {s: x for s, x in splits.items()}, weights, combine=combine, cache_dir=cache.root,
-                     sample_submission=sample, name=name, weights_dir=p.root / "weights",
-                     submissions_dir=p.root / "submissions", adjust=adjust, prior=prior, adjust_metric=adjust_metric,
-                     columns=columns)
+        # the vote's own lines (auto ->, adjust auto ->, the weights, the path) would repeat what the
+        # report below and the last line say: its warnings alone, then one line here
+        quiet = [logging.getLogger(m) for m in (vote.__module__, "ensemble.submission")]
+        levels = [q.level for q in quiet]
+        for q in quiet:
+            q.setLevel(logging.WARNING)
+        try:
+            frame = vote(members, {s: x for s, x in splits.items()}, weights, combine=combine, cache_dir=cache.root,
+                         sample_submission=sample, name=name, weights_dir=p.root / "weights",
+                         submissions_dir=p.root / "submissions", adjust=adjust, prior=prior,
+                         adjust_metric=adjust_metric, columns=columns)
+        finally:
+            for q, level in zip(quiet, levels):
+                q.setLevel(level)
+        fitted = frame.attrs["weights"]
+        log.info("vote: %s, %s", fitted.method + (f" + {fitted.adjustment['kind']}" if fitted.adjustment and
+                                                   fitted.adjustment.get("kind") != "none" else ""),
+                 ", ".join(f"{m}={w:.3f}" for m, w in zip(fitted.models, fitted.weights)))
         submission = Path(frame.attrs["path"])
         state.update(vote_key=vote_key, submission=_relative(submission, p.root),
                      submission_digest=file_digest(submission))

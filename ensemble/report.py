@@ -141,7 +141,7 @@ class Report:
         if not a:
             return []
         under = "under the target prior" if a["target_prior"] is not None else "on the validation distribution"
-        lines = [f"class priors, on top of {a['method']} (cross-validated, {under}):"]
+        lines = [f"class priors, on top of {a['method']} (cross-validated, {under}):", f"  ({self._none_differs()})"]
         rows = [["adjust", "accuracy", "macro-F1", f"gain in {a['metric']} [95% interval]"]]
         rows.append(["none", f"{a['baseline']['accuracy']:.4f}", f"{a['baseline']['macro_f1']:.4f}", ""])
         for kind, e in a["kinds"].items():
@@ -161,6 +161,17 @@ class Report:
                       for r in block]
         lines.append(f"adjust auto -> {a['reason']}")
         return lines
+
+    def _none_differs(self) -> str:
+        """Why the "none" row of the class-prior table is not the method's accuracy in the main table."""
+        a = self.adjust
+        method = a["method"]
+        main = self.table.loc[method, "accuracy"] if method in self.table.index else float("nan")
+        why = ["out-of-fold" + (" (fitted on the other folds)" if method != "uniform" else "")]
+        if a["target_prior"] is not None:
+            why.append("each row weighted by its class's target share / validation share")
+        return (f"none is {method} scored {' and '.join(why)}; the main table's {main:.4f} scores {method} "
+                "on every validation row alike" + (", fitted on them" if method != "uniform" else ""))
 
     def __str__(self) -> str:
         return self.to_text()
@@ -299,8 +310,8 @@ class Report:
             recall["recall: none"] = a["recall_before"]
             recall.update({f"recall: {k}": e["recall"] for k, e in a["kinds"].items()})
             parts.append(f"<h2>Class priors</h2><p>On top of <b>{html.escape(a['method'])}</b>, cross-validated "
-                         f"{under}; gain in {html.escape(a['metric'])} over no adjustment with its 95% interval. "
-                         f"<b>adjust auto</b>: {html.escape(a['reason'])}</p>")
+                         f"{under}; gain in {html.escape(a['metric'])} over no adjustment with its 95% interval "
+                         f"({html.escape(self._none_differs())}). <b>adjust auto</b>: {html.escape(a['reason'])}</p>")
             parts.append(scores.to_html(float_format=lambda v: f"{v:.4f}"))
             parts.append("<p>Per-class recall before and after (out-of-fold):</p>")
             parts.append(pd.DataFrame(recall, index=a["classes"]).to_html(float_format=lambda v: f"{v:.3f}"))

@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .errors import EnsembleError
+from .errors import EnsembleError, in_project
 
 __all__ = ["COMBINE_RULES", "softmax", "log_softmax", "combine", "mix", "align", "as_arrays", "Aligned", "CachedLogits",
            "gather", "vote"]
@@ -258,11 +258,13 @@ class CachedLogits:
 
                 return Logits(lg.ids, lg.values, lg.labels, ref.name, split.name, {**lg.meta, "key": entry.key})
         damaged = f" (a damaged entry was removed: {problems[0]})" if problems else " (or they are stale)"
-        raise EnsembleError(
-            f"model {ref.name} has no cached logits for {split.path}{damaged}; run: ensemble predict "
-            f"--model {ref.name}={ref.folder} --data {split.name}={split.path}"
-            + (f" --cache-dir {cache.root}" if cache.root != _default_root() else "")
-        )
+        project = in_project()
+        if project is not None:  # one command computes every member's logits: name it, not this member's
+            fix = f"run ensemble predict (it reads {project} and computes what is missing) or ensemble run"
+        else:
+            fix = (f"run: ensemble predict --model {ref.name}={ref.folder} --data {split.name}={split.path}"
+                   + (f" --cache-dir {cache.root}" if cache.root != _default_root() else ""))
+        raise EnsembleError(f"model {ref.name} has no cached logits for {split.path}{damaged}; {fix}")
 
     def aligned(self, split, labels: Sequence[str] | None = None, *, need_labels: bool = False) -> Aligned:
         """Every model's logits over ``split`` (a :class:`~ensemble.data.Split`), aligned in the
@@ -332,11 +334,14 @@ def _parse_weights(spec: str, models: Sequence[str]):
     try:
         values = np.array([float(v) for v in spec.split(",")])
     except ValueError:
-        raise EnsembleError(f"--weights must be one of {', '.join(METHODS)}, a weights .json file or numbers "
-                            f"w1,w2,...; got {spec!r}") from None
+        raise EnsembleError(f"--weights must be auto, one of {', '.join(METHODS)}, best<K> (best3), a weights .json "
+                            f"file or numbers w1,w2,...; got {spec!r}") from None
     if len(values) != len(models):
         raise EnsembleError(f"got {len(values)} weights, {len(models)} models ({', '.join(models)}); "
                             "give one weight per --model, in order")
+    from .weighting import _check_weights
+
+    _check_weights(values, "--weights")  # before any file is read
     return "fixed", values
 
 
@@ -489,9 +494,8 @@ def vote(
                          {**fitted.meta, **provenance})
         weights_path = Path(weights_dir) / f"{name}-{fitted.method}.json"  # saved once the submission is built
     elif kind == "fixed":
-        from .weighting import _check_weights, scores
+        from .weighting import scores
 
-        _check_weights(spec, "--weights")
         fitted = Weights("fixed", tuple(models), spec / spec.sum(), combine, test_al.labels, meta=provenance)
         if y is not None:
             fitted = Weights(fitted.method, fitted.models, fitted.weights, combine, test_al.labels,

@@ -549,8 +549,12 @@ def test_bad_input(world, tmp_path, monkeypatch, build, expected):
     before = {p for p in tmp_path.rglob("*")}
     result = CliRunner().invoke(main, argv)
     assert result.exit_code == 1, (result.exit_code, result.output)
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
-    assert expected in result.stderr, result.stderr
+    # the fixtures' tiny models score at chance level on these rows: vote and report say so in
+    # a warning of their own; besides those, the error is the one line on stderr
+    stderr = "".join(line for line in result.stderr.splitlines(keepends=True)
+                     if not (line.startswith("warning: ") and "scores at chance level" in line))
+    assert stderr.count("\n") == 1 and stderr.startswith("error: "), result.stderr
+    assert expected in stderr, result.stderr
     assert "Traceback" not in result.output
     def memo_only(p):  # a cache folder holding only the digest memo and locks is not an output
         return p.is_dir() and all(q.name == "digests.sqlite" or q.name.endswith(".lock") for q in p.iterdir())

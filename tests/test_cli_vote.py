@@ -152,7 +152,8 @@ def test_sample_submission_order_and_integer_labels(project, tmp_path):
     (["--weights", "nan,1"], ("bert", "perm"), "weights must be finite numbers"),
     (["--weights", "0,0"], ("bert", "perm"), "weights sum to zero"),
     (["--weights", "1"], ("bert", "perm"), "got 1 weights, 2 models (bert, perm)"),
-    (["--weights", "bogus"], ("bert", "perm"), "--weights must be one of uniform"),
+    (["--weights", "bogus"], ("bert", "perm"), "--weights must be auto, one of uniform, acc, optimize, select, stack, "
+                                                "best, best<K> (best3), a weights .json file or numbers w1,w2,...; got 'bogus'"),
     (["--weights", "acc", "--label", "text", "--text", "id"], ("bert", "perm"), "no cached logits"),
     (["--models", "bert,nope"], ("bert", "perm"), "--models: 'nope' is not a --model name"),
 ])
@@ -268,7 +269,7 @@ def test_label_flag_with_an_unlabelled_test_split(project, tmp_path):
     assert result.exit_code == 1 and not files
     assert result.stderr.strip() == (f"error: {project / 'valid.csv'}: no label column 'gold' (columns: id, text, "
                                      "label); --weights acc is fitted on validation labels (or use --weights uniform): "
-                                     "pass --label with the column of true labels")
+                                     "pass --label COLUMN with the column of true labels")
 
 
 def test_gather_returns_what_vote_fits_on(project):

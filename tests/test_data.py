@@ -73,8 +73,8 @@ def test_real_korean_tsv_reads_whole(tmp_path):
 
 
 @pytest.mark.parametrize("encoding, text, message", [
-    ("cp949", "안녕하세요 반갑습니다", r"valid.csv: is not UTF-8; it looks like cp949 .*pass --encoding cp949"),
-    ("utf-16", "안녕", r"valid.csv: is not UTF-8; it is UTF-16; pass --encoding utf-16"),
+    ("cp949", "안녕하세요 반갑습니다", r"valid.csv: is not UTF-8; it looks like cp949 .*pass encoding=cp949"),
+    ("utf-16", "안녕", r"valid.csv: is not UTF-8; it is UTF-16; pass encoding=utf-16"),
 ])
 def test_non_utf8_file_names_encoding_and_then_reads(tmp_path, encoding, text, message):
     path = tmp_path / "valid.csv"
@@ -93,9 +93,9 @@ def test_utf8_bom_is_accepted(tmp_path):
 @pytest.mark.parametrize("content, kwargs, message", [
     ("", {}, r"is empty"),
     ("id,text,label\n", {}, r"has a header but no rows"),
-    ("id,comment\n1,a\n", {}, r"no text column 'text' \(columns: id, comment\); pass --text"),
-    ("id,text\n1,a\n", {"label": "y"}, r"no label column 'y' \(columns: id, text\); pass --label"),
-    ("id,text\n1,a\n", {"id": "ID"}, r"no id column 'ID' \(columns: id, text\); pass --id"),
+    ("id,comment\n1,a\n", {}, r"no text column 'text' \(columns: id, comment\); pass text=COLUMN with one of them"),
+    ("id,text\n1,a\n", {"label": "y"}, r"no label column 'y' \(columns: id, text\); pass label=COLUMN"),
+    ("id,text\n1,a\n", {"id": "ID"}, r"no id column 'ID' \(columns: id, text\); pass id=COLUMN"),
     ("id,text\n1,a\n2,b\n1,c\n", {}, r"id '1' appears in rows 1 and 3; ids must be unique"),
     ("id,text\n1,a\n", {"require_label": True}, r"no label column 'label'"),
 ])

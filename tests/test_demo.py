@@ -47,4 +47,8 @@ def test_make_demo_on_a_clean_copy(tmp_path):
     assert submission.parent == example / "submissions" and submission.is_file()
     assert (example / "report.html").is_file() and (example / "ensemble.toml").is_file()
     assert "auto -> " in demo.stdout and "report: " in demo.stdout
+    # no line said twice: the choice and the submission path appear once each
+    assert demo.stdout.count("\nauto -> ") == 1 and demo.stdout.count("adjust auto -> ") == 1
+    assert demo.stdout.count(str(submission.name)) == 1
+    assert "training runs/bert-c (3 of 3" in demo.stdout  # the example says what it trains
     assert len(submission.read_text().splitlines()) == 201  # header and the 200 test rows

@@ -107,3 +107,16 @@ def test_notebook_snippets_use_public_names_that_exist():
                 module = importlib.import_module(node.module)
                 for alias in node.names:
                     assert hasattr(module, alias.name), (node.module, alias.name)
+
+
+def test_repr_of_a_split_is_one_short_line(tmp_path):
+    import pandas as pd
+
+    from ensemble.data import load_split
+
+    path = tmp_path / "valid.csv"
+    pd.DataFrame({"id": range(5000), "text": ["긴 문장입니다 " * 20] * 5000, "label": ["a", "b"] * 2500}).to_csv(path, index=False)
+    r = repr(load_split(path))
+    assert r == f"Split('valid', '{path}', 5000 rows, id='id', text='text', label='label')"
+    unlabelled = repr(load_split(path, label="gold", label_if_present=True))
+    assert unlabelled.endswith("text='text', unlabelled)")

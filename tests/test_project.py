@@ -222,4 +222,32 @@ def test_init_on_korean_tsv_files_writes_a_project_that_runs(runs, tmp_path, mon
     assert "warning: base: scores at chance level on validation" in voted.stderr
     rep = CliRunner().invoke(main, ["report", "--methods", "acc", "--repeats", "1", "--json"])
     assert "warning: base: scores at chance level" in rep.stderr
-    assert "warning: tok: scores at chance level" not in rep.stderr
+
+
+def test_project_errors_name_the_command_or_key_that_fixes_them(project, monkeypatch):
+    """In a project, a missing cache names the command that computes every member (not one
+    member's predict line), and `ensemble run` names a key of ensemble.toml, never a flag it lacks."""
+    monkeypatch.chdir(project)
+    voted = CliRunner().invoke(main, ["vote"])
+    assert voted.exit_code == 1
+    assert voted.stderr == (f"error: {project / 'weights' / 'tok-top3'}: [runs] tok of {project / 'ensemble.toml'} is "
+                            "not averaged yet; run ensemble run (it averages every run, then predicts, votes and "
+                            "reports)\n")
+    assert CliRunner().invoke(main, ["run", "-q"]).exit_code == 0
+    shutil.rmtree(project / ".ensemble" / "cache")
+    voted = CliRunner().invoke(main, ["vote"])
+    assert voted.exit_code == 1
+    assert (f"run ensemble predict (it reads {project / 'ensemble.toml'} and computes what is missing) or "
+            "ensemble run") in voted.stderr and "--model" not in voted.stderr
+    toml = project / "ensemble.toml"
+    toml.write_text(toml.read_text().replace('label = "label"', 'label = "label"\ntext = "comment"'))
+    ran = CliRunner().invoke(main, ["run"])
+    assert ran.exit_code == 1
+    assert (f"no text column 'comment' (columns: id, text, label); set text = \"COLUMN\" in [data] of "
+            f"{toml} with one of them") in ran.stderr
+    assert "--text" not in ran.stderr
+    # the library names the keyword argument
+    from ensemble.data import load_split
+
+    with pytest.raises(EnsembleError, match=r"pass text=COLUMN with one of them"):
+        load_split(project / "data" / "valid.csv", text="comment")

@@ -188,13 +188,13 @@ def test_top3_members_are_the_best_checkpoints_of_the_best_trials(sweep, tmp_pat
     assert result.exit_code == 0, result.output
     result = _invoke("vote", "--weights", "best")
     assert result.exit_code == 0, result.output
-    sidecar = json.loads(Path(result.output.strip().splitlines()[-1] + ".json").read_text())
+    sidecar = json.loads(Path(result.stdout.strip().splitlines()[-1] + ".json").read_text())
     assert list(sidecar["weights"]) == [f"hp-{t}" for t in order]
     assert sorted(sidecar["weights"].values()) == [0.0, 0.0, 1.0]
     # the same members given on the command line, named after the folder
     result = _invoke("report", "--model", f"{sweep.folder}@top3", "--methods", "acc", "--json")
     assert result.exit_code == 0, result.output
-    doc = json.loads(result.output)
+    doc = json.loads(result.stdout)
     table = doc["table"]
     assert [f"hp-{t}" for t in order] == [k for k in table if table[k]["kind"] == "model"]
     # each member is a checkpoint the Trainer's eval metric picked: said, and the curse line caveated
