@@ -264,7 +264,7 @@ def test_refuses_to_overwrite_without_force(runs, tmp_path):
     before = (out / "model.safetensors").read_bytes()
     # the library names the keyword argument, not the CLI flag, and says why the folder differs
     with pytest.raises(EnsembleError, match=r"avg: already exists \(it was averaged with other settings\); pass "
-                                            r"force=True to replace it or out=\.\.\. for another folder$"):
+                                            r"force=True to replace it or pass out=\.\.\. for another folder$"):
         average_checkpoints(runs.tok, k=3, out=out, progress=False)
     assert (out / "model.safetensors").read_bytes() == before
     average_checkpoints(runs.tok, k=3, out=out, force=True, progress=False)
