@@ -397,18 +397,19 @@ class ModelSession:
             try:
                 with _quiet_transformers():
                     try:
-                        model = AutoModelForSequenceClassification.from_pretrained(
-                            str(self.ref.folder), attn_implementation="sdpa", **kw)
+                        model, info = AutoModelForSequenceClassification.from_pretrained(
+                            str(self.ref.folder), attn_implementation="sdpa", output_loading_info=True, **kw)
                     except (ValueError, ImportError) as e:
                         if "sdpa" not in str(e).lower():
                             raise
-                        model = AutoModelForSequenceClassification.from_pretrained(
-                            str(self.ref.folder), attn_implementation="eager", **kw)
+                        model, info = AutoModelForSequenceClassification.from_pretrained(
+                            str(self.ref.folder), attn_implementation="eager", output_loading_info=True, **kw)
             except EnsembleError:
                 raise
             except Exception as e:
                 raise EnsembleError(f"{self.ref.folder}: cannot load the model ({_first_line(e)}); "
                                     "check that it is a sequence-classification model folder") from None
+            _check_loaded(self.ref.folder, info)
             if model.config.num_labels != len(self.ref.labels):
                 raise EnsembleError(f"{self.ref.folder}: the model has {model.config.num_labels} outputs "
                                     f"but id2label names {len(self.ref.labels)}; fix config.json")
@@ -567,6 +568,22 @@ class ModelSession:
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return (text.splitlines()[0][:160] if text else type(e).__name__)
+
+
+def _check_loaded(folder: Path, info: Mapping) -> None:
+    """Every weight of the model must come from the folder: a missing one (a head left out, a
+    wrong model_type) would be freshly initialised and its logits silently random, an unexpected
+    or mismatched one means the weights are not those of this architecture."""
+    problems = []
+    for kind, what in (("missing_keys", "missing (would be newly initialised)"), ("unexpected_keys", "unexpected"),
+                       ("mismatched_keys", "of another shape")):
+        keys = sorted(k[0] if isinstance(k, (tuple, list)) else str(k) for k in (info.get(kind) or ()))
+        if keys:
+            problems.append(f"{len(keys)} {what}: {', '.join(keys[:4])}{', ...' if len(keys) > 4 else ''}")
+    if problems:
+        raise EnsembleError(f"{folder}: its weights do not fill the model its config.json describes ("
+                            + "; ".join(problems) + "); fix model_type / architectures in config.json, or re-save "
+                            "the fine-tuned model with its classification head")
 
 
 def _plain_digest(path) -> str:

@@ -224,6 +224,25 @@ def _(w, tmp):
     return _predict(w, tmp, model=model)
 
 
+@case("predict: model folder without its classifier tensors", "its weights do not fill the model its config.json "
+      "describes (2 missing (would be newly initialised): classifier.bias, classifier.weight)")
+def _(w, tmp):
+    from safetensors.torch import load_file, save_file
+
+    model = _copy(w.bert, tmp, "model")
+    sd = load_file(str(model / "model.safetensors"))
+    save_file({k: v for k, v in sd.items() if not k.startswith("classifier.")}, str(model / "model.safetensors"),
+              metadata={"format": "pt"})
+    return _predict(w, tmp, model=model)
+
+
+@case("predict: wrong model_type", "its weights do not fill the model its config.json describes")
+def _(w, tmp):
+    model = _copy(w.bert, tmp, "model")
+    edit_config(model, model_type="roberta", architectures=["RobertaForSequenceClassification"])
+    return _predict(w, tmp, model=model)
+
+
 @case("predict: missing text column", "no text column 'comment' (columns: id, text, label)")
 def _(w, tmp):
     return _predict(w, tmp, extra=("--text", "comment"))
