@@ -14,7 +14,7 @@ import traceback
 import click
 
 from . import __version__
-from .errors import EnsembleError, cli_messages, project_messages
+from .errors import NAME_RULE, EnsembleError, cli_messages, is_name, project_messages
 
 log = logging.getLogger("ensemble")
 
@@ -96,7 +96,6 @@ class _KType(click.ParamType):
 
 def _pairs(values, what: str, flag: str) -> dict[str, str]:
     """``NAME=PATH`` options (or bare paths, named after the file or folder) as an ordered dict."""
-    import re
     from pathlib import Path
 
     out: dict[str, str] = {}
@@ -105,9 +104,8 @@ def _pairs(values, what: str, flag: str) -> dict[str, str]:
         if not sep:
             bare = v.rsplit("@", 1)[0] if what == "model" else v
             name, path = Path(bare).name.split(".")[0] if what == "split" else Path(bare.rstrip("/")).name, v
-        if not re.fullmatch(r"[\w][\w.+-]*", name) or ".." in name:
-            raise EnsembleError(f"{flag} {v}: {what} name {name!r} must be letters, digits, '_', '-', '.' or '+'; "
-                                f"write {flag} NAME=PATH")
+        if not is_name(name):
+            raise EnsembleError(f"{flag} {v}: {what} name {name!r} must be {NAME_RULE}; write {flag} NAME=PATH")
         if name in out:
             raise EnsembleError(f"{flag}: {what} name {name!r} is given twice; give each {what} its own NAME=")
         out[name] = path

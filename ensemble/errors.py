@@ -80,3 +80,14 @@ def project_scope(path: str | Path):
         yield
     finally:
         _FACE.reset(token)
+
+
+# Member, split and output names: they become file names, so no path separators and no "..".
+NAME_RULE = "letters, digits, '_', '-', '.' or '+'"
+
+
+def is_name(name) -> bool:
+    """A name that is safe as a file name: :data:`NAME_RULE`, not starting with '.', '-' or '+'."""
+    import re
+
+    return isinstance(name, str) and re.fullmatch(r"[\w][\w.+-]*", name) is not None and ".." not in name

@@ -38,13 +38,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import EnsembleError
+from .errors import NAME_RULE, EnsembleError, is_name
 
 __all__ = ["Project", "ModelSpec", "RunSpec", "find_project", "load_project", "init_project", "adjust_settings",
            "PROJECT_FILE"]
 
 PROJECT_FILE = "ensemble.toml"
-_NAME = re.compile(r"[\w][\w.+-]*")
 _TABLES = {
     "data": {"valid", "test", "sample_submission", "id", "text", "label", "encoding"},
     "models": None,
@@ -213,8 +212,8 @@ def load_project(path: str | os.PathLike) -> Project:
         columns["text"] = [t] if isinstance(t, str) else list(t)
 
     def check_name(table, name):
-        if not _NAME.fullmatch(name) or ".." in name:
-            fail(table, name, "names must be letters, digits, '_', '-', '.' or '+'")
+        if not is_name(name):
+            fail(table, name, f"names must be {NAME_RULE}")
 
     models = {}
     for name, value in doc.get("models", {}).items():

@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .errors import EnsembleError, in_project
+from .errors import NAME_RULE, EnsembleError, in_project, is_name
 
 __all__ = ["COMBINE_RULES", "softmax", "log_softmax", "combine", "mix", "align", "as_arrays", "Aligned", "CachedLogits",
            "gather", "vote"]
@@ -416,6 +416,9 @@ def vote(
 
     if not models:
         raise EnsembleError("no model given; pass --model NAME=PATH, once per model")
+    if not is_name(name):  # it names the weights file and the submission: never a path
+        raise EnsembleError(f"--name {name!r}: must be {NAME_RULE} (outputs go to weights_dir and submissions_dir, or "
+                            "--out)")
     models = expand_members(models)  # NAME=DIR@top3: the best checkpoints of a sweep's 3 best trials
     if test not in data:
         raise EnsembleError(f"no {test!r} split given; pass --data {test}=PATH with the test file")
@@ -428,6 +431,7 @@ def vote(
                             "or refit with --weights <method> --adjust ...")
     if adjust == "prior" and prior is None:
         raise EnsembleError(NEEDS_PRIOR)  # before any file is read
+    loaded = Weights.load(spec) if kind == "file" else None  # every field checked before the logits are read
     source = CachedLogits(models, cache_dir)
     refs, digest_of = source.refs, source.digest_of
     columns = dict(columns or {})
@@ -501,7 +505,7 @@ def vote(
             fitted = Weights(fitted.method, fitted.models, fitted.weights, combine, test_al.labels,
                              apparent=scores(fitted.predict_proba(valid_al.arrays), y), meta=provenance)
     else:
-        fitted = Weights.load(spec)
+        fitted = loaded
         _check_stale(fitted, spec, refs, digest_of, valid_split, test_al.labels)
         weights_path = spec
     if adjust != "none":
@@ -596,10 +600,16 @@ def _check_stale(w, path: Path, refs, digest_of, valid_split, labels) -> None:
                             "give the same --model names in the same order, or refit")
     for r in refs:
         recorded = w.meta.get("models", {}).get(r.name, {}).get("model_digest")
-        if recorded is not None and recorded != digest_of(r):
+        if recorded is None:
+            raise EnsembleError(f"{path}: records no model_digest for {r.name}, so it cannot be checked against the "
+                                "models; refit with --weights <method>")
+        if recorded != digest_of(r):
             raise EnsembleError(f"{path}: stale: model {r.name} ({r.folder}) changed since the weights were fitted; "
                                 "refit with --weights <method>")
     valid = w.meta.get("valid") or {}
+    if w.method not in ("uniform", "fixed") and not valid.get("data_digest"):
+        raise EnsembleError(f"{path}: records no validation data digest, so it cannot be checked against the data it "
+                            "was fitted on; refit with --weights <method>")
     if valid.get("data_digest") and (valid_split is None or valid_split.digest != valid["data_digest"]):
         what = "is not given" if valid_split is None else f"({valid_split.path}) differs from the one they were fitted on"
         raise EnsembleError(f"{path}: stale: the validation data {what}; pass the same --data valid=... or refit")

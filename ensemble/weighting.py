@@ -234,8 +234,11 @@ class Weights:
             if d.get("schema") != WEIGHTS_SCHEMA:
                 raise ValueError(f"schema {d.get('schema')!r}")
             recorded = d.pop("blake3", None)
-            if recorded is not None and recorded != _checksum(d):
+            if recorded is None:
+                raise ValueError("it has no checksum: edited, or not written by ensemble vote")
+            if recorded != _checksum(d):
                 raise ValueError("its checksum does not match its content: edited or damaged")
+            _validate(d)
             models = d["models"]
             names = tuple(m["name"] for m in models)
             weights = np.array([m["weight"] for m in models], dtype=np.float64)
@@ -251,7 +254,8 @@ class Weights:
         except FileNotFoundError:
             raise EnsembleError(f"{path}: not found; pass a weights file written by ensemble vote") from None
         except (OSError, ValueError, KeyError, TypeError) as e:
-            raise EnsembleError(f"{path}: not a weights file of ensemble ({str(e)[:80]}); refit with ensemble vote") from None
+            raise EnsembleError(f"{path}: not a weights file of ensemble ({str(e)[:160]}); refit with ensemble vote "
+                                "--weights <method>") from None
         _check_weights(w.weights, str(path), stack=w.stacker is not None)
         if w.adjustment is not None:
             from .priors import Adjustment
@@ -264,6 +268,60 @@ class Weights:
                 raise EnsembleError(f"{path}: its class-prior adjustment is not valid ({str(e)[:60]}); refit with "
                                     "ensemble vote") from None
         return w
+
+
+def _validate(d: Mapping) -> None:
+    """Every field of a weights document, checked before use: a ValueError that says what was
+    expected and what came in (its checksum only proves the file was not changed since written)."""
+    from .errors import NAME_RULE, is_name
+
+    def real(v, what: str, positive: bool = False) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (positive and v <= 0):
+            raise ValueError(f"{what} must be a finite {'positive ' if positive else ''}number, got {v!r}")
+        return float(v)
+
+    method = d.get("method")
+    if method != "fixed" and not (isinstance(method, str) and is_method(method)):
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, best<K> or fixed, got {method!r}")
+    if d.get("combine", "prob") not in COMBINE_RULES:
+        raise ValueError(f"combine must be one of {', '.join(COMBINE_RULES)}, got {d.get('combine')!r}")
+    labels = d.get("labels")
+    if not isinstance(labels, list) or not labels or not all(isinstance(c, str) for c in labels):
+        raise ValueError(f"labels must be a list of class names, got {labels!r}"[:160])
+    models = d.get("models")
+    if not isinstance(models, list) or not models or not all(isinstance(m, dict) for m in models):
+        raise ValueError("models must be a list of {name, weight, ...}")
+    names = [m.get("name") for m in models]
+    if not all(is_name(n) for n in names):
+        raise ValueError(f"model names must be {NAME_RULE}, got {names!r}"[:160])
+    if len(set(names)) != len(names):
+        raise ValueError(f"model names repeat: {names!r}")
+    for m in models:
+        real(m.get("weight"), f"the weight of {m['name']}")
+        if m.get("temperature") is not None:
+            real(m["temperature"], f"the temperature of {m['name']}", positive=True)
+        if m.get("model_digest") is not None and not isinstance(m["model_digest"], str):
+            raise ValueError(f"the model_digest of {m['name']} must be a string, got {m['model_digest']!r}")
+    if d.get("calibration") is not None:
+        real(d["calibration"], "calibration", positive=True)
+    stacker = d.get("stacker")
+    if (method == "stack") != (stacker is not None):
+        raise ValueError("a stacker goes with method stack, and only with it")
+    if stacker is not None:
+        C, M = len(labels), len(models)
+        try:
+            coef, intercept = np.asarray(stacker["coef"], dtype=float), np.asarray(stacker["intercept"], dtype=float)
+            classes = np.asarray(stacker["classes"])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError("stacker must hold coef, intercept and classes as numbers") from None
+        K = coef.shape[0] if coef.ndim == 2 else -1
+        if coef.shape != (K, M * C) or intercept.shape != (K,) or not np.all(np.isfinite(coef)) \
+                or not np.all(np.isfinite(intercept)) or classes.ndim != 1 \
+                or len(classes) != (2 if K == 1 else K) or not np.issubdtype(classes.dtype, np.integer) \
+                or classes.min() < 0 or classes.max() >= C:
+            raise ValueError(f"stacker shapes must be coef (K, {M * C}), intercept (K,), classes of K (2 when K=1) "
+                             f"indices below {C}; got coef {coef.shape}, intercept {intercept.shape}, classes "
+                             f"{classes.shape}")
 
 
 def _checksum(doc: Mapping) -> str:

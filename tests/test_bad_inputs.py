@@ -435,6 +435,65 @@ def _(w, tmp):
     return _vote(w, tmp, extra=("--weights", str(edited)))
 
 
+def _resigned(w, tmp, change, checksum=True):
+    """The vote of a weights file changed by ``change(doc)`` and signed again with a valid checksum
+    (as an editor who knows the format would): only the validation of its fields can catch it."""
+    from ensemble.weighting import _checksum
+
+    doc = json.loads(w.weights.read_text())
+    doc.pop("blake3")
+    change(doc)
+    path = tmp / "w.json"
+    path.write_text(json.dumps({**doc, "blake3": _checksum(doc)} if checksum else doc))
+    return _vote(w, tmp, extra=("--weights", str(path)))
+
+
+@case("vote: weights file without its checksum", "it has no checksum: edited, or not written by ensemble vote")
+def _(w, tmp):
+    return _resigned(w, tmp, lambda d: None, checksum=False)
+
+
+@case("vote: weights file with a zero temperature", "the temperature of bert must be a finite positive number, got 0")
+def _(w, tmp):
+    return _resigned(w, tmp, lambda d: [m.update(temperature=0) for m in d["models"]])
+
+
+@case("vote: weights file with a NaN temperature", "the temperature of bert must be a finite positive number, got nan")
+def _(w, tmp):
+    return _resigned(w, tmp, lambda d: [m.update(temperature=float("nan")) for m in d["models"]])
+
+
+@case("vote: weights file with a negative calibration", "calibration must be a finite positive number, got -1.0")
+def _(w, tmp):
+    return _resigned(w, tmp, lambda d: d.update(calibration=-1.0))
+
+
+@case("vote: weights file with an unknown combine", "combine must be one of prob, logit, geometric, vote, got 'median'")
+def _(w, tmp):
+    return _resigned(w, tmp, lambda d: d.update(combine="median"))
+
+
+@case("vote: weights file with a stacker of the wrong shape", "stacker shapes must be coef (K, 6)")
+def _(w, tmp):
+    return _resigned(w, tmp, lambda d: d.update(method="stack", stacker={"coef": [[1.0, 2.0]], "intercept": [0.0],
+                                                                         "classes": [0, 1]}))
+
+
+@case("vote: weights file without a model digest", "records no model_digest for bert")
+def _(w, tmp):
+    return _resigned(w, tmp, lambda d: [m.pop("model_digest") for m in d["models"]])
+
+
+@case("vote: weights file whose method is a path", "method must be one of uniform")
+def _(w, tmp):
+    return _resigned(w, tmp, lambda d: d.update(method="x/../../../../evil"))
+
+
+@case("vote: --name that is a path", "--name '../../escaped': must be letters, digits")
+def _(w, tmp):
+    return _vote(w, tmp, extra=("--name", "../../escaped"))
+
+
 @case("vote: unknown --models name", "--models: 'nope' is not a --model name")
 def _(w, tmp):
     return _vote(w, tmp, extra=("--models", "bert,nope"))
