@@ -317,13 +317,21 @@ def fit_adjustment(proba: np.ndarray, y: np.ndarray, kind: str = "prior", *, tar
     source = empirical_prior(y, C)
     if kind == "none":
         return Adjustment("none", np.zeros(C), tuple(labels))
+    from .weighting import need_classes
+
+    need_classes(y, f"--adjust {kind}", labels)
+    # a class with no validation row has no prior to divide by and no row to fit on: it is left
+    # alone (offset 0), where log(target / half a row) would send every row to it
+    absent = np.bincount(y, minlength=C) == 0
     if kind == "prior":
         if target is None:
             raise EnsembleError(NEEDS_PRIOR)
-        off = np.log(target) - np.log(source)
-        return Adjustment("prior", off - off.mean(), tuple(labels), target, source)
-    start = None if target is None else np.log(target) - np.log(source)
+        off = np.where(absent, 0.0, np.log(target) - np.log(source))
+        off[~absent] -= off[~absent].mean()
+        return Adjustment("prior", off, tuple(labels), target, source)
+    start = None if target is None else np.where(absent, 0.0, np.log(target) - np.log(source))
     off = fit_offsets(proba, y, metric, sample_weight=_importance(y, target, source), start=start)
+    off[absent] = 0.0
     return Adjustment("fit", off, tuple(labels), target, source if target is not None else None, metric)
 
 

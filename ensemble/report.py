@@ -420,7 +420,7 @@ def report(
     from .estimate import AUTO_METHODS, cross_validate, ece, select_method
     from .sweep import expand_members
     from .voting import CachedLogits, _open_split, combine as combine_logits, softmax
-    from .weighting import accuracy, at_chance, log_loss, macro_f1
+    from .weighting import accuracy, at_chance, log_loss, macro_f1, need_classes
 
     if valid not in data:
         raise EnsembleError(f"report needs the labelled validation split; pass --data {valid}=PATH")
@@ -434,6 +434,7 @@ def report(
     split.require_labels("the report scores against validation labels")
     al = source.aligned(split)
     y = al.y
+    need_classes(y, "ensemble report", al.labels)
 
     rows, excluded = {}, []
     probas = {}

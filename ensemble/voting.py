@@ -457,12 +457,23 @@ def vote(
 
     y = None if valid_al is None else valid_al.y
     if y is not None:
-        from .weighting import at_chance
+        from .weighting import at_chance, need_classes
+
+        if need_valid and not (kind == "method" and spec == "uniform") and kind != "file":
+            need_classes(y, f"--weights {weights}", test_al.labels)  # before any warning
+        if adjust != "none":
+            need_classes(y, f"--adjust {adjust}", test_al.labels)
 
         for r, a in zip(refs, valid_al.arrays):
             why = at_chance(a, y)
             if why:
                 log.warning("%s: %s", r.name, why)
+        absent = [c for c, k in zip(test_al.labels, np.bincount(y, minlength=len(test_al.labels))) if k == 0]
+        if absent and (need_valid or adjust != "none"):
+            log.warning("%s: class%s %s of the models %s no validation row: fitted weights never see %s, and a "
+                        "class-prior adjustment leaves %s alone", valid_split.path, "es" if len(absent) > 1 else "",
+                        ", ".join(absent), "have" if len(absent) > 1 else "has", "them" if len(absent) > 1 else "it",
+                        "them" if len(absent) > 1 else "it")
         if need_valid:
             from .report import model_notes
 
@@ -516,6 +527,8 @@ def vote(
         log.info("%r", fitted)
         log.info("validation scores of these weights are in-sample (fitted on the same rows): optimistic")
     test_proba = fitted.predict_proba(test_al.arrays)
+    if y is not None:
+        _flag_one_class(test_proba, y, test_al.labels, fitted)
     method = fitted.method
     if fitted.adjustment is not None and fitted.adjustment.get("kind") != "none" and kind != "file":
         method = f"{method}-{fitted.adjustment['kind']}"
@@ -591,6 +604,20 @@ def _adjust(fitted, adjust, prior, metric, valid_al, y, valid_split, labels, col
                  ", ".join(f"{c}={v:+.3f}" for c, v in zip(labels, adj.offsets)))
     return replace(fitted, adjustment=adj.to_dict(), apparent=scores(adj.apply(proba), y) if kind != "none"
                    else fitted.apparent)
+
+
+def _flag_one_class(test_proba: np.ndarray, y: np.ndarray, labels, fitted) -> None:
+    """Warn when the ensemble sends nearly every test row (90% or more) to one class that is far
+    from that common on validation: a fitted method or adjustment that went wrong."""
+    counts = np.bincount(test_proba.argmax(axis=1), minlength=len(labels))
+    top = int(counts.argmax())
+    share, valid_share = counts[top] / max(1, len(test_proba)), float(np.mean(y == top))
+    if len(test_proba) >= 20 and share >= 0.9 and valid_share < 0.5:
+        log.warning("the ensemble (%s) predicts %s for %.0f%% of the test rows, a class of %.0f%% of the validation "
+                    "rows: check the weights and the class-prior adjustment before submitting",
+                    fitted.method + ("" if not fitted.adjustment or fitted.adjustment.get("kind") == "none"
+                                     else f" + {fitted.adjustment['kind']}"), labels[top], 100 * share,
+                    100 * valid_share)
 
 
 def _check_stale(w, path: Path, refs, digest_of, valid_split, labels) -> None:

@@ -61,6 +61,17 @@ def macro_f1(proba: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(scores))
 
 
+def need_classes(y: np.ndarray, what: str, labels: Sequence[str] = ()) -> None:
+    """A one-line error when the labels hold fewer than two classes: nothing can be fitted to
+    tell classes apart (every fit would send every row to the one class)."""
+    present = np.unique(np.asarray(y))
+    if len(present) < 2:
+        one = "-" if not len(present) else labels[present[0]] if len(labels) > present[0] else f"index {present[0]}"
+        raise EnsembleError(f"{what}: fitted on validation rows, but all {len(y)} of them are of one class "
+                            f"({one}); use validation rows of at least two classes, or --weights uniform and "
+                            "--adjust none")
+
+
 def at_chance(logits: np.ndarray, y: np.ndarray) -> str | None:
     """Why a member looks untrained on these rows, or None: its accuracy is no better than
     always answering the most frequent class (a fresh head, a base model listed by mistake)."""
@@ -69,7 +80,7 @@ def at_chance(logits: np.ndarray, y: np.ndarray) -> str | None:
         return None
     acc = float(np.mean(np.asarray(logits).argmax(axis=1) == y))
     majority = float(np.bincount(y).max() / len(y))
-    if acc > majority:
+    if acc > majority or majority == 1.0:  # one class only: nothing to be at chance against
         return None
     return (f"scores at chance level on validation (accuracy {acc:.4f}; always answering the most frequent class "
             f"scores {majority:.4f}): is it a fine-tuned classifier?")
@@ -685,6 +696,8 @@ def fit_weights(
     if not (math.isfinite(acc_power) and acc_power >= 0):
         raise EnsembleError(f"acc_power must be a non-negative number, got {acc_power}")
     M = len(arrays)
+    if method != "uniform":
+        need_classes(y, f"--weights {method}", labels)
     t0 = time.perf_counter()
     temps = np.array([fit_temperature(a, y) for a in arrays]) if temperature else None
     z = [np.asarray(a, dtype=np.float64) / t for a, t in zip(arrays, temps)] if temps is not None else arrays

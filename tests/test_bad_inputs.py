@@ -489,6 +489,37 @@ def _(w, tmp):
     return _resigned(w, tmp, lambda d: d.update(method="x/../../../../evil"))
 
 
+def _one_class_valid(w, tmp):
+    """The validation file with every label set to one class (same ids and texts: cached logits hit)."""
+    valid = tmp / "valid.csv"
+    pd.read_csv(w.valid).assign(label="none").to_csv(valid, index=False)
+    return valid
+
+
+@case("vote: single-class validation with --adjust fit", "--adjust fit: fitted on validation rows, but all 64 of "
+      "them are of one class (none)")
+def _(w, tmp):
+    return _vote(w, tmp, extra=("--adjust", "fit"), valid=_one_class_valid(w, tmp))
+
+
+@case("vote: single-class validation with --weights stack", "--weights stack: fitted on validation rows, but all")
+def _(w, tmp):
+    return _vote(w, tmp, extra=("--weights", "stack"), valid=_one_class_valid(w, tmp))
+
+
+@case("vote: single-class validation with --weights auto", "--weights auto: fitted on validation rows, but all 64 of "
+      "them are of one class (none)")
+def _(w, tmp):
+    return _vote(w, tmp, extra=("--weights", "auto"), valid=_one_class_valid(w, tmp))
+
+
+@case("report: single-class validation", "ensemble report: fitted on validation rows, but all 64 of "
+      "them are of one class (none)")
+def _(w, tmp):
+    return ["report", "--model", f"bert={w.bert}", "--model", f"early={w.early}", "--data",
+            f"valid={_one_class_valid(w, tmp)}", "--cache-dir", str(w.cache), "--html", str(tmp / "r.html")]
+
+
 @case("vote: --name that is a path", "--name '../../escaped': must be letters, digits")
 def _(w, tmp):
     return _vote(w, tmp, extra=("--name", "../../escaped"))

@@ -285,3 +285,27 @@ def test_gather_returns_what_vote_fits_on(project):
     assert [al.labels[i] for i in al.y] == labels
     w = fit_weights(al.logits, al.y, "acc")
     assert w.weights == pytest.approx([0.5, 0.5]) and w.labels == al.labels
+
+
+def test_a_class_missing_from_validation_is_left_alone_and_said(project, tmp_path):
+    """With no validation row of one class, --adjust prior used to fit a huge offset for it and send
+    every test row there: now its offset is 0, a warning names it, and the test predictions are
+    not all that class."""
+    valid = pd.read_csv(project / "valid.csv")
+    missing = valid["label"].value_counts().index[-1]  # the rarest class
+    other = valid["label"].value_counts().index[0]
+    shifted = tmp_path / "valid.csv"
+    valid.assign(label=valid["label"].replace(missing, other)).to_csv(shifted, index=False)  # same ids and texts
+    argv = ["vote", "--model", f"bert={project / 'bert'}", "--model", f"early={project / 'early'}",
+            "--data", f"valid={shifted}", "--data", f"test={project / 'test.csv'}", "--cache-dir", str(project / "cache"),
+            "--weights", "acc", "--adjust", "prior", "--prior", str(project / "valid.csv"), "--proba",
+            "--out", str(tmp_path / "sub.csv")]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 0, result.output
+    assert f"class {missing} of the models has no validation row" in result.stderr
+    side = json.loads((tmp_path / "sub.csv.json").read_text())
+    adj = side["adjustment"]
+    offsets = dict(zip(adj["labels"], adj["offsets"]))
+    assert offsets[missing] == 0.0 and all(abs(v) < 5 for v in offsets.values())
+    sub = pd.read_csv(tmp_path / "sub.csv")
+    assert (sub["label"] == missing).mean() < 0.9

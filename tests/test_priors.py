@@ -164,3 +164,21 @@ def test_large_splits_use_the_normal_interval_the_bootstrap_converges_to(monkeyp
     boot = priors._gain_interval("accuracy", a, b, y, 3, w, 0.95, 2000, 0)
     assert normal[0] < normal[1] and np.isfinite(boot).all()
     np.testing.assert_allclose(normal, boot, atol=0.001)  # each is about 0.016 wide
+
+
+def test_an_ensemble_that_sends_nearly_every_row_to_one_class_is_flagged(caplog):
+    from ensemble.voting import _flag_one_class
+    from ensemble.weighting import Weights
+
+    fitted = Weights("acc", ("a",), np.ones(1), labels=("x", "y", "z"), adjustment={"kind": "prior", "offsets": [9, 0, 0]})
+    y = np.array([0, 1, 2] * 10)  # x is a third of validation
+    lopsided = np.tile([0.9, 0.05, 0.05], (40, 1))
+    with caplog.at_level("WARNING", logger="ensemble"):
+        _flag_one_class(lopsided, y, fitted.labels, fitted)
+    assert "predicts x for 100% of the test rows, a class of 33% of the validation rows" in caplog.text
+    assert "acc + prior" in caplog.text
+    caplog.clear()
+    balanced = np.eye(3)[np.arange(40) % 3]
+    with caplog.at_level("WARNING", logger="ensemble"):
+        _flag_one_class(balanced, y, fitted.labels, fitted)
+    assert caplog.text == ""
