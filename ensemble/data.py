@@ -87,6 +87,17 @@ class Split:
             self._digest.append(h.hexdigest())
         return self._digest[0]
 
+    @property
+    def labels_digest(self) -> str | None:
+        """BLAKE3 of the label column's name and values, in row order (None when unlabelled): what
+        a fit or a score on this split depends on beyond :attr:`digest`."""
+        if self.labels is None:
+            return None
+        from blake3 import blake3
+
+        return blake3(json.dumps({"column": self.label_column, "labels": self.labels.tolist()}, ensure_ascii=False,
+                                 separators=(",", ":")).encode("utf-8")).hexdigest()
+
     def require_labels(self, why: str) -> None:
         """Raise a one-line error when the split is unlabelled, naming the label column looked
         for, the file's columns and ``why`` the labels are needed."""

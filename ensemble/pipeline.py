@@ -141,9 +141,13 @@ def _run(project, *, k, weights, progress, name) -> RunResult:
         state = json.loads(state_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         state = {}
-    base = {"models": digests, "data": {s: x.digest for s, x in splits.items()}}
+    # everything the vote and the report depend on: members, texts, labels and their column
+    base = {"models": digests, "data": {s: x.digest for s, x in splits.items()},
+            "labels": {s: x.labels_digest for s, x in splits.items()}}
     options = {"adjust": adjust, "prior": prior_key, "adjust_metric": adjust_metric}
+    weights_file = Path(weights) if weights.endswith(".json") or Path(weights).is_file() else None
     vote_key = _digest({**base, **options, "weights": weights, "combine": combine, "name": name,
+                        "weights_file": file_digest(weights_file) if weights_file and weights_file.is_file() else None,
                         "sample": cache.file_digest(sample) if sample is not None and sample.is_file() else None})
     submission = p.root / state.get("submission", "?")
     if state.get("vote_key") == vote_key and _unchanged(submission, state.get("submission_digest")):

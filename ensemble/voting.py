@@ -448,7 +448,7 @@ def vote(
     valid_logits = valid_al.logits if valid_al is not None else None
     provenance = {
         "valid": None if valid_split is None else {"path": str(valid_split.path.resolve()), "data_digest": valid_split.digest,
-                                                   "rows": len(valid_split)},
+                                                   "labels_digest": valid_split.labels_digest, "rows": len(valid_split)},
         "models": {r.name: {"path": str(r.folder.resolve()), "model_digest": digest_of(r),
                             "cache_keys": {"test": t.meta.get("key"),
                                            "valid": valid_logits[i].meta.get("key") if valid_logits else None}}
@@ -640,6 +640,12 @@ def _check_stale(w, path: Path, refs, digest_of, valid_split, labels) -> None:
     if valid.get("data_digest") and (valid_split is None or valid_split.digest != valid["data_digest"]):
         what = "is not given" if valid_split is None else f"({valid_split.path}) differs from the one they were fitted on"
         raise EnsembleError(f"{path}: stale: the validation data {what}; pass the same --data valid=... or refit")
+    if w.method not in ("uniform", "fixed") and not valid.get("labels_digest"):
+        raise EnsembleError(f"{path}: records no digest of the validation labels it was fitted on; refit with "
+                            "--weights <method>")
+    if w.method not in ("uniform", "fixed") and valid.get("labels_digest") != valid_split.labels_digest:
+        raise EnsembleError(f"{path}: stale: the labels of {valid_split.path} (or its label column) differ from the ones "
+                            "the weights were fitted on; refit with --weights <method>")
     if w.labels and tuple(w.labels) != tuple(labels):
         raise EnsembleError(f"{path}: weights are for classes {', '.join(w.labels)} but the models have "
                             f"{', '.join(labels)}; refit")

@@ -520,6 +520,15 @@ def _(w, tmp):
             f"valid={_one_class_valid(w, tmp)}", "--cache-dir", str(w.cache), "--html", str(tmp / "r.html")]
 
 
+@case("vote: weights file fitted on other validation labels", "stale: the labels of")
+def _(w, tmp):
+    valid = tmp / "valid.csv"
+    frame = pd.read_csv(w.valid)
+    frame.loc[0, "label"] = next(c for c in frame["label"].unique() if c != frame.loc[0, "label"])  # one label fixed
+    frame.to_csv(valid, index=False)
+    return _vote(w, tmp, extra=("--weights", str(w.weights)), valid=valid)
+
+
 @case("vote: --name that is a path", "--name '../../escaped': must be letters, digits")
 def _(w, tmp):
     return _vote(w, tmp, extra=("--name", "../../escaped"))

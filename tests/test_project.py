@@ -251,3 +251,35 @@ def test_project_errors_name_the_command_or_key_that_fixes_them(project, monkeyp
 
     with pytest.raises(EnsembleError, match=r"pass text=COLUMN with one of them"):
         load_split(project / "data" / "valid.csv", text="comment")
+
+
+def test_run_redoes_the_vote_and_report_when_labels_or_the_weights_file_change(project, monkeypatch):
+    """Up to date means every input unchanged: the validation labels (not only ids and texts) and
+    the content of the weights file that [vote] weights names."""
+    monkeypatch.chdir(project)
+    assert CliRunner().invoke(main, ["run", "-q"]).exit_code == 0
+    valid = project / "data" / "valid.csv"
+    frame = pd.read_csv(valid)
+    frame.loc[0, "label"] = next(c for c in frame["label"].unique() if c != frame.loc[0, "label"])
+    frame.to_csv(valid, index=False)
+    again = CliRunner().invoke(main, ["run"])
+    assert again.exit_code == 0, again.output
+    assert "predict: all 6 (model, split) logits up to date" in again.stdout  # labels do not change logits
+    assert "vote: up to date" not in again.stdout and "report: up to date" not in again.stdout
+
+    toml = project / "ensemble.toml"
+    toml.write_text(toml.read_text().replace('weights = "acc"', 'weights = "weights/ensemble-acc.json"'))
+    assert CliRunner().invoke(main, ["run", "-q"]).exit_code == 0
+    assert "vote: up to date" in CliRunner().invoke(main, ["run"]).stdout
+    # another file at that path (refitted with other weights): the vote is redone
+    from ensemble.voting import vote
+
+    members = {"tok": project / "weights" / "tok-top3", "notok": project / "weights" / "notok-top2",
+               "ckpt9": project / "ckpt9"}
+    vote(members, {"valid": valid, "test": project / "data" / "test.csv"}, "optimize",
+         cache_dir=project / ".ensemble" / "cache", out=project / "other.csv", weights_dir=project / "w2",
+         columns={"label": "label", "label_if_present": True})
+    (project / "w2" / "ensemble-optimize.json").replace(project / "weights" / "ensemble-acc.json")
+    third = CliRunner().invoke(main, ["run"])
+    assert third.exit_code == 0, third.output
+    assert "vote: up to date" not in third.stdout
