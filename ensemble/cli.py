@@ -122,7 +122,7 @@ class _Inputs:
     """Models, data files, column options and the cache folder: from the flags, else from the
     project file (``--project``, or the nearest ensemble.toml), flags overriding it."""
 
-    def __init__(self, project, models, data, id_col, text_cols, label_col, encoding, cache_dir):
+    def __init__(self, project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting=None):
         from .project import find_project, load_project
 
         path = project or find_project()
@@ -145,7 +145,7 @@ class _Inputs:
         if data:
             self.data.update(_pairs(data, "split", "--data"))
         self.columns = dict(p.columns) if p else {}
-        for key, value in (("id", id_col), ("label", label_col), ("encoding", encoding)):
+        for key, value in (("id", id_col), ("label", label_col), ("encoding", encoding), ("quoting", quoting)):
             if value is not None:
                 self.columns[key] = value
         if "label" in self.columns:
@@ -184,6 +184,9 @@ def column_options(f):
                      help="Text column; twice for text pairs [default: text]."),
         click.option("--label", "label_col", default=None, help="Label column [default: label when present]."),
         click.option("--encoding", default=None, help="Encoding of CSV/TSV/JSONL files, e.g. cp949 [default: UTF-8]."),
+        click.option("--quoting", type=click.Choice(["auto", "csv", "none"]), default=None,
+                     help="Quotes in CSV/TSV: auto (standard; a stray quote that swallows lines is an error in a TSV), "
+                          "csv (quoted texts may span lines), none (quotes are text: raw TSVs) [default: auto]."),
     ]):
         f = opt(f)
     return f
@@ -232,7 +235,7 @@ def adjust_options(f):
 @click.option("--exclude-trial", "exclude_trials", multiple=True, metavar="TRIAL",
               help="With --across-trials: leave this trial folder out, repeatable.")
 @common_options
-def avg_ckpt(run_or_checkpoints, k, method, holdout, id_col, text_cols, label_col, encoding, metric,
+def avg_ckpt(run_or_checkpoints, k, method, holdout, id_col, text_cols, label_col, encoding, quoting, metric,
              greater_is_better, out, tokenizer, accumulate_dtype, force, across_trials, exclude_trials):
     """Average the top-K checkpoints of a Trainer run into one model folder.
 
@@ -253,7 +256,7 @@ def avg_ckpt(run_or_checkpoints, k, method, holdout, id_col, text_cols, label_co
 
     if holdout is not None:
         holdout = load_split(holdout, id=id_col, text=list(text_cols) or None, label=label_col,
-                             encoding=encoding, require_label=True)
+                             encoding=encoding, require_label=True, quoting=quoting or "auto")
 
     target = run_or_checkpoints[0] if len(run_or_checkpoints) == 1 else list(run_or_checkpoints)
     path = average_checkpoints(
@@ -283,7 +286,7 @@ def avg_ckpt(run_or_checkpoints, k, method, holdout, id_col, text_cols, label_co
 @click.option("--trust-remote-code", is_flag=True,
               help="Let transformers run Python code shipped in a model folder (off by default).")
 @common_options
-def predict(models, data, project, id_col, text_cols, label_col, encoding, batch_size, max_length,
+def predict(models, data, project, id_col, text_cols, label_col, encoding, quoting, batch_size, max_length,
             pad_to_multiple_of, device, dtype, cache_dir, no_cache, trust_remote_code):
     """Run every model over every split and cache the logits, skipping what is cached.
 
@@ -299,7 +302,7 @@ def predict(models, data, project, id_col, text_cols, label_col, encoding, batch
     from .cache import LogitCache
     from .inference import InferenceSettings, ModelRef, ModelSession
 
-    inputs = _Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir)
+    inputs = _Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting)
     inputs.need()
     splits = inputs.splits()
     settings = InferenceSettings(batch_size, max_length, pad_to_multiple_of, device, dtype, trust_remote_code)
@@ -373,7 +376,7 @@ def predict(models, data, project, id_col, text_cols, label_col, encoding, batch
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of optimize starts, select bags, stack folds.")
 @adjust_options
 @common_options
-def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, weights, combine, subset, temperature,
+def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quoting, weights, combine, subset, temperature,
              calibrate, acc_power, sample_submission, out, proba, name, valid_split, test_split, cache_dir, seed,
              adjust, prior, adjust_metric):
     """Combine cached logits with weights and write the submission; never runs a model.
@@ -392,7 +395,7 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, weig
     """
     from .voting import vote
 
-    inputs = _Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir)
+    inputs = _Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting)
     inputs.need()
     model_paths = inputs.models
     p = inputs.project
@@ -443,7 +446,7 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, weig
 @click.option("--cache-dir", type=click.Path(path_type=str), default=None,
               help="Logit cache folder [default: .ensemble/cache beside ensemble.toml, else here].")
 @common_options
-def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, methods, metric, folds, repeats, seed,
+def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, quoting, methods, metric, folds, repeats, seed,
                combine, valid_split, trained_on_valid, include_optimistic, best_k, adjust, prior, adjust_metric, as_json,
                html_out, cache_dir):
     """Per-model and ensemble scores with a cross-validated estimate of what fitted weights will
@@ -457,7 +460,7 @@ def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, me
     """
     from .report import report
 
-    inputs = _Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir)
+    inputs = _Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting)
     inputs.need()
     tov = list(trained_on_valid) + (inputs.project.trained_on_valid if inputs.project and not models else [])
     from .project import adjust_settings
@@ -610,7 +613,7 @@ def cache_ls(cache_dir):
               help="Logit cache folder [default: .ensemble/cache beside ensemble.toml, else here].")
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
 @common_options
-def cache_prune(models, data, project, id_col, text_cols, label_col, encoding, cache_dir, dry_run):
+def cache_prune(models, data, project, id_col, text_cols, label_col, encoding, quoting, cache_dir, dry_run):
     """Remove entries that no current model or data file can produce.
 
     An entry is kept when its model is one of --model and its data one of --data (ids and texts
@@ -623,7 +626,7 @@ def cache_prune(models, data, project, id_col, text_cols, label_col, encoding, c
     from .cache import LogitCache
     from .inference import ModelRef
 
-    inputs = _Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir)
+    inputs = _Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting)
     if not inputs.models or not inputs.data:
         raise EnsembleError("cache prune needs the current models and data: pass --model NAME=PATH and "
                             "--data SPLIT=PATH for each, or keep them in ensemble.toml")

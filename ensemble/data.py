@@ -156,14 +156,19 @@ def _encoding_hint(path: Path) -> str:
     return f"it looks like cp949 (Korean Windows); {option('encoding', 'cp949')}"
 
 
-def _read_frame(path: Path, fmt: str, encoding: str | None):
+QUOTING = ("auto", "csv", "none")
+
+
+def _read_frame(path: Path, fmt: str, encoding: str | None, quoting: str = "auto"):
+    import csv
+
     import pandas as pd
 
     enc = encoding or "utf-8-sig"
     try:
         if fmt in ("csv", "tsv"):
             return pd.read_csv(path, sep="," if fmt == "csv" else "\t", dtype=str, keep_default_na=False,
-                               encoding=enc)
+                               encoding=enc, quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL)
         if fmt == "jsonl":
             return pd.read_json(path, lines=True, dtype=False, encoding=enc)
         try:
@@ -186,6 +191,32 @@ def _read_frame(path: Path, fmt: str, encoding: str | None):
     except (pd.errors.ParserError, ValueError) as e:
         first = str(e).strip().splitlines()[0][:150] if str(e).strip() else type(e).__name__
         raise EnsembleError(f"{path}: cannot be parsed as {fmt.upper()} ({first}); check the file") from None
+
+
+def _check_rows(frame, path: Path, fmt: str, encoding: str | None, quoting: str) -> None:
+    """A quote opened inside a text field makes the parser swallow the lines up to the next quote
+    into one text, silently (common in raw TSVs such as NSMC). When the parsed rows disagree with
+    the file's lines, a TSV is an error naming the first merged row, a CSV (where quoted texts
+    may span lines) a warning; ``quoting="csv"`` accepts multi-line fields, ``"none"`` reads
+    quotes as text."""
+    if quoting != "auto" or fmt not in ("csv", "tsv") or path.suffix.lower() in _COMPRESSION:
+        return
+    with open(path, encoding=encoding or "utf-8-sig", errors="replace", newline="") as f:
+        lines = sum(1 for line in f if line.strip("\r\n"))
+    if lines - 1 == len(frame):
+        return
+    values = frame.to_numpy(dtype=object)
+    first = next((i for i, row in enumerate(values) if any("\n" in v or "\r" in v for v in row if isinstance(v, str))),
+                 None)
+    where = "" if first is None else (f"; row {first + 1} (line {first + 2}) spans "
+                                      f"{1 + max(str(v).count(chr(10)) for v in values[first])} lines")
+    msg = (f"{path}: {lines - 1} lines of data but {len(frame)} rows{where}: a double quote inside a text opens a "
+           "quoted field that swallows the lines after it; "
+           + option("quoting", "none") + " if quotes are part of the texts, or "
+           + option("quoting", "csv") + " if the file has quoted texts that span lines")
+    if fmt == "tsv":
+        raise EnsembleError(msg)
+    log.warning("%s", msg)
 
 
 def _column(frame, path: Path, name: str, what: str) -> list:
@@ -217,6 +248,7 @@ def load_split(
     require_label: bool = False,
     name: str = "",
     label_if_present: bool = False,
+    quoting: str = "auto",
 ) -> Split:
     """Read a data file into a :class:`Split`.
 
@@ -236,6 +268,11 @@ def load_split(
         Raise when the split has no label column.
     name : str, optional
         The split's name in outputs. Default: the file name without suffixes.
+    quoting : {"auto", "csv", "none"}, default "auto"
+        How CSV and TSV fields are quoted. "auto": standard quoting, and an error (a TSV) or a
+        warning (a CSV) when the rows parsed disagree with the file's lines, as when a stray
+        double quote swallows the lines after it; "csv": standard quoting, texts may span lines;
+        "none": double quotes are part of the texts (raw TSVs).
     label_if_present : bool, default False
         Treat a ``label`` column that the file lacks as "unlabelled" instead of an error (a test
         file has no labels): the error comes only where the labels are needed
@@ -243,12 +280,15 @@ def load_split(
     """
     path = Path(path)
     fmt = _format(path)
-    frame = _read_frame(path, fmt, encoding)
+    if quoting not in QUOTING:
+        raise EnsembleError(f"quoting must be one of {', '.join(QUOTING)}, got {quoting!r}")
+    frame = _read_frame(path, fmt, encoding, quoting)
     frame.columns = [str(c) for c in frame.columns]
     if len(frame.columns) == 0:
         raise EnsembleError(f"{path}: is empty; it needs a header row and data rows")
     if len(frame) == 0:
         raise EnsembleError(f"{path}: has a header but no rows")
+    _check_rows(frame, path, fmt, encoding, quoting)
     text_columns = (DEFAULT_TEXT,) if text is None else ((text,) if isinstance(text, str) else tuple(text))
     if not 1 <= len(text_columns) <= 2:
         raise EnsembleError(f"{path}: give one text column or two (a text pair), got {len(text_columns)}")

@@ -34,7 +34,7 @@ class _Face:
 
 _FACE = contextvars.ContextVar("ensemble_face", default=_Face())
 # Options a project file sets, and the table they are set in.
-_PROJECT_KEYS = {"text": "data", "label": "data", "id": "data", "encoding": "data",
+_PROJECT_KEYS = {"text": "data", "label": "data", "id": "data", "encoding": "data", "quoting": "data",
                  "weights": "vote", "combine": "vote", "adjust": "vote", "prior": "vote", "adjust_metric": "vote"}
 
 

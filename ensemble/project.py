@@ -45,7 +45,7 @@ __all__ = ["Project", "ModelSpec", "RunSpec", "find_project", "load_project", "i
 
 PROJECT_FILE = "ensemble.toml"
 _TABLES = {
-    "data": {"valid", "test", "sample_submission", "id", "text", "label", "encoding"},
+    "data": {"valid", "test", "sample_submission", "id", "text", "label", "encoding", "quoting"},
     "models": None,
     "runs": None,
     "vote": {"weights", "combine", "adjust", "prior", "adjust_metric"},
@@ -199,11 +199,13 @@ def load_project(path: str | os.PathLike) -> Project:
     data = {k: rel("data", k, data_t[k]) for k in ("valid", "test") if k in data_t}
     sample = rel("data", "sample_submission", data_t["sample_submission"]) if "sample_submission" in data_t else None
     columns = {}
-    for key in ("id", "label", "encoding"):
+    for key in ("id", "label", "encoding", "quoting"):
         if key in data_t:
             if not isinstance(data_t[key], str):
                 fail("data", key, f"must be a column name (a string), got {data_t[key]!r}")
             columns[key] = data_t[key]
+    if columns.get("quoting", "auto") not in ("auto", "csv", "none"):
+        fail("data", "quoting", f"must be auto, csv or none, got {columns['quoting']!r}")
     if "text" in data_t:
         t = data_t["text"]
         ok = isinstance(t, str) or (isinstance(t, list) and len(t) in (1, 2) and all(isinstance(c, str) for c in t))

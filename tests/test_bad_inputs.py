@@ -243,6 +243,12 @@ def _(w, tmp):
     return _predict(w, tmp, model=model)
 
 
+@case("predict: TSV with a stray double quote", "4 lines of data but 2 rows; row 1 (line 2) spans 3 lines")
+def _(w, tmp):
+    raw = _csv(tmp, "raw.tsv", 'id\ttext\n1\t"정말 재밌다\n2\t별로\n3\t그냥" 그래\n4\t최고\n')
+    return _predict(w, tmp, data=raw) + ["--quoting", "auto"]
+
+
 @case("predict: missing text column", "no text column 'comment' (columns: id, text, label)")
 def _(w, tmp):
     return _predict(w, tmp, extra=("--text", "comment"))

@@ -126,3 +126,30 @@ def test_unknown_label_names_the_label_and_the_classes(tmp_path):
     with pytest.raises(EnsembleError, match=r"label 'spam' \(row 2\) is not a class of M \(classes: none, hate\)"):
         s.label_indices(("none", "hate"), model="M")
     assert np.array_equal(load_split(path).label_indices(("spam", "hate")), [1, 0])
+
+
+def test_a_stray_quote_in_a_tsv_is_an_error_and_quoting_none_reads_it(tmp_path):
+    """Raw TSVs (NSMC) hold quotes as text: pandas' default quoting swallowed three lines into
+    one text and read 2 rows instead of 4, silently."""
+    path = tmp_path / "raw.tsv"
+    path.write_text('id\ttext\tlabel\n1\t"정말 재밌다\t1\n2\t별로\t0\n3\t그냥" 그래\t0\n4\t최고\t1\n', encoding="utf-8")
+    with pytest.raises(EnsembleError, match=r"raw.tsv: 4 lines of data but 2 rows; row 1 \(line 2\) spans 3 lines: a "
+                                            r"double quote inside a text opens a quoted field.*pass quoting=none if "
+                                            r"quotes are part of the texts"):
+        load_split(path)
+    split = load_split(path, quoting="none")
+    assert len(split) == 4 and split.texts[0][0] == '"정말 재밌다' and split.texts[0][2] == '그냥" 그래'
+    assert split.labels.tolist() == ["1", "0", "0", "1"]
+
+
+def test_quoted_texts_spanning_lines_in_a_csv_are_read_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "multi.csv"
+    path.write_text('id,text\n1,"first line\nsecond line"\n2,plain\n', encoding="utf-8")
+    with caplog.at_level("WARNING", logger="ensemble"):
+        split = load_split(path)
+    assert len(split) == 2 and split.texts[0][0] == "first line\nsecond line"
+    assert "3 lines of data but 2 rows; row 1 (line 2) spans 2 lines" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ensemble"):
+        assert len(load_split(path, quoting="csv")) == 2
+    assert caplog.text == ""
