@@ -42,6 +42,20 @@ def _digest(obj) -> str:
     return blake3(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _submission_unchanged(path: Path, digest: str | None) -> bool:
+    """The submission is the last run's and its sidecar describes it (a kill between the two
+    writes, or an edit of either, is reported and voted again)."""
+    from .submission import sidecar_matches, sidecar_path
+
+    if not _unchanged(path, digest):
+        return False
+    if not sidecar_matches(path):
+        log.warning("%s does not describe %s (its checksum differs or it is missing): voting again",
+                    sidecar_path(path), path)
+        return False
+    return True
+
+
 def _unchanged(path: Path, digest: str | None) -> bool:
     """Up to date means the file's content is what the last run wrote, not that a file exists."""
     return digest is not None and path.is_file() and file_digest(path) == digest
@@ -150,7 +164,7 @@ def _run(project, *, k, weights, progress, name) -> RunResult:
                         "weights_file": file_digest(weights_file) if weights_file and weights_file.is_file() else None,
                         "sample": cache.file_digest(sample) if sample is not None and sample.is_file() else None})
     submission = p.root / state.get("submission", "?")
-    if state.get("vote_key") == vote_key and _unchanged(submission, state.get("submission_digest")):
+    if state.get("vote_key") == vote_key and _submission_unchanged(submission, state.get("submission_digest")):
         log.info("vote: up to date (%s)", submission)
     else:
         # the vote's own lines (auto ->, adjust auto ->, the weights, the path) would repeat what the

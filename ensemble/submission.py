@@ -21,7 +21,7 @@ import numpy as np
 from .atomic import atomic_write
 from .errors import EnsembleError
 
-__all__ = ["make_submission", "save_submission", "write_submission"]
+__all__ = ["make_submission", "save_submission", "write_submission", "sidecar_path", "sidecar_matches"]
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +130,30 @@ def write_submission(ids: Sequence[str], proba: np.ndarray, labels: Sequence[str
     return save_submission(make_submission(ids, proba, labels, **kwargs), out, sidecar)
 
 
-def save_submission(frame, out: str | os.PathLike, sidecar: Mapping | None = None):
-    """Write a DataFrame from :func:`make_submission` and its sidecar, each atomically."""
+def sidecar_path(out: str | os.PathLike) -> Path:
+    """The provenance file beside a submission: ``<out>.json``."""
+    out = Path(out)
+    return out.with_name(out.name + ".json")
+
+
+def sidecar_matches(out: str | os.PathLike) -> bool:
+    """Whether the sidecar of submission ``out`` records the CSV's current BLAKE3 (it describes
+    this very file)."""
+    from .hashing import file_digest
+
+    try:
+        recorded = json.loads(sidecar_path(out).read_text(encoding="utf-8")).get("blake3")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return Path(out).is_file() and recorded == file_digest(out)
+
+
+def save_submission(frame, out: str | os.PathLike, sidecar: Mapping | None = None, then=None):
+    """Write a DataFrame from :func:`make_submission` and its sidecar, each atomically: the CSV
+    first, then ``then()`` (vote writes its weights file there), the sidecar last, so that a
+    sidecar never describes a CSV that is not there. When a later step fails, a CSV this call
+    created is removed again; a kill between the steps leaves a sidecar whose ``blake3`` does
+    not match the CSV, which ``ensemble run`` reports (:func:`sidecar_matches`)."""
     out = Path(out)
     meta = {**dict(sidecar or {}), "rows": len(frame), "columns": list(frame.columns),
             "sample_submission": frame.attrs.get("sample_submission"),
@@ -141,9 +163,15 @@ def save_submission(frame, out: str | os.PathLike, sidecar: Mapping | None = Non
     from blake3 import blake3
 
     meta["blake3"] = blake3(data).hexdigest()  # of the CSV's bytes: a copy can be checked against it
-    atomic_write(out.with_name(out.name + ".json"),
-                 lambda p: p.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8"))
     atomic_write(out, lambda p: p.write_bytes(data))
+    try:
+        if then is not None:
+            then()
+        atomic_write(sidecar_path(out), lambda p: p.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8"))
+    except BaseException:
+        if not replaced:
+            out.unlink(missing_ok=True)
+        raise
     if replaced:
         log.info("replaced %s", out)
     out_frame = frame.copy()

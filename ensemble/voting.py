@@ -544,16 +544,19 @@ def vote(
     frame = make_submission(test_split.ids, test_proba, test_al.labels, sample_submission=sample_submission,
                             proba_columns=proba, id_column=test_split.id_column or "id",
                             label_column=(valid_split.label_column if valid_split is not None else None) or "label")
-    created: list[Path] = []  # what this vote wrote, removed again if the submission cannot be written
-    if kind == "method":
+    created: list[Path] = []  # what this vote wrote, removed again if the set cannot be completed
+
+    def save_weights():  # between the CSV and its sidecar, which names the weights file
+        nonlocal weights_path
         weights_path = Path(weights_path)
         if not weights_path.parent.exists():
             created.append(weights_path.parent)
         if not weights_path.exists():
             created.insert(0, weights_path)
         fitted.save(weights_path)
+
     try:
-        frame = save_submission(frame, out, sidecar)
+        frame = save_submission(frame, out, sidecar, then=save_weights if kind == "method" else None)
     except BaseException:
         for path in created:
             if path.is_dir():

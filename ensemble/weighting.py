@@ -297,7 +297,7 @@ def _validate(d: Mapping) -> None:
     if d.get("combine", "prob") not in COMBINE_RULES:
         raise ValueError(f"combine must be one of {', '.join(COMBINE_RULES)}, got {d.get('combine')!r}")
     labels = d.get("labels")
-    if not isinstance(labels, list) or not labels or not all(isinstance(c, str) for c in labels):
+    if not isinstance(labels, list) or not all(isinstance(c, str) for c in labels) or (d.get("stacker") and not labels):
         raise ValueError(f"labels must be a list of class names, got {labels!r}"[:160])
     models = d.get("models")
     if not isinstance(models, list) or not models or not all(isinstance(m, dict) for m in models):

@@ -309,3 +309,62 @@ def test_a_class_missing_from_validation_is_left_alone_and_said(project, tmp_pat
     assert offsets[missing] == 0.0 and all(abs(v) < 5 for v in offsets.values())
     sub = pd.read_csv(tmp_path / "sub.csv")
     assert (sub["label"] == missing).mean() < 0.9
+
+
+def test_outputs_are_written_as_a_set_csv_first_sidecar_last(project, tmp_path, monkeypatch):
+    """The CSV first, then the weights file, the sidecar last; when the sidecar cannot be written,
+    the CSV and weights file this vote created are removed again."""
+    import ensemble.submission as submission
+
+    order = []
+    real = submission.atomic_write
+
+    def recording(path, write):
+        order.append(Path(path).name)
+        if Path(path).name.endswith(".csv.json"):
+            raise OSError(28, "No space left on device", str(path))
+        return real(path, write)
+
+    import ensemble.weighting as weighting
+
+    monkeypatch.setattr(submission, "atomic_write", recording)
+    saved = weighting.Weights.save
+
+    def save(self, path):
+        order.append(Path(path).name)
+        return saved(self, path)
+
+    monkeypatch.setattr(weighting.Weights, "save", save)
+    result, files = _vote(project, tmp_path, "--weights", "acc", models=("bert", "early"))
+    assert result.exit_code == 1 and "free some disk space" in result.stderr
+    assert order == ["ensemble-acc.csv", "ensemble-acc.json", "ensemble-acc.csv.json"]
+    assert files == {}  # nothing this vote created is left
+
+
+def test_run_reports_a_sidecar_that_does_not_describe_its_submission(project, tmp_path, monkeypatch):
+    """A kill between the CSV and its sidecar, or an edited sidecar: ensemble run says so and votes again."""
+    import shutil as sh
+
+    from ensemble.submission import sidecar_matches
+
+    root = tmp_path / "p"
+    root.mkdir()
+    for name in ("bert", "early"):
+        sh.copytree(project / name, root / name)
+    for name in ("valid.csv", "test.csv"):
+        sh.copy(project / name, root / name)
+    sh.copytree(project / "cache", root / ".ensemble" / "cache")
+    (root / "ensemble.toml").write_text('[data]\nvalid = "valid.csv"\ntest = "test.csv"\n\n[models]\nbert = "bert"\n'
+                                        'early = "early"\n\n[vote]\nweights = "acc"\n', encoding="utf-8")
+    monkeypatch.chdir(root)
+    first = CliRunner().invoke(main, ["run", "-q"])
+    assert first.exit_code == 0, first.output
+    out = Path(first.stdout.strip().splitlines()[-1])
+    assert sidecar_matches(out)
+    side = out.with_name(out.name + ".json")
+    doc = json.loads(side.read_text())
+    side.write_text(json.dumps({**doc, "blake3": "0" * 64}))
+    again = CliRunner().invoke(main, ["run"])
+    assert again.exit_code == 0, again.output
+    assert f"{side} does not describe {out}" in again.stderr and "vote: up to date" not in again.stdout
+    assert sidecar_matches(out)

@@ -60,7 +60,11 @@ def _partial(kind: str, folder: Path) -> str | None:
         if (folder / "sub.csv").exists() and len(pd.read_csv(folder / "sub.csv")) != 200_000:
             return "submission incomplete"
         if (folder / "sub.csv.json").exists():
+            from ensemble.submission import sidecar_matches
+
             json.loads((folder / "sub.csv.json").read_text())
+            if not sidecar_matches(folder / "sub.csv"):  # the CSV is written first, its sidecar last
+                return "sidecar without the submission it describes"
     elif kind == "report":
         if (folder / "report.html").exists() and not (folder / "report.html").read_text().endswith("</html>"):
             return "report incomplete"
