@@ -374,11 +374,14 @@ def predict(models, data, project, id_col, text_cols, label_col, encoding, quoti
 @click.option("--cache-dir", type=click.Path(path_type=str), default=None,
               help="Logit cache folder [default: .ensemble/cache beside ensemble.toml, else here].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of optimize starts, select bags, stack folds.")
+@click.option("--class-order", default=None, metavar="A,B,...",
+              help="The class of each integer index, when the sample submission holds indices [default: the order "
+                   "every member's id2label agrees on].")
 @adjust_options
 @common_options
 def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quoting, weights, combine, subset, temperature,
              calibrate, acc_power, sample_submission, out, proba, name, valid_split, test_split, cache_dir, seed,
-             adjust, prior, adjust_metric):
+             class_order, adjust, prior, adjust_metric):
     """Combine cached logits with weights and write the submission; never runs a model.
 
     Fitted weights go to weights/<name>-<method>.json with what they were fitted on; passing
@@ -417,7 +420,7 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
                  temperature=temperature, calibrate=calibrate, acc_power=acc_power, name=name, seed=seed,
                  columns=inputs.columns, weights_dir=(p.root / "weights") if p else "weights",
                  submissions_dir=(p.root / "submissions") if p else "submissions", adjust=adjust, prior=prior,
-                 adjust_metric=adjust_metric)
+                 adjust_metric=adjust_metric, class_order=class_order or (p.vote.get("class_order") if p else None))
     click.echo(frame.attrs["path"])
 
 

@@ -35,7 +35,8 @@ class _Face:
 _FACE = contextvars.ContextVar("ensemble_face", default=_Face())
 # Options a project file sets, and the table they are set in.
 _PROJECT_KEYS = {"text": "data", "label": "data", "id": "data", "encoding": "data", "quoting": "data",
-                 "weights": "vote", "combine": "vote", "adjust": "vote", "prior": "vote", "adjust_metric": "vote"}
+                 "weights": "vote", "combine": "vote", "adjust": "vote", "prior": "vote", "adjust_metric": "vote",
+                 "class_order": "vote"}
 
 
 def option(name: str, value: str = "True") -> str:

@@ -161,6 +161,7 @@ def _run(project, *, k, weights, progress, name) -> RunResult:
     options = {"adjust": adjust, "prior": prior_key, "adjust_metric": adjust_metric}
     weights_file = Path(weights) if weights.endswith(".json") or Path(weights).is_file() else None
     vote_key = _digest({**base, **options, "weights": weights, "combine": combine, "name": name,
+                        "class_order": p.vote.get("class_order"),
                         "weights_file": file_digest(weights_file) if weights_file and weights_file.is_file() else None,
                         "sample": cache.file_digest(sample) if sample is not None and sample.is_file() else None})
     submission = p.root / state.get("submission", "?")
@@ -177,7 +178,7 @@ def _run(project, *, k, weights, progress, name) -> RunResult:
             frame = vote(members, {s: x for s, x in splits.items()}, weights, combine=combine, cache_dir=cache.root,
                          sample_submission=sample, name=name, weights_dir=p.root / "weights",
                          submissions_dir=p.root / "submissions", adjust=adjust, prior=prior,
-                         adjust_metric=adjust_metric, columns=columns)
+                         adjust_metric=adjust_metric, columns=columns, class_order=p.vote.get("class_order"))
         finally:
             for q, level in zip(quiet, levels):
                 q.setLevel(level)

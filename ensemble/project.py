@@ -48,7 +48,7 @@ _TABLES = {
     "data": {"valid", "test", "sample_submission", "id", "text", "label", "encoding", "quoting"},
     "models": None,
     "runs": None,
-    "vote": {"weights", "combine", "adjust", "prior", "adjust_metric"},
+    "vote": {"weights", "combine", "adjust", "prior", "adjust_metric", "class_order"},
 }
 
 

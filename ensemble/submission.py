@@ -54,6 +54,8 @@ def make_submission(
     proba_columns: bool = False,
     id_column: str = "id",
     label_column: str = "label",
+    class_order: Sequence[str] | None = None,
+    member_orders: Mapping[str, Sequence[str]] | None = None,
 ):
     """The submission as a DataFrame, checked against the sample submission; nothing written.
 
@@ -71,6 +73,11 @@ def make_submission(
         Add a probability column per class (named by the class).
     id_column, label_column : str
         Column names when there is no sample.
+    class_order : sequence of str, optional
+        When the sample's label column holds integers: the class of each index. Default: the
+        order every member's ``id2label`` agrees on (``member_orders``), never the order in which
+        the members happen to be listed; members that disagree are an error asking for it.
+    member_orders : mapping of member name to its class names in id2label order, optional
     """
     import pandas as pd
 
@@ -107,9 +114,11 @@ def make_submission(
             target = rest[0]
             as_index = all(_is_int(v) for v in sample[target]) and not all(_is_int(c) for c in labels)
             if as_index:
+                index_of = _index_order(labels, class_order, member_orders, sample_path)
                 log.info("%s: column %r holds integers; writing class indices (%s)", sample_path, target,
-                         ", ".join(f"{i}={c}" for i, c in enumerate(labels)))
-                frame[target] = pred[order]
+                         ", ".join(f"{i}={c}" for i, c in enumerate(index_of)))
+                to_index = np.array([index_of.index(c) for c in labels])
+                frame[target] = to_index[pred[order]]
             else:
                 frame[target] = np.asarray(labels, dtype=object)[pred[order]]
         else:
@@ -128,6 +137,25 @@ def write_submission(ids: Sequence[str], proba: np.ndarray, labels: Sequence[str
     """Write predictions as a submission CSV and ``<out>.json`` (``sidecar``, provenance);
     returns the DataFrame written. ``kwargs`` go to :func:`make_submission`."""
     return save_submission(make_submission(ids, proba, labels, **kwargs), out, sidecar)
+
+
+def _index_order(labels, class_order, member_orders, sample_path) -> list[str]:
+    """The class of each integer index in a submission: given, or agreed by every member."""
+    from .errors import option
+
+    if class_order is not None:
+        order = [str(c) for c in class_order]
+        if sorted(order) != sorted(labels):
+            raise EnsembleError(f"class order {','.join(order)} must name each class of the models once "
+                                f"({', '.join(labels)})")
+        return order
+    orders = {m: tuple(map(str, o)) for m, o in (member_orders or {}).items()}
+    if len(set(orders.values())) > 1:
+        shown = "; ".join(f"{m}: {','.join(o)}" for m, o in orders.items())
+        raise EnsembleError(f"{sample_path}: holds class indices, but the members number their classes differently "
+                            f"({shown}); {option('class_order', ','.join(next(iter(orders.values()))))} with the "
+                            "order the competition uses")
+    return list(next(iter(orders.values()))) if orders else list(labels)
 
 
 def sidecar_path(out: str | os.PathLike) -> Path:

@@ -368,6 +368,7 @@ def vote(
     adjust: str = "none",
     prior=None,
     adjust_metric: str = "accuracy",
+    class_order: str | Sequence[str] | None = None,
 ):
     """Combine the cached logits of several models and write the submission.
 
@@ -404,6 +405,10 @@ def vote(
         The target class prior: a labelled data file (the training file), "uniform", or shares
         ("neg=0.7,pos=0.3"). Needed by "prior"; "fit" and the estimates weight rows by it.
     adjust_metric : {"accuracy", "macro_f1"}, default "accuracy"
+    class_order : str ("a,b,c") or sequence of str, optional
+        When the sample submission's label column holds integers: the class of each index.
+        Default: the order every member's ``id2label`` agrees on; members that disagree are an
+        error asking for it (never the order in which they happen to be listed).
 
     Returns
     -------
@@ -543,7 +548,9 @@ def vote(
                **provenance}
     frame = make_submission(test_split.ids, test_proba, test_al.labels, sample_submission=sample_submission,
                             proba_columns=proba, id_column=test_split.id_column or "id",
-                            label_column=(valid_split.label_column if valid_split is not None else None) or "label")
+                            label_column=(valid_split.label_column if valid_split is not None else None) or "label",
+                            class_order=class_order.split(",") if isinstance(class_order, str) else class_order,
+                            member_orders={lg.model: lg.labels for lg in test_al.logits})
     created: list[Path] = []  # what this vote wrote, removed again if the set cannot be completed
 
     def save_weights():  # between the CSV and its sidecar, which names the weights file

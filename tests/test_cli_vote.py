@@ -135,11 +135,26 @@ def test_sample_submission_order_and_integer_labels(project, tmp_path):
     sample = tmp_path / "sample.csv"
     ids = [f"t{i}" for i in range(24)][::-1]
     pd.DataFrame({"ID": ids, "target": [0] * 24}).to_csv(sample, index=False)
+    # bert and perm number their classes differently: the indices must not follow whichever is listed first
     result, files = _vote(project, tmp_path, "--sample-submission", sample, "--weights", "optimize")
-    assert result.exit_code == 0, result.output
-    sub = pd.read_csv(pd.io.common.StringIO(files["submissions/ensemble-optimize.csv"]), dtype=str)
+    assert result.exit_code == 1 and not files
+    assert "holds class indices, but the members number their classes differently (bert: " in result.stderr
+    assert "pass --class-order " in result.stderr
+    order = "offensive,hate,none"
+    subs = []
+    for models in (("bert", "perm"), ("perm", "bert")):
+        result, files = _vote(project, tmp_path, "--sample-submission", sample, "--class-order", order, models=models)
+        assert result.exit_code == 0, result.output
+        subs.append(pd.read_csv(pd.io.common.StringIO(files["submissions/ensemble-uniform.csv"]), dtype=str))
+    sub = subs[0]
     assert list(sub.columns) == ["ID", "target"] and sub["ID"].tolist() == ids
-    assert set(sub["target"]) <= {"0", "1", "2"}
+    assert subs[0].equals(subs[1])  # the order of --model does not matter
+    named, _ = _vote(project, tmp_path, "--proba", models=("bert", "perm"))
+    by_name = pd.read_csv(pd.io.common.StringIO(_["submissions/ensemble-uniform.csv"]), dtype=str).set_index("id")
+    assert [order.split(",")[int(i)] for i in sub["target"]] == by_name.loc[ids, "label"].tolist()
+    # members that agree need no order: theirs is used
+    agreed, files = _vote(project, tmp_path, "--sample-submission", sample, models=("bert", "early"))
+    assert agreed.exit_code == 0, agreed.output
     named, files = _vote(project, tmp_path, "--out", "named.csv")
     assert named.exit_code == 0
     pd.DataFrame({"ID": ids[:-1] + ["x9"], "target": [0] * 24}).to_csv(sample, index=False)
