@@ -44,8 +44,8 @@ from .tensorio import (
     to_float,
 )
 
-__all__ = ["average_checkpoints", "select_checkpoints", "stale_average", "manifest_path", "Selection", "MANIFEST_NAME",
-           "parse_k"]
+__all__ = ["average_checkpoints", "select_checkpoints", "stale_average", "manifest_path", "remove_leftovers",
+           "Selection", "MANIFEST_NAME", "parse_k"]
 
 log = logging.getLogger(__name__)
 
@@ -656,6 +656,34 @@ def stale_average(out: str | os.PathLike, run_or_paths, k: int | None = None, me
     return _stale_reason(out, selection, settings, tok_dir, file_digest)
 
 
+def remove_leftovers(folder: str | os.PathLike, name: str | None = None, *, dry_run: bool = False) -> list[Path]:
+    """Remove what killed averages left in ``folder``: ``.NAME.tmp-*`` folders being built and
+    ``.NAME.old-*`` folders being replaced (only ``name``'s, when given). One whose output's lock
+    another process holds is being written and is kept. Returns what was (or would be) removed."""
+    import re
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    from filelock import Timeout
+
+    from .atomic import output_lock
+
+    removed = []
+    for path in sorted(folder.iterdir()):
+        m = re.fullmatch(r"\.(.+)\.(?:tmp|old)-[0-9a-f]{8}", path.name)
+        if not m or not path.is_dir() or (name is not None and m.group(1) != name):
+            continue
+        try:
+            with output_lock(folder / m.group(1)).acquire(timeout=0):
+                if not dry_run:
+                    shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        except Timeout:
+            continue  # its writer is alive
+    return removed
+
+
 def _up_to_date(out: Path, selection: Selection, settings: dict, tok_dir: Path, force: bool,
                 searched: bool = False) -> bool:
     """True when ``out`` already holds this average (said in the log); an error when it holds
@@ -664,6 +692,8 @@ def _up_to_date(out: Path, selection: Selection, settings: dict, tok_dir: Path, 
         return False
     why = _stale_reason(out, selection, settings, tok_dir, searched=searched)
     if why is None:
+        for path in remove_leftovers(out.parent, out.name):
+            log.info("removed %s, left by an average that was killed", path)
         log.info("%s: up to date (the same checkpoints, unchanged, with the same settings)", out)
         return True
     _refuse_existing(out, force, why)
@@ -914,6 +944,8 @@ def average_checkpoints(
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         with lock:
+            for path in remove_leftovers(out.parent, out.name):  # under the lock: no live writer of out
+                log.info("removed %s, left by an average that was killed", path)
             if _up_to_date(out, selection, settings, tok_dir, force, searched=searched):  # another process finished first
                 return out
             for folder in folders:

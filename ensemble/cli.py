@@ -641,6 +641,14 @@ def cache_prune(models, data, project, id_col, text_cols, label_col, encoding, q
     for e in removed:
         log.info("%s %s (%s/%s, %s)", "would remove" if dry_run else "removed", e.path.name,
                  e.metadata.get("model", "?"), e.metadata.get("split", "?"), e.damaged or "no current model or data")
+    from pathlib import Path
+
+    from .averaging import remove_leftovers
+
+    # what killed averages left beside the members' folders (weights/ of a project)
+    folders = {Path(p).parent for p in inputs.models.values()} | ({inputs.project.root / "weights"} if inputs.project else set())
+    for path in (x for f in sorted(folders) for x in remove_leftovers(f, dry_run=dry_run)):
+        log.info("%s %s (left by an average that was killed)", "would remove" if dry_run else "removed", path)
     log.info("%d %s, %d kept", len(removed), "to remove" if dry_run else "removed", before - len(removed))
 
 

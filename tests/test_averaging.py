@@ -360,3 +360,35 @@ def test_bf16_rounding_matches_torch():
     assert np.isnan(to_float(ours[~finite], "BF16", np.float32)).all()
     back = to_float(theirs, "BF16", np.float32)
     assert np.array_equal(back[finite], torch.from_numpy(theirs.view(np.int16)).view(torch.bfloat16).float().numpy()[finite])
+
+
+def test_leftovers_of_killed_averages_are_removed_by_the_next_average_and_prune(runs, tmp_path):
+    """A SIGKILL during avg-ckpt --force leaves .NAME.tmp-* (and .NAME.old-*) folders; the next
+    average of that output removes them, cache prune removes any, and one whose writer still
+    holds the lock is kept."""
+    from click.testing import CliRunner
+
+    from ensemble.atomic import output_lock
+    from ensemble.cli import main
+
+    weights = tmp_path / "weights"
+    out = average_checkpoints(runs.tok, k=2, out=weights / "avg", progress=False)
+    for name in (".avg.tmp-0123abcd", ".avg.old-89abcdef", ".other.tmp-00000000", ".busy.tmp-11111111"):
+        (weights / name).mkdir()
+        (weights / name / "model.safetensors").write_bytes(b"x" * 1000)
+    average_checkpoints(runs.tok, k=2, out=out, progress=False)  # up to date, and cleans its own leftovers
+    assert sorted(p.name for p in weights.iterdir()) == [".busy.tmp-11111111", ".other.tmp-00000000", "avg"]
+    with output_lock(weights / "busy"):  # a live writer of weights/busy
+        result = CliRunner().invoke(main, ["cache", "prune", "--model", f"avg={out}", "--data",
+                                           f"valid={_valid_csv(runs, tmp_path)}", "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    assert "removed " + str(weights / ".other.tmp-00000000") in result.stdout
+    assert sorted(p.name for p in weights.iterdir()) == [".busy.tmp-11111111", "avg"]
+
+
+def _valid_csv(runs, tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "valid.csv"
+    pd.DataFrame({"id": range(len(runs.valid_texts)), "text": runs.valid_texts}).to_csv(path, index=False)
+    return path
