@@ -154,13 +154,22 @@ def _checkpoint_folders(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def _as_float(v) -> float:
+    """A logged number as a float; an integer too large for one (400 digits) is infinite, and so
+    skipped like NaN, instead of an OverflowError."""
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
+
+
 def _metrics_by_step(history: Sequence[Mapping]) -> dict[int, dict[str, float]]:
     out: dict[int, dict[str, float]] = {}
     for entry in history:
         if not isinstance(entry, Mapping) or not isinstance(entry.get("step"), int):
             continue
         evals = {
-            k: float(v)
+            k: _as_float(v)
             for k, v in entry.items()
             if k.startswith("eval_")
             and not k.endswith(_NOT_METRICS)
@@ -292,6 +301,10 @@ def rank_checkpoints(
     gib = infer_greater_is_better(name) if greater_is_better is None else bool(greater_is_better)
     have = [c for c in checkpoints if math.isfinite(c.metrics.get(name, math.nan))]
     skipped = tuple(c for c in checkpoints if c not in have)
+    if not have:
+        where = where or checkpoints[-1].path.parent
+        raise EnsembleError(f"{where}: {name} is NaN or infinite at every checkpoint in trainer_state.json, so nothing "
+                            "can be ranked by it; pass --metric with another logged metric")
     for c in skipped:
         log.warning("%s: no finite %s logged at step %d; skipped", c.path, name, c.step)
     sign = -1.0 if gib else 1.0

@@ -64,7 +64,9 @@ def common_options(f):
         except OSError as e:  # a read-only folder, a full disk: the writers have removed their temporaries
             if verbose:
                 traceback.print_exc()
-            where = f"{e.filename}: " if e.filename else ""
+            # a copy names its source first and its destination second: a full disk is the destination's
+            name = e.filename2 if e.errno == 28 and getattr(e, "filename2", None) else e.filename
+            where = f"{name}: " if name else ""
             fix = "free some disk space" if e.errno == 28 else "check the folder exists and is writable"
             click.echo(f"error: {where}{e.strerror or type(e).__name__}; {fix}", err=True)
             ctx.exit(1)

@@ -194,16 +194,32 @@ def _read_frame(path: Path, fmt: str, encoding: str | None, quoting: str = "auto
 
 
 def _check_rows(frame, path: Path, fmt: str, encoding: str | None, quoting: str) -> None:
-    """A quote opened inside a text field makes the parser swallow the lines up to the next quote
-    into one text, silently (common in raw TSVs such as NSMC). When the parsed rows disagree with
-    the file's lines, a TSV is an error naming the first merged row, a CSV (where quoted texts
-    may span lines) a warning; ``quoting="csv"`` accepts multi-line fields, ``"none"`` reads
-    quotes as text."""
-    if quoting != "auto" or fmt not in ("csv", "tsv") or path.suffix.lower() in _COMPRESSION:
+    """What pandas reads without a word, said. A row with fewer fields than the header (pandas
+    fills them with empty strings) is an error naming it. A quote opened inside a text field makes
+    the parser swallow the lines up to the next quote into one text (common in raw TSVs such as
+    NSMC): when the parsed rows disagree with the file's lines, a TSV is an error naming the first
+    merged row, a CSV (where quoted texts may span lines) a warning; ``quoting="csv"`` accepts
+    multi-line fields, ``"none"`` reads quotes as text."""
+    import csv
+
+    if fmt not in ("csv", "tsv") or path.suffix.lower() in _COMPRESSION:
         return
+    columns = len(frame.columns)
     with open(path, encoding=encoding or "utf-8-sig", errors="replace", newline="") as f:
+        reader = csv.reader(f, delimiter="," if fmt == "csv" else "\t",
+                            quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL)
+        next(reader, None)
+        row = 0
+        for record in reader:
+            if not record or record == [""]:
+                continue  # blank lines, as pandas skips them
+            row += 1
+            if len(record) < columns:
+                raise EnsembleError(f"{path}: row {row} (line {reader.line_num}) has {len(record)} fields, expected "
+                                    f"{columns} ({', '.join(map(str, frame.columns))}); fix or drop that row")
+        f.seek(0)
         lines = sum(1 for line in f if line.strip("\r\n"))
-    if lines - 1 == len(frame):
+    if quoting != "auto" or lines - 1 == len(frame):
         return
     values = frame.to_numpy(dtype=object)
     first = next((i for i, row in enumerate(values) if any("\n" in v or "\r" in v for v in row if isinstance(v, str))),

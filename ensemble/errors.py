@@ -44,10 +44,12 @@ def option(name: str, value: str = "True") -> str:
     under the CLI (``pass --force`` for a switch), ``pass name=value`` in the library, and
     ``set name = "value" in [table] of ensemble.toml`` when a project file is in use and sets it."""
     face = _FACE.get()
+    flag = f"pass --{name.replace('_', '-')}" + ("" if value == "True" else f" {value}")
     if face.project is not None and name in _PROJECT_KEYS:
-        return f'set {name} = "{value}" in [{_PROJECT_KEYS[name]}] of {face.project}'
+        key = f'set {name} = "{value}" in [{_PROJECT_KEYS[name]}] of {face.project}'
+        return f"{flag}, or {key}" if face.cli else key  # a command with the flag, or `ensemble run`
     if face.cli:
-        return f"pass --{name.replace('_', '-')}" + ("" if value == "True" else f" {value}")
+        return flag
     return f"pass {name}={value}"
 
 
@@ -75,8 +77,9 @@ def project_messages(path: str | Path | None) -> None:
 
 @contextlib.contextmanager
 def project_scope(path: str | Path):
-    """Context: messages name the keys of project file ``path`` (used by ``ensemble run``)."""
-    token = _FACE.set(_Face(cli=_FACE.get().cli, project=Path(path)))
+    """Context: messages name the keys of project file ``path`` and no flag (``ensemble run``,
+    which has none of the data and vote flags)."""
+    token = _FACE.set(_Face(cli=False, project=Path(path)))
     try:
         yield
     finally:

@@ -261,10 +261,29 @@ def load_project(path: str | os.PathLike) -> Project:
     for key, value in vote.items():
         if not isinstance(value, str):
             fail("vote", key, f"must be a string, got {value!r}")
-    for key, allowed in (("adjust", ("none", "prior", "fit", "auto")), ("adjust_metric", ("accuracy", "macro_f1"))):
+    from .voting import COMBINE_RULES
+
+    for key, allowed in (("adjust", ("none", "prior", "fit", "auto")), ("adjust_metric", ("accuracy", "macro_f1")),
+                         ("combine", COMBINE_RULES)):
         if key in vote and vote[key] not in allowed:
             fail("vote", key, f"must be one of {', '.join(allowed)}, got {vote[key]!r}")
+    if "weights" in vote:  # checked here, before any average or prediction is made
+        from .weighting import METHODS, is_method
+
+        w = vote["weights"]
+        if w.endswith(".json"):
+            vote["weights"] = str(rel("vote", "weights", w))
+        elif not (w == "auto" or is_method(w) or _numbers(w)):
+            fail("vote", "weights", f"must be auto, one of {', '.join(METHODS)}, best<K>, a weights .json file or "
+                                    f"numbers w1,w2,...; got {w!r}")
     return Project(path, data, sample, columns, models, runs, vote)
+
+
+def _numbers(text: str) -> bool:
+    try:
+        return all(float(v) >= 0 for v in text.split(","))
+    except ValueError:
+        return False
 
 
 def _columns(path: Path) -> list[str]:

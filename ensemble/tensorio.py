@@ -298,7 +298,10 @@ class SafetensorsWriter:
         total = self._order[self._next][1]
         if self._written + mv.nbytes > total:
             raise ValueError(f"tensor {name!r}: more bytes written than its shape holds")
-        self._f.write(mv)
+        try:
+            self._f.write(mv)
+        except OSError as e:  # a full disk: name the file being written, not what it was read from
+            raise OSError(e.errno, e.strerror, str(self.path)) from None
         self._written += mv.nbytes
         if self._written == total:
             self._next += 1

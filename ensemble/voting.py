@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .errors import NAME_RULE, EnsembleError, in_project, is_name
+from .errors import NAME_RULE, EnsembleError, in_project, is_name, option
 
 __all__ = ["COMBINE_RULES", "softmax", "log_softmax", "combine", "mix", "align", "as_arrays", "Aligned", "CachedLogits",
            "gather", "vote"]
@@ -257,7 +257,14 @@ class CachedLogits:
                 from .inference import Logits
 
                 return Logits(lg.ids, lg.values, lg.labels, ref.name, split.name, {**lg.meta, "key": entry.key})
-        damaged = f" (a damaged entry was removed: {problems[0]})" if problems else " (or they are stale)"
+        broken = [e for e in self.entries if e.damaged is not None]  # unreadable: whose they are is unknown
+        if problems:
+            damaged = f" (a damaged entry was removed: {problems[0]})"
+        elif broken:
+            damaged = (f" ({len(broken)} damaged cache entr{'y' if len(broken) == 1 else 'ies'}, e.g. {broken[0].path.name}: "
+                       f"{broken[0].damaged}; it may have been this one)")
+        else:
+            damaged = " (or they are stale)"
         project = in_project()
         if project is not None:  # one command computes every member's logits: name it, not this member's
             fix = f"run ensemble predict (it reads {project} and computes what is missing) or ensemble run"
@@ -432,7 +439,7 @@ def vote(
 
     check_adjust(adjust, metric=adjust_metric, auto=True)
     if kind == "file" and adjust != "none":
-        raise EnsembleError(f"{spec}: a weights file keeps the adjustment it was fitted with; drop --adjust, "
+        raise EnsembleError(f"{spec}: a weights file keeps the adjustment it was fitted with; {option('adjust', 'none')}, "
                             "or refit with --weights <method> --adjust ...")
     if adjust == "prior" and prior is None:
         raise EnsembleError(NEEDS_PRIOR)  # before any file is read

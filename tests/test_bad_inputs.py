@@ -126,6 +126,29 @@ def _(w, tmp):
     return ["avg-ckpt", str(w.run), "--k", "50", "--out", str(tmp / "o")]
 
 
+def _edit_metrics(run, value_text):
+    """Every eval_accuracy in every trainer_state.json of ``run`` replaced by ``value_text`` (raw JSON)."""
+    import re
+
+    for state in run.glob("checkpoint-*/trainer_state.json"):
+        state.write_text(re.sub(r'("eval_accuracy": )[^,}\n]+', lambda m: m.group(1) + value_text, state.read_text()))
+
+
+@case("avg: a 400-digit metric", "eval_accuracy is NaN or infinite at every checkpoint")
+def _(w, tmp):
+    run = _copy(w.run, tmp, "run")
+    _edit_metrics(run, "9" * 400)
+    return ["avg-ckpt", str(run), "--k", "2", "--out", str(tmp / "o")]
+
+
+@case("avg: every metric NaN", "run: eval_accuracy is NaN or infinite at every checkpoint in trainer_state.json, so "
+      "nothing can be ranked by it; pass --metric with another logged metric")
+def _(w, tmp):
+    run = _copy(w.run, tmp, "run")
+    _edit_metrics(run, "NaN")
+    return ["avg-ckpt", str(run), "--k", "2", "--out", str(tmp / "o")]
+
+
 @case("avg: metric typo", "metric eval_acuracy is not logged")
 def _(w, tmp):
     return ["avg-ckpt", str(w.run), "--metric", "acuracy", "--out", str(tmp / "o")]
@@ -533,6 +556,19 @@ def _(w, tmp):
     frame.loc[0, "label"] = next(c for c in frame["label"].unique() if c != frame.loc[0, "label"])  # one label fixed
     frame.to_csv(valid, index=False)
     return _vote(w, tmp, extra=("--weights", str(w.weights)), valid=valid)
+
+
+@case("vote: truncated cache entry", "damaged cache entr")
+def _(w, tmp):
+    from ensemble.cache import LogitCache
+
+    cache = _copy(w.cache, tmp, "cache")
+    for e in LogitCache(cache).entries():
+        if e.metadata.get("model") == "early":
+            e.path.write_bytes(e.path.read_bytes()[:100])  # cut: its header no longer says whose it is
+    argv = _vote(w, tmp)
+    argv[argv.index("--cache-dir") + 1] = str(cache)
+    return argv
 
 
 @case("vote: --name that is a path", "--name '../../escaped': must be letters, digits")

@@ -119,3 +119,45 @@ def test_python_dash_m_and_verbose_traceback(runs, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "ensemble", "avg-ckpt", str(tmp_path / "missing"), "-v"],
                          capture_output=True, text=True, env=env)
     assert bad.returncode == 1 and "Traceback" in bad.stderr and bad.stderr.strip().splitlines()[-1].startswith("error:")
+
+
+def test_a_full_disk_names_the_file_being_written(runs, tmp_path, monkeypatch):
+    """ENOSPC while the average is written names the destination, not the checkpoint read."""
+    import errno
+    import io
+
+    import ensemble.averaging as averaging
+    from ensemble.tensorio import SafetensorsWriter
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    class Full(io.RawIOBase):
+        write = full
+
+    real_init = SafetensorsWriter.__init__
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        self._f.close()
+        self._f = Full()
+
+    monkeypatch.setattr(SafetensorsWriter, "__init__", init)
+    out = tmp_path / "avg"
+    result = CliRunner().invoke(main, ["avg-ckpt", str(runs.tok), "--k", "2", "--out", str(out)])
+    assert result.exit_code == 1
+    line = result.stderr.strip()
+    assert line.startswith("error: ") and "model.safetensors: No space left on device; free some disk space" in line
+    assert f"{tmp_path}/.avg.tmp-" in line and str(runs.tok) not in line
+    assert not out.exists() and not list(tmp_path.glob(".avg.tmp-*"))
+
+    # a copy (config, tokenizer) that fails names its destination, which Python gives second
+    monkeypatch.setattr(SafetensorsWriter, "__init__", real_init)
+
+    def copyfile(src, dst, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(src), None, str(dst))
+
+    monkeypatch.setattr(averaging.shutil, "copyfile", copyfile)
+    result = CliRunner().invoke(main, ["avg-ckpt", str(runs.tok), "--k", "2", "--out", str(out)])
+    assert result.exit_code == 1 and "/config.json: No space left on device" in result.stderr
+    assert f"{tmp_path}/.avg.tmp-" in result.stderr and str(runs.tok) not in result.stderr

@@ -153,3 +153,11 @@ def test_quoted_texts_spanning_lines_in_a_csv_are_read_with_a_warning(tmp_path, 
     with caplog.at_level("WARNING", logger="ensemble"):
         assert len(load_split(path, quoting="csv")) == 2
     assert caplog.text == ""
+
+
+def test_a_short_row_names_its_fields(tmp_path):
+    path = tmp_path / "short.csv"
+    path.write_text("id,text,label\n1,a,x\n2,b,y\n3,c,x\n4,d,y\n5,e,x\n6,f\n", encoding="utf-8")
+    with pytest.raises(EnsembleError, match=r"short.csv: row 6 \(line 7\) has 2 fields, expected 3 \(id, text, label\); "
+                                            "fix or drop that row"):
+        load_split(path)

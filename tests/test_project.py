@@ -283,3 +283,33 @@ def test_run_redoes_the_vote_and_report_when_labels_or_the_weights_file_change(p
     third = CliRunner().invoke(main, ["run"])
     assert third.exit_code == 0, third.output
     assert "vote: up to date" not in third.stdout
+
+
+def test_the_project_file_is_checked_whole_before_any_work(project, monkeypatch):
+    """A bad [vote] combine or weights is reported with the file and line at once, before any
+    average or prediction, not after minutes of work."""
+    monkeypatch.chdir(project)
+    toml = project / "ensemble.toml"
+    good = toml.read_text()
+    toml.write_text(good.replace('weights = "acc"', 'weights = "acc"\ncombine = "median"'))
+    ran = CliRunner().invoke(main, ["run"])
+    assert ran.exit_code == 1 and not (project / "weights").exists()
+    line = toml.read_text().splitlines().index('combine = "median"') + 1
+    assert ran.stderr == (f"error: {toml}:{line}: [vote] combine: must be one of prob, logit, geometric, vote, "
+                          "got 'median'\n")
+    toml.write_text(good.replace('weights = "acc"', 'weights = "acc,uniform"'))
+    ran = CliRunner().invoke(main, ["run"])
+    assert ran.exit_code == 1 and "[vote] weights: must be auto, one of uniform" in ran.stderr
+
+
+def test_a_project_adjustment_with_a_weights_file_names_both_fixes(project, monkeypatch):
+    """adjust = "auto" in ensemble.toml and vote --weights FILE: the user passed no --adjust, so the
+    message names the flag that overrides it and the key that sets it."""
+    monkeypatch.chdir(project)
+    assert CliRunner().invoke(main, ["run", "-q"]).exit_code == 0
+    toml = project / "ensemble.toml"
+    toml.write_text(toml.read_text().replace('weights = "acc"', 'weights = "acc"\nadjust = "auto"'))
+    voted = CliRunner().invoke(main, ["vote", "--weights", "weights/ensemble-acc.json"])
+    assert voted.exit_code == 1
+    assert (f"a weights file keeps the adjustment it was fitted with; pass --adjust none, or set adjust = \"none\" in "
+            f"[vote] of {toml}, or refit") in voted.stderr
