@@ -272,6 +272,11 @@ def _(w, tmp):
     return _predict(w, tmp, data=raw) + ["--quoting", "auto"]
 
 
+@case("predict: a short CSV row", "row 2 (line 3) has 2 fields, expected 3 (id, text, label); fix or drop that row")
+def _(w, tmp):
+    return _predict(w, tmp, data=_csv(tmp, "short.csv", "id,text,label\n1,좋아요,none\n2,별로\n"))
+
+
 @case("predict: missing text column", "no text column 'comment' (columns: id, text, label)")
 def _(w, tmp):
     return _predict(w, tmp, extra=("--text", "comment"))
