@@ -624,8 +624,11 @@ def _adjust(fitted, adjust, prior, metric, valid_al, y, valid_split, labels, col
 
 
 def _flag_one_class(test_proba: np.ndarray, y: np.ndarray, labels, fitted) -> None:
-    """Warn when the ensemble sends nearly every test row (90% or more) to one class that is far
-    from that common on validation: a fitted method or adjustment that went wrong."""
+    """Warn when a fitted method or adjustment sends nearly every test row (90% or more) to one
+    class that is far from that common on validation: a fit that went wrong."""
+    adjusted = bool(fitted.adjustment) and fitted.adjustment.get("kind") != "none"
+    if fitted.method in ("uniform", "fixed") and not adjusted:
+        return  # nothing fitted: the members' own predictions (chance-level members are warned about)
     counts = np.bincount(test_proba.argmax(axis=1), minlength=len(labels))
     top = int(counts.argmax())
     share, valid_share = counts[top] / max(1, len(test_proba)), float(np.mean(y == top))
