@@ -273,13 +273,13 @@ class CachedLogits:
                    + (f" --cache-dir {cache.root}" if cache.root != _default_root() else ""))
         raise EnsembleError(f"model {ref.name} has no cached logits for {split.path}{damaged}; {fix}")
 
-    def aligned(self, split, labels: Sequence[str] | None = None, *, need_labels: bool = False) -> Aligned:
+    def aligned(self, split, labels: Sequence[str] | None = None) -> Aligned:
         """Every model's logits over ``split`` (a :class:`~ensemble.data.Split`), aligned in the
         split's row order and in ``labels`` (default: the first model's) class order, with ``y``
-        when the split is labelled (``need_labels``: an error when it is not)."""
+        when the split is labelled."""
         logits = [self.logits(r, split) for r in self.refs]
         al = align(logits, ids=split.ids, labels=labels)
-        if split.labels is not None or need_labels:
+        if split.labels is not None:
             al.y = split.label_indices(al.labels, model=self.refs[0].name)
         al.logits = logits
         return al
@@ -471,7 +471,7 @@ def vote(
     if y is not None:
         from .weighting import at_chance, need_classes
 
-        if need_valid and not (kind == "method" and spec == "uniform") and kind != "file":
+        if kind == "method" and spec != "uniform":
             need_classes(y, f"--weights {weights}", test_al.labels)  # before any warning
         if adjust != "none":
             need_classes(y, f"--adjust {adjust}", test_al.labels)
@@ -482,10 +482,8 @@ def vote(
                 log.warning("%s: %s", r.name, why)
         absent = [c for c, k in zip(test_al.labels, np.bincount(y, minlength=len(test_al.labels))) if k == 0]
         if absent and (need_valid or adjust != "none"):
-            log.warning("%s: class%s %s of the models %s no validation row: fitted weights never see %s, and a "
-                        "class-prior adjustment leaves %s alone", valid_split.path, "es" if len(absent) > 1 else "",
-                        ", ".join(absent), "have" if len(absent) > 1 else "has", "them" if len(absent) > 1 else "it",
-                        "them" if len(absent) > 1 else "it")
+            log.warning("%s: no validation row of class %s: fitted weights never see it, and a class-prior "
+                        "adjustment leaves it alone", valid_split.path, ", ".join(absent))
         if need_valid:
             from .report import model_notes
 

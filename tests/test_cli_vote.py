@@ -317,7 +317,7 @@ def test_a_class_missing_from_validation_is_left_alone_and_said(project, tmp_pat
             "--out", str(tmp_path / "sub.csv")]
     result = CliRunner().invoke(main, argv)
     assert result.exit_code == 0, result.output
-    assert f"class {missing} of the models has no validation row" in result.stderr
+    assert f"no validation row of class {missing}: fitted weights never see it" in result.stderr
     side = json.loads((tmp_path / "sub.csv.json").read_text())
     adj = side["adjustment"]
     offsets = dict(zip(adj["labels"], adj["offsets"]))
