@@ -21,7 +21,7 @@ _LAZY = {
     "load_split": "ensemble.data",
     "Split": "ensemble.data",
     "predict_logits": "ensemble.inference",
-    "Logits": "ensemble.inference",
+    "Logits": "ensemble.logits",
     "LogitCache": "ensemble.cache",
     "vote": "ensemble.voting",
     "align": "ensemble.voting",

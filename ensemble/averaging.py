@@ -29,7 +29,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from . import __version__
-from .checkpoints import Checkpoint, Ranking, rank_checkpoints, rank_run, read_checkpoint, _CKPT_RE
+from .checkpoints import Checkpoint, Ranking, rank_checkpoints, rank_run, read_checkpoint, CHECKPOINT_RE
 from .errors import EnsembleError
 from .hashing import HASH_NAME, StreamHasher, file_digest
 from .modelfiles import TOKENIZER_FILES, has_tokenizer, has_weights, load_torch_bin, read_config
@@ -91,8 +91,8 @@ class Selection:
 
 
 def _is_run_folder(path: Path) -> bool:
-    return path.is_dir() and not _CKPT_RE.match(path.name) and any(
-        _CKPT_RE.match(p.name) for p in path.iterdir() if p.is_dir()
+    return path.is_dir() and not CHECKPOINT_RE.match(path.name) and any(
+        CHECKPOINT_RE.match(p.name) for p in path.iterdir() if p.is_dir()
     )
 
 

@@ -137,7 +137,7 @@ class LogitCache:
             return None
 
     def _read(self, path: Path, key: str, ids: np.ndarray | None):
-        from .inference import Logits
+        from .logits import Logits
         from .tensorio import SafetensorsFile
 
         with SafetensorsFile(path) as f:

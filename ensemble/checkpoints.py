@@ -40,7 +40,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_CKPT_RE = re.compile(r"^checkpoint-(\d+)$")
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 _LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "wer", "cer")
 # Logged with every evaluation but not a quality metric.
 _NOT_METRICS = ("runtime", "samples_per_second", "steps_per_second")
@@ -143,7 +143,7 @@ def _checkpoint_folders(run_dir: Path) -> list[tuple[int, Path]]:
         raise EnsembleError(f"{run_dir}: not a folder; pass the output_dir of a Trainer run")
     found = []
     for p in run_dir.iterdir():
-        m = _CKPT_RE.match(p.name)
+        m = CHECKPOINT_RE.match(p.name)
         if m and p.is_dir():
             found.append((int(m.group(1)), p))
     if not found:
@@ -194,7 +194,7 @@ def _newest_state(folders: Sequence[tuple[int, Path]]) -> tuple[Path, dict]:
     )
 
 
-def _load_run(run_dir: Path) -> tuple[list[Checkpoint], dict]:
+def load_run(run_dir: Path) -> tuple[list[Checkpoint], dict]:
     folders = _checkpoint_folders(run_dir)
     _, state = _newest_state(folders)
     by_step = _metrics_by_step(state.get("log_history", []))
@@ -214,7 +214,7 @@ def find_checkpoints(run_dir: str | Path) -> list[Checkpoint]:
     list of Checkpoint
         Sorted by step. Metrics come from the newest ``trainer_state.json``.
     """
-    return _load_run(Path(run_dir))[0]
+    return load_run(Path(run_dir))[0]
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
@@ -222,7 +222,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     if not path.is_dir():
         raise EnsembleError(f"{path}: not a folder; pass a checkpoint-N folder or a run folder")
-    m = _CKPT_RE.match(path.name)
+    m = CHECKPOINT_RE.match(path.name)
     state_file = path / "trainer_state.json"
     state = _read_state(state_file) if state_file.is_file() else {}
     step = int(m.group(1)) if m else int(state.get("global_step", 0) or 0)
@@ -235,7 +235,7 @@ def _best_step(state: Mapping) -> int | None:
     step = state.get("best_global_step")
     if isinstance(step, int):
         return step
-    m = _CKPT_RE.match(Path(str(state.get("best_model_checkpoint") or "")).name)
+    m = CHECKPOINT_RE.match(Path(str(state.get("best_model_checkpoint") or "")).name)
     return int(m.group(1)) if m else None
 
 
@@ -316,5 +316,5 @@ def rank_run(
     run_dir: str | Path, metric: str | None = None, greater_is_better: bool | None = None
 ) -> Ranking:
     """:func:`find_checkpoints` then :func:`rank_checkpoints`, with the run's newest state."""
-    checkpoints, state = _load_run(Path(run_dir))
+    checkpoints, state = load_run(Path(run_dir))
     return rank_checkpoints(checkpoints, metric, greater_is_better, state=state)

@@ -133,7 +133,7 @@ def _names_are_integers(classes: Sequence[str]) -> bool:
     return all(c.lstrip("-").isdigit() for c in classes)
 
 
-def _format(path: Path) -> str:
+def data_format(path: Path) -> str:
     suffixes = [s.lower() for s in path.suffixes]
     while suffixes and suffixes[-1] in _COMPRESSION:
         suffixes.pop()
@@ -295,7 +295,7 @@ def load_split(
         (:meth:`Split.label_indices`), naming the column and the file's columns.
     """
     path = Path(path)
-    fmt = _format(path)
+    fmt = data_format(path)
     if quoting not in QUOTING:
         raise EnsembleError(f"quoting must be one of {', '.join(QUOTING)}, got {quoting!r}")
     frame = _read_frame(path, fmt, encoding, quoting)

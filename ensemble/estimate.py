@@ -26,7 +26,8 @@ import numpy as np
 
 from .errors import EnsembleError
 from .weighting import METHODS, Weights, aligned_inputs, fit_weights, is_method, log_loss
-from .voting import combine as combine_logits
+from .combination import combine as combine_logits
+from .resampling import discordance_interval, repeated_folds
 
 __all__ = ["Estimate", "cross_validate", "select_method", "ece", "metric_value", "GREATER_IS_BETTER",
            "DEFAULT_METRICS", "AUTO_METHODS"]
@@ -137,18 +138,6 @@ class Estimate:
                 f"{self.gain_vs_uniform[metric]:+.4f} [{lo:+.4f}, {hi:+.4f}]")
 
 
-def _folds(y: np.ndarray, folds: int, repeats: int, seed: int):
-    from sklearn.model_selection import RepeatedStratifiedKFold
-
-    counts = np.bincount(y)
-    smallest = int(counts[counts > 0].min())
-    k = min(folds, smallest)
-    if k < 2:
-        raise EnsembleError(f"cross-validation needs at least 2 validation rows of every class; the rarest has "
-                            f"{smallest}; add validation rows or merge rare classes")
-    return k, list(RepeatedStratifiedKFold(n_splits=k, n_repeats=repeats, random_state=seed).split(np.zeros(len(y)), y))
-
-
 def _paired_interval(stat_rows_a: np.ndarray, stat_rows_b: np.ndarray, greater: bool, confidence: float,
                      n_resamples: int, seed: int) -> tuple[float, float]:
     """Percentile bootstrap interval of mean(a) - mean(b) over paired rows (sign flipped for
@@ -177,30 +166,6 @@ def _paired_interval_metric(name, proba_a, proba_b, y, confidence, n_resamples, 
     res = bootstrap((rows,), stat, confidence_level=confidence, n_resamples=n_resamples, method="percentile",
                     vectorized=False, random_state=seed)
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
-
-
-def _discordance_interval(diff: np.ndarray, confidence: float) -> tuple[float, float]:
-    """Bounds on an accuracy difference from exact (Clopper-Pearson) intervals on the rates of
-    rows each side wins: [low(B) - high(C), high(B) - low(C)], each at 1 - alpha/2.
-
-    ``diff`` is the per-row difference in correctness (averaged over repeats, so it may be
-    fractional). When few rows differ the percentile bootstrap collapses (three rows won, none
-    lost: every resample shows a gain, and no rows differing gives [0, 0]); these bounds say
-    what so few rows can and cannot rule out.
-    """
-    from scipy.stats import beta
-
-    n = len(diff)
-    alpha = (1 - confidence) / 2
-
-    def cp(k: float) -> tuple[float, float]:
-        lo = 0.0 if k <= 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
-        hi = 1.0 if k >= n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
-        return lo, hi
-
-    b_lo, b_hi = cp(float(np.clip(diff, 0, None).sum()))
-    c_lo, c_hi = cp(float(np.clip(-diff, 0, None).sum()))
-    return b_lo - c_hi, b_hi - c_lo
 
 
 def _mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> float:
@@ -258,7 +223,7 @@ def cross_validate(
         raise EnsembleError(f"method must be one of {', '.join(METHODS)} or best<K>; got {method!r}")
     arrays, names, labels, y = aligned_inputs(valid_logits, y)
     n = len(y)
-    k, splits = _folds(y, folds, repeats, seed)
+    k, splits = repeated_folds(y, folds, repeats, seed)
     fit_kwargs = {"names": names, **fit_kwargs}
     C = arrays[0].shape[1]
     oofs = []
@@ -284,7 +249,7 @@ def cross_validate(
             per_row = np.mean([o.argmax(axis=1) == y for o in oofs], axis=0)
             base_row = (uniform.argmax(axis=1) == y).astype(float)
             boot = _paired_interval(per_row, base_row, True, confidence, n_resamples, seed)
-            exact = _discordance_interval(per_row - base_row, confidence)
+            exact = discordance_interval(per_row - base_row, confidence)
             interval[m] = (min(boot[0], exact[0]), max(boot[1], exact[1]))
         elif m == "log_loss":
             per_row = np.mean([_row_losses(o, y) for o in oofs], axis=0)

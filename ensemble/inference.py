@@ -31,6 +31,7 @@ from typing import Mapping
 import numpy as np
 
 from .errors import EnsembleError
+from .logits import Logits
 from .modelfiles import TOKENIZER_FILES, classifier_rows, has_tokenizer, read_config, weight_files
 
 __all__ = ["Logits", "InferenceSettings", "ModelRef", "predict_logits", "ModelSession", "resolve_device",
@@ -42,50 +43,6 @@ log = logging.getLogger(__name__)
 _OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "longformer",
                      "roberta-prelayernorm", "xmod", "ibert", "luke", "mpnet"}
 _MAX_SANE_LENGTH = 1_000_000  # tokenizers without a limit report ~1e30
-
-
-@dataclass(frozen=True, eq=False)
-class Logits:
-    """One model's logits over one split.
-
-    Attributes
-    ----------
-    ids : ndarray of str, shape (n,)
-        Sample ids, in the split's row order.
-    values : ndarray of float32, shape (n, C)
-        Logits; column j is class ``labels[j]``.
-    labels : tuple of str, length C
-        Class names from the model's ``config.id2label``, in column order.
-    model, split : str
-        Names of the model and the split.
-    meta : mapping
-        Where the numbers came from: cache key and path, settings, digests.
-    """
-
-    ids: np.ndarray
-    values: np.ndarray
-    labels: tuple[str, ...]
-    model: str = ""
-    split: str = ""
-    meta: Mapping = field(default_factory=dict)
-
-    def __post_init__(self):
-        if self.values.ndim != 2 or self.values.shape != (len(self.ids), len(self.labels)):
-            raise ValueError(f"logits of shape {self.values.shape} do not match {len(self.ids)} ids "
-                             f"and {len(self.labels)} labels")
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def probabilities(self) -> np.ndarray:
-        """Softmax over classes, shape (n, C), float64."""
-        from scipy.special import softmax
-
-        return softmax(self.values.astype(np.float64), axis=1)
-
-    def predictions(self) -> np.ndarray:
-        """The class index with the highest logit, shape (n,)."""
-        return self.values.argmax(axis=1)
 
 
 @dataclass(frozen=True)

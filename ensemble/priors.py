@@ -32,12 +32,12 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from .adjustment import ADJUSTMENTS, Adjustment
 from .errors import EnsembleError
 
 __all__ = ["ADJUSTMENTS", "Adjustment", "AdjustEstimate", "class_prior", "fit_adjustment", "fit_offsets",
            "estimate_adjustment", "select_adjustment"]
 
-ADJUSTMENTS = ("none", "prior", "fit")
 NEEDS_PRIOR = ("--adjust prior needs a target prior: --prior with the training data file, 'uniform', or shares "
                "like a=0.7,b=0.3")
 _EPS = 1e-15
@@ -234,54 +234,6 @@ def fit_offsets(proba: np.ndarray, y: np.ndarray, metric: str = "accuracy", *, s
     return b - b.mean()
 
 
-@dataclass(frozen=True)
-class Adjustment:
-    """Offsets added to the ensemble's log-probabilities.
-
-    Attributes
-    ----------
-    kind : {"none", "prior", "fit"}
-    offsets : ndarray (C,)
-    labels : tuple of str
-    target, source : ndarray (C,) or None
-        The target prior and the validation's, when a prior was involved.
-    metric : str or None
-        What "fit" maximised.
-    """
-
-    kind: str
-    offsets: np.ndarray
-    labels: tuple[str, ...] = ()
-    target: np.ndarray | None = None
-    source: np.ndarray | None = None
-    metric: str | None = None
-
-    def apply(self, proba: np.ndarray) -> np.ndarray:
-        """Adjusted probabilities, shape (n, C)."""
-        if self.kind == "none":
-            return proba
-        from .voting import softmax
-
-        return softmax(_log(proba) + self.offsets)
-
-    def to_dict(self) -> dict:
-        def lst(a):
-            return None if a is None else [float(v) for v in a]
-
-        return {"kind": self.kind, "offsets": lst(self.offsets), "labels": list(self.labels),
-                "target_prior": lst(self.target), "validation_prior": lst(self.source), "metric": self.metric}
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> Adjustment:
-        def arr(v):
-            return None if v is None else np.asarray(v, dtype=np.float64)
-
-        if d.get("kind") not in ADJUSTMENTS:
-            raise ValueError(f"adjustment kind {d.get('kind')!r}")
-        return cls(d["kind"], arr(d["offsets"]), tuple(d.get("labels", ())), arr(d.get("target_prior")),
-                   arr(d.get("validation_prior")), d.get("metric"))
-
-
 def check_adjust(kind: str, *, metric: str = "accuracy", auto: bool = False) -> None:
     """An adjustment kind (and "auto" when allowed) and a metric it can be fitted for, or a
     one-line error."""
@@ -383,9 +335,9 @@ def _gain_interval(metric, pred_a, pred_b, y, C, w, confidence, n_resamples, see
             low, high = g - z * se, g + z * se
         # as for the weights (ensemble.estimate): widened to exact bounds on the (weighted) rates
         # of rows won and lost, because the bootstrap collapses when few rows change
-        from .estimate import _discordance_interval
+        from .resampling import discordance_interval
 
-        lo, hi = _discordance_interval(d * w / w.mean(), confidence)
+        lo, hi = discordance_interval(d * w / w.mean(), confidence)
         return min(low, lo), max(high, hi)
     else:
         if np.array_equal(pred_a, pred_b):
@@ -433,7 +385,7 @@ def estimate_adjustment(
     -------
     dict of kind -> AdjustEstimate
     """
-    from .estimate import _folds
+    from .resampling import repeated_folds
     from .weighting import aligned_inputs, fit_weights
 
     check_adjust("none", metric=metric)
@@ -444,7 +396,7 @@ def estimate_adjustment(
         raise EnsembleError(NEEDS_PRIOR)
     arrays, names, labels, y = aligned_inputs(valid_logits, y)
     n, C = arrays[0].shape
-    k, splits = _folds(y, folds, repeats, seed)
+    k, splits = repeated_folds(y, folds, repeats, seed)
     fit_kwargs = {"names": names, **fit_kwargs}
     base_preds = np.empty((repeats, n), dtype=int)
     preds = {kind: np.empty((repeats, n), dtype=int) for kind in kinds}

@@ -261,7 +261,7 @@ def load_project(path: str | os.PathLike) -> Project:
     for key, value in vote.items():
         if not isinstance(value, str):
             fail("vote", key, f"must be a string, got {value!r}")
-    from .voting import COMBINE_RULES
+    from .combination import COMBINE_RULES
 
     for key, allowed in (("adjust", ("none", "prior", "fit", "auto")), ("adjust_metric", ("accuracy", "macro_f1")),
                          ("combine", COMBINE_RULES)):
@@ -288,9 +288,9 @@ def _numbers(text: str) -> bool:
 
 def _columns(path: Path) -> list[str]:
     try:
-        from .data import _format
+        from .data import data_format
 
-        fmt = _format(path)
+        fmt = data_format(path)
         if fmt in ("csv", "tsv"):
             with open(path, encoding="utf-8-sig", errors="replace") as f:
                 return [c.strip().strip('"') for c in f.readline().rstrip("\r\n").split("," if fmt == "csv" else "\t")]
@@ -351,7 +351,7 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
     """Write a commented ``ensemble.toml`` in ``folder`` from what is there: Trainer runs
     (folders holding ``checkpoint-N``), model folders (``config.json`` and weights), and data
     files named like valid / test / sample_submission, with their columns."""
-    from .checkpoints import _CKPT_RE
+    from .checkpoints import CHECKPOINT_RE
     from .modelfiles import has_weights
 
     root = Path(folder).resolve()
@@ -368,12 +368,12 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
             continue
         if any(rel.parts[:len(s.parts)] == s.parts for s in sweeps):
             continue  # a trial of a sweep found above
-        if path.is_dir() and not _CKPT_RE.match(path.name):
+        if path.is_dir() and not CHECKPOINT_RE.match(path.name):
             if is_search(path):
                 sweeps.append(rel)
-            elif any(_CKPT_RE.match(c.name) for c in path.iterdir() if c.is_dir()):
+            elif any(CHECKPOINT_RE.match(c.name) for c in path.iterdir() if c.is_dir()):
                 runs.append(rel)
-            elif (path / "config.json").is_file() and has_weights(path) and not _CKPT_RE.match(path.parent.name):
+            elif (path / "config.json").is_file() and has_weights(path) and not CHECKPOINT_RE.match(path.parent.name):
                 models.append(rel)
         elif path.is_file() and path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".parquet"):
             stem = path.stem.lower()
@@ -401,7 +401,7 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
         from .modelfiles import has_tokenizer
 
         run_dir = root / rel
-        tok = has_tokenizer(run_dir) or any(has_tokenizer(c) for c in run_dir.iterdir() if _CKPT_RE.match(c.name))
+        tok = has_tokenizer(run_dir) or any(has_tokenizer(c) for c in run_dir.iterdir() if CHECKPOINT_RE.match(c.name))
         hint = "" if tok else '   # no tokenizer files: add tokenizer = "<base model folder>"'
         lines.append(f'{name} = {{ path = "{rel.as_posix()}", k = 4 }}{hint}')
     lines += ["", "# Ready model folders (trained_on_valid = true for a model trained on train+valid)", "[models]"]

@@ -15,48 +15,19 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import logging
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from .errors import EnsembleError
+from .provenance import model_notes
 
 __all__ = ["Report", "report", "model_notes"]
 
 log = logging.getLogger(__name__)
-
-
-def model_notes(folder: Path, valid_digest: str | None, trained_on_valid: bool = False) -> tuple[str, bool]:
-    """(note, exclude): why a model's validation score is optimistic, and whether to keep it out
-    of weight fitting by default (trained on these rows, or chosen on them)."""
-    if trained_on_valid:
-        return "trained on the validation rows: its score here is not an estimate", True
-    manifest = folder / "ensemble_manifest.json"
-    if not manifest.is_file():
-        from .checkpoints import _CKPT_RE
-
-        if _CKPT_RE.match(folder.name) and (folder / "trainer_state.json").is_file():
-            return ("a Trainer checkpoint: optimistic if it was picked (as DIR@top does) by the Trainer's eval metric "
-                    "on this split"), False
-        return "", False
-    try:
-        m = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "", False
-    holdout = m.get("holdout") or {}
-    if m.get("selected_on_holdout") and holdout.get("data_digest") == valid_digest:
-        what = "greedy soup" if m.get("method") == "greedy" else "K"
-        return f"{what} chosen on this validation split: its score here is optimistic", True
-    if m.get("selected_on_holdout"):
-        return "soup or K chosen on another held-out split", False
-    if m.get("selected_on_eval_set"):
-        return "checkpoints chosen by the Trainer's eval metric: optimistic if that eval set is this split", False
-    return "", False
 
 
 @dataclass
@@ -419,7 +390,7 @@ def report(
 
     from .estimate import AUTO_METHODS, cross_validate, ece, select_method
     from .sweep import expand_members
-    from .voting import CachedLogits, _open_split, combine as combine_logits, softmax
+    from .voting import CachedLogits, open_split, combine as combine_logits, softmax
     from .weighting import accuracy, at_chance, log_loss, macro_f1, need_classes
 
     if valid not in data:
@@ -430,7 +401,7 @@ def report(
         raise EnsembleError(f"--trained-on-valid {unknown[0]!r} is not a --model name ({', '.join(models)})")
     source = CachedLogits(models, cache_dir)
     refs = source.refs
-    split = _open_split(data[valid], valid, dict(columns or {}))
+    split = open_split(data[valid], valid, dict(columns or {}))
     split.require_labels("the report scores against validation labels")
     al = source.aligned(split)
     y = al.y

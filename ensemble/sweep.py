@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .checkpoints import Checkpoint, Ranking, _CKPT_RE, _load_run, rank_checkpoints
+from .checkpoints import Checkpoint, Ranking, CHECKPOINT_RE, load_run, rank_checkpoints
 from .errors import EnsembleError
 
 __all__ = ["Trial", "Sweep", "find_sweep", "is_sweep", "is_search", "expand_members", "parse_member"]
@@ -133,7 +133,7 @@ def _fmt(v) -> str:
 
 def _is_run(path: Path) -> bool:
     try:
-        return path.is_dir() and any(_CKPT_RE.match(p.name) and p.is_dir() for p in path.iterdir())
+        return path.is_dir() and any(CHECKPOINT_RE.match(p.name) and p.is_dir() for p in path.iterdir())
     except OSError:
         return False
 
@@ -141,7 +141,7 @@ def _is_run(path: Path) -> bool:
 def is_sweep(path: str | os.PathLike) -> bool:
     """True for a folder that holds no ``checkpoint-N`` itself but run folders that do."""
     path = Path(path)
-    if not path.is_dir() or _is_run(path) or _CKPT_RE.match(path.name):
+    if not path.is_dir() or _is_run(path) or CHECKPOINT_RE.match(path.name):
         return False
     return any(_is_run(p) for p in path.iterdir())
 
@@ -155,7 +155,7 @@ def is_search(path: str | os.PathLike) -> bool:
     if not is_sweep(path):
         return False
     for run in (p for p in path.iterdir() if _is_run(p)):
-        for ck in sorted((c for c in run.iterdir() if _CKPT_RE.match(c.name)), key=lambda c: c.name):
+        for ck in sorted((c for c in run.iterdir() if CHECKPOINT_RE.match(c.name)), key=lambda c: c.name):
             try:
                 state = json.loads((ck / "trainer_state.json").read_text(encoding="utf-8"))
             except (OSError, ValueError):
@@ -209,7 +209,7 @@ def find_sweep(
                             "of Trainer.hyperparameter_search or a folder of run folders")
     trials = []
     for p in folders:
-        checkpoints, state = _load_run(p)
+        checkpoints, state = load_run(p)
         params = state.get("trial_params") or {}
         if not isinstance(params, Mapping):
             params = {"trial_params": str(params)}

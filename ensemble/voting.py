@@ -1,5 +1,5 @@
-"""Soft voting over cached logits: align models by class name and sample id, combine them with
-weights, and (``vote``) write the submission.
+"""Soft voting over cached logits, the vote workflow: gather the members' logits (aligned by
+:mod:`ensemble.combination`), fit or load weights, and write the submission.
 
 numpy only at import; ``vote`` reads data with pandas and logits from the cache, and never
 imports torch or transformers.
@@ -9,206 +9,24 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
+from .combination import COMBINE_RULES, Aligned, align, as_arrays, combine, log_softmax, mix, softmax  # noqa: F401
 from .errors import NAME_RULE, EnsembleError, in_project, is_name, option
+from .provenance import model_notes
 
 __all__ = ["COMBINE_RULES", "softmax", "log_softmax", "combine", "mix", "align", "as_arrays", "Aligned", "CachedLogits",
            "gather", "vote"]
 
 log = logging.getLogger(__name__)
 
-COMBINE_RULES = ("prob", "logit", "geometric", "vote")
-_GENERIC = re.compile(r"LABEL_\d+")
-# Ties between vote shares are broken by the weighted mean probability, scaled far below the
-# smallest difference two vote shares can have.
-_TIE_BREAK = 1e-9
-
-
-def log_softmax(z: np.ndarray) -> np.ndarray:
-    """Log-probabilities over the last axis of a 2-D array, in float64 (a new array)."""
-    out = np.array(z, dtype=np.float64)
-    out -= out.max(axis=1, keepdims=True)
-    # a product with a vector of ones sums the short rows about 3x faster than .sum(axis=1)
-    out -= np.log(np.exp(out) @ np.ones(out.shape[1]))[:, None]
-    return out
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    return np.exp(log_softmax(z))
-
-
-def _normalised(weights, M: int) -> np.ndarray:
-    w = np.full(M, 1.0 / M) if weights is None else np.asarray(weights, dtype=np.float64)
-    if w.shape != (M,):
-        raise EnsembleError(f"got {w.size} weights, {M} models")
-    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-        raise EnsembleError(f"weights must be finite, non-negative and not all zero; got {w.tolist()}")
-    return w / w.sum()
-
-
-def mix(log_probs: Sequence[np.ndarray], w: np.ndarray, rule: str, logits: Sequence[np.ndarray] | None = None) -> np.ndarray:
-    """:func:`combine` from log-probabilities already computed (``logits`` for the "logit" rule)."""
-    if rule == "logit":
-        return softmax(sum(wi * np.asarray(a, dtype=np.float64) for wi, a in zip(w, logits)))
-    if rule == "geometric":
-        return softmax(sum(wi * lp for wi, lp in zip(w, log_probs)))
-    probs = sum(wi * np.exp(lp) for wi, lp in zip(w, log_probs))
-    if rule == "prob":
-        return probs
-    shares = np.zeros_like(probs)
-    rows = np.arange(len(probs))
-    for wi, lp in zip(w, log_probs):
-        shares[rows, lp.argmax(axis=1)] += wi
-    shares += _TIE_BREAK * probs
-    return shares / shares.sum(axis=1, keepdims=True)
-
-
-def combine(logits: Sequence[np.ndarray], weights: Sequence[float] | None = None, rule: str = "prob") -> np.ndarray:
-    """Combine aligned logits of M models into probabilities, shape (n, C).
-
-    Parameters
-    ----------
-    logits : sequence of M Logits, or of M aligned arrays of shape (n, C)
-        Logits are aligned by class name and row id first (the first model's orders).
-    weights : sequence of M non-negative floats, optional
-        Normalised to sum to 1. Default uniform.
-    rule : {"prob", "logit", "geometric", "vote"}, default "prob"
-        - "prob": weighted mean of the probabilities (soft voting).
-        - "logit": softmax of the weighted mean of the logits.
-        - "geometric": softmax of the weighted mean of the log-probabilities (a normalised
-          weighted geometric mean of the probabilities).
-        - "vote": weighted share of the models whose top class it is (hard voting); ties go to
-          the class with the higher weighted mean probability.
-    """
-    if rule not in COMBINE_RULES:
-        raise EnsembleError(f"combine rule must be one of {', '.join(COMBINE_RULES)}; got {rule!r}")
-    logits, _, _ = as_arrays(logits)
-    w = _normalised(weights, len(logits))
-    return mix([log_softmax(a) for a in logits] if rule != "logit" else [], w, rule, logits)
-
-
-class Aligned:
-    """Several models' logits over one split, in one class order and one row order.
-
-    Attributes
-    ----------
-    labels : tuple of str
-        The class names, in the column order of the first model.
-    ids : ndarray of str
-        The row ids (the first model's order, or the order asked for).
-    arrays : list of ndarray (n, C)
-    models : tuple of str
-    y : ndarray of int (n,) or None
-        The true class indices in ``labels`` order, when gathered from a labelled split.
-    logits : list of Logits or None
-        The models' Logits as read (with their cache keys in ``meta``), when gathered.
-    """
-
-    def __init__(self, labels, ids, arrays, models, y=None, logits=None):
-        self.labels, self.ids, self.arrays, self.models = tuple(labels), ids, arrays, tuple(models)
-        self.y, self.logits = y, logits
-
-    def __repr__(self) -> str:
-        n = len(self.ids)
-        return (f"Aligned({len(self.models)} models ({', '.join(self.models)}), {n} rows, {len(self.labels)} classes"
-                f"{'' if self.y is None else ', labelled'})")
-
-
-def align(logits: Sequence, ids: Sequence[str] | None = None, labels: Sequence[str] | None = None) -> Aligned:
-    """Put each model's logits in one class order (by name, from ``config.id2label``) and one row
-    order (by sample id).
-
-    Parameters
-    ----------
-    logits : sequence of Logits
-    ids : sequence of str, optional
-        The row order wanted (default: the first model's).
-    labels : sequence of str, optional
-        The class order wanted (default: the first model's).
-    """
-    if not logits:
-        raise EnsembleError("no models to combine; give at least one")
-    first = logits[0]
-    labels = tuple(labels) if labels is not None else tuple(first.labels)
-    generic = [all(_GENERIC.fullmatch(c) for c in lg.labels) for lg in logits]
-    if any(generic) and not all(generic):
-        g = logits[generic.index(True)]
-        named = logits[generic.index(False)]
-        raise EnsembleError(
-            f"model {g.model} has generic class names ({', '.join(g.labels[:3])}...) but {named.model} names "
-            f"its classes ({', '.join(named.labels[:3])}...); set id2label (and label2id) in {g.model}'s "
-            "config.json to the class names in its training order, then re-run ensemble predict"
-        )
-    want_ids = np.asarray(first.ids if ids is None else ids, dtype=object)
-    arrays = []
-    for lg in logits:
-        if set(lg.labels) != set(labels):
-            only_here = sorted(set(lg.labels) - set(labels))
-            only_there = sorted(set(labels) - set(lg.labels))
-            raise EnsembleError(
-                f"model {lg.model} has labels that differ from {first.model}: only in {lg.model}: "
-                f"{', '.join(only_here) or '-'}; only in {first.model}: {', '.join(only_there) or '-'}; "
-                "ensemble only models of one label set"
-            )
-        cols = [lg.labels.index(c) for c in labels]
-        values = np.asarray(lg.values)[:, cols]
-        if len(lg.ids) == len(want_ids) and np.array_equal(lg.ids, want_ids):
-            arrays.append(values)
-            continue
-        position = {v: i for i, v in enumerate(lg.ids)}
-        missing = next((v for v in want_ids if v not in position), None)
-        if missing is not None:
-            raise EnsembleError(f"model {lg.model} has no row for id {missing!r} of split {lg.split or '?'}; "
-                                "re-run ensemble predict on the current data")
-        if len(lg.ids) != len(want_ids):
-            extra = next(v for v in lg.ids if v not in set(want_ids))
-            raise EnsembleError(f"model {lg.model} has a row for id {extra!r} that split {lg.split or '?'} lacks; "
-                                "re-run ensemble predict on the current data")
-        arrays.append(values[[position[v] for v in want_ids]])
-    return Aligned(labels, want_ids, arrays, [lg.model for lg in logits])
-
-
-def _is_logits(item) -> bool:
-    return hasattr(item, "values") and hasattr(item, "labels") and hasattr(item, "ids")
-
-
-def as_arrays(logits: Sequence, ids: Sequence[str] | None = None, labels: Sequence[str] | None = None):
-    """Several models' logits as aligned arrays: ``Logits`` are aligned by class name and row id
-    (:func:`align`); plain arrays are taken as already aligned.
-
-    Returns
-    -------
-    (arrays, names, labels)
-        M arrays of shape (n, C); the model names (``Logits.model``, else ``model0``...); the class
-        names in column order (``labels``, else the first model's, else ``"0"``... for arrays).
-    """
-    items = list(logits)
-    if not items:
-        raise EnsembleError("no models to combine; give the logits of at least one model")
-    kinds = [_is_logits(i) for i in items]
-    if any(kinds) and not all(kinds):
-        i = kinds.index(False) if kinds[0] else kinds.index(True)
-        raise EnsembleError(f"item {i} is {'an array' if kinds[0] else 'Logits'} but item 0 is "
-                            f"{'Logits' if kinds[0] else 'an array'}; pass every model's Logits (aligned by class "
-                            "name and id) or every model's aligned array")
-    if kinds[0]:
-        al = align(items, ids=ids, labels=labels)
-        names = tuple(lg.model or f"model{i}" for i, lg in enumerate(items))
-        return [np.asarray(a) for a in al.arrays], names, al.labels
-    arrays = [np.asarray(a) for a in items]
-    C = arrays[0].shape[-1] if arrays[0].ndim else 0
-    return arrays, tuple(f"model{i}" for i in range(len(arrays))), tuple(labels) if labels else tuple(map(str, range(C)))
-
-
 # --------------------------------------------------------------------------- the vote command
 
 
-def _open_split(value, name: str, columns: Mapping):
+def open_split(value, name: str, columns: Mapping):
     from .data import Split, load_split
 
     if isinstance(value, Split):
@@ -254,7 +72,7 @@ class CachedLogits:
             lg = cache.get(entry.key, split.ids, problems)
             if lg is not None:
                 log.debug("%s/%s: %s", ref.name, split.name, entry.path)
-                from .inference import Logits
+                from .logits import Logits
 
                 return Logits(lg.ids, lg.values, lg.labels, ref.name, split.name, {**lg.meta, "key": entry.key})
         broken = [e for e in self.entries if e.damaged is not None]  # unreadable: whose they are is unknown
@@ -321,7 +139,7 @@ def gather(models: Mapping[str, str | os.PathLike], data: Mapping[str, object] |
     if not models:
         raise EnsembleError("no model given; pass a mapping of member names to model folders")
     source = CachedLogits(expand_members(models), cache_dir)
-    return source.aligned(_open_split(data, split, dict(columns or {})))
+    return source.aligned(open_split(data, split, dict(columns or {})))
 
 
 def _default_root() -> Path:
@@ -346,9 +164,9 @@ def _parse_weights(spec: str, models: Sequence[str]):
     if len(values) != len(models):
         raise EnsembleError(f"got {len(values)} weights, {len(models)} models ({', '.join(models)}); "
                             "give one weight per --model, in order")
-    from .weighting import _check_weights
+    from .weighting import check_weights
 
-    _check_weights(values, "--weights")  # before any file is read
+    check_weights(values, "--weights")  # before any file is read
     return "fixed", values
 
 
@@ -447,11 +265,11 @@ def vote(
     source = CachedLogits(models, cache_dir)
     refs, digest_of = source.refs, source.digest_of
     columns = dict(columns or {})
-    test_split = _open_split(data[test], test, columns)
+    test_split = open_split(data[test], test, columns)
     need_valid = kind == "file" or (kind == "method" and spec != "uniform")
     valid_split = None
     if valid in data:
-        valid_split = _open_split(data[valid], valid, columns)
+        valid_split = open_split(data[valid], valid, columns)
     elif need_valid:
         raise EnsembleError(f"--weights {weights} needs the validation split; pass --data {valid}=PATH (labelled)")
     test_al = source.aligned(test_split)
@@ -485,8 +303,6 @@ def vote(
             log.warning("%s: no validation row of class %s: fitted weights never see it, and a class-prior "
                         "adjustment leaves it alone", valid_split.path, ", ".join(absent))
         if need_valid:
-            from .report import model_notes
-
             for r in refs:
                 note, optimistic = model_notes(r.folder, valid_split.digest)
                 if optimistic:

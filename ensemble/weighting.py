@@ -22,7 +22,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import EnsembleError
-from .voting import COMBINE_RULES, log_softmax, mix, softmax
+from .adjustment import Adjustment
+from .combination import COMBINE_RULES, as_arrays, log_softmax, mix, softmax
 
 __all__ = ["Weights", "fit_weights", "aligned_inputs", "METHODS", "is_method", "fit_temperature", "log_loss", "accuracy", "macro_f1"]
 
@@ -183,8 +184,6 @@ class Weights:
         """Ensemble probabilities, shape (n, C), from each model's logits: Logits (put in this
         fit's class order by name, and in the first model's row order), or arrays (n, C) already
         in :attr:`labels` order."""
-        from .voting import as_arrays
-
         logits, _, _ = as_arrays(logits, labels=self.labels or None)
         if len(logits) != len(self.models):
             raise EnsembleError(f"got logits of {len(logits)} models, the weights are for {len(self.models)} "
@@ -203,8 +202,6 @@ class Weights:
         if self.calibration is not None:
             proba = softmax(np.log(np.clip(proba, _EPS, None)) / self.calibration)
         if self.adjustment is not None:
-            from .priors import Adjustment
-
             proba = Adjustment.from_dict(self.adjustment).apply(proba)
         return proba
 
@@ -267,10 +264,8 @@ class Weights:
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise EnsembleError(f"{path}: not a weights file of ensemble ({str(e)[:160]}); refit with ensemble vote "
                                 "--weights <method>") from None
-        _check_weights(w.weights, str(path), stack=w.stacker is not None)
+        check_weights(w.weights, str(path), stack=w.stacker is not None)
         if w.adjustment is not None:
-            from .priors import Adjustment
-
             try:
                 adj = Adjustment.from_dict(w.adjustment)
                 if w.labels and len(adj.offsets) != len(w.labels) or not np.all(np.isfinite(adj.offsets)):
@@ -342,7 +337,7 @@ def _checksum(doc: Mapping) -> str:
     return blake3(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
 
 
-def _check_weights(w: np.ndarray, where: str, stack: bool = False) -> None:
+def check_weights(w: np.ndarray, where: str, stack: bool = False) -> None:
     if not np.all(np.isfinite(w)):
         raise EnsembleError(f"{where}: weights must be finite numbers, got {w.tolist()}")
     if np.any(w < 0):
@@ -389,8 +384,6 @@ def aligned_inputs(valid_logits, y) -> tuple[list[np.ndarray], tuple[str, ...], 
     (arrays, names, labels, y)
         M arrays of shape (n, C), the model names, the class names in column order, y (n,) int.
     """
-    from .voting import as_arrays
-
     split = y if hasattr(y, "label_indices") and hasattr(y, "ids") else None
     arrays, names, labels = as_arrays(valid_logits, ids=None if split is None else split.ids)
     shape = arrays[0].shape

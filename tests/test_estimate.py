@@ -9,7 +9,8 @@ from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import RepeatedStratifiedKFold
 
 from ensemble.errors import EnsembleError
-from ensemble.estimate import _discordance_interval, _mcnemar, cross_validate, ece, metric_value, select_method
+from ensemble.estimate import _mcnemar, cross_validate, ece, metric_value, select_method
+from ensemble.resampling import discordance_interval as _discordance_interval
 
 
 def members(n, strengths, seed, classes=3, rho=0.5):

@@ -1,0 +1,39 @@
+"""Where a member's validation score comes from, read from its folder: trained or chosen on those
+rows, and so optimistic there. Read by the vote (a warning) and the report (a note, and the member
+left out of weight fitting); imports neither.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+__all__ = ["model_notes"]
+
+
+def model_notes(folder: Path, valid_digest: str | None, trained_on_valid: bool = False) -> tuple[str, bool]:
+    """(note, exclude): why a model's validation score is optimistic, and whether to keep it out
+    of weight fitting by default (trained on these rows, or chosen on them)."""
+    if trained_on_valid:
+        return "trained on the validation rows: its score here is not an estimate", True
+    manifest = folder / "ensemble_manifest.json"
+    if not manifest.is_file():
+        from .checkpoints import CHECKPOINT_RE
+
+        if CHECKPOINT_RE.match(folder.name) and (folder / "trainer_state.json").is_file():
+            return ("a Trainer checkpoint: optimistic if it was picked (as DIR@top does) by the Trainer's eval metric "
+                    "on this split"), False
+        return "", False
+    try:
+        m = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "", False
+    holdout = m.get("holdout") or {}
+    if m.get("selected_on_holdout") and holdout.get("data_digest") == valid_digest:
+        what = "greedy soup" if m.get("method") == "greedy" else "K"
+        return f"{what} chosen on this validation split: its score here is optimistic", True
+    if m.get("selected_on_holdout"):
+        return "soup or K chosen on another held-out split", False
+    if m.get("selected_on_eval_set"):
+        return "checkpoints chosen by the Trainer's eval metric: optimistic if that eval set is this split", False
+    return "", False
