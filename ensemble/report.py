@@ -388,10 +388,10 @@ def report(
     """
     import pandas as pd
 
-    from .estimate import AUTO_METHODS, cross_validate, ece, select_method
+    from .estimate import AUTO_METHODS, select_method
     from .sweep import expand_members
-    from .voting import CachedLogits, open_split, combine as combine_logits, softmax
-    from .weighting import accuracy, at_chance, log_loss, macro_f1, need_classes
+    from .voting import CachedLogits, open_split
+    from .weighting import need_classes
 
     if valid not in data:
         raise EnsembleError(f"report needs the labelled validation split; pass --data {valid}=PATH")
@@ -407,8 +407,44 @@ def report(
     y = al.y
     need_classes(y, "ensemble report", al.labels)
 
-    rows, excluded = {}, []
-    probas = {}
+    rows, probas, excluded = _member_rows(refs, al, split, y, trained_on_valid, include_optimistic)
+    fit_idx = [i for i, r in enumerate(refs) if r.name not in excluded]
+    if not fit_idx:
+        raise EnsembleError("every model is marked optimistic (trained on or chosen on the validation rows); "
+                            "pass --include-optimistic to fit weights over them anyway")
+    fit_arrays = [al.arrays[i] for i in fit_idx]
+    fit_names = [refs[i].name for i in fit_idx]
+    if excluded:
+        log.info("left out of weight fitting (optimistic validation scores): %s", ", ".join(excluded))
+    cv = dict(folds=folds, repeats=repeats, seed=seed, combine=combine, names=fit_names)
+
+    methods = tuple(m for m in (methods or AUTO_METHODS) if m != "uniform")
+    choice, reason, estimates = select_method(fit_arrays, y, methods, metric=metric, **cv)
+    weights, reliability = _ensemble_rows(rows, probas, estimates, fit_arrays, fit_names, y, combine)
+    curse = _winners_curse(rows, estimates, fit_arrays, fit_names, y, best_k, cv)
+    adjust_info = {} if adjust == "none" else _class_priors(
+        fit_arrays, y, al.labels, choice, estimates, adjust=adjust, prior=prior, columns=columns,
+        metric=adjust_metric or (metric if metric in ("accuracy", "macro_f1") else "accuracy"), cv=cv)
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    for col in ("cv_accuracy", "gain", "gain_low", "gain_high", "mcnemar_p", "acc_low", "acc_high",
+                "cv_macro_f1", "cv_log_loss", "optimism"):
+        if col not in table:
+            table[col] = float("nan")
+    table["note"] = table["note"].fillna("")
+    names = [r.name for r in refs]
+    disagreement, correlation = _between_members(probas, names, y)
+    return Report(table, disagreement, correlation, choice, reason, metric, len(y), excluded, estimates, reliability,
+                  weights, curse, adjust_info)
+
+
+def _member_rows(refs, al, split, y, trained_on_valid, include_optimistic):
+    """Each member's validation scores and note (rows), probabilities, and the members left out of
+    weight fitting because their scores there are optimistic."""
+    from .estimate import ece
+    from .combination import softmax
+    from .weighting import at_chance, log_loss, macro_f1
+
+    rows, probas, excluded = {}, {}, []
     for ref, arr in zip(refs, al.arrays):
         note, exclude = model_notes(ref.folder, split.digest, ref.name in trained_on_valid)
         chance = at_chance(arr, y)
@@ -423,23 +459,20 @@ def report(
                           "macro_f1": macro_f1(p, y), "log_loss": log_loss(p, y), "ece": ece(p, y), "note": note}
         if exclude and not include_optimistic:
             excluded.append(ref.name)
-    fit_idx = [i for i, r in enumerate(refs) if r.name not in excluded]
-    if not fit_idx:
-        raise EnsembleError("every model is marked optimistic (trained on or chosen on the validation rows); "
-                            "pass --include-optimistic to fit weights over them anyway")
-    fit_arrays = [al.arrays[i] for i in fit_idx]
-    fit_names = [refs[i].name for i in fit_idx]
-    if excluded:
-        log.info("left out of weight fitting (optimistic validation scores): %s", ", ".join(excluded))
+    return rows, probas, excluded
 
-    methods = tuple(m for m in (methods or AUTO_METHODS) if m != "uniform")
-    choice, reason, estimates = select_method(fit_arrays, y, methods, metric=metric, folds=folds, repeats=repeats,
-                                              seed=seed, combine=combine, names=fit_names)
+
+def _ensemble_rows(rows, probas, estimates, fit_arrays, fit_names, y, combine):
+    """Uniform's row and each estimated method's (added to ``rows``); returns the weights of each
+    method and the reliability curves of members and methods."""
+    from .combination import combine as combine_logits
+    from .estimate import ece
+    from .weighting import accuracy, log_loss, macro_f1
+
     uniform = combine_logits(fit_arrays, None, combine)
-    nan = float("nan")
     rows["uniform"] = {"kind": "ensemble", "accuracy": accuracy(uniform, y), "macro_f1": macro_f1(uniform, y),
                        "log_loss": log_loss(uniform, y), "ece": ece(uniform, y), "cv_accuracy": accuracy(uniform, y),
-                       "gain": 0.0, "gain_low": 0.0, "gain_high": 0.0, "mcnemar_p": nan,
+                       "gain": 0.0, "gain_low": 0.0, "gain_high": 0.0, "mcnemar_p": float("nan"),
                        "note": "nothing fitted: its validation score is an estimate"}
     weights = {"uniform": {n: 1 / len(fit_names) for n in fit_names}}
     reliability = {n: _reliability(p, y) for n, p in probas.items()}
@@ -449,51 +482,59 @@ def report(
         if e.weights.stacker is None:
             weights[m] = dict(zip(fit_names, map(float, e.weights.weights)))
         reliability[f"{m} (out-of-fold)"] = _reliability(e.oof_proba, y)
-    curse = {}
-    if len(fit_arrays) >= 2:
-        member_acc = {n: rows[n]["accuracy"] for n in fit_names}
-        picks = ["best"] + ([f"best{best_k}"] if best_k and len(fit_arrays) > best_k > 1 else [])
-        for m in picks:
-            e = cross_validate(fit_arrays, y, m, folds=folds, repeats=repeats, seed=seed, combine=combine,
-                               names=fit_names)
-            chosen = [n for n, w in zip(fit_names, e.weights.weights) if w > 0]
-            rows[m] = _estimate_row(e, "selection", fit_arrays, y, "picks " + ", ".join(chosen) + " on validation")
-            estimates[m] = e
-            if m == "best":
-                curse.update(members=len(fit_names), best_member=chosen[0], apparent_best=e.apparent["accuracy"],
-                             cv_best=e.cross_validated["accuracy"], members_mean=float(np.mean(list(member_acc.values()))),
-                             members_chosen_on_eval_set=any("eval metric" in rows[n]["note"] for n in fit_names))
-            else:
-                curse.update(k=best_k, apparent_best_k=e.apparent["accuracy"], cv_best_k=e.cross_validated["accuracy"])
-    adjust_info = {}
-    if adjust != "none":
-        from .priors import class_prior, select_adjustment
+    return weights, reliability
 
-        a_metric = adjust_metric or (metric if metric in ("accuracy", "macro_f1") else "accuracy")
-        target = None if prior is None else class_prior(prior, al.labels, columns=columns)
-        kinds = None if adjust == "auto" else (adjust,)
-        a_choice, a_reason, a_est = select_adjustment(
-            fit_arrays, y, choice, target=target, metric=a_metric, kinds=kinds, folds=folds, repeats=repeats,
-            seed=seed, combine=combine, names=fit_names,
-            full_proba=estimates[choice].weights.predict_proba(fit_arrays) if choice in estimates else None)
-        first = next(iter(a_est.values()))
-        counts = np.bincount(y, minlength=len(al.labels))
-        adjust_info = {
-            "method": choice, "metric": a_metric, "choice": a_choice, "reason": a_reason, "classes": list(al.labels),
-            "validation_prior": (counts / counts.sum()).tolist(),
-            "target_prior": None if target is None else target.tolist(),
-            "baseline": dict(first.baseline), "recall_before": first.recall_before.tolist(),
-            "kinds": {k: {"scores": dict(e.scores), "gain": dict(e.gain),
-                          "interval": {m: list(v) for m, v in e.interval.items()}, "recall": e.recall.tolist(),
-                          "offsets": e.adjustment.offsets.tolist()} for k, e in a_est.items()},
-        }
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    for col in ("cv_accuracy", "gain", "gain_low", "gain_high", "mcnemar_p", "acc_low", "acc_high",
-                "cv_macro_f1", "cv_log_loss", "optimism"):
-        if col not in table:
-            table[col] = nan
-    table["note"] = table["note"].fillna("")
-    names = [r.name for r in refs]
+
+def _winners_curse(rows, estimates, fit_arrays, fit_names, y, best_k, cv) -> dict:
+    """Picking the best member (and the best K) on validation, estimated like any fit; its rows
+    and estimates are added to ``rows`` and ``estimates``."""
+    from .estimate import cross_validate
+
+    curse = {}
+    if len(fit_arrays) < 2:
+        return curse
+    member_acc = {n: rows[n]["accuracy"] for n in fit_names}
+    picks = ["best"] + ([f"best{best_k}"] if best_k and len(fit_arrays) > best_k > 1 else [])
+    for m in picks:
+        e = cross_validate(fit_arrays, y, m, **cv)
+        chosen = [n for n, w in zip(fit_names, e.weights.weights) if w > 0]
+        rows[m] = _estimate_row(e, "selection", fit_arrays, y, "picks " + ", ".join(chosen) + " on validation")
+        estimates[m] = e
+        if m == "best":
+            curse.update(members=len(fit_names), best_member=chosen[0], apparent_best=e.apparent["accuracy"],
+                         cv_best=e.cross_validated["accuracy"], members_mean=float(np.mean(list(member_acc.values()))),
+                         members_chosen_on_eval_set=any("eval metric" in rows[n]["note"] for n in fit_names))
+        else:
+            curse.update(k=best_k, apparent_best_k=e.apparent["accuracy"], cv_best_k=e.cross_validated["accuracy"])
+    return curse
+
+
+def _class_priors(fit_arrays, y, labels, choice, estimates, *, adjust, prior, columns, metric, cv) -> dict:
+    """The class-prior adjustments estimated on top of the chosen method, as the report shows them."""
+    from .priors import class_prior, select_adjustment
+
+    target = None if prior is None else class_prior(prior, labels, columns=columns)
+    kinds = None if adjust == "auto" else (adjust,)
+    a_choice, a_reason, a_est = select_adjustment(
+        fit_arrays, y, choice, target=target, metric=metric, kinds=kinds, **cv,
+        full_proba=estimates[choice].weights.predict_proba(fit_arrays) if choice in estimates else None)
+    first = next(iter(a_est.values()))
+    counts = np.bincount(y, minlength=len(labels))
+    return {
+        "method": choice, "metric": metric, "choice": a_choice, "reason": a_reason, "classes": list(labels),
+        "validation_prior": (counts / counts.sum()).tolist(),
+        "target_prior": None if target is None else target.tolist(),
+        "baseline": dict(first.baseline), "recall_before": first.recall_before.tolist(),
+        "kinds": {k: {"scores": dict(e.scores), "gain": dict(e.gain),
+                      "interval": {m: list(v) for m, v in e.interval.items()}, "recall": e.recall.tolist(),
+                      "offsets": e.adjustment.offsets.tolist()} for k, e in a_est.items()},
+    }
+
+
+def _between_members(probas, names, y):
+    """How often the members' predicted classes differ, and how their errors correlate."""
+    import pandas as pd
+
     preds = np.stack([probas[n].argmax(axis=1) for n in names])
     errors = (preds != y).astype(float)
     M = len(names)
@@ -501,5 +542,4 @@ def report(
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = np.corrcoef(errors) if M > 1 else np.ones((1, 1))
     corr = np.atleast_2d(np.nan_to_num(corr, nan=0.0))
-    return Report(table, pd.DataFrame(dis, index=names, columns=names), pd.DataFrame(corr, index=names, columns=names),
-                  choice, reason, metric, len(y), excluded, estimates, reliability, weights, curse, adjust_info)
+    return pd.DataFrame(dis, index=names, columns=names), pd.DataFrame(corr, index=names, columns=names)

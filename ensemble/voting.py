@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -240,9 +241,51 @@ def vote(
     pandas.DataFrame
         The submission as written; ``.attrs`` holds the output path and the :class:`Weights`.
     """
-    from .submission import make_submission, save_submission
+    models, kind, spec, loaded = _arguments(models, data, weights, name, test, adjust, adjust_metric, prior)
+    source = CachedLogits(models, cache_dir)
+    columns = dict(columns or {})
+    need_valid = kind == "file" or (kind == "method" and spec != "uniform")  # weights fitted on validation
+    g = _gather(source, data, valid, test, columns, need_valid=need_valid, weights=weights)
+    _check_validation(g, source.refs, fitted_method=kind == "method" and spec != "uniform", need_valid=need_valid,
+                      weights=weights, adjust=adjust)
+    fit_kwargs = dict(combine=combine, temperature=temperature, calibrate=calibrate, acc_power=acc_power, seed=seed,
+                      names=list(models))
+    fitted = _weights(kind, spec, loaded, g, source, fit_kwargs)
+    if adjust != "none":
+        fitted = _adjust(fitted, adjust, prior, adjust_metric, g.valid_al, g.y, g.valid_split, g.test_al.labels,
+                         columns, g.provenance, fit_kwargs)
+    if fitted.apparent:
+        log.info("%r", fitted)
+        log.info("validation scores of these weights are in-sample (fitted on the same rows): optimistic")
+    test_proba = fitted.predict_proba(g.test_al.arrays)
+    if g.y is not None:
+        _flag_one_class(test_proba, g.y, g.test_al.labels, fitted)
+    return _write(fitted, test_proba, g, kind=kind, spec=spec, name=name, out=out, weights_dir=weights_dir,
+                  submissions_dir=submissions_dir, sample_submission=sample_submission, proba=proba,
+                  class_order=class_order)
+
+
+@dataclass
+class _Gathered:
+    """What the vote reads: the splits, every member's aligned logits on them, the validation
+    labels and the provenance written beside the outputs."""
+
+    test_split: object
+    valid_split: object | None
+    test_al: Aligned
+    valid_al: Aligned | None
+    provenance: dict
+
+    @property
+    def y(self):
+        return None if self.valid_al is None else self.valid_al.y
+
+
+def _arguments(models, data, weights, name, test, adjust, adjust_metric, prior):
+    """Every argument checked before any file is read: (members, kind, spec, loaded weights file)."""
+    from .priors import NEEDS_PRIOR, check_adjust
     from .sweep import expand_members
-    from .weighting import Weights, fit_weights
+    from .weighting import Weights
 
     if not models:
         raise EnsembleError("no model given; pass --model NAME=PATH, once per model")
@@ -253,130 +296,128 @@ def vote(
     if test not in data:
         raise EnsembleError(f"no {test!r} split given; pass --data {test}=PATH with the test file")
     kind, spec = _parse_weights(weights, list(models))
-    from .priors import NEEDS_PRIOR, check_adjust
-
     check_adjust(adjust, metric=adjust_metric, auto=True)
     if kind == "file" and adjust != "none":
         raise EnsembleError(f"{spec}: a weights file keeps the adjustment it was fitted with; {option('adjust', 'none')}, "
                             "or refit with --weights <method> --adjust ...")
     if adjust == "prior" and prior is None:
-        raise EnsembleError(NEEDS_PRIOR)  # before any file is read
+        raise EnsembleError(NEEDS_PRIOR)
     loaded = Weights.load(spec) if kind == "file" else None  # every field checked before the logits are read
-    source = CachedLogits(models, cache_dir)
-    refs, digest_of = source.refs, source.digest_of
-    columns = dict(columns or {})
+    return models, kind, spec, loaded
+
+
+def _gather(source: CachedLogits, data, valid: str, test: str, columns: dict, *, need_valid: bool,
+            weights: str) -> _Gathered:
+    """The test split and (when given) the validation split, every member's logits aligned on
+    them in the test logits' class order, and their provenance."""
     test_split = open_split(data[test], test, columns)
-    need_valid = kind == "file" or (kind == "method" and spec != "uniform")
     valid_split = None
     if valid in data:
         valid_split = open_split(data[valid], valid, columns)
     elif need_valid:
         raise EnsembleError(f"--weights {weights} needs the validation split; pass --data {valid}=PATH (labelled)")
     test_al = source.aligned(test_split)
-    test_logits = test_al.logits
     valid_al = source.aligned(valid_split, test_al.labels) if valid_split is not None else None
-    valid_logits = valid_al.logits if valid_al is not None else None
     provenance = {
         "valid": None if valid_split is None else {"path": str(valid_split.path.resolve()), "data_digest": valid_split.digest,
                                                    "labels_digest": valid_split.labels_digest, "rows": len(valid_split)},
-        "models": {r.name: {"path": str(r.folder.resolve()), "model_digest": digest_of(r),
+        "models": {r.name: {"path": str(r.folder.resolve()), "model_digest": source.digest_of(r),
                             "cache_keys": {"test": t.meta.get("key"),
-                                           "valid": valid_logits[i].meta.get("key") if valid_logits else None}}
-                   for i, (r, t) in enumerate(zip(refs, test_logits))},
+                                           "valid": valid_al.logits[i].meta.get("key") if valid_al else None}}
+                   for i, (r, t) in enumerate(zip(source.refs, test_al.logits))},
     }
+    return _Gathered(test_split, valid_split, test_al, valid_al, provenance)
 
-    y = None if valid_al is None else valid_al.y
-    if y is not None:
-        from .weighting import at_chance, need_classes
 
-        if kind == "method" and spec != "uniform":
-            need_classes(y, f"--weights {weights}", test_al.labels)  # before any warning
-        if adjust != "none":
-            need_classes(y, f"--adjust {adjust}", test_al.labels)
+def _check_validation(g: _Gathered, refs, *, fitted_method: bool, need_valid: bool, weights: str, adjust: str) -> None:
+    """Errors first (nothing can be fitted on one class), then what the user should know: members
+    at chance level, classes with no validation row, members whose scores there are optimistic."""
+    y = g.y
+    if y is None:
+        return
+    from .weighting import at_chance, need_classes
 
-        for r, a in zip(refs, valid_al.arrays):
-            why = at_chance(a, y)
-            if why:
-                log.warning("%s: %s", r.name, why)
-        absent = [c for c, k in zip(test_al.labels, np.bincount(y, minlength=len(test_al.labels))) if k == 0]
-        if absent and (need_valid or adjust != "none"):
-            log.warning("%s: no validation row of class %s: fitted weights never see it, and a class-prior "
-                        "adjustment leaves it alone", valid_split.path, ", ".join(absent))
-        if need_valid:
-            for r in refs:
-                note, optimistic = model_notes(r.folder, valid_split.digest)
-                if optimistic:
-                    log.warning("%s: %s; fitted weights will favour it (ensemble report leaves it out)", r.name, note)
-
-    weights_path = None
-    if kind == "method":
-        if spec != "uniform" and y is None:
-            valid_split.require_labels(f"--weights {spec} is fitted on validation labels (or use --weights uniform)")
-        auto = None
-        if spec == "auto":
-            from .estimate import select_method
-
-            spec, reason, estimates = select_method(valid_al.arrays, y, combine=combine, temperature=temperature,
-                                                    calibrate=calibrate, acc_power=acc_power, seed=seed,
-                                                    names=list(models))
-            log.info("auto -> %s", reason)
-            auto = {"chosen": spec, "reason": reason, "candidates": {
-                m: {"cross_validated": dict(e.cross_validated), "gain_vs_uniform": dict(e.gain_vs_uniform),
-                    "gain_interval": {k: list(v) for k, v in e.gain_interval.items()}, "mcnemar_p": e.mcnemar_p}
-                for m, e in estimates.items()}}
-            provenance["auto"] = auto
-        if y is not None:
-            fitted = fit_weights(valid_al.arrays, y, spec, combine=combine, temperature=temperature,
-                                 calibrate=calibrate, acc_power=acc_power, seed=seed, names=list(models))
-        else:
-            fitted = Weights("uniform", tuple(models), np.full(len(refs), 1 / len(refs)), combine, test_al.labels)
-        fitted = Weights(fitted.method, fitted.models, fitted.weights, fitted.combine, test_al.labels,
-                         fitted.temperatures, fitted.calibration, fitted.stacker, fitted.apparent,
-                         {**fitted.meta, **provenance})
-        weights_path = Path(weights_dir) / f"{name}-{fitted.method}.json"  # saved once the submission is built
-    elif kind == "fixed":
-        from .weighting import scores
-
-        fitted = Weights("fixed", tuple(models), spec / spec.sum(), combine, test_al.labels, meta=provenance)
-        if y is not None:
-            fitted = Weights(fitted.method, fitted.models, fitted.weights, combine, test_al.labels,
-                             apparent=scores(fitted.predict_proba(valid_al.arrays), y), meta=provenance)
-    else:
-        fitted = loaded
-        _check_stale(fitted, spec, refs, digest_of, valid_split, test_al.labels)
-        weights_path = spec
+    labels = g.test_al.labels
+    if fitted_method:
+        need_classes(y, f"--weights {weights}", labels)
     if adjust != "none":
-        fitted = _adjust(fitted, adjust, prior, adjust_metric, valid_al, y, valid_split, test_al.labels, columns,
-                         provenance, dict(combine=combine, temperature=temperature, calibrate=calibrate,
-                                          acc_power=acc_power, seed=seed, names=list(models)))
-    if fitted.apparent:
-        log.info("%r", fitted)
-        log.info("validation scores of these weights are in-sample (fitted on the same rows): optimistic")
-    test_proba = fitted.predict_proba(test_al.arrays)
+        need_classes(y, f"--adjust {adjust}", labels)
+    for r, a in zip(refs, g.valid_al.arrays):
+        why = at_chance(a, y)
+        if why:
+            log.warning("%s: %s", r.name, why)
+    absent = [c for c, k in zip(labels, np.bincount(y, minlength=len(labels))) if k == 0]
+    if absent and (need_valid or adjust != "none"):
+        log.warning("%s: no validation row of class %s: fitted weights never see it, and a class-prior "
+                    "adjustment leaves it alone", g.valid_split.path, ", ".join(absent))
+    if need_valid:
+        for r in refs:
+            note, optimistic = model_notes(r.folder, g.valid_split.digest)
+            if optimistic:
+                log.warning("%s: %s; fitted weights will favour it (ensemble report leaves it out)", r.name, note)
+
+
+def _weights(kind: str, spec, loaded, g: _Gathered, source: CachedLogits, fit_kwargs: dict):
+    """The Weights to vote with: fitted on validation (a method, auto choosing it by a
+    cross-validated estimate), fixed by hand, or a weights file checked against its inputs."""
+    from .weighting import Weights, fit_weights, scores
+
+    labels, y, names = g.test_al.labels, g.y, fit_kwargs["names"]
+    if kind == "file":
+        _check_stale(loaded, spec, source.refs, source.digest_of, g.valid_split, labels)
+        return loaded
+    if kind == "fixed":
+        apparent = scores(Weights("fixed", tuple(names), spec / spec.sum(), fit_kwargs["combine"], labels)
+                          .predict_proba(g.valid_al.arrays), y) if y is not None else {}
+        return Weights("fixed", tuple(names), spec / spec.sum(), fit_kwargs["combine"], labels, apparent=apparent,
+                       meta=g.provenance)
+    if spec != "uniform" and y is None:
+        g.valid_split.require_labels(f"--weights {spec} is fitted on validation labels (or use --weights uniform)")
+    if spec == "auto":
+        from .estimate import select_method
+
+        spec, reason, estimates = select_method(g.valid_al.arrays, y, **fit_kwargs)
+        log.info("auto -> %s", reason)
+        g.provenance["auto"] = {"chosen": spec, "reason": reason, "candidates": {
+            m: {"cross_validated": dict(e.cross_validated), "gain_vs_uniform": dict(e.gain_vs_uniform),
+                "gain_interval": {k: list(v) for k, v in e.gain_interval.items()}, "mcnemar_p": e.mcnemar_p}
+            for m, e in estimates.items()}}
     if y is not None:
-        _flag_one_class(test_proba, y, test_al.labels, fitted)
+        fitted = fit_weights(g.valid_al.arrays, y, spec, **fit_kwargs)
+    else:
+        fitted = Weights("uniform", tuple(names), np.full(len(names), 1 / len(names)), fit_kwargs["combine"], labels)
+    return Weights(fitted.method, fitted.models, fitted.weights, fitted.combine, labels, fitted.temperatures,
+                   fitted.calibration, fitted.stacker, fitted.apparent, {**fitted.meta, **g.provenance})
+
+
+def _write(fitted, test_proba: np.ndarray, g: _Gathered, *, kind: str, spec, name: str, out, weights_dir,
+           submissions_dir, sample_submission, proba: bool, class_order):
+    """The submission, the weights file (for a fitted method) and the sidecar, as one set: named
+    after the method and adjustment; what this vote created is removed when the set fails."""
+    from .submission import make_submission, save_submission
+
+    labels = g.test_al.labels
     method = fitted.method
-    if fitted.adjustment is not None and fitted.adjustment.get("kind") != "none" and kind != "file":
+    adjusted = fitted.adjustment is not None and fitted.adjustment.get("kind") != "none" and kind != "file"
+    if adjusted:
         method = f"{method}-{fitted.adjustment['kind']}"
-        if weights_path is not None:
-            weights_path = Path(weights_dir) / f"{name}-{method}.json"
+    weights_path = spec if kind == "file" else Path(weights_dir) / f"{name}-{method}.json" if kind == "method" else None
     out = Path(out) if out is not None else Path(submissions_dir) / f"{name}-{method}.csv"
     sidecar = {"weights_file": None if weights_path is None else str(Path(weights_path).resolve()),
                "method": method, "combine": fitted.combine,
                "weights": {m: float(w) for m, w in zip(fitted.models, fitted.weights)},
                "adjustment": fitted.adjustment,
-               "test": {"path": str(test_split.path.resolve()), "data_digest": test_split.digest, "rows": len(test_split)},
-               **provenance}
-    frame = make_submission(test_split.ids, test_proba, test_al.labels, sample_submission=sample_submission,
-                            proba_columns=proba, id_column=test_split.id_column or "id",
-                            label_column=(valid_split.label_column if valid_split is not None else None) or "label",
+               "test": {"path": str(g.test_split.path.resolve()), "data_digest": g.test_split.digest,
+                        "rows": len(g.test_split)},
+               **g.provenance}
+    frame = make_submission(g.test_split.ids, test_proba, labels, sample_submission=sample_submission,
+                            proba_columns=proba, id_column=g.test_split.id_column or "id",
+                            label_column=(g.valid_split.label_column if g.valid_split is not None else None) or "label",
                             class_order=class_order.split(",") if isinstance(class_order, str) else class_order,
-                            member_orders={lg.model: lg.labels for lg in test_al.logits})
+                            member_orders={lg.model: lg.labels for lg in g.test_al.logits})
     created: list[Path] = []  # what this vote wrote, removed again if the set cannot be completed
 
     def save_weights():  # between the CSV and its sidecar, which names the weights file
-        nonlocal weights_path
-        weights_path = Path(weights_path)
         if not weights_path.parent.exists():
             created.append(weights_path.parent)
         if not weights_path.exists():
@@ -397,7 +438,7 @@ def vote(
         raise
     frame.attrs.update(path=str(out), weights=fitted)
     log.info("wrote %s (%d rows; %s)", out, len(frame), ", ".join(
-        f"{c}: {n}" for c, n in zip(test_al.labels, np.bincount(test_proba.argmax(axis=1), minlength=len(test_al.labels)))))
+        f"{c}: {n}" for c, n in zip(labels, np.bincount(test_proba.argmax(axis=1), minlength=len(labels)))))
     return frame
 
 
