@@ -84,26 +84,50 @@ def run_project(project, *, k: int | None = None, weights: str | None = None, pr
 
 
 def _run(project, *, k, weights, progress, name) -> RunResult:
-    from .averaging import MissingTokenizer, average_checkpoints, stale_average
     from .cache import LogitCache
     from .data import load_split
-    from .inference import ModelRef
-    from .report import report
-    from .voting import vote
+    from .sweep import expand_members
 
     p = project
     for split in ("valid", "test"):
         if split not in p.data:
             raise EnsembleError(f"{p.path}: [data] needs {split} = \"...\" for ensemble run")
-    from .sweep import expand_members
-
     members = {**{n: None for n in p.runs}, **expand_members({n: m.path for n, m in p.models.items()})}
     if not members:
         raise EnsembleError(f"{p.path}: no [models] and no [runs]; list at least one member")
     cache = LogitCache(p.cache_dir)
     redone = {"average": 0, "predict": 0, "vote": 0, "report": 0}
+    members.update(_averages(p, k, cache, progress, redone))
+    columns = {**p.columns, "label_if_present": True}
+    splits = {s: load_split(p.data[s], name=s, **columns) for s in ("valid", "test")}
+    digests = _predictions(members, splits, cache, progress, redone)
 
-    # 1. averages
+    from .project import adjust_settings
+
+    weights = weights or p.vote.get("weights") or "auto"
+    adjust, prior, adjust_metric = adjust_settings(p)
+    settings = dict(combine=p.vote.get("combine") or "prob", adjust=adjust, prior=prior, adjust_metric=adjust_metric,
+                    columns=columns)
+    state_path = p.root / ".ensemble" / STATE
+    try:
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        state = {}
+    # everything the vote and the report depend on: members, texts, labels and their column, options
+    base = {"models": digests, "data": {s: x.digest for s, x in splits.items()},
+            "labels": {s: x.labels_digest for s, x in splits.items()},
+            "adjust": adjust, "adjust_metric": adjust_metric,
+            "prior": cache.file_digest(prior) if isinstance(prior, Path) and prior.is_file() else prior}
+    submission = _vote_step(p, members, splits, cache, state, state_path, base, weights, name, settings, redone)
+    html_path, text = _report_step(p, members, splits, cache, state, state_path, base, settings, redone)
+    return RunResult(submission, html_path, text, redone)
+
+
+def _averages(p, k, cache, progress, redone) -> dict[str, Path]:
+    """1. Every [runs] entry averaged into its output folder, unless that folder is up to date."""
+    from .averaging import MissingTokenizer, average_checkpoints, stale_average
+
+    outputs = {}
     for run in p.runs.values():
         kk = k or run.k or 4
         out = p.run_output(run, k)
@@ -120,15 +144,18 @@ def _run(project, *, k, weights, progress, name) -> RunResult:
         except MissingTokenizer as e:
             raise EnsembleError(f"{e.checkpoint}: {e.PROBLEM}; add tokenizer = \"<base model folder>\" to [runs] "
                                 f"{run.name} in {p.path}") from None
-        members[run.name] = out
+        outputs[run.name] = out
+    return outputs
 
-    # 2. logits of every member over valid and test
-    columns = {**p.columns, "label_if_present": True}
-    splits = {s: load_split(p.data[s], name=s, **columns) for s in ("valid", "test")}
+
+def _predictions(members, splits, cache, progress, redone) -> dict[str, str]:
+    """2. Every member's logits over valid and test, computed where the cache has none; returns
+    the members' content digests."""
+    from .inference import ModelRef
+
     refs = {n: ModelRef.open(path, n) for n, path in members.items()}
     digests = {n: ref.fingerprint(cache.file_digest) for n, ref in refs.items()}
-    entries = cache.entries()
-    have = {(e.metadata.get("model_digest"), e.metadata.get("data_digest")) for e in entries if e.damaged is None}
+    have = {(e.metadata.get("model_digest"), e.metadata.get("data_digest")) for e in cache.entries() if e.damaged is None}
     missing = [(n, s) for n in refs for s, split in splits.items() if (digests[n], split.digest) not in have]
     if missing:
         from .inference import InferenceSettings, ModelSession
@@ -141,73 +168,66 @@ def _run(project, *, k, weights, progress, name) -> RunResult:
         log.info("predict: %d computed, %d up to date in the cache", len(missing), 2 * len(refs) - len(missing))
     else:
         log.info("predict: all %d (model, split) logits up to date in the cache", 2 * len(refs))
+    return digests
 
-    # 3. vote
-    weights = weights or p.vote.get("weights") or "auto"
-    combine = p.vote.get("combine") or "prob"
-    from .project import adjust_settings
 
-    adjust, prior, adjust_metric = adjust_settings(p)
-    prior_key = cache.file_digest(prior) if isinstance(prior, Path) and prior.is_file() else prior
+def _vote_step(p, members, splits, cache, state, state_path, base, weights, name, settings, redone) -> Path:
+    """3. The vote, unless its key (every input) and the submission's and sidecar's digests are
+    those of the last run."""
+    from .voting import vote
+
     sample = p.sample_submission
-    state_path = p.root / ".ensemble" / STATE
-    try:
-        state = json.loads(state_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        state = {}
-    # everything the vote and the report depend on: members, texts, labels and their column
-    base = {"models": digests, "data": {s: x.digest for s, x in splits.items()},
-            "labels": {s: x.labels_digest for s, x in splits.items()}}
-    options = {"adjust": adjust, "prior": prior_key, "adjust_metric": adjust_metric}
     weights_file = Path(weights) if weights.endswith(".json") or Path(weights).is_file() else None
-    vote_key = _digest({**base, **options, "weights": weights, "combine": combine, "name": name,
+    vote_key = _digest({**base, "weights": weights, "combine": settings["combine"], "name": name,
                         "class_order": p.vote.get("class_order"),
                         "weights_file": file_digest(weights_file) if weights_file and weights_file.is_file() else None,
                         "sample": cache.file_digest(sample) if sample is not None and sample.is_file() else None})
     submission = p.root / state.get("submission", "?")
     if state.get("vote_key") == vote_key and _submission_unchanged(submission, state.get("submission_digest")):
         log.info("vote: up to date (%s)", submission)
-    else:
-        # the vote's own lines (auto ->, adjust auto ->, the weights, the path) would repeat what the
-        # report below and the last line say: its warnings alone, then one line here
-        quiet = [logging.getLogger(m) for m in (vote.__module__, "ensemble.submission")]
-        levels = [q.level for q in quiet]
-        for q in quiet:
-            q.setLevel(logging.WARNING)
-        try:
-            frame = vote(members, {s: x for s, x in splits.items()}, weights, combine=combine, cache_dir=cache.root,
-                         sample_submission=sample, name=name, weights_dir=p.root / "weights",
-                         submissions_dir=p.root / "submissions", adjust=adjust, prior=prior,
-                         adjust_metric=adjust_metric, columns=columns, class_order=p.vote.get("class_order"))
-        finally:
-            for q, level in zip(quiet, levels):
-                q.setLevel(level)
-        fitted = frame.attrs["weights"]
-        log.info("vote: %s, %s", fitted.method + (f" + {fitted.adjustment['kind']}" if fitted.adjustment and
-                                                   fitted.adjustment.get("kind") != "none" else ""),
-                 ", ".join(f"{m}={w:.3f}" for m, w in zip(fitted.models, fitted.weights)))
-        submission = Path(frame.attrs["path"])
-        state.update(vote_key=vote_key, submission=_relative(submission, p.root),
-                     submission_digest=file_digest(submission))
-        redone["vote"] += 1
-        _write_state(state_path, state)
+        return submission
+    # the vote's own lines (auto ->, adjust auto ->, the weights, the path) would repeat what the
+    # report below and the last line say: its warnings alone, then one line here
+    quiet = [logging.getLogger(m) for m in (vote.__module__, "ensemble.submission")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.WARNING)
+    try:
+        frame = vote(members, dict(splits), weights, cache_dir=cache.root, sample_submission=sample, name=name,
+                     weights_dir=p.root / "weights", submissions_dir=p.root / "submissions",
+                     class_order=p.vote.get("class_order"), **settings)
+    finally:
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
+    fitted = frame.attrs["weights"]
+    log.info("vote: %s, %s", fitted.method + (f" + {fitted.adjustment['kind']}" if fitted.adjustment and
+                                               fitted.adjustment.get("kind") != "none" else ""),
+             ", ".join(f"{m}={w:.3f}" for m, w in zip(fitted.models, fitted.weights)))
+    submission = Path(frame.attrs["path"])
+    state.update(vote_key=vote_key, submission=_relative(submission, p.root), submission_digest=file_digest(submission))
+    redone["vote"] += 1
+    _write_state(state_path, state)
+    return submission
 
-    # 4. report
+
+def _report_step(p, members, splits, cache, state, state_path, base, settings, redone) -> tuple[Path, str]:
+    """4. The report and its page, unless its key and the page's digest are the last run's."""
+    from .report import report
+
     tov = p.trained_on_valid
-    report_key = _digest({**base, **options, "combine": combine, "trained_on_valid": tov})
+    report_key = _digest({**base, "combine": settings["combine"], "trained_on_valid": tov})
     html_path = p.root / "report.html"
     if (state.get("report_key") == report_key and _unchanged(html_path, state.get("report_digest"))
             and state.get("report_text")):
-        text = state["report_text"]
         log.info("report: up to date (%s)", html_path)
-    else:
-        rep = report(members, {"valid": splits["valid"]}, cache_dir=cache.root, combine=combine, trained_on_valid=tov,
-                     adjust="auto" if adjust == "none" else adjust, prior=prior, adjust_metric=adjust_metric,
-                     columns=columns)
-        text = rep.to_text()
-        page = rep.to_html()
-        atomic_write(html_path, lambda f: f.write_text(page, encoding="utf-8"))
-        state.update(report_key=report_key, report_text=text, report_digest=file_digest(html_path))
-        redone["report"] += 1
-        _write_state(state_path, state)
-    return RunResult(submission, html_path, text, redone)
+        return html_path, state["report_text"]
+    rep = report(members, {"valid": splits["valid"]}, cache_dir=cache.root, combine=settings["combine"],
+                 trained_on_valid=tov, adjust="auto" if settings["adjust"] == "none" else settings["adjust"],
+                 prior=settings["prior"], adjust_metric=settings["adjust_metric"], columns=settings["columns"])
+    text = rep.to_text()
+    page = rep.to_html()
+    atomic_write(html_path, lambda f: f.write_text(page, encoding="utf-8"))
+    state.update(report_key=report_key, report_text=text, report_digest=file_digest(html_path))
+    redone["report"] += 1
+    _write_state(state_path, state)
+    return html_path, text
