@@ -154,7 +154,8 @@ def _line_of(text: str, table: str, key: str | None) -> int:
 
 
 def load_project(path: str | os.PathLike) -> Project:
-    """Read and check a project file; paths become absolute, relative to the file."""
+    """Read and check a project file, whole, before any work; paths become absolute, relative to
+    the file. Errors name the file, the line and the key."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover
@@ -171,12 +172,7 @@ def load_project(path: str | os.PathLike) -> Project:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise EnsembleError(f"{path}: not valid TOML ({e}); fix the file") from None
-    root = path.parent
-
-    def fail(table: str, key: str | None, why: str):
-        where = f"[{table}]" + (f" {key}" if key else "")
-        raise EnsembleError(f"{path}:{_line_of(text, table, key)}: {where}: {why}")
-
+    r = _Reader(path, text)
     for table, value in doc.items():
         if table not in _TABLES:
             raise EnsembleError(f"{path}:{_line_of(text, table, None)}: unknown table [{table}]; "
@@ -187,96 +183,126 @@ def load_project(path: str | os.PathLike) -> Project:
         if allowed is not None:
             for key in value:
                 if key not in allowed:
-                    fail(table, key, f"unknown key; expected one of {', '.join(sorted(allowed))}")
+                    r.fail(table, key, f"unknown key; expected one of {', '.join(sorted(allowed))}")
+    data, sample, columns = _read_data(r, doc.get("data", {}))
+    models = _read_models(r, doc.get("models", {}))
+    runs = _read_runs(r, doc.get("runs", {}), models)
+    return Project(path, data, sample, columns, models, runs, _read_vote(r, dict(doc.get("vote", {}))))
 
-    def rel(table, key, value) -> Path:
+
+class _Reader:
+    """The project file being read: errors that name its line and key, paths relative to it."""
+
+    def __init__(self, path: Path, text: str):
+        self.path, self.text, self.root = path, text, path.parent
+
+    def fail(self, table: str, key: str | None, why: str):
+        where = f"[{table}]" + (f" {key}" if key else "")
+        raise EnsembleError(f"{self.path}:{_line_of(self.text, table, key)}: {where}: {why}")
+
+    def rel(self, table, key, value) -> Path:
         if not isinstance(value, str) or not value:
-            fail(table, key, f"must be a path (a string), got {value!r}")
+            self.fail(table, key, f"must be a path (a string), got {value!r}")
         p = Path(value)
-        return p if p.is_absolute() else root / p
+        return p if p.is_absolute() else self.root / p
 
-    data_t = doc.get("data", {})
-    data = {k: rel("data", k, data_t[k]) for k in ("valid", "test") if k in data_t}
-    sample = rel("data", "sample_submission", data_t["sample_submission"]) if "sample_submission" in data_t else None
+    def check_name(self, table, name):
+        if not is_name(name):
+            self.fail(table, name, f"names must be {NAME_RULE}")
+
+
+def _read_data(r: _Reader, data_t: dict):
+    """[data]: the split files, the sample submission and the column options."""
+    data = {k: r.rel("data", k, data_t[k]) for k in ("valid", "test") if k in data_t}
+    sample = r.rel("data", "sample_submission", data_t["sample_submission"]) if "sample_submission" in data_t else None
     columns = {}
     for key in ("id", "label", "encoding", "quoting"):
         if key in data_t:
             if not isinstance(data_t[key], str):
-                fail("data", key, f"must be a column name (a string), got {data_t[key]!r}")
+                r.fail("data", key, f"must be a column name (a string), got {data_t[key]!r}")
             columns[key] = data_t[key]
     if columns.get("quoting", "auto") not in ("auto", "csv", "none"):
-        fail("data", "quoting", f"must be auto, csv or none, got {columns['quoting']!r}")
+        r.fail("data", "quoting", f"must be auto, csv or none, got {columns['quoting']!r}")
     if "text" in data_t:
         t = data_t["text"]
         ok = isinstance(t, str) or (isinstance(t, list) and len(t) in (1, 2) and all(isinstance(c, str) for c in t))
         if not ok:
-            fail("data", "text", f"must be a column name or a list of two, got {t!r}")
+            r.fail("data", "text", f"must be a column name or a list of two, got {t!r}")
         columns["text"] = [t] if isinstance(t, str) else list(t)
+    return data, sample, columns
 
-    def check_name(table, name):
-        if not is_name(name):
-            fail(table, name, f"names must be {NAME_RULE}")
 
+def _read_models(r: _Reader, table: dict) -> dict:
+    """[models]: ready model folders (or a sweep's DIR@top3)."""
     models = {}
-    for name, value in doc.get("models", {}).items():
-        check_name("models", name)
+    for name, value in table.items():
+        r.check_name("models", name)
         if isinstance(value, str):
-            models[name] = ModelSpec(name, rel("models", name, value))
+            models[name] = ModelSpec(name, r.rel("models", name, value))
         elif isinstance(value, dict):
             unknown = set(value) - {"path", "trained_on_valid"}
             if unknown:
-                fail("models", name, f"unknown key {sorted(unknown)[0]!r}; expected path, trained_on_valid")
+                r.fail("models", name, f"unknown key {sorted(unknown)[0]!r}; expected path, trained_on_valid")
             if "path" not in value:
-                fail("models", name, "needs a path: { path = \"weights/...\" }")
+                r.fail("models", name, "needs a path: { path = \"weights/...\" }")
             tov = value.get("trained_on_valid", False)
             if not isinstance(tov, bool):
-                fail("models", name, f"trained_on_valid must be true or false, got {tov!r}")
-            models[name] = ModelSpec(name, rel("models", name, value["path"]), tov)
+                r.fail("models", name, f"trained_on_valid must be true or false, got {tov!r}")
+            models[name] = ModelSpec(name, r.rel("models", name, value["path"]), tov)
         else:
-            fail("models", name, f"must be a path or {{ path = ..., trained_on_valid = ... }}, got {value!r}")
+            r.fail("models", name, f"must be a path or {{ path = ..., trained_on_valid = ... }}, got {value!r}")
+    return models
+
+
+def _read_runs(r: _Reader, table: dict, models: dict) -> dict:
+    """[runs]: Trainer runs that ensemble run averages."""
     runs = {}
-    for name, value in doc.get("runs", {}).items():
-        check_name("runs", name)
+    for name, value in table.items():
+        r.check_name("runs", name)
         if name in models:
-            fail("runs", name, "is also a name under [models]; give each member its own name")
+            r.fail("runs", name, "is also a name under [models]; give each member its own name")
         if isinstance(value, str):
             value = {"path": value}
         if not isinstance(value, dict) or "path" not in value:
-            fail("runs", name, "must be a run folder or { path = ..., k = ..., metric = ... }")
+            r.fail("runs", name, "must be a run folder or { path = ..., k = ..., metric = ... }")
         unknown = set(value) - {"path", "k", "metric", "tokenizer", "across_trials"}
         if unknown:
-            fail("runs", name, f"unknown key {sorted(unknown)[0]!r}; expected path, k, metric, tokenizer, across_trials")
+            r.fail("runs", name, f"unknown key {sorted(unknown)[0]!r}; expected path, k, metric, tokenizer, across_trials")
         across = value.get("across_trials", False)
         if not isinstance(across, bool):
-            fail("runs", name, f"across_trials must be true or false, got {across!r}")
+            r.fail("runs", name, f"across_trials must be true or false, got {across!r}")
         k = value.get("k")
         if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
-            fail("runs", name, f"k must be a positive integer, got {k!r}")
+            r.fail("runs", name, f"k must be a positive integer, got {k!r}")
         metric = value.get("metric")
         if metric is not None and not isinstance(metric, str):
-            fail("runs", name, f"metric must be a string, got {metric!r}")
-        tok = rel("runs", name, value["tokenizer"]) if "tokenizer" in value else None
-        runs[name] = RunSpec(name, rel("runs", name, value["path"]), k, metric, tok, across)
-    vote = dict(doc.get("vote", {}))
+            r.fail("runs", name, f"metric must be a string, got {metric!r}")
+        tok = r.rel("runs", name, value["tokenizer"]) if "tokenizer" in value else None
+        runs[name] = RunSpec(name, r.rel("runs", name, value["path"]), k, metric, tok, across)
+    return runs
+
+
+def _read_vote(r: _Reader, vote: dict) -> dict:
+    """[vote]: the defaults of vote and run, every value checked (a .json weights path made absolute)."""
     for key, value in vote.items():
         if not isinstance(value, str):
-            fail("vote", key, f"must be a string, got {value!r}")
+            r.fail("vote", key, f"must be a string, got {value!r}")
     from .combination import COMBINE_RULES
 
     for key, allowed in (("adjust", ("none", "prior", "fit", "auto")), ("adjust_metric", ("accuracy", "macro_f1")),
                          ("combine", COMBINE_RULES)):
         if key in vote and vote[key] not in allowed:
-            fail("vote", key, f"must be one of {', '.join(allowed)}, got {vote[key]!r}")
+            r.fail("vote", key, f"must be one of {', '.join(allowed)}, got {vote[key]!r}")
     if "weights" in vote:  # checked here, before any average or prediction is made
         from .weighting import METHODS, is_method
 
         w = vote["weights"]
         if w.endswith(".json"):
-            vote["weights"] = str(rel("vote", "weights", w))
+            vote["weights"] = str(r.rel("vote", "weights", w))
         elif not (w == "auto" or is_method(w) or _numbers(w)):
-            fail("vote", "weights", f"must be auto, one of {', '.join(METHODS)}, best<K>, a weights .json file or "
+            r.fail("vote", "weights", f"must be auto, one of {', '.join(METHODS)}, best<K>, a weights .json file or "
                                     f"numbers w1,w2,...; got {w!r}")
-    return Project(path, data, sample, columns, models, runs, vote)
+    return vote
 
 
 def _numbers(text: str) -> bool:
