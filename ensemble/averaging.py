@@ -825,6 +825,75 @@ def _search(ranking: Ranking, method: str, k, holdout, tok_dir: Path, batch_size
     return tuple(chosen), {"method": method, "holdout": holdout_info, "trials": trials}
 
 
+def _log_selection(selection: Selection) -> None:
+    """The ranked table (or the sweep's trials) and what was chosen, in the log."""
+    if selection.sweep is not None:
+        log.info("%s", selection.sweep.format_table())
+        for c in selection.chosen:
+            log.info("chosen: trial %s, %s (%s %.6g)", selection.trial_of(c).name, c.name, selection.ranking.metric,
+                     c.metrics[selection.ranking.metric])
+    elif selection.ranking is not None:
+        log.info("%s", selection.ranking.format_table(selection.chosen))
+
+
+def _build(out: Path, selection: Selection, settings: dict, tok_dir: Path, accumulate_dtype: str, search,
+           *, force: bool, searched: bool, progress: bool) -> Path:
+    """Write the average of ``selection`` to ``out`` under its lock: built in a temporary folder
+    beside it (weights streamed, manifest in the header and beside it, config and tokenizer
+    copied), then renamed into place; what a killed build left is removed first."""
+    folders = [c.path for c in selection.chosen]
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    from .atomic import output_lock
+
+    lock = output_lock(out)
+    sets: list[_WeightSet] = []
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        with lock:
+            for path in remove_leftovers(out.parent, out.name):  # under the lock: no live writer of out
+                log.info("removed %s, left by an average that was killed", path)
+            if _up_to_date(out, selection, settings, tok_dir, force, searched=searched):  # another process finished first
+                return out
+            for folder in folders:
+                sets.append(_open_weights(folder))
+            _check_compatible(sets)
+            # Safetensors reads are the file's own bytes, so they feed its hash as they stream;
+            # a .bin file's tensors come through torch.load and the file is hashed on its own.
+            hashers = {f.path: StreamHasher(f.path, f.size, f.header_bytes)
+                       for ws in sets for f in ws.files if isinstance(f, SafetensorsFile)}
+            tmp.mkdir()
+            placeholder = _st_metadata(_manifest(selection, sets, None, accumulate_dtype, tok_dir, out, search,
+                                                 settings))
+            writers = _write_average(sets, tmp, placeholder, accumulate_dtype, hashers, progress)
+            digests = {f.path: hashers[f.path].hexdigest() if f.path in hashers else file_digest(f.path)
+                       for ws in sets for f in ws.files}
+            manifest = _manifest(selection, sets, digests, accumulate_dtype, tok_dir, out, search, settings)
+            for w in writers:  # same length as the placeholder hashes, so it fits in place
+                w.rewrite_metadata(_st_metadata(manifest))
+            shutil.copyfile(folders[0] / "config.json", tmp / "config.json")
+            _copy_files(tok_dir, tmp, TOKENIZER_FILES)
+            # digests of the files written, checked by ensemble predict before it trusts them
+            manifest["outputs"] = {w.path.name: file_digest(w.path) for w in writers}
+            # the JSON file alone says when: the weights' header must not depend on the time
+            manifest["created_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+            if out.exists():
+                old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+                out.rename(old)
+                tmp.rename(out)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(out)
+    finally:
+        for ws in sets:
+            ws.close()
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    log.info("wrote %s (average of %d checkpoints)", out, len(folders))
+    return out
+
+
 def average_checkpoints(
     run_or_paths: str | os.PathLike | Sequence[str | os.PathLike],
     k: int | str | Sequence[int] | None = None,
@@ -922,66 +991,12 @@ def average_checkpoints(
         selection = select_checkpoints(run_or_paths, k, metric, greater_is_better, across_trials=across_trials,
                                        exclude_trials=exclude_trials)
         settings = _settings(method, k, selection, accumulate_dtype, None, exclude_trials)
-    if selection.sweep is not None:
-        log.info("%s", selection.sweep.format_table())
-        for c in selection.chosen:
-            log.info("chosen: trial %s, %s (%s %.6g)", selection.trial_of(c).name, c.name, selection.ranking.metric,
-                     c.metrics[selection.ranking.metric])
-    elif selection.ranking is not None:
-        log.info("%s", selection.ranking.format_table(selection.chosen))
+    _log_selection(selection)
     out = Path(out) if out is not None else Path("weights") / f"{selection.name}-{tag}{len(selection.chosen)}"
     folders = [c.path for c in selection.chosen]
     config = _check_configs(folders)
     tok_dir = _find_tokenizer(selection, config, tokenizer)
     if not searched and _up_to_date(out, selection, settings, tok_dir, force):
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-
-    from .atomic import output_lock
-
-    lock = output_lock(out)
-    sets: list[_WeightSet] = []
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        with lock:
-            for path in remove_leftovers(out.parent, out.name):  # under the lock: no live writer of out
-                log.info("removed %s, left by an average that was killed", path)
-            if _up_to_date(out, selection, settings, tok_dir, force, searched=searched):  # another process finished first
-                return out
-            for folder in folders:
-                sets.append(_open_weights(folder))
-            _check_compatible(sets)
-            # Safetensors reads are the file's own bytes, so they feed its hash as they stream;
-            # a .bin file's tensors come through torch.load and the file is hashed on its own.
-            hashers = {f.path: StreamHasher(f.path, f.size, f.header_bytes)
-                       for ws in sets for f in ws.files if isinstance(f, SafetensorsFile)}
-            tmp.mkdir()
-            placeholder = _st_metadata(_manifest(selection, sets, None, accumulate_dtype, tok_dir, out, search,
-                                                 settings))
-            writers = _write_average(sets, tmp, placeholder, accumulate_dtype, hashers, progress)
-            digests = {f.path: hashers[f.path].hexdigest() if f.path in hashers else file_digest(f.path)
-                       for ws in sets for f in ws.files}
-            manifest = _manifest(selection, sets, digests, accumulate_dtype, tok_dir, out, search, settings)
-            for w in writers:  # same length as the placeholder hashes, so it fits in place
-                w.rewrite_metadata(_st_metadata(manifest))
-            shutil.copyfile(folders[0] / "config.json", tmp / "config.json")
-            _copy_files(tok_dir, tmp, TOKENIZER_FILES)
-            # digests of the files written, checked by ensemble predict before it trusts them
-            manifest["outputs"] = {w.path.name: file_digest(w.path) for w in writers}
-            # the JSON file alone says when: the weights' header must not depend on the time
-            manifest["created_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
-            if out.exists():
-                old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-                out.rename(old)
-                tmp.rename(out)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp.rename(out)
-    finally:
-        for ws in sets:
-            ws.close()
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    log.info("wrote %s (average of %d checkpoints)", out, len(folders))
-    return out
+    return _build(out, selection, settings, tok_dir, accumulate_dtype, search, force=force, searched=searched,
+                  progress=progress)

@@ -97,3 +97,17 @@ def test_no_private_name_crosses_a_module():
     crossing = sorted((m, dep, n) for m, deps in _imports().items() for dep, names in deps.items()
                       for n in names if n.startswith("_") and not n.startswith("__"))
     assert crossing == []
+
+
+def test_no_function_over_80_lines_of_code():
+    """Functions stay readable: at most 80 lines besides their docstring (numpydoc parameters may
+    make the whole longer), unless the docstring gives the reason ("Long because ...")."""
+    long = []
+    for path in sorted(PACKAGE.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node, clean=False) or ""
+                code = node.end_lineno - node.lineno + 1 - (doc.count("\n") + 1 if doc else 0)
+                if code > 80 and "Long because" not in doc:
+                    long.append((path.name, node.name, code))
+    assert long == []
