@@ -36,6 +36,8 @@ _LAZY = {
     "Report": "ensemble.report",
     "find_sweep": "ensemble.sweep",
     "expand_members": "ensemble.sweep",
+    "Member": "ensemble.members",
+    "resolve_members": "ensemble.members",
     "class_prior": "ensemble.priors",
     "fit_adjustment": "ensemble.priors",
     "select_adjustment": "ensemble.priors",

@@ -20,6 +20,7 @@ from pathlib import Path
 from .atomic import atomic_write
 from .errors import EnsembleError
 from .hashing import file_digest
+from .members import resolve_members
 
 __all__ = ["run_project", "RunResult"]
 
@@ -98,6 +99,7 @@ def _run(project, *, k, weights, progress, name) -> RunResult:
     cache = LogitCache(p.cache_dir)
     redone = {"average": 0, "predict": 0, "vote": 0, "report": 0}
     members.update(_averages(p, k, cache, progress, redone))
+    members = resolve_members(members)  # once, for the predictions, the vote and the report
     columns = {**p.columns, "label_if_present": True}
     splits = {s: load_split(p.data[s], name=s, **columns) for s in ("valid", "test")}
     digests = _predictions(members, splits, cache, progress, redone)
@@ -153,7 +155,7 @@ def _predictions(members, splits, cache, progress, redone) -> dict[str, str]:
     the members' content digests."""
     from .inference import ModelRef
 
-    refs = {n: ModelRef.open(path, n) for n, path in members.items()}
+    refs = {m.name: ModelRef.open(m.folder, m.name) for m in members}
     digests = {n: ref.fingerprint(cache.file_digest) for n, ref in refs.items()}
     have = {(e.metadata.get("model_digest"), e.metadata.get("data_digest")) for e in cache.entries() if e.damaged is None}
     missing = [(n, s) for n in refs for s, split in splits.items() if (digests[n], split.digest) not in have]

@@ -389,17 +389,18 @@ def report(
     import pandas as pd
 
     from .estimate import AUTO_METHODS, select_method
-    from .sweep import expand_members
+    from .members import resolve_members
     from .voting import CachedLogits, open_split
     from .weighting import need_classes
 
     if valid not in data:
         raise EnsembleError(f"report needs the labelled validation split; pass --data {valid}=PATH")
-    models = expand_members(models)
-    unknown = [n for n in trained_on_valid if n not in models]
+    members = resolve_members(models)
+    names = [m.name for m in members]
+    unknown = [n for n in trained_on_valid if n not in names]
     if unknown:
-        raise EnsembleError(f"--trained-on-valid {unknown[0]!r} is not a --model name ({', '.join(models)})")
-    source = CachedLogits(models, cache_dir)
+        raise EnsembleError(f"--trained-on-valid {unknown[0]!r} is not a --model name ({', '.join(names)})")
+    source = CachedLogits(members, cache_dir)
     refs = source.refs
     split = open_split(data[valid], valid, dict(columns or {}))
     split.require_labels("the report scores against validation labels")

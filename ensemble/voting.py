@@ -17,6 +17,7 @@ import numpy as np
 
 from .combination import COMBINE_RULES, Aligned, align, as_arrays, combine, log_softmax, mix, softmax  # noqa: F401
 from .errors import NAME_RULE, EnsembleError, in_project, is_name, option
+from .members import resolve_members
 from .provenance import model_notes
 
 __all__ = ["COMBINE_RULES", "softmax", "log_softmax", "combine", "mix", "align", "as_arrays", "Aligned", "CachedLogits",
@@ -41,18 +42,19 @@ class CachedLogits:
 
     Parameters
     ----------
-    models : mapping of name to model folder
-        As given to ``ensemble predict`` (``DIR@top3`` already expanded).
+    members : mapping of name to model folder, or list of Member
+        As given to ``ensemble predict`` (:func:`~ensemble.members.resolve_members`).
     cache_dir : path-like, optional
         The logit cache (default: ``.ensemble/cache`` beside ``ensemble.toml``, else here).
     """
 
-    def __init__(self, models: Mapping[str, str | os.PathLike], cache_dir: str | os.PathLike | None = None):
+    def __init__(self, members, cache_dir: str | os.PathLike | None = None):
         from .cache import LogitCache
         from .inference import ModelRef
 
+        self.members = resolve_members(members)
         self.cache = LogitCache(cache_dir)
-        self.refs = [ModelRef.open(path, name) for name, path in models.items()]
+        self.refs = [ModelRef.open(m.folder, m.name) for m in self.members]
         self.entries = self.cache.entries()  # headers read once, newest first
         self._digests: dict[str, str] = {}
 
@@ -131,15 +133,13 @@ def gather(models: Mapping[str, str | os.PathLike], data: Mapping[str, object] |
     >>> al = gather({"a": "weights/a-top4", "b": "weights/b-top4"}, {"valid": "data/valid.csv"})
     >>> fit_weights(al.arrays, al.y, "optimize", names=al.models)
     """
-    from .sweep import expand_members
-
     if isinstance(data, Mapping):
         if split not in data:
             raise EnsembleError(f"no {split!r} split given; pass data={{{split!r}: PATH}}, got {', '.join(data) or 'none'}")
         data = data[split]
     if not models:
         raise EnsembleError("no model given; pass a mapping of member names to model folders")
-    source = CachedLogits(expand_members(models), cache_dir)
+    source = CachedLogits(models, cache_dir)
     return source.aligned(open_split(data, split, dict(columns or {})))
 
 
@@ -200,8 +200,9 @@ def vote(
 
     Parameters
     ----------
-    models : mapping of name to model folder
-        As given to ``ensemble predict``; their logits must be cached.
+    models : mapping of name to model folder, or list of :class:`~ensemble.members.Member`
+        As given to ``ensemble predict`` (``DIR@top3`` expands to a sweep's best trials); their
+        logits must be cached.
     data : mapping of split name to data file (or Split)
         Must hold ``test``; ``valid`` (labelled) when weights are fitted or checked.
     weights : str, default "uniform"
@@ -241,15 +242,15 @@ def vote(
     pandas.DataFrame
         The submission as written; ``.attrs`` holds the output path and the :class:`Weights`.
     """
-    models, kind, spec, loaded = _arguments(models, data, weights, name, test, adjust, adjust_metric, prior)
-    source = CachedLogits(models, cache_dir)
+    members, kind, spec, loaded = _arguments(models, data, weights, name, test, adjust, adjust_metric, prior)
+    source = CachedLogits(members, cache_dir)
     columns = dict(columns or {})
     need_valid = kind == "file" or (kind == "method" and spec != "uniform")  # weights fitted on validation
     g = _gather(source, data, valid, test, columns, need_valid=need_valid, weights=weights)
     _check_validation(g, source.refs, fitted_method=kind == "method" and spec != "uniform", need_valid=need_valid,
                       weights=weights, adjust=adjust)
     fit_kwargs = dict(combine=combine, temperature=temperature, calibrate=calibrate, acc_power=acc_power, seed=seed,
-                      names=list(models))
+                      names=[m.name for m in members])
     fitted = _weights(kind, spec, loaded, g, source, fit_kwargs)
     if adjust != "none":
         fitted = _adjust(fitted, adjust, prior, adjust_metric, g.valid_al, g.y, g.valid_split, g.test_al.labels,
@@ -284,7 +285,6 @@ class _Gathered:
 def _arguments(models, data, weights, name, test, adjust, adjust_metric, prior):
     """Every argument checked before any file is read: (members, kind, spec, loaded weights file)."""
     from .priors import NEEDS_PRIOR, check_adjust
-    from .sweep import expand_members
     from .weighting import Weights
 
     if not models:
@@ -292,10 +292,10 @@ def _arguments(models, data, weights, name, test, adjust, adjust_metric, prior):
     if not is_name(name):  # it names the weights file and the submission: never a path
         raise EnsembleError(f"--name {name!r}: must be {NAME_RULE} (outputs go to weights_dir and submissions_dir, or "
                             "--out)")
-    models = expand_members(models)  # NAME=DIR@top3: the best checkpoints of a sweep's 3 best trials
+    members = resolve_members(models)  # NAME=DIR@top3: the best checkpoints of a sweep's 3 best trials
     if test not in data:
         raise EnsembleError(f"no {test!r} split given; pass --data {test}=PATH with the test file")
-    kind, spec = _parse_weights(weights, list(models))
+    kind, spec = _parse_weights(weights, [m.name for m in members])
     check_adjust(adjust, metric=adjust_metric, auto=True)
     if kind == "file" and adjust != "none":
         raise EnsembleError(f"{spec}: a weights file keeps the adjustment it was fitted with; {option('adjust', 'none')}, "
@@ -303,7 +303,7 @@ def _arguments(models, data, weights, name, test, adjust, adjust_metric, prior):
     if adjust == "prior" and prior is None:
         raise EnsembleError(NEEDS_PRIOR)
     loaded = Weights.load(spec) if kind == "file" else None  # every field checked before the logits are read
-    return models, kind, spec, loaded
+    return members, kind, spec, loaded
 
 
 def _gather(source: CachedLogits, data, valid: str, test: str, columns: dict, *, need_valid: bool,

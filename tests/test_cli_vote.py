@@ -383,3 +383,27 @@ def test_run_reports_a_sidecar_that_does_not_describe_its_submission(project, tm
     assert again.exit_code == 0, again.output
     assert f"{side} does not describe {out}" in again.stderr and "vote: up to date" not in again.stdout
     assert sidecar_matches(out)
+
+
+def test_members_resolved_once_are_what_vote_and_gather_take(project, tmp_path):
+    """A Member is a name and a model folder; vote and gather take a list of them like a mapping."""
+    from ensemble.errors import EnsembleError
+    from ensemble.members import Member, resolve_members
+    from ensemble.voting import gather, vote
+
+    mapping = {"bert": project / "bert", "perm": project / "perm"}
+    members = resolve_members(mapping)
+    assert members == [Member("bert", project / "bert"), Member("perm", project / "perm")]
+    assert resolve_members(members) == members
+    data = {"valid": project / "valid.csv", "test": project / "test.csv"}
+    kw = dict(cache_dir=project / "cache", weights_dir=tmp_path / "w")
+    a = vote(mapping, data, "acc", out=tmp_path / "a.csv", **kw)
+    b = vote(members, data, "acc", out=tmp_path / "b.csv", **kw)
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+    assert a.attrs["weights"].models == b.attrs["weights"].models == ("bert", "perm")
+    np.testing.assert_array_equal(gather(members, data, cache_dir=project / "cache").y,
+                                  gather(mapping, data, cache_dir=project / "cache").y)
+    with pytest.raises(EnsembleError, match="member name 'bert' is given twice"):
+        resolve_members(members + [Member("bert", project / "early")])
+    with pytest.raises(EnsembleError, match="member name '../x' must be letters"):
+        resolve_members([Member("../x", project / "bert")])
