@@ -14,6 +14,7 @@ the end, so that an interrupted run never leaves a folder that looks finished.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -656,10 +657,13 @@ def stale_average(out: str | os.PathLike, run_or_paths, k: int | None = None, me
     return _stale_reason(out, selection, settings, tok_dir, file_digest)
 
 
-def remove_leftovers(folder: str | os.PathLike, name: str | None = None, *, dry_run: bool = False) -> list[Path]:
+def remove_leftovers(folder: str | os.PathLike, name: str | None = None, *, dry_run: bool = False,
+                     held: bool = False) -> list[Path]:
     """Remove what killed averages left in ``folder``: ``.NAME.tmp-*`` folders being built and
     ``.NAME.old-*`` folders being replaced (only ``name``'s, when given). One whose output's lock
-    another process holds is being written and is kept. Returns what was (or would be) removed."""
+    another process holds is being written and is kept; ``held``: the caller holds ``name``'s lock
+    (a second lock of the same file would wait on the caller's own). Returns what was (or would
+    be) removed."""
     import re
 
     folder = Path(folder)
@@ -675,13 +679,19 @@ def remove_leftovers(folder: str | os.PathLike, name: str | None = None, *, dry_
         if not m or not path.is_dir() or (name is not None and m.group(1) != name):
             continue
         try:
-            with output_lock(folder / m.group(1)).acquire(timeout=0):
+            with contextlib.nullcontext() if held else output_lock(folder / m.group(1)).acquire(timeout=0):
                 if not dry_run:
                     shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
         except Timeout:
             continue  # its writer is alive
     return removed
+
+
+def _clean(out: Path, held: bool = False) -> None:
+    """Remove what killed averages of ``out`` left beside it (see :func:`remove_leftovers`)."""
+    for path in remove_leftovers(out.parent, out.name, held=held):
+        log.info("removed %s, left by an average that was killed", path)
 
 
 def _up_to_date(out: Path, selection: Selection, settings: dict, tok_dir: Path, force: bool,
@@ -692,8 +702,6 @@ def _up_to_date(out: Path, selection: Selection, settings: dict, tok_dir: Path, 
         return False
     why = _stale_reason(out, selection, settings, tok_dir, searched=searched)
     if why is None:
-        for path in remove_leftovers(out.parent, out.name):
-            log.info("removed %s, left by an average that was killed", path)
         log.info("%s: up to date (the same checkpoints, unchanged, with the same settings)", out)
         return True
     _refuse_existing(out, force, why)
@@ -851,8 +859,7 @@ def _build(out: Path, selection: Selection, settings: dict, tok_dir: Path, accum
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         with lock:
-            for path in remove_leftovers(out.parent, out.name):  # under the lock: no live writer of out
-                log.info("removed %s, left by an average that was killed", path)
+            _clean(out, held=True)  # under the lock: no live writer of out
             if _up_to_date(out, selection, settings, tok_dir, force, searched=searched):  # another process finished first
                 return out
             for folder in folders:
@@ -983,6 +990,7 @@ def average_checkpoints(
         tok_dir = _find_tokenizer(every, config, tokenizer)
         settings = _settings(method, k, every, accumulate_dtype, holdout, exclude_trials)
         if out is not None and _up_to_date(Path(out), every, settings, tok_dir, force, searched=True):
+            _clean(Path(out))
             return Path(out)
         chosen, search = _search(every.ranking, method, k, holdout, tok_dir, batch_size, device, progress,
                                  every.trial_of)
@@ -997,6 +1005,7 @@ def average_checkpoints(
     config = _check_configs(folders)
     tok_dir = _find_tokenizer(selection, config, tokenizer)
     if not searched and _up_to_date(out, selection, settings, tok_dir, force):
+        _clean(out)
         return out
     return _build(out, selection, settings, tok_dir, accumulate_dtype, search, force=force, searched=searched,
                   progress=progress)

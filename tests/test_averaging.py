@@ -378,6 +378,9 @@ def test_leftovers_of_killed_averages_are_removed_by_the_next_average_and_prune(
         (weights / name / "model.safetensors").write_bytes(b"x" * 1000)
     average_checkpoints(runs.tok, k=2, out=out, progress=False)  # up to date, and cleans its own leftovers
     assert sorted(p.name for p in weights.iterdir()) == [".busy.tmp-11111111", ".other.tmp-00000000", "avg"]
+    (weights / ".avg.tmp-4567cdef").mkdir()  # a rebuild, under the output's own lock, cleans them too
+    average_checkpoints(runs.tok, k=2, out=out, force=True, progress=False)
+    assert sorted(p.name for p in weights.iterdir()) == [".busy.tmp-11111111", ".other.tmp-00000000", "avg"]
     with output_lock(weights / "busy"):  # a live writer of weights/busy
         result = CliRunner().invoke(main, ["cache", "prune", "--model", f"avg={out}", "--data",
                                            f"valid={_valid_csv(runs, tmp_path)}", "--cache-dir", str(tmp_path / "c")])
