@@ -87,19 +87,17 @@ def run_project(project, *, k: int | None = None, weights: str | None = None, pr
 def _run(project, *, k, weights, progress, name) -> RunResult:
     from .cache import LogitCache
     from .data import load_split
-    from .sweep import expand_members
-
     p = project
     for split in ("valid", "test"):
         if split not in p.data:
             raise EnsembleError(f"{p.path}: [data] needs {split} = \"...\" for ensemble run")
-    members = {**{n: None for n in p.runs}, **expand_members({n: m.path for n, m in p.models.items()})}
+    members = {**{n: None for n in p.runs}, **{n: m.path for n, m in p.models.items()}}
     if not members:
         raise EnsembleError(f"{p.path}: no [models] and no [runs]; list at least one member")
     cache = LogitCache(p.cache_dir)
     redone = {"average": 0, "predict": 0, "vote": 0, "report": 0}
     members.update(_averages(p, k, cache, progress, redone))
-    members = resolve_members(members)  # once, for the predictions, the vote and the report
+    members = resolve_members(members)  # once (DIR@top3 expanded), for the predictions, the vote and the report
     columns = {**p.columns, "label_if_present": True}
     splits = {s: load_split(p.data[s], name=s, **columns) for s in ("valid", "test")}
     digests = _predictions(members, splits, cache, progress, redone)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -367,10 +367,8 @@ def _weights(kind: str, spec, loaded, g: _Gathered, source: CachedLogits, fit_kw
         _check_stale(loaded, spec, source.refs, source.digest_of, g.valid_split, labels)
         return loaded
     if kind == "fixed":
-        apparent = scores(Weights("fixed", tuple(names), spec / spec.sum(), fit_kwargs["combine"], labels)
-                          .predict_proba(g.valid_al.arrays), y) if y is not None else {}
-        return Weights("fixed", tuple(names), spec / spec.sum(), fit_kwargs["combine"], labels, apparent=apparent,
-                       meta=g.provenance)
+        fixed = Weights("fixed", tuple(names), spec / spec.sum(), fit_kwargs["combine"], labels, meta=g.provenance)
+        return fixed if y is None else replace(fixed, apparent=scores(fixed.predict_proba(g.valid_al.arrays), y))
     if spec != "uniform" and y is None:
         g.valid_split.require_labels(f"--weights {spec} is fitted on validation labels (or use --weights uniform)")
     if spec == "auto":
@@ -444,8 +442,6 @@ def _write(fitted, test_proba: np.ndarray, g: _Gathered, *, kind: str, spec, nam
 
 def _adjust(fitted, adjust, prior, metric, valid_al, y, valid_split, labels, columns, provenance, fit_kwargs):
     """The weights with a class-prior adjustment fitted on validation (``auto``: estimated first)."""
-    from dataclasses import replace
-
     from .priors import class_prior, fit_adjustment, select_adjustment
     from .weighting import scores
 
