@@ -13,13 +13,32 @@ import numpy as np
 
 from .errors import EnsembleError
 
-__all__ = ["COMBINE_RULES", "softmax", "log_softmax", "combine", "mix", "align", "as_arrays", "Aligned"]
+__all__ = ["COMBINE_RULES", "softmax", "log_softmax", "combine", "mix", "align", "as_arrays", "Aligned", "class_lookup"]
 
 COMBINE_RULES = ("prob", "logit", "geometric", "vote")
 _GENERIC = re.compile(r"LABEL_\d+")
 # Ties between vote shares are broken by the weighted mean probability, scaled far below the
 # smallest difference two vote shares can have.
 _TIE_BREAK = 1e-9
+
+
+def class_lookup(values: Sequence, labels: Sequence[str], *, digits: bool = False) -> tuple[np.ndarray, int | None]:
+    """Class names as indices into ``labels``: (indices (n,), the first row whose value is not a
+    class name, or None). With ``digits``, a value that is not a name but an integer string in
+    0..C-1 is taken as that index (unless the names are integers themselves). Callers word the
+    error: a data file names its path, a fit its argument."""
+    index = {name: i for i, name in enumerate(labels)}
+    numeric = digits and not all(str(c).lstrip("-").isdigit() for c in labels)
+    out = np.empty(len(values), dtype=np.int64)
+    for row, value in enumerate(values):
+        value = str(value)
+        i = index.get(value)
+        if i is None and numeric and value.lstrip("-").isdigit() and 0 <= int(value) < len(labels):
+            i = int(value)
+        if i is None:
+            return out, row
+        out[row] = i
+    return out, None
 
 
 def log_softmax(z: np.ndarray) -> np.ndarray:

@@ -113,24 +113,16 @@ class Split:
         A label matches a class name first; failing that, an integer label is taken as a class
         index. Raises :class:`EnsembleError` naming the first label the model does not know.
         """
+        from .combination import class_lookup
+
         self.require_labels("labels are needed here")
-        index = {name: i for i, name in enumerate(classes)}
-        out = np.empty(len(self.labels), dtype=np.int64)
-        for row, value in enumerate(self.labels):
-            i = index.get(value)
-            if i is None and not _names_are_integers(classes) and value.lstrip("-").isdigit():
-                i = int(value) if 0 <= int(value) < len(classes) else None
-            if i is None:
-                raise EnsembleError(
-                    f"{self.path}: label {value!r} (row {row + 1}) is not a class of {model} "
-                    f"(classes: {', '.join(classes)}); fix the label column or the model's id2label"
-                )
-            out[row] = i
+        out, row = class_lookup(self.labels, classes, digits=True)
+        if row is not None:
+            raise EnsembleError(
+                f"{self.path}: label {self.labels[row]!r} (row {row + 1}) is not a class of {model} "
+                f"(classes: {', '.join(classes)}); fix the label column or the model's id2label"
+            )
         return out
-
-
-def _names_are_integers(classes: Sequence[str]) -> bool:
-    return all(c.lstrip("-").isdigit() for c in classes)
 
 
 def data_format(path: Path) -> str:

@@ -25,9 +25,11 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import EnsembleError
-from .weighting import METHODS, Weights, aligned_inputs, fit_weights, is_method, log_loss
 from .combination import combine as combine_logits
-from .resampling import discordance_interval, repeated_folds
+from .procedure import Procedure
+from .resampling import FoldPlan, discordance_interval, fold_plan
+from .scores import accuracy, log_loss, macro_f1
+from .weighting import METHODS, Weights, aligned_inputs, is_method
 
 __all__ = ["Estimate", "cross_validate", "select_method", "ece", "metric_value", "GREATER_IS_BETTER",
            "DEFAULT_METRICS", "AUTO_METHODS"]
@@ -85,8 +87,6 @@ def _fixed(proba: np.ndarray):
 def metric_value(name: str, proba: np.ndarray, y: np.ndarray) -> float:
     """``accuracy``, ``macro_f1``, ``log_loss``, ``ece``, or any scikit-learn scorer by name
     (greater is better for those, e.g. ``balanced_accuracy``, ``neg_log_loss``)."""
-    from .weighting import accuracy, macro_f1
-
     if name == "accuracy":
         return accuracy(proba, y)
     if name == "macro_f1":
@@ -188,9 +188,11 @@ def cross_validate(
     metrics: Sequence[str] = DEFAULT_METRICS,
     confidence: float = 0.95,
     n_resamples: int = 2000,
+    splits: FoldPlan | Sequence[int] | None = None,
     **fit_kwargs,
 ) -> Estimate:
-    """Estimate a weighting method's score on unseen data by repeated stratified K-fold.
+    """Estimate a weighting method's score on unseen data by repeated stratified K-fold, or on
+    the folds given.
 
     Parameters
     ----------
@@ -212,6 +214,9 @@ def cross_validate(
     confidence : float, default 0.95
         Level of the bootstrap interval of the gain over uniform.
     n_resamples : int, default 2000
+    splits : FoldPlan or array of int (n,), optional
+        The folds to cross-validate on instead (``folds``, ``repeats`` are then unused): a
+        :class:`~ensemble.resampling.FoldPlan`, or a fold number per row.
     **fit_kwargs
         Passed to :func:`~ensemble.weighting.fit_weights` (``combine``, ``temperature``...).
 
@@ -222,18 +227,11 @@ def cross_validate(
     if not is_method(method):
         raise EnsembleError(f"method must be one of {', '.join(METHODS)} or best<K>; got {method!r}")
     arrays, names, labels, y = aligned_inputs(valid_logits, y)
-    n = len(y)
-    k, splits = repeated_folds(y, folds, repeats, seed)
-    fit_kwargs = {"names": names, **fit_kwargs}
-    C = arrays[0].shape[1]
-    oofs = []
-    for r in range(repeats):
-        oof = np.empty((n, C))
-        for train, test in splits[r * k:(r + 1) * k]:
-            w = fit_weights([a[train] for a in arrays], y[train], method, seed=seed, stack_oof=False, **fit_kwargs)
-            oof[test] = w.predict_proba([a[test] for a in arrays])
-        oofs.append(oof)
-    full = fit_weights(arrays, y, method, seed=seed, **fit_kwargs)
+    names = fit_kwargs.pop("names", None) or names
+    plan = fold_plan(splits, y, folds, repeats, seed)
+    procedure = Procedure.of(method, seed=seed, **fit_kwargs)
+    oofs = list(procedure.out_of_fold(arrays, y, plan)[0])
+    full = procedure.fit(arrays, y, names=names)
     full_proba = full.predict_proba(arrays)
     uniform = combine_logits(arrays, None, fit_kwargs.get("combine", "prob"))
 
@@ -257,7 +255,7 @@ def cross_validate(
         else:
             interval[m] = _paired_interval_metric(m, oofs[0], uniform, y, confidence, min(n_resamples, 1000), seed)
     p = _mcnemar(oofs[0].argmax(axis=1) == y, uniform.argmax(axis=1) == y)
-    return Estimate(method, apparent, cv, optimism, gain, interval, p, full, k, repeats, np.mean(oofs, axis=0))
+    return Estimate(method, apparent, cv, optimism, gain, interval, p, full, plan.k, plan.repeats, np.mean(oofs, axis=0))
 
 
 def select_method(
@@ -269,12 +267,15 @@ def select_method(
     folds: int = 5,
     repeats: int = 2,
     seed: int = 0,
+    splits: FoldPlan | Sequence[int] | None = None,
     **fit_kwargs,
 ) -> tuple[str, str, dict[str, Estimate]]:
     """Choose a weighting method by cross-validated ``metric``, falling back to uniform.
 
     The method with the best cross-validated score is kept only when the lower end of the
     interval of its gain over uniform averaging is above zero; otherwise uniform is chosen.
+    ``folds``, ``repeats``, ``seed``, ``splits`` and ``**fit_kwargs`` are as for
+    :func:`cross_validate`.
 
     Returns
     -------
@@ -287,7 +288,7 @@ def select_method(
         raise EnsembleError(f"unknown method {unknown[0]!r}; choose among {', '.join(METHODS)}")
     metrics = tuple(dict.fromkeys((metric, *DEFAULT_METRICS)))
     estimates = {m: cross_validate(valid_logits, y, m, folds=folds, repeats=repeats, seed=seed, metrics=metrics,
-                                   **fit_kwargs) for m in methods if m != "uniform"}
+                                   splits=splits, **fit_kwargs) for m in methods if m != "uniform"}
     if not estimates:
         return "uniform", "only uniform was offered", estimates
     sign = 1 if _greater(metric) else -1

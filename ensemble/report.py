@@ -391,7 +391,7 @@ def report(
     from .estimate import AUTO_METHODS, select_method
     from .members import resolve_members
     from .voting import CachedLogits, open_split
-    from .weighting import need_classes
+    from .scores import need_classes
 
     if valid not in data:
         raise EnsembleError(f"report needs the labelled validation split; pass --data {valid}=PATH")
@@ -443,7 +443,7 @@ def _member_rows(refs, al, split, y, trained_on_valid, include_optimistic):
     weight fitting because their scores there are optimistic."""
     from .estimate import ece
     from .combination import softmax
-    from .weighting import at_chance, log_loss, macro_f1
+    from .scores import at_chance, log_loss, macro_f1
 
     rows, probas, excluded = {}, {}, []
     for ref, arr in zip(refs, al.arrays):
@@ -468,7 +468,7 @@ def _ensemble_rows(rows, probas, estimates, fit_arrays, fit_names, y, combine):
     method and the reliability curves of members and methods."""
     from .combination import combine as combine_logits
     from .estimate import ece
-    from .weighting import accuracy, log_loss, macro_f1
+    from .scores import accuracy, log_loss, macro_f1
 
     uniform = combine_logits(fit_arrays, None, combine)
     rows["uniform"] = {"kind": "ensemble", "accuracy": accuracy(uniform, y), "macro_f1": macro_f1(uniform, y),

@@ -1,17 +1,22 @@
-"""Resampling shared by the honest estimates: the repeated stratified folds every procedure is
-cross-validated on, and exact bounds on an accuracy difference.
+"""Resampling shared by the honest estimates: the folds a procedure is cross-validated on
+(:class:`FoldPlan`: repeated stratified K-fold over the validation rows by default, or folds
+given by the caller, such as the training folds of K-fold models), and exact bounds on an
+accuracy difference.
 
-Below :mod:`ensemble.estimate` (weights) and :mod:`ensemble.priors` (class-prior adjustments),
-which both use them; imports neither.
+Below :mod:`ensemble.procedure` and the estimates (:mod:`ensemble.estimate`,
+:mod:`ensemble.priors`), which use them; imports none of them.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 from .errors import EnsembleError
 
-__all__ = ["repeated_folds", "discordance_interval"]
+__all__ = ["FoldPlan", "fold_plan", "repeated_folds", "discordance_interval"]
 
 
 def repeated_folds(y: np.ndarray, folds: int, repeats: int, seed: int):
@@ -26,6 +31,87 @@ def repeated_folds(y: np.ndarray, folds: int, repeats: int, seed: int):
         raise EnsembleError(f"cross-validation needs at least 2 validation rows of every class; the rarest has "
                             f"{smallest}; add validation rows or merge rare classes")
     return k, list(RepeatedStratifiedKFold(n_splits=k, n_repeats=repeats, random_state=seed).split(np.zeros(len(y)), y))
+
+
+@dataclass(frozen=True)
+class FoldPlan:
+    """The folds a procedure is cross-validated on: ``repeats`` rounds of K (train, test) row
+    index pairs, each round holding every row out exactly once.
+
+    Attributes
+    ----------
+    rounds : tuple of tuples of (ndarray, ndarray)
+        ``rounds[r][i]`` is the (train, test) pair of fold i in round r.
+    kind : str
+        "repeated stratified" (:meth:`repeated_stratified`) or "given" (:meth:`from_assignment`).
+    """
+
+    rounds: tuple
+    kind: str = "given"
+
+    @property
+    def repeats(self) -> int:
+        return len(self.rounds)
+
+    @property
+    def k(self) -> int:
+        return len(self.rounds[0])
+
+    @property
+    def splits(self) -> list:
+        """Every (train, test) pair, round after round."""
+        return [pair for r in self.rounds for pair in r]
+
+    @classmethod
+    def repeated_stratified(cls, y: np.ndarray, folds: int = 5, repeats: int = 2, seed: int = 0) -> FoldPlan:
+        """``repeats`` x K stratified folds of the rows of ``y`` (scikit-learn's
+        ``RepeatedStratifiedKFold``), K capped at the size of the rarest class."""
+        k, splits = repeated_folds(y, folds, repeats, seed)
+        return cls(tuple(tuple(splits[r * k:(r + 1) * k]) for r in range(repeats)), "repeated stratified")
+
+    @classmethod
+    def from_assignment(cls, fold: Sequence[int]) -> FoldPlan:
+        """One round from a fold number per row (for example the folds K-fold models were
+        trained on: fold k's model never saw the rows numbered k)."""
+        fold = np.asarray(fold)
+        if fold.ndim != 1 or not np.issubdtype(fold.dtype, np.integer):
+            raise EnsembleError(f"folds must be one integer fold number per row, got an array of {fold.dtype} and "
+                                f"shape {fold.shape}")
+        numbers = np.unique(fold)
+        if len(numbers) < 2:
+            raise EnsembleError(f"folds: cross-validation needs at least 2 folds, got {len(numbers)}")
+        rows = np.arange(len(fold))
+        return cls((tuple((rows[fold != f], rows[fold == f]) for f in numbers),), "given")
+
+    def check(self, n: int) -> None:
+        """A one-line error unless every round holds each of the ``n`` rows out exactly once and
+        trains on the others."""
+        for r, pairs in enumerate(self.rounds):
+            held = np.zeros(n, dtype=np.int64)
+            for train, test in pairs:
+                if len(test) == 0 or len(train) == 0:
+                    raise EnsembleError(f"folds: round {r + 1} has a fold with no {'test' if len(test) == 0 else 'training'} rows")
+                if np.min(test) < 0 or np.max(test) >= n or np.intersect1d(train, test).size:
+                    raise EnsembleError(f"folds: round {r + 1} has a fold whose rows are not rows 0..{n - 1} held out "
+                                        "from its own training rows")
+                held[test] += 1
+            if not np.all(held == 1):
+                bad = int(np.flatnonzero(held != 1)[0])
+                raise EnsembleError(f"folds: round {r + 1} holds row {bad} out {int(held[bad])} times; every row must "
+                                    "be held out exactly once per round")
+
+
+def fold_plan(splits, y: np.ndarray, folds: int = 5, repeats: int = 2, seed: int = 0) -> FoldPlan:
+    """The folds to cross-validate on: ``splits`` as given (a :class:`FoldPlan`, or a fold number
+    per row), checked against the ``len(y)`` rows; or, when None, ``repeats`` x ``folds``
+    repeated stratified folds of ``y``."""
+    if splits is None:
+        return FoldPlan.repeated_stratified(y, folds, repeats, seed)
+    if not isinstance(splits, FoldPlan) and len(splits) != len(y):
+        raise EnsembleError(f"folds: got {len(splits)} fold numbers for {len(y)} rows; give one per row, in row order")
+    plan = splits if isinstance(splits, FoldPlan) else FoldPlan.from_assignment(splits)
+    plan.check(len(y))
+    return plan
 
 
 def discordance_interval(diff: np.ndarray, confidence: float) -> tuple[float, float]:

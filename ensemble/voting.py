@@ -284,7 +284,7 @@ class _Gathered:
 
 def _arguments(models, data, weights, name, test, adjust, adjust_metric, prior):
     """Every argument checked before any file is read: (members, kind, spec, loaded weights file)."""
-    from .priors import NEEDS_PRIOR, check_adjust
+    from .adjustment import NEEDS_PRIOR, check_adjust
     from .weighting import Weights
 
     if not models:
@@ -335,7 +335,7 @@ def _check_validation(g: _Gathered, refs, *, fitted_method: bool, need_valid: bo
     y = g.y
     if y is None:
         return
-    from .weighting import at_chance, need_classes
+    from .scores import at_chance, need_classes
 
     labels = g.test_al.labels
     if fitted_method:
@@ -360,7 +360,9 @@ def _check_validation(g: _Gathered, refs, *, fitted_method: bool, need_valid: bo
 def _weights(kind: str, spec, loaded, g: _Gathered, source: CachedLogits, fit_kwargs: dict):
     """The Weights to vote with: fitted on validation (a method, auto choosing it by a
     cross-validated estimate), fixed by hand, or a weights file checked against its inputs."""
-    from .weighting import Weights, fit_weights, scores
+    from .procedure import WeightMethod
+    from .scores import scores
+    from .weighting import Weights
 
     labels, y, names = g.test_al.labels, g.y, fit_kwargs["names"]
     if kind == "file":
@@ -381,7 +383,8 @@ def _weights(kind: str, spec, loaded, g: _Gathered, source: CachedLogits, fit_kw
                 "gain_interval": {k: list(v) for k, v in e.gain_interval.items()}, "mcnemar_p": e.mcnemar_p}
             for m, e in estimates.items()}}
     if y is not None:
-        fitted = fit_weights(g.valid_al.arrays, y, spec, **fit_kwargs)
+        options = {k: v for k, v in fit_kwargs.items() if k != "names"}
+        fitted = WeightMethod(spec, options).fit(g.valid_al.arrays, y, names=names)
     else:
         fitted = Weights("uniform", tuple(names), np.full(len(names), 1 / len(names)), fit_kwargs["combine"], labels)
     return Weights(fitted.method, fitted.models, fitted.weights, fitted.combine, labels, fitted.temperatures,
@@ -442,8 +445,9 @@ def _write(fitted, test_proba: np.ndarray, g: _Gathered, *, kind: str, spec, nam
 
 def _adjust(fitted, adjust, prior, metric, valid_al, y, valid_split, labels, columns, provenance, fit_kwargs):
     """The weights with a class-prior adjustment fitted on validation (``auto``: estimated first)."""
-    from .priors import class_prior, fit_adjustment, select_adjustment
-    from .weighting import scores
+    from .priors import class_prior, select_adjustment
+    from .procedure import AdjustMethod
+    from .scores import scores
 
     if y is None:
         what = "is not given" if valid_split is None else f"({valid_split.path}) has no labels"
@@ -466,7 +470,7 @@ def _adjust(fitted, adjust, prior, metric, valid_al, y, valid_split, labels, col
     if adjust == "auto" and kind != "none":  # the estimate fitted it on all rows already, from these weights
         adj = replace(estimates[kind].adjustment, labels=tuple(labels))
     else:
-        adj = fit_adjustment(proba, y, kind, target=target, metric=metric, labels=labels)
+        adj = AdjustMethod(kind, target, metric).fit(proba, y, labels=labels)
     if kind != "none":
         log.info("class-prior adjustment %s: offsets %s", kind,
                  ", ".join(f"{c}={v:+.3f}" for c, v in zip(labels, adj.offsets)))

@@ -23,9 +23,11 @@ import numpy as np
 
 from .errors import EnsembleError
 from .adjustment import Adjustment
-from .combination import COMBINE_RULES, as_arrays, log_softmax, mix, softmax
+from .combination import COMBINE_RULES, as_arrays, class_lookup, log_softmax, mix, softmax
+from .scores import accuracy, log_loss, macro_f1, need_classes, scores
 
-__all__ = ["Weights", "fit_weights", "aligned_inputs", "METHODS", "is_method", "fit_temperature", "log_loss", "accuracy", "macro_f1"]
+__all__ = ["Weights", "fit_weights", "aligned_inputs", "METHODS", "is_method", "fit_temperature", "log_loss", "accuracy",
+           "macro_f1", "scores", "need_classes"]
 
 # "best": the one member with the best validation accuracy; "best<K>" (best3): the uniform
 # average of the K best. Not weights in the usual sense but the same kind of fit on validation,
@@ -37,58 +39,6 @@ _EPS = 1e-15
 # ten L-BFGS iterations at 1e-3; scikit-learn's default 1e-4 doubles the time for no change in
 # the predicted class on the benchmark.
 STACK_TOL = 1e-3
-
-
-# --------------------------------------------------------------------------- metrics
-
-
-def log_loss(proba: np.ndarray, y: np.ndarray) -> float:
-    """Mean negative log-likelihood of the true classes (probabilities clipped at 1e-15)."""
-    return float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], _EPS, None))))
-
-
-def accuracy(proba: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(proba.argmax(axis=1) == y))
-
-
-def macro_f1(proba: np.ndarray, y: np.ndarray) -> float:
-    """Macro-averaged F1 over the classes present in ``y`` or predicted."""
-    pred = proba.argmax(axis=1)
-    scores = []
-    for c in np.union1d(np.unique(y), np.unique(pred)):
-        tp = np.sum((pred == c) & (y == c))
-        denom = np.sum(pred == c) + np.sum(y == c)
-        scores.append(2 * tp / denom if denom else 0.0)
-    return float(np.mean(scores))
-
-
-def need_classes(y: np.ndarray, what: str, labels: Sequence[str] = ()) -> None:
-    """A one-line error when the labels hold fewer than two classes: nothing can be fitted to
-    tell classes apart (every fit would send every row to the one class)."""
-    present = np.unique(np.asarray(y))
-    if len(present) < 2:
-        one = "-" if not len(present) else labels[present[0]] if len(labels) > present[0] else f"index {present[0]}"
-        raise EnsembleError(f"{what}: fitted on validation rows, but all {len(y)} of them are of one class "
-                            f"({one}); use validation rows of at least two classes, or --weights uniform and "
-                            "--adjust none")
-
-
-def at_chance(logits: np.ndarray, y: np.ndarray) -> str | None:
-    """Why a member looks untrained on these rows, or None: its accuracy is no better than
-    always answering the most frequent class (a fresh head, a base model listed by mistake)."""
-    y = np.asarray(y)
-    if len(y) == 0:
-        return None
-    acc = float(np.mean(np.asarray(logits).argmax(axis=1) == y))
-    majority = float(np.bincount(y).max() / len(y))
-    if acc > majority or majority == 1.0:  # one class only: nothing to be at chance against
-        return None
-    return (f"scores at chance level on validation (accuracy {acc:.4f}; always answering the most frequent class "
-            f"scores {majority:.4f}): is it a fine-tuned classifier?")
-
-
-def scores(proba: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    return {"accuracy": accuracy(proba, y), "macro_f1": macro_f1(proba, y), "log_loss": log_loss(proba, y)}
 
 
 # --------------------------------------------------------------------------- temperature
@@ -192,6 +142,11 @@ class Weights:
         if self.temperatures is not None:
             z = [np.asarray(a, dtype=np.float64) / t for a, t in zip(z, self.temperatures)]
         return self._apply(z, [log_softmax(a) for a in z] if self.combine != "logit" or self.stacker else [])
+
+    def apply(self, logits: Sequence[np.ndarray]) -> np.ndarray:
+        """:meth:`predict_proba`, under the name every fitted method of :mod:`ensemble.procedure`
+        answers to."""
+        return self.predict_proba(logits)
 
     def _apply(self, z: Sequence[np.ndarray], log_probs: Sequence[np.ndarray]) -> np.ndarray:
         """Probabilities from temperature-scaled logits ``z`` and their log-probabilities."""
@@ -407,19 +362,14 @@ def _class_indices(y, labels: Sequence[str], n: int) -> np.ndarray:
     if y.ndim != 1 or len(y) != n:
         raise EnsembleError(f"got {y.size if y.ndim else 1} labels for {n} validation rows")
     if y.dtype.kind in "USO":  # class names, as Split.labels holds them
-        index = {name: i for i, name in enumerate(labels)}
-        out = np.empty(n, dtype=np.int64)
-        for row, value in enumerate(y):
-            value = str(value)
-            i = index.get(value)
-            if i is None:
-                generic = all(c.isdigit() for c in labels)
-                raise EnsembleError(
-                    f"label {value!r} (row {row + 1}) is not a class name of the models (classes: "
-                    f"{', '.join(labels[:10])}{', ...' if C > 10 else ''}); "
-                    + ("the logits are plain arrays without class names: pass Logits, or class indices 0.."
-                       f"{C - 1}" if generic else "pass class indices or the models' class names"))
-            out[row] = i
+        out, row = class_lookup(y, labels)
+        if row is not None:
+            generic = all(c.isdigit() for c in labels)
+            raise EnsembleError(
+                f"label {str(y[row])!r} (row {row + 1}) is not a class name of the models (classes: "
+                f"{', '.join(labels[:10])}{', ...' if C > 10 else ''}); "
+                + ("the logits are plain arrays without class names: pass Logits, or class indices 0.."
+                   f"{C - 1}" if generic else "pass class indices or the models' class names"))
         return out
     if y.dtype.kind == "b" or not np.issubdtype(y.dtype, np.integer):
         raise EnsembleError(f"labels must be class indices in 0..{C - 1} or class names, got values of type {y.dtype}")

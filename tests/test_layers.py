@@ -76,17 +76,20 @@ def test_the_check_finds_a_circle():
 
 
 def test_the_core_layers_import_nothing_above_them():
-    """combination and logits are numpy only; the methods (weighting, adjustment) stand on them
-    alone; the estimates stand on the methods; nothing below imports a workflow or a face."""
+    """combination, logits and scores are numpy only; the methods (weighting, adjustment) stand on
+    them alone; the procedure chains the methods; the estimates stand on the procedure; nothing
+    below imports a workflow or a face."""
     graph = _imports()
     below = {
         "logits": set(),
         "combination": {"errors"},
-        "adjustment": {"combination"},
+        "scores": {"errors"},
         "resampling": {"errors"},
-        "weighting": {"errors", "combination", "adjustment", "atomic"},
-        "estimate": {"errors", "combination", "weighting", "resampling"},
-        "priors": {"errors", "combination", "adjustment", "weighting", "resampling", "data"},
+        "adjustment": {"errors", "combination", "scores"},
+        "weighting": {"errors", "combination", "scores", "adjustment", "atomic"},
+        "procedure": {"adjustment", "weighting", "resampling"},
+        "estimate": {"errors", "combination", "scores", "weighting", "procedure", "resampling"},
+        "priors": {"errors", "adjustment", "scores", "weighting", "procedure", "resampling", "data"},
     }
     for module, allowed in below.items():
         assert set(graph[module]) <= allowed, (module, sorted(set(graph[module]) - allowed))

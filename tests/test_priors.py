@@ -96,7 +96,7 @@ def test_without_a_shift_auto_keeps_none(shift):
 
 
 def _brute(s, y, metric, grid):
-    from ensemble.priors import _weighted_scores
+    from ensemble.scores import weighted_scores as _weighted_scores
 
     best = -1.0
     for b in itertools.product(*[grid] * (s.shape[1] - 1)):
@@ -107,7 +107,7 @@ def _brute(s, y, metric, grid):
 
 @pytest.mark.parametrize("metric", ["accuracy", "macro_f1"])
 def test_fit_offsets_is_exact_for_two_classes_and_near_a_grid_for_three(metric):
-    from ensemble.priors import _weighted_scores
+    from ensemble.scores import weighted_scores as _weighted_scores
 
     rng = np.random.default_rng(5)
     y2 = rng.choice(2, 400, p=[0.8, 0.2])

@@ -1,0 +1,145 @@
+"""The procedure: what is fitted on labelled rows and what the honest estimates cross-validate.
+
+A procedure is a weighting method (with its temperatures and calibration) followed by a
+class-prior adjustment. Each step is a method behind one small interface:
+
+* ``fit(X, y, ...)`` on aligned arrays and the true class indices returns fitted state;
+* the fitted state's ``apply(X)`` returns probabilities (n, C).
+
+:class:`WeightMethod` fits :class:`~ensemble.weighting.Weights` on the members' logits;
+:class:`AdjustMethod` fits an :class:`~ensemble.adjustment.Adjustment` on the ensemble's
+probabilities. :class:`Procedure` chains them, and :meth:`Procedure.out_of_fold` runs the whole
+chain inside each fold of a :class:`~ensemble.resampling.FoldPlan` it is given (repeated
+stratified folds of the validation rows today; the training folds of K-fold models as well),
+which is all that :mod:`ensemble.estimate` and :mod:`ensemble.priors` need to score it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Mapping, Protocol, Sequence
+
+import numpy as np
+
+from .adjustment import Adjustment, check_adjust, fit_adjustment
+from .resampling import FoldPlan
+from .weighting import Weights, fit_weights
+
+__all__ = ["Fitted", "Method", "WeightMethod", "AdjustMethod", "Procedure"]
+
+
+class Fitted(Protocol):
+    """Fitted state: turns aligned inputs into probabilities (n, C)."""
+
+    def apply(self, X) -> np.ndarray: ...
+
+
+class Method(Protocol):
+    """A method: fitted on aligned inputs and true class indices."""
+
+    def fit(self, X, y: np.ndarray, **context) -> Fitted: ...
+
+
+@dataclass(frozen=True)
+class WeightMethod:
+    """A weighting method of :func:`~ensemble.weighting.fit_weights` and its options
+    (``combine``, ``temperature``, ``calibrate``, ``acc_power``, ``seed``...), as one value."""
+
+    method: str = "uniform"
+    options: Mapping = field(default_factory=dict)
+
+    def fit(self, arrays: Sequence[np.ndarray], y: np.ndarray, *, names: Sequence[str] | None = None,
+            inner: bool = False) -> Weights:
+        """Weights fitted on ``arrays`` (M aligned arrays n x C) and ``y``; ``inner`` inside a
+        fold of an estimate (the stacker's own out-of-fold scores are then skipped)."""
+        return fit_weights(arrays, y, self.method, names=names, stack_oof=not inner, **self.options)
+
+
+@dataclass(frozen=True)
+class AdjustMethod:
+    """A class-prior adjustment (:func:`~ensemble.adjustment.fit_adjustment`): its kind, the
+    target prior (C,) when one is given, and the metric "fit" maximises."""
+
+    kind: str = "none"
+    target: np.ndarray | None = None
+    metric: str = "accuracy"
+
+    def __post_init__(self):
+        check_adjust(self.kind, metric=self.metric)
+
+    def fit(self, proba: np.ndarray, y: np.ndarray, *, labels: Sequence[str] = ()) -> Adjustment:
+        return fit_adjustment(proba, y, self.kind, target=self.target, metric=self.metric, labels=labels)
+
+
+@dataclass(frozen=True)
+class Procedure:
+    """A weighting method followed by a class-prior adjustment: the thing that is fitted on
+    labelled rows, and that an estimate cross-validates as a whole.
+
+    Parameters
+    ----------
+    weights : WeightMethod
+    adjust : AdjustMethod, default none
+    """
+
+    weights: WeightMethod = field(default_factory=WeightMethod)
+    adjust: AdjustMethod = field(default_factory=AdjustMethod)
+
+    @classmethod
+    def of(cls, method: str = "uniform", *, adjust: str = "none", target: np.ndarray | None = None,
+           adjust_metric: str = "accuracy", **options) -> Procedure:
+        """``Procedure.of("optimize", temperature=True, adjust="fit")``: the fit_weights options
+        by keyword, as :func:`~ensemble.weighting.fit_weights` takes them."""
+        options.pop("names", None)
+        return cls(WeightMethod(method, options), AdjustMethod(adjust, target, adjust_metric))
+
+    def fit(self, arrays: Sequence[np.ndarray], y: np.ndarray, *, names: Sequence[str] | None = None,
+            labels: Sequence[str] = ()) -> Weights:
+        """The Weights fitted on all the rows given, carrying the adjustment fitted after them."""
+        fitted = self.weights.fit(arrays, y, names=names)
+        return self.adjusted(fitted, arrays, y, labels=labels or fitted.labels)
+
+    def adjusted(self, fitted: Weights, arrays: Sequence[np.ndarray], y: np.ndarray, *,
+                 labels: Sequence[str] = ()) -> Weights:
+        """``fitted`` (any Weights, fixed by hand included) with this procedure's adjustment
+        fitted on its probabilities over ``arrays``."""
+        if self.adjust.kind == "none":
+            return fitted
+        adj = self.adjust.fit(fitted.apply(arrays), y, labels=labels)
+        return replace(fitted, adjustment=adj.to_dict())
+
+    def out_of_fold(self, arrays: Sequence[np.ndarray], y: np.ndarray, plan: FoldPlan, *,
+                    adjustments: Sequence[AdjustMethod] | None = None) -> list[np.ndarray]:
+        """Out-of-fold probabilities of the whole procedure: in each fold of ``plan`` the weights,
+        then the adjustment, are fitted on the training rows and the held-out rows are predicted.
+
+        Parameters
+        ----------
+        arrays : sequence of M arrays (n, C), aligned
+        y : array of int (n,)
+        plan : FoldPlan
+        adjustments : sequence of AdjustMethod, optional
+            Score these adjustments instead of this procedure's own, each on the same fitted
+            weights of each fold (so that their differences are paired).
+
+        Returns
+        -------
+        list of arrays (repeats, n, C)
+            One per adjustment (this procedure's own when ``adjustments`` is None).
+        """
+        adjustments = [self.adjust] if adjustments is None else list(adjustments)
+        n, C = arrays[0].shape
+        out = [np.empty((plan.repeats, n, C)) for _ in adjustments]
+        for r, pairs in enumerate(plan.rounds):
+            for train, test in pairs:
+                w = self.weights.fit([a[train] for a in arrays], y[train], inner=True)
+                p_test = w.apply([a[test] for a in arrays])
+                p_train = None
+                for i, adjust in enumerate(adjustments):
+                    if adjust.kind == "none":
+                        out[i][r, test] = p_test
+                        continue
+                    if p_train is None:
+                        p_train = w.apply([a[train] for a in arrays])
+                    out[i][r, test] = adjust.fit(p_train, y[train]).apply(p_test)
+        return out

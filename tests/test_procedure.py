@@ -1,0 +1,112 @@
+"""The procedure layer: a weighting method then an adjustment, fitted as one, and the estimates
+cross-validating it on the folds they are given, against hand-written loops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ensemble.errors import EnsembleError
+from ensemble.estimate import cross_validate, select_method
+from ensemble.priors import estimate_adjustment
+from ensemble.procedure import AdjustMethod, Procedure, WeightMethod
+from ensemble.resampling import FoldPlan, fold_plan
+from ensemble.adjustment import fit_adjustment
+from ensemble.weighting import fit_weights
+
+
+def members(n, strengths, seed, classes=3, rho=0.5):
+    rng = np.random.default_rng(seed)
+    y = rng.choice(classes, size=n, p=np.linspace(2, 1, classes) / np.linspace(2, 1, classes).sum())
+    shared = rng.normal(size=(n, classes))
+    out = []
+    for s in strengths:
+        z = np.sqrt(rho) * shared + np.sqrt(1 - rho) * rng.normal(size=(n, classes))
+        z[np.arange(n), y] += s
+        out.append(z)
+    return out, y
+
+
+def training_folds(n, k, seed):
+    """A fold number per row, as K-fold training assigns them (not stratified)."""
+    return np.random.default_rng(seed).permutation(np.arange(n) % k)
+
+
+def test_the_default_plan_is_the_repeated_stratified_one():
+    arrays, y = members(240, [1.4, 1.0, 0.5], seed=1)
+    plan = FoldPlan.repeated_stratified(y, 4, 2, 3)
+    given = cross_validate(arrays, y, "optimize", folds=4, repeats=2, seed=3, splits=plan, n_resamples=200)
+    default = cross_validate(arrays, y, "optimize", folds=4, repeats=2, seed=3, n_resamples=200)
+    assert given.cross_validated == default.cross_validated
+    assert given.gain_interval == default.gain_interval
+    assert (given.folds, given.repeats) == (default.folds, default.repeats) == (4, 2)
+
+
+@pytest.mark.parametrize("method", ["acc", "optimize", "stack"])
+def test_cross_validate_on_given_folds_fits_on_the_other_folds(method):
+    arrays, y = members(300, [1.5, 1.0, 0.3], seed=0)
+    fold = training_folds(len(y), 5, seed=2)
+    est = cross_validate(arrays, y, method, splits=fold, n_resamples=200)
+    oof = np.empty((len(y), 3))
+    for f in range(5):
+        train, test = fold != f, fold == f
+        w = fit_weights([a[train] for a in arrays], y[train], method, stack_oof=False)
+        oof[test] = w.predict_proba([a[test] for a in arrays])
+    assert est.cross_validated["accuracy"] == pytest.approx(np.mean(oof.argmax(axis=1) == y), abs=1e-12)
+    np.testing.assert_allclose(est.oof_proba, oof, atol=1e-10)
+    assert (est.folds, est.repeats) == (5, 1)
+    if method == "acc":  # the repeated stratified folds are other folds (optimize: model0 alone in every fold)
+        assert not np.allclose(cross_validate(arrays, y, method, n_resamples=200).oof_proba, oof)
+
+
+def test_estimate_adjustment_on_given_folds_fits_weights_then_offsets_in_each_fold():
+    arrays, y = members(400, [1.2, 0.9], seed=4)
+    fold = training_folds(len(y), 4, seed=5)
+    got = estimate_adjustment(arrays, y, "acc", kinds=("fit",), splits=fold, n_resamples=200)["fit"]
+    pred, base = np.empty(len(y), dtype=int), np.empty(len(y), dtype=int)
+    for f in range(4):
+        train, test = fold != f, fold == f
+        w = fit_weights([a[train] for a in arrays], y[train], "acc")
+        adj = fit_adjustment(w.predict_proba([a[train] for a in arrays]), y[train], "fit")
+        p = w.predict_proba([a[test] for a in arrays])
+        pred[test], base[test] = adj.apply(p).argmax(axis=1), p.argmax(axis=1)
+    assert got.scores["accuracy"] == pytest.approx(np.mean(pred == y), abs=1e-12)
+    assert got.baseline["accuracy"] == pytest.approx(np.mean(base == y), abs=1e-12)
+
+
+def test_select_method_passes_the_folds_on():
+    arrays, y = members(300, [1.5, 1.0, 0.3], seed=0)
+    fold = training_folds(len(y), 3, seed=1)
+    _, _, estimates = select_method(arrays, y, ["acc"], splits=fold)
+    assert estimates["acc"].cross_validated == cross_validate(arrays, y, "acc", splits=fold, metrics=(
+        "accuracy", "macro_f1", "log_loss")).cross_validated
+    assert estimates["acc"].folds == 3 and estimates["acc"].repeats == 1
+
+
+def test_a_procedure_fits_the_weights_then_the_adjustment_on_their_probabilities():
+    arrays, y = members(300, [1.5, 1.0, 0.3], seed=6)
+    proc = Procedure(WeightMethod("optimize", {"temperature": True}), AdjustMethod("fit", metric="macro_f1"))
+    fitted = proc.fit(arrays, y, names=["a", "b", "c"])
+    w = fit_weights(arrays, y, "optimize", temperature=True)
+    adj = fit_adjustment(w.predict_proba(arrays), y, "fit", metric="macro_f1")
+    np.testing.assert_allclose(fitted.weights, w.weights)
+    np.testing.assert_allclose(fitted.apply(arrays), adj.apply(w.predict_proba(arrays)), atol=1e-12)
+    assert fitted.models == ("a", "b", "c") and fitted.adjustment["kind"] == "fit"
+    assert Procedure.of("optimize", temperature=True, adjust="fit", adjust_metric="macro_f1") == proc
+
+
+def test_bad_folds_are_one_line_errors():
+    arrays, y = members(60, [1.0, 0.5], seed=0)
+    with pytest.raises(EnsembleError, match="got 59 fold numbers for 60 rows"):
+        cross_validate(arrays, y, "acc", splits=np.zeros(59, dtype=int))
+    with pytest.raises(EnsembleError, match="at least 2 folds, got 1"):
+        cross_validate(arrays, y, "acc", splits=np.zeros(60, dtype=int))
+    with pytest.raises(EnsembleError, match="one integer fold number per row"):
+        cross_validate(arrays, y, "acc", splits=np.linspace(0, 1, 60))
+    rows = np.arange(60)
+    twice = FoldPlan((((rows[30:], rows[:30]), (rows[:20], rows[20:])),))  # rows 20..29 held out twice
+    with pytest.raises(EnsembleError, match="holds row 20 out 2 times"):
+        fold_plan(twice, y)
+    leaky = FoldPlan((((rows, rows[:30]), (rows[:30], rows[30:])),))  # trains on the rows it holds out
+    with pytest.raises(EnsembleError, match="held out from its own training rows"):
+        fold_plan(leaky, y)
