@@ -14,17 +14,7 @@ from ensemble.resampling import FoldPlan, fold_plan
 from ensemble.adjustment import fit_adjustment
 from ensemble.weighting import fit_weights
 
-
-def members(n, strengths, seed, classes=3, rho=0.5):
-    rng = np.random.default_rng(seed)
-    y = rng.choice(classes, size=n, p=np.linspace(2, 1, classes) / np.linspace(2, 1, classes).sum())
-    shared = rng.normal(size=(n, classes))
-    out = []
-    for s in strengths:
-        z = np.sqrt(rho) * shared + np.sqrt(1 - rho) * rng.normal(size=(n, classes))
-        z[np.arange(n), y] += s
-        out.append(z)
-    return out, y
+from .test_estimate import members
 
 
 def training_folds(n, k, seed):
