@@ -120,60 +120,112 @@ def fit_offsets(proba: np.ndarray, y: np.ndarray, metric: str = "accuracy", *, s
     s = _log(np.asarray(proba, dtype=np.float64))
     y = np.asarray(y)
     n, C = s.shape
+    rows = np.arange(n)
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     b = np.zeros(C) if start is None else np.asarray(start, dtype=np.float64).copy()
-    onehot_y = np.zeros((n, C))
-    onehot_y[np.arange(n), y] = w
-    support = onehot_y.sum(axis=0)
-    best_score = weighted_scores((s + b).argmax(axis=1), y, C, w)[metric]
+    support = np.bincount(y, weights=w, minlength=C)
+    top1, top2 = _top2(s + b)  # each row's best and second-best class, kept up to date as b moves
+    best_score = weighted_scores(top1, y, C, w)[metric]
     for _ in range(rounds):
         improved = False
         for c in range(C):
-            z = s + b
-            z[:, c] = -np.inf
-            alt = z.argmax(axis=1)                       # the prediction when c is not chosen
-            t = z[np.arange(n), alt] - s[:, c]            # c is predicted when b_c > t
+            alt = np.where(top1 != c, top1, top2)        # the prediction when c is not chosen
+            t = s[rows, alt] + b[alt] - s[:, c]           # c is predicted when b_c > t
             order = np.argsort(t, kind="stable")
             ts, alt_s, y_s, w_s = t[order], alt[order], y[order], w[order]
             # cut k: the k rows with the smallest t predict c, the rest predict alt
-            is_c = (y_s == c) * w_s
             if metric == "accuracy":
-                prefix = np.concatenate([[0.0], np.cumsum(is_c)])
-                hit_alt = (alt_s == y_s) * w_s
-                suffix = np.concatenate([np.cumsum(hit_alt[::-1])[::-1], [0.0]])
-                score = (prefix + suffix) / w.sum()
+                score = _cut_accuracy(alt_s, y_s, w_s, c) / w.sum()
             else:
-                A = np.zeros((n, C))
-                A[np.arange(n), alt_s] = w_s                  # predicted alt, by class
-                T = A * (alt_s == y_s)[:, None]                # ... and right
-                suf_pred = np.vstack([np.cumsum(A[::-1], axis=0)[::-1], np.zeros((1, C))])
-                suf_tp = np.vstack([np.cumsum(T[::-1], axis=0)[::-1], np.zeros((1, C))])
-                pre_w = np.concatenate([[0.0], np.cumsum(w_s)])
-                pre_tp = np.concatenate([[0.0], np.cumsum(is_c)])
-                pred_cnt = suf_pred.copy()
-                pred_cnt[:, c] += pre_w
-                tp = suf_tp.copy()
-                tp[:, c] += pre_tp
-                denom = support[None, :] + pred_cnt
-                f1 = np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 0.0)
-                score = f1[:, support > 0].mean(axis=1)
+                score = _cut_macro_f1(alt_s, y_s, w_s, c, support)
             # candidate offsets: below every t, between consecutive t's, above every t
             mids = np.concatenate([[ts[0] - 1.0], (ts[:-1] + ts[1:]) / 2, [ts[-1] + 1.0]]) if n else np.zeros(1)
             top = score.max()
             if top <= best_score + 1e-12:
                 continue
             ties = np.flatnonzero(score >= top - 1e-12)
-            previous = b[c]
-            b[c] = mids[ties[np.argmin(np.abs(mids[ties] - b[c]))]]
+            value = mids[ties[np.argmin(np.abs(mids[ties] - b[c]))]]
+            new1, new2 = _moved(s, b, top1, top2, c, value)
             # scored as predicted, so that rows with equal t (no cut between them) cannot mislead
-            actual = weighted_scores((s + b).argmax(axis=1), y, C, w)[metric]
+            actual = weighted_scores(new1, y, C, w)[metric]
             if actual <= best_score + 1e-12:
-                b[c] = previous
                 continue
+            b[c], top1, top2 = value, new1, new2
             best_score, improved = actual, True
         if not improved:
             break
     return b - b.mean()
+
+
+def _top2(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's argmax and its argmax among the other classes (ties: the lower index)."""
+    top1 = z.argmax(axis=1)
+    z = z.copy()
+    z[np.arange(len(z)), top1] = -np.inf
+    return top1, z.argmax(axis=1)
+
+
+def _moved(s, b, top1, top2, c, value):
+    """``top1``, ``top2`` after b_c becomes ``value``: rows where c was among the two, or ties
+    with it, are recomputed; elsewhere c either climbs above one of them or changes nothing.
+    O(n) plus O(C) per recomputed row (about 2n/C of them), where recomputing all is O(n C)."""
+    rows = np.arange(len(s))
+    v1, v2 = s[rows, top1] + b[top1], s[rows, top2] + b[top2]
+    zc = s[:, c] + value
+    was = (top1 == c) | (top2 == c)
+    redo = was | (zc == v1) | (zc == v2)
+    up1 = ~redo & (zc > v1)
+    up2 = ~redo & ~up1 & (zc > v2)
+    new1, new2 = top1.copy(), top2.copy()
+    new2[up1], new1[up1] = top1[up1], c
+    new2[up2] = c
+    if redo.any():
+        nb = b.copy()
+        nb[c] = value
+        new1[redo], new2[redo] = _top2(s[redo] + nb)
+    return new1, new2
+
+
+def _cut_accuracy(alt_s, y_s, w_s, c) -> np.ndarray:
+    """Weighted hits at every cut k = 0..n: the first k rows predict c, the others their alt."""
+    prefix = np.concatenate([[0.0], np.cumsum((y_s == c) * w_s)])
+    hit_alt = (alt_s == y_s) * w_s
+    return prefix + np.concatenate([np.cumsum(hit_alt[::-1])[::-1], [0.0]])
+
+
+def _cut_macro_f1(alt_s, y_s, w_s, c, support) -> np.ndarray:
+    """Macro-F1 (over the classes present in y) at every cut k = 0..n, in O(n log n + C).
+
+    At cut 0 every row predicts its alt. Moving the cut past row p sends it from alt_p to c: only
+    the F1 of c and of alt_p change, so the sum over classes moves by the change in F1(alt_p),
+    found from group-wise running sums of the rows of each alt class, and by F1(c)'s prefix."""
+    C = len(support)
+    present = support > 0
+    hit = (alt_s == y_s) * w_s
+    pred0 = np.bincount(alt_s, weights=w_s, minlength=C)
+    tp0 = np.bincount(alt_s, weights=hit, minlength=C)
+
+    def f1(tp, pred, sup):
+        denom = sup + pred
+        return np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 0.0)
+
+    group = np.argsort(alt_s, kind="stable")  # rows of each alt class, in cut order
+    g_alt = alt_s[group]
+    starts = np.searchsorted(g_alt, g_alt)     # where each row's group begins
+    cw, ch = np.cumsum(w_s[group]), np.cumsum(hit[group])
+    cw = cw - np.concatenate([[0.0], cw])[starts]
+    ch = ch - np.concatenate([[0.0], ch])[starts]
+    after = f1(tp0[g_alt] - ch, pred0[g_alt] - cw, support[g_alt])
+    before = f1(tp0[g_alt] - ch + hit[group], pred0[g_alt] - cw + w_s[group], support[g_alt])
+    delta = np.empty(len(alt_s))
+    delta[group] = (after - before) * present[g_alt]
+    base = f1(tp0, pred0, support)
+    base[c] = 0.0
+    others = base[present].sum() + np.concatenate([[0.0], np.cumsum(delta)])
+    pre_w = np.concatenate([[0.0], np.cumsum(w_s)])
+    pre_tp = np.concatenate([[0.0], np.cumsum((y_s == c) * w_s)])
+    own = f1(pre_tp, pre_w, support[c]) * present[c]
+    return (others + own) / present.sum()
 
 
 def check_adjust(kind: str, *, metric: str = "accuracy", auto: bool = False) -> None:

@@ -50,8 +50,10 @@ def common_options(f):
         ctx = click.get_current_context()
         # Progress bars only on a terminal: logs and pipes get the result lines alone.
         ctx.meta["ensemble.progress"] = not quiet and sys.stderr.isatty()
+        from .progress import enabled
+
         try:
-            with cli_messages():
+            with cli_messages(), enabled(ctx.meta["ensemble.progress"]):
                 return f(*args, **kwargs)
         except EnsembleError as e:
             if verbose:

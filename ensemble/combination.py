@@ -13,7 +13,8 @@ import numpy as np
 
 from .errors import EnsembleError
 
-__all__ = ["COMBINE_RULES", "softmax", "log_softmax", "combine", "mix", "align", "as_arrays", "Aligned", "class_lookup"]
+__all__ = ["COMBINE_RULES", "softmax", "log_softmax", "combine", "mix", "align", "as_arrays", "Aligned", "class_lookup",
+           "LogProbs", "as_log_probs"]
 
 COMBINE_RULES = ("prob", "logit", "geometric", "vote")
 _GENERIC = re.compile(r"LABEL_\d+")
@@ -41,8 +42,27 @@ def class_lookup(values: Sequence, labels: Sequence[str], *, digits: bool = Fals
     return out, None
 
 
+class LogProbs(np.ndarray):
+    """An array whose rows are log-probabilities already (:func:`as_log_probs`):
+    :func:`log_softmax` returns its rows as they are instead of computing them again, so that a
+    cross-validation computes them once, not in every fold. Row selections stay LogProbs;
+    arithmetic on them gives plain arrays (their rows are no longer normalised)."""
+
+    def __array_wrap__(self, obj, context=None, return_scalar=False):
+        return obj.view(np.ndarray) if isinstance(obj, np.ndarray) else obj
+
+
+def as_log_probs(z: np.ndarray) -> LogProbs:
+    """``log_softmax(z)`` marked as such. Every combination rule, temperature and fit gives the
+    same result from it as from ``z``: each is unchanged by adding a constant to a row."""
+    return z if isinstance(z, LogProbs) else log_softmax(z).view(LogProbs)
+
+
 def log_softmax(z: np.ndarray) -> np.ndarray:
-    """Log-probabilities over the last axis of a 2-D array, in float64 (a new array)."""
+    """Log-probabilities over the last axis of a 2-D array, in float64 (a new array; for
+    :class:`LogProbs`, a plain view of the rows as they are)."""
+    if isinstance(z, LogProbs):
+        return z.view(np.ndarray)
     out = np.array(z, dtype=np.float64)
     out -= out.max(axis=1, keepdims=True)
     # a product with a vector of ones sums the short rows about 3x faster than .sum(axis=1)
@@ -212,6 +232,6 @@ def as_arrays(logits: Sequence, ids: Sequence[str] | None = None, labels: Sequen
         al = align(items, ids=ids, labels=labels)
         names = tuple(lg.model or f"model{i}" for i, lg in enumerate(items))
         return [np.asarray(a) for a in al.arrays], names, al.labels
-    arrays = [np.asarray(a) for a in items]
+    arrays = [np.asanyarray(a) for a in items]  # LogProbs stay marked
     C = arrays[0].shape[-1] if arrays[0].ndim else 0
     return arrays, tuple(f"model{i}" for i in range(len(arrays))), tuple(labels) if labels else tuple(map(str, range(C)))

@@ -25,10 +25,11 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import EnsembleError
-from .combination import combine as combine_logits
+from .estimate_store import EstimateStore, input_digest
+from .combination import as_log_probs, combine as combine_logits
 from .procedure import Procedure
 from .resampling import FoldPlan, discordance_interval, fold_plan
-from .scores import accuracy, log_loss, macro_f1
+from .scores import accuracy, log_loss, macro_f1, resampled_scores
 from .weighting import METHODS, Weights, aligned_inputs, is_method
 
 __all__ = ["Estimate", "cross_validate", "select_method", "ece", "metric_value", "GREATER_IS_BETTER",
@@ -153,11 +154,28 @@ def _paired_interval(stat_rows_a: np.ndarray, stat_rows_b: np.ndarray, greater: 
 
 
 def _paired_interval_metric(name, proba_a, proba_b, y, confidence, n_resamples, seed) -> tuple[float, float]:
-    """Bootstrap interval for a metric that is not a mean over rows (macro-F1, ECE, scorers)."""
+    """Bootstrap interval for a metric that is not a mean over rows (macro-F1, ECE, scorers).
+
+    Macro-F1 is scored on every resample at once (:func:`~ensemble.scores.resampled_scores`,
+    linear in the classes); other metrics one resample at a time."""
     from scipy.stats import bootstrap
 
     sign = 1 if _greater(name) else -1
     rows = np.arange(len(y))
+    if name == "macro_f1":
+        C = proba_a.shape[1]
+        pred_a, pred_b = proba_a.argmax(axis=1), proba_b.argmax(axis=1)
+
+        def batched(idx, axis=-1):
+            idx = np.asarray(idx).astype(np.int64)
+            a = resampled_scores(pred_a, y, C, idx, classes="union")["macro_f1"]
+            b = resampled_scores(pred_b, y, C, idx, classes="union")["macro_f1"]
+            d = sign * (a - b)
+            return d if idx.ndim > 1 else d[0]
+
+        res = bootstrap((rows,), batched, confidence_level=confidence, n_resamples=n_resamples, method="percentile",
+                        vectorized=True, random_state=seed, batch=max(1, 4_000_000 // max(1, len(y))))
+        return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
     def stat(idx):
         idx = idx.astype(int)
@@ -189,6 +207,7 @@ def cross_validate(
     confidence: float = 0.95,
     n_resamples: int = 2000,
     splits: FoldPlan | Sequence[int] | None = None,
+    store: EstimateStore | None = None,
     **fit_kwargs,
 ) -> Estimate:
     """Estimate a weighting method's score on unseen data by repeated stratified K-fold, or on
@@ -217,6 +236,9 @@ def cross_validate(
     splits : FoldPlan or array of int (n,), optional
         The folds to cross-validate on instead (``folds``, ``repeats`` are then unused): a
         :class:`~ensemble.resampling.FoldPlan`, or a fold number per row.
+    store : EstimateStore, optional
+        Where estimates are stored (:mod:`ensemble.estimate_store`): one computed before on the
+        same inputs and options is read back instead of computed again.
     **fit_kwargs
         Passed to :func:`~ensemble.weighting.fit_weights` (``combine``, ``temperature``...).
 
@@ -230,10 +252,42 @@ def cross_validate(
     names = fit_kwargs.pop("names", None) or names
     plan = fold_plan(splits, y, folds, repeats, seed)
     procedure = Procedure.of(method, seed=seed, **fit_kwargs)
+    metrics = tuple(metrics)
+
+    def compute() -> Estimate:
+        return _cross_validate(arrays, y, names, plan, procedure, metrics, confidence, n_resamples, seed)
+
+    if store is None:
+        return compute()
+    key = input_digest(arrays, y, plan, {"estimate": "cross_validate", "method": method, "names": list(names),
+                                         "options": procedure.weights.settings(), "metrics": list(metrics),
+                                         "confidence": confidence, "n_resamples": n_resamples, "seed": seed})
+    return store.cached(key, compute, _to_store, _from_store)
+
+
+def _to_store(e: Estimate) -> tuple[dict, dict]:
+    value = {"method": e.method, "apparent": dict(e.apparent), "cross_validated": dict(e.cross_validated),
+             "optimism": dict(e.optimism), "gain_vs_uniform": dict(e.gain_vs_uniform),
+             "gain_interval": {k: list(v) for k, v in e.gain_interval.items()}, "mcnemar_p": e.mcnemar_p,
+             "weights": e.weights.to_dict(), "folds": e.folds, "repeats": e.repeats}
+    return value, {"oof_proba": e.oof_proba}
+
+
+def _from_store(value: Mapping, arrays: Mapping) -> Estimate:
+    return Estimate(value["method"], value["apparent"], value["cross_validated"], value["optimism"],
+                    value["gain_vs_uniform"], {k: tuple(v) for k, v in value["gain_interval"].items()},
+                    value["mcnemar_p"], Weights.from_dict(value["weights"]), value["folds"], value["repeats"],
+                    arrays["oof_proba"])
+
+
+def _cross_validate(arrays, y, names, plan, procedure, metrics, confidence, n_resamples, seed) -> Estimate:
+    """The estimate itself: the procedure out of fold on ``plan``, on all rows, and uniform's scores."""
+    method = procedure.weights.method
+    arrays = [as_log_probs(a) for a in arrays]  # computed once for the folds, the full fit and uniform
     oofs = list(procedure.out_of_fold(arrays, y, plan)[0])
-    full = procedure.fit(arrays, y, names=names)
+    full = procedure.fit(arrays, y, names=names, stack_oof=False)  # the estimate is its out-of-fold score
     full_proba = full.predict_proba(arrays)
-    uniform = combine_logits(arrays, None, fit_kwargs.get("combine", "prob"))
+    uniform = combine_logits(arrays, None, procedure.weights.options.get("combine", "prob"))
 
     apparent = {m: metric_value(m, full_proba, y) for m in metrics}
     cv = {m: float(np.mean([metric_value(m, o, y) for o in oofs])) for m in metrics}

@@ -38,10 +38,12 @@ import numpy as np
 
 from .adjustment import (ADJUSTMENTS, NEEDS_PRIOR, Adjustment, check_adjust, empirical_prior, fit_adjustment,  # noqa: F401
                          fit_offsets, importance)
+from .combination import as_log_probs
 from .errors import EnsembleError
+from .estimate_store import EstimateStore, input_digest
 from .procedure import AdjustMethod, Procedure
 from .resampling import FoldPlan, discordance_interval, fold_plan
-from .scores import recall_per_class, weighted_scores
+from .scores import recall_per_class, resampled_scores, weighted_scores
 
 __all__ = ["ADJUSTMENTS", "Adjustment", "AdjustEstimate", "class_prior", "fit_adjustment", "fit_offsets",
            "estimate_adjustment", "select_adjustment"]
@@ -175,15 +177,16 @@ def _gain_interval(metric, pred_a, pred_b, y, C, w, confidence, n_resamples, see
         if np.array_equal(pred_a, pred_b):
             return 0.0, 0.0
 
-        def stat(idx):
-            idx = idx.astype(int)
-            return (weighted_scores(pred_a[idx], y[idx], C, w[idx])[metric]
-                    - weighted_scores(pred_b[idx], y[idx], C, w[idx])[metric])
+        def stat(idx, axis=-1):
+            idx = np.asarray(idx).astype(np.int64)
+            d = (resampled_scores(pred_a, y, C, idx, w)[metric] - resampled_scores(pred_b, y, C, idx, w)[metric])
+            return d if idx.ndim > 1 else d[0]
 
-        # not a mean over rows: resampled one at a time, fewer resamples on many rows (each costs O(n))
+        # not a mean over rows: every resample scored at once from per-class counts (linear in classes)
         resamples = int(min(n_resamples, 1000, max(200, 20_000_000 // len(y))))
-        res = bootstrap((np.arange(len(y)),), stat, vectorized=False, confidence_level=confidence,
-                        n_resamples=resamples, method="percentile", random_state=seed)
+        res = bootstrap((np.arange(len(y)),), stat, vectorized=True, confidence_level=confidence,
+                        n_resamples=resamples, method="percentile", random_state=seed,
+                        batch=max(1, 4_000_000 // len(y)))
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
@@ -202,6 +205,7 @@ def estimate_adjustment(
     n_resamples: int = 2000,
     full_proba: np.ndarray | None = None,
     splits: FoldPlan | Sequence[int] | None = None,
+    store: EstimateStore | None = None,
     **fit_kwargs,
 ) -> dict[str, AdjustEstimate]:
     """Cross-validate each adjustment in ``kinds`` on top of the weighting ``method``.
@@ -217,6 +221,9 @@ def estimate_adjustment(
     splits : FoldPlan or array of int (n,), optional
         The folds to cross-validate on instead of ``repeats`` x ``folds`` repeated stratified
         ones (see :func:`~ensemble.estimate.cross_validate`).
+    store : EstimateStore, optional
+        Read back an estimate stored before on the same inputs and options, or store this one
+        (see :func:`~ensemble.estimate.cross_validate`).
 
     Returns
     -------
@@ -231,10 +238,47 @@ def estimate_adjustment(
     if "prior" in kinds and target is None:
         raise EnsembleError(NEEDS_PRIOR)
     arrays, names, labels, y = aligned_inputs(valid_logits, y)
-    n, C = arrays[0].shape
     plan = fold_plan(splits, y, folds, repeats, seed)
     procedure = Procedure.of(method, seed=seed, **fit_kwargs)
     adjusts = [AdjustMethod(kind, target, metric) for kind in ["none", *kinds]]
+    names = fit_kwargs.get("names") or names
+
+    def compute() -> dict[str, AdjustEstimate]:
+        return _estimate(arrays, y, labels, names, plan, procedure, adjusts, full_proba, confidence, n_resamples, seed)
+
+    if store is None:
+        return compute()
+    key = input_digest(arrays, y, plan, {
+        "estimate": "adjustment", "method": method, "names": list(names), "labels": list(labels),
+        "options": procedure.weights.settings(), "kinds": list(kinds), "metric": metric,
+        "target": None if target is None else np.asarray(target, dtype=np.float64).tolist(),
+        "confidence": confidence, "n_resamples": n_resamples, "seed": seed})
+    return store.cached(key, compute, _to_store, _from_store)
+
+
+def _to_store(estimates: Mapping[str, AdjustEstimate]) -> tuple[dict, dict]:
+    value, arrays = {}, {}
+    for kind, e in estimates.items():
+        value[kind] = {"scores": dict(e.scores), "baseline": dict(e.baseline), "gain": dict(e.gain),
+                       "interval": {m: list(v) for m, v in e.interval.items()}, "adjustment": e.adjustment.to_dict()}
+        arrays[f"{kind}.recall"], arrays[f"{kind}.recall_before"] = e.recall, e.recall_before
+    return value, arrays
+
+
+def _from_store(value: Mapping, arrays: Mapping) -> dict[str, AdjustEstimate]:
+    return {kind: AdjustEstimate(kind, v["scores"], v["baseline"], v["gain"],
+                                 {m: tuple(i) for m, i in v["interval"].items()}, arrays[f"{kind}.recall"],
+                                 arrays[f"{kind}.recall_before"], Adjustment.from_dict(v["adjustment"]))
+            for kind, v in value.items()}
+
+
+def _estimate(arrays, y, labels, names, plan, procedure, adjusts, full_proba, confidence, n_resamples,
+              seed) -> dict[str, AdjustEstimate]:
+    """Each adjustment of ``adjusts[1:]`` against none (``adjusts[0]``), out of fold on ``plan``."""
+    n, C = arrays[0].shape
+    arrays = [as_log_probs(a) for a in arrays]  # computed once for the folds and the full fit
+    kinds = [a.kind for a in adjusts[1:]]
+    target = adjusts[0].target
     oof = procedure.out_of_fold(arrays, y, plan, adjustments=adjusts)
     base_preds, preds = oof[0].argmax(axis=2), {kind: o.argmax(axis=2) for kind, o in zip(kinds, oof[1:])}
     weights = importance(y, target, empirical_prior(y, C))
@@ -246,7 +290,7 @@ def estimate_adjustment(
     baseline = pooled(base_preds)
     recall_before = np.nanmean([recall_per_class(base_preds[r], y, C) for r in range(rounds)], axis=0)
     if full_proba is None:  # the method fitted on all rows, for each adjustment's full fit
-        full_proba = procedure.weights.fit(arrays, y, names=fit_kwargs.get("names") or names).apply(arrays)
+        full_proba = procedure.weights.fit(arrays, y, names=names, stack_oof=False).apply(arrays)
     out = {}
     for kind, adjust in zip(kinds, adjusts[1:]):
         scores = pooled(preds[kind])

@@ -22,6 +22,8 @@ from typing import Mapping, Protocol, Sequence
 import numpy as np
 
 from .adjustment import Adjustment, check_adjust, fit_adjustment
+from .combination import as_log_probs
+from .progress import bar
 from .resampling import FoldPlan
 from .weighting import Weights, fit_weights
 
@@ -48,11 +50,22 @@ class WeightMethod:
     method: str = "uniform"
     options: Mapping = field(default_factory=dict)
 
+    def settings(self) -> dict:
+        """Every option, :func:`~ensemble.weighting.fit_weights`' defaults filled in: two
+        methods with the same settings fit the same weights (an estimate's key holds them)."""
+        import inspect
+
+        skip = ("valid_logits", "y", "method", "names", "stack_oof")
+        defaults = {k: p.default for k, p in inspect.signature(fit_weights).parameters.items()
+                    if k not in skip and p.default is not inspect.Parameter.empty}
+        return {**defaults, **self.options}
+
     def fit(self, arrays: Sequence[np.ndarray], y: np.ndarray, *, names: Sequence[str] | None = None,
-            inner: bool = False) -> Weights:
-        """Weights fitted on ``arrays`` (M aligned arrays n x C) and ``y``; ``inner`` inside a
-        fold of an estimate (the stacker's own out-of-fold scores are then skipped)."""
-        return fit_weights(arrays, y, self.method, names=names, stack_oof=not inner, **self.options)
+            stack_oof: bool = True) -> Weights:
+        """Weights fitted on ``arrays`` (M aligned arrays n x C) and ``y``; ``stack_oof=False``
+        skips the stacker's own out-of-fold scores (inside an estimate, which scores the whole
+        procedure out of fold itself)."""
+        return fit_weights(arrays, y, self.method, names=names, stack_oof=stack_oof, **self.options)
 
 
 @dataclass(frozen=True)
@@ -94,9 +107,9 @@ class Procedure:
         return cls(WeightMethod(method, options), AdjustMethod(adjust, target, adjust_metric))
 
     def fit(self, arrays: Sequence[np.ndarray], y: np.ndarray, *, names: Sequence[str] | None = None,
-            labels: Sequence[str] = ()) -> Weights:
+            labels: Sequence[str] = (), stack_oof: bool = True) -> Weights:
         """The Weights fitted on all the rows given, carrying the adjustment fitted after them."""
-        fitted = self.weights.fit(arrays, y, names=names)
+        fitted = self.weights.fit(arrays, y, names=names, stack_oof=stack_oof)
         return self.adjusted(fitted, arrays, y, labels=labels or fitted.labels)
 
     def adjusted(self, fitted: Weights, arrays: Sequence[np.ndarray], y: np.ndarray, *,
@@ -128,11 +141,18 @@ class Procedure:
             One per adjustment (this procedure's own when ``adjustments`` is None).
         """
         adjustments = [self.adjust] if adjustments is None else list(adjustments)
+        arrays = [as_log_probs(a) for a in arrays]  # once, not in every fold
         n, C = arrays[0].shape
         out = [np.empty((plan.repeats, n, C)) for _ in adjustments]
+        what = "+".join([self.weights.method, *(a.kind for a in adjustments if a.kind != "none")])
+        with bar(plan.repeats * plan.k, f"cross-validating {what}") as progress:
+            self._folds(arrays, y, plan, adjustments, out, progress)
+        return out
+
+    def _folds(self, arrays, y, plan: FoldPlan, adjustments, out, progress) -> None:
         for r, pairs in enumerate(plan.rounds):
             for train, test in pairs:
-                w = self.weights.fit([a[train] for a in arrays], y[train], inner=True)
+                w = self.weights.fit([a[train] for a in arrays], y[train], stack_oof=False)
                 p_test = w.apply([a[test] for a in arrays])
                 p_train = None
                 for i, adjust in enumerate(adjustments):
@@ -142,4 +162,4 @@ class Procedure:
                     if p_train is None:
                         p_train = w.apply([a[train] for a in arrays])
                     out[i][r, test] = adjust.fit(p_train, y[train]).apply(p_test)
-        return out
+                progress.update()

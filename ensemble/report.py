@@ -60,6 +60,7 @@ class Report:
     weights: Mapping = field(default_factory=dict, repr=False)
     winners_curse: Mapping = field(default_factory=dict)
     adjust: Mapping = field(default_factory=dict)
+    confused: Sequence = field(default_factory=list)
 
     # ------------------------------------------------------------------ text
 
@@ -87,6 +88,7 @@ class Report:
             lines.append(f"weights {method}: " + ", ".join(f"{m}={v:.3f}" for m, v in w.items()))
         lines += self._winners_curse_lines()
         lines += self._adjust_lines()
+        lines += self._confused_lines()
         lines.append("error correlation between models:")
         lines.append(self.error_correlation.round(3).to_string())
         lines.append(f"auto -> {self.reason}")
@@ -122,7 +124,8 @@ class Report:
         rows.append([])
         rows.append(["per-class recall", "valid share", *(["target share"] if a["target_prior"] is not None else []),
                      "none", *a["kinds"]])
-        for i, c in enumerate(a["classes"]):
+        shown = _classes_to_show(a)
+        for i, c in ((i, a["classes"][i]) for i in shown):
             rows.append([c, f"{a['validation_prior'][i]:.3f}",
                          *([f"{a['target_prior'][i]:.3f}"] if a["target_prior"] is not None else []),
                          f"{a['recall_before'][i]:.3f}", *(f"{e['recall'][i]:.3f}" for e in a["kinds"].values())])
@@ -130,8 +133,19 @@ class Report:
             widths = [max(len(r[i]) for r in block if i < len(r)) for i in range(max(map(len, block)))]
             lines += ["  " + "  ".join(v.ljust(w) if j == 0 else v.rjust(w) for j, (v, w) in enumerate(zip(r, widths))).rstrip()
                       for r in block]
+        if len(shown) < len(a["classes"]):
+            lines.append(f"  ... {len(a['classes']) - len(shown)} more classes (shown: the {len(shown)} whose recall changes "
+                         "most or is lowest); every class is in report.html and --json")
         lines.append(f"adjust auto -> {a['reason']}")
         return lines
+
+    def _confused_lines(self) -> list[str]:
+        if not self.confused:
+            return []
+        top = self.confused[:5]
+        return ["most confused classes (true -> predicted, out-of-fold): " + "; ".join(
+            f"{c['true']} -> {c['predicted']} {c['rows']} rows ({c['share_of_true']:.0%})" for c in top)
+            + (f"; {len(self.confused) - len(top)} more pairs in report.html" if len(self.confused) > len(top) else "")]
 
     def _none_differs(self) -> str:
         """Why the "none" row of the class-prior table is not the method's accuracy in the main table."""
@@ -165,6 +179,7 @@ class Report:
             "weights": {m: dict(w) for m, w in self.weights.items()},
             "winners_curse": {k: clean(v) for k, v in self.winners_curse.items()},
             "adjust": self.adjust,
+            "confused_pairs": list(self.confused),
             "excluded_from_fitting": list(self.excluded),
             "disagreement": self.disagreement.round(6).to_dict(),
             "error_correlation": self.error_correlation.round(6).to_dict(),
@@ -286,6 +301,13 @@ class Report:
             parts.append(scores.to_html(float_format=lambda v: f"{v:.4f}"))
             parts.append("<p>Per-class recall before and after (out-of-fold):</p>")
             parts.append(pd.DataFrame(recall, index=a["classes"]).to_html(float_format=lambda v: f"{v:.3f}"))
+        if self.confused:
+            import pandas as pd
+
+            parts.append(f"<h2>Most confused classes</h2><p>The ensemble ({html.escape(self.choice)}) out of fold: "
+                         "validation rows of a true class predicted as another, the most frequent pairs first.</p>")
+            parts.append(pd.DataFrame(self.confused).to_html(index=False, escape=True,
+                                                             float_format=lambda v: f"{v:.3f}"))
         notes = [f"<li>{html.escape(n)}: {html.escape(r['note'])}</li>" for n, r in self.table.iterrows() if r["note"]]
         if notes:
             parts.append("<ul class='note'>" + "".join(notes) + "</ul>")
@@ -388,6 +410,7 @@ def report(
     """
     import pandas as pd
 
+    from .combination import combine as combine_logits
     from .estimate import AUTO_METHODS, select_method
     from .members import resolve_members
     from .voting import CachedLogits, open_split
@@ -417,7 +440,7 @@ def report(
     fit_names = [refs[i].name for i in fit_idx]
     if excluded:
         log.info("left out of weight fitting (optimistic validation scores): %s", ", ".join(excluded))
-    cv = dict(folds=folds, repeats=repeats, seed=seed, combine=combine, names=fit_names)
+    cv = dict(folds=folds, repeats=repeats, seed=seed, combine=combine, names=fit_names, store=source.estimates)
 
     methods = tuple(m for m in (methods or AUTO_METHODS) if m != "uniform")
     choice, reason, estimates = select_method(fit_arrays, y, methods, metric=metric, **cv)
@@ -426,6 +449,8 @@ def report(
     adjust_info = {} if adjust == "none" else _class_priors(
         fit_arrays, y, al.labels, choice, estimates, adjust=adjust, prior=prior, columns=columns,
         metric=adjust_metric or (metric if metric in ("accuracy", "macro_f1") else "accuracy"), cv=cv)
+    chosen = estimates[choice].oof_proba if choice in estimates else combine_logits(fit_arrays, None, combine)
+    confused = confused_pairs(chosen.argmax(axis=1), y, al.labels)
     table = pd.DataFrame.from_dict(rows, orient="index")
     for col in ("cv_accuracy", "gain", "gain_low", "gain_high", "mcnemar_p", "acc_low", "acc_high",
                 "cv_macro_f1", "cv_log_loss", "optimism"):
@@ -435,7 +460,40 @@ def report(
     names = [r.name for r in refs]
     disagreement, correlation = _between_members(probas, names, y)
     return Report(table, disagreement, correlation, choice, reason, metric, len(y), excluded, estimates, reliability,
-                  weights, curse, adjust_info)
+                  weights, curse, adjust_info, confused)
+
+
+# Above this many classes the terminal's per-class table shows a selection (the page has them all).
+TEXT_CLASSES = 12
+
+
+def _classes_to_show(a: Mapping) -> list[int]:
+    """Indices of the classes the terminal shows: all of them up to :data:`TEXT_CLASSES`, else
+    the ones whose recall changes most under an adjustment and the ones with the lowest recall."""
+    C = len(a["classes"])
+    if C <= TEXT_CLASSES:
+        return list(range(C))
+    before = np.nan_to_num(np.asarray(a["recall_before"], dtype=float), nan=1.0)
+    change = np.zeros(C)
+    for e in a["kinds"].values():
+        change = np.maximum(change, np.abs(np.nan_to_num(np.asarray(e["recall"], dtype=float) - before)))
+    half = TEXT_CLASSES // 2
+    picked = list(np.argsort(-change, kind="stable")[:half])
+    picked += [i for i in np.argsort(before, kind="stable") if i not in picked][:TEXT_CLASSES - len(picked)]
+    return sorted(int(i) for i in picked)
+
+
+def confused_pairs(pred: np.ndarray, y: np.ndarray, labels: Sequence[str], top: int = 20) -> list[dict]:
+    """The ``top`` most frequent (true class, predicted class) pairs of errors, as dicts of
+    ``true``, ``predicted``, ``rows`` and ``share_of_true`` (the share of the true class's rows);
+    O(n + pairs), not a C x C matrix."""
+    C = len(labels)
+    wrong = pred != y
+    codes, counts = np.unique(y[wrong].astype(np.int64) * C + pred[wrong], return_counts=True)
+    support = np.bincount(y, minlength=C)
+    order = np.lexsort((codes, -counts))[:top]
+    return [{"true": labels[codes[i] // C], "predicted": labels[codes[i] % C], "rows": int(counts[i]),
+             "share_of_true": float(counts[i] / support[codes[i] // C])} for i in order]
 
 
 def _member_rows(refs, al, split, y, trained_on_valid, include_optimistic):

@@ -11,8 +11,8 @@ import numpy as np
 
 from .errors import EnsembleError
 
-__all__ = ["log_loss", "accuracy", "macro_f1", "scores", "weighted_scores", "recall_per_class", "need_classes",
-           "at_chance"]
+__all__ = ["log_loss", "accuracy", "macro_f1", "scores", "weighted_scores", "resampled_scores", "recall_per_class",
+           "need_classes", "at_chance"]
 
 _EPS = 1e-15
 
@@ -28,13 +28,10 @@ def accuracy(proba: np.ndarray, y: np.ndarray) -> float:
 
 def macro_f1(proba: np.ndarray, y: np.ndarray) -> float:
     """Macro-averaged F1 over the classes present in ``y`` or predicted."""
-    pred = proba.argmax(axis=1)
-    scores = []
-    for c in np.union1d(np.unique(y), np.unique(pred)):
-        tp = np.sum((pred == c) & (y == c))
-        denom = np.sum(pred == c) + np.sum(y == c)
-        scores.append(2 * tp / denom if denom else 0.0)
-    return float(np.mean(scores))
+    pred = np.asarray(proba).argmax(axis=1)
+    y = np.asarray(y)
+    C = max(proba.shape[1], int(y.max()) + 1 if len(y) else 0)
+    return float(resampled_scores(pred, y, C, np.arange(len(y))[None], classes="union")["macro_f1"][0])
 
 
 def need_classes(y: np.ndarray, what: str, labels: Sequence[str] = ()) -> None:
@@ -67,13 +64,50 @@ def scores(proba: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 
 def weighted_scores(pred: np.ndarray, y: np.ndarray, C: int, w: np.ndarray | None) -> dict[str, float]:
-    conf = np.bincount(y * C + pred, weights=w, minlength=C * C).reshape(C, C).astype(np.float64)
-    tp = np.diag(conf)
-    support, predicted = conf.sum(axis=1), conf.sum(axis=0)
+    """Accuracy and macro-F1 (over the classes present in ``y``) of predicted classes, each row
+    weighted by ``w`` (None: 1)."""
+    out = resampled_scores(pred, y, C, np.arange(len(y))[None], w)
+    return {k: float(v[0]) for k, v in out.items()}
+
+
+def resampled_scores(pred: np.ndarray, y: np.ndarray, C: int, idx: np.ndarray, w: np.ndarray | None = None, *,
+                     classes: str = "support") -> dict[str, np.ndarray]:
+    """Accuracy and macro-F1 of the predicted classes on each resample of the rows, at once.
+
+    Parameters
+    ----------
+    pred, y : arrays of int (n,)
+    C : int
+        The number of classes.
+    idx : array of int (B, n)
+        Row indices of each resample (a bootstrap's); ``np.arange(n)[None]`` for the rows as they are.
+    w : array (n,), optional
+        Row weights.
+    classes : {"support", "union"}, default "support"
+        Which classes macro-F1 averages over: those present in ``y`` (of the resample), or
+        those present in ``y`` or predicted.
+
+    Returns
+    -------
+    dict of "accuracy", "macro_f1" -> array (B,)
+
+    Per-class counts come from one ``bincount`` over (resample, class) pairs, so the cost is
+    O(B n + B C): linear in the classes, where a confusion matrix per resample is O(B C^2).
+    """
+    idx = np.atleast_2d(idx)
+    B = idx.shape[0]
+    yy, pp = y[idx], pred[idx]
+    off = (np.arange(B, dtype=np.int64) * C)[:, None]
+    flat_y, flat_p = (yy + off).ravel(), (pp + off).ravel()
+    wf = None if w is None else np.asarray(w, dtype=np.float64)[idx].ravel()
+    hit = (pp == yy).ravel()
+    support = np.bincount(flat_y, weights=wf, minlength=B * C).reshape(B, C)
+    predicted = np.bincount(flat_p, weights=wf, minlength=B * C).reshape(B, C)
+    tp = np.bincount(flat_y[hit], weights=None if wf is None else wf[hit], minlength=B * C).reshape(B, C)
     denom = support + predicted
     f1 = np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 0.0)
-    present = support > 0
-    return {"accuracy": float(tp.sum() / conf.sum()), "macro_f1": float(f1[present].mean())}
+    keep = support > 0 if classes == "support" else denom > 0
+    return {"accuracy": tp.sum(axis=1) / support.sum(axis=1), "macro_f1": (f1 * keep).sum(axis=1) / keep.sum(axis=1)}
 
 
 def recall_per_class(pred: np.ndarray, y: np.ndarray, C: int) -> np.ndarray:

@@ -58,6 +58,13 @@ class CachedLogits:
         self.entries = self.cache.entries()  # headers read once, newest first
         self._digests: dict[str, str] = {}
 
+    @property
+    def estimates(self):
+        """The stored cross-validated estimates, beside the logit cache (``<cache>/estimates``)."""
+        from .estimate_store import EstimateStore
+
+        return EstimateStore(self.cache.root / "estimates")
+
     def digest_of(self, ref) -> str:
         if ref.name not in self._digests:
             self._digests[ref.name] = ref.fingerprint(self.cache.file_digest)
@@ -254,7 +261,7 @@ def vote(
     fitted = _weights(kind, spec, loaded, g, source, fit_kwargs)
     if adjust != "none":
         fitted = _adjust(fitted, adjust, prior, adjust_metric, g.valid_al, g.y, g.valid_split, g.test_al.labels,
-                         columns, g.provenance, fit_kwargs)
+                         columns, g.provenance, fit_kwargs, store=source.estimates)
     if fitted.apparent:
         log.info("%r", fitted)
         log.info("validation scores of these weights are in-sample (fitted on the same rows): optimistic")
@@ -376,7 +383,7 @@ def _weights(kind: str, spec, loaded, g: _Gathered, source: CachedLogits, fit_kw
     if spec == "auto":
         from .estimate import select_method
 
-        spec, reason, estimates = select_method(g.valid_al.arrays, y, **fit_kwargs)
+        spec, reason, estimates = select_method(g.valid_al.arrays, y, store=source.estimates, **fit_kwargs)
         log.info("auto -> %s", reason)
         g.provenance["auto"] = {"chosen": spec, "reason": reason, "candidates": {
             m: {"cross_validated": dict(e.cross_validated), "gain_vs_uniform": dict(e.gain_vs_uniform),
@@ -438,12 +445,23 @@ def _write(fitted, test_proba: np.ndarray, g: _Gathered, *, kind: str, spec, nam
                 path.unlink(missing_ok=True)
         raise
     frame.attrs.update(path=str(out), weights=fitted)
-    log.info("wrote %s (%d rows; %s)", out, len(frame), ", ".join(
-        f"{c}: {n}" for c, n in zip(labels, np.bincount(test_proba.argmax(axis=1), minlength=len(labels)))))
+    log.info("wrote %s (%d rows; %s)", out, len(frame),
+             class_counts(labels, np.bincount(test_proba.argmax(axis=1), minlength=len(labels))))
     return frame
 
 
-def _adjust(fitted, adjust, prior, metric, valid_al, y, valid_split, labels, columns, provenance, fit_kwargs):
+def class_counts(labels: Sequence[str], counts: np.ndarray, top: int = 6) -> str:
+    """``neg: 61, pos: 91`` for a few classes; for many, the ``top`` largest and "and N more"."""
+    if len(labels) <= top + 2:
+        return ", ".join(f"{c}: {n}" for c, n in zip(labels, counts))
+    order = np.argsort(-np.asarray(counts), kind="stable")[:top]
+    rest = len(labels) - top
+    return ", ".join(f"{labels[i]}: {counts[i]}" for i in order) + (
+        f", and {rest} more classes ({int(np.sum(counts) - np.sum(np.asarray(counts)[order]))} rows)")
+
+
+def _adjust(fitted, adjust, prior, metric, valid_al, y, valid_split, labels, columns, provenance, fit_kwargs, *,
+            store=None):
     """The weights with a class-prior adjustment fitted on validation (``auto``: estimated first)."""
     from .priors import class_prior, select_adjustment
     from .procedure import AdjustMethod
@@ -462,7 +480,7 @@ def _adjust(fitted, adjust, prior, metric, valid_al, y, valid_split, labels, col
             raise EnsembleError("--adjust auto estimates the adjustment with a fitted method; give --weights "
                                 "<method>, or --adjust prior / fit")
         kind, reason, estimates = select_adjustment(valid_al.arrays, y, method, target=target, metric=metric,
-                                                    full_proba=proba, **fit_kwargs)
+                                                    full_proba=proba, store=store, **fit_kwargs)
         log.info("adjust auto -> %s", reason)
         provenance["adjust_auto"] = {"chosen": kind, "reason": reason, "candidates": {
             k: {"cross_validated": dict(e.scores), "unadjusted": dict(e.baseline), "gain": dict(e.gain),
@@ -472,8 +490,10 @@ def _adjust(fitted, adjust, prior, metric, valid_al, y, valid_split, labels, col
     else:
         adj = AdjustMethod(kind, target, metric).fit(proba, y, labels=labels)
     if kind != "none":
-        log.info("class-prior adjustment %s: offsets %s", kind,
-                 ", ".join(f"{c}={v:+.3f}" for c, v in zip(labels, adj.offsets)))
+        order = np.argsort(-np.abs(adj.offsets), kind="stable")
+        shown = sorted(order[:8]) if len(labels) > 10 else range(len(labels))
+        log.info("class-prior adjustment %s: offsets %s%s", kind, ", ".join(f"{labels[i]}={adj.offsets[i]:+.3f}" for i in shown),
+                 f", and {len(labels) - len(shown)} smaller ones (all in the weights file)" if len(shown) < len(labels) else "")
     return replace(fitted, adjustment=adj.to_dict(), apparent=scores(adj.apply(proba), y) if kind != "none"
                    else fitted.apparent)
 

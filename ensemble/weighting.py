@@ -39,6 +39,11 @@ _EPS = 1e-15
 # ten L-BFGS iterations at 1e-3; scikit-learn's default 1e-4 doubles the time for no change in
 # the predicted class on the benchmark.
 STACK_TOL = 1e-3
+# Up to this many classes "stack" is a multinomial LogisticRegression over every member's every
+# class (M*C features and C outputs: M*C^2 coefficients, a cost that grows with the square of the
+# classes); above it, the classwise stacker: each class's score is a weighted sum of the members'
+# scores of that class plus a bias (M*C + C coefficients), linear in the classes.
+STACK_FULL_CLASSES = 10
 
 
 # --------------------------------------------------------------------------- temperature
@@ -91,7 +96,8 @@ class Weights:
         Temperature applied to the combined log-probabilities.
     stacker : dict or None
         For "stack": ``coef`` (K, F), ``intercept`` (K,), ``classes`` of the logistic regression
-        over the models' log-probabilities.
+        over the models' log-probabilities; or, above :data:`STACK_FULL_CLASSES` classes, ``kind``
+        "classwise", ``coef`` (M, C) and ``intercept`` (C,).
     apparent : dict
         Scores on the validation rows the weights were fitted on (optimistic).
     meta : dict
@@ -124,7 +130,9 @@ class Weights:
         if self.calibration is not None:
             parts.append(f"calibration={self.calibration:.3f}")
         if self.adjustment is not None and self.adjustment.get("kind") != "none":
-            parts.append(f"adjust={self.adjustment['kind']}[" + ", ".join(f"{v:+.2f}" for v in self.adjustment["offsets"]) + "]")
+            off = self.adjustment["offsets"]
+            parts.append(f"adjust={self.adjustment['kind']}[" + (", ".join(f"{v:+.2f}" for v in off) if len(off) <= 10 else
+                         f"{len(off)} offsets, largest {max(off, key=abs):+.2f}") + "]")
         parts += [f"valid_{k}={v:.4f}" for k, v in self.apparent.items()]
         return f"Weights({', '.join(parts)})"
 
@@ -175,7 +183,8 @@ class Weights:
                 for i, (m, w) in enumerate(zip(self.models, self.weights))
             ],
             "calibration": self.calibration,
-            "stacker": None if self.stacker is None else {k: np.asarray(v).tolist() for k, v in self.stacker.items()},
+            "stacker": None if self.stacker is None else {k: v if k == "kind" else np.asarray(v).tolist()
+                                                          for k, v in self.stacker.items()},
             "apparent": dict(self.apparent),
             "adjustment": None if self.adjustment is None else dict(self.adjustment),
             "meta": {k: v for k, v in self.meta.items() if k != "models"},
@@ -190,6 +199,25 @@ class Weights:
         return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8"))
 
     @classmethod
+    def from_dict(cls, d: Mapping) -> Weights:
+        """The Weights of a document written by :meth:`to_dict`, every field checked first (a
+        ValueError saying what was expected and what came in)."""
+        _validate(d)
+        models = d["models"]
+        names = tuple(m["name"] for m in models)
+        weights = np.array([m["weight"] for m in models], dtype=np.float64)
+        temps = [m.get("temperature") for m in models]
+        stacker = d.get("stacker")
+        meta = dict(d.get("meta", {}))
+        meta["models"] = {m["name"]: {k: v for k, v in m.items() if k not in ("name", "weight", "temperature")}
+                          for m in models}
+        return cls(d["method"], names, weights, d.get("combine", "prob"), tuple(d.get("labels", ())),
+                   None if any(t is None for t in temps) else np.array(temps, dtype=np.float64),
+                   d.get("calibration"), None if stacker is None else {k: v if k == "kind" else np.array(v)
+                                                                      for k, v in stacker.items()},
+                   d.get("apparent", {}), meta, d.get("adjustment"))
+
+    @classmethod
     def load(cls, path: str | os.PathLike) -> Weights:
         path = Path(path)
         try:
@@ -201,19 +229,7 @@ class Weights:
                 raise ValueError("it has no checksum: edited, or not written by ensemble vote")
             if recorded != _checksum(d):
                 raise ValueError("its checksum does not match its content: edited or damaged")
-            _validate(d)
-            models = d["models"]
-            names = tuple(m["name"] for m in models)
-            weights = np.array([m["weight"] for m in models], dtype=np.float64)
-            temps = [m.get("temperature") for m in models]
-            stacker = d.get("stacker")
-            meta = dict(d.get("meta", {}))
-            meta["models"] = {m["name"]: {k: v for k, v in m.items() if k not in ("name", "weight", "temperature")}
-                              for m in models}
-            w = cls(d["method"], names, weights, d.get("combine", "prob"), tuple(d.get("labels", ())),
-                    None if any(t is None for t in temps) else np.array(temps, dtype=np.float64),
-                    d.get("calibration"), None if stacker is None else {k: np.array(v) for k, v in stacker.items()},
-                    d.get("apparent", {}), meta, d.get("adjustment"))
+            w = cls.from_dict(d)
         except FileNotFoundError:
             raise EnsembleError(f"{path}: not found; pass a weights file written by ensemble vote") from None
         except (OSError, ValueError, KeyError, TypeError) as e:
@@ -268,7 +284,17 @@ def _validate(d: Mapping) -> None:
     stacker = d.get("stacker")
     if (method == "stack") != (stacker is not None):
         raise ValueError("a stacker goes with method stack, and only with it")
-    if stacker is not None:
+    if stacker is not None and stacker.get("kind") == "classwise":
+        C, M = len(labels), len(models)
+        try:
+            coef, intercept = np.asarray(stacker["coef"], dtype=float), np.asarray(stacker["intercept"], dtype=float)
+        except (KeyError, TypeError, ValueError):
+            raise ValueError("stacker must hold coef and intercept as numbers") from None
+        if coef.shape != (M, C) or intercept.shape != (C,) or not np.all(np.isfinite(coef)) \
+                or not np.all(np.isfinite(intercept)):
+            raise ValueError(f"a classwise stacker's shapes must be coef ({M}, {C}), intercept ({C},); got coef "
+                             f"{coef.shape}, intercept {intercept.shape}")
+    elif stacker is not None:
         C, M = len(labels), len(models)
         try:
             coef, intercept = np.asarray(stacker["coef"], dtype=float), np.asarray(stacker["intercept"], dtype=float)
@@ -302,8 +328,11 @@ def check_weights(w: np.ndarray, where: str, stack: bool = False) -> None:
 
 
 def _stack_proba(stacker: Mapping, features: np.ndarray, n_classes: int) -> np.ndarray:
-    """A fitted LogisticRegression's predict_proba, from its coefficients (no sklearn needed)."""
+    """A fitted stacker's probabilities, from its coefficients (no sklearn needed)."""
     coef, intercept = np.asarray(stacker["coef"]), np.asarray(stacker["intercept"])
+    if stacker.get("kind") == "classwise":  # coef (M, C): class c scored from the members' class c
+        M = coef.shape[0]
+        return softmax(intercept + np.einsum("nmc,mc->nc", features.reshape(len(features), M, n_classes), coef))
     classes = np.asarray(stacker["classes"]).astype(int)
     scores = features @ coef.T + intercept
     if coef.shape[0] == 1:  # binary: sklearn keeps one row, for classes[1]
@@ -540,27 +569,73 @@ def _select(probas, y, iterations: int, bags: int, bag_fraction: float, seed: in
 
 
 def _stack(log_probs, y, n_classes: int, C: float, folds: int, seed: int) -> tuple[dict, np.ndarray]:
-    """A multinomial LogisticRegression on the models' centred log-probabilities; returns the
-    fitted coefficients and its out-of-fold probabilities (``cross_val_predict`` over ``folds``
-    stratified folds)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    """A stacker on the models' centred log-probabilities: a multinomial LogisticRegression for
+    up to :data:`STACK_FULL_CLASSES` classes, the classwise stacker above; returns the fitted
+    coefficients and its out-of-fold probabilities over ``folds`` stratified folds (none when 0)."""
+    from sklearn.model_selection import StratifiedKFold
 
-    X = _clr(log_probs)
-    lr = LogisticRegression(C=C, max_iter=1000, tol=STACK_TOL)
+    if n_classes > STACK_FULL_CLASSES:
+        def fit(rows):
+            return _classwise([lp[rows] - lp[rows].mean(axis=1, keepdims=True) for lp in log_probs], y[rows],
+                              n_classes, C)
+    else:
+        from sklearn.linear_model import LogisticRegression
+
+        X = _clr(log_probs)
+
+        def fit(rows):
+            lr = LogisticRegression(C=C, max_iter=1000, tol=STACK_TOL).fit(X[rows], y[rows])
+            return {"coef": lr.coef_, "intercept": lr.intercept_, "classes": lr.classes_}
+
+    every = np.arange(len(y))
     if folds == 0:
-        lr.fit(X, y)
-        return {"coef": lr.coef_, "intercept": lr.intercept_, "classes": lr.classes_}, None
+        return fit(every), None
     counts = np.bincount(y, minlength=n_classes)
     k = min(folds, int(counts[counts > 0].min()))
     if k < 2:
         raise EnsembleError("stack needs at least 2 validation rows of every class present; use another method")
-    cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    oof_sub = cross_val_predict(lr, X, y, cv=cv, method="predict_proba")
-    lr.fit(X, y)
     oof = np.zeros((len(y), n_classes))
-    oof[:, lr.classes_] = oof_sub
-    return {"coef": lr.coef_, "intercept": lr.intercept_, "classes": lr.classes_}, oof
+    for train, test in StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(every, y):
+        oof[test] = _stack_proba(fit(train), _clr([lp[test] for lp in log_probs]), n_classes)
+    return fit(every), oof
+
+
+def _classwise(xs: Sequence[np.ndarray], y: np.ndarray, n_classes: int, C: float) -> dict:
+    """The classwise stacker: class c's score is ``sum_m A[m, c] * xs[m][:, c] + b[c]``, fitted by
+    L-BFGS on the mean log loss plus ``|A|^2 / (2 C n)`` (LogisticRegression's penalty, per row),
+    from the uniform pool (A = 1/M). A class with no row gets probability 0, as the full
+    LogisticRegression gives it."""
+    from scipy.optimize import minimize
+
+    n, M, K = len(y), len(xs), n_classes
+    rows = np.arange(n)
+    absent = np.bincount(y, minlength=K) == 0
+    reg = 1.0 / (C * n)
+    X = np.empty((K, n, M), dtype=np.float32)  # class-major: each class's scores are one (n, M) matrix
+    for m, x in enumerate(xs):
+        X[:, :, m] = x.T
+
+    def f(theta):
+        A, b = theta[:M * K].reshape(M, K), theta[M * K:]
+        # float32 where the cost is (the (K, n) passes), float64 for the sums L-BFGS sees
+        z = np.matmul(X, A.T[:, :, None].astype(np.float32))[..., 0] + b[:, None].astype(np.float32)  # (K, n)
+        z[absent] = -1e9
+        z -= z.max(axis=0)
+        log_norm = np.log(np.exp(z).sum(axis=0, dtype=np.float64))
+        loss = float(np.mean(log_norm - z[y, rows])) + 0.5 * reg * float(np.sum(A * A))
+        g = np.exp(z - log_norm.astype(np.float32))
+        g[y, rows] -= 1.0
+        g /= n
+        grad_a = np.matmul(g[:, None, :], X)[:, 0, :].T.astype(np.float64) + reg * A  # (M, K)
+        grad_b = g.sum(axis=1, dtype=np.float64)
+        grad_b[absent] = 0.0
+        return loss, np.concatenate([grad_a.ravel(), grad_b])
+
+    theta0 = np.concatenate([np.full(M * K, 1.0 / M), np.zeros(K)])
+    res = minimize(f, theta0, jac=True, method="L-BFGS-B", options={"maxiter": 1000, "gtol": STACK_TOL})
+    b = res.x[M * K:].copy()
+    b[absent] = -1e9
+    return {"kind": "classwise", "coef": res.x[:M * K].reshape(M, K), "intercept": b}
 
 
 def fit_weights(

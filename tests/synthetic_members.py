@@ -1,0 +1,78 @@
+"""Members with many classes, without training: model folders that `ensemble` opens (config,
+a classification head in safetensors, a vocabulary) and their logits put in the logit cache, as
+``ensemble predict`` would have cached them. Used by the many-class tests and
+``benchmarks/bench_many_classes.py``.
+
+The logits are realistic in the ways that matter to the combining half: members share part of
+their errors (shared noise), differ in strength, and are miscalibrated (each has its own scale).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+RHO = 0.5
+
+
+def draw(n: int, classes: int, strengths, scales, rng, prior=None) -> tuple[list[np.ndarray], np.ndarray]:
+    """M members' logits (n, C) and the true classes: ``scale_m * (strength_m * onehot(y) +
+    sqrt(rho) * shared + sqrt(1 - rho) * own_m)``."""
+    y = rng.choice(classes, size=n, p=prior)
+    shared = rng.normal(size=(n, classes))
+    members = []
+    for s, t in zip(strengths, scales):
+        z = np.sqrt(RHO) * shared + np.sqrt(1 - RHO) * rng.normal(size=(n, classes))
+        z[np.arange(n), y] += s
+        members.append((t * z).astype(np.float32))
+    return members, y
+
+
+def make_members(root: Path, *, valid_rows: int, test_rows: int, models: int, classes: int, seed: int = 0,
+                 strength: float = 3.0):
+    """Write ``models`` fake model folders, ``data/valid.csv`` and ``data/test.csv`` under ``root``
+    and cache every member's logits on both splits (in ``root/.ensemble/cache``).
+
+    Returns (members {name: folder}, data {split: path}, cache_dir, labels)."""
+    from ensemble.cache import LogitCache
+    from ensemble.data import load_split
+    from ensemble.inference import ModelRef
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(seed)
+    labels = [f"intent_{c:03d}" for c in range(classes)]
+    prior = rng.dirichlet(np.full(classes, 30.0))  # unequal classes, none so rare that a fold lacks it
+    strengths = strength * np.linspace(1.0, 0.7, models)
+    scales = np.linspace(0.6, 1.8, models)  # from under- to over-confident
+    valid, yv = draw(valid_rows, classes, strengths, scales, rng, prior)
+    test, yt = draw(test_rows, classes, strengths, scales, rng, prior)
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    data = {"valid": root / "data" / "valid.csv", "test": root / "data" / "test.csv"}
+    pd.DataFrame({"id": [f"v{i}" for i in range(valid_rows)], "text": "x",
+                  "label": [labels[c] for c in yv]}).to_csv(data["valid"], index=False)
+    pd.DataFrame({"id": [f"t{i}" for i in range(test_rows)], "text": "x"}).to_csv(data["test"], index=False)
+    cache_dir = root / ".ensemble" / "cache"
+    cache = LogitCache(cache_dir)
+    members = {}
+    for m in range(models):
+        folder = root / "models" / f"m{m}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text(json.dumps({
+            "architectures": ["BertForSequenceClassification"], "model_type": "bert",
+            "id2label": {str(i): c for i, c in enumerate(labels)}, "label2id": {c: i for i, c in enumerate(labels)}}))
+        save_file({"classifier.weight": rng.normal(size=(classes, 4)).astype(np.float32),
+                   "classifier.bias": np.zeros(classes, dtype=np.float32)}, folder / "model.safetensors")
+        (folder / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nx\n")
+        ref = ModelRef.open(folder, f"m{m}")
+        digest = ref.fingerprint(cache.file_digest)
+        for name, values in (("valid", valid[m]), ("test", test[m])):
+            split = load_split(data[name], name=name)
+            from ensemble.logits import Logits
+
+            lg = Logits(split.ids, values, tuple(labels), f"m{m}", name)
+            cache.put(cache.make_key({"model": digest, "data": split.digest}), lg, {"model_digest": digest, "data_digest": split.digest})
+        members[f"m{m}"] = folder
+    return members, data, cache_dir, labels
