@@ -87,9 +87,10 @@ def mix(log_probs: Sequence[np.ndarray], w: np.ndarray, rule: str, logits: Seque
     """:func:`combine` from log-probabilities already computed (``logits`` for the "logit" rule)."""
     if rule == "logit":
         return softmax(sum(wi * np.asarray(a, dtype=np.float64) for wi, a in zip(w, logits)))
+    used = [(wi, lp) for wi, lp in zip(w, log_probs) if wi != 0]  # a member of weight 0 adds nothing
     if rule == "geometric":
-        return softmax(sum(wi * lp for wi, lp in zip(w, log_probs)))
-    probs = sum(wi * np.exp(lp) for wi, lp in zip(w, log_probs))
+        return softmax(sum(wi * lp for wi, lp in used))
+    probs = sum(wi * np.exp(lp) for wi, lp in used)
     if rule == "prob":
         return probs
     shares = np.zeros_like(probs)

@@ -28,7 +28,7 @@ from .errors import EnsembleError
 from .estimate_store import EstimateStore, input_digest
 from .combination import as_log_probs, combine as combine_logits
 from .procedure import Procedure
-from .resampling import FoldPlan, discordance_interval, fold_plan
+from .resampling import BOOTSTRAP_ROWS, FoldPlan, discordance_interval, fold_plan, normal_interval
 from .scores import accuracy, log_loss, macro_f1, resampled_scores
 from .weighting import METHODS, Weights, aligned_inputs, is_method
 
@@ -148,6 +148,8 @@ def _paired_interval(stat_rows_a: np.ndarray, stat_rows_b: np.ndarray, greater: 
     diff = (stat_rows_a - stat_rows_b) * (1 if greater else -1)
     if np.allclose(diff, diff[0]):
         return float(diff[0]), float(diff[0])
+    if len(diff) > BOOTSTRAP_ROWS:  # what the bootstrap converges to, without its resampling
+        return normal_interval(diff, confidence)
     res = bootstrap((diff,), np.mean, confidence_level=confidence, n_resamples=n_resamples, method="percentile",
                     vectorized=True, random_state=seed)
     return float(res.confidence_interval.low), float(res.confidence_interval.high)

@@ -42,16 +42,13 @@ from .combination import as_log_probs
 from .errors import EnsembleError
 from .estimate_store import EstimateStore, input_digest
 from .procedure import AdjustMethod, Procedure
-from .resampling import FoldPlan, discordance_interval, fold_plan
+from .resampling import BOOTSTRAP_ROWS, FoldPlan, discordance_interval, fold_plan, normal_interval
 from .scores import recall_per_class, resampled_scores, weighted_scores
 
 __all__ = ["ADJUSTMENTS", "Adjustment", "AdjustEstimate", "class_prior", "fit_adjustment", "fit_offsets",
            "estimate_adjustment", "select_adjustment"]
 
 _METRICS = ("accuracy", "macro_f1")
-# Up to this many rows the gain interval is a paired percentile bootstrap; above, where the
-# bootstrap's resampling alone takes tens of seconds, the normal interval it converges to.
-_BOOTSTRAP_ROWS = 20_000
 
 
 # --------------------------------------------------------------------------- priors
@@ -157,18 +154,13 @@ def _gain_interval(metric, pred_a, pred_b, y, C, w, confidence, n_resamples, see
         def stat(d_, w_, axis=-1):
             return (d_ * w_).sum(axis=axis) / w_.sum(axis=axis)
 
-        if len(d) <= _BOOTSTRAP_ROWS:
+        if len(d) <= BOOTSTRAP_ROWS:
             res = bootstrap((d, w), stat, paired=True, vectorized=True, confidence_level=confidence,
                             n_resamples=n_resamples, method="percentile", random_state=seed,
                             batch=max(1, 4_000_000 // len(d)))  # resamples in batches of ~32 MB
             low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
         else:  # the ratio mean's normal interval (delta method): the bootstrap's answer at this size
-            from scipy.stats import norm
-
-            g = stat(d, w)
-            se = float(np.sqrt(np.sum((w * (d - g)) ** 2)) / w.sum())
-            z = float(norm.ppf(0.5 + confidence / 2))
-            low, high = g - z * se, g + z * se
+            low, high = normal_interval(d, confidence, w)
         # as for the weights (ensemble.estimate): widened to exact bounds on the (weighted) rates
         # of rows won and lost, because the bootstrap collapses when few rows change
         lo, hi = discordance_interval(d * w / w.mean(), confidence)

@@ -158,7 +158,9 @@ class Weights:
 
     def _apply(self, z: Sequence[np.ndarray], log_probs: Sequence[np.ndarray]) -> np.ndarray:
         """Probabilities from temperature-scaled logits ``z`` and their log-probabilities."""
-        if self.stacker is not None:
+        if self.stacker is not None and self.stacker.get("kind") == "classwise":
+            proba = _classwise_proba(self.stacker, log_probs)
+        elif self.stacker is not None:
             proba = _stack_proba(self.stacker, _clr(log_probs), len(self.labels) or z[0].shape[1])
         else:
             proba = mix(log_probs, self.weights, self.combine, z)
@@ -327,12 +329,17 @@ def check_weights(w: np.ndarray, where: str, stack: bool = False) -> None:
         raise EnsembleError(f"{where}: weights sum to zero; give at least one model a positive weight")
 
 
+def _classwise_proba(stacker: Mapping, log_probs: Sequence[np.ndarray]) -> np.ndarray:
+    """The classwise stacker's probabilities: class c scored from the members' class c."""
+    coef = np.asarray(stacker["coef"])
+    z = np.asarray(stacker["intercept"], dtype=np.float64) + sum(
+        coef[m] * (lp - lp.mean(axis=1, keepdims=True)) for m, lp in enumerate(log_probs))
+    return softmax(z)
+
+
 def _stack_proba(stacker: Mapping, features: np.ndarray, n_classes: int) -> np.ndarray:
-    """A fitted stacker's probabilities, from its coefficients (no sklearn needed)."""
+    """A fitted LogisticRegression's predict_proba, from its coefficients (no sklearn needed)."""
     coef, intercept = np.asarray(stacker["coef"]), np.asarray(stacker["intercept"])
-    if stacker.get("kind") == "classwise":  # coef (M, C): class c scored from the members' class c
-        M = coef.shape[0]
-        return softmax(intercept + np.einsum("nmc,mc->nc", features.reshape(len(features), M, n_classes), coef))
     classes = np.asarray(stacker["classes"]).astype(int)
     scores = features @ coef.T + intercept
     if coef.shape[0] == 1:  # binary: sklearn keeps one row, for classes[1]
@@ -425,8 +432,12 @@ def _best_weights(log_probs, y, k: int) -> np.ndarray:
     M = len(log_probs)
     if k > M:
         raise EnsembleError(f"best{k}: got {M} models; pick at most best{M}")
-    probas = [np.exp(lp) for lp in log_probs]
-    order = sorted(range(M), key=lambda i: (-accuracy(probas[i], y), log_loss(probas[i], y), i))
+    rows = np.arange(len(y))
+    # accuracy from the argmax, log loss from the true class's probability alone: the same
+    # values as scoring exp(log_probs), without exponentiating every class
+    key = [(-float(np.mean(lp.argmax(axis=1) == y)),
+            float(-np.mean(np.log(np.clip(np.exp(lp[rows, y]), _EPS, None)))), i) for i, lp in enumerate(log_probs)]
+    order = [i for *_, i in sorted(key)]
     w = np.zeros(M)
     w[order[:k]] = 1.0 / k
     return w
@@ -578,6 +589,9 @@ def _stack(log_probs, y, n_classes: int, C: float, folds: int, seed: int) -> tup
         def fit(rows):
             return _classwise([lp[rows] - lp[rows].mean(axis=1, keepdims=True) for lp in log_probs], y[rows],
                               n_classes, C)
+
+        def proba(stacker, rows):
+            return _classwise_proba(stacker, [lp[rows] for lp in log_probs])
     else:
         from sklearn.linear_model import LogisticRegression
 
@@ -586,6 +600,9 @@ def _stack(log_probs, y, n_classes: int, C: float, folds: int, seed: int) -> tup
         def fit(rows):
             lr = LogisticRegression(C=C, max_iter=1000, tol=STACK_TOL).fit(X[rows], y[rows])
             return {"coef": lr.coef_, "intercept": lr.intercept_, "classes": lr.classes_}
+
+        def proba(stacker, rows):
+            return _stack_proba(stacker, X[rows], n_classes)
 
     every = np.arange(len(y))
     if folds == 0:
@@ -596,7 +613,7 @@ def _stack(log_probs, y, n_classes: int, C: float, folds: int, seed: int) -> tup
         raise EnsembleError("stack needs at least 2 validation rows of every class present; use another method")
     oof = np.zeros((len(y), n_classes))
     for train, test in StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(every, y):
-        oof[test] = _stack_proba(fit(train), _clr([lp[test] for lp in log_probs]), n_classes)
+        oof[test] = proba(fit(train), test)
     return fit(every), oof
 
 

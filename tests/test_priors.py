@@ -148,11 +148,11 @@ def test_class_prior_specs(tmp_path):
 
 
 def test_large_splits_use_the_normal_interval_the_bootstrap_converges_to(monkeypatch):
+    import ensemble.estimate as estimate
     import ensemble.priors as priors
-    import ensemble.resampling as resampling
 
     # compare the two intervals themselves, not their hull with the exact discordance bounds
-    monkeypatch.setattr(resampling, "discordance_interval", lambda d, c: (np.inf, -np.inf))
+    monkeypatch.setattr(priors, "discordance_interval", lambda d, c: (np.inf, -np.inf))
     rng = np.random.default_rng(3)
     n = 30000
     y = rng.integers(0, 3, n)
@@ -160,10 +160,14 @@ def test_large_splits_use_the_normal_interval_the_bootstrap_converges_to(monkeyp
     b = np.where(rng.random(n) < 0.69, y, (y + 2) % 3)
     w = np.array([0.5, 1.0, 2.0])[y]
     normal = priors._gain_interval("accuracy", a, b, y, 3, w, 0.95, 2000, 0)
-    monkeypatch.setattr(priors, "_BOOTSTRAP_ROWS", 10**9)
+    rows = (a == y).astype(float), (b == y).astype(float)
+    normal_mean = estimate._paired_interval(*rows, True, 0.95, 2000, 0)  # the weights' estimate, unweighted
+    monkeypatch.setattr(priors, "BOOTSTRAP_ROWS", 10**9)
+    monkeypatch.setattr(estimate, "BOOTSTRAP_ROWS", 10**9)
     boot = priors._gain_interval("accuracy", a, b, y, 3, w, 0.95, 2000, 0)
     assert normal[0] < normal[1] and np.isfinite(boot).all()
     np.testing.assert_allclose(normal, boot, atol=0.001)  # each is about 0.016 wide
+    np.testing.assert_allclose(normal_mean, estimate._paired_interval(*rows, True, 0.95, 2000, 0), atol=0.001)
 
 
 def test_an_ensemble_that_sends_nearly_every_row_to_one_class_is_flagged(caplog):
