@@ -55,6 +55,12 @@ def setup(tmp: Path, valid: int, models: int, classes: int):
     return make_members(root, valid_rows=valid, test_rows=2000, models=models, classes=classes, seed=0)
 
 
+def arrays_77() -> tuple[list[np.ndarray], np.ndarray]:
+    """1,500 validation rows of 3 members over 77 classes, as in (a)."""
+    rng = np.random.default_rng(0)
+    return draw(1500, 77, 3.0 * np.linspace(1, 0.7, 3), np.linspace(0.6, 1.8, 3), rng, rng.dirichlet(np.full(77, 30.0)))
+
+
 def case_a(tmp: Path, base: float) -> None:
     members, data, cache_dir, _ = setup(tmp, 1500, 3, 77)
     valid = {"valid": data["valid"]}
@@ -72,9 +78,7 @@ def case_a(tmp: Path, base: float) -> None:
 def case_b() -> None:
     from ensemble.estimate import AUTO_METHODS, cross_validate
 
-    rng = np.random.default_rng(0)
-    arrays, y = draw(1500, 77, 3.0 * np.linspace(1, 0.7, 3), np.linspace(0.6, 1.8, 3), rng,
-                     rng.dirichlet(np.full(77, 30.0)))
+    arrays, y = arrays_77()
     print("(b) each method auto considers, cross-validated (5 folds x 2 repeats), 1,500 x 3 x 77")
     for m in ("uniform",) + AUTO_METHODS + ("best",):
         if m == "uniform":
@@ -103,9 +107,7 @@ def case_e() -> None:
     import ensemble.weighting as weighting
     from ensemble.estimate import cross_validate
 
-    rng = np.random.default_rng(0)
-    arrays, y = draw(1500, 77, 3.0 * np.linspace(1, 0.7, 3), np.linspace(0.6, 1.8, 3), rng,
-                     rng.dirichlet(np.full(77, 30.0)))
+    arrays, y = arrays_77()
     print("(e) stack at 77 classes, 1,500 x 3, cross-validated (5 folds x 2 repeats)")
     saved = weighting.STACK_FULL_CLASSES
     try:
