@@ -23,7 +23,7 @@ import numpy as np
 
 from .combination import softmax
 from .errors import EnsembleError
-from .scores import need_classes, weighted_scores
+from .scores import f1_from_counts, need_classes, weighted_scores
 
 __all__ = ["ADJUSTMENTS", "Adjustment", "NEEDS_PRIOR", "check_adjust", "empirical_prior", "fit_adjustment",
            "fit_offsets", "importance"]
@@ -61,7 +61,7 @@ class Adjustment:
         """Adjusted probabilities, shape (n, C)."""
         if self.kind == "none":
             return proba
-        return softmax(np.log(np.clip(proba, _EPS, None)) + self.offsets)
+        return softmax(_log(proba) + self.offsets)
 
     def to_dict(self) -> dict:
         def lst(a):
@@ -204,27 +204,22 @@ def _cut_macro_f1(alt_s, y_s, w_s, c, support) -> np.ndarray:
     hit = (alt_s == y_s) * w_s
     pred0 = np.bincount(alt_s, weights=w_s, minlength=C)
     tp0 = np.bincount(alt_s, weights=hit, minlength=C)
-
-    def f1(tp, pred, sup):
-        denom = sup + pred
-        return np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 0.0)
-
     group = np.argsort(alt_s, kind="stable")  # rows of each alt class, in cut order
     g_alt = alt_s[group]
     starts = np.searchsorted(g_alt, g_alt)     # where each row's group begins
     cw, ch = np.cumsum(w_s[group]), np.cumsum(hit[group])
     cw = cw - np.concatenate([[0.0], cw])[starts]
     ch = ch - np.concatenate([[0.0], ch])[starts]
-    after = f1(tp0[g_alt] - ch, pred0[g_alt] - cw, support[g_alt])
-    before = f1(tp0[g_alt] - ch + hit[group], pred0[g_alt] - cw + w_s[group], support[g_alt])
+    after = f1_from_counts(tp0[g_alt] - ch, pred0[g_alt] - cw, support[g_alt])
+    before = f1_from_counts(tp0[g_alt] - ch + hit[group], pred0[g_alt] - cw + w_s[group], support[g_alt])
     delta = np.empty(len(alt_s))
     delta[group] = (after - before) * present[g_alt]
-    base = f1(tp0, pred0, support)
+    base = f1_from_counts(tp0, pred0, support)
     base[c] = 0.0
     others = base[present].sum() + np.concatenate([[0.0], np.cumsum(delta)])
     pre_w = np.concatenate([[0.0], np.cumsum(w_s)])
     pre_tp = np.concatenate([[0.0], np.cumsum((y_s == c) * w_s)])
-    own = f1(pre_tp, pre_w, support[c]) * present[c]
+    own = f1_from_counts(pre_tp, pre_w, support[c]) * present[c]
     return (others + own) / present.sum()
 
 

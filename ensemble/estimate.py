@@ -28,8 +28,9 @@ from .errors import EnsembleError
 from .estimate_store import EstimateStore, input_digest
 from .combination import as_log_probs, combine as combine_logits
 from .procedure import Procedure
-from .resampling import BOOTSTRAP_ROWS, FoldPlan, discordance_interval, fold_plan, normal_interval
-from .scores import accuracy, log_loss, macro_f1, resampled_scores
+from .resampling import (BOOTSTRAP_ROWS, FoldPlan, discordance_interval, fold_plan, normal_interval,
+                         score_difference_interval)
+from .scores import accuracy, log_loss, macro_f1
 from .weighting import METHODS, Weights, aligned_inputs, is_method
 
 __all__ = ["Estimate", "cross_validate", "select_method", "ece", "metric_value", "GREATER_IS_BETTER",
@@ -165,19 +166,9 @@ def _paired_interval_metric(name, proba_a, proba_b, y, confidence, n_resamples, 
     sign = 1 if _greater(name) else -1
     rows = np.arange(len(y))
     if name == "macro_f1":
-        C = proba_a.shape[1]
-        pred_a, pred_b = proba_a.argmax(axis=1), proba_b.argmax(axis=1)
-
-        def batched(idx, axis=-1):
-            idx = np.asarray(idx).astype(np.int64)
-            a = resampled_scores(pred_a, y, C, idx, classes="union")["macro_f1"]
-            b = resampled_scores(pred_b, y, C, idx, classes="union")["macro_f1"]
-            d = sign * (a - b)
-            return d if idx.ndim > 1 else d[0]
-
-        res = bootstrap((rows,), batched, confidence_level=confidence, n_resamples=n_resamples, method="percentile",
-                        vectorized=True, random_state=seed, batch=max(1, 4_000_000 // max(1, len(y))))
-        return float(res.confidence_interval.low), float(res.confidence_interval.high)
+        return score_difference_interval("macro_f1", proba_a.argmax(axis=1), proba_b.argmax(axis=1), y,
+                                         proba_a.shape[1], classes="union", confidence=confidence,
+                                         n_resamples=n_resamples, seed=seed)
 
     def stat(idx):
         idx = idx.astype(int)

@@ -33,15 +33,13 @@ def input_digest(arrays, y, plan, options: Mapping) -> str:
     from blake3 import blake3
 
     h = blake3()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(memoryview(a).cast("B"))
-    h.update(np.ascontiguousarray(np.asarray(y, dtype=np.int64)).tobytes())
+    for i, a in enumerate(arrays):
+        _update(h, f"member{i}", a)
+    _update(h, "y", np.asarray(y, dtype=np.int64))
     for r, pairs in enumerate(plan.rounds):
-        for train, test in pairs:
-            h.update(f"|{r}|{len(train)}|".encode())
-            h.update(np.ascontiguousarray(np.asarray(test, dtype=np.int64)).tobytes())
+        for i, (train, test) in enumerate(pairs):
+            _update(h, f"round{r}.fold{i}.train", np.asarray(train, dtype=np.int64))
+            _update(h, f"round{r}.fold{i}.test", np.asarray(test, dtype=np.int64))
     h.update(json.dumps({"schema": SCHEMA, **options}, sort_keys=True, default=_jsonable).encode())
     return h.hexdigest()[:40]
 
@@ -133,7 +131,13 @@ def _checksum(doc: Mapping, arrays: Mapping[str, np.ndarray]) -> str:
 
     h = blake3(json.dumps(doc, sort_keys=True, default=_jsonable).encode("utf-8"))
     for k in sorted(arrays):
-        a = np.ascontiguousarray(arrays[k])
-        h.update(f"|{k}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
+        _update(h, k, arrays[k])
     return h.hexdigest()
+
+
+def _update(h, name: str, a: np.ndarray) -> None:
+    """Feed an array to a BLAKE3 hasher: its name, dtype and shape, then its bytes (no copy
+    when it is contiguous)."""
+    a = np.ascontiguousarray(a)
+    h.update(f"|{name}|{a.dtype.str}|{a.shape}|".encode())
+    h.update(memoryview(a).cast("B"))

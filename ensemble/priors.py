@@ -42,8 +42,9 @@ from .combination import as_log_probs
 from .errors import EnsembleError
 from .estimate_store import EstimateStore, input_digest
 from .procedure import AdjustMethod, Procedure
-from .resampling import BOOTSTRAP_ROWS, FoldPlan, discordance_interval, fold_plan, normal_interval
-from .scores import recall_per_class, resampled_scores, weighted_scores
+from .resampling import (BOOTSTRAP_ROWS, FoldPlan, discordance_interval, fold_plan, normal_interval,
+                         score_difference_interval)
+from .scores import recall_per_class, weighted_scores
 
 __all__ = ["ADJUSTMENTS", "Adjustment", "AdjustEstimate", "class_prior", "fit_adjustment", "fit_offsets",
            "estimate_adjustment", "select_adjustment"]
@@ -165,21 +166,12 @@ def _gain_interval(metric, pred_a, pred_b, y, C, w, confidence, n_resamples, see
         # of rows won and lost, because the bootstrap collapses when few rows change
         lo, hi = discordance_interval(d * w / w.mean(), confidence)
         return min(low, lo), max(high, hi)
-    else:
-        if np.array_equal(pred_a, pred_b):
-            return 0.0, 0.0
-
-        def stat(idx, axis=-1):
-            idx = np.asarray(idx).astype(np.int64)
-            d = (resampled_scores(pred_a, y, C, idx, w)[metric] - resampled_scores(pred_b, y, C, idx, w)[metric])
-            return d if idx.ndim > 1 else d[0]
-
-        # not a mean over rows: every resample scored at once from per-class counts (linear in classes)
-        resamples = int(min(n_resamples, 1000, max(200, 20_000_000 // len(y))))
-        res = bootstrap((np.arange(len(y)),), stat, vectorized=True, confidence_level=confidence,
-                        n_resamples=resamples, method="percentile", random_state=seed,
-                        batch=max(1, 4_000_000 // len(y)))
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if np.array_equal(pred_a, pred_b):
+        return 0.0, 0.0
+    # not a mean over rows: every resample scored at once from per-class counts (linear in classes)
+    resamples = int(min(n_resamples, 1000, max(200, 20_000_000 // len(y))))
+    return score_difference_interval(metric, pred_a, pred_b, y, C, w=w, confidence=confidence,
+                                     n_resamples=resamples, seed=seed)
 
 
 def estimate_adjustment(

@@ -11,8 +11,8 @@ import numpy as np
 
 from .errors import EnsembleError
 
-__all__ = ["log_loss", "accuracy", "macro_f1", "scores", "weighted_scores", "resampled_scores", "recall_per_class",
-           "need_classes", "at_chance"]
+__all__ = ["log_loss", "accuracy", "macro_f1", "scores", "weighted_scores", "resampled_scores", "f1_from_counts",
+           "recall_per_class", "need_classes", "at_chance"]
 
 _EPS = 1e-15
 
@@ -104,19 +104,24 @@ def resampled_scores(pred: np.ndarray, y: np.ndarray, C: int, idx: np.ndarray, w
     support = np.bincount(flat_y, weights=wf, minlength=B * C).reshape(B, C)
     predicted = np.bincount(flat_p, weights=wf, minlength=B * C).reshape(B, C)
     tp = np.bincount(flat_y[hit], weights=None if wf is None else wf[hit], minlength=B * C).reshape(B, C)
-    denom = support + predicted
-    f1 = np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 0.0)
-    keep = support > 0 if classes == "support" else denom > 0
+    f1 = f1_from_counts(tp, predicted, support)
+    keep = support > 0 if classes == "support" else support + predicted > 0
     return {"accuracy": tp.sum(axis=1) / support.sum(axis=1), "macro_f1": (f1 * keep).sum(axis=1) / keep.sum(axis=1)}
+
+
+def f1_from_counts(tp: np.ndarray, predicted: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """F1 of each class from its (weighted) true positives, predictions and rows: 2 tp /
+    (support + predicted), 0 where a class is neither predicted nor present."""
+    denom = support + predicted
+    return np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 0.0)
 
 
 def recall_per_class(pred: np.ndarray, y: np.ndarray, C: int) -> np.ndarray:
     """Recall of each class (NaN for a class with no rows): unaffected by the class prior."""
+    support = np.bincount(y, minlength=C)
+    hits = np.bincount(y[pred == y], minlength=C)
     out = np.full(C, np.nan)
-    for c in range(C):
-        mask = y == c
-        if mask.any():
-            out[c] = float(np.mean(pred[mask] == c))
+    out[support > 0] = hits[support > 0] / support[support > 0]
     return out
 
 

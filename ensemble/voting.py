@@ -367,7 +367,7 @@ def _check_validation(g: _Gathered, refs, *, fitted_method: bool, need_valid: bo
 def _weights(kind: str, spec, loaded, g: _Gathered, source: CachedLogits, fit_kwargs: dict):
     """The Weights to vote with: fitted on validation (a method, auto choosing it by a
     cross-validated estimate), fixed by hand, or a weights file checked against its inputs."""
-    from .procedure import WeightMethod
+    from .procedure import Procedure
     from .scores import scores
     from .weighting import Weights
 
@@ -390,8 +390,7 @@ def _weights(kind: str, spec, loaded, g: _Gathered, source: CachedLogits, fit_kw
                 "gain_interval": {k: list(v) for k, v in e.gain_interval.items()}, "mcnemar_p": e.mcnemar_p}
             for m, e in estimates.items()}}
     if y is not None:
-        options = {k: v for k, v in fit_kwargs.items() if k != "names"}
-        fitted = WeightMethod(spec, options).fit(g.valid_al.arrays, y, names=names)
+        fitted = Procedure.of(spec, **fit_kwargs).weights.fit(g.valid_al.arrays, y, names=names)
     else:
         fitted = Weights("uniform", tuple(names), np.full(len(names), 1 / len(names)), fit_kwargs["combine"], labels)
     return Weights(fitted.method, fitted.models, fitted.weights, fitted.combine, labels, fitted.temperatures,

@@ -333,7 +333,7 @@ def _classwise_proba(stacker: Mapping, log_probs: Sequence[np.ndarray]) -> np.nd
     """The classwise stacker's probabilities: class c scored from the members' class c."""
     coef = np.asarray(stacker["coef"])
     z = np.asarray(stacker["intercept"], dtype=np.float64) + sum(
-        coef[m] * (lp - lp.mean(axis=1, keepdims=True)) for m, lp in enumerate(log_probs))
+        coef[m] * _centred(lp) for m, lp in enumerate(log_probs))
     return softmax(z)
 
 
@@ -352,10 +352,14 @@ def _stack_proba(stacker: Mapping, features: np.ndarray, n_classes: int) -> np.n
     return out
 
 
+def _centred(lp: np.ndarray) -> np.ndarray:
+    """A model's centred log-ratio transform of its probabilities: log p minus its row mean."""
+    return lp - lp.mean(axis=1, keepdims=True)
+
+
 def _clr(log_probs: Sequence[np.ndarray]) -> np.ndarray:
-    """Stacking features: each model's centred log-ratio transform of its probabilities
-    (log p minus its row mean), side by side."""
-    return np.hstack([lp - lp.mean(axis=1, keepdims=True) for lp in log_probs])
+    """Stacking features: each model's centred log-probabilities (:func:`_centred`), side by side."""
+    return np.hstack([_centred(lp) for lp in log_probs])
 
 
 # --------------------------------------------------------------------------- fitting
@@ -587,8 +591,7 @@ def _stack(log_probs, y, n_classes: int, C: float, folds: int, seed: int) -> tup
 
     if n_classes > STACK_FULL_CLASSES:
         def fit(rows):
-            return _classwise([lp[rows] - lp[rows].mean(axis=1, keepdims=True) for lp in log_probs], y[rows],
-                              n_classes, C)
+            return _classwise([_centred(lp[rows]) for lp in log_probs], y[rows], n_classes, C)
 
         def proba(stacker, rows):
             return _classwise_proba(stacker, [lp[rows] for lp in log_probs])

@@ -84,7 +84,7 @@ def test_the_core_layers_import_nothing_above_them():
         "logits": set(),
         "combination": {"errors"},
         "scores": {"errors"},
-        "resampling": {"errors"},
+        "resampling": {"errors", "scores"},
         "adjustment": {"errors", "combination", "scores"},
         "weighting": {"errors", "combination", "scores", "adjustment", "atomic"},
         "progress": set(),
