@@ -103,7 +103,8 @@ def fit_offsets(proba: np.ndarray, y: np.ndarray, metric: str = "accuracy", *, s
     exactly when its offset exceeds ``t_i = max_{j != c}(s_ij + b_j) - s_ic``, so the metric is a
     step function of b_c with steps at the sorted ``t_i``; all steps are scored at once from
     cumulative sums, and b_c moves to the middle of the best step (of the best steps, the one
-    nearest its current value). Passes repeat until none improves. Offsets have mean zero.
+    nearest its current value). Passes repeat until none improves (ending as soon as every class
+    has been scanned once since the last move: a further pass would move none). Offsets have mean zero.
 
     Parameters
     ----------
@@ -126,24 +127,32 @@ def fit_offsets(proba: np.ndarray, y: np.ndarray, metric: str = "accuracy", *, s
     support = np.bincount(y, weights=w, minlength=C)
     top1, top2 = _top2(s + b)  # each row's best and second-best class, kept up to date as b moves
     best_score = weighted_scores(top1, y, C, w)[metric]
+    unchanged = 0  # classes scanned in a row without a move: after C of them, a pass would move none
     for _ in range(rounds):
         improved = False
         for c in range(C):
+            if unchanged >= C:
+                break
+            unchanged += 1
             alt = np.where(top1 != c, top1, top2)        # the prediction when c is not chosen
             t = s[rows, alt] + b[alt] - s[:, c]           # c is predicted when b_c > t
-            order = np.argsort(t, kind="stable")
-            ts, alt_s, y_s, w_s = t[order], alt[order], y[order], w[order]
+            order = np.argsort(t)  # 3x faster than a stable sort; the same order when no two t are equal
+            ts = t[order]
+            if n > 1 and np.any(ts[1:] == ts[:-1]):
+                order = np.argsort(t, kind="stable")
+                ts = t[order]
+            alt_s, y_s, w_s = alt[order], y[order], w[order]
             # cut k: the k rows with the smallest t predict c, the rest predict alt
             if metric == "accuracy":
                 score = _cut_accuracy(alt_s, y_s, w_s, c) / w.sum()
             else:
                 score = _cut_macro_f1(alt_s, y_s, w_s, c, support)
-            # candidate offsets: below every t, between consecutive t's, above every t
-            mids = np.concatenate([[ts[0] - 1.0], (ts[:-1] + ts[1:]) / 2, [ts[-1] + 1.0]]) if n else np.zeros(1)
             top = score.max()
             if top <= best_score + 1e-12:
                 continue
             ties = np.flatnonzero(score >= top - 1e-12)
+            # candidate offsets of the best cuts: below every t, between consecutive t's, above every t
+            mids = np.concatenate([[ts[0] - 1.0], (ts[:-1] + ts[1:]) / 2, [ts[-1] + 1.0]]) if n else np.zeros(1)
             value = mids[ties[np.argmin(np.abs(mids[ties] - b[c]))]]
             new1, new2 = _moved(s, b, top1, top2, c, value)
             # scored as predicted, so that rows with equal t (no cut between them) cannot mislead
@@ -151,8 +160,8 @@ def fit_offsets(proba: np.ndarray, y: np.ndarray, metric: str = "accuracy", *, s
             if actual <= best_score + 1e-12:
                 continue
             b[c], top1, top2 = value, new1, new2
-            best_score, improved = actual, True
-        if not improved:
+            best_score, improved, unchanged = actual, True, 0
+        if not improved or unchanged >= C:
             break
     return b - b.mean()
 

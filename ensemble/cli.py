@@ -437,7 +437,8 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
 @click.option("--metric", default="accuracy", show_default=True,
               help="What auto chooses by: accuracy, macro_f1, log_loss, or a scikit-learn scorer name.")
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True)
-@click.option("--repeats", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--repeats", type=click.IntRange(min=1), default=None,
+              help="Rounds of folds, each with another shuffle [default: 2, 1 above 10,000 rows].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--combine", type=click.Choice(["prob", "logit", "geometric", "vote"]), default="prob", show_default=True)
 @click.option("--valid-split", default="valid", show_default=True, help="The labelled --data split to report on.")

@@ -25,7 +25,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import EnsembleError
-from .estimate_store import EstimateStore, input_digest
+from .estimate_store import EstimateStore, data_digest, input_digest
 from .combination import as_log_probs, combine as combine_logits
 from .procedure import Procedure
 from .resampling import (BOOTSTRAP_ROWS, FoldPlan, discordance_interval, fold_plan, normal_interval,
@@ -194,7 +194,7 @@ def cross_validate(
     method: str = "optimize",
     *,
     folds: int = 5,
-    repeats: int = 2,
+    repeats: int | None = None,
     seed: int = 0,
     metrics: Sequence[str] = DEFAULT_METRICS,
     confidence: float = 0.95,
@@ -218,8 +218,9 @@ def cross_validate(
         A method of :func:`~ensemble.weighting.fit_weights`.
     folds : int, default 5
         K (capped at the size of the rarest class).
-    repeats : int, default 2
-        Repeats of the K-fold split with other shuffles; scores are averaged over them.
+    repeats : int, optional
+        Repeats of the K-fold split with other shuffles; scores are averaged over them. Default:
+        2, and 1 above 10,000 rows (:func:`~ensemble.resampling.default_repeats`).
     seed : int, default 0
     metrics : sequence of str, default ("accuracy", "macro_f1", "log_loss")
         See :func:`metric_value`.
@@ -247,12 +248,14 @@ def cross_validate(
     procedure = Procedure.of(method, seed=seed, **fit_kwargs)
     metrics = tuple(metrics)
 
+    data = None if store is None else data_digest(arrays, y, plan)
+
     def compute() -> Estimate:
-        return _cross_validate(arrays, y, names, plan, procedure, metrics, confidence, n_resamples, seed)
+        return _cross_validate(arrays, y, names, plan, procedure, metrics, confidence, n_resamples, seed, store, data)
 
     if store is None:
         return compute()
-    key = input_digest(arrays, y, plan, {"estimate": "cross_validate", "method": method, "names": list(names),
+    key = input_digest(data, {"estimate": "cross_validate", "method": method, "names": list(names),
                                          "options": procedure.weights.settings(), "metrics": list(metrics),
                                          "confidence": confidence, "n_resamples": n_resamples, "seed": seed})
     return store.cached(key, compute, _to_store, _from_store)
@@ -273,11 +276,12 @@ def _from_store(value: Mapping, arrays: Mapping) -> Estimate:
                     arrays["oof_proba"])
 
 
-def _cross_validate(arrays, y, names, plan, procedure, metrics, confidence, n_resamples, seed) -> Estimate:
+def _cross_validate(arrays, y, names, plan, procedure, metrics, confidence, n_resamples, seed, store=None,
+                    data=None) -> Estimate:
     """The estimate itself: the procedure out of fold on ``plan``, on all rows, and uniform's scores."""
     method = procedure.weights.method
     arrays = [as_log_probs(a) for a in arrays]  # computed once for the folds, the full fit and uniform
-    oofs = list(procedure.out_of_fold(arrays, y, plan)[0])
+    oofs = list(procedure.out_of_fold(arrays, y, plan, store=store, data=data)[0])
     full = procedure.fit(arrays, y, names=names, stack_oof=False)  # the estimate is its out-of-fold score
     full_proba = full.predict_proba(arrays)
     uniform = combine_logits(arrays, None, procedure.weights.options.get("combine", "prob"))
@@ -312,7 +316,7 @@ def select_method(
     *,
     metric: str = "accuracy",
     folds: int = 5,
-    repeats: int = 2,
+    repeats: int | None = None,
     seed: int = 0,
     splits: FoldPlan | Sequence[int] | None = None,
     **fit_kwargs,

@@ -21,18 +21,19 @@ import numpy as np
 
 from .atomic import atomic_write
 
-__all__ = ["EstimateStore", "input_digest"]
+__all__ = ["EstimateStore", "data_digest", "input_digest"]
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "ensemble.estimate/1"
 
 
-def input_digest(arrays, y, plan, options: Mapping) -> str:
-    """BLAKE3 of the aligned arrays, the labels, the folds' row indices and the options (JSON)."""
+def data_digest(arrays, y, plan) -> str:
+    """BLAKE3 of the aligned arrays, the labels and the folds' row indices: what every estimate on
+    them shares, hashed once (:func:`input_digest` adds the options)."""
     from blake3 import blake3
 
-    h = blake3()
+    h = blake3(max_threads=blake3.AUTO)  # the same digest, hashed on every core
     for i, a in enumerate(arrays):
         _update(h, f"member{i}", a)
     _update(h, "y", np.asarray(y, dtype=np.int64))
@@ -40,6 +41,14 @@ def input_digest(arrays, y, plan, options: Mapping) -> str:
         for i, (train, test) in enumerate(pairs):
             _update(h, f"round{r}.fold{i}.train", np.asarray(train, dtype=np.int64))
             _update(h, f"round{r}.fold{i}.test", np.asarray(test, dtype=np.int64))
+    return h.hexdigest()
+
+
+def input_digest(data: str, options: Mapping) -> str:
+    """An entry's key: BLAKE3 of :func:`data_digest`'s ``data`` and the options (JSON)."""
+    from blake3 import blake3
+
+    h = blake3(data.encode())
     h.update(json.dumps({"schema": SCHEMA, **options}, sort_keys=True, default=_jsonable).encode())
     return h.hexdigest()[:40]
 

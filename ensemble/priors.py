@@ -40,7 +40,7 @@ from .adjustment import (ADJUSTMENTS, NEEDS_PRIOR, Adjustment, check_adjust, emp
                          fit_offsets, importance)
 from .combination import as_log_probs
 from .errors import EnsembleError
-from .estimate_store import EstimateStore, input_digest
+from .estimate_store import EstimateStore, data_digest, input_digest
 from .procedure import AdjustMethod, Procedure
 from .resampling import (BOOTSTRAP_ROWS, FoldPlan, discordance_interval, fold_plan, normal_interval,
                          score_difference_interval)
@@ -183,7 +183,7 @@ def estimate_adjustment(
     target: np.ndarray | None = None,
     metric: str = "accuracy",
     folds: int = 5,
-    repeats: int = 2,
+    repeats: int | None = None,
     seed: int = 0,
     confidence: float = 0.95,
     n_resamples: int = 2000,
@@ -227,12 +227,15 @@ def estimate_adjustment(
     adjusts = [AdjustMethod(kind, target, metric) for kind in ["none", *kinds]]
     names = fit_kwargs.get("names") or names
 
+    data = None if store is None else data_digest(arrays, y, plan)
+
     def compute() -> dict[str, AdjustEstimate]:
-        return _estimate(arrays, y, labels, names, plan, procedure, adjusts, full_proba, confidence, n_resamples, seed)
+        return _estimate(arrays, y, labels, names, plan, procedure, adjusts, full_proba, confidence, n_resamples, seed,
+                         store, data)
 
     if store is None:
         return compute()
-    key = input_digest(arrays, y, plan, {
+    key = input_digest(data, {
         "estimate": "adjustment", "method": method, "names": list(names), "labels": list(labels),
         "options": procedure.weights.settings(), "kinds": list(kinds), "metric": metric,
         "target": None if target is None else np.asarray(target, dtype=np.float64).tolist(),
@@ -257,13 +260,13 @@ def _from_store(value: Mapping, arrays: Mapping) -> dict[str, AdjustEstimate]:
 
 
 def _estimate(arrays, y, labels, names, plan, procedure, adjusts, full_proba, confidence, n_resamples,
-              seed) -> dict[str, AdjustEstimate]:
+              seed, store=None, data=None) -> dict[str, AdjustEstimate]:
     """Each adjustment of ``adjusts[1:]`` against none (``adjusts[0]``), out of fold on ``plan``."""
     n, C = arrays[0].shape
     arrays = [as_log_probs(a) for a in arrays]  # computed once for the folds and the full fit
     kinds = [a.kind for a in adjusts[1:]]
     target = adjusts[0].target
-    oof = procedure.out_of_fold(arrays, y, plan, adjustments=adjusts)
+    oof = procedure.out_of_fold(arrays, y, plan, adjustments=adjusts, store=store, data=data)
     base_preds, preds = oof[0].argmax(axis=2), {kind: o.argmax(axis=2) for kind, o in zip(kinds, oof[1:])}
     weights = importance(y, target, empirical_prior(y, C))
     rounds = plan.repeats

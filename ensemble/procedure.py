@@ -23,11 +23,12 @@ import numpy as np
 
 from .adjustment import Adjustment, check_adjust, fit_adjustment
 from .combination import as_log_probs
+from .estimate_store import EstimateStore, input_digest
 from .progress import bar
 from .resampling import FoldPlan
 from .weighting import Weights, fit_weights
 
-__all__ = ["Fitted", "Method", "WeightMethod", "AdjustMethod", "Procedure"]
+__all__ = ["Fitted", "Method", "WeightMethod", "AdjustMethod", "Procedure", "fold_workers"]
 
 
 class Fitted(Protocol):
@@ -55,17 +56,17 @@ class WeightMethod:
         methods with the same settings fit the same weights (an estimate's key holds them)."""
         import inspect
 
-        skip = ("valid_logits", "y", "method", "names", "stack_oof")
+        skip = ("valid_logits", "y", "method", "names", "stack_oof", "score")
         defaults = {k: p.default for k, p in inspect.signature(fit_weights).parameters.items()
                     if k not in skip and p.default is not inspect.Parameter.empty}
         return {**defaults, **self.options}
 
     def fit(self, arrays: Sequence[np.ndarray], y: np.ndarray, *, names: Sequence[str] | None = None,
-            stack_oof: bool = True) -> Weights:
+            stack_oof: bool = True, score: bool = True) -> Weights:
         """Weights fitted on ``arrays`` (M aligned arrays n x C) and ``y``; ``stack_oof=False``
-        skips the stacker's own out-of-fold scores (inside an estimate, which scores the whole
-        procedure out of fold itself)."""
-        return fit_weights(arrays, y, self.method, names=names, stack_oof=stack_oof, **self.options)
+        skips the stacker's own out-of-fold scores and ``score=False`` the apparent scores
+        (inside an estimate, which scores the whole procedure out of fold itself)."""
+        return fit_weights(arrays, y, self.method, names=names, stack_oof=stack_oof, score=score, **self.options)
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,8 @@ class Procedure:
         return replace(fitted, adjustment=adj.to_dict())
 
     def out_of_fold(self, arrays: Sequence[np.ndarray], y: np.ndarray, plan: FoldPlan, *,
-                    adjustments: Sequence[AdjustMethod] | None = None) -> list[np.ndarray]:
+                    adjustments: Sequence[AdjustMethod] | None = None, store: EstimateStore | None = None,
+                    data: str | None = None) -> list[np.ndarray]:
         """Out-of-fold probabilities of the whole procedure: in each fold of ``plan`` the weights,
         then the adjustment, are fitted on the training rows and the held-out rows are predicted.
 
@@ -134,6 +136,10 @@ class Procedure:
         adjustments : sequence of AdjustMethod, optional
             Score these adjustments instead of this procedure's own, each on the same fitted
             weights of each fold (so that their differences are paired).
+        store, data : EstimateStore and the inputs' :func:`~ensemble.estimate_store.data_digest`, optional
+            Where the weights fitted in each fold are kept: an estimate of the same weighting
+            method on the same rows and folds (the adjustments' after the weights') reads them
+            back instead of fitting them again.
 
         Returns
         -------
@@ -145,21 +151,81 @@ class Procedure:
         n, C = arrays[0].shape
         out = [np.empty((plan.repeats, n, C)) for _ in adjustments]
         what = "+".join([self.weights.method, *(a.kind for a in adjustments if a.kind != "none")])
+        key = None if store is None or data is None else input_digest(
+            data, {"fold_weights": self.weights.method, "options": self.weights.settings()})
+        fitted = _stored_fits(store, key, plan)
         with bar(plan.repeats * plan.k, f"cross-validating {what}") as progress:
-            self._folds(arrays, y, plan, adjustments, out, progress)
+            fits = self._folds(arrays, y, plan, adjustments, out, progress, fitted)
+        if key is not None and fitted is None:
+            try:
+                store.put(key, {"folds": [w.to_dict() for w in fits]}, {})
+            except OSError:
+                pass  # only a shortcut: the next estimate fits them again
         return out
 
-    def _folds(self, arrays, y, plan: FoldPlan, adjustments, out, progress) -> None:
-        for r, pairs in enumerate(plan.rounds):
-            for train, test in pairs:
-                w = self.weights.fit([a[train] for a in arrays], y[train], stack_oof=False)
-                p_test = w.apply([a[test] for a in arrays])
-                p_train = None
-                for i, adjust in enumerate(adjustments):
-                    if adjust.kind == "none":
-                        out[i][r, test] = p_test
-                        continue
-                    if p_train is None:
-                        p_train = w.apply([a[train] for a in arrays])
-                    out[i][r, test] = adjust.fit(p_train, y[train]).apply(p_test)
+    def _folds(self, arrays, y, plan: FoldPlan, adjustments, out, progress, fitted=None) -> list[Weights]:
+        """Every fold of every round, in parallel threads (numpy releases the GIL in the passes
+        that cost; each fold writes its own held-out rows, so the result is that of a loop).
+        ``fitted``: the weights of each fold, fitted before. Returns the weights of each fold."""
+        def one(i, job):
+            r, (train, test) = job
+            w = fitted[i] if fitted is not None else self.weights.fit([a[train] for a in arrays], y[train],
+                                                                        stack_oof=False, score=False)
+            p_test = w.apply([a[test] for a in arrays])
+            p_train = None
+            for j, adjust in enumerate(adjustments):
+                if adjust.kind == "none":
+                    out[j][r, test] = p_test
+                    continue
+                if p_train is None:
+                    p_train = w.apply([a[train] for a in arrays])
+                out[j][r, test] = adjust.fit(p_train, y[train]).apply(p_test)
+            return w
+
+        jobs = [(r, pair) for r, pairs in enumerate(plan.rounds) for pair in pairs]
+        workers = min(len(jobs), fold_workers())
+        if workers <= 1:
+            fits = []
+            for i, job in enumerate(jobs):
+                fits.append(one(i, job))
                 progress.update()
+            return fits
+        from concurrent.futures import ThreadPoolExecutor
+
+        fits = []
+        with ThreadPoolExecutor(workers, thread_name_prefix="ensemble-fold") as pool:
+            for w in pool.map(one, range(len(jobs)), jobs):
+                fits.append(w)
+                progress.update()
+        return fits
+
+
+def _stored_fits(store, key, plan: FoldPlan) -> list[Weights] | None:
+    """The weights of each fold stored under ``key``, or None (absent, or damaged: then they are
+    fitted again)."""
+    if key is None:
+        return None
+    hit = store.get(key)
+    if hit is None:
+        return None
+    try:
+        fits = [Weights.from_dict(d) for d in hit[0]["folds"]]
+    except (KeyError, TypeError, ValueError):
+        return None
+    return fits if len(fits) == plan.repeats * plan.k else None
+
+
+def fold_workers() -> int:
+    """Threads for the folds: the CPUs this process may use (``ENSEMBLE_FOLD_WORKERS`` overrides,
+    1 for a plain loop), at most 8."""
+    import os
+
+    value = os.environ.get("ENSEMBLE_FOLD_WORKERS", "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            from .errors import EnsembleError
+
+            raise EnsembleError(f"ENSEMBLE_FOLD_WORKERS must be a whole number of threads, 1 or more; got {value!r}")
+        return int(value)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cpus, 8))

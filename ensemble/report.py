@@ -366,7 +366,7 @@ def report(
     methods: Sequence[str] | None = None,
     metric: str = "accuracy",
     folds: int = 5,
-    repeats: int = 2,
+    repeats: int | None = None,
     seed: int = 0,
     combine: str = "prob",
     cache_dir: str | os.PathLike | None = None,
@@ -410,7 +410,7 @@ def report(
     """
     import pandas as pd
 
-    from .combination import combine as combine_logits
+    from .combination import as_log_probs, combine as combine_logits
     from .estimate import AUTO_METHODS, select_method
     from .members import resolve_members
     from .voting import CachedLogits, open_split
@@ -431,12 +431,14 @@ def report(
     y = al.y
     need_classes(y, "ensemble report", al.labels)
 
-    rows, probas, excluded = _member_rows(refs, al, split, y, trained_on_valid, include_optimistic)
+    # log-probabilities once for every member score, estimate and fit (the vote's estimates hash them too)
+    log_probs = [as_log_probs(a) for a in al.arrays]
+    rows, probas, excluded = _member_rows(refs, log_probs, split, y, trained_on_valid, include_optimistic)
     fit_idx = [i for i, r in enumerate(refs) if r.name not in excluded]
     if not fit_idx:
         raise EnsembleError("every model is marked optimistic (trained on or chosen on the validation rows); "
                             "pass --include-optimistic to fit weights over them anyway")
-    fit_arrays = [al.arrays[i] for i in fit_idx]
+    fit_arrays = [log_probs[i] for i in fit_idx]
     fit_names = [refs[i].name for i in fit_idx]
     if excluded:
         log.info("left out of weight fitting (optimistic validation scores): %s", ", ".join(excluded))
@@ -496,15 +498,16 @@ def confused_pairs(pred: np.ndarray, y: np.ndarray, labels: Sequence[str], top: 
              "share_of_true": float(counts[i] / support[codes[i] // C])} for i in order]
 
 
-def _member_rows(refs, al, split, y, trained_on_valid, include_optimistic):
-    """Each member's validation scores and note (rows), probabilities, and the members left out of
-    weight fitting because their scores there are optimistic."""
+def _member_rows(refs, log_probs, split, y, trained_on_valid, include_optimistic):
+    """Each member's validation scores and note (rows), probabilities (from its log-probabilities
+    over the validation rows), and the members left out of weight fitting because their scores
+    there are optimistic."""
     from .estimate import ece
     from .combination import softmax
     from .scores import at_chance, log_loss, macro_f1
 
     rows, probas, excluded = {}, {}, []
-    for ref, arr in zip(refs, al.arrays):
+    for ref, arr in zip(refs, log_probs):
         note, exclude = model_notes(ref.folder, split.digest, ref.name in trained_on_valid)
         chance = at_chance(arr, y)
         if chance:

@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .combination import COMBINE_RULES, Aligned, align, as_arrays, combine, log_softmax, mix, softmax  # noqa: F401
+from .combination import COMBINE_RULES, Aligned, align, as_arrays, as_log_probs, combine, log_softmax, mix, softmax  # noqa: F401
 from .errors import NAME_RULE, EnsembleError, in_project, is_name, option
 from .members import resolve_members
 from .provenance import model_notes
@@ -383,7 +383,9 @@ def _weights(kind: str, spec, loaded, g: _Gathered, source: CachedLogits, fit_kw
     if spec == "auto":
         from .estimate import select_method
 
-        spec, reason, estimates = select_method(g.valid_al.arrays, y, store=source.estimates, **fit_kwargs)
+        # log-probabilities once for every estimate (their keys hash them, as the report's do)
+        log_probs = [as_log_probs(a) for a in g.valid_al.arrays]
+        spec, reason, estimates = select_method(log_probs, y, store=source.estimates, **fit_kwargs)
         log.info("auto -> %s", reason)
         g.provenance["auto"] = {"chosen": spec, "reason": reason, "candidates": {
             m: {"cross_validated": dict(e.cross_validated), "gain_vs_uniform": dict(e.gain_vs_uniform),
@@ -478,7 +480,8 @@ def _adjust(fitted, adjust, prior, metric, valid_al, y, valid_split, labels, col
         if fitted.method == "fixed":
             raise EnsembleError("--adjust auto estimates the adjustment with a fitted method; give --weights "
                                 "<method>, or --adjust prior / fit")
-        kind, reason, estimates = select_adjustment(valid_al.arrays, y, method, target=target, metric=metric,
+        kind, reason, estimates = select_adjustment([as_log_probs(a) for a in valid_al.arrays], y, method,
+                                                    target=target, metric=metric,
                                                     full_proba=proba, store=store, **fit_kwargs)
         log.info("adjust auto -> %s", reason)
         provenance["adjust_auto"] = {"chosen": kind, "reason": reason, "candidates": {

@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import EnsembleError
 from .adjustment import Adjustment
-from .combination import COMBINE_RULES, as_arrays, class_lookup, log_softmax, mix, softmax
+from .combination import COMBINE_RULES, as_arrays, class_lookup, log_softmax, mix, probabilities, softmax
 from .scores import accuracy, log_loss, macro_f1, need_classes, scores
 
 __all__ = ["Weights", "fit_weights", "aligned_inputs", "METHODS", "is_method", "fit_temperature", "log_loss", "accuracy",
@@ -676,6 +676,7 @@ def fit_weights(
     seed: int = 0,
     names: Sequence[str] | None = None,
     stack_oof: bool = True,
+    score: bool = True,
 ) -> Weights:
     """Fit ensemble weights on validation logits.
 
@@ -716,6 +717,9 @@ def fit_weights(
     stack_oof : bool, default True
         "stack": also compute the stacker's out-of-fold scores (skipped inside the folds of
         :func:`ensemble.estimate.cross_validate`, which estimates the whole procedure itself).
+    score : bool, default True
+        Score the weights on the rows they were fitted on (``apparent``); skipped (left empty)
+        inside the folds of an estimate, which scores them on the held-out rows instead.
 
     Returns
     -------
@@ -752,7 +756,7 @@ def fit_weights(
     elif _best_k(method) is not None:
         w = _best_weights(log_probs, y, _best_k(method))
     elif method == "select":
-        probas = [np.exp(lp) for lp in log_probs]
+        probas = [probabilities(lp) for lp in log_probs]
         w = _select(probas, y, iterations, (20 if M >= 4 else 1) if bags is None else bags, bag_fraction, seed)
     else:
         stacker, oof = _stack(log_probs, y, C, stack_c, folds if stack_oof else 0, seed)
@@ -760,9 +764,12 @@ def fit_weights(
         if oof is not None:
             meta["oof"] = scores(oof, y)
     fitted = Weights(method, model_names, w, combine, labels, temps, None, stacker, {}, meta)
+    if not (score or calibrate):
+        meta["fit_seconds"] = time.perf_counter() - t0
+        return fitted
     proba = fitted._apply(z, log_probs)
     if calibrate:
         fitted = replace(fitted, calibration=fit_temperature(np.log(np.clip(proba, _EPS, None)), y))
-        proba = fitted._apply(z, log_probs)
+        proba = fitted._apply(z, log_probs) if score else None
     meta["fit_seconds"] = time.perf_counter() - t0
-    return replace(fitted, apparent=scores(proba, y))
+    return replace(fitted, apparent=scores(proba, y)) if score else fitted

@@ -88,7 +88,7 @@ def test_the_core_layers_import_nothing_above_them():
         "adjustment": {"errors", "combination", "scores"},
         "weighting": {"errors", "combination", "scores", "adjustment", "atomic"},
         "progress": set(),
-        "procedure": {"adjustment", "weighting", "resampling", "progress", "combination"},
+        "procedure": {"errors", "adjustment", "weighting", "resampling", "progress", "combination", "estimate_store"},
         "estimate_store": {"atomic"},
         "estimate": {"errors", "combination", "scores", "weighting", "procedure", "resampling", "estimate_store"},
         "priors": {"errors", "adjustment", "scores", "weighting", "procedure", "resampling", "data", "estimate_store",

@@ -100,3 +100,37 @@ def test_bad_folds_are_one_line_errors():
     leaky = FoldPlan((((rows, rows[:30]), (rows[:30], rows[30:])),))  # trains on the rows it holds out
     with pytest.raises(EnsembleError, match="held out from its own training rows"):
         fold_plan(leaky, y)
+
+
+def test_folds_in_threads_give_the_result_of_a_loop(monkeypatch):
+    arrays, y = members(400, [1.5, 1.0, 0.3], seed=4)
+    threaded = cross_validate(arrays, y, "stack", n_resamples=200)
+    monkeypatch.setenv("ENSEMBLE_FOLD_WORKERS", "1")
+    looped = cross_validate(arrays, y, "stack", n_resamples=200)
+    np.testing.assert_array_equal(threaded.oof_proba, looped.oof_proba)
+    assert threaded.cross_validated == looped.cross_validated
+    monkeypatch.setenv("ENSEMBLE_FOLD_WORKERS", "two")
+    with pytest.raises(EnsembleError, match="ENSEMBLE_FOLD_WORKERS must be a whole number"):
+        cross_validate(arrays, y, "acc", n_resamples=200)
+
+
+def test_the_adjustments_estimate_reads_the_weights_fitted_in_each_fold(tmp_path, monkeypatch):
+    """With a store, the adjustments' estimate on top of a method reuses the weights the method's
+    own estimate fitted in each fold (same rows, folds, options): nothing is fitted again in the
+    folds, and the figures are those computed without a store."""
+    from ensemble.estimate_store import EstimateStore
+
+    arrays, y = members(300, [1.5, 1.0, 0.3], seed=5)
+    plain = estimate_adjustment(arrays, y, "stack", kinds=("fit",), n_resamples=200)
+    store = EstimateStore(tmp_path / "estimates")
+    cross_validate(arrays, y, "stack", n_resamples=200, store=store)
+    fits = []
+    real = WeightMethod.fit
+    monkeypatch.setattr(WeightMethod, "fit", lambda self, *a, **k: fits.append(len(a[1])) or real(self, *a, **k))
+    shared = estimate_adjustment(arrays, y, "stack", kinds=("fit",), n_resamples=200, store=store)
+    assert fits == [len(y)]  # only the full fit; none in the 10 folds
+    assert shared["fit"].scores == plain["fit"].scores and shared["fit"].interval == plain["fit"].interval
+    # another option is another fit in every fold
+    del fits[:]
+    estimate_adjustment(arrays, y, "stack", kinds=("fit",), n_resamples=200, store=store, stack_c=0.5)
+    assert len(fits) == 11
