@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import EnsembleError
 from .adjustment import Adjustment
-from .combination import COMBINE_RULES, as_arrays, class_lookup, log_softmax, mix, probabilities, softmax
+from .combination import COMBINE_RULES, as_arrays, class_lookup, log_softmax, mix, softmax
 from .scores import accuracy, log_loss, macro_f1, need_classes, scores
 
 __all__ = ["Weights", "fit_weights", "aligned_inputs", "METHODS", "is_method", "fit_temperature", "log_loss", "accuracy",
@@ -531,10 +531,15 @@ def ensemble_selection(probas: Sequence[np.ndarray], y: np.ndarray, *, iteration
 
     Returns the weights (M,), and with ``return_trace`` the list of (model added, loss) steps.
     """
-    M = len(probas)
     rows = np.arange(len(y))
-    # (n, M): each model's probability of the true class, floored so that no mixture is 0
-    a = np.clip(np.stack([p[rows, y] for p in probas], axis=1), _EPS, None)
+    return _selection(np.stack([p[rows, y] for p in probas], axis=1), iterations, init, return_trace)
+
+
+def _selection(true_proba: np.ndarray, iterations: int, init: int | None, return_trace: bool):
+    """:func:`ensemble_selection` on each model's probability of the true class, (n, M)."""
+    M = true_proba.shape[1]
+    # each model's probability of the true class, floored so that no mixture is 0
+    a = np.clip(true_proba, _EPS, None)
 
     def loss_of(sum_a, count):
         return float(np.log(count) - np.mean(np.log(sum_a)))
@@ -569,17 +574,20 @@ def ensemble_selection(probas: Sequence[np.ndarray], y: np.ndarray, *, iteration
     return (w, trace) if return_trace else w
 
 
-def _select(probas, y, iterations: int, bags: int, bag_fraction: float, seed: int) -> np.ndarray:
-    """Ensemble selection; with ``bags`` > 1, run on random subsets of the models and average."""
-    M = len(probas)
+def _select(log_probs, y, iterations: int, bags: int, bag_fraction: float, seed: int) -> np.ndarray:
+    """Ensemble selection; with ``bags`` > 1, run on random subsets of the models and average.
+    Only the true class's probability counts: the others are never exponentiated."""
+    M = len(log_probs)
+    rows = np.arange(len(y))
+    true_proba = np.exp(np.stack([lp[rows, y] for lp in log_probs], axis=1))
     if bags <= 1:
-        return ensemble_selection(probas, y, iterations=iterations)
+        return _selection(true_proba, iterations, None, False)
     rng = np.random.default_rng(seed)
     size = max(1, int(round(bag_fraction * M)))
     total = np.zeros(M)
     for _ in range(bags):
         idx = np.sort(rng.choice(M, size=size, replace=False))
-        total[idx] += ensemble_selection([probas[i] for i in idx], y, iterations=iterations)
+        total[idx] += _selection(true_proba[:, idx], iterations, None, False)
     return total / total.sum()
 
 
@@ -638,14 +646,17 @@ def _classwise(xs: Sequence[np.ndarray], y: np.ndarray, n_classes: int, C: float
     def f(theta):
         A, b = theta[:M * K].reshape(M, K), theta[M * K:]
         # float32 where the cost is (the (K, n) passes), float64 for the sums L-BFGS sees
-        z = np.matmul(X, A.T[:, :, None].astype(np.float32))[..., 0] + b[:, None].astype(np.float32)  # (K, n)
+        z = np.matmul(X, A.T[:, :, None].astype(np.float32))[..., 0]  # (K, n)
+        z += b[:, None].astype(np.float32)
         z[absent] = -1e9
         z -= z.max(axis=0)
-        log_norm = np.log(np.exp(z).sum(axis=0, dtype=np.float64))
-        loss = float(np.mean(log_norm - z[y, rows])) + 0.5 * reg * float(np.sum(A * A))
-        g = np.exp(z - log_norm.astype(np.float32))
+        z_true = z[y, rows].astype(np.float64)
+        g = np.exp(z, out=z)  # one exponential pass, in place: the softmax is g / its column sums
+        total = g.sum(axis=0, dtype=np.float64)
+        loss = float(np.mean(np.log(total) - z_true)) + 0.5 * reg * float(np.sum(A * A))
+        g *= (1.0 / total).astype(np.float32)
         g[y, rows] -= 1.0
-        g /= n
+        g *= np.float32(1.0 / n)
         grad_a = np.matmul(g[:, None, :], X)[:, 0, :].T.astype(np.float64) + reg * A  # (M, K)
         grad_b = g.sum(axis=1, dtype=np.float64)
         grad_b[absent] = 0.0
@@ -756,8 +767,7 @@ def fit_weights(
     elif _best_k(method) is not None:
         w = _best_weights(log_probs, y, _best_k(method))
     elif method == "select":
-        probas = [probabilities(lp) for lp in log_probs]
-        w = _select(probas, y, iterations, (20 if M >= 4 else 1) if bags is None else bags, bag_fraction, seed)
+        w = _select(log_probs, y, iterations, (20 if M >= 4 else 1) if bags is None else bags, bag_fraction, seed)
     else:
         stacker, oof = _stack(log_probs, y, C, stack_c, folds if stack_oof else 0, seed)
         w = np.zeros(M)
