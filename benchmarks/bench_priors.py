@@ -98,7 +98,7 @@ def cost() -> None:
     arrays = [rng.normal(size=(n, C)) + 1.5 * np.eye(C)[y] for _ in range(M)]
     t = time.perf_counter()
     choice, _, _ = select_adjustment(arrays, y, "uniform", target=np.full(C, 1 / C))
-    print(f"cost: --adjust auto (prior and fit, 5 folds x 2 repeats) on {n} rows x {M} models x {C} classes: "
+    print(f"cost: --adjust auto (prior and fit, 5 folds, 1 round above 10,000 rows) on {n} rows x {M} models x {C} classes: "
           f"{time.perf_counter() - t:.1f} s, peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB "
           f"(chose {choice})")
 
