@@ -579,6 +579,69 @@ def sweep_ls(sweep_dir, metric, greater_is_better, as_json):
         click.echo(sweep.format_table())
 
 
+@main.group("folds")
+def folds_group() -> None:
+    """Assign training rows to K folds for K-fold training, or check a folds file."""
+
+
+@folds_group.command("make")
+@click.argument("train", type=click.Path(path_type=str))
+@click.option("--k", "k", type=click.IntRange(min=2), default=5, show_default=True, help="Number of folds.")
+@click.option("--id", "id_col", default=None, help="Id column [default: id when present, else row numbers].")
+@click.option("--label", "label_col", default=None, help="Label column to stratify by [default: label when present].")
+@click.option("--group", default=None, metavar="COLUMN",
+              help="A column whose values never span two folds (an author, a document, a user).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-stratify", is_flag=True, help="Plain (or grouped) folds, not stratified by label.")
+@click.option("--out", type=click.Path(path_type=str), default="data/folds.csv", show_default=True,
+              help="The folds file to write (id,fold), with <out>.json beside it.")
+@click.option("--force", is_flag=True, help="Replace an existing folds file.")
+@click.option("--encoding", default=None, help="Encoding of CSV/TSV/JSONL files, e.g. cp949 [default: UTF-8].")
+@click.option("--quoting", type=click.Choice(["auto", "csv", "none"]), default="auto", show_default=True,
+              help="How CSV/TSV fields are quoted (none: raw TSV, quotes are text).")
+@common_options
+def folds_make(train, k, id_col, label_col, group, seed, no_stratify, out, force, encoding, quoting):
+    """Write the fold of every row of TRAIN (stratified by label; grouped with --group) with
+    scikit-learn's splitters, as id,fold.
+
+    \b
+    Examples:
+      ensemble folds make data/train.csv --k 5
+      ensemble folds make data/train.tsv --label hate --group author --out data/folds.csv
+    """
+    from .folds import make_folds
+
+    made = make_folds(train, out, k, id=id_col, label=label_col, group=group, seed=seed, stratify=not no_stratify,
+                      encoding=encoding, quoting=quoting, force=force)
+    click.echo(str(made.path))
+
+
+@folds_group.command("show")
+@click.argument("train", type=click.Path(path_type=str))
+@click.option("--folds", "folds_file", type=click.Path(path_type=str), required=True,
+              help="The folds file: id,fold, or any table with an id and a fold column.")
+@click.option("--fold-column", default=None, help="Its fold column [default: fold, else kfold].")
+@click.option("--folds-id", default=None, help="Its id column [default: id].")
+@click.option("--id", "id_col", default=None, help="TRAIN's id column [default: id when present, else row numbers].")
+@click.option("--label", "label_col", default=None, help="TRAIN's label column [default: label when present].")
+@click.option("--encoding", default=None, help="Encoding of CSV/TSV/JSONL files, e.g. cp949 [default: UTF-8].")
+@click.option("--quoting", type=click.Choice(["auto", "csv", "none"]), default="auto", show_default=True)
+@common_options
+def folds_show(train, folds_file, fold_column, folds_id, id_col, label_col, encoding, quoting):
+    """Check a folds file against TRAIN (every row in exactly one fold, none empty) and print the
+    rows and label shares of each fold.
+
+    \b
+    Example:
+      ensemble folds show data/train.csv --folds data/train_folds.csv --fold-column kfold
+    """
+    from .folds import fold_table, read_folds, training_rows
+
+    ids, labels = training_rows(train, id_col, label_col, encoding, quoting)
+    folds = read_folds(folds_file, ids, id_column=folds_id, fold_column=fold_column, encoding=encoding)
+    click.echo(fold_table(folds, labels))
+
+
 @main.group("cache")
 def cache_group() -> None:
     """List or prune the logit cache."""

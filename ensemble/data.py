@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import EnsembleError, option
 
-__all__ = ["Split", "load_split", "FORMATS"]
+__all__ = ["Split", "load_split", "load_columns", "FORMATS"]
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +244,21 @@ def _as_text(values: list, path: Path, column: str) -> list[str]:
             v = int(v)  # a JSON or Parquet label 1.0 is the class 1
         out.append(v if isinstance(v, str) else str(v))
     return out
+
+
+def load_columns(path: str | os.PathLike, columns: Sequence[str], *, encoding: str | None = None,
+                 quoting: str = "auto", what: str = "column") -> tuple[dict[str, list[str]], tuple[str, ...]]:
+    """The named columns of a data file as text, and every column the file has: for files that
+    are not a split (a folds file) or columns a split does not keep (a group column). A missing
+    column, an empty cell or a file without rows is a one-line error naming the file."""
+    path = Path(path)
+    fmt = data_format(path)
+    frame = _read_frame(path, fmt, encoding, quoting)
+    frame.columns = [str(c) for c in frame.columns]
+    if len(frame.columns) == 0 or len(frame) == 0:
+        raise EnsembleError(f"{path}: has no rows; it needs a header row and data rows")
+    _check_rows(frame, path, fmt, encoding, quoting)
+    return {c: _as_text(_column(frame, path, c, what), path, c) for c in columns}, tuple(frame.columns)
 
 
 def load_split(
