@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import EnsembleError, option
 
-__all__ = ["Split", "load_split", "load_columns", "FORMATS"]
+__all__ = ["Split", "load_split", "load_columns", "row_of", "FORMATS"]
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +246,16 @@ def _as_text(values: list, path: Path, column: str) -> list[str]:
     return out
 
 
+def row_of(ids: Sequence[str], path: str | os.PathLike, fix: str = "ids must be unique") -> dict[str, int]:
+    """Each id's row, or a one-line error naming the file and the first id given twice."""
+    seen: dict[str, int] = {}
+    for row, v in enumerate(ids):
+        if v in seen:
+            raise EnsembleError(f"{path}: id {v!r} appears in rows {seen[v] + 1} and {row + 1}; {fix}")
+        seen[v] = row
+    return seen
+
+
 def load_columns(path: str | os.PathLike, columns: Sequence[str], *, encoding: str | None = None,
                  quoting: str = "auto", what: str = "column") -> tuple[dict[str, list[str]], tuple[str, ...]]:
     """The named columns of a data file as text, and every column the file has: for files that
@@ -324,11 +334,7 @@ def load_split(
     else:
         id_column = id or DEFAULT_ID
         ids = np.array(_as_text(_column(frame, path, id_column, "id"), path, id_column), dtype=object)
-        seen: dict[str, int] = {}
-        for row, v in enumerate(ids):
-            if v in seen:
-                raise EnsembleError(f"{path}: id {v!r} appears in rows {seen[v] + 1} and {row + 1}; ids must be unique")
-            seen[v] = row
+        row_of(ids, path)
 
     missing_label = None
     if label_if_present and label is not None and label not in frame.columns:

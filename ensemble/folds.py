@@ -168,7 +168,7 @@ def make_folds(train: str | os.PathLike, out: str | os.PathLike, k: int = 5, *, 
 def _ids_and_labels(path, id, label, group, encoding, quoting):
     """The training file's ids (row numbers without an id column) and labels (None without a
     label column): its texts are not needed, so no text column is."""
-    from .data import load_columns
+    from .data import load_columns, row_of
 
     _, columns = load_columns(path, [], encoding=encoding, quoting=quoting)
     id_column = id or ("id" if "id" in columns else None)
@@ -185,11 +185,7 @@ def _ids_and_labels(path, id, label, group, encoding, quoting):
         log.info("%s: no 'id' column; the folds file names rows by their number (0...%d)", path, n - 1)
     else:
         ids = values[id_column]
-        seen: dict[str, int] = {}
-        for row, v in enumerate(ids):
-            if v in seen:
-                raise EnsembleError(f"{path}: id {v!r} appears in rows {seen[v] + 1} and {row + 1}; ids must be unique")
-            seen[v] = row
+        row_of(ids, path)
     if group is not None and group == label_column:
         raise EnsembleError(f"--group {group!r} is the label column; name the column of groups that must not span "
                             "two folds (an author, a document)")
@@ -215,7 +211,7 @@ def read_folds(path: str | os.PathLike, ids: Sequence[str], *, id_column: str | 
     Every id of the split must have a fold and every id of the file must be in the split; folds
     are numbered 0..k-1 and none is empty. Anything else is a one-line error naming the file.
     """
-    from .data import load_columns
+    from .data import load_columns, row_of
 
     path = Path(path)
     _, columns = load_columns(path, [], encoding=encoding)
@@ -237,11 +233,7 @@ def read_folds(path: str | os.PathLike, ids: Sequence[str], *, id_column: str | 
             raise EnsembleError(f"{path}: row {row + 1} has fold {v!r} in column {fold_column!r}; folds are whole "
                                 "numbers 0, 1, ..., k-1")
         fold[row] = int(v)
-    where: dict[str, int] = {}
-    for row, i in enumerate(file_ids):
-        if i in where:
-            raise EnsembleError(f"{path}: id {i!r} appears in rows {where[i] + 1} and {row + 1}; each row has one fold")
-        where[i] = row
+    where = row_of(file_ids, path, "each row has one fold")
     ids = [str(i) for i in ids]
     missing = [i for i in ids if i not in where]
     if missing:
