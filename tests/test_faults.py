@@ -118,8 +118,13 @@ def test_ctrl_c_is_one_line_and_removes_temporary_files(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "ensemble", "avg-ckpt", str(tmp_path / "ck1"), str(tmp_path / "ck2"),
            "--tokenizer", str(tmp_path / "tok"), "--out", str(tmp_path / "avg")]
-    for delay in (0.4, 0.5, 0.6, 0.35, 0.8):
+    for delay in (0.0, 0.05, 0.1, 0.2, 0.0):
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        # interrupt once the average is being written (its temporary folder exists), however long
+        # the start-up takes on this machine, after a short delay that varies between tries
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".avg.tmp-*")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
