@@ -196,6 +196,31 @@ def column_options(f):
     return f
 
 
+def fold_options(f, count: bool = False):
+    """--folds FILE and --fold-column (predict, vote); report's --folds also takes K."""
+    what = ("K of the repeated stratified K-fold [default: 5], or a folds FILE (id,fold) of --data train: the members "
+            "are then fold groups (--model bert=runs/bert-fold{fold}), scored and fitted on their out-of-fold rows"
+            if count else "The folds file (id,fold, or a Kaggle kfold column) of --data train, for fold-group members "
+            "(--model bert=runs/bert-fold{fold}): fold model k predicts the rows of fold k")
+    for opt in reversed([
+        click.option("--folds", "folds", default=None, metavar="K|FILE" if count else "FILE", help=what),
+        click.option("--fold-column", default=None, help="The folds file's fold column [default: fold, else kfold]."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _folds_value(value):
+    """report's --folds: K (digits) or a folds file."""
+    if value is None:
+        return 5
+    if value.isdigit():
+        if int(value) < 2:
+            raise EnsembleError(f"--folds {value}: K-fold needs 2 folds or more")
+        return int(value)
+    return value
+
+
 def adjust_options(f):
     """--adjust, --prior and --adjust-metric (vote and report)."""
     for opt in reversed([
@@ -289,43 +314,55 @@ def avg_ckpt(run_or_checkpoints, k, method, holdout, id_col, text_cols, label_co
 @click.option("--no-cache", is_flag=True, help="Compute everything; read and write no cache.")
 @click.option("--trust-remote-code", is_flag=True,
               help="Let transformers run Python code shipped in a model folder (off by default).")
+@fold_options
 @common_options
 def predict(models, data, project, id_col, text_cols, label_col, encoding, quoting, batch_size, max_length,
-            pad_to_multiple_of, device, dtype, cache_dir, no_cache, trust_remote_code):
+            pad_to_multiple_of, device, dtype, cache_dir, no_cache, trust_remote_code, folds, fold_column):
     """Run every model over every split and cache the logits, skipping what is cached.
 
     The cache key is the content of the weights, config, tokenizer and data (ids and texts) and
     every setting that changes the numbers, so a stale entry is never used. Under
     `accelerate launch` each process takes a share of the batches.
 
+    A fold group (a path with {fold}, and --folds with --data train=...): fold model k predicts
+    the rows of fold k of the training split and every other split whole.
+
     \b
     Examples:
       ensemble predict --model bert=weights/bert-top4 --data valid=data/valid.csv --data test=data/test.csv
       accelerate launch --multi_gpu --num_processes 4 -m ensemble predict --model ... --data ...
+      ensemble predict --model bert=runs/bert-fold{fold} --data train=data/train.csv --data test=data/test.csv \\
+                       --folds data/folds.csv
     """
     from .cache import LogitCache
-    from .inference import InferenceSettings, ModelRef, ModelSession
+    from .foldgroups import member_jobs
+    from .inference import InferenceSettings, ModelSession
+    from .members import resolve_members
+    from .voting import training_folds
 
     inputs = _Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting)
     inputs.need()
     splits = inputs.splits()
+    training = training_folds(splits, folds, "train", inputs.columns, fold_column)
+    members = resolve_members(inputs.models, None if training is None else training.k)
     settings = InferenceSettings(batch_size, max_length, pad_to_multiple_of, device, dtype, trust_remote_code)
-    refs = {name: ModelRef.open(path, name) for name, path in inputs.models.items()}
+    jobs = member_jobs(members, splits, training)  # every model folder opened and checked before any runs
     cache = None if no_cache else LogitCache(inputs.cache_dir)
     ctx = click.get_current_context()
     rows = []
     from tqdm.auto import tqdm
 
-    for name, ref in refs.items():
+    for _, ref, todo in jobs:
+        name = ref.name
         session = ModelSession(ref, settings, cache)
         if session.dist is not None and not session.dist.is_main_process:
             log.setLevel(logging.WARNING)
         show = ctx.meta["ensemble.progress"] and (session.dist is None or session.dist.is_main_process)
         # the bar's total is every split's batches, known up front; a cached split counts as done
-        with tqdm(total=sum(session.n_batches(s) for s in splits.values()), desc=name, unit="batch",
+        with tqdm(total=sum(session.n_batches(s) for _, s in todo), desc=name, unit="batch",
                   disable=not show, leave=False) as bar:
             done = 0
-            for split_name, split in splits.items():
+            for split_name, split in todo:
                 lg = session.logits(split, progress=bar)
                 done += session.n_batches(split)
                 bar.update(done - bar.n)
@@ -382,10 +419,11 @@ def predict(models, data, project, id_col, text_cols, label_col, encoding, quoti
               help="The class of each integer index, when the sample submission holds indices [default: the order "
                    "every member's id2label agrees on].")
 @adjust_options
+@fold_options
 @common_options
 def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quoting, weights, combine, subset, temperature,
              calibrate, acc_power, sample_submission, out, proba, name, valid_split, test_split, cache_dir, seed,
-             class_order, adjust, prior, adjust_metric):
+             class_order, adjust, prior, adjust_metric, folds, fold_column):
     """Combine cached logits with weights and write the submission; never runs a model.
 
     Fitted weights go to weights/<name>-<method>.json with what they were fitted on; passing
@@ -399,6 +437,8 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
       ensemble vote ... --weights weights/ensemble-optimize.json
       ensemble vote ... --weights 0.7,0.3 --combine geometric
       ensemble vote ... --weights acc --adjust prior --prior data/train.csv
+      ensemble vote --model a=runs/a-fold{fold} --model b=runs/b-fold{fold} --folds data/folds.csv \\
+                    --data train=data/train.csv --data test=data/test.csv --weights auto
     """
     from .voting import vote
 
@@ -424,7 +464,8 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
                  temperature=temperature, calibrate=calibrate, acc_power=acc_power, name=name, seed=seed,
                  columns=inputs.columns, weights_dir=(p.root / "weights") if p else "weights",
                  submissions_dir=(p.root / "submissions") if p else "submissions", adjust=adjust, prior=prior,
-                 adjust_metric=adjust_metric, class_order=class_order or (p.vote.get("class_order") if p else None))
+                 adjust_metric=adjust_metric, class_order=class_order or (p.vote.get("class_order") if p else None),
+                 folds=folds, fold_column=fold_column)
     click.echo(frame.attrs["path"])
 
 
@@ -436,7 +477,6 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
               help="Ensemble methods to estimate besides uniform [default: acc,optimize,select,stack].")
 @click.option("--metric", default="accuracy", show_default=True,
               help="What auto chooses by: accuracy, macro_f1, log_loss, or a scikit-learn scorer name.")
-@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True)
 @click.option("--repeats", type=click.IntRange(min=1), default=None,
               help="Rounds of folds, each with another shuffle [default: 2, 1 above 10,000 rows].")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -448,15 +488,16 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
 @click.option("--best-k", type=click.IntRange(min=0), default=3, show_default=True,
               help="Winner's curse: also estimate averaging the K best members (0: only the single best).")
 @adjust_options
+@functools.partial(fold_options, count=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
 @click.option("--html", "html_out", type=click.Path(path_type=str), default=None,
               help="Also write an HTML page with plots.")
 @click.option("--cache-dir", type=click.Path(path_type=str), default=None,
               help="Logit cache folder [default: .ensemble/cache beside ensemble.toml, else here].")
 @common_options
-def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, quoting, methods, metric, folds, repeats, seed,
-               combine, valid_split, trained_on_valid, include_optimistic, best_k, adjust, prior, adjust_metric, as_json,
-               html_out, cache_dir):
+def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, quoting, methods, metric, repeats, seed,
+               combine, valid_split, trained_on_valid, include_optimistic, best_k, adjust, prior, adjust_metric, folds,
+               fold_column, as_json, html_out, cache_dir):
     """Per-model and ensemble scores with a cross-validated estimate of what fitted weights will
     score on unseen data, and the method --weights auto would choose.
 
@@ -465,6 +506,7 @@ def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, qu
       ensemble report --model a=weights/a-top4 --model b=weights/b-top4 --data valid=data/valid.csv
       ensemble report ... --html report.html --methods acc,optimize
       ensemble report ... --json > report.json
+      ensemble report --model a=runs/a-fold{fold} --folds data/folds.csv --data train=data/train.csv
     """
     from .report import report
 
@@ -475,7 +517,8 @@ def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, qu
 
     adjust, prior, adjust_metric = adjust_settings(inputs.project, adjust, prior, adjust_metric, "auto")
     rep = report(inputs.models, inputs.data, valid=valid_split,
-                 methods=[m.strip() for m in methods.split(",")] if methods else None, metric=metric, folds=folds,
+                 methods=[m.strip() for m in methods.split(",")] if methods else None, metric=metric,
+                 folds=_folds_value(folds), fold_column=fold_column,
                  repeats=repeats, seed=seed, combine=combine, cache_dir=inputs.cache_dir, columns=inputs.columns,
                  trained_on_valid=tov, include_optimistic=include_optimistic, best_k=best_k, adjust=adjust,
                  prior=prior, adjust_metric=adjust_metric)

@@ -98,6 +98,16 @@ class Split:
         return blake3(json.dumps({"column": self.label_column, "labels": self.labels.tolist()}, ensure_ascii=False,
                                  separators=(",", ":")).encode("utf-8")).hexdigest()
 
+    def subset(self, rows, name: str | None = None) -> "Split":
+        """The rows ``rows`` (indices, in that order) as a split of their own: its digest is that
+        of those ids and texts, so logits cached for it are keyed by exactly the rows they cover
+        (a fold model's held-out rows)."""
+        from dataclasses import replace
+
+        rows = np.asarray(rows, dtype=np.int64)
+        return replace(self, ids=self.ids[rows], texts=tuple([t[i] for i in rows] for t in self.texts),
+                       labels=None if self.labels is None else self.labels[rows], name=name or self.name, _digest=[])
+
     def require_labels(self, why: str) -> None:
         """Raise a one-line error when the split is unlabelled, naming the label column looked
         for, the file's columns and ``why`` the labels are needed."""

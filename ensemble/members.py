@@ -1,8 +1,10 @@
 """A member of the ensemble: a name and where its logits come from, resolved once and used by
 vote, report and ``ensemble run`` alike.
 
-Today a member is a model folder (a checkpoint, an average, or one trial of a sweep named
-``DIR@top3``); a fold group or a full-data refit will be members of other kinds.
+A member is a model folder (a checkpoint, an average, or one trial of a sweep named
+``DIR@top3``), or a fold group: K models of a K-fold training run, fold model k trained without
+the rows of fold k, named by a path holding ``{fold}`` (``runs/bert-fold{fold}``) or by the list
+of their K folders in fold order. A full-data refit will be a member of another kind.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from typing import Iterable, Mapping, Union
 
 from .errors import NAME_RULE, EnsembleError, is_name
 
-__all__ = ["Member", "resolve_members"]
+__all__ = ["FOLD", "Member", "resolve_members", "is_fold_template"]
+
+# what a fold group's path holds where the fold number goes
+FOLD = "{fold}"
 
 
 @dataclass(frozen=True)
@@ -26,27 +31,68 @@ class Member:
     name : str
         Its name in outputs (weights files, sidecars, reports): :data:`ensemble.errors.NAME_RULE`.
     folder : Path
-        The model folder whose cached logits it contributes.
+        The model folder whose cached logits it contributes; for a fold group, the path as given
+        (``runs/bert-fold{fold}``, or the first fold's folder).
     kind : str, default "model"
-        Where its logits come from: "model" (one model folder's logits on each split).
+        Where its logits come from: "model" (one model folder's logits on each split) or "folds"
+        (a fold group: out-of-fold logits on the training rows, the fold mean elsewhere).
+    parts : tuple of Path
+        A fold group's model folders, fold 0 first; empty for a model.
     """
 
     name: str
     folder: Path
     kind: str = "model"
+    parts: tuple[Path, ...] = ()
+
+    @property
+    def is_fold_group(self) -> bool:
+        return self.kind == "folds"
+
+
+def is_fold_template(path) -> bool:
+    """Whether ``path`` names a fold group: a path holding ``{fold}`` or a list of folders."""
+    return isinstance(path, (list, tuple)) or FOLD in os.fspath(path)
+
+
+def _fold_group(name: str, spec, k: int | None) -> Member:
+    """A fold group's Member: its K folders, each checked to exist (the missing one named)."""
+    if isinstance(spec, (list, tuple)):
+        parts = tuple(Path(p) for p in spec)
+        if len(parts) < 2:
+            raise EnsembleError(f"member {name}: a fold group lists 2 model folders or more (one per fold, in fold "
+                                f"order); got {len(parts)}")
+        if k is not None and len(parts) != k:
+            raise EnsembleError(f"member {name}: lists {len(parts)} fold models but the folds file has {k} folds; give "
+                                "one model folder per fold, in fold order")
+        template = parts[0]
+    else:
+        if k is None:
+            raise EnsembleError(f"member {name} ({spec}) is a fold group; pass --folds FILE (the folds its models were "
+                                "trained on), or folds = \"FILE\" in [data] of ensemble.toml")
+        template = Path(spec)
+        parts = tuple(Path(os.fspath(spec).replace(FOLD, str(i))) for i in range(k))
+    for i, folder in enumerate(parts):
+        if not folder.is_dir():
+            raise EnsembleError(f"{folder}: fold {i} of member {name} ({len(parts)} folds) does not exist; train it, or "
+                                "fix the path (fold numbers run 0..k-1, as in the folds file)")
+    return Member(name, template, "folds", parts)
 
 
 MembersLike = Union[Mapping[str, Union[str, os.PathLike]], Iterable[Member]]
 
 
-def resolve_members(members: MembersLike) -> list[Member]:
+def resolve_members(members: MembersLike, k: int | None = None) -> list[Member]:
     """Members from a mapping of names to model folders (``DIR@top3`` expanded to the best
-    checkpoint of each of a sweep's 3 best trials), or Members already resolved (kept as they
-    are). Names are checked; a name given twice is an error naming it."""
+    checkpoint of each of a sweep's 3 best trials; a path with ``{fold}`` or a list of folders
+    a fold group of ``k`` folds, ``k`` being the folds file's), or Members already resolved
+    (kept as they are). Names are checked; a name given twice is an error naming it; fold
+    groups of different K are an error naming two of them."""
     if isinstance(members, Mapping):
         from .sweep import expand_members
 
-        resolved = [Member(name, Path(folder)) for name, folder in expand_members(members).items()]
+        resolved = [_fold_group(name, spec, k) if is_fold_template(spec) else Member(name, Path(spec))
+                    for name, spec in expand_members(members).items()]
     else:
         resolved = list(members)
         if not all(isinstance(m, Member) for m in resolved):
@@ -58,4 +104,10 @@ def resolve_members(members: MembersLike) -> list[Member]:
     twice = next((n for n in names if names.count(n) > 1), None)
     if twice is not None:
         raise EnsembleError(f"member name {twice!r} is given twice; give each member its own name")
+    groups = [m for m in resolved if m.is_fold_group]
+    other = next((m for m in groups if len(m.parts) != len(groups[0].parts)), None)
+    if other is not None:
+        g = groups[0]
+        raise EnsembleError(f"fold groups {g.name} ({len(g.parts)} folds) and {other.name} ({len(other.parts)} folds) "
+                            "differ in K; fold groups in one ensemble are trained on the same folds")
     return resolved

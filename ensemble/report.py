@@ -61,13 +61,31 @@ class Report:
     winners_curse: Mapping = field(default_factory=dict)
     adjust: Mapping = field(default_factory=dict)
     confused: Sequence = field(default_factory=list)
+    out_of_fold: Mapping = field(default_factory=dict)  # fold groups: the training rows and folds scored on
+    holdout: Mapping = field(default_factory=dict)  # fold groups with a validation split: scores there
+
+    def _rows_line(self) -> str:
+        k = next(iter(self.estimates.values())).folds if self.estimates else 5
+        o = self.out_of_fold
+        if not o:
+            return f"validation: {self.rows} rows; cross-validated scores are out-of-fold ({k}-fold, repeated)"
+        return (f"out-of-fold: {self.rows} training rows ({o['path']}), each scored by the fold model that never saw it; "
+                f"cross-validated on the {o['k']} training folds. A fold group's test prediction averages its {o['k']} "
+                "fold models, so these figures describe one fold model: usually conservative for the fold mean")
+
+    def _holdout_lines(self) -> list[str]:
+        h = self.holdout
+        if not h:
+            return []
+        return [f"holdout {h['path']} ({h['rows']} rows, untouched by every fit; fold groups as their fold mean): "
+                + ", ".join(f"{n} {v:.4f}" for n, v in h["accuracy"].items())
+                + f" accuracy; against out-of-fold cv: " + ", ".join(f"{n} {v:.4f}" for n, v in h["cv_accuracy"].items())]
 
     # ------------------------------------------------------------------ text
 
     def to_text(self) -> str:
         t = self.table
-        lines = [f"validation: {self.rows} rows; cross-validated scores are out-of-fold "
-                 f"({next(iter(self.estimates.values())).folds if self.estimates else 5}-fold, repeated)"]
+        lines = [self._rows_line()]
         head = ["", "kind", "acc", "macro-F1", "log loss", "ECE", "cv acc", "gain vs uniform [95% interval]", "p"]
         body = []
         for name, r in t.iterrows():
@@ -91,6 +109,7 @@ class Report:
         lines += self._confused_lines()
         lines.append("error correlation between models:")
         lines.append(self.error_correlation.round(3).to_string())
+        lines += self._holdout_lines()
         lines.append(f"auto -> {self.reason}")
         return "\n".join(lines)
 
@@ -180,6 +199,8 @@ class Report:
             "winners_curse": {k: clean(v) for k, v in self.winners_curse.items()},
             "adjust": self.adjust,
             "confused_pairs": list(self.confused),
+            "out_of_fold": dict(self.out_of_fold),
+            "holdout": dict(self.holdout),
             "excluded_from_fitting": list(self.excluded),
             "disagreement": self.disagreement.round(6).to_dict(),
             "error_correlation": self.error_correlation.round(6).to_dict(),
@@ -271,7 +292,9 @@ class Report:
         table_html = t[cols].to_html(float_format=lambda v: f"{v:.4f}", na_rep="", escape=True)
         parts = [f"<html><head><meta charset='utf-8'><title>ensemble report</title><style>{style}</style></head><body>",
                  "<h1>ensemble report</h1>",
-                 f"<p>{self.rows} validation rows. <b>auto</b>: {html.escape(self.reason)}</p>",
+                 (f"<p>{self.rows} validation rows. " if not self.out_of_fold else
+                  f"<p>{html.escape(self._rows_line())}. ") + f"<b>auto</b>: {html.escape(self.reason)}</p>",
+                 *[f"<p>{html.escape(line)}</p>" for line in self._holdout_lines()],
                  "<p>Model scores are on the validation rows. For ensemble methods, <i>accuracy</i> etc. are "
                  "apparent (fitted and scored on the same rows) and <i>cv_accuracy</i> is cross-validated "
                  "(out-of-fold): what to expect on unseen data. <i>gain</i> is cross-validated accuracy over "
@@ -365,7 +388,7 @@ def report(
     valid: str = "valid",
     methods: Sequence[str] | None = None,
     metric: str = "accuracy",
-    folds: int = 5,
+    folds=5,
     repeats: int | None = None,
     seed: int = 0,
     combine: str = "prob",
@@ -377,6 +400,8 @@ def report(
     adjust: str = "auto",
     prior=None,
     adjust_metric: str | None = None,
+    fold_column: str | None = None,
+    train: str = "train",
 ) -> Report:
     """Score every model and ensemble method on the validation split, honestly.
 
@@ -388,8 +413,16 @@ def report(
         Ensemble methods to estimate besides uniform. Default: acc, optimize, select, stack.
     metric : str, default "accuracy"
         What ``auto`` chooses by.
-    folds, repeats, seed
-        The repeated stratified K-fold of :func:`~ensemble.estimate.cross_validate`.
+    folds : int, or path-like or Folds, default 5
+        An int: K of the repeated stratified K-fold of :func:`~ensemble.estimate.cross_validate`.
+        A folds file (or :class:`~ensemble.folds.Folds`) of ``data[train]``: the members are fold
+        groups (``runs/bert-fold{fold}``), scored, fitted and estimated on the out-of-fold logits
+        of every training row and cross-validated on these folds; ``data[valid]`` is then not
+        needed (see :mod:`ensemble.foldgroups`).
+    repeats, seed
+        Of the repeated stratified K-fold.
+    fold_column, train
+        The folds file's fold column and the training split's name in ``data``.
     trained_on_valid : sequence of str
         Models trained on the validation rows: marked, and left out of weight fitting.
     include_optimistic : bool, default False
@@ -416,17 +449,26 @@ def report(
     from .voting import CachedLogits, open_split
     from .scores import need_classes
 
-    if valid not in data:
+    from .voting import check_fold_groups, training_folds
+
+    columns = dict(columns or {})
+    training = None
+    if not isinstance(folds, (int, np.integer)):  # a folds file: the members are fold groups
+        training = training_folds(data, folds, train, columns, fold_column)
+        folds = training.k
+    if training is None and valid not in data:
         raise EnsembleError(f"report needs the labelled validation split; pass --data {valid}=PATH")
-    members = resolve_members(models)
+    members = resolve_members(models, None if training is None else training.k)
     names = [m.name for m in members]
     unknown = [n for n in trained_on_valid if n not in names]
     if unknown:
         raise EnsembleError(f"--trained-on-valid {unknown[0]!r} is not a --model name ({', '.join(names)})")
-    source = CachedLogits(members, cache_dir)
+    source = CachedLogits(members, cache_dir, training)
     refs = source.refs
-    split = open_split(data[valid], valid, dict(columns or {}))
-    split.require_labels("the report scores against validation labels")
+    oof = check_fold_groups(source, training, f"--data {valid}=PATH")
+    split = training.split if oof else open_split(data[valid], valid, columns)
+    split.require_labels("the report scores against the out-of-fold training labels" if oof else
+                         "the report scores against validation labels")
     al = source.aligned(split)
     y = al.y
     need_classes(y, "ensemble report", al.labels)
@@ -443,6 +485,8 @@ def report(
     if excluded:
         log.info("left out of weight fitting (optimistic validation scores): %s", ", ".join(excluded))
     cv = dict(folds=folds, repeats=repeats, seed=seed, combine=combine, names=fit_names, store=source.estimates)
+    if oof:
+        cv["splits"] = training.folds.fold  # the training folds: each held-out fold is one fold model's rows
 
     methods = tuple(m for m in (methods or AUTO_METHODS) if m != "uniform")
     choice, reason, estimates = select_method(fit_arrays, y, methods, metric=metric, **cv)
@@ -461,8 +505,34 @@ def report(
     table["note"] = table["note"].fillna("")
     names = [r.name for r in refs]
     disagreement, correlation = _between_members(probas, names, y)
+    out_of_fold, holdout = {}, {}
+    if oof:
+        out_of_fold = {**training.describe(), "fold_groups": {r.name: [str(q.folder) for q in r.parts] for r in refs}}
+        if valid in data:
+            holdout = _holdout(source, open_split(data[valid], valid, columns), al.labels, fit_idx, fit_names,
+                               estimates, combine, table)
     return Report(table, disagreement, correlation, choice, reason, metric, len(y), excluded, estimates, reliability,
-                  weights, curse, adjust_info, confused)
+                  weights, curse, adjust_info, confused, out_of_fold, holdout)
+
+
+def _holdout(source, split, labels, fit_idx, fit_names, estimates, combine, table) -> dict:
+    """Fold groups scored on an untouched validation split as their fold means: each member,
+    uniform, and each estimated method as fitted on all out-of-fold rows; beside each, its
+    out-of-fold cross-validated accuracy."""
+    from .combination import as_log_probs, combine as combine_logits
+    from .scores import accuracy
+
+    split.require_labels("the holdout is scored against its labels")
+    hal = source.aligned(split, labels)
+    arrays = [as_log_probs(a) for a in hal.arrays]
+    acc = {r.name: accuracy(a, hal.y) for r, a in zip(source.refs, arrays)}
+    fit_arrays = [arrays[i] for i in fit_idx]
+    acc["uniform"] = accuracy(combine_logits(fit_arrays, None, combine), hal.y)
+    for m, e in estimates.items():
+        acc[m] = accuracy(e.weights.predict_proba(fit_arrays), hal.y)
+    cv = {n: float(table.loc[n, "cv_accuracy"] if n in estimates or n == "uniform" else table.loc[n, "accuracy"])
+          for n in acc}
+    return {"path": str(split.path), "rows": len(split), "accuracy": acc, "cv_accuracy": cv}
 
 
 # Above this many classes the terminal's per-class table shows a selection (the page has them all).

@@ -46,17 +46,27 @@ class CachedLogits:
         As given to ``ensemble predict`` (:func:`~ensemble.members.resolve_members`).
     cache_dir : path-like, optional
         The logit cache (default: ``.ensemble/cache`` beside ``ensemble.toml``, else here).
+    training : TrainingFolds, optional
+        The training split and its folds (:mod:`ensemble.foldgroups`): where fold groups have
+        out-of-fold logits. Needed when a member is a fold group.
     """
 
-    def __init__(self, members, cache_dir: str | os.PathLike | None = None):
+    def __init__(self, members, cache_dir: str | os.PathLike | None = None, training=None):
         from .cache import LogitCache
+        from .foldgroups import GroupRef
         from .inference import ModelRef
 
-        self.members = resolve_members(members)
+        self.members = resolve_members(members, None if training is None else training.k)
         self.cache = LogitCache(cache_dir)
-        self.refs = [ModelRef.open(m.folder, m.name) for m in self.members]
+        self.training = training
+        self.refs = [GroupRef.open(m) if m.is_fold_group else ModelRef.open(m.folder, m.name) for m in self.members]
         self.entries = self.cache.entries()  # headers read once, newest first
         self._digests: dict[str, str] = {}
+
+    @property
+    def fold_groups(self) -> list[str]:
+        """The names of the members that are fold groups."""
+        return [r.name for r in self.refs if getattr(r, "kind", "model") == "folds"]
 
     @property
     def estimates(self):
@@ -70,9 +80,12 @@ class CachedLogits:
             self._digests[ref.name] = ref.fingerprint(self.cache.file_digest)
         return self._digests[ref.name]
 
-    def logits(self, ref, split):
+    def logits(self, ref, split, fix: str | None = None):
         """The newest cache entry of this model over this split, as Logits; an error saying which
-        ``ensemble predict`` to run when there is none."""
+        ``ensemble predict`` to run when there is none. A fold group's are its OOF logits on the
+        training split and its fold mean on any other (:mod:`ensemble.foldgroups`)."""
+        if getattr(ref, "kind", "model") == "folds":
+            return self._group_logits(ref, split)
         model_digest = self.digest_of(ref)
         cache = self.cache
         entries = [e for e in self.entries if e.damaged is None and e.metadata.get("model_digest") == model_digest
@@ -96,10 +109,27 @@ class CachedLogits:
         project = in_project()
         if project is not None:  # one command computes every member's logits: name it, not this member's
             fix = f"run ensemble predict (it reads {project} and computes what is missing) or ensemble run"
-        else:
+        elif fix is None:
             fix = (f"run: ensemble predict --model {ref.name}={ref.folder} --data {split.name}={split.path}"
                    + (f" --cache-dir {cache.root}" if cache.root != _default_root() else ""))
+        else:
+            fix += f" --cache-dir {cache.root}" if cache.root != _default_root() else ""
         raise EnsembleError(f"model {ref.name} has no cached logits for {split.path}{damaged}; {fix}")
+
+    def _group_logits(self, ref, split):
+        from .foldgroups import fold_mean, held_out, out_of_fold
+
+        t = self.training
+        oof = t is not None and split.name == t.split.name
+        if oof and split.digest != t.split.digest:
+            raise EnsembleError(f"{split.path}: not the training split the folds were read for ({t.split.path})")
+        folds_flag = f" --folds {t.folds.path}" if t is not None and t.folds.path is not None else " --folds FILE"
+        fix = f"run: ensemble predict --model {ref.name}={ref.folder} --data {split.name}={split.path}" + (
+            folds_flag if oof else "")
+        if oof:
+            parts = [self.logits(p, held_out(t, k), fix) for k, p in enumerate(ref.parts)]
+            return out_of_fold(parts, t, ref.name)
+        return fold_mean([self.logits(p, split, fix) for p in ref.parts], ref.name)
 
     def aligned(self, split, labels: Sequence[str] | None = None) -> Aligned:
         """Every model's logits over ``split`` (a :class:`~ensemble.data.Split`), aligned in the
@@ -114,7 +144,8 @@ class CachedLogits:
 
 
 def gather(models: Mapping[str, str | os.PathLike], data: Mapping[str, object] | object, split: str = "valid", *,
-           cache_dir: str | os.PathLike | None = None, columns: Mapping | None = None) -> Aligned:
+           cache_dir: str | os.PathLike | None = None, columns: Mapping | None = None, folds=None,
+           fold_column: str | None = None, train: str = "train") -> Aligned:
     """The members' cached logits over one split, aligned by class name and row id, with the
     true class indices: what :func:`~ensemble.weighting.fit_weights`,
     :func:`~ensemble.estimate.cross_validate` and the class-prior functions take.
@@ -128,6 +159,10 @@ def gather(models: Mapping[str, str | os.PathLike], data: Mapping[str, object] |
         Which split of ``data`` to gather.
     cache_dir, columns
         As for :func:`vote`.
+    folds, fold_column, train
+        For fold groups (``runs/bert-fold{fold}``), as for :func:`vote`: gathered on ``train``,
+        their logits are out of fold (fold model k's on the rows of fold k); on any other split,
+        the log of their fold models' mean probabilities.
 
     Returns
     -------
@@ -140,14 +175,18 @@ def gather(models: Mapping[str, str | os.PathLike], data: Mapping[str, object] |
     >>> al = gather({"a": "weights/a-top4", "b": "weights/b-top4"}, {"valid": "data/valid.csv"})
     >>> fit_weights(al.arrays, al.y, "optimize", names=al.models)
     """
-    if isinstance(data, Mapping):
-        if split not in data:
-            raise EnsembleError(f"no {split!r} split given; pass data={{{split!r}: PATH}}, got {', '.join(data) or 'none'}")
-        data = data[split]
+    columns = dict(columns or {})
+    if not isinstance(data, Mapping):
+        data = {split: data}
+    if split not in data:
+        raise EnsembleError(f"no {split!r} split given; pass data={{{split!r}: PATH}}, got {', '.join(data) or 'none'}")
     if not models:
         raise EnsembleError("no model given; pass a mapping of member names to model folders")
-    source = CachedLogits(models, cache_dir)
-    return source.aligned(open_split(data, split, dict(columns or {})))
+    training = training_folds(data, folds, train, columns, fold_column)
+    source = CachedLogits(models, cache_dir, training)
+    check_fold_groups(source, training, f"{split!r}")
+    return source.aligned(training.split if training is not None and split == train else
+                          open_split(data[split], split, columns))
 
 
 def _default_root() -> Path:
@@ -202,6 +241,9 @@ def vote(
     prior=None,
     adjust_metric: str = "accuracy",
     class_order: str | Sequence[str] | None = None,
+    folds=None,
+    fold_column: str | None = None,
+    train: str = "train",
 ):
     """Combine the cached logits of several models and write the submission.
 
@@ -243,25 +285,44 @@ def vote(
         When the sample submission's label column holds integers: the class of each index.
         Default: the order every member's ``id2label`` agrees on; members that disagree are an
         error asking for it (never the order in which they happen to be listed).
+    folds : path-like or Folds, optional
+        The folds file of K-fold members (fold groups, ``runs/bert-fold{fold}``), read against
+        ``data[train]``: weights, adjustments and their estimates are then fitted on the
+        out-of-fold logits of every training row, cross-validated on these folds, and a fold
+        group's test probabilities are the mean of its fold models'. Every member must then be
+        a fold group.
+    fold_column : str, optional
+        The folds file's fold column (default: ``fold``, else ``kfold``).
+    train : str, default "train"
+        The split of ``data`` the folds split.
 
     Returns
     -------
     pandas.DataFrame
         The submission as written; ``.attrs`` holds the output path and the :class:`Weights`.
     """
-    members, kind, spec, loaded = _arguments(models, data, weights, name, test, adjust, adjust_metric, prior)
-    source = CachedLogits(members, cache_dir)
     columns = dict(columns or {})
+    training = training_folds(data, folds, train, columns, fold_column)
+    members, kind, spec, loaded = _arguments(models, data, weights, name, test, adjust, adjust_metric, prior,
+                                             None if training is None else training.k)
+    source = CachedLogits(members, cache_dir, training)
+    cv = {}
+    if check_fold_groups(source, training, f"--data {valid}=PATH"):
+        valid, cv = train, {"splits": training.folds.fold}  # fitted and estimated on the OOF rows
     need_valid = kind == "file" or (kind == "method" and spec != "uniform")  # weights fitted on validation
     g = _gather(source, data, valid, test, columns, need_valid=need_valid, weights=weights)
+    if cv:
+        g.provenance["fitted_on"] = {**training.describe(), "kind": "out-of-fold", "split": train,
+                                     "fold_groups": {r.name: [str(q.folder.resolve()) for q in r.parts]
+                                                     for r in source.refs}}
     _check_validation(g, source.refs, fitted_method=kind == "method" and spec != "uniform", need_valid=need_valid,
                       weights=weights, adjust=adjust)
     fit_kwargs = dict(combine=combine, temperature=temperature, calibrate=calibrate, acc_power=acc_power, seed=seed,
                       names=[m.name for m in members])
-    fitted = _weights(kind, spec, loaded, g, source, fit_kwargs)
+    fitted = _weights(kind, spec, loaded, g, source, fit_kwargs, cv)
     if adjust != "none":
         fitted = _adjust(fitted, adjust, prior, adjust_metric, g.valid_al, g.y, g.valid_split, g.test_al.labels,
-                         columns, g.provenance, fit_kwargs, store=source.estimates)
+                         columns, g.provenance, fit_kwargs, store=source.estimates, cv=cv)
     if fitted.apparent:
         log.info("%r", fitted)
         log.info("validation scores of these weights are in-sample (fitted on the same rows): optimistic")
@@ -289,7 +350,42 @@ class _Gathered:
         return None if self.valid_al is None else self.valid_al.y
 
 
-def _arguments(models, data, weights, name, test, adjust, adjust_metric, prior):
+def training_folds(data: Mapping, folds, train: str, columns: Mapping, fold_column: str | None = None):
+    """The training split and its folds (:class:`~ensemble.foldgroups.TrainingFolds`) when
+    ``folds`` is given, else None; a one-line error when the training split is missing."""
+    if folds is None:
+        return None
+    from .foldgroups import open_training_folds
+
+    if train not in data:
+        raise EnsembleError(f"--folds {folds} splits the training file: pass --data {train}=PATH (the labelled file the "
+                            "fold models were trained on)")
+    split = open_split(data[train], train, columns)
+    return open_training_folds(split, folds, fold_column=fold_column, encoding=columns.get("encoding"))
+
+
+def check_fold_groups(source: CachedLogits, training, other: str) -> bool:
+    """Whether the members are fold groups (then fitted on out-of-fold rows): a fold group
+    needs the folds; fold groups and other members have no common rows to fit on."""
+    groups = source.fold_groups
+    if not groups:
+        if training is not None:
+            log.warning("--folds %s: no member is a fold group (a path with {fold}); the folds are not used",
+                        training.folds.path)
+        return False
+    if training is None:
+        raise EnsembleError(f"member {groups[0]} is a fold group; pass --folds FILE and --data train=PATH (its fold "
+                            "models' held-out rows), or folds = \"FILE\" in [data] of ensemble.toml")
+    plain = [r.name for r in source.refs if r.name not in groups]
+    if plain:
+        raise EnsembleError(f"{', '.join(plain)} {'is a model' if len(plain) == 1 else 'are models'} and "
+                            f"{', '.join(groups)} {'is a fold group' if len(groups) == 1 else 'are fold groups'}: they "
+                            "have no common rows to fit or estimate on (fold groups on their out-of-fold training rows, "
+                            f"models on {other}); ensemble fold groups alone, or models alone")
+    return True
+
+
+def _arguments(models, data, weights, name, test, adjust, adjust_metric, prior, k=None):
     """Every argument checked before any file is read: (members, kind, spec, loaded weights file)."""
     from .adjustment import NEEDS_PRIOR, check_adjust
     from .weighting import Weights
@@ -299,7 +395,7 @@ def _arguments(models, data, weights, name, test, adjust, adjust_metric, prior):
     if not is_name(name):  # it names the weights file and the submission: never a path
         raise EnsembleError(f"--name {name!r}: must be {NAME_RULE} (outputs go to weights_dir and submissions_dir, or "
                             "--out)")
-    members = resolve_members(models)  # NAME=DIR@top3: the best checkpoints of a sweep's 3 best trials
+    members = resolve_members(models, k)  # NAME=DIR@top3: the best checkpoints of a sweep's 3 best trials
     if test not in data:
         raise EnsembleError(f"no {test!r} split given; pass --data {test}=PATH with the test file")
     kind, spec = _parse_weights(weights, [m.name for m in members])
@@ -364,7 +460,7 @@ def _check_validation(g: _Gathered, refs, *, fitted_method: bool, need_valid: bo
                 log.warning("%s: %s; fitted weights will favour it (ensemble report leaves it out)", r.name, note)
 
 
-def _weights(kind: str, spec, loaded, g: _Gathered, source: CachedLogits, fit_kwargs: dict):
+def _weights(kind: str, spec, loaded, g: _Gathered, source: CachedLogits, fit_kwargs: dict, cv: Mapping = {}):
     """The Weights to vote with: fitted on validation (a method, auto choosing it by a
     cross-validated estimate), fixed by hand, or a weights file checked against its inputs."""
     from .procedure import Procedure
@@ -374,6 +470,7 @@ def _weights(kind: str, spec, loaded, g: _Gathered, source: CachedLogits, fit_kw
     labels, y, names = g.test_al.labels, g.y, fit_kwargs["names"]
     if kind == "file":
         _check_stale(loaded, spec, source.refs, source.digest_of, g.valid_split, labels)
+        _check_folds(loaded, spec, g.provenance.get("fitted_on"))
         return loaded
     if kind == "fixed":
         fixed = Weights("fixed", tuple(names), spec / spec.sum(), fit_kwargs["combine"], labels, meta=g.provenance)
@@ -385,7 +482,7 @@ def _weights(kind: str, spec, loaded, g: _Gathered, source: CachedLogits, fit_kw
 
         # log-probabilities once for every estimate (their keys hash them, as the report's do)
         log_probs = [as_log_probs(a) for a in g.valid_al.arrays]
-        spec, reason, estimates = select_method(log_probs, y, store=source.estimates, **fit_kwargs)
+        spec, reason, estimates = select_method(log_probs, y, store=source.estimates, **cv, **fit_kwargs)
         log.info("auto -> %s", reason)
         g.provenance["auto"] = {"chosen": spec, "reason": reason, "candidates": {
             m: {"cross_validated": dict(e.cross_validated), "gain_vs_uniform": dict(e.gain_vs_uniform),
@@ -462,7 +559,7 @@ def class_counts(labels: Sequence[str], counts: np.ndarray, top: int = 6) -> str
 
 
 def _adjust(fitted, adjust, prior, metric, valid_al, y, valid_split, labels, columns, provenance, fit_kwargs, *,
-            store=None):
+            store=None, cv: Mapping = {}):
     """The weights with a class-prior adjustment fitted on validation (``auto``: estimated first)."""
     from .priors import class_prior, select_adjustment
     from .procedure import AdjustMethod
@@ -482,7 +579,7 @@ def _adjust(fitted, adjust, prior, metric, valid_al, y, valid_split, labels, col
                                 "<method>, or --adjust prior / fit")
         kind, reason, estimates = select_adjustment([as_log_probs(a) for a in valid_al.arrays], y, method,
                                                     target=target, metric=metric,
-                                                    full_proba=proba, store=store, **fit_kwargs)
+                                                    full_proba=proba, store=store, **cv, **fit_kwargs)
         log.info("adjust auto -> %s", reason)
         provenance["adjust_auto"] = {"chosen": kind, "reason": reason, "candidates": {
             k: {"cross_validated": dict(e.scores), "unadjusted": dict(e.baseline), "gain": dict(e.gain),
@@ -515,6 +612,17 @@ def _flag_one_class(test_proba: np.ndarray, y: np.ndarray, labels, fitted) -> No
                     fitted.method + ("" if not fitted.adjustment or fitted.adjustment.get("kind") == "none"
                                      else f" + {fitted.adjustment['kind']}"), labels[top], 100 * share,
                     100 * valid_share)
+
+
+def _check_folds(w, path: Path, fitted_on) -> None:
+    """A weights file fitted on out-of-fold rows is reused only with the same folds, and one
+    fitted on validation rows only without folds."""
+    was = (w.meta.get("fitted_on") or {}).get("folds_digest")
+    now = (fitted_on or {}).get("folds_digest")
+    if was != now:
+        what = ("were fitted on validation rows, not on out-of-fold rows" if was is None else
+                "were fitted on other folds" if now is not None else "were fitted on out-of-fold rows; pass the same --folds")
+        raise EnsembleError(f"{path}: stale: the weights {what}; refit with --weights <method>")
 
 
 def _check_stale(w, path: Path, refs, digest_of, valid_split, labels) -> None:

@@ -1,0 +1,232 @@
+"""Fold groups as members: 3 tiny BERTs trained with the real ``Trainer``, model k without the rows of
+fold k (on the example's template sentences with label noise: the Korean slice's 192 rows are too
+few for a model this small to beat the majority class, and degenerate models would test little). Their out-of-fold logits are each fold model's own forward pass on its held-out rows, their
+test probabilities the mean of the fold models', weights and estimates are fitted on the OOF rows
+with the training folds as the cross-validation's folds, and every bad input is one stderr line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from ensemble.cli import main
+
+from .test_cli_vote import _permute_labels
+
+K = 3
+
+
+@pytest.fixture(scope="module")
+def kfold(tmp_path_factory):
+    """``bert-fold{k}/model`` for k = 0, 1, 2 (and ``perm-fold{k}``, the same models with their
+    classes in another order), train.csv with folds.csv, test.csv, and the logits cached."""
+    from ensemble.example import make_base_model, synthetic_task, train_run
+    from ensemble.folds import make_folds
+
+    root = tmp_path_factory.mktemp("kfold")
+    texts, labels = synthetic_task(192, seed=5, noise=0.15)
+    vtexts, vlabels = synthetic_task(64, seed=6, noise=0.15)
+    make_base_model(root / "base", texts + vtexts, sorted(set(labels)), seed=0)
+    pd.DataFrame({"id": [f"r{i:03d}" for i in range(192)], "text": texts, "label": labels}).to_csv(
+        root / "train.csv", index=False)
+    pd.DataFrame({"id": [f"t{i:02d}" for i in range(40)], "text": vtexts[:40]}).to_csv(root / "test.csv", index=False)
+    pd.DataFrame({"id": [f"v{i:02d}" for i in range(24)], "text": vtexts[40:], "label": vlabels[40:]}).to_csv(
+        root / "valid.csv", index=False)
+    folds = make_folds(root / "train.csv", root / "folds.csv", K, seed=0).fold
+    for k in range(K):
+        inside, out = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+        trainer = train_run(root / f"bert-fold{k}", root / "base", ([texts[i] for i in inside], [labels[i] for i in inside]),
+                            ([texts[i] for i in out], [labels[i] for i in out]), epochs=20, steps=40, learning_rate=3e-3, seed=10 + k)
+        trainer.save_model(str(root / f"bert-fold{k}" / "model"))
+        shutil.copytree(root / f"bert-fold{k}" / "model", root / f"perm-fold{k}" / "model")
+        _permute_labels(root / f"perm-fold{k}" / "model", [1, 2, 3, 0])
+    result = _cli(root, "predict", "--model", f"bert={root}/bert-fold{{fold}}/model",
+                  "--model", f"perm={root}/perm-fold{{fold}}/model", *_data(root), "--data", f"valid={root}/valid.csv",
+                  "--folds", str(root / "folds.csv"))
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def _data(root):
+    return ["--data", f"train={root}/train.csv", "--data", f"test={root}/test.csv", "--cache-dir", str(root / "cache")]
+
+
+def _cli(root, *args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def _in_empty_folder(tmp_path, *args):
+    """Run the CLI in a new folder; return the result and every file it wrote there."""
+    cwd = Path(tempfile.mkdtemp(dir=tmp_path))
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(main, [str(a) for a in args])
+    finally:
+        os.chdir(here)
+    return result, {str(p.relative_to(cwd)): p for p in sorted(cwd.rglob("*")) if p.is_file()}
+
+
+def _forward(folder, texts):
+    """The model's own forward pass, one unpadded text at a time."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(folder, attn_implementation="eager").eval()
+    tok = AutoTokenizer.from_pretrained(folder)
+    with torch.no_grad():
+        out = [model(**tok(t, return_tensors="pt", truncation=True,
+                           max_length=model.config.max_position_embeddings)).logits[0].float().numpy() for t in texts]
+    return np.stack(out), [model.config.id2label[i] for i in range(len(out[0]))]
+
+
+def sidecar_digest(files):
+    return json.loads(files["submissions/x-acc.csv.json"].read_text())["fitted_on"]["folds_digest"]
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_oof_logits_are_each_fold_models_forward_pass_and_test_is_the_fold_mean(kfold):
+    from ensemble.voting import gather
+
+    members = {"bert": f"{kfold}/bert-fold{{fold}}/model"}
+    data = {"train": kfold / "train.csv", "test": kfold / "test.csv"}
+    oof = gather(members, data, "train", cache_dir=kfold / "cache", folds=kfold / "folds.csv")
+    train = pd.read_csv(kfold / "train.csv")
+    fold = pd.read_csv(kfold / "folds.csv").set_index("id").loc[train["id"], "fold"].to_numpy()
+    assert list(oof.ids) == list(train["id"]) and sorted(set(fold)) == list(range(K))
+    test = pd.read_csv(kfold / "test.csv")
+    probs = []
+    for k in range(K):
+        rows = np.flatnonzero(fold == k)
+        ref, labels = _forward(kfold / f"bert-fold{k}" / "model", train["text"].iloc[rows].tolist())
+        assert tuple(labels) == oof.labels
+        np.testing.assert_allclose(oof.arrays[0][rows], ref, atol=1e-4)
+        probs.append(_softmax(_forward(kfold / f"bert-fold{k}" / "model", test["text"].tolist())[0]))
+    np.testing.assert_array_equal(oof.y, [oof.labels.index(c) for c in train["label"]])
+    # the fold models differ, so the mean is not any one of them
+    assert np.abs(probs[0] - probs[1]).max() > 1e-3
+    te = gather(members, data, "test", cache_dir=kfold / "cache", folds=kfold / "folds.csv")
+    np.testing.assert_allclose(_softmax(te.arrays[0]), np.mean(probs, axis=0), atol=1e-5)
+
+
+def test_vote_fits_on_out_of_fold_rows_and_a_permuted_group_votes_alike(kfold, tmp_path):
+    from ensemble.voting import gather
+    from ensemble.weighting import fit_weights
+
+    def vote(model, *extra):
+        return _in_empty_folder(tmp_path, "vote", "--model", f"{model}={kfold}/{model}-fold{{fold}}/model",
+                                "--model", f"b={kfold}/bert-fold{{fold}}/model", *_data(kfold), "--folds",
+                                kfold / "folds.csv", "--proba", "-q", *extra)
+
+    result, files = vote("bert", "--weights", "acc", "--name", "x")
+    assert result.exit_code == 0, result.output
+    perm, perm_files = vote("perm", "--weights", "acc", "--name", "x")
+    assert perm.exit_code == 0, perm.output
+    a, b = (pd.read_csv(f["submissions/x-acc.csv"]) for f in (files, perm_files))
+    pd.testing.assert_frame_equal(a, b[a.columns], atol=1e-6)  # proba columns in the first member's class order
+    # acc weights are the members' out-of-fold accuracies, fitted on all 192 training rows
+    al = gather({"bert": f"{kfold}/bert-fold{{fold}}/model", "b": f"{kfold}/bert-fold{{fold}}/model"},
+                {"train": kfold / "train.csv"}, "train", cache_dir=kfold / "cache", folds=kfold / "folds.csv")
+    expected = fit_weights(al.arrays, al.y, "acc")
+    saved = json.loads(files["weights/x-acc.json"].read_text())
+    np.testing.assert_allclose([m["weight"] for m in saved["models"]], expected.weights, atol=1e-9)
+    assert saved["meta"]["fitted_on"]["folds_digest"] == sidecar_digest(files)
+    sidecar = json.loads(files["submissions/x-acc.csv.json"].read_text())
+    assert sidecar["fitted_on"]["kind"] == "out-of-fold" and sidecar["fitted_on"]["k"] == K
+    assert sidecar["valid"]["rows"] == 192 and sidecar["fitted_on"]["fold_groups"]["bert"][2].endswith("bert-fold2/model")
+    # the saved weights are reused with these folds only
+    again, _ = vote("bert", "--weights", files["weights/x-acc.json"])
+    assert again.exit_code == 0, again.output
+
+
+def test_auto_and_report_cross_validate_on_the_training_folds(kfold, tmp_path):
+    from ensemble.report import report
+
+    members = {"bert": f"{kfold}/bert-fold{{fold}}/model", "perm": f"{kfold}/perm-fold{{fold}}/model"}
+    data = {"train": kfold / "train.csv", "valid": kfold / "valid.csv"}
+    rep = report(members, data, folds=kfold / "folds.csv", cache_dir=kfold / "cache", methods=["acc", "optimize"],
+                 adjust="none")
+    assert rep.rows == 192 and rep.out_of_fold["k"] == K
+    assert {e.folds for e in rep.estimates.values()} == {K} and {e.repeats for e in rep.estimates.values()} == {1}
+    # the holdout scores each fold group as its fold mean, untouched by any fit
+    assert rep.holdout["rows"] == 24 and set(rep.holdout["accuracy"]) >= {"bert", "perm", "uniform", "acc"}
+    assert rep.holdout["accuracy"]["bert"] == rep.holdout["accuracy"]["perm"]
+    train = pd.read_csv(kfold / "train.csv")
+    majority = train["label"].value_counts(normalize=True).max()
+    assert rep.table.loc["bert", "accuracy"] > majority + 0.03, rep.to_text()  # fold models that learned something
+    assert rep.table.loc["bert", "accuracy"] == rep.table.loc["perm", "accuracy"]
+    text = rep.to_text()
+    print(text)
+    assert text.startswith("out-of-fold: 192 training rows") and "holdout" in text
+    result = _cli(kfold, "report", "--model", members["bert"].join(["bert=", ""]), *_data(kfold), "--folds",
+                  kfold / "folds.csv", "--json", "--methods", "acc", "--adjust", "none")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["out_of_fold"]["rows"] == 192
+
+
+@pytest.mark.parametrize("case", ["missing_fold", "no_folds", "mixed", "different_k", "folds_id", "folds_changed",
+                                  "no_train"])
+def test_errors_are_one_line_and_write_nothing(kfold, tmp_path, case):
+    group = f"bert={kfold}/bert-fold{{fold}}/model"
+    folds = kfold / "folds.csv"
+    args = ["--model", group]
+    data = _data(kfold)
+    expect = {
+        "missing_fold": "fold 2 of member gone",
+        "no_folds": "is a fold group; pass --folds FILE",
+        "mixed": "have no common rows",
+        "different_k": "but the folds file has 3 folds",
+        "folds_id": "not in the training split",
+        "folds_changed": "no cached logits",
+        "no_train": "pass --data train=PATH",
+    }[case]
+    if case == "missing_fold":
+        gone = tmp_path / "gone"
+        for k in range(2):
+            shutil.copytree(kfold / f"bert-fold{k}" / "model", gone / f"f{k}")
+        args = ["--model", f"gone={gone}/f{{fold}}"]
+    elif case == "no_folds":
+        folds = None
+    elif case == "mixed":
+        args += ["--model", f"plain={kfold}/bert-fold0/model"]
+        data += ["--data", f"valid={kfold}/valid.csv"]
+    elif case == "different_k":
+        args += ["--model", f"two={kfold}/bert-fold0/model,{kfold}/bert-fold1/model"]
+    elif case in ("folds_id", "folds_changed"):
+        frame = pd.read_csv(kfold / "folds.csv")
+        if case == "folds_id":
+            frame.loc[len(frame)] = ["stranger", 0]
+        else:
+            frame["fold"] = (frame["fold"] + 1) % K  # another assignment of the same rows
+        folds = tmp_path / "folds.csv"
+        frame.to_csv(folds, index=False)
+    elif case == "no_train":
+        data = data[2:]
+    if case == "different_k":  # a list of folders comes from ensemble.toml; through the API here
+        from ensemble.errors import EnsembleError
+        from ensemble.voting import vote
+
+        with pytest.raises(EnsembleError, match=expect):
+            vote({"bert": f"{kfold}/bert-fold{{fold}}/model", "two": [kfold / "bert-fold0/model", kfold / "bert-fold1/model"]},
+                 {"train": kfold / "train.csv", "test": kfold / "test.csv"}, "acc", cache_dir=kfold / "cache",
+                 folds=folds, weights_dir=tmp_path / "w", submissions_dir=tmp_path / "s")
+        assert not (tmp_path / "w").exists() and not (tmp_path / "s").exists()
+        return
+    result, files = _in_empty_folder(tmp_path, "vote", *args, *data, *(["--folds", folds] if folds else []),
+                                     "--weights", "acc")
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], result.stderr
+    assert files == {}
