@@ -196,18 +196,33 @@ def column_options(f):
     return f
 
 
-def fold_options(f, count: bool = False):
+def fold_options(f, count: bool = False, refit: bool = True):
     """--folds FILE and --fold-column (predict, vote); report's --folds also takes K."""
     what = ("K of the repeated stratified K-fold [default: 5], or a folds FILE (id,fold) of --data train: the members "
             "are then fold groups (--model bert=runs/bert-fold{fold}), scored and fitted on their out-of-fold rows"
             if count else "The folds file (id,fold, or a Kaggle kfold column) of --data train, for fold-group members "
             "(--model bert=runs/bert-fold{fold}): fold model k predicts the rows of fold k")
-    for opt in reversed([
+    options = [
         click.option("--folds", "folds", default=None, metavar="K|FILE" if count else "FILE", help=what),
         click.option("--fold-column", default=None, help="The folds file's fold column [default: fold, else kfold]."),
-    ]):
+        click.option("--refit", "refit", multiple=True, metavar="NAME=GROUP",
+                     help="A --model trained on every training row takes fold group GROUP's place on test, with its "
+                          "weight (repeatable)."),
+    ]
+    for opt in reversed(options if refit else options[:2]):
         f = opt(f)
     return f
+
+
+def _refit_pairs(values) -> dict[str, str]:
+    """--refit NAME=GROUP pairs."""
+    out = {}
+    for v in values:
+        name, sep, group = v.partition("=")
+        if not sep or not name or not group:
+            raise EnsembleError(f"--refit {v}: write --refit NAME=GROUP (the refit's --model name, then its fold group's)")
+        out[name] = group
+    return out
 
 
 def _folds_value(value):
@@ -314,7 +329,7 @@ def avg_ckpt(run_or_checkpoints, k, method, holdout, id_col, text_cols, label_co
 @click.option("--no-cache", is_flag=True, help="Compute everything; read and write no cache.")
 @click.option("--trust-remote-code", is_flag=True,
               help="Let transformers run Python code shipped in a model folder (off by default).")
-@fold_options
+@functools.partial(fold_options, refit=False)
 @common_options
 def predict(models, data, project, id_col, text_cols, label_col, encoding, quoting, batch_size, max_length,
             pad_to_multiple_of, device, dtype, cache_dir, no_cache, trust_remote_code, folds, fold_column):
@@ -423,7 +438,7 @@ def predict(models, data, project, id_col, text_cols, label_col, encoding, quoti
 @common_options
 def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quoting, weights, combine, subset, temperature,
              calibrate, acc_power, sample_submission, out, proba, name, valid_split, test_split, cache_dir, seed,
-             class_order, adjust, prior, adjust_metric, folds, fold_column):
+             class_order, adjust, prior, adjust_metric, folds, fold_column, refit):
     """Combine cached logits with weights and write the submission; never runs a model.
 
     Fitted weights go to weights/<name>-<method>.json with what they were fitted on; passing
@@ -465,7 +480,7 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
                  columns=inputs.columns, weights_dir=(p.root / "weights") if p else "weights",
                  submissions_dir=(p.root / "submissions") if p else "submissions", adjust=adjust, prior=prior,
                  adjust_metric=adjust_metric, class_order=class_order or (p.vote.get("class_order") if p else None),
-                 folds=folds, fold_column=fold_column)
+                 folds=folds, fold_column=fold_column, refit=_refit_pairs(refit))
     click.echo(frame.attrs["path"])
 
 
@@ -497,7 +512,7 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
 @common_options
 def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, quoting, methods, metric, repeats, seed,
                combine, valid_split, trained_on_valid, include_optimistic, best_k, adjust, prior, adjust_metric, folds,
-               fold_column, as_json, html_out, cache_dir):
+               fold_column, refit, as_json, html_out, cache_dir):
     """Per-model and ensemble scores with a cross-validated estimate of what fitted weights will
     score on unseen data, and the method --weights auto would choose.
 
@@ -518,7 +533,7 @@ def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, qu
     adjust, prior, adjust_metric = adjust_settings(inputs.project, adjust, prior, adjust_metric, "auto")
     rep = report(inputs.models, inputs.data, valid=valid_split,
                  methods=[m.strip() for m in methods.split(",")] if methods else None, metric=metric,
-                 folds=_folds_value(folds), fold_column=fold_column,
+                 folds=_folds_value(folds), fold_column=fold_column, refit=_refit_pairs(refit),
                  repeats=repeats, seed=seed, combine=combine, cache_dir=inputs.cache_dir, columns=inputs.columns,
                  trained_on_valid=tov, include_optimistic=include_optimistic, best_k=best_k, adjust=adjust,
                  prior=prior, adjust_metric=adjust_metric)

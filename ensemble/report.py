@@ -75,11 +75,14 @@ class Report:
 
     def _holdout_lines(self) -> list[str]:
         h = self.holdout
+        lines = [f"refit: {r} takes the place of {g} on the test split, with its weight; it saw every training row, "
+                 "so it has no out-of-fold score: the estimates above are the fold groups'"
+                 for g, r in (self.out_of_fold.get("refit") or {}).items()]
         if not h:
-            return []
-        return [f"holdout {h['path']} ({h['rows']} rows, untouched by every fit; fold groups as their fold mean): "
+            return lines
+        return lines + [f"holdout {h['path']} ({h['rows']} rows, untouched by every fit; fold groups as their fold mean): "
                 + ", ".join(f"{n} {v:.4f}" for n, v in h["accuracy"].items())
-                + f" accuracy; against out-of-fold cv: " + ", ".join(f"{n} {v:.4f}" for n, v in h["cv_accuracy"].items())]
+                + " accuracy; against out-of-fold cv: " + ", ".join(f"{n} {v:.4f}" for n, v in h["cv_accuracy"].items())]
 
     # ------------------------------------------------------------------ text
 
@@ -402,6 +405,7 @@ def report(
     adjust_metric: str | None = None,
     fold_column: str | None = None,
     train: str = "train",
+    refit: Mapping[str, str] | None = None,
 ) -> Report:
     """Score every model and ensemble method on the validation split, honestly.
 
@@ -423,6 +427,9 @@ def report(
         Of the repeated stratified K-fold.
     fold_column, train
         The folds file's fold column and the training split's name in ``data``.
+    refit : mapping of member name to fold group name, optional
+        Full-data refits (see :func:`~ensemble.voting.vote`): named in the report, never scored
+        on training rows (they saw them all); scored in the group's place on the holdout.
     trained_on_valid : sequence of str
         Models trained on the validation rows: marked, and left out of weight fitting.
     include_optimistic : bool, default False
@@ -445,30 +452,14 @@ def report(
 
     from .combination import as_log_probs, combine as combine_logits
     from .estimate import AUTO_METHODS, select_method
-    from .members import resolve_members
-    from .voting import CachedLogits, open_split
+    from .voting import open_split
     from .scores import need_classes
 
-    from .voting import check_fold_groups, training_folds
-
     columns = dict(columns or {})
-    training = None
-    if not isinstance(folds, (int, np.integer)):  # a folds file: the members are fold groups
-        training = training_folds(data, folds, train, columns, fold_column)
-        folds = training.k
-    if training is None and valid not in data:
-        raise EnsembleError(f"report needs the labelled validation split; pass --data {valid}=PATH")
-    members = resolve_members(models, None if training is None else training.k)
-    names = [m.name for m in members]
-    unknown = [n for n in trained_on_valid if n not in names]
-    if unknown:
-        raise EnsembleError(f"--trained-on-valid {unknown[0]!r} is not a --model name ({', '.join(names)})")
-    source = CachedLogits(members, cache_dir, training)
-    refs = source.refs
-    oof = check_fold_groups(source, training, f"--data {valid}=PATH")
-    split = training.split if oof else open_split(data[valid], valid, columns)
-    split.require_labels("the report scores against the out-of-fold training labels" if oof else
-                         "the report scores against validation labels")
+    source, training, split = _report_inputs(models, data, valid, folds, columns, trained_on_valid, cache_dir,
+                                             fold_column, train, refit)
+    oof = training is not None
+    folds, refs = training.k if oof else folds, source.refs
     al = source.aligned(split)
     y = al.y
     need_classes(y, "ensemble report", al.labels)
@@ -506,16 +497,40 @@ def report(
     names = [r.name for r in refs]
     disagreement, correlation = _between_members(probas, names, y)
     out_of_fold, holdout = {}, {}
-    if oof:
-        out_of_fold = {**training.describe(), "fold_groups": {r.name: [str(q.folder) for q in r.parts] for r in refs}}
-        if valid in data:
-            holdout = _holdout(source, open_split(data[valid], valid, columns), al.labels, fit_idx, fit_names,
-                               estimates, combine, table)
+    if oof:  # the rows and folds scored on, and an untouched validation split scored as the fold means
+        out_of_fold = {**training.describe(), "fold_groups": {r.name: [str(q.folder) for q in r.parts] for r in refs},
+                       "refit": {g: r.name for g, r in source.refits.items()}}
+        holdout = {} if valid not in data else _holdout(source, open_split(data[valid], valid, columns), al.labels,
+                                                        fit_idx, estimates, combine, table)
     return Report(table, disagreement, correlation, choice, reason, metric, len(y), excluded, estimates, reliability,
                   weights, curse, adjust_info, confused, out_of_fold, holdout)
 
 
-def _holdout(source, split, labels, fit_idx, fit_names, estimates, combine, table) -> dict:
+def _report_inputs(models, data, valid, folds, columns, trained_on_valid, cache_dir, fold_column, train, refit):
+    """(source, training folds or None, the labelled split scored on): the validation split, or
+    the training split's out-of-fold rows when ``folds`` is a folds file of fold groups."""
+    from .members import resolve_members
+    from .voting import CachedLogits, check_fold_groups, open_split, training_folds
+
+    training = None
+    if not isinstance(folds, (int, np.integer)):  # a folds file: the members are fold groups
+        training = training_folds(data, folds, train, columns, fold_column)
+    if training is None and valid not in data:
+        raise EnsembleError(f"report needs the labelled validation split; pass --data {valid}=PATH")
+    members = resolve_members(models, None if training is None else training.k)
+    names = [m.name for m in members]
+    unknown = [n for n in trained_on_valid if n not in names]
+    if unknown:
+        raise EnsembleError(f"--trained-on-valid {unknown[0]!r} is not a --model name ({', '.join(names)})")
+    source = CachedLogits(members, cache_dir, training, refit)
+    oof = check_fold_groups(source, training, f"--data {valid}=PATH")
+    split = training.split if oof else open_split(data[valid], valid, columns)
+    split.require_labels("the report scores against the out-of-fold training labels" if oof else
+                         "the report scores against validation labels")
+    return source, training if oof else None, split
+
+
+def _holdout(source, split, labels, fit_idx, estimates, combine, table) -> dict:
     """Fold groups scored on an untouched validation split as their fold means: each member,
     uniform, and each estimated method as fitted on all out-of-fold rows; beside each, its
     out-of-fold cross-validated accuracy."""
@@ -530,8 +545,16 @@ def _holdout(source, split, labels, fit_idx, fit_names, estimates, combine, tabl
     acc["uniform"] = accuracy(combine_logits(fit_arrays, None, combine), hal.y)
     for m, e in estimates.items():
         acc[m] = accuracy(e.weights.predict_proba(fit_arrays), hal.y)
+    if source.refits:  # what is submitted: each refit in its group's place, with the group's weight
+        refit = [as_log_probs(a) for a in source.aligned(split, labels, refit=True).arrays]
+        for g, r in source.refits.items():
+            acc[r.name] = accuracy(refit[[x.name for x in source.refs].index(g)], hal.y)
+        refit = [refit[i] for i in fit_idx]
+        acc["uniform with refits"] = accuracy(combine_logits(refit, None, combine), hal.y)
+        for m, e in estimates.items():
+            acc[f"{m} with refits"] = accuracy(e.weights.predict_proba(refit), hal.y)
     cv = {n: float(table.loc[n, "cv_accuracy"] if n in estimates or n == "uniform" else table.loc[n, "accuracy"])
-          for n in acc}
+          for n in acc if n in table.index}
     return {"path": str(split.path), "rows": len(split), "accuracy": acc, "cv_accuracy": cv}
 
 

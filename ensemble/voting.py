@@ -49,17 +49,29 @@ class CachedLogits:
     training : TrainingFolds, optional
         The training split and its folds (:mod:`ensemble.foldgroups`): where fold groups have
         out-of-fold logits. Needed when a member is a fold group.
+    refit : mapping of member name to fold group name, optional
+        Full-data refits: the member (a model trained on every training row) takes its fold
+        group's place on the test split, with the group's weight; it is neither fitted nor scored
+        (it has no honest score). ``refs`` then lists the other members, ``refits`` maps each
+        group to its refit's ModelRef.
     """
 
-    def __init__(self, members, cache_dir: str | os.PathLike | None = None, training=None):
+    def __init__(self, members, cache_dir: str | os.PathLike | None = None, training=None,
+                 refit: Mapping[str, str] | None = None):
         from .cache import LogitCache
         from .foldgroups import GroupRef
         from .inference import ModelRef
 
         self.members = resolve_members(members, None if training is None else training.k)
+        refit = dict(refit or {})
+        check_refit(self.members, refit)
         self.cache = LogitCache(cache_dir)
         self.training = training
-        self.refs = [GroupRef.open(m) if m.is_fold_group else ModelRef.open(m.folder, m.name) for m in self.members]
+        refs = [GroupRef.open(m) if m.is_fold_group else ModelRef.open(m.folder, m.name) for m in self.members]
+        self.refs = [r for r in refs if r.name not in refit]
+        by_name = {r.name: r for r in refs}
+        self.refits = {group: by_name[name] for name, group in refit.items()}
+        self.members = [m for m in self.members if m.name not in refit]
         self.entries = self.cache.entries()  # headers read once, newest first
         self._digests: dict[str, str] = {}
 
@@ -131,11 +143,13 @@ class CachedLogits:
             return out_of_fold(parts, t, ref.name)
         return fold_mean([self.logits(p, split, fix) for p in ref.parts], ref.name)
 
-    def aligned(self, split, labels: Sequence[str] | None = None) -> Aligned:
+    def aligned(self, split, labels: Sequence[str] | None = None, refit: bool = False) -> Aligned:
         """Every model's logits over ``split`` (a :class:`~ensemble.data.Split`), aligned in the
         split's row order and in ``labels`` (default: the first model's) class order, with ``y``
-        when the split is labelled."""
-        logits = [self.logits(r, split) for r in self.refs]
+        when the split is labelled. ``refit``: each fold group with a full-data refit gives way
+        to it (on the test split)."""
+        refs = [self.refits.get(r.name, r) if refit else r for r in self.refs]
+        logits = [self.logits(r, split) for r in refs]
         al = align(logits, ids=split.ids, labels=labels)
         if split.labels is not None:
             al.y = split.label_indices(al.labels, model=self.refs[0].name)
@@ -244,6 +258,7 @@ def vote(
     folds=None,
     fold_column: str | None = None,
     train: str = "train",
+    refit: Mapping[str, str] | None = None,
 ):
     """Combine the cached logits of several models and write the submission.
 
@@ -295,6 +310,11 @@ def vote(
         The folds file's fold column (default: ``fold``, else ``kfold``).
     train : str, default "train"
         The split of ``data`` the folds split.
+    refit : mapping of member name to fold group name, optional
+        Full-data refits (``{"bert_full": "bert"}``): the member, a model trained on every
+        training row, takes its fold group's place on the test split with the group's weight.
+        The weights and their estimate are the fold groups'; the refit itself has no honest
+        score. Recorded in the weights file and the sidecar.
 
     Returns
     -------
@@ -304,8 +324,8 @@ def vote(
     columns = dict(columns or {})
     training = training_folds(data, folds, train, columns, fold_column)
     members, kind, spec, loaded = _arguments(models, data, weights, name, test, adjust, adjust_metric, prior,
-                                             None if training is None else training.k)
-    source = CachedLogits(members, cache_dir, training)
+                                             None if training is None else training.k, refit or {})
+    source = CachedLogits(members, cache_dir, training, refit)
     cv = {}
     if check_fold_groups(source, training, f"--data {valid}=PATH"):
         valid, cv = train, {"splits": training.folds.fold}  # fitted and estimated on the OOF rows
@@ -315,10 +335,16 @@ def vote(
         g.provenance["fitted_on"] = {**training.describe(), "kind": "out-of-fold", "split": train,
                                      "fold_groups": {r.name: [str(q.folder.resolve()) for q in r.parts]
                                                      for r in source.refs}}
+    if source.refits:
+        g.provenance["refit"] = {group: {"model": r.name, "path": str(r.folder.resolve()),
+                                         "model_digest": source.digest_of(r)} for group, r in source.refits.items()}
+        log.info("refit: %s on the test split, with the weight of %s; the estimates are the fold groups' (a refit "
+                 "has no honest score)", ", ".join(f"{r.name} takes the place of {g_}" for g_, r in source.refits.items()),
+                 "its group" if len(source.refits) == 1 else "their groups")
     _check_validation(g, source.refs, fitted_method=kind == "method" and spec != "uniform", need_valid=need_valid,
                       weights=weights, adjust=adjust)
     fit_kwargs = dict(combine=combine, temperature=temperature, calibrate=calibrate, acc_power=acc_power, seed=seed,
-                      names=[m.name for m in members])
+                      names=[m.name for m in source.members])
     fitted = _weights(kind, spec, loaded, g, source, fit_kwargs, cv)
     if adjust != "none":
         fitted = _adjust(fitted, adjust, prior, adjust_metric, g.valid_al, g.y, g.valid_split, g.test_al.labels,
@@ -364,6 +390,28 @@ def training_folds(data: Mapping, folds, train: str, columns: Mapping, fold_colu
     return open_training_folds(split, folds, fold_column=fold_column, encoding=columns.get("encoding"))
 
 
+def check_refit(members, refit: Mapping[str, str]) -> None:
+    """Each refit is a model member and takes the place of a fold group member, one per group."""
+    if not refit:
+        return
+    kinds = {m.name: m for m in members}
+    groups = [m.name for m in members if m.is_fold_group]
+    seen: dict[str, str] = {}
+    for name, group in refit.items():
+        if name not in kinds:
+            raise EnsembleError(f"--refit {name}={group}: {name!r} is not a --model name ({', '.join(kinds)}); add "
+                                f"--model {name}=PATH (the model trained on every training row)")
+        if kinds[name].is_fold_group:
+            raise EnsembleError(f"--refit {name}={group}: {name} is a fold group; a refit is one model folder trained on "
+                                "every training row")
+        if group not in groups:
+            raise EnsembleError(f"--refit {name}={group}: {group!r} is not a fold group member (fold groups: "
+                                f"{', '.join(groups) or 'none'}); a refit takes a fold group's place on test")
+        if group in seen:
+            raise EnsembleError(f"--refit: fold group {group} has two refits, {seen[group]} and {name}; give it one")
+        seen[group] = name
+
+
 def check_fold_groups(source: CachedLogits, training, other: str) -> bool:
     """Whether the members are fold groups (then fitted on out-of-fold rows): a fold group
     needs the folds; fold groups and other members have no common rows to fit on."""
@@ -385,7 +433,7 @@ def check_fold_groups(source: CachedLogits, training, other: str) -> bool:
     return True
 
 
-def _arguments(models, data, weights, name, test, adjust, adjust_metric, prior, k=None):
+def _arguments(models, data, weights, name, test, adjust, adjust_metric, prior, k=None, refit: Mapping = {}):
     """Every argument checked before any file is read: (members, kind, spec, loaded weights file)."""
     from .adjustment import NEEDS_PRIOR, check_adjust
     from .weighting import Weights
@@ -398,7 +446,8 @@ def _arguments(models, data, weights, name, test, adjust, adjust_metric, prior, 
     members = resolve_members(models, k)  # NAME=DIR@top3: the best checkpoints of a sweep's 3 best trials
     if test not in data:
         raise EnsembleError(f"no {test!r} split given; pass --data {test}=PATH with the test file")
-    kind, spec = _parse_weights(weights, [m.name for m in members])
+    check_refit(members, refit)
+    kind, spec = _parse_weights(weights, [m.name for m in members if m.name not in refit])  # a refit has its group's
     check_adjust(adjust, metric=adjust_metric, auto=True)
     if kind == "file" and adjust != "none":
         raise EnsembleError(f"{spec}: a weights file keeps the adjustment it was fitted with; {option('adjust', 'none')}, "
@@ -419,7 +468,7 @@ def _gather(source: CachedLogits, data, valid: str, test: str, columns: dict, *,
         valid_split = open_split(data[valid], valid, columns)
     elif need_valid:
         raise EnsembleError(f"--weights {weights} needs the validation split; pass --data {valid}=PATH (labelled)")
-    test_al = source.aligned(test_split)
+    test_al = source.aligned(test_split, refit=True)
     valid_al = source.aligned(valid_split, test_al.labels) if valid_split is not None else None
     provenance = {
         "valid": None if valid_split is None else {"path": str(valid_split.path.resolve()), "data_digest": valid_split.digest,

@@ -27,7 +27,8 @@ K = 3
 @pytest.fixture(scope="module")
 def kfold(tmp_path_factory):
     """``bert-fold{k}/model`` for k = 0, 1, 2 (and ``perm-fold{k}``, the same models with their
-    classes in another order), train.csv with folds.csv, test.csv, and the logits cached."""
+    classes in another order), ``bert-full/model`` trained on every training row, train.csv with
+    folds.csv, test.csv and valid.csv, and the logits cached."""
     from ensemble.example import make_base_model, synthetic_task, train_run
     from ensemble.folds import make_folds
 
@@ -48,7 +49,10 @@ def kfold(tmp_path_factory):
         trainer.save_model(str(root / f"bert-fold{k}" / "model"))
         shutil.copytree(root / f"bert-fold{k}" / "model", root / f"perm-fold{k}" / "model")
         _permute_labels(root / f"perm-fold{k}" / "model", [1, 2, 3, 0])
-    result = _cli(root, "predict", "--model", f"bert={root}/bert-fold{{fold}}/model",
+    trainer = train_run(root / "bert-full", root / "base", (texts, labels), (vtexts, vlabels), epochs=20, steps=60,
+                        learning_rate=3e-3, seed=20)
+    trainer.save_model(str(root / "bert-full" / "model"))
+    result = _cli(root, "predict", "--model", f"bert={root}/bert-fold{{fold}}/model", "--model", f"full={root}/bert-full/model",
                   "--model", f"perm={root}/perm-fold{{fold}}/model", *_data(root), "--data", f"valid={root}/valid.csv",
                   "--folds", str(root / "folds.csv"))
     assert result.exit_code == 0, result.output
@@ -229,4 +233,53 @@ def test_errors_are_one_line_and_write_nothing(kfold, tmp_path, case):
     assert result.exit_code == 1, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], result.stderr
+    assert files == {}
+
+
+def test_a_refit_takes_its_groups_place_on_test_with_its_weight(kfold, tmp_path):
+    from ensemble.voting import gather
+
+    def vote(*extra):
+        return _in_empty_folder(tmp_path, "vote", "--model", f"bert={kfold}/bert-fold{{fold}}/model",
+                                "--model", f"b={kfold}/perm-fold{{fold}}/model", *_data(kfold), "--folds",
+                                kfold / "folds.csv", "--proba", "--weights", "0.7,0.3", "-q", "--name", "x", *extra)
+
+    plain, plain_files = vote()
+    assert plain.exit_code == 0, plain.output
+    result, files = vote("--model", f"full={kfold}/bert-full/model", "--refit", "full=bert")
+    assert result.exit_code == 0, result.output
+    got = pd.read_csv(files["submissions/x-fixed.csv"])
+    test = pd.read_csv(kfold / "test.csv")
+    full, labels = _forward(kfold / "bert-full" / "model", test["text"].tolist())
+    perm = gather({"b": f"{kfold}/perm-fold{{fold}}/model"}, {"train": kfold / "train.csv", "test": kfold / "test.csv"},
+                  "test", cache_dir=kfold / "cache", folds=kfold / "folds.csv", )
+    perm_p = _softmax(perm.arrays[0])[:, [perm.labels.index(c) for c in labels]]
+    expected = 0.7 * _softmax(full) + 0.3 * perm_p
+    np.testing.assert_allclose(got[labels].to_numpy(), expected, atol=1e-5)
+    before = pd.read_csv(plain_files["submissions/x-fixed.csv"])
+    assert not np.allclose(before[labels].to_numpy(), got[labels].to_numpy(), atol=1e-3)  # the refit made a difference
+    sidecar = json.loads(files["submissions/x-fixed.csv.json"].read_text())
+    assert sidecar["refit"]["bert"]["model"] == "full" and list(sidecar["weights"]) == ["bert", "b"]
+    # the report names it, scores it on the holdout only
+    rep = _cli(kfold, "report", "--model", f"bert={kfold}/bert-fold{{fold}}/model", "--model",
+               f"full={kfold}/bert-full/model", "--refit", "full=bert", *_data(kfold), "--data",
+               f"valid={kfold}/valid.csv", "--folds", kfold / "folds.csv", "--json", "--methods", "acc", "--adjust", "none")
+    assert rep.exit_code == 0, rep.output
+    doc = json.loads(rep.stdout)
+    assert "full" not in doc["table"] and doc["out_of_fold"]["refit"] == {"bert": "full"}
+    valid = pd.read_csv(kfold / "valid.csv")
+    holdout_full = _softmax(_forward(kfold / "bert-full" / "model", valid["text"].tolist())[0]).argmax(axis=1)
+    assert doc["holdout"]["accuracy"]["full"] == pytest.approx(np.mean(np.array(labels)[holdout_full] == valid["label"]))
+
+
+@pytest.mark.parametrize("refit, expect", [("full=nope", "'nope' is not a fold group"),
+                                           ("ghost=bert", "'ghost' is not a --model name"),
+                                           ("bert=full", "bert is a fold group"), ("full", "write --refit NAME=GROUP")])
+def test_bad_refits_are_one_line_errors(kfold, tmp_path, refit, expect):
+    result, files = _in_empty_folder(tmp_path, "vote", "--model", f"bert={kfold}/bert-fold{{fold}}/model", "--model",
+                                     f"full={kfold}/bert-full/model", "--refit", refit, *_data(kfold), "--folds",
+                                     kfold / "folds.csv", "--weights", "acc")
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expect in lines[0], result.stderr
     assert files == {}
