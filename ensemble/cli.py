@@ -127,6 +127,8 @@ class _Inputs:
     project file (``--project``, or the nearest ensemble.toml), flags overriding it."""
 
     def __init__(self, project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting=None):
+        from pathlib import Path
+
         from .project import find_project, load_project
 
         path = project or find_project()
@@ -142,7 +144,7 @@ class _Inputs:
             self.models = p.model_paths() if p else {}
             for name, run in (p.runs if p else {}).items():
                 out = p.run_output(run)
-                if not out.exists():
+                if not Path(str(out).replace("{fold}", "0")).exists():
                     raise EnsembleError(f"{out}: [runs] {name} of {p.path} is not averaged yet; run ensemble run (it "
                                         "averages every run, then predicts, votes and reports)")
         self.data = dict(p.data) if p else {}
@@ -159,6 +161,14 @@ class _Inputs:
         if text_cols:
             self.columns["text"] = list(text_cols)
         self.cache_dir = cache_dir or (p.cache_dir if p else None)
+        # fold groups: the folds file and the refits, from the flags, else the project file
+        self.folds = p.folds if p else None
+        self.fold_column = p.fold_column if p else None
+        self.refit = p.refit if p and not models else {}
+
+    def fold_settings(self, folds, fold_column, refit=()) -> tuple:
+        """(folds, fold_column, refit): the flags, else the project file's."""
+        return folds or self.folds, fold_column or self.fold_column, _refit_pairs(refit) or self.refit
 
     def need(self, models: bool = True, data: bool = True) -> None:
         hint = "or write an ensemble.toml (ensemble init)"
@@ -229,6 +239,8 @@ def _folds_value(value):
     """report's --folds: K (digits) or a folds file."""
     if value is None:
         return 5
+    if not isinstance(value, str):  # the project file's folds
+        return value
     if value.isdigit():
         if int(value) < 2:
             raise EnsembleError(f"--folds {value}: K-fold needs 2 folds or more")
@@ -358,6 +370,7 @@ def predict(models, data, project, id_col, text_cols, label_col, encoding, quoti
     inputs = _Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting)
     inputs.need()
     splits = inputs.splits()
+    folds, fold_column, _ = inputs.fold_settings(folds, fold_column)
     training = training_folds(splits, folds, "train", inputs.columns, fold_column)
     members = resolve_members(inputs.models, None if training is None else training.k)
     settings = InferenceSettings(batch_size, max_length, pad_to_multiple_of, device, dtype, trust_remote_code)
@@ -474,13 +487,14 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
         if unknown:
             raise EnsembleError(f"--models: {unknown[0]!r} is not a --model name ({', '.join(model_paths)})")
         model_paths = {m: model_paths[m] for m in wanted}
+    folds, fold_column, refit = inputs.fold_settings(folds, fold_column, refit)
     frame = vote(model_paths, inputs.data, weights, combine=combine, valid=valid_split,
                  test=test_split, cache_dir=inputs.cache_dir, sample_submission=sample_submission, out=out, proba=proba,
                  temperature=temperature, calibrate=calibrate, acc_power=acc_power, name=name, seed=seed,
                  columns=inputs.columns, weights_dir=(p.root / "weights") if p else "weights",
                  submissions_dir=(p.root / "submissions") if p else "submissions", adjust=adjust, prior=prior,
                  adjust_metric=adjust_metric, class_order=class_order or (p.vote.get("class_order") if p else None),
-                 folds=folds, fold_column=fold_column, refit=_refit_pairs(refit))
+                 folds=folds, fold_column=fold_column, refit=refit)
     click.echo(frame.attrs["path"])
 
 
@@ -531,9 +545,10 @@ def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, qu
     from .project import adjust_settings
 
     adjust, prior, adjust_metric = adjust_settings(inputs.project, adjust, prior, adjust_metric, "auto")
+    folds, fold_column, refit = inputs.fold_settings(folds, fold_column, refit)
     rep = report(inputs.models, inputs.data, valid=valid_split,
                  methods=[m.strip() for m in methods.split(",")] if methods else None, metric=metric,
-                 folds=_folds_value(folds), fold_column=fold_column, refit=_refit_pairs(refit),
+                 folds=_folds_value(folds), fold_column=fold_column, refit=refit,
                  repeats=repeats, seed=seed, combine=combine, cache_dir=inputs.cache_dir, columns=inputs.columns,
                  trained_on_valid=tov, include_optimistic=include_optimistic, best_k=best_k, adjust=adjust,
                  prior=prior, adjust_metric=adjust_metric)
@@ -796,8 +811,11 @@ def _age(seconds: float) -> str:
 @main.command("example")
 @click.argument("folder", type=click.Path(path_type=str))
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--folds", type=click.IntRange(min=2), default=None, metavar="K",
+              help="A K-fold example instead: two backbones trained K times (fold k held out) and once on every row "
+                   "(the refits), folds.csv, and an ensemble.toml that fits on the out-of-fold rows.")
 @common_options
-def example(folder, seed):
+def example(folder, seed, folds):
     """Write a small self-contained example: data, three tiny Trainer runs and ensemble.toml.
 
     Everything is generated by this package (template sentences, a character vocabulary, tiny
@@ -808,10 +826,12 @@ def example(folder, seed):
     \b
     Example:
       ensemble example demo && ensemble avg-ckpt demo/runs/bert-a --k 3
+      ensemble example kfold --folds 5 && cd kfold && ensemble run
     """
     from .example import make_example
 
-    click.echo(str(make_example(folder, seed=seed, progress=click.get_current_context().meta["ensemble.progress"])))
+    click.echo(str(make_example(folder, seed=seed, progress=click.get_current_context().meta["ensemble.progress"],
+                                folds=folds)))
 
 
 if __name__ == "__main__":  # pragma: no cover

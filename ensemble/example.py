@@ -364,6 +364,31 @@ prior = "data/train.csv"   # the target class prior: the training file's label s
 """
 
 
+_FOLDS_PROJECT = """\
+# Made by `ensemble example --folds {k}`: K-fold members (fold groups), fitted on out-of-fold rows.
+[data]
+train = "data/train.csv"
+folds = "data/folds.csv"   # id,fold: fold model k never saw the rows of fold k (ensemble folds make)
+valid = "data/valid.csv"   # an untouched holdout: scored, never fitted on
+test = "data/test.csv"
+sample_submission = "data/sample_submission.csv"
+id = "id"
+text = "text"
+label = "label"
+
+# Each backbone trained {k} times; `ensemble run` averages each fold's best 2 checkpoints into
+# weights/<name>-fold<k>-top2. The refits saw every training row and take their group's place on test.
+[runs]
+bert-a = {{ path = "runs/bert-a-fold{{fold}}", k = 2 }}
+bert-b = {{ path = "runs/bert-b-fold{{fold}}", k = 2 }}
+bert-a-full = {{ path = "runs/bert-a-full", k = 2, refit_of = "bert-a" }}
+bert-b-full = {{ path = "runs/bert-b-full", k = 2, refit_of = "bert-b" }}
+
+[vote]
+weights = "auto"
+"""
+
+
 def _step_progress(bar):
     """A ``TrainerCallback`` that advances ``bar`` by one per optimizer step."""
     from transformers import TrainerCallback
@@ -375,11 +400,16 @@ def _step_progress(bar):
     return StepProgress()
 
 
-def make_example(folder: str | os.PathLike, *, seed: int = 0, progress: bool = False) -> Path:
+def make_example(folder: str | os.PathLike, *, seed: int = 0, progress: bool = False, folds: int | None = None) -> Path:
     """Write a small self-contained example: train/valid/test CSVs, a sample submission, three
     tiny ``Trainer`` runs under ``runs/`` (one whose checkpoints hold no tokenizer, one with the
     classes in another order) and ``ensemble.toml``. Each run is said in the log as it starts;
-    ``progress`` shows a bar over every training step of the three (on stderr)."""
+    ``progress`` shows a bar over every training step of the three (on stderr).
+
+    With ``folds=K``: a K-fold example instead, two backbones trained K times each
+    (``runs/bert-a-fold<k>``, fold k's rows held out, as ``data/folds.csv`` assigns them) and once
+    on every training row (``runs/bert-a-full``, the refit), with an ``ensemble.toml`` that fits
+    on the out-of-fold rows and keeps ``valid.csv`` as an untouched holdout."""
     import transformers
     from tqdm.auto import tqdm
 
@@ -399,6 +429,8 @@ def make_example(folder: str | os.PathLike, *, seed: int = 0, progress: bool = F
     _write_csv(data / "test.csv", ["id", "text"], [(f"te{i}", t) for i, t in enumerate(test[0])])
     _write_csv(data / "sample_submission.csv", ["id", "label"], [(f"te{i}", "positive") for i in range(len(test[0]))])
     labels = sorted(set(train[1]))
+    if folds is not None:
+        return _fold_example(folder, train, valid, labels, folds, seed, progress)
     make_base_model(folder / "base", train[0], labels, seed=seed)
     # bert-c's head lists the classes in another order: voting must align them by name
     make_base_model(folder / "base-c", train[0], labels[::-1], seed=seed + 2)
@@ -418,5 +450,40 @@ def make_example(folder: str | os.PathLike, *, seed: int = 0, progress: bool = F
         "(it is in base/); runs/bert-c was trained with the classes in another order.\n",
         encoding="utf-8",
     )
+    log.info("example written to %s", folder)
+    return folder
+
+
+def _fold_example(folder: Path, train, valid, labels, k: int, seed: int, progress: bool) -> Path:
+    """The K-fold example of :func:`make_example`."""
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from .errors import EnsembleError
+    from .folds import make_folds
+
+    if k < 2:
+        raise EnsembleError(f"--folds {k}: K-fold needs 2 folds or more")
+    fold = make_folds(folder / "data" / "train.csv", folder / "data" / "folds.csv", k, seed=seed).fold
+    make_base_model(folder / "base", train[0], labels, seed=seed)
+    runs = []
+    for name, lr, s in (("bert-a", 5e-3, seed), ("bert-b", 3e-3, seed + 1)):
+        for i in range(k):
+            rows = np.flatnonzero(fold != i), np.flatnonzero(fold == i)
+            part = [([train[0][j] for j in r], [train[1][j] for j in r]) for r in rows]
+            runs.append((f"{name}-fold{i}", part[0], part[1], dict(learning_rate=lr, seed=s + 10 * i)))
+        runs.append((f"{name}-full", train, valid, dict(learning_rate=lr, seed=s)))
+    epochs, batch_size = 4, 16
+    total = sum(epochs * math.ceil(len(r[1][0]) / batch_size) for r in runs)
+    with tqdm(total=total, desc="training", unit="step", disable=not progress, leave=False) as bar:
+        for n, (name, tr, ev, kw) in enumerate(runs, 1):
+            log.info("training runs/%s (%d of %d)", name, n, len(runs))
+            train_run(folder / "runs" / name, folder / "base", tr, ev, epochs=epochs, steps=15, batch_size=batch_size,
+                      callbacks=[_step_progress(bar)], **kw)
+    (folder / "ensemble.toml").write_text(_FOLDS_PROJECT.format(k=k), encoding="utf-8")
+    (folder / "README.txt").write_text(
+        f"Made by `ensemble example --folds {k}`. Run `ensemble run` here: weights are fitted on the out-of-fold "
+        "rows of data/train.csv, valid.csv is a holdout, and each refit (runs/*-full) replaces its fold group on test.\n",
+        encoding="utf-8")
     log.info("example written to %s", folder)
     return folder

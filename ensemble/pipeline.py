@@ -88,7 +88,8 @@ def _run(project, *, k, weights, progress, name) -> RunResult:
     from .cache import LogitCache
     from .data import load_split
     p = project
-    for split in ("valid", "test"):
+    # fold groups fit on the training split's out-of-fold rows (valid, when given, is a holdout)
+    for split in ("train", "test") if p.folds else ("valid", "test"):
         if split not in p.data:
             raise EnsembleError(f"{p.path}: [data] needs {split} = \"...\" for ensemble run")
     members = {**{n: None for n in p.runs}, **{n: m.path for n, m in p.models.items()}}
@@ -96,11 +97,19 @@ def _run(project, *, k, weights, progress, name) -> RunResult:
         raise EnsembleError(f"{p.path}: no [models] and no [runs]; list at least one member")
     cache = LogitCache(p.cache_dir)
     redone = {"average": 0, "predict": 0, "vote": 0, "report": 0}
-    members.update(_averages(p, k, cache, progress, redone))
-    members = resolve_members(members)  # once (DIR@top3 expanded), for the predictions, the vote and the report
     columns = {**p.columns, "label_if_present": True}
-    splits = {s: load_split(p.data[s], name=s, **columns) for s in ("valid", "test")}
-    digests = _predictions(members, splits, cache, progress, redone)
+    names = ("train", "valid", "test") if p.folds else ("valid", "test")
+    splits = {s: load_split(p.data[s], name=s, **columns) for s in names if s in p.data}
+    training = None
+    if p.folds:
+        from .foldgroups import open_training_folds
+
+        training = open_training_folds(splits["train"], p.folds, fold_column=p.fold_column,
+                                       encoding=columns.get("encoding"))
+    members.update(_averages(p, k, cache, progress, redone, None if training is None else training.k))
+    # once (DIR@top3 expanded, {fold} paths as fold groups), for the predictions, the vote and the report
+    members = resolve_members(members, None if training is None else training.k)
+    digests = _predictions(members, splits, cache, progress, redone, training)
 
     from .project import adjust_settings
 
@@ -116,58 +125,84 @@ def _run(project, *, k, weights, progress, name) -> RunResult:
     # everything the vote and the report depend on: members, texts, labels and their column, options
     base = {"models": digests, "data": {s: x.digest for s, x in splits.items()},
             "labels": {s: x.labels_digest for s, x in splits.items()},
+            "folds": None if training is None else training.describe()["folds_digest"], "refit": p.refit,
             "adjust": adjust, "adjust_metric": adjust_metric,
             "prior": cache.file_digest(prior) if isinstance(prior, Path) and prior.is_file() else prior}
+    settings.update(folds=training, refit=p.refit)
     submission = _vote_step(p, members, splits, cache, state, state_path, base, weights, name, settings, redone)
     html_path, text = _report_step(p, members, splits, cache, state, state_path, base, settings, redone)
     return RunResult(submission, html_path, text, redone)
 
 
-def _averages(p, k, cache, progress, redone) -> dict[str, Path]:
-    """1. Every [runs] entry averaged into its output folder, unless that folder is up to date."""
-    from .averaging import MissingTokenizer, average_checkpoints, stale_average
+def _averages(p, k, cache, progress, redone, folds: int | None = None) -> dict[str, Path]:
+    """1. Every [runs] entry averaged into its output folder, unless that folder is up to date; a
+    run with ``{fold}`` in its path is K runs, each averaged into its own folder."""
+    from .members import FOLD
 
     outputs = {}
     for run in p.runs.values():
-        kk = k or run.k or 4
         out = p.run_output(run, k)
-        try:
-            why = stale_average(out, run.path, kk, run.metric, tokenizer=run.tokenizer,
-                                across_trials=run.across_trials, file_digest=cache.file_digest)
-            if why is None:
-                log.info("average %s: up to date (%s)", run.name, out)
-            else:
-                log.debug("average %s: %s (%s)", run.name, why, out)
-                average_checkpoints(run.path, k=kk, metric=run.metric, out=out, force=True, progress=progress,
-                                    tokenizer=run.tokenizer, across_trials=run.across_trials)
-                redone["average"] += 1
-        except MissingTokenizer as e:
-            raise EnsembleError(f"{e.checkpoint}: {e.PROBLEM}; add tokenizer = \"<base model folder>\" to [runs] "
-                                f"{run.name} in {p.path}") from None
+        if FOLD not in str(run.path):
+            _average(p, run, run.path, out, k, cache, progress, redone)
+        elif folds is None:
+            raise EnsembleError(f"{p.path}: [runs] {run.name} ({run.path}) is a fold group; add folds = \"FILE\" and "
+                                "train = \"FILE\" to [data]")
+        else:
+            for i in range(folds):
+                if not Path(str(run.path).replace(FOLD, str(i))).is_dir():
+                    raise EnsembleError(f"{str(run.path).replace(FOLD, str(i))}: fold {i} of [runs] {run.name} in {p.path} "
+                                        f"does not exist ({folds} folds); fix its path (fold numbers run 0..k-1)")
+                _average(p, run, Path(str(run.path).replace(FOLD, str(i))), Path(str(out).replace(FOLD, str(i))), k,
+                         cache, progress, redone)
         outputs[run.name] = out
     return outputs
 
 
-def _predictions(members, splits, cache, progress, redone) -> dict[str, str]:
-    """2. Every member's logits over valid and test, computed where the cache has none; returns
-    the members' content digests."""
-    from .inference import ModelRef
+def _average(p, run, path: Path, out: Path, k, cache, progress, redone) -> None:
+    """One run's top-K average, unless ``out`` is up to date."""
+    from .averaging import MissingTokenizer, average_checkpoints, stale_average
 
-    refs = {m.name: ModelRef.open(m.folder, m.name) for m in members}
-    digests = {n: ref.fingerprint(cache.file_digest) for n, ref in refs.items()}
+    kk = k or run.k or 4
+    try:
+        why = stale_average(out, path, kk, run.metric, tokenizer=run.tokenizer,
+                            across_trials=run.across_trials, file_digest=cache.file_digest)
+        if why is None:
+            log.info("average %s: up to date (%s)", run.name, out)
+        else:
+            log.debug("average %s: %s (%s)", run.name, why, out)
+            average_checkpoints(path, k=kk, metric=run.metric, out=out, force=True, progress=progress,
+                                tokenizer=run.tokenizer, across_trials=run.across_trials)
+            redone["average"] += 1
+    except MissingTokenizer as e:
+        raise EnsembleError(f"{e.checkpoint}: {e.PROBLEM}; add tokenizer = \"<base model folder>\" to [runs] "
+                            f"{run.name} in {p.path}") from None
+
+
+def _predictions(members, splits, cache, progress, redone, training=None) -> dict[str, str]:
+    """2. Every member's logits over its splits (a fold model's: its held-out training rows and
+    the other splits), computed where the cache has none; returns the members' content digests."""
+    from .foldgroups import GroupRef, member_jobs
+
+    jobs = member_jobs(members, splits, training)
+    fingerprint = {}
+    for _, ref, _ in jobs:
+        fingerprint[ref.name] = ref.fingerprint(cache.file_digest)
+    digests = {m.name: GroupRef.open(m).fingerprint(cache.file_digest) if m.is_fold_group else fingerprint[m.name]
+               for m in members}
     have = {(e.metadata.get("model_digest"), e.metadata.get("data_digest")) for e in cache.entries() if e.damaged is None}
-    missing = [(n, s) for n in refs for s, split in splits.items() if (digests[n], split.digest) not in have]
+    todo = [(ref, split) for _, ref, pairs in jobs for _, split in pairs]
+    missing = [(ref, split) for ref, split in todo if (fingerprint[ref.name], split.digest) not in have]
     if missing:
         from .inference import InferenceSettings, ModelSession
 
         sessions = {}
-        for n, s in missing:
-            sessions.setdefault(n, ModelSession(refs[n], InferenceSettings(), cache))
-            sessions[n].logits(splits[s], progress=progress)
+        for ref, split in missing:
+            sessions.setdefault(ref.name, ModelSession(ref, InferenceSettings(), cache))
+            sessions[ref.name].logits(split, progress=progress)
             redone["predict"] += 1
-        log.info("predict: %d computed, %d up to date in the cache", len(missing), 2 * len(refs) - len(missing))
+        log.info("predict: %d computed, %d up to date in the cache", len(missing), len(todo) - len(missing))
     else:
-        log.info("predict: all %d (model, split) logits up to date in the cache", 2 * len(refs))
+        log.info("predict: all %d (model, split) logits up to date in the cache", len(todo))
     return digests
 
 
@@ -221,9 +256,12 @@ def _report_step(p, members, splits, cache, state, state_path, base, settings, r
             and state.get("report_text")):
         log.info("report: up to date (%s)", html_path)
         return html_path, state["report_text"]
-    rep = report(members, {"valid": splits["valid"]}, cache_dir=cache.root, combine=settings["combine"],
-                 trained_on_valid=tov, adjust="auto" if settings["adjust"] == "none" else settings["adjust"],
-                 prior=settings["prior"], adjust_metric=settings["adjust_metric"], columns=settings["columns"])
+    training = settings["folds"]
+    rep = report(members, {s: x for s, x in splits.items() if s != "test"}, cache_dir=cache.root,
+                 combine=settings["combine"], trained_on_valid=tov,
+                 adjust="auto" if settings["adjust"] == "none" else settings["adjust"], prior=settings["prior"],
+                 adjust_metric=settings["adjust_metric"], columns=settings["columns"],
+                 folds=training if training is not None else 5, refit=settings["refit"])
     text = rep.to_text()
     page = rep.to_html()
     atomic_write(html_path, lambda f: f.write_text(page, encoding="utf-8"))

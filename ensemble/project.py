@@ -26,6 +26,23 @@ adjust = "auto"        # class-prior adjustment: none, prior, fit or auto
 prior = "data/train.csv"   # target class prior: a labelled file, "uniform" or "a=0.7,b=0.3"
 ```
 
+K-fold models (fold groups) instead of a validation split:
+
+```toml
+[data]
+train = "data/train.csv"
+folds = "data/folds.csv"   # id,fold (ensemble folds make); fold_column = "kfold" for another column
+test = "data/test.csv"
+valid = "data/valid.csv"   # optional: an untouched holdout
+
+[models]
+bert = "runs/bert-fold{fold}/model"              # fold k's model folder; or a list of K folders
+bert-full = { path = "runs/bert-full/model", refit_of = "bert" }   # trained on every row
+
+[runs]
+roberta = { path = "runs/roberta-fold{fold}", k = 3 }   # each fold's top-3 average
+```
+
 Paths are relative to the file. The file is found like git finds ``.git``: in the current folder
 or the nearest parent, or given with ``--project``. Errors name the file, the line and the key.
 """
@@ -45,7 +62,8 @@ __all__ = ["Project", "ModelSpec", "RunSpec", "find_project", "load_project", "i
 
 PROJECT_FILE = "ensemble.toml"
 _TABLES = {
-    "data": {"valid", "test", "sample_submission", "id", "text", "label", "encoding", "quoting"},
+    "data": {"valid", "test", "train", "folds", "fold_column", "sample_submission", "id", "text", "label", "encoding",
+             "quoting"},
     "models": None,
     "runs": None,
     "vote": {"weights", "combine", "adjust", "prior", "adjust_metric", "class_order"},
@@ -55,8 +73,9 @@ _TABLES = {
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    path: Path
+    path: Path | tuple  # a fold group: a path with {fold}, or a tuple of K folders
     trained_on_valid: bool = False
+    refit_of: str | None = None  # a full-data refit takes this fold group's place on test
 
 
 @dataclass(frozen=True)
@@ -67,6 +86,7 @@ class RunSpec:
     metric: str | None = None
     tokenizer: Path | None = None
     across_trials: bool = False  # path is a sweep: rank the checkpoints of all its trials together
+    refit_of: str | None = None  # a full-data refit takes this fold group's place on test
 
 
 @dataclass(frozen=True)
@@ -80,6 +100,13 @@ class Project:
     models: dict = field(default_factory=dict)     # name -> ModelSpec
     runs: dict = field(default_factory=dict)       # name -> RunSpec
     vote: dict = field(default_factory=dict)
+    folds: Path | None = None                      # the folds file of data["train"], for fold groups
+    fold_column: str | None = None
+
+    @property
+    def refit(self) -> dict[str, str]:
+        """Full-data refits: member name -> the fold group whose place it takes on test."""
+        return {n: m.refit_of for n, m in (*self.models.items(), *self.runs.items()) if m.refit_of}
 
     @property
     def root(self) -> Path:
@@ -90,7 +117,12 @@ class Project:
         return self.root / ".ensemble" / "cache"
 
     def run_output(self, run: RunSpec, k: int | None = None) -> Path:
-        return self.root / "weights" / f"{run.name}-top{k or run.k or 4}"
+        """Where a run's top-K average goes; for a run with ``{fold}``, a path with ``{fold}`` too
+        (each fold's average)."""
+        from .members import FOLD
+
+        fold = f"-fold{FOLD}" if FOLD in str(run.path) else ""
+        return self.root / "weights" / f"{run.name}{fold}-top{k or run.k or 4}"
 
     def model_paths(self, k: int | None = None) -> dict[str, Path]:
         """Every member: the averaged output of each run, then the listed models; a model
@@ -185,9 +217,16 @@ def load_project(path: str | os.PathLike) -> Project:
                 if key not in allowed:
                     r.fail(table, key, f"unknown key; expected one of {', '.join(sorted(allowed))}")
     data, sample, columns = _read_data(r, doc.get("data", {}))
+    folds = columns.pop("folds", None)
+    fold_column = columns.pop("fold_column", None)
     models = _read_models(r, doc.get("models", {}))
     runs = _read_runs(r, doc.get("runs", {}), models)
-    return Project(path, data, sample, columns, models, runs, _read_vote(r, dict(doc.get("vote", {}))))
+    for table, specs in (("models", models), ("runs", runs)):
+        for name, m in specs.items():
+            if m.refit_of is not None and m.refit_of not in models and m.refit_of not in runs:
+                r.fail(table, name, f"refit_of must name a fold group of [models] or [runs]; got {m.refit_of!r}")
+    return Project(path, data, sample, columns, models, runs, _read_vote(r, dict(doc.get("vote", {}))), folds,
+                   fold_column)
 
 
 class _Reader:
@@ -213,10 +252,15 @@ class _Reader:
 
 def _read_data(r: _Reader, data_t: dict):
     """[data]: the split files, the sample submission and the column options."""
-    data = {k: r.rel("data", k, data_t[k]) for k in ("valid", "test") if k in data_t}
+    data = {k: r.rel("data", k, data_t[k]) for k in ("valid", "test", "train") if k in data_t}
     sample = r.rel("data", "sample_submission", data_t["sample_submission"]) if "sample_submission" in data_t else None
     columns = {}
-    for key in ("id", "label", "encoding", "quoting"):
+    if "folds" in data_t:
+        if "train" not in data_t:
+            r.fail("data", "folds", "splits the training file: add train = \"data/train.csv\" (the file the fold models "
+                                    "were trained on)")
+        columns["folds"] = r.rel("data", "folds", data_t["folds"])
+    for key in ("id", "label", "encoding", "quoting", "fold_column"):
         if key in data_t:
             if not isinstance(data_t[key], str):
                 r.fail("data", key, f"must be a column name (a string), got {data_t[key]!r}")
@@ -239,16 +283,23 @@ def _read_models(r: _Reader, table: dict) -> dict:
         r.check_name("models", name)
         if isinstance(value, str):
             models[name] = ModelSpec(name, r.rel("models", name, value))
+        elif isinstance(value, list):  # a fold group: its K model folders in fold order
+            if len(value) < 2:
+                r.fail("models", name, f"a list is a fold group's model folders, one per fold (2 or more); got {value!r}")
+            models[name] = ModelSpec(name, tuple(r.rel("models", name, v) for v in value))
         elif isinstance(value, dict):
-            unknown = set(value) - {"path", "trained_on_valid"}
+            unknown = set(value) - {"path", "trained_on_valid", "refit_of"}
             if unknown:
-                r.fail("models", name, f"unknown key {sorted(unknown)[0]!r}; expected path, trained_on_valid")
+                r.fail("models", name, f"unknown key {sorted(unknown)[0]!r}; expected path, trained_on_valid, refit_of")
+            refit_of = value.get("refit_of")
+            if refit_of is not None and not isinstance(refit_of, str):
+                r.fail("models", name, f"refit_of must name a fold group of [models] or [runs]; got {refit_of!r}")
             if "path" not in value:
                 r.fail("models", name, "needs a path: { path = \"weights/...\" }")
             tov = value.get("trained_on_valid", False)
             if not isinstance(tov, bool):
                 r.fail("models", name, f"trained_on_valid must be true or false, got {tov!r}")
-            models[name] = ModelSpec(name, r.rel("models", name, value["path"]), tov)
+            models[name] = ModelSpec(name, r.rel("models", name, value["path"]), tov, refit_of)
         else:
             r.fail("models", name, f"must be a path or {{ path = ..., trained_on_valid = ... }}, got {value!r}")
     return models
@@ -265,9 +316,13 @@ def _read_runs(r: _Reader, table: dict, models: dict) -> dict:
             value = {"path": value}
         if not isinstance(value, dict) or "path" not in value:
             r.fail("runs", name, "must be a run folder or { path = ..., k = ..., metric = ... }")
-        unknown = set(value) - {"path", "k", "metric", "tokenizer", "across_trials"}
+        unknown = set(value) - {"path", "k", "metric", "tokenizer", "across_trials", "refit_of"}
         if unknown:
-            r.fail("runs", name, f"unknown key {sorted(unknown)[0]!r}; expected path, k, metric, tokenizer, across_trials")
+            r.fail("runs", name, f"unknown key {sorted(unknown)[0]!r}; expected path, k, metric, tokenizer, across_trials, "
+                                 "refit_of")
+        refit_of = value.get("refit_of")
+        if refit_of is not None and not isinstance(refit_of, str):
+            r.fail("runs", name, f"refit_of must name a fold group of [models] or [runs]; got {refit_of!r}")
         across = value.get("across_trials", False)
         if not isinstance(across, bool):
             r.fail("runs", name, f"across_trials must be true or false, got {across!r}")
@@ -278,7 +333,7 @@ def _read_runs(r: _Reader, table: dict, models: dict) -> dict:
         if metric is not None and not isinstance(metric, str):
             r.fail("runs", name, f"metric must be a string, got {metric!r}")
         tok = r.rel("runs", name, value["tokenizer"]) if "tokenizer" in value else None
-        runs[name] = RunSpec(name, r.rel("runs", name, value["path"]), k, metric, tok, across)
+        runs[name] = RunSpec(name, r.rel("runs", name, value["path"]), k, metric, tok, across, refit_of)
     return runs
 
 

@@ -64,6 +64,11 @@ class Report:
     out_of_fold: Mapping = field(default_factory=dict)  # fold groups: the training rows and folds scored on
     holdout: Mapping = field(default_factory=dict)  # fold groups with a validation split: scores there
 
+    @property
+    def where(self) -> str:
+        """What the scores are on: "validation", or "out-of-fold" for fold groups."""
+        return "out-of-fold" if self.out_of_fold else "validation"
+
     def _rows_line(self) -> str:
         k = next(iter(self.estimates.values())).folds if self.estimates else 5
         o = self.out_of_fold
@@ -121,7 +126,7 @@ class Report:
         if not w:
             return []
         lines = [f"winner's curse: the best of {w['members']} members, {w['best_member']}, scores {w['apparent_best']:.4f} "
-                 f"on validation (apparent); picking the best on validation is expected to score {w['cv_best']:.4f} "
+                 f"{self.where} (apparent); picking the best {self.where} is expected to score {w['cv_best']:.4f} "
                  f"(cross-validated; the members' mean is {w['members_mean']:.4f})"]
         if w.get("k"):
             lines.append(f"winner's curse, best {w['k']}: the {w['k']} best averaged score {w['apparent_best_k']:.4f} "
@@ -135,7 +140,7 @@ class Report:
         a = self.adjust
         if not a:
             return []
-        under = "under the target prior" if a["target_prior"] is not None else "on the validation distribution"
+        under = "under the target prior" if a["target_prior"] is not None else f"on the {self.where} distribution"
         lines = [f"class priors, on top of {a['method']} (cross-validated, {under}):", f"  ({self._none_differs()})"]
         rows = [["adjust", "accuracy", "macro-F1", f"gain in {a['metric']} [95% interval]"]]
         rows.append(["none", f"{a['baseline']['accuracy']:.4f}", f"{a['baseline']['macro_f1']:.4f}", ""])
@@ -144,7 +149,7 @@ class Report:
             rows.append([kind, f"{e['scores']['accuracy']:.4f}", f"{e['scores']['macro_f1']:.4f}",
                          f"{e['gain'][a['metric']]:+.4f} [{lo:+.4f}, {hi:+.4f}]"])
         rows.append([])
-        rows.append(["per-class recall", "valid share", *(["target share"] if a["target_prior"] is not None else []),
+        rows.append(["per-class recall", "valid share" if not self.out_of_fold else "train share", *(["target share"] if a["target_prior"] is not None else []),
                      "none", *a["kinds"]])
         shown = _classes_to_show(a)
         for i, c in ((i, a["classes"][i]) for i in shown):
@@ -176,9 +181,9 @@ class Report:
         main = self.table.loc[method, "accuracy"] if method in self.table.index else float("nan")
         why = ["out-of-fold" + (" (fitted on the other folds)" if method != "uniform" else "")]
         if a["target_prior"] is not None:
-            why.append("each row weighted by its class's target share / validation share")
+            why.append(f"each row weighted by its class's target share / {self.where} share")
         return (f"none is {method} scored {' and '.join(why)}; the main table's {main:.4f} scores {method} "
-                "on every validation row alike" + (", fitted on them" if method != "uniform" else ""))
+                f"on every {self.where} row alike" + (", fitted on them" if method != "uniform" else ""))
 
     def __str__(self) -> str:
         return self.to_text()
@@ -240,7 +245,7 @@ class Report:
                                                        [(base + r["gain_high"]) - r["cv_accuracy"]]],
                             fmt="o", color="tab:orange", capsize=3)
         ax.set_yticks(range(len(names)), names)
-        ax.set_xlabel("validation accuracy")
+        ax.set_xlabel(f"{self.where} accuracy")
         ax.set_title("models (blue: 95% Wilson interval); ensembles (orange: cross-validated,\n"
                      "interval of the gain over uniform; grey x: apparent, in-sample)", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
@@ -253,7 +258,7 @@ class Report:
             ax.plot(conf[keep], acc[keep], "o-", label=name, markersize=3)
         ax.set_xlabel("confidence (top-class probability)")
         ax.set_ylabel("accuracy")
-        ax.set_title("reliability diagram (validation; ensemble out-of-fold)", fontsize=9)
+        ax.set_title(f"reliability diagram ({self.where}; ensemble out-of-fold)", fontsize=9)
         ax.legend(fontsize=7)
         figs.append(("Reliability", png(fig)))
 
@@ -281,7 +286,7 @@ class Report:
             ax.set_yticks(np.arange(len(models)) + 0.4 - h / 2, models)
             ax.set_xlabel("weight")
             ax.legend(fontsize=7)
-            ax.set_title("fitted weights (on all validation rows)", fontsize=9)
+            ax.set_title(f"fitted weights (on all {self.where} rows)", fontsize=9)
             figs.append(("Weights", png(fig)))
         return figs
 
@@ -298,7 +303,7 @@ class Report:
                  (f"<p>{self.rows} validation rows. " if not self.out_of_fold else
                   f"<p>{html.escape(self._rows_line())}. ") + f"<b>auto</b>: {html.escape(self.reason)}</p>",
                  *[f"<p>{html.escape(line)}</p>" for line in self._holdout_lines()],
-                 "<p>Model scores are on the validation rows. For ensemble methods, <i>accuracy</i> etc. are "
+                 f"<p>Model scores are on the {self.where} rows. For ensemble methods, <i>accuracy</i> etc. are "
                  "apparent (fitted and scored on the same rows) and <i>cv_accuracy</i> is cross-validated "
                  "(out-of-fold): what to expect on unseen data. <i>gain</i> is cross-validated accuracy over "
                  "uniform averaging, with its 95% paired bootstrap interval.</p>", table_html]
@@ -309,14 +314,14 @@ class Report:
             a = self.adjust
             import pandas as pd
 
-            under = "under the target prior" if a["target_prior"] is not None else "on the validation distribution"
+            under = "under the target prior" if a["target_prior"] is not None else f"on the {self.where} distribution"
             scores = pd.DataFrame(
                 {k: {"accuracy": e["scores"]["accuracy"], "macro_f1": e["scores"]["macro_f1"],
                      "gain": e["gain"][a["metric"]], "gain_low": e["interval"][a["metric"]][0],
                      "gain_high": e["interval"][a["metric"]][1]} for k, e in
                  {"none": {"scores": a["baseline"], "gain": {a["metric"]: 0.0},
                            "interval": {a["metric"]: (0.0, 0.0)}}, **a["kinds"]}.items()}).T
-            recall = {"validation share": a["validation_prior"]}
+            recall = {f"{self.where} share": a["validation_prior"]}
             if a["target_prior"] is not None:
                 recall["target share"] = a["target_prior"]
             recall["recall: none"] = a["recall_before"]
@@ -331,7 +336,7 @@ class Report:
             import pandas as pd
 
             parts.append(f"<h2>Most confused classes</h2><p>The ensemble ({html.escape(self.choice)}) out of fold: "
-                         "validation rows of a true class predicted as another, the most frequent pairs first.</p>")
+                         f"{self.where} rows of a true class predicted as another, the most frequent pairs first.</p>")
             parts.append(pd.DataFrame(self.confused).to_html(index=False, escape=True,
                                                              float_format=lambda v: f"{v:.3f}"))
         notes = [f"<li>{html.escape(n)}: {html.escape(r['note'])}</li>" for n, r in self.table.iterrows() if r["note"]]
@@ -340,7 +345,7 @@ class Report:
         parts.append("<h2>Between models</h2><p>Error correlation: Pearson correlation of the per-row "
                      "error indicators (lower: more to gain from combining).</p>")
         parts.append(self.error_correlation.to_html(float_format=lambda v: f"{v:.3f}"))
-        parts.append("<p>Disagreement: share of validation rows whose predicted classes differ.</p>")
+        parts.append(f"<p>Disagreement: share of {self.where} rows whose predicted classes differ.</p>")
         parts.append(self.disagreement.to_html(float_format=lambda v: f"{v:.3f}"))
         if figures:
             for title, data in self._figures():
@@ -481,8 +486,9 @@ def report(
 
     methods = tuple(m for m in (methods or AUTO_METHODS) if m != "uniform")
     choice, reason, estimates = select_method(fit_arrays, y, methods, metric=metric, **cv)
-    weights, reliability = _ensemble_rows(rows, probas, estimates, fit_arrays, fit_names, y, combine)
-    curse = _winners_curse(rows, estimates, fit_arrays, fit_names, y, best_k, cv)
+    where = "out-of-fold" if oof else "validation"
+    weights, reliability = _ensemble_rows(rows, probas, estimates, fit_arrays, fit_names, y, combine, where)
+    curse = _winners_curse(rows, estimates, fit_arrays, fit_names, y, best_k, cv, where)
     adjust_info = {} if adjust == "none" else _class_priors(
         fit_arrays, y, al.labels, choice, estimates, adjust=adjust, prior=prior, columns=columns,
         metric=adjust_metric or (metric if metric in ("accuracy", "macro_f1") else "accuracy"), cv=cv)
@@ -617,7 +623,7 @@ def _member_rows(refs, log_probs, split, y, trained_on_valid, include_optimistic
     return rows, probas, excluded
 
 
-def _ensemble_rows(rows, probas, estimates, fit_arrays, fit_names, y, combine):
+def _ensemble_rows(rows, probas, estimates, fit_arrays, fit_names, y, combine, where: str = "validation"):
     """Uniform's row and each estimated method's (added to ``rows``); returns the weights of each
     method and the reliability curves of members and methods."""
     from .combination import combine as combine_logits
@@ -628,7 +634,7 @@ def _ensemble_rows(rows, probas, estimates, fit_arrays, fit_names, y, combine):
     rows["uniform"] = {"kind": "ensemble", "accuracy": accuracy(uniform, y), "macro_f1": macro_f1(uniform, y),
                        "log_loss": log_loss(uniform, y), "ece": ece(uniform, y), "cv_accuracy": accuracy(uniform, y),
                        "gain": 0.0, "gain_low": 0.0, "gain_high": 0.0, "mcnemar_p": float("nan"),
-                       "note": "nothing fitted: its validation score is an estimate"}
+                       "note": f"nothing fitted: its {where} score is an estimate"}
     weights = {"uniform": {n: 1 / len(fit_names) for n in fit_names}}
     reliability = {n: _reliability(p, y) for n, p in probas.items()}
     reliability["uniform"] = _reliability(uniform, y)
@@ -640,7 +646,7 @@ def _ensemble_rows(rows, probas, estimates, fit_arrays, fit_names, y, combine):
     return weights, reliability
 
 
-def _winners_curse(rows, estimates, fit_arrays, fit_names, y, best_k, cv) -> dict:
+def _winners_curse(rows, estimates, fit_arrays, fit_names, y, best_k, cv, where: str = "validation") -> dict:
     """Picking the best member (and the best K) on validation, estimated like any fit; its rows
     and estimates are added to ``rows`` and ``estimates``."""
     from .estimate import cross_validate
@@ -653,7 +659,7 @@ def _winners_curse(rows, estimates, fit_arrays, fit_names, y, best_k, cv) -> dic
     for m in picks:
         e = cross_validate(fit_arrays, y, m, **cv)
         chosen = [n for n, w in zip(fit_names, e.weights.weights) if w > 0]
-        rows[m] = _estimate_row(e, "selection", fit_arrays, y, "picks " + ", ".join(chosen) + " on validation")
+        rows[m] = _estimate_row(e, "selection", fit_arrays, y, "picks " + ", ".join(chosen) + f" on the {where} rows")
         estimates[m] = e
         if m == "best":
             curse.update(members=len(fit_names), best_member=chosen[0], apparent_best=e.apparent["accuracy"],

@@ -283,3 +283,49 @@ def test_bad_refits_are_one_line_errors(kfold, tmp_path, refit, expect):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and expect in lines[0], result.stderr
     assert files == {}
+
+
+def test_the_kfold_example_runs_end_to_end_and_then_is_up_to_date(tmp_path, monkeypatch):
+    """``ensemble example --folds 3``: two backbones x 3 fold runs and a refit each; ``ensemble run``
+    averages each fold run, predicts each fold model's held-out rows, fits on the OOF rows and
+    submits with the refits in their groups' places; a second run recomputes nothing; ``predict``,
+    ``vote`` and ``report`` read the project's folds with no other argument."""
+    from ensemble.voting import gather
+
+    folder = tmp_path / "kfold"
+    made = CliRunner().invoke(main, ["example", str(folder), "--folds", "3", "-q"])
+    assert made.exit_code == 0, made.output
+    assert sorted(p.name for p in (folder / "runs").iterdir()) == [
+        "bert-a-fold0", "bert-a-fold1", "bert-a-fold2", "bert-a-full", "bert-b-fold0", "bert-b-fold1", "bert-b-fold2",
+        "bert-b-full"]
+    monkeypatch.chdir(folder)
+    first = CliRunner().invoke(main, ["run"])
+    assert first.exit_code == 0, first.output
+    # 6 fold models x (held-out rows, valid, test) + 2 refits x (valid, test)
+    assert "predict: 22 computed" in first.stdout, first.stdout
+    assert (folder / "weights" / "bert-a-fold2-top2" / "model.safetensors").is_file()
+    assert "out-of-fold: 600 training rows" in first.stdout and "refit: bert-a-full takes the place of bert-a" in first.stdout
+    submission = Path(first.stdout.strip().splitlines()[-1])
+    sidecar = json.loads(submission.with_name(submission.name + ".json").read_text())
+    assert sidecar["fitted_on"]["k"] == 3 and set(sidecar["refit"]) == {"bert-a", "bert-b"}
+    assert sidecar["refit"]["bert-b"]["model"] == "bert-b-full"
+    # the submission's probabilities are the refits' where the weights are the groups'
+    weights = sidecar["weights"]
+    test = {"train": folder / "data/train.csv", "test": folder / "data/test.csv"}
+    refits = gather({"bert-a-full": folder / "weights/bert-a-full-top2", "bert-b-full": folder / "weights/bert-b-full-top2"},
+                    test, "test", cache_dir=folder / ".ensemble/cache")
+    if sidecar["method"] in ("uniform", "acc", "optimize", "select"):
+        mixed = weights["bert-a"] * _softmax(refits.arrays[0]) + weights["bert-b"] * _softmax(refits.arrays[1])
+        got = pd.read_csv(submission)
+        ids = list(refits.ids)
+        order = [ids.index(i) for i in got["id"]]
+        assert list(np.array(refits.labels)[mixed.argmax(axis=1)][order]) == got["label"].tolist()
+    second = CliRunner().invoke(main, ["run"])
+    assert second.exit_code == 0, second.output
+    for line in ("average bert-a: up to date", "predict: all 22 (model, split) logits up to date", "vote: up to date",
+                 "report: up to date"):
+        assert line in second.stdout, second.stdout
+    assert "0 computed, 22 from the cache" in CliRunner().invoke(main, ["predict"]).stdout
+    rep = CliRunner().invoke(main, ["report", "--methods", "acc", "--json"])
+    assert rep.exit_code == 0 and json.loads(rep.stdout)["out_of_fold"]["refit"] == {"bert-a": "bert-a-full",
+                                                                                     "bert-b": "bert-b-full"}
