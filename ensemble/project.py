@@ -428,10 +428,58 @@ def _not_a_member(folder: Path) -> str | None:
     return None
 
 
+_FOLD_RE = re.compile(r"fold[-_]?(\d+)", re.IGNORECASE)
+_REFIT_SUFFIXES = ("-full", "_full", "-refit", "_refit", "-all", "_all")
+
+
+def _fold_groups(rels: list[Path]) -> tuple[dict[str, tuple[str, int]], list[Path]]:
+    """Folders whose paths differ only in a fold number (``runs/bert-fold0``..``runs/bert-fold4``)
+    as fold groups, {name: (path with {fold}, K)}, when folds 0..K-1 are all there (K >= 2); the
+    other folders as they are."""
+    by_template: dict[str, dict[int, Path]] = {}
+    for rel in rels:
+        m = _FOLD_RE.search(rel.as_posix())
+        if m:
+            template = rel.as_posix()[:m.start()] + m.group(0)[:-len(m.group(1))] + "{fold}" + rel.as_posix()[m.end():]
+            by_template.setdefault(template, {})[int(m.group(1))] = rel
+    groups, grouped = {}, set()
+    for template, folds in by_template.items():
+        if len(folds) >= 2 and set(folds) == set(range(len(folds))):
+            part = next(x for x in template.split("/") if "{fold}" in x)
+            name = re.sub(r"[-_]*fold[-_]?\{fold\}[-_]*", "-", part, flags=re.IGNORECASE).strip("-_") or "folds"
+            groups[re.sub(r"[^\w.+-]", "-", name)] = (template, len(folds))
+            grouped.update(folds.values())
+    return groups, [r for r in rels if r not in grouped]
+
+
+def _fold_data_lines(root: Path, data: dict, groups: dict) -> list[str]:
+    """[data] train and folds for fold groups: the files found, else commented hints."""
+    k = next(iter(groups.values()))[1]
+    lines = [f"# {', '.join(groups)}: fold groups of {k} folds, fitted on the training file's out-of-fold rows"]
+    lines.append(f'train = "{data["train"].as_posix()}"' if "train" in data else '# train = "data/train.csv"   # the file '
+                 "the fold models were trained on")
+    if "folds" in data:
+        cols = _columns(root / data["folds"])
+        lines.append(f'folds = "{data["folds"].as_posix()}"' + (f"   # columns: {', '.join(cols)}" if cols else ""))
+        if "fold" not in cols and "kfold" not in cols:
+            lines.append('# fold_column = "..."   # the folds file\'s fold column')
+    else:
+        lines.append(f'# folds = "data/folds.csv"   # id,fold: the folds the models were trained on (ensemble folds make '
+                     f'data/train.csv --k {k} writes one; use the one your training used)')
+    return lines
+
+
+def _refit_of(name: str, groups) -> str | None:
+    """The fold group a folder named ``<group>-full`` (``-refit``, ``-all``) was refitted for."""
+    return next((g for g in groups for sfx in _REFIT_SUFFIXES if name == g + sfx), None)
+
+
 def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
     """Write a commented ``ensemble.toml`` in ``folder`` from what is there: Trainer runs
     (folders holding ``checkpoint-N``), model folders (``config.json`` and weights), and data
-    files named like valid / test / sample_submission, with their columns."""
+    files named like valid / test / sample_submission, with their columns. Runs or model folders
+    numbered by fold (``runs/bert-fold0``..) are a fold group, one member (with ``train`` and
+    ``folds`` in [data]); a ``runs/bert-full`` beside them is its full-data refit."""
     from .checkpoints import CHECKPOINT_RE
     from .modelfiles import has_weights
 
@@ -458,13 +506,21 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
                 models.append(rel)
         elif path.is_file() and path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".parquet"):
             stem = path.stem.lower()
-            for key, names in (("sample_submission", ("sample_submission", "submission")),
-                               ("valid", ("valid", "validation", "dev", "val")), ("test", ("test",))):
+            for key, names in (("folds", ("fold",)), ("sample_submission", ("sample_submission", "submission")),
+                               ("valid", ("valid", "validation", "dev", "val")), ("test", ("test",)),
+                               ("train", ("train",))):
                 if key not in data and any(n in stem for n in names):
                     data[key] = rel
                     break
+    # model folders inside a run (its checkpoints, a saved final model) or written by ensemble are not members
+    models = [m for m in models if m.parts[0] != "weights" and not any(m.parts[:len(r.parts)] == r.parts for r in runs)]
+    run_groups, runs = _fold_groups(runs)
+    model_groups, models = _fold_groups(models)
+    groups = {**run_groups, **model_groups}
     lines = ["# ensemble.toml: the data and the models, named once for every ensemble command.",
              "# Paths are relative to this file. Written by `ensemble init`; edit freely.", "", "[data]"]
+    if groups:  # fold groups fit on the training file's out-of-fold rows
+        lines += _fold_data_lines(root, data, groups)
     for key in ("valid", "test", "sample_submission"):
         if key in data:
             cols = _columns(root / data[key])
@@ -473,7 +529,9 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
             lines.append(f'# {key} = "data/{key}.csv"')
     lines += _column_lines({k: _columns(root / v) for k, v in data.items() if k in ("valid", "test")}) + [""]
     lines += ["# Trainer runs that `ensemble run` averages into weights/<name>-top<k>", "[runs]"]
-    names = set()
+    names = set(groups)
+    for name, (template, k) in run_groups.items():
+        lines.append(f'{name} = {{ path = "{template}", k = 4 }}   # a fold group: {k} fold runs, each averaged')
     for rel in runs:
         name = re.sub(r"[^\w.+-]", "-", rel.name) or "run"
         while name in names:
@@ -484,8 +542,12 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
         run_dir = root / rel
         tok = has_tokenizer(run_dir) or any(has_tokenizer(c) for c in run_dir.iterdir() if CHECKPOINT_RE.match(c.name))
         hint = "" if tok else '   # no tokenizer files: add tokenizer = "<base model folder>"'
-        lines.append(f'{name} = {{ path = "{rel.as_posix()}", k = 4 }}{hint}')
+        refit = _refit_of(name, groups)
+        refit = f', refit_of = "{refit}"' if refit else ""
+        lines.append(f'{name} = {{ path = "{rel.as_posix()}", k = 4{refit} }}{hint}')
     lines += ["", "# Ready model folders (trained_on_valid = true for a model trained on train+valid)", "[models]"]
+    for name, (template, k) in model_groups.items():
+        lines.append(f'{name} = "{template}"   # a fold group of {k} model folders')
     for rel in sweeps:
         name = re.sub(r"[^\w.+-]", "-", rel.name) or "sweep"
         while name in names:
@@ -502,7 +564,9 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
             name += "-2"
         names.add(name)
         why = _not_a_member(root / rel)
-        lines.append(f'# {name} = "{rel.as_posix()}"   # left out: {why}' if why else f'{name} = "{rel.as_posix()}"')
+        refit = _refit_of(name, groups)
+        entry = f'{{ path = "{rel.as_posix()}", refit_of = "{refit}" }}' if refit else f'"{rel.as_posix()}"'
+        lines.append(f'# {name} = "{rel.as_posix()}"   # left out: {why}' if why else f'{name} = {entry}')
     lines += ["", "[vote]", 'weights = "auto"   # a fitted method only when its cross-validated gain over uniform is sure', ""]
     out.write_text("\n".join(lines), encoding="utf-8")
     load_project(out)  # what was written must read back

@@ -329,3 +329,12 @@ def test_the_kfold_example_runs_end_to_end_and_then_is_up_to_date(tmp_path, monk
     rep = CliRunner().invoke(main, ["report", "--methods", "acc", "--json"])
     assert rep.exit_code == 0 and json.loads(rep.stdout)["out_of_fold"]["refit"] == {"bert-a": "bert-a-full",
                                                                                      "bert-b": "bert-b-full"}
+    # ensemble init finds the same fold groups, their refits and the folds file
+    from ensemble.project import load_project
+
+    (folder / "ensemble.toml").rename(folder / "example.toml")
+    assert CliRunner().invoke(main, ["init", str(folder)]).exit_code == 0
+    found, made = load_project(folder / "ensemble.toml"), load_project(folder / "example.toml")
+    assert {n: (str(r.path), r.refit_of) for n, r in found.runs.items()} == {
+        n: (str(r.path), r.refit_of) for n, r in made.runs.items()}
+    assert found.folds == made.folds and found.data["train"] == made.data["train"] and found.refit == made.refit

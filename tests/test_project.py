@@ -38,6 +38,11 @@ def test_project_paths_are_relative_to_the_file(tmp_path):
     ('[runs]\nr = { path = "x", k = 0 }\n', r"ensemble.toml:2: \[runs\] r: k must be a positive integer"),
     ('[model]\na = "x"\n', r"ensemble.toml:1: unknown table \[model\]"),
     ('[data\nvalid = "x"\n', r"ensemble.toml: not valid TOML \(.*line 1"),
+    ('[data]\ntest = "t.csv"\nfolds = "f.csv"\n', r"ensemble.toml:3: \[data\] folds: splits the training file: add train"),
+    ('[models]\na = "a-fold{fold}"\nb = { path = "b", refit_of = "c" }\n',
+     r"ensemble.toml:3: \[models\] b: refit_of must name a fold group of \[models\] or \[runs\]; got 'c'"),
+    ('[models]\na = ["a0"]\n', r"ensemble.toml:2: \[models\] a: a list is a fold group's model folders"),
+    ('[runs]\nr = { path = "r", refit_of = 3 }\n', r"ensemble.toml:2: \[runs\] r: refit_of must name a fold group"),
 ])
 def test_project_errors_name_the_line_and_key(tmp_path, text, message):
     (tmp_path / "ensemble.toml").write_text(text, encoding="utf-8")
