@@ -1,6 +1,6 @@
 """K-fold training: how much better are weights and estimates fitted on the out-of-fold (OOF) rows
-of every training row than on a small validation split? A simulation with known truth (issue 17,
-part (a); the real-BERT part (b) needs the fold members that are not built yet).
+of every training row than on a small validation split? (a) A simulation with known truth; (b)
+with ``--real``, tiny BERTs trained with the real Trainer on Korean comments.
 
 Each backbone b is trained K times; fold model k never saw the rows of fold k. For a row of
 class y, fold model k of backbone b gives logits
@@ -27,6 +27,25 @@ for OOF the gap between the estimate's subject (one fold model per row) and the 
 mean): uniform's OOF accuracy against the fold mean's on test.
 
     python benchmarks/bench_folds.py [--seeds 100] [--fold-noise 0,0.5]
+
+(b) ``--real``: two tiny BERT backbones on ``../shared/data/korean-hate-speech/train.tsv`` (7,896
+rows; ``dev.tsv``, 471 rows, is the unseen test), each trained three ways, all through the
+toolkit's own commands and functions (``ensemble folds make``, ``ensemble predict``, ``report``):
+
+  * 5 fold models (fold groups ``a-fold{fold}``), fitted and estimated on the 7,896 OOF rows;
+  * once on every training row (the refits), which take their groups' places on dev;
+  * once on all but a 500-row validation split, fitted and estimated on those 500 rows.
+
+It prints, per way, what ``auto`` chose, its estimate and its dev accuracy, and the mean
+|estimate - dev| over every method (about 14 trainings: several minutes on 2 cores).
+
+    python benchmarks/bench_folds.py --real [--train 7896] [--valid 500]
+
+(c) ``--cost``: ``--weights auto``'s estimate (acc, optimize, select, stack, cross-validated) on
+8,000 rows x 10 members x 10 classes, on the training folds (OOF) against the repeated stratified
+folds it uses on validation rows, and ``python -c "import torch, transformers"`` for scale.
+
+    python benchmarks/bench_folds.py --cost
 """
 
 from __future__ import annotations
@@ -113,7 +132,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=100)
     ap.add_argument("--fold-noise", default="0,0.5", help="how much the fold models of a backbone differ (a list)")
+    ap.add_argument("--real", action="store_true", help="part (b): real tiny BERTs on Korean comments")
+    ap.add_argument("--train", type=int, default=None, help="--real: training rows used [default: all]")
+    ap.add_argument("--valid", type=int, default=500, help="--real: the validation split's rows")
+    ap.add_argument("--cost", action="store_true", help="part (c): the cost of the estimate on 8,000 OOF rows")
     args = ap.parse_args()
+    if args.real:
+        return real(args.train, args.valid)
+    if args.cost:
+        return cost()
     for noise in (float(v) for v in args.fold_noise.split(",")):
         t0 = time.perf_counter()
         report(noise, [one_seed(s, noise) for s in range(args.seeds)], args.seeds, time.perf_counter() - t0)
@@ -138,6 +165,147 @@ def report(noise: float, runs: list[dict], seeds: int, seconds: float) -> None:
     print(f"uniform: OOF accuracy (one fold model per row) {np.mean([r['uniform_oof'] for r in runs]):.4f}, test "
           f"accuracy of the fold mean {np.mean([r['uniform_test'] for r in runs]):.4f}: the OOF figure is "
           f"{100 * gap:+.2f} points conservative")
+
+
+# ---------------------------------------------------------------------------------------- (c) cost
+
+
+def cost(rows: int = 8000, members: int = 10, classes: int = 10) -> None:
+    import subprocess
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from synthetic_members import draw
+
+    from ensemble.estimate import select_method
+    from ensemble.folds import assign_folds
+
+    def timed(f) -> float:
+        t = time.perf_counter()
+        f()
+        return time.perf_counter() - t
+
+    base = min(timed(lambda: subprocess.run([sys.executable, "-c", "import torch, transformers"], check=True))
+               for _ in range(2))
+    rng = np.random.default_rng(0)
+    arrays, y = draw(rows, classes, 2.0 * np.linspace(1, 0.6, members), np.linspace(0.6, 1.8, members), rng)
+    fold, _ = assign_folds(rows, K, labels=y, seed=0)
+    oof = timed(lambda: select_method(arrays, y, splits=fold))
+    valid = timed(lambda: select_method(arrays, y))
+    print(f"\n(c) auto's estimate on {rows} rows x {members} members x {classes} classes: on the {K} training folds "
+          f"(OOF) {oof:.1f} s, on repeated stratified folds (validation rows, 5 x 2) {valid:.1f} s: "
+          f"{oof / valid:.2f}x; python -c 'import torch, transformers' {base:.2f} s ({oof / base:.1f}x)")
+
+
+# ---------------------------------------------------------------------------------------- (b) real
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "korean-hate-speech"
+BACKBONES = [("a", 1, 3e-3, 32, 3), ("b", 2, 2e-3, 48, 3)]  # name, seed, learning rate, hidden size, epochs
+
+
+def _cli(*args) -> str:
+    from click.testing import CliRunner
+
+    from ensemble.cli import main as cli
+
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    if result.exit_code != 0:
+        raise SystemExit(f"ensemble {' '.join(map(str, args[:2]))} failed: {result.output}")
+    return result.stdout
+
+
+def _train(out: Path, base: Path, rows, frame, seed: int, lr: float, epochs: int) -> Path:
+    """One tiny BERT on ``frame``'s rows ``rows``; the final model saved to ``out/final``."""
+    from ensemble.example import train_run
+
+    texts, labels = frame["text"].tolist(), frame["label"].tolist()
+    train = ([texts[i] for i in rows], [labels[i] for i in rows])
+    trainer = train_run(out, base, train, (train[0][:64], train[1][:64]), epochs=epochs, learning_rate=lr, seed=seed,
+                        strategy="epoch", batch_size=32, save_total_limit=1)
+    trainer.save_model(str(out / "final"))
+    return out / "final"
+
+
+def real(n_train: int | None, n_valid: int) -> None:
+    import shutil
+    import tempfile
+
+    import pandas as pd
+
+    from ensemble.example import make_base_model
+    from ensemble.report import report
+    from ensemble.scores import accuracy
+    from ensemble.voting import combine, gather
+
+    if not (DATA / "train.tsv").is_file():
+        raise SystemExit(f"{DATA / 'train.tsv'} not found: --real needs ../shared beside the checkout")
+    t0 = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="bench-folds-"))
+    try:
+        df = pd.read_csv(DATA / "train.tsv", sep="\t").sample(frac=1.0, random_state=0)
+        df = df.iloc[:n_train] if n_train else df
+        frame = pd.DataFrame({"id": [f"r{i}" for i in range(len(df))], "text": df["comments"].tolist(),
+                              "label": df["hate"].tolist()})
+        frame.to_csv(work / "train.csv", index=False)
+        frame.iloc[-n_valid:].to_csv(work / "valid.csv", index=False)  # the validation way's held-out rows
+        dev = pd.read_csv(DATA / "dev.tsv", sep="\t")
+        pd.DataFrame({"id": [f"d{i}" for i in range(len(dev))], "text": dev["comments"].tolist(),
+                      "label": dev["hate"].tolist()}).to_csv(work / "dev.csv", index=False)
+        _cli("folds", "make", work / "train.csv", "--k", K, "--out", work / "folds.csv", "-q")
+        fold = pd.read_csv(work / "folds.csv")["fold"].to_numpy()
+        n = len(frame)
+        for name, seed, lr, hidden, epochs in BACKBONES:
+            base = work / f"base-{name}"
+            make_base_model(base, frame["text"].tolist(), sorted(set(frame["label"])), hidden_size=hidden, seed=seed)
+            for k in range(K):
+                _train(work / f"{name}-fold{k}", base, np.flatnonzero(fold != k), frame, seed + 10 * k, lr, epochs)
+            _train(work / f"{name}-full", base, np.arange(n), frame, seed, lr, epochs)
+            _train(work / f"{name}-plain", base, np.arange(n - n_valid), frame, seed, lr, epochs)
+        groups = {name: f"{work}/{name}-fold{{fold}}/final" for name, *_ in BACKBONES}
+        refits = {f"{name}-full": work / f"{name}-full" / "final" for name, *_ in BACKBONES}
+        plain = {name: work / f"{name}-plain" / "final" for name, *_ in BACKBONES}
+        cache = ["--cache-dir", work / "cache", "-q"]
+        _cli("predict", *[x for m, p in {**groups, **refits}.items() for x in ("--model", f"{m}={p}")],
+             "--data", f"train={work / 'train.csv'}", "--data", f"dev={work / 'dev.csv'}", "--folds", work / "folds.csv",
+             *cache)
+        _cli("predict", *[x for m, p in plain.items() for x in ("--model", f"{m}={p}")],
+             "--data", f"valid={work / 'valid.csv'}", "--data", f"dev={work / 'dev.csv'}", *cache)
+        trained = time.perf_counter() - t0
+        data = {"train": work / "train.csv", "dev": work / "dev.csv", "valid": work / "valid.csv"}
+        refit = {f"{name}-full": name for name, *_ in BACKBONES}
+        t1 = time.perf_counter()
+        oof_rep = report({**groups, **refits}, {"train": data["train"]}, folds=work / "folds.csv",
+                         cache_dir=work / "cache", refit=refit, adjust="none")  # valid.csv is training rows here
+        oof_s = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        valid_rep = report(plain, data, cache_dir=work / "cache", adjust="none")
+        valid_s = time.perf_counter() - t1
+        kw = dict(cache_dir=work / "cache", folds=work / "folds.csv")
+        dev_groups = gather(groups, data, "dev", **kw)
+        dev_refits = gather(refits, data, "dev", cache_dir=work / "cache")
+        dev_plain = gather(plain, data, "dev", cache_dir=work / "cache")
+        y = dev_groups.y
+        print(f"\n(b) {n} training rows in {K} folds, {len(dev)} dev rows (unseen); {len(BACKBONES)} backbones x "
+              f"({K} folds + a refit + one trained without {n_valid} validation rows); training and inference "
+              f"{trained:.0f} s; report on OOF rows {oof_s:.1f} s, on validation rows {valid_s:.1f} s")
+        print("| fitted and estimated on | auto chose | its estimate | its dev accuracy | mean abs(estimate - dev), "
+              "every method | uniform: estimate / dev |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        ways = (("OOF, 5-fold means on dev", oof_rep, dev_groups.arrays), ("OOF, refits on dev", oof_rep, dev_refits.arrays),
+                (f"valid {n_valid}", valid_rep, dev_plain.arrays))
+        for way, rep, arrays in ways:
+            dev_acc = {"uniform": accuracy(combine(arrays), y)}
+            for m, e in rep.estimates.items():
+                dev_acc[m] = accuracy(e.weights.predict_proba(arrays), y)
+            cv = {m: rep.table.loc[m, "cv_accuracy"] for m in dev_acc}
+            errors = [abs(cv[m] - dev_acc[m]) for m in dev_acc]
+            print(f"| {way} | {rep.choice} | {cv[rep.choice]:.4f} | {dev_acc[rep.choice]:.4f} | "
+                  f"{100 * np.mean(errors):.2f} points | {cv['uniform']:.4f} / {dev_acc['uniform']:.4f} |")
+        for (name, *_), a, r, p in zip(BACKBONES, dev_groups.arrays, dev_refits.arrays, dev_plain.arrays):
+            print(f"backbone {name}: OOF {oof_rep.table.loc[name, 'accuracy']:.4f}; dev: fold mean {accuracy(a, y):.4f}, "
+                  f"refit {accuracy(r, y):.4f}, trained without validation {accuracy(p, y):.4f} "
+                  f"(validation {valid_rep.table.loc[name, 'accuracy']:.4f})")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -232,21 +232,25 @@ class LogitCache:
         return sorted(out, key=lambda e: -e.mtime)
 
     def prune(self, model_digests: Iterable[str] | None = None, data_digests: Iterable[str] | None = None,
-              *, dry_run: bool = False) -> list[CacheEntry]:
+              *, pairs: Iterable[tuple[str, str]] | None = None, dry_run: bool = False) -> list[CacheEntry]:
         """Remove the entries no current model or data file can produce.
 
         An entry is removed when its model digest is not in ``model_digests`` or its data digest
-        is not in ``data_digests`` (a None set is not checked), and always when it is damaged.
+        is not in ``data_digests`` (a None set is not checked), or, with ``pairs``, when its
+        (model digest, data digest) is not one of them (a fold model and its own held-out rows),
+        and always when it is damaged.
         Temporary files older than an hour (left by a killed process) go too. Returns what was
         (or, with ``dry_run``, would be) removed.
         """
         models = None if model_digests is None else set(model_digests)
         datas = None if data_digests is None else set(data_digests)
+        pairs = None if pairs is None else set(pairs)
         removed = []
         for e in self.entries():
             stale = e.damaged is not None \
                 or (models is not None and e.metadata.get("model_digest") not in models) \
-                or (datas is not None and e.metadata.get("data_digest") not in datas)
+                or (datas is not None and e.metadata.get("data_digest") not in datas) \
+                or (pairs is not None and (e.metadata.get("model_digest"), e.metadata.get("data_digest")) not in pairs)
             if stale:
                 removed.append(e)
                 if not dry_run:

@@ -756,38 +756,45 @@ def cache_ls(cache_dir):
 @click.option("--cache-dir", type=click.Path(path_type=str), default=None,
               help="Logit cache folder [default: .ensemble/cache beside ensemble.toml, else here].")
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+@functools.partial(fold_options, refit=False)
 @common_options
-def cache_prune(models, data, project, id_col, text_cols, label_col, encoding, quoting, cache_dir, dry_run):
+def cache_prune(models, data, project, id_col, text_cols, label_col, encoding, quoting, cache_dir, dry_run, folds,
+                fold_column):
     """Remove entries that no current model or data file can produce.
 
     An entry is kept when its model is one of --model and its data one of --data (ids and texts
-    as read with the column options); damaged entries always go.
+    as read with the column options); a fold group's fold models keep their held-out rows of
+    --data train (with --folds) and the other splits; damaged entries always go.
 
     \b
     Example:
       ensemble cache prune --model bert=weights/bert-top4 --data valid=data/valid.csv --data test=data/test.csv
     """
     from .cache import LogitCache
-    from .inference import ModelRef
+    from .foldgroups import member_jobs
+    from .members import resolve_members
+    from .voting import training_folds
 
     inputs = _Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting)
     if not inputs.models or not inputs.data:
         raise EnsembleError("cache prune needs the current models and data: pass --model NAME=PATH and "
                             "--data SPLIT=PATH for each, or keep them in ensemble.toml")
     cache = LogitCache(inputs.cache_dir)
-    model_digests = {ModelRef.open(p, n).fingerprint(cache.file_digest) for n, p in inputs.models.items()}
-    data_digests = {s.digest for s in inputs.splits().values()}
+    splits = inputs.splits()
+    folds, fold_column, _ = inputs.fold_settings(folds, fold_column)
+    training = training_folds(splits, folds, "train", inputs.columns, fold_column)
+    members = resolve_members(inputs.models, None if training is None else training.k)
+    jobs = member_jobs(members, splits, training)  # (member, model, its splits): fold models with their own rows
+    pairs = {(ref.fingerprint(cache.file_digest), split.digest) for _, ref, todo in jobs for _, split in todo}
     before = len(cache.entries())
-    removed = cache.prune(model_digests, data_digests, dry_run=dry_run)
+    removed = cache.prune(pairs=pairs, dry_run=dry_run)
     for e in removed:
         log.info("%s %s (%s/%s, %s)", "would remove" if dry_run else "removed", e.path.name,
                  e.metadata.get("model", "?"), e.metadata.get("split", "?"), e.damaged or "no current model or data")
-    from pathlib import Path
-
     from .averaging import remove_leftovers
 
     # what killed averages left beside the members' folders (weights/ of a project)
-    folders = {Path(p).parent for p in inputs.models.values()} | ({inputs.project.root / "weights"} if inputs.project else set())
+    folders = {ref.folder.parent for _, ref, _ in jobs} | ({inputs.project.root / "weights"} if inputs.project else set())
     for path in (x for f in sorted(folders) for x in remove_leftovers(f, dry_run=dry_run)):
         log.info("%s %s (left by an average that was killed)", "would remove" if dry_run else "removed", path)
     log.info("%d %s, %d kept", len(removed), "to remove" if dry_run else "removed", before - len(removed))

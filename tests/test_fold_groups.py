@@ -326,6 +326,12 @@ def test_the_kfold_example_runs_end_to_end_and_then_is_up_to_date(tmp_path, monk
                  "report: up to date"):
         assert line in second.stdout, second.stdout
     assert "0 computed, 22 from the cache" in CliRunner().invoke(main, ["predict"]).stdout
+    # cache prune keeps every fold model's held-out rows; with other folds they are no current data
+    assert "0 to remove, 22 kept" in CliRunner().invoke(main, ["cache", "prune", "--dry-run"]).stdout
+    rotated = pd.read_csv(folder / "data/folds.csv").assign(fold=lambda f: (f["fold"] + 1) % 3)
+    rotated.to_csv(tmp_path / "rotated.csv", index=False)
+    pruned = CliRunner().invoke(main, ["cache", "prune", "--dry-run", "--folds", str(tmp_path / "rotated.csv")]).stdout
+    assert "6 to remove, 16 kept" in pruned, pruned
     rep = CliRunner().invoke(main, ["report", "--methods", "acc", "--json"])
     assert rep.exit_code == 0 and json.loads(rep.stdout)["out_of_fold"]["refit"] == {"bert-a": "bert-a-full",
                                                                                      "bert-b": "bert-b-full"}
