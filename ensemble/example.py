@@ -341,15 +341,20 @@ def _write_csv(path: Path, header: Sequence[str], rows) -> None:
         w.writerows(rows)
 
 
+# the [data] keys both example projects end with
+_DATA_TAIL = """\
+sample_submission = "data/sample_submission.csv"
+id = "id"
+text = "text"
+label = "label"
+"""
+
 _EXAMPLE_PROJECT = """\
 # Made by `ensemble example`: what every ensemble command reads (flags override it).
 [data]
 valid = "data/valid.csv"
 test = "data/test.csv"
-sample_submission = "data/sample_submission.csv"
-id = "id"
-text = "text"
-label = "label"
+""" + _DATA_TAIL + """\
 
 # Trainer runs that `ensemble run` averages into weights/<name>-top<k> (best k by eval_accuracy)
 [runs]
@@ -371,10 +376,7 @@ train = "data/train.csv"
 folds = "data/folds.csv"   # id,fold: fold model k never saw the rows of fold k (ensemble folds make)
 valid = "data/valid.csv"   # an untouched holdout: scored, never fitted on
 test = "data/test.csv"
-sample_submission = "data/sample_submission.csv"
-id = "id"
-text = "text"
-label = "label"
+""" + _DATA_TAIL.replace("{", "{{").replace("}", "}}") + """\
 
 # Each backbone trained {k} times; `ensemble run` averages each fold's best 2 checkpoints into
 # weights/<name>-fold<k>-top2. The refits saw every training row and take their group's place on test.
