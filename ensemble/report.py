@@ -607,7 +607,11 @@ def _member_rows(refs, log_probs, split, y, trained_on_valid, include_optimistic
 
     rows, probas, excluded = {}, {}, []
     for ref, arr in zip(refs, log_probs):
-        note, exclude = model_notes(ref.folder, split.digest, ref.name in trained_on_valid)
+        group = getattr(ref, "kind", "model") == "folds"  # its fold models' notes: their held-out rows are these
+        note, exclude = model_notes(ref.parts[0].folder if group else ref.folder, split.digest,
+                                    ref.name in trained_on_valid)
+        if group and note:
+            note = "fold models' " + note.replace("this split", "each fold's held-out rows")
         chance = at_chance(arr, y)
         if chance:
             log.warning("%s: %s", ref.name, chance)
