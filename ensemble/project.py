@@ -474,19 +474,10 @@ def _refit_of(name: str, groups) -> str | None:
     return next((g for g in groups for sfx in _REFIT_SUFFIXES if name == g + sfx), None)
 
 
-def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
-    """Write a commented ``ensemble.toml`` in ``folder`` from what is there: Trainer runs
-    (folders holding ``checkpoint-N``), model folders (``config.json`` and weights), and data
-    files named like valid / test / sample_submission, with their columns. Runs or model folders
-    numbered by fold (``runs/bert-fold0``..) are a fold group, one member (with ``train`` and
-    ``folds`` in [data]); a ``runs/bert-full`` beside them is its full-data refit."""
+def _scan(root: Path) -> tuple[list[Path], list[Path], dict, list[Path]]:
+    """(runs, model folders, data files by key, sweeps) found under ``root``, 4 levels deep."""
     from .checkpoints import CHECKPOINT_RE
     from .modelfiles import has_weights
-
-    root = Path(folder).resolve()
-    out = root / PROJECT_FILE
-    if out.exists() and not force:
-        raise EnsembleError(f"{out}: already exists; edit it, or pass --force to write a new one")
     from .sweep import is_search
 
     skip = {".ensemble", ".git", ".venv", "node_modules", "__pycache__"}
@@ -512,6 +503,22 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
                 if key not in data and any(n in stem for n in names):
                     data[key] = rel
                     break
+    return runs, models, data, sweeps
+
+
+def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
+    """Write a commented ``ensemble.toml`` in ``folder`` from what is there: Trainer runs
+    (folders holding ``checkpoint-N``), model folders (``config.json`` and weights), and data
+    files named like valid / test / sample_submission, with their columns. Runs or model folders
+    numbered by fold (``runs/bert-fold0``..) are a fold group, one member (with ``train`` and
+    ``folds`` in [data]); a ``runs/bert-full`` beside them is its full-data refit."""
+    from .checkpoints import CHECKPOINT_RE
+
+    root = Path(folder).resolve()
+    out = root / PROJECT_FILE
+    if out.exists() and not force:
+        raise EnsembleError(f"{out}: already exists; edit it, or pass --force to write a new one")
+    runs, models, data, sweeps = _scan(root)
     # model folders inside a run (its checkpoints, a saved final model) or written by ensemble are not members
     models = [m for m in models if m.parts[0] != "weights" and not any(m.parts[:len(r.parts)] == r.parts for r in runs)]
     run_groups, runs = _fold_groups(runs)
