@@ -153,6 +153,18 @@ def test_vote_fits_on_out_of_fold_rows_and_a_permuted_group_votes_alike(kfold, t
     # the saved weights are reused with these folds only
     again, _ = vote("bert", "--weights", files["weights/x-acc.json"])
     assert again.exit_code == 0, again.output
+    # a class-prior adjustment is fitted on the OOF rows too, and auto estimates it on the training folds
+    from ensemble.procedure import AdjustMethod
+
+    adjusted, adj_files = vote("bert", "--weights", "acc", "--adjust", "fit", "--name", "x")
+    assert adjusted.exit_code == 0, adjusted.output
+    offsets = json.loads(adj_files["weights/x-acc-fit.json"].read_text())["adjustment"]["offsets"]
+    own = AdjustMethod("fit").fit(expected.predict_proba(al.arrays), al.y, labels=al.labels)
+    np.testing.assert_allclose(offsets, own.offsets, atol=1e-9)
+    auto, auto_files = vote("bert", "--weights", "acc", "--adjust", "auto", "--name", "x")
+    assert auto.exit_code == 0, auto.output
+    candidates = json.loads(next(f for n, f in auto_files.items() if n.endswith(".csv.json")).read_text())
+    assert set(candidates["adjust_auto"]["candidates"]) == {"fit"}
 
 
 def test_auto_and_report_cross_validate_on_the_training_folds(kfold, tmp_path):
