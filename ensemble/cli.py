@@ -539,6 +539,10 @@ def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, qu
     """
     from .report import report
 
+    if as_json:  # stdout holds the JSON document alone: what the steps say goes to stderr
+        for h in log.handlers:
+            if getattr(h, "stream", None) is sys.stdout:
+                h.setStream(sys.stderr)
     inputs = _Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting)
     inputs.need()
     tov = list(trained_on_valid) + (inputs.project.trained_on_valid if inputs.project and not models else [])

@@ -464,14 +464,14 @@ def report(
     source, training, split = _report_inputs(models, data, valid, folds, columns, trained_on_valid, cache_dir,
                                              fold_column, train, refit)
     oof = training is not None
-    folds, refs = training.k if oof else folds, source.refs
+    folds, refs = training.k if oof else folds if isinstance(folds, (int, np.integer)) else 5, source.refs
     al = source.aligned(split)
     y = al.y
     need_classes(y, "ensemble report", al.labels)
 
     # log-probabilities once for every member score, estimate and fit (the vote's estimates hash them too)
     log_probs = [as_log_probs(a) for a in al.arrays]
-    rows, probas, excluded = _member_rows(refs, log_probs, split, y, trained_on_valid, include_optimistic)
+    rows, probas, excluded = _member_rows(refs, log_probs, split, y, trained_on_valid, include_optimistic, oof)
     fit_idx = [i for i, r in enumerate(refs) if r.name not in excluded]
     if not fit_idx:
         raise EnsembleError("every model is marked optimistic (trained on or chosen on the validation rows); "
@@ -529,7 +529,7 @@ def _report_inputs(models, data, valid, folds, columns, trained_on_valid, cache_
     if unknown:
         raise EnsembleError(f"--trained-on-valid {unknown[0]!r} is not a --model name ({', '.join(names)})")
     source = CachedLogits(members, cache_dir, training, refit)
-    oof = check_fold_groups(source, training, f"--data {valid}=PATH")
+    oof = check_fold_groups(source, training, valid if valid in data else None)
     split = training.split if oof else open_split(data[valid], valid, columns)
     split.require_labels("the report scores against the out-of-fold training labels" if oof else
                          "the report scores against validation labels")
@@ -597,7 +597,7 @@ def confused_pairs(pred: np.ndarray, y: np.ndarray, labels: Sequence[str], top: 
              "share_of_true": float(counts[i] / support[codes[i] // C])} for i in order]
 
 
-def _member_rows(refs, log_probs, split, y, trained_on_valid, include_optimistic):
+def _member_rows(refs, log_probs, split, y, trained_on_valid, include_optimistic, oof: bool = False):
     """Each member's validation scores and note (rows), probabilities (from its log-probabilities
     over the validation rows), and the members left out of weight fitting because their scores
     there are optimistic."""
@@ -611,7 +611,9 @@ def _member_rows(refs, log_probs, split, y, trained_on_valid, include_optimistic
         note, exclude = model_notes(ref.parts[0].folder if group else ref.folder, split.digest,
                                     ref.name in trained_on_valid)
         if group and note:
-            note = "fold models' " + note.replace("this split", "each fold's held-out rows")
+            note = "fold models' " + (note.replace("this split", "each fold's held-out rows") if oof else note)
+        if group and not oof:  # beside models, on the validation rows
+            note = "; ".join(filter(None, [f"the mean of its {len(ref.parts)} fold models", note]))
         chance = at_chance(arr, y)
         if chance:
             log.warning("%s: %s", ref.name, chance)

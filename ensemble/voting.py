@@ -198,7 +198,7 @@ def gather(models: Mapping[str, str | os.PathLike], data: Mapping[str, object] |
         raise EnsembleError("no model given; pass a mapping of member names to model folders")
     training = training_folds(data, folds, train, columns, fold_column)
     source = CachedLogits(models, cache_dir, training)
-    check_fold_groups(source, training, f"{split!r}")
+    check_fold_groups(source, training, None if split == train else split)
     return source.aligned(training.split if training is not None and split == train else
                           open_split(data[split], split, columns))
 
@@ -327,7 +327,7 @@ def vote(
                                              None if training is None else training.k, refit or {})
     source = CachedLogits(members, cache_dir, training, refit)
     cv = {}
-    if check_fold_groups(source, training, f"--data {valid}=PATH"):
+    if check_fold_groups(source, training, valid if valid in data else None):
         valid, cv = train, {"splits": training.folds.fold}  # fitted and estimated on the OOF rows
     need_valid = kind == "file" or (kind == "method" and spec != "uniform")  # weights fitted on validation
     g = _gather(source, data, valid, test, columns, need_valid=need_valid, weights=weights)
@@ -335,6 +335,10 @@ def vote(
         g.provenance["fitted_on"] = {**training.describe(), "kind": "out-of-fold", "split": train,
                                      "fold_groups": {r.name: [str(q.folder.resolve()) for q in r.parts]
                                                      for r in source.refs}}
+    elif source.fold_groups:  # beside models: every member fitted on the validation rows
+        g.provenance["fitted_on"] = {"kind": "validation", "split": valid, "fold_groups_as": "the mean of their fold models",
+                                     "fold_groups": {r.name: [str(q.folder.resolve()) for q in r.parts]
+                                                     for r in source.refs if r.name in source.fold_groups}}
     if source.refits:
         g.provenance["refit"] = {group: {"model": r.name, "path": str(r.folder.resolve()),
                                          "model_digest": source.digest_of(r)} for group, r in source.refits.items()}
@@ -412,24 +416,32 @@ def check_refit(members, refit: Mapping[str, str]) -> None:
         seen[group] = name
 
 
-def check_fold_groups(source: CachedLogits, training, other: str) -> bool:
-    """Whether the members are fold groups (then fitted on out-of-fold rows): a fold group
-    needs the folds; fold groups and other members have no common rows to fit on."""
+def check_fold_groups(source: CachedLogits, training, valid: str | None = None) -> bool:
+    """Whether the members are fold groups, then fitted on their out-of-fold rows. A fold group
+    needs the folds. Fold groups and models have no training rows in common: with a validation
+    split ``valid`` (a split name, None when there is none) every member is fitted there, the
+    fold groups as their fold means (said in the log); without one, an error naming which member
+    is which."""
     groups = source.fold_groups
     if not groups:
         if training is not None:
             log.warning("--folds %s: no member is a fold group (a path with {fold}); the folds are not used",
                         training.folds.path)
         return False
+    plain = [r.name for r in source.refs if r.name not in groups]
+    which = (f"{', '.join(plain)} {'is a model' if len(plain) == 1 else 'are models'} and {', '.join(groups)} "
+             f"{'is a fold group' if len(groups) == 1 else 'are fold groups'}")
+    if plain and valid is not None:
+        log.info("%s: every weight is fitted and estimated on the rows of %s, the fold groups as the mean of their fold "
+                 "models (their out-of-fold rows are not used: the models have none)", which, valid)
+        return False
+    if plain:
+        raise EnsembleError(f"{which}: they have no training rows in common to fit or estimate on (fold groups have "
+                            "out-of-fold rows, models none); pass --data valid=PATH to fit every member there (the fold "
+                            "groups as their fold means), or ensemble fold groups alone, or models alone")
     if training is None:
         raise EnsembleError(f"member {groups[0]} is a fold group; pass --folds FILE and --data train=PATH (its fold "
                             "models' held-out rows), or folds = \"FILE\" in [data] of ensemble.toml")
-    plain = [r.name for r in source.refs if r.name not in groups]
-    if plain:
-        raise EnsembleError(f"{', '.join(plain)} {'is a model' if len(plain) == 1 else 'are models'} and "
-                            f"{', '.join(groups)} {'is a fold group' if len(groups) == 1 else 'are fold groups'}: they "
-                            "have no common rows to fit or estimate on (fold groups on their out-of-fold training rows, "
-                            f"models on {other}); ensemble fold groups alone, or models alone")
     return True
 
 

@@ -34,12 +34,12 @@ def kfold(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("kfold")
     texts, labels = synthetic_task(192, seed=5, noise=0.15)
-    vtexts, vlabels = synthetic_task(64, seed=6, noise=0.15)
+    vtexts, vlabels = synthetic_task(120, seed=6, noise=0.15)
     make_base_model(root / "base", texts + vtexts, sorted(set(labels)), seed=0)
     pd.DataFrame({"id": [f"r{i:03d}" for i in range(192)], "text": texts, "label": labels}).to_csv(
         root / "train.csv", index=False)
     pd.DataFrame({"id": [f"t{i:02d}" for i in range(40)], "text": vtexts[:40]}).to_csv(root / "test.csv", index=False)
-    pd.DataFrame({"id": [f"v{i:02d}" for i in range(24)], "text": vtexts[40:], "label": vlabels[40:]}).to_csv(
+    pd.DataFrame({"id": [f"v{i:02d}" for i in range(80)], "text": vtexts[40:], "label": vlabels[40:]}).to_csv(
         root / "valid.csv", index=False)
     folds = make_folds(root / "train.csv", root / "folds.csv", K, seed=0).fold
     for k in range(K):
@@ -177,7 +177,7 @@ def test_auto_and_report_cross_validate_on_the_training_folds(kfold, tmp_path):
     assert rep.rows == 192 and rep.out_of_fold["k"] == K
     assert {e.folds for e in rep.estimates.values()} == {K} and {e.repeats for e in rep.estimates.values()} == {1}
     # the holdout scores each fold group as its fold mean, untouched by any fit
-    assert rep.holdout["rows"] == 24 and set(rep.holdout["accuracy"]) >= {"bert", "perm", "uniform", "acc"}
+    assert rep.holdout["rows"] == 80 and set(rep.holdout["accuracy"]) >= {"bert", "perm", "uniform", "acc"}
     assert rep.holdout["accuracy"]["bert"] == rep.holdout["accuracy"]["perm"]
     train = pd.read_csv(kfold / "train.csv")
     majority = train["label"].value_counts(normalize=True).max()
@@ -202,7 +202,7 @@ def test_errors_are_one_line_and_write_nothing(kfold, tmp_path, case):
     expect = {
         "missing_fold": "fold 2 of member gone",
         "no_folds": "is a fold group; pass --folds FILE",
-        "mixed": "have no common rows",
+        "mixed": "plain is a model and bert is a fold group: they have no training rows in common",
         "different_k": "but the folds file has 3 folds",
         "folds_id": "not in the training split",
         "folds_changed": "no cached logits",
@@ -215,9 +215,8 @@ def test_errors_are_one_line_and_write_nothing(kfold, tmp_path, case):
         args = ["--model", f"gone={gone}/f{{fold}}"]
     elif case == "no_folds":
         folds = None
-    elif case == "mixed":
+    elif case == "mixed":  # without a validation split: no rows in common
         args += ["--model", f"plain={kfold}/bert-fold0/model"]
-        data += ["--data", f"valid={kfold}/valid.csv"]
     elif case == "different_k":
         args += ["--model", f"two={kfold}/bert-fold0/model,{kfold}/bert-fold1/model"]
     elif case in ("folds_id", "folds_changed"):
@@ -356,3 +355,30 @@ def test_the_kfold_example_runs_end_to_end_and_then_is_up_to_date(tmp_path, monk
     assert {n: (str(r.path), r.refit_of) for n, r in found.runs.items()} == {
         n: (str(r.path), r.refit_of) for n, r in made.runs.items()}
     assert found.folds == made.folds and found.data["train"] == made.data["train"] and found.refit == made.refit
+
+
+def test_fold_groups_beside_a_model_are_fitted_on_the_validation_rows_as_fold_means(kfold, tmp_path):
+    """A model trained without the validation rows and a fold group have those rows in common:
+    every weight is fitted there, the group as its fold mean, and the outputs say so."""
+    from ensemble.voting import gather
+    from ensemble.weighting import fit_weights
+
+    members = {"bert": f"{kfold}/bert-fold{{fold}}/model", "plain": kfold / "bert-full" / "model"}
+    result, files = _in_empty_folder(tmp_path, "vote", *[x for m, p in members.items() for x in ("--model", f"{m}={p}")],
+                                     *_data(kfold), "--data", f"valid={kfold}/valid.csv", "--folds",
+                                     kfold / "folds.csv", "--weights", "optimize", "--name", "m")
+    assert result.exit_code == 0, result.output
+    assert "every weight is fitted and estimated on the rows of valid" in result.stdout
+    al = gather(members, {"train": kfold / "train.csv", "valid": kfold / "valid.csv"}, "valid",
+                cache_dir=kfold / "cache", folds=kfold / "folds.csv")
+    expected = fit_weights(al.arrays, al.y, "optimize", seed=0)
+    saved = json.loads(files["weights/m-optimize.json"].read_text())
+    np.testing.assert_allclose([m["weight"] for m in saved["models"]], expected.weights, atol=1e-6)
+    assert saved["meta"]["fitted_on"]["kind"] == "validation" and list(saved["meta"]["fitted_on"]["fold_groups"]) == ["bert"]
+    assert saved["meta"]["valid"]["rows"] == 80
+    rep = _cli(kfold, "report", *[x for m, p in members.items() for x in ("--model", f"{m}={p}")], *_data(kfold),
+               "--data", f"valid={kfold}/valid.csv", "--folds", kfold / "folds.csv", "--json", "--methods", "acc",
+               "--adjust", "none")
+    assert rep.exit_code == 0, rep.output
+    doc = json.loads(rep.stdout)
+    assert doc["rows"] == 80 and doc["out_of_fold"] == {} and "the mean of its 3 fold models" in doc["table"]["bert"]["note"]
