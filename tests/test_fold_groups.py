@@ -193,7 +193,7 @@ def test_auto_and_report_cross_validate_on_the_training_folds(kfold, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["missing_fold", "no_folds", "mixed", "different_k", "folds_id", "folds_changed",
-                                  "no_train"])
+                                  "no_train", "train_id", "empty_fold"])
 def test_errors_are_one_line_and_write_nothing(kfold, tmp_path, case):
     group = f"bert={kfold}/bert-fold{{fold}}/model"
     folds = kfold / "folds.csv"
@@ -207,6 +207,8 @@ def test_errors_are_one_line_and_write_nothing(kfold, tmp_path, case):
         "folds_id": "not in the training split",
         "folds_changed": "no cached logits",
         "no_train": "pass --data train=PATH",
+        "train_id": "id(s) of the training split have no fold, e.g. 'r",
+        "empty_fold": "fold 1 has no rows",
     }[case]
     if case == "missing_fold":
         gone = tmp_path / "gone"
@@ -219,10 +221,14 @@ def test_errors_are_one_line_and_write_nothing(kfold, tmp_path, case):
         args += ["--model", f"plain={kfold}/bert-fold0/model"]
     elif case == "different_k":
         args += ["--model", f"two={kfold}/bert-fold0/model,{kfold}/bert-fold1/model"]
-    elif case in ("folds_id", "folds_changed"):
+    elif case in ("folds_id", "folds_changed", "train_id", "empty_fold"):
         frame = pd.read_csv(kfold / "folds.csv")
         if case == "folds_id":
             frame.loc[len(frame)] = ["stranger", 0]
+        elif case == "train_id":
+            frame = frame.iloc[1:]
+        elif case == "empty_fold":
+            frame["fold"] = frame["fold"].replace(1, 2)
         else:
             frame["fold"] = (frame["fold"] + 1) % K  # another assignment of the same rows
         folds = tmp_path / "folds.csv"
