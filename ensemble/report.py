@@ -615,6 +615,8 @@ def _member_rows(refs, log_probs, split, y, trained_on_valid, include_optimistic
         if group and not oof:  # beside models, on the validation rows
             note = "; ".join(filter(None, [f"the mean of its {len(ref.parts)} fold models", note]))
         chance = at_chance(arr, y)
+        if chance and oof:
+            chance = chance.replace("on validation", "out of fold")
         if chance:
             log.warning("%s: %s", ref.name, chance)
             note = "; ".join(filter(None, [note, chance]))
