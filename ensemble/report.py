@@ -85,9 +85,18 @@ class Report:
                  for g, r in (self.out_of_fold.get("refit") or {}).items()]
         if not h:
             return lines
-        return lines + [f"holdout {h['path']} ({h['rows']} rows, untouched by every fit; fold groups as their fold mean): "
-                + ", ".join(f"{n} {v:.4f}" for n, v in h["accuracy"].items())
-                + " accuracy; against out-of-fold cv: " + ", ".join(f"{n} {v:.4f}" for n, v in h["cv_accuracy"].items())]
+        return lines + [f"holdout {h['path']} ({h['rows']} rows, untouched by every fit; fold groups as their fold means, "
+                        "methods as fitted on the out-of-fold rows):"]
+
+    def holdout_table(self):
+        """Each member and method on the holdout, beside its out-of-fold figure (pandas.DataFrame;
+        None without a holdout)."""
+        import pandas as pd
+
+        h = self.holdout
+        if not h:
+            return None
+        return pd.DataFrame({"holdout accuracy": h["accuracy"], "out-of-fold estimate": h["cv_accuracy"]})
 
     # ------------------------------------------------------------------ text
 
@@ -118,6 +127,8 @@ class Report:
         lines.append("error correlation between models:")
         lines.append(self.error_correlation.round(3).to_string())
         lines += self._holdout_lines()
+        if self.holdout:
+            lines.append(self.holdout_table().to_string(float_format=lambda v: f"{v:.4f}", na_rep="-"))
         lines.append(f"auto -> {self.reason}")
         return "\n".join(lines)
 
@@ -303,6 +314,8 @@ class Report:
                  (f"<p>{self.rows} validation rows. " if not self.out_of_fold else
                   f"<p>{html.escape(self._rows_line())}. ") + f"<b>auto</b>: {html.escape(self.reason)}</p>",
                  *[f"<p>{html.escape(line)}</p>" for line in self._holdout_lines()],
+                 *([] if not self.holdout else [self.holdout_table().to_html(float_format=lambda v: f"{v:.4f}",
+                                                                             na_rep="", escape=True)]),
                  f"<p>Model scores are on the {self.where} rows. For ensemble methods, <i>accuracy</i> etc. are "
                  "apparent (fitted and scored on the same rows) and <i>cv_accuracy</i> is cross-validated "
                  "(out-of-fold): what to expect on unseen data. <i>gain</i> is cross-validated accuracy over "

@@ -179,6 +179,11 @@ def test_auto_and_report_cross_validate_on_the_training_folds(kfold, tmp_path):
     # the holdout scores each fold group as its fold mean, untouched by any fit
     assert rep.holdout["rows"] == 80 and set(rep.holdout["accuracy"]) >= {"bert", "perm", "uniform", "acc"}
     assert rep.holdout["accuracy"]["bert"] == rep.holdout["accuracy"]["perm"]
+    valid = pd.read_csv(kfold / "valid.csv")
+    forwards = [_forward(kfold / f"bert-fold{k}" / "model", valid["text"].tolist()) for k in range(K)]
+    fold_mean = np.mean([_softmax(z) for z, _ in forwards], axis=0)
+    expected = np.mean(np.array(forwards[0][1])[fold_mean.argmax(axis=1)] == valid["label"].to_numpy())
+    assert rep.holdout_table().loc["bert", "holdout accuracy"] == pytest.approx(expected)
     train = pd.read_csv(kfold / "train.csv")
     majority = train["label"].value_counts(normalize=True).max()
     assert rep.table.loc["bert", "accuracy"] > majority + 0.03, rep.to_text()  # fold models that learned something
