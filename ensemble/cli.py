@@ -127,8 +127,7 @@ class _Inputs:
     project file (``--project``, or the nearest ensemble.toml), flags overriding it."""
 
     def __init__(self, project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting=None):
-        from pathlib import Path
-
+        from .members import fold_path
         from .project import find_project, load_project
 
         path = project or find_project()
@@ -144,7 +143,7 @@ class _Inputs:
             self.models = p.model_paths() if p else {}
             for name, run in (p.runs if p else {}).items():
                 out = p.run_output(run)
-                if not Path(str(out).replace("{fold}", "0")).exists():
+                if not fold_path(out, 0).exists():  # a fold group's: its first fold's average
                     raise EnsembleError(f"{out}: [runs] {name} of {p.path} is not averaged yet; run ensemble run (it "
                                         "averages every run, then predicts, votes and reports)")
         self.data = dict(p.data) if p else {}
@@ -169,6 +168,19 @@ class _Inputs:
     def fold_settings(self, folds, fold_column, refit=()) -> tuple:
         """(folds, fold_column, refit): the flags, else the project file's."""
         return folds or self.folds, fold_column or self.fold_column, _refit_pairs(refit) or self.refit
+
+    def jobs(self, folds, fold_column) -> list:
+        """Every model folder to run and its splits (:func:`~ensemble.foldgroups.member_jobs`):
+        a fold group's fold models with their own held-out rows of --data train. Each folder is
+        opened and checked before anything runs."""
+        from .foldgroups import member_jobs
+        from .members import resolve_members
+        from .voting import training_folds
+
+        splits = self.splits()
+        folds, fold_column, _ = self.fold_settings(folds, fold_column)
+        training = training_folds(splits, folds, "train", self.columns, fold_column)
+        return member_jobs(resolve_members(self.models, None if training is None else training.k), splits, training)
 
     def need(self, models: bool = True, data: bool = True) -> None:
         hint = "or write an ensemble.toml (ensemble init)"
@@ -362,19 +374,12 @@ def predict(models, data, project, id_col, text_cols, label_col, encoding, quoti
                        --folds data/folds.csv
     """
     from .cache import LogitCache
-    from .foldgroups import member_jobs
     from .inference import InferenceSettings, ModelSession
-    from .members import resolve_members
-    from .voting import training_folds
 
     inputs = _Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting)
     inputs.need()
-    splits = inputs.splits()
-    folds, fold_column, _ = inputs.fold_settings(folds, fold_column)
-    training = training_folds(splits, folds, "train", inputs.columns, fold_column)
-    members = resolve_members(inputs.models, None if training is None else training.k)
     settings = InferenceSettings(batch_size, max_length, pad_to_multiple_of, device, dtype, trust_remote_code)
-    jobs = member_jobs(members, splits, training)  # every model folder opened and checked before any runs
+    jobs = inputs.jobs(folds, fold_column)
     cache = None if no_cache else LogitCache(inputs.cache_dir)
     ctx = click.get_current_context()
     rows = []
@@ -775,20 +780,13 @@ def cache_prune(models, data, project, id_col, text_cols, label_col, encoding, q
       ensemble cache prune --model bert=weights/bert-top4 --data valid=data/valid.csv --data test=data/test.csv
     """
     from .cache import LogitCache
-    from .foldgroups import member_jobs
-    from .members import resolve_members
-    from .voting import training_folds
 
     inputs = _Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting)
     if not inputs.models or not inputs.data:
         raise EnsembleError("cache prune needs the current models and data: pass --model NAME=PATH and "
                             "--data SPLIT=PATH for each, or keep them in ensemble.toml")
     cache = LogitCache(inputs.cache_dir)
-    splits = inputs.splits()
-    folds, fold_column, _ = inputs.fold_settings(folds, fold_column)
-    training = training_folds(splits, folds, "train", inputs.columns, fold_column)
-    members = resolve_members(inputs.models, None if training is None else training.k)
-    jobs = member_jobs(members, splits, training)  # (member, model, its splits): fold models with their own rows
+    jobs = inputs.jobs(folds, fold_column)  # (member, model, its splits): fold models with their own rows
     pairs = {(ref.fingerprint(cache.file_digest), split.digest) for _, ref, todo in jobs for _, split in todo}
     before = len(cache.entries())
     removed = cache.prune(pairs=pairs, dry_run=dry_run)

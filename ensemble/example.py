@@ -341,7 +341,7 @@ def _write_csv(path: Path, header: Sequence[str], rows) -> None:
         w.writerows(rows)
 
 
-# the [data] keys both example projects end with
+# the [data] keys both example projects end with (no braces: _FOLDS_PROJECT is a format string)
 _DATA_TAIL = """\
 sample_submission = "data/sample_submission.csv"
 id = "id"
@@ -376,7 +376,7 @@ train = "data/train.csv"
 folds = "data/folds.csv"   # id,fold: fold model k never saw the rows of fold k (ensemble folds make)
 valid = "data/valid.csv"   # an untouched holdout: scored, never fitted on
 test = "data/test.csv"
-""" + _DATA_TAIL.replace("{", "{{").replace("}", "}}") + """\
+""" + _DATA_TAIL + """\
 
 # Each backbone trained {k} times; `ensemble run` averages each fold's best 2 checkpoints into
 # weights/<name>-fold<k>-top2. The refits saw every training row and take their group's place on test.

@@ -25,7 +25,8 @@ import numpy as np
 
 from .errors import EnsembleError
 
-__all__ = ["GroupRef", "TrainingFolds", "fold_mean", "out_of_fold", "held_out", "member_jobs", "open_training_folds"]
+__all__ = ["GroupRef", "TrainingFolds", "fold_mean", "out_of_fold", "held_out", "member_jobs", "open_training_folds",
+           "group_fingerprint"]
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +121,21 @@ class GroupRef:
 
     def fingerprint(self, digest) -> str:
         """The group's content: its fold models' fingerprints, in fold order."""
-        from blake3 import blake3
+        return group_fingerprint([p.fingerprint(digest) for p in self.parts])
 
-        h = blake3(b"ensemble.foldgroup/1\0")
-        for p in self.parts:
-            h.update(p.fingerprint(digest).encode() + b"\0")
-        return h.hexdigest()
+    def folders(self) -> list[str]:
+        """Its fold models' folders, fold 0 first, as absolute paths (for provenance)."""
+        return [str(p.folder.resolve()) for p in self.parts]
+
+
+def group_fingerprint(part_fingerprints) -> str:
+    """A fold group's content digest from its fold models' fingerprints, in fold order."""
+    from blake3 import blake3
+
+    h = blake3(b"ensemble.foldgroup/1\0")
+    for f in part_fingerprints:
+        h.update(f.encode() + b"\0")
+    return h.hexdigest()
 
 
 def _meta(parts: Sequence) -> dict:
@@ -160,7 +170,7 @@ def fold_mean(parts: Sequence, name: str):
     from .logits import Logits
 
     al = align(list(parts))
-    lp = np.stack([log_softmax(np.asarray(a, dtype=np.float64)) for a in al.arrays])
+    lp = np.stack([log_softmax(a) for a in al.arrays])  # float64
     values = logsumexp(lp, axis=0) - np.log(len(parts))
     return Logits(np.asarray(al.ids), values, al.labels, name, parts[0].split, _meta(parts))
 

@@ -26,7 +26,7 @@ import os
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Mapping
+from typing import ClassVar, Mapping
 
 import numpy as np
 
@@ -132,6 +132,7 @@ def _versions() -> dict[str, str]:
 class ModelRef:
     """A model folder checked without loading it: its class names, tokenizer folder and limit."""
 
+    kind: ClassVar[str] = "model"  # beside GroupRef's "folds" (ensemble.foldgroups)
     folder: Path
     name: str
     labels: tuple[str, ...]

@@ -4,7 +4,8 @@ vote, report and ``ensemble run`` alike.
 A member is a model folder (a checkpoint, an average, or one trial of a sweep named
 ``DIR@top3``), or a fold group: K models of a K-fold training run, fold model k trained without
 the rows of fold k, named by a path holding ``{fold}`` (``runs/bert-fold{fold}``) or by the list
-of their K folders in fold order. A full-data refit will be a member of another kind.
+of their K folders in fold order. A full-data refit is a model member that takes its fold group's
+place on test (``refit=`` of :func:`~ensemble.voting.vote`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Iterable, Mapping, Union
 
 from .errors import NAME_RULE, EnsembleError, is_name
 
-__all__ = ["FOLD", "Member", "resolve_members", "is_fold_template"]
+__all__ = ["FOLD", "Member", "resolve_members", "is_fold_template", "fold_path"]
 
 # what a fold group's path holds where the fold number goes
 FOLD = "{fold}"
@@ -50,6 +51,11 @@ class Member:
         return self.kind == "folds"
 
 
+def fold_path(template, i: int) -> Path:
+    """Fold ``i``'s folder: ``template`` with its ``{fold}`` replaced by ``i``."""
+    return Path(os.fspath(template).replace(FOLD, str(i)))
+
+
 def is_fold_template(path) -> bool:
     """Whether ``path`` names a fold group: a path holding ``{fold}`` or a list of folders."""
     return isinstance(path, (list, tuple)) or FOLD in os.fspath(path)
@@ -71,7 +77,7 @@ def _fold_group(name: str, spec, k: int | None) -> Member:
             raise EnsembleError(f"member {name} ({spec}) is a fold group; pass --folds FILE (the folds its models were "
                                 "trained on), or folds = \"FILE\" in [data] of ensemble.toml")
         template = Path(spec)
-        parts = tuple(Path(os.fspath(spec).replace(FOLD, str(i))) for i in range(k))
+        parts = tuple(fold_path(spec, i) for i in range(k))
     for i, folder in enumerate(parts):
         if not folder.is_dir():
             raise EnsembleError(f"{folder}: fold {i} of member {name} ({len(parts)} folds) does not exist; train it, or "

@@ -137,7 +137,7 @@ def _run(project, *, k, weights, progress, name) -> RunResult:
 def _averages(p, k, cache, progress, redone, folds: int | None = None) -> dict[str, Path]:
     """1. Every [runs] entry averaged into its output folder, unless that folder is up to date; a
     run with ``{fold}`` in its path is K runs, each averaged into its own folder."""
-    from .members import FOLD
+    from .members import FOLD, fold_path
 
     outputs = {}
     for run in p.runs.values():
@@ -149,11 +149,11 @@ def _averages(p, k, cache, progress, redone, folds: int | None = None) -> dict[s
                                 "train = \"FILE\" to [data]")
         else:
             for i in range(folds):
-                if not Path(str(run.path).replace(FOLD, str(i))).is_dir():
-                    raise EnsembleError(f"{str(run.path).replace(FOLD, str(i))}: fold {i} of [runs] {run.name} in {p.path} "
-                                        f"does not exist ({folds} folds); fix its path (fold numbers run 0..k-1)")
-                _average(p, run, Path(str(run.path).replace(FOLD, str(i))), Path(str(out).replace(FOLD, str(i))), k,
-                         cache, progress, redone)
+                path = fold_path(run.path, i)
+                if not path.is_dir():
+                    raise EnsembleError(f"{path}: fold {i} of [runs] {run.name} in {p.path} does not exist ({folds} "
+                                        "folds); fix its path (fold numbers run 0..k-1)")
+                _average(p, run, path, fold_path(out, i), k, cache, progress, redone)
         outputs[run.name] = out
     return outputs
 
@@ -181,14 +181,14 @@ def _average(p, run, path: Path, out: Path, k, cache, progress, redone) -> None:
 def _predictions(members, splits, cache, progress, redone, training=None) -> dict[str, str]:
     """2. Every member's logits over its splits (a fold model's: its held-out training rows and
     the other splits), computed where the cache has none; returns the members' content digests."""
-    from .foldgroups import GroupRef, member_jobs
+    from .foldgroups import group_fingerprint, member_jobs
 
     jobs = member_jobs(members, splits, training)
-    fingerprint = {}
-    for _, ref, _ in jobs:
-        fingerprint[ref.name] = ref.fingerprint(cache.file_digest)
-    digests = {m.name: GroupRef.open(m).fingerprint(cache.file_digest) if m.is_fold_group else fingerprint[m.name]
-               for m in members}
+    fingerprint = {ref.name: ref.fingerprint(cache.file_digest) for _, ref, _ in jobs}
+    parts: dict[str, list[str]] = {}  # each member's model fingerprints: one, or a fold group's K in fold order
+    for member, ref, _ in jobs:
+        parts.setdefault(member, []).append(fingerprint[ref.name])
+    digests = {m.name: group_fingerprint(parts[m.name]) if m.is_fold_group else parts[m.name][0] for m in members}
     have = {(e.metadata.get("model_digest"), e.metadata.get("data_digest")) for e in cache.entries() if e.damaged is None}
     todo = [(ref, split) for _, ref, pairs in jobs for _, split in pairs]
     missing = [(ref, split) for ref, split in todo if (fingerprint[ref.name], split.digest) not in have]

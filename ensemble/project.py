@@ -224,7 +224,7 @@ def load_project(path: str | os.PathLike) -> Project:
     for table, specs in (("models", models), ("runs", runs)):
         for name, m in specs.items():
             if m.refit_of is not None and m.refit_of not in models and m.refit_of not in runs:
-                r.fail(table, name, f"refit_of must name a fold group of [models] or [runs]; got {m.refit_of!r}")
+                r.fail(table, name, _REFIT_OF.format(m.refit_of))
     return Project(path, data, sample, columns, models, runs, _read_vote(r, dict(doc.get("vote", {}))), folds,
                    fold_column)
 
@@ -276,6 +276,18 @@ def _read_data(r: _Reader, data_t: dict):
     return data, sample, columns
 
 
+_REFIT_OF = "refit_of must name a fold group of [models] or [runs]; got {!r}"
+
+
+def _refit_value(r: _Reader, table: str, name: str, value: dict) -> str | None:
+    """An entry's ``refit_of``: the name of the fold group whose place it takes, checked to be a
+    string (that the group exists is checked once every table is read)."""
+    refit_of = value.get("refit_of")
+    if refit_of is not None and not isinstance(refit_of, str):
+        r.fail(table, name, _REFIT_OF.format(refit_of))
+    return refit_of
+
+
 def _read_models(r: _Reader, table: dict) -> dict:
     """[models]: ready model folders (or a sweep's DIR@top3)."""
     models = {}
@@ -291,9 +303,7 @@ def _read_models(r: _Reader, table: dict) -> dict:
             unknown = set(value) - {"path", "trained_on_valid", "refit_of"}
             if unknown:
                 r.fail("models", name, f"unknown key {sorted(unknown)[0]!r}; expected path, trained_on_valid, refit_of")
-            refit_of = value.get("refit_of")
-            if refit_of is not None and not isinstance(refit_of, str):
-                r.fail("models", name, f"refit_of must name a fold group of [models] or [runs]; got {refit_of!r}")
+            refit_of = _refit_value(r, "models", name, value)
             if "path" not in value:
                 r.fail("models", name, "needs a path: { path = \"weights/...\" }")
             tov = value.get("trained_on_valid", False)
@@ -320,9 +330,7 @@ def _read_runs(r: _Reader, table: dict, models: dict) -> dict:
         if unknown:
             r.fail("runs", name, f"unknown key {sorted(unknown)[0]!r}; expected path, k, metric, tokenizer, across_trials, "
                                  "refit_of")
-        refit_of = value.get("refit_of")
-        if refit_of is not None and not isinstance(refit_of, str):
-            r.fail("runs", name, f"refit_of must name a fold group of [models] or [runs]; got {refit_of!r}")
+        refit_of = _refit_value(r, "runs", name, value)
         across = value.get("across_trials", False)
         if not isinstance(across, bool):
             r.fail("runs", name, f"across_trials must be true or false, got {across!r}")
@@ -436,16 +444,18 @@ def _fold_groups(rels: list[Path]) -> tuple[dict[str, tuple[str, int]], list[Pat
     """Folders whose paths differ only in a fold number (``runs/bert-fold0``..``runs/bert-fold4``)
     as fold groups, {name: (path with {fold}, K)}, when folds 0..K-1 are all there (K >= 2); the
     other folders as they are."""
+    from .members import FOLD
+
     by_template: dict[str, dict[int, Path]] = {}
     for rel in rels:
-        m = _FOLD_RE.search(rel.as_posix())
-        if m:
-            template = rel.as_posix()[:m.start()] + m.group(0)[:-len(m.group(1))] + "{fold}" + rel.as_posix()[m.end():]
-            by_template.setdefault(template, {})[int(m.group(1))] = rel
+        path = rel.as_posix()
+        m = _FOLD_RE.search(path)
+        if m:  # the fold number, and only it, becomes {fold}
+            by_template.setdefault(path[:m.start(1)] + FOLD + path[m.end(1):], {})[int(m.group(1))] = rel
     groups, grouped = {}, set()
     for template, folds in by_template.items():
         if len(folds) >= 2 and set(folds) == set(range(len(folds))):
-            part = next(x for x in template.split("/") if "{fold}" in x)
+            part = next(x for x in template.split("/") if FOLD in x)
             name = re.sub(r"[-_]*fold[-_]?\{fold\}[-_]*", "-", part, flags=re.IGNORECASE).strip("-_") or "folds"
             groups[re.sub(r"[^\w.+-]", "-", name)] = (template, len(folds))
             grouped.update(folds.values())
@@ -563,9 +573,7 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
         trials = sum(1 for c in (root / rel).iterdir() if c.is_dir())
         lines.append(f'{name} = "{rel.as_posix()}@top3"   # a sweep of {trials} trials: the best checkpoint of each '
                      'of the 3 best (ensemble sweep ls)')
-    for rel in models:
-        if rel.parts[0] == "weights" or any(str(rel).startswith(str(r)) for r in runs):
-            continue
+    for rel in models:  # those inside a run or under weights/ were left out above
         name = re.sub(r"[^\w.+-]", "-", rel.name) or "model"
         while name in names:
             name += "-2"

@@ -474,10 +474,9 @@ def report(
     from .scores import need_classes
 
     columns = dict(columns or {})
-    source, training, split = _report_inputs(models, data, valid, folds, columns, trained_on_valid, cache_dir,
-                                             fold_column, train, refit)
-    oof = training is not None
-    folds, refs = training.k if oof else folds if isinstance(folds, (int, np.integer)) else 5, source.refs
+    source, training, split, folds = _report_inputs(models, data, valid, folds, columns, trained_on_valid, cache_dir,
+                                                    fold_column, train, refit)
+    oof, refs = training is not None, source.refs
     al = source.aligned(split)
     y = al.y
     need_classes(y, "ensemble report", al.labels)
@@ -517,7 +516,7 @@ def report(
     disagreement, correlation = _between_members(probas, names, y)
     out_of_fold, holdout = {}, {}
     if oof:  # the rows and folds scored on, and an untouched validation split scored as the fold means
-        out_of_fold = {**training.describe(), "fold_groups": {r.name: [str(q.folder) for q in r.parts] for r in refs},
+        out_of_fold = {**training.describe(), "fold_groups": source.fold_group_folders(),
                        "refit": {g: r.name for g, r in source.refits.items()}}
         holdout = {} if valid not in data else _holdout(source, open_split(data[valid], valid, columns), al.labels,
                                                         fit_idx, estimates, combine, table)
@@ -526,8 +525,9 @@ def report(
 
 
 def _report_inputs(models, data, valid, folds, columns, trained_on_valid, cache_dir, fold_column, train, refit):
-    """(source, training folds or None, the labelled split scored on): the validation split, or
-    the training split's out-of-fold rows when ``folds`` is a folds file of fold groups."""
+    """(source, training folds or None, the labelled split scored on, K of the cross-validation):
+    the validation split and ``folds`` (or 5, when ``folds`` is a folds file of fold groups beside
+    models), or the training split's out-of-fold rows and the folds file's K."""
     from .members import resolve_members
     from .voting import CachedLogits, check_fold_groups, open_split, training_folds
 
@@ -546,14 +546,16 @@ def _report_inputs(models, data, valid, folds, columns, trained_on_valid, cache_
     split = training.split if oof else open_split(data[valid], valid, columns)
     split.require_labels("the report scores against the out-of-fold training labels" if oof else
                          "the report scores against validation labels")
-    return source, training if oof else None, split
+    if oof:
+        return source, training, split, training.k
+    return source, None, split, folds if isinstance(folds, (int, np.integer)) else 5
 
 
 def _holdout(source, split, labels, fit_idx, estimates, combine, table) -> dict:
     """Fold groups scored on an untouched validation split as their fold means: each member,
     uniform, and each estimated method as fitted on all out-of-fold rows; beside each, its
     out-of-fold cross-validated accuracy."""
-    from .combination import as_log_probs, combine as combine_logits
+    from .combination import align, as_log_probs, combine as combine_logits
     from .scores import accuracy
 
     split.require_labels("the holdout is scored against its labels")
@@ -565,9 +567,12 @@ def _holdout(source, split, labels, fit_idx, estimates, combine, table) -> dict:
     for m, e in estimates.items():
         acc[m] = accuracy(e.weights.predict_proba(fit_arrays), hal.y)
     if source.refits:  # what is submitted: each refit in its group's place, with the group's weight
-        refit = [as_log_probs(a) for a in source.aligned(split, labels, refit=True).arrays]
+        refit = list(arrays)  # the other members' as they are: only the refits are read
+        names = [x.name for x in source.refs]
         for g, r in source.refits.items():
-            acc[r.name] = accuracy(refit[[x.name for x in source.refs].index(g)], hal.y)
+            i = names.index(g)
+            refit[i] = as_log_probs(align([source.logits(r, split)], ids=split.ids, labels=labels).arrays[0])
+            acc[r.name] = accuracy(refit[i], hal.y)
         refit = [refit[i] for i in fit_idx]
         acc["uniform with refits"] = accuracy(combine_logits(refit, None, combine), hal.y)
         for m, e in estimates.items():
@@ -620,7 +625,7 @@ def _member_rows(refs, log_probs, split, y, trained_on_valid, include_optimistic
 
     rows, probas, excluded = {}, {}, []
     for ref, arr in zip(refs, log_probs):
-        group = getattr(ref, "kind", "model") == "folds"  # its fold models' notes: their held-out rows are these
+        group = ref.kind == "folds"  # its fold models' notes: their held-out rows are these
         note, exclude = model_notes(ref.parts[0].folder if group else ref.folder, split.digest,
                                     ref.name in trained_on_valid)
         if group and note:

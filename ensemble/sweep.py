@@ -238,15 +238,14 @@ def expand_members(models: Mapping[str, str | os.PathLike], metric: str | None =
     """Members as model folders: ``NAME=DIR@top3`` becomes ``NAME-<trial>`` for the best
     checkpoint of each of the 3 best trials of the sweep in DIR (best trial first).
 
-    Other entries are kept as given (a fold group's list of folders as a tuple). An expanded name that clashes with another member is an
-    error naming both.
+    Other entries are kept as given (a fold group's list of folders as a tuple). An expanded name
+    that clashes with another member is an error naming both.
     """
     out: dict[str, Path] = {}
     for name, spec in models.items():
-        parsed = None if isinstance(spec, (list, tuple)) else parse_member(spec)
         if isinstance(spec, (list, tuple)):  # a fold group's K model folders, in fold order
             items = [(name, tuple(Path(s) for s in spec))]
-        elif parsed is None:
+        elif (parsed := parse_member(spec)) is None:
             items = [(name, Path(spec))]
         else:
             folder, n = parsed

@@ -78,7 +78,11 @@ class CachedLogits:
     @property
     def fold_groups(self) -> list[str]:
         """The names of the members that are fold groups."""
-        return [r.name for r in self.refs if getattr(r, "kind", "model") == "folds"]
+        return [r.name for r in self.refs if r.kind == "folds"]
+
+    def fold_group_folders(self) -> dict[str, list[str]]:
+        """Each fold group's fold model folders (absolute, fold 0 first), for provenance."""
+        return {r.name: r.folders() for r in self.refs if r.kind == "folds"}
 
     @property
     def estimates(self):
@@ -96,7 +100,7 @@ class CachedLogits:
         """The newest cache entry of this model over this split, as Logits; an error saying which
         ``ensemble predict`` to run when there is none. A fold group's are its OOF logits on the
         training split and its fold mean on any other (:mod:`ensemble.foldgroups`)."""
-        if getattr(ref, "kind", "model") == "folds":
+        if ref.kind == "folds":
             return self._group_logits(ref, split)
         model_digest = self.digest_of(ref)
         cache = self.cache
@@ -197,10 +201,10 @@ def gather(models: Mapping[str, str | os.PathLike], data: Mapping[str, object] |
     if not models:
         raise EnsembleError("no model given; pass a mapping of member names to model folders")
     training = training_folds(data, folds, train, columns, fold_column)
+    data = _with_training(data, train, training)
     source = CachedLogits(models, cache_dir, training)
     check_fold_groups(source, training, None if split == train else split)
-    return source.aligned(training.split if training is not None and split == train else
-                          open_split(data[split], split, columns))
+    return source.aligned(open_split(data[split], split, columns))
 
 
 def _default_root() -> Path:
@@ -304,8 +308,8 @@ def vote(
         The folds file of K-fold members (fold groups, ``runs/bert-fold{fold}``), read against
         ``data[train]``: weights, adjustments and their estimates are then fitted on the
         out-of-fold logits of every training row, cross-validated on these folds, and a fold
-        group's test probabilities are the mean of its fold models'. Every member must then be
-        a fold group.
+        group's test probabilities are the mean of its fold models'. Fold groups beside models
+        are fitted on ``data[valid]`` instead, as their fold means.
     fold_column : str, optional
         The folds file's fold column (default: ``fold``, else ``kfold``).
     train : str, default "train"
@@ -323,6 +327,7 @@ def vote(
     """
     columns = dict(columns or {})
     training = training_folds(data, folds, train, columns, fold_column)
+    data = _with_training(data, train, training)
     members, kind, spec, loaded = _arguments(models, data, weights, name, test, adjust, adjust_metric, prior,
                                              None if training is None else training.k, refit or {})
     source = CachedLogits(members, cache_dir, training, refit)
@@ -331,14 +336,10 @@ def vote(
         valid, cv = train, {"splits": training.folds.fold}  # fitted and estimated on the OOF rows
     need_valid = kind == "file" or (kind == "method" and spec != "uniform")  # weights fitted on validation
     g = _gather(source, data, valid, test, columns, need_valid=need_valid, weights=weights)
-    if cv:
-        g.provenance["fitted_on"] = {**training.describe(), "kind": "out-of-fold", "split": train,
-                                     "fold_groups": {r.name: [str(q.folder.resolve()) for q in r.parts]
-                                                     for r in source.refs}}
-    elif source.fold_groups:  # beside models: every member fitted on the validation rows
-        g.provenance["fitted_on"] = {"kind": "validation", "split": valid, "fold_groups_as": "the mean of their fold models",
-                                     "fold_groups": {r.name: [str(q.folder.resolve()) for q in r.parts]
-                                                     for r in source.refs if r.name in source.fold_groups}}
+    if source.fold_groups:  # on their out-of-fold rows, or beside models on the validation rows as fold means
+        rows = ({**training.describe(), "kind": "out-of-fold", "split": train} if cv else
+                {"kind": "validation", "split": valid, "fold_groups_as": "the mean of their fold models"})
+        g.provenance["fitted_on"] = {**rows, "fold_groups": source.fold_group_folders()}
     if source.refits:
         g.provenance["refit"] = {group: {"model": r.name, "path": str(r.folder.resolve()),
                                          "model_digest": source.digest_of(r)} for group, r in source.refits.items()}
@@ -392,6 +393,11 @@ def training_folds(data: Mapping, folds, train: str, columns: Mapping, fold_colu
                             "fold models were trained on)")
     split = open_split(data[train], train, columns)
     return open_training_folds(split, folds, fold_column=fold_column, encoding=columns.get("encoding"))
+
+
+def _with_training(data: Mapping, train: str, training) -> Mapping:
+    """``data`` with the training split as read for its folds, so that it is read once."""
+    return data if training is None else {**data, train: training.split}
 
 
 def check_refit(members, refit: Mapping[str, str]) -> None:
