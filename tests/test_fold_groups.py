@@ -67,16 +67,20 @@ def _cli(root, *args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
-def _in_empty_folder(tmp_path, *args):
-    """Run the CLI in a new folder; return the result and every file it wrote there."""
+def _in_empty_folder(tmp_path, *args, write: dict | None = None):
+    """Run the CLI in a new folder (holding only the files of ``write``, name -> text); return the
+    result and every other file there afterwards: what the command wrote."""
     cwd = Path(tempfile.mkdtemp(dir=tmp_path))
+    for name, text in (write or {}).items():
+        (cwd / name).write_text(text, encoding="utf-8")
     here = os.getcwd()
     os.chdir(cwd)
     try:
         result = CliRunner().invoke(main, [str(a) for a in args])
     finally:
         os.chdir(here)
-    return result, {str(p.relative_to(cwd)): p for p in sorted(cwd.rglob("*")) if p.is_file()}
+    return result, {str(p.relative_to(cwd)): p for p in sorted(cwd.rglob("*"))
+                    if p.is_file() and str(p.relative_to(cwd)) not in (write or {})}
 
 
 def _forward(folder, texts):
@@ -240,7 +244,8 @@ def test_errors_are_one_line_and_write_nothing(kfold, tmp_path, case):
         frame.to_csv(folds, index=False)
     elif case == "no_train":
         data = data[2:]
-    if case == "different_k":  # a list of folders comes from ensemble.toml; through the API here
+    write = None
+    if case == "different_k":  # a list of folders comes from ensemble.toml, and from the API
         from ensemble.errors import EnsembleError
         from ensemble.voting import vote
 
@@ -249,9 +254,13 @@ def test_errors_are_one_line_and_write_nothing(kfold, tmp_path, case):
                  {"train": kfold / "train.csv", "test": kfold / "test.csv"}, "acc", cache_dir=kfold / "cache",
                  folds=folds, weights_dir=tmp_path / "w", submissions_dir=tmp_path / "s")
         assert not (tmp_path / "w").exists() and not (tmp_path / "s").exists()
-        return
+        args = []
+        write = {"ensemble.toml": f'[data]\ntrain = "{kfold}/train.csv"\ntest = "{kfold}/test.csv"\n'
+                                  f'folds = "{kfold}/folds.csv"\n\n[models]\nbert = "{kfold}/bert-fold{{fold}}/model"\n'
+                                  f'two = ["{kfold}/bert-fold0/model", "{kfold}/bert-fold1/model"]\n'}
+        data, folds = data[4:], None  # the project's data and folds; the logit cache as before
     result, files = _in_empty_folder(tmp_path, "vote", *args, *data, *(["--folds", folds] if folds else []),
-                                     "--weights", "acc")
+                                     "--weights", "acc", write=write)
     assert result.exit_code == 1, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], result.stderr
