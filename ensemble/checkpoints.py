@@ -7,8 +7,11 @@ Facts this module relies on (see DESIGN.md):
   own step, so the newest one is read; steps whose folder was deleted (``save_total_limit``)
   are dropped. Entries at the same step are merged, the first value of a key winning, so that a
   ``trainer.evaluate()`` after ``load_best_model_at_end`` cannot relabel the last checkpoint.
-* ``trainer_state.json`` records no metric direction: names ending in ``loss``, ``perplexity``,
-  ``ppl``, ``wer`` or ``cer`` are lower-is-better, anything else higher-is-better.
+* ``trainer_state.json`` records no metric direction. When the metric is the run's
+  ``metric_for_best_model``, the run says it: ``best_metric`` is the lowest or the highest value
+  logged. Otherwise the name decides, from a table of known metrics (loss, mse, rmse, mae, wer ...
+  lower; accuracy, f1, pearson, rouge, bleu ... higher); a name in neither is refused, never
+  guessed (``greater_is_better`` settles it).
 * ``metric_for_best_model`` lives in ``training_args.bin``, a pickle that is never loaded. It is
   recovered instead from ``best_metric`` and the best step (``best_global_step``, or the name of
   ``best_model_checkpoint`` in 4.x): the one ``eval_*`` key whose value at that step equals
@@ -35,13 +38,26 @@ __all__ = [
     "rank_run",
     "read_checkpoint",
     "infer_greater_is_better",
+    "metric_direction",
+    "newest_state",
     "normalize_metric",
 ]
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
-_LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "wer", "cer")
+# Metric names by direction, matched against the words of a name (``eval_macro_f1`` -> macro, f1):
+# a word in one set, or starting with one of the prefixes, says the direction.
+_LOWER_WORDS = frozenset({
+    "loss", "mse", "rmse", "mae", "mape", "smape", "msle", "rmsle", "mcrmse", "medae", "error", "err", "wer", "cer",
+    "ter", "perplexity", "ppl", "nll", "logloss", "brier", "ece", "hamming", "distance", "levenshtein"})
+_LOWER_SUFFIXES = ("loss", "error")  # celoss, logloss, mean_squared_error
+_HIGHER_WORDS = frozenset({
+    "accuracy", "acc", "f1", "fbeta", "f05", "f2", "precision", "recall", "auc", "auroc", "roc", "aupr", "ap", "map",
+    "mrr", "ndcg", "pearson", "pearsonr", "spearman", "spearmanr", "kendall", "kendalltau", "corr", "correlation",
+    "r2", "mcc", "matthews", "kappa", "qwk", "bleu", "sacrebleu", "chrf", "meteor", "bertscore", "em", "exact",
+    "iou", "jaccard", "dice", "combined", "gleu", "cider", "spice"})
+_HIGHER_PREFIXES = ("rouge", "bleu", "accuracy", "f1", "top")  # rouge1, rougeLsum, bleu4, accuracy_top5, top5
 # Logged with every evaluation but not a quality metric.
 _NOT_METRICS = ("runtime", "samples_per_second", "steps_per_second")
 
@@ -88,6 +104,7 @@ class Ranking:
     greater_is_better: bool
     ranked: tuple[Checkpoint, ...]
     skipped: tuple[Checkpoint, ...] = ()
+    direction_from: str = "given"  # "given", "the run's best_metric" or "the metric's name"
 
     def top(self, k: int) -> tuple[Checkpoint, ...]:
         """The best ``k`` checkpoints; an error naming the run when fewer have the metric."""
@@ -101,11 +118,16 @@ class Ranking:
             )
         return self.ranked[:k]
 
+    @property
+    def arrow(self) -> str:
+        """"higher is better (from the run's best_metric)" and the like: the direction and its source."""
+        arrow = "higher is better" if self.greater_is_better else "lower is better"
+        return arrow if self.direction_from == "given" else f"{arrow}, from {self.direction_from}"
+
     def format_table(self, chosen: Iterable[Checkpoint] = ()) -> str:
         """An aligned text table: rank, checkpoint, step, metric value, chosen or not."""
         chosen_paths = {c.path for c in chosen}
-        arrow = "higher is better" if self.greater_is_better else "lower is better"
-        rows = [("rank", "checkpoint", "step", f"{self.metric} ({arrow})", "chosen")]
+        rows = [("rank", "checkpoint", "step", f"{self.metric} ({self.arrow})", "chosen")]
         for i, c in enumerate(self.ranked, 1):
             rows.append((str(i), c.name, str(c.step), f"{c.metrics[self.metric]:.6g}",
                          "yes" if c.path in chosen_paths else ""))
@@ -115,9 +137,52 @@ class Ranking:
         return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows)
 
 
-def infer_greater_is_better(metric: str) -> bool:
-    """False for names ending in loss, perplexity, ppl, wer or cer; True otherwise."""
-    return not metric.lower().endswith(_LOWER_IS_BETTER)
+def infer_greater_is_better(metric: str) -> bool | None:
+    """The direction a metric's name says: False for error-like names (loss, mse, rmse, mae,
+    mape, error, wer, cer, ter, perplexity ...), True for score-like ones (accuracy, f1,
+    pearson, spearman, rouge*, bleu, auc ...), None for a name in neither set or in both."""
+    name = metric.lower()
+    name = name[5:] if name.startswith("eval_") else name
+    words = [w for w in re.split(r"[^a-z0-9]+", name) if w]
+    lower = any(w in _LOWER_WORDS or w.endswith(_LOWER_SUFFIXES) for w in words)
+    higher = any(w in _HIGHER_WORDS or w.startswith(_HIGHER_PREFIXES) for w in words)
+    return None if lower == higher else higher
+
+
+def _direction_of_run(name: str, state: Mapping | None) -> bool | None:
+    """The direction the run itself recorded for ``name``: when it is the run's
+    ``metric_for_best_model`` (recovered from ``best_metric`` and the best step), ``best_metric``
+    is the lowest or the highest value of it logged; None when the run does not tell."""
+    if not state:
+        return None
+    by_step = _metrics_by_step(state.get("log_history", []))
+    if _metric_for_best_model(state, by_step) != name:
+        return None
+    values = [v[name] for v in by_step.values() if name in v and math.isfinite(v[name])]
+    best = state.get("best_metric")
+    lo, hi = min(values), max(values)
+    if lo == hi:
+        return None
+    return True if best == hi else False if best == lo else None
+
+
+def metric_direction(name: str, greater_is_better: bool | None = None, *, state: Mapping | None = None,
+                     where: Path | None = None) -> tuple[bool, str]:
+    """``(greater_is_better, where the direction came from)`` for metric ``name``: the caller's
+    ``greater_is_better``, else the run's ``best_metric`` (see :func:`_direction_of_run`), else the
+    name (:func:`infer_greater_is_better`); a name that says neither is an error naming the fix."""
+    if greater_is_better is not None:
+        return bool(greater_is_better), "given"
+    gib = _direction_of_run(name, state)
+    if gib is not None:
+        return gib, "the run's best_metric"
+    gib = infer_greater_is_better(name)
+    if gib is not None:
+        return gib, "the metric's name"
+    from .errors import direction_fix
+
+    raise EnsembleError(f"{where or 'the run'}: cannot tell whether {name} is better higher or lower (it is not the "
+                        f"run's metric_for_best_model and not a known metric name); {direction_fix()}")
 
 
 def normalize_metric(metric: str) -> str:
@@ -229,6 +294,15 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(path, step, _metrics_by_step(state.get("log_history", [])).get(step, {}))
 
 
+def newest_state(checkpoints: Sequence[Checkpoint]) -> dict | None:
+    """The ``trainer_state.json`` of the highest step among ``checkpoints`` that has one (None
+    when none has): what the run recorded about its metric, for checkpoint folders given one by one."""
+    for c in sorted(checkpoints, key=lambda c: c.step, reverse=True):
+        if (c.path / "trainer_state.json").is_file():
+            return _read_state(c.path / "trainer_state.json")
+    return None
+
+
 def _best_step(state: Mapping) -> int | None:
     """``best_global_step`` (transformers 4.5x+), else the step in ``best_model_checkpoint``'s
     folder name (its path goes stale when a run is moved, its name does not)."""
@@ -275,9 +349,11 @@ def rank_checkpoints(
         ``eval_*`` key (the prefix may be left out). Default: ``eval_accuracy`` when logged,
         else the run's ``metric_for_best_model`` (recovered from ``state``), else ``eval_loss``.
     greater_is_better : bool, optional
-        Default: inferred from the name (see :func:`infer_greater_is_better`).
+        Default: the run's own (``best_metric`` is the min or the max of the metric's values when
+        the metric is its ``metric_for_best_model``), else the name's (see
+        :func:`infer_greater_is_better`); a name that says neither is an error.
     state : mapping, optional
-        A parsed ``trainer_state.json``, used only to recover ``metric_for_best_model``.
+        A parsed ``trainer_state.json``: the run's ``metric_for_best_model`` and its direction.
     where : Path, optional
         The folder errors name (default: the last checkpoint's run folder; a sweep's root).
 
@@ -298,7 +374,7 @@ def rank_checkpoints(
             f"{where}: metric {name} is not logged in trainer_state.json (logged: {listed}); "
             "pass --metric with one of them"
         )
-    gib = infer_greater_is_better(name) if greater_is_better is None else bool(greater_is_better)
+    gib, source = metric_direction(name, greater_is_better, state=state, where=where or checkpoints[-1].path.parent)
     have = [c for c in checkpoints if math.isfinite(c.metrics.get(name, math.nan))]
     skipped = tuple(c for c in checkpoints if c not in have)
     if not have:
@@ -309,7 +385,7 @@ def rank_checkpoints(
         log.warning("%s: no finite %s logged at step %d; skipped", c.path, name, c.step)
     sign = -1.0 if gib else 1.0
     ranked = tuple(sorted(have, key=lambda c: (sign * c.metrics[name], -c.step)))
-    return Ranking(name, gib, ranked, skipped)
+    return Ranking(name, gib, ranked, skipped, source)
 
 
 def rank_run(

@@ -10,7 +10,7 @@ import contextvars
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["EnsembleError", "option", "cli_messages", "project_messages", "project_scope", "in_project"]
+__all__ = ["EnsembleError", "option", "direction_fix", "cli_messages", "project_messages", "project_scope", "in_project"]
 
 
 class EnsembleError(Exception):
@@ -37,6 +37,8 @@ _FACE = contextvars.ContextVar("ensemble_face", default=_Face())
 _PROJECT_KEYS = {"text": "data", "label": "data", "id": "data", "encoding": "data", "quoting": "data",
                  "weights": "vote", "combine": "vote", "adjust": "vote", "prior": "vote", "adjust_metric": "vote",
                  "class_order": "vote"}
+# Options a project file sets per member, in its [models] or [runs] entry.
+_MEMBER_KEYS = {"trust_remote_code": "true"}
 
 
 def option(name: str, value: str = "True") -> str:
@@ -45,12 +47,25 @@ def option(name: str, value: str = "True") -> str:
     ``set name = "value" in [table] of ensemble.toml`` when a project file is in use and sets it."""
     face = _FACE.get()
     flag = f"pass --{name.replace('_', '-')}" + ("" if value == "True" else f" {value}")
+    if face.project is not None and name in _MEMBER_KEYS:
+        key = f"set {name} = {_MEMBER_KEYS[name]} in its [models] or [runs] entry of {face.project}"
+        return f"{flag}, or {key}" if face.cli else f"{key} (or pass --{name.replace('_', '-')} to ensemble run)"
     if face.project is not None and name in _PROJECT_KEYS:
         key = f'set {name} = "{value}" in [{_PROJECT_KEYS[name]}] of {face.project}'
         return f"{flag}, or {key}" if face.cli else key  # a command with the flag, or `ensemble run`
     if face.cli:
         return flag
     return f"pass {name}={value}"
+
+
+def direction_fix() -> str:
+    """How to say which way a metric is better, in the face the user is in."""
+    face = _FACE.get()
+    if face.cli:
+        return "pass --greater-is-better or --lower-is-better"
+    if face.project is not None:
+        return f"set greater_is_better = true or false in the [runs] entry of {face.project}"
+    return "pass greater_is_better=True or False"
 
 
 def in_project() -> Path | None:

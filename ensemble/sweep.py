@@ -96,7 +96,7 @@ class Sweep:
 
     def format_table(self) -> str:
         """Rank, trial, parameters, best metric value and its step, checkpoints."""
-        arrow = "higher is better" if self.ranking.greater_is_better else "lower is better"
+        arrow = self.ranking.arrow
         keys = list(dict.fromkeys(k for t in self.trials for k in t.params))
         head = ["rank", "trial", *keys, f"best {self.metric} ({arrow})", "step", "checkpoints"]
         rows = [head]

@@ -99,7 +99,7 @@ def test_prints_the_ranked_table(runs, tmp_path):
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     header = next(i for i, ln in enumerate(lines) if ln.startswith("rank"))
-    assert "eval_accuracy (higher is better)" in lines[header]
+    assert "eval_accuracy (higher is better, from the metric's name)" in lines[header]
     chosen = [ln.split()[1] for ln in lines[header + 1:] if ln.rstrip().endswith("yes")]
     manifest = json.loads((tmp_path / "a" / "ensemble_manifest.json").read_text())
     assert chosen == [f"checkpoint-{c['step']}" for c in manifest["checkpoints"]]
