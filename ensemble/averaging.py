@@ -30,10 +30,28 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from . import __version__
-from .checkpoints import Checkpoint, Ranking, rank_checkpoints, rank_run, read_checkpoint, CHECKPOINT_RE
+from .checkpoints import (
+    CHECKPOINT_RE,
+    Checkpoint,
+    Ranking,
+    newest_state,
+    rank_checkpoints,
+    rank_run,
+    read_checkpoint,
+)
 from .errors import EnsembleError
 from .hashing import HASH_NAME, StreamHasher, file_digest
-from .modelfiles import TOKENIZER_FILES, has_tokenizer, has_weights, load_torch_bin, read_config
+from .modelfiles import (
+    MODEL_FILES,
+    PROCESSOR_FILES,
+    PROCESSOR_FOLDERS,
+    TOKENIZER_FILES,
+    code_files,
+    has_tokenizer,
+    has_weights,
+    load_torch_bin,
+    read_config,
+)
 from .tensorio import (
     DTYPES,
     FLOAT_DTYPES,
@@ -170,7 +188,7 @@ def select_checkpoints(
     checkpoints = [read_checkpoint(p) for p in paths]
     if k is None and metric is None:
         return Selection(tuple(checkpoints), None, None)
-    ranking = rank_checkpoints(checkpoints, metric, greater_is_better)
+    ranking = rank_checkpoints(checkpoints, metric, greater_is_better, state=newest_state(checkpoints))
     return Selection(ranking.top(_count(k, ranking, len(checkpoints))), ranking, None)
 
 
@@ -579,10 +597,40 @@ def _write_average(sets: Sequence[_WeightSet], folder: Path, metadata: dict[str,
     return writers
 
 
-def _copy_files(src: Path, dst: Path, names: Iterable[str]) -> None:
-    for n in names:
-        if (src / n).is_file():
-            shutil.copyfile(src / n, dst / n)
+def loading_files(config_dir: Path, tok_dir: Path, trust_remote_code: bool = False) -> dict[str, Path]:
+    """Every file besides the weights that loading the average needs, by its name in the output:
+    ``config.json`` and ``generation_config.json`` of the best checkpoint, the tokenizer, processor
+    and chat-template files, and the code that ``auto_map`` names (its module files, with
+    ``trust_remote_code``; without it such a folder is refused: its average could not be loaded,
+    or would load another class). Optimizer, scheduler and RNG states and ``training_args.bin``
+    are never among them."""
+    files = {n: config_dir / n for n in ("config.json", *MODEL_FILES) if (config_dir / n).is_file()}
+    files.update({n: tok_dir / n for n in (*TOKENIZER_FILES, *PROCESSOR_FILES) if (tok_dir / n).is_file()})
+    for sub in PROCESSOR_FOLDERS:
+        if (tok_dir / sub).is_dir():
+            files.update({p.relative_to(tok_dir).as_posix(): p for p in sorted((tok_dir / sub).rglob("*")) if p.is_file()})
+    for folder, config in ((config_dir, "config.json"), (tok_dir, "tokenizer_config.json")):
+        modules, code = code_files(folder, config)
+        if not modules:
+            continue
+        if not trust_remote_code:
+            from .errors import option
+
+            raise EnsembleError(f"{folder / config}: auto_map names code shipped with the model ({', '.join(modules)}); "
+                                f"the average needs it to load: {option('trust_remote_code')} to copy it (and let "
+                                "transformers run it), once you trust it")
+        missing = [m for m in modules if "--" not in m and not (folder / f"{m}.py").is_file()]
+        if missing:
+            raise EnsembleError(f"{folder / f'{missing[0]}.py'}: named by auto_map in {config} but missing; copy the "
+                                "model's code files into the checkpoint")
+        files.update({p.name: p for p in code})
+    return files
+
+
+def _copy_files(files: dict[str, Path], dst: Path) -> None:
+    for name, src in files.items():
+        (dst / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst / name)
 
 
 def _settings(method: str, k, selection: Selection, accumulate_dtype: str, holdout, exclude_trials) -> dict:
@@ -600,14 +648,15 @@ def _key(c: Checkpoint, selection: Selection) -> list:
 
 
 def _stale_reason(out: str | os.PathLike, selection: Selection, settings: dict, tokenizer_dir: Path,
-                 file_digest=file_digest, searched: bool = False) -> str | None:
+                 file_digest=file_digest, searched: bool = False, copied: dict[str, Path] | None = None) -> str | None:
     """None when ``out`` holds the average of ``selection`` built with ``settings``; else why not.
 
     Content decides, never paths or times: every chosen checkpoint's files must have the digests
     the manifest recorded, the averaged weights the digests written, and the tokenizer must come
     from the same folder relative to ``out``. For a searched average (greedy soup, a K chosen on
     a holdout) ``selection`` holds the candidates: their steps and metric values must be those
-    recorded, and the chosen ones among them must be unchanged.
+    recorded, and the chosen ones among them must be unchanged. ``copied`` (see
+    :func:`loading_files`): the files besides the weights, each equal to its source now.
     """
     out = Path(out)
     try:
@@ -639,22 +688,28 @@ def _stale_reason(out: str | os.PathLike, selection: Selection, settings: dict, 
             return f"its {name} is not the file that was written"
     if m.get("tokenizer_from") != _relative(tokenizer_dir, out):
         return "its tokenizer came from another folder"
+    for name, src in (copied or {}).items():  # config, generation config, tokenizer, code: as they are now
+        if not (out / name).is_file() or file_digest(out / name) != file_digest(src):
+            return f"its {name} differs from {src}"
     return None
 
 
 def stale_average(out: str | os.PathLike, run_or_paths, k: int | None = None, metric: str | None = None, *,
                   tokenizer: str | os.PathLike | None = None, accumulate_dtype: str = "float32",
-                  across_trials: bool = False, exclude_trials: Sequence[str] = (), file_digest=file_digest) -> str | None:
+                  across_trials: bool = False, exclude_trials: Sequence[str] = (), file_digest=file_digest,
+                  greater_is_better: bool | None = None, trust_remote_code: bool = False) -> str | None:
     """Why ``out`` is not the uniform average that :func:`average_checkpoints` would write with
     these arguments ("it does not exist", "other checkpoints are chosen now", ...), or None when
     it is, judged by content alone: a copied or moved project is still up to date."""
     out = Path(out)
     if not out.exists():
         return "it does not exist"
-    selection = select_checkpoints(run_or_paths, k, metric, across_trials=across_trials, exclude_trials=exclude_trials)
+    selection = select_checkpoints(run_or_paths, k, metric, greater_is_better, across_trials=across_trials,
+                                   exclude_trials=exclude_trials)
     tok_dir = _find_tokenizer(selection, _check_configs([c.path for c in selection.chosen]), tokenizer)
     settings = _settings("uniform", parse_k(k), selection, accumulate_dtype, None, exclude_trials)
-    return _stale_reason(out, selection, settings, tok_dir, file_digest)
+    copied = loading_files(selection.chosen[0].path, tok_dir, trust_remote_code)
+    return _stale_reason(out, selection, settings, tok_dir, file_digest, copied=copied)
 
 
 def remove_leftovers(folder: str | os.PathLike, name: str | None = None, *, dry_run: bool = False,
@@ -695,12 +750,12 @@ def _clean(out: Path, held: bool = False) -> None:
 
 
 def _up_to_date(out: Path, selection: Selection, settings: dict, tok_dir: Path, force: bool,
-                searched: bool = False) -> bool:
+                searched: bool = False, copied: dict[str, Path] | None = None) -> bool:
     """True when ``out`` already holds this average (said in the log); an error when it holds
     something else and ``force`` is off; False when it is to be (re)written."""
     if force or not out.exists():
         return False
-    why = _stale_reason(out, selection, settings, tok_dir, searched=searched)
+    why = _stale_reason(out, selection, settings, tok_dir, searched=searched, copied=copied)
     if why is None:
         log.info("%s: up to date (the same checkpoints, unchanged, with the same settings)", out)
         return True
@@ -741,11 +796,13 @@ class _HoldoutScorer:
     """Accuracy on a labelled split of the average of a set of checkpoints, computed in memory:
     a running float32 sum of the state dicts, loaded into one model for each evaluation."""
 
-    def __init__(self, best: Checkpoint, tok_dir: Path, holdout, batch_size: int, device: str):
+    def __init__(self, best: Checkpoint, tok_dir: Path, holdout, batch_size: int, device: str,
+                 trust_remote_code: bool = False):
         from .inference import InferenceSettings, ModelRef, ModelSession
 
         self.session = ModelSession(ModelRef.open(best.path, tokenizer=tok_dir),
-                                    InferenceSettings(batch_size=batch_size, device=device), cache=None)
+                                    InferenceSettings(batch_size=batch_size, device=device,
+                                                      trust_remote_code=trust_remote_code), cache=None)
         self.holdout = holdout
         self.y = holdout.label_indices(self.session.ref.labels, model=str(best.path))
         self.enc = self.session.encode(holdout)
@@ -778,7 +835,7 @@ class _HoldoutScorer:
 
 
 def _search(ranking: Ranking, method: str, k, holdout, tok_dir: Path, batch_size: int, device: str,
-            progress: bool, trial_of=lambda c: None) -> tuple[tuple[Checkpoint, ...], dict]:
+            progress: bool, trial_of=lambda c: None, trust_remote_code: bool = False) -> tuple[tuple[Checkpoint, ...], dict]:
     """Greedy soup, or the K whose top-K average scores best on ``holdout``.
 
     Greedy soup (Wortsman et al., 2022, recipe 1): checkpoints in metric order, each added to the
@@ -798,7 +855,7 @@ def _search(ranking: Ranking, method: str, k, holdout, tok_dir: Path, batch_size
             raise EnsembleError(f"{candidates[0].path.parent}: k={max(ks)} but only {len(candidates)} "
                                 "checkpoints have the metric; pass smaller values of --k")
         candidates = candidates[:max(ks)]
-    scorer = _HoldoutScorer(candidates[0], tok_dir, holdout, batch_size, device)
+    scorer = _HoldoutScorer(candidates[0], tok_dir, holdout, batch_size, device, trust_remote_code)
     metric = ranking.metric
     trials, chosen = [], []
     total, count, best = None, 0, -1.0
@@ -845,10 +902,10 @@ def _log_selection(selection: Selection) -> None:
 
 
 def _build(out: Path, selection: Selection, settings: dict, tok_dir: Path, accumulate_dtype: str, search,
-           *, force: bool, searched: bool, progress: bool) -> Path:
+           *, force: bool, searched: bool, progress: bool, copied: dict[str, Path]) -> Path:
     """Write the average of ``selection`` to ``out`` under its lock: built in a temporary folder
-    beside it (weights streamed, manifest in the header and beside it, config and tokenizer
-    copied), then renamed into place; what a killed build left is removed first."""
+    beside it (weights streamed, manifest in the header and beside it, ``copied`` copied: see
+    :func:`loading_files`), then renamed into place; what a killed build left is removed first."""
     folders = [c.path for c in selection.chosen]
     out.parent.mkdir(parents=True, exist_ok=True)
 
@@ -860,7 +917,7 @@ def _build(out: Path, selection: Selection, settings: dict, tok_dir: Path, accum
     try:
         with lock:
             _clean(out, held=True)  # under the lock: no live writer of out
-            if _up_to_date(out, selection, settings, tok_dir, force, searched=searched):  # another process finished first
+            if _up_to_date(out, selection, settings, tok_dir, force, searched=searched, copied=copied):  # done meanwhile
                 return out
             for folder in folders:
                 sets.append(_open_weights(folder))
@@ -878,8 +935,7 @@ def _build(out: Path, selection: Selection, settings: dict, tok_dir: Path, accum
             manifest = _manifest(selection, sets, digests, accumulate_dtype, tok_dir, out, search, settings)
             for w in writers:  # same length as the placeholder hashes, so it fits in place
                 w.rewrite_metadata(_st_metadata(manifest))
-            shutil.copyfile(folders[0] / "config.json", tmp / "config.json")
-            _copy_files(tok_dir, tmp, TOKENIZER_FILES)
+            _copy_files(copied, tmp)
             # digests of the files written, checked by ensemble predict before it trusts them
             manifest["outputs"] = {w.path.name: file_digest(w.path) for w in writers}
             # the JSON file alone says when: the weights' header must not depend on the time
@@ -918,6 +974,7 @@ def average_checkpoints(
     progress: bool = True,
     across_trials: bool = False,
     exclude_trials: Sequence[str] = (),
+    trust_remote_code: bool = False,
 ) -> Path:
     """Average the top-``k`` checkpoints of a run into a model folder ``from_pretrained`` loads.
 
@@ -942,7 +999,9 @@ def average_checkpoints(
         A labelled split to score soups and K on (needed by "greedy" and a searched K). Its
         score of the result is then optimistic: the manifest records ``selected_on_holdout``.
     greater_is_better : bool, optional
-        Metric direction. Default: inferred from the name (``*loss`` is lower-is-better).
+        Metric direction. Default: the run's own when the metric is its ``metric_for_best_model``,
+        else the name's (loss, mse, rmse, mae ... lower; accuracy, f1, pearson ... higher); a
+        name that says neither is an error asking for it.
     tokenizer : path-like, optional
         Folder to copy the tokenizer from. Default: the best checkpoint, the other chosen ones,
         the run folder, then the config's ``_name_or_path`` when it is a local folder.
@@ -960,12 +1019,16 @@ def average_checkpoints(
         records every trial's parameters and which trial each checkpoint came from.
     exclude_trials : sequence of str
         Trial folders to leave out of an ``across_trials`` ranking.
+    trust_remote_code : bool, default False
+        Copy the code files that ``auto_map`` names (a model with its own modeling code); without
+        it such checkpoints are refused, since their average could not be loaded.
 
     Returns
     -------
     Path
         The output folder: ``config.json``, the averaged ``model.safetensors`` (sharded with an
-        index when the checkpoints were), the tokenizer files and ``ensemble_manifest.json``.
+        index when the checkpoints were), ``generation_config.json``, the tokenizer, processor and
+        chat-template files, the model's code files (``auto_map``) and ``ensemble_manifest.json``.
     """
     if accumulate_dtype not in ("float32", "float64"):
         raise EnsembleError(f"accumulate_dtype must be 'float32' or 'float64', got {accumulate_dtype!r}")
@@ -989,11 +1052,12 @@ def average_checkpoints(
         config = _check_configs([c.path for c in every.chosen])
         tok_dir = _find_tokenizer(every, config, tokenizer)
         settings = _settings(method, k, every, accumulate_dtype, holdout, exclude_trials)
-        if out is not None and _up_to_date(Path(out), every, settings, tok_dir, force, searched=True):
+        copied = loading_files(every.chosen[0].path, tok_dir, trust_remote_code)
+        if out is not None and _up_to_date(Path(out), every, settings, tok_dir, force, searched=True, copied=copied):
             _clean(Path(out))
             return Path(out)
         chosen, search = _search(every.ranking, method, k, holdout, tok_dir, batch_size, device, progress,
-                                 every.trial_of)
+                                 every.trial_of, trust_remote_code)
         selection = Selection(chosen, every.ranking, every.run_dir, every.sweep)
     else:
         selection = select_checkpoints(run_or_paths, k, metric, greater_is_better, across_trials=across_trials,
@@ -1004,8 +1068,9 @@ def average_checkpoints(
     folders = [c.path for c in selection.chosen]
     config = _check_configs(folders)
     tok_dir = _find_tokenizer(selection, config, tokenizer)
-    if not searched and _up_to_date(out, selection, settings, tok_dir, force):
+    copied = loading_files(folders[0], tok_dir, trust_remote_code)
+    if not searched and _up_to_date(out, selection, settings, tok_dir, force, copied=copied):
         _clean(out)
         return out
     return _build(out, selection, settings, tok_dir, accumulate_dtype, search, force=force, searched=searched,
-                  progress=progress)
+                  progress=progress, copied=copied)

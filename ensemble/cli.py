@@ -290,7 +290,8 @@ def adjust_options(f):
               help="eval metric to rank by (eval_ prefix optional) [default: eval_accuracy, "
                    "else the run's metric_for_best_model, else eval_loss].")
 @click.option("--greater-is-better/--lower-is-better", "greater_is_better", default=None,
-              help="Metric direction [default: inferred; *loss, perplexity, wer, cer are lower-is-better].")
+              help="Metric direction [default: the run's own for its metric_for_best_model, else the name's: "
+                   "loss, mse, rmse, mae, wer ... lower; accuracy, f1, pearson, rouge ... higher; else an error].")
 @click.option("--out", type=click.Path(path_type=str), default=None,
               help="Output model folder [default: weights/<run-name>-top<K>].")
 @click.option("--tokenizer", type=click.Path(path_type=str), default=None,
@@ -302,13 +303,18 @@ def adjust_options(f):
               help="RUN is a hyper-parameter sweep (run-<n>/checkpoint-N): rank the checkpoints of all trials together.")
 @click.option("--exclude-trial", "exclude_trials", multiple=True, metavar="TRIAL",
               help="With --across-trials: leave this trial folder out, repeatable.")
+@click.option("--trust-remote-code", is_flag=True,
+              help="Copy the model code that auto_map names into the average (and run it to score --holdout).")
 @common_options
 def avg_ckpt(run_or_checkpoints, k, method, holdout, id_col, text_cols, label_col, encoding, quoting, metric,
-             greater_is_better, out, tokenizer, accumulate_dtype, force, across_trials, exclude_trials):
+             greater_is_better, out, tokenizer, accumulate_dtype, force, across_trials, exclude_trials,
+             trust_remote_code):
     """Average the top-K checkpoints of a Trainer run into one model folder.
 
     RUN_OR_CHECKPOINTS is a Trainer output folder holding checkpoint-N folders, or checkpoint
-    folders themselves. The result loads with AutoModelForSequenceClassification.from_pretrained.
+    folders themselves. The result loads with the Auto class of its head (from_pretrained): it holds
+    the config, generation config, tokenizer and processor files, and the model's own code files
+    with --trust-remote-code.
 
     \b
     Examples:
@@ -331,7 +337,7 @@ def avg_ckpt(run_or_checkpoints, k, method, holdout, id_col, text_cols, label_co
         target, k=k, metric=metric, out=out, method=method, holdout=holdout, greater_is_better=greater_is_better,
         tokenizer=tokenizer, accumulate_dtype=accumulate_dtype, force=force,
         progress=click.get_current_context().meta["ensemble.progress"], across_trials=across_trials,
-        exclude_trials=exclude_trials,
+        exclude_trials=exclude_trials, trust_remote_code=trust_remote_code,
     )
     click.echo(str(path))
 
@@ -603,8 +609,11 @@ def init_cmd(folder, force):
               help="Average the best K checkpoints of every [runs] entry [default: its k, else 4].")
 @click.option("--weights", default=None, help="Voting weights [default: [vote] weights, else auto].")
 @click.option("--name", default="ensemble", show_default=True, help="Names the outputs.")
+@click.option("--trust-remote-code", is_flag=True,
+              help="Let every member run the code its folder ships (auto_map) [default: trust_remote_code = true "
+                   "in its [models] or [runs] entry].")
 @common_options
-def run_cmd(project, k, weights, name):
+def run_cmd(project, k, weights, name, trust_remote_code):
     """Average every [runs] entry, predict, vote and report, as ensemble.toml says; each step is
     cached, so a second run redoes only what changed and says so.
 
@@ -618,7 +627,7 @@ def run_cmd(project, k, weights, name):
     path = project or find_project()
     if path is None:
         raise EnsembleError("no ensemble.toml here or in a parent folder; pass --project FILE or run ensemble init")
-    result = run_project(load_project(path), k=k, weights=weights, name=name,
+    result = run_project(load_project(path), k=k, weights=weights, name=name, trust_remote_code=trust_remote_code,
                          progress=click.get_current_context().meta["ensemble.progress"])
     log.info("%s", result.report_text)
     log.info("report: %s", result.report_html)
@@ -636,7 +645,7 @@ def sweep_group() -> None:
               help="eval metric to rank trials by (eval_ prefix optional) [default: eval_accuracy, "
                    "else the runs' metric_for_best_model, else eval_loss].")
 @click.option("--greater-is-better/--lower-is-better", "greater_is_better", default=None,
-              help="Metric direction [default: inferred; *loss, perplexity, wer, cer are lower-is-better].")
+              help="Metric direction [default: the runs' own for their metric_for_best_model, else the name's].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
 @common_options
 def sweep_ls(sweep_dir, metric, greater_is_better, as_json):

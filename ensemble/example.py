@@ -144,6 +144,7 @@ def train_run(
     max_length: int = 64,
     seed: int = 0,
     callbacks: Sequence = (),
+    trust_remote_code: bool = False,
 ):
     """Fine-tune the base model with ``Trainer``, evaluating and saving every ``steps`` steps
     (``strategy="steps"``) or every epoch (``strategy="epoch"``).
@@ -151,13 +152,14 @@ def train_run(
     ``train`` and ``valid`` are ``(texts, label names)``. With ``save_tokenizer=False`` the texts
     are padded to ``max_length`` up front and the ``Trainer`` gets neither a ``processing_class``
     nor a tokenizer in its collator, so the checkpoints hold no tokenizer files: the usual
-    notebook. Returns the ``Trainer``.
+    notebook. ``trust_remote_code``: the base model's own code (``auto_map``) is the model
+    trained. Returns the ``Trainer``.
     """
     trainer = _trainer(out_dir, base, train, valid, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                        strategy=strategy, steps=steps, save_tokenizer=save_tokenizer, save_total_limit=save_total_limit,
                        metrics=metrics, metric_for_best_model=metric_for_best_model,
                        load_best_model_at_end=load_best_model_at_end, max_length=max_length, seed=seed, data_seed=seed,
-                       callbacks=callbacks)
+                       callbacks=callbacks, trust_remote_code=trust_remote_code)
     with _threads_for(trainer.model):
         trainer.train()
     return trainer
@@ -188,7 +190,7 @@ def _threads_for(model):
 
 def _trainer(out_dir, base, train, valid, *, epochs, batch_size, learning_rate, strategy, steps, max_length, seed,
              data_seed, save_tokenizer=True, save_total_limit=None, metrics=("accuracy",), metric_for_best_model=None,
-             load_best_model_at_end=False, callbacks=(), model_init=False):
+             load_best_model_at_end=False, callbacks=(), model_init=False, trust_remote_code=False):
     """The ``Trainer`` of :func:`train_run` and :func:`train_sweep`, not yet trained; with
     ``model_init``, it builds a fresh model from ``base`` for every trial of a search."""
     from transformers import (
@@ -201,7 +203,7 @@ def _trainer(out_dir, base, train, valid, *, epochs, batch_size, learning_rate, 
     )
 
     tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForSequenceClassification.from_pretrained(base)
+    model = AutoModelForSequenceClassification.from_pretrained(base, trust_remote_code=trust_remote_code)
     label2id = {k: int(v) for k, v in model.config.label2id.items()}
     pad = not save_tokenizer
     train_ds = _encode(tokenizer, *train, label2id, max_length, pad)

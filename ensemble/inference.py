@@ -19,6 +19,7 @@ transformers inside the functions that run a model.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import math
@@ -30,9 +31,17 @@ from typing import ClassVar, Mapping
 
 import numpy as np
 
-from .errors import EnsembleError
+from .errors import EnsembleError, option
 from .logits import Logits
-from .modelfiles import TOKENIZER_FILES, classifier_rows, has_tokenizer, read_config, weight_files
+from .modelfiles import (
+    SUPPORTED_HEAD,
+    TOKENIZER_FILES,
+    classifier_rows,
+    has_tokenizer,
+    head_of,
+    read_config,
+    weight_files,
+)
 
 __all__ = ["Logits", "InferenceSettings", "ModelRef", "predict_logits", "ModelSession", "resolve_device",
            "resolve_dtype"]
@@ -146,6 +155,7 @@ class ModelRef:
         if not folder.is_dir():
             raise EnsembleError(f"{folder}: not a folder; pass a model folder (config.json, weights, tokenizer)")
         config = read_config(folder)
+        check_head(folder, config)
         labels = _class_names(folder, config)
         rows = classifier_rows(folder)
         if rows is not None and rows != len(labels):
@@ -195,6 +205,22 @@ class ModelRef:
         if code:
             parts["code"] = {p.name: digest(p) for p in code}
         return blake3(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def check_head(folder: Path, config: Mapping) -> None:
+    """Refuse, before anything is loaded, a model whose ``config.json`` describes a head that
+    predict, vote and report do not run as a single-label classifier (regression, multi-label,
+    token classification, generation...): its outputs read as class logits would be silently
+    wrong (a softmax over one regression output votes a constant). The message names the head."""
+    head = head_of(dict(config))
+    if head.supported:
+        return
+    if head.kind == "custom":
+        fix = ("run it with its own code (auto_map in config.json and " + option("trust_remote_code") + "), or re-save "
+               "it as a transformers *ForSequenceClassification model")
+    else:
+        fix = f"ensemble runs {SUPPORTED_HEAD} heads (*ForSequenceClassification) only for now"
+    raise EnsembleError(f"{folder / 'config.json'}: {head.describe()}; {fix}")
 
 
 def _check_outputs(folder: Path, digests: Mapping[str, str]) -> None:
@@ -295,6 +321,7 @@ class ModelSession:
         self.ref, self.settings, self.cache = ref, settings, cache
         self._model = self._tokenizer = None
         self.attention = None
+        self._inputs: set[str] = set()
         self.device = resolve_device(settings.device)
         self.dist = _distributed_state(cpu=self.device.type == "cpu")
         if self.dist is not None:
@@ -344,43 +371,58 @@ class ModelSession:
     def model(self):
         if self._model is None:
             import torch
-            from transformers import AutoModelForSequenceClassification
 
             from .modelfiles import dtype_kwarg, load_torch_bin
 
+            ref = self.ref
+            head = head_of(dict(ref.config))
+            if head.custom_code and not self.settings.trust_remote_code:
+                raise EnsembleError(f"{ref.folder / 'config.json'}: auto_map names the model's own code "
+                                    f"({ref.config['auto_map']['AutoModelForSequenceClassification']}); without running it "
+                                    f"transformers would build another class: {option('trust_remote_code')} once you "
+                                    "trust that code")
             kw = dict(trust_remote_code=self.settings.trust_remote_code, **dtype_kwarg(getattr(torch, self.dtype)))
-            for path in weight_files(self.ref.folder):  # a legacy .bin is read safely first: a pickle payload
+            for path in weight_files(ref.folder):  # a legacy .bin is read safely first: a pickle payload
                 if path.suffix == ".bin":             # is refused in one line naming the file, and never runs
                     load_torch_bin(path)
-            try:
-                with _quiet_transformers():
-                    try:
-                        model, info = AutoModelForSequenceClassification.from_pretrained(
-                            str(self.ref.folder), attn_implementation="sdpa", output_loading_info=True, **kw)
-                    except (ValueError, ImportError) as e:
-                        if "sdpa" not in str(e).lower():
-                            raise
-                        model, info = AutoModelForSequenceClassification.from_pretrained(
-                            str(self.ref.folder), attn_implementation="eager", output_loading_info=True, **kw)
-            except EnsembleError:
-                raise
-            except Exception as e:
-                raise EnsembleError(f"{self.ref.folder}: cannot load the model ({_first_line(e)}); "
-                                    "check that it is a sequence-classification model folder") from None
-            _check_loaded(self.ref.folder, info)
-            if model.config.num_labels != len(self.ref.labels):
-                raise EnsembleError(f"{self.ref.folder}: the model has {model.config.num_labels} outputs "
-                                    f"but id2label names {len(self.ref.labels)}; fix config.json")
+            model, info = _load_classifier(ref.folder, kw)
+            _check_loaded(ref.folder, info)
+            built = type(model).__name__
+            if head.architecture is not None and built != head.architecture:
+                raise EnsembleError(f"{ref.folder / 'config.json'}: architectures names {head.architecture} but "
+                                    f"AutoModelForSequenceClassification builds {built} for it, whose head is not the "
+                                    "trained one; run the model with its own code (auto_map, "
+                                    f"{option('trust_remote_code')}) or re-save it as {built}")
+            if model.config.num_labels != len(ref.labels):
+                raise EnsembleError(f"{ref.folder}: the model has {model.config.num_labels} outputs "
+                                    f"but id2label names {len(ref.labels)}; fix config.json")
+            if _pools_last_token(model) and model.config.pad_token_id is None:
+                tok_pad = getattr(self.tokenizer, "pad_token_id", None)
+                raise EnsembleError(f"{ref.folder / 'config.json'}: no pad_token_id, and {built} takes each row's "
+                                    "logits at its last token that is not padding; set pad_token_id to the id the "
+                                    "model was trained with" + (f" (the tokenizer's pad token is {tok_pad})"
+                                                                if tok_pad is not None else ""))
             model.eval().to(self.device)
             self.attention = getattr(model.config, "_attn_implementation", None)
+            self._inputs = set(inspect.signature(model.forward).parameters)
             self._model = model
         return self._model
+
+    @property
+    def pad_id(self) -> int:
+        """The id batches are padded with: the model's ``pad_token_id`` (the one a classifier that
+        pools the last non-pad token looks for, and RoBERTa's position offset), else the tokenizer's."""
+        pad = self.model.config.pad_token_id
+        if not isinstance(pad, int):
+            pad = self.tokenizer.pad_token_id
+        return 0 if pad is None else pad
 
     # ---------------------------------------------------------------- tokenize and batch
 
     def encode(self, split) -> _Encoded:
         tok = self.tokenizer
-        want_tt = "token_type_ids" in getattr(tok, "model_input_names", ())
+        self.model  # noqa: B018 - loaded first: its forward's parameters say which inputs it takes
+        want_tt = "token_type_ids" in getattr(tok, "model_input_names", ()) and "token_type_ids" in self._inputs
         a = split.texts[0]
         b = split.texts[1] if len(split.texts) > 1 else None
         kw = dict(padding=False, return_attention_mask=False, return_token_type_ids=want_tt)
@@ -420,8 +462,7 @@ class ModelSession:
         longest = int(enc.lengths[rows].max())
         m = self.settings.pad_to_multiple_of
         width = int(math.ceil(longest / m) * m) if m else longest
-        pad = self.tokenizer.pad_token_id
-        pad = 0 if pad is None else pad
+        pad = self.pad_id
         out = {"input_ids": np.full((len(rows), width), pad, dtype=np.int64),
                "attention_mask": np.zeros((len(rows), width), dtype=np.int64)}
         if "token_type_ids" in enc.fields:
@@ -521,6 +562,61 @@ class ModelSession:
             path = self.cache.put(key, result, {k: v for k, v in meta.items() if v is not None})
             result.meta.update(key=key, cache_path=str(path))
         return result
+
+
+# transformers' refusals of an attention implementation (an architecture without SDPA, a torch
+# too old for it) are these types; anything else is not about attention and is raised as it is.
+_ATTENTION_REFUSALS = (ValueError, ImportError, NotImplementedError)
+
+
+def _load_classifier(folder: Path, kw: dict):
+    """``AutoModelForSequenceClassification.from_pretrained`` with SDPA attention where the
+    architecture supports it (its ``_supports_sdpa`` flag, when its class can be told without
+    loading), else eager; a refusal of SDPA at load time falls back to eager too. Returns
+    ``(model, loading info)``; which attention ran is the model's ``config._attn_implementation``."""
+    from transformers import AutoModelForSequenceClassification
+
+    def load(attention):
+        with _quiet_transformers():
+            return AutoModelForSequenceClassification.from_pretrained(
+                str(folder), attn_implementation=attention, output_loading_info=True, **kw)
+
+    try:
+        first = "sdpa" if _supports_sdpa(folder, kw.get("trust_remote_code", False)) else "eager"
+        try:
+            return load(first)
+        except _ATTENTION_REFUSALS:
+            if first == "eager":
+                raise
+            return load("eager")
+    except EnsembleError:
+        raise
+    except Exception as e:
+        raise EnsembleError(f"{folder}: cannot load the model ({_first_line(e)}); check that it is a "
+                            "sequence-classification model folder") from None
+
+
+def _supports_sdpa(folder: Path, trust_remote_code: bool) -> bool:
+    """The ``_supports_sdpa`` flag of the class AutoModelForSequenceClassification builds for
+    ``folder``; True when the class cannot be told without running code (the load then decides)."""
+    if trust_remote_code:
+        return True
+    try:
+        from transformers import AutoConfig, AutoModelForSequenceClassification
+
+        with _quiet_transformers():
+            config = AutoConfig.from_pretrained(str(folder))
+        cls = AutoModelForSequenceClassification._model_mapping[type(config)]
+        cls = cls[0] if isinstance(cls, (list, tuple)) else cls
+    except Exception:  # an unknown model_type: from_pretrained says so in its own words
+        return True
+    return bool(getattr(cls, "_supports_sdpa", True))
+
+
+def _pools_last_token(model) -> bool:
+    """Decoder-only classifiers (Llama, Qwen2, Mistral, GPT-2 ...) take each row's logits at its
+    last token that is not ``pad_token_id``: their head is ``score``, not ``classifier``."""
+    return hasattr(model, "score") and not hasattr(model, "classifier")
 
 
 def _first_line(e: BaseException) -> str:

@@ -7,12 +7,20 @@ Shared by averaging (which copies them), inference (which loads them) and the lo
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import EnsembleError
 
 __all__ = [
     "TOKENIZER_FILES",
+    "PROCESSOR_FILES",
+    "PROCESSOR_FOLDERS",
+    "MODEL_FILES",
+    "code_files",
+    "Head",
+    "head_of",
+    "SUPPORTED_HEAD",
     "has_tokenizer",
     "has_weights",
     "weight_files",
@@ -36,9 +44,19 @@ TOKENIZER_FILES = (
     "tokenizer.model",
     "bpe.codes",
     "chat_template.jinja",
+    "spm.model",
+    "source.spm",
+    "target.spm",
+    "entity_vocab.json",
 )
+# What a processor adds to a tokenizer, and its chat templates: read by AutoProcessor and
+# apply_chat_template, so an average carries them too.
+PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json", "chat_template.json")
+PROCESSOR_FOLDERS = ("additional_chat_templates",)
+# Read by from_pretrained / generate beside config.json: an average without it generates otherwise.
+MODEL_FILES = ("generation_config.json",)
 _TOKENIZER_MARKERS = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json",
-                      "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
+                      "spiece.model", "sentencepiece.bpe.model", "tokenizer.model", "spm.model")
 # In the order transformers prefers them: safetensors first.
 _WEIGHT_LAYOUTS = (
     ("model.safetensors.index.json", "model.safetensors"),
@@ -47,6 +65,110 @@ _WEIGHT_LAYOUTS = (
 # Output heads of sequence classifiers: their first dimension is the number of classes.
 _HEAD_SUFFIXES = ("classifier.weight", "classifier.out_proj.weight", "score.weight",
                   "classification_head.out_proj.weight", "logits_proj.weight")
+
+
+def code_files(folder: Path, config_name: str = "config.json") -> tuple[list[str], list[Path]]:
+    """``(modules auto_map names, the *.py files the folder ships)`` for the code a model or a
+    tokenizer brings with it (``auto_map`` in ``config.json`` or ``tokenizer_config.json``). A
+    module of another repository (``org/repo--modeling_x.Cls``) is named but has no file here;
+    every ``*.py`` of the folder is listed, since a module may import its siblings."""
+    try:
+        auto_map = json.loads((folder / config_name).read_text(encoding="utf-8")).get("auto_map") or {}
+    except (OSError, ValueError, AttributeError):
+        auto_map = {}
+    refs = []
+    for value in (auto_map.values() if isinstance(auto_map, dict) else ()):
+        for ref in (value if isinstance(value, (list, tuple)) else [value]):
+            if isinstance(ref, str) and "." in ref:
+                refs.append(ref.rsplit(".", 1)[0])
+    modules = sorted(set(refs))
+    return modules, (sorted(folder.glob("*.py")) if modules else [])
+
+
+# Class-name endings of transformers' task heads, and the kind of head each is.
+_HEAD_ENDINGS = (
+    ("ForSequenceClassification", "sequence classification"),
+    ("ForTokenClassification", "token classification"),
+    ("ForConditionalGeneration", "sequence-to-sequence generation"),
+    ("ForSeq2SeqLM", "sequence-to-sequence generation"),
+    ("ForCausalLM", "causal language modelling"),
+    ("LMHeadModel", "causal language modelling"),
+    ("ForQuestionAnswering", "question answering"),
+    ("ForMultipleChoice", "multiple choice"),
+    ("ForMaskedLM", "masked language modelling (a pretraining head)"),
+    ("ForPreTraining", "pretraining"),
+    ("ForNextSentencePrediction", "next-sentence prediction (a pretraining head)"),
+    ("Model", "none (a base model without a task head)"),
+)
+# What predict, vote and report run today.
+SUPPORTED_HEAD = "single-label classification"
+
+
+@dataclass(frozen=True)
+class Head:
+    """What a model folder's ``config.json`` says its head is, before anything is loaded.
+
+    Attributes
+    ----------
+    kind : str
+        "single-label classification", "regression", "multi-label classification", "token
+        classification", "sequence-to-sequence generation", "causal language modelling",
+        "question answering", ... or "custom" (a class whose name says no known head).
+    architecture : str or None
+        ``architectures[0]``; None when the config names none.
+    outputs : int
+        The number of outputs of a sequence-classification head (``id2label``, else ``num_labels``).
+    custom_code : bool
+        ``auto_map`` names an ``AutoModelForSequenceClassification`` class shipped with the model.
+    """
+
+    kind: str
+    architecture: str | None
+    outputs: int
+    custom_code: bool = False
+
+    @property
+    def supported(self) -> bool:
+        return self.kind == SUPPORTED_HEAD or (self.kind == "custom" and self.custom_code)
+
+    def describe(self) -> str:
+        arch = f" ({self.architecture})" if self.architecture else ""
+        if self.kind == "regression":
+            return (f"a regression head{arch}, {self.outputs} output{'s' if self.outputs != 1 else ''} "
+                    "(problem_type regression, or num_labels=1)")
+        if self.kind == "multi-label classification":
+            return f"a multi-label head{arch} (problem_type multi_label_classification: a sigmoid per label)"
+        if self.kind == "custom":
+            return (f"a custom class{arch} that AutoModelForSequenceClassification does not build: it would load "
+                    "transformers' own classifier for this model_type instead, with another head")
+        return f"a {self.kind} head{arch}" if not self.kind.startswith("none") else f"no task head{arch}"
+
+
+def head_of(config: dict) -> Head:
+    """The :class:`Head` that ``config`` (a parsed ``config.json``) describes: the class in
+    ``architectures``, then, for a sequence classifier, ``problem_type`` and the number of
+    outputs (one output and no problem type is regression, as transformers treats it)."""
+    archs = config.get("architectures")
+    arch = archs[0] if isinstance(archs, list) and archs and isinstance(archs[0], str) else None
+    id2label = config.get("id2label")
+    num = config.get("num_labels")
+    outputs = len(id2label) if isinstance(id2label, dict) and id2label else num if isinstance(num, int) else 2
+    auto_map = config.get("auto_map")
+    custom = isinstance(auto_map, dict) and "AutoModelForSequenceClassification" in auto_map
+    kind = "custom"
+    if arch is None:
+        kind = "sequence classification"
+    else:
+        kind = next((k for ending, k in _HEAD_ENDINGS if arch.endswith(ending)), "custom")
+    if kind == "sequence classification":
+        problem = config.get("problem_type")
+        if problem == "regression" or (problem is None and outputs == 1):
+            kind = "regression"
+        elif problem == "multi_label_classification":
+            kind = "multi-label classification"
+        else:
+            kind = SUPPORTED_HEAD if outputs >= 2 else "one-output classification"
+    return Head(kind, arch, outputs, custom)
 
 
 def has_tokenizer(folder: Path) -> bool:

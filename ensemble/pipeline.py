@@ -75,16 +75,16 @@ def _write_state(path: Path, state: dict) -> None:
 
 
 def run_project(project, *, k: int | None = None, weights: str | None = None, progress: bool = False,
-                name: str = "ensemble") -> RunResult:
+                name: str = "ensemble", trust_remote_code: bool = False) -> RunResult:
     """Average, predict, vote and report for ``project`` (a :class:`~ensemble.project.Project`).
     Errors name the keys of its file that fix them (``text = ...`` in ``[data]``), never a flag."""
     from .errors import project_scope
 
     with project_scope(project.path):
-        return _run(project, k=k, weights=weights, progress=progress, name=name)
+        return _run(project, k=k, weights=weights, progress=progress, name=name, trust_remote_code=trust_remote_code)
 
 
-def _run(project, *, k, weights, progress, name) -> RunResult:
+def _run(project, *, k, weights, progress, name, trust_remote_code=False) -> RunResult:
     from .cache import LogitCache
     from .data import load_split
     p = project
@@ -106,10 +106,12 @@ def _run(project, *, k, weights, progress, name) -> RunResult:
 
         training = open_training_folds(splits["train"], p.folds, fold_column=p.fold_column,
                                        encoding=columns.get("encoding"))
-    members.update(_averages(p, k, cache, progress, redone, None if training is None else training.k))
+    members.update(_averages(p, k, cache, progress, redone, None if training is None else training.k,
+                             trust_remote_code))
     # once (DIR@top3 expanded, {fold} paths as fold groups), for the predictions, the vote and the report
     members = resolve_members(members, None if training is None else training.k)
-    digests = _predictions(members, splits, cache, progress, redone, training)
+    trusted = {m.name for m in members} if trust_remote_code else set(p.trusted)
+    digests = _predictions(members, splits, cache, progress, redone, training, trusted)
 
     from .project import adjust_settings
 
@@ -134,7 +136,7 @@ def _run(project, *, k, weights, progress, name) -> RunResult:
     return RunResult(submission, html_path, text, redone)
 
 
-def _averages(p, k, cache, progress, redone, folds: int | None = None) -> dict[str, Path]:
+def _averages(p, k, cache, progress, redone, folds: int | None = None, trust_remote_code: bool = False) -> dict[str, Path]:
     """1. Every [runs] entry averaged into its output folder, unless that folder is up to date; a
     run with ``{fold}`` in its path is K runs, each averaged into its own folder."""
     from .members import FOLD, fold_path
@@ -143,7 +145,7 @@ def _averages(p, k, cache, progress, redone, folds: int | None = None) -> dict[s
     for run in p.runs.values():
         out = p.run_output(run, k)
         if FOLD not in str(run.path):
-            _average(p, run, run.path, out, k, cache, progress, redone)
+            _average(p, run, run.path, out, k, cache, progress, redone, trust_remote_code)
         elif folds is None:
             raise EnsembleError(f"{p.path}: [runs] {run.name} ({run.path}) is a fold group; add folds = \"FILE\" and "
                                 "train = \"FILE\" to [data]")
@@ -153,34 +155,35 @@ def _averages(p, k, cache, progress, redone, folds: int | None = None) -> dict[s
                 if not path.is_dir():
                     raise EnsembleError(f"{path}: fold {i} of [runs] {run.name} in {p.path} does not exist ({folds} "
                                         "folds); fix its path (fold numbers run 0..k-1)")
-                _average(p, run, path, fold_path(out, i), k, cache, progress, redone)
+                _average(p, run, path, fold_path(out, i), k, cache, progress, redone, trust_remote_code)
         outputs[run.name] = out
     return outputs
 
 
-def _average(p, run, path: Path, out: Path, k, cache, progress, redone) -> None:
+def _average(p, run, path: Path, out: Path, k, cache, progress, redone, trust_remote_code=False) -> None:
     """One run's top-K average, unless ``out`` is up to date."""
     from .averaging import MissingTokenizer, average_checkpoints, stale_average
 
     kk = k or run.k or 4
+    options = dict(tokenizer=run.tokenizer, across_trials=run.across_trials, greater_is_better=run.greater_is_better,
+                   trust_remote_code=trust_remote_code or run.trust_remote_code)
     try:
-        why = stale_average(out, path, kk, run.metric, tokenizer=run.tokenizer,
-                            across_trials=run.across_trials, file_digest=cache.file_digest)
+        why = stale_average(out, path, kk, run.metric, file_digest=cache.file_digest, **options)
         if why is None:
             log.info("average %s: up to date (%s)", run.name, out)
         else:
             log.debug("average %s: %s (%s)", run.name, why, out)
-            average_checkpoints(path, k=kk, metric=run.metric, out=out, force=True, progress=progress,
-                                tokenizer=run.tokenizer, across_trials=run.across_trials)
+            average_checkpoints(path, k=kk, metric=run.metric, out=out, force=True, progress=progress, **options)
             redone["average"] += 1
     except MissingTokenizer as e:
         raise EnsembleError(f"{e.checkpoint}: {e.PROBLEM}; add tokenizer = \"<base model folder>\" to [runs] "
                             f"{run.name} in {p.path}") from None
 
 
-def _predictions(members, splits, cache, progress, redone, training=None) -> dict[str, str]:
+def _predictions(members, splits, cache, progress, redone, training=None, trusted=frozenset()) -> dict[str, str]:
     """2. Every member's logits over its splits (a fold model's: its held-out training rows and
-    the other splits), computed where the cache has none; returns the members' content digests."""
+    the other splits), computed where the cache has none; returns the members' content digests.
+    The members named in ``trusted`` may run the code their folders ship (``trust_remote_code``)."""
     from .foldgroups import group_fingerprint, member_jobs
 
     jobs = member_jobs(members, splits, training)
@@ -195,9 +198,11 @@ def _predictions(members, splits, cache, progress, redone, training=None) -> dic
     if missing:
         from .inference import InferenceSettings, ModelSession
 
+        member_of = {ref.name: member for member, ref, _ in jobs}
         sessions = {}
         for ref, split in missing:
-            sessions.setdefault(ref.name, ModelSession(ref, InferenceSettings(), cache))
+            settings = InferenceSettings(trust_remote_code=member_of[ref.name] in trusted)
+            sessions.setdefault(ref.name, ModelSession(ref, settings, cache))
             sessions[ref.name].logits(split, progress=progress)
             redone["predict"] += 1
         log.info("predict: %d computed, %d up to date in the cache", len(missing), len(todo) - len(missing))

@@ -76,6 +76,7 @@ class ModelSpec:
     path: Path | tuple  # a fold group: a path with {fold}, or a tuple of K folders
     trained_on_valid: bool = False
     refit_of: str | None = None  # a full-data refit takes this fold group's place on test
+    trust_remote_code: bool = False  # let transformers run the code the model folder ships (auto_map)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,8 @@ class RunSpec:
     tokenizer: Path | None = None
     across_trials: bool = False  # path is a sweep: rank the checkpoints of all its trials together
     refit_of: str | None = None  # a full-data refit takes this fold group's place on test
+    greater_is_better: bool | None = None  # the metric's direction, when neither the run nor its name says it
+    trust_remote_code: bool = False  # copy (and run) the code the checkpoints ship (auto_map)
 
 
 @dataclass(frozen=True)
@@ -138,11 +141,21 @@ class Project:
 
     @property
     def trained_on_valid(self) -> list[str]:
+        return self._expanded_names(lambda m: m.trained_on_valid)
+
+    @property
+    def trusted(self) -> list[str]:
+        """The members whose model code may run (``trust_remote_code = true``)."""
+        return self._expanded_names(lambda m: m.trust_remote_code) + [n for n, r in self.runs.items()
+                                                                      if r.trust_remote_code]
+
+    def _expanded_names(self, flagged) -> list[str]:
+        """The names of the [models] members for which ``flagged(spec)`` holds, ``DIR@top3`` expanded."""
         from .sweep import expand_members, parse_member
 
         names = []
         for n, m in self.models.items():
-            if m.trained_on_valid:
+            if flagged(m):
                 names += list(expand_members({n: m.path})) if parse_member(m.path) else [n]
         return names
 
@@ -245,6 +258,13 @@ class _Reader:
         p = Path(value)
         return p if p.is_absolute() else self.root / p
 
+    def flag(self, table: str, name: str, value: dict, key: str) -> bool:
+        """``value[key]``, a boolean (false when absent)."""
+        v = value.get(key, False)
+        if not isinstance(v, bool):
+            self.fail(table, name, f"{key} must be true or false, got {v!r}")
+        return v
+
     def check_name(self, table, name):
         if not is_name(name):
             self.fail(table, name, f"names must be {NAME_RULE}")
@@ -300,16 +320,15 @@ def _read_models(r: _Reader, table: dict) -> dict:
                 r.fail("models", name, f"a list is a fold group's model folders, one per fold (2 or more); got {value!r}")
             models[name] = ModelSpec(name, tuple(r.rel("models", name, v) for v in value))
         elif isinstance(value, dict):
-            unknown = set(value) - {"path", "trained_on_valid", "refit_of"}
+            unknown = set(value) - {"path", "trained_on_valid", "refit_of", "trust_remote_code"}
             if unknown:
-                r.fail("models", name, f"unknown key {sorted(unknown)[0]!r}; expected path, trained_on_valid, refit_of")
+                r.fail("models", name, f"unknown key {sorted(unknown)[0]!r}; expected path, trained_on_valid, refit_of, "
+                                       "trust_remote_code")
             refit_of = _refit_value(r, "models", name, value)
             if "path" not in value:
                 r.fail("models", name, "needs a path: { path = \"weights/...\" }")
-            tov = value.get("trained_on_valid", False)
-            if not isinstance(tov, bool):
-                r.fail("models", name, f"trained_on_valid must be true or false, got {tov!r}")
-            models[name] = ModelSpec(name, r.rel("models", name, value["path"]), tov, refit_of)
+            tov, trust = (r.flag("models", name, value, key) for key in ("trained_on_valid", "trust_remote_code"))
+            models[name] = ModelSpec(name, r.rel("models", name, value["path"]), tov, refit_of, trust)
         else:
             r.fail("models", name, f"must be a path or {{ path = ..., trained_on_valid = ... }}, got {value!r}")
     return models
@@ -326,14 +345,15 @@ def _read_runs(r: _Reader, table: dict, models: dict) -> dict:
             value = {"path": value}
         if not isinstance(value, dict) or "path" not in value:
             r.fail("runs", name, "must be a run folder or { path = ..., k = ..., metric = ... }")
-        unknown = set(value) - {"path", "k", "metric", "tokenizer", "across_trials", "refit_of"}
+        keys = ("path", "k", "metric", "greater_is_better", "tokenizer", "across_trials", "refit_of", "trust_remote_code")
+        unknown = set(value) - set(keys)
         if unknown:
-            r.fail("runs", name, f"unknown key {sorted(unknown)[0]!r}; expected path, k, metric, tokenizer, across_trials, "
-                                 "refit_of")
+            r.fail("runs", name, f"unknown key {sorted(unknown)[0]!r}; expected {', '.join(keys)}")
         refit_of = _refit_value(r, "runs", name, value)
-        across = value.get("across_trials", False)
-        if not isinstance(across, bool):
-            r.fail("runs", name, f"across_trials must be true or false, got {across!r}")
+        across, trust = (r.flag("runs", name, value, key) for key in ("across_trials", "trust_remote_code"))
+        gib = value.get("greater_is_better")
+        if gib is not None and not isinstance(gib, bool):
+            r.fail("runs", name, f"greater_is_better must be true or false, got {gib!r}")
         k = value.get("k")
         if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
             r.fail("runs", name, f"k must be a positive integer, got {k!r}")
@@ -341,7 +361,7 @@ def _read_runs(r: _Reader, table: dict, models: dict) -> dict:
         if metric is not None and not isinstance(metric, str):
             r.fail("runs", name, f"metric must be a string, got {metric!r}")
         tok = r.rel("runs", name, value["tokenizer"]) if "tokenizer" in value else None
-        runs[name] = RunSpec(name, r.rel("runs", name, value["path"]), k, metric, tok, across, refit_of)
+        runs[name] = RunSpec(name, r.rel("runs", name, value["path"]), k, metric, tok, across, refit_of, gib, trust)
     return runs
 
 
@@ -417,19 +437,42 @@ def _column_lines(columns: dict[str, list[str]]) -> list[str]:
     return lines
 
 
-def _not_a_member(folder: Path) -> str | None:
-    """Why a model folder is not an ensemble member (not a sequence classifier, or never
-    fine-tuned), or None. Fine-tuned folders hold a Trainer's trainer_state.json or
-    training_args.bin (never read: a pickle), or ensemble's manifest of an average."""
+def _head(folder: Path) -> tuple[str | None, str]:
+    """``(why the toolkit cannot run it yet or None, what its head is)`` for the model folder (or
+    checkpoint) ``folder``, from its config.json (see :func:`ensemble.modelfiles.head_of`)."""
     import json
+
+    from .modelfiles import head_of
 
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return "its config.json cannot be read"
-    archs = config.get("architectures") or []
-    if archs and not any(str(a).endswith("ForSequenceClassification") for a in archs):
-        return f"not a sequence classifier ({', '.join(map(str, archs))})"
+        return "its config.json cannot be read", "unknown"
+    head = head_of(config if isinstance(config, dict) else {})
+    what = head.kind if head.kind != "custom" else f"custom code ({head.architecture})"
+    if not head.supported:
+        return f"{head.describe()}; ensemble runs single-label classifiers only for now", what
+    return None, what
+
+
+def _run_head(run_dir: Path) -> tuple[str | None, str]:
+    """:func:`_head` of a Trainer run: of its newest checkpoint that has a config.json."""
+    from .checkpoints import CHECKPOINT_RE
+
+    steps = sorted((int(m.group(1)), c) for c in run_dir.iterdir() if (m := CHECKPOINT_RE.match(c.name)))
+    for _, c in reversed(steps):
+        if (c / "config.json").is_file():
+            return _head(c)
+    return None, "unknown (no config.json in its checkpoints)"
+
+
+def _not_a_member(folder: Path) -> str | None:
+    """Why a model folder is not an ensemble member (a head the toolkit does not run yet, or
+    never fine-tuned), or None. Fine-tuned folders hold a Trainer's trainer_state.json or
+    training_args.bin (never read: a pickle), or ensemble's manifest of an average."""
+    why, _ = _head(folder)
+    if why:
+        return why
     if not any((folder / n).is_file() for n in ("trainer_state.json", "training_args.bin", "ensemble_manifest.json")):
         return ("no trainer_state.json, training_args.bin or ensemble_manifest.json: a base model, not fine-tuned; "
                 "uncomment if it is a trained classifier")
@@ -523,6 +566,7 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
     numbered by fold (``runs/bert-fold0``..) are a fold group, one member (with ``train`` and
     ``folds`` in [data]); a ``runs/bert-full`` beside them is its full-data refit."""
     from .checkpoints import CHECKPOINT_RE
+    from .members import FOLD
 
     root = Path(folder).resolve()
     out = root / PROJECT_FILE
@@ -548,7 +592,9 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
     lines += ["# Trainer runs that `ensemble run` averages into weights/<name>-top<k>", "[runs]"]
     names = set(groups)
     for name, (template, k) in run_groups.items():
-        lines.append(f'{name} = {{ path = "{template}", k = 4 }}   # a fold group: {k} fold runs, each averaged')
+        why, what = _run_head(root / template.replace(FOLD, "0"))
+        entry = f'{name} = {{ path = "{template}", k = 4 }}   # a fold group: {k} fold runs, each averaged; head: {what}'
+        lines.append(f"# {entry.split('   #')[0]}   # left out: {why}" if why else entry)
     for rel in runs:
         name = re.sub(r"[^\w.+-]", "-", rel.name) or "run"
         while name in names:
@@ -561,7 +607,9 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
         hint = "" if tok else '   # no tokenizer files: add tokenizer = "<base model folder>"'
         refit = _refit_of(name, groups)
         refit = f', refit_of = "{refit}"' if refit else ""
-        lines.append(f'{name} = {{ path = "{rel.as_posix()}", k = 4{refit} }}{hint}')
+        why, what = _run_head(run_dir)
+        entry = f'{name} = {{ path = "{rel.as_posix()}", k = 4{refit} }}'
+        lines.append(f"# {entry}   # left out: {why}" if why else f"{entry}   # head: {what}{hint.replace('   #', ';')}")
     lines += ["", "# Ready model folders (trained_on_valid = true for a model trained on train+valid)", "[models]"]
     for name, (template, k) in model_groups.items():
         lines.append(f'{name} = "{template}"   # a fold group of {k} model folders')

@@ -144,7 +144,9 @@ def test_init_writes_a_project_from_what_it_finds(project):
     assert p.sample_submission == project / "data" / "sample_submission.csv"
     assert set(p.runs) == {"tok", "notok"} and p.models["ckpt9"].path == project / "ckpt9"
     text = (project / "ensemble.toml").read_text()
-    assert "columns: id, text, label" in text and 'notok = { path = "runs/notok", k = 4 }   # no tokenizer files' in text
+    assert "columns: id, text, label" in text
+    assert 'notok = { path = "runs/notok", k = 4 }   # head: single-label classification; no tokenizer files' in text
+    assert 'tok = { path = "runs/tok", k = 4 }   # head: single-label classification\n' in text
     again = CliRunner().invoke(main, ["init", str(project)])
     assert again.exit_code == 1 and "already exists; edit it, or pass --force" in again.stderr
 
