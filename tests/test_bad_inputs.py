@@ -226,6 +226,107 @@ def _(w, tmp):
     return ["avg-ckpt", str(run), "--k", "2", "--out", str(tmp / "o")]
 
 
+@case("avg: a metric whose direction nothing says", "cannot tell whether eval_foo is better higher or lower (it is "
+      "not the run's metric_for_best_model and not a known metric name); pass --greater-is-better or --lower-is-better")
+def _(w, tmp):
+    run = _copy(w.run, tmp, "run")
+    for state in run.glob("checkpoint-*/trainer_state.json"):
+        state.write_text(state.read_text().replace('"eval_accuracy"', '"eval_foo"'))
+    return ["avg-ckpt", str(run), "--k", "2", "--metric", "foo", "--out", str(tmp / "o")]
+
+
+def _predict_edited(w, tmp, **changes):
+    """predict of a copy of the bert member with ``changes`` in its config.json."""
+    model = _copy(w.bert, tmp, "model")
+    edit_config(model, **changes)
+    return _predict(w, tmp, model=model)
+
+
+def _with_code(folder: Path, module: str | None = "modeling_x") -> None:
+    """``folder``'s config names its own class in auto_map (and ships the module when ``module``)."""
+    edit_config(folder, architectures=["BertX"], auto_map={"AutoModelForSequenceClassification": "modeling_x.BertX"})
+    if module:
+        (folder / f"{module}.py").write_text("raise RuntimeError('never imported')\n")
+
+
+@case("avg: model code without --trust-remote-code", "auto_map names code shipped with the model (modeling_x); the "
+      "average needs it to load: pass --trust-remote-code")
+def _(w, tmp):
+    run = _copy(w.run, tmp, "run")
+    for ck in run.glob("checkpoint-*"):
+        _with_code(ck)
+    return ["avg-ckpt", str(run), "--k", "2", "--out", str(tmp / "o")]
+
+
+@case("avg: the module auto_map names is missing", "modeling_x.py: named by auto_map in config.json but missing")
+def _(w, tmp):
+    run = _copy(w.run, tmp, "run")
+    for ck in run.glob("checkpoint-*"):
+        _with_code(ck, module=None)
+    return ["avg-ckpt", str(run), "--k", "2", "--trust-remote-code", "--out", str(tmp / "o")]
+
+
+# ---------------------------------------------------------------- predict
+@case("predict: a regression head", "a regression head (BertForSequenceClassification), 3 outputs (problem_type "
+      "regression, or num_labels=1); ensemble runs single-label classification heads")
+def _(w, tmp):
+    return _predict_edited(w, tmp, problem_type="regression")
+
+
+@case("predict: a one-output head", "a regression head (BertForSequenceClassification), 1 output")
+def _(w, tmp):
+    return _predict_edited(w, tmp, problem_type=DROP, id2label={"0": "LABEL_0"}, label2id={"LABEL_0": 0})
+
+
+@case("predict: a multi-label head", "a multi-label head (BertForSequenceClassification) (problem_type "
+      "multi_label_classification: a sigmoid per label)")
+def _(w, tmp):
+    return _predict_edited(w, tmp, problem_type="multi_label_classification")
+
+
+@case("predict: a token-classification head", "a token classification head (BertForTokenClassification)")
+def _(w, tmp):
+    return _predict_edited(w, tmp, architectures=["BertForTokenClassification"])
+
+
+@case("predict: a custom class without its code", "a custom class (BertMeanPool) that AutoModelForSequenceClassification "
+      "does not build")
+def _(w, tmp):
+    return _predict_edited(w, tmp, architectures=["BertMeanPool"])
+
+
+@case("predict: a class the loader replaces", "architectures names BertPooledForSequenceClassification but "
+      "AutoModelForSequenceClassification builds BertForSequenceClassification for it")
+def _(w, tmp):
+    return _predict_edited(w, tmp, architectures=["BertPooledForSequenceClassification"])
+
+
+@case("predict: model code without --trust-remote-code", "auto_map names the model's own code (modeling_x.BertX); "
+      "without running it transformers would build another class: pass --trust-remote-code")
+def _(w, tmp):
+    model = _copy(w.bert, tmp, "model")
+    _with_code(model)
+    return _predict(w, tmp, model=model)
+
+
+@case("vote: a regression member", "a regression head (BertForSequenceClassification), 3 outputs")
+def _(w, tmp):
+    model = _copy(w.early, tmp, "early")
+    edit_config(model, problem_type="regression")
+    argv = _vote(w, tmp)
+    argv[argv.index(f"early={w.early}")] = f"early={model}"
+    return argv
+
+
+@case("run: a multi-label member in ensemble.toml", "a multi-label head (BertForSequenceClassification)")
+def _(w, tmp):
+    model = _copy(w.early, tmp, "early")
+    edit_config(model, problem_type="multi_label_classification")
+    (tmp / "ensemble.toml").write_text(f'[data]\nvalid = "{w.valid}"\ntest = "{w.test}"\n\n[models]\n'
+                                       f'bert = "{w.bert}"\nearly = "{model}"\n')
+    return ["run", "--project", str(tmp / "ensemble.toml")]
+
+
 # ---------------------------------------------------------------- predict
 @case("predict: a flipped byte in an averaged model", "does not match the digest in ensemble_manifest.json")
 def _(w, tmp):
@@ -261,9 +362,7 @@ def _(w, tmp):
 
 @case("predict: wrong model_type", "its weights do not fill the model its config.json describes")
 def _(w, tmp):
-    model = _copy(w.bert, tmp, "model")
-    edit_config(model, model_type="roberta", architectures=["RobertaForSequenceClassification"])
-    return _predict(w, tmp, model=model)
+    return _predict_edited(w, tmp, model_type="roberta", architectures=["RobertaForSequenceClassification"])
 
 
 @case("predict: TSV with a stray double quote", "4 lines of data but 2 rows; row 1 (line 2) spans 3 lines")
