@@ -830,5 +830,9 @@ def test_bad_input(world, tmp_path, monkeypatch, build, expected):
     assert not list(world.root.glob("weights/*.tmp*")) and not list(world.cache.glob(".*.tmp-*"))
 
 
-def test_the_catalogue_is_large_enough():
-    assert len(CASES) >= 40
+def test_the_catalogue_is_as_large_as_the_readme_says():
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    claimed = int(re.search(r"a catalogue of \*\*(\d+) bad inputs\*\*", readme).group(1))
+    assert len(CASES) == claimed
