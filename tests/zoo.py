@@ -24,11 +24,19 @@ def _configs():
         "deberta-v2": (t.DebertaV2Config, dict(_TINY, max_position_embeddings=128, relative_attention=True,
                                                position_buckets=16, pos_att_type=["p2c", "c2p"], type_vocab_size=0),
                        False),
-        "modernbert": (t.ModernBertConfig, dict(_TINY, max_position_embeddings=128, global_attn_every_n_layers=2,
-                                                local_attention=16), False),
+        "modernbert": (getattr(t, "ModernBertConfig", None),  # transformers 4.48 and later
+                       dict(_TINY, max_position_embeddings=128, global_attn_every_n_layers=2, local_attention=16),
+                       False),
         "mpnet": (t.MPNetConfig, dict(_TINY, max_position_embeddings=130), False),
         "llama": (t.LlamaConfig, dict(_TINY, num_key_value_heads=2, max_position_embeddings=128), False),
     }
+
+
+def has_family(family: str) -> bool:
+    """Whether the installed transformers has ``family``'s classes."""
+    import transformers
+
+    return family != "modernbert" or hasattr(transformers, "ModernBertConfig")
 
 
 FAMILIES = ("bert", "roberta", "xlm-roberta", "electra", "distilbert", "deberta-v2", "modernbert", "mpnet", "llama")
