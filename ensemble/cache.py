@@ -8,7 +8,7 @@ never part of it; they only let a big file's digest be reused (:class:`~ensemble
 
 An entry holds ``logits`` (float32, n x C), the sample ids (``ids_utf8`` and ``ids_offsets``),
 and in its header metadata the class names, what produced it, and BLAKE3 checksums of the
-logits and ids. It is written to a temporary file in the cache folder and renamed into place
+logits, the ids and the rest of the header. It is written to a temporary file in the cache folder and renamed into place
 under a per-key file lock; a reader checks the header, the shapes, the checksums and the ids,
 and an entry that fails any check is reported, removed and recomputed.
 """
@@ -53,6 +53,13 @@ def _blake3(data) -> str:
     from blake3 import blake3
 
     return blake3(memoryview(data).cast("B")).hexdigest()
+
+
+def _header_checksum(meta: Mapping[str, str]) -> str:
+    """BLAKE3 of every header field but the checksum itself (class names, settings, what produced
+    the entry): a swapped class name is a damaged entry, not a silently other member."""
+    fields = {k: v for k, v in meta.items() if k != "header_blake3"}
+    return _blake3(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,9 @@ class LogitCache:
             meta = dict(f.metadata)
             if meta.get("schema") != CACHE_SCHEMA or meta.get("key") != key:
                 raise ValueError("schema or key in the header does not match the file name")
+            # entries written before the header checksum (it came after schema 1) have none to check
+            if "header_blake3" in meta and meta["header_blake3"] != _header_checksum(meta):
+                raise ValueError("header checksum mismatch (class names or settings edited)")
             t = f.tensors
             if set(t) != {"logits", "ids_utf8", "ids_offsets"}:
                 raise ValueError(f"unexpected tensors {sorted(t)}")
@@ -171,7 +181,7 @@ class LogitCache:
             raise ValueError("its ids differ from the data's")
         if not np.isfinite(values).all():
             raise ValueError("it holds NaN or infinite logits")
-        extra = {k: v for k, v in meta.items() if k not in ("labels", "logits_blake3", "ids_blake3")}
+        extra = {k: v for k, v in meta.items() if k not in ("labels", "logits_blake3", "ids_blake3", "header_blake3")}
         for k in ("settings", "versions"):
             if k in extra:
                 extra[k] = json.loads(extra[k])
@@ -197,6 +207,7 @@ class LogitCache:
             logits_blake3=_blake3(values), ids_blake3=_blake3(blob.tobytes() + offsets.tobytes()),
             created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
+        meta["header_blake3"] = _header_checksum(meta)
         def write(tmp: Path) -> None:
             w = SafetensorsWriter(tmp, [("logits", "F32", values.shape), ("ids_utf8", "U8", blob.shape),
                                         ("ids_offsets", "I64", offsets.shape)], meta)
@@ -232,13 +243,15 @@ class LogitCache:
         return sorted(out, key=lambda e: -e.mtime)
 
     def prune(self, model_digests: Iterable[str] | None = None, data_digests: Iterable[str] | None = None,
-              *, pairs: Iterable[tuple[str, str]] | None = None, dry_run: bool = False) -> list[CacheEntry]:
+              *, pairs: Iterable[tuple[str, str]] | None = None, dry_run: bool = False,
+              keep=None) -> list[CacheEntry]:
         """Remove the entries no current model or data file can produce.
 
         An entry is removed when its model digest is not in ``model_digests`` or its data digest
         is not in ``data_digests`` (a None set is not checked), or, with ``pairs``, when its
         (model digest, data digest) is not one of them (a fold model and its own held-out rows),
-        and always when it is damaged.
+        and always when it is damaged. ``keep(entry)``, when given, is asked last of an entry
+        that would be kept (the inference settings in force, for ``ensemble cache prune``).
         Temporary files older than an hour (left by a killed process) go too. Returns what was
         (or, with ``dry_run``, would be) removed.
         """
@@ -251,6 +264,8 @@ class LogitCache:
                 or (models is not None and e.metadata.get("model_digest") not in models) \
                 or (datas is not None and e.metadata.get("data_digest") not in datas) \
                 or (pairs is not None and (e.metadata.get("model_digest"), e.metadata.get("data_digest")) not in pairs)
+            if not stale and keep is not None:
+                stale = not keep(e)
             if stale:
                 removed.append(e)
                 if not dry_run:

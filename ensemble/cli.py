@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 import traceback
 
@@ -25,12 +26,22 @@ class _Formatter(logging.Formatter):
         return f"{record.levelname.lower()}: {msg}" if record.levelno >= logging.WARNING else msg
 
 
+class _Handler(logging.StreamHandler):
+    """A stream handler that lets a closed pipe (``ensemble cache ls | head -1``) end the command
+    instead of printing logging's own traceback for every line after it."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            raise BrokenPipeError
+        super().handleError(record)
+
+
 def _setup_logging(verbose: int, quiet: bool) -> None:
     """Information (tables, what was written) to stdout; warnings and errors to stderr."""
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
-    out = logging.StreamHandler(sys.stdout)
+    out = _Handler(sys.stdout)
     out.addFilter(lambda r: r.levelno < logging.WARNING)
-    err = logging.StreamHandler(sys.stderr)
+    err = _Handler(sys.stderr)
     err.setLevel(logging.WARNING)
     for h in (out, err):
         h.setFormatter(_Formatter())
@@ -63,6 +74,12 @@ def common_options(f):
         except KeyboardInterrupt:
             click.echo("interrupted; temporary files were removed", err=True)
             ctx.exit(130)
+        except BrokenPipeError:  # the reader of stdout has gone (| head): stop quietly, as cat does
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):
+                pass
+            ctx.exit(0)
         except OSError as e:  # a read-only folder, a full disk: the writers have removed their temporaries
             if verbose:
                 traceback.print_exc()
@@ -192,6 +209,17 @@ class _Inputs:
     def splits(self) -> dict:
         return _load_splits(self.data, self.columns)
 
+    def inference(self, batch_size=None, max_length=None, pad_to_multiple_of=None, device=None, dtype=None,
+                  trust_remote_code=False):
+        """The inference settings: the flags, else [predict] of the project file, else the defaults."""
+        from .inference import InferenceSettings
+
+        given = dict(batch_size=batch_size, max_length=max_length, pad_to_multiple_of=pad_to_multiple_of,
+                     device=device, dtype=dtype)
+        base = dict(self.project.predict) if self.project is not None else {}
+        merged = {**base, **{k: v for k, v in given.items() if v is not None}}
+        return InferenceSettings.of({**merged, "trust_remote_code": trust_remote_code})
+
 
 def data_options(f):
     """--data, --project and the options that say how to read data files."""
@@ -200,6 +228,24 @@ def data_options(f):
                      help="The project file [default: the nearest ensemble.toml up from here].")(f)
     return click.option("--data", "data", multiple=True, metavar="SPLIT=PATH",
                         help="A data file (.csv, .tsv, .jsonl, .parquet), repeatable: --data valid=data/valid.csv.")(f)
+
+
+def inference_options(f):
+    """The inference settings: how predict runs, and which cache entries vote and report read
+    (an entry computed with other settings is never used). Each defaults to [predict] of
+    ensemble.toml, else to predict's default."""
+    for opt in reversed([
+        click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[default: 32]"),
+        click.option("--max-length", type=click.IntRange(min=1), default=None,
+                     help="Truncate to this many tokens [default: the model's limit]."),
+        click.option("--pad-to-multiple-of", type=click.IntRange(min=1), default=None,
+                     help="Pad each batch to a multiple of this (8 for tensor cores)."),
+        click.option("--device", default=None, help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:N, mps [default: auto]."),
+        click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default=None,
+                     help="auto: bf16 on GPUs that have it, fp16 on other GPUs, fp32 on CPU [default: auto]."),
+    ]):
+        f = opt(f)
+    return f
 
 
 def column_options(f):
@@ -346,14 +392,7 @@ def avg_ckpt(run_or_checkpoints, k, method, holdout, id_col, text_cols, label_co
 @click.option("--model", "models", multiple=True, metavar="NAME=PATH",
               help="A model folder, repeatable: --model bert=weights/bert-top4.")
 @data_options
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--max-length", type=click.IntRange(min=1), default=None,
-              help="Truncate to this many tokens [default: the model's limit].")
-@click.option("--pad-to-multiple-of", type=click.IntRange(min=1), default=None,
-              help="Pad each batch to a multiple of this (8 for tensor cores).")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:N, mps.")
-@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto",
-              show_default=True, help="auto: bf16 on GPUs that have it, fp16 on other GPUs, fp32 on CPU.")
+@inference_options
 @click.option("--cache-dir", type=click.Path(path_type=str), default=None,
               help="Logit cache folder [default: .ensemble/cache beside ensemble.toml, else here].")
 @click.option("--no-cache", is_flag=True, help="Compute everything; read and write no cache.")
@@ -380,11 +419,11 @@ def predict(models, data, project, id_col, text_cols, label_col, encoding, quoti
                        --folds data/folds.csv
     """
     from .cache import LogitCache
-    from .inference import InferenceSettings, ModelSession
+    from .inference import ModelSession
 
     inputs = _Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting)
     inputs.need()
-    settings = InferenceSettings(batch_size, max_length, pad_to_multiple_of, device, dtype, trust_remote_code)
+    settings = inputs.inference(batch_size, max_length, pad_to_multiple_of, device, dtype, trust_remote_code)
     jobs = inputs.jobs(folds, fold_column)
     cache = None if no_cache else LogitCache(inputs.cache_dir)
     ctx = click.get_current_context()
@@ -455,14 +494,19 @@ def predict(models, data, project, id_col, text_cols, label_col, encoding, quoti
               help="Logit cache folder [default: .ensemble/cache beside ensemble.toml, else here].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of optimize starts, select bags, stack folds.")
 @click.option("--class-order", default=None, metavar="A,B,...",
-              help="The class of each integer index, when the sample submission holds indices [default: the order "
-                   "every member's id2label agrees on].")
+              help="The class of each integer index, when the sample submission or the labels hold indices "
+                   "[default: the order every member's id2label agrees on].")
+@click.option("--trained-on-valid", multiple=True, metavar="NAME",
+              help="A model trained on the validation rows: left out of the vote, as of the report's ensembles.")
+@click.option("--include-optimistic", is_flag=True, help="Keep models with optimistic scores, and fit weights over them.")
 @adjust_options
 @fold_options
+@inference_options
 @common_options
 def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quoting, weights, combine, subset, temperature,
              calibrate, acc_power, sample_submission, out, proba, name, valid_split, test_split, cache_dir, seed,
-             class_order, adjust, prior, adjust_metric, folds, fold_column, refit):
+             class_order, trained_on_valid, include_optimistic, adjust, prior, adjust_metric, folds, fold_column, refit,
+             batch_size, max_length, pad_to_multiple_of, device, dtype):
     """Combine cached logits with weights and write the submission; never runs a model.
 
     Fitted weights go to weights/<name>-<method>.json with what they were fitted on; passing
@@ -505,7 +549,10 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
                  columns=inputs.columns, weights_dir=(p.root / "weights") if p else "weights",
                  submissions_dir=(p.root / "submissions") if p else "submissions", adjust=adjust, prior=prior,
                  adjust_metric=adjust_metric, class_order=class_order or (p.vote.get("class_order") if p else None),
-                 folds=folds, fold_column=fold_column, refit=refit)
+                 folds=folds, fold_column=fold_column, refit=refit,
+                 trained_on_valid=list(trained_on_valid) + (p.trained_on_valid if p and not models else []),
+                 include_optimistic=include_optimistic,
+                 inference=inputs.inference(batch_size, max_length, pad_to_multiple_of, device, dtype))
     click.echo(frame.attrs["path"])
 
 
@@ -534,10 +581,14 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
               help="Also write an HTML page with plots.")
 @click.option("--cache-dir", type=click.Path(path_type=str), default=None,
               help="Logit cache folder [default: .ensemble/cache beside ensemble.toml, else here].")
+@click.option("--class-order", default=None, metavar="A,B,...",
+              help="The class of each integer label, when the members number their classes differently.")
+@inference_options
 @common_options
 def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, quoting, methods, metric, repeats, seed,
                combine, valid_split, trained_on_valid, include_optimistic, best_k, adjust, prior, adjust_metric, folds,
-               fold_column, refit, as_json, html_out, cache_dir):
+               fold_column, refit, as_json, html_out, cache_dir, class_order, batch_size, max_length, pad_to_multiple_of,
+               device, dtype):
     """Per-model and ensemble scores with a cross-validated estimate of what fitted weights will
     score on unseen data, and the method --weights auto would choose.
 
@@ -566,7 +617,9 @@ def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, qu
                  folds=_folds_value(folds), fold_column=fold_column, refit=refit,
                  repeats=repeats, seed=seed, combine=combine, cache_dir=inputs.cache_dir, columns=inputs.columns,
                  trained_on_valid=tov, include_optimistic=include_optimistic, best_k=best_k, adjust=adjust,
-                 prior=prior, adjust_metric=adjust_metric)
+                 prior=prior, adjust_metric=adjust_metric,
+                 class_order=class_order or (inputs.project.vote.get("class_order") if inputs.project else None),
+                 inference=inputs.inference(batch_size, max_length, pad_to_multiple_of, device, dtype))
     if html_out:
         from pathlib import Path
 
@@ -728,8 +781,13 @@ def folds_show(train, folds_file, fold_column, folds_id, id_col, label_col, enco
     """
     from .folds import fold_table, read_folds, training_rows
 
+    from .folds import check_sidecar
+
     ids, labels = training_rows(train, id_col, label_col, encoding, quoting)
     folds = read_folds(folds_file, ids, id_column=folds_id, fold_column=fold_column, encoding=encoding)
+    changed = check_sidecar(folds, train)
+    if changed:
+        log.warning("%s", changed)
     click.echo(fold_table(folds, labels))
 
 
@@ -775,14 +833,17 @@ def cache_ls(cache_dir):
               help="Logit cache folder [default: .ensemble/cache beside ensemble.toml, else here].")
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
 @functools.partial(fold_options, refit=False)
+@inference_options
 @common_options
 def cache_prune(models, data, project, id_col, text_cols, label_col, encoding, quoting, cache_dir, dry_run, folds,
-                fold_column):
+                fold_column, batch_size, max_length, pad_to_multiple_of, device, dtype):
     """Remove entries that no current model or data file can produce.
 
-    An entry is kept when its model is one of --model and its data one of --data (ids and texts
-    as read with the column options); a fold group's fold models keep their held-out rows of
-    --data train (with --folds) and the other splits; damaged entries always go.
+    An entry is kept when its model is one of --model, its data one of --data (ids and texts
+    as read with the column options) and its inference settings the ones in force (the flags,
+    else [predict] of ensemble.toml, else predict's defaults: what vote and report read); a fold
+    group's fold models keep their held-out rows of --data train (with --folds) and the other
+    splits; damaged entries always go.
 
     \b
     Example:
@@ -796,12 +857,27 @@ def cache_prune(models, data, project, id_col, text_cols, label_col, encoding, q
                             "--data SPLIT=PATH for each, or keep them in ensemble.toml")
     cache = LogitCache(inputs.cache_dir)
     jobs = inputs.jobs(folds, fold_column)  # (member, model, its splits): fold models with their own rows
-    pairs = {(ref.fingerprint(cache.file_digest), split.digest) for _, ref, todo in jobs for _, split in todo}
+    from .inference import settings_difference
+
+    settings = inputs.inference(batch_size, max_length, pad_to_multiple_of, device, dtype)
+    fingerprint = {ref.name: ref.fingerprint(cache.file_digest) for _, ref, _ in jobs}
+    refs = {fingerprint[ref.name]: ref for _, ref, _ in jobs}
+    pairs = {(fingerprint[ref.name], split.digest) for _, ref, todo in jobs for _, split in todo}
+    other_settings = []
+
+    def keep(entry) -> bool:  # of the settings in force: what vote and report read
+        why = settings_difference(_header_json(entry.metadata.get("settings")), refs[entry.metadata["model_digest"]],
+                                  settings)
+        if why is not None:
+            other_settings.append(entry.key)
+        return why is None
+
     before = len(cache.entries())
-    removed = cache.prune(pairs=pairs, dry_run=dry_run)
+    removed = cache.prune(pairs=pairs, dry_run=dry_run, keep=keep)
     for e in removed:
+        why = e.damaged or ("other inference settings" if e.key in other_settings else "no current model or data")
         log.info("%s %s (%s/%s, %s)", "would remove" if dry_run else "removed", e.path.name,
-                 e.metadata.get("model", "?"), e.metadata.get("split", "?"), e.damaged or "no current model or data")
+                 e.metadata.get("model", "?"), e.metadata.get("split", "?"), why)
     from .averaging import remove_leftovers
 
     # what killed averages left beside the members' folders (weights/ of a project)
@@ -809,6 +885,15 @@ def cache_prune(models, data, project, id_col, text_cols, label_col, encoding, q
     for path in (x for f in sorted(folders) for x in remove_leftovers(f, dry_run=dry_run)):
         log.info("%s %s (left by an average that was killed)", "would remove" if dry_run else "removed", path)
     log.info("%d %s, %d kept", len(removed), "to remove" if dry_run else "removed", before - len(removed))
+
+
+def _header_json(value) -> dict:
+    import json
+
+    try:
+        return json.loads(value) if isinstance(value, str) else {}
+    except ValueError:
+        return {}
 
 
 def _size(n: int) -> str:

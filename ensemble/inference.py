@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import unicodedata
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -44,7 +45,7 @@ from .modelfiles import (
 )
 
 __all__ = ["Logits", "InferenceSettings", "ModelRef", "predict_logits", "ModelSession", "resolve_device",
-           "resolve_dtype"]
+           "resolve_dtype", "settings_difference", "recorded_settings", "check_head"]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,61 @@ class InferenceSettings:
             raise EnsembleError(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
         if self.device.split(":")[0] not in ("auto", "cpu", "cuda", "mps"):
             raise EnsembleError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
+
+    @classmethod
+    def of(cls, value=None) -> InferenceSettings:
+        """``value`` as settings: None (the defaults), a mapping of fields (unset ones default), or settings."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            known = set(cls.__dataclass_fields__)
+            unknown = sorted(set(value) - known)
+            if unknown:
+                raise EnsembleError(f"unknown inference setting {unknown[0]!r}; expected {', '.join(sorted(known))}")
+            return cls(**{k: v for k, v in value.items() if v is not None})
+        raise EnsembleError(f"inference settings must be a mapping or InferenceSettings, got {type(value).__name__}")
+
+    def requested(self) -> dict:
+        """The settings as asked for (before "auto" is resolved), for provenance."""
+        return {k: getattr(self, k) for k in ("batch_size", "max_length", "pad_to_multiple_of", "device", "dtype")}
+
+
+# What "auto" resolves to on each device type (resolve_dtype), and the fixed parts of every key.
+AUTO_DTYPES = {"cpu": ("float32",), "mps": ("float16",), "cuda": ("bfloat16", "float16")}
+ATTENTION_POLICY = "sdpa-else-eager"
+_FIXED_SETTINGS = {"attention": ATTENTION_POLICY, "order": "length-desc", "padding": "right"}
+
+
+def recorded_settings(ref: "ModelRef", settings: InferenceSettings, device_type: str = "cpu",
+                      dtype: str | None = None) -> dict:
+    """The settings a cache entry of ``ref`` computed with ``settings`` on ``device_type`` records
+    (and its key hashes): the token limit, the dtype ("auto" resolved), batching and padding."""
+    return {"max_tokens": ref.token_limit(settings.max_length)[0],
+            "dtype": dtype or (settings.dtype if settings.dtype != "auto" else AUTO_DTYPES[device_type][0]),
+            "device_type": device_type, "batch_size": settings.batch_size,
+            "pad_to_multiple_of": settings.pad_to_multiple_of, **_FIXED_SETTINGS}
+
+
+def settings_difference(recorded: Mapping, ref: "ModelRef", settings: InferenceSettings) -> str | None:
+    """None when a cache entry's recorded settings (its ``settings`` header) are the ones
+    ``settings`` ask for on model ``ref``; else the first difference, in words (``max_tokens 14,
+    not 126``). Judged without torch: ``device="auto"`` accepts any device type, ``dtype="auto"``
+    the dtype auto resolves to on the entry's device type."""
+    want = {"max_tokens": ref.token_limit(settings.max_length)[0], "batch_size": settings.batch_size,
+            "pad_to_multiple_of": settings.pad_to_multiple_of, **_FIXED_SETTINGS}
+    for k, v in want.items():
+        if recorded.get(k) != v:
+            return f"{k} {recorded.get(k)}, not {v}"
+    device, dtype = recorded.get("device_type"), recorded.get("dtype")
+    if settings.device != "auto" and device != settings.device.split(":")[0]:
+        return f"device {device}, not {settings.device}"
+    if settings.dtype == "auto" and dtype not in AUTO_DTYPES.get(device, ()):
+        return f"dtype {dtype}, not auto ({'/'.join(AUTO_DTYPES.get(device, ('?',)))} on {device})"
+    if settings.dtype != "auto" and dtype != settings.dtype:
+        return f"dtype {dtype}, not {settings.dtype}"
+    return None
 
 
 def resolve_device(device: str = "auto"):
@@ -250,7 +306,7 @@ def _class_names(folder: Path, config: Mapping) -> tuple[str, ...]:
     if not isinstance(id2label, dict) or not id2label:
         raise EnsembleError(f"{path}: id2label must map class indices to names; fix config.json")
     try:
-        by_index = {int(k): str(v) for k, v in id2label.items()}
+        by_index = {int(k): unicodedata.normalize("NFC", str(v)) for k, v in id2label.items()}  # NFD Hangul = NFC
     except (TypeError, ValueError):
         raise EnsembleError(f"{path}: id2label keys must be class indices 0..C-1; fix config.json") from None
     if sorted(by_index) != list(range(len(by_index))):
@@ -261,6 +317,15 @@ def _class_names(folder: Path, config: Mapping) -> tuple[str, ...]:
     labels = tuple(by_index[i] for i in range(len(by_index)))
     if len(set(labels)) != len(labels):
         raise EnsembleError(f"{path}: id2label names a class twice ({labels}); give each class its own name")
+    label2id = config.get("label2id")
+    if isinstance(label2id, dict) and set(map(str, label2id)) == set(labels):
+        # both maps name the same classes (transformers' LABEL_i defaults beside a set id2label do not):
+        # a class at another index in each means one of them was edited, and the logits' columns are unknown
+        wrong = next((name for i, name in enumerate(labels) if str(label2id.get(name)) != str(i)), None)
+        if wrong is not None:
+            raise EnsembleError(f"{path}: id2label and label2id disagree: id2label has {wrong!r} at "
+                                f"{labels.index(wrong)}, label2id at {label2id[wrong]} (id2label {dict(enumerate(labels))}, "
+                                f"label2id {label2id}); make both the class order the head was trained with")
     return labels
 
 
@@ -340,10 +405,7 @@ class ModelSession:
         return self._fingerprint
 
     def key_settings(self) -> dict:
-        s = self.settings
-        return {"max_tokens": self.limit, "dtype": self.dtype, "device_type": self.device.type,
-                "attention": "sdpa-else-eager", "batch_size": s.batch_size,
-                "pad_to_multiple_of": s.pad_to_multiple_of, "order": "length-desc", "padding": "right"}
+        return recorded_settings(self.ref, self.settings, self.device.type, self.dtype)
 
     def key(self, split) -> str:
         from .cache import LogitCache

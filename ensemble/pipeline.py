@@ -111,14 +111,17 @@ def _run(project, *, k, weights, progress, name, trust_remote_code=False) -> Run
     # once (DIR@top3 expanded, {fold} paths as fold groups), for the predictions, the vote and the report
     members = resolve_members(members, None if training is None else training.k)
     trusted = {m.name for m in members} if trust_remote_code else set(p.trusted)
-    digests = _predictions(members, splits, cache, progress, redone, training, trusted)
+    from .inference import InferenceSettings
+
+    inference = InferenceSettings.of(p.predict)  # what predict computes, and which entries vote and report read
+    digests = _predictions(members, splits, cache, progress, redone, training, trusted, inference)
 
     from .project import adjust_settings
 
     weights = weights or p.vote.get("weights") or "auto"
     adjust, prior, adjust_metric = adjust_settings(p)
     settings = dict(combine=p.vote.get("combine") or "prob", adjust=adjust, prior=prior, adjust_metric=adjust_metric,
-                    columns=columns)
+                    columns=columns, inference=inference)
     state_path = p.root / ".ensemble" / STATE
     try:
         state = json.loads(state_path.read_text(encoding="utf-8"))
@@ -128,11 +131,14 @@ def _run(project, *, k, weights, progress, name, trust_remote_code=False) -> Run
     base = {"models": digests, "data": {s: x.digest for s, x in splits.items()},
             "labels": {s: x.labels_digest for s, x in splits.items()},
             "folds": None if training is None else training.describe()["folds_digest"], "refit": p.refit,
-            "adjust": adjust, "adjust_metric": adjust_metric,
+            "adjust": adjust, "adjust_metric": adjust_metric, "inference": inference.requested(),
+            "trained_on_valid": p.trained_on_valid,
             "prior": cache.file_digest(prior) if isinstance(prior, Path) and prior.is_file() else prior}
     settings.update(folds=training, refit=p.refit)
+    # the report is computed first and written last: a report that fails leaves no submission behind
+    finish_report = _report_step(p, members, splits, cache, state, state_path, base, settings, redone)
     submission = _vote_step(p, members, splits, cache, state, state_path, base, weights, name, settings, redone)
-    html_path, text = _report_step(p, members, splits, cache, state, state_path, base, settings, redone)
+    html_path, text = finish_report()
     return RunResult(submission, html_path, text, redone)
 
 
@@ -180,28 +186,41 @@ def _average(p, run, path: Path, out: Path, k, cache, progress, redone, trust_re
                             f"{run.name} in {p.path}") from None
 
 
-def _predictions(members, splits, cache, progress, redone, training=None, trusted=frozenset()) -> dict[str, str]:
+def _predictions(members, splits, cache, progress, redone, training=None, trusted=frozenset(),
+                 inference=None) -> dict[str, str]:
     """2. Every member's logits over its splits (a fold model's: its held-out training rows and
-    the other splits), computed where the cache has none; returns the members' content digests.
-    The members named in ``trusted`` may run the code their folders ship (``trust_remote_code``)."""
+    the other splits), computed where the cache has none with the settings in force
+    (``inference``, [predict] of the project); returns the members' content digests. The members
+    named in ``trusted`` may run the code their folders ship (``trust_remote_code``)."""
+    from dataclasses import replace
+
     from .foldgroups import group_fingerprint, member_jobs
+    from .inference import InferenceSettings, settings_difference
 
     jobs = member_jobs(members, splits, training)
     fingerprint = {ref.name: ref.fingerprint(cache.file_digest) for _, ref, _ in jobs}
     parts: dict[str, list[str]] = {}  # each member's model fingerprints: one, or a fold group's K in fold order
     for member, ref, _ in jobs:
         parts.setdefault(member, []).append(fingerprint[ref.name])
-    digests = {m.name: group_fingerprint(parts[m.name]) if m.is_fold_group else parts[m.name][0] for m in members}
-    have = {(e.metadata.get("model_digest"), e.metadata.get("data_digest")) for e in cache.entries() if e.damaged is None}
+    digests = {m.name: group_fingerprint(parts[m.name], m.name) if m.is_fold_group else parts[m.name][0]
+               for m in members}
+    inference = InferenceSettings.of(inference)
+    have: dict[tuple, list] = {}  # (model, data) -> the settings of its entries
+    for e in cache.entries():
+        if e.damaged is None:
+            have.setdefault((e.metadata.get("model_digest"), e.metadata.get("data_digest")), []).append(
+                _settings_of(e))
     todo = [(ref, split) for _, ref, pairs in jobs for _, split in pairs]
-    missing = [(ref, split) for ref, split in todo if (fingerprint[ref.name], split.digest) not in have]
+    missing = [(ref, split) for ref, split in todo
+               if not any(settings_difference(s, ref, inference) is None
+                          for s in have.get((fingerprint[ref.name], split.digest), []))]
     if missing:
-        from .inference import InferenceSettings, ModelSession
+        from .inference import ModelSession
 
         member_of = {ref.name: member for member, ref, _ in jobs}
         sessions = {}
         for ref, split in missing:
-            settings = InferenceSettings(trust_remote_code=member_of[ref.name] in trusted)
+            settings = replace(inference, trust_remote_code=member_of[ref.name] in trusted)
             sessions.setdefault(ref.name, ModelSession(ref, settings, cache))
             sessions[ref.name].logits(split, progress=progress)
             redone["predict"] += 1
@@ -209,6 +228,14 @@ def _predictions(members, splits, cache, progress, redone, training=None, truste
     else:
         log.info("predict: all %d (model, split) logits up to date in the cache", len(todo))
     return digests
+
+
+def _settings_of(entry) -> dict:
+    """A cache entry's recorded inference settings ({} when unreadable)."""
+    try:
+        return json.loads(entry.metadata.get("settings") or "{}")
+    except ValueError:
+        return {}
 
 
 def _vote_step(p, members, splits, cache, state, state_path, base, weights, name, settings, redone) -> Path:
@@ -235,14 +262,15 @@ def _vote_step(p, members, splits, cache, state, state_path, base, weights, name
     try:
         frame = vote(members, dict(splits), weights, cache_dir=cache.root, sample_submission=sample, name=name,
                      weights_dir=p.root / "weights", submissions_dir=p.root / "submissions",
-                     class_order=p.vote.get("class_order"), **settings)
+                     class_order=p.vote.get("class_order"), trained_on_valid=p.trained_on_valid, **settings)
     finally:
         for q, level in zip(quiet, levels):
             q.setLevel(level)
     fitted = frame.attrs["weights"]
+    members_said = ("a stacker over " + ", ".join(fitted.models) + " (no weight per member)" if fitted.stacker else
+                    ", ".join(f"{m}={w:.3f}" for m, w in zip(fitted.models, fitted.weights)))
     log.info("vote: %s, %s", fitted.method + (f" + {fitted.adjustment['kind']}" if fitted.adjustment and
-                                               fitted.adjustment.get("kind") != "none" else ""),
-             ", ".join(f"{m}={w:.3f}" for m, w in zip(fitted.models, fitted.weights)))
+                                               fitted.adjustment.get("kind") != "none" else ""), members_said)
     submission = Path(frame.attrs["path"])
     state.update(vote_key=vote_key, submission=_relative(submission, p.root), submission_digest=file_digest(submission))
     redone["vote"] += 1
@@ -250,8 +278,10 @@ def _vote_step(p, members, splits, cache, state, state_path, base, weights, name
     return submission
 
 
-def _report_step(p, members, splits, cache, state, state_path, base, settings, redone) -> tuple[Path, str]:
-    """4. The report and its page, unless its key and the page's digest are the last run's."""
+def _report_step(p, members, splits, cache, state, state_path, base, settings, redone):
+    """4. The report and its page, unless its key and the page's digest are the last run's:
+    computed now, written by the function returned (called after the vote), which returns the
+    page's path and the report's text."""
     from .report import report
 
     tov = p.trained_on_valid
@@ -260,17 +290,22 @@ def _report_step(p, members, splits, cache, state, state_path, base, settings, r
     if (state.get("report_key") == report_key and _unchanged(html_path, state.get("report_digest"))
             and state.get("report_text")):
         log.info("report: up to date (%s)", html_path)
-        return html_path, state["report_text"]
+        return lambda: (html_path, state["report_text"])
     training = settings["folds"]
     rep = report(members, {s: x for s, x in splits.items() if s != "test"}, cache_dir=cache.root,
                  combine=settings["combine"], trained_on_valid=tov,
                  adjust="auto" if settings["adjust"] == "none" else settings["adjust"], prior=settings["prior"],
                  adjust_metric=settings["adjust_metric"], columns=settings["columns"],
-                 folds=training if training is not None else 5, refit=settings["refit"])
+                 folds=training if training is not None else 5, refit=settings["refit"],
+                 inference=settings["inference"], class_order=p.vote.get("class_order"))
     text = rep.to_text()
     page = rep.to_html()
-    atomic_write(html_path, lambda f: f.write_text(page, encoding="utf-8"))
-    state.update(report_key=report_key, report_text=text, report_digest=file_digest(html_path))
-    redone["report"] += 1
-    _write_state(state_path, state)
-    return html_path, text
+
+    def finish() -> tuple[Path, str]:
+        atomic_write(html_path, lambda f: f.write_text(page, encoding="utf-8"))
+        state.update(report_key=report_key, report_text=text, report_digest=file_digest(html_path))
+        redone["report"] += 1
+        _write_state(state_path, state)
+        return html_path, text
+
+    return finish

@@ -67,6 +67,7 @@ _TABLES = {
     "models": None,
     "runs": None,
     "vote": {"weights", "combine", "adjust", "prior", "adjust_metric", "class_order"},
+    "predict": {"batch_size", "max_length", "pad_to_multiple_of", "device", "dtype"},
 }
 
 
@@ -105,6 +106,7 @@ class Project:
     vote: dict = field(default_factory=dict)
     folds: Path | None = None                      # the folds file of data["train"], for fold groups
     fold_column: str | None = None
+    predict: dict = field(default_factory=dict)    # inference settings: which cache entries every step reads
 
     @property
     def refit(self) -> dict[str, str]:
@@ -239,7 +241,7 @@ def load_project(path: str | os.PathLike) -> Project:
             if m.refit_of is not None and m.refit_of not in models and m.refit_of not in runs:
                 r.fail(table, name, _REFIT_OF.format(m.refit_of))
     return Project(path, data, sample, columns, models, runs, _read_vote(r, dict(doc.get("vote", {}))), folds,
-                   fold_column)
+                   fold_column, _read_predict(r, dict(doc.get("predict", {}))))
 
 
 class _Reader:
@@ -388,6 +390,19 @@ def _read_vote(r: _Reader, vote: dict) -> dict:
     return vote
 
 
+def _read_predict(r: _Reader, table: dict) -> dict:
+    """[predict]: the inference settings of predict and run, and of the cache entries vote and
+    report read (checked as InferenceSettings checks them)."""
+    from .inference import InferenceSettings
+
+    for key, value in table.items():
+        try:
+            InferenceSettings.of({key: value})
+        except (EnsembleError, TypeError, AttributeError) as e:
+            r.fail("predict", key, str(e).split("; ")[0] if isinstance(e, EnsembleError) else f"got {value!r}")
+    return table
+
+
 def _numbers(text: str) -> bool:
     try:
         return all(float(v) >= 0 for v in text.split(","))
@@ -507,8 +522,11 @@ def _fold_groups(rels: list[Path]) -> tuple[dict[str, tuple[str, int]], list[Pat
 
 def _fold_data_lines(root: Path, data: dict, groups: dict) -> list[str]:
     """[data] train and folds for fold groups: the files found, else commented hints."""
-    k = next(iter(groups.values()))[1]
-    lines = [f"# {', '.join(groups)}: fold groups of {k} folds, fitted on the training file's out-of-fold rows"]
+    ks = sorted({k for _, k in groups.values()})
+    k = ks[-1]
+    each = ", ".join(f"{g} ({n} folds)" for g, (_, n) in groups.items())
+    lines = [f"# fold groups, fitted on the training file's out-of-fold rows: {each}"
+             + ("; fold groups of one ensemble are trained on the same folds: keep those of one K" if len(ks) > 1 else "")]
     lines.append(f'train = "{data["train"].as_posix()}"' if "train" in data else '# train = "data/train.csv"   # the file '
                  "the fold models were trained on")
     if "folds" in data:

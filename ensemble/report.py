@@ -63,6 +63,7 @@ class Report:
     confused: Sequence = field(default_factory=list)
     out_of_fold: Mapping = field(default_factory=dict)  # fold groups: the training rows and folds scored on
     holdout: Mapping = field(default_factory=dict)  # fold groups with a validation split: scores there
+    inference: Mapping = field(default_factory=dict)  # the settings asked for, and each member's entry's
 
     @property
     def where(self) -> str:
@@ -85,7 +86,9 @@ class Report:
                  for g, r in (self.out_of_fold.get("refit") or {}).items()]
         if not h:
             return lines
-        return lines + [f"holdout {h['path']} ({h['rows']} rows, untouched by every fit; fold groups as their fold means, "
+        touched = (f"NOT untouched: {h['overlap']} of its rows are also training rows" if h.get("overlap") else
+                   "untouched by every fit")
+        return lines + [f"holdout {h['path']} ({h['rows']} rows, {touched}; fold groups as their fold means, "
                         "methods as fitted on the out-of-fold rows):"]
 
     def holdout_table(self):
@@ -221,6 +224,7 @@ class Report:
             "out_of_fold": dict(self.out_of_fold),
             "holdout": dict(self.holdout),
             "excluded_from_fitting": list(self.excluded),
+            "inference": dict(self.inference),
             "disagreement": self.disagreement.round(6).to_dict(),
             "error_correlation": self.error_correlation.round(6).to_dict(),
         }
@@ -228,11 +232,27 @@ class Report:
     # ------------------------------------------------------------------ HTML
 
     def _figures(self) -> list[tuple[str, str]]:
+        import warnings
+
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        font = _hangul_font()
+        names = " ".join(map(str, [*self.table.index, *self.confused_classes()]))
+        with warnings.catch_warnings(), plt.rc_context({"font.family": [font, "DejaVu Sans"]} if font else {}):
+            if not font and any(ord(ch) > 0x2FFF for ch in names):
+                log.info("no font with Hangul (or other CJK) glyphs is installed: such names are drawn as boxes in the "
+                         "page's plots (install fonts-nanum or fonts-noto-cjk); the tables show them")
+            warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
+            return self._draw(plt)
+
+    def confused_classes(self) -> list[str]:
+        """The classes named in the most confused pairs (the page's plots show them)."""
+        return [str(pair[k]) for pair in self.confused for k in ("true", "predicted")]
+
+    def _draw(self, plt) -> list[tuple[str, str]]:
         figs = []
 
         def png(fig) -> str:
@@ -424,6 +444,8 @@ def report(
     fold_column: str | None = None,
     train: str = "train",
     refit: Mapping[str, str] | None = None,
+    inference=None,
+    class_order=None,
 ) -> Report:
     """Score every model and ensemble method on the validation split, honestly.
 
@@ -465,6 +487,9 @@ def report(
         The target class prior (see :func:`ensemble.priors.class_prior`).
     adjust_metric : {"accuracy", "macro_f1"}, optional
         Default: ``metric`` when it is one of them, else accuracy.
+    inference, class_order
+        As for :func:`~ensemble.voting.vote`: the inference settings whose cached logits are read
+        (recorded in ``Report.inference``), and the class of each index for integer labels.
     """
     import pandas as pd
 
@@ -474,8 +499,9 @@ def report(
     from .scores import need_classes
 
     columns = dict(columns or {})
+    data = data if isinstance(data, Mapping) else {valid: data}  # one data file: the validation split
     source, training, split, folds = _report_inputs(models, data, valid, folds, columns, trained_on_valid, cache_dir,
-                                                    fold_column, train, refit)
+                                                    fold_column, train, refit, inference, class_order)
     oof, refs = training is not None, source.refs
     al = source.aligned(split)
     y = al.y
@@ -507,10 +533,8 @@ def report(
     chosen = estimates[choice].oof_proba if choice in estimates else combine_logits(fit_arrays, None, combine)
     confused = confused_pairs(chosen.argmax(axis=1), y, al.labels)
     table = pd.DataFrame.from_dict(rows, orient="index")
-    for col in ("cv_accuracy", "gain", "gain_low", "gain_high", "mcnemar_p", "acc_low", "acc_high",
-                "cv_macro_f1", "cv_log_loss", "optimism"):
-        if col not in table:
-            table[col] = float("nan")
+    for col in [c for c in _COLUMNS if c not in table]:  # in this order: the JSON's and the page's
+        table[col] = float("nan")
     table["note"] = table["note"].fillna("")
     names = [r.name for r in refs]
     disagreement, correlation = _between_members(probas, names, y)
@@ -521,16 +545,29 @@ def report(
         holdout = {} if valid not in data else _holdout(source, open_split(data[valid], valid, columns), al.labels,
                                                         fit_idx, estimates, combine, table)
     return Report(table, disagreement, correlation, choice, reason, metric, len(y), excluded, estimates, reliability,
-                  weights, curse, adjust_info, confused, out_of_fold, holdout)
+                  weights, curse, adjust_info, confused, out_of_fold, holdout, _inference(source, refs, al.logits))
 
 
-def _report_inputs(models, data, valid, folds, columns, trained_on_valid, cache_dir, fold_column, train, refit):
+_COLUMNS = ("cv_accuracy", "gain", "gain_low", "gain_high", "mcnemar_p", "acc_low", "acc_high", "cv_macro_f1",
+            "cv_log_loss", "optimism")
+
+
+def _inference(source, refs, logits) -> dict:
+    """The inference settings asked for, and what each member's cache entry was computed with."""
+    return {"requested": source.inference.requested(),
+            "members": {r.name: lg.meta.get("settings") for r, lg in zip(refs, logits)}}
+
+
+def _report_inputs(models, data, valid, folds, columns, trained_on_valid, cache_dir, fold_column, train, refit,
+                   inference=None, class_order=None):
     """(source, training folds or None, the labelled split scored on, K of the cross-validation):
     the validation split and ``folds`` (or 5, when ``folds`` is a folds file of fold groups beside
     models), or the training split's out-of-fold rows and the folds file's K."""
     from .members import resolve_members
     from .voting import CachedLogits, check_fold_groups, open_split, training_folds
 
+    if isinstance(folds, bool) or (isinstance(folds, (int, np.integer)) and folds < 2):
+        raise EnsembleError(f"folds must be 2 or more (K of the K-fold cross-validation), or a folds file; got {folds!r}")
     training = None
     if not isinstance(folds, (int, np.integer)):  # a folds file: the members are fold groups
         training = training_folds(data, folds, train, columns, fold_column)
@@ -541,7 +578,8 @@ def _report_inputs(models, data, valid, folds, columns, trained_on_valid, cache_
     unknown = [n for n in trained_on_valid if n not in names]
     if unknown:
         raise EnsembleError(f"--trained-on-valid {unknown[0]!r} is not a --model name ({', '.join(names)})")
-    source = CachedLogits(members, cache_dir, training, refit)
+    source = CachedLogits(members, cache_dir, training, refit, inference=inference, class_order=class_order)
+    source.warn_duplicates()
     oof = check_fold_groups(source, training, valid if valid in data else None)
     split = training.split if oof else open_split(data[valid], valid, columns)
     split.require_labels("the report scores against the out-of-fold training labels" if oof else
@@ -579,7 +617,33 @@ def _holdout(source, split, labels, fit_idx, estimates, combine, table) -> dict:
             acc[f"{m} with refits"] = accuracy(e.weights.predict_proba(refit), hal.y)
     cv = {n: float(table.loc[n, "cv_accuracy"] if n in estimates or n == "uniform" else table.loc[n, "accuracy"])
           for n in acc if n in table.index}
-    return {"path": str(split.path), "rows": len(split), "accuracy": acc, "cv_accuracy": cv}
+    return {"path": str(split.path), "rows": len(split), "accuracy": acc, "cv_accuracy": cv,
+            "overlap": _overlap(split, source.training.split)}
+
+
+def _overlap(holdout, train) -> int:
+    """How many holdout rows are also training rows (the same text, or the same id when both files
+    name their rows by an id column): those rows were seen by every fold model but one, so the
+    holdout is not untouched; said in a warning and in the report."""
+    texts = {t for t in zip(*train.texts)}
+    by_id = holdout.id_column is not None and train.id_column is not None
+    ids = set(train.ids) if by_id else set()
+    n = sum(1 for i, t in zip(holdout.ids, zip(*holdout.texts)) if t in texts or i in ids)
+    if n:
+        log.warning("%s: %d of its %d rows are also in the training file %s (same text%s): it is not an untouched "
+                    "holdout; remove them from one of the files", holdout.path, n, len(holdout), train.path,
+                    " or id" if by_id else "")
+    return n
+
+
+def _hangul_font() -> str | None:
+    """The name of an installed font with Hangul glyphs (Nanum, Noto CJK, Malgun, Apple), or None."""
+    from matplotlib import font_manager
+
+    wanted = ("NanumGothic", "Noto Sans CJK KR", "Noto Sans KR", "Malgun Gothic", "AppleGothic", "Noto Sans CJK JP",
+              "Source Han Sans KR", "UnDotum", "Baekmuk Gulim")
+    have = {f.name for f in font_manager.fontManager.ttflist}
+    return next((n for n in wanted if n in have), None)
 
 
 # Above this many classes the terminal's per-class table shows a selection (the page has them all).

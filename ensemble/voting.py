@@ -54,13 +54,22 @@ class CachedLogits:
         group's place on the test split, with the group's weight; it is neither fitted nor scored
         (it has no honest score). ``refs`` then lists the other members, ``refits`` maps each
         group to its refit's ModelRef.
+    inference : InferenceSettings or mapping, optional
+        The inference settings whose cache entries are read (default: predict's defaults); an
+        entry computed with other settings (``--max-length 14`` as an experiment) is never used.
+    class_order : str ("a,b,c") or sequence of str, optional
+        The class of each index, for labels given as class indices when the members number their
+        classes differently.
     """
 
     def __init__(self, members, cache_dir: str | os.PathLike | None = None, training=None,
-                 refit: Mapping[str, str] | None = None):
+                 refit: Mapping[str, str] | None = None, *, inference=None, class_order=None):
         from .cache import LogitCache
         from .foldgroups import GroupRef
-        from .inference import ModelRef
+        from .inference import InferenceSettings, ModelRef
+
+        self.inference = InferenceSettings.of(inference)
+        self.class_order = _class_order(class_order)
 
         self.members = resolve_members(members, None if training is None else training.k)
         refit = dict(refit or {})
@@ -74,6 +83,13 @@ class CachedLogits:
         self.members = [m for m in self.members if m.name not in refit]
         self.entries = self.cache.entries()  # headers read once, newest first
         self._digests: dict[str, str] = {}
+
+    def leave_out(self, names) -> None:
+        """Drop these members (and any refit of theirs)."""
+        names = set(names)
+        self.refs = [r for r in self.refs if r.name not in names]
+        self.members = [m for m in self.members if m.name not in names]
+        self.refits = {g: r for g, r in self.refits.items() if g not in names}
 
     @property
     def fold_groups(self) -> list[str]:
@@ -96,18 +112,37 @@ class CachedLogits:
             self._digests[ref.name] = ref.fingerprint(self.cache.file_digest)
         return self._digests[ref.name]
 
+    def warn_duplicates(self) -> None:
+        """Two members with the same content (one folder copied, or listed under two names) vote
+        twice: said in a warning naming them."""
+        seen: dict[str, str] = {}
+        for r in self.refs:
+            d = self.digest_of(r)
+            if d in seen:
+                log.warning("%s and %s are the same model (identical weights, config and tokenizer): it votes twice, "
+                            "with twice the weight; list it once", seen[d], r.name)
+            seen.setdefault(d, r.name)
+
     def logits(self, ref, split, fix: str | None = None):
-        """The newest cache entry of this model over this split, as Logits; an error saying which
-        ``ensemble predict`` to run when there is none. A fold group's are its OOF logits on the
-        training split and its fold mean on any other (:mod:`ensemble.foldgroups`)."""
+        """The newest cache entry of this model over this split computed with the settings in
+        force (:attr:`inference`), as Logits; an error saying which ``ensemble predict`` to run
+        when there is none. A fold group's are its OOF logits on the training split and its fold
+        mean on any other (:mod:`ensemble.foldgroups`)."""
         if ref.kind == "folds":
             return self._group_logits(ref, split)
+        from .inference import settings_difference
+
         model_digest = self.digest_of(ref)
         cache = self.cache
         entries = [e for e in self.entries if e.damaged is None and e.metadata.get("model_digest") == model_digest
                    and e.metadata.get("data_digest") == split.digest]
         problems: list[str] = []
+        others: list[str] = []
         for entry in entries:  # newest first
+            why = settings_difference(_json(entry.metadata.get("settings")), ref, self.inference)
+            if why is not None:
+                others.append(why)
+                continue
             lg = cache.get(entry.key, split.ids, problems)
             if lg is not None:
                 log.debug("%s/%s: %s", ref.name, split.name, entry.path)
@@ -117,6 +152,9 @@ class CachedLogits:
         broken = [e for e in self.entries if e.damaged is not None]  # unreadable: whose they are is unknown
         if problems:
             damaged = f" (a damaged entry was removed: {problems[0]})"
+        elif others:
+            damaged = (f" with these inference settings (it has {len(others)} entr{'y' if len(others) == 1 else 'ies'} "
+                       f"of other settings: {others[0]}; ask for those, or predict with these)")
         elif broken:
             damaged = (f" ({len(broken)} damaged cache entr{'y' if len(broken) == 1 else 'ies'}, e.g. {broken[0].path.name}: "
                        f"{broken[0].damaged}; it may have been this one)")
@@ -144,6 +182,7 @@ class CachedLogits:
             folds_flag if oof else "")
         if oof:
             parts = [self.logits(p, held_out(t, k), fix) for k, p in enumerate(ref.parts)]
+            _check_held_out(ref, parts, t)
             return out_of_fold(parts, t, ref.name)
         return fold_mean([self.logits(p, split, fix) for p in ref.parts], ref.name)
 
@@ -154,16 +193,36 @@ class CachedLogits:
         to it (on the test split)."""
         refs = [self.refits.get(r.name, r) if refit else r for r in self.refs]
         logits = [self.logits(r, split) for r in refs]
+        if self.class_order is not None and set(self.class_order) != set(logits[0].labels):
+            raise EnsembleError(f"class_order {','.join(self.class_order)} does not name the members' classes "
+                                f"({', '.join(sorted(logits[0].labels))}); name each of them once")
         al = align(logits, ids=split.ids, labels=labels)
         if split.labels is not None:
-            al.y = split.label_indices(al.labels, model=self.refs[0].name)
+            al.y = split.label_indices(al.labels, model=self.refs[0].name, index_order=self._index_order(split, logits))
         al.logits = logits
         return al
+
+    def _index_order(self, split, logits) -> tuple[str, ...] | None:
+        """The class of each index, for a split whose labels are class indices: ``class_order``,
+        else the order every member's id2label agrees on; members that number their classes
+        differently are an error asking for ``class_order`` (the first member's order would
+        decide, and listing the members in another order would change the labels)."""
+        if self.class_order is not None:
+            return self.class_order
+        orders = {}
+        for lg in logits:
+            orders.setdefault(tuple(lg.labels), lg.model)
+        if len(orders) == 1 or not split.has_index_labels(next(iter(orders))):
+            return next(iter(orders))
+        (a, na), (b, nb) = list(orders.items())[:2]
+        raise EnsembleError(f"{split.path}: its labels are class indices, but the members number their classes "
+                            f"differently ({na}: {','.join(a)}; {nb}: {','.join(b)}); "
+                            f"{option('class_order', ','.join(a))} to say which class each index is")
 
 
 def gather(models: Mapping[str, str | os.PathLike], data: Mapping[str, object] | object, split: str = "valid", *,
            cache_dir: str | os.PathLike | None = None, columns: Mapping | None = None, folds=None,
-           fold_column: str | None = None, train: str = "train") -> Aligned:
+           fold_column: str | None = None, train: str = "train", inference=None, class_order=None) -> Aligned:
     """The members' cached logits over one split, aligned by class name and row id, with the
     true class indices: what :func:`~ensemble.weighting.fit_weights`,
     :func:`~ensemble.estimate.cross_validate` and the class-prior functions take.
@@ -181,6 +240,8 @@ def gather(models: Mapping[str, str | os.PathLike], data: Mapping[str, object] |
         For fold groups (``runs/bert-fold{fold}``), as for :func:`vote`: gathered on ``train``,
         their logits are out of fold (fold model k's on the rows of fold k); on any other split,
         the log of their fold models' mean probabilities.
+    inference, class_order
+        As for :func:`vote`.
 
     Returns
     -------
@@ -202,9 +263,52 @@ def gather(models: Mapping[str, str | os.PathLike], data: Mapping[str, object] |
         raise EnsembleError("no model given; pass a mapping of member names to model folders")
     training = training_folds(data, folds, train, columns, fold_column)
     data = _with_training(data, train, training)
-    source = CachedLogits(models, cache_dir, training)
+    source = CachedLogits(models, cache_dir, training, inference=inference, class_order=class_order)
     check_fold_groups(source, training, None if split == train else split)
     return source.aligned(open_split(data[split], split, columns))
+
+
+def _check_held_out(ref, parts, training) -> None:
+    """A fold model that scores far above what its own run logged on its eval set (its fold's
+    held-out rows) has likely seen those rows (a full-data refit, a model of another fold):
+    said in a warning naming it, since its out-of-fold rows would be optimistic."""
+    from .foldgroups import held_out
+    from .provenance import logged_accuracy
+
+    if training.split.labels is None:
+        return
+    for k, (part, lg) in enumerate(zip(ref.parts, parts)):
+        logged = logged_accuracy(part.folder)
+        if logged is None:
+            continue
+        rows = held_out(training, k)
+        y = rows.label_indices(lg.labels, model=part.name)
+        acc = float((np.asarray(lg.values).argmax(axis=1) == y).mean())
+        margin = max(0.15, 3 * np.sqrt(max(logged * (1 - logged), 0.01) / len(y)))
+        if acc > logged + margin:
+            log.warning("%s: fold model %d (%s) scores %.3f on the rows of fold %d, far above the eval_accuracy %.3f its "
+                        "run logged: it may have been trained on them (a refit, another fold's model); its out-of-fold "
+                        "rows would be optimistic", ref.name, k, part.folder, acc, k, logged)
+
+
+def _json(value):
+    """A header field that holds JSON (``settings``), parsed; {} when absent or unreadable."""
+    import json
+
+    try:
+        return json.loads(value) if isinstance(value, str) else dict(value or {})
+    except (ValueError, TypeError):
+        return {}
+
+
+def _class_order(value) -> tuple[str, ...] | None:
+    """``class_order`` as given ("a,b,c" or a sequence of names), checked: each name once."""
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",")] if isinstance(value, str) else [str(v) for v in value]
+    if not names or any(not n for n in names) or len(set(names)) != len(names):
+        raise EnsembleError(f"class_order must name each class once, separated by commas; got {value!r}")
+    return tuple(names)
 
 
 def _default_root() -> Path:
@@ -217,15 +321,25 @@ def _parse_weights(spec: str, models: Sequence[str]):
     """``spec`` is a method name, a weights file, or ``w1,w2,...``; returns (kind, value)."""
     from .weighting import METHODS, is_method
 
-    if is_method(spec) or spec == "auto":
-        return "method", spec
-    if spec.endswith(".json") or os.path.sep in spec or Path(spec).is_file():
+    expected = f"auto, one of {', '.join(METHODS)}, best<K> (best3), a weights .json file or numbers w1,w2,..."
+    if isinstance(spec, os.PathLike):
         return "file", Path(spec)
-    try:
-        values = np.array([float(v) for v in spec.split(",")])
-    except ValueError:
-        raise EnsembleError(f"--weights must be auto, one of {', '.join(METHODS)}, best<K> (best3), a weights .json "
-                            f"file or numbers w1,w2,...; got {spec!r}") from None
+    if isinstance(spec, (list, tuple, np.ndarray)) and not isinstance(spec, str):
+        try:
+            values = np.asarray(spec, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise EnsembleError(f"weights must be {expected} (or a sequence of numbers); got {spec!r}") from None
+    elif not isinstance(spec, str):
+        raise EnsembleError(f"weights must be {expected} (or a sequence of numbers); got {type(spec).__name__} {spec!r}")
+    elif is_method(spec) or spec == "auto":
+        return "method", spec
+    elif spec.endswith(".json") or os.path.sep in spec or Path(spec).is_file():
+        return "file", Path(spec)
+    else:
+        try:
+            values = np.array([float(v) for v in spec.split(",")])
+        except ValueError:
+            raise EnsembleError(f"--weights must be {expected}; got {spec!r}") from None
     if len(values) != len(models):
         raise EnsembleError(f"got {len(values)} weights, {len(models)} models ({', '.join(models)}); "
                             "give one weight per --model, in order")
@@ -263,6 +377,9 @@ def vote(
     fold_column: str | None = None,
     train: str = "train",
     refit: Mapping[str, str] | None = None,
+    trained_on_valid: Sequence[str] = (),
+    include_optimistic: bool = False,
+    inference=None,
 ):
     """Combine the cached logits of several models and write the submission.
 
@@ -319,6 +436,17 @@ def vote(
         training row, takes its fold group's place on the test split with the group's weight.
         The weights and their estimate are the fold groups'; the refit itself has no honest
         score. Recorded in the weights file and the sidecar.
+    trained_on_valid : sequence of str
+        Members trained on the validation rows. With a method (uniform, fitted or auto) they are
+        left out of the vote, as :func:`~ensemble.report.report` leaves them out of its
+        ensembles, and so are members chosen on those rows (a greedy soup or K searched on them):
+        the submission is the ensemble the report describes. Fixed weights and weights files
+        keep every member.
+    include_optimistic : bool, default False
+        Keep those members, and fit weights over them (as the report's ``include_optimistic``).
+    inference : InferenceSettings or mapping, optional
+        The inference settings whose cached logits are read (default: ``ensemble predict``'s
+        defaults); recorded in the sidecar. An entry computed with other settings is never used.
 
     Returns
     -------
@@ -326,14 +454,20 @@ def vote(
         The submission as written; ``.attrs`` holds the output path and the :class:`Weights`.
     """
     columns = dict(columns or {})
+    if not isinstance(data, Mapping):
+        raise EnsembleError(f"data must map split names to data files, e.g. {{'{valid}': 'data/valid.csv', '{test}': "
+                            f"'data/test.csv'}}; got {type(data).__name__} {str(data)[:80]!r}")
     training = training_folds(data, folds, train, columns, fold_column)
     data = _with_training(data, train, training)
     members, kind, spec, loaded = _arguments(models, data, weights, name, test, adjust, adjust_metric, prior,
                                              None if training is None else training.k, refit or {})
-    source = CachedLogits(members, cache_dir, training, refit)
+    source = CachedLogits(members, cache_dir, training, refit, inference=inference, class_order=class_order)
     cv = {}
     if check_fold_groups(source, training, valid if valid in data else None):
         valid, cv = train, {"splits": training.folds.fold}  # fitted and estimated on the OOF rows
+    if kind == "method" and not include_optimistic:
+        _leave_out_optimistic(source, data, valid, columns, trained_on_valid)
+    source.warn_duplicates()
     need_valid = kind == "file" or (kind == "method" and spec != "uniform")  # weights fitted on validation
     g = _gather(source, data, valid, test, columns, need_valid=need_valid, weights=weights)
     if source.fold_groups:  # on their out-of-fold rows, or beside models on the validation rows as fold means
@@ -363,6 +497,25 @@ def vote(
     return _write(fitted, test_proba, g, kind=kind, spec=spec, name=name, out=out, weights_dir=weights_dir,
                   submissions_dir=submissions_dir, sample_submission=sample_submission, proba=proba,
                   class_order=class_order)
+
+
+def _leave_out_optimistic(source: CachedLogits, data, valid: str, columns: dict, trained_on_valid) -> None:
+    """Members whose scores on the fitting rows are optimistic (trained on them, or a soup or K
+    chosen on them) leave the vote, as they leave the report's ensembles; said in the log."""
+    unknown = [n for n in trained_on_valid if n not in [r.name for r in source.refs]]
+    if unknown:
+        raise EnsembleError(f"trained_on_valid: {unknown[0]!r} is not a member ({', '.join(r.name for r in source.refs)})")
+    digest = open_split(data[valid], valid, columns).digest if valid in data else None
+    out = [r.name for r in source.refs
+           if model_notes(r.parts[0].folder if r.kind == "folds" else r.folder, digest, r.name in trained_on_valid)[1]]
+    if not out:
+        return
+    if len(out) == len(source.refs):
+        raise EnsembleError("every member is marked optimistic (trained on or chosen on the validation rows); "
+                            f"{option('include_optimistic')} to vote with them anyway")
+    log.info("left out of the vote, as of the report's ensembles (optimistic validation scores: trained or chosen on "
+             "those rows): %s; %s to keep them", ", ".join(out), option("include_optimistic"))
+    source.leave_out(out)
 
 
 @dataclass
@@ -400,6 +553,15 @@ def _with_training(data: Mapping, train: str, training) -> Mapping:
     return data if training is None else {**data, train: training.split}
 
 
+def _refit_said(name: str, group: str) -> str:
+    """Where a refit was given, in the words of the face: the flag, the keyword or the key."""
+    from .errors import cli_face
+
+    if in_project() is not None and not cli_face():
+        return f'[models] or [runs] {name}: refit_of = "{group}" of {in_project()}'
+    return f"--refit {name}={group}" if cli_face() else f"refit={{{name!r}: {group!r}}}"
+
+
 def check_refit(members, refit: Mapping[str, str]) -> None:
     """Each refit is a model member and takes the place of a fold group member, one per group."""
     if not refit:
@@ -408,17 +570,18 @@ def check_refit(members, refit: Mapping[str, str]) -> None:
     groups = [m.name for m in members if m.is_fold_group]
     seen: dict[str, str] = {}
     for name, group in refit.items():
+        said = _refit_said(name, group)
         if name not in kinds:
-            raise EnsembleError(f"--refit {name}={group}: {name!r} is not a --model name ({', '.join(kinds)}); add "
-                                f"--model {name}=PATH (the model trained on every training row)")
+            raise EnsembleError(f"{said}: {name!r} is not a member ({', '.join(kinds)}); add it (the model trained on "
+                                "every training row)")
         if kinds[name].is_fold_group:
-            raise EnsembleError(f"--refit {name}={group}: {name} is a fold group; a refit is one model folder trained on "
-                                "every training row")
+            raise EnsembleError(f"{said}: {name} is a fold group; a refit is one model folder trained on every training "
+                                "row")
         if group not in groups:
-            raise EnsembleError(f"--refit {name}={group}: {group!r} is not a fold group member (fold groups: "
-                                f"{', '.join(groups) or 'none'}); a refit takes a fold group's place on test")
+            raise EnsembleError(f"{said}: {group!r} is not a fold group member (fold groups: {', '.join(groups) or 'none'})"
+                                "; a refit takes a fold group's place on test")
         if group in seen:
-            raise EnsembleError(f"--refit: fold group {group} has two refits, {seen[group]} and {name}; give it one")
+            raise EnsembleError(f"{said}: fold group {group} has two refits, {seen[group]} and {name}; give it one")
         seen[group] = name
 
 
@@ -453,7 +616,7 @@ def check_fold_groups(source: CachedLogits, training, valid: str | None = None) 
 
 def _arguments(models, data, weights, name, test, adjust, adjust_metric, prior, k=None, refit: Mapping = {}):
     """Every argument checked before any file is read: (members, kind, spec, loaded weights file)."""
-    from .adjustment import NEEDS_PRIOR, check_adjust
+    from .adjustment import needs_prior, check_adjust
     from .weighting import Weights
 
     if not models:
@@ -471,7 +634,7 @@ def _arguments(models, data, weights, name, test, adjust, adjust_metric, prior, 
         raise EnsembleError(f"{spec}: a weights file keeps the adjustment it was fitted with; {option('adjust', 'none')}, "
                             "or refit with --weights <method> --adjust ...")
     if adjust == "prior" and prior is None:
-        raise EnsembleError(NEEDS_PRIOR)
+        raise EnsembleError(needs_prior())
     loaded = Weights.load(spec) if kind == "file" else None  # every field checked before the logits are read
     return members, kind, spec, loaded
 
@@ -495,6 +658,9 @@ def _gather(source: CachedLogits, data, valid: str, test: str, columns: dict, *,
                             "cache_keys": {"test": t.meta.get("key"),
                                            "valid": valid_al.logits[i].meta.get("key") if valid_al else None}}
                    for i, (r, t) in enumerate(zip(source.refs, test_al.logits))},
+        # the settings asked for, and what each member's entry was computed with (fold means: their fold models')
+        "inference": {"requested": source.inference.requested(),
+                      "members": {r.name: _json(t.meta.get("settings")) or None for r, t in zip(source.refs, test_al.logits)}},
     }
     return _Gathered(test_split, valid_split, test_al, valid_al, provenance)
 
@@ -587,7 +753,8 @@ def _write(fitted, test_proba: np.ndarray, g: _Gathered, *, kind: str, spec, nam
                             proba_columns=proba, id_column=g.test_split.id_column or "id",
                             label_column=(g.valid_split.label_column if g.valid_split is not None else None) or "label",
                             class_order=class_order.split(",") if isinstance(class_order, str) else class_order,
-                            member_orders={lg.model: lg.labels for lg in g.test_al.logits})
+                            member_orders={lg.model: lg.labels for lg in g.test_al.logits},
+                            text_columns=g.test_split.text_columns)
     created: list[Path] = []  # what this vote wrote, removed again if the set cannot be completed
 
     def save_weights():  # between the CSV and its sidecar, which names the weights file

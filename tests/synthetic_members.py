@@ -39,7 +39,7 @@ def make_members(root: Path, *, valid_rows: int, test_rows: int, models: int, cl
     Returns (members {name: folder}, data {split: path}, cache_dir, labels)."""
     from ensemble.cache import LogitCache
     from ensemble.data import load_split
-    from ensemble.inference import ModelRef
+    from ensemble.inference import InferenceSettings, ModelRef, recorded_settings
     from safetensors.numpy import save_file
 
     rng = np.random.default_rng(seed)
@@ -73,6 +73,8 @@ def make_members(root: Path, *, valid_rows: int, test_rows: int, models: int, cl
             from ensemble.logits import Logits
 
             lg = Logits(split.ids, values, tuple(labels), f"m{m}", name)
-            cache.put(cache.make_key({"model": digest, "data": split.digest}), lg, {"model_digest": digest, "data_digest": split.digest})
+            settings = recorded_settings(ref, InferenceSettings())  # as predict on the CPU records them
+            cache.put(cache.make_key({"model": digest, "data": split.digest}), lg,
+                      {"model_digest": digest, "data_digest": split.digest, "settings": settings})
         members[f"m{m}"] = folder
     return members, data, cache_dir, labels
