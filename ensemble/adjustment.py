@@ -25,12 +25,16 @@ from .combination import softmax
 from .errors import EnsembleError
 from .scores import f1_from_counts, need_classes, weighted_scores
 
-__all__ = ["ADJUSTMENTS", "Adjustment", "NEEDS_PRIOR", "check_adjust", "empirical_prior", "fit_adjustment",
+__all__ = ["ADJUSTMENTS", "Adjustment", "needs_prior", "check_adjust", "empirical_prior", "fit_adjustment",
            "fit_offsets", "importance"]
 
 ADJUSTMENTS = ("none", "prior", "fit")
-NEEDS_PRIOR = ("--adjust prior needs a target prior: --prior with the training data file, 'uniform', or shares "
-               "like a=0.7,b=0.3")
+def needs_prior() -> str:
+    """The message for an adjustment toward a prior that was not given, in the words of the face."""
+    from .errors import option
+
+    return (f"adjust prior needs a target prior; {option('prior', 'FILE')} with the training data file, "
+            "'uniform', or shares like a=0.7,b=0.3")
 _EPS = 1e-15
 _METRICS = ("accuracy", "macro_f1")
 
@@ -273,7 +277,7 @@ def fit_adjustment(proba: np.ndarray, y: np.ndarray, kind: str = "prior", *, tar
     absent = np.bincount(y, minlength=C) == 0
     if kind == "prior":
         if target is None:
-            raise EnsembleError(NEEDS_PRIOR)
+            raise EnsembleError(needs_prior())
         off = np.where(absent, 0.0, np.log(target) - np.log(source))
         off[~absent] -= off[~absent].mean()
         return Adjustment("prior", off, tuple(labels), target, source)

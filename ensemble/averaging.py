@@ -773,6 +773,12 @@ def _refuse_existing(out: Path, force: bool, why: str | None = None) -> None:
 
 def parse_k(k) -> int | str | tuple[int, ...] | None:
     """``k`` as given: None, an int, "auto", or several values ("2,3,4" or a sequence of ints)."""
+    if isinstance(k, np.integer):
+        k = int(k)
+    if isinstance(k, bool) or not (k is None or isinstance(k, (int, str)) or (
+            isinstance(k, (list, tuple)) and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                                 for v in k))):
+        raise EnsembleError(f"k must be a number, 'auto' or a list like 2,3,4; got {k!r}")
     if k is None or (isinstance(k, int) and not isinstance(k, bool)):
         if k is not None and k < 1:
             raise EnsembleError(f"k must be at least 1, got {k}")

@@ -109,12 +109,12 @@ class Ranking:
     def top(self, k: int) -> tuple[Checkpoint, ...]:
         """The best ``k`` checkpoints; an error naming the run when fewer have the metric."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise EnsembleError(f"k must be a positive integer, got {k!r}; pass --k 1 or more")
+            raise EnsembleError(f"k must be a positive integer, got {k!r}; {_option('k', '1')} or more")
         if k > len(self.ranked):
             where = self.ranked[0].path.parent if self.ranked else "the run"
             raise EnsembleError(
                 f"{where}: k={k} but only {len(self.ranked)} checkpoint(s) logged {self.metric}; "
-                f"pass --k {len(self.ranked)} or less"
+                f"{_option('k', str(len(self.ranked)))} or less"
             )
         return self.ranked[:k]
 
@@ -183,6 +183,12 @@ def metric_direction(name: str, greater_is_better: bool | None = None, *, state:
 
     raise EnsembleError(f"{where or 'the run'}: cannot tell whether {name} is better higher or lower (it is not the "
                         f"run's metric_for_best_model and not a known metric name); {direction_fix()}")
+
+
+def _option(name: str, value: str) -> str:
+    from .errors import option
+
+    return option(name, value)
 
 
 def normalize_metric(metric: str) -> str:
@@ -372,7 +378,7 @@ def rank_checkpoints(
         listed = ", ".join(logged) if logged else "none"
         raise EnsembleError(
             f"{where}: metric {name} is not logged in trainer_state.json (logged: {listed}); "
-            "pass --metric with one of them"
+            f"{_option('metric', 'NAME')} with one of them"
         )
     gib, source = metric_direction(name, greater_is_better, state=state, where=where or checkpoints[-1].path.parent)
     have = [c for c in checkpoints if math.isfinite(c.metrics.get(name, math.nan))]
@@ -380,7 +386,7 @@ def rank_checkpoints(
     if not have:
         where = where or checkpoints[-1].path.parent
         raise EnsembleError(f"{where}: {name} is NaN or infinite at every checkpoint in trainer_state.json, so nothing "
-                            "can be ranked by it; pass --metric with another logged metric")
+                            f"can be ranked by it; {_option('metric', 'NAME')} with another logged metric")
     for c in skipped:
         log.warning("%s: no finite %s logged at step %d; skipped", c.path, name, c.step)
     sign = -1.0 if gib else 1.0

@@ -28,11 +28,14 @@ def class_lookup(values: Sequence, labels: Sequence[str], *, digits: bool = Fals
     class name, or None). With ``digits``, a value that is not a name but an integer string in
     0..C-1 is taken as that index (unless the names are integers themselves). Callers word the
     error: a data file names its path, a fit its argument."""
-    index = {name: i for i, name in enumerate(labels)}
+    import unicodedata
+
+    # NFC on both sides: a label typed on macOS (NFD Hangul) is the same class as its NFC twin
+    index = {unicodedata.normalize("NFC", str(name)): i for i, name in enumerate(labels)}
     numeric = digits and not all(str(c).lstrip("-").isdigit() for c in labels)
     out = np.empty(len(values), dtype=np.int64)
     for row, value in enumerate(values):
-        value = str(value)
+        value = unicodedata.normalize("NFC", str(value))
         i = index.get(value)
         if i is None and numeric and value.lstrip("-").isdigit() and 0 <= int(value) < len(labels):
             i = int(value)

@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import EnsembleError, option
 
-__all__ = ["Split", "load_split", "load_columns", "row_of", "FORMATS"]
+__all__ = ["Split", "load_split", "load_columns", "row_of", "FORMATS", "encoding_hint"]
 
 log = logging.getLogger(__name__)
 
@@ -117,22 +117,36 @@ class Split:
             raise EnsembleError(f"{self.path}: no label column {wanted!r}{cols}; {why}: "
                                 f"{option('label', 'COLUMN')} with the column of true labels")
 
-    def label_indices(self, classes: Sequence[str], model: str = "the model") -> np.ndarray:
+    def label_indices(self, classes: Sequence[str], model: str = "the model",
+                      index_order: Sequence[str] | None = None) -> np.ndarray:
         """The labels as indices into ``classes`` (a model's class names in column order).
 
         A label matches a class name first; failing that, an integer label is taken as a class
-        index. Raises :class:`EnsembleError` naming the first label the model does not know.
+        index: into ``index_order`` (the class of each index, when the columns are in another
+        order) when given, else into ``classes``. Raises :class:`EnsembleError` naming the first
+        label the model does not know.
         """
         from .combination import class_lookup
 
         self.require_labels("labels are needed here")
-        out, row = class_lookup(self.labels, classes, digits=True)
+        order = list(classes) if index_order is None else [str(c) for c in index_order]
+        out, row = class_lookup(self.labels, order, digits=True)
         if row is not None:
             raise EnsembleError(
                 f"{self.path}: label {self.labels[row]!r} (row {row + 1}) is not a class of {model} "
                 f"(classes: {', '.join(classes)}); fix the label column or the model's id2label"
             )
+        if index_order is not None and list(order) != list(classes):
+            position = {c: i for i, c in enumerate(classes)}
+            out = np.array([position[order[i]] for i in out], dtype=np.int64)
         return out
+
+    def has_index_labels(self, classes: Sequence[str]) -> bool:
+        """Whether some label is read as a class index: an integer that is not a class name."""
+        if self.labels is None or all(str(c).lstrip("-").isdigit() for c in classes):
+            return False
+        names = set(classes)
+        return any(v not in names and str(v).lstrip("-").isdigit() for v in self.labels)
 
 
 def data_format(path: Path) -> str:
@@ -145,7 +159,7 @@ def data_format(path: Path) -> str:
     return fmt
 
 
-def _encoding_hint(path: Path) -> str:
+def encoding_hint(path: Path) -> str:
     """Why a file is not UTF-8, in words, from its first bytes."""
     head = path.open("rb").read(1 << 16)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -185,7 +199,7 @@ def _read_frame(path: Path, fmt: str, encoding: str | None, quoting: str = "auto
         if encoding:
             raise EnsembleError(f"{path}: cannot be read as {encoding}; {option('encoding', 'ENCODING')} with the file's "
                                 "encoding") from None
-        raise EnsembleError(f"{path}: is not UTF-8; {_encoding_hint(path)}") from None
+        raise EnsembleError(f"{path}: is not UTF-8; {encoding_hint(path)}") from None
     except LookupError:
         raise EnsembleError(f"{path}: unknown encoding {encoding!r}; pass a Python codec name such as cp949") from None
     except pd.errors.EmptyDataError:

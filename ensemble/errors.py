@@ -10,7 +10,7 @@ import contextvars
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["EnsembleError", "option", "direction_fix", "cli_messages", "project_messages", "project_scope", "in_project"]
+__all__ = ["EnsembleError", "option", "direction_fix", "cli_face", "cli_messages", "project_messages", "project_scope", "in_project"]
 
 
 class EnsembleError(Exception):
@@ -37,8 +37,16 @@ _FACE = contextvars.ContextVar("ensemble_face", default=_Face())
 _PROJECT_KEYS = {"text": "data", "label": "data", "id": "data", "encoding": "data", "quoting": "data",
                  "weights": "vote", "combine": "vote", "adjust": "vote", "prior": "vote", "adjust_metric": "vote",
                  "class_order": "vote"}
-# Options a project file sets per member, in its [models] or [runs] entry.
-_MEMBER_KEYS = {"trust_remote_code": "true"}
+# Options a project file sets per member, in its [models] or [runs] entry (or [runs] only).
+_MEMBER_KEYS = {"trust_remote_code": "[models] or [runs]", "k": "[runs]", "metric": "[runs]",
+                "refit_of": "[models] or [runs]"}
+
+
+def _toml(value: str) -> str:
+    """``value`` as ensemble.toml writes it: true/false, a number, else a quoted string."""
+    if value in ("True", "False"):
+        return value.lower()
+    return value if value.lstrip("-").isdigit() else f'"{value}"'
 
 
 def option(name: str, value: str = "True") -> str:
@@ -48,8 +56,10 @@ def option(name: str, value: str = "True") -> str:
     face = _FACE.get()
     flag = f"pass --{name.replace('_', '-')}" + ("" if value == "True" else f" {value}")
     if face.project is not None and name in _MEMBER_KEYS:
-        key = f"set {name} = {_MEMBER_KEYS[name]} in its [models] or [runs] entry of {face.project}"
-        return f"{flag}, or {key}" if face.cli else f"{key} (or pass --{name.replace('_', '-')} to ensemble run)"
+        key = f"set {name} = {_toml(value)} in its {_MEMBER_KEYS[name]} entry of {face.project}"
+        if name == "trust_remote_code" and not face.cli:
+            return f"{key} (or pass --trust-remote-code to ensemble run)"
+        return f"{flag}, or {key}" if face.cli and name != "refit_of" else key
     if face.project is not None and name in _PROJECT_KEYS:
         key = f'set {name} = "{value}" in [{_PROJECT_KEYS[name]}] of {face.project}'
         return f"{flag}, or {key}" if face.cli else key  # a command with the flag, or `ensemble run`
@@ -66,6 +76,11 @@ def direction_fix() -> str:
     if face.project is not None:
         return f"set greater_is_better = true or false in the [runs] entry of {face.project}"
     return "pass greater_is_better=True or False"
+
+
+def cli_face() -> bool:
+    """Whether the current command is the CLI's (its messages name flags)."""
+    return _FACE.get().cli
 
 
 def in_project() -> Path | None:

@@ -73,7 +73,12 @@ def open_training_folds(split, folds, *, fold_column: str | None = None, encodin
     if isinstance(folds, TrainingFolds):
         return folds
     if not isinstance(folds, Folds):
+        from .folds import check_sidecar
+
         folds = read_folds(folds, split.ids, id_column=split.id_column, fold_column=fold_column, encoding=encoding)
+        changed = check_sidecar(folds, split.path)
+        if changed:
+            log.warning("%s", changed)
     elif len(folds.fold) != len(split):
         raise EnsembleError(f"folds: {len(folds.fold)} fold numbers for the {len(split)} rows of {split.path}; give "
                             "one per row, in row order")
@@ -121,16 +126,25 @@ class GroupRef:
 
     def fingerprint(self, digest) -> str:
         """The group's content: its fold models' fingerprints, in fold order."""
-        return group_fingerprint([p.fingerprint(digest) for p in self.parts])
+        return group_fingerprint([p.fingerprint(digest) for p in self.parts], self.name)
 
     def folders(self) -> list[str]:
         """Its fold models' folders, fold 0 first, as absolute paths (for provenance)."""
         return [str(p.folder.resolve()) for p in self.parts]
 
 
-def group_fingerprint(part_fingerprints) -> str:
-    """A fold group's content digest from its fold models' fingerprints, in fold order."""
+def group_fingerprint(part_fingerprints, name: str = "the fold group") -> str:
+    """A fold group's content digest from its fold models' fingerprints, in fold order. Two fold
+    models with the same content (one model, a full-data refit say, listed as several folds) are
+    an error: its "out-of-fold" rows would be scored by a model trained on them."""
     from blake3 import blake3
+
+    part_fingerprints = list(part_fingerprints)
+    for j, f in enumerate(part_fingerprints):
+        i = part_fingerprints.index(f)
+        if i != j:
+            raise EnsembleError(f"member {name}: fold models {i} and {j} are the same model (identical weights, config "
+                                "and tokenizer); each fold needs the model trained without that fold's rows")
 
     h = blake3(b"ensemble.foldgroup/1\0")
     for f in part_fingerprints:

@@ -22,7 +22,8 @@ import numpy as np
 
 from .errors import EnsembleError
 
-__all__ = ["FOLD_COLUMNS", "Folds", "assign_folds", "fold_table", "make_folds", "read_folds", "training_rows"]
+__all__ = ["FOLD_COLUMNS", "Folds", "assign_folds", "check_sidecar", "fold_table", "make_folds", "read_folds",
+           "training_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,10 @@ def make_folds(train: str | os.PathLike, out: str | os.PathLike, k: int = 5, *, 
         groups = None
         if group is not None:
             groups = load_columns(train, [group], encoding=encoding, quoting=quoting, what="group")[0][group]
+            empty = [i for i, g in enumerate(groups) if not str(g).strip()]
+            if empty:  # one group of empty cells would put all of those rows in one fold
+                raise EnsembleError(f"{train}: {len(empty)} row(s) have an empty --group cell in column {group!r} (row "
+                                    f"{empty[0] + 1} first); fill them (a row of its own can take its id)")
         labels = labels if stratify else None
         if len(ids) < k:
             raise EnsembleError(f"{k} folds need at least {k} rows; {train} has {len(ids)}")
@@ -229,7 +234,7 @@ def read_folds(path: str | os.PathLike, ids: Sequence[str], *, id_column: str | 
     file_ids, raw = values[id_column], values[fold_column]
     fold = np.empty(len(raw), dtype=np.int64)
     for row, v in enumerate(raw):
-        if not v.lstrip("-").isdigit() or int(v) < 0:
+        if not (v.isascii() and v.isdigit()):  # "²" is a digit to str.isdigit, not to int()
             raise EnsembleError(f"{path}: row {row + 1} has fold {v!r} in column {fold_column!r}; folds are whole "
                                 "numbers 0, 1, ..., k-1")
         fold[row] = int(v)
@@ -255,6 +260,33 @@ def read_folds(path: str | os.PathLike, ids: Sequence[str], *, id_column: str | 
     if k < 2:
         raise EnsembleError(f"{path}: every row is in fold 0; K-fold needs 2 folds or more")
     return Folds(out, k, path)
+
+
+def check_sidecar(folds: Folds, train: str | os.PathLike) -> str | None:
+    """What the folds file's sidecar (``<folds>.json``, written by :func:`make_folds`) says is
+    wrong with using it for ``train`` now: another K than the file's, or a training file changed
+    since the folds were made (its rows may be others; returned as a warning). Another K is an
+    error. None when it agrees, or has no sidecar."""
+    from .hashing import file_digest
+
+    if folds.path is None:
+        return None
+    sidecar = Path(folds.path).with_name(Path(folds.path).name + ".json")
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    if isinstance(meta.get("k"), int) and meta["k"] != folds.k:
+        raise EnsembleError(f"{folds.path}: holds {folds.k} folds but {sidecar.name} says it was made with "
+                            f"k={meta['k']} (edited since?); remake it with ensemble folds make --force")
+    recorded = meta.get("train_file_blake3")
+    if recorded and Path(train).is_file() and file_digest(train) != recorded:
+        return (f"{train}: changed since {folds.path} was made from it ({sidecar.name} records another digest); "
+                "models trained on those folds may have seen other rows: remake the folds and retrain, or restore "
+                "the training file")
+    return None
 
 
 def training_rows(path, id: str | None = None, label: str | None = None, encoding: str | None = None,

@@ -62,12 +62,14 @@ class StreamHasher:
 
 
 class DigestMemo:
-    """File digests memoised by (path, size, mtime_ns, inode), so that a big model is not
-    re-hashed on every run; any change of the four re-hashes the file.
+    """File digests memoised by (path, size, mtime_ns, inode, ctime_ns), so that a big model is
+    not re-hashed on every run; any change of the five re-hashes the file. The ctime catches an
+    edit in place whose mtime was set back (``touch -d``, ``os.utime``, a copy with ``cp -p``
+    over the file): setting the mtime updates the ctime, which no user call can set back.
 
-    A file modified less than two seconds before it is hashed is not memoised: a second write
-    within the file system's timestamp granularity could leave all four unchanged (git's "racy
-    clean" problem). The memo is a SQLite file, safe to share between processes; ``None`` keeps
+    A file modified (or whose status changed) less than two seconds before it is hashed is not
+    memoised: a second write within the file system's timestamp granularity could leave all five
+    unchanged (git's "racy clean" problem). The memo is a SQLite file, safe to share between processes; ``None`` keeps
     it in memory.
     """
 
@@ -80,8 +82,9 @@ class DigestMemo:
     def _connect(self):
         self.db.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(self.db, timeout=60)
-        con.execute("CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, size INTEGER, "
-                    "mtime_ns INTEGER, inode INTEGER, digest TEXT)")
+        # digests_v2: the first table's rows lack the ctime (they are not read, so they re-hash once)
+        con.execute("CREATE TABLE IF NOT EXISTS digests_v2 (path TEXT PRIMARY KEY, size INTEGER, "
+                    "mtime_ns INTEGER, inode INTEGER, ctime_ns INTEGER, digest TEXT)")
         return con
 
     def _lookup(self, key: str):
@@ -89,7 +92,7 @@ class DigestMemo:
             return self._mem.get(key)
         try:
             with self._connect() as con:
-                return con.execute("SELECT size, mtime_ns, inode, digest FROM digests WHERE path = ?",
+                return con.execute("SELECT size, mtime_ns, inode, ctime_ns, digest FROM digests_v2 WHERE path = ?",
                                    (key,)).fetchone()
         except sqlite3.Error:
             return None  # an unreadable memo only costs a re-hash
@@ -100,7 +103,7 @@ class DigestMemo:
             return
         try:
             with self._connect() as con:
-                con.execute("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?)", (key, *row))
+                con.execute("INSERT OR REPLACE INTO digests_v2 VALUES (?, ?, ?, ?, ?, ?)", (key, *row))
         except sqlite3.Error:
             pass
 
@@ -108,11 +111,13 @@ class DigestMemo:
         """The hex BLAKE3 digest of ``path``'s bytes."""
         path = Path(path).resolve()
         st = path.stat()
-        stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+        stamp = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
         row = self._lookup(str(path))
-        if row is not None and tuple(row[:3]) == stamp:
-            return row[3]
+        if row is not None and tuple(row[:4]) == stamp:
+            return row[4]
         digest = file_digest(path)
-        if time.time_ns() - st.st_mtime_ns > self.RACY_NS and path.stat().st_mtime_ns == st.st_mtime_ns:
+        after = path.stat()
+        settled = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > self.RACY_NS
+        if settled and (after.st_mtime_ns, after.st_ctime_ns) == (st.st_mtime_ns, st.st_ctime_ns):
             self._store(str(path), (*stamp, digest))
         return digest

@@ -11,6 +11,7 @@ place on test (``refit=`` of :func:`~ensemble.voting.vote`).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Union
@@ -82,7 +83,34 @@ def _fold_group(name: str, spec, k: int | None) -> Member:
         if not folder.is_dir():
             raise EnsembleError(f"{folder}: fold {i} of member {name} ({len(parts)} folds) does not exist; train it, or "
                                 "fix the path (fold numbers run 0..k-1, as in the folds file)")
+    _check_fold_order(name, spec, parts)
     return Member(name, template, "folds", parts)
+
+
+_FOLD_NUMBER = re.compile(r"fold[-_]?(\d+)", re.IGNORECASE)
+
+
+def _check_fold_order(name: str, spec, parts: tuple[Path, ...]) -> None:
+    """Leaks that the folders themselves show: a folder listed twice; a folder whose name says
+    another fold than its place (``-fold1`` listed first would score fold 0's rows with a model
+    trained on them); with ``{fold}``, a folder for fold K beside a folds file of K folds (its
+    model, and the rows of its fold, would be dropped in silence)."""
+    resolved = [p.resolve() for p in parts]
+    twice = next((i for i, p in enumerate(resolved) if resolved.index(p) != i), None)
+    if twice is not None:
+        raise EnsembleError(f"{parts[twice]}: listed as folds {resolved.index(resolved[twice])} and {twice} of member "
+                            f"{name}; each fold has its own model, trained without that fold's rows")
+    depth = min(len(p.parts) for p in parts)  # the names that differ between the folders say their folds
+    varying = [j for j in range(1, depth + 1) if len({p.parts[-j] for p in parts}) > 1]
+    for i, folder in enumerate(parts):
+        numbers = [int(m.group(1)) for j in varying for m in _FOLD_NUMBER.finditer(folder.parts[-j])]
+        if numbers and i not in numbers:
+            raise EnsembleError(f"{folder}: its name says fold {numbers[-1]} but it is fold {i} of member {name}; list "
+                                "the fold models in fold order (fold 0 first), as the folds file numbers them")
+    if not isinstance(spec, (list, tuple)) and fold_path(spec, len(parts)).is_dir():
+        raise EnsembleError(f"{fold_path(spec, len(parts))}: a fold {len(parts)} of member {name} exists, but the folds "
+                            f"file has {len(parts)} folds (0..{len(parts) - 1}); pass the folds file its models were "
+                            "trained on")
 
 
 MembersLike = Union[Mapping[str, Union[str, os.PathLike]], Iterable[Member]]

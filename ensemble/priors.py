@@ -36,13 +36,13 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .adjustment import (ADJUSTMENTS, NEEDS_PRIOR, Adjustment, check_adjust, empirical_prior, fit_adjustment,  # noqa: F401
+from .adjustment import (ADJUSTMENTS, needs_prior, Adjustment, check_adjust, empirical_prior, fit_adjustment,  # noqa: F401
                          fit_offsets, importance)
 from .combination import as_log_probs
 from .errors import EnsembleError
 from .estimate_store import EstimateStore, data_digest, input_digest
 from .procedure import AdjustMethod, Procedure
-from .resampling import (BOOTSTRAP_ROWS, FoldPlan, discordance_interval, fold_plan, normal_interval,
+from .resampling import (BOOTSTRAP_ROWS, FoldPlan, discordance_interval, fold_plan, interval_words, normal_interval,
                          score_difference_interval)
 from .scores import recall_per_class, weighted_scores
 
@@ -220,7 +220,7 @@ def estimate_adjustment(
         check_adjust(kind)
     kinds = [k for k in kinds if k != "none"]
     if "prior" in kinds and target is None:
-        raise EnsembleError(NEEDS_PRIOR)
+        raise EnsembleError(needs_prior())
     arrays, names, labels, y = aligned_inputs(valid_logits, y)
     plan = fold_plan(splits, y, folds, repeats, seed)
     procedure = Procedure.of(method, seed=seed, **fit_kwargs)
@@ -305,7 +305,7 @@ def select_adjustment(valid_logits, y, method: str = "uniform", *, target=None, 
         return best, (f"{best}: cross-validated {metric}{under} {e.scores[metric]:.4f} against {e.baseline[metric]:.4f} "
                       f"unadjusted, gain {e.gain[metric]:+.4f} [{lo:+.4f}, {hi:+.4f}] excludes zero"), estimates
     return "none", (f"none: the best adjustment, {best}, gains {e.gain[metric]:+.4f} [{lo:+.4f}, {hi:+.4f}] in "
-                    f"cross-validated {metric}{under}, an interval that does not exclude zero"), estimates
+                    f"cross-validated {metric}{under}, {interval_words(lo, hi)}"), estimates
 
 
 def prior_from_project(value: str, root: Path) -> str | Path:

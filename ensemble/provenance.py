@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["model_notes"]
+__all__ = ["model_notes", "logged_accuracy"]
 
 
 def model_notes(folder: Path, valid_digest: str | None, trained_on_valid: bool = False) -> tuple[str, bool]:
@@ -37,3 +37,28 @@ def model_notes(folder: Path, valid_digest: str | None, trained_on_valid: bool =
     if m.get("selected_on_eval_set"):
         return "checkpoints chosen by the Trainer's eval metric: optimistic if that eval set is this split", False
     return "", False
+
+
+def logged_accuracy(folder: Path) -> float | None:
+    """The eval accuracy the model's own training run logged for it: the mean ``metric_value``
+    of an average's checkpoints (its manifest, when ranked by ``eval_accuracy``), else the
+    ``eval_accuracy`` at a checkpoint's own step (its ``trainer_state.json``); None when neither
+    says. A fold model's eval set is its fold's held-out rows."""
+    try:
+        m = json.loads((folder / "ensemble_manifest.json").read_text(encoding="utf-8"))
+        if m.get("metric") == "eval_accuracy":
+            values = [c.get("metric_value") for c in m.get("checkpoints", [])]
+            if values and all(isinstance(v, (int, float)) for v in values):
+                return float(sum(values) / len(values))
+        return None
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
+    try:
+        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+        step = state.get("global_step")
+        for entry in state.get("log_history", []):
+            if entry.get("step") == step and isinstance(entry.get("eval_accuracy"), (int, float)):
+                return float(entry["eval_accuracy"])
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
+    return None

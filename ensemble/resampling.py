@@ -19,7 +19,7 @@ from .scores import resampled_scores
 
 __all__ = ["FoldPlan", "fold_plan", "repeated_folds", "discordance_interval", "BOOTSTRAP_ROWS", "ONE_REPEAT_ROWS", "default_repeats",
            "normal_interval", "delta_difference_interval",
-           "score_difference_interval"]
+           "score_difference_interval", "interval_words"]
 
 # Up to this many rows the interval of a mean difference is a paired percentile bootstrap; above,
 # where the bootstrap's resampling alone takes tens of seconds, the normal interval it converges to.
@@ -89,9 +89,14 @@ class FoldPlan:
         if fold.ndim != 1 or not np.issubdtype(fold.dtype, np.integer):
             raise EnsembleError(f"folds must be one integer fold number per row, got an array of {fold.dtype} and "
                                 f"shape {fold.shape}")
+        if (fold < 0).any():
+            row = int(np.flatnonzero(fold < 0)[0])
+            raise EnsembleError(f"folds: row {row + 1} has fold {int(fold[row])}; fold numbers are 0, 1, ..., k-1 (a "
+                                "negative number is no fold)")
         numbers = np.unique(fold)
         if len(numbers) < 2:
-            raise EnsembleError(f"folds: cross-validation needs at least 2 folds, got {len(numbers)}")
+            raise EnsembleError(f"folds: cross-validation needs at least 2 folds, but every row is in fold "
+                                f"{int(numbers[0]) if len(numbers) else '?'}")
         rows = np.arange(len(fold))
         return cls((tuple((rows[fold != f], rows[fold == f]) for f in numbers),), "given")
 
@@ -228,3 +233,10 @@ def discordance_interval(diff: np.ndarray, confidence: float) -> tuple[float, fl
     b_lo, b_hi = cp(float(np.clip(diff, 0, None).sum()))
     c_lo, c_hi = cp(float(np.clip(-diff, 0, None).sum()))
     return b_lo - c_hi, b_hi - c_lo
+
+
+def interval_words(lo: float, hi: float) -> str:
+    """How a gain's interval that is not above zero reads: a sure loss when it is below zero."""
+    if hi < 0:
+        return "an interval below zero: a sure loss"
+    return "an interval that does not exclude zero"

@@ -37,7 +37,12 @@ def _read_sample(path: Path):
         sample = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except FileNotFoundError:
         raise EnsembleError(f"{path}: not found; pass the competition's sample submission CSV") from None
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError:
+        from .data import encoding_hint
+
+        hint = encoding_hint(path).split("; ")[0]
+        raise EnsembleError(f"{path}: is not UTF-8 ({hint}); re-save the sample submission as UTF-8") from None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as e:
         raise EnsembleError(f"{path}: cannot be read as a CSV ({type(e).__name__}); check the file") from None
     if len(sample.columns) < 2 or len(sample) == 0:
         raise EnsembleError(f"{path}: a sample submission needs an id column, a label column and rows; "
@@ -56,6 +61,7 @@ def make_submission(
     label_column: str = "label",
     class_order: Sequence[str] | None = None,
     member_orders: Mapping[str, Sequence[str]] | None = None,
+    text_columns: Sequence[str] = (),
 ):
     """The submission as a DataFrame, checked against the sample submission; nothing written.
 
@@ -78,6 +84,9 @@ def make_submission(
         order every member's ``id2label`` agrees on (``member_orders``), never the order in which
         the members happen to be listed; members that disagree are an error asking for it.
     member_orders : mapping of member name to its class names in id2label order, optional
+    text_columns : sequence of str
+        The test data's text columns: a sample whose label column is one of them is the test file
+        given by mistake (its texts would be replaced by classes), and is refused.
     """
     import pandas as pd
 
@@ -106,6 +115,11 @@ def make_submission(
                                 "must hold the same ids")
         order = np.array([position[v] for v in sample_ids])
         rest = list(sample.columns[1:])
+        texts = [c for c in rest if c in set(text_columns)]
+        if texts:
+            raise EnsembleError(f"{sample_path}: its column {texts[0]!r} is a text column of the test data: this is the "
+                                "test file, not a sample submission; pass the competition's sample submission (id and "
+                                "label columns), or none")
         frame = sample.copy()
         if set(rest) == set(labels):  # one column per class: probabilities
             for c in rest:

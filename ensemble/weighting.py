@@ -146,6 +146,9 @@ class Weights:
         if len(logits) != len(self.models):
             raise EnsembleError(f"got logits of {len(logits)} models, the weights are for {len(self.models)} "
                                 f"({', '.join(self.models)})")
+        for name, a in zip(self.models, logits):  # as fit_weights: a NaN row's argmax would be class 0
+            if not np.all(np.isfinite(a)):
+                raise EnsembleError(f"logits of {name} hold NaN or infinite values; re-run ensemble predict")
         z = list(logits)
         if self.temperatures is not None:
             z = [np.asarray(a, dtype=np.float64) / t for a, t in zip(z, self.temperatures)]
@@ -323,6 +326,9 @@ def _checksum(doc: Mapping) -> str:
 def check_weights(w: np.ndarray, where: str, stack: bool = False) -> None:
     if not np.all(np.isfinite(w)):
         raise EnsembleError(f"{where}: weights must be finite numbers, got {w.tolist()}")
+    if w.size and np.abs(w).max() > 1e300:  # their sum would overflow: only their ratios matter
+        raise EnsembleError(f"{where}: weights as large as {np.abs(w).max():g} overflow; scale them down (only their "
+                            "ratios matter)")
     if np.any(w < 0):
         raise EnsembleError(f"{where}: weights must not be negative, got {w.tolist()}")
     if not stack and w.sum() <= 0:
@@ -449,9 +455,12 @@ def _best_weights(log_probs, y, k: int) -> np.ndarray:
 
 def _acc_weights(probas, y, power: float) -> np.ndarray:
     acc = np.array([accuracy(p, y) for p in probas])
-    w = acc ** power
-    if w.sum() <= 0:
+    if not (acc > 0).any():
         raise EnsembleError("every model has validation accuracy 0; accuracy weights are undefined")
+    # in log space: acc ** 1e6 underflows to 0 for every model, its ratios do not
+    with np.errstate(divide="ignore"):
+        log_w = power * np.log(acc)
+    w = np.exp(log_w - log_w.max()) if power > 0 else np.ones(len(acc))
     return w / w.sum()
 
 
@@ -608,8 +617,13 @@ def _stack(log_probs, y, n_classes: int, C: float, folds: int, seed: int) -> tup
 
         X = _clr(log_probs)
 
+        _quiet_convergence()
+
         def fit(rows):
             lr = LogisticRegression(C=C, max_iter=1000, tol=STACK_TOL).fit(X[rows], y[rows])
+            if np.max(lr.n_iter_) >= lr.max_iter:
+                _say_once("the stacker's logistic regression stopped at its 1000 iterations before converging (on "
+                          "some folds at least); its figures are still cross-validated as they are")
             return {"coef": lr.coef_, "intercept": lr.intercept_, "classes": lr.classes_}
 
         def proba(stacker, rows):
@@ -626,6 +640,26 @@ def _stack(log_probs, y, n_classes: int, C: float, folds: int, seed: int) -> tup
     for train, test in StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(every, y):
         oof[test] = proba(fit(train), test)
     return fit(every), oof
+
+
+_SAID: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    """One log line per process, however many folds meet the same condition."""
+    if message not in _SAID:
+        _SAID.add(message)
+        log.info("%s", message)
+
+
+def _quiet_convergence() -> None:
+    """scikit-learn's ConvergenceWarning off (one per fold: 48 lines in a report); the stacker
+    says it once itself. A process-wide filter, since the folds run in threads."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    warnings.filterwarnings("ignore", category=ConvergenceWarning, module="sklearn")
 
 
 def _classwise(xs: Sequence[np.ndarray], y: np.ndarray, n_classes: int, C: float) -> dict:
