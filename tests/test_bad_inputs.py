@@ -142,7 +142,7 @@ def _(w, tmp):
 
 
 @case("avg: every metric NaN", "run: eval_accuracy is NaN or infinite at every checkpoint in trainer_state.json, so "
-      "nothing can be ranked by it; pass --metric with another logged metric")
+      "nothing can be ranked by it; pass --metric NAME with another logged metric")
 def _(w, tmp):
     run = _copy(w.run, tmp, "run")
     _edit_metrics(run, "NaN")
@@ -486,6 +486,12 @@ def _(w, tmp):
     raw[start:start + 4] = np.float32(np.nan).tobytes()
     new = blake3(bytes(raw[start:start + n])).hexdigest()  # a valid checksum: only the NaN check can catch it
     raw = bytearray(bytes(raw).replace(old.encode(), new.encode(), 1))
+    # and a valid header checksum over the re-signed header (the same length: hex for hex)
+    size = struct.unpack("<Q", bytes(raw[:8]))[0]
+    meta = json.loads(bytes(raw[8:8 + size]))["__metadata__"]
+    fields = {k: v for k, v in meta.items() if k != "header_blake3"}
+    signed = blake3(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    raw = bytearray(bytes(raw).replace(meta["header_blake3"].encode(), signed.encode(), 1))
     entry.path.write_bytes(bytes(raw))
     args = _vote(w, tmp)
     args[args.index("--cache-dir") + 1] = str(cache.root)
@@ -540,6 +546,52 @@ def _(w, tmp):
 def _(w, tmp):
     sample = _csv(tmp, "sample.csv", "id,label\n" + "".join(f"x{i},none\n" for i in range(20)))
     return _vote(w, tmp, extra=("--sample-submission", str(sample)))
+
+
+@case("vote: the test file given as the sample submission", "its column 'text' is a text column of the test data: "
+      "this is the test file, not a sample submission")
+def _(w, tmp):
+    return _vote(w, tmp, extra=("--sample-submission", str(w.test)))
+
+
+@case("vote: a cp949 sample submission", "is not UTF-8 (it looks like cp949 (Korean Windows)); re-save the sample "
+      "submission as UTF-8")
+def _(w, tmp):
+    ids = pd.read_csv(w.test)["id"]
+    sample = _csv(tmp, "sample.csv", "id,label\n" + "".join(f"{i},없음\n" for i in ids), encoding="cp949")
+    return _vote(w, tmp, extra=("--sample-submission", str(sample)))
+
+
+@case("vote: weights that overflow", "weights as large as 1e+308 overflow; scale them down")
+def _(w, tmp):
+    return _vote(w, tmp, extra=("--weights", "1e308,1e308"))
+
+
+@case("vote: a class_order that does not name the classes", "class_order a,b,c does not name the members' classes")
+def _(w, tmp):
+    return _vote(w, tmp, extra=("--class-order", "a,b,c"))
+
+
+@case("predict: id2label contradicts label2id", "id2label and label2id disagree")
+def _(w, tmp):
+    cfg = json.loads((w.bert / "config.json").read_text())
+    names = [cfg["id2label"][str(i)] for i in range(3)]
+    return _predict_edited(w, tmp, label2id={names[0]: 1, names[1]: 0, names[2]: 2})
+
+
+@case("folds: a fold number that is a superscript digit", "row 2 has fold '²' in column 'fold'; folds are whole numbers")
+def _(w, tmp):
+    ids = pd.read_csv(w.valid)["id"]
+    folds = _csv(tmp, "folds.csv", "id,fold\n" + "".join(f"{i},{'²' if n == 1 else n % 2}\n" for n, i in enumerate(ids)))
+    return ["folds", "show", str(w.valid), "--folds", str(folds)]
+
+
+@case("folds: empty group cells", "row(s) have an empty --group cell in column 'author'")
+def _(w, tmp):
+    frame = pd.read_csv(w.valid)
+    frame["author"] = ["a" if i % 3 else "" for i in range(len(frame))]
+    frame.to_csv(tmp / "train.csv", index=False)
+    return ["folds", "make", str(tmp / "train.csv"), "--k", "2", "--group", "author", "--out", str(tmp / "folds.csv")]
 
 
 @case("vote: model missing from the cache", "run: ensemble predict --model fresh=")
@@ -747,7 +799,7 @@ def _(w, tmp):
     return _vote(w, tmp, models=(), extra=("--model", f"hp={_sweep(w, tmp)}@top3"))
 
 
-@case("vote: --adjust prior without --prior", "--adjust prior needs a target prior")
+@case("vote: --adjust prior without --prior", "adjust prior needs a target prior; pass --prior FILE")
 def _(w, tmp):
     return _vote(w, tmp, extra=("--weights", "acc", "--adjust", "prior"))
 

@@ -122,7 +122,7 @@ def test_errors_name_the_folder_and_the_fix(tmp_path):
     run = _fake_run(tmp_path / "run", [{"step": 10, "eval_accuracy": 0.5}], [10])
     with pytest.raises(EnsembleError, match=r"metric eval_acc is not logged .*logged: eval_accuracy"):
         rank_run(run, metric="acc")
-    with pytest.raises(EnsembleError, match=r"k=2 but only 1 checkpoint\(s\) logged eval_accuracy; pass --k 1"):
+    with pytest.raises(EnsembleError, match=r"k=2 but only 1 checkpoint\(s\) logged eval_accuracy; pass k=1"):
         rank_run(run).top(2)
     (tmp_path / "bad" / "checkpoint-1").mkdir(parents=True)
     (tmp_path / "bad" / "checkpoint-1" / "trainer_state.json").write_text("{not json")

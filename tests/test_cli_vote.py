@@ -254,7 +254,7 @@ def test_adjust_prior_shifts_by_the_log_ratio_and_is_saved_with_the_weights(proj
     refused, files3 = _vote(project, tmp_path, "--weights", wfile, "--adjust", "fit")
     assert refused.exit_code == 1 and "keeps the adjustment it was fitted with" in refused.stderr and not files3
     missing, files4 = _vote(project, tmp_path, "--weights", "acc", "--adjust", "prior")
-    assert missing.exit_code == 1 and "--adjust prior needs a target prior" in missing.stderr and not files4
+    assert missing.exit_code == 1 and "adjust prior needs a target prior; pass --prior FILE" in missing.stderr and not files4
     assert len(missing.stderr.strip().splitlines()) == 1
 
 

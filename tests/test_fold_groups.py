@@ -304,7 +304,7 @@ def test_a_refit_takes_its_groups_place_on_test_with_its_weight(kfold, tmp_path)
 
 
 @pytest.mark.parametrize("refit, expect", [("full=nope", "'nope' is not a fold group"),
-                                           ("ghost=bert", "'ghost' is not a --model name"),
+                                           ("ghost=bert", "--refit ghost=bert: 'ghost' is not a member"),
                                            ("bert=full", "bert is a fold group"), ("full", "write --refit NAME=GROUP")])
 def test_bad_refits_are_one_line_errors(kfold, tmp_path, refit, expect):
     result, files = _in_empty_folder(tmp_path, "vote", "--model", f"bert={kfold}/bert-fold{{fold}}/model", "--model",

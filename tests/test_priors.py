@@ -143,7 +143,7 @@ def test_class_prior_specs(tmp_path):
     pd.DataFrame({"text": list("ab"), "label": ["neg", "pos"]}).to_csv(train, index=False)
     with pytest.raises(EnsembleError, match=r"train.csv: class 'neu' never occurs"):
         class_prior(str(train), labels)
-    with pytest.raises(EnsembleError, match="--adjust prior needs a target prior"):
+    with pytest.raises(EnsembleError, match="adjust prior needs a target prior; pass prior=FILE"):
         fit_adjustment(np.full((4, 3), 1 / 3), np.array([0, 1, 2, 0]), "prior")
 
 
