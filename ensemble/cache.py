@@ -274,4 +274,17 @@ class LogitCache:
             for tmp in self.root.glob(".*.tmp-*"):
                 if time.time() - tmp.stat().st_mtime > _STALE_TMP_S:
                     tmp.unlink(missing_ok=True)
+            self._remove_idle_locks()
         return removed
+
+    def _remove_idle_locks(self) -> None:
+        """The ``.KEY.lock`` files no process holds (a finished or interrupted predict leaves
+        them): each is taken without waiting, then removed; one held by a live writer is kept."""
+        from filelock import FileLock, Timeout
+
+        for path in self.root.glob(".*.lock"):
+            try:
+                with FileLock(str(path)).acquire(timeout=0):
+                    path.unlink(missing_ok=True)
+            except (Timeout, OSError):
+                continue

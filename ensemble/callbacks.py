@@ -1,19 +1,21 @@
-"""A ``TrainerCallback`` that writes the top-K checkpoint average when training ends."""
+"""``TrainerCallback``s: keep the best K checkpoints on disk as training goes, and write the
+top-K checkpoint average when training ends."""
 
 from __future__ import annotations
 
 import copy
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Callable
 
 from transformers import TrainerCallback
 
 from .averaging import average_checkpoints
-from .checkpoints import normalize_metric
+from .checkpoints import CHECKPOINT_RE, Checkpoint, metric_direction, normalize_metric, rank_checkpoints
 
-__all__ = ["TopKAveragingCallback"]
+__all__ = ["TopKAveragingCallback", "KeepBestCheckpointsCallback"]
 
 log = logging.getLogger(__name__)
 
@@ -111,3 +113,75 @@ class TopKAveragingCallback(TrainerCallback):
         else:
             metrics["eval_accuracy"] = float((logits.argmax(-1) == labels).mean())
         return {f"{k}_avg": v for k, v in metrics.items()}
+
+
+class KeepBestCheckpointsCallback(TrainerCallback):
+    """Keep the best ``k`` checkpoints by an eval metric on disk, and delete the others as
+    training goes: what ``save_total_limit`` cannot do (it keeps the newest ones and the single
+    best, so the top-K to average are gone by the end of a run).
+
+    After every save, the run's ``checkpoint-N`` folders are ranked by the metric logged at their
+    step (``state.log_history``, the direction as :func:`~ensemble.averaging.average_checkpoints`
+    takes it); all but the best ``k`` are deleted, except the newest (the one just written, which
+    a resumed run needs) and the trainer's ``best_model_checkpoint`` (``load_best_model_at_end``
+    loads it). Use it instead of ``save_total_limit``, alone or with
+    :class:`TopKAveragingCallback`: ``callbacks=[KeepBestCheckpointsCallback(4), TopKAveragingCallback(4)]``.
+
+    Parameters
+    ----------
+    k : int, default 4
+    metric : str, optional
+        Default: the trainer's ``metric_for_best_model`` (with its ``greater_is_better``), else
+        ``eval_accuracy`` when logged, else ``eval_loss``.
+    greater_is_better : bool, optional
+        The metric's direction; default as :func:`~ensemble.checkpoints.metric_direction` says.
+
+    Attributes
+    ----------
+    deleted : list of Path
+        The checkpoint folders this callback removed.
+    """
+
+    def __init__(self, k: int = 4, metric: str | None = None, greater_is_better: bool | None = None):
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            from .errors import EnsembleError
+
+            raise EnsembleError(f"k must be a positive integer, got {k!r}")
+        self.k, self.metric, self.greater_is_better = k, metric, greater_is_better
+        self.deleted: list[Path] = []
+
+    def on_save(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        run = Path(args.output_dir)
+        folders = sorted((int(m.group(1)), p) for p in run.iterdir() if (m := CHECKPOINT_RE.match(p.name)) and p.is_dir())
+        if len(folders) <= self.k + 1:
+            return
+        by_step: dict[int, dict] = {}
+        for entry in state.log_history:  # the first value at a step wins, as the ranking of avg-ckpt takes it
+            if isinstance(entry.get("step"), int):
+                for key, v in entry.items():
+                    if key.startswith("eval_") and isinstance(v, (int, float)) and not isinstance(v, bool):
+                        by_step.setdefault(entry["step"], {}).setdefault(key, float(v))
+        checkpoints = [Checkpoint(p, step, by_step.get(step, {})) for step, p in folders]
+        metric, gib = self.metric, self.greater_is_better
+        if metric is None and args.metric_for_best_model:
+            metric = args.metric_for_best_model
+            gib = args.greater_is_better if gib is None else gib
+        logged = {key for c in checkpoints for key in c.metrics}
+        name = normalize_metric(metric) if metric else ("eval_accuracy" if "eval_accuracy" in logged else "eval_loss")
+        if name not in logged:
+            return  # nothing evaluated yet: nothing to rank by
+        recorded = {"best_metric": state.best_metric, "log_history": state.log_history,
+                    "best_global_step": getattr(state, "best_global_step", None),
+                    "best_model_checkpoint": state.best_model_checkpoint}
+        gib, _ = metric_direction(name, gib, state=recorded, where=run)
+        ranking = rank_checkpoints(checkpoints, name, gib, where=run)
+        keep = {c.path for c in ranking.ranked[:self.k]} | {folders[-1][1]}
+        if state.best_model_checkpoint:
+            keep.add(run / Path(state.best_model_checkpoint).name)
+        for _, path in folders:
+            if path not in keep:
+                shutil.rmtree(path, ignore_errors=True)
+                self.deleted.append(path)
+                log.info("deleted %s: not among the best %d by %s", path, self.k, name)

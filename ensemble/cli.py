@@ -470,10 +470,11 @@ def predict(models, data, project, id_col, text_cols, label_col, encoding, quoti
               help="A model folder whose logits are cached, repeatable.")
 @data_options
 @click.option("--weights", "weights", default=None,
-              metavar="uniform|acc|optimize|select|stack|auto|FILE|w1,w2,...",
-              help="[default: uniform, or [vote] weights of ensemble.toml] A method fitted on the valid split; "
-                   "auto: the method whose cross-validated gain over "
-                   "uniform is sure (else uniform); a weights .json written before; or one weight per --model.")
+              metavar="uniform|acc|optimize|select|stack|best|best<K>|auto|FILE|w1,w2,...",
+              help="[default: uniform, or [vote] weights of ensemble.toml] A method fitted on the valid split "
+                   "(best: the best member alone; best3: the mean of the 3 best); auto: the method whose "
+                   "cross-validated gain over uniform is sure (else uniform); a weights .json written before; or one "
+                   "weight per --model.")
 @click.option("--combine", type=click.Choice(["prob", "logit", "geometric", "vote"]), default=None,
               help="Mean of probabilities, of logits, of log-probabilities, or hard vote [default: prob].")
 @click.option("--models", "subset", default=None, metavar="A,B,...", help="Use only these of the --model names.")
@@ -499,14 +500,15 @@ def predict(models, data, project, id_col, text_cols, label_col, encoding, quoti
 @click.option("--trained-on-valid", multiple=True, metavar="NAME",
               help="A model trained on the validation rows: left out of the vote, as of the report's ensembles.")
 @click.option("--include-optimistic", is_flag=True, help="Keep models with optimistic scores, and fit weights over them.")
+@click.option("--force", is_flag=True, help="Replace a submission of the same name that another procedure wrote.")
 @adjust_options
 @fold_options
 @inference_options
 @common_options
 def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quoting, weights, combine, subset, temperature,
              calibrate, acc_power, sample_submission, out, proba, name, valid_split, test_split, cache_dir, seed,
-             class_order, trained_on_valid, include_optimistic, adjust, prior, adjust_metric, folds, fold_column, refit,
-             batch_size, max_length, pad_to_multiple_of, device, dtype):
+             class_order, trained_on_valid, include_optimistic, force, adjust, prior, adjust_metric, folds, fold_column,
+             refit, batch_size, max_length, pad_to_multiple_of, device, dtype):
     """Combine cached logits with weights and write the submission; never runs a model.
 
     Fitted weights go to weights/<name>-<method>.json with what they were fitted on; passing
@@ -535,7 +537,14 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
         sample_submission = str(p.sample_submission)
     from .project import adjust_settings
 
+    given_adjust = adjust
     adjust, prior, adjust_metric = adjust_settings(p, adjust, prior, adjust_metric, "none")
+    if given_adjust is None and adjust != "none" and _fixed_or_file(weights):
+        # the project's default must not turn a valid command into an error
+        log.info("%s: [vote] adjust = %r is the project's default for fitted weights; %s are used as they are (pass "
+                 "--adjust to adjust them)", p.path, adjust,
+                 "a weights file's weights and adjustment" if weights.endswith(".json") else "fixed weights")
+        adjust = "none"
     if subset:
         wanted = [m.strip() for m in subset.split(",") if m.strip()]
         unknown = [m for m in wanted if m not in model_paths]
@@ -551,7 +560,7 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
                  adjust_metric=adjust_metric, class_order=class_order or (p.vote.get("class_order") if p else None),
                  folds=folds, fold_column=fold_column, refit=refit,
                  trained_on_valid=list(trained_on_valid) + (p.trained_on_valid if p and not models else []),
-                 include_optimistic=include_optimistic,
+                 include_optimistic=include_optimistic, force=force,
                  inference=inputs.inference(batch_size, max_length, pad_to_multiple_of, device, dtype))
     click.echo(frame.attrs["path"])
 
@@ -887,6 +896,19 @@ def cache_prune(models, data, project, id_col, text_cols, label_col, encoding, q
     log.info("%d %s, %d kept", len(removed), "to remove" if dry_run else "removed", before - len(removed))
 
 
+def _fixed_or_file(weights: str) -> bool:
+    """Whether --weights names fixed weights (w1,w2,...) or a weights file, not a method."""
+    from pathlib import Path
+
+    if weights.endswith(".json") or Path(weights).is_file():
+        return True
+    try:
+        [float(v) for v in weights.split(",")]
+    except ValueError:
+        return False
+    return True
+
+
 def _header_json(value) -> dict:
     import json
 
@@ -928,7 +950,7 @@ def example(folder, seed, folds):
 
     \b
     Example:
-      ensemble example demo && ensemble avg-ckpt demo/runs/bert-a --k 3
+      ensemble example demo && ensemble avg-ckpt demo/runs/bert-a --k 3 --out demo/weights/bert-a-top3
       ensemble example kfold --folds 5 && cd kfold && ensemble run
     """
     from .example import make_example

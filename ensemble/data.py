@@ -131,6 +131,11 @@ class Split:
         self.require_labels("labels are needed here")
         order = list(classes) if index_order is None else [str(c) for c in index_order]
         out, row = class_lookup(self.labels, order, digits=True)
+        if row is not None and str(self.labels[row]).strip() in PLACEHOLDERS:
+            rows = [i + 1 for i, v in enumerate(self.labels) if str(v).strip() in PLACEHOLDERS]
+            shown = ", ".join(map(str, rows[:5])) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+            raise EnsembleError(f"{self.path}: {len(rows)} row(s) have no label ({self.labels[row]!r}, a placeholder: "
+                                f"row {shown}); this split is scored: fill in their labels or drop those rows")
         if row is not None:
             raise EnsembleError(
                 f"{self.path}: label {self.labels[row]!r} (row {row + 1}) is not a class of {model} "
@@ -173,6 +178,10 @@ def encoding_hint(path: Path) -> str:
 
 
 QUOTING = ("auto", "csv", "none")
+# The split that is only predicted: its label column, if any, is a placeholder and never read.
+UNSCORED_SPLIT = "test"
+# Label values that mean "no label" in a split that is scored: named as such in the error.
+PLACEHOLDERS = ("", "-1", "?", "nan", "NaN", "NA", "N/A", "null", "NULL")
 
 
 def _read_frame(path: Path, fmt: str, encoding: str | None, quoting: str = "auto"):
@@ -206,7 +215,10 @@ def _read_frame(path: Path, fmt: str, encoding: str | None, quoting: str = "auto
         raise EnsembleError(f"{path}: is empty; it needs a header row and data rows") from None
     except (pd.errors.ParserError, ValueError) as e:
         first = str(e).strip().splitlines()[0][:150] if str(e).strip() else type(e).__name__
-        raise EnsembleError(f"{path}: cannot be parsed as {fmt.upper()} ({first}); check the file") from None
+        fix = "check the file"
+        if "EOF inside string" in str(e) and quoting != "none":  # a double quote that never closes
+            fix = f"its double quotes are text, not quoting: {option('quoting', 'none')}"
+        raise EnsembleError(f"{path}: cannot be parsed as {fmt.upper()} ({first}); {fix}") from None
 
 
 def _check_rows(frame, path: Path, fmt: str, encoding: str | None, quoting: str) -> None:
@@ -372,5 +384,9 @@ def load_split(
     else:
         label_column = label or DEFAULT_LABEL
         labels = np.array(_as_text(_column(frame, path, label_column, "label"), path, label_column), dtype=object)
+        if name == UNSCORED_SPLIT and not require_label:  # competitions ship "", -1, ? or 0 there
+            log.info("%s: the test split is never fitted or scored, so its label column %r is ignored", path,
+                     label_column)
+            labels, label_column = None, None
     return Split(path, ids, texts, labels, id_column, text_columns, label_column, name,
                  columns=tuple(frame.columns), missing_label=missing_label)

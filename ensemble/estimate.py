@@ -28,8 +28,8 @@ from .errors import EnsembleError
 from .estimate_store import EstimateStore, data_digest, input_digest
 from .combination import as_log_probs, combine as combine_logits
 from .procedure import Procedure
-from .resampling import (BOOTSTRAP_ROWS, FoldPlan, discordance_interval, fold_plan, interval_words, normal_interval,
-                         score_difference_interval)
+from .resampling import (BOOTSTRAP_ROWS, FoldPlan, discordance_interval, fold_plan, gain_words, interval_words,
+                         normal_interval, score_difference_interval)
 from .scores import accuracy, log_loss, macro_f1
 from .weighting import METHODS, Weights, aligned_inputs, is_method
 
@@ -350,6 +350,6 @@ def select_method(
         reason = (f"{best}: cross-validated {metric} {e.cross_validated[metric]:.4f}, gain over uniform "
                   f"{e.gain_vs_uniform[metric]:+.4f} [{lo:+.4f}, {hi:+.4f}] excludes zero")
         return best, reason, estimates
-    reason = (f"uniform: the best fitted method, {best}, gains {e.gain_vs_uniform[metric]:+.4f} "
+    reason = (f"uniform: the best fitted method, {best}, {gain_words(e.gain_vs_uniform[metric])} "
               f"[{lo:+.4f}, {hi:+.4f}] in cross-validated {metric}, {interval_words(lo, hi)}")
     return "uniform", reason, estimates

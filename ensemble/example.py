@@ -454,7 +454,7 @@ def make_example(folder: str | os.PathLike, *, seed: int = 0, progress: bool = F
         "(it is in base/); runs/bert-c was trained with the classes in another order.\n",
         encoding="utf-8",
     )
-    log.info("example written to %s", folder)
+    log.info("example written (data, three Trainer runs, ensemble.toml); next: cd into it and ensemble run")
     return folder
 
 
@@ -489,5 +489,6 @@ def _fold_example(folder: Path, train, valid, labels, k: int, seed: int, progres
         f"Made by `ensemble example --folds {k}`. Run `ensemble run` here: weights are fitted on the out-of-fold "
         "rows of data/train.csv, valid.csv is a holdout, and each refit (runs/*-full) replaces its fold group on test.\n",
         encoding="utf-8")
-    log.info("example written to %s", folder)
+    log.info("K-fold example written (data, folds, fold runs and refits, ensemble.toml); next: cd into it and "
+             "ensemble run")
     return folder

@@ -262,7 +262,8 @@ def _vote_step(p, members, splits, cache, state, state_path, base, weights, name
     try:
         frame = vote(members, dict(splits), weights, cache_dir=cache.root, sample_submission=sample, name=name,
                      weights_dir=p.root / "weights", submissions_dir=p.root / "submissions",
-                     class_order=p.vote.get("class_order"), trained_on_valid=p.trained_on_valid, **settings)
+                     class_order=p.vote.get("class_order"), trained_on_valid=p.trained_on_valid, force=True,
+                     **settings)
     finally:
         for q, level in zip(quiet, levels):
             q.setLevel(level)

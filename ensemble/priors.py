@@ -42,8 +42,8 @@ from .combination import as_log_probs
 from .errors import EnsembleError
 from .estimate_store import EstimateStore, data_digest, input_digest
 from .procedure import AdjustMethod, Procedure
-from .resampling import (BOOTSTRAP_ROWS, FoldPlan, discordance_interval, fold_plan, interval_words, normal_interval,
-                         score_difference_interval)
+from .resampling import (BOOTSTRAP_ROWS, FoldPlan, discordance_interval, fold_plan, gain_words, interval_words,
+                         normal_interval, score_difference_interval)
 from .scores import recall_per_class, weighted_scores
 
 __all__ = ["ADJUSTMENTS", "Adjustment", "AdjustEstimate", "class_prior", "fit_adjustment", "fit_offsets",
@@ -304,7 +304,7 @@ def select_adjustment(valid_logits, y, method: str = "uniform", *, target=None, 
     if lo > 0:
         return best, (f"{best}: cross-validated {metric}{under} {e.scores[metric]:.4f} against {e.baseline[metric]:.4f} "
                       f"unadjusted, gain {e.gain[metric]:+.4f} [{lo:+.4f}, {hi:+.4f}] excludes zero"), estimates
-    return "none", (f"none: the best adjustment, {best}, gains {e.gain[metric]:+.4f} [{lo:+.4f}, {hi:+.4f}] in "
+    return "none", (f"none: the best adjustment, {best}, {gain_words(e.gain[metric])} [{lo:+.4f}, {hi:+.4f}] in "
                     f"cross-validated {metric}{under}, {interval_words(lo, hi)}"), estimates
 
 

@@ -577,13 +577,35 @@ def _scan(root: Path) -> tuple[list[Path], list[Path], dict, list[Path]]:
     return runs, models, data, sweeps
 
 
+def _run_line(root: Path, rel: Path, name: str, groups: dict, models: list[Path]) -> str:
+    """A run's [runs] line for init: its head, its refit, and its tokenizer when its checkpoints
+    hold none (the one base model folder found here, else a hint naming the candidates)."""
+    from .checkpoints import CHECKPOINT_RE
+    from .modelfiles import has_tokenizer
+
+    run_dir = root / rel
+    tok = has_tokenizer(run_dir) or any(has_tokenizer(c) for c in run_dir.iterdir() if CHECKPOINT_RE.match(c.name))
+    bases = [m for m in models if has_tokenizer(root / m) and _not_a_member(root / m)]
+    hint, tokenizer = "", ""
+    if not tok and len(bases) == 1:  # the one base model folder here: its tokenizer
+        tokenizer = f', tokenizer = "{bases[0].as_posix()}"'
+        hint = f"   # no tokenizer files in the run: the base model folder {bases[0].as_posix()}'s"
+    elif not tok:
+        listed = " or ".join(f'"{b.as_posix()}"' for b in bases[:3]) or '"<base model folder>"'
+        hint = f"   # no tokenizer files: add tokenizer = {listed}"
+    refit = _refit_of(name, groups)
+    refit = f', refit_of = "{refit}"' if refit else ""
+    why, what = _run_head(run_dir)
+    entry = f'{name} = {{ path = "{rel.as_posix()}", k = 4{refit}{tokenizer} }}'
+    return f"# {entry}   # left out: {why}" if why else f"{entry}   # head: {what}{hint.replace('   #', ';')}"
+
+
 def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
     """Write a commented ``ensemble.toml`` in ``folder`` from what is there: Trainer runs
     (folders holding ``checkpoint-N``), model folders (``config.json`` and weights), and data
     files named like valid / test / sample_submission, with their columns. Runs or model folders
     numbered by fold (``runs/bert-fold0``..) are a fold group, one member (with ``train`` and
     ``folds`` in [data]); a ``runs/bert-full`` beside them is its full-data refit."""
-    from .checkpoints import CHECKPOINT_RE
     from .members import FOLD
 
     root = Path(folder).resolve()
@@ -618,16 +640,7 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
         while name in names:
             name += "-2"
         names.add(name)
-        from .modelfiles import has_tokenizer
-
-        run_dir = root / rel
-        tok = has_tokenizer(run_dir) or any(has_tokenizer(c) for c in run_dir.iterdir() if CHECKPOINT_RE.match(c.name))
-        hint = "" if tok else '   # no tokenizer files: add tokenizer = "<base model folder>"'
-        refit = _refit_of(name, groups)
-        refit = f', refit_of = "{refit}"' if refit else ""
-        why, what = _run_head(run_dir)
-        entry = f'{name} = {{ path = "{rel.as_posix()}", k = 4{refit} }}'
-        lines.append(f"# {entry}   # left out: {why}" if why else f"{entry}   # head: {what}{hint.replace('   #', ';')}")
+        lines.append(_run_line(root, rel, name, groups, models))
     lines += ["", "# Ready model folders (trained_on_valid = true for a model trained on train+valid)", "[models]"]
     for name, (template, k) in model_groups.items():
         lines.append(f'{name} = "{template}"   # a fold group of {k} model folders')
@@ -648,7 +661,11 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
         refit = _refit_of(name, groups)
         entry = f'{{ path = "{rel.as_posix()}", refit_of = "{refit}" }}' if refit else f'"{rel.as_posix()}"'
         lines.append(f'# {name} = "{rel.as_posix()}"   # left out: {why}' if why else f'{name} = {entry}')
-    lines += ["", "[vote]", 'weights = "auto"   # a fitted method only when its cross-validated gain over uniform is sure', ""]
+    lines += ["", "[vote]", 'weights = "auto"   # a fitted method only when its cross-validated gain over uniform is sure']
+    if "train" in data and not groups:  # the training labels: the class prior a class-prior adjustment aims at
+        lines.append(f'# adjust = "auto"\n# prior = "{data["train"].as_posix()}"   # the training labels as the target class '
+                     "prior of a class-prior adjustment (ensemble report estimates whether it helps)")
+    lines.append("")
     out.write_text("\n".join(lines), encoding="utf-8")
     load_project(out)  # what was written must read back
     return out

@@ -65,6 +65,10 @@ class Report:
     holdout: Mapping = field(default_factory=dict)  # fold groups with a validation split: scores there
     inference: Mapping = field(default_factory=dict)  # the settings asked for, and each member's entry's
 
+    def __repr__(self) -> str:
+        """The table's text, as the terminal shows it (a REPL prints this; a notebook renders the page)."""
+        return self.to_text()
+
     @property
     def where(self) -> str:
         """What the scores are on: "validation", or "out-of-fold" for fold groups."""
@@ -140,7 +144,7 @@ class Report:
         if not w:
             return []
         lines = [f"winner's curse: the best of {w['members']} members, {w['best_member']}, scores {w['apparent_best']:.4f} "
-                 f"{self.where} (apparent); picking the best {self.where} is expected to score {w['cv_best']:.4f} "
+                 f"on the {self.where} rows (apparent); picking the best there is expected to score {w['cv_best']:.4f} "
                  f"(cross-validated; the members' mean is {w['members_mean']:.4f})"]
         if w.get("k"):
             lines.append(f"winner's curse, best {w['k']}: the {w['k']} best averaged score {w['apparent_best_k']:.4f} "
@@ -185,8 +189,10 @@ class Report:
             return []
         top = self.confused[:5]
         return ["most confused classes (true -> predicted, out-of-fold): " + "; ".join(
-            f"{c['true']} -> {c['predicted']} {c['rows']} rows ({c['share_of_true']:.0%})" for c in top)
-            + (f"; {len(self.confused) - len(top)} more pairs in report.html" if len(self.confused) > len(top) else "")]
+            f"{c['true']} -> {c['predicted']} {c['rows']} row{'s' if c['rows'] != 1 else ''} ({c['share_of_true']:.0%})"
+            for c in top)
+            + (f"; {len(self.confused) - len(top)} more pairs in --json and on the --html page"
+               if len(self.confused) > len(top) else "")]
 
     def _none_differs(self) -> str:
         """Why the "none" row of the class-prior table is not the method's accuracy in the main table."""
@@ -328,7 +334,10 @@ class Report:
         t = self.table.copy()
         cols = ["kind", "accuracy", "macro_f1", "log_loss", "ece", "cv_accuracy", "gain", "gain_low", "gain_high",
                 "mcnemar_p", "note"]
-        table_html = t[cols].to_html(float_format=lambda v: f"{v:.4f}", na_rep="", escape=True)
+        table_html = t[cols].rename(columns=_SHOWN).to_html(float_format=lambda v: f"{v:.4f}", na_rep="", escape=True)
+        notes = [f"<li>{html.escape(n)}: {html.escape(r['note'])}</li>" for n, r in self.table.iterrows() if r["note"]]
+        if notes:  # right under the table the notes are about
+            table_html += "<h3>Notes</h3><ul class='note'>" + "".join(notes) + "</ul>"
         parts = [f"<html><head><meta charset='utf-8'><title>ensemble report</title><style>{style}</style></head><body>",
                  "<h1>ensemble report</h1>",
                  (f"<p>{self.rows} validation rows. " if not self.out_of_fold else
@@ -337,7 +346,7 @@ class Report:
                  *([] if not self.holdout else [self.holdout_table().to_html(float_format=lambda v: f"{v:.4f}",
                                                                              na_rep="", escape=True)]),
                  f"<p>Model scores are on the {self.where} rows. For ensemble methods, <i>accuracy</i> etc. are "
-                 "apparent (fitted and scored on the same rows) and <i>cv_accuracy</i> is cross-validated "
+                 "apparent (fitted and scored on the same rows) and <i>cv accuracy</i> is cross-validated "
                  "(out-of-fold): what to expect on unseen data. <i>gain</i> is cross-validated accuracy over "
                  "uniform averaging, with its 95% paired bootstrap interval.</p>", table_html]
         curse = self._winners_curse_lines()
@@ -362,7 +371,7 @@ class Report:
             parts.append(f"<h2>Class priors</h2><p>On top of <b>{html.escape(a['method'])}</b>, cross-validated "
                          f"{under}; gain in {html.escape(a['metric'])} over no adjustment with its 95% interval "
                          f"({html.escape(self._none_differs())}). <b>adjust auto</b>: {html.escape(a['reason'])}</p>")
-            parts.append(scores.to_html(float_format=lambda v: f"{v:.4f}"))
+            parts.append(scores.rename(columns=_SHOWN).to_html(float_format=lambda v: f"{v:.4f}"))
             parts.append("<p>Per-class recall before and after (out-of-fold):</p>")
             parts.append(pd.DataFrame(recall, index=a["classes"]).to_html(float_format=lambda v: f"{v:.3f}"))
         if self.confused:
@@ -370,11 +379,8 @@ class Report:
 
             parts.append(f"<h2>Most confused classes</h2><p>The ensemble ({html.escape(self.choice)}) out of fold: "
                          f"{self.where} rows of a true class predicted as another, the most frequent pairs first.</p>")
-            parts.append(pd.DataFrame(self.confused).to_html(index=False, escape=True,
+            parts.append(pd.DataFrame(self.confused).rename(columns=_SHOWN).to_html(index=False, escape=True,
                                                              float_format=lambda v: f"{v:.3f}"))
-        notes = [f"<li>{html.escape(n)}: {html.escape(r['note'])}</li>" for n, r in self.table.iterrows() if r["note"]]
-        if notes:
-            parts.append("<ul class='note'>" + "".join(notes) + "</ul>")
         parts.append("<h2>Between models</h2><p>Error correlation: Pearson correlation of the per-row "
                      "error indicators (lower: more to gain from combining).</p>")
         parts.append(self.error_correlation.to_html(float_format=lambda v: f"{v:.3f}"))
@@ -634,6 +640,12 @@ def _overlap(holdout, train) -> int:
                     "holdout; remove them from one of the files", holdout.path, n, len(holdout), train.path,
                     " or id" if by_id else "")
     return n
+
+
+# The page's column headings: words, not the JSON's keys.
+_SHOWN = {"macro_f1": "macro-F1", "log_loss": "log loss", "ece": "ECE", "cv_accuracy": "cv accuracy",
+          "gain": "gain vs uniform", "gain_low": "gain, 95% low", "gain_high": "gain, 95% high",
+          "mcnemar_p": "McNemar p", "share_of_true": "share of the true class"}
 
 
 def _hangul_font() -> str | None:

@@ -19,7 +19,7 @@ from .scores import resampled_scores
 
 __all__ = ["FoldPlan", "fold_plan", "repeated_folds", "discordance_interval", "BOOTSTRAP_ROWS", "ONE_REPEAT_ROWS", "default_repeats",
            "normal_interval", "delta_difference_interval",
-           "score_difference_interval", "interval_words"]
+           "score_difference_interval", "interval_words", "gain_words"]
 
 # Up to this many rows the interval of a mean difference is a paired percentile bootstrap; above,
 # where the bootstrap's resampling alone takes tens of seconds, the normal interval it converges to.
@@ -240,3 +240,8 @@ def interval_words(lo: float, hi: float) -> str:
     if hi < 0:
         return "an interval below zero: a sure loss"
     return "an interval that does not exclude zero"
+
+
+def gain_words(gain: float) -> str:
+    """"gains +0.0075" or "loses 0.0075": a negative gain is said as a loss."""
+    return f"gains {gain:+.4f}" if gain >= 0 else f"loses {-gain:.4f}"

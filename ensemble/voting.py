@@ -162,7 +162,10 @@ class CachedLogits:
             damaged = " (or they are stale)"
         project = in_project()
         if project is not None:  # one command computes every member's logits: name it, not this member's
-            fix = f"run ensemble predict (it reads {project} and computes what is missing) or ensemble run"
+            fix = (f"run ensemble predict (it reads {project} and computes what is missing) or ensemble run"
+                   if _project_member(project, ref.name) else
+                   f"run ensemble predict --model {ref.name}={ref.folder} (it is not a member of {project}: a bare "
+                   "ensemble predict computes the project's members only)")
         elif fix is None:
             fix = (f"run: ensemble predict --model {ref.name}={ref.folder} --data {split.name}={split.path}"
                    + (f" --cache-dir {cache.root}" if cache.root != _default_root() else ""))
@@ -291,6 +294,19 @@ def _check_held_out(ref, parts, training) -> None:
                         "rows would be optimistic", ref.name, k, part.folder, acc, k, logged)
 
 
+def _project_member(project, name: str) -> bool:
+    """Whether ``name`` (a model, or a fold model ``<group>-fold<k>``) is a member of the project file."""
+    import re
+
+    from .project import load_project
+
+    try:
+        names = set(load_project(project).model_paths())
+    except EnsembleError:
+        return True
+    return name in names or re.sub(r"-fold\d+$", "", name) in names
+
+
 def _json(value):
     """A header field that holds JSON (``settings``), parsed; {} when absent or unreadable."""
     import json
@@ -380,6 +396,7 @@ def vote(
     trained_on_valid: Sequence[str] = (),
     include_optimistic: bool = False,
     inference=None,
+    force: bool = False,
 ):
     """Combine the cached logits of several models and write the submission.
 
@@ -447,6 +464,12 @@ def vote(
     inference : InferenceSettings or mapping, optional
         The inference settings whose cached logits are read (default: ``ensemble predict``'s
         defaults); recorded in the sidecar. An entry computed with other settings is never used.
+    force : bool, default False
+        Replace a submission of the same name that another procedure wrote (other weights,
+        combine rule, adjustment or members, as its sidecar's ``procedure`` says). Without it
+        the submission is written as ``<name>-<method>-2.csv`` (the next free name), and an
+        ``out`` given by hand is refused. This function does not read ``ensemble.toml``: pass
+        its settings.
 
     Returns
     -------
@@ -454,9 +477,7 @@ def vote(
         The submission as written; ``.attrs`` holds the output path and the :class:`Weights`.
     """
     columns = dict(columns or {})
-    if not isinstance(data, Mapping):
-        raise EnsembleError(f"data must map split names to data files, e.g. {{'{valid}': 'data/valid.csv', '{test}': "
-                            f"'data/test.csv'}}; got {type(data).__name__} {str(data)[:80]!r}")
+    _check_data(data, valid, test)
     training = training_folds(data, folds, train, columns, fold_column)
     data = _with_training(data, train, training)
     members, kind, spec, loaded = _arguments(models, data, weights, name, test, adjust, adjust_metric, prior,
@@ -488,15 +509,33 @@ def vote(
     if adjust != "none":
         fitted = _adjust(fitted, adjust, prior, adjust_metric, g.valid_al, g.y, g.valid_split, g.test_al.labels,
                          columns, g.provenance, fit_kwargs, store=source.estimates, cv=cv)
-    if fitted.apparent:
-        log.info("%r", fitted)
-        log.info("validation scores of these weights are in-sample (fitted on the same rows): optimistic")
+    _say_apparent(fitted, kind, adjust)
     test_proba = fitted.predict_proba(g.test_al.arrays)
     if g.y is not None:
         _flag_one_class(test_proba, g.y, g.test_al.labels, fitted)
+    procedure = {"weights": str(spec) if kind != "fixed" else [float(v) for v in spec], "combine": combine,
+                 "adjust": adjust, "temperature": temperature, "calibrate": calibrate,
+                 "members": sorted(m.name for m in source.members)}
     return _write(fitted, test_proba, g, kind=kind, spec=spec, name=name, out=out, weights_dir=weights_dir,
                   submissions_dir=submissions_dir, sample_submission=sample_submission, proba=proba,
-                  class_order=class_order)
+                  class_order=class_order, procedure=procedure, force=force)
+
+
+def _check_data(data, valid: str, test: str) -> None:
+    if not isinstance(data, Mapping):
+        raise EnsembleError(f"data must map split names to data files, e.g. {{'{valid}': 'data/valid.csv', '{test}': "
+                            f"'data/test.csv'}}; got {type(data).__name__} {str(data)[:80]!r}")
+
+
+def _say_apparent(fitted, kind: str, adjust: str) -> None:
+    """The weights with their validation scores, and whether those are in-sample."""
+    if not fitted.apparent:
+        return
+    log.info("%r", fitted)
+    if kind == "method" and fitted.method != "uniform" or adjust != "none":
+        log.info("validation scores of these weights are in-sample (fitted on the same rows): optimistic")
+    else:
+        log.info("validation scores of these weights: nothing was fitted on those rows")
 
 
 def _leave_out_optimistic(source: CachedLogits, data, valid: str, columns: dict, trained_on_valid) -> None:
@@ -730,7 +769,8 @@ def _weights(kind: str, spec, loaded, g: _Gathered, source: CachedLogits, fit_kw
 
 
 def _write(fitted, test_proba: np.ndarray, g: _Gathered, *, kind: str, spec, name: str, out, weights_dir,
-           submissions_dir, sample_submission, proba: bool, class_order):
+           submissions_dir, sample_submission, proba: bool, class_order, procedure: dict | None = None,
+           force: bool = False):
     """The submission, the weights file (for a fitted method) and the sidecar, as one set: named
     after the method and adjustment; what this vote created is removed when the set fails."""
     from .submission import make_submission, save_submission
@@ -741,14 +781,19 @@ def _write(fitted, test_proba: np.ndarray, g: _Gathered, *, kind: str, spec, nam
     if adjusted:
         method = f"{method}-{fitted.adjustment['kind']}"
     weights_path = spec if kind == "file" else Path(weights_dir) / f"{name}-{method}.json" if kind == "method" else None
-    out = Path(out) if out is not None else Path(submissions_dir) / f"{name}-{method}.csv"
+    renamed = None if out is not None else _free_name(Path(submissions_dir), f"{name}-{method}", procedure, force)
+    out = Path(out) if out is not None else renamed
     sidecar = {"weights_file": None if weights_path is None else str(Path(weights_path).resolve()),
                "method": method, "combine": fitted.combine,
                "weights": {m: float(w) for m, w in zip(fitted.models, fitted.weights)},
                "adjustment": fitted.adjustment,
                "test": {"path": str(g.test_split.path.resolve()), "data_digest": g.test_split.digest,
                         "rows": len(g.test_split)},
-               **g.provenance}
+               **g.provenance, "procedure": procedure}
+    _refuse_other_procedure(out, procedure, force)
+    if renamed is not None and kind == "method" and renamed.stem != f"{name}-{method}":
+        weights_path = Path(weights_dir) / f"{out.stem}.json"  # beside its submission's new name
+        sidecar["weights_file"] = str(weights_path.resolve())
     frame = make_submission(g.test_split.ids, test_proba, labels, sample_submission=sample_submission,
                             proba_columns=proba, id_column=g.test_split.id_column or "id",
                             label_column=(g.valid_split.label_column if g.valid_split is not None else None) or "label",
@@ -780,6 +825,50 @@ def _write(fitted, test_proba: np.ndarray, g: _Gathered, *, kind: str, spec, nam
     log.info("wrote %s (%d rows; %s)", out, len(frame),
              class_counts(labels, np.bincount(test_proba.argmax(axis=1), minlength=len(labels))))
     return frame
+
+
+def _procedure_of(out: Path) -> dict | None:
+    """The procedure recorded in ``out``'s sidecar (None: no sidecar, or one from before it was recorded)."""
+    import json
+
+    from .submission import sidecar_path
+
+    try:
+        return json.loads(sidecar_path(out).read_text(encoding="utf-8")).get("procedure")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _free_name(folder: Path, stem: str, procedure: dict | None, force: bool) -> Path:
+    """``folder/stem.csv``, unless another procedure's submission is there: then the first of
+    ``stem-2.csv``, ``stem-3.csv`` ... that is free or holds this procedure's (said in the log)."""
+    first = folder / f"{stem}.csv"
+    if force or procedure is None:
+        return first
+    for i in range(1, 1000):
+        path = first if i == 1 else folder / f"{stem}-{i}.csv"
+        before = _procedure_of(path) if path.is_file() else None
+        if not path.is_file() or before is None or before == procedure:
+            if i > 1:
+                log.info("%s holds the submission of another procedure: this one is %s (force=True / --force "
+                         "replaces it)", first, path.name)
+            return path
+    return first
+
+
+def _refuse_other_procedure(out: Path, procedure: dict | None, force: bool) -> None:
+    """A submission that another procedure wrote (other weights, combine rule, adjustment or
+    members: the CLI with a project's defaults, a notebook without them) is not replaced in
+    silence under the same name."""
+    if force or procedure is None or not out.is_file():
+        return
+    before = _procedure_of(out)
+    if before is None or before == procedure:
+        return
+    what = ", ".join(f"{k} {before.get(k)!r} then, {procedure.get(k)!r} now" for k in procedure
+                     if before.get(k) != procedure.get(k))
+    raise EnsembleError(f"{out}: holds the submission of another procedure ({what}); {option('force')} to replace "
+                        f"it, or {option('name', 'OTHER')} to keep both")
 
 
 def class_counts(labels: Sequence[str], counts: np.ndarray, top: int = 6) -> str:

@@ -12,6 +12,7 @@ to and loads from JSON with what it was fitted on.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -28,6 +29,8 @@ from .scores import accuracy, log_loss, macro_f1, need_classes, scores
 
 __all__ = ["Weights", "fit_weights", "aligned_inputs", "METHODS", "is_method", "fit_temperature", "log_loss", "accuracy",
            "macro_f1", "scores", "need_classes"]
+
+log = logging.getLogger(__name__)
 
 # "best": the one member with the best validation accuracy; "best<K>" (best3): the uniform
 # average of the K best. Not weights in the usual sense but the same kind of fit on validation,

@@ -55,3 +55,38 @@ def test_callback_uses_metric_for_best_model_and_compute_metrics(runs, tmp_path)
               metric_for_best_model="f1", callbacks=[cb])
     assert json.loads((cb.output_dir / "ensemble_manifest.json").read_text())["metric"] == "eval_f1"
     assert set(cb.metrics) == {"eval_loss_avg", "eval_f1_avg"}
+
+
+def test_keep_best_checkpoints_leaves_the_top_k_and_the_newest_on_disk(runs, tmp_path):
+    """A real Trainer run saved every 3 of 18 steps: the best 2 by eval_accuracy (ties to the later
+    step, as avg-ckpt ranks) and the newest remain; the top-2 average is the one avg-ckpt would
+    have written from every checkpoint."""
+    from ensemble.callbacks import KeepBestCheckpointsCallback
+    from ensemble.example import train_run
+    from tests.conftest import load_korean
+
+    train, valid = load_korean()
+    keep, avg = KeepBestCheckpointsCallback(k=2), TopKAveragingCallback(k=2, out=tmp_path / "avg")
+    trainer = train_run(tmp_path / "run", runs.base, train, valid, epochs=3, steps=3, seed=5, callbacks=[keep, avg])
+    acc = {e["step"]: e["eval_accuracy"] for e in trainer.state.log_history if "eval_accuracy" in e}
+    assert sorted(acc) == [3, 6, 9, 12, 15, 18]
+    best = sorted(acc, key=lambda s: (-acc[s], -s))[:2]
+    on_disk = sorted(int(p.name.split("-")[1]) for p in (tmp_path / "run").glob("checkpoint-*"))
+    assert on_disk == sorted(set(best) | {18})
+    assert sorted(int(p.name.split("-")[1]) for p in keep.deleted) == sorted(set(acc) - set(best) - {18})
+    manifest = json.loads((avg.output_dir / "ensemble_manifest.json").read_text())
+    assert sorted(c["step"] for c in manifest["checkpoints"]) == sorted(best)
+
+
+def test_keep_best_checkpoints_follows_a_lower_is_better_metric(runs, tmp_path):
+    from ensemble.callbacks import KeepBestCheckpointsCallback
+    from ensemble.example import train_run
+    from tests.conftest import load_korean
+
+    train, valid = load_korean()
+    keep = KeepBestCheckpointsCallback(k=2, metric="loss")
+    trainer = train_run(tmp_path / "run", runs.base, train, valid, epochs=3, steps=3, seed=6, callbacks=[keep])
+    loss = {e["step"]: e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e}
+    best = sorted(loss, key=lambda s: (loss[s], -s))[:2]
+    on_disk = sorted(int(p.name.split("-")[1]) for p in (tmp_path / "run").glob("checkpoint-*"))
+    assert on_disk == sorted(set(best) | {max(loss)})

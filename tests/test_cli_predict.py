@@ -57,6 +57,7 @@ def test_predict_then_cached_and_listed(project, tmp_path):
                      f"valid={project / 'valid.csv'}", "--cache-dir", cache)
     assert "1 removed, 1 kept" in pruned.stdout
     assert [e.metadata["split"] for e in LogitCache(cache).entries()] == ["valid"]
+    assert not list(cache.glob(".*.lock"))  # the locks predict left, held by nobody, go too
 
 
 @pytest.mark.parametrize("args, message", [

@@ -145,7 +145,10 @@ def test_init_writes_a_project_from_what_it_finds(project):
     assert set(p.runs) == {"tok", "notok"} and p.models["ckpt9"].path == project / "ckpt9"
     text = (project / "ensemble.toml").read_text()
     assert "columns: id, text, label" in text
-    assert 'notok = { path = "runs/notok", k = 4 }   # head: single-label classification; no tokenizer files' in text
+    # the one base model folder here gives the run without tokenizer files its tokenizer
+    assert ('notok = { path = "runs/notok", k = 4, tokenizer = "base" }   # head: single-label classification; no '
+            "tokenizer files in the run: the base model folder base's") in text
+    assert load_project(project / "ensemble.toml").runs["notok"].tokenizer == project / "base"
     assert 'tok = { path = "runs/tok", k = 4 }   # head: single-label classification\n' in text
     again = CliRunner().invoke(main, ["init", str(project)])
     assert again.exit_code == 1 and "already exists; edit it, or pass --force" in again.stderr
@@ -317,12 +320,15 @@ def test_the_project_file_is_checked_whole_before_any_work(project, monkeypatch)
 
 def test_a_project_adjustment_with_a_weights_file_names_both_fixes(project, monkeypatch):
     """adjust = "auto" in ensemble.toml and vote --weights FILE: the user passed no --adjust, so the
-    message names the flag that overrides it and the key that sets it."""
+    project's default for fitted weights does not apply (said in the log) and the file is used as
+    it is; an --adjust passed with a weights file is still refused, naming the flag."""
     monkeypatch.chdir(project)
     assert CliRunner().invoke(main, ["run", "-q"]).exit_code == 0
     toml = project / "ensemble.toml"
     toml.write_text(toml.read_text().replace('weights = "acc"', 'weights = "acc"\nadjust = "auto"'))
     voted = CliRunner().invoke(main, ["vote", "--weights", "weights/ensemble-acc.json"])
-    assert voted.exit_code == 1
-    assert (f"a weights file keeps the adjustment it was fitted with; pass --adjust none, or set adjust = \"none\" in "
-            f"[vote] of {toml}, or refit") in voted.stderr
+    assert voted.exit_code == 0, voted.output
+    assert "is the project's default for fitted weights; a weights file's weights and adjustment are used" in voted.stdout
+    refused = CliRunner().invoke(main, ["vote", "--weights", "weights/ensemble-acc.json", "--adjust", "fit"])
+    assert refused.exit_code == 1
+    assert "a weights file keeps the adjustment it was fitted with; pass --adjust none" in refused.stderr

@@ -261,7 +261,8 @@ def test_predict_proba_refuses_nan_as_fit_weights_does():
 
 
 # ---------------------------------------------------------------- K-fold leakage
-from .test_fold_groups import K, kfold  # noqa: E402,F401  (the fixture: K fold runs, a refit, the logits cached)
+from .test_fold_groups import K  # noqa: E402
+from .test_fold_groups import kfold as kfold  # noqa: E402,F401  (the fixture: K fold runs, a refit, cached logits)
 
 
 def _fold_vote(kfold, tmp_path, *models, extra=()):
@@ -301,8 +302,6 @@ def test_fold_models_out_of_order_or_beyond_k_are_refused(kfold, tmp_path):
 def test_a_fold_model_far_above_its_logged_eval_accuracy_is_said(kfold, tmp_path, caplog):
     """Fold model k's checkpoint logged its eval_accuracy on fold k's rows; scoring far above it
     there means it saw them."""
-    import logging
-
     from .test_fold_groups import _data
 
     for k in range(K):
@@ -431,10 +430,6 @@ def test_nfd_labels_are_the_classes_of_their_nfc_twins():
 
 
 def test_a_member_listed_twice_under_two_names_is_said(world, tmp_path, caplog):
-    import logging
-
-    from ensemble import gather
-
     shutil.copytree(world / "bert", tmp_path / "twin")
     from ensemble.voting import CachedLogits
 
@@ -508,3 +503,17 @@ def test_messages_name_the_fix_of_the_face_the_user_is_in(world, runs, tmp_path,
     assert result.exit_code == 0, result.output
     assert "vote: stack, a stacker over bert, early (no weight per member)" in result.stdout
     assert not [ln for ln in result.stdout.splitlines() if ln.startswith("vote: stack") and "=0.000" in ln]
+
+
+def test_init_gives_each_fold_group_its_own_k(tmp_path):
+    from ensemble.project import init_project
+
+    config = json.dumps({"architectures": ["BertForSequenceClassification"], "id2label": {"0": "a", "1": "b"}})
+    for name, k in (("bert", 5), ("roberta", 4)):
+        for i in range(k):
+            ck = tmp_path / "runs" / f"{name}-fold{i}" / "checkpoint-2"
+            ck.mkdir(parents=True)
+            (ck / "config.json").write_text(config)
+    text = init_project(tmp_path).read_text()
+    assert "fitted on the training file's out-of-fold rows: bert (5 folds), roberta (4 folds)" in text
+    assert "keep those of one K" in text
