@@ -20,23 +20,14 @@ from ensemble.cache import LogitCache
 from ensemble.cli import main
 from ensemble.errors import EnsembleError
 
-from .test_cli_vote import _permute_labels
+from .test_cli_vote import project as project  # noqa: F401  (the fixture world reads)
 
 
 @pytest.fixture(scope="module")
-def world(runs, tmp_path_factory):
-    root = tmp_path_factory.mktemp("trust")
-    shutil.copytree(runs.tok / "checkpoint-18", root / "bert")
-    shutil.copytree(runs.tok / "checkpoint-18", root / "perm")
-    _permute_labels(root / "perm", [2, 0, 1])
-    shutil.copytree(runs.tok / "checkpoint-9", root / "early")
-    texts, labels = runs.valid_texts, runs.valid_labels
-    pd.DataFrame({"id": [f"v{i}" for i in range(40)], "text": texts[:40], "label": labels[:40]}).to_csv(
-        root / "valid.csv", index=False)
-    pd.DataFrame({"id": [f"t{i}" for i in range(24)], "text": texts[40:]}).to_csv(root / "test.csv", index=False)
-    result = _cli("predict", *_models(root, "bert", "perm", "early"), *_data(root), "--cache-dir", root / "cache", "-q")
-    assert result.exit_code == 0, result.output
-    return root
+def world(project):
+    """test_cli_vote's project: bert, perm (bert with its classes in another order) and early, 40
+    labelled validation rows and 24 test rows, every member's logits cached."""
+    return project
 
 
 def _cli(*args):
