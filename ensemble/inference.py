@@ -639,9 +639,19 @@ def _load_classifier(folder: Path, kw: dict):
     from transformers import AutoModelForSequenceClassification
 
     def load(attention):
-        with _quiet_transformers():
-            return AutoModelForSequenceClassification.from_pretrained(
-                str(folder), attn_implementation=attention, output_loading_info=True, **kw)
+        # transformers 4.x registers a remote class for its config class process-wide (BertConfig ->
+        # the shipped class): every later BERT of this process would load as it. Put the mapping back.
+        mapping = getattr(AutoModelForSequenceClassification, "_model_mapping", None)
+        extra = getattr(mapping, "_extra_content", None)
+        before = dict(extra) if isinstance(extra, dict) else None
+        try:
+            with _quiet_transformers():
+                return AutoModelForSequenceClassification.from_pretrained(
+                    str(folder), attn_implementation=attention, output_loading_info=True, **kw)
+        finally:
+            if before is not None:
+                extra.clear()
+                extra.update(before)
 
     try:
         first = "sdpa" if _supports_sdpa(folder, kw.get("trust_remote_code", False)) else "eager"

@@ -4,6 +4,7 @@ be trained with the real ``Trainer`` (:func:`ensemble.example.train_run`)."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Sequence
 
@@ -55,8 +56,9 @@ def make_zoo_model(family: str, folder: str | Path, texts: Sequence[str], labels
     folder = Path(folder)
     tokenizer = make_tokenizer(write_vocab(texts, folder / "vocab.txt"))
     cls, kw, token_types = _configs()[family]
-    if not token_types:
+    if not token_types:  # saved in tokenizer_config.json (init_kwargs: transformers 4.x writes only those)
         tokenizer.model_input_names = ["input_ids", "attention_mask"]
+        tokenizer.init_kwargs["model_input_names"] = ["input_ids", "attention_mask"]
     if chat_template:
         tokenizer.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
     ids = {"pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.cls_token_id,
@@ -194,3 +196,22 @@ def train_seq2seq(out_dir: str | Path, sources: Sequence[str], targets: Sequence
                              data_collator=DataCollatorForSeq2Seq(tokenizer, model=model), processing_class=tokenizer)
     trainer.train()
     return trainer
+
+
+@contextlib.contextmanager
+def auto_mapping_restored():
+    """transformers 4.x registers a remote-code class for its config class process-wide when it
+    loads one (BertConfig -> BertMeanPool): every later BERT of the test session would be built
+    as it. Put the Auto classes' mappings back afterwards."""
+    import transformers
+
+    mappings = [getattr(getattr(transformers, name), "_model_mapping", None)
+                for name in ("AutoModel", "AutoModelForSequenceClassification")]
+    saved = [(m._extra_content, dict(m._extra_content)) for m in mappings if isinstance(getattr(m, "_extra_content",
+                                                                                              None), dict)]
+    try:
+        yield
+    finally:
+        for extra, before in saved:
+            extra.clear()
+            extra.update(before)
