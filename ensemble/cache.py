@@ -77,6 +77,15 @@ class CacheEntry:
     def rows(self) -> int | None:
         return int(self.metadata["rows"]) if "rows" in self.metadata else None
 
+    @property
+    def settings(self) -> dict:
+        """The inference settings the entry recorded (its ``settings`` header); {} when absent or unreadable."""
+        try:
+            value = json.loads(self.metadata.get("settings") or "{}")
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
 
 class LogitCache:
     """Logits on disk, keyed by content.

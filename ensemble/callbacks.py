@@ -13,7 +13,14 @@ from typing import Callable
 from transformers import TrainerCallback
 
 from .averaging import average_checkpoints
-from .checkpoints import CHECKPOINT_RE, Checkpoint, metric_direction, normalize_metric, rank_checkpoints
+from .checkpoints import (
+    CHECKPOINT_RE,
+    Checkpoint,
+    default_metric,
+    metrics_by_step,
+    normalize_metric,
+    rank_checkpoints,
+)
 
 __all__ = ["TopKAveragingCallback", "KeepBestCheckpointsCallback"]
 
@@ -157,26 +164,19 @@ class KeepBestCheckpointsCallback(TrainerCallback):
         folders = sorted((int(m.group(1)), p) for p in run.iterdir() if (m := CHECKPOINT_RE.match(p.name)) and p.is_dir())
         if len(folders) <= self.k + 1:
             return
-        by_step: dict[int, dict] = {}
-        for entry in state.log_history:  # the first value at a step wins, as the ranking of avg-ckpt takes it
-            if isinstance(entry.get("step"), int):
-                for key, v in entry.items():
-                    if key.startswith("eval_") and isinstance(v, (int, float)) and not isinstance(v, bool):
-                        by_step.setdefault(entry["step"], {}).setdefault(key, float(v))
+        by_step = metrics_by_step(state.log_history)  # the trainer's state in memory: this save's eval included
         checkpoints = [Checkpoint(p, step, by_step.get(step, {})) for step, p in folders]
         metric, gib = self.metric, self.greater_is_better
         if metric is None and args.metric_for_best_model:
             metric = args.metric_for_best_model
             gib = args.greater_is_better if gib is None else gib
-        logged = {key for c in checkpoints for key in c.metrics}
-        name = normalize_metric(metric) if metric else ("eval_accuracy" if "eval_accuracy" in logged else "eval_loss")
-        if name not in logged:
-            return  # nothing evaluated yet: nothing to rank by
         recorded = {"best_metric": state.best_metric, "log_history": state.log_history,
                     "best_global_step": getattr(state, "best_global_step", None),
                     "best_model_checkpoint": state.best_model_checkpoint}
-        gib, _ = metric_direction(name, gib, state=recorded, where=run)
-        ranking = rank_checkpoints(checkpoints, name, gib, where=run)
+        name = normalize_metric(metric) if metric else default_metric(checkpoints, recorded)
+        if name not in {key for c in checkpoints for key in c.metrics}:
+            return  # nothing evaluated yet: nothing to rank by
+        ranking = rank_checkpoints(checkpoints, name, gib, state=recorded, where=run)  # its direction as avg-ckpt's
         keep = {c.path for c in ranking.ranked[:self.k]} | {folders[-1][1]}
         if state.best_model_checkpoint:
             keep.add(run / Path(state.best_model_checkpoint).name)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from .errors import EnsembleError
+from .errors import EnsembleError, direction_fix, option
 
 __all__ = [
     "Checkpoint",
@@ -39,6 +39,8 @@ __all__ = [
     "read_checkpoint",
     "infer_greater_is_better",
     "metric_direction",
+    "metrics_by_step",
+    "default_metric",
     "newest_state",
     "normalize_metric",
 ]
@@ -109,12 +111,12 @@ class Ranking:
     def top(self, k: int) -> tuple[Checkpoint, ...]:
         """The best ``k`` checkpoints; an error naming the run when fewer have the metric."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise EnsembleError(f"k must be a positive integer, got {k!r}; {_option('k', '1')} or more")
+            raise EnsembleError(f"k must be a positive integer, got {k!r}; {option('k', '1')} or more")
         if k > len(self.ranked):
             where = self.ranked[0].path.parent if self.ranked else "the run"
             raise EnsembleError(
                 f"{where}: k={k} but only {len(self.ranked)} checkpoint(s) logged {self.metric}; "
-                f"{_option('k', str(len(self.ranked)))} or less"
+                f"{option('k', str(len(self.ranked)))} or less"
             )
         return self.ranked[:k]
 
@@ -155,7 +157,7 @@ def _direction_of_run(name: str, state: Mapping | None) -> bool | None:
     is the lowest or the highest value of it logged; None when the run does not tell."""
     if not state:
         return None
-    by_step = _metrics_by_step(state.get("log_history", []))
+    by_step = metrics_by_step(state.get("log_history", []))
     if _metric_for_best_model(state, by_step) != name:
         return None
     values = [v[name] for v in by_step.values() if name in v and math.isfinite(v[name])]
@@ -179,16 +181,8 @@ def metric_direction(name: str, greater_is_better: bool | None = None, *, state:
     gib = infer_greater_is_better(name)
     if gib is not None:
         return gib, "the metric's name"
-    from .errors import direction_fix
-
     raise EnsembleError(f"{where or 'the run'}: cannot tell whether {name} is better higher or lower (it is not the "
                         f"run's metric_for_best_model and not a known metric name); {direction_fix()}")
-
-
-def _option(name: str, value: str) -> str:
-    from .errors import option
-
-    return option(name, value)
 
 
 def normalize_metric(metric: str) -> str:
@@ -234,7 +228,9 @@ def _as_float(v) -> float:
         return math.inf if v > 0 else -math.inf
 
 
-def _metrics_by_step(history: Sequence[Mapping]) -> dict[int, dict[str, float]]:
+def metrics_by_step(history: Sequence[Mapping]) -> dict[int, dict[str, float]]:
+    """The ``eval_*`` values of a ``log_history`` by step (runtime and throughput keys left out),
+    the first value of a key at a step winning."""
     out: dict[int, dict[str, float]] = {}
     for entry in history:
         if not isinstance(entry, Mapping) or not isinstance(entry.get("step"), int):
@@ -268,7 +264,7 @@ def _newest_state(folders: Sequence[tuple[int, Path]]) -> tuple[Path, dict]:
 def load_run(run_dir: Path) -> tuple[list[Checkpoint], dict]:
     folders = _checkpoint_folders(run_dir)
     _, state = _newest_state(folders)
-    by_step = _metrics_by_step(state.get("log_history", []))
+    by_step = metrics_by_step(state.get("log_history", []))
     return [Checkpoint(p, step, by_step.get(step, {})) for step, p in folders], state
 
 
@@ -297,7 +293,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     state_file = path / "trainer_state.json"
     state = _read_state(state_file) if state_file.is_file() else {}
     step = int(m.group(1)) if m else int(state.get("global_step", 0) or 0)
-    return Checkpoint(path, step, _metrics_by_step(state.get("log_history", [])).get(step, {}))
+    return Checkpoint(path, step, metrics_by_step(state.get("log_history", [])).get(step, {}))
 
 
 def newest_state(checkpoints: Sequence[Checkpoint]) -> dict | None:
@@ -327,12 +323,14 @@ def _metric_for_best_model(state: Mapping, by_step: Mapping[int, Mapping[str, fl
     return names[0] if len(names) == 1 else None
 
 
-def _default_metric(checkpoints: Sequence[Checkpoint], state: Mapping | None) -> str:
+def default_metric(checkpoints: Sequence[Checkpoint], state: Mapping | None) -> str:
+    """``eval_accuracy`` when logged, else the run's ``metric_for_best_model`` (recovered from
+    ``state``), else ``eval_loss``."""
     logged = {k for c in checkpoints for k in c.metrics}
     if "eval_accuracy" in logged:
         return "eval_accuracy"
     if state is not None:
-        name = _metric_for_best_model(state, _metrics_by_step(state.get("log_history", [])))
+        name = _metric_for_best_model(state, metrics_by_step(state.get("log_history", [])))
         if name:
             return name
     return "eval_loss"
@@ -371,14 +369,14 @@ def rank_checkpoints(
     """
     if not checkpoints:
         raise EnsembleError("no checkpoints to rank; pass a run folder or checkpoint folders")
-    name = normalize_metric(metric) if metric else _default_metric(checkpoints, state)
+    name = normalize_metric(metric) if metric else default_metric(checkpoints, state)
     logged = sorted({k for c in checkpoints for k in c.metrics})
     if name not in logged:
         where = where or checkpoints[-1].path.parent
         listed = ", ".join(logged) if logged else "none"
         raise EnsembleError(
             f"{where}: metric {name} is not logged in trainer_state.json (logged: {listed}); "
-            f"{_option('metric', 'NAME')} with one of them"
+            f"{option('metric', 'NAME')} with one of them"
         )
     gib, source = metric_direction(name, greater_is_better, state=state, where=where or checkpoints[-1].path.parent)
     have = [c for c in checkpoints if math.isfinite(c.metrics.get(name, math.nan))]
@@ -386,7 +384,7 @@ def rank_checkpoints(
     if not have:
         where = where or checkpoints[-1].path.parent
         raise EnsembleError(f"{where}: {name} is NaN or infinite at every checkpoint in trainer_state.json, so nothing "
-                            f"can be ranked by it; {_option('metric', 'NAME')} with another logged metric")
+                            f"can be ranked by it; {option('metric', 'NAME')} with another logged metric")
     for c in skipped:
         log.warning("%s: no finite %s logged at step %d; skipped", c.path, name, c.step)
     sign = -1.0 if gib else 1.0

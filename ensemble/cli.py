@@ -525,7 +525,7 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
       ensemble vote --model a=runs/a-fold{fold} --model b=runs/b-fold{fold} --folds data/folds.csv \\
                     --data train=data/train.csv --data test=data/test.csv --weights auto
     """
-    from .voting import vote
+    from .voting import vote, weights_kind
 
     inputs = _Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting)
     inputs.need()
@@ -539,11 +539,11 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
 
     given_adjust = adjust
     adjust, prior, adjust_metric = adjust_settings(p, adjust, prior, adjust_metric, "none")
-    if given_adjust is None and adjust != "none" and _fixed_or_file(weights):
+    if given_adjust is None and adjust != "none" and weights_kind(weights) in ("fixed", "file"):
         # the project's default must not turn a valid command into an error
         log.info("%s: [vote] adjust = %r is the project's default for fitted weights; %s are used as they are (pass "
                  "--adjust to adjust them)", p.path, adjust,
-                 "a weights file's weights and adjustment" if weights.endswith(".json") else "fixed weights")
+                 "a weights file's weights and adjustment" if weights_kind(weights) == "file" else "fixed weights")
         adjust = "none"
     if subset:
         wanted = [m.strip() for m in subset.split(",") if m.strip()]
@@ -788,9 +788,7 @@ def folds_show(train, folds_file, fold_column, folds_id, id_col, label_col, enco
     Example:
       ensemble folds show data/train.csv --folds data/train_folds.csv --fold-column kfold
     """
-    from .folds import fold_table, read_folds, training_rows
-
-    from .folds import check_sidecar
+    from .folds import check_sidecar, fold_table, read_folds, training_rows
 
     ids, labels = training_rows(train, id_col, label_col, encoding, quoting)
     folds = read_folds(folds_file, ids, id_column=folds_id, fold_column=fold_column, encoding=encoding)
@@ -872,13 +870,12 @@ def cache_prune(models, data, project, id_col, text_cols, label_col, encoding, q
     fingerprint = {ref.name: ref.fingerprint(cache.file_digest) for _, ref, _ in jobs}
     refs = {fingerprint[ref.name]: ref for _, ref, _ in jobs}
     pairs = {(fingerprint[ref.name], split.digest) for _, ref, todo in jobs for _, split in todo}
-    other_settings = []
+    other_settings: set[str] = set()
 
     def keep(entry) -> bool:  # of the settings in force: what vote and report read
-        why = settings_difference(_header_json(entry.metadata.get("settings")), refs[entry.metadata["model_digest"]],
-                                  settings)
+        why = settings_difference(entry.settings, refs[entry.metadata["model_digest"]], settings)
         if why is not None:
-            other_settings.append(entry.key)
+            other_settings.add(entry.key)
         return why is None
 
     before = len(cache.entries())
@@ -894,28 +891,6 @@ def cache_prune(models, data, project, id_col, text_cols, label_col, encoding, q
     for path in (x for f in sorted(folders) for x in remove_leftovers(f, dry_run=dry_run)):
         log.info("%s %s (left by an average that was killed)", "would remove" if dry_run else "removed", path)
     log.info("%d %s, %d kept", len(removed), "to remove" if dry_run else "removed", before - len(removed))
-
-
-def _fixed_or_file(weights: str) -> bool:
-    """Whether --weights names fixed weights (w1,w2,...) or a weights file, not a method."""
-    from pathlib import Path
-
-    if weights.endswith(".json") or Path(weights).is_file():
-        return True
-    try:
-        [float(v) for v in weights.split(",")]
-    except ValueError:
-        return False
-    return True
-
-
-def _header_json(value) -> dict:
-    import json
-
-    try:
-        return json.loads(value) if isinstance(value, str) else {}
-    except ValueError:
-        return {}
 
 
 def _size(n: int) -> str:

@@ -134,10 +134,9 @@ def settings_difference(recorded: Mapping, ref: "ModelRef", settings: InferenceS
     ``settings`` ask for on model ``ref``; else the first difference, in words (``max_tokens 14,
     not 126``). Judged without torch: ``device="auto"`` accepts any device type, ``dtype="auto"``
     the dtype auto resolves to on the entry's device type."""
-    want = {"max_tokens": ref.token_limit(settings.max_length)[0], "batch_size": settings.batch_size,
-            "pad_to_multiple_of": settings.pad_to_multiple_of, **_FIXED_SETTINGS}
+    want = recorded_settings(ref, settings)  # device and dtype are judged below, "auto" accepting several
     for k, v in want.items():
-        if recorded.get(k) != v:
+        if k not in ("device_type", "dtype") and recorded.get(k) != v:
             return f"{k} {recorded.get(k)}, not {v}"
     device, dtype = recorded.get("device_type"), recorded.get("dtype")
     if settings.device != "auto" and device != settings.device.split(":")[0]:

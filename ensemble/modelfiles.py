@@ -155,11 +155,8 @@ def head_of(config: dict) -> Head:
     outputs = len(id2label) if isinstance(id2label, dict) and id2label else num if isinstance(num, int) else 2
     auto_map = config.get("auto_map")
     custom = isinstance(auto_map, dict) and "AutoModelForSequenceClassification" in auto_map
-    kind = "custom"
-    if arch is None:
-        kind = "sequence classification"
-    else:
-        kind = next((k for ending, k in _HEAD_ENDINGS if arch.endswith(ending)), "custom")
+    kind = "sequence classification" if arch is None else next(
+        (k for ending, k in _HEAD_ENDINGS if arch.endswith(ending)), "custom")
     if kind == "sequence classification":
         problem = config.get("problem_type")
         if problem == "regression" or (problem is None and outputs == 1):

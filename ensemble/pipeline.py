@@ -186,8 +186,7 @@ def _average(p, run, path: Path, out: Path, k, cache, progress, redone, trust_re
                             f"{run.name} in {p.path}") from None
 
 
-def _predictions(members, splits, cache, progress, redone, training=None, trusted=frozenset(),
-                 inference=None) -> dict[str, str]:
+def _predictions(members, splits, cache, progress, redone, training, trusted, inference) -> dict[str, str]:
     """2. Every member's logits over its splits (a fold model's: its held-out training rows and
     the other splits), computed where the cache has none with the settings in force
     (``inference``, [predict] of the project); returns the members' content digests. The members
@@ -195,7 +194,7 @@ def _predictions(members, splits, cache, progress, redone, training=None, truste
     from dataclasses import replace
 
     from .foldgroups import group_fingerprint, member_jobs
-    from .inference import InferenceSettings, settings_difference
+    from .inference import settings_difference
 
     jobs = member_jobs(members, splits, training)
     fingerprint = {ref.name: ref.fingerprint(cache.file_digest) for _, ref, _ in jobs}
@@ -204,12 +203,10 @@ def _predictions(members, splits, cache, progress, redone, training=None, truste
         parts.setdefault(member, []).append(fingerprint[ref.name])
     digests = {m.name: group_fingerprint(parts[m.name], m.name) if m.is_fold_group else parts[m.name][0]
                for m in members}
-    inference = InferenceSettings.of(inference)
     have: dict[tuple, list] = {}  # (model, data) -> the settings of its entries
     for e in cache.entries():
         if e.damaged is None:
-            have.setdefault((e.metadata.get("model_digest"), e.metadata.get("data_digest")), []).append(
-                _settings_of(e))
+            have.setdefault((e.metadata.get("model_digest"), e.metadata.get("data_digest")), []).append(e.settings)
     todo = [(ref, split) for _, ref, pairs in jobs for _, split in pairs]
     missing = [(ref, split) for ref, split in todo
                if not any(settings_difference(s, ref, inference) is None
@@ -228,14 +225,6 @@ def _predictions(members, splits, cache, progress, redone, training=None, truste
     else:
         log.info("predict: all %d (model, split) logits up to date in the cache", len(todo))
     return digests
-
-
-def _settings_of(entry) -> dict:
-    """A cache entry's recorded inference settings ({} when unreadable)."""
-    try:
-        return json.loads(entry.metadata.get("settings") or "{}")
-    except ValueError:
-        return {}
 
 
 def _vote_step(p, members, splits, cache, state, state_path, base, weights, name, settings, redone) -> Path:
@@ -286,7 +275,7 @@ def _report_step(p, members, splits, cache, state, state_path, base, settings, r
     from .report import report
 
     tov = p.trained_on_valid
-    report_key = _digest({**base, "combine": settings["combine"], "trained_on_valid": tov})
+    report_key = _digest({**base, "combine": settings["combine"]})  # base holds trained_on_valid
     html_path = p.root / "report.html"
     if (state.get("report_key") == report_key and _unchanged(html_path, state.get("report_digest"))
             and state.get("report_text")):

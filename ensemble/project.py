@@ -260,10 +260,10 @@ class _Reader:
         p = Path(value)
         return p if p.is_absolute() else self.root / p
 
-    def flag(self, table: str, name: str, value: dict, key: str) -> bool:
-        """``value[key]``, a boolean (false when absent)."""
-        v = value.get(key, False)
-        if not isinstance(v, bool):
+    def flag(self, table: str, name: str, value: dict, key: str, default: bool | None = False) -> bool | None:
+        """``value[key]``, a boolean (``default`` when absent)."""
+        v = value.get(key, default)
+        if v is not default and not isinstance(v, bool):
             self.fail(table, name, f"{key} must be true or false, got {v!r}")
         return v
 
@@ -353,9 +353,7 @@ def _read_runs(r: _Reader, table: dict, models: dict) -> dict:
             r.fail("runs", name, f"unknown key {sorted(unknown)[0]!r}; expected {', '.join(keys)}")
         refit_of = _refit_value(r, "runs", name, value)
         across, trust = (r.flag("runs", name, value, key) for key in ("across_trials", "trust_remote_code"))
-        gib = value.get("greater_is_better")
-        if gib is not None and not isinstance(gib, bool):
-            r.fail("runs", name, f"greater_is_better must be true or false, got {gib!r}")
+        gib = r.flag("runs", name, value, "greater_is_better", None)  # None: the run or the name says it
         k = value.get("k")
         if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
             r.fail("runs", name, f"k must be a positive integer, got {k!r}")
@@ -577,15 +575,14 @@ def _scan(root: Path) -> tuple[list[Path], list[Path], dict, list[Path]]:
     return runs, models, data, sweeps
 
 
-def _run_line(root: Path, rel: Path, name: str, groups: dict, models: list[Path]) -> str:
+def _run_line(root: Path, rel: Path, name: str, groups: dict, bases: list[Path]) -> str:
     """A run's [runs] line for init: its head, its refit, and its tokenizer when its checkpoints
-    hold none (the one base model folder found here, else a hint naming the candidates)."""
+    hold none (the one base model folder found here, of ``bases``, else a hint naming them)."""
     from .checkpoints import CHECKPOINT_RE
     from .modelfiles import has_tokenizer
 
     run_dir = root / rel
     tok = has_tokenizer(run_dir) or any(has_tokenizer(c) for c in run_dir.iterdir() if CHECKPOINT_RE.match(c.name))
-    bases = [m for m in models if has_tokenizer(root / m) and _not_a_member(root / m)]
     hint, tokenizer = "", ""
     if not tok and len(bases) == 1:  # the one base model folder here: its tokenizer
         tokenizer = f', tokenizer = "{bases[0].as_posix()}"'
@@ -630,6 +627,10 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
             lines.append(f'# {key} = "data/{key}.csv"')
     lines += _column_lines({k: _columns(root / v) for k, v in data.items() if k in ("valid", "test")}) + [""]
     lines += ["# Trainer runs that `ensemble run` averages into weights/<name>-top<k>", "[runs]"]
+    from .modelfiles import has_tokenizer
+
+    # base model folders (a tokenizer, never fine-tuned): where a run without tokenizer files takes one
+    bases = [m for m in models if has_tokenizer(root / m) and _not_a_member(root / m)]
     names = set(groups)
     for name, (template, k) in run_groups.items():
         why, what = _run_head(root / template.replace(FOLD, "0"))
@@ -640,7 +641,7 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
         while name in names:
             name += "-2"
         names.add(name)
-        lines.append(_run_line(root, rel, name, groups, models))
+        lines.append(_run_line(root, rel, name, groups, bases))
     lines += ["", "# Ready model folders (trained_on_valid = true for a model trained on train+valid)", "[models]"]
     for name, (template, k) in model_groups.items():
         lines.append(f'{name} = "{template}"   # a fold group of {k} model folders')

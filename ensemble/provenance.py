@@ -53,12 +53,12 @@ def logged_accuracy(folder: Path) -> float | None:
         return None
     except (OSError, ValueError, AttributeError, TypeError):
         pass
+    if not (folder / "trainer_state.json").is_file():
+        return None
+    from .checkpoints import read_checkpoint
+    from .errors import EnsembleError
+
     try:
-        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
-        step = state.get("global_step")
-        for entry in state.get("log_history", []):
-            if entry.get("step") == step and isinstance(entry.get("eval_accuracy"), (int, float)):
-                return float(entry["eval_accuracy"])
-    except (OSError, ValueError, AttributeError, TypeError):
-        pass
-    return None
+        return read_checkpoint(folder).metrics.get("eval_accuracy")  # the eval logged at its own step
+    except EnsembleError:  # an unreadable state says nothing
+        return None

@@ -139,7 +139,7 @@ class CachedLogits:
         problems: list[str] = []
         others: list[str] = []
         for entry in entries:  # newest first
-            why = settings_difference(_json(entry.metadata.get("settings")), ref, self.inference)
+            why = settings_difference(entry.settings, ref, self.inference)
             if why is not None:
                 others.append(why)
                 continue
@@ -307,16 +307,6 @@ def _project_member(project, name: str) -> bool:
     return name in names or re.sub(r"-fold\d+$", "", name) in names
 
 
-def _json(value):
-    """A header field that holds JSON (``settings``), parsed; {} when absent or unreadable."""
-    import json
-
-    try:
-        return json.loads(value) if isinstance(value, str) else dict(value or {})
-    except (ValueError, TypeError):
-        return {}
-
-
 def _class_order(value) -> tuple[str, ...] | None:
     """``class_order`` as given ("a,b,c" or a sequence of names), checked: each name once."""
     if value is None:
@@ -333,9 +323,25 @@ def _default_root() -> Path:
     return default_cache_dir()
 
 
+def weights_kind(spec: str) -> str:
+    """What a ``--weights`` value names: "method" (a method name or auto), "file" (a weights
+    .json, a path), "fixed" (numbers w1,w2,...; checked when they are parsed), else "unknown"."""
+    from .weighting import is_method
+
+    if is_method(spec) or spec == "auto":
+        return "method"
+    if spec.endswith(".json") or os.path.sep in spec or Path(spec).is_file():
+        return "file"
+    try:
+        [float(v) for v in spec.split(",")]
+    except ValueError:
+        return "unknown"
+    return "fixed"
+
+
 def _parse_weights(spec: str, models: Sequence[str]):
     """``spec`` is a method name, a weights file, or ``w1,w2,...``; returns (kind, value)."""
-    from .weighting import METHODS, is_method
+    from .weighting import METHODS
 
     expected = f"auto, one of {', '.join(METHODS)}, best<K> (best3), a weights .json file or numbers w1,w2,..."
     if isinstance(spec, os.PathLike):
@@ -347,15 +353,15 @@ def _parse_weights(spec: str, models: Sequence[str]):
             raise EnsembleError(f"weights must be {expected} (or a sequence of numbers); got {spec!r}") from None
     elif not isinstance(spec, str):
         raise EnsembleError(f"weights must be {expected} (or a sequence of numbers); got {type(spec).__name__} {spec!r}")
-    elif is_method(spec) or spec == "auto":
-        return "method", spec
-    elif spec.endswith(".json") or os.path.sep in spec or Path(spec).is_file():
-        return "file", Path(spec)
     else:
-        try:
-            values = np.array([float(v) for v in spec.split(",")])
-        except ValueError:
-            raise EnsembleError(f"--weights must be {expected}; got {spec!r}") from None
+        kind = weights_kind(spec)
+        if kind == "method":
+            return "method", spec
+        if kind == "file":
+            return "file", Path(spec)
+        if kind == "unknown":
+            raise EnsembleError(f"--weights must be {expected}; got {spec!r}")
+        values = np.array([float(v) for v in spec.split(",")])
     if len(values) != len(models):
         raise EnsembleError(f"got {len(values)} weights, {len(models)} models ({', '.join(models)}); "
                             "give one weight per --model, in order")
@@ -486,8 +492,10 @@ def vote(
     cv = {}
     if check_fold_groups(source, training, valid if valid in data else None):
         valid, cv = train, {"splits": training.folds.fold}  # fitted and estimated on the OOF rows
+    if valid in data:  # read once, for the members left out below and for the fit
+        data = {**data, valid: open_split(data[valid], valid, columns)}
     if kind == "method" and not include_optimistic:
-        _leave_out_optimistic(source, data, valid, columns, trained_on_valid)
+        _leave_out_optimistic(source, data[valid] if valid in data else None, trained_on_valid)
     source.warn_duplicates()
     need_valid = kind == "file" or (kind == "method" and spec != "uniform")  # weights fitted on validation
     g = _gather(source, data, valid, test, columns, need_valid=need_valid, weights=weights)
@@ -518,7 +526,7 @@ def vote(
                  "members": sorted(m.name for m in source.members)}
     return _write(fitted, test_proba, g, kind=kind, spec=spec, name=name, out=out, weights_dir=weights_dir,
                   submissions_dir=submissions_dir, sample_submission=sample_submission, proba=proba,
-                  class_order=class_order, procedure=procedure, force=force)
+                  class_order=source.class_order, procedure=procedure, force=force)
 
 
 def _check_data(data, valid: str, test: str) -> None:
@@ -538,13 +546,14 @@ def _say_apparent(fitted, kind: str, adjust: str) -> None:
         log.info("validation scores of these weights: nothing was fitted on those rows")
 
 
-def _leave_out_optimistic(source: CachedLogits, data, valid: str, columns: dict, trained_on_valid) -> None:
-    """Members whose scores on the fitting rows are optimistic (trained on them, or a soup or K
-    chosen on them) leave the vote, as they leave the report's ensembles; said in the log."""
+def _leave_out_optimistic(source: CachedLogits, fitting_split, trained_on_valid) -> None:
+    """Members whose scores on the fitting rows (``fitting_split``, None without one) are
+    optimistic (trained on them, or a soup or K chosen on them) leave the vote, as they leave the
+    report's ensembles; said in the log."""
     unknown = [n for n in trained_on_valid if n not in [r.name for r in source.refs]]
     if unknown:
         raise EnsembleError(f"trained_on_valid: {unknown[0]!r} is not a member ({', '.join(r.name for r in source.refs)})")
-    digest = open_split(data[valid], valid, columns).digest if valid in data else None
+    digest = None if fitting_split is None else fitting_split.digest
     out = [r.name for r in source.refs
            if model_notes(r.parts[0].folder if r.kind == "folds" else r.folder, digest, r.name in trained_on_valid)[1]]
     if not out:
@@ -699,7 +708,7 @@ def _gather(source: CachedLogits, data, valid: str, test: str, columns: dict, *,
                    for i, (r, t) in enumerate(zip(source.refs, test_al.logits))},
         # the settings asked for, and what each member's entry was computed with (fold means: their fold models')
         "inference": {"requested": source.inference.requested(),
-                      "members": {r.name: _json(t.meta.get("settings")) or None for r, t in zip(source.refs, test_al.logits)}},
+                      "members": {r.name: t.meta.get("settings") for r, t in zip(source.refs, test_al.logits)}},
     }
     return _Gathered(test_split, valid_split, test_al, valid_al, provenance)
 
@@ -797,7 +806,7 @@ def _write(fitted, test_proba: np.ndarray, g: _Gathered, *, kind: str, spec, nam
     frame = make_submission(g.test_split.ids, test_proba, labels, sample_submission=sample_submission,
                             proba_columns=proba, id_column=g.test_split.id_column or "id",
                             label_column=(g.valid_split.label_column if g.valid_split is not None else None) or "label",
-                            class_order=class_order.split(",") if isinstance(class_order, str) else class_order,
+                            class_order=class_order,
                             member_orders={lg.model: lg.labels for lg in g.test_al.logits},
                             text_columns=g.test_split.text_columns)
     created: list[Path] = []  # what this vote wrote, removed again if the set cannot be completed

@@ -149,9 +149,7 @@ class Weights:
         if len(logits) != len(self.models):
             raise EnsembleError(f"got logits of {len(logits)} models, the weights are for {len(self.models)} "
                                 f"({', '.join(self.models)})")
-        for name, a in zip(self.models, logits):  # as fit_weights: a NaN row's argmax would be class 0
-            if not np.all(np.isfinite(a)):
-                raise EnsembleError(f"logits of {name} hold NaN or infinite values; re-run ensemble predict")
+        _check_finite(self.models, logits)  # as fit_weights does: a NaN row's argmax would be class 0
         z = list(logits)
         if self.temperatures is not None:
             z = [np.asarray(a, dtype=np.float64) / t for a, t in zip(z, self.temperatures)]
@@ -374,6 +372,13 @@ def _clr(log_probs: Sequence[np.ndarray]) -> np.ndarray:
 # --------------------------------------------------------------------------- fitting
 
 
+def _check_finite(names: Sequence[str], arrays: Sequence[np.ndarray]) -> None:
+    """Every member's logits finite: NaN or infinite values are an error naming the member."""
+    for name, a in zip(names, arrays):
+        if not np.all(np.isfinite(a)):
+            raise EnsembleError(f"logits of {name} hold NaN or infinite values; re-run ensemble predict")
+
+
 def aligned_inputs(valid_logits, y) -> tuple[list[np.ndarray], tuple[str, ...], tuple[str, ...], np.ndarray]:
     """What every fit takes: the models' validation logits as aligned arrays and the true class
     indices.
@@ -395,8 +400,7 @@ def aligned_inputs(valid_logits, y) -> tuple[list[np.ndarray], tuple[str, ...], 
         if a.ndim != 2 or a.shape != shape:
             raise EnsembleError(f"logits of {name} have shape {a.shape}, expected {shape} like {names[0]}; "
                                 "align them first (ensemble.voting.align)")
-        if not np.all(np.isfinite(a)):
-            raise EnsembleError(f"logits of {name} hold NaN or infinite values; re-run ensemble predict")
+    _check_finite(names, arrays)
     if len(set(names)) != len(names):
         raise EnsembleError(f"model names repeat ({', '.join(names)}); give each model its own name")
     return arrays, names, labels, _class_indices(y if split is None else split.label_indices(labels, names[0]),
