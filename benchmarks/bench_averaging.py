@@ -82,7 +82,7 @@ def make_checkpoints(root: Path, k: int) -> list[Path]:
     from safetensors.torch import save_file
     from transformers import BertConfig, BertForSequenceClassification
 
-    from ensemble.example import make_tokenizer, write_vocab
+    from ensemble.cli.example import make_tokenizer, write_vocab
 
     config = BertConfig(num_labels=3)  # bert-base: hidden 768, 12 layers, vocab 30522
     torch.manual_seed(0)
@@ -161,8 +161,8 @@ def main() -> None:
                 print(f"{cache} {mode:9s} {r['seconds']:7.2f} s   peak RSS {r['peak_rss'] / 1e6:7.0f} MB")
 
         # The streamed output must equal the float64 baseline's (a benchmark of wrong code is worthless).
-        from safetensors.numpy import load_file
         import numpy as np
+        from safetensors.numpy import load_file
 
         a, b = load_file(work / "out-streamed" / "model.safetensors"), load_file(work / "out-timm" / "model.safetensors")
         worst = max(float(np.abs(a[k].astype(np.float64) - b[k]).max()) for k in b)

@@ -12,7 +12,7 @@ the fold models of one backbone, with a scale t_bk near 1). A training row's OOF
 the one fold model that did not see it; a test row's prediction of a backbone is the mean of its
 K fold models' probabilities (what `ensemble` will do with a fold group).
 
-Each seed draws 8,000 training rows (5 stratified folds, `ensemble.folds.assign_folds`), a
+Each seed draws 8,000 training rows (5 stratified folds, `ensemble.data.folds.assign_folds`), a
 500- and a 1,000-row validation split and 50,000 test rows, and runs `select_method`
 (`--weights auto`: acc, optimize, select, stack) three ways:
 
@@ -87,15 +87,15 @@ def fold_models(base: list[np.ndarray], scales: np.ndarray, noise: float, rng) -
 
 def fold_mean(models: list[list[np.ndarray]]) -> list[np.ndarray]:
     """Each backbone's prediction: the log of its fold models' mean probability."""
-    from ensemble.combination import softmax
+    from ensemble.core.combination import softmax
 
     return [np.log(np.mean([softmax(z) for z in per_fold], axis=0)) for per_fold in models]
 
 
 def one_seed(seed: int, noise: float) -> dict:
-    from ensemble.estimate import select_method
-    from ensemble.folds import assign_folds
-    from ensemble.voting import combine
+    from ensemble.core.combination import combine
+    from ensemble.data.folds import assign_folds
+    from ensemble.estimates.crossval import select_method
 
     rng = np.random.default_rng(seed)
     # fold models of one backbone differ (none of that without noise)
@@ -176,8 +176,8 @@ def cost(rows: int = 8000, members: int = 10, classes: int = 10) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from synthetic_members import draw
 
-    from ensemble.estimate import select_method
-    from ensemble.folds import assign_folds
+    from ensemble.data.folds import assign_folds
+    from ensemble.estimates.crossval import select_method
 
     def timed(f) -> float:
         t = time.perf_counter()
@@ -205,7 +205,7 @@ BACKBONES = [("a", 1, 3e-3, 32, 3), ("b", 2, 2e-3, 48, 3)]  # name, seed, learni
 def _cli(*args) -> str:
     from click.testing import CliRunner
 
-    from ensemble.cli import main as cli
+    from ensemble.cli.main import main as cli
 
     result = CliRunner().invoke(cli, [str(a) for a in args])
     if result.exit_code != 0:
@@ -215,7 +215,7 @@ def _cli(*args) -> str:
 
 def _train(out: Path, base: Path, rows, frame, seed: int, lr: float, epochs: int) -> Path:
     """One tiny BERT on ``frame``'s rows ``rows``; the final model saved to ``out/final``."""
-    from ensemble.example import train_run
+    from ensemble.cli.example import train_run
 
     texts, labels = frame["text"].tolist(), frame["label"].tolist()
     train = ([texts[i] for i in rows], [labels[i] for i in rows])
@@ -231,10 +231,11 @@ def real(n_train: int | None, n_valid: int) -> None:
 
     import pandas as pd
 
-    from ensemble.example import make_base_model
-    from ensemble.report import report
-    from ensemble.scores import accuracy
-    from ensemble.voting import combine, gather
+    from ensemble.cli.example import make_base_model
+    from ensemble.core.combination import combine
+    from ensemble.core.scores import accuracy
+    from ensemble.workflows.gather import gather
+    from ensemble.workflows.report import report
 
     if not (DATA / "train.tsv").is_file():
         raise SystemExit(f"{DATA / 'train.tsv'} not found: --real needs ../shared beside the checkout")

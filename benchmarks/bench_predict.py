@@ -42,7 +42,7 @@ def build_model(folder: Path, corpus: list[str]) -> None:
     from tokenizers import BertWordPieceTokenizer
     from transformers import BertConfig, BertForSequenceClassification
 
-    from ensemble.example import make_tokenizer
+    from ensemble.cli.example import make_tokenizer
 
     wordpiece = BertWordPieceTokenizer(clean_text=True, handle_chinese_chars=False, strip_accents=False,
                                        lowercase=False)
@@ -61,8 +61,13 @@ def build_model(folder: Path, corpus: list[str]) -> None:
 
 def trainer_predict(folder: Path, texts: list[str], pad_to_max: bool, workdir: Path) -> np.ndarray:
     import torch
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
-                              Trainer, TrainingArguments)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
 
     tok = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForSequenceClassification.from_pretrained(folder)
@@ -119,8 +124,8 @@ def main() -> None:
     import pandas as pd
     import torch
 
-    from ensemble.data import load_split
-    from ensemble.inference import predict_logits
+    from ensemble.data.splits import load_split
+    from ensemble.inference.predict import predict_logits
 
     corpus = pd.read_csv(DATA, sep="\t")["comments"].astype(str).tolist()
     texts = corpus[:args.n]

@@ -41,12 +41,12 @@ def main() -> None:
 
     import pandas as pd
 
-    from ensemble.data import load_split
-    from ensemble.example import make_base_model, train_run
-    from ensemble.inference import predict_logits
-    from ensemble.report import report
-    from ensemble.voting import combine
-    from ensemble.weighting import accuracy
+    from ensemble.cli.example import make_base_model, train_run
+    from ensemble.core.combination import combine
+    from ensemble.core.scores import accuracy
+    from ensemble.data.splits import load_split
+    from ensemble.inference.predict import predict_logits
+    from ensemble.workflows.report import report
 
     t0 = time.perf_counter()
     df = pd.read_csv(DATA / "train.tsv", sep="\t").sample(frac=1.0, random_state=0)
@@ -77,7 +77,7 @@ def main() -> None:
         print(f"{len(train)} training rows, {len(valid)} validation rows (from train.tsv), {len(dev)} dev rows "
               f"(unseen); training and inference {train_s:.0f} s")
         print(rep.to_text())
-        from ensemble.voting import gather
+        from ensemble.workflows.gather import gather
 
         dev_al = gather(models, {"dev": load_split(work / "dev.csv", name="dev")}, "dev", cache_dir=work / "cache")
         y_dev = dev_al.y

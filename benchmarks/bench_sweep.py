@@ -29,10 +29,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def run(root: Path, eval_on_valid: bool, trials: int) -> None:
-    from ensemble import average_checkpoints, predict_logits, report
-    from ensemble.data import load_split
-    from ensemble.example import _write_csv, make_base_model, synthetic_task, train_sweep
-    from ensemble.sweep import expand_members, find_sweep
+    from ensemble import average_checkpoints, predict_logits
+    from ensemble.averaging.sweeps import expand_members, find_sweep
+    from ensemble.cli.example import _write_csv, make_base_model, synthetic_task, train_sweep
+    from ensemble.data.splits import load_split
+    from ensemble.workflows import report
 
     root.mkdir(parents=True)
     train, dev = synthetic_task(600, seed=10), synthetic_task(300, seed=13)
@@ -95,7 +96,8 @@ def main() -> None:
 
 def _uniform_test(members, split, cache) -> float:
     """Test accuracy of the uniform average of ``members``' cached logits."""
-    from ensemble.voting import combine, gather
+    from ensemble.core.combination import combine
+    from ensemble.workflows.gather import gather
 
     al = gather(members, split, split.name, cache_dir=cache)
     proba = combine(al.arrays, None, "prob")

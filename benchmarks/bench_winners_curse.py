@@ -2,7 +2,7 @@
 validation, and what ``ensemble report`` says about it.
 
 Each sweep draws N trials of true accuracy 0.80 (each right on a row with probability 0.80,
-independently: ``ensemble.example.synthetic_trials``) on 1,000 validation rows and 20,000 test
+independently: ``ensemble.cli.example.synthetic_trials``) on 1,000 validation rows and 20,000 test
 rows. On validation alone it records the apparent best score (the best trial's validation
 accuracy, what a user would report) and the cross-validated estimate of the procedure "pick the
 best trial on validation" (5-fold, repeated twice: picked on the other folds, scored on the
@@ -28,8 +28,8 @@ VALID, TEST, ACCURACY = 1000, 20_000, 0.80
 
 
 def one_sweep(trials: int, seed: int) -> dict:
-    from ensemble.estimate import cross_validate
-    from ensemble.example import synthetic_trials
+    from ensemble.cli.example import synthetic_trials
+    from ensemble.estimates.crossval import cross_validate
 
     arrays, y = synthetic_trials(VALID + TEST, trials, ACCURACY, classes=3, seed=seed)
     valid = [a[:VALID] for a in arrays]

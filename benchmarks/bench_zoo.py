@@ -40,9 +40,9 @@ def main() -> None:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from ensemble.averaging import average_checkpoints
-    from ensemble.example import train_run
-    from ensemble.inference import predict_logits
+    from ensemble.averaging.build import average_checkpoints
+    from ensemble.cli.example import train_run
+    from ensemble.inference.predict import predict_logits
     from tests.conftest import load_korean
     from tests.zoo import FAMILIES, make_zoo_model
 

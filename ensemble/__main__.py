@@ -1,6 +1,6 @@
 """``python -m ensemble`` runs the command-line interface."""
 
-from .cli import main
+from ensemble.cli import main
 
 if __name__ == "__main__":
     main()

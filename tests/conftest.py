@@ -57,7 +57,7 @@ def load_korean(n_train: int = 192, n_valid: int = 64):
 
 @pytest.fixture(scope="session")
 def runs(tmp_path_factory) -> Runs:
-    from ensemble.example import make_base_model, train_run
+    from ensemble.cli.example import make_base_model, train_run
 
     root = tmp_path_factory.mktemp("runs")
     train, valid = load_korean()
@@ -101,7 +101,7 @@ def copy_run(tmp_path):
 def run_sweep(out_dir: Path, base: Path, train, valid, *, n_trials: int = 4, epochs: float = 2, hp_name=None):
     """A real ``Trainer.hyperparameter_search`` (Optuna) over the tiny base model, evaluated and
     saved every 3 steps: ``out_dir/run-<n>/checkpoint-N``. Returns the ``BestRun``."""
-    from ensemble.example import train_sweep
+    from ensemble.cli.example import train_sweep
 
     return train_sweep(out_dir, base, train, valid, n_trials=n_trials, epochs=epochs, steps=3, hp_name=hp_name)
 

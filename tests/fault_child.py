@@ -13,7 +13,7 @@ KEY = "a" * 40
 
 
 def logits():
-    from ensemble.inference import Logits
+    from ensemble.core.outputs import Logits
 
     rng = np.random.default_rng(0)
     return Logits(np.array([f"r{i}" for i in range(ROWS)], dtype=object),
@@ -23,14 +23,14 @@ def logits():
 def main() -> None:
     kind, folder = sys.argv[1], Path(sys.argv[2])
     if kind == "cache":
-        from ensemble.cache import LogitCache
+        from ensemble.inference.cache import LogitCache
 
         cache, lg = LogitCache(folder / "cache"), logits()
 
         def write():
             cache.put(KEY, lg, {"model_digest": "m", "data_digest": "d"})
     elif kind == "weights":
-        from ensemble.weighting import Weights
+        from ensemble.combining.weights import Weights
 
         n = 2000  # many models: a file of a few hundred kB
         w = Weights("fixed", tuple(f"m{i}" for i in range(n)), np.full(n, 1 / n), meta={"pad": "x" * 200_000})
@@ -40,21 +40,21 @@ def main() -> None:
     elif kind == "submission":
         import pandas as pd
 
-        from ensemble.submission import save_submission
+        from ensemble.workflows.submission import save_submission
 
         frame = pd.DataFrame({"id": [f"t{i}" for i in range(ROWS)], "label": ["c1"] * ROWS})
 
         def write():
             save_submission(frame, folder / "sub.csv", {"rows": ROWS})
     elif kind == "report":
-        from ensemble.atomic import atomic_write
+        from ensemble.io.atomic import atomic_write
 
         page = "<html><body>" + "<p>row</p>" * 500_000 + "</body></html>"
 
         def write():
             atomic_write(folder / "report.html", lambda p: p.write_text(page, encoding="utf-8"))
     elif kind == "average":
-        from ensemble.averaging import average_checkpoints
+        from ensemble.averaging.build import average_checkpoints
 
         def write():
             average_checkpoints([folder / "ck1", folder / "ck2"], out=folder / "avg", force=True,

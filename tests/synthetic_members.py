@@ -37,10 +37,12 @@ def make_members(root: Path, *, valid_rows: int, test_rows: int, models: int, cl
     and cache every member's logits on both splits (in ``root/.ensemble/cache``).
 
     Returns (members {name: folder}, data {split: path}, cache_dir, labels)."""
-    from ensemble.cache import LogitCache
-    from ensemble.data import load_split
-    from ensemble.inference import InferenceSettings, ModelRef, recorded_settings
     from safetensors.numpy import save_file
+
+    from ensemble.data.splits import load_split
+    from ensemble.inference.cache import LogitCache
+    from ensemble.inference.models import ModelRef
+    from ensemble.inference.settings import InferenceSettings, recorded_settings
 
     rng = np.random.default_rng(seed)
     labels = [f"intent_{c:03d}" for c in range(classes)]
@@ -70,7 +72,7 @@ def make_members(root: Path, *, valid_rows: int, test_rows: int, models: int, cl
         digest = ref.fingerprint(cache.file_digest)
         for name, values in (("valid", valid[m]), ("test", test[m])):
             split = load_split(data[name], name=name)
-            from ensemble.logits import Logits
+            from ensemble.core.outputs import Logits
 
             lg = Logits(split.ids, values, tuple(labels), f"m{m}", name)
             settings = recorded_settings(ref, InferenceSettings())  # as predict on the CPU records them

@@ -2,7 +2,7 @@
 as ``vote`` does, and accept labels as class indices, class names or the labelled Split.
 
 The reference is the same call on logits put in one class order by hand (numpy indexing,
-independent of ``ensemble.voting.align``); before the fix, a member whose ``id2label`` order
+independent of ``ensemble.core.combination.align``); before the fix, a member whose ``id2label`` order
 differs was combined column by column and the results differed.
 """
 
@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ensemble.data import Split
-from ensemble.errors import EnsembleError
-from ensemble.estimate import cross_validate
-from ensemble.inference import Logits
-from ensemble.priors import estimate_adjustment
-from ensemble.voting import combine
-from ensemble.weighting import fit_weights
+from ensemble.combining.weighting import fit_weights
+from ensemble.core.combination import combine
+from ensemble.core.errors import EnsembleError
+from ensemble.core.outputs import Logits
+from ensemble.data.splits import Split
+from ensemble.estimates.adjustments import estimate_adjustment
+from ensemble.estimates.crossval import cross_validate
 
 CLASSES = ("hate", "none", "offensive")
 

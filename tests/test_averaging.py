@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from blake3 import blake3
 import json
 import shutil
 from pathlib import Path
@@ -10,12 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from blake3 import blake3
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from ensemble.averaging import MANIFEST_NAME, average_checkpoints, manifest_path, select_checkpoints
-from ensemble.checkpoints import rank_run
-from ensemble.errors import EnsembleError
+from ensemble.averaging.build import average_checkpoints
+from ensemble.averaging.checkpoints import rank_run
+from ensemble.averaging.manifest import MANIFEST_NAME, manifest_path
+from ensemble.averaging.selection import select_checkpoints
+from ensemble.core.errors import EnsembleError
 from tests.conftest import DROP, edit_config
 
 
@@ -101,7 +103,7 @@ def test_manifest_records_selection_hashes_and_is_in_the_header(runs, tmp_path):
         assert manifest.pop("created_utc")  # the JSON file alone: the weights' bytes do not depend on the time
         assert json.loads(f.metadata()["ensemble_manifest"]) == manifest
         assert f.metadata()["format"] == "pt"
-    from ensemble.hashing import file_digest
+    from ensemble.io.hashing import file_digest
 
     assert outputs == {"model.safetensors": file_digest(out / "model.safetensors")}
 
@@ -193,7 +195,7 @@ def test_tied_weights_in_a_legacy_bin_stay_equal(tmp_path):
     """A 4.x .bin state dict saves tied tensors under both names; both keep equal values."""
     from transformers import BertConfig, BertForMaskedLM
 
-    from ensemble.example import make_tokenizer, write_vocab
+    from ensemble.cli.example import make_tokenizer, write_vocab
 
     vocab = write_vocab(["가나다라마바사"], tmp_path / "tok" / "vocab.txt")
     make_tokenizer(vocab).save_pretrained(tmp_path / "tok")
@@ -347,7 +349,7 @@ def test_hostile_pytorch_model_bin_is_refused_without_running_code(runs, copy_ru
 
 
 def test_bf16_rounding_matches_torch():
-    from ensemble.tensorio import from_float, to_float
+    from ensemble.io.tensors import from_float, to_float
 
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.standard_normal(10000).astype(np.float32) * 10,
@@ -368,8 +370,8 @@ def test_leftovers_of_killed_averages_are_removed_by_the_next_average_and_prune(
     holds the lock is kept."""
     from click.testing import CliRunner
 
-    from ensemble.atomic import output_lock
-    from ensemble.cli import main
+    from ensemble.cli.main import main
+    from ensemble.io.atomic import output_lock
 
     weights = tmp_path / "weights"
     out = average_checkpoints(runs.tok, k=2, out=weights / "avg", progress=False)

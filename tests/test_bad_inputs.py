@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ensemble.cli import main
+from ensemble.cli.main import main
 
 from .conftest import DROP, edit_config
 
@@ -330,7 +330,7 @@ def _(w, tmp):
 # ---------------------------------------------------------------- predict
 @case("predict: a flipped byte in an averaged model", "does not match the digest in ensemble_manifest.json")
 def _(w, tmp):
-    from ensemble.averaging import average_checkpoints
+    from ensemble.averaging.build import average_checkpoints
 
     avg = average_checkpoints(w.run, k=2, out=tmp / "avg", progress=False)
     data = bytearray((avg / "model.safetensors").read_bytes())
@@ -472,8 +472,8 @@ def _(w, tmp):
 def _(w, tmp):
     from blake3 import blake3
 
-    from ensemble.cache import LogitCache
-    from ensemble.tensorio import SafetensorsFile
+    from ensemble.inference.cache import LogitCache
+    from ensemble.io.tensors import SafetensorsFile
 
     cache = LogitCache(tmp / "cache")
     shutil.copytree(w.cache, cache.root, dirs_exist_ok=True)
@@ -525,7 +525,7 @@ def _(w, tmp):
 
 @case("vote: stale weights file", "stale: model early")
 def _(w, tmp):
-    from ensemble.weighting import _checksum
+    from ensemble.io.weightsfile import weights_checksum as _checksum
 
     doc = json.loads(w.weights.read_text())
     doc.pop("blake3")
@@ -623,7 +623,7 @@ def _(w, tmp):
 def _resigned(w, tmp, change, checksum=True):
     """The vote of a weights file changed by ``change(doc)`` and signed again with a valid checksum
     (as an editor who knows the format would): only the validation of its fields can catch it."""
-    from ensemble.weighting import _checksum
+    from ensemble.io.weightsfile import weights_checksum as _checksum
 
     doc = json.loads(w.weights.read_text())
     doc.pop("blake3")
@@ -716,7 +716,7 @@ def _(w, tmp):
 
 @case("vote: truncated cache entry", "damaged cache entr")
 def _(w, tmp):
-    from ensemble.cache import LogitCache
+    from ensemble.inference.cache import LogitCache
 
     cache = _copy(w.cache, tmp, "cache")
     for e in LogitCache(cache).entries():
@@ -851,7 +851,7 @@ def test_bad_input(world, tmp_path, monkeypatch, build, expected):
     monkeypatch.chdir(cwd)
     argv = build(world, tmp_path)
     if expected == "free some disk space":
-        import ensemble.submission as submission
+        import ensemble.workflows.submission as submission
 
         def full(path, write):
             tmp = path.parent / f".{path.name}.tmp-full"

@@ -7,14 +7,14 @@ import json
 import numpy as np
 import torch
 
-from ensemble.averaging import average_checkpoints
-from ensemble.callbacks import TopKAveragingCallback
+from ensemble.averaging.build import average_checkpoints
+from ensemble.averaging.callbacks import TopKAveragingCallback
 
 
 def test_callback_writes_the_average_and_logs_its_eval_metrics(runs, tmp_path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from ensemble.example import train_run
+    from ensemble.cli.example import train_run
     from tests.conftest import load_korean
 
     train, valid = load_korean()
@@ -46,7 +46,7 @@ def test_callback_writes_the_average_and_logs_its_eval_metrics(runs, tmp_path):
 
 
 def test_callback_uses_metric_for_best_model_and_compute_metrics(runs, tmp_path):
-    from ensemble.example import _compute_metrics, train_run
+    from ensemble.cli.example import _compute_metrics, train_run
     from tests.conftest import load_korean
 
     train, valid = load_korean()
@@ -61,8 +61,8 @@ def test_keep_best_checkpoints_leaves_the_top_k_and_the_newest_on_disk(runs, tmp
     """A real Trainer run saved every 3 of 18 steps: the best 2 by eval_accuracy (ties to the later
     step, as avg-ckpt ranks) and the newest remain; the top-2 average is the one avg-ckpt would
     have written from every checkpoint."""
-    from ensemble.callbacks import KeepBestCheckpointsCallback
-    from ensemble.example import train_run
+    from ensemble.averaging.callbacks import KeepBestCheckpointsCallback
+    from ensemble.cli.example import train_run
     from tests.conftest import load_korean
 
     train, valid = load_korean()
@@ -79,8 +79,8 @@ def test_keep_best_checkpoints_leaves_the_top_k_and_the_newest_on_disk(runs, tmp
 
 
 def test_keep_best_checkpoints_follows_a_lower_is_better_metric(runs, tmp_path):
-    from ensemble.callbacks import KeepBestCheckpointsCallback
-    from ensemble.example import train_run
+    from ensemble.averaging.callbacks import KeepBestCheckpointsCallback
+    from ensemble.cli.example import train_run
     from tests.conftest import load_korean
 
     train, valid = load_korean()

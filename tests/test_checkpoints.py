@@ -7,13 +7,8 @@ import logging
 
 import pytest
 
-from ensemble.checkpoints import (
-    find_checkpoints,
-    infer_greater_is_better,
-    rank_checkpoints,
-    rank_run,
-)
-from ensemble.errors import EnsembleError
+from ensemble.averaging.checkpoints import find_checkpoints, infer_greater_is_better, rank_checkpoints, rank_run
+from ensemble.core.errors import EnsembleError
 
 
 def _fake_run(root, history, folders, best=None):

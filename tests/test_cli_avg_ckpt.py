@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
 
-from ensemble.cli import main
+from ensemble.cli.main import main
 from tests.conftest import DROP, edit_config
 
 
@@ -126,8 +126,8 @@ def test_a_full_disk_names_the_file_being_written(runs, tmp_path, monkeypatch):
     import errno
     import io
 
-    import ensemble.averaging as averaging
-    from ensemble.tensorio import SafetensorsWriter
+    import ensemble.averaging.build as averaging
+    from ensemble.io.tensors import SafetensorsWriter
 
     def full(self, data):
         raise OSError(errno.ENOSPC, "No space left on device")

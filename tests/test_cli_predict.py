@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ensemble.cache import LogitCache
-from ensemble.cli import main
+from ensemble.cli.main import main
+from ensemble.inference.cache import LogitCache
 
 
 @pytest.fixture(scope="module")

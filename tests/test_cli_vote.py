@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ensemble.cache import LogitCache
-from ensemble.cli import main
+from ensemble.cli.main import main
+from ensemble.inference.cache import LogitCache
 
 from .conftest import edit_config
 
@@ -113,7 +113,7 @@ def test_weights_file_is_written_reused_and_checked(project, tmp_path):
     wrong, _ = _vote(project, tmp_path, "--weights", wfile, models=("early", "bert"))
     assert wrong.exit_code == 1 and "weights are for models bert, early but early, bert are given" in wrong.stderr
 
-    from ensemble.weighting import _checksum
+    from ensemble.io.weightsfile import weights_checksum as _checksum
 
     def rewrite(doc):  # an old weights file: consistent, with its own checksum
         doc.pop("blake3", None)
@@ -329,7 +329,7 @@ def test_a_class_missing_from_validation_is_left_alone_and_said(project, tmp_pat
 def test_outputs_are_written_as_a_set_csv_first_sidecar_last(project, tmp_path, monkeypatch):
     """The CSV first, then the weights file, the sidecar last; when the sidecar cannot be written,
     the CSV and weights file this vote created are removed again."""
-    import ensemble.submission as submission
+    import ensemble.workflows.submission as submission
 
     order = []
     real = submission.atomic_write
@@ -340,7 +340,7 @@ def test_outputs_are_written_as_a_set_csv_first_sidecar_last(project, tmp_path, 
             raise OSError(28, "No space left on device", str(path))
         return real(path, write)
 
-    import ensemble.weighting as weighting
+    import ensemble.combining.weighting as weighting
 
     monkeypatch.setattr(submission, "atomic_write", recording)
     saved = weighting.Weights.save
@@ -360,7 +360,7 @@ def test_run_reports_a_sidecar_that_does_not_describe_its_submission(project, tm
     """A kill between the CSV and its sidecar, or an edited sidecar: ensemble run says so and votes again."""
     import shutil as sh
 
-    from ensemble.submission import sidecar_matches
+    from ensemble.workflows.submission import sidecar_matches
 
     root = tmp_path / "p"
     root.mkdir()
@@ -387,9 +387,10 @@ def test_run_reports_a_sidecar_that_does_not_describe_its_submission(project, tm
 
 def test_members_resolved_once_are_what_vote_and_gather_take(project, tmp_path):
     """A Member is a name and a model folder; vote and gather take a list of them like a mapping."""
-    from ensemble.errors import EnsembleError
-    from ensemble.members import Member, resolve_members
-    from ensemble.voting import gather, vote
+    from ensemble.core.errors import EnsembleError
+    from ensemble.workflows.gather import gather
+    from ensemble.workflows.members import Member, resolve_members
+    from ensemble.workflows.vote import vote
 
     mapping = {"bert": project / "bert", "perm": project / "perm"}
     members = resolve_members(mapping)

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ensemble.data import load_split
-from ensemble.errors import EnsembleError
+from ensemble.core.errors import EnsembleError
+from ensemble.data.splits import load_split
 
 from .conftest import load_korean
 

@@ -8,9 +8,9 @@ from scipy.special import softmax as sp_softmax
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import RepeatedStratifiedKFold
 
-from ensemble.errors import EnsembleError
-from ensemble.estimate import _mcnemar, cross_validate, ece, metric_value, select_method
-from ensemble.resampling import discordance_interval as _discordance_interval
+from ensemble.core.errors import EnsembleError
+from ensemble.estimates.crossval import _mcnemar, cross_validate, ece, metric_value, select_method
+from ensemble.estimates.resampling import discordance_interval as _discordance_interval
 
 
 def members(n, strengths, seed, classes=3, rho=0.5):

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _setup_average(folder: Path, rows: int = 1024) -> None:
-    from ensemble.tensorio import SafetensorsWriter
+    from ensemble.io.tensors import SafetensorsWriter
 
     rng = np.random.default_rng(0)
     for name in ("ck1", "ck2"):
@@ -42,7 +42,7 @@ def _partial(kind: str, folder: Path) -> str | None:
     import pandas as pd
 
     if kind == "cache":
-        from ensemble.cache import LogitCache
+        from ensemble.inference.cache import LogitCache
 
         from .fault_child import KEY, ROWS
 
@@ -52,7 +52,7 @@ def _partial(kind: str, folder: Path) -> str | None:
             if lg is None or len(lg) != ROWS:
                 return "cache entry unreadable"
     elif kind == "weights":
-        from ensemble.weighting import Weights
+        from ensemble.combining.weights import Weights
 
         if (folder / "weights.json").exists() and len(Weights.load(folder / "weights.json").models) != 2000:
             return "weights file incomplete"
@@ -60,7 +60,7 @@ def _partial(kind: str, folder: Path) -> str | None:
         if (folder / "sub.csv").exists() and len(pd.read_csv(folder / "sub.csv")) != 200_000:
             return "submission incomplete"
         if (folder / "sub.csv.json").exists():
-            from ensemble.submission import sidecar_matches
+            from ensemble.workflows.submission import sidecar_matches
 
             json.loads((folder / "sub.csv.json").read_text())
             if not sidecar_matches(folder / "sub.csv"):  # the CSV is written first, its sidecar last
@@ -69,7 +69,7 @@ def _partial(kind: str, folder: Path) -> str | None:
         if (folder / "report.html").exists() and not (folder / "report.html").read_text().endswith("</html>"):
             return "report incomplete"
     elif kind == "average":
-        from ensemble.tensorio import SafetensorsFile
+        from ensemble.io.tensors import SafetensorsFile
 
         avg = folder / "avg"
         if avg.exists():

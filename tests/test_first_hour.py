@@ -41,7 +41,7 @@ def test_training_shows_every_step_and_uses_one_thread_for_tiny_models(runs, tmp
     import torch
     from transformers import TrainerCallback
 
-    from ensemble.example import _step_progress, train_run
+    from ensemble.cli.example import _step_progress, train_run
 
     class Bar:
         n = 0
@@ -112,7 +112,7 @@ def test_notebook_snippets_use_public_names_that_exist():
 def test_repr_of_a_split_is_one_short_line(tmp_path):
     import pandas as pd
 
-    from ensemble.data import load_split
+    from ensemble.data.splits import load_split
 
     path = tmp_path / "valid.csv"
     pd.DataFrame({"id": range(5000), "text": ["긴 문장입니다 " * 20] * 5000, "label": ["a", "b"] * 2500}).to_csv(path, index=False)

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ensemble.cli import main
-from ensemble.errors import EnsembleError
+from ensemble.cli.main import main
+from ensemble.core.errors import EnsembleError
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_a_placeholder_label_column_in_the_test_file_is_ignored(project, tmp_pat
 
 
 def test_an_unclosed_quote_names_the_fix_of_the_face(project, tmp_path, monkeypatch):
-    from ensemble.data import load_split
+    from ensemble.data.splits import load_split
 
     tsv = tmp_path / "valid.tsv"
     tsv.write_text('id\ttext\tlabel\n1\tok\tnone\n2\t"never closed\tnone\n3\tfine\tnone\n', encoding="utf-8")
@@ -81,7 +81,7 @@ def test_an_unclosed_quote_names_the_fix_of_the_face(project, tmp_path, monkeypa
 
 
 def test_errors_in_runs_name_the_key_of_the_entry(runs, tmp_path, monkeypatch):
-    from ensemble.averaging import average_checkpoints
+    from ensemble.averaging.build import average_checkpoints
 
     with pytest.raises(EnsembleError, match=r"pass metric=NAME with one of them"):
         average_checkpoints(runs.tok, metric="acuracy", out=tmp_path / "a")
@@ -123,7 +123,7 @@ def test_a_model_given_by_flag_in_a_project_is_told_the_command_that_predicts_it
 
 
 def test_the_notebook_beside_the_cli_never_overwrites_another_procedures_submission(project, tmp_path, monkeypatch):
-    from ensemble.voting import vote
+    from ensemble.workflows.vote import vote
 
     root = _copy(project, tmp_path)
     monkeypatch.chdir(root)
@@ -147,7 +147,7 @@ def test_the_notebook_beside_the_cli_never_overwrites_another_procedures_submiss
 
 
 def test_what_is_printed_says_what_happened(project, tmp_path, monkeypatch):
-    from ensemble.report import report
+    from ensemble.workflows.report import report
 
     root = _copy(project, tmp_path)
     monkeypatch.chdir(root)

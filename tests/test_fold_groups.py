@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ensemble.cli import main
+from ensemble.cli.main import main
 
 from .test_cli_vote import _permute_labels
 
@@ -29,8 +29,8 @@ def kfold(tmp_path_factory):
     """``bert-fold{k}/model`` for k = 0, 1, 2 (and ``perm-fold{k}``, the same models with their
     classes in another order), ``bert-full/model`` trained on every training row, train.csv with
     folds.csv, test.csv and valid.csv, and the logits cached."""
-    from ensemble.example import make_base_model, synthetic_task, train_run
-    from ensemble.folds import make_folds
+    from ensemble.cli.example import make_base_model, synthetic_task, train_run
+    from ensemble.data.folds import make_folds
 
     root = tmp_path_factory.mktemp("kfold")
     texts, labels = synthetic_task(192, seed=5, noise=0.15)
@@ -106,7 +106,7 @@ def _softmax(z):
 
 
 def test_oof_logits_are_each_fold_models_forward_pass_and_test_is_the_fold_mean(kfold):
-    from ensemble.voting import gather
+    from ensemble.workflows.gather import gather
 
     members = {"bert": f"{kfold}/bert-fold{{fold}}/model"}
     data = {"train": kfold / "train.csv", "test": kfold / "test.csv"}
@@ -130,8 +130,8 @@ def test_oof_logits_are_each_fold_models_forward_pass_and_test_is_the_fold_mean(
 
 
 def test_vote_fits_on_out_of_fold_rows_and_a_permuted_group_votes_alike(kfold, tmp_path):
-    from ensemble.voting import gather
-    from ensemble.weighting import fit_weights
+    from ensemble.combining.weighting import fit_weights
+    from ensemble.workflows.gather import gather
 
     def vote(model, *extra):
         return _in_empty_folder(tmp_path, "vote", "--model", f"{model}={kfold}/{model}-fold{{fold}}/model",
@@ -158,7 +158,7 @@ def test_vote_fits_on_out_of_fold_rows_and_a_permuted_group_votes_alike(kfold, t
     again, _ = vote("bert", "--weights", files["weights/x-acc.json"])
     assert again.exit_code == 0, again.output
     # a class-prior adjustment is fitted on the OOF rows too, and auto estimates it on the training folds
-    from ensemble.procedure import AdjustMethod
+    from ensemble.estimates.procedure import AdjustMethod
 
     adjusted, adj_files = vote("bert", "--weights", "acc", "--adjust", "fit", "--name", "x")
     assert adjusted.exit_code == 0, adjusted.output
@@ -172,7 +172,7 @@ def test_vote_fits_on_out_of_fold_rows_and_a_permuted_group_votes_alike(kfold, t
 
 
 def test_auto_and_report_cross_validate_on_the_training_folds(kfold, tmp_path):
-    from ensemble.report import report
+    from ensemble.workflows.report import report
 
     members = {"bert": f"{kfold}/bert-fold{{fold}}/model", "perm": f"{kfold}/perm-fold{{fold}}/model"}
     data = {"train": kfold / "train.csv", "valid": kfold / "valid.csv"}
@@ -246,8 +246,8 @@ def test_errors_are_one_line_and_write_nothing(kfold, tmp_path, case):
         data = data[2:]
     write = None
     if case == "different_k":  # a list of folders comes from ensemble.toml, and from the API
-        from ensemble.errors import EnsembleError
-        from ensemble.voting import vote
+        from ensemble.core.errors import EnsembleError
+        from ensemble.workflows.vote import vote
 
         with pytest.raises(EnsembleError, match=expect):
             vote({"bert": f"{kfold}/bert-fold{{fold}}/model", "two": [kfold / "bert-fold0/model", kfold / "bert-fold1/model"]},
@@ -268,7 +268,7 @@ def test_errors_are_one_line_and_write_nothing(kfold, tmp_path, case):
 
 
 def test_a_refit_takes_its_groups_place_on_test_with_its_weight(kfold, tmp_path):
-    from ensemble.voting import gather
+    from ensemble.workflows.gather import gather
 
     def vote(*extra):
         return _in_empty_folder(tmp_path, "vote", "--model", f"bert={kfold}/bert-fold{{fold}}/model",
@@ -321,7 +321,7 @@ def test_the_kfold_example_runs_end_to_end_and_then_is_up_to_date(tmp_path, monk
     averages each fold run, predicts each fold model's held-out rows, fits on the OOF rows and
     submits with the refits in their groups' places; a second run recomputes nothing; ``predict``,
     ``vote`` and ``report`` read the project's folds with no other argument."""
-    from ensemble.voting import gather
+    from ensemble.workflows.gather import gather
 
     folder = tmp_path / "kfold"
     made = CliRunner().invoke(main, ["example", str(folder), "--folds", "3", "-q"])
@@ -367,7 +367,7 @@ def test_the_kfold_example_runs_end_to_end_and_then_is_up_to_date(tmp_path, monk
     assert rep.exit_code == 0 and json.loads(rep.stdout)["out_of_fold"]["refit"] == {"bert-a": "bert-a-full",
                                                                                      "bert-b": "bert-b-full"}
     # ensemble init finds the same fold groups, their refits and the folds file
-    from ensemble.project import load_project
+    from ensemble.cli.project import load_project
 
     (folder / "ensemble.toml").rename(folder / "example.toml")
     assert CliRunner().invoke(main, ["init", str(folder)]).exit_code == 0
@@ -380,8 +380,8 @@ def test_the_kfold_example_runs_end_to_end_and_then_is_up_to_date(tmp_path, monk
 def test_fold_groups_beside_a_model_are_fitted_on_the_validation_rows_as_fold_means(kfold, tmp_path):
     """A model trained without the validation rows and a fold group have those rows in common:
     every weight is fitted there, the group as its fold mean, and the outputs say so."""
-    from ensemble.voting import gather
-    from ensemble.weighting import fit_weights
+    from ensemble.combining.weighting import fit_weights
+    from ensemble.workflows.gather import gather
 
     members = {"bert": f"{kfold}/bert-fold{{fold}}/model", "plain": kfold / "bert-full" / "model"}
     result, files = _in_empty_folder(tmp_path, "vote", *[x for m, p in members.items() for x in ("--model", f"{m}={p}")],

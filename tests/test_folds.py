@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ensemble.cli import main
-from ensemble.errors import EnsembleError
-from ensemble.folds import assign_folds, make_folds, read_folds
+from ensemble.cli.main import main
+from ensemble.core.errors import EnsembleError
+from ensemble.data.folds import assign_folds, make_folds, read_folds
 
 SAMPLE = Path(__file__).parent / "data" / "korean-hate-speech" / "train-sample.tsv"
 
@@ -148,7 +148,7 @@ def test_make_refuses_to_overwrite_and_bad_input_writes_nothing(tmp_path):
 
 
 def test_folds_read_back_are_the_folds_an_estimate_cross_validates_on(tmp_path):
-    from ensemble.estimate import cross_validate
+    from ensemble.estimates.crossval import cross_validate
 
     from .test_estimate import members
 

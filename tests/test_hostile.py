@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ensemble.averaging import manifest_path
-from ensemble.cache import LogitCache
-from ensemble.errors import EnsembleError
-from ensemble.inference import predict_logits
+from ensemble.averaging.manifest import manifest_path
+from ensemble.core.errors import EnsembleError
+from ensemble.inference.cache import LogitCache
+from ensemble.inference.predict import predict_logits
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,8 +96,8 @@ def test_two_averages_to_one_folder_do_not_interleave(runs, tmp_path):
 def test_weights_and_submission_carry_checksums(tmp_path):
     from blake3 import blake3
 
-    from ensemble.submission import write_submission
-    from ensemble.weighting import Weights
+    from ensemble.combining.weights import Weights
+    from ensemble.workflows.submission import write_submission
 
     w = Weights("fixed", ("a", "b"), np.array([0.25, 0.75]), labels=("x", "y"))
     path = w.save(tmp_path / "w.json")

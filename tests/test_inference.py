@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ensemble.cache import LogitCache
-from ensemble.data import load_split
-from ensemble.errors import EnsembleError
-from ensemble.inference import ModelRef, predict_logits
+from ensemble.core.errors import EnsembleError
+from ensemble.data.splits import load_split
+from ensemble.inference.cache import LogitCache
+from ensemble.inference.models import ModelRef
+from ensemble.inference.predict import predict_logits
 
 from .conftest import edit_config
 

@@ -1,35 +1,65 @@
-"""The package's structure: modules import one way only, and no private name crosses a module.
+"""The package's structure: subpackages in one declared order, modules import downward only, and
+no private name crosses a module.
 
 Every import of a module of ``ensemble`` counts, at the top of a file or inside a function: a
-circle through a function-level import is still a circle in the design.
+circle through a function-level import is still a circle in the design. ``TYPE_CHECKING`` imports
+count too (they name a dependency), except where they are the only way round a circle of types.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ensemble"
 
+# The layers, bottom first: a module may import from its own subpackage and from any layer below
+# its own, never from one above. docs/architecture.md draws the same order.
+LAYERS = ("core", "io", "data", "tasks", "inference", "averaging", "combining", "estimates", "workflows", "cli")
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _resolve(node: ast.ImportFrom, module: str, is_package: bool) -> str:
+    if node.level == 0:
+        return node.module or ""
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
 
 def _imports() -> dict[str, dict[str, set[str]]]:
-    """module -> {imported module -> names imported from it}."""
+    """module -> {imported module -> names imported from it}, modules named in full
+    (``ensemble.workflows.vote``)."""
+    modules = _modules()
     graph: dict[str, dict[str, set[str]]] = {}
-    for path in sorted(PACKAGE.glob("*.py")):
+    for name, path in modules.items():
         deps: dict[str, set[str]] = {}
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and (node.level == 1 or (node.module or "").startswith("ensemble")):
-                module = (node.module or "").removeprefix("ensemble").lstrip(".").split(".")[0]
-                if module:
-                    deps.setdefault(module, set()).update(a.name for a in node.names)
-                else:  # from . import x
-                    for a in node.names:
-                        deps.setdefault(a.name, set())
+            if isinstance(node, ast.ImportFrom):
+                target = _resolve(node, name, path.name == "__init__.py")
+                if not target.startswith("ensemble"):
+                    continue
+                for a in node.names:
+                    sub = f"{target}.{a.name}"
+                    if sub in modules:  # from ensemble.io import atomic
+                        deps.setdefault(sub, set())
+                    else:
+                        deps.setdefault(target, set()).add(a.name)
             elif isinstance(node, ast.Import):
                 for a in node.names:
                     if a.name.startswith("ensemble."):
-                        deps.setdefault(a.name.split(".")[1], set())
-        graph[path.stem] = {m: names for m, names in deps.items() if m != path.stem}
+                        deps.setdefault(a.name, set())
+        graph[name] = {m: names for m, names in deps.items() if m != name}
     return graph
 
 
@@ -66,6 +96,12 @@ def _circles(graph: dict[str, dict]) -> list[list[str]]:
     return out
 
 
+def _layer(module: str) -> int | None:
+    """The layer of ``ensemble.<layer>...``; None for the package's own ``__init__``/``__main__``."""
+    parts = module.split(".")
+    return LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in LAYERS else None
+
+
 def test_no_import_circles():
     assert _circles(_imports()) == []
 
@@ -75,27 +111,36 @@ def test_the_check_finds_a_circle():
     assert _circles(graph) == [["a", "b", "c"]]
 
 
-def test_the_core_layers_import_nothing_above_them():
-    """combination, logits and scores are numpy only; the methods (weighting, adjustment) stand on
-    them alone; the procedure chains the methods; the estimates stand on the procedure; nothing
-    below imports a workflow or a face."""
-    graph = _imports()
-    below = {
-        "logits": set(),
-        "combination": {"errors"},
-        "scores": {"errors"},
-        "resampling": {"errors", "scores"},
-        "adjustment": {"errors", "combination", "scores"},
-        "weighting": {"errors", "combination", "scores", "adjustment", "atomic"},
-        "progress": set(),
-        "procedure": {"errors", "adjustment", "weighting", "resampling", "progress", "combination", "estimate_store"},
-        "estimate_store": {"atomic"},
-        "estimate": {"errors", "combination", "scores", "weighting", "procedure", "resampling", "estimate_store"},
-        "priors": {"errors", "adjustment", "scores", "weighting", "procedure", "resampling", "data", "estimate_store",
-                   "combination"},
-    }
-    for module, allowed in below.items():
-        assert set(graph[module]) <= allowed, (module, sorted(set(graph[module]) - allowed))
+def test_only_init_and_main_at_the_top_level():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert top == ["__init__.py", "__main__.py"]
+    packages = sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py"))
+    assert packages == sorted(LAYERS), "every subpackage is a declared layer, every layer a subpackage"
+
+
+def test_every_module_imports_downward_only():
+    """A rule on package prefixes: ``ensemble.<layer>`` imports its own layer or a lower one."""
+    upward = []
+    for module, deps in _imports().items():
+        mine = _layer(module)
+        if mine is None:
+            continue
+        for dep in deps:
+            theirs = _layer(dep)
+            if theirs is not None and theirs > mine:
+                upward.append((module, dep))
+    assert upward == []
+
+
+def test_the_check_finds_an_upward_import():
+    assert _layer("ensemble.core.errors") < _layer("ensemble.workflows.vote")
+    assert _layer("ensemble") is None
+
+
+def test_the_layers_are_drawn_in_the_architecture_doc():
+    doc = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    drawn = re.findall(r"^\| (\d+) \| `(\w+)/`", doc, flags=re.M)
+    assert [name for _, name in sorted(drawn, key=lambda d: int(d[0]))] == list(LAYERS)
 
 
 def test_no_private_name_crosses_a_module():
@@ -109,11 +154,11 @@ def test_no_function_over_80_lines_of_code():
     """Functions stay readable: at most 80 lines besides their docstring (numpydoc parameters may
     make the whole longer), unless the docstring gives the reason ("Long because ...")."""
     long = []
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 doc = ast.get_docstring(node, clean=False) or ""
                 code = node.end_lineno - node.lineno + 1 - (doc.count("\n") + 1 if doc else 0)
                 if code > 80 and "Long because" not in doc:
-                    long.append((path.name, node.name, code))
+                    long.append((str(path.relative_to(PACKAGE)), node.name, code))
     assert long == []

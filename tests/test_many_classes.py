@@ -12,12 +12,14 @@ import logging
 import numpy as np
 import pytest
 
-from ensemble import procedure, progress
-from ensemble.adjustment import _cut_macro_f1, _moved, _top2
-from ensemble.report import report
-from ensemble.scores import resampled_scores, weighted_scores
-from ensemble.voting import class_counts, vote
-from ensemble.weighting import STACK_FULL_CLASSES, Weights, fit_weights
+from ensemble.combining.adjustment import _cut_macro_f1, _moved, _top2
+from ensemble.combining.weighting import STACK_FULL_CLASSES, fit_weights
+from ensemble.combining.weights import Weights
+from ensemble.core import progress
+from ensemble.core.scores import resampled_scores, weighted_scores
+from ensemble.estimates import procedure
+from ensemble.workflows.report import report
+from ensemble.workflows.vote import class_counts, vote
 
 from .synthetic_members import draw, make_members
 
@@ -89,7 +91,7 @@ def test_macro_f1_intervals_on_many_rows_are_the_normal_interval_the_bootstrap_c
         monkeypatch, classes, weighted, which):
     """Above BOOTSTRAP_ROWS rows the macro-F1 gain's interval is the delta method's normal
     interval: it agrees with the paired bootstrap it replaces (about 0.006 wide here)."""
-    import ensemble.resampling as resampling
+    import ensemble.estimates.resampling as resampling
 
     rng = np.random.default_rng(classes)
     n = 12_000
@@ -106,7 +108,7 @@ def test_macro_f1_intervals_on_many_rows_are_the_normal_interval_the_bootstrap_c
 
 
 def test_one_round_of_folds_by_default_above_ten_thousand_rows():
-    from ensemble.resampling import ONE_REPEAT_ROWS, fold_plan
+    from ensemble.estimates.resampling import ONE_REPEAT_ROWS, fold_plan
 
     small, large = np.arange(ONE_REPEAT_ROWS) % 4, np.arange(ONE_REPEAT_ROWS + 1) % 4
     assert fold_plan(None, small).repeats == 2 and fold_plan(None, large).repeats == 1
@@ -114,7 +116,7 @@ def test_one_round_of_folds_by_default_above_ten_thousand_rows():
 
 
 def test_probabilities_of_log_probs_are_computed_once_and_read_only():
-    from ensemble.combination import as_log_probs, probabilities, softmax
+    from ensemble.core.combination import as_log_probs, probabilities, softmax
 
     z = np.random.default_rng(0).normal(size=(50, 7)).astype(np.float32)
     lp = as_log_probs(z)
@@ -196,7 +198,7 @@ def test_changed_labels_or_options_are_a_miss_and_damage_is_recomputed(many, tmp
 def test_progress_only_when_turned_on(capsys):
     rng = np.random.default_rng(4)
     arrays, y = draw(300, 5, [2.0, 1.5], [1.0, 1.0], rng)
-    from ensemble.estimate import cross_validate
+    from ensemble.estimates.crossval import cross_validate
 
     cross_validate(arrays, y, "acc", n_resamples=100)
     assert "cross-validating" not in capsys.readouterr().err

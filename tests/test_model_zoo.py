@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ensemble.cache import LogitCache
-from ensemble.cli import main
+from ensemble.cli.main import main
+from ensemble.inference.cache import LogitCache
 
 from .conftest import DROP, edit_config, load_korean, require
 from .zoo import FAMILIES, auto_mapping_restored, has_family, make_zoo_model
@@ -40,7 +40,7 @@ class Zoo:
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory) -> Zoo:
     """Every family of :data:`FAMILIES`: a base model, then a Trainer run of 4 steps saved every 2."""
-    from ensemble.example import train_run
+    from ensemble.cli.example import train_run
 
     root = tmp_path_factory.mktemp("zoo")
     train, valid = load_korean(64, 32)
@@ -75,10 +75,9 @@ def _own_logits(folder: Path, texts, **kw) -> tuple[np.ndarray, str]:
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_family_averages_and_predicts_as_its_own_forward_pass(zoo, family, tmp_path):
+    import transformers
     from safetensors.numpy import load_file
     from transformers import AutoModelForSequenceClassification
-
-    import transformers
 
     require(has_family(family), f"transformers {transformers.__version__} has no {family} models")
     run = zoo.run(family)
@@ -119,7 +118,7 @@ def test_a_decoder_classifier_pools_its_last_real_token_however_padded(zoo, tmp_
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from ensemble.inference import predict_logits
+    from ensemble.inference.predict import predict_logits
 
     folder = zoo.run("llama") / "checkpoint-4"
     one = predict_logits(folder, zoo.valid, batch_size=1, cache=False, progress=False)
@@ -325,7 +324,7 @@ def test_a_regression_run_is_averaged_by_its_lowest_mse(tmp_path):
                                            ("eval_roc_auc", True), ("eval_macro_f1", True), ("eval_qwk", True),
                                            ("eval_exact_match", True), ("eval_foo", None), ("eval_f1_loss", None)])
 def test_metric_names_say_their_direction_or_nothing(name, greater):
-    from ensemble.checkpoints import infer_greater_is_better
+    from ensemble.averaging.checkpoints import infer_greater_is_better
 
     assert infer_greater_is_better(name) is greater
 
@@ -378,7 +377,7 @@ def _texts_csv(tmp_path: Path, texts) -> Path:
 @pytest.fixture(scope="module")
 def meanpool(tmp_path_factory, zoo):
     """A Trainer run of a model with its own code (mean pooling; auto_map in config.json)."""
-    from ensemble.example import train_run
+    from ensemble.cli.example import train_run
 
     from .zoo import make_meanpool_model
 
@@ -457,7 +456,7 @@ def test_a_model_with_its_own_code_is_averaged_and_run_only_when_trusted(meanpoo
 
 
 def test_init_says_each_runs_head_and_leaves_out_what_cannot_run_yet(zoo, tmp_path):
-    from ensemble.project import load_project
+    from ensemble.cli.project import load_project
 
     for name, arch in (("bert", None), ("ner", "BertForTokenClassification"), ("summarizer", "BartForConditionalGeneration"),
                        ("scorer", "regression")):

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ensemble.errors import EnsembleError
-from ensemble.priors import (class_prior, estimate_adjustment, fit_adjustment, fit_offsets,
-                             select_adjustment)
+from ensemble.combining.adjustment import fit_adjustment, fit_offsets
+from ensemble.core.errors import EnsembleError
+from ensemble.data.priors import class_prior
+from ensemble.estimates.adjustments import estimate_adjustment, select_adjustment
 
 MEANS = np.array([[0.0, 0.0], [1.2, 0.0], [0.0, 1.2]])
 PI_V = np.array([0.6, 0.3, 0.1])     # the validation's (and the model's) class prior
@@ -96,7 +97,7 @@ def test_without_a_shift_auto_keeps_none(shift):
 
 
 def _brute(s, y, metric, grid):
-    from ensemble.scores import weighted_scores as _weighted_scores
+    from ensemble.core.scores import weighted_scores as _weighted_scores
 
     best = -1.0
     for b in itertools.product(*[grid] * (s.shape[1] - 1)):
@@ -107,7 +108,7 @@ def _brute(s, y, metric, grid):
 
 @pytest.mark.parametrize("metric", ["accuracy", "macro_f1"])
 def test_fit_offsets_is_exact_for_two_classes_and_near_a_grid_for_three(metric):
-    from ensemble.scores import weighted_scores as _weighted_scores
+    from ensemble.core.scores import weighted_scores as _weighted_scores
 
     rng = np.random.default_rng(5)
     y2 = rng.choice(2, 400, p=[0.8, 0.2])
@@ -148,8 +149,8 @@ def test_class_prior_specs(tmp_path):
 
 
 def test_large_splits_use_the_normal_interval_the_bootstrap_converges_to(monkeypatch):
-    import ensemble.estimate as estimate
-    import ensemble.priors as priors
+    import ensemble.estimates.adjustments as priors
+    import ensemble.estimates.crossval as estimate
 
     # compare the two intervals themselves, not their hull with the exact discordance bounds
     monkeypatch.setattr(priors, "discordance_interval", lambda d, c: (np.inf, -np.inf))
@@ -171,8 +172,8 @@ def test_large_splits_use_the_normal_interval_the_bootstrap_converges_to(monkeyp
 
 
 def test_an_ensemble_that_sends_nearly_every_row_to_one_class_is_flagged(caplog):
-    from ensemble.voting import _flag_one_class
-    from ensemble.weighting import Weights
+    from ensemble.combining.weights import Weights
+    from ensemble.workflows.vote import _flag_one_class
 
     fitted = Weights("acc", ("a",), np.ones(1), labels=("x", "y", "z"), adjustment={"kind": "prior", "offsets": [9, 0, 0]})
     y = np.array([0, 1, 2] * 10)  # x is a third of validation

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ensemble.errors import EnsembleError
-from ensemble.estimate import cross_validate, select_method
-from ensemble.priors import estimate_adjustment
-from ensemble.procedure import AdjustMethod, Procedure, WeightMethod
-from ensemble.resampling import FoldPlan, fold_plan
-from ensemble.adjustment import fit_adjustment
-from ensemble.weighting import fit_weights
+from ensemble.combining.adjustment import fit_adjustment
+from ensemble.combining.weighting import fit_weights
+from ensemble.core.errors import EnsembleError
+from ensemble.estimates.adjustments import estimate_adjustment
+from ensemble.estimates.crossval import cross_validate, select_method
+from ensemble.estimates.procedure import AdjustMethod, Procedure, WeightMethod
+from ensemble.estimates.resampling import FoldPlan, fold_plan
 
 from .test_estimate import members
 
@@ -118,7 +118,7 @@ def test_the_adjustments_estimate_reads_the_weights_fitted_in_each_fold(tmp_path
     """With a store, the adjustments' estimate on top of a method reuses the weights the method's
     own estimate fitted in each fold (same rows, folds, options): nothing is fitted again in the
     folds, and the figures are those computed without a store."""
-    from ensemble.estimate_store import EstimateStore
+    from ensemble.estimates.store import EstimateStore
 
     arrays, y = members(300, [1.5, 1.0, 0.3], seed=5)
     plain = estimate_adjustment(arrays, y, "stack", kinds=("fit",), n_resamples=200)

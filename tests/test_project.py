@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ensemble.cli import main
-from ensemble.errors import EnsembleError
-from ensemble.project import find_project, load_project
+from ensemble.cli.main import main
+from ensemble.cli.project import find_project, load_project
+from ensemble.core.errors import EnsembleError
 
 
 def test_project_paths_are_relative_to_the_file(tmp_path):
@@ -74,7 +74,7 @@ def project(runs, tmp_path):
 
 
 def test_run_then_everything_cached_and_commands_without_arguments(project, monkeypatch):
-    from ensemble.voting import vote
+    from ensemble.workflows.vote import vote
 
     monkeypatch.chdir(project)
     t0 = time.perf_counter()
@@ -85,7 +85,7 @@ def test_run_then_everything_cached_and_commands_without_arguments(project, monk
     assert first.stdout.strip().splitlines()[-1] == str(submission)
     assert "predict: 6 computed" in first.stdout and (project / "report.html").is_file()
 
-    from ensemble import procedure
+    from ensemble.estimates import procedure
 
     estimated = []  # nothing may be cross-validated again: every estimate is stored, every step up to date
     with monkeypatch.context() as m:
@@ -193,7 +193,7 @@ def test_run_trusts_content_and_survives_a_copy_of_the_project(project, tmp_path
     CliRunner().invoke(main, ["avg-ckpt", "runs/tok", "--k", "3", "--out", "weights/tok-top3", "--force", "-q"])
     assert "predict: all 6 (model, split) logits up to date" in CliRunner().invoke(main, ["run"]).stdout
     # a real change is a miss: one checkpoint's weights changed in place
-    from ensemble.checkpoints import rank_run
+    from ensemble.averaging.checkpoints import rank_run
 
     best = rank_run(copy / "runs" / "tok").top(1)[0].path
     data = bytearray((best / "model.safetensors").read_bytes())
@@ -263,7 +263,7 @@ def test_project_errors_name_the_command_or_key_that_fixes_them(project, monkeyp
             f"{toml} with one of them") in ran.stderr
     assert "--text" not in ran.stderr
     # the library names the keyword argument
-    from ensemble.data import load_split
+    from ensemble.data.splits import load_split
 
     with pytest.raises(EnsembleError, match=r"pass text=COLUMN with one of them"):
         load_split(project / "data" / "valid.csv", text="comment")
@@ -288,7 +288,7 @@ def test_run_redoes_the_vote_and_report_when_labels_or_the_weights_file_change(p
     assert CliRunner().invoke(main, ["run", "-q"]).exit_code == 0
     assert "vote: up to date" in CliRunner().invoke(main, ["run"]).stdout
     # another file at that path (refitted with other weights): the vote is redone
-    from ensemble.voting import vote
+    from ensemble.workflows.vote import vote
 
     members = {"tok": project / "weights" / "tok-top3", "notok": project / "weights" / "notok-top2",
                "ckpt9": project / "ckpt9"}

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from ensemble.inference import Logits
-from ensemble.submission import make_submission
-from ensemble.voting import COMBINE_RULES, align, combine
+from ensemble.core.combination import COMBINE_RULES, align, combine
+from ensemble.core.outputs import Logits
+from ensemble.tasks.classification import make_submission
 
 finite = st.floats(-20, 20, allow_nan=False, allow_infinity=False, width=32)
 

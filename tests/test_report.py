@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ensemble.averaging import average_checkpoints
-from ensemble.cache import LogitCache
-from ensemble.cli import main
-from ensemble.report import report
+from ensemble.averaging.build import average_checkpoints
+from ensemble.cli.main import main
+from ensemble.inference.cache import LogitCache
+from ensemble.workflows.report import report
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from ensemble.report import report
+from ensemble.workflows.report import report
 
 from .conftest import require
 from .synthetic_members import make_members

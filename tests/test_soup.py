@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ensemble.averaging import MANIFEST_NAME, average_checkpoints
-from ensemble.checkpoints import rank_run
-from ensemble.cli import main
-from ensemble.errors import EnsembleError
+from ensemble.averaging.build import average_checkpoints
+from ensemble.averaging.checkpoints import rank_run
+from ensemble.averaging.manifest import MANIFEST_NAME
+from ensemble.cli.main import main
+from ensemble.core.errors import EnsembleError
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,15 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import optuna  # noqa: F401,E402  (the test extra installs it; a missing one fails, never skips)
 import pytest
 from click.testing import CliRunner
 from safetensors.numpy import load_file, save_file
 
-from .conftest import edit_config, load_korean, run_sweep
-from ensemble.cli import main
-from ensemble.errors import EnsembleError
+from ensemble.cli.main import main
+from ensemble.core.errors import EnsembleError
 
-import optuna  # noqa: F401,E402  (the test extra installs it; a missing one fails, never skips)
+from .conftest import edit_config, load_korean, run_sweep
 
 
 def _reference(folder: Path):
@@ -139,7 +139,7 @@ def test_a_trial_with_other_shapes_is_refused_by_name(sweep_copy, tmp_path):
         save_file(sd, ck / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(EnsembleError, match=r"trial run-1 differs from trial run-\d.*bert.pooler.dense.bias.*"
                                             r"--exclude-trial run-1"):
-        from ensemble.averaging import average_checkpoints
+        from ensemble.averaging.build import average_checkpoints
 
         average_checkpoints(sweep_copy, across_trials=True, out=tmp_path / "o")
 
@@ -160,7 +160,7 @@ def test_sweep_needs_across_trials_and_a_run_is_not_a_sweep(sweep, runs, tmp_pat
 def test_top3_members_are_the_best_checkpoints_of_the_best_trials(sweep, tmp_path, monkeypatch):
     import pandas as pd
 
-    from ensemble.sweep import expand_members
+    from ensemble.averaging.sweeps import expand_members
 
     ref = _reference(sweep.folder)
     best = {}
@@ -208,7 +208,7 @@ def test_hp_name_trials_keep_their_trial_name(runs, tmp_path):
     train, valid = load_korean(n_train=96, n_valid=32)  # 3 steps: one evaluation in 4.x too
     run_sweep(tmp_path / "named", runs.base, train, valid, n_trials=2, epochs=1,
               hp_name=lambda trial: f"lr-trial-{trial.number}")
-    from ensemble.sweep import find_sweep
+    from ensemble.averaging.sweeps import find_sweep
 
     sw = find_sweep(tmp_path / "named")
     assert sorted(t.name for t in sw.trials) == ["lr-trial-0", "lr-trial-1"]
@@ -219,7 +219,7 @@ def test_hp_name_trials_keep_their_trial_name(runs, tmp_path):
 def test_init_lists_a_sweep_and_run_averages_across_its_trials(sweep, tmp_path, monkeypatch):
     import pandas as pd
 
-    from ensemble.project import load_project
+    from ensemble.cli.project import load_project
 
     root = tmp_path / "proj"
     (root / "data").mkdir(parents=True)

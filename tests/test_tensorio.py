@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from ensemble.errors import EnsembleError
-from ensemble.tensorio import SafetensorsFile, SafetensorsWriter, iter_chunks
+from ensemble.core.errors import EnsembleError
+from ensemble.io.tensors import SafetensorsFile, SafetensorsWriter, iter_chunks
 
 
 def test_writer_output_is_read_back_by_safetensors(tmp_path):

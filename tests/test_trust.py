@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ensemble.cache import LogitCache
-from ensemble.cli import main
-from ensemble.errors import EnsembleError
+from ensemble.cli.main import main
+from ensemble.core.errors import EnsembleError
+from ensemble.inference.cache import LogitCache
 
 from .test_cli_vote import project as project  # noqa: F401  (the fixture world reads)
 
@@ -138,8 +138,8 @@ def test_run_predicts_what_its_settings_ask_for(world, tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- trained_on_valid in the vote
 def test_a_member_trained_on_valid_leaves_the_vote_as_it_leaves_the_report(world, tmp_path):
-    from ensemble.report import report
-    from ensemble.voting import vote
+    from ensemble.workflows.report import report
+    from ensemble.workflows.vote import vote
 
     members = {"bert": world / "bert", "early": world / "early", "perm": world / "perm"}
     data = {"valid": world / "valid.csv", "test": world / "test.csv"}
@@ -223,7 +223,7 @@ def test_a_class_name_swapped_in_a_cache_header_is_a_damaged_entry(world, tmp_pa
 
 
 def test_an_edit_in_place_with_its_mtime_set_back_is_rehashed(tmp_path):
-    from ensemble.hashing import DigestMemo, file_digest
+    from ensemble.io.hashing import DigestMemo, file_digest
 
     path = tmp_path / "model.safetensors"
     path.write_bytes(b"a" * 1000)
@@ -241,7 +241,7 @@ def test_an_edit_in_place_with_its_mtime_set_back_is_rehashed(tmp_path):
 
 
 def test_predict_proba_refuses_nan_as_fit_weights_does():
-    from ensemble.weighting import fit_weights
+    from ensemble.combining.weighting import fit_weights
 
     rng = np.random.default_rng(0)
     arrays = [rng.normal(size=(20, 3)) for _ in range(2)]
@@ -271,14 +271,14 @@ def test_one_model_as_every_fold_model_is_refused(kfold, tmp_path):
     assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
     assert "member bert: fold models 0 and 1 are the same model" in result.stderr and files == {}
     listed = [str(kfold / "bert-fold0" / "model")] * K
-    from ensemble.members import resolve_members
+    from ensemble.workflows.members import resolve_members
 
     with pytest.raises(EnsembleError, match=r"listed as folds 0 and 1 of member bert"):
         resolve_members({"bert": listed}, K)
 
 
 def test_fold_models_out_of_order_or_beyond_k_are_refused(kfold, tmp_path):
-    from ensemble.members import resolve_members
+    from ensemble.workflows.members import resolve_members
 
     order = [kfold / f"bert-fold{k}" / "model" for k in (1, 0, 2)]
     with pytest.raises(EnsembleError, match=r"bert-fold1/model: its name says fold 1 but it is fold 0 of member bert"):
@@ -316,7 +316,7 @@ def test_a_fold_model_far_above_its_logged_eval_accuracy_is_said(kfold, tmp_path
 
 
 def test_a_holdout_that_overlaps_the_training_rows_is_not_called_untouched(kfold, tmp_path, caplog):
-    from ensemble.report import report
+    from ensemble.workflows.report import report
 
     valid = pd.read_csv(kfold / "valid.csv")
     train = pd.read_csv(kfold / "train.csv")
@@ -365,9 +365,9 @@ def test_a_folds_file_whose_training_file_changed_is_said(kfold, tmp_path):
 
 # ---------------------------------------------------------------- rough edges, one test each
 def test_library_arguments_of_the_wrong_type_are_one_line_errors(world, tmp_path):
-    from ensemble.averaging import average_checkpoints
-    from ensemble.report import report
-    from ensemble.voting import vote
+    from ensemble.averaging.build import average_checkpoints
+    from ensemble.workflows.report import report
+    from ensemble.workflows.vote import vote
 
     members = {"bert": world / "bert", "early": world / "early"}
     data = {"valid": world / "valid.csv", "test": world / "test.csv"}
@@ -393,7 +393,7 @@ def test_library_arguments_of_the_wrong_type_are_one_line_errors(world, tmp_path
 
 
 def test_accuracy_weights_to_a_huge_power_favour_the_best_instead_of_failing():
-    from ensemble.weighting import fit_weights
+    from ensemble.combining.weighting import fit_weights
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 200)
@@ -404,7 +404,7 @@ def test_accuracy_weights_to_a_huge_power_favour_the_best_instead_of_failing():
 
 
 def test_an_interval_below_zero_is_called_a_sure_loss():
-    from ensemble.resampling import interval_words
+    from ensemble.estimates.resampling import interval_words
 
     assert interval_words(-0.19, -0.075) == "an interval below zero: a sure loss"
     assert interval_words(-0.02, 0.03) == "an interval that does not exclude zero"
@@ -413,7 +413,7 @@ def test_an_interval_below_zero_is_called_a_sure_loss():
 def test_nfd_labels_are_the_classes_of_their_nfc_twins():
     import unicodedata
 
-    from ensemble.combination import class_lookup
+    from ensemble.core.combination import class_lookup
 
     nfc = ["혐오", "없음"]
     idx, bad = class_lookup([unicodedata.normalize("NFD", "없음"), "혐오"], nfc)
@@ -422,7 +422,7 @@ def test_nfd_labels_are_the_classes_of_their_nfc_twins():
 
 def test_a_member_listed_twice_under_two_names_is_said(world, tmp_path, caplog):
     shutil.copytree(world / "bert", tmp_path / "twin")
-    from ensemble.voting import CachedLogits
+    from ensemble.workflows.gather import CachedLogits
 
     with _said(caplog):
         CachedLogits({"bert": world / "bert", "twin": tmp_path / "twin"}, world / "cache").warn_duplicates()
@@ -442,7 +442,7 @@ def test_a_closed_pipe_ends_the_listing_quietly(world, tmp_path):
 
 
 def test_the_page_draws_hangul_names_without_glyph_warnings(world, tmp_path, recwarn):
-    from ensemble.report import report
+    from ensemble.workflows.report import report
 
     shutil.copytree(world / "bert", tmp_path / "버트")
     cache = _copy_cache(world, tmp_path)
@@ -472,8 +472,8 @@ def test_run_with_a_report_that_fails_leaves_no_submission(tmp_path, monkeypatch
 
 
 def test_messages_name_the_fix_of_the_face_the_user_is_in(world, runs, tmp_path, monkeypatch):
-    from ensemble.averaging import average_checkpoints
-    from ensemble.voting import vote
+    from ensemble.averaging.build import average_checkpoints
+    from ensemble.workflows.vote import vote
 
     with pytest.raises(EnsembleError, match=r"k=50 but only 6 checkpoint\(s\) logged eval_accuracy; pass k=6 or less"):
         average_checkpoints(runs.tok, k=50, out=tmp_path / "avg")
@@ -497,7 +497,7 @@ def test_messages_name_the_fix_of_the_face_the_user_is_in(world, runs, tmp_path,
 
 
 def test_init_gives_each_fold_group_its_own_k(tmp_path):
-    from ensemble.project import init_project
+    from ensemble.cli.init import init_project
 
     config = json.dumps({"architectures": ["BertForSequenceClassification"], "id2label": {"0": "a", "1": "b"}})
     for name, k in (("bert", 5), ("roberta", 4)):

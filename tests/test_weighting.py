@@ -13,10 +13,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.metrics import log_loss as sk_log_loss
 
-from ensemble.errors import EnsembleError
-from ensemble.inference import Logits
-from ensemble.voting import align, combine
-from ensemble.weighting import STACK_TOL, Weights, ensemble_selection, fit_temperature, fit_weights, scores
+from ensemble.combining.weighting import STACK_TOL, ensemble_selection, fit_temperature, fit_weights
+from ensemble.combining.weights import Weights
+from ensemble.core.combination import align, combine
+from ensemble.core.errors import EnsembleError
+from ensemble.core.outputs import Logits
+from ensemble.core.scores import scores
 
 CLASSES = ("hate", "none", "offensive")
 

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from sklearn.model_selection import RepeatedStratifiedKFold
 
-from ensemble.errors import EnsembleError
-from ensemble.estimate import cross_validate
-from ensemble.example import synthetic_trials
-from ensemble.weighting import fit_weights
+from ensemble.cli.example import synthetic_trials
+from ensemble.combining.weighting import fit_weights
+from ensemble.core.errors import EnsembleError
+from ensemble.estimates.crossval import cross_validate
 
 
 def _acc(z, y):

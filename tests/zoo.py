@@ -1,6 +1,6 @@
 """A model zoo of tiny classifiers built from configs: the backbones competitions use, each saved
 as a base model folder with a character-level WordPiece tokenizer (no download), so that they can
-be trained with the real ``Trainer`` (:func:`ensemble.example.train_run`)."""
+be trained with the real ``Trainer`` (:func:`ensemble.cli.example.train_run`)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def make_zoo_model(family: str, folder: str | Path, texts: Sequence[str], labels
     import torch
     import transformers
 
-    from ensemble.example import make_tokenizer, write_vocab
+    from ensemble.cli.example import make_tokenizer, write_vocab
 
     folder = Path(folder)
     tokenizer = make_tokenizer(write_vocab(texts, folder / "vocab.txt"))
@@ -111,7 +111,7 @@ def make_meanpool_model(folder: str | Path, texts: Sequence[str], labels: Sequen
     import torch
     from transformers import BertConfig
 
-    from ensemble.example import make_tokenizer, write_vocab
+    from ensemble.cli.example import make_tokenizer, write_vocab
 
     folder = Path(folder)
     tokenizer = make_tokenizer(write_vocab(texts, folder / "vocab.txt"))
@@ -140,7 +140,7 @@ def train_regressor(out_dir: str | Path, texts: Sequence[str], targets: Sequence
     import torch
     from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
 
-    from ensemble.example import make_tokenizer, write_vocab
+    from ensemble.cli.example import make_tokenizer, write_vocab
 
     out_dir = Path(out_dir)
     tokenizer = make_tokenizer(write_vocab(texts, out_dir / "base" / "vocab.txt"))
@@ -170,10 +170,16 @@ def train_seq2seq(out_dir: str | Path, sources: Sequence[str], targets: Sequence
     """A tiny BART trained with the real ``Seq2SeqTrainer``, whose generation config (beam search,
     a length limit, no repeated bigrams) the checkpoints save beside ``config.json``."""
     import torch
-    from transformers import (BartConfig, BartForConditionalGeneration, DataCollatorForSeq2Seq, GenerationConfig,
-                              Seq2SeqTrainer, Seq2SeqTrainingArguments)
+    from transformers import (
+        BartConfig,
+        BartForConditionalGeneration,
+        DataCollatorForSeq2Seq,
+        GenerationConfig,
+        Seq2SeqTrainer,
+        Seq2SeqTrainingArguments,
+    )
 
-    from ensemble.example import make_tokenizer, write_vocab
+    from ensemble.cli.example import make_tokenizer, write_vocab
 
     out_dir = Path(out_dir)
     tokenizer = make_tokenizer(write_vocab([*sources, *targets], out_dir / "base" / "vocab.txt"))

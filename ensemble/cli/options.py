@@ -1,0 +1,236 @@
+"""The CLI's shared options (data, inference, columns, folds, adjust) and the inputs they describe."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from ensemble.core.errors import NAME_RULE, EnsembleError, is_name, project_messages
+
+log = logging.getLogger("ensemble")
+
+
+
+
+class KType(click.ParamType):
+    """--k: a positive integer, 'auto', or a comma-separated list of them."""
+
+    name = "k"
+
+    def convert(self, value, param, ctx):
+        from ensemble.averaging.selection import parse_k
+
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse_k(value)
+        except EnsembleError as e:
+            self.fail(str(e), param, ctx)
+
+
+def _pairs(values, what: str, flag: str) -> dict[str, str]:
+    """``NAME=PATH`` options (or bare paths, named after the file or folder) as an ordered dict."""
+    from pathlib import Path
+
+    out: dict[str, str] = {}
+    for v in values:
+        name, sep, path = v.partition("=")
+        if not sep:
+            bare = v.rsplit("@", 1)[0] if what == "model" else v
+            name, path = Path(bare).name.split(".")[0] if what == "split" else Path(bare.rstrip("/")).name, v
+        if not is_name(name):
+            raise EnsembleError(f"{flag} {v}: {what} name {name!r} must be {NAME_RULE}; write {flag} NAME=PATH")
+        if name in out:
+            raise EnsembleError(f"{flag}: {what} name {name!r} is given twice; give each {what} its own NAME=")
+        out[name] = path
+    return out
+
+
+def _load_splits(data_paths: dict, columns: dict) -> dict:
+    from ensemble.data.splits import load_split
+
+    return {name: load_split(path, name=name, **columns) for name, path in data_paths.items()}
+
+
+class Inputs:
+    """Models, data files, column options and the cache folder: from the flags, else from the
+    project file (``--project``, or the nearest ensemble.toml), flags overriding it."""
+
+    def __init__(self, project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting=None):
+        from ensemble.cli.project import find_project, load_project
+        from ensemble.workflows.members import fold_path
+
+        path = project or find_project()
+        self.project = load_project(path) if path else None
+        p = self.project
+        if p is not None:
+            project_messages(p.path, p.member_names())  # a fix is a key of ensemble.toml, or the command that redoes everything
+        if models:
+            from ensemble.averaging.sweeps import expand_members
+
+            self.models = expand_members(_pairs(models, "model", "--model"))  # NAME=DIR@top3: 3 members
+        else:
+            self.models = p.model_paths() if p else {}
+            for name, run in (p.runs if p else {}).items():
+                out = p.run_output(run)
+                if not fold_path(out, 0).exists():  # a fold group's: its first fold's average
+                    raise EnsembleError(f"{out}: [runs] {name} of {p.path} is not averaged yet; run ensemble run (it "
+                                        "averages every run, then predicts, votes and reports)")
+        self.data = dict(p.data) if p else {}
+        if data:
+            self.data.update(_pairs(data, "split", "--data"))
+        self.columns = dict(p.columns) if p else {}
+        for key, value in (("id", id_col), ("label", label_col), ("encoding", encoding), ("quoting", quoting)):
+            if value is not None:
+                self.columns[key] = value
+        if "label" in self.columns:
+            # a label column is optional on every split (test files lack it); the steps that fit
+            # or score on a split say so when its labels are missing (Split.label_indices)
+            self.columns["label_if_present"] = True
+        if text_cols:
+            self.columns["text"] = list(text_cols)
+        self.cache_dir = cache_dir or (p.cache_dir if p else None)
+        # fold groups: the folds file and the refits, from the flags, else the project file
+        self.folds = p.folds if p else None
+        self.fold_column = p.fold_column if p else None
+        self.refit = p.refit if p and not models else {}
+
+    def fold_settings(self, folds, fold_column, refit=()) -> tuple:
+        """(folds, fold_column, refit): the flags, else the project file's."""
+        return folds or self.folds, fold_column or self.fold_column, _refit_pairs(refit) or self.refit
+
+    def jobs(self, folds, fold_column) -> list:
+        """Every model folder to run and its splits (:func:`~ensemble.workflows.foldgroups.member_jobs`):
+        a fold group's fold models with their own held-out rows of --data train. Each folder is
+        opened and checked before anything runs."""
+        from ensemble.workflows.foldgroups import member_jobs
+        from ensemble.workflows.gather import training_folds
+        from ensemble.workflows.members import resolve_members
+
+        splits = self.splits()
+        folds, fold_column, _ = self.fold_settings(folds, fold_column)
+        training = training_folds(splits, folds, "train", self.columns, fold_column)
+        return member_jobs(resolve_members(self.models, None if training is None else training.k), splits, training)
+
+    def need(self, models: bool = True, data: bool = True) -> None:
+        hint = "or write an ensemble.toml (ensemble init)"
+        if models and not self.models:
+            raise EnsembleError(f"no model given; pass --model NAME=PATH (a model folder), once per model, {hint}")
+        if data and not self.data:
+            raise EnsembleError(f"no data given; pass --data SPLIT=PATH (a data file), once per split, {hint}")
+
+    def splits(self) -> dict:
+        return _load_splits(self.data, self.columns)
+
+    def inference(self, batch_size=None, max_length=None, pad_to_multiple_of=None, device=None, dtype=None,
+                  trust_remote_code=False):
+        """The inference settings: the flags, else [predict] of the project file, else the defaults."""
+        from ensemble.inference.settings import InferenceSettings
+
+        given = dict(batch_size=batch_size, max_length=max_length, pad_to_multiple_of=pad_to_multiple_of,
+                     device=device, dtype=dtype)
+        base = dict(self.project.predict) if self.project is not None else {}
+        merged = {**base, **{k: v for k, v in given.items() if v is not None}}
+        return InferenceSettings.of({**merged, "trust_remote_code": trust_remote_code})
+
+
+def data_options(f):
+    """--data, --project and the options that say how to read data files."""
+    f = column_options(f)
+    f = click.option("--project", type=click.Path(path_type=str), default=None,
+                     help="The project file [default: the nearest ensemble.toml up from here].")(f)
+    return click.option("--data", "data", multiple=True, metavar="SPLIT=PATH",
+                        help="A data file (.csv, .tsv, .jsonl, .parquet), repeatable: --data valid=data/valid.csv.")(f)
+
+
+def inference_options(f):
+    """The inference settings: how predict runs, and which cache entries vote and report read
+    (an entry computed with other settings is never used). Each defaults to [predict] of
+    ensemble.toml, else to predict's default."""
+    for opt in reversed([
+        click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[default: 32]"),
+        click.option("--max-length", type=click.IntRange(min=1), default=None,
+                     help="Truncate to this many tokens [default: the model's limit]."),
+        click.option("--pad-to-multiple-of", type=click.IntRange(min=1), default=None,
+                     help="Pad each batch to a multiple of this (8 for tensor cores)."),
+        click.option("--device", default=None, help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:N, mps [default: auto]."),
+        click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default=None,
+                     help="auto: bf16 on GPUs that have it, fp16 on other GPUs, fp32 on CPU [default: auto]."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def column_options(f):
+    """The options that say how to read a data file's columns."""
+    for opt in reversed([
+        click.option("--id", "id_col", default=None, help="Id column [default: id, else row numbers]."),
+        click.option("--text", "text_cols", multiple=True,
+                     help="Text column; twice for text pairs [default: text]."),
+        click.option("--label", "label_col", default=None, help="Label column [default: label when present]."),
+        click.option("--encoding", default=None, help="Encoding of CSV/TSV/JSONL files, e.g. cp949 [default: UTF-8]."),
+        click.option("--quoting", type=click.Choice(["auto", "csv", "none"]), default=None,
+                     help="Quotes in CSV/TSV: auto (standard; a stray quote that swallows lines is an error in a TSV), "
+                          "csv (quoted texts may span lines), none (quotes are text: raw TSVs) [default: auto]."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def fold_options(f, count: bool = False, refit: bool = True):
+    """--folds FILE and --fold-column (predict, vote); report's --folds also takes K."""
+    what = ("K of the repeated stratified K-fold [default: 5], or a folds FILE (id,fold) of --data train: the members "
+            "are then fold groups (--model bert=runs/bert-fold{fold}), scored and fitted on their out-of-fold rows"
+            if count else "The folds file (id,fold, or a Kaggle kfold column) of --data train, for fold-group members "
+            "(--model bert=runs/bert-fold{fold}): fold model k predicts the rows of fold k")
+    options = [
+        click.option("--folds", "folds", default=None, metavar="K|FILE" if count else "FILE", help=what),
+        click.option("--fold-column", default=None, help="The folds file's fold column [default: fold, else kfold]."),
+        click.option("--refit", "refit", multiple=True, metavar="NAME=GROUP",
+                     help="A --model trained on every training row takes fold group GROUP's place on test, with its "
+                          "weight (repeatable)."),
+    ]
+    for opt in reversed(options if refit else options[:2]):
+        f = opt(f)
+    return f
+
+
+def _refit_pairs(values) -> dict[str, str]:
+    """--refit NAME=GROUP pairs."""
+    out = {}
+    for v in values:
+        name, sep, group = v.partition("=")
+        if not sep or not name or not group:
+            raise EnsembleError(f"--refit {v}: write --refit NAME=GROUP (the refit's --model name, then its fold group's)")
+        out[name] = group
+    return out
+
+
+def folds_value(value):
+    """report's --folds: K (digits) or a folds file."""
+    if value is None:
+        return 5
+    if not isinstance(value, str):  # the project file's folds
+        return value
+    if value.isdigit():
+        if int(value) < 2:
+            raise EnsembleError(f"--folds {value}: K-fold needs 2 folds or more")
+        return int(value)
+    return value
+
+
+def adjust_options(f):
+    """--adjust, --prior and --adjust-metric (vote and report)."""
+    for opt in reversed([
+        click.option("--adjust", type=click.Choice(["none", "prior", "fit", "auto"]), default=None,
+                     help="Class-prior adjustment of the ensemble: prior (shift by log target/validation prior), "
+                          "fit (per-class offsets fitted on validation), auto (one only when its cross-validated "
+                          "gain is sure) [vote default: none; report default: auto]."),
+        click.option("--prior", default=None, metavar="FILE|uniform|A=p,B=q",
+                     help="Target class prior: a labelled data file (the training file), uniform, or shares."),
+        click.option("--adjust-metric", type=click.Choice(["accuracy", "macro_f1"]), default=None,
+                     help="What --adjust fit maximises and auto compares by [default: accuracy]."),
+    ]):
+        f = opt(f)
+    return f

@@ -1,0 +1,299 @@
+"""A content-addressed store of logits: one safetensors file per model x split x settings.
+
+The key is a BLAKE3 hash of everything that changes the numbers: the model's weight files and
+``config.json`` and its tokenizer files (by content), the split's ids and texts (by content),
+the inference settings (max_length, dtype, device type, attention implementation, batching),
+the torch and transformers versions and the cache schema. Paths and modification times are
+never part of it; they only let a big file's digest be reused (:class:`~ensemble.io.hashing.DigestMemo`).
+
+An entry holds ``logits`` (float32, n x C), the sample ids (``ids_utf8`` and ``ids_offsets``),
+and in its header metadata the class names, what produced it, and BLAKE3 checksums of the
+logits, the ids and the rest of the header. It is written to a temporary file in the cache folder and renamed into place
+under a per-key file lock; a reader checks the header, the shapes, the checksums and the ids,
+and an entry that fails any check is reported, removed and recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from ensemble.core.errors import EnsembleError
+from ensemble.io.atomic import atomic_write
+from ensemble.io.hashing import DigestMemo
+
+log = logging.getLogger(__name__)
+
+__all__ = ['LogitCache', 'CacheEntry', 'CACHE_SCHEMA', 'default_cache_dir', 'PROJECT_FILE']
+
+CACHE_SCHEMA = "ensemble.logits/1"
+PROJECT_FILE = "ensemble.toml"
+_SUFFIX = ".safetensors"
+_STALE_TMP_S = 3600
+
+
+def default_cache_dir(start: str | os.PathLike | None = None) -> Path:
+    """``.ensemble/cache`` beside the nearest ``ensemble.toml`` up from ``start`` (default: the
+    current folder), like git looks for ``.git``; the current folder when there is none."""
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / PROJECT_FILE).is_file():
+            return folder / ".ensemble" / "cache"
+    return here / ".ensemble" / "cache"
+
+
+def _blake3(data) -> str:
+    from blake3 import blake3
+
+    return blake3(memoryview(data).cast("B")).hexdigest()
+
+
+def _header_checksum(meta: Mapping[str, str]) -> str:
+    """BLAKE3 of every header field but the checksum itself (class names, settings, what produced
+    the entry): a swapped class name is a damaged entry, not a silently other member."""
+    fields = {k: v for k, v in meta.items() if k != "header_blake3"}
+    return _blake3(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One file of the cache, as listed by :meth:`LogitCache.entries`."""
+
+    path: Path
+    key: str
+    metadata: Mapping[str, str]
+    size: int
+    mtime: float
+    damaged: str | None = None  # why the header could not be read
+
+    @property
+    def rows(self) -> int | None:
+        return int(self.metadata["rows"]) if "rows" in self.metadata else None
+
+    @property
+    def settings(self) -> dict:
+        """The inference settings the entry recorded (its ``settings`` header); {} when absent or unreadable."""
+        try:
+            value = json.loads(self.metadata.get("settings") or "{}")
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+
+class LogitCache:
+    """Logits on disk, keyed by content.
+
+    Parameters
+    ----------
+    root : path-like, optional
+        The cache folder. Default :func:`default_cache_dir`.
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root) if root is not None else default_cache_dir()
+        self.memo = DigestMemo(self.root / "digests.sqlite")
+
+    def __repr__(self) -> str:
+        return f"LogitCache({str(self.root)!r})"
+
+    # ------------------------------------------------------------------ keys
+
+    def file_digest(self, path: str | os.PathLike) -> str:
+        """A file's BLAKE3 digest, memoised by path, size, mtime_ns and inode."""
+        return self.memo.digest(path)
+
+    @staticmethod
+    def make_key(parts: Mapping) -> str:
+        """The key of an entry: BLAKE3 of the canonical JSON of ``parts`` and the schema."""
+        from blake3 import blake3
+
+        blob = json.dumps({"schema": CACHE_SCHEMA, **parts}, sort_keys=True, separators=(",", ":"))
+        return blake3(blob.encode("utf-8")).hexdigest()[:40]
+
+    def path_for(self, key: str) -> Path:
+        if not (len(key) == 40 and all(c in "0123456789abcdef" for c in key)):
+            raise ValueError(f"not a cache key: {key!r}")
+        return self.root / f"{key}{_SUFFIX}"
+
+    def lock(self, key: str):
+        """A file lock held while one process computes and writes ``key``."""
+        from filelock import FileLock
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.root / f".{key}.lock"))
+
+    # ------------------------------------------------------------------ read
+
+    def get(self, key: str, ids: np.ndarray | None = None, problems: list | None = None):
+        """The :class:`~ensemble.core.outputs.Logits` stored under ``key``, or None.
+
+        An entry that cannot be read, fails a checksum, has the wrong shape, NaN values or other
+        ids than ``ids`` is removed and None is returned (a miss). Why is said in a warning, or,
+        when ``problems`` is a list, appended to it for the caller to say.
+        """
+        path = self.path_for(key)
+        if not path.is_file():
+            return None
+        try:
+            return self._read(path, key, ids)
+        except (EnsembleError, OSError, ValueError, KeyError, UnicodeDecodeError) as e:
+            why = str(e).split("; ")[0][:200]
+            if problems is None:
+                log.warning("%s: damaged cache entry (%s); recomputing", path, why)
+            else:
+                problems.append(f"{path.name}: {why}")
+            path.unlink(missing_ok=True)
+            return None
+
+    def _read(self, path: Path, key: str, ids: np.ndarray | None):
+        from ensemble.core.outputs import Logits
+        from ensemble.io.tensors import SafetensorsFile
+
+        with SafetensorsFile(path) as f:
+            meta = dict(f.metadata)
+            if meta.get("schema") != CACHE_SCHEMA or meta.get("key") != key:
+                raise ValueError("schema or key in the header does not match the file name")
+            # entries written before the header checksum (it came after schema 1) have none to check
+            if "header_blake3" in meta and meta["header_blake3"] != _header_checksum(meta):
+                raise ValueError("header checksum mismatch (class names or settings edited)")
+            t = f.tensors
+            if set(t) != {"logits", "ids_utf8", "ids_offsets"}:
+                raise ValueError(f"unexpected tensors {sorted(t)}")
+            labels = tuple(json.loads(meta["labels"]))
+            n = int(meta["rows"])
+            if (t["logits"].dtype, t["logits"].shape) != ("F32", (n, len(labels))):
+                raise ValueError(f"logits are {t['logits'].dtype}{list(t['logits'].shape)}, expected F32[{n}, {len(labels)}]")
+            if (t["ids_offsets"].dtype, t["ids_offsets"].shape) != ("I64", (n + 1,)) or t["ids_utf8"].dtype != "U8":
+                raise ValueError("id tensors have the wrong dtype or shape")
+            parts = {}
+            for name, info in t.items():
+                buf = bytearray(info.nbytes)
+                parts[name] = f.read(info, 0, info.numel, buf).reshape(info.shape) if info.numel else \
+                    np.zeros(info.shape, dtype=np.uint8 if name == "ids_utf8" else np.float32)
+        values, blob, offsets = parts["logits"], parts["ids_utf8"], parts["ids_offsets"]
+        if _blake3(np.ascontiguousarray(values)) != meta["logits_blake3"]:
+            raise ValueError("logits checksum mismatch")
+        if _blake3(blob.tobytes() + offsets.tobytes()) != meta["ids_blake3"]:
+            raise ValueError("ids checksum mismatch")
+        if offsets[0] != 0 or offsets[-1] != blob.size or np.any(np.diff(offsets) < 0):
+            raise ValueError("id offsets are inconsistent")
+        raw = blob.tobytes()
+        stored = np.array([raw[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(n)], dtype=object)
+        if ids is not None and (len(ids) != n or not np.array_equal(stored, ids)):
+            raise ValueError("its ids differ from the data's")
+        if not np.isfinite(values).all():
+            raise ValueError("it holds NaN or infinite logits")
+        extra = {k: v for k, v in meta.items() if k not in ("labels", "logits_blake3", "ids_blake3", "header_blake3")}
+        for k in ("settings", "versions"):
+            if k in extra:
+                extra[k] = json.loads(extra[k])
+        return Logits(stored, np.array(values, dtype=np.float32), labels,
+                      model=meta.get("model", ""), split=meta.get("split", ""), meta={**extra, "cache_path": str(path)})
+
+    # ------------------------------------------------------------------ write
+
+    def put(self, key: str, logits, metadata: Mapping[str, object]) -> Path:
+        """Store ``logits`` under ``key`` atomically; returns the entry's path."""
+        from ensemble.io.tensors import SafetensorsWriter
+
+        values = np.ascontiguousarray(logits.values, dtype=np.float32)
+        if not np.isfinite(values).all():
+            raise EnsembleError("refusing to cache NaN or infinite logits")
+        encoded = [str(i).encode("utf-8") for i in logits.ids]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(b) for b in encoded], out=offsets[1:])
+        blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+        meta = {k: (v if isinstance(v, str) else json.dumps(v, sort_keys=True)) for k, v in metadata.items()}
+        meta.update(
+            schema=CACHE_SCHEMA, key=key, rows=str(len(encoded)), labels=json.dumps(list(logits.labels)),
+            logits_blake3=_blake3(values), ids_blake3=_blake3(blob.tobytes() + offsets.tobytes()),
+            created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        )
+        meta["header_blake3"] = _header_checksum(meta)
+        def write(tmp: Path) -> None:
+            w = SafetensorsWriter(tmp, [("logits", "F32", values.shape), ("ids_utf8", "U8", blob.shape),
+                                        ("ids_offsets", "I64", offsets.shape)], meta)
+            try:
+                w.write("logits", values)
+                w.write("ids_utf8", blob)
+                w.write("ids_offsets", offsets)
+            finally:
+                w.close()
+
+        return atomic_write(self.path_for(key), write)
+
+    # ------------------------------------------------------------------ list and prune
+
+    def entries(self) -> list[CacheEntry]:
+        """Every entry in the cache folder, newest first; unreadable ones have ``damaged`` set."""
+        from ensemble.io.tensors import SafetensorsFile
+
+        out = []
+        if not self.root.is_dir():
+            return out
+        for path in self.root.glob(f"*{_SUFFIX}"):
+            st = path.stat()
+            key = path.name[: -len(_SUFFIX)]
+            try:
+                with SafetensorsFile(path) as f:
+                    meta, damaged = dict(f.metadata), None
+                if meta.get("schema") != CACHE_SCHEMA:
+                    damaged = f"schema {meta.get('schema')!r}"
+            except EnsembleError as e:
+                meta, damaged = {}, str(e).split(": ", 1)[-1].split("; ")[0]
+            out.append(CacheEntry(path, key, meta, st.st_size, st.st_mtime, damaged))
+        return sorted(out, key=lambda e: -e.mtime)
+
+    def prune(self, model_digests: Iterable[str] | None = None, data_digests: Iterable[str] | None = None,
+              *, pairs: Iterable[tuple[str, str]] | None = None, dry_run: bool = False,
+              keep=None) -> list[CacheEntry]:
+        """Remove the entries no current model or data file can produce.
+
+        An entry is removed when its model digest is not in ``model_digests`` or its data digest
+        is not in ``data_digests`` (a None set is not checked), or, with ``pairs``, when its
+        (model digest, data digest) is not one of them (a fold model and its own held-out rows),
+        and always when it is damaged. ``keep(entry)``, when given, is asked last of an entry
+        that would be kept (the inference settings in force, for ``ensemble cache prune``).
+        Temporary files older than an hour (left by a killed process) go too. Returns what was
+        (or, with ``dry_run``, would be) removed.
+        """
+        models = None if model_digests is None else set(model_digests)
+        datas = None if data_digests is None else set(data_digests)
+        pairs = None if pairs is None else set(pairs)
+        removed = []
+        for e in self.entries():
+            stale = e.damaged is not None \
+                or (models is not None and e.metadata.get("model_digest") not in models) \
+                or (datas is not None and e.metadata.get("data_digest") not in datas) \
+                or (pairs is not None and (e.metadata.get("model_digest"), e.metadata.get("data_digest")) not in pairs)
+            if not stale and keep is not None:
+                stale = not keep(e)
+            if stale:
+                removed.append(e)
+                if not dry_run:
+                    e.path.unlink(missing_ok=True)
+        if not dry_run and self.root.is_dir():
+            for tmp in self.root.glob(".*.tmp-*"):
+                if time.time() - tmp.stat().st_mtime > _STALE_TMP_S:
+                    tmp.unlink(missing_ok=True)
+            self._remove_idle_locks()
+        return removed
+
+    def _remove_idle_locks(self) -> None:
+        """The ``.KEY.lock`` files no process holds (a finished or interrupted predict leaves
+        them): each is taken without waiting, then removed; one held by a live writer is kept."""
+        from filelock import FileLock, Timeout
+
+        for path in self.root.glob(".*.lock"):
+            try:
+                with FileLock(str(path)).acquire(timeout=0):
+                    path.unlink(missing_ok=True)
+            except (Timeout, OSError):
+                continue

@@ -1,0 +1,102 @@
+"""What a workflow reads, apart from how it fits: the members, the data, its columns, the folds
+and refits of fold groups, the cache and the inference settings whose entries are read.
+
+:func:`~ensemble.workflows.vote.vote`, :func:`~ensemble.workflows.report.report`,
+:func:`~ensemble.workflows.gather.gather` and :func:`~ensemble.workflows.predict.predict` take
+their inputs as keyword arguments (a notebook cell stays short) or as one :class:`Inputs`; the
+CLI builds the same object from its flags or the project file, and ``ensemble run`` from
+``ensemble.toml``. The fitting settings are the procedure's
+(:class:`~ensemble.estimates.procedure.Procedure`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Mapping, Sequence
+
+from ensemble.core.errors import EnsembleError
+
+__all__ = ["Inputs"]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The members and data of one ensemble, checked up front.
+
+    Parameters
+    ----------
+    members : mapping of name to model folder, or list of Member
+        The members (``DIR@top3`` expands to a sweep's best trials; ``runs/bert-fold{fold}`` is a
+        fold group).
+    data : mapping of split name to data file or Split
+        ``valid``, ``test``, and ``train`` for fold groups.
+    columns : mapping, optional
+        Column options of :func:`~ensemble.data.splits.load_split` (``id``, ``text``, ``label``,
+        ``encoding``, ``quoting``...).
+    folds : path-like or Folds, optional
+        The K-fold assignment of ``data[train]`` that fold groups were trained on.
+    fold_column : str, optional
+        The folds file's fold column.
+    train : str, default "train"
+        The training split's name in ``data``.
+    refit : mapping of member name to fold group name, optional
+        Full-data refits, each taking its fold group's place on test.
+    cache_dir : path-like, optional
+        The logit cache (default: ``.ensemble/cache`` beside ``ensemble.toml``, else here).
+    inference : InferenceSettings or mapping, optional
+        The inference settings whose cache entries are read.
+    class_order : str or sequence of str, optional
+        The class of each index, for labels given as class indices.
+    """
+
+    members: object
+    data: Mapping = field(default_factory=dict)
+    columns: Mapping = field(default_factory=dict)
+    folds: object = None
+    fold_column: str | None = None
+    train: str = "train"
+    refit: Mapping = field(default_factory=dict)
+    cache_dir: str | os.PathLike | None = None
+    inference: object = None
+    class_order: str | Sequence[str] | None = None
+
+    def __post_init__(self):
+        if isinstance(self.members, Inputs):
+            raise EnsembleError("members: got an Inputs; pass it as the first argument alone")
+        if not isinstance(self.data, Mapping):
+            raise EnsembleError("data must map split names to data files, e.g. {'valid': 'data/valid.csv', 'test': "
+                                f"'data/test.csv'}}; got {type(self.data).__name__} {str(self.data)[:80]!r}")
+        object.__setattr__(self, "columns", dict(self.columns or {}))
+        object.__setattr__(self, "refit", dict(self.refit or {}))
+        object.__setattr__(self, "data", dict(self.data))
+
+    @classmethod
+    def of(cls, members, data=None, **given) -> Inputs:
+        """``members`` when it is an Inputs already (``given`` values that are not None replace
+        its own), else an Inputs of these arguments. Names that are not inputs are an error."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(given) - names)
+        if unknown:
+            raise EnsembleError(f"not an input: {', '.join(unknown)}; inputs are {', '.join(sorted(names))}")
+        if isinstance(members, Inputs):
+            changes = {k: v for k, v in given.items() if v is not None and v != {} and v != ()}
+            if data is not None:
+                changes["data"] = data
+            return replace(members, **changes) if changes else members
+        return cls(members, {} if data is None else data,
+                   **{k: v for k, v in given.items() if v is not None})
+
+    def training(self):
+        """The training split and its folds (:class:`~ensemble.workflows.foldgroups.TrainingFolds`),
+        or None without a folds file."""
+        from ensemble.workflows.gather import training_folds
+
+        return training_folds(self.data, self.folds, self.train, self.columns, self.fold_column)
+
+    def source(self, training=None, members=None):
+        """The members' cached logits (:class:`~ensemble.workflows.gather.CachedLogits`)."""
+        from ensemble.workflows.gather import CachedLogits
+
+        return CachedLogits(self.members if members is None else members, self.cache_dir, training, self.refit,
+                            inference=self.inference, class_order=self.class_order)

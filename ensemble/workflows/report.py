@@ -1,0 +1,374 @@
+"""Per-model and per-ensemble quality side by side, with honest estimates.
+
+For every model: validation accuracy, macro-F1, log loss and ECE, and a note when that score is
+optimistic (a model trained on the validation rows, or an average whose checkpoints, K or soup
+were chosen on them). For every ensemble method: the apparent scores (fitted and scored on all
+validation rows), the cross-validated ones (:func:`~ensemble.estimates.crossval.cross_validate`), their
+difference, the gain over uniform averaging with its 95% interval and McNemar's p, and the
+weights. Between models: how often they disagree, and how their errors correlate (ensembles
+gain from models that err on different rows). Output: a text table, JSON, or an HTML page with
+matplotlib plots.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ensemble.averaging.provenance import model_notes
+from ensemble.core.errors import EnsembleError
+
+log = logging.getLogger(__name__)
+from ensemble.workflows.render import Report, confused_pairs, reliability_curve, wilson
+
+__all__ = ['report']
+
+
+def _estimate_row(e, kind: str, arrays, y: np.ndarray, note: str) -> dict:
+    """A table row of an ensemble method or a selection from its :class:`~ensemble.estimates.crossval.Estimate`:
+    apparent scores (ECE of the full fit), cross-validated ones, optimism and gain over uniform."""
+    from ensemble.estimates.crossval import ece
+
+    lo, hi = e.gain_interval["accuracy"]
+    return {"kind": kind, "accuracy": e.apparent["accuracy"], "macro_f1": e.apparent["macro_f1"],
+            "log_loss": e.apparent["log_loss"], "ece": ece(e.weights.predict_proba(arrays), y),
+            "cv_accuracy": e.cross_validated["accuracy"], "cv_macro_f1": e.cross_validated["macro_f1"],
+            "cv_log_loss": e.cross_validated["log_loss"], "optimism": e.optimism["accuracy"],
+            "gain": e.gain_vs_uniform["accuracy"], "gain_low": lo, "gain_high": hi, "mcnemar_p": e.mcnemar_p,
+            "note": note}
+
+
+def report(
+    models: Mapping[str, str | os.PathLike],
+    data: Mapping[str, object],
+    *,
+    valid: str = "valid",
+    methods: Sequence[str] | None = None,
+    metric: str = "accuracy",
+    folds=5,
+    repeats: int | None = None,
+    seed: int = 0,
+    combine: str = "prob",
+    cache_dir: str | os.PathLike | None = None,
+    columns: Mapping | None = None,
+    trained_on_valid: Sequence[str] = (),
+    include_optimistic: bool = False,
+    best_k: int = 3,
+    adjust: str = "auto",
+    prior=None,
+    adjust_metric: str | None = None,
+    fold_column: str | None = None,
+    train: str = "train",
+    refit: Mapping[str, str] | None = None,
+    inference=None,
+    class_order=None,
+) -> Report:
+    """Score every model and ensemble method on the validation split, honestly.
+
+    Parameters
+    ----------
+    models, data, valid, cache_dir, columns
+        As for :func:`ensemble.workflows.vote.vote`; ``data[valid]`` must be labelled.
+    methods : sequence of str, optional
+        Ensemble methods to estimate besides uniform. Default: acc, optimize, select, stack.
+    metric : str, default "accuracy"
+        What ``auto`` chooses by.
+    folds : int, or path-like or Folds, default 5
+        An int: K of the repeated stratified K-fold of :func:`~ensemble.estimates.crossval.cross_validate`.
+        A folds file (or :class:`~ensemble.data.folds.Folds`) of ``data[train]``: the members are fold
+        groups (``runs/bert-fold{fold}``), scored, fitted and estimated on the out-of-fold logits
+        of every training row and cross-validated on these folds; ``data[valid]`` is then not
+        needed (see :mod:`ensemble.workflows.foldgroups`).
+    repeats, seed
+        Of the repeated stratified K-fold.
+    fold_column, train
+        The folds file's fold column and the training split's name in ``data``.
+    refit : mapping of member name to fold group name, optional
+        Full-data refits (see :func:`~ensemble.workflows.vote.vote`): named in the report, never scored
+        on training rows (they saw them all); scored in the group's place on the holdout.
+    trained_on_valid : sequence of str
+        Models trained on the validation rows: marked, and left out of weight fitting.
+    include_optimistic : bool, default False
+        Fit weights over every model, including those with optimistic validation scores.
+    best_k : int, default 3
+        With more than ``best_k`` members, also estimate "average the ``best_k`` best" (0: only
+        the single best). The winner's curse: picking the best member (a sweep's best trial) on
+        validation is a fit; its cross-validated score (chosen on the other folds, scored on the
+        held-out one) sits below the apparent best score.
+    adjust : {"auto", "prior", "fit", "none"}, default "auto"
+        Class-prior adjustments to estimate on top of the method ``auto`` chose (see
+        :mod:`ensemble.estimates.adjustments`): "auto" estimates "fit", and "prior" when ``prior`` is given,
+        and says which ``--adjust auto`` would keep; "none" skips the section.
+    prior : optional
+        The target class prior (see :func:`ensemble.data.priors.class_prior`).
+    adjust_metric : {"accuracy", "macro_f1"}, optional
+        Default: ``metric`` when it is one of them, else accuracy.
+    inference, class_order
+        As for :func:`~ensemble.workflows.vote.vote`: the inference settings whose cached logits are read
+        (recorded in ``Report.inference``), and the class of each index for integer labels.
+    """
+    import pandas as pd
+
+    from ensemble.core.combination import as_log_probs
+    from ensemble.core.combination import combine as combine_logits
+    from ensemble.core.scores import need_classes
+    from ensemble.estimates.crossval import AUTO_METHODS, select_method
+    from ensemble.workflows.gather import open_split
+
+    columns = dict(columns or {})
+    data = data if isinstance(data, Mapping) else {valid: data}  # one data file: the validation split
+    source, training, split, folds = _report_inputs(models, data, valid, folds, columns, trained_on_valid, cache_dir,
+                                                    fold_column, train, refit, inference, class_order)
+    oof, refs = training is not None, source.refs
+    al = source.aligned(split)
+    y = al.y
+    need_classes(y, "ensemble report", al.labels)
+    # log-probabilities once for every member score, estimate and fit (the vote's estimates hash them too)
+    log_probs = [as_log_probs(a) for a in al.arrays]
+    rows, probas, excluded = _member_rows(refs, log_probs, split, y, trained_on_valid, include_optimistic, oof)
+    fit_idx = [i for i, r in enumerate(refs) if r.name not in excluded]
+    if not fit_idx:
+        raise EnsembleError("every model is marked optimistic (trained on or chosen on the validation rows); "
+                            "pass --include-optimistic to fit weights over them anyway")
+    fit_arrays = [log_probs[i] for i in fit_idx]
+    fit_names = [refs[i].name for i in fit_idx]
+    if excluded:
+        log.info("left out of weight fitting (optimistic validation scores): %s", ", ".join(excluded))
+    cv = dict(folds=folds, repeats=repeats, seed=seed, combine=combine, names=fit_names, store=source.estimates)
+    if oof:
+        cv["splits"] = training.folds.fold  # the training folds: each held-out fold is one fold model's rows
+
+    methods = tuple(m for m in (methods or AUTO_METHODS) if m != "uniform")
+    choice, reason, estimates = select_method(fit_arrays, y, methods, metric=metric, **cv)
+    where = "out-of-fold" if oof else "validation"
+    weights, reliability = _ensemble_rows(rows, probas, estimates, fit_arrays, fit_names, y, combine, where)
+    curse = _winners_curse(rows, estimates, fit_arrays, fit_names, y, best_k, cv, where)
+    adjust_info = {} if adjust == "none" else _class_priors(
+        fit_arrays, y, al.labels, choice, estimates, adjust=adjust, prior=prior, columns=columns,
+        metric=adjust_metric or (metric if metric in ("accuracy", "macro_f1") else "accuracy"), cv=cv)
+    chosen = estimates[choice].oof_proba if choice in estimates else combine_logits(fit_arrays, None, combine)
+    confused = confused_pairs(chosen.argmax(axis=1), y, al.labels)
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    for col in [c for c in _COLUMNS if c not in table]:  # in this order: the JSON's and the page's
+        table[col] = float("nan")
+    table["note"] = table["note"].fillna("")
+    names = [r.name for r in refs]
+    disagreement, correlation = _between_members(probas, names, y)
+    out_of_fold, holdout = {}, {}
+    if oof:  # the rows and folds scored on, and an untouched validation split scored as the fold means
+        out_of_fold = {**training.describe(), "fold_groups": source.fold_group_folders(),
+                       "refit": {g: r.name for g, r in source.refits.items()}}
+        holdout = {} if valid not in data else _holdout(source, open_split(data[valid], valid, columns), al.labels,
+                                                        fit_idx, estimates, combine, table)
+    return Report(table, disagreement, correlation, choice, reason, metric, len(y), excluded, estimates, reliability,
+                  weights, curse, adjust_info, confused, out_of_fold, holdout, _inference(source, refs, al.logits))
+
+
+_COLUMNS = ("cv_accuracy", "gain", "gain_low", "gain_high", "mcnemar_p", "acc_low", "acc_high", "cv_macro_f1",
+            "cv_log_loss", "optimism")
+
+
+def _inference(source, refs, logits) -> dict:
+    """The inference settings asked for, and what each member's cache entry was computed with."""
+    return {"requested": source.inference.requested(),
+            "members": {r.name: lg.meta.get("settings") for r, lg in zip(refs, logits)}}
+
+
+def _report_inputs(models, data, valid, folds, columns, trained_on_valid, cache_dir, fold_column, train, refit,
+                   inference=None, class_order=None):
+    """(source, training folds or None, the labelled split scored on, K of the cross-validation):
+    the validation split and ``folds`` (or 5, when ``folds`` is a folds file of fold groups beside
+    models), or the training split's out-of-fold rows and the folds file's K."""
+    from ensemble.workflows.gather import CachedLogits, check_fold_groups, open_split, training_folds
+    from ensemble.workflows.members import resolve_members
+
+    if isinstance(folds, bool) or (isinstance(folds, (int, np.integer)) and folds < 2):
+        raise EnsembleError(f"folds must be 2 or more (K of the K-fold cross-validation), or a folds file; got {folds!r}")
+    training = None
+    if not isinstance(folds, (int, np.integer)):  # a folds file: the members are fold groups
+        training = training_folds(data, folds, train, columns, fold_column)
+    if training is None and valid not in data:
+        raise EnsembleError(f"report needs the labelled validation split; pass --data {valid}=PATH")
+    members = resolve_members(models, None if training is None else training.k)
+    names = [m.name for m in members]
+    unknown = [n for n in trained_on_valid if n not in names]
+    if unknown:
+        raise EnsembleError(f"--trained-on-valid {unknown[0]!r} is not a --model name ({', '.join(names)})")
+    source = CachedLogits(members, cache_dir, training, refit, inference=inference, class_order=class_order)
+    source.warn_duplicates()
+    oof = check_fold_groups(source, training, valid if valid in data else None)
+    split = training.split if oof else open_split(data[valid], valid, columns)
+    split.require_labels("the report scores against the out-of-fold training labels" if oof else
+                         "the report scores against validation labels")
+    if oof:
+        return source, training, split, training.k
+    return source, None, split, folds if isinstance(folds, (int, np.integer)) else 5
+
+
+def _holdout(source, split, labels, fit_idx, estimates, combine, table) -> dict:
+    """Fold groups scored on an untouched validation split as their fold means: each member,
+    uniform, and each estimated method as fitted on all out-of-fold rows; beside each, its
+    out-of-fold cross-validated accuracy."""
+    from ensemble.core.combination import align, as_log_probs
+    from ensemble.core.combination import combine as combine_logits
+    from ensemble.core.scores import accuracy
+
+    split.require_labels("the holdout is scored against its labels")
+    hal = source.aligned(split, labels)
+    arrays = [as_log_probs(a) for a in hal.arrays]
+    acc = {r.name: accuracy(a, hal.y) for r, a in zip(source.refs, arrays)}
+    fit_arrays = [arrays[i] for i in fit_idx]
+    acc["uniform"] = accuracy(combine_logits(fit_arrays, None, combine), hal.y)
+    for m, e in estimates.items():
+        acc[m] = accuracy(e.weights.predict_proba(fit_arrays), hal.y)
+    if source.refits:  # what is submitted: each refit in its group's place, with the group's weight
+        refit = list(arrays)  # the other members' as they are: only the refits are read
+        names = [x.name for x in source.refs]
+        for g, r in source.refits.items():
+            i = names.index(g)
+            refit[i] = as_log_probs(align([source.logits(r, split)], ids=split.ids, labels=labels).arrays[0])
+            acc[r.name] = accuracy(refit[i], hal.y)
+        refit = [refit[i] for i in fit_idx]
+        acc["uniform with refits"] = accuracy(combine_logits(refit, None, combine), hal.y)
+        for m, e in estimates.items():
+            acc[f"{m} with refits"] = accuracy(e.weights.predict_proba(refit), hal.y)
+    cv = {n: float(table.loc[n, "cv_accuracy"] if n in estimates or n == "uniform" else table.loc[n, "accuracy"])
+          for n in acc if n in table.index}
+    return {"path": str(split.path), "rows": len(split), "accuracy": acc, "cv_accuracy": cv,
+            "overlap": _overlap(split, source.training.split)}
+
+
+def _overlap(holdout, train) -> int:
+    """How many holdout rows are also training rows (the same text, or the same id when both files
+    name their rows by an id column): those rows were seen by every fold model but one, so the
+    holdout is not untouched; said in a warning and in the report."""
+    texts = {t for t in zip(*train.texts)}
+    by_id = holdout.id_column is not None and train.id_column is not None
+    ids = set(train.ids) if by_id else set()
+    n = sum(1 for i, t in zip(holdout.ids, zip(*holdout.texts)) if t in texts or i in ids)
+    if n:
+        log.warning("%s: %d of its %d rows are also in the training file %s (same text%s): it is not an untouched "
+                    "holdout; remove them from one of the files", holdout.path, n, len(holdout), train.path,
+                    " or id" if by_id else "")
+    return n
+
+
+def _member_rows(refs, log_probs, split, y, trained_on_valid, include_optimistic, oof: bool = False):
+    """Each member's validation scores and note (rows), probabilities (from its log-probabilities
+    over the validation rows), and the members left out of weight fitting because their scores
+    there are optimistic."""
+    from ensemble.core.combination import softmax
+    from ensemble.core.scores import at_chance, log_loss, macro_f1
+    from ensemble.estimates.crossval import ece
+
+    rows, probas, excluded = {}, {}, []
+    for ref, arr in zip(refs, log_probs):
+        group = ref.kind == "folds"  # its fold models' notes: their held-out rows are these
+        note, exclude = model_notes(ref.parts[0].folder if group else ref.folder, split.digest,
+                                    ref.name in trained_on_valid)
+        if group and note:
+            note = "fold models' " + (note.replace("this split", "each fold's held-out rows") if oof else note)
+        if group and not oof:  # beside models, on the validation rows
+            note = "; ".join(filter(None, [f"the mean of its {len(ref.parts)} fold models", note]))
+        chance = at_chance(arr, y)
+        if chance and oof:
+            chance = chance.replace("on validation", "out of fold")
+        if chance:
+            log.warning("%s: %s", ref.name, chance)
+            note = "; ".join(filter(None, [note, chance]))
+        p = softmax(arr)
+        probas[ref.name] = p
+        k = int((p.argmax(axis=1) == y).sum())
+        lo, hi = wilson(k, len(y))
+        rows[ref.name] = {"kind": "model", "accuracy": k / len(y), "acc_low": lo, "acc_high": hi,
+                          "macro_f1": macro_f1(p, y), "log_loss": log_loss(p, y), "ece": ece(p, y), "note": note}
+        if exclude and not include_optimistic:
+            excluded.append(ref.name)
+    return rows, probas, excluded
+
+
+def _ensemble_rows(rows, probas, estimates, fit_arrays, fit_names, y, combine, where: str = "validation"):
+    """Uniform's row and each estimated method's (added to ``rows``); returns the weights of each
+    method and the reliability curves of members and methods."""
+    from ensemble.core.combination import combine as combine_logits
+    from ensemble.core.scores import accuracy, log_loss, macro_f1
+    from ensemble.estimates.crossval import ece
+
+    uniform = combine_logits(fit_arrays, None, combine)
+    rows["uniform"] = {"kind": "ensemble", "accuracy": accuracy(uniform, y), "macro_f1": macro_f1(uniform, y),
+                       "log_loss": log_loss(uniform, y), "ece": ece(uniform, y), "cv_accuracy": accuracy(uniform, y),
+                       "gain": 0.0, "gain_low": 0.0, "gain_high": 0.0, "mcnemar_p": float("nan"),
+                       "note": f"nothing fitted: its {where} score is an estimate"}
+    weights = {"uniform": {n: 1 / len(fit_names) for n in fit_names}}
+    reliability = {n: reliability_curve(p, y) for n, p in probas.items()}
+    reliability["uniform"] = reliability_curve(uniform, y)
+    for m, e in estimates.items():
+        rows[m] = _estimate_row(e, "ensemble", fit_arrays, y, "")
+        if e.weights.stacker is None:
+            weights[m] = dict(zip(fit_names, map(float, e.weights.weights)))
+        reliability[f"{m} (out-of-fold)"] = reliability_curve(e.oof_proba, y)
+    return weights, reliability
+
+
+def _winners_curse(rows, estimates, fit_arrays, fit_names, y, best_k, cv, where: str = "validation") -> dict:
+    """Picking the best member (and the best K) on validation, estimated like any fit; its rows
+    and estimates are added to ``rows`` and ``estimates``."""
+    from ensemble.estimates.crossval import cross_validate
+
+    curse = {}
+    if len(fit_arrays) < 2:
+        return curse
+    member_acc = {n: rows[n]["accuracy"] for n in fit_names}
+    picks = ["best"] + ([f"best{best_k}"] if best_k and len(fit_arrays) > best_k > 1 else [])
+    for m in picks:
+        e = cross_validate(fit_arrays, y, m, **cv)
+        chosen = [n for n, w in zip(fit_names, e.weights.weights) if w > 0]
+        rows[m] = _estimate_row(e, "selection", fit_arrays, y, "picks " + ", ".join(chosen) + f" on the {where} rows")
+        estimates[m] = e
+        if m == "best":
+            curse.update(members=len(fit_names), best_member=chosen[0], apparent_best=e.apparent["accuracy"],
+                         cv_best=e.cross_validated["accuracy"], members_mean=float(np.mean(list(member_acc.values()))),
+                         members_chosen_on_eval_set=any("eval metric" in rows[n]["note"] for n in fit_names))
+        else:
+            curse.update(k=best_k, apparent_best_k=e.apparent["accuracy"], cv_best_k=e.cross_validated["accuracy"])
+    return curse
+
+
+def _class_priors(fit_arrays, y, labels, choice, estimates, *, adjust, prior, columns, metric, cv) -> dict:
+    """The class-prior adjustments estimated on top of the chosen method, as the report shows them."""
+    from ensemble.data.priors import class_prior
+    from ensemble.estimates.adjustments import select_adjustment
+
+    target = None if prior is None else class_prior(prior, labels, columns=columns)
+    kinds = None if adjust == "auto" else (adjust,)
+    a_choice, a_reason, a_est = select_adjustment(
+        fit_arrays, y, choice, target=target, metric=metric, kinds=kinds, **cv,
+        full_proba=estimates[choice].weights.predict_proba(fit_arrays) if choice in estimates else None)
+    first = next(iter(a_est.values()))
+    counts = np.bincount(y, minlength=len(labels))
+    return {
+        "method": choice, "metric": metric, "choice": a_choice, "reason": a_reason, "classes": list(labels),
+        "validation_prior": (counts / counts.sum()).tolist(),
+        "target_prior": None if target is None else target.tolist(),
+        "baseline": dict(first.baseline), "recall_before": first.recall_before.tolist(),
+        "kinds": {k: {"scores": dict(e.scores), "gain": dict(e.gain),
+                      "interval": {m: list(v) for m, v in e.interval.items()}, "recall": e.recall.tolist(),
+                      "offsets": e.adjustment.offsets.tolist()} for k, e in a_est.items()},
+    }
+
+
+def _between_members(probas, names, y):
+    """How often the members' predicted classes differ, and how their errors correlate."""
+    import pandas as pd
+
+    preds = np.stack([probas[n].argmax(axis=1) for n in names])
+    errors = (preds != y).astype(float)
+    M = len(names)
+    dis = np.array([[float(np.mean(preds[i] != preds[j])) for j in range(M)] for i in range(M)])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.corrcoef(errors) if M > 1 else np.ones((1, 1))
+    corr = np.atleast_2d(np.nan_to_num(corr, nan=0.0))
+    return pd.DataFrame(dis, index=names, columns=names), pd.DataFrame(corr, index=names, columns=names)

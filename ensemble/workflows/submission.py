@@ -1,0 +1,94 @@
+"""Write the submission CSV: the sample submission's columns, row order and label format.
+
+A sample with an id column and one label column gets the predicted label in it, as class names,
+or as class indices when the sample's column holds integers and the class names are not
+integers. A sample whose other columns are the class names gets probabilities. Its ids must be
+the test ids, as a set; the rows follow the sample's order. The CSV and a JSON sidecar naming the
+weights and cache entries used are written atomically (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ensemble.io.atomic import atomic_write
+
+log = logging.getLogger(__name__)
+
+__all__ = ['save_submission', 'write_submission', 'sidecar_path', 'sidecar_matches']
+
+
+
+
+
+
+
+
+def write_submission(ids: Sequence[str], proba: np.ndarray, labels: Sequence[str], *, out: str | os.PathLike,
+                     sidecar: Mapping | None = None, task=None, **kwargs):
+    """Write predictions as a submission CSV and ``<out>.json`` (``sidecar``, provenance);
+    returns the DataFrame written. ``kwargs`` go to the task's submission format
+    (:meth:`~ensemble.tasks.base.Task.submission`; default: single-label classification,
+    :func:`~ensemble.tasks.classification.make_submission`)."""
+    from ensemble.tasks import task_named
+
+    task = task or task_named("classification")
+    return save_submission(task.submission(ids, proba, labels, **kwargs), out, sidecar)
+
+
+
+
+def sidecar_path(out: str | os.PathLike) -> Path:
+    """The provenance file beside a submission: ``<out>.json``."""
+    out = Path(out)
+    return out.with_name(out.name + ".json")
+
+
+def sidecar_matches(out: str | os.PathLike) -> bool:
+    """Whether the sidecar of submission ``out`` records the CSV's current BLAKE3 (it describes
+    this very file)."""
+    from ensemble.io.hashing import file_digest
+
+    try:
+        recorded = json.loads(sidecar_path(out).read_text(encoding="utf-8")).get("blake3")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return Path(out).is_file() and recorded == file_digest(out)
+
+
+def save_submission(frame, out: str | os.PathLike, sidecar: Mapping | None = None, then=None):
+    """Write a DataFrame from :func:`make_submission` and its sidecar, each atomically: the CSV
+    first, then ``then()`` (vote writes its weights file there), the sidecar last, so that a
+    sidecar never describes a CSV that is not there. When a later step fails, a CSV this call
+    created is removed again; a kill between the steps leaves a sidecar whose ``blake3`` does
+    not match the CSV, which ``ensemble run`` reports (:func:`sidecar_matches`)."""
+    out = Path(out)
+    meta = {**dict(sidecar or {}), "rows": len(frame), "columns": list(frame.columns),
+            "sample_submission": frame.attrs.get("sample_submission"),
+            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    replaced = out.exists()
+    data = frame.to_csv(index=False).encode("utf-8")
+    from blake3 import blake3
+
+    meta["blake3"] = blake3(data).hexdigest()  # of the CSV's bytes: a copy can be checked against it
+    atomic_write(out, lambda p: p.write_bytes(data))
+    try:
+        if then is not None:
+            then()
+        atomic_write(sidecar_path(out), lambda p: p.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8"))
+    except BaseException:
+        if not replaced:
+            out.unlink(missing_ok=True)
+        raise
+    if replaced:
+        log.info("replaced %s", out)
+    out_frame = frame.copy()
+    out_frame.attrs["path"] = str(out)
+    return out_frame
