@@ -82,7 +82,7 @@ def test_text_pairs_and_truncation_is_counted(model_dir, tmp_path, caplog):
     expected = sum(n > 24 for n in lengths)
     assert expected >= 1
     assert caplog.text.count("were truncated") == 1
-    assert f"{expected} of 3 texts are longer than 24 tokens (--max-length)" in caplog.text
+    assert f"{expected} of 3 texts are longer than 24 tokens (max_length)" in caplog.text  # the library names its keyword
 
 
 @pytest.fixture

@@ -138,7 +138,7 @@ def test_class_prior_specs(tmp_path):
     np.testing.assert_allclose(class_prior(str(train), labels), [0.5, 0.375, 0.125])
     for spec, match in [("neg=1,neu=1", "no share for class 'pos'"), ("neg=1,neu=1,pos=1,bad=1", "class 'bad' is not"),
                         ("neg=1,neu=0,pos=1", "positive"), ([1, 2], "2 shares for 3 classes"),
-                        ("neg:1", "--prior neg:1: no such file"), ("neg=1,neu=1,pos", "expected 'uniform'")]:
+                        ("neg:1", "prior neg:1: no such file"), ("neg=1,neu=1,pos", "expected 'uniform'")]:
         with pytest.raises(EnsembleError, match=match):
             class_prior(spec, labels)
     pd.DataFrame({"text": list("ab"), "label": ["neg", "pos"]}).to_csv(train, index=False)

@@ -106,12 +106,12 @@ def test_plain_k_records_no_holdout(runs, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"method": "greedy"}, r"--method greedy needs --holdout"),
-    ({"k": "auto"}, r"--k auto needs --holdout"),
-    ({"k": 2, "holdout": "HOLDOUT"}, r"--holdout is used only by --method greedy and --k auto"),
+    ({"method": "greedy"}, r"method=greedy needs holdout"),  # the library names its keywords
+    ({"k": "auto"}, r"k=auto needs holdout"),
+    ({"k": 2, "holdout": "HOLDOUT"}, r"holdout is used only by method=greedy and k=auto"),
     ({"k": "2,99", "holdout": "HOLDOUT"}, r"k=99 but only 6 checkpoints have the metric"),
-    ({"k": "two"}, r"--k must be a number, 'auto' or a list like 2,3,4"),
-    ({"method": "soup"}, r"method must be 'uniform' or 'greedy'"),
+    ({"k": "two"}, r"k must be a number, 'auto' or a list like 2,3,4"),
+    ({"method": "soup"}, r"method must be one of uniform, greedy; got 'soup'"),
 ])
 def test_bad_search_arguments(runs, holdout, tmp_path, kwargs, message):
     kwargs = {k: (holdout if v == "HOLDOUT" else v) for k, v in kwargs.items()}

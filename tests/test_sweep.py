@@ -138,7 +138,7 @@ def test_a_trial_with_other_shapes_is_refused_by_name(sweep_copy, tmp_path):
         sd["bert.pooler.dense.bias"] = np.zeros(7, np.float32)
         save_file(sd, ck / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(EnsembleError, match=r"trial run-1 differs from trial run-\d.*bert.pooler.dense.bias.*"
-                                            r"--exclude-trial run-1"):
+                                            r"exclude_trials=\[run-1\]"):
         from ensemble.averaging.build import average_checkpoints
 
         average_checkpoints(sweep_copy, across_trials=True, out=tmp_path / "o")

@@ -27,7 +27,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ensemble.core.errors import EnsembleError
+from ensemble.core.errors import EnsembleError, flag
+from ensemble.core.options import check_option
 from ensemble.io.hashing import StreamHasher, file_digest
 from ensemble.io.tensors import FLOAT_DTYPES, SafetensorsFile, SafetensorsWriter, from_float, iter_chunks, to_float
 
@@ -353,17 +354,16 @@ def average_checkpoints(
         index when the checkpoints were), ``generation_config.json``, the tokenizer, processor and
         chat-template files, the model's code files (``auto_map``) and ``ensemble_manifest.json``.
     """
-    if accumulate_dtype not in ("float32", "float64"):
-        raise EnsembleError(f"accumulate_dtype must be 'float32' or 'float64', got {accumulate_dtype!r}")
-    if method not in ("uniform", "greedy"):
-        raise EnsembleError(f"method must be 'uniform' or 'greedy', got {method!r}")
+    check_option("accumulate_dtype", accumulate_dtype)
+    check_option("soup", method, called="method")
     k = parse_k(k)
     searched = method == "greedy" or k == "auto" or isinstance(k, tuple)
     if searched and holdout is None:
-        what = "--method greedy" if method == "greedy" else f"--k {k if k == 'auto' else ','.join(map(str, k))}"
-        raise EnsembleError(f"{what} needs --holdout: a labelled data file to score the averages on")
+        what = flag("method", "greedy") if method == "greedy" else flag("k", k if k == "auto" else ",".join(map(str, k)))
+        raise EnsembleError(f"{what} needs {flag('holdout')}: a labelled data file to score the averages on")
     if not searched and holdout is not None:
-        raise EnsembleError("--holdout is used only by --method greedy and --k auto (or --k 2,3,4); drop it")
+        raise EnsembleError(f"{flag('holdout')} is used only by {flag('method', 'greedy')} and {flag('k', 'auto')} (or a "
+                            "list of K); drop it")
     search = None
     tag = "greedy" if method == "greedy" else "top"
     if searched:

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ensemble.core.errors import EnsembleError
+from ensemble.core.errors import EnsembleError, cli_face
 from ensemble.io.modelfiles import load_torch_bin, read_config
 from ensemble.io.tensors import DTYPES, SafetensorsFile, TensorInfo
 
@@ -174,7 +174,8 @@ def check_trials(sweep) -> None:
     ref_trial, ref_path = picks[0]
     ref_cfg = read_config(ref_path)
     ref_set = open_weights(ref_path)
-    hint = f"leave it out with --exclude-trial {{}} (sweep {sweep.root})"
+    hint = ("leave it out with --exclude-trial {}" if cli_face() else "leave it out with exclude_trials=[{}]") + (
+        f" (sweep {sweep.root})")
     try:
         for trial, path in picks[1:]:
             cfg = read_config(path)

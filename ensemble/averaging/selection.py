@@ -20,7 +20,7 @@ from ensemble.averaging.checkpoints import (
     read_checkpoint,
 )
 from ensemble.averaging.reading import check_trials
-from ensemble.core.errors import EnsembleError
+from ensemble.core.errors import EnsembleError, cli_face, flag, option
 from ensemble.io.modelfiles import has_tokenizer, has_weights
 
 log = logging.getLogger(__name__)
@@ -102,13 +102,14 @@ def select_checkpoints(
         from ensemble.averaging.sweeps import find_sweep
 
         if not isinstance(run_or_paths, (str, os.PathLike)):
-            raise EnsembleError("--across-trials takes one sweep folder (the hyperparameter search's output_dir)")
+            raise EnsembleError(f"{flag('across_trials')} takes one sweep folder (the hyperparameter search's output_dir)")
         sweep = find_sweep(run_or_paths, metric, greater_is_better, exclude=exclude_trials)
         check_trials(sweep)
         ranking = sweep.ranking
         return Selection(ranking.top(_count(k, ranking, 4)), ranking, sweep.root, sweep)
     if exclude_trials:
-        raise EnsembleError("--exclude-trial is used only with --across-trials; drop it")
+        raise EnsembleError(f"{flag('exclude_trial' if cli_face() else 'exclude_trials')} is used only with "
+                            f"{flag('across_trials')}; drop it")
     paths = [Path(run_or_paths)] if isinstance(run_or_paths, (str, os.PathLike)) else [
         Path(p) for p in run_or_paths
     ]
@@ -118,7 +119,7 @@ def select_checkpoints(
         from ensemble.averaging.sweeps import is_sweep
 
         if is_sweep(paths[0]):
-            raise EnsembleError(f"{paths[0]}: is a sweep (a folder of trial runs); pass --across-trials to rank the "
+            raise EnsembleError(f"{paths[0]}: is a sweep (a folder of trial runs); {option('across_trials')} to rank the "
                                 "checkpoints of every trial together, or one trial's folder")
     if len(paths) == 1 and _is_run_folder(paths[0]):
         ranking = rank_run(paths[0], metric, greater_is_better)
@@ -161,7 +162,7 @@ def parse_k(k) -> int | str | tuple[int, ...] | None:
         try:
             values = tuple(int(v) for v in k.split(","))
         except ValueError:
-            raise EnsembleError(f"--k must be a number, 'auto' or a list like 2,3,4; got {k!r}") from None
+            raise EnsembleError(f"{flag('k')} must be a number, 'auto' or a list like 2,3,4; got {k!r}") from None
     else:
         values = tuple(int(v) for v in k)
     if not values or min(values) < 1:

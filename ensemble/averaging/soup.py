@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ensemble.averaging.checkpoints import Checkpoint, Ranking
-from ensemble.core.errors import EnsembleError
+from ensemble.core.errors import EnsembleError, flag
 from ensemble.io.tensors import DTYPES, FLOAT_DTYPES, to_float
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def search_k(ranking: Ranking, method: str, k, holdout, tok_dir: Path, batch_siz
         ks = tuple(range(1, len(candidates) + 1)) if k == "auto" else k
         if max(ks) > len(candidates):
             raise EnsembleError(f"{candidates[0].path.parent}: k={max(ks)} but only {len(candidates)} "
-                                "checkpoints have the metric; pass smaller values of --k")
+                                f"checkpoints have the metric; pass smaller values of {flag('k')}")
         candidates = candidates[:max(ks)]
     scorer = _HoldoutScorer(candidates[0], tok_dir, holdout, batch_size, device, trust_remote_code)
     metric = ranking.metric

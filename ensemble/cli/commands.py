@@ -13,13 +13,14 @@ import sys
 import click
 
 from ensemble.core.errors import EnsembleError
+from ensemble.core.options import allowed
 
 log = logging.getLogger("ensemble")
 
 
 from ensemble.cli.main import common_options, main
 from ensemble.cli.options import (
-    Inputs,
+    InputFlags,
     KType,
     adjust_options,
     column_options,
@@ -35,7 +36,7 @@ from ensemble.cli.options import (
 @click.option("--k", "k", type=KType(), default=None, metavar="K|auto|K1,K2,...",
               help="Average the best K checkpoints [default: 4 for a run folder; every folder listed]; "
                    "'auto' or a list: the K scoring best on --holdout.")
-@click.option("--method", type=click.Choice(["uniform", "greedy"]), default="uniform", show_default=True,
+@click.option("--method", type=click.Choice(allowed("soup")), default="uniform", show_default=True,
               help="greedy: greedy soup, a checkpoint joins when --holdout accuracy does not drop.")
 @click.option("--holdout", type=click.Path(path_type=str), default=None,
               help="Labelled data file to score greedy soups and --k auto on.")
@@ -50,7 +51,7 @@ from ensemble.cli.options import (
               help="Output model folder [default: weights/<run-name>-top<K>].")
 @click.option("--tokenizer", type=click.Path(path_type=str), default=None,
               help="Folder to take the tokenizer from when the checkpoints and run folder have none.")
-@click.option("--accumulate-dtype", type=click.Choice(["float32", "float64"]), default="float32",
+@click.option("--accumulate-dtype", type=click.Choice(allowed("accumulate_dtype")), default="float32",
               show_default=True, help="Precision of the running sum.")
 @click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
 @click.option("--across-trials", is_flag=True,
@@ -127,41 +128,15 @@ def predict(models, data, project, id_col, text_cols, label_col, encoding, quoti
                        --folds data/folds.csv
     """
     from ensemble.inference.cache import LogitCache
-    from ensemble.inference.session import ModelSession
+    from ensemble.workflows.predict import predict_jobs
 
-    inputs = Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting)
+    inputs = InputFlags(project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting)
     inputs.need()
     settings = inputs.inference(batch_size, max_length, pad_to_multiple_of, device, dtype, trust_remote_code)
     jobs = inputs.jobs(folds, fold_column)
     cache = None if no_cache else LogitCache(inputs.cache_dir)
-    ctx = click.get_current_context()
-    rows = []
-    from tqdm.auto import tqdm
-
-    for _, ref, todo in jobs:
-        name = ref.name
-        session = ModelSession(ref, settings, cache)
-        if session.dist is not None and not session.dist.is_main_process:
-            log.setLevel(logging.WARNING)
-        show = ctx.meta["ensemble.progress"] and (session.dist is None or session.dist.is_main_process)
-        # the bar's total is every split's batches, known up front; a cached split counts as done
-        with tqdm(total=sum(session.n_batches(s) for _, s in todo), desc=name, unit="batch",
-                  disable=not show, leave=False) as bar:
-            done = 0
-            for split_name, split in todo:
-                lg = session.logits(split, progress=bar)
-                done += session.n_batches(split)
-                bar.update(done - bar.n)
-                acc = None
-                if split.labels is not None:
-                    acc = float((lg.predictions() == split.label_indices(ref.labels, str(ref.folder))).mean())
-                rows.append((name, split_name, len(lg), "cached" if lg.meta.get("cached") else "computed", acc,
-                             lg.meta.get("cache_path", "-")))
-    if session.dist is not None:
-        # every process leaves the gloo/nccl group together; a group left to interpreter
-        # shutdown can abort a rank ("terminate called without an active exception")
-        session.dist.wait_for_everyone()
-        session.dist.destroy_process_group()
+    rows = [(r.model, r.split, r.rows, r.how, r.accuracy, r.cache_path)
+            for r in predict_jobs(jobs, settings, cache, progress=click.get_current_context().meta["ensemble.progress"])]
     width = max(len("model"), *(len(r[0]) for r in rows))
     swidth = max(len("split"), *(len(r[1]) for r in rows))
     log.info("%s", f"{'model':<{width}}  {'split':<{swidth}}  {'rows':>7}  {'logits':<8}  {'accuracy':>8}  cache entry")
@@ -183,7 +158,7 @@ def predict(models, data, project, id_col, text_cols, label_col, encoding, quoti
                    "(best: the best member alone; best3: the mean of the 3 best); auto: the method whose "
                    "cross-validated gain over uniform is sure (else uniform); a weights .json written before; or one "
                    "weight per --model.")
-@click.option("--combine", type=click.Choice(["prob", "logit", "geometric", "vote"]), default=None,
+@click.option("--combine", type=click.Choice(allowed("combine")), default=None,
               help="Mean of probabilities, of logits, of log-probabilities, or hard vote [default: prob].")
 @click.option("--models", "subset", default=None, metavar="A,B,...", help="Use only these of the --model names.")
 @click.option("--temperature", is_flag=True, help="Fit a temperature per model on validation log loss first.")
@@ -233,9 +208,10 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
       ensemble vote --model a=runs/a-fold{fold} --model b=runs/b-fold{fold} --folds data/folds.csv \\
                     --data train=data/train.csv --data test=data/test.csv --weights auto
     """
-    from ensemble.workflows.vote import vote, weights_kind
+    from ensemble.core.options import weights_kind
+    from ensemble.workflows.vote import vote
 
-    inputs = Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting)
+    inputs = InputFlags(project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting)
     inputs.need()
     model_paths = inputs.models
     p = inputs.project
@@ -260,16 +236,16 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
             raise EnsembleError(f"--models: {unknown[0]!r} is not a --model name ({', '.join(model_paths)})")
         model_paths = {m: model_paths[m] for m in wanted}
     folds, fold_column, refit = inputs.fold_settings(folds, fold_column, refit)
-    frame = vote(model_paths, inputs.data, weights, combine=combine, valid=valid_split,
-                 test=test_split, cache_dir=inputs.cache_dir, sample_submission=sample_submission, out=out, proba=proba,
-                 temperature=temperature, calibrate=calibrate, acc_power=acc_power, name=name, seed=seed,
-                 columns=inputs.columns, weights_dir=(p.root / "weights") if p else "weights",
+    given = inputs.inputs(model_paths, folds, fold_column, refit, class_order=class_order,
+                          inference=inputs.inference(batch_size, max_length, pad_to_multiple_of, device, dtype))
+    frame = vote(given, weights=weights, combine=combine, valid=valid_split, test=test_split,
+                 sample_submission=sample_submission, out=out, proba=proba, temperature=temperature,
+                 calibrate=calibrate, acc_power=acc_power, name=name, seed=seed,
+                 weights_dir=(p.root / "weights") if p else "weights",
                  submissions_dir=(p.root / "submissions") if p else "submissions", adjust=adjust, prior=prior,
-                 adjust_metric=adjust_metric, class_order=class_order or (p.vote.get("class_order") if p else None),
-                 folds=folds, fold_column=fold_column, refit=refit,
+                 adjust_metric=adjust_metric,
                  trained_on_valid=list(trained_on_valid) + (p.trained_on_valid if p and not models else []),
-                 include_optimistic=include_optimistic, force=force,
-                 inference=inputs.inference(batch_size, max_length, pad_to_multiple_of, device, dtype))
+                 include_optimistic=include_optimistic, force=force)
     click.echo(frame.attrs["path"])
 
 
@@ -284,7 +260,7 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
 @click.option("--repeats", type=click.IntRange(min=1), default=None,
               help="Rounds of folds, each with another shuffle [default: 2, 1 above 10,000 rows].")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--combine", type=click.Choice(["prob", "logit", "geometric", "vote"]), default="prob", show_default=True)
+@click.option("--combine", type=click.Choice(allowed("combine")), default="prob", show_default=True)
 @click.option("--valid-split", default="valid", show_default=True, help="The labelled --data split to report on.")
 @click.option("--trained-on-valid", multiple=True, metavar="NAME",
               help="A model trained on the validation rows: marked and kept out of weight fitting.")
@@ -322,21 +298,21 @@ def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, qu
         for h in log.handlers:
             if getattr(h, "stream", None) is sys.stdout:
                 h.setStream(sys.stderr)
-    inputs = Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting)
+    inputs = InputFlags(project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting)
     inputs.need()
     tov = list(trained_on_valid) + (inputs.project.trained_on_valid if inputs.project and not models else [])
     from ensemble.cli.project import adjust_settings
 
     adjust, prior, adjust_metric = adjust_settings(inputs.project, adjust, prior, adjust_metric, "auto")
     folds, fold_column, refit = inputs.fold_settings(folds, fold_column, refit)
-    rep = report(inputs.models, inputs.data, valid=valid_split,
-                 methods=[m.strip() for m in methods.split(",")] if methods else None, metric=metric,
-                 folds=folds_value(folds), fold_column=fold_column, refit=refit,
-                 repeats=repeats, seed=seed, combine=combine, cache_dir=inputs.cache_dir, columns=inputs.columns,
-                 trained_on_valid=tov, include_optimistic=include_optimistic, best_k=best_k, adjust=adjust,
-                 prior=prior, adjust_metric=adjust_metric,
-                 class_order=class_order or (inputs.project.vote.get("class_order") if inputs.project else None),
-                 inference=inputs.inference(batch_size, max_length, pad_to_multiple_of, device, dtype))
+    cv_or_file = folds_value(folds)  # --folds K or --folds FILE
+    given = inputs.inputs(None, None if isinstance(cv_or_file, int) else cv_or_file, fold_column, refit,
+                          class_order=class_order,
+                          inference=inputs.inference(batch_size, max_length, pad_to_multiple_of, device, dtype))
+    rep = report(given, valid=valid_split, methods=[m.strip() for m in methods.split(",")] if methods else None,
+                 metric=metric, cv=cv_or_file if isinstance(cv_or_file, int) else None, repeats=repeats, seed=seed,
+                 combine=combine, trained_on_valid=tov, include_optimistic=include_optimistic, best_k=best_k,
+                 adjust=adjust, prior=prior, adjust_metric=adjust_metric)
     if html_out:
         from pathlib import Path
 
@@ -458,7 +434,7 @@ def folds_group() -> None:
               help="The folds file to write (id,fold), with <out>.json beside it.")
 @click.option("--force", is_flag=True, help="Replace an existing folds file.")
 @click.option("--encoding", default=None, help="Encoding of CSV/TSV/JSONL files, e.g. cp949 [default: UTF-8].")
-@click.option("--quoting", type=click.Choice(["auto", "csv", "none"]), default="auto", show_default=True,
+@click.option("--quoting", type=click.Choice(allowed("quoting")), default="auto", show_default=True,
               help="How CSV/TSV fields are quoted (none: raw TSV, quotes are text).")
 @common_options
 def folds_make(train, k, id_col, label_col, group, seed, no_stratify, out, force, encoding, quoting):
@@ -486,7 +462,7 @@ def folds_make(train, k, id_col, label_col, group, seed, no_stratify, out, force
 @click.option("--id", "id_col", default=None, help="TRAIN's id column [default: id when present, else row numbers].")
 @click.option("--label", "label_col", default=None, help="TRAIN's label column [default: label when present].")
 @click.option("--encoding", default=None, help="Encoding of CSV/TSV/JSONL files, e.g. cp949 [default: UTF-8].")
-@click.option("--quoting", type=click.Choice(["auto", "csv", "none"]), default="auto", show_default=True)
+@click.option("--quoting", type=click.Choice(allowed("quoting")), default="auto", show_default=True)
 @common_options
 def folds_show(train, folds_file, fold_column, folds_id, id_col, label_col, encoding, quoting):
     """Check a folds file against TRAIN (every row in exactly one fold, none empty) and print the
@@ -566,7 +542,7 @@ def cache_prune(models, data, project, id_col, text_cols, label_col, encoding, q
     """
     from ensemble.inference.cache import LogitCache
 
-    inputs = Inputs(project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting)
+    inputs = InputFlags(project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting)
     if not inputs.models or not inputs.data:
         raise EnsembleError("cache prune needs the current models and data: pass --model NAME=PATH and "
                             "--data SPLIT=PATH for each, or keep them in ensemble.toml")

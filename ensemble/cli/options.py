@@ -7,6 +7,7 @@ import logging
 import click
 
 from ensemble.core.errors import NAME_RULE, EnsembleError, is_name, project_messages
+from ensemble.core.options import allowed
 
 log = logging.getLogger("ensemble")
 
@@ -53,9 +54,10 @@ def _load_splits(data_paths: dict, columns: dict) -> dict:
     return {name: load_split(path, name=name, **columns) for name, path in data_paths.items()}
 
 
-class Inputs:
+class InputFlags:
     """Models, data files, column options and the cache folder: from the flags, else from the
-    project file (``--project``, or the nearest ensemble.toml), flags overriding it."""
+    project file (``--project``, or the nearest ensemble.toml), flags overriding it. The
+    workflows read them as one :class:`~ensemble.workflows.inputs.Inputs` (:meth:`inputs`)."""
 
     def __init__(self, project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting=None):
         from ensemble.cli.project import find_project, load_project
@@ -95,6 +97,18 @@ class Inputs:
         self.folds = p.folds if p else None
         self.fold_column = p.fold_column if p else None
         self.refit = p.refit if p and not models else {}
+
+    def inputs(self, models=None, folds=None, fold_column=None, refit=None, inference=None, class_order=None):
+        """The :class:`~ensemble.workflows.inputs.Inputs` the workflows read: these members (default:
+        every member given), the data, columns and cache, the fold settings as given (resolved by
+        :meth:`fold_settings`), the inference settings, and the class order (default: the project
+        file's)."""
+        from ensemble.workflows.inputs import Inputs
+
+        p = self.project
+        return Inputs(self.models if models is None else models, self.data, columns=self.columns, folds=folds,
+                      fold_column=fold_column, refit=refit, cache_dir=self.cache_dir, inference=inference,
+                      class_order=class_order or (p.vote.get("class_order") if p else None))
 
     def fold_settings(self, folds, fold_column, refit=()) -> tuple:
         """(folds, fold_column, refit): the flags, else the project file's."""
@@ -155,7 +169,7 @@ def inference_options(f):
         click.option("--pad-to-multiple-of", type=click.IntRange(min=1), default=None,
                      help="Pad each batch to a multiple of this (8 for tensor cores)."),
         click.option("--device", default=None, help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:N, mps [default: auto]."),
-        click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default=None,
+        click.option("--dtype", type=click.Choice(allowed("dtype")), default=None,
                      help="auto: bf16 on GPUs that have it, fp16 on other GPUs, fp32 on CPU [default: auto]."),
     ]):
         f = opt(f)
@@ -170,7 +184,7 @@ def column_options(f):
                      help="Text column; twice for text pairs [default: text]."),
         click.option("--label", "label_col", default=None, help="Label column [default: label when present]."),
         click.option("--encoding", default=None, help="Encoding of CSV/TSV/JSONL files, e.g. cp949 [default: UTF-8]."),
-        click.option("--quoting", type=click.Choice(["auto", "csv", "none"]), default=None,
+        click.option("--quoting", type=click.Choice(allowed("quoting")), default=None,
                      help="Quotes in CSV/TSV: auto (standard; a stray quote that swallows lines is an error in a TSV), "
                           "csv (quoted texts may span lines), none (quotes are text: raw TSVs) [default: auto]."),
     ]):
@@ -223,13 +237,13 @@ def folds_value(value):
 def adjust_options(f):
     """--adjust, --prior and --adjust-metric (vote and report)."""
     for opt in reversed([
-        click.option("--adjust", type=click.Choice(["none", "prior", "fit", "auto"]), default=None,
+        click.option("--adjust", type=click.Choice(allowed("adjust")), default=None,
                      help="Class-prior adjustment of the ensemble: prior (shift by log target/validation prior), "
                           "fit (per-class offsets fitted on validation), auto (one only when its cross-validated "
                           "gain is sure) [vote default: none; report default: auto]."),
         click.option("--prior", default=None, metavar="FILE|uniform|A=p,B=q",
                      help="Target class prior: a labelled data file (the training file), uniform, or shares."),
-        click.option("--adjust-metric", type=click.Choice(["accuracy", "macro_f1"]), default=None,
+        click.option("--adjust-metric", type=click.Choice(allowed("adjust_metric")), default=None,
                      help="What --adjust fit maximises and auto compares by [default: accuracy]."),
     ]):
         f = opt(f)

@@ -56,10 +56,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ensemble.core.errors import NAME_RULE, EnsembleError, is_name
+from ensemble.io.projectfile import PROJECT_FILE, find_project
 
 __all__ = ['Project', 'ModelSpec', 'RunSpec', 'find_project', 'load_project', 'adjust_settings', 'PROJECT_FILE']
 
-PROJECT_FILE = "ensemble.toml"
 _TABLES = {
     "data": {"valid", "test", "train", "folds", "fold_column", "sample_submission", "id", "text", "label", "encoding",
              "quoting"},
@@ -180,15 +180,6 @@ def adjust_settings(project: Project | None, adjust: str | None = None, prior=No
     if prior is None and v.get("prior"):
         prior = prior_from_project(v["prior"], project.root)
     return adjust or v.get("adjust") or default, prior, metric or v.get("adjust_metric") or "accuracy"
-
-
-def find_project(start: str | os.PathLike | None = None) -> Path | None:
-    """The nearest ``ensemble.toml`` in ``start`` (default: the current folder) or its parents."""
-    here = Path(start or os.getcwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / PROJECT_FILE).is_file():
-            return folder / PROJECT_FILE
-    return None
 
 
 def _line_of(text: str, table: str, key: str | None) -> int:
@@ -377,21 +368,17 @@ def _read_vote(r: _Reader, vote: dict) -> dict:
     for key, value in vote.items():
         if not isinstance(value, str):
             r.fail("vote", key, f"must be a string, got {value!r}")
-    from ensemble.core.combination import COMBINE_RULES
+    from ensemble.core.options import ALLOWED, WEIGHTS_EXPECTED, weights_kind
 
-    for key, allowed in (("adjust", ("none", "prior", "fit", "auto")), ("adjust_metric", ("accuracy", "macro_f1")),
-                         ("combine", COMBINE_RULES)):
-        if key in vote and vote[key] not in allowed:
-            r.fail("vote", key, f"must be one of {', '.join(allowed)}, got {vote[key]!r}")
+    for key in ("adjust", "adjust_metric", "combine"):
+        if key in vote and vote[key] not in ALLOWED[key]:
+            r.fail("vote", key, f"must be one of {', '.join(ALLOWED[key])}, got {vote[key]!r}")
     if "weights" in vote:  # checked here, before any average or prediction is made
-        from ensemble.core.options import METHODS, is_method
-
         w = vote["weights"]
         if w.endswith(".json"):
             vote["weights"] = str(r.rel("vote", "weights", w))
-        elif not (w == "auto" or is_method(w) or _numbers(w)):
-            r.fail("vote", "weights", f"must be auto, one of {', '.join(METHODS)}, best<K>, a weights .json file or "
-                                    f"numbers w1,w2,...; got {w!r}")
+        elif not (weights_kind(w) == "method" or (weights_kind(w) == "fixed" and _numbers(w))):
+            r.fail("vote", "weights", f"must be {WEIGHTS_EXPECTED.replace(' (best3)', '')}; got {w!r}")
     return vote
 
 

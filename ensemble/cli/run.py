@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ensemble.core.errors import EnsembleError
 from ensemble.io.atomic import atomic_write
 from ensemble.io.hashing import file_digest
+from ensemble.workflows.inputs import Inputs
 from ensemble.workflows.members import resolve_members
 
 log = logging.getLogger(__name__)
@@ -120,8 +121,8 @@ def _run(project, *, k, weights, progress, name, trust_remote_code=False) -> Run
 
     weights = weights or p.vote.get("weights") or "auto"
     adjust, prior, adjust_metric = adjust_settings(p)
-    settings = dict(combine=p.vote.get("combine") or "prob", adjust=adjust, prior=prior, adjust_metric=adjust_metric,
-                    columns=columns, inference=inference)
+    # how the vote fits (the procedure's settings), apart from what it reads (the inputs)
+    settings = dict(combine=p.vote.get("combine") or "prob", adjust=adjust, prior=prior, adjust_metric=adjust_metric)
     state_path = p.root / ".ensemble" / STATE
     try:
         state = json.loads(state_path.read_text(encoding="utf-8"))
@@ -134,10 +135,11 @@ def _run(project, *, k, weights, progress, name, trust_remote_code=False) -> Run
             "adjust": adjust, "adjust_metric": adjust_metric, "inference": inference.requested(),
             "trained_on_valid": p.trained_on_valid,
             "prior": cache.file_digest(prior) if isinstance(prior, Path) and prior.is_file() else prior}
-    settings.update(folds=training, refit=p.refit)
+    inputs = Inputs(members, splits, columns=columns, folds=training, refit=p.refit, cache_dir=cache.root,
+                    inference=inference, class_order=p.vote.get("class_order"))
     # the report is computed first and written last: a report that fails leaves no submission behind
-    finish_report = _report_step(p, members, splits, cache, state, state_path, base, settings, redone)
-    submission = _vote_step(p, members, splits, cache, state, state_path, base, weights, name, settings, redone)
+    finish_report = _report_step(p, inputs, cache, state, state_path, base, settings, redone)
+    submission = _vote_step(p, inputs, cache, state, state_path, base, weights, name, settings, redone)
     html_path, text = finish_report()
     return RunResult(submission, html_path, text, redone)
 
@@ -193,10 +195,8 @@ def _predictions(members, splits, cache, progress, redone, training, trusted, in
     the other splits), computed where the cache has none with the settings in force
     (``inference``, [predict] of the project); returns the members' content digests. The members
     named in ``trusted`` may run the code their folders ship (``trust_remote_code``)."""
-    from dataclasses import replace
-
-    from ensemble.inference.settings import settings_difference
     from ensemble.workflows.foldgroups import group_fingerprint, member_jobs
+    from ensemble.workflows.predict import predict_jobs
 
     jobs = member_jobs(members, splits, training)
     fingerprint = {ref.name: ref.fingerprint(cache.file_digest) for _, ref, _ in jobs}
@@ -205,31 +205,17 @@ def _predictions(members, splits, cache, progress, redone, training, trusted, in
         parts.setdefault(member, []).append(fingerprint[ref.name])
     digests = {m.name: group_fingerprint(parts[m.name], m.name) if m.is_fold_group else parts[m.name][0]
                for m in members}
-    have: dict[tuple, list] = {}  # (model, data) -> the settings of its entries
-    for e in cache.entries():
-        if e.damaged is None:
-            have.setdefault((e.metadata.get("model_digest"), e.metadata.get("data_digest")), []).append(e.settings)
-    todo = [(ref, split) for _, ref, pairs in jobs for _, split in pairs]
-    missing = [(ref, split) for ref, split in todo
-               if not any(settings_difference(s, ref, inference) is None
-                          for s in have.get((fingerprint[ref.name], split.digest), []))]
-    if missing:
-        from ensemble.inference.session import ModelSession
-
-        member_of = {ref.name: member for member, ref, _ in jobs}
-        sessions = {}
-        for ref, split in missing:
-            settings = replace(inference, trust_remote_code=member_of[ref.name] in trusted)
-            sessions.setdefault(ref.name, ModelSession(ref, settings, cache))
-            sessions[ref.name].logits(split, progress=progress)
-            redone["predict"] += 1
-        log.info("predict: %d computed, %d up to date in the cache", len(missing), len(todo) - len(missing))
+    rows = predict_jobs(jobs, inference, cache, read=False, trusted=trusted, progress=progress)
+    done = [r for r in rows if r.how != "up to date"]
+    redone["predict"] += len(done)
+    if done:
+        log.info("predict: %d computed, %d up to date in the cache", len(done), len(rows) - len(done))
     else:
-        log.info("predict: all %d (model, split) logits up to date in the cache", len(todo))
+        log.info("predict: all %d (model, split) logits up to date in the cache", len(rows))
     return digests
 
 
-def _vote_step(p, members, splits, cache, state, state_path, base, weights, name, settings, redone) -> Path:
+def _vote_step(p, inputs, cache, state, state_path, base, weights, name, settings, redone) -> Path:
     """3. The vote, unless its key (every input) and the submission's and sidecar's digests are
     those of the last run."""
     from ensemble.workflows.vote import vote
@@ -246,14 +232,15 @@ def _vote_step(p, members, splits, cache, state, state_path, base, weights, name
         return submission
     # the vote's own lines (auto ->, adjust auto ->, the weights, the path) would repeat what the
     # report below and the last line say: its warnings alone, then one line here
-    quiet = [logging.getLogger(m) for m in (vote.__module__, "ensemble.submission")]
+    from ensemble.workflows import submission
+
+    quiet = [logging.getLogger(m) for m in (vote.__module__, submission.__name__)]
     levels = [q.level for q in quiet]
     for q in quiet:
         q.setLevel(logging.WARNING)
     try:
-        frame = vote(members, dict(splits), weights, cache_dir=cache.root, sample_submission=sample, name=name,
-                     weights_dir=p.root / "weights", submissions_dir=p.root / "submissions",
-                     class_order=p.vote.get("class_order"), trained_on_valid=p.trained_on_valid, force=True,
+        frame = vote(inputs, weights=weights, sample_submission=sample, name=name, weights_dir=p.root / "weights",
+                     submissions_dir=p.root / "submissions", trained_on_valid=p.trained_on_valid, force=True,
                      **settings)
     finally:
         for q, level in zip(quiet, levels):
@@ -270,7 +257,7 @@ def _vote_step(p, members, splits, cache, state, state_path, base, weights, name
     return submission
 
 
-def _report_step(p, members, splits, cache, state, state_path, base, settings, redone):
+def _report_step(p, inputs, cache, state, state_path, base, settings, redone):
     """4. The report and its page, unless its key and the page's digest are the last run's:
     computed now, written by the function returned (called after the vote), which returns the
     page's path and the report's text."""
@@ -283,13 +270,10 @@ def _report_step(p, members, splits, cache, state, state_path, base, settings, r
             and state.get("report_text")):
         log.info("report: up to date (%s)", html_path)
         return lambda: (html_path, state["report_text"])
-    training = settings["folds"]
-    rep = report(members, {s: x for s, x in splits.items() if s != "test"}, cache_dir=cache.root,
+    rep = report(replace(inputs, data={s: x for s, x in inputs.data.items() if s != "test"}),
                  combine=settings["combine"], trained_on_valid=tov,
                  adjust="auto" if settings["adjust"] == "none" else settings["adjust"], prior=settings["prior"],
-                 adjust_metric=settings["adjust_metric"], columns=settings["columns"],
-                 folds=training if training is not None else 5, refit=settings["refit"],
-                 inference=settings["inference"], class_order=p.vote.get("class_order"))
+                 adjust_metric=settings["adjust_metric"])
     text = rep.to_text()
     page = rep.to_html()
 

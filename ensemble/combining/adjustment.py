@@ -22,12 +22,13 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ensemble.core.combination import softmax
-from ensemble.core.errors import EnsembleError
+from ensemble.core.errors import EnsembleError, flag
+from ensemble.core.options import ALLOWED, check_option
 from ensemble.core.scores import f1_from_counts, need_classes, weighted_scores
 
 __all__ = ['ADJUSTMENTS', 'Adjustment', 'needs_prior', 'check_adjust', 'empirical_prior', 'fit_adjustment', 'fit_offsets', 'importance']
 
-ADJUSTMENTS = ("none", "prior", "fit")
+ADJUSTMENTS = tuple(a for a in ALLOWED["adjust"] if a != "auto")  # "auto" chooses among them
 def needs_prior() -> str:
     """The message for an adjustment toward a prior that was not given, in the words of the face."""
     from ensemble.core.errors import option
@@ -35,7 +36,7 @@ def needs_prior() -> str:
     return (f"adjust prior needs a target prior; {option('prior', 'FILE')} with the training data file, "
             "'uniform', or shares like a=0.7,b=0.3")
 _EPS = 1e-15
-_METRICS = ("accuracy", "macro_f1")
+_METRICS = ALLOWED["adjust_metric"]
 
 
 @dataclass(frozen=True)
@@ -238,10 +239,8 @@ def _cut_macro_f1(alt_s, y_s, w_s, c, support) -> np.ndarray:
 def check_adjust(kind: str, *, metric: str = "accuracy", auto: bool = False) -> None:
     """An adjustment kind (and "auto" when allowed) and a metric it can be fitted for, or a
     one-line error."""
-    if kind not in ADJUSTMENTS + (("auto",) if auto else ()):
-        raise EnsembleError(f"--adjust must be one of {', '.join(ADJUSTMENTS)} or auto; got {kind!r}")
-    if metric not in _METRICS:
-        raise EnsembleError(f"--adjust-metric must be accuracy or macro_f1; got {metric!r}")
+    check_option("adjust", kind, exclude=() if auto else ("auto",))
+    check_option("adjust_metric", metric)
 
 
 def importance(y: np.ndarray, target: np.ndarray | None, source: np.ndarray) -> np.ndarray | None:
@@ -270,7 +269,7 @@ def fit_adjustment(proba: np.ndarray, y: np.ndarray, kind: str = "prior", *, tar
     source = empirical_prior(y, C)
     if kind == "none":
         return Adjustment("none", np.zeros(C), tuple(labels))
-    need_classes(y, f"--adjust {kind}", labels)
+    need_classes(y, flag("adjust", kind), labels)
     # a class with no validation row has no prior to divide by and no row to fit on: it is left
     # alone (offset 0), where log(target / half a row) would send every row to it
     absent = np.bincount(y, minlength=C) == 0

@@ -19,9 +19,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ensemble.core.combination import COMBINE_RULES, as_arrays, class_lookup, log_softmax
-from ensemble.core.errors import EnsembleError
-from ensemble.core.options import METHODS, best_k, is_method
+from ensemble.core.combination import as_arrays, class_lookup, log_softmax
+from ensemble.core.errors import EnsembleError, flag
+from ensemble.core.options import METHODS, best_k, check_option, is_method
 from ensemble.core.scores import accuracy, need_classes, scores
 
 log = logging.getLogger(__name__)
@@ -461,8 +461,7 @@ def fit_weights(
     """
     if not is_method(method):
         raise EnsembleError(f"method must be one of {', '.join(METHODS)} or best<K>; got {method!r}")
-    if combine not in COMBINE_RULES:
-        raise EnsembleError(f"combine must be one of {', '.join(COMBINE_RULES)}; got {combine!r}")
+    check_option("combine", combine)
     arrays, model_names, labels, y = aligned_inputs(valid_logits, y)
     if names is not None:
         if len(names) != len(arrays):
@@ -473,7 +472,7 @@ def fit_weights(
         raise EnsembleError(f"acc_power must be a non-negative number, got {acc_power}")
     M = len(arrays)
     if method != "uniform":
-        need_classes(y, f"--weights {method}", labels)
+        need_classes(y, flag("weights", method), labels)
     t0 = time.perf_counter()
     temps = np.array([fit_temperature(a, y) for a in arrays]) if temperature else None
     z = [np.asarray(a, dtype=np.float64) / t for a, t in zip(arrays, temps)] if temps is not None else arrays

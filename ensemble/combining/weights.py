@@ -188,7 +188,7 @@ class Weights:
             raise EnsembleError(f"{path}: not found; pass a weights file written by ensemble vote") from None
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise EnsembleError(f"{path}: not a weights file of ensemble ({str(e)[:160]}); refit with ensemble vote "
-                                "--weights <method>") from None
+                                "--weights <method> (or vote(..., weights=<method>))") from None
         check_weights(w.weights, str(path), stack=w.stacker is not None)
         if w.adjustment is not None:
             try:

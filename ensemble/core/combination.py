@@ -12,10 +12,11 @@ from typing import Sequence
 import numpy as np
 
 from ensemble.core.errors import EnsembleError
+from ensemble.core.options import ALLOWED
 
 __all__ = ['COMBINE_RULES', 'softmax', 'log_softmax', 'combine', 'mix', 'align', 'as_arrays', 'Aligned', 'class_lookup', 'LogProbs', 'as_log_probs', 'probabilities']
 
-COMBINE_RULES = ("prob", "logit", "geometric", "vote")
+COMBINE_RULES = ALLOWED["combine"]
 _GENERIC = re.compile(r"LABEL_\d+")
 # Ties between vote shares are broken by the weighted mean probability, scaled far below the
 # smallest difference two vote shares can have.

@@ -10,7 +10,7 @@ import contextvars
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ['EnsembleError', 'option', 'direction_fix', 'cli_face', 'cli_messages', 'project_messages', 'project_scope', 'in_project', 'project_members']
+__all__ = ['EnsembleError', 'option', 'direction_fix', 'cli_face', 'cli_messages', 'project_messages', 'project_scope', 'in_project', 'project_members', 'named', 'flag', 'data_fix', 'folds_fix']
 
 
 class EnsembleError(Exception):
@@ -37,7 +37,8 @@ _FACE = contextvars.ContextVar("ensemble_face", default=_Face())
 # Options a project file sets, and the table they are set in.
 _PROJECT_KEYS = {"text": "data", "label": "data", "id": "data", "encoding": "data", "quoting": "data",
                  "weights": "vote", "combine": "vote", "adjust": "vote", "prior": "vote", "adjust_metric": "vote",
-                 "class_order": "vote"}
+                 "class_order": "vote", "folds": "data", "fold_column": "data", "max_length": "predict",
+                 "batch_size": "predict", "pad_to_multiple_of": "predict", "device": "predict", "dtype": "predict"}
 # Options a project file sets per member, in its [models] or [runs] entry (or [runs] only).
 _MEMBER_KEYS = {"trust_remote_code": "[models] or [runs]", "k": "[runs]", "metric": "[runs]",
                 "refit_of": "[models] or [runs]"}
@@ -67,6 +68,46 @@ def option(name: str, value: str = "True") -> str:
     if face.cli:
         return flag
     return f"pass {name}={value}"
+
+
+def named(name: str) -> str:
+    """Option ``name`` as the user's face spells it: ``--name`` under the CLI, ``[table] name of
+    ensemble.toml`` when a project file sets it, else the keyword ``name``."""
+    face = _FACE.get()
+    if face.cli:
+        return f"--{name.replace('_', '-')}"
+    if face.project is not None and name in _PROJECT_KEYS:
+        return f"[{_PROJECT_KEYS[name]}] {name} of {face.project}"
+    return name
+
+
+def flag(name: str, value=None) -> str:
+    """Option ``name`` (set to ``value``) as the user's face spells it in a message:
+    ``--name value`` on the command line, ``name=value`` in the library. (A fix that a project
+    file can also make is :func:`option`'s.)"""
+    if _FACE.get().cli:
+        return f"--{name.replace('_', '-')}" + ("" if value is None else f" {value}")
+    return name + ("" if value is None else f"={value}")
+
+
+def data_fix(split: str, what: str = "PATH") -> str:
+    """How to give split ``split`` of the data, in the face the user is in."""
+    face = _FACE.get()
+    if face.cli:
+        return f"pass --data {split}={what}"
+    if face.project is not None:
+        return f'set {split} = "{what}" in [data] of {face.project}'
+    return f"pass data={{{split!r}: {what}}}"
+
+
+def folds_fix(train: str = "train", with_data: bool = True) -> str:
+    """How to give a fold group's folds file (and the training split), in the face the user is in."""
+    face = _FACE.get()
+    if face.cli:
+        return "pass --folds FILE" + (f" and --data {train}=PATH" if with_data else "")
+    if face.project is not None:
+        return 'set folds = "FILE"' + (f' and {train} = "PATH"' if with_data else "") + f" in [data] of {face.project}"
+    return "pass folds=FILE" + (f" and data={{{train!r}: PATH, ...}}" if with_data else "")
 
 
 def direction_fix() -> str:

@@ -6,10 +6,43 @@ A value is checked up front, where it comes in (a keyword argument, a CLI flag o
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+from ensemble.core.errors import EnsembleError, named
+
 # "best": the one member with the best validation accuracy; "best<K>" (best3): the uniform
 # average of the K best. Not weights in the usual sense but the same kind of fit on validation,
 # so the same cross-validation estimates them: that is the winner's curse, measured.
 METHODS = ("uniform", "acc", "optimize", "select", "stack", "best")
+
+# Each option's allowed values, by the option's keyword name: the CLI's choices, the project
+# file's checks and the library's up-front checks all read this table.
+ALLOWED = {
+    "combine": ("prob", "logit", "geometric", "vote"),  # how members' outputs are combined
+    "adjust": ("none", "prior", "fit", "auto"),  # class-prior adjustment of the ensemble
+    "adjust_metric": ("accuracy", "macro_f1"),  # what a fitted adjustment maximises
+    "quoting": ("auto", "csv", "none"),  # how a data file's double quotes are read
+    "dtype": ("auto", "float32", "bfloat16", "float16"),  # inference precision
+    "accumulate_dtype": ("float32", "float64"),  # the running sum of an average
+    "soup": ("uniform", "greedy"),  # avg-ckpt --method: a uniform soup or a greedy one
+}
+
+
+def allowed(name: str) -> tuple[str, ...]:
+    """The allowed values of option ``name`` (:data:`ALLOWED`)."""
+    return ALLOWED[name]
+
+
+def check_option(name: str, value, *, exclude: tuple[str, ...] = (), called: str | None = None):
+    """``value`` when it is one of option ``name``'s allowed values (less ``exclude``), else a
+    one-line error that names the option for the face the user is in (``--combine``,
+    ``combine=`` or the ensemble.toml key) and says what was expected and what came in.
+    ``called``: the option's keyword where it differs from its name in the table."""
+    values = tuple(v for v in ALLOWED[name] if v not in exclude)
+    if value not in values:
+        raise EnsembleError(f"{named(called or name)} must be one of {', '.join(values)}; got {value!r}")
+    return value
 
 
 def is_method(name: str) -> bool:
@@ -23,3 +56,20 @@ def best_k(name: str) -> int | None:
     if isinstance(name, str) and name.startswith("best") and name[4:].isdigit() and int(name[4:]) >= 1:
         return int(name[4:])
     return None
+
+
+WEIGHTS_EXPECTED = f"auto, one of {', '.join(METHODS)}, best<K> (best3), a weights .json file or numbers w1,w2,..."
+
+
+def weights_kind(spec: str) -> str:
+    """What a ``--weights`` value names: "method" (a method name or auto), "file" (a weights
+    .json, a path), "fixed" (numbers w1,w2,...; checked when they are parsed), else "unknown"."""
+    if is_method(spec) or spec == "auto":
+        return "method"
+    if spec.endswith(".json") or os.path.sep in spec or Path(spec).is_file():
+        return "file"
+    try:
+        [float(v) for v in spec.split(",")]
+    except ValueError:
+        return "unknown"
+    return "fixed"

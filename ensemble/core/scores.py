@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ensemble.core.errors import EnsembleError
+from ensemble.core.errors import EnsembleError, flag
 
 __all__ = ['log_loss', 'accuracy', 'macro_f1', 'scores', 'weighted_scores', 'resampled_scores', 'f1_from_counts', 'recall_per_class', 'need_classes', 'at_chance']
 
@@ -40,8 +40,8 @@ def need_classes(y: np.ndarray, what: str, labels: Sequence[str] = ()) -> None:
     if len(present) < 2:
         one = "-" if not len(present) else labels[present[0]] if len(labels) > present[0] else f"index {present[0]}"
         raise EnsembleError(f"{what}: fitted on validation rows, but all {len(y)} of them are of one class "
-                            f"({one}); use validation rows of at least two classes, or --weights uniform and "
-                            "--adjust none")
+                            f"({one}); use validation rows of at least two classes, or {flag('weights', 'uniform')} and "
+                            f"{flag('adjust', 'none')}")
 
 
 def at_chance(logits: np.ndarray, y: np.ndarray) -> str | None:

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ensemble.core.errors import EnsembleError
+from ensemble.core.errors import EnsembleError, cli_face, flag, option
 
 log = logging.getLogger(__name__)
 
@@ -129,15 +129,15 @@ def make_folds(train: str | os.PathLike, out: str | os.PathLike, k: int = 5, *, 
         raise EnsembleError(f"{out}: a folds file is written as CSV; name it <something>.csv")
     with output_lock(out):
         if out.exists() and not force:
-            raise EnsembleError(f"{out}: exists; pass --force to replace it (models trained on its folds would "
-                                "no longer match), or choose another --out")
+            raise EnsembleError(f"{out}: exists; {option('force')} to replace it (models trained on its folds would "
+                                f"no longer match), or choose another {flag('out')}")
         ids, id_column, labels, label_column = _ids_and_labels(train, id, label, group, encoding, quoting)
         groups = None
         if group is not None:
             groups = load_columns(train, [group], encoding=encoding, quoting=quoting, what="group")[0][group]
             empty = [i for i, g in enumerate(groups) if not str(g).strip()]
             if empty:  # one group of empty cells would put all of those rows in one fold
-                raise EnsembleError(f"{train}: {len(empty)} row(s) have an empty --group cell in column {group!r} (row "
+                raise EnsembleError(f"{train}: {len(empty)} row(s) have an empty {flag('group')} cell in column {group!r} (row "
                                     f"{empty[0] + 1} first); fill them (a row of its own can take its id)")
         labels = labels if stratify else None
         if len(ids) < k:
@@ -177,10 +177,10 @@ def _ids_and_labels(path, id, label, group, encoding, quoting):
     _, columns = load_columns(path, [], encoding=encoding, quoting=quoting)
     id_column = id or ("id" if "id" in columns else None)
     label_column = label or ("label" if "label" in columns else None)
-    for column, flag in ((id, "--id"), (label, "--label")):
+    for column, name in ((id, "id"), (label, "label")):
         if column is not None and column not in columns:
-            raise EnsembleError(f"{path}: no column {column!r} (columns: {', '.join(columns)}); pass {flag} with one "
-                                "of them")
+            raise EnsembleError(f"{path}: no column {column!r} (columns: {', '.join(columns)}); pass {flag(name)} with "
+                                "one of them")
     wanted = [c for c in (id_column, label_column) if c is not None] or [columns[0]]
     values, _ = load_columns(path, wanted, encoding=encoding, quoting=quoting)
     n = len(values[wanted[0]])
@@ -191,7 +191,7 @@ def _ids_and_labels(path, id, label, group, encoding, quoting):
         ids = values[id_column]
         row_of(ids, path)
     if group is not None and group == label_column:
-        raise EnsembleError(f"--group {group!r} is the label column; name the column of groups that must not span "
+        raise EnsembleError(f"{flag('group', repr(group))} is the label column; name the column of groups that must not span "
                             "two folds (an author, a document)")
     return ids, id_column, None if label_column is None else values[label_column], label_column
 
@@ -223,12 +223,12 @@ def read_folds(path: str | os.PathLike, ids: Sequence[str], *, id_column: str | 
         found = [c for c in FOLD_COLUMNS if c in columns]
         if not found:
             raise EnsembleError(f"{path}: no fold column (looked for {', '.join(FOLD_COLUMNS)}; columns: "
-                                f"{', '.join(columns)}); pass --fold-column COLUMN")
+                                f"{', '.join(columns)}); {option('fold_column', 'COLUMN')}")
         fold_column = found[0]
     id_column = id_column or "id"
-    for c, flag in ((id_column, "--folds-id"), (fold_column, "--fold-column")):
+    for c, name in ((id_column, "folds_id" if cli_face() else "id_column"), (fold_column, "fold_column")):
         if c not in columns:
-            raise EnsembleError(f"{path}: no column {c!r} (columns: {', '.join(columns)}); pass {flag} COLUMN")
+            raise EnsembleError(f"{path}: no column {c!r} (columns: {', '.join(columns)}); {option(name, 'COLUMN')}")
     values, _ = load_columns(path, [id_column, fold_column], encoding=encoding)
     file_ids, raw = values[id_column], values[fold_column]
     fold = np.empty(len(raw), dtype=np.int64)

@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ensemble.core.errors import EnsembleError
+from ensemble.core.errors import EnsembleError, flag
 
 __all__ = ['class_prior']
 
@@ -33,7 +33,7 @@ def class_prior(spec, labels: Sequence[str], *, columns: Mapping | None = None) 
     from ensemble.data.splits import Split, load_split
 
     C = len(labels)
-    where = "--prior"
+    where = flag("prior")
     if isinstance(spec, (str, os.PathLike)) and _is_file_spec(spec) and not Path(spec).is_file():
         raise EnsembleError(f"{where} {os.fspath(spec)}: no such file; pass a labelled data file (the training file), "
                             f"'uniform', or shares like {labels[0]}=0.5,...")
@@ -45,7 +45,7 @@ def class_prior(spec, labels: Sequence[str], *, columns: Mapping | None = None) 
         missing = [labels[c] for c in range(C) if counts[c] == 0]
         if missing:
             raise EnsembleError(f"{split.path}: class {missing[0]!r} never occurs, so its prior would be 0; "
-                                "pass a file where every class occurs, or give the shares (--prior a=0.5,b=0.5)")
+                                f"pass a file where every class occurs, or give the shares ({flag('prior', 'a=0.5,b=0.5')})")
         return counts / counts.sum()
     if isinstance(spec, str):
         if spec == "uniform":

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from ensemble.core.errors import EnsembleError, option
+from ensemble.core.options import ALLOWED
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ def encoding_hint(path: Path) -> str:
     return f"it looks like cp949 (Korean Windows); {option('encoding', 'cp949')}"
 
 
-QUOTING = ("auto", "csv", "none")
+QUOTING = ALLOWED["quoting"]
 # The split that is only predicted: its label column, if any, is a placeholder and never read.
 UNSCORED_SPLIT = "test"
 # Label values that mean "no label" in a split that is scored: named as such in the error.

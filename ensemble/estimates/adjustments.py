@@ -37,23 +37,26 @@ import numpy as np
 from ensemble.combining.adjustment import Adjustment, check_adjust, empirical_prior, importance, needs_prior
 from ensemble.core.combination import as_log_probs
 from ensemble.core.errors import EnsembleError
+from ensemble.core.options import ALLOWED
 from ensemble.core.scores import recall_per_class, weighted_scores
 from ensemble.estimates.procedure import AdjustMethod, Procedure
 from ensemble.estimates.resampling import (
     BOOTSTRAP_ROWS,
     FoldPlan,
+    check_cv,
+    cv_of,
     discordance_interval,
-    fold_plan,
     gain_words,
     interval_words,
     normal_interval,
     score_difference_interval,
+    sure_gain,
 )
 from ensemble.estimates.store import EstimateStore, data_digest, input_digest
 
 __all__ = ['AdjustEstimate', 'estimate_adjustment', 'select_adjustment']
 
-_METRICS = ("accuracy", "macro_f1")
+_METRICS = ALLOWED["adjust_metric"]
 
 
 # --------------------------------------------------------------------------- honest estimate
@@ -117,14 +120,15 @@ def estimate_adjustment(
     kinds: Sequence[str] = ("prior", "fit"),
     target: np.ndarray | None = None,
     metric: str = "accuracy",
-    folds: int = 5,
+    cv=None,
     repeats: int | None = None,
     seed: int = 0,
     confidence: float = 0.95,
     n_resamples: int = 2000,
     full_proba: np.ndarray | None = None,
-    splits: FoldPlan | Sequence[int] | None = None,
     store: EstimateStore | None = None,
+    folds: int | None = None,
+    splits: FoldPlan | Sequence[int] | None = None,
     **fit_kwargs,
 ) -> dict[str, AdjustEstimate]:
     """Cross-validate each adjustment in ``kinds`` on top of the weighting ``method``.
@@ -137,9 +141,9 @@ def estimate_adjustment(
     full_proba : array (n, C), optional
         The probabilities of ``method`` fitted on all rows, when the caller has them already
         (else it is fitted here); each estimate's ``adjustment`` is fitted on them.
-    splits : FoldPlan or array of int (n,), optional
-        The folds to cross-validate on instead of ``repeats`` x ``folds`` repeated stratified
-        ones (see :func:`~ensemble.estimates.crossval.cross_validate`).
+    cv : int, sequence of int (n,) or FoldPlan, default 5
+        How to resample, as for :func:`~ensemble.estimates.crossval.cross_validate` (``folds`` and
+        ``splits`` are its older spellings).
     store : EstimateStore, optional
         Read back an estimate stored before on the same inputs and options, or store this one
         (see :func:`~ensemble.estimates.crossval.cross_validate`).
@@ -157,7 +161,7 @@ def estimate_adjustment(
     if "prior" in kinds and target is None:
         raise EnsembleError(needs_prior())
     arrays, names, labels, y = aligned_inputs(valid_logits, y)
-    plan = fold_plan(splits, y, folds, repeats, seed)
+    plan = check_cv(cv_of(cv, folds, splits), y, repeats=repeats, seed=seed)
     procedure = Procedure.of(method, seed=seed, **fit_kwargs)
     adjusts = [AdjustMethod(kind, target, metric) for kind in ["none", *kinds]]
     names = fit_kwargs.get("names") or names
@@ -236,7 +240,7 @@ def select_adjustment(valid_logits, y, method: str = "uniform", *, target=None, 
     e = estimates[best]
     lo, hi = e.interval[metric]
     under = " under the target prior" if target is not None else ""
-    if lo > 0:
+    if sure_gain((lo, hi)):
         return best, (f"{best}: cross-validated {metric}{under} {e.scores[metric]:.4f} against {e.baseline[metric]:.4f} "
                       f"unadjusted, gain {e.gain[metric]:+.4f} [{lo:+.4f}, {hi:+.4f}] excludes zero"), estimates
     return "none", (f"none: the best adjustment, {best}, {gain_words(e.gain[metric])} [{lo:+.4f}, {hi:+.4f}] in "

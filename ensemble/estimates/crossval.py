@@ -34,12 +34,14 @@ from ensemble.estimates.procedure import Procedure
 from ensemble.estimates.resampling import (
     BOOTSTRAP_ROWS,
     FoldPlan,
+    check_cv,
+    cv_of,
     discordance_interval,
-    fold_plan,
     gain_words,
     interval_words,
     normal_interval,
     score_difference_interval,
+    sure_gain,
 )
 from ensemble.estimates.store import EstimateStore, data_digest, input_digest
 from ensemble.tasks.classification import DEFAULT_METRICS, GREATER_IS_BETTER, ece, metric_value
@@ -145,14 +147,15 @@ def cross_validate(
     y,
     method: str = "optimize",
     *,
-    folds: int = 5,
+    cv=None,
     repeats: int | None = None,
     seed: int = 0,
     metrics: Sequence[str] = DEFAULT_METRICS,
     confidence: float = 0.95,
     n_resamples: int = 2000,
-    splits: FoldPlan | Sequence[int] | None = None,
     store: EstimateStore | None = None,
+    folds: int | None = None,
+    splits: FoldPlan | Sequence[int] | None = None,
     **fit_kwargs,
 ) -> Estimate:
     """Estimate a weighting method's score on unseen data by repeated stratified K-fold, or on
@@ -168,8 +171,11 @@ def cross_validate(
         :func:`~ensemble.combining.weighting.fit_weights`).
     method : str, default "optimize"
         A method of :func:`~ensemble.combining.weighting.fit_weights`.
-    folds : int, default 5
-        K (capped at the size of the rarest class).
+    cv : int, sequence of int (n,) or FoldPlan, default 5
+        How to resample (:func:`~ensemble.estimates.resampling.check_cv`): K of the repeated
+        stratified K-fold (capped at the size of the rarest class), a fold number per row (the
+        folds K-fold models were trained on), or a
+        :class:`~ensemble.estimates.resampling.FoldPlan`.
     repeats : int, optional
         Repeats of the K-fold split with other shuffles; scores are averaged over them. Default:
         2, and 1 above 10,000 rows (:func:`~ensemble.estimates.resampling.default_repeats`).
@@ -179,12 +185,11 @@ def cross_validate(
     confidence : float, default 0.95
         Level of the bootstrap interval of the gain over uniform.
     n_resamples : int, default 2000
-    splits : FoldPlan or array of int (n,), optional
-        The folds to cross-validate on instead (``folds``, ``repeats`` are then unused): a
-        :class:`~ensemble.estimates.resampling.FoldPlan`, or a fold number per row.
     store : EstimateStore, optional
         Where estimates are stored (:mod:`ensemble.estimates.store`): one computed before on the
         same inputs and options is read back instead of computed again.
+    folds, splits
+        Older spellings of ``cv`` (an int K; folds given), read when ``cv`` is None.
     **fit_kwargs
         Passed to :func:`~ensemble.combining.weighting.fit_weights` (``combine``, ``temperature``...).
 
@@ -196,7 +201,7 @@ def cross_validate(
         raise EnsembleError(f"method must be one of {', '.join(METHODS)} or best<K>; got {method!r}")
     arrays, names, labels, y = aligned_inputs(valid_logits, y)
     names = fit_kwargs.pop("names", None) or names
-    plan = fold_plan(splits, y, folds, repeats, seed)
+    plan = check_cv(cv_of(cv, folds, splits), y, repeats=repeats, seed=seed)
     procedure = Procedure.of(method, seed=seed, **fit_kwargs)
     metrics = tuple(metrics)
 
@@ -267,9 +272,10 @@ def select_method(
     methods: Sequence[str] | None = None,
     *,
     metric: str = "accuracy",
-    folds: int = 5,
+    cv=None,
     repeats: int | None = None,
     seed: int = 0,
+    folds: int | None = None,
     splits: FoldPlan | Sequence[int] | None = None,
     **fit_kwargs,
 ) -> tuple[str, str, dict[str, Estimate]]:
@@ -277,8 +283,9 @@ def select_method(
 
     The method with the best cross-validated score is kept only when the lower end of the
     interval of its gain over uniform averaging is above zero; otherwise uniform is chosen.
-    ``folds``, ``repeats``, ``seed``, ``splits`` and ``**fit_kwargs`` are as for
-    :func:`cross_validate`.
+    ``cv`` (or its older spellings ``folds``, ``splits``), ``repeats``, ``seed`` and
+    ``**fit_kwargs`` are as for :func:`cross_validate`; the rule is
+    :func:`~ensemble.estimates.resampling.sure_gain`.
 
     Returns
     -------
@@ -290,15 +297,16 @@ def select_method(
     if unknown:
         raise EnsembleError(f"unknown method {unknown[0]!r}; choose among {', '.join(METHODS)}")
     metrics = tuple(dict.fromkeys((metric, *DEFAULT_METRICS)))
-    estimates = {m: cross_validate(valid_logits, y, m, folds=folds, repeats=repeats, seed=seed, metrics=metrics,
-                                   splits=splits, **fit_kwargs) for m in methods if m != "uniform"}
+    cv = check_cv(cv_of(cv, folds, splits))  # checked once, before any method is fitted
+    estimates = {m: cross_validate(valid_logits, y, m, cv=cv, repeats=repeats, seed=seed, metrics=metrics,
+                                   **fit_kwargs) for m in methods if m != "uniform"}
     if not estimates:
         return "uniform", "only uniform was offered", estimates
     sign = 1 if _greater(metric) else -1
     best = max(estimates, key=lambda m: sign * estimates[m].cross_validated[metric])
     e = estimates[best]
     lo, hi = e.gain_interval[metric]
-    if lo > 0:
+    if sure_gain((lo, hi)):
         reason = (f"{best}: cross-validated {metric} {e.cross_validated[metric]:.4f}, gain over uniform "
                   f"{e.gain_vs_uniform[metric]:+.4f} [{lo:+.4f}, {hi:+.4f}] excludes zero")
         return best, reason, estimates

@@ -243,3 +243,48 @@ def interval_words(lo: float, hi: float) -> str:
 def gain_words(gain: float) -> str:
     """"gains +0.0075" or "loses 0.0075": a negative gain is said as a loss."""
     return f"gains {gain:+.4f}" if gain >= 0 else f"loses {-gain:.4f}"
+
+
+def check_cv(cv=5, y: np.ndarray | None = None, *, repeats: int | None = None, seed: int = 0):
+    """The one place a ``cv`` argument is resolved (as scikit-learn's ``check_cv``).
+
+    Parameters
+    ----------
+    cv : int, sequence of int (n,) or FoldPlan, default 5
+        An int K >= 2: ``repeats`` rounds of repeated stratified K-fold of ``y`` (K capped at the
+        rarest class). A fold number per row: those folds (the folds K-fold models were trained
+        on). A :class:`FoldPlan`: as given.
+    y : array of int, shape (n,), optional
+        The labels; without them ``cv`` is only checked (up front, before any file is read).
+
+    Returns
+    -------
+    FoldPlan, or ``cv`` itself when ``y`` is None
+    """
+    if isinstance(cv, bool) or (isinstance(cv, (int, np.integer)) and cv < 2):
+        raise EnsembleError(f"cv must be K >= 2 (K-fold cross-validation), a fold number per row or a FoldPlan; "
+                            f"got {cv!r}")
+    if not isinstance(cv, (int, np.integer, FoldPlan)) and not (hasattr(cv, "__len__") and not isinstance(cv, str)):
+        raise EnsembleError(f"cv must be K >= 2 (K-fold cross-validation), a fold number per row or a FoldPlan; "
+                            f"got {type(cv).__name__} {str(cv)[:60]!r}")
+    if y is None:
+        return cv
+    if isinstance(cv, (int, np.integer)):
+        return fold_plan(None, y, int(cv), repeats, seed)
+    return fold_plan(cv, y, repeats=repeats, seed=seed)
+
+
+def sure_gain(interval) -> bool:
+    """The rule that keeps a fitted method (weights, an adjustment) over its baseline (uniform
+    weights, no adjustment): the lower end of the paired interval of its gain is above zero.
+    Everywhere ``auto`` chooses, it chooses by this rule."""
+    return interval[0] > 0
+
+
+def cv_of(cv=None, folds=None, splits=None):
+    """``cv``, else the older spellings: ``splits`` (folds given), else ``folds`` (K), else 5."""
+    if cv is not None:
+        return cv
+    if splits is not None:
+        return splits
+    return 5 if folds is None else folds

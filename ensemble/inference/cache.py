@@ -28,13 +28,13 @@ import numpy as np
 from ensemble.core.errors import EnsembleError
 from ensemble.io.atomic import atomic_write
 from ensemble.io.hashing import DigestMemo
+from ensemble.io.projectfile import find_project
 
 log = logging.getLogger(__name__)
 
-__all__ = ['LogitCache', 'CacheEntry', 'CACHE_SCHEMA', 'default_cache_dir', 'PROJECT_FILE']
+__all__ = ['LogitCache', 'CacheEntry', 'CACHE_SCHEMA', 'default_cache_dir']
 
 CACHE_SCHEMA = "ensemble.logits/1"
-PROJECT_FILE = "ensemble.toml"
 _SUFFIX = ".safetensors"
 _STALE_TMP_S = 3600
 
@@ -42,11 +42,8 @@ _STALE_TMP_S = 3600
 def default_cache_dir(start: str | os.PathLike | None = None) -> Path:
     """``.ensemble/cache`` beside the nearest ``ensemble.toml`` up from ``start`` (default: the
     current folder), like git looks for ``.git``; the current folder when there is none."""
-    here = Path(start or os.getcwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / PROJECT_FILE).is_file():
-            return folder / ".ensemble" / "cache"
-    return here / ".ensemble" / "cache"
+    project = find_project(start)
+    return (project.parent if project is not None else Path(start or os.getcwd()).resolve()) / ".ensemble" / "cache"
 
 
 def _blake3(data) -> str:

@@ -28,7 +28,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ensemble.core.errors import EnsembleError, option
+from ensemble.core.errors import EnsembleError, flag, option
 from ensemble.core.outputs import Logits
 from ensemble.io.modelfiles import head_of, weight_files
 
@@ -142,7 +142,7 @@ class ModelSession:
                                                                     trust_remote_code=self.settings.trust_remote_code)
             except Exception as e:  # transformers raises many types for a bad folder
                 raise EnsembleError(f"{self.ref.tokenizer_dir}: cannot load the tokenizer ({_first_line(e)}); "
-                                    "copy the base model's tokenizer files or pass --tokenizer") from None
+                                    f"copy the base model's tokenizer files or {option('tokenizer', 'DIR')}") from None
         return self._tokenizer
 
     @property
@@ -219,7 +219,7 @@ class ModelSession:
                 lengths[long] = [len(x) for x in enc2["input_ids"]]
         if long.size and (self.dist is None or self.dist.is_main_process):
             why = "the model's limit" if self.settings.max_length is None or self.limit == self.model_limit \
-                else "--max-length"
+                else flag("max_length")
             log.warning("%s: %d of %d texts are longer than %d tokens (%s) and were truncated",
                         split.path, long.size, len(a), self.limit, why)
         return _Encoded(fields, lengths, int(long.size))
@@ -329,7 +329,7 @@ class ModelSession:
         bad = ~np.isfinite(values).all(axis=1)
         if bad.any():
             raise EnsembleError(f"{self.ref.folder}: produced NaN or infinite logits on {int(bad.sum())} rows of "
-                                f"{split.path} in {self.dtype}; pass --dtype float32")
+                                f"{split.path} in {self.dtype}; {option('dtype', 'float32')}")
         meta = {"model": self.ref.name, "model_path": str(self.ref.folder.resolve()),
                 "model_digest": self.model_digest if key else None, "split": split.name,
                 "data_path": str(split.path.resolve()), "data_digest": split.digest,

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from typing import TYPE_CHECKING, Mapping
 
-from ensemble.core.errors import EnsembleError
+from ensemble.core.errors import EnsembleError, option
+from ensemble.core.options import ALLOWED
 
 if TYPE_CHECKING:  # a ModelRef is passed in; importing it here would be a circle
     from ensemble.inference.models import ModelRef
@@ -51,8 +52,8 @@ class InferenceSettings:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
                 raise EnsembleError(f"{name} must be a positive integer, got {v!r}")
-        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
-            raise EnsembleError(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
+        if self.dtype not in ALLOWED["dtype"]:
+            raise EnsembleError(f"dtype must be {', '.join(ALLOWED['dtype'])}; got {self.dtype!r}")
         if self.device.split(":")[0] not in ("auto", "cpu", "cuda", "mps"):
             raise EnsembleError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
 
@@ -123,9 +124,9 @@ def resolve_device(device: str = "auto"):
         return torch.device("cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise EnsembleError(f"device {device!r} asked for but torch sees no CUDA GPU; pass --device cpu")
+        raise EnsembleError(f"device {device!r} asked for but torch sees no CUDA GPU; {option('device', 'cpu')}")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise EnsembleError(f"device {device!r} asked for but MPS is not available; pass --device cpu")
+        raise EnsembleError(f"device {device!r} asked for but MPS is not available; {option('device', 'cpu')}")
     return dev
 
 

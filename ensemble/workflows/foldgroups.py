@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ensemble.core.errors import EnsembleError
+from ensemble.core.errors import EnsembleError, folds_fix
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ def member_jobs(members, splits: dict, training: TrainingFolds | None) -> list[t
             continue
         group = GroupRef.open(m)
         if training is None:
-            raise EnsembleError(f"member {m.name} is a fold group; pass --folds FILE and --data train=PATH")
+            raise EnsembleError(f"member {m.name} is a fold group; {folds_fix()}")
         for k, ref in enumerate(group.parts):
             todo = [(f"{s}-fold{k}", held_out(training, k)) if s == train else (s, split) for s, split in splits.items()]
             jobs.append((m.name, ref, todo))

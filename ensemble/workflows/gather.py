@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ensemble.core.combination import Aligned, align
-from ensemble.core.errors import EnsembleError, in_project, option, project_members
+from ensemble.core.errors import EnsembleError, data_fix, flag, folds_fix, in_project, option, project_members
+from ensemble.workflows.inputs import Inputs
 from ensemble.workflows.members import resolve_members
 
 log = logging.getLogger(__name__)
@@ -212,8 +213,20 @@ def _one_task(refs):
     return refs[0].task
 
 
-def gather(models: Mapping[str, str | os.PathLike], data: Mapping[str, object] | object, split: str = "valid", *,
-           cache_dir: str | os.PathLike | None = None, columns: Mapping | None = None, folds=None,
+def training_of(inputs: Inputs):
+    """The training split and its folds of ``inputs`` (a
+    :class:`~ensemble.workflows.foldgroups.TrainingFolds`), or None without a folds file."""
+    return training_folds(inputs.data, inputs.folds, inputs.train, inputs.columns, inputs.fold_column)
+
+
+def source_of(inputs: Inputs, training=None, members=None) -> CachedLogits:
+    """The cached logits of ``inputs``' members (or ``members``, resolved already)."""
+    return CachedLogits(inputs.members if members is None else members, inputs.cache_dir, training, inputs.refit,
+                        inference=inputs.inference, class_order=inputs.class_order)
+
+
+def gather(models: Mapping[str, str | os.PathLike] | Inputs, data: Mapping[str, object] | object = None,
+           split: str = "valid", *, cache_dir: str | os.PathLike | None = None, columns: Mapping | None = None, folds=None,
            fold_column: str | None = None, train: str = "train", inference=None, class_order=None) -> Aligned:
     """The members' cached logits over one split, aligned by class name and row id, with the
     true class indices: what :func:`~ensemble.combining.weighting.fit_weights`,
@@ -246,17 +259,21 @@ def gather(models: Mapping[str, str | os.PathLike], data: Mapping[str, object] |
     >>> al = gather({"a": "weights/a-top4", "b": "weights/b-top4"}, {"valid": "data/valid.csv"})
     >>> fit_weights(al.arrays, al.y, "optimize", names=al.models)
     """
-    columns = dict(columns or {})
-    if not isinstance(data, Mapping):
-        data = {split: data}
+    if isinstance(models, Inputs) and isinstance(data, str):  # gather(inputs, "test")
+        data, split = None, data
+    if not isinstance(models, Inputs) and data is not None and not isinstance(data, Mapping):
+        data = {split: data}  # one data file: that split
+    inputs = Inputs.of(models, data, columns=columns, folds=folds, fold_column=fold_column, train=train,
+                       cache_dir=cache_dir, inference=inference, class_order=class_order)
+    data, columns = inputs.data, inputs.columns
     if split not in data:
         raise EnsembleError(f"no {split!r} split given; pass data={{{split!r}: PATH}}, got {', '.join(data) or 'none'}")
-    if not models:
+    if not inputs.members:
         raise EnsembleError("no model given; pass a mapping of member names to model folders")
-    training = training_folds(data, folds, train, columns, fold_column)
-    data = with_training(data, train, training)
-    source = CachedLogits(models, cache_dir, training, inference=inference, class_order=class_order)
-    check_fold_groups(source, training, None if split == train else split)
+    training = training_of(inputs)
+    data = with_training(data, inputs.train, training)
+    source = source_of(inputs, training)
+    check_fold_groups(source, training, None if split == inputs.train else split)
     return source.aligned(open_split(data[split], split, columns))
 
 
@@ -297,8 +314,8 @@ def training_folds(data: Mapping, folds, train: str, columns: Mapping, fold_colu
     from ensemble.workflows.foldgroups import open_training_folds
 
     if train not in data:
-        raise EnsembleError(f"--folds {folds} splits the training file: pass --data {train}=PATH (the labelled file the "
-                            "fold models were trained on)")
+        raise EnsembleError(f"{flag('folds', folds)} splits the training file: {data_fix(train)} (the labelled file "
+                            "the fold models were trained on)")
     split = open_split(data[train], train, columns)
     return open_training_folds(split, folds, fold_column=fold_column, encoding=columns.get("encoding"))
 
@@ -349,8 +366,8 @@ def check_fold_groups(source: CachedLogits, training, valid: str | None = None) 
     groups = source.fold_groups
     if not groups:
         if training is not None:
-            log.warning("--folds %s: no member is a fold group (a path with {fold}); the folds are not used",
-                        training.folds.path)
+            log.warning("%s: no member is a fold group (a path with {fold}); the folds are not used",
+                        flag("folds", training.folds.path))
         return False
     plain = [r.name for r in source.refs if r.name not in groups]
     which = (f"{', '.join(plain)} {'is a model' if len(plain) == 1 else 'are models'} and {', '.join(groups)} "
@@ -361,9 +378,8 @@ def check_fold_groups(source: CachedLogits, training, valid: str | None = None) 
         return False
     if plain:
         raise EnsembleError(f"{which}: they have no training rows in common to fit or estimate on (fold groups have "
-                            "out-of-fold rows, models none); pass --data valid=PATH to fit every member there (the fold "
+                            f"out-of-fold rows, models none); {data_fix('valid')} to fit every member there (the fold "
                             "groups as their fold means), or ensemble fold groups alone, or models alone")
     if training is None:
-        raise EnsembleError(f"member {groups[0]} is a fold group; pass --folds FILE and --data train=PATH (its fold "
-                            "models' held-out rows), or folds = \"FILE\" in [data] of ensemble.toml")
+        raise EnsembleError(f"member {groups[0]} is a fold group; {folds_fix()} (its fold models' held-out rows)")
     return True

@@ -86,17 +86,3 @@ class Inputs:
             return replace(members, **changes) if changes else members
         return cls(members, {} if data is None else data,
                    **{k: v for k, v in given.items() if v is not None})
-
-    def training(self):
-        """The training split and its folds (:class:`~ensemble.workflows.foldgroups.TrainingFolds`),
-        or None without a folds file."""
-        from ensemble.workflows.gather import training_folds
-
-        return training_folds(self.data, self.folds, self.train, self.columns, self.fold_column)
-
-    def source(self, training=None, members=None):
-        """The members' cached logits (:class:`~ensemble.workflows.gather.CachedLogits`)."""
-        from ensemble.workflows.gather import CachedLogits
-
-        return CachedLogits(self.members if members is None else members, self.cache_dir, training, self.refit,
-                            inference=self.inference, class_order=self.class_order)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Union
 
-from ensemble.core.errors import NAME_RULE, EnsembleError, is_name
+from ensemble.core.errors import NAME_RULE, EnsembleError, folds_fix, is_name
 
 __all__ = ['FOLD', 'Member', 'resolve_members', 'is_fold_template', 'fold_path']
 
@@ -75,8 +75,8 @@ def _fold_group(name: str, spec, k: int | None) -> Member:
         template = parts[0]
     else:
         if k is None:
-            raise EnsembleError(f"member {name} ({spec}) is a fold group; pass --folds FILE (the folds its models were "
-                                "trained on), or folds = \"FILE\" in [data] of ensemble.toml")
+            raise EnsembleError(f"member {name} ({spec}) is a fold group; {folds_fix(with_data=False)} (the folds its "
+                                "models were trained on)")
         template = Path(spec)
         parts = tuple(fold_path(spec, i) for i in range(k))
     for i, folder in enumerate(parts):

@@ -11,6 +11,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ensemble.core.errors import option
+
 log = logging.getLogger(__name__)
 
 __all__ = ['Report']
@@ -111,7 +113,8 @@ class Report:
             if r["note"]:
                 lines.append(f"note: {name}: {r['note']}")
         for name in self.excluded:
-            lines.append(f"note: {name} is left out of weight fitting (see above); pass it with --include-optimistic to use it")
+            lines.append(f"note: {name} is left out of weight fitting (see above); {option('include_optimistic')} to "
+                         "use it")
         for method, w in self.weights.items():
             lines.append(f"weights {method}: " + ", ".join(f"{m}={v:.3f}" for m, v in w.items()))
         lines += self._winners_curse_lines()

@@ -19,7 +19,9 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ensemble.averaging.provenance import model_notes
-from ensemble.core.errors import EnsembleError
+from ensemble.core.errors import EnsembleError, cli_face, data_fix, flag, option
+from ensemble.estimates.resampling import check_cv
+from ensemble.workflows.inputs import Inputs
 
 log = logging.getLogger(__name__)
 from ensemble.workflows.render import Report, confused_pairs, reliability_curve, wilson
@@ -42,13 +44,14 @@ def _estimate_row(e, kind: str, arrays, y: np.ndarray, note: str) -> dict:
 
 
 def report(
-    models: Mapping[str, str | os.PathLike],
-    data: Mapping[str, object],
+    models: Mapping[str, str | os.PathLike] | Inputs,
+    data: Mapping[str, object] | None = None,
     *,
     valid: str = "valid",
     methods: Sequence[str] | None = None,
     metric: str = "accuracy",
-    folds=5,
+    cv=None,
+    folds=None,
     repeats: int | None = None,
     seed: int = 0,
     combine: str = "prob",
@@ -71,17 +74,22 @@ def report(
     Parameters
     ----------
     models, data, valid, cache_dir, columns
-        As for :func:`ensemble.workflows.vote.vote`; ``data[valid]`` must be labelled.
+        As for :func:`ensemble.workflows.vote.vote` (``models`` may be an
+        :class:`~ensemble.workflows.inputs.Inputs`); ``data[valid]`` must be labelled.
     methods : sequence of str, optional
         Ensemble methods to estimate besides uniform. Default: acc, optimize, select, stack.
     metric : str, default "accuracy"
         What ``auto`` chooses by.
-    folds : int, or path-like or Folds, default 5
-        An int: K of the repeated stratified K-fold of :func:`~ensemble.estimates.crossval.cross_validate`.
+    cv : int, sequence of int or FoldPlan, default 5
+        How the estimates resample the validation rows
+        (:func:`~ensemble.estimates.resampling.check_cv`): K of the repeated stratified K-fold of
+        :func:`~ensemble.estimates.crossval.cross_validate`, or the folds given. With fold groups,
+        the training folds.
+    folds : path-like or Folds, optional
         A folds file (or :class:`~ensemble.data.folds.Folds`) of ``data[train]``: the members are fold
         groups (``runs/bert-fold{fold}``), scored, fitted and estimated on the out-of-fold logits
         of every training row and cross-validated on these folds; ``data[valid]`` is then not
-        needed (see :mod:`ensemble.workflows.foldgroups`).
+        needed (see :mod:`ensemble.workflows.foldgroups`). An int is the older spelling of ``cv``.
     repeats, seed
         Of the repeated stratified K-fold.
     fold_column, train
@@ -118,10 +126,10 @@ def report(
     from ensemble.estimates.crossval import AUTO_METHODS, select_method
     from ensemble.workflows.gather import open_split
 
-    columns = dict(columns or {})
-    data = data if isinstance(data, Mapping) else {valid: data}  # one data file: the validation split
-    source, training, split, folds = _report_inputs(models, data, valid, folds, columns, trained_on_valid, cache_dir,
-                                                    fold_column, train, refit, inference, class_order)
+    inputs, cv = _arguments(models, data, valid, cv, folds, columns=columns, fold_column=fold_column, train=train,
+                            refit=refit, cache_dir=cache_dir, inference=inference, class_order=class_order)
+    data, columns = inputs.data, inputs.columns
+    source, training, split = _report_inputs(inputs, valid, trained_on_valid)
     oof, refs = training is not None, source.refs
     al = source.aligned(split)
     y = al.y
@@ -132,15 +140,14 @@ def report(
     fit_idx = [i for i, r in enumerate(refs) if r.name not in excluded]
     if not fit_idx:
         raise EnsembleError("every model is marked optimistic (trained on or chosen on the validation rows); "
-                            "pass --include-optimistic to fit weights over them anyway")
+                            f"{option('include_optimistic')} to fit weights over them anyway")
     fit_arrays = [log_probs[i] for i in fit_idx]
     fit_names = [refs[i].name for i in fit_idx]
     if excluded:
         log.info("left out of weight fitting (optimistic validation scores): %s", ", ".join(excluded))
-    cv = dict(folds=folds, repeats=repeats, seed=seed, combine=combine, names=fit_names, store=source.estimates)
-    if oof:
-        cv["splits"] = training.folds.fold  # the training folds: each held-out fold is one fold model's rows
-
+    # with fold groups, the training folds: each held-out fold is one fold model's rows
+    cv = dict(cv=training.folds.fold if oof else cv, repeats=repeats, seed=seed, combine=combine, names=fit_names,
+              store=source.estimates)
     methods = tuple(m for m in (methods or AUTO_METHODS) if m != "uniform")
     choice, reason, estimates = select_method(fit_arrays, y, methods, metric=metric, **cv)
     where = "out-of-fold" if oof else "validation"
@@ -171,41 +178,48 @@ _COLUMNS = ("cv_accuracy", "gain", "gain_low", "gain_high", "mcnemar_p", "acc_lo
             "cv_log_loss", "optimism")
 
 
+def _arguments(models, data, valid: str, cv, folds, **given) -> tuple[Inputs, object]:
+    """(inputs, cv), checked before any file is read: ``folds`` an int is the older spelling of
+    ``cv``; one data file is the validation split."""
+    if isinstance(folds, bool) or (isinstance(folds, (int, np.integer)) and folds < 2):
+        raise EnsembleError(f"folds must be 2 or more (K of the K-fold cross-validation), or a folds file; got {folds!r}")
+    if isinstance(folds, (int, np.integer)):
+        cv, folds = (int(folds) if cv is None else cv), None
+    cv = check_cv(5 if cv is None else cv)
+    if not isinstance(models, Inputs) and data is not None and not isinstance(data, Mapping):
+        data = {valid: data}
+    return Inputs.of(models, data, folds=folds, **given), cv
+
+
 def _inference(source, refs, logits) -> dict:
     """The inference settings asked for, and what each member's cache entry was computed with."""
     return {"requested": source.inference.requested(),
             "members": {r.name: lg.meta.get("settings") for r, lg in zip(refs, logits)}}
 
 
-def _report_inputs(models, data, valid, folds, columns, trained_on_valid, cache_dir, fold_column, train, refit,
-                   inference=None, class_order=None):
-    """(source, training folds or None, the labelled split scored on, K of the cross-validation):
-    the validation split and ``folds`` (or 5, when ``folds`` is a folds file of fold groups beside
-    models), or the training split's out-of-fold rows and the folds file's K."""
-    from ensemble.workflows.gather import CachedLogits, check_fold_groups, open_split, training_folds
+def _report_inputs(inputs: Inputs, valid: str, trained_on_valid):
+    """(source, training folds or None, the labelled split scored on): the validation split, or
+    the training split's out-of-fold rows when the members are fold groups."""
+    from ensemble.workflows.gather import check_fold_groups, open_split, source_of, training_of
     from ensemble.workflows.members import resolve_members
 
-    if isinstance(folds, bool) or (isinstance(folds, (int, np.integer)) and folds < 2):
-        raise EnsembleError(f"folds must be 2 or more (K of the K-fold cross-validation), or a folds file; got {folds!r}")
-    training = None
-    if not isinstance(folds, (int, np.integer)):  # a folds file: the members are fold groups
-        training = training_folds(data, folds, train, columns, fold_column)
+    data = inputs.data
+    training = training_of(inputs)
     if training is None and valid not in data:
-        raise EnsembleError(f"report needs the labelled validation split; pass --data {valid}=PATH")
-    members = resolve_members(models, None if training is None else training.k)
+        raise EnsembleError(f"report needs the labelled validation split; {data_fix(valid)}")
+    members = resolve_members(inputs.members, None if training is None else training.k)
     names = [m.name for m in members]
     unknown = [n for n in trained_on_valid if n not in names]
     if unknown:
-        raise EnsembleError(f"--trained-on-valid {unknown[0]!r} is not a --model name ({', '.join(names)})")
-    source = CachedLogits(members, cache_dir, training, refit, inference=inference, class_order=class_order)
+        raise EnsembleError(f"{flag('trained_on_valid', repr(unknown[0]))} is not a "
+                            f"{'--model name' if cli_face() else 'member'} ({', '.join(names)})")
+    source = source_of(inputs, training, members)
     source.warn_duplicates()
     oof = check_fold_groups(source, training, valid if valid in data else None)
-    split = training.split if oof else open_split(data[valid], valid, columns)
+    split = training.split if oof else open_split(data[valid], valid, inputs.columns)
     split.require_labels("the report scores against the out-of-fold training labels" if oof else
                          "the report scores against validation labels")
-    if oof:
-        return source, training, split, training.k
-    return source, None, split, folds if isinstance(folds, (int, np.integer)) else 5
+    return source, training if oof else None, split
 
 
 def _holdout(source, split, labels, fit_idx, estimates, combine, table) -> dict:

@@ -17,43 +17,30 @@ import numpy as np
 
 from ensemble.averaging.provenance import model_notes
 from ensemble.core.combination import Aligned, as_log_probs
-from ensemble.core.errors import NAME_RULE, EnsembleError, is_name, option
+from ensemble.core.errors import NAME_RULE, EnsembleError, cli_face, data_fix, flag, is_name, option
 from ensemble.workflows.members import resolve_members
 
 log = logging.getLogger(__name__)
+from ensemble.core.options import WEIGHTS_EXPECTED, weights_kind
 from ensemble.workflows.gather import (
     CachedLogits,
     check_fold_groups,
     check_refit,
     open_split,
-    training_folds,
+    source_of,
+    training_of,
     with_training,
 )
+from ensemble.workflows.inputs import Inputs
 
 __all__ = ['vote']
 
 
-def weights_kind(spec: str) -> str:
-    """What a ``--weights`` value names: "method" (a method name or auto), "file" (a weights
-    .json, a path), "fixed" (numbers w1,w2,...; checked when they are parsed), else "unknown"."""
-    from ensemble.core.options import is_method
-
-    if is_method(spec) or spec == "auto":
-        return "method"
-    if spec.endswith(".json") or os.path.sep in spec or Path(spec).is_file():
-        return "file"
-    try:
-        [float(v) for v in spec.split(",")]
-    except ValueError:
-        return "unknown"
-    return "fixed"
 
 
 def _parse_weights(spec: str, models: Sequence[str]):
     """``spec`` is a method name, a weights file, or ``w1,w2,...``; returns (kind, value)."""
-    from ensemble.core.options import METHODS
-
-    expected = f"auto, one of {', '.join(METHODS)}, best<K> (best3), a weights .json file or numbers w1,w2,..."
+    expected = WEIGHTS_EXPECTED
     if isinstance(spec, os.PathLike):
         return "file", Path(spec)
     if isinstance(spec, (list, tuple, np.ndarray)) and not isinstance(spec, str):
@@ -70,20 +57,20 @@ def _parse_weights(spec: str, models: Sequence[str]):
         if kind == "file":
             return "file", Path(spec)
         if kind == "unknown":
-            raise EnsembleError(f"--weights must be {expected}; got {spec!r}")
+            raise EnsembleError(f"{flag('weights')} must be {expected}; got {spec!r}")
         values = np.array([float(v) for v in spec.split(",")])
     if len(values) != len(models):
         raise EnsembleError(f"got {len(values)} weights, {len(models)} models ({', '.join(models)}); "
-                            "give one weight per --model, in order")
+                            f"give one weight per {'--model' if cli_face() else 'member'}, in order")
     from ensemble.io.weightsfile import check_weights
 
-    check_weights(values, "--weights")  # before any file is read
+    check_weights(values, flag("weights"))  # before any file is read
     return "fixed", values
 
 
 def vote(
-    models: Mapping[str, str | os.PathLike],
-    data: Mapping[str, object],
+    models: Mapping[str, str | os.PathLike] | Inputs,
+    data: Mapping[str, object] | None = None,
     weights: str = "uniform",
     *,
     combine: str = "prob",
@@ -118,11 +105,14 @@ def vote(
 
     Parameters
     ----------
-    models : mapping of name to model folder, or list of :class:`~ensemble.workflows.members.Member`
+    models : mapping of name to model folder, list of :class:`~ensemble.workflows.members.Member`, or Inputs
         As given to ``ensemble predict`` (``DIR@top3`` expands to a sweep's best trials); their
-        logits must be cached.
+        logits must be cached. An :class:`~ensemble.workflows.inputs.Inputs` holds the members
+        and every other input (data, columns, folds, refit, cache_dir, inference, class_order);
+        those given here as well replace its own.
     data : mapping of split name to data file (or Split)
-        Must hold ``test``; ``valid`` (labelled) when weights are fitted or checked.
+        Must hold ``test``; ``valid`` (labelled) when weights are fitted or checked. Not needed
+        with an Inputs.
     weights : str, default "uniform"
         A method of :func:`~ensemble.combining.weighting.fit_weights` ("uniform", "acc", "optimize",
         "select", "stack"), fitted on ``valid`` and saved to ``weights_dir/<name>-<method>.json``;
@@ -192,16 +182,18 @@ def vote(
     pandas.DataFrame
         The submission as written; ``.attrs`` holds the output path and the :class:`Weights`.
     """
-    columns = dict(columns or {})
-    _check_data(data, valid, test)
-    training = training_folds(data, folds, train, columns, fold_column)
-    data = with_training(data, train, training)
-    members, kind, spec, loaded = _arguments(models, data, weights, name, test, adjust, adjust_metric, prior,
-                                             None if training is None else training.k, refit or {})
-    source = CachedLogits(members, cache_dir, training, refit, inference=inference, class_order=class_order)
+    _check_data(models if isinstance(models, Inputs) else data, valid, test)
+    inputs = Inputs.of(models, data, columns=columns, folds=folds, fold_column=fold_column, train=train, refit=refit,
+                       cache_dir=cache_dir, inference=inference, class_order=class_order)
+    columns, train = inputs.columns, inputs.train
+    training = training_of(inputs)
+    data = with_training(inputs.data, train, training)
+    members, kind, spec, loaded = _arguments(inputs.members, data, weights, name, test, adjust, adjust_metric, prior,
+                                             None if training is None else training.k, inputs.refit)
+    source = source_of(inputs, training, members)
     cv = {}
     if check_fold_groups(source, training, valid if valid in data else None):
-        valid, cv = train, {"splits": training.folds.fold}  # fitted and estimated on the OOF rows
+        valid, cv = train, {"cv": training.folds.fold}  # fitted and estimated on the OOF rows
     if valid in data:  # read once, for the members left out below and for the fit
         data = {**data, valid: open_split(data[valid], valid, columns)}
     if kind == "method" and not include_optimistic:
@@ -240,7 +232,7 @@ def vote(
 
 
 def _check_data(data, valid: str, test: str) -> None:
-    if not isinstance(data, Mapping):
+    if not isinstance(data, (Mapping, Inputs)):
         raise EnsembleError(f"data must map split names to data files, e.g. {{'{valid}': 'data/valid.csv', '{test}': "
                             f"'data/test.csv'}}; got {type(data).__name__} {str(data)[:80]!r}")
 
@@ -299,19 +291,20 @@ def _arguments(models, data, weights, name, test, adjust, adjust_metric, prior, 
     from ensemble.combining.weights import Weights
 
     if not models:
-        raise EnsembleError("no model given; pass --model NAME=PATH, once per model")
+        raise EnsembleError("no model given; " + ("pass --model NAME=PATH, once per model" if cli_face() else
+                                                 "pass a mapping of member names to model folders"))
     if not is_name(name):  # it names the weights file and the submission: never a path
-        raise EnsembleError(f"--name {name!r}: must be {NAME_RULE} (outputs go to weights_dir and submissions_dir, or "
-                            "--out)")
+        raise EnsembleError(f"{flag('name', repr(name))}: must be {NAME_RULE} (outputs go to weights_dir and "
+                            f"submissions_dir, or {flag('out')})")
     members = resolve_members(models, k)  # NAME=DIR@top3: the best checkpoints of a sweep's 3 best trials
     if test not in data:
-        raise EnsembleError(f"no {test!r} split given; pass --data {test}=PATH with the test file")
+        raise EnsembleError(f"no {test!r} split given; {data_fix(test)} with the test file")
     check_refit(members, refit)
     kind, spec = _parse_weights(weights, [m.name for m in members if m.name not in refit])  # a refit has its group's
     check_adjust(adjust, metric=adjust_metric, auto=True)
     if kind == "file" and adjust != "none":
         raise EnsembleError(f"{spec}: a weights file keeps the adjustment it was fitted with; {option('adjust', 'none')}, "
-                            "or refit with --weights <method> --adjust ...")
+                            f"or refit with {flag('weights', '<method>')} and {flag('adjust', '...')}")
     if adjust == "prior" and prior is None:
         raise EnsembleError(needs_prior())
     loaded = Weights.load(spec) if kind == "file" else None  # every field checked before the logits are read
@@ -327,7 +320,7 @@ def _gather(source: CachedLogits, data, valid: str, test: str, columns: dict, *,
     if valid in data:
         valid_split = open_split(data[valid], valid, columns)
     elif need_valid:
-        raise EnsembleError(f"--weights {weights} needs the validation split; pass --data {valid}=PATH (labelled)")
+        raise EnsembleError(f"{flag('weights', weights)} needs the validation split; {data_fix(valid)} (labelled)")
     test_al = source.aligned(test_split, refit=True)
     valid_al = source.aligned(valid_split, test_al.labels) if valid_split is not None else None
     provenance = {
@@ -354,9 +347,9 @@ def _check_validation(g: _Gathered, refs, *, fitted_method: bool, need_valid: bo
 
     labels = g.test_al.labels
     if fitted_method:
-        need_classes(y, f"--weights {weights}", labels)
+        need_classes(y, flag("weights", weights), labels)
     if adjust != "none":
-        need_classes(y, f"--adjust {adjust}", labels)
+        need_classes(y, flag("adjust", adjust), labels)
     for r, a in zip(refs, g.valid_al.arrays):
         why = at_chance(a, y)
         if why:
@@ -388,7 +381,8 @@ def _weights(kind: str, spec, loaded, g: _Gathered, source: CachedLogits, fit_kw
         fixed = Weights("fixed", tuple(names), spec / spec.sum(), fit_kwargs["combine"], labels, meta=g.provenance)
         return fixed if y is None else replace(fixed, apparent=scores(fixed.predict_proba(g.valid_al.arrays), y))
     if spec != "uniform" and y is None:
-        g.valid_split.require_labels(f"--weights {spec} is fitted on validation labels (or use --weights uniform)")
+        g.valid_split.require_labels(f"{flag('weights', spec)} is fitted on validation labels (or use "
+                                     f"{flag('weights', 'uniform')})")
     if spec == "auto":
         from ensemble.estimates.crossval import select_method
 
@@ -531,16 +525,16 @@ def _adjust(fitted, adjust, prior, metric, valid_al, y, valid_split, labels, col
 
     if y is None:
         what = "is not given" if valid_split is None else f"({valid_split.path}) has no labels"
-        raise EnsembleError(f"--adjust {adjust} is fitted on labelled validation rows, but the validation split {what}; "
-                            "pass --data valid=PATH with a label column, or drop --adjust")
+        raise EnsembleError(f"{flag('adjust', adjust)} is fitted on labelled validation rows, but the validation split "
+                            f"{what}; {data_fix('valid')} with a label column, or {option('adjust', 'none')}")
     target = None if prior is None else class_prior(prior, labels, columns=columns)
     kind = adjust
     method = fitted.method if fitted.method != "fixed" else "uniform"
     proba = fitted.predict_proba(valid_al.arrays)
     if adjust == "auto":
         if fitted.method == "fixed":
-            raise EnsembleError("--adjust auto estimates the adjustment with a fitted method; give --weights "
-                                "<method>, or --adjust prior / fit")
+            raise EnsembleError(f"{flag('adjust', 'auto')} estimates the adjustment with a fitted method; give "
+                                f"{flag('weights', '<method>')}, or {flag('adjust', 'prior')} / fit")
         kind, reason, estimates = select_adjustment([as_log_probs(a) for a in valid_al.arrays], y, method,
                                                     target=target, metric=metric,
                                                     full_proba=proba, store=store, **cv, **fit_kwargs)
@@ -585,36 +579,37 @@ def _check_folds(w, path: Path, fitted_on) -> None:
     now = (fitted_on or {}).get("folds_digest")
     if was != now:
         what = ("were fitted on validation rows, not on out-of-fold rows" if was is None else
-                "were fitted on other folds" if now is not None else "were fitted on out-of-fold rows; pass the same --folds")
-        raise EnsembleError(f"{path}: stale: the weights {what}; refit with --weights <method>")
+                "were fitted on other folds" if now is not None else
+                f"were fitted on out-of-fold rows; pass the same {flag('folds')}")
+        raise EnsembleError(f"{path}: stale: the weights {what}; refit with {flag('weights', '<method>')}")
 
 
 def _check_stale(w, path: Path, refs, digest_of, valid_split, labels) -> None:
     names = [r.name for r in refs]
     if list(w.models) != names:
         raise EnsembleError(f"{path}: weights are for models {', '.join(w.models)} but {', '.join(names)} are given; "
-                            "give the same --model names in the same order, or refit")
+                            f"give the same {'--model' if cli_face() else 'member'} names in the same order, or refit")
     for r in refs:
         recorded = w.meta.get("models", {}).get(r.name, {}).get("model_digest")
         if recorded is None:
             raise EnsembleError(f"{path}: records no model_digest for {r.name}, so it cannot be checked against the "
-                                "models; refit with --weights <method>")
+                                f"models; refit with {flag('weights', '<method>')}")
         if recorded != digest_of(r):
             raise EnsembleError(f"{path}: stale: model {r.name} ({r.folder}) changed since the weights were fitted; "
-                                "refit with --weights <method>")
+                                f"refit with {flag('weights', '<method>')}")
     valid = w.meta.get("valid") or {}
     if w.method not in ("uniform", "fixed") and not valid.get("data_digest"):
         raise EnsembleError(f"{path}: records no validation data digest, so it cannot be checked against the data it "
-                            "was fitted on; refit with --weights <method>")
+                            f"was fitted on; refit with {flag('weights', '<method>')}")
     if valid.get("data_digest") and (valid_split is None or valid_split.digest != valid["data_digest"]):
         what = "is not given" if valid_split is None else f"({valid_split.path}) differs from the one they were fitted on"
-        raise EnsembleError(f"{path}: stale: the validation data {what}; pass the same --data valid=... or refit")
+        raise EnsembleError(f"{path}: stale: the validation data {what}; pass the same validation data ({data_fix('valid', '...')}) or refit")
     if w.method not in ("uniform", "fixed") and not valid.get("labels_digest"):
         raise EnsembleError(f"{path}: records no digest of the validation labels it was fitted on; refit with "
-                            "--weights <method>")
+                            f"{flag('weights', '<method>')}")
     if w.method not in ("uniform", "fixed") and valid.get("labels_digest") != valid_split.labels_digest:
         raise EnsembleError(f"{path}: stale: the labels of {valid_split.path} (or its label column) differ from the ones "
-                            "the weights were fitted on; refit with --weights <method>")
+                            f"the weights were fitted on; refit with {flag('weights', '<method>')}")
     if w.labels and tuple(w.labels) != tuple(labels):
         raise EnsembleError(f"{path}: weights are for classes {', '.join(w.labels)} but the models have "
                             f"{', '.join(labels)}; refit")

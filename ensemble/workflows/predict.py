@@ -1,0 +1,121 @@
+"""Predicting many members: every model folder (a fold group's fold models included) over its
+splits, its logits computed where the cache has none with the settings in force. The one predict
+workflow of ``ensemble predict`` and ``ensemble run``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PredictRow", "predict_jobs"]
+
+
+@dataclass(frozen=True)
+class PredictRow:
+    """One (model, split) of a predict: where its logits came from.
+
+    Attributes
+    ----------
+    member, model : str
+        The member's name and the model folder's (a fold model: ``<group>-fold<k>``).
+    split : str
+        The split's label (a fold model's held-out training rows: ``train-fold<k>``).
+    rows : int or None
+        Rows predicted (None: up to date, not read).
+    how : {"computed", "cached", "up to date"}
+        Computed now, read back from the cache, or found up to date by its header alone.
+    accuracy : float or None
+        On a labelled split whose logits were read.
+    cache_path : str
+        The cache entry ("-" when none was read or written).
+    """
+
+    member: str
+    model: str
+    split: str
+    rows: int | None
+    how: str
+    accuracy: float | None
+    cache_path: str
+
+
+def predict_jobs(jobs: Sequence, settings, cache, *, read: bool = True, trusted: Sequence[str] = (),
+                 progress: bool = False) -> list[PredictRow]:
+    """Run ``jobs`` (:func:`~ensemble.workflows.foldgroups.member_jobs`: member name, ModelRef
+    and its splits) with inference ``settings``, caching in ``cache`` (a LogitCache, or None: no
+    cache).
+
+    ``read``: read each cached entry back (its rows and accuracy are reported, and a damaged
+    entry is recomputed); else a (model, split) whose entry of these settings exists is left up
+    to date by its header alone, and no model is loaded for it (``ensemble run``). The members
+    named in ``trusted`` run the code their folders ship (``trust_remote_code``). Under
+    ``accelerate launch`` each process takes a share of the batches, and every process leaves the
+    process group together at the end.
+    """
+    skip = set() if read or cache is None else _up_to_date(jobs, settings, cache)
+    rows, session = [], None
+    for member, ref, todo in jobs:
+        rows += [PredictRow(member, ref.name, name, None, "up to date", None, "-")
+                 for name, split in todo if (ref.name, split.digest) in skip]
+        todo = [(name, split) for name, split in todo if (ref.name, split.digest) not in skip]
+        if not todo:
+            continue
+        session = _session(ref, replace(settings, trust_remote_code=settings.trust_remote_code or member in trusted),
+                           cache)
+        rows += _run(session, member, ref, todo, progress)
+    if session is not None and session.dist is not None:
+        # a gloo/nccl group left to interpreter shutdown can abort a rank
+        session.dist.wait_for_everyone()
+        session.dist.destroy_process_group()
+    return rows
+
+
+def _session(ref, settings, cache):
+    from ensemble.inference.session import ModelSession
+
+    return ModelSession(ref, settings, cache)
+
+
+def _run(session, member: str, ref, todo, progress: bool) -> list[PredictRow]:
+    """One model over its splits, under one progress bar whose total is every split's batches."""
+    from tqdm.auto import tqdm
+
+    if session.dist is not None and not session.dist.is_main_process:
+        logging.getLogger("ensemble").setLevel(logging.WARNING)
+    show = progress and (session.dist is None or session.dist.is_main_process)
+    rows = []
+    with tqdm(total=sum(session.n_batches(s) for _, s in todo), desc=ref.name, unit="batch", disable=not show,
+              leave=False) as bar:
+        done = 0
+        for name, split in todo:
+            lg = session.logits(split, progress=bar)
+            done += session.n_batches(split)
+            bar.update(done - bar.n)
+            acc = None
+            if split.labels is not None:
+                acc = float((lg.predictions() == split.label_indices(ref.labels, str(ref.folder))).mean())
+            rows.append(PredictRow(member, ref.name, name, len(lg), "cached" if lg.meta.get("cached") else "computed",
+                                   acc, lg.meta.get("cache_path", "-")))
+    return rows
+
+
+def _up_to_date(jobs, settings, cache) -> set[tuple[str, str]]:
+    """(model name, data digest) of every job whose cache entry of ``settings`` exists, by the
+    entries' headers alone."""
+    from ensemble.inference.settings import settings_difference
+
+    have: dict[tuple, list] = {}  # (model digest, data digest) -> the settings of its entries
+    for e in cache.entries():
+        if e.damaged is None:
+            have.setdefault((e.metadata.get("model_digest"), e.metadata.get("data_digest")), []).append(e.settings)
+    out = set()
+    for _, ref, todo in jobs:
+        fingerprint = ref.fingerprint(cache.file_digest)
+        for _, split in todo:
+            if any(settings_difference(s, ref, settings) is None for s in have.get((fingerprint, split.digest), [])):
+                out.add((ref.name, split.digest))
+    return out
