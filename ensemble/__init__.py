@@ -1,7 +1,12 @@
-"""ensemble: checkpoint averaging, cached inference and honest soft voting for text classifiers.
+"""ensemble: checkpoint averaging, cached inference and honest soft voting for fine-tuned models.
 
-The top level imports nothing heavy: names are loaded on first use, so that ``import ensemble``
-and the CLI stay fast and ``vote`` / ``report`` never import torch or transformers.
+The top level holds what a final-submission notebook calls: the workflows (average, predict,
+gather, vote, report) and the few types they take and return. Everything else is imported from
+its subpackage (docs/architecture.md): ``ensemble.combining.weighting.fit_weights``,
+``ensemble.estimates.crossval.cross_validate``, ``ensemble.averaging.sweeps.find_sweep``...
+
+Nothing heavy is imported here: names are loaded on first use, so that ``import ensemble`` and
+the CLI stay fast and ``vote`` / ``report`` never import torch or transformers.
 """
 
 from __future__ import annotations
@@ -11,36 +16,26 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY = {
-    "average_checkpoints": "ensemble.averaging.build",
-    "select_checkpoints": "ensemble.averaging.selection",
-    "find_checkpoints": "ensemble.averaging.checkpoints",
-    "rank_checkpoints": "ensemble.averaging.checkpoints",
+    # the workflows, in the order a notebook runs them
     "rank_run": "ensemble.averaging.checkpoints",
-    "EnsembleError": "ensemble.core.errors",
-    "TopKAveragingCallback": "ensemble.averaging.callbacks",
+    "average_checkpoints": "ensemble.averaging.build",
     "load_split": "ensemble.data.splits",
-    "Split": "ensemble.data.splits",
     "predict_logits": "ensemble.inference.predict",
-    "Logits": "ensemble.core.outputs",
-    "LogitCache": "ensemble.inference.cache",
-    "vote": "ensemble.workflows.vote",
-    "align": "ensemble.core.combination",
     "gather": "ensemble.workflows.gather",
-    "fit_weights": "ensemble.combining.weighting",
-    "Weights": "ensemble.combining.weights",
-    "write_submission": "ensemble.workflows.submission",
-    "cross_validate": "ensemble.estimates.crossval",
-    "select_method": "ensemble.estimates.crossval",
-    "Estimate": "ensemble.estimates.crossval",
     "report": "ensemble.workflows.report",
+    "vote": "ensemble.workflows.vote",
+    "fit_weights": "ensemble.combining.weighting",
+    "cross_validate": "ensemble.estimates.crossval",
+    # the types they take and return
+    "Inputs": "ensemble.workflows.inputs",
+    "Split": "ensemble.data.splits",
+    "Logits": "ensemble.core.outputs",
+    "Weights": "ensemble.combining.weights",
     "Report": "ensemble.workflows.render",
-    "find_sweep": "ensemble.averaging.sweeps",
-    "expand_members": "ensemble.averaging.sweeps",
-    "Member": "ensemble.workflows.members",
-    "resolve_members": "ensemble.workflows.members",
-    "class_prior": "ensemble.data.priors",
-    "fit_adjustment": "ensemble.combining.adjustment",
-    "select_adjustment": "ensemble.estimates.adjustments",
+    "EnsembleError": "ensemble.core.errors",
+    # the Trainer callbacks a training script adds
+    "TopKAveragingCallback": "ensemble.averaging.callbacks",
+    "KeepBestCheckpointsCallback": "ensemble.averaging.callbacks",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
@@ -51,7 +46,8 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
-    raise AttributeError(f"module 'ensemble' has no attribute {name!r}")
+    raise AttributeError(f"module 'ensemble' has no attribute {name!r}; the top level holds the workflows and "
+                         f"their types ({', '.join(sorted(_LAZY))}): import the rest from its subpackage")
 
 
 def __dir__():

@@ -97,16 +97,35 @@ def test_notebook_snippets_name_only_what_they_define(doc):
 
 
 def test_notebook_snippets_use_public_names_that_exist():
-    """What the snippets import from ensemble exists (no stale name in the docs)."""
+    """What the snippets import from ensemble exists, is public (the top level's ``__all__``, or a
+    subpackage module's own name), and takes the keyword arguments the snippets pass it: no stale
+    name and no stale argument in the docs."""
     import importlib
+    import inspect
 
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    for code in re.findall(r"```python\n(.*?)```", text, re.S):
-        for node in ast.walk(ast.parse(code)):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "ensemble":
-                module = importlib.import_module(node.module)
-                for alias in node.names:
-                    assert hasattr(module, alias.name), (node.module, alias.name)
+    import ensemble
+
+    for doc in ["README.md", *sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob("docs/*.md"))]:
+        text = (ROOT / doc).read_text(encoding="utf-8")
+        for code in re.findall(r"```python\n(.*?)```", text, re.S):
+            imported = {}
+            tree = ast.parse(code)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "ensemble":
+                    module = importlib.import_module(node.module)
+                    for alias in node.names:
+                        assert not alias.name.startswith("_"), (doc, node.module, alias.name)
+                        if node.module == "ensemble":
+                            assert alias.name in ensemble.__all__, (doc, alias.name)
+                        imported[alias.asname or alias.name] = getattr(module, alias.name)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in imported:
+                    target = imported[node.func.id]
+                    params = inspect.signature(target).parameters
+                    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+                        continue
+                    unknown = [k.arg for k in node.keywords if k.arg is not None and k.arg not in params]
+                    assert not unknown, (doc, node.func.id, unknown)
 
 
 def test_repr_of_a_split_is_one_short_line(tmp_path):

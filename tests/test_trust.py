@@ -20,7 +20,7 @@ from ensemble.cli.main import main
 from ensemble.core.errors import EnsembleError
 from ensemble.inference.cache import LogitCache
 
-from .test_cli_vote import project as project  # noqa: F401  (the fixture world reads)
+from .workflows.test_vote import project as project  # noqa: F401  (the fixture world reads)
 
 
 @pytest.fixture(scope="module")
@@ -252,12 +252,12 @@ def test_predict_proba_refuses_nan_as_fit_weights_does():
 
 
 # ---------------------------------------------------------------- K-fold leakage
-from .test_fold_groups import K  # noqa: E402
-from .test_fold_groups import kfold as kfold  # noqa: E402,F401  (the fixture: K fold runs, a refit, cached logits)
+from .workflows.test_foldgroups import K  # noqa: E402
+from .workflows.test_foldgroups import kfold as kfold  # noqa: E402,F401  (the fixture: K fold runs, a refit, cached logits)
 
 
 def _fold_vote(kfold, tmp_path, *models, extra=()):
-    from .test_fold_groups import _data, _in_empty_folder
+    from .workflows.test_foldgroups import _data, _in_empty_folder
 
     argv = ["vote", *[x for m in models for x in ("--model", m)], *_data(kfold), "--folds", kfold / "folds.csv",
             "--weights", "uniform", *extra]
@@ -293,7 +293,7 @@ def test_fold_models_out_of_order_or_beyond_k_are_refused(kfold, tmp_path):
 def test_a_fold_model_far_above_its_logged_eval_accuracy_is_said(kfold, tmp_path, caplog):
     """Fold model k's checkpoint logged its eval_accuracy on fold k's rows; scoring far above it
     there means it saw them."""
-    from .test_fold_groups import _data
+    from .workflows.test_foldgroups import _data
 
     for k in range(K):
         ck = sorted((kfold / f"bert-fold{k}").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[-1]

@@ -11,7 +11,7 @@ import pytest
 from ensemble.core.errors import EnsembleError
 from ensemble.data.splits import load_split
 
-from .conftest import load_korean
+from ..conftest import load_korean
 
 ROWS = [("a7", "첫 번째 문장", "none"), ("007", "NA", "hate"), ("x", "세 번째, \"따옴표\"", "offensive")]
 

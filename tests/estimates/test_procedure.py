@@ -14,7 +14,7 @@ from ensemble.estimates.crossval import cross_validate, select_method
 from ensemble.estimates.procedure import AdjustMethod, Procedure, WeightMethod
 from ensemble.estimates.resampling import FoldPlan, fold_plan
 
-from .test_estimate import members
+from ..estimates.test_crossval import members
 
 
 def training_folds(n, k, seed):

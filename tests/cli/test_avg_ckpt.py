@@ -111,7 +111,7 @@ def test_usage_error_exits_2(runs):
 
 
 def test_python_dash_m_and_verbose_traceback(runs, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     ok = subprocess.run([sys.executable, "-m", "ensemble", "avg-ckpt", str(runs.tok), "--k", "2",
                          "--out", str(tmp_path / "a"), "-q"], capture_output=True, text=True, env=env)
     assert ok.returncode == 0, ok.stderr

@@ -17,8 +17,8 @@ import pytest
 
 from ensemble.workflows.report import report
 
-from .conftest import require
-from .synthetic_members import make_members
+from ..conftest import require
+from ..synthetic_members import make_members
 
 # Appended to a copy of the page: once loaded, the page writes into its own title whether every
 # image decoded and which script errors happened, for --dump-dom to read back.

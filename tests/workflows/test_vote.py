@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from ensemble.cli.main import main
 from ensemble.inference.cache import LogitCache
 
-from .conftest import edit_config
+from ..conftest import edit_config
 
 
 def _permute_labels(folder, order):

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from ensemble.cli.main import main
 
-from .test_cli_vote import _permute_labels
+from ..workflows.test_vote import _permute_labels
 
 K = 3
 

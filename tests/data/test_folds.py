@@ -16,7 +16,7 @@ from ensemble.cli.main import main
 from ensemble.core.errors import EnsembleError
 from ensemble.data.folds import assign_folds, make_folds, read_folds
 
-SAMPLE = Path(__file__).parent / "data" / "korean-hate-speech" / "train-sample.tsv"
+SAMPLE = Path(__file__).parent / "korean-hate-speech" / "train-sample.tsv"
 
 
 def _train(tmp_path, n=120, seed=0) -> Path:
@@ -150,7 +150,7 @@ def test_make_refuses_to_overwrite_and_bad_input_writes_nothing(tmp_path):
 def test_folds_read_back_are_the_folds_an_estimate_cross_validates_on(tmp_path):
     from ensemble.estimates.crossval import cross_validate
 
-    from .test_estimate import members
+    from ..estimates.test_crossval import members
 
     arrays, y = members(120, [1.5, 1.0, 0.3], seed=2)
     ids = [f"r{i:03d}" for i in range(120)]

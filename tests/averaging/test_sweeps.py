@@ -16,7 +16,7 @@ from safetensors.numpy import load_file, save_file
 from ensemble.cli.main import main
 from ensemble.core.errors import EnsembleError
 
-from .conftest import edit_config, load_korean, run_sweep
+from ..conftest import edit_config, load_korean, run_sweep
 
 
 def _reference(folder: Path):

@@ -16,7 +16,7 @@ from ensemble.inference.cache import LogitCache
 from ensemble.inference.models import ModelRef
 from ensemble.inference.predict import predict_logits
 
-from .conftest import edit_config
+from ..conftest import edit_config
 
 
 @pytest.fixture(scope="module")
