@@ -162,3 +162,48 @@ def test_no_function_over_80_lines_of_code():
                 if code > 80 and "Long because" not in doc:
                     long.append((str(path.relative_to(PACKAGE)), node.name, code))
     assert long == []
+
+
+# Modules whose tests live in another module's file or in a behaviour test: where, and a string
+# of that file that shows the module's behaviour is what it asserts.
+TESTED_ELSEWHERE = {
+    "averaging.manifest": ("averaging/test_build.py", "up to date"),  # staleness and the files loading needs
+    "averaging.provenance": ("workflows/test_report.py", "chosen on this validation split"),  # members' notes
+    "averaging.reading": ("averaging/test_build.py", "pytorch_model.bin"),  # and test_hostile.py
+    "averaging.selection": ("averaging/test_build.py", "select_checkpoints"),
+    "cli.commands": ("cli/test_avg_ckpt.py", '"avg-ckpt"'),  # and every test that runs a command
+    "cli.example": ("test_first_hour.py", "train_run"),
+    "cli.init": ("cli/test_project.py", '"init"'),
+    "cli.main": ("cli/test_avg_ckpt.py", "exit_code == 2"),  # exit codes, -v tracebacks, python -m ensemble
+    "cli.options": ("cli/test_project.py", "commands with no other argument"),  # the flags, else the project file
+    "cli.run": ("cli/test_project.py", '["run"]'),
+    "combining.weights": ("combining/test_weighting.py", "predict_proba"),
+    "core.outputs": ("core/test_combination.py", "Logits("),
+    "core.progress": ("test_many_classes.py", "progress"),
+    "inference.models": ("test_model_zoo.py", "refused"),  # heads refused before anything is loaded
+    "inference.predict": ("inference/test_session.py", "predict_logits"),
+    "io.modelfiles": ("test_model_zoo.py", "head"),
+    "io.projectfile": ("io/test_atomic.py", "find_project"),
+    "tasks.base": ("tasks/test_classification.py", "Task"),
+    "workflows.gather": ("test_trust.py", "gather("),
+}
+
+
+def test_every_module_has_its_tests():
+    """Tests are shaped like the package: ``tests/<subpackage>/test_<module>.py`` for each module,
+    or the test file :data:`TESTED_ELSEWHERE` names, which must exist and hold its evidence."""
+    tests = PACKAGE.parent / "tests"
+    missing = []
+    for name, path in _modules().items():
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        pkg, mod = name.split(".")[1:]
+        if (tests / pkg / f"test_{mod}.py").is_file():
+            assert f"{pkg}.{mod}" not in TESTED_ELSEWHERE, f"{pkg}.{mod} has its own test file now"
+            continue
+        where, evidence = TESTED_ELSEWHERE.get(f"{pkg}.{mod}", (None, None))
+        if where is None or not (tests / where).is_file():
+            missing.append(name)
+        elif evidence not in (tests / where).read_text(encoding="utf-8"):
+            missing.append(f"{name} ({evidence!r} not in {where})")
+    assert missing == []

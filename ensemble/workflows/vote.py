@@ -22,6 +22,7 @@ from ensemble.workflows.members import resolve_members
 
 log = logging.getLogger(__name__)
 from ensemble.core.options import WEIGHTS_EXPECTED, weights_kind
+from ensemble.estimates.procedure import Procedure
 from ensemble.workflows.gather import (
     CachedLogits,
     check_fold_groups,
@@ -117,7 +118,10 @@ def vote(
         A method of :func:`~ensemble.combining.weighting.fit_weights` ("uniform", "acc", "optimize",
         "select", "stack"), fitted on ``valid`` and saved to ``weights_dir/<name>-<method>.json``;
         a weights file written before (checked against the current models and validation data);
-        or fixed weights "w1,w2,..." in the order of ``models``.
+        fixed weights "w1,w2,..." in the order of ``models``; or a
+        :class:`~ensemble.estimates.procedure.Procedure` (``Procedure.of("optimize",
+        temperature=True, adjust="fit")``): the fitting settings as one object, in place of
+        ``combine``, ``temperature``, ``calibrate``, ``acc_power``, ``seed`` and the adjustment.
     combine : {"prob", "logit", "geometric", "vote"}, default "prob"
     cache_dir : path-like, optional
         The logit cache (default: ``.ensemble/cache`` beside ``ensemble.toml``, else here).
@@ -183,6 +187,12 @@ def vote(
         The submission as written; ``.attrs`` holds the output path and the :class:`Weights`.
     """
     _check_data(models if isinstance(models, Inputs) else data, valid, test)
+    if isinstance(weights, Procedure):  # the fitting settings as one object
+        s = _procedure_settings(weights, adjust, prior)
+        weights, adjust, adjust_metric, prior = s["weights"], s["adjust"], s["adjust_metric"], s["prior"]
+        combine, temperature, calibrate = s.get("combine", combine), s.get("temperature", temperature), s.get(
+            "calibrate", calibrate)
+        acc_power, seed = s.get("acc_power", acc_power), s.get("seed", seed)
     inputs = Inputs.of(models, data, columns=columns, folds=folds, fold_column=fold_column, train=train, refit=refit,
                        cache_dir=cache_dir, inference=inference, class_order=class_order)
     columns, train = inputs.columns, inputs.train
@@ -201,16 +211,7 @@ def vote(
     source.warn_duplicates()
     need_valid = kind == "file" or (kind == "method" and spec != "uniform")  # weights fitted on validation
     g = _gather(source, data, valid, test, columns, need_valid=need_valid, weights=weights)
-    if source.fold_groups:  # on their out-of-fold rows, or beside models on the validation rows as fold means
-        rows = ({**training.describe(), "kind": "out-of-fold", "split": train} if cv else
-                {"kind": "validation", "split": valid, "fold_groups_as": "the mean of their fold models"})
-        g.provenance["fitted_on"] = {**rows, "fold_groups": source.fold_group_folders()}
-    if source.refits:
-        g.provenance["refit"] = {group: {"model": r.name, "path": str(r.folder.resolve()),
-                                         "model_digest": source.digest_of(r)} for group, r in source.refits.items()}
-        log.info("refit: %s on the test split, with the weight of %s; the estimates are the fold groups' (a refit "
-                 "has no honest score)", ", ".join(f"{r.name} takes the place of {g_}" for g_, r in source.refits.items()),
-                 "its group" if len(source.refits) == 1 else "their groups")
+    _fold_provenance(g, source, training, bool(cv), train, valid)
     _check_validation(g, source.refs, fitted_method=kind == "method" and spec != "uniform", need_valid=need_valid,
                       weights=weights, adjust=adjust)
     fit_kwargs = dict(combine=combine, temperature=temperature, calibrate=calibrate, acc_power=acc_power, seed=seed,
@@ -229,6 +230,36 @@ def vote(
     return _write(fitted, test_proba, g, kind=kind, spec=spec, name=name, out=out, weights_dir=weights_dir,
                   submissions_dir=submissions_dir, sample_submission=sample_submission, proba=proba,
                   class_order=source.class_order, procedure=procedure, force=force)
+
+
+def _fold_provenance(g: _Gathered, source: CachedLogits, training, oof: bool, train: str, valid: str) -> None:
+    """What the outputs record of fold groups (fitted on their out-of-fold rows, or beside
+    models on the validation rows as fold means) and of refits (said in the log too)."""
+    if source.fold_groups:
+        rows = ({**training.describe(), "kind": "out-of-fold", "split": train} if oof else
+                {"kind": "validation", "split": valid, "fold_groups_as": "the mean of their fold models"})
+        g.provenance["fitted_on"] = {**rows, "fold_groups": source.fold_group_folders()}
+    if source.refits:
+        g.provenance["refit"] = {group: {"model": r.name, "path": str(r.folder.resolve()),
+                                         "model_digest": source.digest_of(r)} for group, r in source.refits.items()}
+        log.info("refit: %s on the test split, with the weight of %s; the estimates are the fold groups' (a refit "
+                 "has no honest score)", ", ".join(f"{r.name} takes the place of {g_}" for g_, r in source.refits.items()),
+                 "its group" if len(source.refits) == 1 else "their groups")
+
+
+def _procedure_settings(procedure: Procedure, adjust: str, prior) -> dict:
+    """What a :class:`~ensemble.estimates.procedure.Procedure` given as ``weights`` sets: its
+    method and options, and its adjustment (its target prior, when it has one)."""
+    options = dict(procedure.weights.options)
+    unknown = sorted(set(options) - {"combine", "temperature", "calibrate", "acc_power", "seed"})
+    if unknown:
+        raise EnsembleError(f"the procedure's option {unknown[0]!r} is not one vote takes (combine, temperature, "
+                            "calibrate, acc_power, seed)")
+    if adjust != "none" and adjust != procedure.adjust.kind:
+        raise EnsembleError(f"adjust={adjust!r} and a procedure whose adjustment is {procedure.adjust.kind!r}; give one")
+    target = procedure.adjust.target
+    return {"weights": procedure.weights.method, "adjust": procedure.adjust.kind, "adjust_metric": procedure.adjust.metric,
+            "prior": prior if target is None else [float(v) for v in target], **options}
 
 
 def _check_data(data, valid: str, test: str) -> None:

@@ -38,3 +38,17 @@ def test_vote_report_and_gather_read_an_inputs_as_their_arguments(project, tmp_p
     assert a.to_dict() == report(inputs, adjust="none", methods=["acc"], folds=3).to_dict()  # the older spelling
     g = gather(inputs, "test")
     assert g.y is None and list(g.ids) == list(gather(members, data, "test", cache_dir=root / "cache").ids)
+
+
+def test_a_procedure_is_the_fitting_settings_as_one_object(project, tmp_path):
+    from ensemble.estimates.procedure import Procedure
+
+    root = project
+    members = {m: root / m for m in ("bert", "perm")}
+    inputs = Inputs(members, {"valid": root / "valid.csv", "test": root / "test.csv"}, cache_dir=root / "cache")
+    by_args = vote(inputs, weights="optimize", temperature=True, adjust="fit", out=tmp_path / "a.csv")
+    by_procedure = vote(inputs, weights=Procedure.of("optimize", temperature=True, adjust="fit"), out=tmp_path / "b.csv")
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    assert by_args.attrs["weights"].adjustment == by_procedure.attrs["weights"].adjustment
+    with pytest.raises(EnsembleError, match=r"the procedure's option 'folds' is not one vote takes"):
+        vote(inputs, weights=Procedure.of("stack", folds=3), out=tmp_path / "c.csv")
