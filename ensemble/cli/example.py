@@ -469,7 +469,9 @@ def _fold_example(folder: Path, train, valid, labels, k: int, seed: int, progres
             rows = np.flatnonzero(fold != i), np.flatnonzero(fold == i)
             part = [([train[0][j] for j in r], [train[1][j] for j in r]) for r in rows]
             runs.append((f"{name}-fold{i}", part[0], part[1], dict(learning_rate=lr, seed=s + 10 * i)))
-        runs.append((f"{name}-full", train, valid, dict(learning_rate=lr, seed=s)))
+        # the refit is evaluated on its own training rows, never on the holdout (valid.csv): the
+        # checkpoints `ensemble run` averages are chosen without looking at it
+        runs.append((f"{name}-full", train, train, dict(learning_rate=lr, seed=s)))
     epochs, batch_size = 4, 16
     total = sum(epochs * math.ceil(len(r[1][0]) / batch_size) for r in runs)
     with tqdm(total=total, desc="training", unit="step", disable=not progress, leave=False) as bar:

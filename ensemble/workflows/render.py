@@ -78,10 +78,17 @@ class Report:
                  for g, r in (self.out_of_fold.get("refit") or {}).items()]
         if not h:
             return lines
+        used = h.get("used_by") or []
         touched = (f"NOT untouched: {h['overlap']} of its rows are also training rows" if h.get("overlap") else
+                   f"NOT untouched: used to choose the checkpoints of {', '.join(used)}" if used else
                    "untouched by every fit")
-        return lines + [f"holdout {h['path']} ({h['rows']} rows, {touched}; fold groups as their fold means, "
-                        "methods as fitted on the out-of-fold rows):"]
+        lines.append(f"holdout {h['path']} ({h['rows']} rows, {touched}; fold groups as their fold means, "
+                     "methods as fitted on the out-of-fold rows):")
+        if h.get("choice") is not None:
+            submitted = "each refit in its group's place" if h.get("decided_on") == "refits" else "the fold means"
+            lines.append(f"the holdout decides, scoring what is submitted ({submitted}); on the out-of-fold rows "
+                         f"alone, one fold model's, auto would choose {h['oof_reason']}")
+        return lines
 
     def holdout_table(self):
         """Each member and method on the holdout, beside its out-of-fold figure (pandas.DataFrame;
@@ -91,7 +98,11 @@ class Report:
         h = self.holdout
         if not h:
             return None
-        return pd.DataFrame({"holdout accuracy": h["accuracy"], "out-of-fold estimate": h["cv_accuracy"]})
+        table = pd.DataFrame({"holdout accuracy": h["accuracy"], "out-of-fold estimate": h["cv_accuracy"]})
+        if h.get("scores") and h.get("metric") == "accuracy":  # the interval of each holdout score
+            table.insert(1, "low", pd.Series({n: s["low"] for n, s in h["scores"].items()}))
+            table.insert(2, "high", pd.Series({n: s["high"] for n, s in h["scores"].items()}))
+        return table
 
     # ------------------------------------------------------------------ text
 

@@ -20,7 +20,9 @@ import numpy as np
 
 from ensemble.averaging.provenance import model_notes
 from ensemble.core.errors import EnsembleError, cli_face, data_fix, flag, option
+from ensemble.estimates.holdout import METRICS as HOLDOUT_METRICS
 from ensemble.estimates.resampling import check_cv
+from ensemble.workflows.holdout import score_holdout
 from ensemble.workflows.inputs import Inputs
 
 log = logging.getLogger(__name__)
@@ -118,7 +120,6 @@ def report(
         As for :func:`~ensemble.workflows.vote.vote`: the inference settings whose cached logits are read
         (recorded in ``Report.inference``), and the class of each index for integer labels.
     """
-    import pandas as pd
 
     from ensemble.core.combination import as_log_probs
     from ensemble.core.combination import combine as combine_logits
@@ -153,23 +154,20 @@ def report(
     where = "out-of-fold" if oof else "validation"
     weights, reliability = _ensemble_rows(rows, probas, estimates, fit_arrays, fit_names, y, combine, where)
     curse = _winners_curse(rows, estimates, fit_arrays, fit_names, y, best_k, cv, where)
+    holdout = {} if not (oof and valid in data) else score_holdout(
+        source, open_split(data[valid], valid, columns), al.labels, fit_idx, estimates, combine, methods,
+        metric if metric in HOLDOUT_METRICS else "accuracy", (choice, reason))
+    if holdout:  # what is submitted, scored where no fit has been: the holdout decides
+        choice, reason = holdout["choice"], holdout["reason"]
     adjust_info = {} if adjust == "none" else _class_priors(
         fit_arrays, y, al.labels, choice, estimates, adjust=adjust, prior=prior, columns=columns,
         metric=adjust_metric or (metric if metric in ("accuracy", "macro_f1") else "accuracy"), cv=cv)
     chosen = estimates[choice].oof_proba if choice in estimates else combine_logits(fit_arrays, None, combine)
     confused = confused_pairs(chosen.argmax(axis=1), y, al.labels)
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    for col in [c for c in _COLUMNS if c not in table]:  # in this order: the JSON's and the page's
-        table[col] = float("nan")
-    table["note"] = table["note"].fillna("")
+    table = _table(rows)
     names = [r.name for r in refs]
     disagreement, correlation = _between_members(probas, names, y)
-    out_of_fold, holdout = {}, {}
-    if oof:  # the rows and folds scored on, and an untouched validation split scored as the fold means
-        out_of_fold = {**training.describe(), "fold_groups": source.fold_group_folders(),
-                       "refit": {g: r.name for g, r in source.refits.items()}}
-        holdout = {} if valid not in data else _holdout(source, open_split(data[valid], valid, columns), al.labels,
-                                                        fit_idx, estimates, combine, table)
+    out_of_fold = {} if not oof else _out_of_fold(source, training, holdout, table, estimates)
     return Report(table, disagreement, correlation, choice, reason, metric, len(y), excluded, estimates, reliability,
                   weights, curse, adjust_info, confused, out_of_fold, holdout, _inference(source, refs, al.logits))
 
@@ -189,6 +187,25 @@ def _arguments(models, data, valid: str, cv, folds, **given) -> tuple[Inputs, ob
     if not isinstance(models, Inputs) and data is not None and not isinstance(data, Mapping):
         data = {valid: data}
     return Inputs.of(models, data, folds=folds, **given), cv
+
+
+def _table(rows):
+    import pandas as pd
+
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    for col in [c for c in _COLUMNS if c not in table]:  # in this order: the JSON's and the page's
+        table[col] = float("nan")
+    table["note"] = table["note"].fillna("")
+    return table
+
+
+def _out_of_fold(source, training, holdout: dict, table, estimates) -> dict:
+    """The rows and folds scored on; beside the holdout's figures, each row's out-of-fold one."""
+    if holdout:
+        holdout["cv_accuracy"] = {n: float(table.loc[n, "cv_accuracy"] if n in estimates or n == "uniform" else
+                                           table.loc[n, "accuracy"]) for n in holdout["accuracy"] if n in table.index}
+    return {**training.describe(), "fold_groups": source.fold_group_folders(),
+            "refit": {g: r.name for g, r in source.refits.items()}}
 
 
 def _inference(source, refs, logits) -> dict:
@@ -222,52 +239,8 @@ def _report_inputs(inputs: Inputs, valid: str, trained_on_valid):
     return source, training if oof else None, split
 
 
-def _holdout(source, split, labels, fit_idx, estimates, combine, table) -> dict:
-    """Fold groups scored on an untouched validation split as their fold means: each member,
-    uniform, and each estimated method as fitted on all out-of-fold rows; beside each, its
-    out-of-fold cross-validated accuracy."""
-    from ensemble.core.combination import align, as_log_probs
-    from ensemble.core.combination import combine as combine_logits
-    from ensemble.core.scores import accuracy
-
-    split.require_labels("the holdout is scored against its labels")
-    hal = source.aligned(split, labels)
-    arrays = [as_log_probs(a) for a in hal.arrays]
-    acc = {r.name: accuracy(a, hal.y) for r, a in zip(source.refs, arrays)}
-    fit_arrays = [arrays[i] for i in fit_idx]
-    acc["uniform"] = accuracy(combine_logits(fit_arrays, None, combine), hal.y)
-    for m, e in estimates.items():
-        acc[m] = accuracy(e.weights.predict_proba(fit_arrays), hal.y)
-    if source.refits:  # what is submitted: each refit in its group's place, with the group's weight
-        refit = list(arrays)  # the other members' as they are: only the refits are read
-        names = [x.name for x in source.refs]
-        for g, r in source.refits.items():
-            i = names.index(g)
-            refit[i] = as_log_probs(align([source.logits(r, split)], ids=split.ids, labels=labels).arrays[0])
-            acc[r.name] = accuracy(refit[i], hal.y)
-        refit = [refit[i] for i in fit_idx]
-        acc["uniform with refits"] = accuracy(combine_logits(refit, None, combine), hal.y)
-        for m, e in estimates.items():
-            acc[f"{m} with refits"] = accuracy(e.weights.predict_proba(refit), hal.y)
-    cv = {n: float(table.loc[n, "cv_accuracy"] if n in estimates or n == "uniform" else table.loc[n, "accuracy"])
-          for n in acc if n in table.index}
-    return {"path": str(split.path), "rows": len(split), "accuracy": acc, "cv_accuracy": cv,
-            "overlap": _overlap(split, source.training.split)}
 
 
-def _overlap(holdout, train) -> int:
-    """How many holdout rows are also training rows (the same text, or the same id when both files
-    name their rows by an id column): those rows were seen by every fold model but one, so the
-    holdout is not untouched; said in a warning and in the report."""
-    texts = {t for t in zip(*train.texts)}
-    by_id = holdout.id_column is not None and train.id_column is not None
-    ids = set(train.ids) if by_id else set()
-    n = sum(1 for i, t in zip(holdout.ids, zip(*holdout.texts)) if t in texts or i in ids)
-    if n:
-        log.warning("%s: %d of its %d rows are also in the training file %s (same text%s): it is not an untouched "
-                    "holdout; remove them from one of the files", holdout.path, n, len(holdout), train.path,
-                    " or id" if by_id else "")
-    return n
 
 
 def _member_rows(refs, log_probs, split, y, trained_on_valid, include_optimistic, oof: bool = False):

@@ -201,9 +201,11 @@ def vote(
     members, kind, spec, loaded = _arguments(inputs.members, data, weights, name, test, adjust, adjust_metric, prior,
                                              None if training is None else training.k, inputs.refit)
     source = source_of(inputs, training, members)
-    cv = {}
+    cv, holdout = {}, None
     if check_fold_groups(source, training, valid if valid in data else None):
-        valid, cv = train, {"cv": training.folds.fold}  # fitted and estimated on the OOF rows
+        # fitted and estimated on the OOF rows; a validation split beside them is a holdout, where auto chooses
+        holdout = open_split(data[valid], valid, columns) if valid in data else None
+        valid, cv = train, {"cv": training.folds.fold}
     if valid in data:  # read once, for the members left out below and for the fit
         data = {**data, valid: open_split(data[valid], valid, columns)}
     if kind == "method" and not include_optimistic:
@@ -216,7 +218,7 @@ def vote(
                       weights=weights, adjust=adjust)
     fit_kwargs = dict(combine=combine, temperature=temperature, calibrate=calibrate, acc_power=acc_power, seed=seed,
                       names=[m.name for m in source.members])
-    fitted = _weights(kind, spec, loaded, g, source, fit_kwargs, cv)
+    fitted = _weights(kind, spec, loaded, g, source, fit_kwargs, cv, holdout)
     if adjust != "none":
         fitted = _adjust(fitted, adjust, prior, adjust_metric, g.valid_al, g.y, g.valid_split, g.test_al.labels,
                          columns, g.provenance, fit_kwargs, store=source.estimates, cv=cv)
@@ -396,9 +398,11 @@ def _check_validation(g: _Gathered, refs, *, fitted_method: bool, need_valid: bo
                 log.warning("%s: %s; fitted weights will favour it (ensemble report leaves it out)", r.name, note)
 
 
-def _weights(kind: str, spec, loaded, g: _Gathered, source: CachedLogits, fit_kwargs: dict, cv: Mapping = {}):
+def _weights(kind: str, spec, loaded, g: _Gathered, source: CachedLogits, fit_kwargs: dict, cv: Mapping = {},
+             holdout=None):
     """The Weights to vote with: fitted on validation (a method, auto choosing it by a
-    cross-validated estimate), fixed by hand, or a weights file checked against its inputs."""
+    cross-validated estimate, or, for fold groups with a ``holdout`` split, by their scores
+    there), fixed by hand, or a weights file checked against its inputs."""
     from ensemble.combining.weights import Weights
     from ensemble.core.scores import scores
     from ensemble.estimates.procedure import Procedure
@@ -420,17 +424,33 @@ def _weights(kind: str, spec, loaded, g: _Gathered, source: CachedLogits, fit_kw
         # log-probabilities once for every estimate (their keys hash them, as the report's do)
         log_probs = [as_log_probs(a) for a in g.valid_al.arrays]
         spec, reason, estimates = select_method(log_probs, y, store=source.estimates, **cv, **fit_kwargs)
+        decided = _on_holdout(holdout, source, g, estimates, fit_kwargs["combine"], (spec, reason))
+        spec, reason = (decided["choice"], decided["reason"]) if decided else (spec, reason)
         log.info("auto -> %s", reason)
         g.provenance["auto"] = {"chosen": spec, "reason": reason, "candidates": {
             m: {"cross_validated": dict(e.cross_validated), "gain_vs_uniform": dict(e.gain_vs_uniform),
                 "gain_interval": {k: list(v) for k, v in e.gain_interval.items()}, "mcnemar_p": e.mcnemar_p}
             for m, e in estimates.items()}}
+        if decided:
+            g.provenance["auto"]["holdout"] = {k: decided[k] for k in ("path", "rows", "metric", "scores",
+                                                                       "decided_on", "oof_choice", "oof_reason")}
     if y is not None:
         fitted = Procedure.of(spec, **fit_kwargs).weights.fit(g.valid_al.arrays, y, names=names)
     else:
         fitted = Weights("uniform", tuple(names), np.full(len(names), 1 / len(names)), fit_kwargs["combine"], labels)
     return Weights(fitted.method, fitted.models, fitted.weights, fitted.combine, labels, fitted.temperatures,
                    fitted.calibration, fitted.stacker, fitted.apparent, {**fitted.meta, **g.provenance})
+
+
+def _on_holdout(holdout, source: CachedLogits, g: _Gathered, estimates, combine: str, oof_choice) -> dict:
+    """With fold groups and a holdout: the candidates scored there as submitted, and the choice."""
+    if holdout is None:
+        return {}
+    from ensemble.estimates.crossval import AUTO_METHODS
+    from ensemble.workflows.holdout import score_holdout
+
+    return score_holdout(source, holdout, g.test_al.labels, range(len(source.refs)), estimates, combine, AUTO_METHODS,
+                         "accuracy", oof_choice)
 
 
 def _write(fitted, test_proba: np.ndarray, g: _Gathered, *, kind: str, spec, name: str, out, weights_dir,

@@ -1,0 +1,107 @@
+"""Scoring on a holdout: what is submitted, scored on rows no fit has seen, with intervals, and
+the choice ``auto`` makes there.
+
+With fold groups and a validation split beside them, every method is fitted on the out-of-fold
+rows, but what is submitted is the fold means (or the refits in their groups' place). The
+holdout scores that object; the choice is made on it by the sure-gain rule
+(:func:`~ensemble.estimates.resampling.sure_gain`): a fitted method over uniform only when the
+lower end of the paired interval of its gain on the holdout is above zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ensemble.estimates.resampling import gain_words, interval_words, score_difference_interval, sure_gain
+
+__all__ = ["HoldoutScore", "holdout_scores", "choose_on_holdout"]
+
+METRICS = ("accuracy", "macro_f1")  # scored on predicted classes: the paired bootstrap is exact for them
+
+
+@dataclass(frozen=True)
+class HoldoutScore:
+    """One candidate on the holdout: its score with an interval, and its gain over the baseline
+    with the paired interval of that gain (positive is better)."""
+
+    score: float
+    low: float
+    high: float
+    gain: float
+    gain_low: float
+    gain_high: float
+
+
+def _score_interval(metric: str, pred: np.ndarray, y: np.ndarray, C: int, confidence: float, n_resamples: int,
+                    seed: int) -> tuple[float, float]:
+    from scipy.stats import binomtest, bootstrap
+
+    from ensemble.core.scores import resampled_scores
+
+    if metric == "accuracy":
+        ci = binomtest(int((pred == y).sum()), len(y)).proportion_ci(confidence_level=confidence, method="wilson")
+        return float(ci.low), float(ci.high)
+
+    def stat(idx, axis=-1):
+        idx = np.asarray(idx).astype(np.int64)
+        s = resampled_scores(pred, y, C, idx)[metric]
+        return s if idx.ndim > 1 else s[0]
+
+    res = bootstrap((np.arange(len(y)),), stat, vectorized=True, confidence_level=confidence, n_resamples=n_resamples,
+                    method="percentile", random_state=seed)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def holdout_scores(probas: Mapping[str, np.ndarray], y: np.ndarray, *, metric: str = "accuracy",
+                   baseline: str = "uniform", confidence: float = 0.95, n_resamples: int = 1000,
+                   seed: int = 0) -> dict[str, HoldoutScore]:
+    """Each candidate's ``metric`` on the holdout rows ``y``, with its interval, and its gain over
+    ``baseline`` (one of ``probas``) with the paired bootstrap interval of the gain.
+
+    Parameters
+    ----------
+    probas : mapping of name to array (n, C)
+        Each candidate's probabilities on the holdout rows.
+    y : array of int, shape (n,)
+    metric : {"accuracy", "macro_f1"}
+    """
+    from ensemble.core.errors import EnsembleError
+    from ensemble.core.scores import resampled_scores
+
+    if metric not in METRICS:
+        raise EnsembleError(f"the holdout decides by accuracy or macro_f1; got {metric!r}")
+    y = np.asarray(y)
+    C = next(iter(probas.values())).shape[1]
+    preds = {n: np.asarray(p).argmax(axis=1) for n, p in probas.items()}
+    rows = np.arange(len(y))[None, :]
+    value = {n: float(resampled_scores(p, y, C, rows)[metric][0]) for n, p in preds.items()}
+    out = {}
+    for n, p in preds.items():
+        low, high = _score_interval(metric, p, y, C, confidence, n_resamples, seed)
+        if n == baseline:
+            g_low = g_high = 0.0
+        else:
+            g_low, g_high = score_difference_interval(metric, p, preds[baseline], y, C, classes="union",
+                                                      confidence=confidence, n_resamples=n_resamples, seed=seed)
+        out[n] = HoldoutScore(value[n], low, high, value[n] - value[baseline], g_low, g_high)
+    return out
+
+
+def choose_on_holdout(scores: Mapping[str, HoldoutScore], candidates: Sequence[str], *, metric: str = "accuracy",
+                      baseline: str = "uniform", rows: int | None = None) -> tuple[str, str]:
+    """(choice, reason): the candidate with the best holdout score, kept over ``baseline`` only on
+    a sure gain (:func:`~ensemble.estimates.resampling.sure_gain`); else the baseline."""
+    fitted = [c for c in candidates if c != baseline]
+    where = f"on the holdout ({rows} rows)" if rows else "on the holdout"
+    if not fitted:
+        return baseline, f"{baseline}: only {baseline} was offered"
+    best = max(fitted, key=lambda c: scores[c].score)
+    s, b = scores[best], scores[baseline]
+    if sure_gain((s.gain_low, s.gain_high)):
+        return best, (f"{best}: {metric} {s.score:.4f} {where} against {b.score:.4f} for {baseline}, gain "
+                      f"{s.gain:+.4f} [{s.gain_low:+.4f}, {s.gain_high:+.4f}] excludes zero")
+    return baseline, (f"{baseline}: the best fitted method, {best}, {gain_words(s.gain)} [{s.gain_low:+.4f}, "
+                      f"{s.gain_high:+.4f}] in {metric} {where}, {interval_words(s.gain_low, s.gain_high)}")

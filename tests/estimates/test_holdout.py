@@ -1,0 +1,47 @@
+"""The holdout's scores, intervals and choice, against direct computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+from sklearn.metrics import f1_score
+
+from ensemble.core.errors import EnsembleError
+from ensemble.estimates.holdout import choose_on_holdout, holdout_scores
+
+
+def _onehot(pred, C=3):
+    return np.eye(C)[pred] * 0.8 + 0.2 / C
+
+
+def test_scores_and_intervals_equal_a_direct_computation():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 400)
+    good = np.where(rng.random(400) < 0.85, y, (y + 1) % 3)
+    base = np.where(rng.random(400) < 0.70, y, (y + 2) % 3)
+    s = holdout_scores({"uniform": _onehot(base), "stack": _onehot(good)}, y)
+    assert s["stack"].score == pytest.approx(np.mean(good == y))
+    ci = binomtest(int((good == y).sum()), 400).proportion_ci(method="wilson")
+    assert (s["stack"].low, s["stack"].high) == pytest.approx((ci.low, ci.high))
+    assert s["stack"].gain == pytest.approx(np.mean(good == y) - np.mean(base == y))
+    assert s["stack"].gain_low < s["stack"].gain < s["stack"].gain_high and s["uniform"].gain == 0
+    f = holdout_scores({"uniform": _onehot(base), "stack": _onehot(good)}, y, metric="macro_f1")
+    assert f["stack"].score == pytest.approx(f1_score(y, good, average="macro"))
+    assert f["stack"].low < f["stack"].score < f["stack"].high
+    with pytest.raises(EnsembleError, match=r"the holdout decides by accuracy or macro_f1; got 'log_loss'"):
+        holdout_scores({"uniform": _onehot(base)}, y, metric="log_loss")
+
+
+def test_the_choice_keeps_a_fitted_method_only_on_a_sure_gain():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 400)
+    base = np.where(rng.random(400) < 0.70, y, (y + 2) % 3)
+    much = np.where(rng.random(400) < 0.90, y, (y + 1) % 3)
+    same = base.copy()
+    same[:4] = y[:4]  # four rows better: a gain whose interval includes zero
+    s = holdout_scores({"uniform": _onehot(base), "stack": _onehot(much), "acc": _onehot(same)}, y)
+    choice, reason = choose_on_holdout(s, ["uniform", "stack", "acc"], rows=400)
+    assert choice == "stack" and reason.startswith("stack: accuracy") and "on the holdout (400 rows)" in reason
+    choice, reason = choose_on_holdout(s, ["uniform", "acc"])
+    assert choice == "uniform" and "the best fitted method, acc" in reason and "does not exclude zero" in reason
