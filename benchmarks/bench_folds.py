@@ -41,6 +41,18 @@ It prints, per way, what ``auto`` chose, its estimate and its dev accuracy, and 
 
     python benchmarks/bench_folds.py --real [--train 7896] [--valid 500]
 
+(d) ``--decomposed``: what the submitted fold mean will score, estimated four ways, each against
+50,000 unseen test rows, over 100 seeds at fold-model spreads from "seeds only" to "very
+different" (uniform weights over the backbones, K = 5):
+
+  * the single-fold-model OOF figure (what the report shows out of fold);
+  * the decomposed Brier (``ensemble.estimates.decomposition``): OOF Brier minus the ambiguity of
+    the fold ensembles, measured on 2,000 unlabelled test rows;
+  * the average-thresholded-confidence accuracy (ATC, Garg et al. 2022) on those test rows;
+  * a 500-row holdout scored as the fold mean.
+
+    python benchmarks/bench_folds.py --decomposed [--seeds 100] [--fold-noise 0,0.5,1,2]
+
 (c) ``--cost``: ``--weights auto``'s estimate (acc, optimize, select, stack, cross-validated) on
 8,000 rows x 10 members x 10 classes, on the training folds (OOF) against the repeated stratified
 folds it uses on validation rows, and ``python -c "import torch, transformers"`` for scale.
@@ -136,7 +148,10 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=None, help="--real: training rows used [default: all]")
     ap.add_argument("--valid", type=int, default=500, help="--real: the validation split's rows")
     ap.add_argument("--cost", action="store_true", help="part (c): the cost of the estimate on 8,000 OOF rows")
+    ap.add_argument("--decomposed", action="store_true", help="part (d): estimating the fold mean itself")
     args = ap.parse_args()
+    if args.decomposed:
+        return decomposed(args.seeds, [float(v) for v in args.fold_noise.split(",")])
     if args.real:
         return real(args.train, args.valid)
     if args.cost:
@@ -165,6 +180,67 @@ def report(noise: float, runs: list[dict], seeds: int, seconds: float) -> None:
     print(f"uniform: OOF accuracy (one fold model per row) {np.mean([r['uniform_oof'] for r in runs]):.4f}, test "
           f"accuracy of the fold mean {np.mean([r['uniform_test'] for r in runs]):.4f}: the OOF figure is "
           f"{100 * gap:+.2f} points conservative")
+
+
+# ---------------------------------------------------------------------------------- (d) decomposed
+
+UNLABELLED, HOLDOUT = 2000, 500
+
+
+def _fold_ensembles(models: list[list[np.ndarray]]) -> np.ndarray:
+    """(K, n, C): each fold-k ensemble, the uniform linear pool of every backbone's fold-k model."""
+    from ensemble.core.combination import softmax
+
+    return np.stack([np.mean([softmax(per_fold[k]) for per_fold in models], axis=0) for k in range(K)])
+
+
+def decomposed_seed(seed: int, noise: float) -> dict:
+    from ensemble.data.folds import assign_folds
+    from ensemble.core.combination import softmax
+    from ensemble.estimates.decomposition import atc_accuracy, brier_calibrated_accuracy, brier_rows, decomposed_brier
+
+    rng = np.random.default_rng(seed)
+    scales = rng.uniform(0.8, 1.2, size=(len(STRENGTHS), K)) if noise else np.ones((len(STRENGTHS), K))
+    y = rng.integers(0, CLASSES, TRAIN)
+    fold, _ = assign_folds(TRAIN, K, labels=y, seed=seed)
+    train_models = fold_models(backbones(TRAIN, y, rng), scales, noise, rng)
+    q_train = _fold_ensembles(train_models)
+    oof = q_train[fold, np.arange(TRAIN)]  # each row by the fold ensemble that never saw it
+    member_oof = [softmax(np.stack(per_fold)[fold, np.arange(TRAIN)]) for per_fold in train_models]
+    yt = rng.integers(0, CLASSES, TEST)
+    q_test = _fold_ensembles(fold_models(backbones(TEST, yt, rng), scales, noise, rng))
+    submitted = q_test.mean(axis=0)
+    yh = rng.integers(0, CLASSES, HOLDOUT)
+    holdout = _fold_ensembles(fold_models(backbones(HOLDOUT, yh, rng), scales, noise, rng)).mean(axis=0)
+    seen = q_test[:, :UNLABELLED]  # the test rows a user has, without labels
+    d = decomposed_brier(oof, y, list(seen))
+    points = [(float(brier_rows(m, y).mean()), float(np.mean(m.argmax(axis=1) == y))) for m in member_oof]
+    points.append((d["oof_brier"], float(np.mean(oof.argmax(axis=1) == y))))
+    calibrated = brier_calibrated_accuracy(points, points[-1][1], d["oof_brier"], d["estimate"])
+    return {"calibrated": calibrated, "brier": float(brier_rows(submitted, yt).mean()), "acc": float(np.mean(submitted.argmax(axis=1) == yt)),
+            "oof_brier": float(brier_rows(oof, y).mean()), "oof_acc": float(np.mean(oof.argmax(axis=1) == y)),
+            "decomposed": d["estimate"], "atc": atc_accuracy(oof, y, seen.mean(axis=0)),
+            "holdout_brier": float(brier_rows(holdout, yh).mean()),
+            "holdout_acc": float(np.mean(holdout.argmax(axis=1) == yh))}
+
+
+def decomposed(seeds: int, noises: list[float]) -> None:
+    print(f"(d) the fold mean's score on {TEST} unseen test rows, estimated four ways; mean |estimate - test| over "
+          f"{seeds} seeds, K = {K}, {len(STRENGTHS)} backbones, uniform weights")
+    print("| fold-model spread | test accuracy | OOF accuracy | Brier-calibrated accuracy | ATC accuracy "
+          "| holdout accuracy | test Brier | OOF Brier | decomposed Brier | holdout Brier |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for noise in noises:
+        t0 = time.perf_counter()
+        runs = [decomposed_seed(s, noise) for s in range(seeds)]
+
+        def err(key, truth):
+            return np.mean([abs(r[key] - r[truth]) for r in runs])
+
+        print(f"| {noise} | {np.mean([r['acc'] for r in runs]):.4f} | {100 * err('oof_acc', 'acc'):.2f} points "
+              f"| {100 * err('calibrated', 'acc'):.2f} points | {100 * err('atc', 'acc'):.2f} points | {100 * err('holdout_acc', 'acc'):.2f} points "
+              f"| {np.mean([r['brier'] for r in runs]):.4f} | {err('oof_brier', 'brier'):.4f} "
+              f"| {err('decomposed', 'brier'):.4f} | {err('holdout_brier', 'brier'):.4f} |  ({time.perf_counter() - t0:.0f} s)")
 
 
 # ---------------------------------------------------------------------------------------- (c) cost

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from ensemble.core.errors import EnsembleError
@@ -140,7 +140,7 @@ def _run(project, *, k, weights, progress, name, trust_remote_code=False) -> Run
     # the report is computed first and written last: a report that fails leaves no submission behind
     finish_report = _report_step(p, inputs, cache, state, state_path, base, settings, redone)
     submission = _vote_step(p, inputs, cache, state, state_path, base, weights, name, settings, redone)
-    html_path, text = finish_report()
+    html_path, text = finish_report(submission)
     return RunResult(submission, html_path, text, redone)
 
 
@@ -269,15 +269,17 @@ def _report_step(p, inputs, cache, state, state_path, base, settings, redone):
     if (state.get("report_key") == report_key and _unchanged(html_path, state.get("report_digest"))
             and state.get("report_text")):
         log.info("report: up to date (%s)", html_path)
-        return lambda: (html_path, state["report_text"])
-    rep = report(replace(inputs, data={s: x for s, x in inputs.data.items() if s != "test"}),
-                 combine=settings["combine"], trained_on_valid=tov,
+        return lambda submission: (html_path, state["report_text"])
+    rep = report(inputs, combine=settings["combine"], trained_on_valid=tov,
                  adjust="auto" if settings["adjust"] == "none" else settings["adjust"], prior=settings["prior"],
                  adjust_metric=settings["adjust_metric"])
-    text = rep.to_text()
+    text = rep.to_text()  # rendered before the vote: a report that fails leaves no submission behind
     page = rep.to_html()
 
-    def finish() -> tuple[Path, str]:
+    def finish(submission: Path) -> tuple[Path, str]:
+        nonlocal text, page
+        rep.submission = _relative(submission, p.root)  # the headline names the file submitted
+        text, page = rep.to_text(), rep.to_html()
         atomic_write(html_path, lambda f: f.write_text(page, encoding="utf-8"))
         state.update(report_key=report_key, report_text=text, report_digest=file_digest(html_path))
         redone["report"] += 1

@@ -52,10 +52,27 @@ class Report:
     out_of_fold: Mapping = field(default_factory=dict)  # fold groups: the training rows and folds scored on
     holdout: Mapping = field(default_factory=dict)  # fold groups with a validation split: scores there
     inference: Mapping = field(default_factory=dict)  # the settings asked for, and each member's entry's
+    submission: str | None = None  # the file the choice is submitted as, when a vote or run wrote it
 
     def __repr__(self) -> str:
         """The table's text, as the terminal shows it (a REPL prints this; a notebook renders the page)."""
         return self.to_text()
+
+    @property
+    def headline(self) -> dict:
+        """What is submitted and what it will score on unseen data, in one place:
+        ``{submission, method, metric, estimate, low, high, of}``. ``of`` says what the estimate
+        is of: "holdout" (the fold means, or the refits, scored on an untouched validation split),
+        "out-of-fold" (fold groups: one fold model's rows, usually conservative for the fold mean)
+        or "cross-validated" (the procedure refitted in each fold of the validation rows)."""
+        return _headline(self)
+
+    def leaderboard(self):
+        """Uniform and every estimated method, best honest estimate first: the honest estimate
+        (on the holdout when it decided, else cross-validated or out-of-fold) with its interval,
+        the apparent score (fitted and scored on the same rows) and the optimism, apparent minus
+        honest (pandas.DataFrame)."""
+        return _leaderboard(self)
 
     @property
     def where(self) -> str:
@@ -70,6 +87,19 @@ class Report:
         return (f"out-of-fold: {self.rows} training rows ({o['path']}), each scored by the fold model that never saw it; "
                 f"cross-validated on the {o['k']} training folds. A fold group's test prediction averages its {o['k']} "
                 "fold models, so these figures describe one fold model: usually conservative for the fold mean")
+
+    def _fold_mean_lines(self) -> list[str]:
+        f = (self.out_of_fold or {}).get("fold_mean")
+        if not f:
+            return []
+        if "brier" not in f:
+            return [f"the fold mean is not estimated beyond the out-of-fold figure: {f['why']}"]
+        b = f["brier"]
+        return [f"the fold mean of {f['method']} (what is submitted), estimated with the {b['test_rows']} unlabelled "
+                f"test rows: Brier {b['estimate']:.4f} [{b['low']:.4f}, {b['high']:.4f}] = out-of-fold "
+                f"{b['oof_brier']:.4f} minus the fold ensembles' ambiguity {b['ambiguity']:.4f} (exact, Krogh and "
+                f"Vedelsby); accuracy about {f['accuracy']:.4f} (the Brier gain carried over by the members' slope; "
+                f"out of fold, one fold model's: {f['oof_accuracy']:.4f})"]
 
     def _holdout_lines(self) -> list[str]:
         h = self.holdout
@@ -106,9 +136,17 @@ class Report:
 
     # ------------------------------------------------------------------ text
 
+    def _leaderboard_text(self) -> str:
+        board = self.leaderboard()
+        shown = board.assign(interval=[("" if lo is None or not np.isfinite(lo) else f"[{lo:.4f}, {hi:.4f}]")
+                                       for lo, hi in zip(board["low"], board["high"])])
+        return "leaderboard (best honest estimate first; optimism = apparent - honest):\n" + shown[
+            ["honest", "interval", "of", "apparent", "optimism"]].to_string(
+            float_format=lambda v: f"{v:.4f}", na_rep="-")
+
     def to_text(self) -> str:
         t = self.table
-        lines = [self._rows_line()]
+        lines = [headline_line(self.headline), self._leaderboard_text(), self._rows_line()]
         head = ["", "kind", "acc", "macro-F1", "log loss", "ECE", "cv acc", "gain vs uniform [95% interval]", "p"]
         body = []
         for name, r in t.iterrows():
@@ -133,6 +171,7 @@ class Report:
         lines += self._confused_lines()
         lines.append("error correlation between models:")
         lines.append(self.error_correlation.round(3).to_string())
+        lines += self._fold_mean_lines()
         lines += self._holdout_lines()
         if self.holdout:
             lines.append(self.holdout_table().to_string(float_format=lambda v: f"{v:.4f}", na_rep="-"))
@@ -219,6 +258,8 @@ class Report:
             return v
 
         return {
+            "headline": self.headline,
+            "leaderboard": {n: {k: clean(v) for k, v in r.items()} for n, r in self.leaderboard().iterrows()},
             "rows": self.rows,
             "metric": self.metric,
             "auto": {"choice": self.choice, "reason": self.reason},
@@ -340,6 +381,10 @@ class Report:
             table_html += "<h3>Notes</h3><ul class='note'>" + "".join(notes) + "</ul>"
         parts = [f"<html><head><meta charset='utf-8'><title>ensemble report</title><style>{style}</style></head><body>",
                  "<h1>ensemble report</h1>",
+                 f"<p class='headline'><b>{html.escape(headline_line(self.headline))}</b></p>",
+                 "<h2>Leaderboard</h2>", self.leaderboard().to_html(float_format=lambda v: f"{v:.4f}", na_rep="",
+                                                                    escape=True),
+                 "<h2>Details</h2>",
                  (f"<p>{self.rows} validation rows. " if not self.out_of_fold else
                   f"<p>{html.escape(self._rows_line())}. ") + f"<b>auto</b>: {html.escape(self.reason)}</p>",
                  *[f"<p>{html.escape(line)}</p>" for line in self._holdout_lines()],
@@ -461,3 +506,67 @@ def confused_pairs(pred: np.ndarray, y: np.ndarray, labels: Sequence[str], top: 
     order = np.lexsort((codes, -counts))[:top]
     return [{"true": labels[codes[i] // C], "predicted": labels[codes[i] % C], "rows": int(counts[i]),
              "share_of_true": float(counts[i] / support[codes[i] // C])} for i in order]
+
+
+_OF_WORDS = {"holdout": "on the holdout, untouched by every fit", "out-of-fold": "out of fold: one fold model's rows",
+             "cross-validated": "cross-validated on the validation rows"}
+
+
+def _honest(report: Report, name: str) -> tuple[float, float | None, float | None, str]:
+    """(estimate, low, high, of) of one row: its holdout score when the holdout decided, else its
+    cross-validated (or out-of-fold) score."""
+    h = report.holdout
+    metric = report.metric if report.metric in ("accuracy", "macro_f1", "log_loss") else "accuracy"
+    if h.get("choice") is not None:
+        suffix = " with refits" if h.get("decided_on") == "refits" else ""
+        s = h["scores"].get(name + suffix)
+        if s is not None:
+            return s["score"], s["low"], s["high"], "holdout"
+    r = report.table.loc[name]
+    of = "out-of-fold" if report.out_of_fold else "cross-validated"
+    if metric == "accuracy":
+        low, high = r.get("cv_low"), r.get("cv_high")
+        return float(r["cv_accuracy"]), _finite(low), _finite(high), of
+    value = r.get(f"cv_{metric}")
+    return (float(value) if _finite(value) is not None else float(r[metric])), None, None, of
+
+
+def _finite(v):
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def _headline(report: Report) -> dict:
+    h = report.holdout
+    metric = h["metric"] if h.get("choice") is not None else report.metric
+    estimate, low, high, of = _honest(report, report.choice)
+    out = {"submission": report.submission, "method": report.choice, "metric": metric, "estimate": estimate,
+           "low": low, "high": high, "of": of}
+    if of == "holdout" and (h.get("overlap") or h.get("used_by")):  # said wherever the headline is
+        out["note"] = (f"the holdout is NOT untouched: {h['overlap']} of its rows are also training rows"
+                       if h.get("overlap") else
+                       f"the holdout is NOT untouched: used to choose the checkpoints of {', '.join(h['used_by'])}")
+    return out
+
+
+def _leaderboard(report: Report):
+    import pandas as pd
+
+    t = report.table
+    names = [n for n in t.index if t.loc[n, "kind"] in ("ensemble", "selection")]
+    rows = {}
+    for n in names:
+        estimate, low, high, of = _honest(report, n)
+        apparent = float(t.loc[n, "accuracy"])
+        rows[n] = {"honest": estimate, "low": low, "high": high, "of": of, "apparent": apparent,
+                   "optimism": apparent - estimate if report.metric == "accuracy" or of == "holdout" else float("nan")}
+    board = pd.DataFrame.from_dict(rows, orient="index")
+    return board.sort_values("honest", ascending=report.metric == "log_loss", kind="stable")
+
+
+def headline_line(h: Mapping) -> str:
+    """The headline as one line of text."""
+    interval = "" if h.get("low") is None else f" [{h['low']:.4f}, {h['high']:.4f}]"
+    where = f"submission {h['submission']}: " if h.get("submission") else "submission: "
+    words = "on the holdout" if h.get("note") else _OF_WORDS.get(h["of"], h["of"])
+    return (f"{where}{h['method']}, {h['metric']} {h['estimate']:.4f}{interval} on unseen data ({words})"
+            + (f"; {h['note']}" if h.get("note") else ""))

@@ -37,7 +37,9 @@ def _estimate_row(e, kind: str, arrays, y: np.ndarray, note: str) -> dict:
     from ensemble.estimates.crossval import ece
 
     lo, hi = e.gain_interval["accuracy"]
-    return {"kind": kind, "accuracy": e.apparent["accuracy"], "macro_f1": e.apparent["macro_f1"],
+    cv_low, cv_high = wilson(int(round(e.cross_validated["accuracy"] * len(y))), len(y))
+    return {"kind": kind, "accuracy": e.apparent["accuracy"], "macro_f1": e.apparent["macro_f1"], "cv_low": cv_low,
+            "cv_high": cv_high,
             "log_loss": e.apparent["log_loss"], "ece": ece(e.weights.predict_proba(arrays), y),
             "cv_accuracy": e.cross_validated["accuracy"], "cv_macro_f1": e.cross_validated["macro_f1"],
             "cv_log_loss": e.cross_validated["log_loss"], "optimism": e.optimism["accuracy"],
@@ -167,13 +169,15 @@ def report(
     table = _table(rows)
     names = [r.name for r in refs]
     disagreement, correlation = _between_members(probas, names, y)
-    out_of_fold = {} if not oof else _out_of_fold(source, training, holdout, table, estimates)
+    out_of_fold = {} if not oof else _out_of_fold(source, training, holdout, table, estimates, fold_mean=dict(
+        data=data, columns=columns, labels=al.labels, fit_idx=fit_idx, choice=choice, fit_arrays=fit_arrays, y=y,
+        combine=combine, member_probas=[probas[refs[i].name] for i in fit_idx]))
     return Report(table, disagreement, correlation, choice, reason, metric, len(y), excluded, estimates, reliability,
                   weights, curse, adjust_info, confused, out_of_fold, holdout, _inference(source, refs, al.logits))
 
 
 _COLUMNS = ("cv_accuracy", "gain", "gain_low", "gain_high", "mcnemar_p", "acc_low", "acc_high", "cv_macro_f1",
-            "cv_log_loss", "optimism")
+            "cv_log_loss", "optimism", "cv_low", "cv_high")
 
 
 def _arguments(models, data, valid: str, cv, folds, **given) -> tuple[Inputs, object]:
@@ -199,13 +203,24 @@ def _table(rows):
     return table
 
 
-def _out_of_fold(source, training, holdout: dict, table, estimates) -> dict:
-    """The rows and folds scored on; beside the holdout's figures, each row's out-of-fold one."""
+def _out_of_fold(source, training, holdout: dict, table, estimates, fold_mean: dict) -> dict:
+    """The rows and folds scored on; beside the holdout's figures, each row's out-of-fold one;
+    without a holdout, the fold mean estimated from the out-of-fold and test rows, when the data
+    holds a test split (:mod:`ensemble.workflows.foldmean`)."""
+    from ensemble.workflows.foldmean import estimate_fold_mean
+    from ensemble.workflows.gather import open_split
+
+    out = {**training.describe(), "fold_groups": source.fold_group_folders(),
+           "refit": {g: r.name for g, r in source.refits.items()}}
     if holdout:
         holdout["cv_accuracy"] = {n: float(table.loc[n, "cv_accuracy"] if n in estimates or n == "uniform" else
                                            table.loc[n, "accuracy"]) for n in holdout["accuracy"] if n in table.index}
-    return {**training.describe(), "fold_groups": source.fold_group_folders(),
-            "refit": {g: r.name for g, r in source.refits.items()}}
+    elif "test" in fold_mean["data"]:
+        f = dict(fold_mean)
+        test = open_split(f.pop("data")["test"], "test", f.pop("columns"))
+        out["fold_mean"] = estimate_fold_mean(source, test, f.pop("labels"), f.pop("fit_idx"), f.pop("choice"),
+                                              estimates, **f)
+    return out
 
 
 def _inference(source, refs, logits) -> dict:
@@ -271,7 +286,10 @@ def _member_rows(refs, log_probs, split, y, trained_on_valid, include_optimistic
         k = int((p.argmax(axis=1) == y).sum())
         lo, hi = wilson(k, len(y))
         rows[ref.name] = {"kind": "model", "accuracy": k / len(y), "acc_low": lo, "acc_high": hi,
-                          "macro_f1": macro_f1(p, y), "log_loss": log_loss(p, y), "ece": ece(p, y), "note": note}
+                          "macro_f1": macro_f1(p, y), "log_loss": log_loss(p, y), "ece": ece(p, y), "note": note,
+                          # nothing fitted on these rows: its score is its estimate, unless it was trained or
+                          # chosen on them (then the optimism is there, unmeasured)
+                          "optimism": float("nan") if exclude else 0.0}
         if exclude and not include_optimistic:
             excluded.append(ref.name)
     return rows, probas, excluded
@@ -287,7 +305,8 @@ def _ensemble_rows(rows, probas, estimates, fit_arrays, fit_names, y, combine, w
     uniform = combine_logits(fit_arrays, None, combine)
     rows["uniform"] = {"kind": "ensemble", "accuracy": accuracy(uniform, y), "macro_f1": macro_f1(uniform, y),
                        "log_loss": log_loss(uniform, y), "ece": ece(uniform, y), "cv_accuracy": accuracy(uniform, y),
-                       "gain": 0.0, "gain_low": 0.0, "gain_high": 0.0, "mcnemar_p": float("nan"),
+                       "optimism": 0.0, **dict(zip(("cv_low", "cv_high"), wilson(int(round(accuracy(uniform, y) * len(y))),
+                                                                                 len(y)))), "gain": 0.0, "gain_low": 0.0, "gain_high": 0.0, "mcnemar_p": float("nan"),
                        "note": f"nothing fitted: its {where} score is an estimate"}
     weights = {"uniform": {n: 1 / len(fit_names) for n in fit_names}}
     reliability = {n: reliability_curve(p, y) for n, p in probas.items()}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -33,6 +33,7 @@ from ensemble.workflows.gather import (
     with_training,
 )
 from ensemble.workflows.inputs import Inputs
+from ensemble.workflows.render import headline_line
 
 __all__ = ['vote']
 
@@ -222,6 +223,7 @@ def vote(
     if adjust != "none":
         fitted = _adjust(fitted, adjust, prior, adjust_metric, g.valid_al, g.y, g.valid_split, g.test_al.labels,
                          columns, g.provenance, fit_kwargs, store=source.estimates, cv=cv)
+        g.estimate = _adjusted_estimate(g, fitted, bool(cv))
     _say_apparent(fitted, kind, adjust)
     test_proba = fitted.predict_proba(g.test_al.arrays)
     if g.y is not None:
@@ -312,6 +314,7 @@ class _Gathered:
     valid_al: Aligned | None
     provenance: dict
     task: object
+    estimate: dict = field(default_factory=dict)  # what the submission will score on unseen data (the headline)
 
     @property
     def y(self):
@@ -418,6 +421,7 @@ def _weights(kind: str, spec, loaded, g: _Gathered, source: CachedLogits, fit_kw
     if spec != "uniform" and y is None:
         g.valid_split.require_labels(f"{flag('weights', spec)} is fitted on validation labels (or use "
                                      f"{flag('weights', 'uniform')})")
+    spec_was_auto, estimates, decided = spec == "auto", {}, {}
     if spec == "auto":
         from ensemble.estimates.crossval import select_method
 
@@ -434,12 +438,61 @@ def _weights(kind: str, spec, loaded, g: _Gathered, source: CachedLogits, fit_kw
         if decided:
             g.provenance["auto"]["holdout"] = {k: decided[k] for k in ("path", "rows", "metric", "scores",
                                                                        "decided_on", "oof_choice", "oof_reason")}
+    g.estimate = _estimate_of(spec, g, source, fit_kwargs, cv, estimates if spec_was_auto else {},
+                              decided if spec_was_auto else {})
     if y is not None:
         fitted = Procedure.of(spec, **fit_kwargs).weights.fit(g.valid_al.arrays, y, names=names)
     else:
         fitted = Weights("uniform", tuple(names), np.full(len(names), 1 / len(names)), fit_kwargs["combine"], labels)
     return Weights(fitted.method, fitted.models, fitted.weights, fitted.combine, labels, fitted.temperatures,
                    fitted.calibration, fitted.stacker, fitted.apparent, {**fitted.meta, **g.provenance})
+
+
+def _estimate_of(spec: str, g: _Gathered, source: CachedLogits, fit_kwargs: dict, cv: Mapping, estimates: Mapping,
+                 decided: Mapping) -> dict:
+    """What the submission of method ``spec`` will score on unseen data: its holdout score when
+    the holdout decided, else its cross-validated (fold groups: out-of-fold) accuracy as ``auto``
+    estimated it, with a Wilson interval; uniform's own score where nothing is fitted. A method
+    given by hand is not estimated (a note says so). Empty without labels."""
+    from ensemble.workflows.render import wilson
+
+    y = g.y
+    if y is None:
+        return {}
+    if decided:
+        s = decided["scores"][spec + (" with refits" if decided["decided_on"] == "refits" else "")]
+        return {"metric": decided["metric"], "estimate": s["score"], "low": s["low"], "high": s["high"], "of": "holdout"}
+    if spec == "uniform":
+        from ensemble.core.combination import combine as combine_logits
+        from ensemble.core.scores import accuracy
+
+        value = accuracy(combine_logits(g.valid_al.arrays, None, fit_kwargs["combine"]), y)
+    elif spec in estimates:
+        value = estimates[spec].cross_validated["accuracy"]
+    else:  # a method given by hand is not cross-validated here (vote stays a second's work)
+        return {"metric": "accuracy", "note": f"{spec} is not estimated by vote: ensemble report (or weights=auto) "
+                                             "cross-validates it"}
+    low, high = wilson(int(round(value * len(y))), len(y))
+    return {"metric": "accuracy", "estimate": float(value), "low": low, "high": high,
+            "of": "out-of-fold" if cv else "cross-validated"}
+
+
+def _adjusted_estimate(g: _Gathered, fitted, oof: bool) -> dict:
+    """The headline's estimate once a class-prior adjustment is applied: the cross-validated
+    accuracy of the weights and the adjustment together when ``--adjust auto`` estimated it; else
+    the weights' estimate, saying the adjustment is not in it."""
+    from ensemble.workflows.render import wilson
+
+    kind = (fitted.adjustment or {}).get("kind", "none")
+    if kind == "none" or not g.estimate:
+        return g.estimate
+    chosen = g.provenance.get("adjust_auto", {}).get("candidates", {}).get(kind)
+    if chosen is None:
+        return {**g.estimate, "note": f"the {kind} adjustment is not in this estimate (ensemble report estimates it)"}
+    value = chosen["cross_validated"]["accuracy"]
+    low, high = wilson(int(round(value * len(g.y))), len(g.y))
+    return {"metric": "accuracy", "estimate": float(value), "low": low, "high": high,
+            "of": "out-of-fold" if oof else "cross-validated"}
 
 
 def _on_holdout(holdout, source: CachedLogits, g: _Gathered, estimates, combine: str, oof_choice) -> dict:
@@ -474,7 +527,9 @@ def _write(fitted, test_proba: np.ndarray, g: _Gathered, *, kind: str, spec, nam
                "adjustment": fitted.adjustment,
                "test": {"path": str(g.test_split.path.resolve()), "data_digest": g.test_split.digest,
                         "rows": len(g.test_split)},
-               **g.provenance, "procedure": procedure}
+               **g.provenance, "procedure": procedure,
+               "headline": {"submission": out.name, "method": method, "metric": None, "estimate": None, "low": None,
+                            "high": None, "of": None, **g.estimate}}
     _refuse_other_procedure(out, procedure, force)
     if renamed is not None and kind == "method" and renamed.stem != f"{name}-{method}":
         weights_path = Path(weights_dir) / f"{out.stem}.json"  # beside its submission's new name
@@ -506,7 +561,9 @@ def _write(fitted, test_proba: np.ndarray, g: _Gathered, *, kind: str, spec, nam
             else:
                 path.unlink(missing_ok=True)
         raise
-    frame.attrs.update(path=str(out), weights=fitted)
+    frame.attrs.update(path=str(out), weights=fitted, headline=sidecar["headline"])
+    if g.estimate.get("estimate") is not None:
+        log.info("%s", headline_line({**sidecar["headline"], "submission": str(out)}))
     log.info("wrote %s (%d rows; %s)", out, len(frame),
              class_counts(labels, np.bincount(test_proba.argmax(axis=1), minlength=len(labels))))
     return frame

@@ -194,7 +194,8 @@ def test_auto_and_report_cross_validate_on_the_training_folds(kfold, tmp_path):
     assert rep.table.loc["bert", "accuracy"] == rep.table.loc["perm", "accuracy"]
     text = rep.to_text()
     print(text)
-    assert text.startswith("out-of-fold: 192 training rows") and "holdout" in text
+    assert text.startswith("submission: uniform, accuracy ") and "(on the holdout)" in text.splitlines()[0]
+    assert "out-of-fold: 192 training rows" in text and "holdout" in text
     result = _cli(kfold, "report", "--model", members["bert"].join(["bert=", ""]), *_data(kfold), "--folds",
                   kfold / "folds.csv", "--json", "--methods", "acc", "--adjust", "none")
     assert result.exit_code == 0, result.output
