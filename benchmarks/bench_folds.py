@@ -104,17 +104,24 @@ def fold_mean(models: list[list[np.ndarray]]) -> list[np.ndarray]:
     return [np.log(np.mean([softmax(z) for z in per_fold], axis=0)) for per_fold in models]
 
 
-def one_seed(seed: int, noise: float) -> dict:
-    from ensemble.core.combination import combine
+def _draw(seed: int, noise: float):
+    """(rng, scales, y, fold, train_models) of one seed: the training rows, their folds and every
+    fold model's logits on them (``rng`` goes on to draw the rest)."""
     from ensemble.data.folds import assign_folds
-    from ensemble.estimates.crossval import select_method
 
     rng = np.random.default_rng(seed)
     # fold models of one backbone differ (none of that without noise)
     scales = rng.uniform(0.8, 1.2, size=(len(STRENGTHS), K)) if noise else np.ones((len(STRENGTHS), K))
     y = rng.integers(0, CLASSES, TRAIN)
     fold, _ = assign_folds(TRAIN, K, labels=y, seed=seed)
-    train_models = fold_models(backbones(TRAIN, y, rng), scales, noise, rng)
+    return rng, scales, y, fold, fold_models(backbones(TRAIN, y, rng), scales, noise, rng)
+
+
+def one_seed(seed: int, noise: float) -> dict:
+    from ensemble.core.combination import combine
+    from ensemble.estimates.crossval import select_method
+
+    rng, scales, y, fold, train_models = _draw(seed, noise)
     oof = [np.stack([per_fold[k] for k in range(K)])[fold, np.arange(TRAIN)] for per_fold in train_models]
     yt = rng.integers(0, CLASSES, TEST)
     test = fold_mean(fold_models(backbones(TEST, yt, rng), scales, noise, rng))
@@ -195,15 +202,10 @@ def _fold_ensembles(models: list[list[np.ndarray]]) -> np.ndarray:
 
 
 def decomposed_seed(seed: int, noise: float) -> dict:
-    from ensemble.data.folds import assign_folds
     from ensemble.core.combination import softmax
     from ensemble.estimates.decomposition import atc_accuracy, brier_calibrated_accuracy, brier_rows, decomposed_brier
 
-    rng = np.random.default_rng(seed)
-    scales = rng.uniform(0.8, 1.2, size=(len(STRENGTHS), K)) if noise else np.ones((len(STRENGTHS), K))
-    y = rng.integers(0, CLASSES, TRAIN)
-    fold, _ = assign_folds(TRAIN, K, labels=y, seed=seed)
-    train_models = fold_models(backbones(TRAIN, y, rng), scales, noise, rng)
+    rng, scales, y, fold, train_models = _draw(seed, noise)
     q_train = _fold_ensembles(train_models)
     oof = q_train[fold, np.arange(TRAIN)]  # each row by the fold ensemble that never saw it
     member_oof = [softmax(np.stack(per_fold)[fold, np.arange(TRAIN)]) for per_fold in train_models]
@@ -377,6 +379,19 @@ def real(n_train: int | None, n_valid: int) -> None:
             errors = [abs(cv[m] - dev_acc[m]) for m in dev_acc]
             print(f"| {way} | {rep.choice} | {cv[rep.choice]:.4f} | {dev_acc[rep.choice]:.4f} | "
                   f"{100 * np.mean(errors):.2f} points | {cv['uniform']:.4f} / {dev_acc['uniform']:.4f} |")
+        # (d) on real models: the fold mean estimated without a holdout, dev's texts as the unlabelled test rows
+        from ensemble.estimates.decomposition import brier_rows
+
+        dec = report(groups, {"train": data["train"], "test": data["dev"]}, folds=work / "folds.csv",
+                     cache_dir=work / "cache", adjust="none")
+        f = dec.out_of_fold["fold_mean"]
+        chosen = combine(dev_groups.arrays) if dec.choice == "uniform" else dec.estimates[dec.choice].weights.predict_proba(
+            dev_groups.arrays)
+        b = f["brier"]
+        print(f"(d) the fold mean of {dec.choice} without a holdout: decomposed Brier {b['estimate']:.4f} "
+              f"[{b['low']:.4f}, {b['high']:.4f}] (OOF {b['oof_brier']:.4f} - ambiguity {b['ambiguity']:.4f} on the "
+              f"{b['test_rows']} dev rows, unlabelled) against its dev Brier {brier_rows(chosen, y).mean():.4f}; "
+              f"accuracy: Brier-calibrated {f['accuracy']:.4f}, OOF {f['oof_accuracy']:.4f}, dev {accuracy(chosen, y):.4f}")
         for (name, *_), a, r, p in zip(BACKBONES, dev_groups.arrays, dev_refits.arrays, dev_plain.arrays):
             print(f"backbone {name}: OOF {oof_rep.table.loc[name, 'accuracy']:.4f}; dev: fold mean {accuracy(a, y):.4f}, "
                   f"refit {accuracy(r, y):.4f}, trained without validation {accuracy(p, y):.4f} "

@@ -421,6 +421,9 @@ def make_example(folder: str | os.PathLike, *, seed: int = 0, progress: bool = F
     train = synthetic_task(600, seed=seed)
     valid = synthetic_task(200, seed=seed + 1)
     test = synthetic_task(200, seed=seed + 2)
+    if folds is not None:  # the holdout must be untouched: no text the fold models were trained on
+        seen = set(train[0])
+        valid = tuple(list(v) for v in zip(*[(t, y) for t, y in zip(*valid) if t not in seen]))
     _write_csv(data / "train.csv", ["id", "text", "label"], [(f"tr{i}", t, y) for i, (t, y) in enumerate(zip(*train))])
     _write_csv(data / "valid.csv", ["id", "text", "label"], [(f"va{i}", t, y) for i, (t, y) in enumerate(zip(*valid))])
     _write_csv(data / "test.csv", ["id", "text"], [(f"te{i}", t) for i, t in enumerate(test[0])])

@@ -7,6 +7,7 @@ imports torch or transformers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, field, replace
@@ -187,6 +188,14 @@ def vote(
     pandas.DataFrame
         The submission as written; ``.attrs`` holds the output path and the :class:`Weights`.
     """
+    with _headline_first():
+        return _vote(**locals())
+
+
+def _vote(models, data, weights, *, combine, valid, test, cache_dir, sample_submission, out, proba, temperature,
+          calibrate, acc_power, name, weights_dir, submissions_dir, columns, seed, adjust, prior, adjust_metric,
+          class_order, folds, fold_column, train, refit, trained_on_valid, include_optimistic, inference, force):
+    """:func:`vote`'s work, its arguments as given."""
     _check_data(models if isinstance(models, Inputs) else data, valid, test)
     if isinstance(weights, Procedure):  # the fitting settings as one object
         s = _procedure_settings(weights, adjust, prior)
@@ -249,6 +258,44 @@ def _fold_provenance(g: _Gathered, source: CachedLogits, training, oof: bool, tr
         log.info("refit: %s on the test split, with the weight of %s; the estimates are the fold groups' (a refit "
                  "has no honest score)", ", ".join(f"{r.name} takes the place of {g_}" for g_, r in source.refits.items()),
                  "its group" if len(source.refits) == 1 else "their groups")
+
+
+class _HeadlineFirst(logging.Filter):
+    """Holds the vote's info lines (auto's choice, the weights...) until its headline is said, so
+    that the headline comes first; warnings pass at once. What is held is said in order when the
+    headline is, or when the vote ends without one."""
+
+    def __init__(self):
+        super().__init__()
+        self.held: list[logging.LogRecord] = []
+        self.open = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.open or record.levelno >= logging.WARNING:
+            return True
+        if not getattr(record, "headline", False):
+            self.held.append(record)
+            return False
+        self.release(first=record)
+        return False
+
+    def release(self, first: logging.LogRecord | None = None) -> None:
+        self.open = True
+        for record in ([first] if first is not None else []) + self.held:
+            log.handle(record)
+        self.held = []
+
+
+@contextlib.contextmanager
+def _headline_first():
+    hold = _HeadlineFirst()
+    log.addFilter(hold)
+    try:
+        yield
+    finally:
+        log.removeFilter(hold)
+        if not hold.open:
+            hold.release()
 
 
 def _procedure_settings(procedure: Procedure, adjust: str, prior) -> dict:
@@ -563,7 +610,7 @@ def _write(fitted, test_proba: np.ndarray, g: _Gathered, *, kind: str, spec, nam
         raise
     frame.attrs.update(path=str(out), weights=fitted, headline=sidecar["headline"])
     if g.estimate.get("estimate") is not None:
-        log.info("%s", headline_line({**sidecar["headline"], "submission": str(out)}))
+        log.info("%s", headline_line({**sidecar["headline"], "submission": str(out)}), extra={"headline": True})
     log.info("wrote %s (%d rows; %s)", out, len(frame),
              class_counts(labels, np.bincount(test_proba.argmax(axis=1), minlength=len(labels))))
     return frame

@@ -43,7 +43,9 @@ def test_report_vote_and_run_say_the_same_headline(project, tmp_path, monkeypatc
     side = json.loads((tmp_path / "s.csv.json").read_text())["headline"]
     assert side["submission"] == "s.csv" and side["method"] == rep.choice and side["of"] == "cross-validated"
     assert side["estimate"] == pytest.approx(h["estimate"]) and (side["low"], side["high"]) == pytest.approx((h["low"], h["high"]))
-    assert f"submission {tmp_path / 's.csv'}: {rep.choice}, accuracy {h['estimate']:.4f}" in voted.stdout
+    assert voted.stdout.splitlines()[0].startswith(f"submission {tmp_path / 's.csv'}: {rep.choice}, accuracy "
+                                                   f"{h['estimate']:.4f}")  # the first line, before auto's reason
+    assert voted.stdout.splitlines()[1].startswith("auto -> ")
     import shutil
 
     proj = tmp_path / "proj"  # a copy: the fixture's folder is shared with other tests

@@ -59,7 +59,13 @@ def test_auto_follows_the_holdout_in_report_and_vote(kfold, tmp_path):
     assert rep.choice == h["choice"] == "uniform" != h["oof_choice"]  # on the holdout, it is not
     assert rep.reason == h["reason"] and "on the holdout (80 rows)" in rep.reason
     assert h["scores"]["scram"]["score"] == 1.0 and h["decided_on"] == "fold means"
+    head = rep.headline  # the headline says what decided, and scores what is submitted there
+    assert head["of"] == "holdout" and head["method"] == "uniform"
+    assert head["estimate"] == h["scores"]["uniform"]["score"] and (head["low"], head["high"]) == (
+        h["scores"]["uniform"]["low"], h["scores"]["uniform"]["high"])
+    assert rep.to_text().splitlines()[0].startswith(f"submission: uniform, accuracy {head['estimate']:.4f} [")
     frame = vote(members, data, "auto", folds=kfold / "folds.csv", cache_dir=kfold / "cache", out=tmp_path / "s.csv")
     auto = frame.attrs["weights"].meta["auto"]
     assert frame.attrs["weights"].method == "uniform" and auto["chosen"] == "uniform"
     assert auto["holdout"]["oof_choice"] == h["oof_choice"] and auto["reason"] == rep.reason
+    assert frame.attrs["headline"]["of"] == "holdout" and frame.attrs["headline"]["estimate"] == head["estimate"]
