@@ -99,7 +99,8 @@ class Report:
                 f"test rows: Brier {b['estimate']:.4f} [{b['low']:.4f}, {b['high']:.4f}] = out-of-fold "
                 f"{b['oof_brier']:.4f} minus the fold ensembles' ambiguity {b['ambiguity']:.4f} (exact, Krogh and "
                 f"Vedelsby); accuracy about {f['accuracy']:.4f} (the Brier gain carried over by the members' slope; "
-                f"out of fold, one fold model's: {f['oof_accuracy']:.4f})"]
+                f"out of fold, one fold model's: {f['oof_accuracy']:.4f}). Both assume the test rows are drawn "
+                "like the training rows; a holdout drawn like the test is the check"]
 
     def _holdout_lines(self) -> list[str]:
         h = self.holdout
