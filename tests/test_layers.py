@@ -207,3 +207,11 @@ def test_every_module_has_its_tests():
         elif evidence not in (tests / where).read_text(encoding="utf-8"):
             missing.append(f"{name} ({evidence!r} not in {where})")
     assert missing == []
+
+
+def test_the_architecture_doc_lists_every_module():
+    doc = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    for layer, cells in re.findall(r"^\| \d+ \| `(\w+)/` \|.*\| ([^|]+) \|$", doc, flags=re.M):
+        listed = set(re.findall(r"`(\w+)`", cells))
+        actual = {p.stem for p in (PACKAGE / layer).glob("*.py") if p.stem != "__init__"}
+        assert listed == actual, (layer, sorted(listed ^ actual))
