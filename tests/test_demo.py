@@ -49,6 +49,9 @@ def test_make_demo_on_a_clean_copy(tmp_path):
     assert "auto -> " in demo.stdout and "report: " in demo.stdout
     # no line said twice: the choice and the submission path appear once each
     assert demo.stdout.count("\nauto -> ") == 1 and demo.stdout.count("adjust auto -> ") == 1
-    assert demo.stdout.count(str(submission.name)) == 1
+    # the submission is named twice: in the headline (the summary's first line) and as the last line
+    assert demo.stdout.count(str(submission.name)) == 2
+    headline = next(line for line in demo.stdout.splitlines() if line.startswith("submission "))
+    assert headline.startswith(f"submission submissions/{submission.name}: ") and "on unseen data" in headline
     assert "training runs/bert-c (3 of 3" in demo.stdout  # the example says what it trains
     assert len(submission.read_text().splitlines()) == 201  # header and the 200 test rows
