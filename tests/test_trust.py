@@ -326,12 +326,29 @@ def test_a_holdout_that_overlaps_the_training_rows_is_not_called_untouched(kfold
                    "--data", f"train={kfold / 'train.csv'}", "--folds", kfold / "folds.csv", "--cache-dir",
                    kfold / "cache", "-q")
     assert predict.exit_code == 0, predict.output
-    rep = report({"bert": f"{kfold}/bert-fold{{fold}}/model"},
-                 {"train": kfold / "train.csv", "valid": tmp_path / "valid.csv"}, cache_dir=kfold / "cache",
-                 folds=kfold / "folds.csv", adjust="none")
+    import logging
+
+    said = []  # the package's logger (a CLI command above made it stop propagating to caplog)
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())
+    logging.getLogger("ensemble").addHandler(handler)
+    try:
+        rep = report({"bert": f"{kfold}/bert-fold{{fold}}/model"},
+                     {"train": kfold / "train.csv", "valid": tmp_path / "valid.csv"}, cache_dir=kfold / "cache",
+                     folds=kfold / "folds.csv", adjust="none")
+    finally:
+        logging.getLogger("ensemble").removeHandler(handler)
     overlap = len(set(valid["text"]) & set(train["text"]))
     assert overlap >= 10 and rep.holdout["overlap"] == sum(t in set(train["text"]) for t in valid["text"])
     assert f"NOT untouched: {rep.holdout['overlap']} of its rows are also training rows" in rep.to_text()
+    assert sum("it is not an untouched holdout" in m for m in said) == 1  # said once, by the report
+    from ensemble.workflows.vote import vote
+
+    frame = vote({"bert": f"{kfold}/bert-fold{{fold}}/model"}, {"train": kfold / "train.csv", "valid": tmp_path / "valid.csv",
+                 "test": kfold / "test.csv"}, "auto", cache_dir=kfold / "cache", folds=kfold / "folds.csv",
+                 out=tmp_path / "s.csv")
+    note = f"the holdout is NOT untouched: {rep.holdout['overlap']} of its rows are also training rows"
+    assert frame.attrs["headline"]["of"] == "holdout" and frame.attrs["headline"]["note"] == note  # the vote says it there
     clean = report({"bert": f"{kfold}/bert-fold{{fold}}/model"}, {"train": kfold / "train.csv", "valid": kfold / "valid.csv"},
                    cache_dir=kfold / "cache", folds=kfold / "folds.csv", adjust="none")
     base = pd.read_csv(kfold / "valid.csv")  # template sentences: a few repeat a training row as they are

@@ -205,7 +205,7 @@ def _predictions(members, splits, cache, progress, redone, training, trusted, in
         parts.setdefault(member, []).append(fingerprint[ref.name])
     digests = {m.name: group_fingerprint(parts[m.name], m.name) if m.is_fold_group else parts[m.name][0]
                for m in members}
-    rows = predict_jobs(jobs, inference, cache, read=False, trusted=trusted, progress=progress)
+    rows = predict_jobs(jobs, inference, cache, read=False, trusted=trusted, progress=progress, fingerprints=fingerprint)
     done = [r for r in rows if r.how != "up to date"]
     redone["predict"] += len(done)
     if done:

@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ensemble.estimates.resampling import gain_words, interval_words, score_difference_interval, sure_gain
+from ensemble.estimates.resampling import gain_words, interval_words, score_difference_interval, sure_gain, wilson
 
 __all__ = ["HoldoutScore", "holdout_scores", "choose_on_holdout"]
 
@@ -37,13 +37,12 @@ class HoldoutScore:
 
 def _score_interval(metric: str, pred: np.ndarray, y: np.ndarray, C: int, confidence: float, n_resamples: int,
                     seed: int) -> tuple[float, float]:
-    from scipy.stats import binomtest, bootstrap
+    from scipy.stats import bootstrap
 
     from ensemble.core.scores import resampled_scores
 
     if metric == "accuracy":
-        ci = binomtest(int((pred == y).sum()), len(y)).proportion_ci(confidence_level=confidence, method="wilson")
-        return float(ci.low), float(ci.high)
+        return wilson(int((pred == y).sum()), len(y), confidence)
 
     def stat(idx, axis=-1):
         idx = np.asarray(idx).astype(np.int64)

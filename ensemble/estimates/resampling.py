@@ -274,6 +274,14 @@ def check_cv(cv=5, y: np.ndarray | None = None, *, repeats: int | None = None, s
     return fold_plan(cv, y, repeats=repeats, seed=seed)
 
 
+def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion of ``k`` in ``n`` (an accuracy)."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
 def sure_gain(interval) -> bool:
     """The rule that keeps a fitted method (weights, an adjustment) over its baseline (uniform
     weights, no adjustment): the lower end of the paired interval of its gain is above zero.

@@ -45,8 +45,7 @@ def estimate_fold_mean(source, test_split, labels, fit_idx, choice: str, estimat
                   for r in refs]
         fold_q.append(combine_logits(arrays, w, "prob"))
     oof = combine_logits(fit_arrays, None, combine) if weights is None else estimates[choice].oof_proba
-    d = decomposed_brier(oof, y, fold_q)
-    points = [(float(brier_rows(p, y).mean()), accuracy(p, y)) for p in member_probas] + [(d["oof_brier"],
-                                                                                          accuracy(oof, y))]
-    return {"method": choice, "brier": d, "oof_accuracy": accuracy(oof, y), "test_split": str(test_split.path),
-            "accuracy": brier_calibrated_accuracy(points, accuracy(oof, y), d["oof_brier"], d["estimate"])}
+    d, oof_accuracy = decomposed_brier(oof, y, fold_q), accuracy(oof, y)
+    points = [(float(brier_rows(p, y).mean()), accuracy(p, y)) for p in member_probas] + [(d["oof_brier"], oof_accuracy)]
+    return {"method": choice, "brier": d, "oof_accuracy": oof_accuracy, "test_split": str(test_split.path),
+            "accuracy": brier_calibrated_accuracy(points, oof_accuracy, d["oof_brier"], d["estimate"])}

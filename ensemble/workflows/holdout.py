@@ -4,11 +4,7 @@ there. One piece for the report and the vote, so they choose alike."""
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 __all__ = ["score_holdout"]
 
@@ -51,6 +47,16 @@ def score_holdout(source, split, labels, fit_idx, estimates, combine, methods, m
             "used_by": _used_by(source, split)}
 
 
+def holdout_note(h) -> str | None:
+    """What the headline says of a holdout that is not untouched (rows shared with the training
+    file, or members chosen on it); None when it is."""
+    if h.get("overlap"):
+        return f"the holdout is NOT untouched: {h['overlap']} of its rows are also training rows"
+    if h.get("used_by"):
+        return f"the holdout is NOT untouched: used to choose the checkpoints of {', '.join(h['used_by'])}"
+    return None
+
+
 def _used_by(source, split) -> list[str]:
     """The members (refits included) whose manifest says a soup or K was chosen on this very split:
     for them the holdout is not untouched."""
@@ -64,13 +70,7 @@ def _used_by(source, split) -> list[str]:
 def _overlap(holdout, train) -> int:
     """How many holdout rows are also training rows (the same text, or the same id when both files
     name their rows by an id column): those rows were seen by every fold model but one, so the
-    holdout is not untouched; said in a warning and in the report."""
+    holdout is not untouched; said in the headline, and by the report in a warning."""
     texts = {t for t in zip(*train.texts)}
-    by_id = holdout.id_column is not None and train.id_column is not None
-    ids = set(train.ids) if by_id else set()
-    n = sum(1 for i, t in zip(holdout.ids, zip(*holdout.texts)) if t in texts or i in ids)
-    if n:
-        log.warning("%s: %d of its %d rows are also in the training file %s (same text%s): it is not an untouched "
-                    "holdout; remove them from one of the files", holdout.path, n, len(holdout), train.path,
-                    " or id" if by_id else "")
-    return n
+    ids = set(train.ids) if holdout.id_column is not None and train.id_column is not None else set()
+    return sum(1 for i, t in zip(holdout.ids, zip(*holdout.texts)) if t in texts or i in ids)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Mapping, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class PredictRow:
 
 
 def predict_jobs(jobs: Sequence, settings, cache, *, read: bool = True, trusted: Sequence[str] = (),
-                 progress: bool = False) -> list[PredictRow]:
+                 progress: bool = False, fingerprints: Mapping[str, str] | None = None) -> list[PredictRow]:
     """Run ``jobs`` (:func:`~ensemble.workflows.foldgroups.member_jobs`: member name, ModelRef
     and its splits) with inference ``settings``, caching in ``cache`` (a LogitCache, or None: no
     cache).
@@ -54,9 +54,10 @@ def predict_jobs(jobs: Sequence, settings, cache, *, read: bool = True, trusted:
     to date by its header alone, and no model is loaded for it (``ensemble run``). The members
     named in ``trusted`` run the code their folders ship (``trust_remote_code``). Under
     ``accelerate launch`` each process takes a share of the batches, and every process leaves the
-    process group together at the end.
+    process group together at the end. ``fingerprints``: each model's content fingerprint, when
+    the caller has them already (else they are computed).
     """
-    skip = set() if read or cache is None else _up_to_date(jobs, settings, cache)
+    skip = set() if read or cache is None else _up_to_date(jobs, settings, cache, fingerprints or {})
     rows, session = [], None
     for member, ref, todo in jobs:
         rows += [PredictRow(member, ref.name, name, None, "up to date", None, "-")
@@ -64,20 +65,16 @@ def predict_jobs(jobs: Sequence, settings, cache, *, read: bool = True, trusted:
         todo = [(name, split) for name, split in todo if (ref.name, split.digest) not in skip]
         if not todo:
             continue
-        session = _session(ref, replace(settings, trust_remote_code=settings.trust_remote_code or member in trusted),
-                           cache)
+        from ensemble.inference.session import ModelSession  # only when a model runs
+
+        session = ModelSession(ref, replace(settings, trust_remote_code=settings.trust_remote_code or member in trusted),
+                               cache)
         rows += _run(session, member, ref, todo, progress)
     if session is not None and session.dist is not None:
         # a gloo/nccl group left to interpreter shutdown can abort a rank
         session.dist.wait_for_everyone()
         session.dist.destroy_process_group()
     return rows
-
-
-def _session(ref, settings, cache):
-    from ensemble.inference.session import ModelSession
-
-    return ModelSession(ref, settings, cache)
 
 
 def _run(session, member: str, ref, todo, progress: bool) -> list[PredictRow]:
@@ -103,7 +100,7 @@ def _run(session, member: str, ref, todo, progress: bool) -> list[PredictRow]:
     return rows
 
 
-def _up_to_date(jobs, settings, cache) -> set[tuple[str, str]]:
+def _up_to_date(jobs, settings, cache, fingerprints: Mapping[str, str]) -> set[tuple[str, str]]:
     """(model name, data digest) of every job whose cache entry of ``settings`` exists, by the
     entries' headers alone."""
     from ensemble.inference.settings import settings_difference
@@ -114,7 +111,7 @@ def _up_to_date(jobs, settings, cache) -> set[tuple[str, str]]:
             have.setdefault((e.metadata.get("model_digest"), e.metadata.get("data_digest")), []).append(e.settings)
     out = set()
     for _, ref, todo in jobs:
-        fingerprint = ref.fingerprint(cache.file_digest)
+        fingerprint = fingerprints.get(ref.name) or ref.fingerprint(cache.file_digest)
         for _, split in todo:
             if any(settings_difference(s, ref, settings) is None for s in have.get((fingerprint, split.digest), [])):
                 out.add((ref.name, split.digest))

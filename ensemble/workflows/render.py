@@ -12,6 +12,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ensemble.core.errors import option
+from ensemble.workflows.holdout import holdout_note
 
 log = logging.getLogger(__name__)
 
@@ -442,13 +443,6 @@ class Report:
         return self.to_html(figures=False)
 
 
-def wilson(k: int, n: int) -> tuple[float, float]:
-    from scipy.stats import binomtest
-
-    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
-    return float(ci.low), float(ci.high)
-
-
 def reliability_curve(proba: np.ndarray, y: np.ndarray, bins: int = 10):
     conf = proba.max(axis=1)
     correct = proba.argmax(axis=1) == y
@@ -513,23 +507,23 @@ _OF_WORDS = {"holdout": "on the holdout, untouched by every fit", "out-of-fold":
              "cross-validated": "cross-validated on the validation rows"}
 
 
-def _honest(report: Report, name: str) -> tuple[float, float | None, float | None, str]:
-    """(estimate, low, high, of) of one row: its holdout score when the holdout decided, else its
-    cross-validated (or out-of-fold) score."""
+def _honest(report: Report, name: str) -> tuple[float, float | None, float | None, str, str]:
+    """(estimate, low, high, of, metric) of one row: its holdout score when the holdout decided,
+    else its cross-validated (or out-of-fold) score, in the report's metric when the table holds
+    it (accuracy, macro_f1, log_loss), else in accuracy."""
     h = report.holdout
-    metric = report.metric if report.metric in ("accuracy", "macro_f1", "log_loss") else "accuracy"
     if h.get("choice") is not None:
         suffix = " with refits" if h.get("decided_on") == "refits" else ""
         s = h["scores"].get(name + suffix)
         if s is not None:
-            return s["score"], s["low"], s["high"], "holdout"
+            return s["score"], s["low"], s["high"], "holdout", h["metric"]
+    metric = report.metric if report.metric in ("accuracy", "macro_f1", "log_loss") else "accuracy"
     r = report.table.loc[name]
     of = "out-of-fold" if report.out_of_fold else "cross-validated"
     if metric == "accuracy":
-        low, high = r.get("cv_low"), r.get("cv_high")
-        return float(r["cv_accuracy"]), _finite(low), _finite(high), of
+        return float(r["cv_accuracy"]), _finite(r.get("cv_low")), _finite(r.get("cv_high")), of, metric
     value = r.get(f"cv_{metric}")
-    return (float(value) if _finite(value) is not None else float(r[metric])), None, None, of
+    return (float(value) if _finite(value) is not None else float(r[metric])), None, None, of, metric
 
 
 def _finite(v):
@@ -538,14 +532,12 @@ def _finite(v):
 
 def _headline(report: Report) -> dict:
     h = report.holdout
-    metric = h["metric"] if h.get("choice") is not None else report.metric
-    estimate, low, high, of = _honest(report, report.choice)
+    estimate, low, high, of, metric = _honest(report, report.choice)
     out = {"submission": report.submission, "method": report.choice, "metric": metric, "estimate": estimate,
            "low": low, "high": high, "of": of}
-    if of == "holdout" and (h.get("overlap") or h.get("used_by")):  # said wherever the headline is
-        out["note"] = (f"the holdout is NOT untouched: {h['overlap']} of its rows are also training rows"
-                       if h.get("overlap") else
-                       f"the holdout is NOT untouched: used to choose the checkpoints of {', '.join(h['used_by'])}")
+    note = holdout_note(h) if of == "holdout" else None
+    if note:  # said wherever the headline is
+        out["note"] = note
     return out
 
 
@@ -553,21 +545,23 @@ def _leaderboard(report: Report):
     import pandas as pd
 
     t = report.table
+    metric = _headline(report)["metric"]  # what "honest" is in: apparent is accuracy, so optimism is for accuracy
     names = [n for n in t.index if t.loc[n, "kind"] in ("ensemble", "selection")]
     rows = {}
     for n in names:
-        estimate, low, high, of = _honest(report, n)
+        estimate, low, high, of, _ = _honest(report, n)
         apparent = float(t.loc[n, "accuracy"])
         rows[n] = {"honest": estimate, "low": low, "high": high, "of": of, "apparent": apparent,
-                   "optimism": apparent - estimate if report.metric == "accuracy" or of == "holdout" else float("nan")}
+                   "optimism": apparent - estimate if metric == "accuracy" else float("nan")}
     board = pd.DataFrame.from_dict(rows, orient="index")
-    return board.sort_values("honest", ascending=report.metric == "log_loss", kind="stable")
+    return board.sort_values("honest", ascending=metric == "log_loss", kind="stable")
 
 
 def headline_line(h: Mapping) -> str:
     """The headline as one line of text."""
     interval = "" if h.get("low") is None else f" [{h['low']:.4f}, {h['high']:.4f}]"
     where = f"submission {h['submission']}: " if h.get("submission") else "submission: "
-    words = "on the holdout" if h.get("note") else _OF_WORDS.get(h["of"], h["of"])
+    touched = h.get("of") == "holdout" and h.get("note")  # the note says why it is not untouched
+    words = "on the holdout" if touched else _OF_WORDS.get(h["of"], h["of"])
     return (f"{where}{h['method']}, {h['metric']} {h['estimate']:.4f}{interval} on unseen data ({words})"
             + (f"; {h['note']}" if h.get("note") else ""))

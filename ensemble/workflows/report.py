@@ -21,12 +21,12 @@ import numpy as np
 from ensemble.averaging.provenance import model_notes
 from ensemble.core.errors import EnsembleError, cli_face, data_fix, flag, option
 from ensemble.estimates.holdout import METRICS as HOLDOUT_METRICS
-from ensemble.estimates.resampling import check_cv
+from ensemble.estimates.resampling import check_cv, wilson
 from ensemble.workflows.holdout import score_holdout
 from ensemble.workflows.inputs import Inputs
 
 log = logging.getLogger(__name__)
-from ensemble.workflows.render import Report, confused_pairs, reliability_curve, wilson
+from ensemble.workflows.render import Report, confused_pairs, reliability_curve
 
 __all__ = ['report']
 
@@ -156,11 +156,12 @@ def report(
     where = "out-of-fold" if oof else "validation"
     weights, reliability = _ensemble_rows(rows, probas, estimates, fit_arrays, fit_names, y, combine, where)
     curse = _winners_curse(rows, estimates, fit_arrays, fit_names, y, best_k, cv, where)
-    holdout = {} if not (oof and valid in data) else score_holdout(
-        source, open_split(data[valid], valid, columns), al.labels, fit_idx, estimates, combine, methods,
-        metric if metric in HOLDOUT_METRICS else "accuracy", (choice, reason))
+    hsplit = open_split(data[valid], valid, columns) if oof and valid in data else None
+    holdout = {} if hsplit is None else score_holdout(source, hsplit, al.labels, fit_idx, estimates, combine, methods,
+                                                      metric if metric in HOLDOUT_METRICS else "accuracy", (choice, reason))
     if holdout:  # what is submitted, scored where no fit has been: the holdout decides
         choice, reason = holdout["choice"], holdout["reason"]
+        _warn_overlap(hsplit, training.split, holdout["overlap"])
     adjust_info = {} if adjust == "none" else _class_priors(
         fit_arrays, y, al.labels, choice, estimates, adjust=adjust, prior=prior, columns=columns,
         metric=adjust_metric or (metric if metric in ("accuracy", "macro_f1") else "accuracy"), cv=cv)
@@ -191,6 +192,16 @@ def _arguments(models, data, valid: str, cv, folds, **given) -> tuple[Inputs, ob
     if not isinstance(models, Inputs) and data is not None and not isinstance(data, Mapping):
         data = {valid: data}
     return Inputs.of(models, data, folds=folds, **given), cv
+
+
+def _warn_overlap(holdout, train, n: int) -> None:
+    """The holdout's rows that are also training rows (:func:`~ensemble.workflows.holdout.score_holdout`
+    counts them), said in a warning."""
+    if n:
+        by_id = holdout.id_column is not None and train.id_column is not None
+        log.warning("%s: %d of its %d rows are also in the training file %s (same text%s): it is not an untouched "
+                    "holdout; remove them from one of the files", holdout.path, n, len(holdout), train.path,
+                    " or id" if by_id else "")
 
 
 def _table(rows):

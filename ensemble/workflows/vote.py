@@ -468,7 +468,7 @@ def _weights(kind: str, spec, loaded, g: _Gathered, source: CachedLogits, fit_kw
     if spec != "uniform" and y is None:
         g.valid_split.require_labels(f"{flag('weights', spec)} is fitted on validation labels (or use "
                                      f"{flag('weights', 'uniform')})")
-    spec_was_auto, estimates, decided = spec == "auto", {}, {}
+    estimates, decided = {}, {}  # auto's estimates, and the holdout's scores when it decided
     if spec == "auto":
         from ensemble.estimates.crossval import select_method
 
@@ -483,10 +483,9 @@ def _weights(kind: str, spec, loaded, g: _Gathered, source: CachedLogits, fit_kw
                 "gain_interval": {k: list(v) for k, v in e.gain_interval.items()}, "mcnemar_p": e.mcnemar_p}
             for m, e in estimates.items()}}
         if decided:
-            g.provenance["auto"]["holdout"] = {k: decided[k] for k in ("path", "rows", "metric", "scores",
-                                                                       "decided_on", "oof_choice", "oof_reason")}
-    g.estimate = _estimate_of(spec, g, source, fit_kwargs, cv, estimates if spec_was_auto else {},
-                              decided if spec_was_auto else {})
+            g.provenance["auto"]["holdout"] = {k: decided[k] for k in ("path", "rows", "metric", "scores", "decided_on",
+                                                                       "oof_choice", "oof_reason", "overlap", "used_by")}
+    g.estimate = _estimate_of(spec, g, fit_kwargs, cv, estimates, decided)
     if y is not None:
         fitted = Procedure.of(spec, **fit_kwargs).weights.fit(g.valid_al.arrays, y, names=names)
     else:
@@ -495,20 +494,21 @@ def _weights(kind: str, spec, loaded, g: _Gathered, source: CachedLogits, fit_kw
                    fitted.calibration, fitted.stacker, fitted.apparent, {**fitted.meta, **g.provenance})
 
 
-def _estimate_of(spec: str, g: _Gathered, source: CachedLogits, fit_kwargs: dict, cv: Mapping, estimates: Mapping,
-                 decided: Mapping) -> dict:
+def _estimate_of(spec: str, g: _Gathered, fit_kwargs: dict, cv: Mapping, estimates: Mapping, decided: Mapping) -> dict:
     """What the submission of method ``spec`` will score on unseen data: its holdout score when
     the holdout decided, else its cross-validated (fold groups: out-of-fold) accuracy as ``auto``
     estimated it, with a Wilson interval; uniform's own score where nothing is fitted. A method
     given by hand is not estimated (a note says so). Empty without labels."""
-    from ensemble.workflows.render import wilson
+    from ensemble.workflows.holdout import holdout_note
 
     y = g.y
     if y is None:
         return {}
     if decided:
         s = decided["scores"][spec + (" with refits" if decided["decided_on"] == "refits" else "")]
-        return {"metric": decided["metric"], "estimate": s["score"], "low": s["low"], "high": s["high"], "of": "holdout"}
+        note = holdout_note(decided)
+        return {"metric": decided["metric"], "estimate": s["score"], "low": s["low"], "high": s["high"], "of": "holdout",
+                **({"note": note} if note else {})}
     if spec == "uniform":
         from ensemble.core.combination import combine as combine_logits
         from ensemble.core.scores import accuracy
@@ -519,27 +519,29 @@ def _estimate_of(spec: str, g: _Gathered, source: CachedLogits, fit_kwargs: dict
     else:  # a method given by hand is not cross-validated here (vote stays a second's work)
         return {"metric": "accuracy", "note": f"{spec} is not estimated by vote: ensemble report (or weights=auto) "
                                              "cross-validates it"}
-    low, high = wilson(int(round(value * len(y))), len(y))
+    return _accuracy_estimate(value, len(y), bool(cv))
+
+
+def _accuracy_estimate(value: float, rows: int, oof: bool) -> dict:
+    """An estimated accuracy as the headline gives it, with the Wilson interval of its rows."""
+    from ensemble.estimates.resampling import wilson
+
+    low, high = wilson(int(round(value * rows)), rows)
     return {"metric": "accuracy", "estimate": float(value), "low": low, "high": high,
-            "of": "out-of-fold" if cv else "cross-validated"}
+            "of": "out-of-fold" if oof else "cross-validated"}
 
 
 def _adjusted_estimate(g: _Gathered, fitted, oof: bool) -> dict:
     """The headline's estimate once a class-prior adjustment is applied: the cross-validated
     accuracy of the weights and the adjustment together when ``--adjust auto`` estimated it; else
     the weights' estimate, saying the adjustment is not in it."""
-    from ensemble.workflows.render import wilson
-
     kind = (fitted.adjustment or {}).get("kind", "none")
     if kind == "none" or not g.estimate:
         return g.estimate
     chosen = g.provenance.get("adjust_auto", {}).get("candidates", {}).get(kind)
     if chosen is None:
         return {**g.estimate, "note": f"the {kind} adjustment is not in this estimate (ensemble report estimates it)"}
-    value = chosen["cross_validated"]["accuracy"]
-    low, high = wilson(int(round(value * len(g.y))), len(g.y))
-    return {"metric": "accuracy", "estimate": float(value), "low": low, "high": high,
-            "of": "out-of-fold" if oof else "cross-validated"}
+    return _accuracy_estimate(chosen["cross_validated"]["accuracy"], len(g.y), oof)
 
 
 def _on_holdout(holdout, source: CachedLogits, g: _Gathered, estimates, combine: str, oof_choice) -> dict:

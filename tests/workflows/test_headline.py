@@ -60,3 +60,19 @@ def test_report_vote_and_run_say_the_same_headline(project, tmp_path, monkeypatc
     line = next(l for l in ran.stdout.splitlines() if l.startswith("submission "))
     assert line.startswith(f"submission submissions/{submitted.rsplit('/', 1)[-1]}: ") and "on unseen data" in line
     assert "class='headline'" in (proj / "report.html").read_text()
+
+
+def test_the_headline_names_what_its_estimate_is(project):
+    """A note on a cross-validated estimate keeps its words; a metric the table does not hold
+    (a scikit-learn scorer) is not the label of an accuracy."""
+    from ensemble import report
+    from ensemble.workflows.render import headline_line
+
+    line = headline_line({"submission": None, "method": "acc", "metric": "accuracy", "estimate": 0.8, "low": 0.7,
+                          "high": 0.9, "of": "cross-validated", "note": "the fit adjustment is not in this estimate"})
+    assert line == ("submission: acc, accuracy 0.8000 [0.7000, 0.9000] on unseen data (cross-validated on the "
+                    "validation rows); the fit adjustment is not in this estimate")
+    root = project
+    rep = report({m: root / m for m in ("bert", "early")}, {"valid": root / "valid.csv"}, cache_dir=root / "cache",
+                 adjust="none", metric="balanced_accuracy", methods=["acc"])
+    assert rep.headline["metric"] == "accuracy" and rep.headline["estimate"] == rep.table.loc[rep.choice, "cv_accuracy"]
