@@ -24,6 +24,8 @@ from ensemble.cli.options import (
     KType,
     adjust_options,
     column_options,
+    value_flags,
+    value_options,
     data_options,
     fold_options,
     folds_value,
@@ -186,6 +188,7 @@ def predict(models, data, project, id_col, text_cols, label_col, encoding, quoti
 @click.option("--force", is_flag=True, help="Replace a submission of the same name that another procedure wrote.")
 @adjust_options
 @fold_options
+@functools.partial(value_options, metric=True)
 @inference_options
 @common_options
 def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quoting, weights, combine, subset, temperature,
@@ -245,7 +248,7 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
                  submissions_dir=(p.root / "submissions") if p else "submissions", adjust=adjust, prior=prior,
                  adjust_metric=adjust_metric,
                  trained_on_valid=list(trained_on_valid) + (p.trained_on_valid if p and not models else []),
-                 include_optimistic=include_optimistic, force=force)
+                 include_optimistic=include_optimistic, force=force, **value_flags(p))
     click.echo(frame.attrs["path"])
 
 
@@ -269,6 +272,7 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
               help="Winner's curse: also estimate averaging the K best members (0: only the single best).")
 @adjust_options
 @functools.partial(fold_options, count=True)
+@value_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
 @click.option("--html", "html_out", type=click.Path(path_type=str), default=None,
               help="Also write an HTML page with plots.")
@@ -312,7 +316,8 @@ def report_cmd(models, data, project, id_col, text_cols, label_col, encoding, qu
     rep = report(given, valid=valid_split, methods=[m.strip() for m in methods.split(",")] if methods else None,
                  metric=metric, cv=cv_or_file if isinstance(cv_or_file, int) else None, repeats=repeats, seed=seed,
                  combine=combine, trained_on_valid=tov, include_optimistic=include_optimistic, best_k=best_k,
-                 adjust=adjust, prior=prior, adjust_metric=adjust_metric)
+                 adjust=adjust, prior=prior, adjust_metric=adjust_metric,
+                 **{k: v for k, v in value_flags(inputs.project).items() if k != "metric"})
     if html_out:
         from pathlib import Path
 

@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 log = logging.getLogger(__name__)
 
-__all__ = ['write_vocab', 'make_tokenizer', 'make_base_model', 'train_run', 'synthetic_task', 'make_example']
+__all__ = ['write_vocab', 'make_tokenizer', 'make_base_model', 'train_run', 'synthetic_task', 'make_example', 'threads_for']
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -153,7 +153,7 @@ def train_run(
                        metrics=metrics, metric_for_best_model=metric_for_best_model,
                        load_best_model_at_end=load_best_model_at_end, max_length=max_length, seed=seed, data_seed=seed,
                        callbacks=callbacks, trust_remote_code=trust_remote_code)
-    with _threads_for(trainer.model):
+    with threads_for(trainer.model):
         trainer.train()
     return trainer
 
@@ -166,7 +166,7 @@ _TINY_PARAMETERS = 5_000_000
 
 
 @contextlib.contextmanager
-def _threads_for(model):
+def threads_for(model):
     """One torch thread while training a tiny model (``_TINY_PARAMETERS``), then the previous count."""
     import torch
 
@@ -266,7 +266,7 @@ def train_sweep(
         return {"learning_rate": trial.suggest_float("learning_rate", *learning_rate, log=True),
                 "seed": trial.suggest_int("seed", 0, 1000)}
 
-    with _threads_for(trainer.model):  # the Trainer built one model from model_init already
+    with threads_for(trainer.model):  # the Trainer built one model from model_init already
         return trainer.hyperparameter_search(
             direction="maximize", backend="optuna", hp_space=hp_space, n_trials=n_trials, hp_name=hp_name,
             compute_objective=lambda m: m["eval_accuracy"], sampler=optuna.samplers.TPESampler(seed=seed))

@@ -83,9 +83,13 @@ class InputFlags:
         if data:
             self.data.update(_pairs(data, "split", "--data"))
         self.columns = dict(p.columns) if p else {}
-        for key, value in (("id", id_col), ("label", label_col), ("encoding", encoding), ("quoting", quoting)):
+        if label_col is not None and "," in label_col:
+            label_col = [c.strip() for c in label_col.split(",") if c.strip()]
+        for key, value in (("id", id_col), ("label", label_col), ("encoding", encoding), ("quoting", quoting),
+                           ("label_sep", _from_meta("label_sep"))):
             if value is not None:
                 self.columns[key] = value
+        self.task = _from_meta("task") or (p.task if p else None)
         if "label" in self.columns:
             # a label column is optional on every split (test files lack it); the steps that fit
             # or score on a split say so when its labels are missing (Split.label_indices)
@@ -108,7 +112,7 @@ class InputFlags:
         p = self.project
         return Inputs(self.models if models is None else models, self.data, columns=self.columns, folds=folds,
                       fold_column=fold_column, refit=refit, cache_dir=self.cache_dir, inference=inference,
-                      class_order=class_order or (p.vote.get("class_order") if p else None))
+                      class_order=class_order or (p.vote.get("class_order") if p else None), task=self.task)
 
     def fold_settings(self, folds, fold_column, refit=()) -> tuple:
         """(folds, fold_column, refit): the flags, else the project file's."""
@@ -125,7 +129,8 @@ class InputFlags:
         splits = self.splits()
         folds, fold_column, _ = self.fold_settings(folds, fold_column)
         training = training_folds(splits, folds, "train", self.columns, fold_column)
-        return member_jobs(resolve_members(self.models, None if training is None else training.k), splits, training)
+        return member_jobs(resolve_members(self.models, None if training is None else training.k), splits, training,
+                           self.task)
 
     def need(self, models: bool = True, data: bool = True) -> None:
         hint = "or write an ensemble.toml (ensemble init)"
@@ -176,13 +181,65 @@ def inference_options(f):
     return f
 
 
+def _to_meta(key: str):
+    """A click callback that keeps an option's value in the context (read by :class:`InputFlags`
+    and :func:`value_flags`), so that every command that reads data takes it without a parameter."""
+    def keep(ctx, param, value):
+        if value is not None and value is not False:
+            ctx.meta[f"ensemble.{key}"] = value
+        return value
+    return keep
+
+
+def _from_meta(key: str):
+    ctx = click.get_current_context(silent=True)
+    return None if ctx is None else ctx.meta.get(f"ensemble.{key}")
+
+
+def value_options(f, metric: bool = False):
+    """--threshold and --clip (and ``metric``: --metric): how regression and multi-label
+    ensembles are fitted and decided (vote, report)."""
+    extra = [click.option("--metric", default=None, expose_value=False, callback=_to_meta("metric"),
+                          help="Regression and multi-label: the primary metric weights are fitted and auto decides "
+                               "by (pearson, spearman, rmse, mae, mcrmse; f1_micro, f1_macro, f1_samples) "
+                               "[default: pearson, or mcrmse for several targets; f1_micro].")] if metric else []
+    for opt in reversed([*extra,
+        click.option("--threshold", default=None, expose_value=False, callback=_to_meta("threshold"),
+                     help="Multi-label: global (one, fitted), per_label (fitted), or a probability in (0, 1) "
+                          "(or one per label, A,B,...) [default: global]."),
+        click.option("--clip", is_flag=True, default=False, expose_value=False, callback=_to_meta("clip"),
+                     help="Regression: clip the ensemble's outputs to the validation targets' range."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def value_flags(project=None) -> dict:
+    """task, threshold and clip: the flags, else the project file's ([data] task, [vote])."""
+    vote = project.vote if project is not None else {}
+    out = {"task": _from_meta("task") or (project.task if project is not None else None),
+           "threshold": _from_meta("threshold") or vote.get("threshold") or "global",
+           "clip": bool(_from_meta("clip")) or vote.get("clip", False)}
+    metric = _from_meta("metric") or vote.get("metric")
+    if metric is not None:
+        out["metric"] = metric
+    return out
+
+
 def column_options(f):
     """The options that say how to read a data file's columns."""
     for opt in reversed([
         click.option("--id", "id_col", default=None, help="Id column [default: id, else row numbers]."),
         click.option("--text", "text_cols", multiple=True,
                      help="Text column; twice for text pairs [default: text]."),
-        click.option("--label", "label_col", default=None, help="Label column [default: label when present]."),
+        click.option("--label", "label_col", default=None,
+                     help="Label column, or A,B,... for several (regression targets, 0/1 label columns) "
+                          "[default: label when present]."),
+        click.option("--label-sep", default=None, expose_value=False, callback=_to_meta("label_sep"),
+                     help="Multi-label: the label column joins each row's labels with this separator."),
+        click.option("--task", type=click.Choice(("classification", "regression", "multi_label")), default=None,
+                     expose_value=False, callback=_to_meta("task"),
+                     help="The members' task [default: from their config.json: problem_type, num_labels]."),
         click.option("--encoding", default=None, help="Encoding of CSV/TSV/JSONL files, e.g. cp949 [default: UTF-8]."),
         click.option("--quoting", type=click.Choice(allowed("quoting")), default=None,
                      help="Quotes in CSV/TSV: auto (standard; a stray quote that swallows lines is an error in a TSV), "

@@ -62,10 +62,10 @@ __all__ = ['Project', 'ModelSpec', 'RunSpec', 'find_project', 'load_project', 'a
 
 _TABLES = {
     "data": {"valid", "test", "train", "folds", "fold_column", "sample_submission", "id", "text", "label", "encoding",
-             "quoting"},
+             "quoting", "task", "label_sep"},
     "models": None,
     "runs": None,
-    "vote": {"weights", "combine", "adjust", "prior", "adjust_metric", "class_order"},
+    "vote": {"weights", "combine", "adjust", "prior", "adjust_metric", "class_order", "metric", "threshold", "clip"},
     "predict": {"batch_size", "max_length", "pad_to_multiple_of", "device", "dtype"},
 }
 
@@ -106,6 +106,7 @@ class Project:
     folds: Path | None = None                      # the folds file of data["train"], for fold groups
     fold_column: str | None = None
     predict: dict = field(default_factory=dict)    # inference settings: which cache entries every step reads
+    task: str | None = None                        # [data] task: over what the members' config.json suggests
 
     @property
     def refit(self) -> dict[str, str]:
@@ -229,7 +230,11 @@ def load_project(path: str | os.PathLike) -> Project:
             for key in value:
                 if key not in allowed:
                     r.fail(table, key, f"unknown key; expected one of {', '.join(sorted(allowed))}")
-    data, sample, columns = _read_data(r, doc.get("data", {}))
+    data_t = dict(doc.get("data", {}))
+    task = data_t.pop("task", None)
+    if task is not None and task not in ("classification", "regression", "multi_label"):
+        r.fail("data", "task", f"must be classification, regression or multi_label, got {task!r}")
+    data, sample, columns = _read_data(r, data_t)
     folds = columns.pop("folds", None)
     fold_column = columns.pop("fold_column", None)
     models = _read_models(r, doc.get("models", {}))
@@ -239,7 +244,7 @@ def load_project(path: str | os.PathLike) -> Project:
             if m.refit_of is not None and m.refit_of not in models and m.refit_of not in runs:
                 r.fail(table, name, _REFIT_OF.format(m.refit_of))
     return Project(path, data, sample, columns, models, runs, _read_vote(r, dict(doc.get("vote", {}))), folds,
-                   fold_column, _read_predict(r, dict(doc.get("predict", {}))))
+                   fold_column, _read_predict(r, dict(doc.get("predict", {}))), task)
 
 
 class _Reader:
@@ -280,8 +285,13 @@ def _read_data(r: _Reader, data_t: dict):
             r.fail("data", "folds", "splits the training file: add train = \"data/train.csv\" (the file the fold models "
                                     "were trained on)")
         columns["folds"] = r.rel("data", "folds", data_t["folds"])
-    for key in ("id", "label", "encoding", "quoting", "fold_column"):
-        if key in data_t:
+    if isinstance(data_t.get("label"), list):  # several label columns: targets, or one 0/1 column per label
+        lab = data_t["label"]
+        if not lab or not all(isinstance(c, str) for c in lab) or len(set(lab)) != len(lab):
+            r.fail("data", "label", f"must be a column name or a list of distinct column names, got {lab!r}")
+        columns["label"] = list(lab)
+    for key in ("id", "label", "encoding", "quoting", "fold_column", "label_sep"):
+        if key in data_t and key not in columns:
             if not isinstance(data_t[key], str):
                 r.fail("data", key, f"must be a column name (a string), got {data_t[key]!r}")
             columns[key] = data_t[key]
@@ -365,9 +375,20 @@ def _read_runs(r: _Reader, table: dict, models: dict) -> dict:
 
 def _read_vote(r: _Reader, vote: dict) -> dict:
     """[vote]: the defaults of vote and run, every value checked (a .json weights path made absolute)."""
+    if "clip" in vote and not isinstance(vote["clip"], bool):
+        r.fail("vote", "clip", f"must be true or false, got {vote['clip']!r}")
+    if isinstance(vote.get("threshold"), (int, float)) and not isinstance(vote.get("threshold"), bool):
+        vote["threshold"] = str(vote["threshold"])
     for key, value in vote.items():
-        if not isinstance(value, str):
+        if not isinstance(value, str) and key != "clip":
             r.fail("vote", key, f"must be a string, got {value!r}")
+    if "threshold" in vote:
+        from ensemble.tasks.multilabel import check_thresholds
+
+        try:
+            check_thresholds(vote["threshold"])
+        except EnsembleError as e:
+            r.fail("vote", "threshold", str(e).split("; ")[0].replace("threshold ", ""))
     from ensemble.core.options import ALLOWED, WEIGHTS_EXPECTED, weights_kind
 
     for key in ("adjust", "adjust_metric", "combine"):

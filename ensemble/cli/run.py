@@ -115,7 +115,7 @@ def _run(project, *, k, weights, progress, name, trust_remote_code=False) -> Run
     from ensemble.inference.settings import InferenceSettings
 
     inference = InferenceSettings.of(p.predict)  # what predict computes, and which entries vote and report read
-    digests = _predictions(members, splits, cache, progress, redone, training, trusted, inference)
+    digests = _predictions(members, splits, cache, progress, redone, training, trusted, inference, p.task)
 
     from ensemble.cli.project import adjust_settings
 
@@ -123,6 +123,9 @@ def _run(project, *, k, weights, progress, name, trust_remote_code=False) -> Run
     adjust, prior, adjust_metric = adjust_settings(p)
     # how the vote fits (the procedure's settings), apart from what it reads (the inputs)
     settings = dict(combine=p.vote.get("combine") or "prob", adjust=adjust, prior=prior, adjust_metric=adjust_metric)
+    # regression and multi-label: the primary metric, the threshold and clipping ([vote]); the task ([data])
+    values = {"metric": p.vote.get("metric"), "threshold": p.vote.get("threshold", "global"),
+              "clip": p.vote.get("clip", False)}
     state_path = p.root / ".ensemble" / STATE
     try:
         state = json.loads(state_path.read_text(encoding="utf-8"))
@@ -133,10 +136,11 @@ def _run(project, *, k, weights, progress, name, trust_remote_code=False) -> Run
             "labels": {s: x.labels_digest for s, x in splits.items()},
             "folds": None if training is None else training.describe()["folds_digest"], "refit": p.refit,
             "adjust": adjust, "adjust_metric": adjust_metric, "inference": inference.requested(),
-            "trained_on_valid": p.trained_on_valid,
+            "trained_on_valid": p.trained_on_valid, "task": p.task, "values": values,
             "prior": cache.file_digest(prior) if isinstance(prior, Path) and prior.is_file() else prior}
     inputs = Inputs(members, splits, columns=columns, folds=training, refit=p.refit, cache_dir=cache.root,
-                    inference=inference, class_order=p.vote.get("class_order"))
+                    inference=inference, class_order=p.vote.get("class_order"), task=p.task)
+    settings["values"] = values
     # the report is computed first and written last: a report that fails leaves no submission behind
     finish_report = _report_step(p, inputs, cache, state, state_path, base, settings, redone)
     submission = _vote_step(p, inputs, cache, state, state_path, base, weights, name, settings, redone)
@@ -190,7 +194,7 @@ def _average(p, run, path: Path, out: Path, k, cache, progress, redone, trust_re
                             f"{run.name} in {p.path}") from None
 
 
-def _predictions(members, splits, cache, progress, redone, training, trusted, inference) -> dict[str, str]:
+def _predictions(members, splits, cache, progress, redone, training, trusted, inference, task=None) -> dict[str, str]:
     """2. Every member's logits over its splits (a fold model's: its held-out training rows and
     the other splits), computed where the cache has none with the settings in force
     (``inference``, [predict] of the project); returns the members' content digests. The members
@@ -198,7 +202,7 @@ def _predictions(members, splits, cache, progress, redone, training, trusted, in
     from ensemble.workflows.foldgroups import group_fingerprint, member_jobs
     from ensemble.workflows.predict import predict_jobs
 
-    jobs = member_jobs(members, splits, training)
+    jobs = member_jobs(members, splits, training, task)
     fingerprint = {ref.name: ref.fingerprint(cache.file_digest) for _, ref, _ in jobs}
     parts: dict[str, list[str]] = {}  # each member's model fingerprints: one, or a fold group's K in fold order
     for member, ref, _ in jobs:
@@ -241,15 +245,20 @@ def _vote_step(p, inputs, cache, state, state_path, base, weights, name, setting
     try:
         frame = vote(inputs, weights=weights, sample_submission=sample, name=name, weights_dir=p.root / "weights",
                      submissions_dir=p.root / "submissions", trained_on_valid=p.trained_on_valid, force=True,
-                     **settings)
+                     **{k: v for k, v in settings.items() if k != "values"}, **settings["values"])
     finally:
         for q, level in zip(quiet, levels):
             q.setLevel(level)
+    import numpy as np
+
     fitted = frame.attrs["weights"]
     members_said = ("a stacker over " + ", ".join(fitted.models) + " (no weight per member)" if fitted.stacker else
-                    ", ".join(f"{m}={w:.3f}" for m, w in zip(fitted.models, fitted.weights)))
-    log.info("vote: %s, %s", fitted.method + (f" + {fitted.adjustment['kind']}" if fitted.adjustment and
-                                               fitted.adjustment.get("kind") != "none" else ""), members_said)
+                    ", ".join(f"{m}={float(np.mean(w)):.3f}" for m, w in zip(fitted.models, fitted.weights)))
+    adjustment = getattr(fitted, "adjustment", None)
+    threshold = getattr(fitted, "threshold", None)
+    log.info("vote: %s, %s", fitted.method + (f" + {adjustment['kind']}" if adjustment and
+                                               adjustment.get("kind") != "none" else ""), members_said
+             + ("" if threshold is None else f"; threshold {np.round(threshold, 2).tolist()}"))
     submission = Path(frame.attrs["path"])
     state.update(vote_key=vote_key, submission=_relative(submission, p.root), submission_digest=file_digest(submission))
     redone["vote"] += 1
@@ -270,9 +279,11 @@ def _report_step(p, inputs, cache, state, state_path, base, settings, redone):
             and state.get("report_text")):
         log.info("report: up to date (%s)", html_path)
         return lambda submission: (html_path, state["report_text"])
+    values = settings["values"]
     rep = report(inputs, combine=settings["combine"], trained_on_valid=tov,
                  adjust="auto" if settings["adjust"] == "none" else settings["adjust"], prior=settings["prior"],
-                 adjust_metric=settings["adjust_metric"])
+                 adjust_metric=settings["adjust_metric"], metric=values["metric"] or "accuracy",
+                 threshold=values["threshold"], clip=values["clip"])
     text = rep.to_text()  # rendered before the vote: a report that fails leaves no submission behind
     page = rep.to_html()
 

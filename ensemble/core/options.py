@@ -58,13 +58,13 @@ def best_k(name: str) -> int | None:
     return None
 
 
-WEIGHTS_EXPECTED = f"auto, one of {', '.join(METHODS)}, best<K> (best3), a weights .json file or numbers w1,w2,..."
+WEIGHTS_EXPECTED = f"auto, one of {', '.join(METHODS)}, score, best<K> (best3), a weights .json file or numbers w1,w2,..."
 
 
 def weights_kind(spec: str) -> str:
     """What a ``--weights`` value names: "method" (a method name or auto), "file" (a weights
     .json, a path), "fixed" (numbers w1,w2,...; checked when they are parsed), else "unknown"."""
-    if is_method(spec) or spec == "auto":
+    if is_method(spec) or spec in ("auto", "score"):  # score: regression's and multi-label's acc
         return "method"
     if spec.endswith(".json") or os.path.sep in spec or Path(spec).is_file():
         return "file"

@@ -42,10 +42,12 @@ class Split:
         Sample ids (row numbers as strings, ``"0"``..., when the file has no id column).
     texts : tuple of list of str
         One list of n texts, or two for text pairs.
-    labels : ndarray of str, shape (n,), or None
-        The label column as written (class names, or integers as strings); None when unlabelled.
+    labels : ndarray of str, shape (n,) or (n, T), or None
+        The label column as written (class names, or integers as strings), or T label columns
+        (several regression targets, one 0/1 column per label); None when unlabelled.
     id_column, text_columns, label_column
-        The columns read; ``id_column`` is None when ids are row numbers.
+        The columns read; ``id_column`` is None when ids are row numbers; ``label_column`` is the
+        first label column (:attr:`label_columns` names them all).
     name : str
         The split's name; default the file name without suffixes (``valid`` for ``valid.csv.gz``).
     """
@@ -61,10 +63,14 @@ class Split:
     _digest: list = field(default_factory=list, repr=False)
     columns: tuple[str, ...] = ()  # every column of the file, for messages
     missing_label: str | None = None  # the label column asked for, when the file lacks it
+    label_columns: tuple[str, ...] = ()  # every label column read (several: targets, 0/1 labels)
+    label_sep: str | None = None  # multi-label: the separator of labels joined in one column
 
     def __post_init__(self):
         if not self.name:  # the file name without its suffixes: "valid" for data/valid.csv.gz
             object.__setattr__(self, "name", self.path.name.split(".")[0])
+        if not self.label_columns and self.label_column is not None:
+            object.__setattr__(self, "label_columns", (self.label_column,))
 
     def __repr__(self) -> str:
         text = "+".join(self.text_columns)
@@ -96,7 +102,8 @@ class Split:
             return None
         from blake3 import blake3
 
-        return blake3(json.dumps({"column": self.label_column, "labels": self.labels.tolist()}, ensure_ascii=False,
+        column = self.label_column if len(self.label_columns) <= 1 else list(self.label_columns)
+        return blake3(json.dumps({"column": column, "labels": self.labels.tolist()}, ensure_ascii=False,
                                  separators=(",", ":")).encode("utf-8")).hexdigest()
 
     def subset(self, rows, name: str | None = None) -> "Split":
@@ -312,13 +319,14 @@ def load_split(
     path: str | os.PathLike,
     id: str | None = None,
     text: str | Sequence[str] | None = None,
-    label: str | None = None,
+    label: str | Sequence[str] | None = None,
     *,
     encoding: str | None = None,
     require_label: bool = False,
     name: str = "",
     label_if_present: bool = False,
     quoting: str = "auto",
+    label_sep: str | None = None,
 ) -> Split:
     """Read a data file into a :class:`Split`.
 
@@ -330,8 +338,10 @@ def load_split(
         The id column. Default ``"id"`` when the file has one, else row numbers (said in the log).
     text : str or pair of str, optional
         The text column, or two columns for text pairs. Default ``"text"``.
-    label : str, optional
-        The label column. Default ``"label"`` when the file has one, else unlabelled.
+    label : str or sequence of str, optional
+        The label column. Default ``"label"`` when the file has one, else unlabelled. Several
+        columns (``["cohesion", "syntax"]``: regression targets, or one 0/1 column per label of a
+        multi-label task) give ``labels`` of shape (n, T).
     encoding : str, optional
         The text encoding of CSV, TSV and JSONL files. Default UTF-8 (with or without a BOM).
     require_label : bool, default False
@@ -347,6 +357,9 @@ def load_split(
         Treat a ``label`` column that the file lacks as "unlabelled" instead of an error (a test
         file has no labels): the error comes only where the labels are needed
         (:meth:`Split.label_indices`), naming the column and the file's columns.
+    label_sep : str, optional
+        Multi-label data: the label column joins each row's labels with this separator
+        (``"gender,insult"``); kept with the split for the task to read.
     """
     path = Path(path)
     fmt = data_format(path)
@@ -373,6 +386,15 @@ def load_split(
         ids = np.array(_as_text(_column(frame, path, id_column, "id"), path, id_column), dtype=object)
         row_of(ids, path)
 
+    if label is not None and not isinstance(label, str):
+        label = [str(c) for c in label]
+        if len(label) == 1:
+            label = label[0]
+        elif not label or len(set(label)) != len(label):
+            raise EnsembleError(f"{path}: label columns must be distinct names, got {label}")
+    if isinstance(label, list):
+        return _with_label_columns(path, frame, ids, texts, id_column, text_columns, label, name, require_label,
+                                   label_if_present)
     missing_label = None
     if label_if_present and label is not None and label not in frame.columns:
         missing_label = label  # unlabelled: never a fallback to another column
@@ -390,4 +412,23 @@ def load_split(
                      label_column)
             labels, label_column = None, None
     return Split(path, ids, texts, labels, id_column, text_columns, label_column, name,
-                 columns=tuple(frame.columns), missing_label=missing_label)
+                 columns=tuple(frame.columns), missing_label=missing_label, label_sep=label_sep or None)
+
+
+def _with_label_columns(path, frame, ids, texts, id_column, text_columns, label: list, name: str,
+                        require_label: bool, label_if_present: bool) -> Split:
+    """A split whose labels are several columns, (n, T): all present, or (a test file, with
+    ``label_if_present``) none."""
+    absent = [c for c in label if c not in frame.columns]
+    common = dict(columns=tuple(frame.columns), label_columns=tuple(label))
+    if absent and (require_label or not label_if_present or len(absent) < len(label)):
+        cols = ", ".join(map(str, frame.columns))
+        raise EnsembleError(f"{path}: no label column {absent[0]!r} (columns: {cols}); {option('label', 'COLUMNS')} "
+                            "with the columns of true values")
+    if absent or (name == UNSCORED_SPLIT and not require_label):
+        if not absent:
+            log.info("%s: the test split is never fitted or scored, so its label columns are ignored", path)
+        return Split(path, ids, texts, None, id_column, text_columns, None, name, missing_label=label[0],
+                     **{**common, "label_columns": ()})
+    values = np.array([_as_text(_column(frame, path, c, "label"), path, c) for c in label], dtype=object).T
+    return Split(path, ids, texts, values, id_column, text_columns, label[0], name, **common)

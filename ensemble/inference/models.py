@@ -24,7 +24,11 @@ from ensemble.tasks import TASKS, task_for_head
 
 log = logging.getLogger(__name__)
 
-__all__ = ['ModelRef', 'check_head']
+__all__ = ['ModelRef', 'check_head', 'SEQUENCE_HEADS']
+
+# The heads of *ForSequenceClassification, whichever problem_type they were trained with: the ones
+# a task said by the user (task = "multi_label" for a model saved without its problem_type) may relabel.
+SEQUENCE_HEADS = ("single-label classification", "regression", "multi-label classification")
 
 # Architectures whose position ids start after the padding index (RoBERTa's offset of 2).
 _OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "longformer",
@@ -45,6 +49,7 @@ class ModelRef:
     labels: tuple[str, ...]
     tokenizer_dir: Path
     config: Mapping = field(repr=False, default_factory=dict)
+    task_name: str | None = None  # the task said by the user (task = ...), over the one the head suggests
 
     @classmethod
     def open(cls, path: str | os.PathLike, name: str | None = None,
@@ -71,8 +76,28 @@ class ModelRef:
     @property
     def task(self):
         """The task this model's head belongs to (:mod:`ensemble.tasks`); :meth:`open` has refused
-        a head that no task runs."""
+        a head that no task runs. ``task_name``, when set, says it instead (:meth:`as_task`)."""
+        if self.task_name is not None:
+            return TASKS[self.task_name]
         return task_for_head(head_of(dict(self.config)))
+
+    def as_task(self, task) -> "ModelRef":
+        """This model read as a member of ``task`` (a Task or its name; None: as its head says).
+        Only the sequence-classification heads change task: a head of another kind is an error."""
+        if task is None:
+            return self
+        from dataclasses import replace
+
+        from ensemble.tasks import task_named
+
+        t = task_named(task) if isinstance(task, str) else task
+        head = head_of(dict(self.config))
+        if head.kind not in SEQUENCE_HEADS:
+            raise EnsembleError(f"{self.folder / 'config.json'}: {head.describe()}; it cannot be read as task {t.name}")
+        if t.name == "classification" and len(self.labels) < 2:
+            raise EnsembleError(f"{self.folder / 'config.json'}: one output cannot be read as a classifier; "
+                                "task = \"regression\"")
+        return replace(self, task_name=t.name)
 
     def token_limit(self, max_length: int | None) -> tuple[int | None, int | None]:
         """(limit used, the model's own limit): ``max_length`` capped by the model's positions
@@ -149,6 +174,8 @@ def _class_names(folder: Path, config: Mapping) -> tuple[str, ...]:
     id2label = config.get("id2label")
     num = config.get("num_labels")
     if id2label is None:
+        if num is None:  # transformers' default, which 5.x leaves out of config.json
+            num = 2
         if not isinstance(num, int) or num < 1:
             raise EnsembleError(f"{path}: no id2label; add the class names (id2label) of the trained head")
         return tuple(f"LABEL_{i}" for i in range(num))

@@ -299,7 +299,7 @@ class ModelSession:
         """The model's :class:`Logits` over ``split``: from the cache when there, else computed
         and stored."""
         if split.labels is not None:
-            split.label_indices(self.ref.labels, model=f"{self.ref.folder}")
+            self.ref.task.check_labels(split, self.ref.labels, f"{self.ref.folder}")
         if self.cache is None:
             return self._make(split, progress, None)
         key = self.key(split)

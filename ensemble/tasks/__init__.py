@@ -1,25 +1,28 @@
 """Tasks: what a kind of model outputs and how those outputs are aligned, combined, scored and
-submitted (:class:`~ensemble.tasks.base.Task`). Single-label classification is the first; each
-further kind is a module beside it, added to :data:`TASKS`."""
+submitted (:class:`~ensemble.tasks.base.Task`): single-label classification, regression and
+multi-label classification; each further kind is a module beside them, added to :data:`TASKS`."""
 
 from __future__ import annotations
 
 from ensemble.tasks.base import Task
 from ensemble.tasks.classification import CLASSIFICATION
+from ensemble.tasks.multilabel import MULTI_LABEL
+from ensemble.tasks.regression import REGRESSION
 
 __all__ = ["Task", "TASKS", "task_named", "task_for_head"]
 
 # Every task, by name. A new kind of head is served by adding its task here.
-TASKS: dict[str, Task] = {CLASSIFICATION.name: CLASSIFICATION}
+TASKS: dict[str, Task] = {t.name: t for t in (CLASSIFICATION, REGRESSION, MULTI_LABEL)}
 
 
 def task_named(name: str) -> Task:
     """The task called ``name``; an error listing the tasks there are."""
     from ensemble.core.errors import EnsembleError
 
-    if name not in TASKS:
+    key = {"multi-label": "multi_label", "multilabel": "multi_label"}.get(str(name), name)
+    if key not in TASKS:
         raise EnsembleError(f"task must be one of {', '.join(TASKS)}; got {name!r}")
-    return TASKS[name]
+    return TASKS[key]
 
 
 def task_for_head(head) -> Task | None:

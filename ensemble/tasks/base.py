@@ -80,6 +80,15 @@ class Task(abc.ABC):
         """The submission as a DataFrame, in the sample submission's format when one is given;
         nothing written (:func:`ensemble.workflows.submission.write_submission` writes it)."""
 
+    def fold_mean(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        """A fold group's outputs on a split every fold model predicted, from theirs (aligned), in
+        the space the cache holds (classification: the log of the mean probability)."""
+        raise NotImplementedError
+
+    def check_labels(self, split, names: Sequence[str], model: str) -> None:
+        """Refuse, before any model runs, labels of ``split`` that do not fit this task's outputs
+        ``names`` (a one-line error naming the file and the column)."""
+
     def __repr__(self) -> str:
         return f"<task {self.name}: {self.output} of {', '.join(self.heads)} heads, primary metric {self.primary}>"
 

@@ -22,7 +22,7 @@ from ensemble.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Classification", "CLASSIFICATION", "make_submission", "metric_value", "ece", "DEFAULT_METRICS",
+__all__ = ["Classification", "CLASSIFICATION", "make_submission", "metric_value", "ece", "DEFAULT_METRICS", "sample_order",
            "GREATER_IS_BETTER"]
 
 DEFAULT_METRICS = ("accuracy", "macro_f1", "log_loss")
@@ -52,6 +52,27 @@ def _read_sample(path: Path):
         raise EnsembleError(f"{path}: a sample submission needs an id column, a label column and rows; "
                             f"got columns {', '.join(sample.columns)} and {len(sample)} rows")
     return sample
+
+
+def sample_order(sample_path: Path, ids: Sequence[str]):
+    """The sample submission read, and for each of its rows the row of ``ids`` it names: its ids
+    must be the test ids, each once (a one-line error naming the first that is not)."""
+    sample = _read_sample(sample_path)
+    id_col = sample.columns[0]
+    sample_ids = sample[id_col].to_numpy(dtype=object)
+    position = {v: i for i, v in enumerate(ids)}
+    extra = next((v for v in sample_ids if v not in position), None)
+    if extra is not None:
+        raise EnsembleError(f"{sample_path}: id {extra!r} is not in the test data; the sample and the test "
+                            "file must hold the same ids")
+    if len(set(sample_ids)) != len(sample_ids):
+        raise EnsembleError(f"{sample_path}: an id appears twice; a sample submission lists each test id once")
+    if len(sample_ids) != len(ids):
+        sample_set = set(sample_ids)
+        missing = next(v for v in ids if v not in sample_set)
+        raise EnsembleError(f"{sample_path}: test id {missing!r} is missing; the sample and the test file "
+                            "must hold the same ids")
+    return sample, np.array([position[v] for v in sample_ids])
 
 
 def make_submission(
@@ -102,22 +123,7 @@ def make_submission(
         order = np.arange(len(ids))
     else:
         sample_path = Path(sample_submission)
-        sample = _read_sample(sample_path)
-        id_col = sample.columns[0]
-        sample_ids = sample[id_col].to_numpy(dtype=object)
-        position = {v: i for i, v in enumerate(ids)}
-        extra = next((v for v in sample_ids if v not in position), None)
-        if extra is not None:
-            raise EnsembleError(f"{sample_path}: id {extra!r} is not in the test data; the sample and the test "
-                                "file must hold the same ids")
-        if len(set(sample_ids)) != len(sample_ids):
-            raise EnsembleError(f"{sample_path}: an id appears twice; a sample submission lists each test id once")
-        if len(sample_ids) != len(ids):
-            sample_set = set(sample_ids)
-            missing = next(v for v in ids if v not in sample_set)
-            raise EnsembleError(f"{sample_path}: test id {missing!r} is missing; the sample and the test file "
-                                "must hold the same ids")
-        order = np.array([position[v] for v in sample_ids])
+        sample, order = sample_order(sample_path, ids)
         rest = list(sample.columns[1:])
         texts = [c for c in rest if c in set(text_columns)]
         if texts:
@@ -266,6 +272,19 @@ class Classification(Task):
 
     def submission(self, ids, proba, labels, **options):
         return make_submission(ids, proba, labels, **options)
+
+    def fold_mean(self, arrays):
+        """The log of the fold models' mean probability (log-sum-exp of their log-probabilities,
+        minus log K)."""
+        from scipy.special import logsumexp
+
+        from ensemble.core.combination import log_softmax
+
+        lp = np.stack([log_softmax(a) for a in arrays])  # float64
+        return logsumexp(lp, axis=0) - np.log(len(arrays))
+
+    def check_labels(self, split, names, model):
+        split.label_indices(names, model=model)
 
 
 CLASSIFICATION = Classification()

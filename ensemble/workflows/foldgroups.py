@@ -118,11 +118,12 @@ class GroupRef:
                                     "are one task's")
 
     @classmethod
-    def open(cls, member) -> "GroupRef":
+    def open(cls, member, task=None) -> "GroupRef":
+        """``task``: as :meth:`~ensemble.inference.models.ModelRef.as_task`, for every fold model."""
         from ensemble.inference.models import ModelRef
 
         return cls(member.name, member.folder,
-                   [ModelRef.open(f, f"{member.name}-fold{i}") for i, f in enumerate(member.parts)])
+                   [ModelRef.open(f, f"{member.name}-fold{i}").as_task(task) for i, f in enumerate(member.parts)])
 
     def logits(self, read, split, training: TrainingFolds | None):
         """The group's logits over ``split``: out of fold on the training split (fold model k's
@@ -140,7 +141,7 @@ class GroupRef:
             parts = [read(p, held_out(t, k), fix) for k, p in enumerate(self.parts)]
             _check_held_out(self, parts, t)
             return out_of_fold(parts, t, self.name)
-        return fold_mean([read(p, split, fix) for p in self.parts], self.name)
+        return fold_mean([read(p, split, fix) for p in self.parts], self.name, self.task)
 
     def fingerprint(self, digest) -> str:
         """The group's content: its fold models' fingerprints, in fold order."""
@@ -192,26 +193,25 @@ def out_of_fold(parts: Sequence, training: TrainingFolds, name: str):
     return Logits(split.ids, values, tuple(labels), name, split.name, _meta(parts))
 
 
-def fold_mean(parts: Sequence, name: str):
-    """The group's Logits on a split every fold model predicted: the log of the mean of their
-    probabilities (log-sum-exp of their log-probabilities, minus log K), in fold 0's class and
-    row order."""
-    from scipy.special import logsumexp
-
-    from ensemble.core.combination import align, log_softmax
+def fold_mean(parts: Sequence, name: str, task=None):
+    """The group's Logits on a split every fold model predicted, in fold 0's class and row order:
+    the task's mean (:meth:`~ensemble.tasks.base.Task.fold_mean`; classification: the log of the
+    mean of their probabilities, regression: the mean of their outputs)."""
+    from ensemble.core.combination import align
     from ensemble.core.outputs import Logits
+    from ensemble.tasks import TASKS
 
     al = align(list(parts))
-    lp = np.stack([log_softmax(a) for a in al.arrays])  # float64
-    values = logsumexp(lp, axis=0) - np.log(len(parts))
+    values = (task or TASKS["classification"]).fold_mean(al.arrays)
     return Logits(np.asarray(al.ids), values, al.labels, name, parts[0].split, _meta(parts))
 
 
-def member_jobs(members, splits: dict, training: TrainingFolds | None) -> list[tuple[str, object, list]]:
+def member_jobs(members, splits: dict, training: TrainingFolds | None, task=None) -> list[tuple[str, object, list]]:
     """What ``ensemble predict`` runs: (member name, ModelRef, [(split label, Split)]) for each
     model folder, a fold group's K fold models included. A fold model predicts its own held-out
     rows of the training split (``train-fold<k>``) and every other split whole; a plain model
-    skips the training split when folds are given (only fold groups have out-of-fold logits)."""
+    skips the training split when folds are given (only fold groups have out-of-fold logits).
+    ``task``: the task every model is read as (:meth:`~ensemble.inference.models.ModelRef.as_task`)."""
     from ensemble.inference.models import ModelRef
 
     jobs = []
@@ -221,9 +221,9 @@ def member_jobs(members, splits: dict, training: TrainingFolds | None) -> list[t
             todo = [(s, split) for s, split in splits.items() if s != train]
             if len(todo) < len(splits):
                 log.info("%s: not a fold group, so it skips the training split %s", m.name, train)
-            jobs.append((m.name, ModelRef.open(m.folder, m.name), todo))
+            jobs.append((m.name, ModelRef.open(m.folder, m.name).as_task(task), todo))
             continue
-        group = GroupRef.open(m)
+        group = GroupRef.open(m, task)
         if training is None:
             raise EnsembleError(f"member {m.name} is a fold group; {folds_fix()}")
         for k, ref in enumerate(group.parts):
@@ -237,7 +237,7 @@ def _check_held_out(ref, parts, training) -> None:
     held-out rows) has likely seen those rows (a full-data refit, a model of another fold):
     said in a warning naming it, since its out-of-fold rows would be optimistic."""
     from ensemble.averaging.provenance import logged_accuracy
-    if training.split.labels is None:
+    if training.split.labels is None or ref.task.name != "classification":
         return
     for k, (part, lg) in enumerate(zip(ref.parts, parts)):
         logged = logged_accuracy(part.folder)

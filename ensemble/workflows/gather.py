@@ -52,10 +52,18 @@ class CachedLogits:
     class_order : str ("a,b,c") or sequence of str, optional
         The class of each index, for labels given as class indices when the members number their
         classes differently.
+    task : str, optional
+        "classification", "regression" or "multi_label": the task every member is read as, over
+        the one its head suggests (a multi-label model saved without its problem_type).
+    targets : sequence of str, optional
+        Regression and multi-label: the label columns (``label = [...]``). A member whose head
+        does not name its outputs (``LABEL_0``...) has them named by position (said in a warning),
+        and one output is always the one label column.
     """
 
     def __init__(self, members, cache_dir: str | os.PathLike | None = None, training=None,
-                 refit: Mapping[str, str] | None = None, *, inference=None, class_order=None):
+                 refit: Mapping[str, str] | None = None, *, inference=None, class_order=None, task=None,
+                 targets: Sequence[str] | None = None):
         from ensemble.inference.cache import LogitCache
         from ensemble.inference.models import ModelRef
         from ensemble.inference.settings import InferenceSettings
@@ -69,12 +77,15 @@ class CachedLogits:
         check_refit(self.members, refit)
         self.cache = LogitCache(cache_dir)
         self.training = training
-        refs = [GroupRef.open(m) if m.is_fold_group else ModelRef.open(m.folder, m.name) for m in self.members]
+        refs = [GroupRef.open(m, task) if m.is_fold_group else ModelRef.open(m.folder, m.name).as_task(task)
+                for m in self.members]
         self.refs = [r for r in refs if r.name not in refit]
         by_name = {r.name: r for r in refs}
         self.refits = {group: by_name[name] for name, group in refit.items()}
         self.members = [m for m in self.members if m.name not in refit]
         self.task = _one_task(refs)
+        self.targets = None if targets is None else ((targets,) if isinstance(targets, str) else tuple(targets))
+        self._said: set[str] = set()
         self.entries = self.cache.entries()  # headers read once, newest first
         self._digests: dict[str, str] = {}
 
@@ -173,15 +184,35 @@ class CachedLogits:
         when the split is labelled. ``refit``: each fold group with a full-data refit gives way
         to it (on the test split)."""
         refs = [self.refits.get(r.name, r) if refit else r for r in self.refs]
-        logits = [self.logits(r, split) for r in refs]
+        logits = [self._named(self.logits(r, split)) for r in refs]
         if self.class_order is not None and set(self.class_order) != set(logits[0].labels):
             raise EnsembleError(f"class_order {','.join(self.class_order)} does not name the members' classes "
                                 f"({', '.join(sorted(logits[0].labels))}); name each of them once")
         al = align(logits, ids=split.ids, labels=labels)
-        if split.labels is not None:
+        if split.labels is not None and self.task.name != "classification":
+            al.y = self.task.targets(split, al.labels, self.refs[0].name)
+        elif split.labels is not None:
             al.y = split.label_indices(al.labels, model=self.refs[0].name, index_order=self._index_order(split, logits))
         al.logits = logits
         return al
+
+    def _named(self, lg):
+        """Regression and multi-label outputs named by the label columns where the head does not
+        name them (:attr:`targets`)."""
+        from dataclasses import replace
+
+        from ensemble.tasks.values import GENERIC
+
+        t = self.targets
+        if self.task.name == "classification" or not t or len(lg.labels) != len(t) or tuple(lg.labels) == t:
+            return lg
+        if len(t) > 1 and not all(GENERIC.fullmatch(c) for c in lg.labels):
+            return lg
+        if len(t) > 1 and lg.model not in self._said:
+            self._said.add(lg.model)
+            log.warning("%s does not name its outputs (id2label is %s...): they are the label columns %s by position; "
+                        "set id2label in its config.json to be sure", lg.model, ", ".join(lg.labels[:2]), ", ".join(t))
+        return replace(lg, labels=t)
 
     def _index_order(self, split, logits) -> tuple[str, ...] | None:
         """The class of each index, for a split whose labels are class indices: ``class_order``,
@@ -222,12 +253,14 @@ def training_of(inputs: Inputs):
 def source_of(inputs: Inputs, training=None, members=None) -> CachedLogits:
     """The cached logits of ``inputs``' members (or ``members``, resolved already)."""
     return CachedLogits(inputs.members if members is None else members, inputs.cache_dir, training, inputs.refit,
-                        inference=inputs.inference, class_order=inputs.class_order)
+                        inference=inputs.inference, class_order=inputs.class_order, task=inputs.task,
+                        targets=inputs.columns.get("label") if not inputs.columns.get("label_sep") else None)
 
 
 def gather(models: Mapping[str, str | os.PathLike] | Inputs, data: Mapping[str, object] | object = None,
            split: str = "valid", *, cache_dir: str | os.PathLike | None = None, columns: Mapping | None = None, folds=None,
-           fold_column: str | None = None, train: str = "train", inference=None, class_order=None) -> Aligned:
+           fold_column: str | None = None, train: str = "train", inference=None, class_order=None,
+           task: str | None = None) -> Aligned:
     """The members' cached logits over one split, aligned by class name and row id, with the
     true class indices: what :func:`~ensemble.combining.weighting.fit_weights`,
     :func:`~ensemble.estimates.crossval.cross_validate` and the class-prior functions take.
@@ -245,13 +278,14 @@ def gather(models: Mapping[str, str | os.PathLike] | Inputs, data: Mapping[str, 
         For fold groups (``runs/bert-fold{fold}``), as for :func:`vote`: gathered on ``train``,
         their logits are out of fold (fold model k's on the rows of fold k); on any other split,
         the log of their fold models' mean probabilities.
-    inference, class_order
+    inference, class_order, task
         As for :func:`vote`.
 
     Returns
     -------
     Aligned
-        ``arrays`` (M arrays, n x C), ``y`` (n class indices, None when the split is unlabelled),
+        ``arrays`` (M arrays, n x C), ``y`` (n class indices, None when the split is unlabelled;
+        regression and multi-label: the true values, n x T, in the outputs' column order),
         ``labels`` (class names), ``ids``, ``models``, ``logits`` (the Logits read).
 
     Examples
@@ -264,7 +298,7 @@ def gather(models: Mapping[str, str | os.PathLike] | Inputs, data: Mapping[str, 
     if not isinstance(models, Inputs) and data is not None and not isinstance(data, Mapping):
         data = {split: data}  # one data file: that split
     inputs = Inputs.of(models, data, columns=columns, folds=folds, fold_column=fold_column, train=train,
-                       cache_dir=cache_dir, inference=inference, class_order=class_order)
+                       cache_dir=cache_dir, inference=inference, class_order=class_order, task=task)
     data, columns = inputs.data, inputs.columns
     if split not in data:
         raise EnsembleError(f"no {split!r} split given; pass data={{{split!r}: PATH}}, got {', '.join(data) or 'none'}")

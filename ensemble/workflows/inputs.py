@@ -48,6 +48,9 @@ class Inputs:
         The inference settings whose cache entries are read.
     class_order : str or sequence of str, optional
         The class of each index, for labels given as class indices.
+    task : {"classification", "regression", "multi_label"}, optional
+        The task of every member, over the one its ``config.json`` suggests (default: detected
+        from ``problem_type`` and the number of outputs).
     """
 
     members: object
@@ -60,6 +63,7 @@ class Inputs:
     cache_dir: str | os.PathLike | None = None
     inference: object = None
     class_order: str | Sequence[str] | None = None
+    task: str | None = None
 
     def __post_init__(self):
         if isinstance(self.members, Inputs):
@@ -70,6 +74,10 @@ class Inputs:
         object.__setattr__(self, "columns", dict(self.columns or {}))
         object.__setattr__(self, "refit", dict(self.refit or {}))
         object.__setattr__(self, "data", dict(self.data))
+        if self.task is not None:
+            from ensemble.tasks import task_named
+
+            object.__setattr__(self, "task", task_named(self.task).name)
 
     @classmethod
     def of(cls, members, data=None, **given) -> Inputs:

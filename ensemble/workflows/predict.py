@@ -93,7 +93,7 @@ def _run(session, member: str, ref, todo, progress: bool) -> list[PredictRow]:
             done += session.n_batches(split)
             bar.update(done - bar.n)
             acc = None
-            if split.labels is not None:
+            if split.labels is not None and ref.task.name == "classification":
                 acc = float((lg.predictions() == split.label_indices(ref.labels, str(ref.folder))).mean())
             rows.append(PredictRow(member, ref.name, name, len(lg), "cached" if lg.meta.get("cached") else "computed",
                                    acc, lg.meta.get("cache_path", "-")))

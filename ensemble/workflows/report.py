@@ -72,6 +72,9 @@ def report(
     refit: Mapping[str, str] | None = None,
     inference=None,
     class_order=None,
+    task: str | None = None,
+    threshold="global",
+    clip: bool = False,
 ) -> Report:
     """Score every model and ensemble method on the validation split, honestly.
 
@@ -121,6 +124,10 @@ def report(
     inference, class_order
         As for :func:`~ensemble.workflows.vote.vote`: the inference settings whose cached logits are read
         (recorded in ``Report.inference``), and the class of each index for integer labels.
+    task, threshold, clip
+        As for :func:`~ensemble.workflows.vote.vote`. Regression and multi-label members give a
+        :class:`~ensemble.workflows.valuereport.ValueReport` (``metric`` then defaults to the
+        task's: pearson or mcrmse, f1_micro).
     """
 
     from ensemble.core.combination import as_log_probs
@@ -130,11 +137,17 @@ def report(
     from ensemble.workflows.gather import open_split
 
     inputs, cv = _arguments(models, data, valid, cv, folds, columns=columns, fold_column=fold_column, train=train,
-                            refit=refit, cache_dir=cache_dir, inference=inference, class_order=class_order)
+                            refit=refit, cache_dir=cache_dir, inference=inference, class_order=class_order,
+                            task=task)
     data, columns = inputs.data, inputs.columns
     source, training, split = _report_inputs(inputs, valid, trained_on_valid)
     oof, refs = training is not None, source.refs
     al = source.aligned(split)
+    if source.task.name != "classification":
+        return _value_report(source, al, split, training, data, valid, columns, methods=methods, metric=metric, cv=cv,
+                             repeats=repeats, seed=seed, combine=combine, threshold=threshold, clip=clip,
+                             excluded=[] if include_optimistic else [n for n in trained_on_valid
+                                                                     if n in {r.name for r in refs}])
     y = al.y
     need_classes(y, "ensemble report", al.labels)
     # log-probabilities once for every member score, estimate and fit (the vote's estimates hash them too)
@@ -179,6 +192,20 @@ def report(
 
 _COLUMNS = ("cv_accuracy", "gain", "gain_low", "gain_high", "mcnemar_p", "acc_low", "acc_high", "cv_macro_f1",
             "cv_log_loss", "optimism", "cv_low", "cv_high")
+
+
+def _value_report(source, al, split, training, data, valid, columns, *, methods, metric, cv, repeats, seed, combine,
+                  threshold, clip, excluded):
+    """:func:`report` for regression and multi-label members (:mod:`ensemble.workflows.values`)."""
+    from ensemble.workflows.gather import open_split
+    from ensemble.workflows.values import value_report, value_settings
+
+    split.require_labels("ensemble report scores every member and method on them")
+    settings = value_settings(source.task, len(al.labels), metric=metric, combine=combine, threshold=threshold,
+                              clip=clip)
+    holdout = open_split(data[valid], valid, columns) if training is not None and valid in data else None
+    return value_report(source, al, split, training=training, holdout=holdout, methods=methods, settings=settings,
+                        cv=cv, repeats=repeats, seed=seed, excluded=excluded)
 
 
 def _arguments(models, data, valid: str, cv, folds, **given) -> tuple[Inputs, object]:

@@ -18,11 +18,13 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ensemble.core.errors import EnsembleError, option
 from ensemble.io.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
-__all__ = ['save_submission', 'write_submission', 'sidecar_path', 'sidecar_matches']
+__all__ = ['save_submission', 'write_submission', 'sidecar_path', 'sidecar_matches', 'free_name', 'refuse_other_procedure',
+           'procedure_of']
 
 
 
@@ -92,3 +94,45 @@ def save_submission(frame, out: str | os.PathLike, sidecar: Mapping | None = Non
     out_frame = frame.copy()
     out_frame.attrs["path"] = str(out)
     return out_frame
+
+
+def procedure_of(out: Path) -> dict | None:
+    """The procedure recorded in ``out``'s sidecar (None: no sidecar, or one from before it was recorded)."""
+    import json
+
+    try:
+        return json.loads(sidecar_path(out).read_text(encoding="utf-8")).get("procedure")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def free_name(folder: Path, stem: str, procedure: dict | None, force: bool) -> Path:
+    """``folder/stem.csv``, unless another procedure's submission is there: then the first of
+    ``stem-2.csv``, ``stem-3.csv`` ... that is free or holds this procedure's (said in the log)."""
+    first = folder / f"{stem}.csv"
+    if force or procedure is None:
+        return first
+    for i in range(1, 1000):
+        path = first if i == 1 else folder / f"{stem}-{i}.csv"
+        before = procedure_of(path) if path.is_file() else None
+        if not path.is_file() or before is None or before == procedure:
+            if i > 1:
+                log.info("%s holds the submission of another procedure: this one is %s (force=True / --force "
+                         "replaces it)", first, path.name)
+            return path
+    return first
+
+
+def refuse_other_procedure(out: Path, procedure: dict | None, force: bool) -> None:
+    """A submission that another procedure wrote (other weights, combine rule, adjustment or
+    members: the CLI with a project's defaults, a notebook without them) is not replaced in
+    silence under the same name."""
+    if force or procedure is None or not out.is_file():
+        return
+    before = procedure_of(out)
+    if before is None or before == procedure:
+        return
+    what = ", ".join(f"{k} {before.get(k)!r} then, {procedure.get(k)!r} now" for k in procedure
+                     if before.get(k) != procedure.get(k))
+    raise EnsembleError(f"{out}: holds the submission of another procedure ({what}); {option('force')} to replace "
+                        f"it, or {option('name', 'OTHER')} to keep both")

@@ -35,6 +35,7 @@ from ensemble.workflows.gather import (
 )
 from ensemble.workflows.inputs import Inputs
 from ensemble.workflows.render import headline_line
+from ensemble.workflows.submission import free_name, refuse_other_procedure
 
 __all__ = ['vote']
 
@@ -103,6 +104,10 @@ def vote(
     include_optimistic: bool = False,
     inference=None,
     force: bool = False,
+    task: str | None = None,
+    metric: str | None = None,
+    threshold="global",
+    clip: bool = False,
 ):
     """Combine the cached logits of several models and write the submission.
 
@@ -182,6 +187,16 @@ def vote(
         the submission is written as ``<name>-<method>-2.csv`` (the next free name), and an
         ``out`` given by hand is refused. This function does not read ``ensemble.toml``: pass
         its settings.
+    task : {"classification", "regression", "multi_label"}, optional
+        The members' task, over the one their config.json suggests (default: detected).
+    metric : str, optional
+        Regression and multi-label: the primary metric weights are fitted and ``auto`` decides
+        by (default: pearson for one target, mcrmse for several; f1_micro).
+    threshold : "global", "per_label", float or sequence of floats, default "global"
+        Multi-label: the decision threshold, fitted on the validation rows (one, or one per
+        label), or given (each in (0, 1)).
+    clip : bool, default False
+        Regression: clip the ensemble's outputs to the validation targets' range.
 
     Returns
     -------
@@ -194,7 +209,8 @@ def vote(
 
 def _vote(models, data, weights, *, combine, valid, test, cache_dir, sample_submission, out, proba, temperature,
           calibrate, acc_power, name, weights_dir, submissions_dir, columns, seed, adjust, prior, adjust_metric,
-          class_order, folds, fold_column, train, refit, trained_on_valid, include_optimistic, inference, force):
+          class_order, folds, fold_column, train, refit, trained_on_valid, include_optimistic, inference, force,
+          task, metric, threshold, clip):
     """:func:`vote`'s work, its arguments as given."""
     _check_data(models if isinstance(models, Inputs) else data, valid, test)
     if isinstance(weights, Procedure):  # the fitting settings as one object
@@ -204,7 +220,7 @@ def _vote(models, data, weights, *, combine, valid, test, cache_dir, sample_subm
             "calibrate", calibrate)
         acc_power, seed = s.get("acc_power", acc_power), s.get("seed", seed)
     inputs = Inputs.of(models, data, columns=columns, folds=folds, fold_column=fold_column, train=train, refit=refit,
-                       cache_dir=cache_dir, inference=inference, class_order=class_order)
+                       cache_dir=cache_dir, inference=inference, class_order=class_order, task=task)
     columns, train = inputs.columns, inputs.train
     training = training_of(inputs)
     data = with_training(inputs.data, train, training)
@@ -224,6 +240,13 @@ def _vote(models, data, weights, *, combine, valid, test, cache_dir, sample_subm
     need_valid = kind == "file" or (kind == "method" and spec != "uniform")  # weights fitted on validation
     g = _gather(source, data, valid, test, columns, need_valid=need_valid, weights=weights)
     _fold_provenance(g, source, training, bool(cv), train, valid)
+    if source.task.name != "classification":
+        return _value_vote(g, source, kind, spec, cv, holdout, combine=combine, metric=metric, threshold=threshold,
+                           clip=clip, seed=seed, name=name, out=out, weights_dir=weights_dir,
+                           submissions_dir=submissions_dir, sample_submission=sample_submission, proba=proba,
+                           force=force, label_sep=columns.get("label_sep"))
+    if spec == "score":  # regression's and multi-label's name for acc
+        spec = "acc"
     _check_validation(g, source.refs, fitted_method=kind == "method" and spec != "uniform", need_valid=need_valid,
                       weights=weights, adjust=adjust)
     fit_kwargs = dict(combine=combine, temperature=temperature, calibrate=calibrate, acc_power=acc_power, seed=seed,
@@ -568,7 +591,7 @@ def _write(fitted, test_proba: np.ndarray, g: _Gathered, *, kind: str, spec, nam
     if adjusted:
         method = f"{method}-{fitted.adjustment['kind']}"
     weights_path = spec if kind == "file" else Path(weights_dir) / f"{name}-{method}.json" if kind == "method" else None
-    renamed = None if out is not None else _free_name(Path(submissions_dir), f"{name}-{method}", procedure, force)
+    renamed = None if out is not None else free_name(Path(submissions_dir), f"{name}-{method}", procedure, force)
     out = Path(out) if out is not None else renamed
     sidecar = {"weights_file": None if weights_path is None else str(Path(weights_path).resolve()),
                "method": method, "combine": fitted.combine,
@@ -579,7 +602,7 @@ def _write(fitted, test_proba: np.ndarray, g: _Gathered, *, kind: str, spec, nam
                **g.provenance, "procedure": procedure,
                "headline": {"submission": out.name, "method": method, "metric": None, "estimate": None, "low": None,
                             "high": None, "of": None, **g.estimate}}
-    _refuse_other_procedure(out, procedure, force)
+    refuse_other_procedure(out, procedure, force)
     if renamed is not None and kind == "method" and renamed.stem != f"{name}-{method}":
         weights_path = Path(weights_dir) / f"{out.stem}.json"  # beside its submission's new name
         sidecar["weights_file"] = str(weights_path.resolve())
@@ -618,48 +641,64 @@ def _write(fitted, test_proba: np.ndarray, g: _Gathered, *, kind: str, spec, nam
     return frame
 
 
-def _procedure_of(out: Path) -> dict | None:
-    """The procedure recorded in ``out``'s sidecar (None: no sidecar, or one from before it was recorded)."""
-    import json
+def _value_vote(g: _Gathered, source: CachedLogits, kind: str, spec, cv, holdout, *, combine, metric, threshold, clip,
+                seed, name, out, weights_dir, submissions_dir, sample_submission, proba, force, label_sep):
+    """:func:`vote` for regression and multi-label members (:mod:`ensemble.workflows.values`)."""
+    from ensemble.workflows.values import value_settings, value_vote
 
-    from ensemble.workflows.submission import sidecar_path
+    settings = value_settings(source.task, len(g.test_al.labels), metric=metric, combine=combine, threshold=threshold,
+                              clip=clip)
+    procedure = {"weights": str(spec) if kind != "fixed" else [float(v) for v in spec], "combine": settings["combine"],
+                 "metric": settings["metric"], "threshold": _listed(settings["threshold"]), "clip": settings["clip"],
+                 "members": sorted(m.name for m in source.members)}
 
+    def write(fitted, combined, names, estimate):
+        return _write_values(fitted, combined, names, estimate, g, kind=kind, spec=spec, name=name, out=out,
+                             weights_dir=weights_dir, submissions_dir=submissions_dir,
+                             sample_submission=sample_submission, proba=proba, procedure=procedure, force=force,
+                             label_sep=label_sep)
+
+    return value_vote(g, source, kind=kind, spec=spec, cv=cv, holdout=holdout, settings=settings, seed=seed,
+                      write=write)
+
+
+def _listed(v):
+    return v.tolist() if isinstance(v, np.ndarray) else list(v) if isinstance(v, (list, tuple)) else v
+
+
+def _write_values(fitted, combined: np.ndarray, names, estimate: dict, g: _Gathered, *, kind, spec, name, out,
+                  weights_dir, submissions_dir, sample_submission, proba, procedure, force, label_sep):
+    """The regression or multi-label submission, its weights file and sidecar, as one set."""
+    from ensemble.workflows.submission import save_submission
+    from ensemble.workflows.values import headline_of, say_headline
+
+    method = fitted.method
+    weights_path = Path(spec) if kind == "file" else Path(weights_dir) / f"{name}-{method}.json" if kind == "method" else None
+    renamed = None if out is not None else free_name(Path(submissions_dir), f"{name}-{method}", procedure, force)
+    out = Path(out) if out is not None else renamed
+    refuse_other_procedure(out, procedure, force)
+    if renamed is not None and kind == "method" and renamed.stem != f"{name}-{method}":
+        weights_path = Path(weights_dir) / f"{out.stem}.json"
+    frame = g.task.submission(g.test_split.ids, combined, names, threshold=fitted.threshold,
+                              sample_submission=sample_submission, proba_columns=proba,
+                              id_column=g.test_split.id_column or "id", label_sep=label_sep)
+    headline = headline_of(estimate, out, method)
+    sidecar = {"task": g.task.name, "weights_file": None if weights_path is None else str(weights_path.resolve()),
+               "method": method, "combine": fitted.combine, "weights": fitted.to_dict()["weights"],
+               "threshold": _listed(fitted.threshold), "names": list(names),
+               "test": {"path": str(g.test_split.path.resolve()), "data_digest": g.test_split.digest,
+                        "rows": len(g.test_split)}, **g.provenance, "procedure": procedure, "headline": headline}
+    created = not (weights_path is not None and weights_path.exists())
     try:
-        return json.loads(sidecar_path(out).read_text(encoding="utf-8")).get("procedure")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def _free_name(folder: Path, stem: str, procedure: dict | None, force: bool) -> Path:
-    """``folder/stem.csv``, unless another procedure's submission is there: then the first of
-    ``stem-2.csv``, ``stem-3.csv`` ... that is free or holds this procedure's (said in the log)."""
-    first = folder / f"{stem}.csv"
-    if force or procedure is None:
-        return first
-    for i in range(1, 1000):
-        path = first if i == 1 else folder / f"{stem}-{i}.csv"
-        before = _procedure_of(path) if path.is_file() else None
-        if not path.is_file() or before is None or before == procedure:
-            if i > 1:
-                log.info("%s holds the submission of another procedure: this one is %s (force=True / --force "
-                         "replaces it)", first, path.name)
-            return path
-    return first
-
-
-def _refuse_other_procedure(out: Path, procedure: dict | None, force: bool) -> None:
-    """A submission that another procedure wrote (other weights, combine rule, adjustment or
-    members: the CLI with a project's defaults, a notebook without them) is not replaced in
-    silence under the same name."""
-    if force or procedure is None or not out.is_file():
-        return
-    before = _procedure_of(out)
-    if before is None or before == procedure:
-        return
-    what = ", ".join(f"{k} {before.get(k)!r} then, {procedure.get(k)!r} now" for k in procedure
-                     if before.get(k) != procedure.get(k))
-    raise EnsembleError(f"{out}: holds the submission of another procedure ({what}); {option('force')} to replace "
-                        f"it, or {option('name', 'OTHER')} to keep both")
+        frame = save_submission(frame, out, sidecar, then=(lambda: fitted.save(weights_path)) if kind == "method" else None)
+    except BaseException:
+        if created and weights_path is not None and kind == "method":
+            weights_path.unlink(missing_ok=True)
+        raise
+    frame.attrs.update(path=str(out), weights=fitted, headline=headline)
+    say_headline(headline, out)
+    log.info("wrote %s (%d rows; %s %s)", out, len(frame), g.task.name, ", ".join(map(str, names[:6])))
+    return frame
 
 
 def class_counts(labels: Sequence[str], counts: np.ndarray, top: int = 6) -> str:
