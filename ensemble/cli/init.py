@@ -68,9 +68,25 @@ def _head(folder: Path) -> tuple[str | None, str]:
         return "its config.json cannot be read", "unknown"
     head = head_of(config if isinstance(config, dict) else {})
     what = head.kind if head.kind != "custom" else f"custom code ({head.architecture})"
-    if task_for_head(head) is None:
-        return f"{head.describe()}; ensemble runs single-label classifiers only for now", what
+    task = task_for_head(head)
+    if task is None:
+        return f"{head.describe()}; ensemble runs classification, regression and multi-label heads", what
+    _TASKS_SEEN.append(task.name)
     return None, what
+
+
+# the tasks of the members init looked at, in order: [data] task says the one they share
+_TASKS_SEEN: list[str] = []
+
+
+def _task_line(tasks: list[str]) -> str:
+    """[data] task: the task every member's config.json says, or a comment when they differ."""
+    found = sorted(set(tasks))
+    if len(found) == 1:
+        return f'task = "{found[0]}"   # detected from the members\' config.json (problem_type, num_labels)'
+    if not found:
+        return "# task = \"classification\"   # or regression, multi_label: no member's head was read"
+    return f'# task = "{found[0]}"   # the members\' heads say {", ".join(found)}: an ensemble is of one task'
 
 
 def _run_head(run_dir: Path) -> tuple[str | None, str]:
@@ -215,6 +231,7 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
     if out.exists() and not force:
         raise EnsembleError(f"{out}: already exists; edit it, or pass --force to write a new one")
     runs, models, data, sweeps = _scan(root)
+    _TASKS_SEEN.clear()
     # model folders inside a run (its checkpoints, a saved final model) or written by ensemble are not members
     models = [m for m in models if m.parts[0] != "weights" and not any(m.parts[:len(r.parts)] == r.parts for r in runs)]
     run_groups, runs = _fold_groups(runs)
@@ -267,6 +284,7 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
         refit = _refit_of(name, groups)
         entry = f'{{ path = "{rel.as_posix()}", refit_of = "{refit}" }}' if refit else f'"{rel.as_posix()}"'
         lines.append(f'# {name} = "{rel.as_posix()}"   # left out: {why}' if why else f'{name} = {entry}')
+    lines.insert(lines.index("[data]") + 1, _task_line(_TASKS_SEEN))
     lines += ["", "[vote]", 'weights = "auto"   # a fitted method only when its cross-validated gain over uniform is sure']
     if "train" in data and not groups:  # the training labels: the class prior a class-prior adjustment aims at
         lines.append(f'# adjust = "auto"\n# prior = "{data["train"].as_posix()}"   # the training labels as the target class '

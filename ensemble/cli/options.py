@@ -237,7 +237,7 @@ def column_options(f):
                           "[default: label when present]."),
         click.option("--label-sep", default=None, expose_value=False, callback=_to_meta("label_sep"),
                      help="Multi-label: the label column joins each row's labels with this separator."),
-        click.option("--task", type=click.Choice(("classification", "regression", "multi_label")), default=None,
+        click.option("--task", type=click.Choice(allowed("task")), default=None,
                      expose_value=False, callback=_to_meta("task"),
                      help="The members' task [default: from their config.json: problem_type, num_labels]."),
         click.option("--encoding", default=None, help="Encoding of CSV/TSV/JSONL files, e.g. cp949 [default: UTF-8]."),

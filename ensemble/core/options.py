@@ -26,6 +26,7 @@ ALLOWED = {
     "dtype": ("auto", "float32", "bfloat16", "float16"),  # inference precision
     "accumulate_dtype": ("float32", "float64"),  # the running sum of an average
     "soup": ("uniform", "greedy"),  # avg-ckpt --method: a uniform soup or a greedy one
+    "task": ("classification", "regression", "multi_label"),  # what the members' heads are read as
 }
 
 

@@ -396,7 +396,7 @@ def load_split(
         return _with_label_columns(path, frame, ids, texts, id_column, text_columns, label, name, require_label,
                                    label_if_present)
     missing_label = None
-    if label_if_present and label is not None and label not in frame.columns:
+    if (label_if_present or name == UNSCORED_SPLIT) and label is not None and label not in frame.columns:
         missing_label = label  # unlabelled: never a fallback to another column
     if missing_label is not None or (label is None and DEFAULT_LABEL not in frame.columns):
         labels, label_column = None, None
@@ -421,7 +421,7 @@ def _with_label_columns(path, frame, ids, texts, id_column, text_columns, label:
     ``label_if_present``) none."""
     absent = [c for c in label if c not in frame.columns]
     common = dict(columns=tuple(frame.columns), label_columns=tuple(label))
-    if absent and (require_label or not label_if_present or len(absent) < len(label)):
+    if absent and (require_label or not (label_if_present or name == UNSCORED_SPLIT) or len(absent) < len(label)):
         cols = ", ".join(map(str, frame.columns))
         raise EnsembleError(f"{path}: no label column {absent[0]!r} (columns: {cols}); {option('label', 'COLUMNS')} "
                             "with the columns of true values")

@@ -25,7 +25,9 @@ def _squared(pred, y):
 
 
 def _pearson_stats(pred, y):
-    # per target: x, y, xx, yy, xy, so that r = cov / (sd_x sd_y) comes from the sums
+    # per target: x, y, xx, yy, xy, so that r = cov / (sd_x sd_y) comes from the sums; centred first
+    # (r does not change), so that outputs far from zero with a small spread keep their precision
+    pred, y = pred - pred.mean(axis=0), y - y.mean(axis=0)
     return np.concatenate([pred, y, pred * pred, y * y, pred * y], axis=1)
 
 
