@@ -33,6 +33,9 @@ class World:
     test: Path
     cache: Path
     weights: Path
+    reg: Path = None  # the bert checkpoint read as a 3-target regressor (s1, s2, s3)
+    tags: Path = None  # ... and as a multi-label tagger (x, y, z)
+    vvalid: Path = None  # validation rows with the targets and the 0/1 labels
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +70,45 @@ def world(runs, tmp_path_factory) -> World:
     finally:
         os.chdir(cwd)
     assert cfg
+    _value_members(root, runs)
     return World(root, root / "run", root / "bert", root / "early", root / "renamed", root / "valid.csv",
-                 root / "test.csv", root / "cache", root / "weights" / "ensemble-acc.json")
+                 root / "test.csv", root / "cache", root / "weights" / "ensemble-acc.json", root / "reg",
+                 root / "tags", root / "vvalid.csv")
+
+
+def _value_members(root: Path, runs) -> None:
+    """A regressor and a tagger (the classifier's weights under another head's config), their
+    validation file and their cached outputs."""
+    rng = np.random.default_rng(0)
+    for name, problem, names in (("reg", "regression", ("s1", "s2", "s3")),
+                                 ("tags", "multi_label_classification", ("x", "y", "z"))):
+        shutil.copytree(root / "bert", root / name)
+        edit_config(root / name, problem_type=problem, id2label=dict(enumerate(names)),
+                    label2id={v: i for i, v in enumerate(names)})
+    n = len(runs.valid_texts)
+    frame = pd.DataFrame({"id": [f"v{i}" for i in range(n)], "text": runs.valid_texts})
+    for c in ("s1", "s2", "s3"):
+        frame[c] = np.round(rng.normal(size=n), 3)
+    for c in ("x", "y", "z"):
+        frame[c] = (rng.random(n) < 0.4).astype(int)
+    frame.to_csv(root / "vvalid.csv", index=False)
+    for name, label in (("reg", "s1,s2,s3"), ("tags", "x,y,z")):
+        args = ["predict", "--model", f"{name}={root / name}", "--data", f"valid={root / 'vvalid.csv'}", "--data",
+                f"test={root / 'test.csv'}", "--label", label, "--cache-dir", str(root / "cache"), "-q"]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+
+
+def _vvote(w, tmp, model, label, extra=(), valid=None):
+    return ["vote", "--model", f"m={getattr(w, model)}", "--data", f"valid={valid or w.vvalid}", "--data",
+            f"test={w.test}", "--label", label, "--cache-dir", str(w.cache), "--out", str(tmp / "sub.csv"), *extra]
+
+
+def _vvalid(w, tmp, column, value, row=3):
+    frame = pd.read_csv(w.vvalid, dtype=str, keep_default_na=False)
+    frame.loc[row, column] = value
+    frame.to_csv(tmp / "vvalid.csv", index=False)
+    return tmp / "vvalid.csv"
 
 
 def _csv(tmp, name, text, encoding="utf-8"):
@@ -119,6 +159,67 @@ def case(name, expected):
 def _(w, tmp):
     (tmp / "empty").mkdir()
     return ["avg-ckpt", str(tmp / "empty"), "--out", str(tmp / "o")]
+
+
+# ---------------------------------------------------------------- regression and multi-label
+@case("regression: a target that is text", "holds 'high', not a number")
+def _(w, tmp):
+    return _vvote(w, tmp, "reg", "s1,s2,s3", ("--weights", "optimize"), _vvalid(w, tmp, "s2", "high"))
+
+
+@case("regression: a NaN target", "targets must be finite numbers")
+def _(w, tmp):
+    return _vvote(w, tmp, "reg", "s1,s2,s3", ("--weights", "optimize"), _vvalid(w, tmp, "s1", "nan"))
+
+
+@case("regression: an infinite target", "targets must be finite numbers")
+def _(w, tmp):
+    return _vvote(w, tmp, "reg", "s1,s2,s3", ("--weights", "optimize"), _vvalid(w, tmp, "s3", "inf"))
+
+
+@case("regression: fewer label columns than outputs", "2 label column(s) (s1, s2) for m's 3 target(s)")
+def _(w, tmp):
+    return _vvote(w, tmp, "reg", "s1,s2", ("--weights", "optimize"))
+
+
+@case("regression: a classification combine rule", "--combine geometric does not apply to regression")
+def _(w, tmp):
+    return _vvote(w, tmp, "reg", "s1,s2,s3", ("--combine", "geometric"))
+
+
+@case("regression: a sample submission without a target", "no column 's3' for the target")
+def _(w, tmp):
+    pd.DataFrame({"id": [f"t{i}" for i in range(20)], "s1": 0, "s2": 0}).to_csv(tmp / "sample.csv", index=False)
+    return _vvote(w, tmp, "reg", "s1,s2,s3", ("--sample-submission", str(tmp / "sample.csv")))
+
+
+@case("multi-label: a 0/1 column holding 2", "column 'y' row 4 holds '2'; a multi-label column holds 0 or 1")
+def _(w, tmp):
+    return _vvote(w, tmp, "tags", "x,y,z", ("--weights", "uniform"), _vvalid(w, tmp, "y", "2"))
+
+
+@case("multi-label: a threshold outside (0, 1)", "must be in (0, 1)")
+def _(w, tmp):
+    return _vvote(w, tmp, "tags", "x,y,z", ("--threshold", "1.5"))
+
+
+@case("multi-label: a label column missing", "no label column 'w'")
+def _(w, tmp):
+    return _vvote(w, tmp, "tags", "x,y,w", ("--weights", "uniform"))
+
+
+@case("tasks: a regressor beside a classifier", "members of different tasks")
+def _(w, tmp):
+    return ["vote", "--model", f"a={w.bert}", "--model", f"b={w.reg}", "--data", f"test={w.test}", "--cache-dir",
+            str(w.cache), "--out", str(tmp / "sub.csv")]
+
+
+@case("tasks: a float label column for a classifier", "a number, as a regression target is")
+def _(w, tmp):
+    frame = pd.read_csv(w.valid, dtype=str, keep_default_na=False)
+    frame["label"] = [f"{v:.2f}" for v in np.linspace(0.1, 0.9, len(frame))]
+    frame.to_csv(tmp / "valid.csv", index=False)
+    return _vote(w, tmp, valid=tmp / "valid.csv", extra=("--weights", "acc"))
 
 
 @case("avg: K out of range", "k=50 but only 6")
@@ -267,19 +368,17 @@ def _(w, tmp):
 
 
 # ---------------------------------------------------------------- predict
-@case("predict: a regression head", "a regression head (BertForSequenceClassification), 3 outputs (problem_type "
-      "regression, or num_labels=1); ensemble runs single-label classification heads")
+@case("predict: a regression head on class labels", "1 label column(s) (label) for")
 def _(w, tmp):
     return _predict_edited(w, tmp, problem_type="regression")
 
 
-@case("predict: a one-output head", "a regression head (BertForSequenceClassification), 1 output")
+@case("predict: a one-output config over a three-output head", "id2label names 1 classes but the classification head has 3")
 def _(w, tmp):
     return _predict_edited(w, tmp, problem_type=DROP, id2label={"0": "LABEL_0"}, label2id={"LABEL_0": 0})
 
 
-@case("predict: a multi-label head", "a multi-label head (BertForSequenceClassification) (problem_type "
-      "multi_label_classification: a sigmoid per label)")
+@case("predict: a multi-label head on class labels", "one label column 'label' for")
 def _(w, tmp):
     return _predict_edited(w, tmp, problem_type="multi_label_classification")
 
@@ -309,7 +408,7 @@ def _(w, tmp):
     return _predict(w, tmp, model=model)
 
 
-@case("vote: a regression member", "a regression head (BertForSequenceClassification), 3 outputs")
+@case("vote: a regression member beside classifiers", "members of different tasks: bert is classification, early is regression")
 def _(w, tmp):
     model = _copy(w.early, tmp, "early")
     edit_config(model, problem_type="regression")
@@ -318,7 +417,7 @@ def _(w, tmp):
     return argv
 
 
-@case("run: a multi-label member in ensemble.toml", "a multi-label head (BertForSequenceClassification)")
+@case("run: a multi-label member in ensemble.toml", "one label column 'label' for")
 def _(w, tmp):
     model = _copy(w.early, tmp, "early")
     edit_config(model, problem_type="multi_label_classification")
@@ -872,8 +971,9 @@ def test_bad_input(world, tmp_path, monkeypatch, build, expected):
     assert stderr.count("\n") == 1 and stderr.startswith("error: "), result.stderr
     assert expected in stderr, result.stderr
     assert "Traceback" not in result.output
-    def memo_only(p):  # a cache folder holding only the digest memo and locks is not an output
-        return p.is_dir() and all(q.name == "digests.sqlite" or q.name.endswith(".lock") for q in p.iterdir())
+    def memo_only(p):  # a cache folder holding only the digest memo and locks (in its folders) is not an output
+        return p.is_dir() and all(q.name == "digests.sqlite" or q.name.endswith(".lock") or memo_only(q)
+                                  for q in p.iterdir())
 
     new = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p not in before
                  and not p.name.endswith(".lock") and p.name != "digests.sqlite" and not memo_only(p))

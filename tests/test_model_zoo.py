@@ -217,9 +217,6 @@ def _head(kind: str, zoo: Zoo, folder: Path) -> Path:
 
 
 HEADS = {  # kind -> what the one-line refusal says
-    "regression": "a regression head (BertForSequenceClassification), 1 output",
-    "multi-target regression": "a regression head (BertForSequenceClassification), 3 outputs",
-    "multi-label": "a multi-label head (BertForSequenceClassification)",
     "token classification": "a token classification head (%sForTokenClassification)"
                             % ("ModernBert" if has_family("modernbert") else "Bert"),
     "seq2seq": "a sequence-to-sequence generation head (BartForConditionalGeneration)",
@@ -231,7 +228,7 @@ HEADS = {  # kind -> what the one-line refusal says
 
 @pytest.mark.parametrize("kind", HEADS)
 def test_heads_that_are_not_single_label_classifiers_are_refused_by_every_command(zoo, kind, tmp_path, monkeypatch):
-    """Until the tasks that run them exist (regression, multi-label, tokens, generation), each of
+    """Until the tasks that run them exist (tokens, generation), each of
     these is refused in one line naming its head, by predict, vote, report and run alike: read as
     class logits, a regression output would vote a constant and exit 0."""
     bad = _head(kind, zoo, tmp_path / "bad")
@@ -312,9 +309,14 @@ def test_a_regression_run_is_averaged_by_its_lowest_mse(tmp_path):
     assert ("eval_mse (lower is better, from the run's best_metric)" if source != "the metric's name" else
             "(lower is better, from the metric's name)") in default.stdout
     pd.DataFrame({"id": range(4), "text": valid[0][:4]}).to_csv(tmp_path / "test.csv", index=False)
-    refused = _cli("predict", "--model", f"r={tmp_path / 'avg'}", "--data", f"test={tmp_path / 'test.csv'}",
-                   "--cache-dir", tmp_path / "c")
-    assert refused.exit_code == 1 and "a regression head (BertForSequenceClassification), 1 output" in refused.stderr
+    # the average is a regressor: predicted as one, its single output cached as it is (never a softmax)
+    done = _cli("predict", "--model", f"r={tmp_path / 'avg'}", "--data", f"test={tmp_path / 'test.csv'}",
+                "--cache-dir", tmp_path / "c")
+    assert done.exit_code == 0, done.output
+    from ensemble import gather
+
+    al = gather({"r": tmp_path / "avg"}, {"test": tmp_path / "test.csv"}, "test", cache_dir=tmp_path / "c")
+    assert al.arrays[0].shape == (4, 1) and np.ptp(al.arrays[0]) > 0
 
 
 @pytest.mark.parametrize("name, greater", [("mse", False), ("eval_rmse", False), ("eval_mae", False),
@@ -472,7 +474,8 @@ def test_init_says_each_runs_head_and_leaves_out_what_cannot_run_yet(zoo, tmp_pa
     text = (tmp_path / "ensemble.toml").read_text()
     assert 'bert = { path = "runs/bert", k = 4 }   # head: single-label classification\n' in text
     assert '# ner = { path = "runs/ner", k = 4 }   # left out: a token classification head (BertForTokenClassification); ' \
-           'ensemble runs single-label classifiers only for now' in text
+           'ensemble runs classification, regression and multi-label heads' in text
     assert '# summarizer = { path = "runs/summarizer", k = 4 }   # left out: a sequence-to-sequence generation head' in text
-    assert '# scorer = { path = "runs/scorer", k = 4 }   # left out: a regression head' in text
-    assert set(load_project(tmp_path / "ensemble.toml").runs) == {"bert"}
+    assert 'scorer = { path = "runs/scorer", k = 4 }   # head: regression' in text  # served since issue 28
+    assert '# task = "classification"   # the members\' heads say classification, regression' in text
+    assert set(load_project(tmp_path / "ensemble.toml").runs) == {"bert", "scorer"}

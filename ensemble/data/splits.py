@@ -145,6 +145,10 @@ class Split:
             raise EnsembleError(f"{self.path}: {len(rows)} row(s) have no label ({self.labels[row]!r}, a placeholder: "
                                 f"row {shown}); this split is scored: fill in their labels or drop those rows")
         if row is not None:
+            if _is_fraction(self.labels[row]):
+                raise EnsembleError(f"{self.path}: label {self.labels[row]!r} (row {row + 1}) is a number, as a "
+                                    f"regression target is, not a class of {model} ({', '.join(classes)}); with "
+                                    "regression members, task = \"regression\" (their config.json's problem_type)")
             raise EnsembleError(
                 f"{self.path}: label {self.labels[row]!r} (row {row + 1}) is not a class of {model} "
                 f"(classes: {', '.join(classes)}); fix the label column or the model's id2label"
@@ -160,6 +164,15 @@ class Split:
             return False
         names = set(classes)
         return any(v not in names and str(v).lstrip("-").isdigit() for v in self.labels)
+
+
+def _is_fraction(value) -> bool:
+    """A number that is not an integer (``0.73``): a regression target, never a class index."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return False
+    return x == x and not float(x).is_integer()
 
 
 def data_format(path: Path) -> str:

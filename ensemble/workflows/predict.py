@@ -43,6 +43,23 @@ class PredictRow:
     cache_path: str
 
 
+def check_jobs(jobs: Sequence) -> None:
+    """Before any model runs: the members are of one task, and each labelled split's labels fit
+    each model's outputs (a one-line error naming the file; nothing computed, nothing cached)."""
+    from ensemble.core.errors import EnsembleError
+
+    first: dict[str, str] = {}
+    for member, ref, todo in jobs:
+        first.setdefault(ref.task.name, member)
+        for _, split in todo:
+            if split.labels is not None:
+                ref.task.check_labels(split, ref.labels, f"{ref.folder}")
+    if len(first) > 1:
+        (ta, a), (tb, b) = list(first.items())[:2]
+        raise EnsembleError(f"members of different tasks: {a} is {ta}, {b} is {tb}; an ensemble combines members of "
+                            "one task")
+
+
 def predict_jobs(jobs: Sequence, settings, cache, *, read: bool = True, trusted: Sequence[str] = (),
                  progress: bool = False, fingerprints: Mapping[str, str] | None = None) -> list[PredictRow]:
     """Run ``jobs`` (:func:`~ensemble.workflows.foldgroups.member_jobs`: member name, ModelRef
@@ -57,6 +74,7 @@ def predict_jobs(jobs: Sequence, settings, cache, *, read: bool = True, trusted:
     process group together at the end. ``fingerprints``: each model's content fingerprint, when
     the caller has them already (else they are computed).
     """
+    check_jobs(jobs)
     skip = set() if read or cache is None else _up_to_date(jobs, settings, cache, fingerprints or {})
     rows, session = [], None
     for member, ref, todo in jobs:

@@ -130,24 +130,34 @@ def report(
         task's: pearson or mcrmse, f1_micro).
     """
 
-    from ensemble.core.combination import as_log_probs
-    from ensemble.core.combination import combine as combine_logits
-    from ensemble.core.scores import need_classes
-    from ensemble.estimates.crossval import AUTO_METHODS, select_method
-    from ensemble.workflows.gather import open_split
-
     inputs, cv = _arguments(models, data, valid, cv, folds, columns=columns, fold_column=fold_column, train=train,
                             refit=refit, cache_dir=cache_dir, inference=inference, class_order=class_order,
                             task=task)
     data, columns = inputs.data, inputs.columns
     source, training, split = _report_inputs(inputs, valid, trained_on_valid)
-    oof, refs = training is not None, source.refs
+    refs = source.refs
     al = source.aligned(split)
     if source.task.name != "classification":
         return _value_report(source, al, split, training, data, valid, columns, methods=methods, metric=metric, cv=cv,
                              repeats=repeats, seed=seed, combine=combine, threshold=threshold, clip=clip,
                              excluded=[] if include_optimistic else [n for n in trained_on_valid
                                                                      if n in {r.name for r in refs}])
+    return _classification_report(source, al, split, training, data, valid, columns, methods=methods, metric=metric,
+                                  cv=cv, repeats=repeats, seed=seed, combine=combine, trained_on_valid=trained_on_valid,
+                                  include_optimistic=include_optimistic, best_k=best_k, adjust=adjust, prior=prior,
+                                  adjust_metric=adjust_metric)
+
+
+def _classification_report(source, al, split, training, data, valid, columns, *, methods, metric, cv, repeats, seed,
+                           combine, trained_on_valid, include_optimistic, best_k, adjust, prior, adjust_metric):
+    """:func:`report` for single-label classifiers."""
+    from ensemble.core.combination import as_log_probs
+    from ensemble.core.combination import combine as combine_logits
+    from ensemble.core.scores import need_classes
+    from ensemble.estimates.crossval import AUTO_METHODS, select_method
+    from ensemble.workflows.gather import open_split
+
+    oof, refs = training is not None, source.refs
     y = al.y
     need_classes(y, "ensemble report", al.labels)
     # log-probabilities once for every member score, estimate and fit (the vote's estimates hash them too)
