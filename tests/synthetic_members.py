@@ -80,3 +80,74 @@ def make_members(root: Path, *, valid_rows: int, test_rows: int, models: int, cl
                       {"model_digest": digest, "data_digest": split.digest, "settings": settings})
         members[f"m{m}"] = folder
     return members, data, cache_dir, labels
+
+
+def draw_values(task: str, n: int, names, strengths, rng, *, rho: float = RHO, offsets=None, scales=None):
+    """Regression: the truth y (n, T) ~ N(0, 1) and M members' outputs ``offset_m + scale_m *
+    (y + noise / strength_m)``, their noise partly shared. Multi-label: y (n, L) 0/1 with label
+    shares from 5% to 40%, and M members' logits ``strength_m * (2y - 1) + noise - 1``."""
+    T, M = len(names), len(strengths)
+    offsets = np.zeros(M) if offsets is None else np.asarray(offsets)
+    scales = np.ones(M) if scales is None else np.asarray(scales)
+    shared = rng.normal(size=(n, T))
+    if task == "regression":
+        y = rng.normal(size=(n, T))
+    else:
+        y = (rng.random((n, T)) < np.linspace(0.05, 0.4, T)).astype(np.float64)
+    members = []
+    for s, o, c in zip(strengths, offsets, scales):
+        noise = np.sqrt(rho) * shared + np.sqrt(1 - rho) * rng.normal(size=(n, T))
+        out = o + c * (y + noise / s) if task == "regression" else s * (2 * y - 1) + noise - 1
+        members.append(out.astype(np.float32))
+    return members, y
+
+
+def make_value_members(root: Path, task: str, *, valid_rows: int, test_rows: int, models: int, targets: int,
+                       seed: int = 0):
+    """Fake regression or multi-label model folders and data files under ``root``, every member's
+    outputs cached on both splits, as :func:`make_members` does for classifiers.
+
+    Returns (members {name: folder}, data {split: path}, cache_dir, names, truth {split: y})."""
+    from safetensors.numpy import save_file
+
+    from ensemble.core.outputs import Logits
+    from ensemble.data.splits import load_split
+    from ensemble.inference.cache import LogitCache
+    from ensemble.inference.models import ModelRef
+    from ensemble.inference.settings import InferenceSettings, recorded_settings
+
+    rng = np.random.default_rng(seed)
+    names = [f"t{j}" for j in range(targets)]
+    strengths = np.linspace(2.0, 0.8, models)
+    valid, yv = draw_values(task, valid_rows, names, strengths, rng)
+    test, yt = draw_values(task, test_rows, names, strengths, rng)
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    data = {"valid": root / "data" / "valid.csv", "test": root / "data" / "test.csv"}
+    frame = pd.DataFrame({"id": [f"v{i}" for i in range(valid_rows)], "text": "x"})
+    for j, c in enumerate(names):
+        frame[c] = yv[:, j] if task == "regression" else yv[:, j].astype(int)
+    frame.to_csv(data["valid"], index=False)
+    pd.DataFrame({"id": [f"t{i}" for i in range(test_rows)], "text": "x"}).to_csv(data["test"], index=False)
+    cache_dir = root / ".ensemble" / "cache"
+    cache = LogitCache(cache_dir)
+    members = {}
+    problem = "regression" if task == "regression" else "multi_label_classification"
+    for m in range(models):
+        folder = root / "models" / f"m{m}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text(json.dumps({
+            "architectures": ["BertForSequenceClassification"], "model_type": "bert", "problem_type": problem,
+            "id2label": {str(i): c for i, c in enumerate(names)}, "label2id": {c: i for i, c in enumerate(names)}}))
+        save_file({"classifier.weight": rng.normal(size=(targets, 4)).astype(np.float32),
+                   "classifier.bias": np.zeros(targets, dtype=np.float32)}, folder / "model.safetensors")
+        (folder / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nx\n")
+        ref = ModelRef.open(folder, f"m{m}")
+        digest = ref.fingerprint(cache.file_digest)
+        for name, values in (("valid", valid[m]), ("test", test[m])):
+            split = load_split(data[name], name=name, label=names if name == "valid" else None)
+            lg = Logits(split.ids, values, tuple(names), f"m{m}", name)
+            settings = recorded_settings(ref, InferenceSettings())
+            cache.put(cache.make_key({"model": digest, "data": split.digest}), lg,
+                      {"model_digest": digest, "data_digest": split.digest, "settings": settings})
+        members[f"m{m}"] = folder
+    return members, data, cache_dir, names, {"valid": yv, "test": yt}

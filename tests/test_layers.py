@@ -173,10 +173,7 @@ TESTED_ELSEWHERE = {
     "averaging.selection": ("averaging/test_build.py", "select_checkpoints"),
     "cli.commands": ("cli/test_avg_ckpt.py", '"avg-ckpt"'),  # and every test that runs a command
     "cli.example": ("test_first_hour.py", "train_run"),
-    "cli.valueexample": ("workflows/test_values.py", "train_value_run"),  # and tests/test_demo.py's examples
     "combining.values": ("estimates/test_values.py", "fit_value_weights"),
-    "tasks.multilabel": ("estimates/test_values.py", "ensemble.tasks.multilabel"),
-    "tasks.regression": ("estimates/test_values.py", "ensemble.tasks.regression"),
     "tasks.values": ("estimates/test_values.py", "resampled("),  # the metrics from row statistics
     "workflows.valuereport": ("workflows/test_values.py", "rep.to_html()"),
     "cli.init": ("cli/test_project.py", '"init"'),

@@ -238,7 +238,7 @@ def _vote_step(p, inputs, cache, state, state_path, base, weights, name, setting
     # report below and the last line say: its warnings alone, then one line here
     from ensemble.workflows import submission
 
-    quiet = [logging.getLogger(m) for m in (vote.__module__, submission.__name__)]
+    quiet = [logging.getLogger(m) for m in (vote.__module__, submission.__name__, "ensemble.workflows.values")]
     levels = [q.level for q in quiet]
     for q in quiet:
         q.setLevel(logging.WARNING)

@@ -165,62 +165,123 @@ def _loss(task: str, metric: str):
     return lambda P, Y: float(np.mean((P - Y) ** 2))
 
 
-def _simplex(f, M: int) -> np.ndarray:
-    """Non-negative weights summing to 1 that minimise ``f`` (SLSQP from uniform)."""
+def _simplex(f, M: int, jac=None) -> np.ndarray:
+    """Non-negative weights summing to 1 that minimise ``f`` (SLSQP from uniform; ``jac``, its
+    gradient, when known)."""
     from scipy.optimize import minimize
 
     w0 = np.full(M, 1.0 / M)
     if M == 1:
         return w0
-    res = minimize(f, w0, method="SLSQP", bounds=[(0.0, 1.0)] * M,
+    res = minimize(f, w0, jac=jac, method="SLSQP", bounds=[(0.0, 1.0)] * M,
                    constraints=({"type": "eq", "fun": lambda w: w.sum() - 1.0},), options={"maxiter": 200, "ftol": 1e-10})
     w = np.clip(res.x if np.all(np.isfinite(res.x)) else w0, 0.0, None)
     w = w / w.sum() if w.sum() > 0 else w0
     return w if f(w) <= f(w0) else w0
 
 
+def _linear_parts(task, arrays, rule):
+    """The arrays whose weighted mean is the combination, when the rule is one (regression's
+    "mean": the outputs; multi-label's "prob": the sigmoids, computed once), else None."""
+    if (task, rule) == ("regression", "mean"):
+        return arrays
+    if (task, rule) == ("multi_label", "prob"):
+        from ensemble.tasks.multilabel import sigmoid
+
+        return [sigmoid(a) for a in arrays]
+    return None
+
+
+def _gradient(task: str, metric: str):
+    """The loss's gradient in the weights of a weighted mean of ``parts``, where one is known
+    (squared error, binary log loss); else None (SLSQP differences it)."""
+    if task == "multi_label":
+        def bce(w, parts, Y):
+            P = np.clip(sum(wi * p for wi, p in zip(w, parts)), 1e-7, 1 - 1e-7)
+            d = -(Y / P - (1 - Y) / (1 - P)) / Y.size
+            return np.array([float(np.sum(d * p)) for p in parts])
+        return bce
+    if metric in ("rmse", "mcrmse"):
+        def mse(w, parts, Y):
+            d = 2 * (sum(wi * p for wi, p in zip(w, parts)) - Y) / Y.size
+            return np.array([float(np.sum(d * p)) for p in parts])
+        return mse
+    return None
+
+
 def _optimize(task, arrays, y, rule: str, metric: str) -> np.ndarray:
     t = task_named(task)
     loss = _loss(task, metric)
     M = len(arrays)
+    parts = _linear_parts(task, arrays, rule)
+    grad = _gradient(task, metric) if parts is not None else None
+
+    def fitted(cols: slice) -> np.ndarray:  # one weight vector for these columns
+        Y = y[:, cols]
+        if parts is None:
+            sub = [a[:, cols] for a in arrays]
+            return _simplex(lambda w: loss(t.combine(sub, np.clip(w, 0, None) + 1e-12, rule), Y), M)
+        ps = [p[:, cols] for p in parts]
+        return _simplex(lambda w: loss(sum(wi * p for wi, p in zip(w, ps)), Y), M,
+                        None if grad is None else (lambda w: grad(w, ps, Y)))
+
     if task == "multi_label":
-        return _simplex(lambda w: loss(t.combine(arrays, np.clip(w, 0, None) + 1e-12, rule), y), M)
-    T = y.shape[1]
-    W = np.empty((M, T))
-    for j in range(T):  # one weight vector per target
-        cols = [a[:, j:j + 1] for a in arrays]
-        W[:, j] = _simplex(lambda w: loss(t.combine(cols, np.clip(w, 0, None) + 1e-12, rule), y[:, j:j + 1]), M)
-    return W if T > 1 else W[:, 0]
+        return fitted(slice(None))
+    W = np.stack([fitted(slice(j, j + 1)) for j in range(y.shape[1])], axis=1)  # one vector per target
+    return W if W.shape[1] > 1 else W[:, 0]
 
 
 def _select(task, arrays, y, rule: str, metric: str, iterations: int = 50) -> np.ndarray:
     """Ensemble selection with replacement: start from the best member, add the member whose
-    addition lowers the loss most, ``iterations`` times; the weights are the counts."""
+    addition lowers the loss most, ``iterations`` times; the weights are the counts. For the
+    rules that are a weighted mean (regression's "mean", multi-label's "prob") the running mean
+    is updated in place, one array operation per candidate."""
     t = task_named(task)
     loss = _loss(task, metric)
     M = len(arrays)
+    linear = (task, rule) in (("regression", "mean"), ("multi_label", "prob"))
+    if linear:
+        from ensemble.tasks.multilabel import sigmoid
+
+        parts = [sigmoid(a) if task == "multi_label" else a for a in arrays]
+        combined = lambda c: sum(ci * p for ci, p in zip(c, parts) if ci) / c.sum()  # noqa: E731
+    else:
+        combined = lambda c: t.combine(arrays, c, rule)  # noqa: E731
     counts = np.zeros(M)
-    counts[int(np.argmin([loss(t.combine([a], None, rule), y) for a in arrays]))] = 1
-    for _ in range(iterations - 1):
-        trials = []
-        for m in range(M):
-            c = counts.copy()
-            c[m] += 1
-            trials.append(loss(t.combine(arrays, c, rule), y))
-        counts[int(np.argmin(trials))] += 1
+    first = int(np.argmin([loss(combined(np.eye(M)[m]), y) for m in range(M)]))
+    counts[first] = 1
+    total = parts[first].copy() if linear else None
+    for k in range(1, iterations):
+        if linear:
+            trials = [loss((total + parts[m]) / (k + 1), y) for m in range(M)]
+        else:
+            trials = [loss(combined(counts + np.eye(M)[m]), y) for m in range(M)]
+        best = int(np.argmin(trials))
+        counts[best] += 1
+        if linear:
+            total += parts[best]
     return counts / counts.sum()
+
+
+def _average_precision(p: np.ndarray, y: np.ndarray) -> float:
+    """Mean over the labels that occur of each label's average precision (the mean precision at
+    the rank of each positive; ties broken by row order): for weights, where scikit-learn's exact
+    tie handling is not needed and its cost is."""
+    keep = np.flatnonzero(y.sum(axis=0) > 0)
+    if not len(keep):
+        return 1.0
+    out = []
+    for j in keep:
+        hits = y[np.argsort(-p[:, j], kind="stable"), j]
+        tp = np.cumsum(hits)
+        out.append(float(np.sum(hits * tp / np.arange(1, len(hits) + 1)) / tp[-1]))
+    return float(np.mean(out))
 
 
 def _score(task, arrays, y, metric: str) -> np.ndarray:
     M = len(arrays)
     if task == "multi_label":
-        from sklearn.metrics import average_precision_score
-
-        from ensemble.tasks.multilabel import sigmoid
-
-        keep = y.sum(axis=0) > 0
-        s = np.array([average_precision_score(y[:, keep], sigmoid(a)[:, keep], average="macro") if keep.any() else 1.0
-                      for a in arrays])
+        s = np.array([_average_precision(np.asarray(a, dtype=np.float64), y) for a in arrays])
     else:
         t = task_named(task)
         m = t.metric(metric)
@@ -265,21 +326,38 @@ def _stacked(task: str, stacker: Mapping, arrays) -> np.ndarray:
 # ---------------------------------------------------------------------- thresholds
 
 
+def _counts_at(proba: np.ndarray, y: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tp, fp, fn) of every label at every threshold of ``grid``, each (G, L): from each label's
+    sorted probabilities, without deciding a row per threshold."""
+    G, L = len(grid), proba.shape[1]
+    tp, fp = np.empty((G, L)), np.empty((G, L))
+    for j in range(L):
+        pos, neg = np.sort(proba[y[:, j] == 1, j]), np.sort(proba[y[:, j] == 0, j])
+        tp[:, j] = len(pos) - np.searchsorted(pos, grid, side="left")  # p >= t decides the label
+        fp[:, j] = len(neg) - np.searchsorted(neg, grid, side="left")
+    fn = y.sum(axis=0)[None, :] - tp
+    return tp, fp, fn
+
+
+def _f1(tp, fp, fn):
+    d = 2 * tp + fp + fn
+    return np.where(d > 0, 2 * tp / np.where(d > 0, d, 1), 0.0)
+
+
 def fit_threshold(proba: np.ndarray, y: np.ndarray, metric: str = "f1_micro", kind: str = "global"):
     """The threshold maximising ``metric`` on these rows: one for every label (``"global"``), or
     one per label (``"per_label"``, each maximising its own F1); a grid of 0.02 to 0.98."""
     from ensemble.tasks.multilabel import METRICS, decide
 
-    m = METRICS[metric]
-    if kind == "global":
-        values = [m(decide(proba, t), y) for t in _GRID]
+    proba, y = np.asarray(proba, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if kind == "global" and metric == "f1_samples":  # per row: no shortcut through the label counts
+        values = [METRICS[metric](decide(proba, t), y) for t in _GRID]
         return float(_GRID[int(np.argmax(values))])
-    out = np.empty(proba.shape[1])
-    f1 = METRICS["f1_macro"]
-    for j in range(proba.shape[1]):
-        values = [f1(decide(proba[:, j:j + 1], t), y[:, j:j + 1]) for t in _GRID]
-        out[j] = _GRID[int(np.argmax(values))]
-    return out
+    tp, fp, fn = _counts_at(proba, y, _GRID)
+    if kind == "global":
+        values = _f1(tp.sum(1), fp.sum(1), fn.sum(1)) if metric == "f1_micro" else _f1(tp, fp, fn).mean(axis=1)
+        return float(_GRID[int(np.argmax(values))])
+    return _GRID[np.argmax(_f1(tp, fp, fn), axis=0)].astype(np.float64)
 
 
 # ---------------------------------------------------------------------- the fit

@@ -63,8 +63,9 @@ class Metric:
 
 def match_names(columns: Sequence[str], names: Sequence[str], *, path, model: str, what: str) -> list[int]:
     """For each of the head's outputs ``names``, the index of its label column in ``columns``:
-    by name when the head names its outputs (``id2label``), else by position (said in a warning
-    when there are several). A label column set that does not fit is a one-line error."""
+    by name when the head names its outputs (``id2label``), else by position (which
+    :class:`~ensemble.workflows.gather.CachedLogits` says in a warning). A label column set that
+    does not fit is a one-line error."""
     columns, names = [str(c) for c in columns], [str(n) for n in names]
     if len(columns) != len(names):
         raise EnsembleError(f"{path}: {len(columns)} label column(s) ({', '.join(columns)}) for {model}'s "
@@ -72,10 +73,7 @@ def match_names(columns: Sequence[str], names: Sequence[str], *, path, model: st
                             f"with one column per {what}")
     if len(names) == 1:
         return [0]
-    if all(GENERIC.fullmatch(n) for n in names):
-        log.warning("%s: %s does not name its %ss (id2label is %s...): label columns %s are matched to its outputs by "
-                    "position; set id2label in its config.json to be sure", path, model, what, ", ".join(names[:2]),
-                    ", ".join(columns))
+    if all(GENERIC.fullmatch(n) for n in names):  # by position: gather says so, once per member
         return list(range(len(names)))
     missing = [n for n in names if n not in columns]
     if missing:

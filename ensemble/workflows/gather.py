@@ -17,6 +17,10 @@ log = logging.getLogger(__name__)
 
 __all__ = ['CachedLogits', 'gather']
 
+# (member, label columns) whose outputs were named by position: said once in a process, not by
+# every source that reads them (a run's vote and report)
+_SAID: set = set()
+
 # --------------------------------------------------------------------------- the vote command
 
 
@@ -85,7 +89,6 @@ class CachedLogits:
         self.members = [m for m in self.members if m.name not in refit]
         self.task = _one_task(refs)
         self.targets = None if targets is None else ((targets,) if isinstance(targets, str) else tuple(targets))
-        self._said: set[str] = set()
         self.entries = self.cache.entries()  # headers read once, newest first
         self._digests: dict[str, str] = {}
 
@@ -208,8 +211,8 @@ class CachedLogits:
             return lg
         if len(t) > 1 and not all(GENERIC.fullmatch(c) for c in lg.labels):
             return lg
-        if len(t) > 1 and lg.model not in self._said:
-            self._said.add(lg.model)
+        if len(t) > 1 and (lg.model, t) not in _SAID:
+            _SAID.add((lg.model, t))
             log.warning("%s does not name its outputs (id2label is %s...): they are the label columns %s by position; "
                         "set id2label in its config.json to be sure", lg.model, ", ".join(lg.labels[:2]), ", ".join(t))
         return replace(lg, labels=t)

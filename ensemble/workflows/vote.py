@@ -245,7 +245,7 @@ def _vote(models, data, weights, *, combine, valid, test, cache_dir, sample_subm
                            clip=clip, seed=seed, name=name, out=out, weights_dir=weights_dir,
                            submissions_dir=submissions_dir, sample_submission=sample_submission, proba=proba,
                            force=force, label_sep=columns.get("label_sep"))
-    if spec == "score":  # regression's and multi-label's name for acc
+    if isinstance(spec, str) and spec == "score":  # regression's and multi-label's name for acc
         spec = "acc"
     _check_validation(g, source.refs, fitted_method=kind == "method" and spec != "uniform", need_valid=need_valid,
                       weights=weights, adjust=adjust)

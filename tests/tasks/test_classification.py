@@ -16,10 +16,12 @@ from ensemble.tasks.classification import CLASSIFICATION, make_submission
 
 
 def test_the_registry():
-    assert TASKS == {"classification": CLASSIFICATION} and isinstance(CLASSIFICATION, Task)
+    assert TASKS["classification"] is CLASSIFICATION and isinstance(CLASSIFICATION, Task)
+    assert set(TASKS) == {"classification", "regression", "multi_label"}
     assert task_named("classification") is CLASSIFICATION
-    with pytest.raises(EnsembleError, match=r"task must be one of classification; got 'regression'"):
-        task_named("regression")
+    assert task_named("multi-label") is TASKS["multi_label"]
+    with pytest.raises(EnsembleError, match=r"task must be one of classification, regression, multi_label; got 'ner'"):
+        task_named("ner")
     assert CLASSIFICATION.primary == "accuracy" and "<task classification" in repr(CLASSIFICATION)
 
 

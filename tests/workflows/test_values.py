@@ -269,3 +269,76 @@ def test_joined_labels_read_as_the_same_truth(tags):
                     columns={"label": "labels", "label_sep": ","})
     np.testing.assert_array_equal(cols.y, y)
     np.testing.assert_array_equal(joined.y[:, [joined.labels.index(n) for n in HATE_LABELS]], y)
+
+
+# ---------------------------------------------------------------------- fold groups and refits
+
+
+@pytest.fixture(scope="module")
+def sts_folds(tmp_path_factory):
+    """Two fold groups of single-target regressors (3 folds of 240 KLUE-STS pairs), a full-data
+    refit of the first, a 100-pair holdout and a test split."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("sts-folds")
+    with open(DATA / "klue-sts" / "sts-pairs.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    train, valid, test = rows[:240], rows[240:340], rows[340:400]
+    cols = ["id", "sentence1", "sentence2", "score"]
+    _write(root / "train.csv", cols, [[r[c] for c in cols] for r in train])
+    _write(root / "valid.csv", cols, [[r[c] for c in cols] for r in valid])
+    _write(root / "test.csv", cols[:3], [[r[c] for c in cols[:3]] for r in test])
+    fold = np.arange(len(train)) % 3
+    _write(root / "folds.csv", ["id", "fold"], [[r["id"], int(k)] for r, k in zip(train, fold)])
+    pairs = lambda rs: ([r["sentence1"] for r in rs], [r["sentence2"] for r in rs])  # noqa: E731
+    y = lambda rs: np.array([[float(r["score"])] for r in rs])  # noqa: E731
+    vocab = [t for r in rows for t in (r["sentence1"], r["sentence2"])]
+    for g, seed in (("a", 0), ("b", 10)):
+        for k in range(3):
+            part = [r for r, f in zip(train, fold) if f != k]
+            held = [r for r, f in zip(train, fold) if f == k]
+            train_value_run(root / "runs" / f"{g}-fold{k}", pairs(part), y(part), problem_type="regression",
+                            names=["score"], valid_texts=pairs(held), valid_targets=y(held), vocab_texts=vocab,
+                            seed=seed + k, epochs=2, steps=40, learning_rate=5e-3)
+            shutil.copytree(_last_checkpoint(root / "runs" / f"{g}-fold{k}"), root / f"{g}-fold{k}")
+    train_value_run(root / "runs" / "a-full", pairs(train), y(train), problem_type="regression", names=["score"],
+                    valid_texts=pairs(valid), valid_targets=y(valid), vocab_texts=vocab, seed=99, epochs=2, steps=40,
+                    learning_rate=5e-3)
+    shutil.copytree(_last_checkpoint(root / "runs" / "a-full"), root / "a-full")
+    members = {"a": str(root / "a-fold{fold}"), "b": str(root / "b-fold{fold}"), "a_full": str(root / "a-full")}
+    args = ["predict", "--data", f"train={root / 'train.csv'}", "--data", f"valid={root / 'valid.csv'}", "--data",
+            f"test={root / 'test.csv'}", "--folds", str(root / "folds.csv"), "--text", "sentence1", "--text",
+            "sentence2", "--label", "score", "--cache-dir", str(root / "cache")]
+    for n, p in members.items():
+        args += ["--model", f"{n}={p}"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    return root, members, train, fold, pairs(train), pairs(test)
+
+
+def test_fold_groups_give_out_of_fold_outputs_and_plain_means_on_test(sts_folds, tmp_path):
+    from ensemble import gather, report, vote
+
+    root, members, train, fold, train_texts, test_texts = sts_folds
+    groups = {n: members[n] for n in ("a", "b")}
+    data = {"train": root / "train.csv", "valid": root / "valid.csv", "test": root / "test.csv"}
+    columns = {"text": ["sentence1", "sentence2"], "label": "score"}
+    oof = gather(groups, data, "train", folds=root / "folds.csv", cache_dir=root / "cache", columns=columns)
+    for k in range(3):  # each row's output comes from the fold model that never saw it
+        rows = np.flatnonzero(fold == k)
+        own = _forward(root / f"a-fold{k}", tuple([t[i] for i in rows] for t in train_texts))
+        np.testing.assert_allclose(oof.arrays[0][rows], own, atol=1e-4)
+    on_test = gather(groups, data, "test", folds=root / "folds.csv", cache_dir=root / "cache", columns=columns)
+    mean = np.mean([_forward(root / f"a-fold{k}", test_texts) for k in range(3)], axis=0)
+    np.testing.assert_allclose(on_test.arrays[0], mean, atol=1e-4)  # the mean of the outputs: never a softmax
+    rep = report(groups, data, folds=root / "folds.csv", cache_dir=root / "cache", columns=columns)
+    assert rep.where == "out-of-fold" and rep.rows == len(train) and rep.holdout["rows"] == 100
+    assert rep.headline["of"] == "holdout" and rep.choice in rep.estimates
+    # a refit takes its group's place on test, with the group's weight
+    frame = vote(members, data, "uniform", folds=root / "folds.csv", refit={"a_full": "a"}, cache_dir=root / "cache",
+                 columns=columns, submissions_dir=tmp_path)
+    b_mean = np.mean([_forward(root / f"b-fold{k}", test_texts) for k in range(3)], axis=0)
+    refit = _forward(root / "a-full", test_texts)
+    np.testing.assert_allclose(frame["score"].to_numpy(dtype=float), ((refit + b_mean) / 2)[:, 0], atol=1e-4)
+    sidecar = json.loads((Path(frame.attrs["path"]).with_name(Path(frame.attrs["path"]).name + ".json")).read_text())
+    assert sidecar["task"] == "regression"
