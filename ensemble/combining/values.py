@@ -76,6 +76,11 @@ class ValueWeights:
     apparent: Mapping = field(default_factory=dict)
     meta: Mapping = field(default_factory=dict)
 
+    @property
+    def labels(self) -> tuple:
+        """The outputs' names (as :class:`~ensemble.combining.weights.Weights` names its classes)."""
+        return self.names
+
     def combined(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
         """The ensemble's outputs (regression: values; multi-label: probabilities), (n, T)."""
         task = task_named(self.task)

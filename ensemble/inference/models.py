@@ -137,10 +137,10 @@ class ModelRef:
 
 
 def check_head(folder: Path, config: Mapping) -> None:
-    """Refuse, before anything is loaded, a model whose ``config.json`` describes a head that
-    predict, vote and report do not run as a single-label classifier (regression, multi-label,
-    token classification, generation...): its outputs read as class logits would be silently
-    wrong (a softmax over one regression output votes a constant). The message names the head."""
+    """Refuse, before anything is loaded, a model whose ``config.json`` describes a head that no
+    task runs (token classification, generation...): its outputs read as another task's would be
+    silently wrong (a softmax over one regression output votes a constant). The message names
+    the head."""
     head = head_of(dict(config))
     if task_for_head(head) is not None:
         return

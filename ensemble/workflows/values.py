@@ -71,11 +71,12 @@ def value_vote(g, source, *, kind: str, spec, cv: Mapping, holdout, settings: Ma
     models = tuple(m.name for m in source.members)
     names = task.names(g.valid_split, g.test_al.labels, models[0])
     fit = dict(names=models, targets=names, **settings)
-    if kind == "file":
-        fitted = ValueWeights.load(spec)
-        if fitted.task != task.name or tuple(fitted.models) != models:
-            raise EnsembleError(f"{spec}: fitted for {fitted.task} members {', '.join(fitted.models)}; these are "
-                                f"{task.name} members {', '.join(models)}: refit with {flag('weights', '<method>')}")
+    if kind == "file":  # ``spec``: the ValueWeights read, checked against these members and data
+        fitted = spec
+        if fitted.task != task.name or tuple(fitted.names) != tuple(names):
+            raise EnsembleError(f"weights file fitted for {fitted.task} outputs {', '.join(fitted.names)}; these "
+                                f"members are {task.name} with {', '.join(names)}: refit with "
+                                f"{flag('weights', '<method>')}")
         estimate = {}
     elif kind == "fixed" or y is None:
         w = np.asarray(spec, dtype=np.float64) if kind == "fixed" else np.full(len(models), 1 / len(models))

@@ -241,7 +241,7 @@ def _vote(models, data, weights, *, combine, valid, test, cache_dir, sample_subm
     g = _gather(source, data, valid, test, columns, need_valid=need_valid, weights=weights)
     _fold_provenance(g, source, training, bool(cv), train, valid)
     if source.task.name != "classification":
-        return _value_vote(g, source, kind, spec, cv, holdout, combine=combine, metric=metric, threshold=threshold,
+        return _value_vote(g, source, kind, spec, loaded, cv, holdout, combine=combine, metric=metric, threshold=threshold,
                            clip=clip, seed=seed, name=name, out=out, weights_dir=weights_dir,
                            submissions_dir=submissions_dir, sample_submission=sample_submission, proba=proba,
                            force=force, label_sep=columns.get("label_sep"))
@@ -305,18 +305,25 @@ class _HeadlineFirst(logging.Filter):
     def release(self, first: logging.LogRecord | None = None) -> None:
         self.open = True
         for record in ([first] if first is not None else []) + self.held:
-            log.handle(record)
+            logging.getLogger(record.name).handle(record)
         self.held = []
+
+
+# the loggers of the vote's own lines: this module's and the regression / multi-label path's
+_VOTE_LOGGERS = (__name__, "ensemble.workflows.values")
 
 
 @contextlib.contextmanager
 def _headline_first():
     hold = _HeadlineFirst()
-    log.addFilter(hold)
+    loggers = [logging.getLogger(n) for n in _VOTE_LOGGERS]
+    for lg in loggers:
+        lg.addFilter(hold)
     try:
         yield
     finally:
-        log.removeFilter(hold)
+        for lg in loggers:
+            lg.removeFilter(hold)
         if not hold.open:
             hold.release()
 
@@ -394,7 +401,6 @@ class _Gathered:
 def _arguments(models, data, weights, name, test, adjust, adjust_metric, prior, k=None, refit: Mapping = {}):
     """Every argument checked before any file is read: (members, kind, spec, loaded weights file)."""
     from ensemble.combining.adjustment import check_adjust, needs_prior
-    from ensemble.combining.weights import Weights
 
     if not models:
         raise EnsembleError("no model given; " + ("pass --model NAME=PATH, once per model" if cli_face() else
@@ -413,8 +419,26 @@ def _arguments(models, data, weights, name, test, adjust, adjust_metric, prior, 
                             f"or refit with {flag('weights', '<method>')} and {flag('adjust', '...')}")
     if adjust == "prior" and prior is None:
         raise EnsembleError(needs_prior())
-    loaded = Weights.load(spec) if kind == "file" else None  # every field checked before the logits are read
+    loaded = _load_weights(spec) if kind == "file" else None  # every field checked before the logits are read
     return members, kind, spec, loaded
+
+
+def _load_weights(path: Path):
+    """A weights file: a classifier's Weights, or a regression / multi-label ValueWeights (by its
+    ``format``)."""
+    import json
+
+    from ensemble.combining.weights import Weights
+
+    try:
+        fmt = json.loads(Path(path).read_text(encoding="utf-8")).get("format")
+    except (OSError, ValueError, AttributeError):
+        fmt = None  # Weights.load says what is wrong with it
+    if fmt == "ensemble.value-weights/1":
+        from ensemble.combining.values import ValueWeights
+
+        return ValueWeights.load(path)
+    return Weights.load(path)
 
 
 def _gather(source: CachedLogits, data, valid: str, test: str, columns: dict, *, need_valid: bool,
@@ -641,13 +665,21 @@ def _write(fitted, test_proba: np.ndarray, g: _Gathered, *, kind: str, spec, nam
     return frame
 
 
-def _value_vote(g: _Gathered, source: CachedLogits, kind: str, spec, cv, holdout, *, combine, metric, threshold, clip,
+def _value_vote(g: _Gathered, source: CachedLogits, kind: str, spec, loaded, cv, holdout, *, combine, metric, threshold, clip,
                 seed, name, out, weights_dir, submissions_dir, sample_submission, proba, force, label_sep):
     """:func:`vote` for regression and multi-label members (:mod:`ensemble.workflows.values`)."""
     from ensemble.workflows.values import value_settings, value_vote
 
     settings = value_settings(source.task, len(g.test_al.labels), metric=metric, combine=combine, threshold=threshold,
                               clip=clip)
+    if kind == "file":
+        from ensemble.combining.values import ValueWeights
+
+        if not isinstance(loaded, ValueWeights):
+            raise EnsembleError(f"{spec}: weights of classifiers; these members are {source.task.name}: refit with "
+                                f"{flag('weights', '<method>')}")
+        _check_stale(loaded, spec, source.refs, source.digest_of, g.valid_split, g.test_al.labels)
+        _check_folds(loaded, spec, g.provenance.get("fitted_on"))
     procedure = {"weights": str(spec) if kind != "fixed" else [float(v) for v in spec], "combine": settings["combine"],
                  "metric": settings["metric"], "threshold": _listed(settings["threshold"]), "clip": settings["clip"],
                  "members": sorted(m.name for m in source.members)}
@@ -658,8 +690,8 @@ def _value_vote(g: _Gathered, source: CachedLogits, kind: str, spec, cv, holdout
                              sample_submission=sample_submission, proba=proba, procedure=procedure, force=force,
                              label_sep=label_sep)
 
-    return value_vote(g, source, kind=kind, spec=spec, cv=cv, holdout=holdout, settings=settings, seed=seed,
-                      write=write)
+    return value_vote(g, source, kind=kind, spec=loaded if kind == "file" else spec, cv=cv, holdout=holdout,
+                      settings=settings, seed=seed, write=write)
 
 
 def _listed(v):

@@ -334,6 +334,11 @@ def test_fold_groups_give_out_of_fold_outputs_and_plain_means_on_test(sts_folds,
     rep = report(groups, data, folds=root / "folds.csv", cache_dir=root / "cache", columns=columns)
     assert rep.where == "out-of-fold" and rep.rows == len(train) and rep.holdout["rows"] == 100
     assert rep.headline["of"] == "holdout" and rep.choice in rep.estimates
+    # the vote chooses as the report does: on the holdout, every candidate fitted on the OOF rows
+    auto = vote(groups, data, "auto", folds=root / "folds.csv", cache_dir=root / "cache", columns=columns,
+                submissions_dir=tmp_path / "auto", weights_dir=tmp_path / "w")
+    assert auto.attrs["headline"]["of"] == "holdout" and auto.attrs["headline"]["method"] == rep.choice
+    assert auto.attrs["headline"]["estimate"] == pytest.approx(rep.headline["estimate"])
     # a refit takes its group's place on test, with the group's weight
     frame = vote(members, data, "uniform", folds=root / "folds.csv", refit={"a_full": "a"}, cache_dir=root / "cache",
                  columns=columns, submissions_dir=tmp_path)
@@ -342,3 +347,26 @@ def test_fold_groups_give_out_of_fold_outputs_and_plain_means_on_test(sts_folds,
     np.testing.assert_allclose(frame["score"].to_numpy(dtype=float), ((refit + b_mean) / 2)[:, 0], atol=1e-4)
     sidecar = json.loads((Path(frame.attrs["path"]).with_name(Path(frame.attrs["path"]).name + ".json")).read_text())
     assert sidecar["task"] == "regression"
+
+
+def test_a_weights_file_is_reused_and_checked(sts, tmp_path):
+    from ensemble import vote
+    from ensemble.core.errors import EnsembleError
+
+    root, members, *_ = sts
+    three = {n: members[n] for n in ("three-a", "three-b")}
+    _predict(root, three, "--text", "sentence1", "--text", "sentence2", "--label", "score,real_score,spread")
+    data = {"valid": root / "valid.csv", "test": root / "test.csv"}
+    columns = {"text": ["sentence1", "sentence2"], "label": ["score", "real_score", "spread"]}
+    first = vote(three, data, "select", cache_dir=root / "cache", columns=columns, submissions_dir=tmp_path / "a",
+                 weights_dir=tmp_path / "w")
+    path = tmp_path / "w" / "ensemble-select.json"
+    again = vote(three, data, str(path), cache_dir=root / "cache", columns=columns, submissions_dir=tmp_path / "b")
+    assert again.drop(columns="id").equals(first.drop(columns="id"))
+    edited = root / "valid-edited.csv"
+    text = (root / "valid.csv").read_text(encoding="utf-8").splitlines()
+    head, row = text[0], text[1].rsplit(",", 1)
+    edited.write_text("\n".join([head, f"{row[0]},{float(row[1]) + 1}", *text[2:]]) + "\n", encoding="utf-8")
+    with pytest.raises(EnsembleError, match="stale: the labels of"):  # refitted on other labels: refused
+        vote(three, {**data, "valid": edited}, str(path), cache_dir=root / "cache", columns=columns,
+             submissions_dir=tmp_path / "c")
