@@ -37,13 +37,6 @@ def make_members(root: Path, *, valid_rows: int, test_rows: int, models: int, cl
     and cache every member's logits on both splits (in ``root/.ensemble/cache``).
 
     Returns (members {name: folder}, data {split: path}, cache_dir, labels)."""
-    from safetensors.numpy import save_file
-
-    from ensemble.data.splits import load_split
-    from ensemble.inference.cache import LogitCache
-    from ensemble.inference.models import ModelRef
-    from ensemble.inference.settings import InferenceSettings, recorded_settings
-
     rng = np.random.default_rng(seed)
     labels = [f"intent_{c:03d}" for c in range(classes)]
     prior = rng.dirichlet(np.full(classes, 30.0))  # unequal classes, none so rare that a fold lacks it
@@ -57,28 +50,10 @@ def make_members(root: Path, *, valid_rows: int, test_rows: int, models: int, cl
                   "label": [labels[c] for c in yv]}).to_csv(data["valid"], index=False)
     pd.DataFrame({"id": [f"t{i}" for i in range(test_rows)], "text": "x"}).to_csv(data["test"], index=False)
     cache_dir = root / ".ensemble" / "cache"
-    cache = LogitCache(cache_dir)
     members = {}
     for m in range(models):
-        folder = root / "models" / f"m{m}"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "config.json").write_text(json.dumps({
-            "architectures": ["BertForSequenceClassification"], "model_type": "bert",
-            "id2label": {str(i): c for i, c in enumerate(labels)}, "label2id": {c: i for i, c in enumerate(labels)}}))
-        save_file({"classifier.weight": rng.normal(size=(classes, 4)).astype(np.float32),
-                   "classifier.bias": np.zeros(classes, dtype=np.float32)}, folder / "model.safetensors")
-        (folder / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nx\n")
-        ref = ModelRef.open(folder, f"m{m}")
-        digest = ref.fingerprint(cache.file_digest)
-        for name, values in (("valid", valid[m]), ("test", test[m])):
-            split = load_split(data[name], name=name)
-            from ensemble.core.outputs import Logits
-
-            lg = Logits(split.ids, values, tuple(labels), f"m{m}", name)
-            settings = recorded_settings(ref, InferenceSettings())  # as predict on the CPU records them
-            cache.put(cache.make_key({"model": digest, "data": split.digest}), lg,
-                      {"model_digest": digest, "data_digest": split.digest, "settings": settings})
-        members[f"m{m}"] = folder
+        members[f"m{m}"] = cache_fake_model(root / "models" / f"m{m}", f"m{m}", labels, {},
+                                            {"valid": valid[m], "test": test[m]}, data, cache_dir, rng)
     return members, data, cache_dir, labels
 
 
@@ -108,14 +83,6 @@ def make_value_members(root: Path, task: str, *, valid_rows: int, test_rows: int
     outputs cached on both splits, as :func:`make_members` does for classifiers.
 
     Returns (members {name: folder}, data {split: path}, cache_dir, names, truth {split: y})."""
-    from safetensors.numpy import save_file
-
-    from ensemble.core.outputs import Logits
-    from ensemble.data.splits import load_split
-    from ensemble.inference.cache import LogitCache
-    from ensemble.inference.models import ModelRef
-    from ensemble.inference.settings import InferenceSettings, recorded_settings
-
     rng = np.random.default_rng(seed)
     names = [f"t{j}" for j in range(targets)]
     strengths = np.linspace(2.0, 0.8, models)
@@ -129,25 +96,42 @@ def make_value_members(root: Path, task: str, *, valid_rows: int, test_rows: int
     frame.to_csv(data["valid"], index=False)
     pd.DataFrame({"id": [f"t{i}" for i in range(test_rows)], "text": "x"}).to_csv(data["test"], index=False)
     cache_dir = root / ".ensemble" / "cache"
-    cache = LogitCache(cache_dir)
     members = {}
     problem = "regression" if task == "regression" else "multi_label_classification"
     for m in range(models):
-        folder = root / "models" / f"m{m}"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "config.json").write_text(json.dumps({
-            "architectures": ["BertForSequenceClassification"], "model_type": "bert", "problem_type": problem,
-            "id2label": {str(i): c for i, c in enumerate(names)}, "label2id": {c: i for i, c in enumerate(names)}}))
-        save_file({"classifier.weight": rng.normal(size=(targets, 4)).astype(np.float32),
-                   "classifier.bias": np.zeros(targets, dtype=np.float32)}, folder / "model.safetensors")
-        (folder / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nx\n")
-        ref = ModelRef.open(folder, f"m{m}")
-        digest = ref.fingerprint(cache.file_digest)
-        for name, values in (("valid", valid[m]), ("test", test[m])):
-            split = load_split(data[name], name=name, label=names if name == "valid" else None)
-            lg = Logits(split.ids, values, tuple(names), f"m{m}", name)
-            settings = recorded_settings(ref, InferenceSettings())
-            cache.put(cache.make_key({"model": digest, "data": split.digest}), lg,
-                      {"model_digest": digest, "data_digest": split.digest, "settings": settings})
-        members[f"m{m}"] = folder
+        members[f"m{m}"] = cache_fake_model(root / "models" / f"m{m}", f"m{m}", names, {"problem_type": problem},
+                                            {"valid": valid[m], "test": test[m]}, data, cache_dir, rng,
+                                            label={"valid": names})
     return members, data, cache_dir, names, {"valid": yv, "test": yt}
+
+
+def cache_fake_model(folder: Path, name: str, labels, config: dict, outputs: dict, data: dict, cache_dir: Path, rng,
+                     label: dict | None = None) -> Path:
+    """A fake model folder (config with ``labels`` as id2label and ``config``'s keys, a head in
+    safetensors, a vocabulary) and its ``outputs`` {split: (n, C)} cached as predict caches them."""
+    from safetensors.numpy import save_file
+
+    from ensemble.core.outputs import Logits
+    from ensemble.data.splits import load_split
+    from ensemble.inference.cache import LogitCache
+    from ensemble.inference.models import ModelRef
+    from ensemble.inference.settings import InferenceSettings, recorded_settings
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({
+        "architectures": ["BertForSequenceClassification"], "model_type": "bert", **config,
+        "id2label": {str(i): c for i, c in enumerate(labels)}, "label2id": {c: i for i, c in enumerate(labels)}}))
+    save_file({"classifier.weight": rng.normal(size=(len(labels), 4)).astype(np.float32),
+               "classifier.bias": np.zeros(len(labels), dtype=np.float32)}, folder / "model.safetensors")
+    (folder / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nx\n")
+    cache = LogitCache(cache_dir)
+    ref = ModelRef.open(folder, name)
+    digest = ref.fingerprint(cache.file_digest)
+    for split_name, values in outputs.items():
+        split = load_split(data[split_name], name=split_name, label=(label or {}).get(split_name))
+        lg = Logits(split.ids, values, tuple(labels), name, split_name)
+        settings = recorded_settings(ref, InferenceSettings())  # as predict on the CPU records them
+        cache.put(cache.make_key({"model": digest, "data": split.digest}), lg,
+                  {"model_digest": digest, "data_digest": split.digest, "settings": settings})
+    return folder
+
