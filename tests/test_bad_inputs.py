@@ -193,6 +193,11 @@ def _(w, tmp):
     return _vvote(w, tmp, "reg", "s1,s2,s3", ("--sample-submission", str(tmp / "sample.csv")))
 
 
+@case("regression: a classifier's temperature", "--temperature is for classifiers' probabilities")
+def _(w, tmp):
+    return _vvote(w, tmp, "reg", "s1,s2,s3", ("--weights", "optimize", "--temperature"))
+
+
 @case("multi-label: a 0/1 column holding 2", "column 'y' row 4 holds '2'; a multi-label column holds 0 or 1")
 def _(w, tmp):
     return _vvote(w, tmp, "tags", "x,y,z", ("--weights", "uniform"), _vvalid(w, tmp, "y", "2"))

@@ -241,6 +241,11 @@ def _vote(models, data, weights, *, combine, valid, test, cache_dir, sample_subm
     g = _gather(source, data, valid, test, columns, need_valid=need_valid, weights=weights)
     _fold_provenance(g, source, training, bool(cv), train, valid)
     if source.task.name != "classification":
+        given = [f for f, on in (("adjust", adjust != "none"), ("temperature", temperature), ("calibrate", calibrate))
+                 if on]
+        if given:
+            raise EnsembleError(f"{flag(given[0])} is for classifiers' probabilities; these members are "
+                                f"{source.task.name}: drop it")
         return _value_vote(g, source, kind, spec, loaded, cv, holdout, combine=combine, metric=metric, threshold=threshold,
                            clip=clip, seed=seed, name=name, out=out, weights_dir=weights_dir,
                            submissions_dir=submissions_dir, sample_submission=sample_submission, proba=proba,
