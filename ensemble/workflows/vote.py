@@ -250,6 +250,9 @@ def _vote(models, data, weights, *, combine, valid, test, cache_dir, sample_subm
                            clip=clip, seed=seed, name=name, out=out, weights_dir=weights_dir,
                            submissions_dir=submissions_dir, sample_submission=sample_submission, proba=proba,
                            force=force, label_sep=columns.get("label_sep"))
+    if metric not in (None, "accuracy"):
+        raise EnsembleError(f"{flag('metric', metric)} chooses among regression and multi-label metrics; a classifiers' "
+                            "vote decides by accuracy (ensemble report --metric compares the others): drop it")
     if isinstance(spec, str) and spec == "score":  # regression's and multi-label's name for acc
         spec = "acc"
     _check_validation(g, source.refs, fitted_method=kind == "method" and spec != "uniform", need_valid=need_valid,

@@ -370,3 +370,34 @@ def test_a_weights_file_is_reused_and_checked(sts, tmp_path):
     with pytest.raises(EnsembleError, match="stale: the labels of"):  # refitted on other labels: refused
         vote(three, {**data, "valid": edited}, str(path), cache_dir=root / "cache", columns=columns,
              submissions_dir=tmp_path / "c")
+
+
+def test_a_task_said_by_the_user_reads_a_head_saved_without_its_problem_type(tags, tmp_path):
+    import shutil
+
+    from ensemble import vote
+    from ensemble.core.errors import EnsembleError
+
+    root, members, _, _, _ = tags
+    bare = tmp_path / "bare"
+    shutil.copytree(members["tag-a"], bare)
+    config = json.loads((bare / "config.json").read_text())
+    config.pop("problem_type")  # trained with BCE by hand: config.json says a single-label classifier
+    (bare / "config.json").write_text(json.dumps(config))
+    data = {"valid": root / "valid.csv", "test": root / "test.csv"}
+    columns = {"label": list(HATE_LABELS)}
+    cache = tmp_path / "cache"
+    args = ["predict", "--model", f"bare={bare}", "--data", f"valid={data['valid']}", "--data", f"test={data['test']}",
+            "--label", ",".join(HATE_LABELS), "--cache-dir", str(cache)]
+    refused = CliRunner().invoke(main, args)  # read as a classifier, its 0/1 label columns do not fit
+    assert refused.exit_code == 1
+    done = CliRunner().invoke(main, [*args, "--task", "multi_label"])
+    assert done.exit_code == 0, done.output
+    said = vote({"bare": bare}, data, "uniform", task="multi_label", cache_dir=cache, columns=columns, proba=True,
+                submissions_dir=tmp_path / "s", threshold=0.5)
+    _predict(root, {"tag-a": members["tag-a"]}, "--label", ",".join(HATE_LABELS))
+    own = vote({"tag-a": members["tag-a"]}, data, "uniform", cache_dir=root / "cache", columns=columns, proba=True,
+               submissions_dir=tmp_path / "o", threshold=0.5)
+    np.testing.assert_allclose(said[list(HATE_LABELS)].to_numpy(float), own[list(HATE_LABELS)].to_numpy(float), atol=1e-6)
+    with pytest.raises(EnsembleError, match="task must be one of classification, regression, multi_label"):
+        vote({"bare": bare}, data, task="ner", cache_dir=cache, columns=columns)
