@@ -68,20 +68,17 @@ def _head(folder: Path) -> tuple[str | None, str]:
         return "its config.json cannot be read", "unknown"
     head = head_of(config if isinstance(config, dict) else {})
     what = head.kind if head.kind != "custom" else f"custom code ({head.architecture})"
-    task = task_for_head(head)
-    if task is None:
+    if task_for_head(head) is None:
         return f"{head.describe()}; ensemble runs classification, regression and multi-label heads", what
-    _TASKS_SEEN.append(task.name)
     return None, what
 
 
-# the tasks of the members init looked at, in order: [data] task says the one they share
-_TASKS_SEEN: list[str] = []
+def _task_line(heads: list[str]) -> str:
+    """[data] task: the task the listed members' heads (their kinds, as the entries say them)
+    share, or a comment naming the tasks when they differ."""
+    from ensemble.tasks import TASKS
 
-
-def _task_line(tasks: list[str]) -> str:
-    """[data] task: the task every member's config.json says, or a comment when they differ."""
-    found = sorted(set(tasks))
+    found = sorted({next((t.name for t in TASKS.values() if h in t.heads), "classification") for h in heads})
     if len(found) == 1:
         return f'task = "{found[0]}"   # detected from the members\' config.json (problem_type, num_labels)'
     if not found:
@@ -196,8 +193,8 @@ def _scan(root: Path) -> tuple[list[Path], list[Path], dict, list[Path]]:
     return runs, models, data, sweeps
 
 
-def _run_line(root: Path, rel: Path, name: str, groups: dict, bases: list[Path]) -> str:
-    """A run's [runs] line for init: its head, its refit, and its tokenizer when its checkpoints
+def _run_line(root: Path, rel: Path, name: str, groups: dict, bases: list[Path]) -> tuple[str, str | None]:
+    """A run's [runs] line for init (and its head kind, None when left out): its head, its refit, and its tokenizer when its checkpoints
     hold none (the one base model folder found here, of ``bases``, else a hint naming them)."""
     from ensemble.averaging.checkpoints import CHECKPOINT_RE
     from ensemble.io.modelfiles import has_tokenizer
@@ -215,7 +212,9 @@ def _run_line(root: Path, rel: Path, name: str, groups: dict, bases: list[Path])
     refit = f', refit_of = "{refit}"' if refit else ""
     why, what = _run_head(run_dir)
     entry = f'{name} = {{ path = "{rel.as_posix()}", k = 4{refit}{tokenizer} }}'
-    return f"# {entry}   # left out: {why}" if why else f"{entry}   # head: {what}{hint.replace('   #', ';')}"
+    if why:
+        return f"# {entry}   # left out: {why}", None
+    return f"{entry}   # head: {what}{hint.replace('   #', ';')}", what
 
 
 def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
@@ -231,7 +230,6 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
     if out.exists() and not force:
         raise EnsembleError(f"{out}: already exists; edit it, or pass --force to write a new one")
     runs, models, data, sweeps = _scan(root)
-    _TASKS_SEEN.clear()
     # model folders inside a run (its checkpoints, a saved final model) or written by ensemble are not members
     models = [m for m in models if m.parts[0] != "weights" and not any(m.parts[:len(r.parts)] == r.parts for r in runs)]
     run_groups, runs = _fold_groups(runs)
@@ -254,16 +252,20 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
     # base model folders (a tokenizer, never fine-tuned): where a run without tokenizer files takes one
     bases = [m for m in models if has_tokenizer(root / m) and _not_a_member(root / m)]
     names = set(groups)
+    heads = []  # the heads of the members listed: [data] task is the one they share
     for name, (template, k) in run_groups.items():
         why, what = _run_head(root / template.replace(FOLD, "0"))
         entry = f'{name} = {{ path = "{template}", k = 4 }}   # a fold group: {k} fold runs, each averaged; head: {what}'
         lines.append(f"# {entry.split('   #')[0]}   # left out: {why}" if why else entry)
+        heads += [] if why else [what]
     for rel in runs:
         name = re.sub(r"[^\w.+-]", "-", rel.name) or "run"
         while name in names:
             name += "-2"
         names.add(name)
-        lines.append(_run_line(root, rel, name, groups, bases))
+        line, what = _run_line(root, rel, name, groups, bases)
+        lines.append(line)
+        heads += [what] if what else []
     lines += ["", "# Ready model folders (trained_on_valid = true for a model trained on train+valid)", "[models]"]
     for name, (template, k) in model_groups.items():
         lines.append(f'{name} = "{template}"   # a fold group of {k} model folders')
@@ -284,7 +286,9 @@ def init_project(folder: str | os.PathLike = ".", force: bool = False) -> Path:
         refit = _refit_of(name, groups)
         entry = f'{{ path = "{rel.as_posix()}", refit_of = "{refit}" }}' if refit else f'"{rel.as_posix()}"'
         lines.append(f'# {name} = "{rel.as_posix()}"   # left out: {why}' if why else f'{name} = {entry}')
-    lines.insert(lines.index("[data]") + 1, _task_line(_TASKS_SEEN))
+        heads += [] if why else [_head(root / rel)[1]]
+    heads += [_head(root / template.replace(FOLD, "0"))[1] for template, _ in model_groups.values()]
+    lines.insert(lines.index("[data]") + 1, _task_line(heads))
     lines += ["", "[vote]", 'weights = "auto"   # a fitted method only when its cross-validated gain over uniform is sure']
     if "train" in data and not groups:  # the training labels: the class prior a class-prior adjustment aims at
         lines.append(f'# adjust = "auto"\n# prior = "{data["train"].as_posix()}"   # the training labels as the target class '
