@@ -194,8 +194,9 @@ def _scan(root: Path) -> tuple[list[Path], list[Path], dict, list[Path]]:
 
 
 def _run_line(root: Path, rel: Path, name: str, groups: dict, bases: list[Path]) -> tuple[str, str | None]:
-    """A run's [runs] line for init (and its head kind, None when left out): its head, its refit, and its tokenizer when its checkpoints
-    hold none (the one base model folder found here, of ``bases``, else a hint naming them)."""
+    """A run's [runs] line for init, and its head's kind (None when it is left out): its head, its
+    refit, and its tokenizer when its checkpoints hold none (the one base model folder found here,
+    of ``bases``, else a hint naming them)."""
     from ensemble.averaging.checkpoints import CHECKPOINT_RE
     from ensemble.io.modelfiles import has_tokenizer
 
