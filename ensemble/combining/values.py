@@ -371,11 +371,12 @@ def fit_threshold(proba: np.ndarray, y: np.ndarray, metric: str = "f1_micro", ki
 def fit_value_weights(task: str, arrays: Sequence[np.ndarray], y: np.ndarray, method: str = "uniform", *,
                       names: Sequence[str] | None = None, targets: Sequence[str] | None = None,
                       metric: str | None = None, combine: str | None = None, threshold="global",
-                      clip: bool = False) -> ValueWeights:
+                      clip=False) -> ValueWeights:
     """Fit ``method`` on aligned outputs ``arrays`` (M of (n, T)) and the truth ``y`` (n, T).
 
     ``metric`` is the primary metric (the task's default for T); ``threshold`` (multi-label):
-    "global", "per_label" or numbers in (0, 1); ``clip`` (regression): clip to y's range.
+    "global", "per_label" or numbers in (0, 1); ``clip`` (regression): clip to y's range (True),
+    or to a given ``(low, high)`` pair of (T,) arrays (the training labels' range).
     """
     t = task_named(task)
     y = np.asarray(y, dtype=np.float64)
@@ -403,8 +404,10 @@ def fit_value_weights(task: str, arrays: Sequence[np.ndarray], y: np.ndarray, me
         w = np.full(M, 1.0 / M)
     fitted = ValueWeights(task, method, tuple(names or (f"model{i}" for i in range(M))), w, rule,
                           tuple(targets or (str(j) for j in range(y.shape[1]))), stacker)
-    if clip and task == "regression":
-        fitted.clip = (y.min(axis=0), y.max(axis=0))
+    if clip is not False and clip is not None and task == "regression":
+        # True: the fitting rows' range; a (low, high) pair: the one given (the training labels')
+        fitted.clip = (y.min(axis=0), y.max(axis=0)) if clip is True else tuple(np.asarray(c, dtype=np.float64)
+                                                                                 for c in clip)
     combined = fitted.combined(arrays)
     if task == "multi_label":
         from ensemble.tasks.multilabel import check_thresholds

@@ -140,6 +140,7 @@ def report(
     if source.task.name != "classification":
         return _value_report(source, al, split, training, data, valid, columns, methods=methods, metric=metric, cv=cv,
                              repeats=repeats, seed=seed, combine=combine, threshold=threshold, clip=clip,
+                             train=inputs.train,
                              excluded=[] if include_optimistic else [n for n in trained_on_valid
                                                                      if n in {r.name for r in refs}])
     return _classification_report(source, al, split, training, data, valid, columns, methods=methods, metric=metric,
@@ -205,14 +206,17 @@ _COLUMNS = ("cv_accuracy", "gain", "gain_low", "gain_high", "mcnemar_p", "acc_lo
 
 
 def _value_report(source, al, split, training, data, valid, columns, *, methods, metric, cv, repeats, seed, combine,
-                  threshold, clip, excluded):
+                  threshold, clip, excluded, train="train"):
     """:func:`report` for regression and multi-label members (:mod:`ensemble.workflows.values`)."""
     from ensemble.workflows.gather import open_split
     from ensemble.workflows.values import value_report, value_settings
 
     split.require_labels("ensemble report scores every member and method on them")
+    from ensemble.workflows.values import training_range
+
+    rng = training_range(source, data, train, columns, al.labels) if clip and source.task.name == "regression" else None
     settings = value_settings(source.task, len(al.labels), metric=metric, combine=combine, threshold=threshold,
-                              clip=clip)
+                              clip=clip, train_range=rng)
     holdout = open_split(data[valid], valid, columns) if training is not None and valid in data else None
     return value_report(source, al, split, training=training, holdout=holdout, methods=methods, settings=settings,
                         cv=cv, repeats=repeats, seed=seed, excluded=excluded)

@@ -42,9 +42,25 @@ def combine_rule(task, combine: str | None) -> str:
     return combine
 
 
-def value_settings(task, T: int, *, metric=None, combine=None, threshold="global", clip=False) -> dict:
+def training_range(source, data: Mapping, train: str, columns: Mapping, labels) -> list | None:
+    """``[low, high]`` of each target over the training split's labels (in ``labels`` order), or
+    None when no labelled training split is given."""
+    from ensemble.workflows.gather import open_split
+
+    if train not in data:
+        return None
+    split = open_split(data[train], train, columns)
+    if split.labels is None:
+        return None
+    y = source.task.targets(split, labels, source.refs[0].name)
+    return [y.min(axis=0).tolist(), y.max(axis=0).tolist()]
+
+
+def value_settings(task, T: int, *, metric=None, combine=None, threshold="global", clip=False,
+                   train_range: list | None = None) -> dict:
     """The fitting settings, checked: the primary metric (the task's default for T targets),
-    the combination rule, the threshold (multi-label) and clipping (regression)."""
+    the combination rule, the threshold (multi-label) and clipping (regression: to the training
+    labels' range ``train_range`` when given, else to the fitting rows')."""
     from ensemble.tasks.multilabel import check_thresholds
 
     if metric in (None, "accuracy"):  # classification's default
@@ -54,7 +70,8 @@ def value_settings(task, T: int, *, metric=None, combine=None, threshold="global
         threshold = "global"
     if task.name == "multi_label":
         check_thresholds(threshold, what=flag("threshold"))
-    return {"metric": metric, "combine": combine_rule(task, combine), "threshold": threshold, "clip": bool(clip)}
+    clip = (train_range if train_range is not None else True) if clip and task.name == "regression" else False
+    return {"metric": metric, "combine": combine_rule(task, combine), "threshold": threshold, "clip": clip}
 
 
 def _method(spec: str) -> str:

@@ -196,7 +196,8 @@ def vote(
         Multi-label: the decision threshold, fitted on the validation rows (one, or one per
         label), or given (each in (0, 1)).
     clip : bool, default False
-        Regression: clip the ensemble's outputs to the validation targets' range.
+        Regression: clip the ensemble's outputs to the training labels' range (``data[train]``,
+        when labelled), else to the rows the weights are fitted on.
 
     Returns
     -------
@@ -249,7 +250,8 @@ def _vote(models, data, weights, *, combine, valid, test, cache_dir, sample_subm
         return _value_vote(g, source, kind, spec, loaded, cv, holdout, combine=combine, metric=metric, threshold=threshold,
                            clip=clip, seed=seed, name=name, out=out, weights_dir=weights_dir,
                            submissions_dir=submissions_dir, sample_submission=sample_submission, proba=proba,
-                           force=force, label_sep=columns.get("label_sep"))
+                           force=force, label_sep=columns.get("label_sep"),
+                           train_range=_train_range(source, data, train, columns, g, clip))
     if metric not in (None, "accuracy"):
         raise EnsembleError(f"{flag('metric', metric)} chooses among regression and multi-label metrics; a classifiers' "
                             "vote decides by accuracy (ensemble report --metric compares the others): drop it")
@@ -673,13 +675,24 @@ def _write(fitted, test_proba: np.ndarray, g: _Gathered, *, kind: str, spec, nam
     return frame
 
 
+def _train_range(source, data, train: str, columns, g: _Gathered, clip: bool):
+    """Regression clipped: the training labels' range of each target, when a labelled training
+    split is given."""
+    if not clip or source.task.name != "regression":
+        return None
+    from ensemble.workflows.values import training_range
+
+    return training_range(source, data, train, columns, g.test_al.labels)
+
+
 def _value_vote(g: _Gathered, source: CachedLogits, kind: str, spec, loaded, cv, holdout, *, combine, metric, threshold, clip,
-                seed, name, out, weights_dir, submissions_dir, sample_submission, proba, force, label_sep):
+                seed, name, out, weights_dir, submissions_dir, sample_submission, proba, force, label_sep,
+                train_range=None):
     """:func:`vote` for regression and multi-label members (:mod:`ensemble.workflows.values`)."""
     from ensemble.workflows.values import value_settings, value_vote
 
     settings = value_settings(source.task, len(g.test_al.labels), metric=metric, combine=combine, threshold=threshold,
-                              clip=clip)
+                              clip=clip, train_range=train_range)
     if kind == "file":
         from ensemble.combining.values import ValueWeights
 

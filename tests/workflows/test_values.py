@@ -401,3 +401,29 @@ def test_a_task_said_by_the_user_reads_a_head_saved_without_its_problem_type(tag
     np.testing.assert_allclose(said[list(HATE_LABELS)].to_numpy(float), own[list(HATE_LABELS)].to_numpy(float), atol=1e-6)
     with pytest.raises(EnsembleError, match="task must be one of classification, regression, multi_label"):
         vote({"bare": bare}, data, task="ner", cache_dir=cache, columns=columns)
+
+
+def test_clipping_keeps_outputs_in_the_training_labels_range(sts, tmp_path):
+    from ensemble import vote
+
+    root, members, *_ = sts
+    one = {n: members[n] for n in ("one-a", "one-b")}
+    _predict(root, one, "--text", "sentence1", "--text", "sentence2", "--label", "score")
+    with open(DATA / "klue-sts" / "sts-pairs.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))[:300]
+    # a training file whose labels span less than the members' outputs do: clipped to [2, 3]
+    _write(tmp_path / "train.csv", ["id", "sentence1", "sentence2", "score"],
+           [[r["id"], r["sentence1"], r["sentence2"], min(max(float(r["score"]), 2.0), 3.0)] for r in rows])
+    data = {"train": tmp_path / "train.csv", "valid": root / "valid.csv", "test": root / "test.csv"}
+    columns = {"text": ["sentence1", "sentence2"], "label": "score"}
+    plain = vote(one, data, "uniform", cache_dir=root / "cache", columns=columns, submissions_dir=tmp_path / "a")
+    clipped = vote(one, data, "uniform", cache_dir=root / "cache", columns=columns, submissions_dir=tmp_path / "b",
+                   clip=True)
+    w = clipped.attrs["weights"]
+    assert [float(w.clip[0][0]), float(w.clip[1][0])] == [2.0, 3.0]
+    np.testing.assert_allclose(clipped["score"], np.clip(plain["score"], 2.0, 3.0))
+    # without a training file: the range of the rows the weights are fitted on
+    valid = vote(one, {k: v for k, v in data.items() if k != "train"}, "uniform", cache_dir=root / "cache",
+                 columns=columns, submissions_dir=tmp_path / "c", clip=True).attrs["weights"]
+    y = np.array([float(r["score"]) for r in csv.DictReader(open(root / "valid.csv", encoding="utf-8"))])
+    assert [float(valid.clip[0][0]), float(valid.clip[1][0])] == [y.min(), y.max()]
