@@ -89,7 +89,8 @@ def cost(task: str, rows: int = 20_000, models: int = 10) -> float:
         t = time.perf_counter()
         rep = report(members, data, cache_dir=cache_dir, columns={"label": names})
         seconds = time.perf_counter() - t
-    print(f"  {task}: report on {rows:,} rows x {models} members x {targets} {'targets' if task == 'regression' else 'labels'}"
+    what = "targets" if task == "regression" else "labels"
+    print(f"  {task}: report on {rows:,} rows x {models} members x {targets} {what}"
           f": {seconds:.1f} s (goal < 60 s); auto -> {rep.choice}")
     return seconds
 

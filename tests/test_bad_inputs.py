@@ -378,7 +378,8 @@ def _(w, tmp):
     return _predict_edited(w, tmp, problem_type="regression")
 
 
-@case("predict: a one-output config over a three-output head", "id2label names 1 classes but the classification head has 3")
+@case("predict: a one-output config over a three-output head",
+      "id2label names 1 classes but the classification head has 3")
 def _(w, tmp):
     return _predict_edited(w, tmp, problem_type=DROP, id2label={"0": "LABEL_0"}, label2id={"LABEL_0": 0})
 
@@ -413,7 +414,8 @@ def _(w, tmp):
     return _predict(w, tmp, model=model)
 
 
-@case("vote: a regression member beside classifiers", "members of different tasks: bert is classification, early is regression")
+@case("vote: a regression member beside classifiers",
+      "members of different tasks: bert is classification, early is regression")
 def _(w, tmp):
     model = _copy(w.early, tmp, "early")
     edit_config(model, problem_type="regression")

@@ -24,12 +24,12 @@ from ensemble.cli.options import (
     KType,
     adjust_options,
     column_options,
-    value_flags,
-    value_options,
     data_options,
     fold_options,
     folds_value,
     inference_options,
+    value_flags,
+    value_options,
 )
 
 

@@ -22,7 +22,8 @@ from typing import Callable, Sequence
 
 log = logging.getLogger(__name__)
 
-__all__ = ['write_vocab', 'make_tokenizer', 'make_base_model', 'train_run', 'synthetic_task', 'make_example', 'threads_for']
+__all__ = ['write_vocab', 'make_tokenizer', 'make_base_model', 'train_run', 'synthetic_task', 'make_example',
+           'threads_for']
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 

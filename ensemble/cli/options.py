@@ -208,7 +208,8 @@ def value_options(f, metric: bool = False):
                      help="Multi-label: global (one, fitted), per_label (fitted), or a probability in (0, 1) "
                           "(or one per label, A,B,...) [default: global]."),
         click.option("--clip", is_flag=True, default=False, expose_value=False, callback=_to_meta("clip"),
-                     help="Regression: clip the ensemble's outputs to the training labels' range (--data train), else the validation targets'."),
+                     help="Regression: clip the ensemble's outputs to the training labels' range (--data train), "
+                          "else the validation targets'."),
     ]):
         f = opt(f)
     return f

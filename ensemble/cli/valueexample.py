@@ -214,7 +214,8 @@ def make_value_example(folder: str | os.PathLike, task: str, *, seed: int = 0, p
     _write(data / "valid.csv", ["id", *text_cols, *names],
            [(f"va{i}", *[t[i] for t in valid], *map(fmt, yv[i])) for i in range(len(yv))])
     _write(data / "test.csv", ["id", *text_cols], [(f"te{i}", *[t[i] for t in test]) for i in range(len(test[0]))])
-    _write(data / "sample_submission.csv", ["id", *names], [(f"te{i}", *["0"] * len(names)) for i in range(len(test[0]))])
+    _write(data / "sample_submission.csv", ["id", *names],
+           [(f"te{i}", *["0"] * len(names)) for i in range(len(test[0]))])
     vocab = [w for t in train for w in t]
     prefix = "sts" if regression else "tag"
     problem = "regression" if regression else "multi_label_classification"

@@ -179,7 +179,8 @@ def _simplex(f, M: int, jac=None) -> np.ndarray:
     if M == 1:
         return w0
     res = minimize(f, w0, jac=jac, method="SLSQP", bounds=[(0.0, 1.0)] * M,
-                   constraints=({"type": "eq", "fun": lambda w: w.sum() - 1.0},), options={"maxiter": 200, "ftol": 1e-10})
+                   constraints=({"type": "eq", "fun": lambda w: w.sum() - 1.0},),
+                   options={"maxiter": 200, "ftol": 1e-10})
     w = np.clip(res.x if np.all(np.isfinite(res.x)) else w0, 0.0, None)
     w = w / w.sum() if w.sum() > 0 else w0
     return w if f(w) <= f(w0) else w0

@@ -59,7 +59,8 @@ def best_k(name: str) -> int | None:
     return None
 
 
-WEIGHTS_EXPECTED = f"auto, one of {', '.join(METHODS)}, score, best<K> (best3), a weights .json file or numbers w1,w2,..."
+WEIGHTS_EXPECTED = (f"auto, one of {', '.join(METHODS)}, score, best<K> (best3), a weights .json file or numbers "
+                    "w1,w2,...")
 
 
 def weights_kind(spec: str) -> str:

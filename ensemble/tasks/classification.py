@@ -22,7 +22,8 @@ from ensemble.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Classification", "CLASSIFICATION", "make_submission", "metric_value", "ece", "DEFAULT_METRICS", "sample_order",
+__all__ = ["Classification", "CLASSIFICATION", "make_submission", "metric_value", "ece", "DEFAULT_METRICS",
+           "sample_order",
            "GREATER_IS_BETTER"]
 
 DEFAULT_METRICS = ("accuracy", "macro_f1", "log_loss")

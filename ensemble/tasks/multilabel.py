@@ -179,7 +179,8 @@ def combine_probabilities(arrays: Sequence[np.ndarray], weights=None, rule: str 
     M = len(arrays)
     w = np.full(M, 1.0 / M) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.shape != (M,) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-        raise EnsembleError(f"weights must be {M} finite, non-negative numbers, not all zero; got {np.ravel(w).tolist()}")
+        raise EnsembleError(f"weights must be {M} finite, non-negative numbers, not all zero; got "
+                            f"{np.ravel(w).tolist()}")
     w = w / w.sum()
     if rule == "prob":
         return sum(wi * sigmoid(a) for wi, a in zip(w, arrays) if wi)

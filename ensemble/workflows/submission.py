@@ -23,8 +23,8 @@ from ensemble.io.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
-__all__ = ['save_submission', 'write_submission', 'sidecar_path', 'sidecar_matches', 'free_name', 'refuse_other_procedure',
-           'procedure_of']
+__all__ = ['save_submission', 'write_submission', 'sidecar_path', 'sidecar_matches', 'free_name',
+           'refuse_other_procedure', 'procedure_of']
 
 
 

@@ -117,7 +117,8 @@ class ValueReport:
             mu = {n: r["mean"] for n, r in self.members.items()}
             lo, hi = min(sd, key=sd.get), max(sd, key=sd.get)
             pooled = float(np.mean(list(sd.values()))) or 1.0
-            if sd[lo] > 0 and sd[hi] / sd[lo] > _SCALE_RATIO or (max(mu.values()) - min(mu.values())) > _CENTRE_GAP * pooled:
+            apart = (max(mu.values()) - min(mu.values())) > _CENTRE_GAP * pooled
+            if (sd[lo] > 0 and sd[hi] / sd[lo] > _SCALE_RATIO) or apart:
                 out.append(f"members' outputs are on different scales ({lo}: sd {sd[lo]:.3g}, {hi}: sd {sd[hi]:.3g}; "
                            f"means {min(mu.values()):.3g} to {max(mu.values()):.3g}): combine standardized or rank "
                            "puts them on one")
@@ -156,7 +157,8 @@ class ValueReport:
     def to_text(self) -> str:
         lines = [headline_line(self.headline), "",
                  f"{self.task}: {len(self.members)} members, {self.rows} {self.where} rows, "
-                 f"{len(self.names)} {'targets' if self.task == 'regression' else 'labels'}; primary metric {self.metric}"]
+                 f"{len(self.names)} {'targets' if self.task == 'regression' else 'labels'}; "
+                 f"primary metric {self.metric}"]
         t = self.table
         cols = [c for c in t.columns if c not in ("weights",)]
         with_pd = t[cols].to_string(float_format=lambda v: f"{v:.4f}", na_rep="")

@@ -247,14 +247,15 @@ def _vote(models, data, weights, *, combine, valid, test, cache_dir, sample_subm
         if given:
             raise EnsembleError(f"{flag(given[0])} is for classifiers' probabilities; these members are "
                                 f"{source.task.name}: drop it")
-        return _value_vote(g, source, kind, spec, loaded, cv, holdout, combine=combine, metric=metric, threshold=threshold,
-                           clip=clip, seed=seed, name=name, out=out, weights_dir=weights_dir,
+        return _value_vote(g, source, kind, spec, loaded, cv, holdout, combine=combine, metric=metric,
+                           threshold=threshold, clip=clip, seed=seed, name=name, out=out, weights_dir=weights_dir,
                            submissions_dir=submissions_dir, sample_submission=sample_submission, proba=proba,
                            force=force, label_sep=columns.get("label_sep"),
                            train_range=_train_range(source, data, train, columns, g, clip))
     if metric not in (None, "accuracy"):
-        raise EnsembleError(f"{flag('metric', metric)} chooses among regression and multi-label metrics; a classifiers' "
-                            "vote decides by accuracy (ensemble report --metric compares the others): drop it")
+        raise EnsembleError(f"{flag('metric', metric)} chooses among regression and multi-label metrics; a "
+                            "classifiers' vote decides by accuracy (ensemble report --metric compares the others): "
+                            "drop it")
     if isinstance(spec, str) and spec == "score":  # regression's and multi-label's name for acc
         spec = "acc"
     _check_validation(g, source.refs, fitted_method=kind == "method" and spec != "uniform", need_valid=need_valid,
@@ -685,9 +686,9 @@ def _train_range(source, data, train: str, columns, g: _Gathered, clip: bool):
     return training_range(source, data, train, columns, g.test_al.labels)
 
 
-def _value_vote(g: _Gathered, source: CachedLogits, kind: str, spec, loaded, cv, holdout, *, combine, metric, threshold, clip,
-                seed, name, out, weights_dir, submissions_dir, sample_submission, proba, force, label_sep,
-                train_range=None):
+def _value_vote(g: _Gathered, source: CachedLogits, kind: str, spec, loaded, cv, holdout, *, combine, metric,
+                threshold, clip, seed, name, out, weights_dir, submissions_dir, sample_submission, proba, force,
+                label_sep, train_range=None):
     """:func:`vote` for regression and multi-label members (:mod:`ensemble.workflows.values`)."""
     from ensemble.workflows.values import value_settings, value_vote
 
@@ -726,7 +727,8 @@ def _write_values(fitted, combined: np.ndarray, names, estimate: dict, g: _Gathe
     from ensemble.workflows.values import headline_of, say_headline
 
     method = fitted.method
-    weights_path = Path(spec) if kind == "file" else Path(weights_dir) / f"{name}-{method}.json" if kind == "method" else None
+    weights_path = (Path(spec) if kind == "file" else Path(weights_dir) / f"{name}-{method}.json" if kind == "method"
+                    else None)
     renamed = None if out is not None else free_name(Path(submissions_dir), f"{name}-{method}", procedure, force)
     out = Path(out) if out is not None else renamed
     refuse_other_procedure(out, procedure, force)
@@ -743,7 +745,8 @@ def _write_values(fitted, combined: np.ndarray, names, estimate: dict, g: _Gathe
                         "rows": len(g.test_split)}, **g.provenance, "procedure": procedure, "headline": headline}
     created = not (weights_path is not None and weights_path.exists())
     try:
-        frame = save_submission(frame, out, sidecar, then=(lambda: fitted.save(weights_path)) if kind == "method" else None)
+        frame = save_submission(frame, out, sidecar,
+                                then=(lambda: fitted.save(weights_path)) if kind == "method" else None)
     except BaseException:
         if created and weights_path is not None and kind == "method":
             weights_path.unlink(missing_ok=True)

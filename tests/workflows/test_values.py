@@ -65,7 +65,8 @@ def sts(tmp_path_factory):
     vocab = [t for r in train for t in (r["sentence1"], r["sentence2"])]
     members = {}
     for name, names, head, seed in (("one-a", ["score"], ["score"], 0), ("one-b", ["score"], None, 1),
-                                    ("three-a", ["score", "real_score", "spread"], ["score", "real_score", "spread"], 2),
+                                    ("three-a", ["score", "real_score", "spread"],
+                                     ["score", "real_score", "spread"], 2),
                                     ("three-b", ["score", "real_score", "spread"], None, 3)):
         train_value_run(root / name, pairs(train), targets(train, names), problem_type="regression", names=head,
                         valid_texts=pairs(valid), valid_targets=targets(valid, names), vocab_texts=vocab, seed=seed,
@@ -398,7 +399,8 @@ def test_a_task_said_by_the_user_reads_a_head_saved_without_its_problem_type(tag
     _predict(root, {"tag-a": members["tag-a"]}, "--label", ",".join(HATE_LABELS))
     own = vote({"tag-a": members["tag-a"]}, data, "uniform", cache_dir=root / "cache", columns=columns, proba=True,
                submissions_dir=tmp_path / "o", threshold=0.5)
-    np.testing.assert_allclose(said[list(HATE_LABELS)].to_numpy(float), own[list(HATE_LABELS)].to_numpy(float), atol=1e-6)
+    np.testing.assert_allclose(said[list(HATE_LABELS)].to_numpy(float), own[list(HATE_LABELS)].to_numpy(float),
+                               atol=1e-6)
     with pytest.raises(EnsembleError, match="task must be one of classification, regression, multi_label"):
         vote({"bare": bare}, data, task="ner", cache_dir=cache, columns=columns)
 

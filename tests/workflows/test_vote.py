@@ -168,7 +168,8 @@ def test_sample_submission_order_and_integer_labels(project, tmp_path):
     (["--weights", "0,0"], ("bert", "perm"), "weights sum to zero"),
     (["--weights", "1"], ("bert", "perm"), "got 1 weights, 2 models (bert, perm)"),
     (["--weights", "bogus"], ("bert", "perm"), "--weights must be auto, one of uniform, acc, optimize, select, stack, "
-                                                "best, score, best<K> (best3), a weights .json file or numbers w1,w2,...; got 'bogus'"),
+                                                "best, score, best<K> (best3), a weights .json file or numbers "
+                                                "w1,w2,...; got 'bogus'"),
     (["--weights", "acc", "--label", "text", "--text", "id"], ("bert", "perm"), "no cached logits"),
     (["--models", "bert,nope"], ("bert", "perm"), "--models: 'nope' is not a --model name"),
 ])
