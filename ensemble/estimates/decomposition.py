@@ -25,7 +25,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["brier_rows", "ambiguity", "decomposed_brier", "atc_accuracy", "brier_calibrated_accuracy"]
+__all__ = ["brier_rows", "ambiguity", "decomposed_brier", "atc_accuracy", "brier_calibrated_accuracy",
+           "decomposed_squared_error"]
 
 
 def brier_rows(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -94,3 +95,33 @@ def brier_calibrated_accuracy(points: Sequence[tuple[float, float]], oof_accurac
         return float(oof_accuracy)
     slope = float(np.polyfit(b, a, 1)[0])
     return float(oof_accuracy + slope * (decomposed - oof_brier))
+
+
+def decomposed_squared_error(oof_pred: np.ndarray, y: np.ndarray, test_fold_preds: Sequence[np.ndarray]) -> dict:
+    """Regression's form of :func:`decomposed_brier`: each target's mean squared error of the fold
+    mean, the out-of-fold squared error minus the fold ensembles' ambiguity on the test rows
+    (exact for any ensemble linear in its members: weighted means, per-target weights, a ridge
+    stack).
+
+    Parameters
+    ----------
+    oof_pred : array (n, T)
+        The ensemble's out-of-fold outputs on the training rows.
+    y : array (n, T)
+    test_fold_preds : sequence of K arrays (m, T)
+        Each fold-k ensemble's outputs on the m test rows.
+
+    Returns
+    -------
+    dict
+        ``mse`` (T,), ``rmse`` (T,), ``mcrmse``, ``rmse_all`` (over every cell), ``oof_mse`` (T,),
+        ``ambiguity`` (T,), ``rows``, ``test_rows``.
+    """
+    e = (np.asarray(oof_pred, dtype=np.float64) - np.asarray(y, dtype=np.float64)) ** 2
+    q = np.asarray(test_fold_preds, dtype=np.float64)  # (K, m, T)
+    amb = ((q - q.mean(axis=0)) ** 2).mean(axis=(0, 1))
+    mse = np.maximum(e.mean(axis=0) - amb, 0.0)
+    return {"mse": mse.tolist(), "rmse": np.sqrt(mse).tolist(), "mcrmse": float(np.sqrt(mse).mean()),
+            "rmse_all": float(np.sqrt(mse.mean())), "oof_mse": e.mean(axis=0).tolist(), "ambiguity": amb.tolist(),
+            "rows": int(len(e)), "test_rows": int(q.shape[1])}
+

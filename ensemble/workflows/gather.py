@@ -187,7 +187,7 @@ class CachedLogits:
         when the split is labelled. ``refit``: each fold group with a full-data refit gives way
         to it (on the test split)."""
         refs = [self.refits.get(r.name, r) if refit else r for r in self.refs]
-        logits = [self._named(self.logits(r, split)) for r in refs]
+        logits = [self.named(self.logits(r, split)) for r in refs]
         if self.class_order is not None and set(self.class_order) != set(logits[0].labels):
             raise EnsembleError(f"class_order {','.join(self.class_order)} does not name the members' classes "
                                 f"({', '.join(sorted(logits[0].labels))}); name each of them once")
@@ -199,7 +199,7 @@ class CachedLogits:
         al.logits = logits
         return al
 
-    def _named(self, lg):
+    def named(self, lg):
         """Regression and multi-label outputs named by the label columns where the head does not
         name them (:attr:`targets`)."""
         from dataclasses import replace

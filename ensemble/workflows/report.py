@@ -218,8 +218,9 @@ def _value_report(source, al, split, training, data, valid, columns, *, methods,
     settings = value_settings(source.task, len(al.labels), metric=metric, combine=combine, threshold=threshold,
                               clip=clip, train_range=rng)
     holdout = open_split(data[valid], valid, columns) if training is not None and valid in data else None
+    test = open_split(data["test"], "test", columns) if training is not None and "test" in data else None
     return value_report(source, al, split, training=training, holdout=holdout, methods=methods, settings=settings,
-                        cv=cv, repeats=repeats, seed=seed, excluded=excluded)
+                        cv=cv, repeats=repeats, seed=seed, excluded=excluded, test=test)
 
 
 def _arguments(models, data, valid: str, cv, folds, **given) -> tuple[Inputs, object]:

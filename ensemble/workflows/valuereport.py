@@ -56,6 +56,7 @@ class ValueReport:
     settings: Mapping = field(default_factory=dict)
     submission: str | None = None
     y: np.ndarray | None = field(default=None, repr=False)  # the truth of the rows scored
+    fold_mean: Mapping = field(default_factory=dict)  # fold groups without a holdout: the decomposed squared error
 
     def __repr__(self) -> str:
         return self.to_text()
@@ -166,6 +167,7 @@ class ValueReport:
                   self.leaderboard().to_string(float_format=lambda v: f"{v:.4f}"), "", f"auto -> {self.reason}"]
         if self.holdout:
             lines.append(f"holdout {self.holdout['path']} ({self.holdout['rows']} rows) decided")
+        lines += self._fold_mean_lines()
         for n in self.notes():
             lines.append(f"note: {n}")
         per = self.per_label()
@@ -173,6 +175,17 @@ class ValueReport:
             lines += ["", "per label (chosen method, out of fold): " + ", ".join(
                 f"{k} F1 {v['f1']:.3f} AP {v['average_precision']:.3f}" for k, v in per.items())]
         return "\n".join(lines)
+
+    def _fold_mean_lines(self) -> list[str]:
+        f = self.fold_mean
+        if not f:
+            return []
+        if "why" in f:
+            return [f"fold mean: not decomposed ({f['why']})"]
+        return [f"fold mean of {f['method']} (what is submitted; out-of-fold squared error minus the fold ensembles' "
+                f"ambiguity on {f['test_rows']} test rows, which the estimate assumes are drawn like the training "
+                f"rows): mcrmse {f['mcrmse']:.4f}, rmse {f['rmse_all']:.4f} (out of fold: one fold model's, "
+                f"mcrmse {float(np.mean(np.sqrt(f['oof_mse']))):.4f})"]
 
     def to_dict(self) -> dict:
         def clean(v):
@@ -195,7 +208,8 @@ class ValueReport:
                                       "gain_interval": list(e.gain_interval),
                                       "weights": _weights_dict(e.weights)} for m, e in self.estimates.items()},
                       "choice": self.choice, "reason": self.reason, "holdout": dict(self.holdout),
-                      "notes": self.notes(), "per_label": self.per_label(), "excluded": self.excluded})
+                      "notes": self.notes(), "per_label": self.per_label(), "excluded": self.excluded,
+                      "fold_mean": dict(self.fold_mean)})
 
     def to_html(self, figures: bool = True) -> str:
         parts = [f"<h1>ensemble report: {html.escape(self.task)}</h1>",

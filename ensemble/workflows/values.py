@@ -192,7 +192,7 @@ def say_headline(headline: Mapping, out) -> None:
 
 
 def value_report(source, al, split, *, training, holdout, methods: Sequence[str] | None, settings: Mapping, cv, repeats,
-                 seed: int, excluded: Sequence[str]) -> ValueReport:
+                 seed: int, excluded: Sequence[str], test=None) -> ValueReport:
     """Every member and method of a regression or multi-label ensemble, scored honestly."""
     task, y = source.task, al.y
     refs = source.refs
@@ -212,9 +212,33 @@ def value_report(source, al, split, *, training, holdout, methods: Sequence[str]
         decided = value_holdout(source, holdout, al.labels, estimates, settings["metric"])
         choice, reason = decided["choice"], decided["reason"]
     members = member_rows(task, refs, al.arrays, y, settings)
+    fold_mean = {}
+    if training is not None and holdout is None and test is not None and task.name == "regression":
+        fold_mean = regression_fold_mean(source, test, al.labels, fit_idx, choice, estimates, y)
     return ValueReport(task.name, settings["metric"], len(y), members, estimates, choice, reason, names,
                        "out-of-fold" if training is not None else "validation", excluded=list(excluded),
-                       holdout=decided, settings=dict(settings), y=y)
+                       holdout=decided, settings=dict(settings), y=y, fold_mean=fold_mean)
+
+
+def regression_fold_mean(source, test_split, labels, fit_idx, choice: str, estimates, y) -> dict:
+    """Fold groups without a holdout: the squared error of the fold mean that is submitted, the
+    out-of-fold squared error minus the fold ensembles' ambiguity on the unlabelled test rows
+    (:func:`~ensemble.estimates.decomposition.decomposed_squared_error`). Not for clipped outputs
+    (no longer linear in the members)."""
+    from ensemble.core.combination import align
+    from ensemble.estimates.decomposition import decomposed_squared_error
+
+    e = estimates[choice]
+    if e.weights.clip is not None:
+        return {"why": "clipped outputs are not linear in the members: the decomposition does not hold"}
+    refs = [source.refs[i] for i in fit_idx]
+    fold_preds = []
+    for k in range(len(refs[0].parts)):  # the fold-k ensemble on the test rows: every group's fold-k model
+        arrays = [align([source.named(source.logits(r.parts[k], test_split))], ids=test_split.ids,
+                        labels=labels).arrays[0] for r in refs]
+        fold_preds.append(e.weights.combined(arrays))
+    return {"method": choice, "test_split": str(test_split.path),
+            **decomposed_squared_error(e.oof, y, fold_preds)}
 
 
 def member_rows(task, refs, arrays, y, settings: Mapping) -> dict:

@@ -47,3 +47,19 @@ def test_atc_matches_accuracy_when_confidence_is_calibrated():
     for c in range(C):
         proba[:, c] += np.where(np.arange(C)[c] == pred, 0.0, (1 - conf) / (C - 1))
     assert atc_accuracy(proba, y, proba) == pytest.approx(np.mean(pred == y), abs=0.01)
+
+
+def test_the_squared_error_decomposes_exactly():
+    """Regression: for a linear pool the fold mean's squared error is the mean fold model's minus
+    their ambiguity, to rounding, per target."""
+    from ensemble.estimates.decomposition import decomposed_squared_error
+
+    rng = np.random.default_rng(11)
+    y = rng.normal(size=(400, 2))
+    preds = [y + rng.normal(scale=0.5 + 0.2 * k, size=y.shape) + 0.1 * k for k in range(5)]
+    mean = np.mean(preds, axis=0)
+    # every fold model scored on the same rows: the identity holds exactly
+    oof_like = np.concatenate(preds)  # each fold model's rows, as the out-of-fold rows are
+    d = decomposed_squared_error(oof_like, np.tile(y, (5, 1)), preds)
+    np.testing.assert_allclose(d["mse"], ((mean - y) ** 2).mean(axis=0), atol=1e-12)
+    assert d["mcrmse"] == pytest.approx(np.sqrt(((mean - y) ** 2).mean(axis=0)).mean())

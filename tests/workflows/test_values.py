@@ -429,3 +429,25 @@ def test_clipping_keeps_outputs_in_the_training_labels_range(sts, tmp_path):
                  columns=columns, submissions_dir=tmp_path / "c", clip=True).attrs["weights"]
     y = np.array([float(r["score"]) for r in csv.DictReader(open(root / "valid.csv", encoding="utf-8"))])
     assert [float(valid.clip[0][0]), float(valid.clip[1][0])] == [y.min(), y.max()]
+
+
+def test_without_a_holdout_the_fold_means_squared_error_is_decomposed(sts_folds):
+    from ensemble import report
+
+    root, members, train, fold, train_texts, test_texts = sts_folds
+    groups = {n: members[n] for n in ("a", "b")}
+    data = {"train": root / "train.csv", "test": root / "test.csv"}  # no holdout
+    columns = {"text": ["sentence1", "sentence2"], "label": "score"}
+    rep = report(groups, data, folds=root / "folds.csv", cache_dir=root / "cache", columns=columns,
+                 methods=["score"])
+    f = rep.fold_mean
+    e = rep.estimates[rep.choice]
+    y = np.array([[float(r["score"])] for r in train])
+    # the fold-k ensemble from each fold model's own forward pass on the test rows
+    fold_preds = [e.weights.combined([_forward(root / f"{g}-fold{k}", test_texts) for g in ("a", "b")])
+                  for k in range(3)]
+    q = np.asarray(fold_preds)
+    expected = np.mean((e.oof - y) ** 2) - np.mean((q - q.mean(axis=0)) ** 2)
+    assert f["mse"][0] == pytest.approx(expected, abs=1e-6) and f["rmse"][0] == pytest.approx(np.sqrt(expected))
+    assert f["mse"][0] <= f["oof_mse"][0]  # the fold mean is at least as good as one fold model on average
+    assert "fold mean of" in rep.to_text() and rep.to_dict()["fold_mean"]["method"] == rep.choice
