@@ -203,6 +203,13 @@ def _(w, tmp):
     return _vvote(w, tmp, "tags", "x,y,z", ("--weights", "uniform"), _vvalid(w, tmp, "y", "2"))
 
 
+@case("regression: fitted weights on an unlabelled validation file", "is fitted on the validation labels")
+def _(w, tmp):
+    pd.read_csv(w.vvalid)[["id", "text"]].to_csv(tmp / "unlabelled.csv", index=False)
+    return ["vote", "--model", f"m={w.reg}", "--data", f"valid={tmp / 'unlabelled.csv'}", "--data", f"test={w.test}",
+            "--cache-dir", str(w.cache), "--out", str(tmp / "sub.csv"), "--weights", "optimize"]
+
+
 @case("multi-label: a threshold outside (0, 1)", "must be in (0, 1)")
 def _(w, tmp):
     return _vvote(w, tmp, "tags", "x,y,z", ("--threshold", "1.5"))

@@ -95,6 +95,10 @@ def value_vote(g, source, *, kind: str, spec, cv: Mapping, holdout, settings: Ma
                                 f"members are {task.name} with {', '.join(names)}: refit with "
                                 f"{flag('weights', '<method>')}")
         estimate = {}
+    elif kind == "method" and spec != "uniform" and y is None:  # nothing to fit on: never uniform in silence
+        raise EnsembleError(f"{g.valid_split.path if g.valid_split is not None else 'the validation split'}: no "
+                            f"labels; {flag('weights', spec)} is fitted on the validation labels ({flag('label', 'COLUMNS')}"
+                            f" names them), or use {flag('weights', 'uniform')}")
     elif kind == "fixed" or y is None:
         w = np.asarray(spec, dtype=np.float64) if kind == "fixed" else np.full(len(models), 1 / len(models))
         fitted = ValueWeights(task.name, "fixed" if kind == "fixed" else "uniform", models, w / w.sum(),
