@@ -210,6 +210,11 @@ def _(w, tmp):
             "--cache-dir", str(w.cache), "--out", str(tmp / "sub.csv"), "--weights", "optimize"]
 
 
+@case("regression: a multi-label threshold", "--threshold 0.4 decides multi-label outputs")
+def _(w, tmp):
+    return _vvote(w, tmp, "reg", "s1,s2,s3", ("--threshold", "0.4"))
+
+
 @case("multi-label: a threshold outside (0, 1)", "must be in (0, 1)")
 def _(w, tmp):
     return _vvote(w, tmp, "tags", "x,y,z", ("--threshold", "1.5"))

@@ -70,6 +70,11 @@ def value_settings(task, T: int, *, metric=None, combine=None, threshold="global
         threshold = "global"
     if task.name == "multi_label":
         check_thresholds(threshold, what=flag("threshold"))
+        if clip:
+            raise EnsembleError(f"{flag('clip')} clips regression outputs; these members are multi-label: drop it")
+    elif threshold != "global":
+        raise EnsembleError(f"{flag('threshold', threshold)} decides multi-label outputs; these members are "
+                            f"{task.name}: drop it")
     clip = (train_range if train_range is not None else True) if clip and task.name == "regression" else False
     return {"metric": metric, "combine": combine_rule(task, combine), "threshold": threshold, "clip": clip}
 
