@@ -245,11 +245,9 @@ def _select(task, arrays, y, rule: str, metric: str, iterations: int = 50) -> np
     t = task_named(task)
     loss = _loss(task, metric)
     M = len(arrays)
-    linear = (task, rule) in (("regression", "mean"), ("multi_label", "prob"))
+    parts = _linear_parts(task, arrays, rule)
+    linear = parts is not None
     if linear:
-        from ensemble.tasks.multilabel import sigmoid
-
-        parts = [sigmoid(a) if task == "multi_label" else a for a in arrays]
         combined = lambda c: sum(ci * p for ci, p in zip(c, parts) if ci) / c.sum()  # noqa: E731
     else:
         combined = lambda c: t.combine(arrays, c, rule)  # noqa: E731

@@ -9,7 +9,7 @@ from ensemble.tasks.classification import CLASSIFICATION
 from ensemble.tasks.multilabel import MULTI_LABEL
 from ensemble.tasks.regression import REGRESSION
 
-__all__ = ["Task", "TASKS", "task_named", "task_for_head"]
+__all__ = ["Task", "TASKS", "task_named", "task_for_head", "shared_task"]
 
 # Every task, by name. A new kind of head is served by adding its task here.
 TASKS: dict[str, Task] = {t.name: t for t in (CLASSIFICATION, REGRESSION, MULTI_LABEL)}
@@ -29,3 +29,21 @@ def task_for_head(head) -> Task | None:
     """The task whose members have ``head`` (an :class:`~ensemble.io.modelfiles.Head`), or None
     when no task runs it yet."""
     return next((t for t in TASKS.values() if t.runs(head)), None)
+
+
+def shared_task(named) -> Task:
+    """The one task of ``named``, (member name, Task) pairs; members of different tasks are an
+    error naming two of them."""
+    from ensemble.core.errors import EnsembleError
+
+    first: dict[str, str] = {}
+    tasks = {}
+    for name, task in named:
+        first.setdefault(task.name, name)
+        tasks[task.name] = task
+    if len(first) > 1:
+        (ta, a), (tb, b) = list(first.items())[:2]
+        raise EnsembleError(f"members of different tasks: {a} is {ta}, {b} is {tb}; an ensemble combines members of "
+                            "one task")
+    return next(iter(tasks.values()))
+

@@ -10,6 +10,7 @@ from typing import Mapping, Sequence
 
 from ensemble.core.combination import Aligned, align
 from ensemble.core.errors import EnsembleError, data_fix, flag, folds_fix, in_project, option, project_members
+from ensemble.tasks import shared_task
 from ensemble.workflows.inputs import Inputs
 from ensemble.workflows.members import resolve_members
 
@@ -87,7 +88,7 @@ class CachedLogits:
         by_name = {r.name: r for r in refs}
         self.refits = {group: by_name[name] for name, group in refit.items()}
         self.members = [m for m in self.members if m.name not in refit]
-        self.task = _one_task(refs)
+        self.task = shared_task((r.name, r.task) for r in refs)
         self.targets = None if targets is None else ((targets,) if isinstance(targets, str) else tuple(targets))
         self.entries = self.cache.entries()  # headers read once, newest first
         self._digests: dict[str, str] = {}
@@ -233,18 +234,6 @@ class CachedLogits:
         raise EnsembleError(f"{split.path}: its labels are class indices, but the members number their classes "
                             f"differently ({na}: {','.join(a)}; {nb}: {','.join(b)}); "
                             f"{option('class_order', ','.join(a))} to say which class each index is")
-
-
-def _one_task(refs):
-    """The task every member belongs to; members of different tasks are an error naming two."""
-    first = {}
-    for r in refs:
-        first.setdefault(r.task.name, r)
-    if len(first) > 1:
-        (ta, a), (tb, b) = list(first.items())[:2]
-        raise EnsembleError(f"members of different tasks: {a.name} is {ta}, {b.name} is {tb}; an ensemble combines "
-                            "members of one task")
-    return refs[0].task
 
 
 def training_of(inputs: Inputs):

@@ -46,18 +46,13 @@ class PredictRow:
 def check_jobs(jobs: Sequence) -> None:
     """Before any model runs: the members are of one task, and each labelled split's labels fit
     each model's outputs (a one-line error naming the file; nothing computed, nothing cached)."""
-    from ensemble.core.errors import EnsembleError
+    from ensemble.tasks import shared_task
 
-    first: dict[str, str] = {}
-    for member, ref, todo in jobs:
-        first.setdefault(ref.task.name, member)
+    for _, ref, todo in jobs:
         for _, split in todo:
             if split.labels is not None:
                 ref.task.check_labels(split, ref.labels, f"{ref.folder}")
-    if len(first) > 1:
-        (ta, a), (tb, b) = list(first.items())[:2]
-        raise EnsembleError(f"members of different tasks: {a} is {ta}, {b} is {tb}; an ensemble combines members of "
-                            "one task")
+    shared_task((member, ref.task) for member, ref, _ in jobs)
 
 
 def predict_jobs(jobs: Sequence, settings, cache, *, read: bool = True, trusted: Sequence[str] = (),

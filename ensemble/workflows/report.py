@@ -214,7 +214,7 @@ def _value_report(source, al, split, training, data, valid, columns, *, methods,
     split.require_labels("ensemble report scores every member and method on them")
     from ensemble.workflows.values import training_range
 
-    rng = training_range(source, data, train, columns, al.labels) if clip and source.task.name == "regression" else None
+    rng = training_range(source, data, train, columns, al.labels, clip)
     settings = value_settings(source.task, len(al.labels), metric=metric, combine=combine, threshold=threshold,
                               clip=clip, train_range=rng)
     holdout = open_split(data[valid], valid, columns) if training is not None and valid in data else None

@@ -137,7 +137,7 @@ class ValueReport:
         from ensemble.tasks.multilabel import METRICS
 
         e = self.estimates[self.choice]
-        y = self._y
+        y = self.y
         out = {}
         for j, name in enumerate(self.names):
             f1 = METRICS["f1_macro"](e.oof[:, j:j + 1], y[:, j:j + 1])
@@ -148,10 +148,6 @@ class ValueReport:
                 ap = float(average_precision_score(y[:, j], e.oof_combined[:, j]))
             out[name] = {"f1": f1, "average_precision": ap, "support": int(y[:, j].sum())}
         return out
-
-    @property
-    def _y(self):
-        return self.y
 
     # ------------------------------------------------------------------ rendering
 
@@ -218,7 +214,7 @@ class ValueReport:
                  "<h2>members and methods</h2>", self.table.to_html(float_format=lambda v: f"{v:.4f}", na_rep=""),
                  f"<p>auto: {html.escape(self.reason)}</p>"]
         parts += [f"<p>note: {html.escape(n)}</p>" for n in self.notes()]
-        if figures and self.task == "regression" and self._y is not None:
+        if figures and self.task == "regression" and self.y is not None:
             parts.append(self._scatter())
         return "<!doctype html><meta charset=utf-8><title>ensemble report</title>" + "\n".join(parts)
 
@@ -232,7 +228,7 @@ class ValueReport:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        e, y = self.estimates[self.choice], self._y
+        e, y = self.estimates[self.choice], self.y
         T = y.shape[1]
         fig, axes = plt.subplots(1, T, figsize=(3.2 * T, 3.2), squeeze=False)
         for j, ax in enumerate(axes[0]):

@@ -42,12 +42,13 @@ def combine_rule(task, combine: str | None) -> str:
     return combine
 
 
-def training_range(source, data: Mapping, train: str, columns: Mapping, labels) -> list | None:
-    """``[low, high]`` of each target over the training split's labels (in ``labels`` order), or
-    None when no labelled training split is given."""
+def training_range(source, data: Mapping, train: str, columns: Mapping, labels, clip: bool) -> list | None:
+    """``[low, high]`` of each target over the training split's labels (in ``labels`` order), for
+    regression members clipped (``clip``); None otherwise, or when no labelled training split is
+    given (the training file is read only then)."""
     from ensemble.workflows.gather import open_split
 
-    if train not in data:
+    if not clip or source.task.name != "regression" or train not in data:
         return None
     split = open_split(data[train], train, columns)
     if split.labels is None:
@@ -130,8 +131,10 @@ def _fitted(task, g, spec: str, fit: Mapping, cv: Mapping, holdout, source, seed
     """(weights fitted on the validation (or out-of-fold) rows, the headline's estimate)."""
     arrays, y = g.valid_al.arrays, g.y
     metric = fit["metric"]
-    methods = AUTO_VALUE_METHODS if spec == "auto" else ()
-    estimates = cross_validate_values(task.name, arrays, y, methods, cv=cv.get("cv", 5), seed=seed, **fit)
+    estimates = {}  # a method given by hand is not cross-validated here (vote stays quick): its note says so
+    if spec in ("auto", "uniform"):
+        methods = AUTO_VALUE_METHODS if spec == "auto" else ()
+        estimates = cross_validate_values(task.name, arrays, y, methods, cv=cv.get("cv", 5), seed=seed, **fit)
     estimate = {}
     if spec == "auto":
         spec, reason = select_value_method(estimates)
@@ -169,14 +172,14 @@ def value_holdout(source, split, labels, estimates, metric: str) -> dict:
     m = task.metric(metric)
     counts = bootstrap_counts(len(al.y)).astype(np.float64)
     sign = 1.0 if m.greater else -1.0
-    base = m.resampled(m.stats(estimates["uniform"].weights.decided(al.arrays), al.y), counts)
+    uniform = estimates["uniform"].weights.decided(al.arrays)
+    base, base_score = m.resampled(m.stats(uniform, al.y), counts), m(uniform, al.y)
     scores, best, reason = {}, "uniform", "uniform: no fitted method gains surely over uniform on the holdout"
     for name, e in estimates.items():
         pred = e.weights.decided(al.arrays)
         res = m.resampled(m.stats(pred, al.y), counts)
         d = sign * (res - base)
-        gain, lo = sign * (m(pred, al.y) - m(estimates["uniform"].weights.decided(al.arrays), al.y)), float(
-            np.quantile(d, 0.025))
+        gain, lo = sign * (m(pred, al.y) - base_score), float(np.quantile(d, 0.025))
         scores[name] = {"score": m(pred, al.y), "low": float(np.quantile(res, 0.025)),
                         "high": float(np.quantile(res, 0.975)), "gain": gain, "gain_low": lo,
                         "gain_high": float(np.quantile(d, 0.975))}

@@ -242,6 +242,8 @@ def _vote(models, data, weights, *, combine, valid, test, cache_dir, sample_subm
     g = _gather(source, data, valid, test, columns, need_valid=need_valid, weights=weights)
     _fold_provenance(g, source, training, bool(cv), train, valid)
     if source.task.name != "classification":
+        from ensemble.workflows.values import training_range
+
         given = [f for f, on in (("adjust", adjust != "none"), ("temperature", temperature), ("calibrate", calibrate))
                  if on]
         if given:
@@ -251,7 +253,7 @@ def _vote(models, data, weights, *, combine, valid, test, cache_dir, sample_subm
                            threshold=threshold, clip=clip, seed=seed, name=name, out=out, weights_dir=weights_dir,
                            submissions_dir=submissions_dir, sample_submission=sample_submission, proba=proba,
                            force=force, label_sep=columns.get("label_sep"),
-                           train_range=_train_range(source, data, train, columns, g, clip))
+                           train_range=training_range(source, data, train, columns, g.test_al.labels, clip))
     if metric not in (None, "accuracy"):
         raise EnsembleError(f"{flag('metric', metric)} chooses among regression and multi-label metrics; a "
                             "classifiers' vote decides by accuracy (ensemble report --metric compares the others): "
@@ -618,17 +620,13 @@ def _write(fitted, test_proba: np.ndarray, g: _Gathered, *, kind: str, spec, nam
            force: bool = False):
     """The submission, the weights file (for a fitted method) and the sidecar, as one set: named
     after the method and adjustment; what this vote created is removed when the set fails."""
-    from ensemble.workflows.submission import save_submission
-
     labels = g.test_al.labels
     method = fitted.method
     adjusted = fitted.adjustment is not None and fitted.adjustment.get("kind") != "none" and kind != "file"
     if adjusted:
         method = f"{method}-{fitted.adjustment['kind']}"
-    weights_path = spec if kind == "file" else Path(weights_dir) / f"{name}-{method}.json" if kind == "method" else None
-    renamed = None if out is not None else free_name(Path(submissions_dir), f"{name}-{method}", procedure, force)
-    out = Path(out) if out is not None else renamed
-    sidecar = {"weights_file": None if weights_path is None else str(Path(weights_path).resolve()),
+    out, weights_path = _output_paths(kind, spec, name, method, out, weights_dir, submissions_dir, procedure, force)
+    sidecar = {"weights_file": None if weights_path is None else str(weights_path.resolve()),
                "method": method, "combine": fitted.combine,
                "weights": {m: float(w) for m, w in zip(fitted.models, fitted.weights)},
                "adjustment": fitted.adjustment,
@@ -637,53 +635,19 @@ def _write(fitted, test_proba: np.ndarray, g: _Gathered, *, kind: str, spec, nam
                **g.provenance, "procedure": procedure,
                "headline": {"submission": out.name, "method": method, "metric": None, "estimate": None, "low": None,
                             "high": None, "of": None, **g.estimate}}
-    refuse_other_procedure(out, procedure, force)
-    if renamed is not None and kind == "method" and renamed.stem != f"{name}-{method}":
-        weights_path = Path(weights_dir) / f"{out.stem}.json"  # beside its submission's new name
-        sidecar["weights_file"] = str(weights_path.resolve())
     frame = g.task.submission(g.test_split.ids, test_proba, labels, sample_submission=sample_submission,
                             proba_columns=proba, id_column=g.test_split.id_column or "id",
                             label_column=(g.valid_split.label_column if g.valid_split is not None else None) or "label",
                             class_order=class_order,
                             member_orders={lg.model: lg.labels for lg in g.test_al.logits},
                             text_columns=g.test_split.text_columns)
-    created: list[Path] = []  # what this vote wrote, removed again if the set cannot be completed
-
-    def save_weights():  # between the CSV and its sidecar, which names the weights file
-        if not weights_path.parent.exists():
-            created.append(weights_path.parent)
-        if not weights_path.exists():
-            created.insert(0, weights_path)
-        fitted.save(weights_path)
-
-    try:
-        frame = save_submission(frame, out, sidecar, then=save_weights if kind == "method" else None)
-    except BaseException:
-        for path in created:
-            if path.is_dir():
-                try:
-                    path.rmdir()
-                except OSError:
-                    pass
-            else:
-                path.unlink(missing_ok=True)
-        raise
+    frame = _save_set(frame, out, sidecar, fitted, weights_path if kind == "method" else None)
     frame.attrs.update(path=str(out), weights=fitted, headline=sidecar["headline"])
     if g.estimate.get("estimate") is not None:
         log.info("%s", headline_line({**sidecar["headline"], "submission": str(out)}), extra={"headline": True})
     log.info("wrote %s (%d rows; %s)", out, len(frame),
              class_counts(labels, np.bincount(test_proba.argmax(axis=1), minlength=len(labels))))
     return frame
-
-
-def _train_range(source, data, train: str, columns, g: _Gathered, clip: bool):
-    """Regression clipped: the training labels' range of each target, when a labelled training
-    split is given."""
-    if not clip or source.task.name != "regression":
-        return None
-    from ensemble.workflows.values import training_range
-
-    return training_range(source, data, train, columns, g.test_al.labels)
 
 
 def _value_vote(g: _Gathered, source: CachedLogits, kind: str, spec, loaded, cv, holdout, *, combine, metric,
@@ -720,20 +684,55 @@ def _listed(v):
     return v.tolist() if isinstance(v, np.ndarray) else list(v) if isinstance(v, (list, tuple)) else v
 
 
-def _write_values(fitted, combined: np.ndarray, names, estimate: dict, g: _Gathered, *, kind, spec, name, out,
-                  weights_dir, submissions_dir, sample_submission, proba, procedure, force, label_sep):
-    """The regression or multi-label submission, its weights file and sidecar, as one set."""
-    from ensemble.workflows.submission import save_submission
-    from ensemble.workflows.values import headline_of, say_headline
-
-    method = fitted.method
+def _output_paths(kind: str, spec, name: str, method: str, out, weights_dir, submissions_dir, procedure, force: bool):
+    """(the submission's path, the weights file's or None): ``out``, else ``<name>-<method>.csv``
+    or the next free name when another procedure holds it (the weights file renamed beside it);
+    a submission of another procedure at ``out`` is refused without ``force``."""
     weights_path = (Path(spec) if kind == "file" else Path(weights_dir) / f"{name}-{method}.json" if kind == "method"
                     else None)
     renamed = None if out is not None else free_name(Path(submissions_dir), f"{name}-{method}", procedure, force)
     out = Path(out) if out is not None else renamed
     refuse_other_procedure(out, procedure, force)
     if renamed is not None and kind == "method" and renamed.stem != f"{name}-{method}":
-        weights_path = Path(weights_dir) / f"{out.stem}.json"
+        weights_path = Path(weights_dir) / f"{out.stem}.json"  # beside its submission's new name
+    return out, weights_path
+
+
+def _save_set(frame, out: Path, sidecar: dict, fitted, weights_path: Path | None):
+    """The submission, the weights file (``weights_path``: a fitted method's) and the sidecar, as
+    one set; what this vote created is removed when the set cannot be completed."""
+    from ensemble.workflows.submission import save_submission
+
+    created: list[Path] = []
+
+    def save_weights():  # between the CSV and its sidecar, which names the weights file
+        if not weights_path.parent.exists():
+            created.append(weights_path.parent)
+        if not weights_path.exists():
+            created.insert(0, weights_path)
+        fitted.save(weights_path)
+
+    try:
+        return save_submission(frame, out, sidecar, then=save_weights if weights_path is not None else None)
+    except BaseException:
+        for path in created:
+            if path.is_dir():
+                try:
+                    path.rmdir()
+                except OSError:
+                    pass
+            else:
+                path.unlink(missing_ok=True)
+        raise
+
+
+def _write_values(fitted, combined: np.ndarray, names, estimate: dict, g: _Gathered, *, kind, spec, name, out,
+                  weights_dir, submissions_dir, sample_submission, proba, procedure, force, label_sep):
+    """The regression or multi-label submission, its weights file and sidecar, as one set."""
+    from ensemble.workflows.values import headline_of, say_headline
+
+    method = fitted.method
+    out, weights_path = _output_paths(kind, spec, name, method, out, weights_dir, submissions_dir, procedure, force)
     frame = g.task.submission(g.test_split.ids, combined, names, threshold=fitted.threshold,
                               sample_submission=sample_submission, proba_columns=proba,
                               id_column=g.test_split.id_column or "id", label_sep=label_sep)
@@ -743,14 +742,7 @@ def _write_values(fitted, combined: np.ndarray, names, estimate: dict, g: _Gathe
                "threshold": _listed(fitted.threshold), "names": list(names),
                "test": {"path": str(g.test_split.path.resolve()), "data_digest": g.test_split.digest,
                         "rows": len(g.test_split)}, **g.provenance, "procedure": procedure, "headline": headline}
-    created = not (weights_path is not None and weights_path.exists())
-    try:
-        frame = save_submission(frame, out, sidecar,
-                                then=(lambda: fitted.save(weights_path)) if kind == "method" else None)
-    except BaseException:
-        if created and weights_path is not None and kind == "method":
-            weights_path.unlink(missing_ok=True)
-        raise
+    frame = _save_set(frame, out, sidecar, fitted, weights_path if kind == "method" else None)
     frame.attrs.update(path=str(out), weights=fitted, headline=headline)
     say_headline(headline, out)
     log.info("wrote %s (%d rows; %s %s)", out, len(frame), g.task.name, ", ".join(map(str, names[:6])))

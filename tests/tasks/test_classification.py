@@ -58,10 +58,10 @@ def test_metrics_predictions_and_combination_against_references():
 
 
 def test_members_of_different_tasks_are_an_error_naming_two():
-    from ensemble.workflows.gather import _one_task
+    from ensemble.tasks import shared_task
 
     other = SimpleNamespace(name="regression")
     refs = [SimpleNamespace(name="bert", task=CLASSIFICATION), SimpleNamespace(name="sts", task=other)]
     with pytest.raises(EnsembleError, match=r"members of different tasks: bert is classification, sts is regression"):
-        _one_task(refs)
-    assert _one_task(refs[:1]) is CLASSIFICATION
+        shared_task((r.name, r.task) for r in refs)
+    assert shared_task((r.name, r.task) for r in refs[:1]) is CLASSIFICATION
