@@ -119,7 +119,7 @@ def _draw(seed: int, noise: float):
 
 def one_seed(seed: int, noise: float) -> dict:
     from ensemble.core.combination import combine
-    from ensemble.estimates.crossval import select_method
+    from ensemble.tasks.classification.estimate import select_method
 
     rng, scales, y, fold, train_models = _draw(seed, noise)
     oof = [np.stack([per_fold[k] for k in range(K)])[fold, np.arange(TRAIN)] for per_fold in train_models]
@@ -255,7 +255,7 @@ def cost(rows: int = 8000, members: int = 10, classes: int = 10) -> None:
     from synthetic_members import draw
 
     from ensemble.data.folds import assign_folds
-    from ensemble.estimates.crossval import select_method
+    from ensemble.tasks.classification.estimate import select_method
 
     def timed(f) -> float:
         t = time.perf_counter()

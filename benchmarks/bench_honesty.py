@@ -56,7 +56,7 @@ def draw(n: int, classes: int, scenario: dict, rng) -> tuple[list[np.ndarray], n
 def run(seeds: int, classes: int, only: str | None = None) -> None:
     from ensemble.core.combination import combine
     from ensemble.core.scores import accuracy
-    from ensemble.estimates.crossval import select_method
+    from ensemble.tasks.classification.estimate import select_method
 
     for name, scenario in SCENARIOS.items():
         if only and not name.startswith(only):
@@ -100,7 +100,7 @@ def run(seeds: int, classes: int, only: str | None = None) -> None:
 
 def cost(rows: int = 10_000, models: int = 10, classes: int = 10) -> None:
     """The time to cross-validate every method (5 folds x 2 repeats) on one validation set."""
-    from ensemble.estimates.crossval import select_method
+    from ensemble.tasks.classification.estimate import select_method
 
     rng = np.random.default_rng(0)
     valid, y = draw(rows, classes, {"strengths": list(np.linspace(0.6, 1.6, models)), "duplicate": None}, rng)

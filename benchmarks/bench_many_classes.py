@@ -78,7 +78,7 @@ def case_a(tmp: Path, base: float) -> None:
 
 
 def case_b() -> None:
-    from ensemble.estimates.crossval import AUTO_METHODS, cross_validate
+    from ensemble.tasks.classification.estimate import AUTO_METHODS, cross_validate
 
     arrays, y = arrays_77()
     print("(b) each method auto considers, cross-validated (5 folds x 2 repeats), 1,500 x 3 x 77")
@@ -109,8 +109,8 @@ def case_d(tmp: Path, base: float) -> None:
 
 
 def case_e() -> None:
-    import ensemble.combining.weighting as weighting
-    from ensemble.estimates.crossval import cross_validate
+    import ensemble.tasks.classification.weighting as weighting
+    from ensemble.tasks.classification.estimate import cross_validate
 
     arrays, y = arrays_77()
     print("(e) stack at 77 classes, 1,500 x 3, cross-validated (5 folds x 2 repeats)")
@@ -128,8 +128,8 @@ def case_e() -> None:
 
 def case_f() -> None:
     from ensemble.core.combination import as_log_probs, combine
-    from ensemble.estimates.crossval import AUTO_METHODS
-    from ensemble.estimates.procedure import Procedure
+    from ensemble.tasks.classification.estimate import AUTO_METHODS
+    from ensemble.tasks.classification.procedure import Procedure
     from ensemble.estimates.resampling import FoldPlan
 
     rng = np.random.default_rng(0)

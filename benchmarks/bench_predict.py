@@ -125,7 +125,7 @@ def main() -> None:
     import torch
 
     from ensemble.data.splits import load_split
-    from ensemble.inference.predict import predict_logits
+    from ensemble.workflows.predict import predict_logits
 
     corpus = pd.read_csv(DATA, sep="\t")["comments"].astype(str).tolist()
     texts = corpus[:args.n]

@@ -44,9 +44,9 @@ def _draw(n, prior, rng):
 
 
 def main() -> None:
-    from ensemble.combining.adjustment import fit_adjustment
+    from ensemble.tasks.classification.offsets import fit_adjustment
     from ensemble.core.combination import softmax
-    from ensemble.estimates.adjustments import select_adjustment
+    from ensemble.tasks.classification.offset_choice import select_adjustment
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=50)
@@ -91,7 +91,7 @@ def cost() -> None:
     """``--adjust auto`` on 100,000 rows x 10 models x 10 classes, uniform weights: time and peak memory."""
     import resource
 
-    from ensemble.estimates.adjustments import select_adjustment
+    from ensemble.tasks.classification.offset_choice import select_adjustment
 
     rng = np.random.default_rng(0)
     n, M, C = 100_000, 10, 10

@@ -45,7 +45,7 @@ def main() -> None:
     from ensemble.core.combination import combine
     from ensemble.core.scores import accuracy
     from ensemble.data.splits import load_split
-    from ensemble.inference.predict import predict_logits
+    from ensemble.workflows.predict import predict_logits
     from ensemble.workflows.report import report
 
     t0 = time.perf_counter()

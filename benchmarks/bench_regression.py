@@ -50,7 +50,7 @@ SETTINGS = {
 
 
 def honesty(scenario: str, seeds: int) -> dict:
-    from ensemble.estimates.values import AUTO_VALUE_METHODS, cross_validate_values, select_value_method
+    from ensemble.tasks.columns.estimate import AUTO_VALUE_METHODS, cross_validate_values, select_value_method
 
     s = SETTINGS[scenario]
     task = s["task"]

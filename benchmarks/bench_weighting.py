@@ -71,7 +71,7 @@ def part1(rows: int, models: int, classes: int) -> None:
     import sklearn.linear_model  # noqa: F401
     from scipy.special import softmax
 
-    from ensemble.combining.weighting import fit_weights
+    from ensemble.tasks.classification.weighting import fit_weights
 
     arrays, y = synthetic(rows, models, classes)
     probas = [softmax(a.astype(np.float64), axis=1) for a in arrays]
@@ -102,7 +102,7 @@ def part2() -> None:
     import pandas as pd
 
     from ensemble.cli.example import make_base_model, synthetic_task
-    from ensemble.inference.predict import predict_logits
+    from ensemble.workflows.predict import predict_logits
 
     work = Path(tempfile.mkdtemp(prefix="bench-vote-"))
     try:

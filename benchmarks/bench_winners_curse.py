@@ -29,7 +29,7 @@ VALID, TEST, ACCURACY = 1000, 20_000, 0.80
 
 def one_sweep(trials: int, seed: int) -> dict:
     from ensemble.cli.example import synthetic_trials
-    from ensemble.estimates.crossval import cross_validate
+    from ensemble.tasks.classification.estimate import cross_validate
 
     arrays, y = synthetic_trials(VALID + TEST, trials, ACCURACY, classes=3, seed=seed)
     valid = [a[:VALID] for a in arrays]

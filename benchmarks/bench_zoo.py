@@ -42,7 +42,7 @@ def main() -> None:
 
     from ensemble.averaging.build import average_checkpoints
     from ensemble.cli.example import train_run
-    from ensemble.inference.predict import predict_logits
+    from ensemble.workflows.predict import predict_logits
     from tests.conftest import load_korean
     from tests.zoo import FAMILIES, make_zoo_model
 

@@ -2,8 +2,8 @@
 
 The top level holds what a final-submission notebook calls: the workflows (average, predict,
 gather, vote, report) and the few types they take and return. Everything else is imported from
-its subpackage (docs/architecture.md): ``ensemble.combining.weighting.fit_weights``,
-``ensemble.estimates.crossval.cross_validate``, ``ensemble.averaging.sweeps.find_sweep``...
+its subpackage (docs/architecture.md): ``ensemble.tasks.classification.weighting.fit_weights``,
+``ensemble.tasks.classification.estimate.cross_validate``, ``ensemble.averaging.sweeps.find_sweep``...
 
 Nothing heavy is imported here: names are loaded on first use, so that ``import ensemble`` and
 the CLI stay fast and ``vote`` / ``report`` never import torch or transformers.
@@ -20,18 +20,18 @@ _LAZY = {
     "rank_run": "ensemble.averaging.checkpoints",
     "average_checkpoints": "ensemble.averaging.build",
     "load_split": "ensemble.data.splits",
-    "predict_logits": "ensemble.inference.predict",
+    "predict_logits": "ensemble.workflows.predict",
     "gather": "ensemble.workflows.gather",
     "report": "ensemble.workflows.report",
     "vote": "ensemble.workflows.vote",
-    "fit_weights": "ensemble.combining.weighting",
-    "cross_validate": "ensemble.estimates.crossval",
+    "fit_weights": "ensemble.tasks.classification.weighting",
+    "cross_validate": "ensemble.tasks.classification.estimate",
     # the types they take and return
     "Inputs": "ensemble.workflows.inputs",
     "Split": "ensemble.data.splits",
     "Logits": "ensemble.core.outputs",
-    "Weights": "ensemble.combining.weights",
-    "Report": "ensemble.workflows.render",
+    "Weights": "ensemble.tasks.classification.weights",
+    "Report": "ensemble.tasks.classification.render",
     "EnsembleError": "ensemble.core.errors",
     # the Trainer callbacks a training script adds
     "TopKAveragingCallback": "ensemble.averaging.callbacks",

@@ -30,7 +30,7 @@ def main() -> None:
         def write():
             cache.put(KEY, lg, {"model_digest": "m", "data_digest": "d"})
     elif kind == "weights":
-        from ensemble.combining.weights import Weights
+        from ensemble.tasks.classification.weights import Weights
 
         n = 2000  # many models: a file of a few hundred kB
         w = Weights("fixed", tuple(f"m{i}" for i in range(n)), np.full(n, 1 / n), meta={"pad": "x" * 200_000})

@@ -135,3 +135,21 @@ def cache_fake_model(folder: Path, name: str, labels, config: dict, outputs: dic
                   {"model_digest": digest, "data_digest": split.digest, "settings": settings})
     return folder
 
+
+
+def make_task_members(task: str, root: Path, *, valid_rows: int = 240, test_rows: int = 60, models: int = 3,
+                      outputs: int = 3, seed: int = 0):
+    """Fake members of any registered task (its name), their outputs cached on a labelled
+    validation split and a test split, for the task contract (tests/tasks/test_contract.py).
+
+    Returns (members {name: folder}, data {split: path}, cache_dir, columns, names): ``columns``
+    as vote and report take them, ``names`` the classes, targets or labels in column order."""
+    if task == "classification":
+        members, data, cache_dir, labels = make_members(root, valid_rows=valid_rows, test_rows=test_rows,
+                                                        models=models, classes=outputs, seed=seed)
+        return members, data, cache_dir, {}, list(labels)
+    if task in ("regression", "multi_label"):
+        members, data, cache_dir, names, _ = make_value_members(root, task, valid_rows=valid_rows, test_rows=test_rows,
+                                                                models=models, targets=outputs, seed=seed)
+        return members, data, cache_dir, {"label": list(names)}, list(names)
+    raise KeyError(f"no synthetic members for task {task!r}: add them to tests/synthetic_members.py")

@@ -52,7 +52,7 @@ def _partial(kind: str, folder: Path) -> str | None:
             if lg is None or len(lg) != ROWS:
                 return "cache entry unreadable"
     elif kind == "weights":
-        from ensemble.combining.weights import Weights
+        from ensemble.tasks.classification.weights import Weights
 
         if (folder / "weights.json").exists() and len(Weights.load(folder / "weights.json").models) != 2000:
             return "weights file incomplete"

@@ -17,7 +17,7 @@ import pytest
 from ensemble.averaging.manifest import manifest_path
 from ensemble.core.errors import EnsembleError
 from ensemble.inference.cache import LogitCache
-from ensemble.inference.predict import predict_logits
+from ensemble.workflows.predict import predict_logits
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,7 +96,7 @@ def test_two_averages_to_one_folder_do_not_interleave(runs, tmp_path):
 def test_weights_and_submission_carry_checksums(tmp_path):
     from blake3 import blake3
 
-    from ensemble.combining.weights import Weights
+    from ensemble.tasks.classification.weights import Weights
     from ensemble.workflows.submission import write_submission
 
     w = Weights("fixed", ("a", "b"), np.array([0.25, 0.75]), labels=("x", "y"))

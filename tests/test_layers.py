@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ensemble"
 
 # The layers, bottom first: a module may import from its own subpackage and from any layer below
 # its own, never from one above. docs/architecture.md draws the same order.
-LAYERS = ("core", "io", "data", "tasks", "inference", "averaging", "combining", "estimates", "workflows", "cli")
+LAYERS = ("core", "io", "data", "inference", "averaging", "combining", "estimates", "tasks", "workflows", "cli")
 
 
 def _module_name(path: Path) -> str:
@@ -173,21 +173,21 @@ TESTED_ELSEWHERE = {
     "averaging.selection": ("averaging/test_build.py", "select_checkpoints"),
     "cli.commands": ("cli/test_avg_ckpt.py", '"avg-ckpt"'),  # and every test that runs a command
     "cli.example": ("test_first_hour.py", "train_run"),
-    "combining.values": ("estimates/test_values.py", "fit_value_weights"),
-    "tasks.values": ("estimates/test_values.py", "resampled("),  # the metrics from row statistics
-    "workflows.valuereport": ("workflows/test_values.py", "rep.to_html()"),
+    "tasks.columns.fitting": ("tasks/columns/test_estimate.py", "fit_value_weights"),
+    "tasks.columns.base": ("tasks/columns/test_estimate.py", "resampled("),  # the metrics from row statistics
+    "tasks.columns.render": ("workflows/test_column_tasks.py", "rep.to_html()"),
+    "tasks.columns.vote": ("workflows/test_column_tasks.py", "clip=True"),
     "cli.init": ("cli/test_project.py", '"init"'),
     "cli.main": ("cli/test_avg_ckpt.py", "exit_code == 2"),  # exit codes, -v tracebacks, python -m ensemble
     "cli.options": ("cli/test_project.py", "commands with no other argument"),  # the flags, else the project file
     "cli.run": ("cli/test_project.py", '["run"]'),
-    "combining.weights": ("combining/test_weighting.py", "predict_proba"),
+    "tasks.classification.weights": ("tasks/classification/test_weighting.py", "predict_proba"),
     "core.outputs": ("core/test_combination.py", "Logits("),
     "core.progress": ("test_many_classes.py", "progress"),
     "inference.models": ("test_model_zoo.py", "refused"),  # heads refused before anything is loaded
-    "inference.predict": ("inference/test_session.py", "predict_logits"),
     "io.modelfiles": ("test_model_zoo.py", "head"),
     "io.projectfile": ("io/test_atomic.py", "find_project"),
-    "tasks.base": ("tasks/test_classification.py", "Task"),
+    "tasks.base": ("tasks/test_contract.py", "TASKS"),
     "workflows.gather": ("test_trust.py", "gather("),
 }
 
@@ -200,11 +200,12 @@ def test_every_module_has_its_tests():
     for name, path in _modules().items():
         if path.name in ("__init__.py", "__main__.py"):
             continue
-        pkg, mod = name.split(".")[1:]
-        if (tests / pkg / f"test_{mod}.py").is_file():
-            assert f"{pkg}.{mod}" not in TESTED_ELSEWHERE, f"{pkg}.{mod} has its own test file now"
+        *pkg, mod = name.split(".")[1:]  # a task's package is one folder deeper: tasks/columns/regression
+        dotted = ".".join([*pkg, mod])
+        if tests.joinpath(*pkg, f"test_{mod}.py").is_file():
+            assert dotted not in TESTED_ELSEWHERE, f"{dotted} has its own test file now"
             continue
-        where, evidence = TESTED_ELSEWHERE.get(f"{pkg}.{mod}", (None, None))
+        where, evidence = TESTED_ELSEWHERE.get(dotted, (None, None))
         if where is None or not (tests / where).is_file():
             missing.append(name)
         elif evidence not in (tests / where).read_text(encoding="utf-8"):
@@ -215,6 +216,7 @@ def test_every_module_has_its_tests():
 def test_the_architecture_doc_lists_every_module():
     doc = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
     for layer, cells in re.findall(r"^\| \d+ \| `(\w+)/` \|.*\| ([^|]+) \|$", doc, flags=re.M):
-        listed = set(re.findall(r"`(\w+)`", cells))
-        actual = {p.stem for p in (PACKAGE / layer).glob("*.py") if p.stem != "__init__"}
+        listed = set(re.findall(r"`([\w/]+)`", cells))
+        actual = {p.relative_to(PACKAGE / layer).with_suffix("").as_posix() for p in (PACKAGE / layer).rglob("*.py")
+                  if p.stem != "__init__"}
         assert listed == actual, (layer, sorted(listed ^ actual))

@@ -12,14 +12,15 @@ import logging
 import numpy as np
 import pytest
 
-from ensemble.combining.adjustment import _cut_macro_f1, _moved, _top2
-from ensemble.combining.weighting import STACK_FULL_CLASSES, fit_weights
-from ensemble.combining.weights import Weights
+from ensemble.tasks.classification.offsets import _cut_macro_f1, _moved, _top2
+from ensemble.tasks.classification.weighting import STACK_FULL_CLASSES, fit_weights
+from ensemble.tasks.classification.weights import Weights
 from ensemble.core import progress
 from ensemble.core.scores import resampled_scores, weighted_scores
-from ensemble.estimates import procedure
+from ensemble.tasks.classification import procedure
 from ensemble.workflows.report import report
-from ensemble.workflows.vote import class_counts, vote
+from ensemble.tasks.classification.vote import class_counts
+from ensemble.workflows.vote import vote
 
 from .synthetic_members import draw, make_members
 
@@ -198,7 +199,7 @@ def test_changed_labels_or_options_are_a_miss_and_damage_is_recomputed(many, tmp
 def test_progress_only_when_turned_on(capsys):
     rng = np.random.default_rng(4)
     arrays, y = draw(300, 5, [2.0, 1.5], [1.0, 1.0], rng)
-    from ensemble.estimates.crossval import cross_validate
+    from ensemble.tasks.classification.estimate import cross_validate
 
     cross_validate(arrays, y, "acc", n_resamples=100)
     assert "cross-validating" not in capsys.readouterr().err

@@ -118,7 +118,7 @@ def test_a_decoder_classifier_pools_its_last_real_token_however_padded(zoo, tmp_
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from ensemble.inference.predict import predict_logits
+    from ensemble.workflows.predict import predict_logits
 
     folder = zoo.run("llama") / "checkpoint-4"
     one = predict_logits(folder, zoo.valid, batch_size=1, cache=False, progress=False)

@@ -10,7 +10,7 @@ from hypothesis.extra.numpy import arrays
 
 from ensemble.core.combination import COMBINE_RULES, align, combine
 from ensemble.core.outputs import Logits
-from ensemble.tasks.classification import make_submission
+from ensemble.tasks.classification.task import make_submission
 
 finite = st.floats(-20, 20, allow_nan=False, allow_infinity=False, width=32)
 

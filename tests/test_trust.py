@@ -241,7 +241,7 @@ def test_an_edit_in_place_with_its_mtime_set_back_is_rehashed(tmp_path):
 
 
 def test_predict_proba_refuses_nan_as_fit_weights_does():
-    from ensemble.combining.weighting import fit_weights
+    from ensemble.tasks.classification.weighting import fit_weights
 
     rng = np.random.default_rng(0)
     arrays = [rng.normal(size=(20, 3)) for _ in range(2)]
@@ -410,7 +410,7 @@ def test_library_arguments_of_the_wrong_type_are_one_line_errors(world, tmp_path
 
 
 def test_accuracy_weights_to_a_huge_power_favour_the_best_instead_of_failing():
-    from ensemble.combining.weighting import fit_weights
+    from ensemble.tasks.classification.weighting import fit_weights
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 200)

@@ -8,9 +8,9 @@ import pytest
 from sklearn.model_selection import RepeatedStratifiedKFold
 
 from ensemble.cli.example import synthetic_trials
-from ensemble.combining.weighting import fit_weights
+from ensemble.tasks.classification.weighting import fit_weights
 from ensemble.core.errors import EnsembleError
-from ensemble.estimates.crossval import cross_validate
+from ensemble.tasks.classification.estimate import cross_validate
 
 
 def _acc(z, y):

@@ -624,7 +624,7 @@ def example(folder, seed, folds, task):
     from ensemble.cli.example import make_example
 
     if task != "classification":
-        from ensemble.cli.valueexample import make_value_example
+        from ensemble.cli.columns_example import make_value_example
 
         if folds is not None:
             raise EnsembleError(f"--folds is for the classification example; drop it with --task {task}")

@@ -383,7 +383,7 @@ def _read_vote(r: _Reader, vote: dict) -> dict:
         if not isinstance(value, str) and key != "clip":
             r.fail("vote", key, f"must be a string, got {value!r}")
     if "threshold" in vote:
-        from ensemble.tasks.multilabel import check_thresholds
+        from ensemble.tasks.columns.multilabel import check_thresholds
 
         try:
             check_thresholds(vote["threshold"])

@@ -222,6 +222,7 @@ def _predictions(members, splits, cache, progress, redone, training, trusted, in
 def _vote_step(p, inputs, cache, state, state_path, base, weights, name, settings, redone) -> Path:
     """3. The vote, unless its key (every input) and the submission's and sidecar's digests are
     those of the last run."""
+    from ensemble.estimates.headline import VOTE_LOGGER
     from ensemble.workflows.vote import vote
 
     sample = p.sample_submission
@@ -238,7 +239,7 @@ def _vote_step(p, inputs, cache, state, state_path, base, weights, name, setting
     # report below and the last line say: its warnings alone, then one line here
     from ensemble.workflows import submission
 
-    quiet = [logging.getLogger(m) for m in (vote.__module__, submission.__name__, "ensemble.workflows.values")]
+    quiet = [logging.getLogger(m) for m in (VOTE_LOGGER, submission.__name__)]
     levels = [q.level for q in quiet]
     for q in quiet:
         q.setLevel(logging.WARNING)

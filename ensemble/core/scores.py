@@ -1,5 +1,5 @@
 """Scores of probabilities against true classes, and the checks on what can be scored: numpy
-only, the core below every method (:mod:`ensemble.combining.weighting`, :mod:`ensemble.combining.adjustment`) and
+only, the core below every method (:mod:`ensemble.tasks.classification.weighting`, :mod:`ensemble.tasks.classification.offsets`) and
 every estimate.
 """
 

@@ -12,7 +12,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from ensemble.core.options import ALLOWED
 
 log = logging.getLogger(__name__)
 
-__all__ = ['Split', 'load_split', 'load_columns', 'row_of', 'FORMATS', 'encoding_hint']
+__all__ = ['Split', 'load_split', 'open_split', 'load_columns', 'row_of', 'FORMATS', 'encoding_hint']
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".json": "jsonl",
            ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
@@ -445,3 +445,11 @@ def _with_label_columns(path, frame, ids, texts, id_column, text_columns, label:
                      **{**common, "label_columns": ()})
     values = np.array([_as_text(_column(frame, path, c, "label"), path, c) for c in label], dtype=object).T
     return Split(path, ids, texts, values, id_column, text_columns, label[0], name, **common)
+
+
+def open_split(value, name: str, columns: Mapping):
+    """``value`` as a :class:`Split`: itself when it is one, else the file read with ``columns``
+    (``id``, ``text``, ``label``...) as split ``name``."""
+    if isinstance(value, Split):
+        return value
+    return load_split(value, name=name, **columns)

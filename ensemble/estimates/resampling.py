@@ -3,8 +3,8 @@
 given by the caller, such as the training folds of K-fold models), and exact bounds on an
 accuracy difference.
 
-Below :mod:`ensemble.estimates.procedure` and the estimates (:mod:`ensemble.estimates.crossval`,
-:mod:`ensemble.estimates.adjustments`), which use them; imports none of them.
+Below :mod:`ensemble.tasks.classification.procedure` and the estimates (:mod:`ensemble.tasks.classification.estimate`,
+:mod:`ensemble.tasks.classification.offset_choice`), which use them; imports none of them.
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ from ensemble.io.modelfiles import (
     read_config,
     weight_files,
 )
-from ensemble.tasks import TASKS, task_for_head
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +48,9 @@ class ModelRef:
     labels: tuple[str, ...]
     tokenizer_dir: Path
     config: Mapping = field(repr=False, default_factory=dict)
-    task_name: str | None = None  # the task said by the user (task = ...), over the one the head suggests
+    # the member's task (an ensemble.tasks Task), set by the layer that knows the tasks
+    # (ensemble.tasks.read_as); inference only asks it to check a split's labels
+    task: object = field(default=None, repr=False, compare=False)
 
     @classmethod
     def open(cls, path: str | os.PathLike, name: str | None = None,
@@ -74,30 +75,9 @@ class ModelRef:
         return cls(folder, name or folder.resolve().name, labels, tok, config)
 
     @property
-    def task(self):
-        """The task this model's head belongs to (:mod:`ensemble.tasks`); :meth:`open` has refused
-        a head that no task runs. ``task_name``, when set, says it instead (:meth:`as_task`)."""
-        if self.task_name is not None:
-            return TASKS[self.task_name]
-        return task_for_head(head_of(dict(self.config)))
-
-    def as_task(self, task) -> "ModelRef":
-        """This model read as a member of ``task`` (a Task or its name; None: as its head says).
-        Only the sequence-classification heads change task: a head of another kind is an error."""
-        if task is None:
-            return self
-        from dataclasses import replace
-
-        from ensemble.tasks import task_named
-
-        t = task_named(task) if isinstance(task, str) else task
-        head = head_of(dict(self.config))
-        if head.kind not in SEQUENCE_HEADS:
-            raise EnsembleError(f"{self.folder / 'config.json'}: {head.describe()}; it cannot be read as task {t.name}")
-        if t.name == "classification" and len(self.labels) < 2:
-            raise EnsembleError(f"{self.folder / 'config.json'}: one output cannot be read as a classifier; "
-                                "task = \"regression\"")
-        return replace(self, task_name=t.name)
+    def head(self):
+        """The head its ``config.json`` describes (:class:`~ensemble.io.modelfiles.Head`)."""
+        return head_of(dict(self.config))
 
     def token_limit(self, max_length: int | None) -> tuple[int | None, int | None]:
         """(limit used, the model's own limit): ``max_length`` capped by the model's positions
@@ -137,19 +117,19 @@ class ModelRef:
 
 
 def check_head(folder: Path, config: Mapping) -> None:
-    """Refuse, before anything is loaded, a model whose ``config.json`` describes a head that no
-    task runs (token classification, generation...): its outputs read as another task's would be
-    silently wrong (a softmax over one regression output votes a constant). The message names
-    the head."""
+    """Refuse, before anything is loaded, a model whose ``config.json`` describes a head that
+    inference does not run (:data:`SEQUENCE_HEADS`: token classification, generation...): its
+    outputs read as another kind's would be silently wrong (a softmax over one regression output
+    votes a constant). The message names the head. Which task reads a head's outputs is
+    :func:`ensemble.tasks.task_of`'s to say."""
     head = head_of(dict(config))
-    if task_for_head(head) is not None:
-        return
+    if head.kind in SEQUENCE_HEADS or (head.kind == "custom" and head.custom_code):
+        return  # a model with its own code (auto_map) runs as the classifier its code defines
     if head.kind == "custom":
         fix = ("run it with its own code (auto_map in config.json and " + option("trust_remote_code") + "), or re-save "
                "it as a transformers *ForSequenceClassification model")
     else:
-        fix = (f"ensemble runs {', '.join(h for t in TASKS.values() for h in t.heads)} heads "
-               "(*ForSequenceClassification) only for now")
+        fix = f"ensemble runs {', '.join(SEQUENCE_HEADS)} heads (*ForSequenceClassification) only for now"
     raise EnsembleError(f"{folder / 'config.json'}: {head.describe()}; {fix}")
 
 

@@ -298,7 +298,7 @@ class ModelSession:
     def logits(self, split, progress=False) -> Logits:
         """The model's :class:`Logits` over ``split``: from the cache when there, else computed
         and stored."""
-        if split.labels is not None:
+        if split.labels is not None and self.ref.task is not None:  # the member's task, when a caller set it
             self.ref.task.check_labels(split, self.ref.labels, f"{self.ref.folder}")
         if self.cache is None:
             return self._make(split, progress, None)

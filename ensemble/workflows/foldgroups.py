@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from ensemble.core.errors import EnsembleError, folds_fix
+from ensemble.tasks import read_as
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +120,11 @@ class GroupRef:
 
     @classmethod
     def open(cls, member, task=None) -> "GroupRef":
-        """``task``: as :meth:`~ensemble.inference.models.ModelRef.as_task`, for every fold model."""
+        """``task``: as :func:`~ensemble.tasks.read_as`, for every fold model."""
         from ensemble.inference.models import ModelRef
 
         return cls(member.name, member.folder,
-                   [ModelRef.open(f, f"{member.name}-fold{i}").as_task(task) for i, f in enumerate(member.parts)])
+                   [read_as(ModelRef.open(f, f"{member.name}-fold{i}"), task) for i, f in enumerate(member.parts)])
 
     def logits(self, read, split, training: TrainingFolds | None):
         """The group's logits over ``split``: out of fold on the training split (fold model k's
@@ -193,16 +194,15 @@ def out_of_fold(parts: Sequence, training: TrainingFolds, name: str):
     return Logits(split.ids, values, tuple(labels), name, split.name, _meta(parts))
 
 
-def fold_mean(parts: Sequence, name: str, task=None):
+def fold_mean(parts: Sequence, name: str, task):
     """The group's Logits on a split every fold model predicted, in fold 0's class and row order:
     the task's mean (:meth:`~ensemble.tasks.base.Task.fold_mean`; classification: the log of the
     mean of their probabilities, regression: the mean of their outputs)."""
     from ensemble.core.combination import align
     from ensemble.core.outputs import Logits
-    from ensemble.tasks import TASKS
 
     al = align(list(parts))
-    values = (task or TASKS["classification"]).fold_mean(al.arrays)
+    values = task.fold_mean(al.arrays)
     return Logits(np.asarray(al.ids), values, al.labels, name, parts[0].split, _meta(parts))
 
 
@@ -211,7 +211,7 @@ def member_jobs(members, splits: dict, training: TrainingFolds | None, task=None
     model folder, a fold group's K fold models included. A fold model predicts its own held-out
     rows of the training split (``train-fold<k>``) and every other split whole; a plain model
     skips the training split when folds are given (only fold groups have out-of-fold logits).
-    ``task``: the task every model is read as (:meth:`~ensemble.inference.models.ModelRef.as_task`)."""
+    ``task``: the task every model is read as (:func:`~ensemble.tasks.read_as`)."""
     from ensemble.inference.models import ModelRef
 
     jobs = []
@@ -221,7 +221,7 @@ def member_jobs(members, splits: dict, training: TrainingFolds | None, task=None
             todo = [(s, split) for s, split in splits.items() if s != train]
             if len(todo) < len(splits):
                 log.info("%s: not a fold group, so it skips the training split %s", m.name, train)
-            jobs.append((m.name, ModelRef.open(m.folder, m.name).as_task(task), todo))
+            jobs.append((m.name, read_as(ModelRef.open(m.folder, m.name), task), todo))
             continue
         group = GroupRef.open(m, task)
         if training is None:
@@ -237,16 +237,15 @@ def _check_held_out(ref, parts, training) -> None:
     held-out rows) has likely seen those rows (a full-data refit, a model of another fold):
     said in a warning naming it, since its out-of-fold rows would be optimistic."""
     from ensemble.averaging.provenance import logged_accuracy
-    if training.split.labels is None or ref.task.name != "classification":
+    if training.split.labels is None:
         return
     for k, (part, lg) in enumerate(zip(ref.parts, parts)):
         logged = logged_accuracy(part.folder)
-        if logged is None:
-            continue
         rows = held_out(training, k)
-        y = rows.label_indices(lg.labels, model=part.name)
-        acc = float((np.asarray(lg.values).argmax(axis=1) == y).mean())
-        margin = max(0.15, 3 * np.sqrt(max(logged * (1 - logged), 0.01) / len(y)))
+        acc = None if logged is None else ref.task.accuracy_of(lg.values, rows, lg.labels, part.name)
+        if acc is None:
+            continue
+        margin = max(0.15, 3 * np.sqrt(max(logged * (1 - logged), 0.01) / len(rows)))
         if acc > logged + margin:
             log.warning("%s: fold model %d (%s) scores %.3f on the rows of fold %d, far above the eval_accuracy %.3f its "
                         "run logged: it may have been trained on them (a refit, another fold's model); its out-of-fold "

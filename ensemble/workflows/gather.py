@@ -10,7 +10,8 @@ from typing import Mapping, Sequence
 
 from ensemble.core.combination import Aligned, align
 from ensemble.core.errors import EnsembleError, data_fix, flag, folds_fix, in_project, option, project_members
-from ensemble.tasks import shared_task
+from ensemble.data.splits import open_split
+from ensemble.tasks import read_as, shared_task
 from ensemble.workflows.inputs import Inputs
 from ensemble.workflows.members import resolve_members
 
@@ -23,14 +24,6 @@ __all__ = ['CachedLogits', 'gather']
 _SAID: set = set()
 
 # --------------------------------------------------------------------------- the vote command
-
-
-def open_split(value, name: str, columns: Mapping):
-    from ensemble.data.splits import Split, load_split
-
-    if isinstance(value, Split):
-        return value
-    return load_split(value, name=name, **columns)
 
 
 class CachedLogits:
@@ -82,7 +75,7 @@ class CachedLogits:
         check_refit(self.members, refit)
         self.cache = LogitCache(cache_dir)
         self.training = training
-        refs = [GroupRef.open(m, task) if m.is_fold_group else ModelRef.open(m.folder, m.name).as_task(task)
+        refs = [GroupRef.open(m, task) if m.is_fold_group else read_as(ModelRef.open(m.folder, m.name), task)
                 for m in self.members]
         self.refs = [r for r in refs if r.name not in refit]
         by_name = {r.name: r for r in refs}
@@ -205,7 +198,7 @@ class CachedLogits:
         name them (:attr:`targets`)."""
         from dataclasses import replace
 
-        from ensemble.tasks.values import GENERIC
+        from ensemble.tasks.columns.base import GENERIC
 
         t = self.targets
         if self.task.name == "classification" or not t or len(lg.labels) != len(t) or tuple(lg.labels) == t:
@@ -254,8 +247,8 @@ def gather(models: Mapping[str, str | os.PathLike] | Inputs, data: Mapping[str, 
            fold_column: str | None = None, train: str = "train", inference=None, class_order=None,
            task: str | None = None) -> Aligned:
     """The members' cached logits over one split, aligned by class name and row id, with the
-    true class indices: what :func:`~ensemble.combining.weighting.fit_weights`,
-    :func:`~ensemble.estimates.crossval.cross_validate` and the class-prior functions take.
+    true class indices: what :func:`~ensemble.tasks.classification.weighting.fit_weights`,
+    :func:`~ensemble.tasks.classification.estimate.cross_validate` and the class-prior functions take.
 
     Parameters
     ----------

@@ -6,7 +6,7 @@ and refits of fold groups, the cache and the inference settings whose entries ar
 their inputs as keyword arguments (a notebook cell stays short) or as one :class:`Inputs`; the
 CLI builds the same object from its flags or the project file, and ``ensemble run`` from
 ``ensemble.toml``. The fitting settings are the procedure's
-(:class:`~ensemble.estimates.procedure.Procedure`).
+(:class:`~ensemble.tasks.classification.procedure.Procedure`).
 """
 
 from __future__ import annotations

@@ -6,12 +6,15 @@ workflow of ``ensemble predict`` and ``ensemble run``.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
+from ensemble.core.outputs import Logits
+
 log = logging.getLogger(__name__)
 
-__all__ = ["PredictRow", "predict_jobs"]
+__all__ = ["PredictRow", "predict_jobs", "predict_logits"]
 
 
 @dataclass(frozen=True)
@@ -105,9 +108,7 @@ def _run(session, member: str, ref, todo, progress: bool) -> list[PredictRow]:
             lg = session.logits(split, progress=bar)
             done += session.n_batches(split)
             bar.update(done - bar.n)
-            acc = None
-            if split.labels is not None and ref.task.name == "classification":
-                acc = float((lg.predictions() == split.label_indices(ref.labels, str(ref.folder))).mean())
+            acc = None if split.labels is None else ref.task.accuracy_of(lg.values, split, ref.labels, str(ref.folder))
             rows.append(PredictRow(member, ref.name, name, len(lg), "cached" if lg.meta.get("cached") else "computed",
                                    acc, lg.meta.get("cache_path", "-")))
     return rows
@@ -129,3 +130,67 @@ def _up_to_date(jobs, settings, cache, fingerprints: Mapping[str, str]) -> set[t
             if any(settings_difference(s, ref, settings) is None for s in have.get((fingerprint, split.digest), [])):
                 out.add((ref.name, split.digest))
     return out
+
+
+def predict_logits(
+    model: str | os.PathLike,
+    data,
+    *,
+    batch_size: int = 32,
+    max_length: int | None = None,
+    pad_to_multiple_of: int | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    cache=True,
+    name: str | None = None,
+    tokenizer: str | os.PathLike | None = None,
+    trust_remote_code: bool = False,
+    progress: bool = True,
+) -> Logits:
+    """Logits of a sequence classifier over a split, in input order.
+
+    Parameters
+    ----------
+    model : path-like
+        A model folder (config.json, weights, tokenizer) such as ``weights/bert-top4`` or a
+        ``checkpoint-N`` folder.
+    data : Split or path-like
+        A :class:`~ensemble.data.splits.Split`, or a data file read with :func:`~ensemble.data.splits.load_split`'s
+        defaults (columns ``id``, ``text``, ``label``).
+    batch_size, max_length, pad_to_multiple_of, device, dtype
+        See :class:`InferenceSettings`.
+    cache : bool, path-like or LogitCache, default True
+        True: the default cache folder (``.ensemble/cache`` beside ``ensemble.toml``, else in
+        the current folder); a path or a :class:`~ensemble.inference.cache.LogitCache`: that cache;
+        False: always compute, store nothing.
+    name : str, optional
+        The model's name in outputs. Default: the folder's name.
+    tokenizer : path-like, optional
+        Tokenizer folder when the model folder has none.
+    trust_remote_code : bool, default False
+        Let transformers run Python code shipped in the model folder.
+    progress : bool, default True
+        A progress bar over batches (on stderr).
+
+    Returns
+    -------
+    Logits
+        ``ids`` (n,), ``values`` float32 (n, C) and ``labels`` (C,) from ``config.id2label``.
+    """
+    from ensemble.data.splits import Split, load_split
+    from ensemble.inference.cache import LogitCache
+    from ensemble.inference.models import ModelRef
+    from ensemble.inference.session import ModelSession
+    from ensemble.inference.settings import InferenceSettings
+    from ensemble.tasks import read_as
+
+    settings = InferenceSettings(batch_size, max_length, pad_to_multiple_of, device, dtype, trust_remote_code)
+    split = data if isinstance(data, Split) else load_split(data)
+    ref = read_as(ModelRef.open(model, name, tokenizer))  # its task checks the split's labels
+    if cache is True:
+        cache = LogitCache()
+    elif cache is False or cache is None:
+        cache = None
+    elif not isinstance(cache, LogitCache):
+        cache = LogitCache(cache)
+    return ModelSession(ref, settings, cache).logits(split, progress)

@@ -3,7 +3,7 @@
 For every model: validation accuracy, macro-F1, log loss and ECE, and a note when that score is
 optimistic (a model trained on the validation rows, or an average whose checkpoints, K or soup
 were chosen on them). For every ensemble method: the apparent scores (fitted and scored on all
-validation rows), the cross-validated ones (:func:`~ensemble.estimates.crossval.cross_validate`), their
+validation rows), the cross-validated ones (:func:`~ensemble.tasks.classification.estimate.cross_validate`), their
 difference, the gain over uniform averaging with its 95% interval and McNemar's p, and the
 weights. Between models: how often they disagree, and how their errors correlate (ensembles
 gain from models that err on different rows). Output: a text table, JSON, or an HTML page with
@@ -18,33 +18,14 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ensemble.averaging.provenance import model_notes
-from ensemble.core.errors import EnsembleError, cli_face, data_fix, flag, option
-from ensemble.estimates.holdout import METRICS as HOLDOUT_METRICS
-from ensemble.estimates.resampling import check_cv, wilson
-from ensemble.workflows.holdout import score_holdout
+from ensemble.core.errors import EnsembleError, cli_face, data_fix, flag
+from ensemble.estimates.resampling import check_cv
+from ensemble.tasks.base import ReportJob
 from ensemble.workflows.inputs import Inputs
 
 log = logging.getLogger(__name__)
-from ensemble.workflows.render import Report, confused_pairs, reliability_curve
 
 __all__ = ['report']
-
-
-def _estimate_row(e, kind: str, arrays, y: np.ndarray, note: str) -> dict:
-    """A table row of an ensemble method or a selection from its :class:`~ensemble.estimates.crossval.Estimate`:
-    apparent scores (ECE of the full fit), cross-validated ones, optimism and gain over uniform."""
-    from ensemble.estimates.crossval import ece
-
-    lo, hi = e.gain_interval["accuracy"]
-    cv_low, cv_high = wilson(int(round(e.cross_validated["accuracy"] * len(y))), len(y))
-    return {"kind": kind, "accuracy": e.apparent["accuracy"], "macro_f1": e.apparent["macro_f1"], "cv_low": cv_low,
-            "cv_high": cv_high,
-            "log_loss": e.apparent["log_loss"], "ece": ece(e.weights.predict_proba(arrays), y),
-            "cv_accuracy": e.cross_validated["accuracy"], "cv_macro_f1": e.cross_validated["macro_f1"],
-            "cv_log_loss": e.cross_validated["log_loss"], "optimism": e.optimism["accuracy"],
-            "gain": e.gain_vs_uniform["accuracy"], "gain_low": lo, "gain_high": hi, "mcnemar_p": e.mcnemar_p,
-            "note": note}
 
 
 def report(
@@ -75,8 +56,9 @@ def report(
     task: str | None = None,
     threshold="global",
     clip: bool = False,
-) -> Report:
-    """Score every model and ensemble method on the validation split, honestly.
+):
+    """Score every model and ensemble method on the validation split, honestly: the members' task
+    (:meth:`~ensemble.tasks.base.Task.report`) fits and estimates, this function gathers.
 
     Parameters
     ----------
@@ -90,7 +72,7 @@ def report(
     cv : int, sequence of int or FoldPlan, default 5
         How the estimates resample the validation rows
         (:func:`~ensemble.estimates.resampling.check_cv`): K of the repeated stratified K-fold of
-        :func:`~ensemble.estimates.crossval.cross_validate`, or the folds given. With fold groups,
+        :func:`~ensemble.tasks.classification.estimate.cross_validate`, or the folds given. With fold groups,
         the training folds.
     folds : path-like or Folds, optional
         A folds file (or :class:`~ensemble.data.folds.Folds`) of ``data[train]``: the members are fold
@@ -115,7 +97,7 @@ def report(
         held-out one) sits below the apparent best score.
     adjust : {"auto", "prior", "fit", "none"}, default "auto"
         Class-prior adjustments to estimate on top of the method ``auto`` chose (see
-        :mod:`ensemble.estimates.adjustments`): "auto" estimates "fit", and "prior" when ``prior`` is given,
+        :mod:`ensemble.tasks.classification.offset_choice`): "auto" estimates "fit", and "prior" when ``prior`` is given,
         and says which ``--adjust auto`` would keep; "none" skips the section.
     prior : optional
         The target class prior (see :func:`ensemble.data.priors.class_prior`).
@@ -126,101 +108,20 @@ def report(
         (recorded in ``Report.inference``), and the class of each index for integer labels.
     task, threshold, clip
         As for :func:`~ensemble.workflows.vote.vote`. Regression and multi-label members give a
-        :class:`~ensemble.workflows.valuereport.ValueReport` (``metric`` then defaults to the
+        :class:`~ensemble.tasks.columns.render.ValueReport` (``metric`` then defaults to the
         task's: pearson or mcrmse, f1_micro).
     """
 
     inputs, cv = _arguments(models, data, valid, cv, folds, columns=columns, fold_column=fold_column, train=train,
                             refit=refit, cache_dir=cache_dir, inference=inference, class_order=class_order,
                             task=task)
-    data, columns = inputs.data, inputs.columns
     source, training, split = _report_inputs(inputs, valid, trained_on_valid)
-    refs = source.refs
-    al = source.aligned(split)
-    if source.task.name != "classification":
-        return _value_report(source, al, split, training, data, valid, columns, methods=methods, metric=metric, cv=cv,
-                             repeats=repeats, seed=seed, combine=combine, threshold=threshold, clip=clip,
-                             train=inputs.train,
-                             excluded=[] if include_optimistic else [n for n in trained_on_valid
-                                                                     if n in {r.name for r in refs}])
-    return _classification_report(source, al, split, training, data, valid, columns, methods=methods, metric=metric,
-                                  cv=cv, repeats=repeats, seed=seed, combine=combine, trained_on_valid=trained_on_valid,
-                                  include_optimistic=include_optimistic, best_k=best_k, adjust=adjust, prior=prior,
-                                  adjust_metric=adjust_metric)
-
-
-def _classification_report(source, al, split, training, data, valid, columns, *, methods, metric, cv, repeats, seed,
-                           combine, trained_on_valid, include_optimistic, best_k, adjust, prior, adjust_metric):
-    """:func:`report` for single-label classifiers."""
-    from ensemble.core.combination import as_log_probs
-    from ensemble.core.combination import combine as combine_logits
-    from ensemble.core.scores import need_classes
-    from ensemble.estimates.crossval import AUTO_METHODS, select_method
-    from ensemble.workflows.gather import open_split
-
-    oof, refs = training is not None, source.refs
-    y = al.y
-    need_classes(y, "ensemble report", al.labels)
-    # log-probabilities once for every member score, estimate and fit (the vote's estimates hash them too)
-    log_probs = [as_log_probs(a) for a in al.arrays]
-    rows, probas, excluded = _member_rows(refs, log_probs, split, y, trained_on_valid, include_optimistic, oof)
-    fit_idx = [i for i, r in enumerate(refs) if r.name not in excluded]
-    if not fit_idx:
-        raise EnsembleError("every model is marked optimistic (trained on or chosen on the validation rows); "
-                            f"{option('include_optimistic')} to fit weights over them anyway")
-    fit_arrays = [log_probs[i] for i in fit_idx]
-    fit_names = [refs[i].name for i in fit_idx]
-    if excluded:
-        log.info("left out of weight fitting (optimistic validation scores): %s", ", ".join(excluded))
-    # with fold groups, the training folds: each held-out fold is one fold model's rows
-    cv = dict(cv=training.folds.fold if oof else cv, repeats=repeats, seed=seed, combine=combine, names=fit_names,
-              store=source.estimates)
-    methods = tuple(m for m in (methods or AUTO_METHODS) if m != "uniform")
-    choice, reason, estimates = select_method(fit_arrays, y, methods, metric=metric, **cv)
-    where = "out-of-fold" if oof else "validation"
-    weights, reliability = _ensemble_rows(rows, probas, estimates, fit_arrays, fit_names, y, combine, where)
-    curse = _winners_curse(rows, estimates, fit_arrays, fit_names, y, best_k, cv, where)
-    hsplit = open_split(data[valid], valid, columns) if oof and valid in data else None
-    holdout = {} if hsplit is None else score_holdout(source, hsplit, al.labels, fit_idx, estimates, combine, methods,
-                                                      metric if metric in HOLDOUT_METRICS else "accuracy", (choice, reason))
-    if holdout:  # what is submitted, scored where no fit has been: the holdout decides
-        choice, reason = holdout["choice"], holdout["reason"]
-        _warn_overlap(hsplit, training.split, holdout["overlap"])
-    adjust_info = {} if adjust == "none" else _class_priors(
-        fit_arrays, y, al.labels, choice, estimates, adjust=adjust, prior=prior, columns=columns,
-        metric=adjust_metric or (metric if metric in ("accuracy", "macro_f1") else "accuracy"), cv=cv)
-    chosen = estimates[choice].oof_proba if choice in estimates else combine_logits(fit_arrays, None, combine)
-    confused = confused_pairs(chosen.argmax(axis=1), y, al.labels)
-    table = _table(rows)
-    names = [r.name for r in refs]
-    disagreement, correlation = _between_members(probas, names, y)
-    out_of_fold = {} if not oof else _out_of_fold(source, training, holdout, table, estimates, fold_mean=dict(
-        data=data, columns=columns, labels=al.labels, fit_idx=fit_idx, choice=choice, fit_arrays=fit_arrays, y=y,
-        combine=combine, member_probas=[probas[refs[i].name] for i in fit_idx]))
-    return Report(table, disagreement, correlation, choice, reason, metric, len(y), excluded, estimates, reliability,
-                  weights, curse, adjust_info, confused, out_of_fold, holdout, _inference(source, refs, al.logits))
-
-
-_COLUMNS = ("cv_accuracy", "gain", "gain_low", "gain_high", "mcnemar_p", "acc_low", "acc_high", "cv_macro_f1",
-            "cv_log_loss", "optimism", "cv_low", "cv_high")
-
-
-def _value_report(source, al, split, training, data, valid, columns, *, methods, metric, cv, repeats, seed, combine,
-                  threshold, clip, excluded, train="train"):
-    """:func:`report` for regression and multi-label members (:mod:`ensemble.workflows.values`)."""
-    from ensemble.workflows.gather import open_split
-    from ensemble.workflows.values import value_report, value_settings
-
-    split.require_labels("ensemble report scores every member and method on them")
-    from ensemble.workflows.values import training_range
-
-    rng = training_range(source, data, train, columns, al.labels, clip)
-    settings = value_settings(source.task, len(al.labels), metric=metric, combine=combine, threshold=threshold,
-                              clip=clip, train_range=rng)
-    holdout = open_split(data[valid], valid, columns) if training is not None and valid in data else None
-    test = open_split(data["test"], "test", columns) if training is not None and "test" in data else None
-    return value_report(source, al, split, training=training, holdout=holdout, methods=methods, settings=settings,
-                        cv=cv, repeats=repeats, seed=seed, excluded=excluded, test=test)
+    options = dict(methods=methods, metric=metric, repeats=repeats, seed=seed, combine=combine,
+                   trained_on_valid=tuple(trained_on_valid), include_optimistic=include_optimistic, best_k=best_k,
+                   adjust=adjust, prior=prior, adjust_metric=adjust_metric, threshold=threshold, clip=clip,
+                   train=inputs.train)
+    return source.task.report(ReportJob(source, source.aligned(split), split, training, inputs.data, valid,
+                                        inputs.columns, cv, options))
 
 
 def _arguments(models, data, valid: str, cv, folds, **given) -> tuple[Inputs, object]:
@@ -236,56 +137,11 @@ def _arguments(models, data, valid: str, cv, folds, **given) -> tuple[Inputs, ob
     return Inputs.of(models, data, folds=folds, **given), cv
 
 
-def _warn_overlap(holdout, train, n: int) -> None:
-    """The holdout's rows that are also training rows (:func:`~ensemble.workflows.holdout.score_holdout`
-    counts them), said in a warning."""
-    if n:
-        by_id = holdout.id_column is not None and train.id_column is not None
-        log.warning("%s: %d of its %d rows are also in the training file %s (same text%s): it is not an untouched "
-                    "holdout; remove them from one of the files", holdout.path, n, len(holdout), train.path,
-                    " or id" if by_id else "")
-
-
-def _table(rows):
-    import pandas as pd
-
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    for col in [c for c in _COLUMNS if c not in table]:  # in this order: the JSON's and the page's
-        table[col] = float("nan")
-    table["note"] = table["note"].fillna("")
-    return table
-
-
-def _out_of_fold(source, training, holdout: dict, table, estimates, fold_mean: dict) -> dict:
-    """The rows and folds scored on; beside the holdout's figures, each row's out-of-fold one;
-    without a holdout, the fold mean estimated from the out-of-fold and test rows, when the data
-    holds a test split (:mod:`ensemble.workflows.foldmean`)."""
-    from ensemble.workflows.foldmean import estimate_fold_mean
-    from ensemble.workflows.gather import open_split
-
-    out = {**training.describe(), "fold_groups": source.fold_group_folders(),
-           "refit": {g: r.name for g, r in source.refits.items()}}
-    if holdout:
-        holdout["cv_accuracy"] = {n: float(table.loc[n, "cv_accuracy"] if n in estimates or n == "uniform" else
-                                           table.loc[n, "accuracy"]) for n in holdout["accuracy"] if n in table.index}
-    elif "test" in fold_mean["data"]:
-        f = dict(fold_mean)
-        test = open_split(f.pop("data")["test"], "test", f.pop("columns"))
-        out["fold_mean"] = estimate_fold_mean(source, test, f.pop("labels"), f.pop("fit_idx"), f.pop("choice"),
-                                              estimates, **f)
-    return out
-
-
-def _inference(source, refs, logits) -> dict:
-    """The inference settings asked for, and what each member's cache entry was computed with."""
-    return {"requested": source.inference.requested(),
-            "members": {r.name: lg.meta.get("settings") for r, lg in zip(refs, logits)}}
-
-
 def _report_inputs(inputs: Inputs, valid: str, trained_on_valid):
     """(source, training folds or None, the labelled split scored on): the validation split, or
     the training split's out-of-fold rows when the members are fold groups."""
-    from ensemble.workflows.gather import check_fold_groups, open_split, source_of, training_of
+    from ensemble.workflows.gather import check_fold_groups, source_of, training_of
+    from ensemble.data.splits import open_split
     from ensemble.workflows.members import resolve_members
 
     data = inputs.data
@@ -307,127 +163,3 @@ def _report_inputs(inputs: Inputs, valid: str, trained_on_valid):
     return source, training if oof else None, split
 
 
-
-
-
-
-def _member_rows(refs, log_probs, split, y, trained_on_valid, include_optimistic, oof: bool = False):
-    """Each member's validation scores and note (rows), probabilities (from its log-probabilities
-    over the validation rows), and the members left out of weight fitting because their scores
-    there are optimistic."""
-    from ensemble.core.combination import softmax
-    from ensemble.core.scores import at_chance, log_loss, macro_f1
-    from ensemble.estimates.crossval import ece
-
-    rows, probas, excluded = {}, {}, []
-    for ref, arr in zip(refs, log_probs):
-        group = ref.kind == "folds"  # its fold models' notes: their held-out rows are these
-        note, exclude = model_notes(ref.parts[0].folder if group else ref.folder, split.digest,
-                                    ref.name in trained_on_valid)
-        if group and note:
-            note = "fold models' " + (note.replace("this split", "each fold's held-out rows") if oof else note)
-        if group and not oof:  # beside models, on the validation rows
-            note = "; ".join(filter(None, [f"the mean of its {len(ref.parts)} fold models", note]))
-        chance = at_chance(arr, y)
-        if chance and oof:
-            chance = chance.replace("on validation", "out of fold")
-        if chance:
-            log.warning("%s: %s", ref.name, chance)
-            note = "; ".join(filter(None, [note, chance]))
-        p = softmax(arr)
-        probas[ref.name] = p
-        k = int((p.argmax(axis=1) == y).sum())
-        lo, hi = wilson(k, len(y))
-        rows[ref.name] = {"kind": "model", "accuracy": k / len(y), "acc_low": lo, "acc_high": hi,
-                          "macro_f1": macro_f1(p, y), "log_loss": log_loss(p, y), "ece": ece(p, y), "note": note,
-                          # nothing fitted on these rows: its score is its estimate, unless it was trained or
-                          # chosen on them (then the optimism is there, unmeasured)
-                          "optimism": float("nan") if exclude else 0.0}
-        if exclude and not include_optimistic:
-            excluded.append(ref.name)
-    return rows, probas, excluded
-
-
-def _ensemble_rows(rows, probas, estimates, fit_arrays, fit_names, y, combine, where: str = "validation"):
-    """Uniform's row and each estimated method's (added to ``rows``); returns the weights of each
-    method and the reliability curves of members and methods."""
-    from ensemble.core.combination import combine as combine_logits
-    from ensemble.core.scores import accuracy, log_loss, macro_f1
-    from ensemble.estimates.crossval import ece
-
-    uniform = combine_logits(fit_arrays, None, combine)
-    rows["uniform"] = {"kind": "ensemble", "accuracy": accuracy(uniform, y), "macro_f1": macro_f1(uniform, y),
-                       "log_loss": log_loss(uniform, y), "ece": ece(uniform, y), "cv_accuracy": accuracy(uniform, y),
-                       "optimism": 0.0, **dict(zip(("cv_low", "cv_high"), wilson(int(round(accuracy(uniform, y) * len(y))),
-                                                                                 len(y)))), "gain": 0.0, "gain_low": 0.0, "gain_high": 0.0, "mcnemar_p": float("nan"),
-                       "note": f"nothing fitted: its {where} score is an estimate"}
-    weights = {"uniform": {n: 1 / len(fit_names) for n in fit_names}}
-    reliability = {n: reliability_curve(p, y) for n, p in probas.items()}
-    reliability["uniform"] = reliability_curve(uniform, y)
-    for m, e in estimates.items():
-        rows[m] = _estimate_row(e, "ensemble", fit_arrays, y, "")
-        if e.weights.stacker is None:
-            weights[m] = dict(zip(fit_names, map(float, e.weights.weights)))
-        reliability[f"{m} (out-of-fold)"] = reliability_curve(e.oof_proba, y)
-    return weights, reliability
-
-
-def _winners_curse(rows, estimates, fit_arrays, fit_names, y, best_k, cv, where: str = "validation") -> dict:
-    """Picking the best member (and the best K) on validation, estimated like any fit; its rows
-    and estimates are added to ``rows`` and ``estimates``."""
-    from ensemble.estimates.crossval import cross_validate
-
-    curse = {}
-    if len(fit_arrays) < 2:
-        return curse
-    member_acc = {n: rows[n]["accuracy"] for n in fit_names}
-    picks = ["best"] + ([f"best{best_k}"] if best_k and len(fit_arrays) > best_k > 1 else [])
-    for m in picks:
-        e = cross_validate(fit_arrays, y, m, **cv)
-        chosen = [n for n, w in zip(fit_names, e.weights.weights) if w > 0]
-        rows[m] = _estimate_row(e, "selection", fit_arrays, y, "picks " + ", ".join(chosen) + f" on the {where} rows")
-        estimates[m] = e
-        if m == "best":
-            curse.update(members=len(fit_names), best_member=chosen[0], apparent_best=e.apparent["accuracy"],
-                         cv_best=e.cross_validated["accuracy"], members_mean=float(np.mean(list(member_acc.values()))),
-                         members_chosen_on_eval_set=any("eval metric" in rows[n]["note"] for n in fit_names))
-        else:
-            curse.update(k=best_k, apparent_best_k=e.apparent["accuracy"], cv_best_k=e.cross_validated["accuracy"])
-    return curse
-
-
-def _class_priors(fit_arrays, y, labels, choice, estimates, *, adjust, prior, columns, metric, cv) -> dict:
-    """The class-prior adjustments estimated on top of the chosen method, as the report shows them."""
-    from ensemble.data.priors import class_prior
-    from ensemble.estimates.adjustments import select_adjustment
-
-    target = None if prior is None else class_prior(prior, labels, columns=columns)
-    kinds = None if adjust == "auto" else (adjust,)
-    a_choice, a_reason, a_est = select_adjustment(
-        fit_arrays, y, choice, target=target, metric=metric, kinds=kinds, **cv,
-        full_proba=estimates[choice].weights.predict_proba(fit_arrays) if choice in estimates else None)
-    first = next(iter(a_est.values()))
-    counts = np.bincount(y, minlength=len(labels))
-    return {
-        "method": choice, "metric": metric, "choice": a_choice, "reason": a_reason, "classes": list(labels),
-        "validation_prior": (counts / counts.sum()).tolist(),
-        "target_prior": None if target is None else target.tolist(),
-        "baseline": dict(first.baseline), "recall_before": first.recall_before.tolist(),
-        "kinds": {k: {"scores": dict(e.scores), "gain": dict(e.gain),
-                      "interval": {m: list(v) for m, v in e.interval.items()}, "recall": e.recall.tolist(),
-                      "offsets": e.adjustment.offsets.tolist()} for k, e in a_est.items()},
-    }
-
-
-def _between_members(probas, names, y):
-    """How often the members' predicted classes differ, and how their errors correlate."""
-    import pandas as pd
-
-    preds = np.stack([probas[n].argmax(axis=1) for n in names])
-    errors = (preds != y).astype(float)
-    M = len(names)
-    dis = np.array([[float(np.mean(preds[i] != preds[j])) for j in range(M)] for i in range(M)])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = np.corrcoef(errors) if M > 1 else np.ones((1, 1))
-    corr = np.atleast_2d(np.nan_to_num(corr, nan=0.0))
-    return pd.DataFrame(dis, index=names, columns=names), pd.DataFrame(corr, index=names, columns=names)

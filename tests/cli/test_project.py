@@ -85,7 +85,7 @@ def test_run_then_everything_cached_and_commands_without_arguments(project, monk
     assert first.stdout.strip().splitlines()[-1] == str(submission)
     assert "predict: 6 computed" in first.stdout and (project / "report.html").is_file()
 
-    from ensemble.estimates import procedure
+    from ensemble.tasks.classification import procedure
 
     estimated = []  # nothing may be cross-validated again: every estimate is stored, every step up to date
     with monkeypatch.context() as m:

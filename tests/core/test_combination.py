@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ensemble.combining.weighting import fit_weights
+from ensemble.tasks.classification.weighting import fit_weights
 from ensemble.core.combination import combine
 from ensemble.core.errors import EnsembleError
 from ensemble.core.outputs import Logits
 from ensemble.data.splits import Split
-from ensemble.estimates.adjustments import estimate_adjustment
-from ensemble.estimates.crossval import cross_validate
+from ensemble.tasks.classification.offset_choice import estimate_adjustment
+from ensemble.tasks.classification.estimate import cross_validate
 
 CLASSES = ("hate", "none", "offensive")
 

@@ -148,9 +148,9 @@ def test_make_refuses_to_overwrite_and_bad_input_writes_nothing(tmp_path):
 
 
 def test_folds_read_back_are_the_folds_an_estimate_cross_validates_on(tmp_path):
-    from ensemble.estimates.crossval import cross_validate
+    from ensemble.tasks.classification.estimate import cross_validate
 
-    from ..estimates.test_crossval import members
+    from tests.tasks.classification.test_estimate import members
 
     arrays, y = members(120, [1.5, 1.0, 0.3], seed=2)
     ids = [f"r{i:03d}" for i in range(120)]

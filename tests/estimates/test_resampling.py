@@ -46,7 +46,7 @@ def test_the_sure_gain_rule():
 
 
 def test_cross_validate_takes_cv_as_it_took_splits():
-    from ensemble.estimates.crossval import cross_validate
+    from ensemble.tasks.classification.estimate import cross_validate
 
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 30)

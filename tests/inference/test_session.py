@@ -14,7 +14,7 @@ from ensemble.core.errors import EnsembleError
 from ensemble.data.splits import load_split
 from ensemble.inference.cache import LogitCache
 from ensemble.inference.models import ModelRef
-from ensemble.inference.predict import predict_logits
+from ensemble.workflows.predict import predict_logits
 
 from ..conftest import edit_config
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ensemble.combining.weights import Weights
+from ensemble.tasks.classification.weights import Weights
 from ensemble.core.errors import EnsembleError
 from ensemble.io.weightsfile import WEIGHTS_SCHEMA, check_weights, validate_weights, weights_checksum
 

@@ -130,7 +130,7 @@ def test_oof_logits_are_each_fold_models_forward_pass_and_test_is_the_fold_mean(
 
 
 def test_vote_fits_on_out_of_fold_rows_and_a_permuted_group_votes_alike(kfold, tmp_path):
-    from ensemble.combining.weighting import fit_weights
+    from ensemble.tasks.classification.weighting import fit_weights
     from ensemble.workflows.gather import gather
 
     def vote(model, *extra):
@@ -158,7 +158,7 @@ def test_vote_fits_on_out_of_fold_rows_and_a_permuted_group_votes_alike(kfold, t
     again, _ = vote("bert", "--weights", files["weights/x-acc.json"])
     assert again.exit_code == 0, again.output
     # a class-prior adjustment is fitted on the OOF rows too, and auto estimates it on the training folds
-    from ensemble.estimates.procedure import AdjustMethod
+    from ensemble.tasks.classification.procedure import AdjustMethod
 
     adjusted, adj_files = vote("bert", "--weights", "acc", "--adjust", "fit", "--name", "x")
     assert adjusted.exit_code == 0, adjusted.output
@@ -381,7 +381,7 @@ def test_the_kfold_example_runs_end_to_end_and_then_is_up_to_date(tmp_path, monk
 def test_fold_groups_beside_a_model_are_fitted_on_the_validation_rows_as_fold_means(kfold, tmp_path):
     """A model trained without the validation rows and a fold group have those rows in common:
     every weight is fitted there, the group as its fold mean, and the outputs say so."""
-    from ensemble.combining.weighting import fit_weights
+    from ensemble.tasks.classification.weighting import fit_weights
     from ensemble.workflows.gather import gather
 
     members = {"bert": f"{kfold}/bert-fold{{fold}}/model", "plain": kfold / "bert-full" / "model"}

@@ -66,7 +66,7 @@ def test_the_headline_names_what_its_estimate_is(project):
     """A note on a cross-validated estimate keeps its words; a metric the table does not hold
     (a scikit-learn scorer) is not the label of an accuracy."""
     from ensemble import report
-    from ensemble.workflows.render import headline_line
+    from ensemble.estimates.headline import headline_line
 
     line = headline_line({"submission": None, "method": "acc", "metric": "accuracy", "estimate": 0.8, "low": 0.7,
                           "high": 0.9, "of": "cross-validated", "note": "the fit adjustment is not in this estimate"})

@@ -41,7 +41,7 @@ def test_vote_report_and_gather_read_an_inputs_as_their_arguments(project, tmp_p
 
 
 def test_a_procedure_is_the_fitting_settings_as_one_object(project, tmp_path):
-    from ensemble.estimates.procedure import Procedure
+    from ensemble.tasks.classification.procedure import Procedure
 
     root = project
     members = {m: root / m for m in ("bert", "perm")}

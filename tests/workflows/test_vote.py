@@ -341,7 +341,7 @@ def test_outputs_are_written_as_a_set_csv_first_sidecar_last(project, tmp_path, 
             raise OSError(28, "No space left on device", str(path))
         return real(path, write)
 
-    import ensemble.combining.weighting as weighting
+    import ensemble.tasks.classification.weighting as weighting
 
     monkeypatch.setattr(submission, "atomic_write", recording)
     saved = weighting.Weights.save

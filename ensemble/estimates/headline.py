@@ -1,0 +1,46 @@
+"""The headline, one for every task: the file submitted, its method, what it should score on
+unseen data with an interval, and what that figure is of (the holdout, the out-of-fold rows, a
+cross-validation of the validation rows). The report, the vote, the sidecar and ``run`` say it
+with these words.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+__all__ = ["headline_of", "headline_line", "holdout_note", "OF_WORDS", "VOTE_LOGGER"]
+
+# The logger of the vote's own lines, whichever task's part of the vote says them: held until the
+# headline is said (ensemble.workflows.vote), so that the headline comes first.
+VOTE_LOGGER = "ensemble.vote"
+
+OF_WORDS = {"holdout": "on the holdout, untouched by every fit", "out-of-fold": "out of fold: one fold model's rows",
+            "cross-validated": "cross-validated on the validation rows"}
+
+
+def headline_of(estimate: Mapping, out, method: str) -> dict:
+    """The headline of the submission ``out`` of ``method``: ``estimate``'s metric, figure, interval
+    and what it is of (keys left None when the vote estimates nothing)."""
+    return {"submission": Path(out).name, "method": method, "metric": None, "estimate": None, "low": None,
+            "high": None, "of": None, **estimate}
+
+
+def holdout_note(h) -> str | None:
+    """What the headline says of a holdout that is not untouched (rows shared with the training
+    file, or members chosen on it); None when it is."""
+    if h.get("overlap"):
+        return f"the holdout is NOT untouched: {h['overlap']} of its rows are also training rows"
+    if h.get("used_by"):
+        return f"the holdout is NOT untouched: used to choose the checkpoints of {', '.join(h['used_by'])}"
+    return None
+
+
+def headline_line(h: Mapping) -> str:
+    """The headline as one line of text."""
+    interval = "" if h.get("low") is None else f" [{h['low']:.4f}, {h['high']:.4f}]"
+    where = f"submission {h['submission']}: " if h.get("submission") else "submission: "
+    touched = h.get("of") == "holdout" and h.get("note")  # the note says why it is not untouched
+    words = "on the holdout" if touched else OF_WORDS.get(h["of"], h["of"])
+    return (f"{where}{h['method']}, {h['metric']} {h['estimate']:.4f}{interval} on unseen data ({words})"
+            + (f"; {h['note']}" if h.get("note") else ""))

@@ -1,0 +1,66 @@
+"""Fold groups on an untouched validation split (a holdout): what is submitted (the fold means,
+or each refit in its group's place) scored where no fit has been, and the choice ``auto`` makes
+there. One piece for the report and the vote, so they choose alike."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["score_holdout"]
+
+
+def score_holdout(source, split, labels, fit_idx, estimates, combine, methods, metric, oof_choice) -> dict:
+    """Fold groups on an untouched validation split: each member as its fold mean, uniform and each
+    estimated method as fitted on all out-of-fold rows, and, with refits, the same with each refit
+    in its group's place. The candidates ``auto`` chooses among are scored as what is submitted
+    (with the refits when there are refits), with intervals, and the choice is made there."""
+    from ensemble.core.combination import align, as_log_probs
+    from ensemble.core.combination import combine as combine_logits
+    from ensemble.estimates.holdout import choose_on_holdout, holdout_scores
+
+    split.require_labels("the holdout is scored against its labels")
+    hal = source.aligned(split, labels)
+    arrays = [as_log_probs(a) for a in hal.arrays]
+    probas = {r.name: np.exp(a) for r, a in zip(source.refs, arrays)}
+    fit_arrays = [arrays[i] for i in fit_idx]
+    probas["uniform"] = combine_logits(fit_arrays, None, combine)
+    probas.update({m: e.weights.predict_proba(fit_arrays) for m, e in estimates.items()})
+    suffix = ""
+    if source.refits:  # what is submitted: each refit in its group's place, with the group's weight
+        suffix, refit = " with refits", list(arrays)
+        names = [x.name for x in source.refs]
+        for g, r in source.refits.items():
+            i = names.index(g)
+            refit[i] = as_log_probs(align([source.logits(r, split)], ids=split.ids, labels=labels).arrays[0])
+            probas[r.name] = np.exp(refit[i])
+        refit = [refit[i] for i in fit_idx]
+        probas["uniform with refits"] = combine_logits(refit, None, combine)
+        probas.update({f"{m} with refits": e.weights.predict_proba(refit) for m, e in estimates.items()})
+    scores = holdout_scores(probas, hal.y, metric=metric, baseline="uniform" + suffix)
+    offered = ["uniform" + suffix] + [m + suffix for m in methods if m in estimates]
+    choice, reason = choose_on_holdout(scores, offered, metric=metric, baseline="uniform" + suffix, rows=len(split))
+    return {"path": str(split.path), "rows": len(split), "metric": metric,
+            "accuracy": {n: float(np.mean(p.argmax(axis=1) == hal.y)) for n, p in probas.items()},
+            "scores": {n: vars(s) for n, s in scores.items()}, "decided_on": "refits" if suffix else "fold means",
+            "choice": choice.removesuffix(suffix), "reason": reason, "oof_choice": oof_choice[0],
+            "oof_reason": oof_choice[1], "overlap": _overlap(split, source.training.split),
+            "used_by": _used_by(source, split)}
+
+
+def _used_by(source, split) -> list[str]:
+    """The members (refits included) whose manifest says a soup or K was chosen on this very split:
+    for them the holdout is not untouched."""
+    from ensemble.averaging.provenance import model_notes
+
+    refs = [*source.refs, *source.refits.values()]
+    folders = {r.name: (r.parts[0].folder if r.kind == "folds" else r.folder) for r in refs}
+    return [name for name, folder in folders.items() if model_notes(folder, split.digest)[1]]
+
+
+def _overlap(holdout, train) -> int:
+    """How many holdout rows are also training rows (the same text, or the same id when both files
+    name their rows by an id column): those rows were seen by every fold model but one, so the
+    holdout is not untouched; said in the headline, and by the report in a warning."""
+    texts = {t for t in zip(*train.texts)}
+    ids = set(train.ids) if holdout.id_column is not None and train.id_column is not None else set()
+    return sum(1 for i, t in zip(holdout.ids, zip(*holdout.texts)) if t in texts or i in ids)

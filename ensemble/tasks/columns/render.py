@@ -1,0 +1,257 @@
+"""The :class:`ValueReport`: what the report found for regression and multi-label members,
+rendered as text, JSON and an HTML page (with a predicted-versus-true scatter for regression)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ensemble.estimates.headline import headline_line
+
+__all__ = ["ValueReport"]
+
+# how far apart members' output scales may be before the report says so: spread ratio, and centres
+# apart by this many (pooled) spreads
+_SCALE_RATIO, _CENTRE_GAP = 2.0, 1.0
+# the share of rows decided with no label, beyond the truth's own share, the report flags
+_EMPTY_MARGIN = 0.10
+
+
+@dataclass
+class ValueReport:
+    """Members and ensemble methods of a regression or multi-label ensemble, honestly scored.
+
+    Attributes
+    ----------
+    task, metric : str
+        The task and the primary metric (what auto chose by).
+    rows : int
+        The rows scored (validation, or every training row out of fold).
+    members : mapping of member name to its metrics
+    estimates : mapping of method name to :class:`~ensemble.tasks.columns.estimate.ValueEstimate`
+    choice, reason : str
+        What ``--weights auto`` chooses, and why.
+    names : tuple of str
+        The targets (labels).
+    where : str
+        "validation" or "out-of-fold".
+    """
+
+    task: str
+    metric: str
+    rows: int
+    members: Mapping
+    estimates: Mapping = field(repr=False)
+    choice: str = "uniform"
+    reason: str = ""
+    names: Sequence[str] = ()
+    where: str = "validation"
+    excluded: list = field(default_factory=list)
+    holdout: Mapping = field(default_factory=dict)
+    settings: Mapping = field(default_factory=dict)
+    submission: str | None = None
+    y: np.ndarray | None = field(default=None, repr=False)  # the truth of the rows scored
+    fold_mean: Mapping = field(default_factory=dict)  # fold groups without a holdout: the decomposed squared error
+
+    def __repr__(self) -> str:
+        return self.to_text()
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    # ------------------------------------------------------------------ figures
+
+    @property
+    def table(self):
+        """One row per member (kind "model", its own scores) and per method (kind "ensemble":
+        apparent scores, cv_* cross-validated, the gain over uniform and its interval)."""
+        import pandas as pd
+
+        rows = {n: {"kind": "model", **r} for n, r in self.members.items()}
+        for m, e in self.estimates.items():
+            rows[m] = {"kind": "ensemble", **e.apparent, **{f"cv_{k}": v for k, v in e.cross_validated.items()},
+                       "cv_low": e.interval[0], "cv_high": e.interval[1], "optimism": e.optimism, "gain": e.gain,
+                       "gain_low": e.gain_interval[0], "gain_high": e.gain_interval[1],
+                       "weights": _weights_text(e.weights)}
+        return pd.DataFrame.from_dict(rows, orient="index")
+
+    @property
+    def headline(self) -> dict:
+        """``{submission, method, metric, estimate, low, high, of}`` of what is submitted."""
+        h = self.holdout
+        if h.get("choice") is not None:
+            s = h["scores"][self.choice]
+            return {"submission": self.submission, "method": self.choice, "metric": self.metric,
+                    "estimate": s["score"], "low": s["low"], "high": s["high"], "of": "holdout"}
+        e = self.estimates[self.choice]
+        return {"submission": self.submission, "method": self.choice, "metric": self.metric,
+                "estimate": e.cross_validated[self.metric], "low": e.interval[0], "high": e.interval[1],
+                "of": "out-of-fold" if self.where == "out-of-fold" else "cross-validated"}
+
+    def leaderboard(self):
+        """Every method, best honest estimate first: honest, its interval, apparent, optimism."""
+        import pandas as pd
+
+        greater = self._greater
+        rows = {m: {"honest": e.cross_validated[self.metric], "low": e.interval[0], "high": e.interval[1],
+                    "apparent": e.apparent[self.metric], "optimism": e.optimism}
+                for m, e in self.estimates.items()}
+        return pd.DataFrame.from_dict(rows, orient="index").sort_values("honest", ascending=not greater, kind="stable")
+
+    @property
+    def _greater(self) -> bool:
+        from ensemble.tasks.columns.fitting import column_task
+
+        return column_task(self.task).greater_is_better(self.metric)
+
+    def notes(self) -> list[str]:
+        """What the user should know: members on different scales (regression), rows decided
+        with no label (multi-label)."""
+        out = []
+        if self.task == "regression":
+            sd = {n: r["std"] for n, r in self.members.items()}
+            mu = {n: r["mean"] for n, r in self.members.items()}
+            lo, hi = min(sd, key=sd.get), max(sd, key=sd.get)
+            pooled = float(np.mean(list(sd.values()))) or 1.0
+            apart = (max(mu.values()) - min(mu.values())) > _CENTRE_GAP * pooled
+            if (sd[lo] > 0 and sd[hi] / sd[lo] > _SCALE_RATIO) or apart:
+                out.append(f"members' outputs are on different scales ({lo}: sd {sd[lo]:.3g}, {hi}: sd {sd[hi]:.3g}; "
+                           f"means {min(mu.values()):.3g} to {max(mu.values()):.3g}): combine standardized or rank "
+                           "puts them on one")
+        if self.task == "multi_label":
+            e = self.estimates[self.choice]
+            empty = float((e.oof.sum(axis=1) == 0).mean())
+            if empty > _EMPTY_MARGIN:
+                out.append(f"{empty:.0%} of the rows get no label from {self.choice} (out of fold)")
+        return out
+
+    def per_label(self) -> dict:
+        """Multi-label: each label's F1 (the chosen method, out of fold) and average precision."""
+        if self.task != "multi_label":
+            return {}
+        from ensemble.tasks.columns.multilabel import METRICS
+
+        e = self.estimates[self.choice]
+        y = self.y
+        out = {}
+        for j, name in enumerate(self.names):
+            f1 = METRICS["f1_macro"](e.oof[:, j:j + 1], y[:, j:j + 1])
+            ap = float("nan")
+            if y[:, j].any() and e.oof_combined is not None:
+                from sklearn.metrics import average_precision_score
+
+                ap = float(average_precision_score(y[:, j], e.oof_combined[:, j]))
+            out[name] = {"f1": f1, "average_precision": ap, "support": int(y[:, j].sum())}
+        return out
+
+    # ------------------------------------------------------------------ rendering
+
+    def to_text(self) -> str:
+        lines = [headline_line(self.headline), "",
+                 f"{self.task}: {len(self.members)} members, {self.rows} {self.where} rows, "
+                 f"{len(self.names)} {'targets' if self.task == 'regression' else 'labels'}; "
+                 f"primary metric {self.metric}"]
+        t = self.table
+        cols = [c for c in t.columns if c not in ("weights",)]
+        with_pd = t[cols].to_string(float_format=lambda v: f"{v:.4f}", na_rep="")
+        lines += ["", with_pd, "", "leaderboard (honest estimate first):",
+                  self.leaderboard().to_string(float_format=lambda v: f"{v:.4f}"), "", f"auto -> {self.reason}"]
+        if self.holdout:
+            lines.append(f"holdout {self.holdout['path']} ({self.holdout['rows']} rows) decided")
+        lines += self._fold_mean_lines()
+        for n in self.notes():
+            lines.append(f"note: {n}")
+        per = self.per_label()
+        if per:
+            lines += ["", "per label (chosen method, out of fold): " + ", ".join(
+                f"{k} F1 {v['f1']:.3f} AP {v['average_precision']:.3f}" for k, v in per.items())]
+        return "\n".join(lines)
+
+    def _fold_mean_lines(self) -> list[str]:
+        f = self.fold_mean
+        if not f:
+            return []
+        if "why" in f:
+            return [f"fold mean: not decomposed ({f['why']})"]
+        return [f"fold mean of {f['method']} (what is submitted; out-of-fold squared error minus the fold ensembles' "
+                f"ambiguity on {f['test_rows']} test rows, which the estimate assumes are drawn like the training "
+                f"rows): mcrmse {f['mcrmse']:.4f}, rmse {f['rmse_all']:.4f} (out of fold: one fold model's, "
+                f"mcrmse {float(np.mean(np.sqrt(f['oof_mse']))):.4f})"]
+
+    def to_dict(self) -> dict:
+        def clean(v):
+            if isinstance(v, dict):
+                return {str(k): clean(x) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return [clean(x) for x in v]
+            if isinstance(v, (np.floating, float)):
+                return None if not np.isfinite(v) else float(v)
+            if isinstance(v, np.integer):
+                return int(v)
+            if isinstance(v, np.ndarray):
+                return clean(v.tolist())
+            return v
+
+        return clean({"headline": self.headline, "task": self.task, "metric": self.metric, "rows": self.rows,
+                      "where": self.where, "names": list(self.names), "members": dict(self.members),
+                      "methods": {m: {"apparent": e.apparent, "cross_validated": e.cross_validated,
+                                      "interval": list(e.interval), "gain": e.gain,
+                                      "gain_interval": list(e.gain_interval),
+                                      "weights": _weights_dict(e.weights)} for m, e in self.estimates.items()},
+                      "choice": self.choice, "reason": self.reason, "holdout": dict(self.holdout),
+                      "notes": self.notes(), "per_label": self.per_label(), "excluded": self.excluded,
+                      "fold_mean": dict(self.fold_mean)})
+
+    def to_html(self, figures: bool = True) -> str:
+        parts = [f"<h1>ensemble report: {html.escape(self.task)}</h1>",
+                 f"<p><b>{html.escape(headline_line(self.headline))}</b></p>",
+                 "<h2>leaderboard</h2>", self.leaderboard().to_html(float_format=lambda v: f"{v:.4f}"),
+                 "<h2>members and methods</h2>", self.table.to_html(float_format=lambda v: f"{v:.4f}", na_rep=""),
+                 f"<p>auto: {html.escape(self.reason)}</p>"]
+        parts += [f"<p>note: {html.escape(n)}</p>" for n in self.notes()]
+        if figures and self.task == "regression" and self.y is not None:
+            parts.append(self._scatter())
+        return "<!doctype html><meta charset=utf-8><title>ensemble report</title>" + "\n".join(parts)
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def _scatter(self) -> str:
+        """Predicted (the chosen method, out of fold) against true, one panel per target."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        e, y = self.estimates[self.choice], self.y
+        T = y.shape[1]
+        fig, axes = plt.subplots(1, T, figsize=(3.2 * T, 3.2), squeeze=False)
+        for j, ax in enumerate(axes[0]):
+            ax.scatter(y[:, j], e.oof[:, j], s=6, alpha=0.5)
+            lo, hi = float(min(y[:, j].min(), e.oof[:, j].min())), float(max(y[:, j].max(), e.oof[:, j].max()))
+            ax.plot([lo, hi], [lo, hi], color="grey", lw=1)
+            ax.set_xlabel(f"true {self.names[j]}")
+            ax.set_ylabel("predicted (out of fold)")
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=80)
+        plt.close(fig)
+        return ('<h2>predicted versus true</h2><img alt="predicted versus true" src="data:image/png;base64,'
+                + base64.b64encode(buf.getvalue()).decode() + '">')
+
+
+def _weights_dict(w) -> dict:
+    W = np.asarray(w.weights)
+    return {m: (W[i].tolist() if W.ndim == 2 else float(W[i])) for i, m in enumerate(w.models)}
+
+
+def _weights_text(w) -> str:
+    if w.stacker is not None:
+        return "ridge stack" if w.task == "regression" else "logistic stack"
+    W = np.asarray(w.weights)
+    return ", ".join(f"{m} {W[i].mean() if W.ndim == 2 else W[i]:.2f}" for i, m in enumerate(w.models))

@@ -1,0 +1,80 @@
+"""report.html in a real browser: headless Chromium loads the page (2 and 77 classes) without
+console errors, every image decodes, and the screenshot is not blank. The screenshots are kept
+under pytest's temporary folder (printed with -s), as artifacts to look at.
+
+Chromium is Debian's ``chromium`` package; ``.ci/run`` installs it when missing. Without it the
+tests skip locally and fail under CI (conftest ``require``).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from ensemble.workflows.report import report
+
+from tests.conftest import require
+from tests.synthetic_members import make_members
+
+# Appended to a copy of the page: once loaded, the page writes into its own title whether every
+# image decoded and which script errors happened, for --dump-dom to read back.
+PROBE = """<script>
+window.__errors = [];
+window.addEventListener('error', e => window.__errors.push(String(e.message || e.target && e.target.src)), true);
+window.addEventListener('load', () => {
+  const imgs = Array.from(document.images);
+  const bad = imgs.filter(i => !(i.complete && i.naturalWidth > 0)).length;
+  document.title = 'PROBE images=' + imgs.length + ' undecoded=' + bad + ' errors=' + window.__errors.length;
+});
+</script>"""
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    require(False, "chromium (apt-get install chromium; .ci/run installs it)")
+
+
+def _run(browser: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("classes", [2, 77])
+def test_report_page_renders_in_chromium(classes, tmp_path_factory):
+    browser = _chromium()
+    root = tmp_path_factory.mktemp(f"browser-{classes}")
+    members, data, cache_dir, labels = make_members(root, valid_rows=1200, test_rows=100, models=3, classes=classes,
+                                                    seed=classes)
+    page = report(members, data, cache_dir=cache_dir, repeats=1).to_html()
+    assert page.count("<img") >= 3
+    (root / "report.html").write_text(page, encoding="utf-8")
+    probed = root / "probed.html"
+    probed.write_text(page.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+
+    dom = _run(browser, "--dump-dom", probed.as_uri())
+    title = re.search(r"<title>(PROBE[^<]*)</title>", dom.stdout)
+    assert title, (dom.returncode, dom.stderr[-2000:])
+    counts = dict(kv.split("=") for kv in title.group(1).split()[1:])
+    assert int(counts["images"]) == page.count("<img") and counts["undecoded"] == "0" and counts["errors"] == "0"
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()]
+    assert console == []
+
+    shot = root / "screenshot.png"
+    run = _run(browser, f"--screenshot={shot}", "--window-size=1200,2400", (root / "report.html").as_uri())
+    assert shot.is_file(), run.stderr[-2000:]
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(shot)[..., :3]
+    assert pixels.shape[0] >= 2000 and pixels.shape[1] >= 1000
+    dark = np.mean(pixels.mean(axis=2) < 0.5)  # text, table lines and plots on a white page
+    assert 0.005 < dark < 0.6, dark
+    assert pixels.reshape(-1, 3).std(axis=0).max() > 0.05  # not one flat colour
+    print(f"screenshot: {shot}")

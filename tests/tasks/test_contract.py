@@ -1,0 +1,174 @@
+"""The task contract: every task registered in ``ensemble.tasks.TASKS`` goes through the same
+checks, in the spirit of scikit-learn's ``parametrize_with_checks``. A task added to ``TASKS`` is
+tested here without editing this file; it only needs synthetic members
+(``tests/synthetic_members.make_task_members``) and a reference for each metric it names
+(:data:`REFERENCES`), and the test says so when either is missing.
+
+The checks: its workflow parts are bound; members whose outputs name their classes (targets,
+labels) in another order align by name; the uniform combination is the mean of the members'
+outputs in the space the task averages; every metric equals an independent reference
+(scikit-learn, scipy); a fitted method is cross-validated (its estimate is not its in-sample
+score); a vote follows the sample submission's rows and columns; a label column that does not fit
+the task is refused in one line.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import pearsonr, spearmanr
+from sklearn.metrics import accuracy_score, f1_score, log_loss, mean_absolute_error, mean_squared_error
+
+from ensemble.core.errors import EnsembleError
+from ensemble.core.outputs import Logits
+from ensemble.tasks import TASKS
+from ensemble.tasks.base import Task
+
+from tests.synthetic_members import make_task_members
+
+TASK_LIST = list(TASKS.values())
+IDS = list(TASKS)
+
+
+def _rmse(p, y):
+    return float(np.sqrt(mean_squared_error(y, p)))
+
+
+# metric name -> reference(pred or proba, y) from scikit-learn or scipy; the task's own value must equal it
+REFERENCES = {
+    "accuracy": lambda p, y: accuracy_score(y, p.argmax(axis=1)),
+    "macro_f1": lambda p, y: f1_score(y, p.argmax(axis=1), average="macro", labels=range(p.shape[1]),
+                                      zero_division=0),
+    "log_loss": lambda p, y: log_loss(y, p, labels=range(p.shape[1])),
+    "pearson": lambda p, y: float(np.mean([pearsonr(p[:, j], y[:, j])[0] for j in range(y.shape[1])])),
+    "spearman": lambda p, y: float(np.mean([spearmanr(p[:, j], y[:, j])[0] for j in range(y.shape[1])])),
+    "rmse": lambda p, y: _rmse(p, y),  # over every value
+    "mcrmse": lambda p, y: float(np.mean([_rmse(p[:, j], y[:, j]) for j in range(y.shape[1])])),
+    "mae": lambda p, y: float(np.mean([mean_absolute_error(y[:, j], p[:, j]) for j in range(y.shape[1])])),
+    "f1_micro": lambda p, y: f1_score(y, p >= 0.5, average="micro", zero_division=0),
+    "f1_macro": lambda p, y: f1_score(y, p >= 0.5, average="macro", zero_division=0),
+    "f1_samples": lambda p, y: f1_score(y, p >= 0.5, average="samples", zero_division=0),
+}
+
+
+def _mean_space(task: Task, a: np.ndarray) -> np.ndarray:
+    """One member's outputs in the space the task's default rule averages: probabilities of a
+    softmax, raw values, or a sigmoid per label (what the uniform vote is the mean of)."""
+    return task.mean_space(np.asarray(a, dtype=np.float64))
+
+
+def _outputs(task: Task, rng, n: int = 40, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """(combined outputs in the task's space, truth) for the metric checks."""
+    z = rng.normal(size=(n, k))
+    p = task.mean_space(z)
+    if task.name == "classification":
+        return p, rng.integers(0, k, size=n)
+    if task.thresholded:
+        return p, (rng.random((n, k)) < 0.4).astype(float)
+    return p, p + rng.normal(scale=0.5, size=(n, k))
+
+
+@pytest.fixture(scope="module", params=IDS)
+def members(request, tmp_path_factory):
+    """Each task's synthetic members: (task, members, data, cache_dir, columns, names, root)."""
+    root = tmp_path_factory.mktemp(f"contract-{request.param}")
+    made = make_task_members(request.param, root)
+    return (TASKS[request.param], *made, root)
+
+
+@pytest.mark.parametrize("task", TASK_LIST, ids=IDS)
+def test_every_hook_is_bound(task):
+    assert set(task.HOOKS) <= set(task.parts), f"{task.name}: bind every hook in its package's __init__"
+    assert task.metrics and task.primary == task.metrics[0]
+    assert task.combine_rules and task.weights_formats
+    for m in task.metrics:
+        assert isinstance(task.greater_is_better(m), bool)
+
+
+@pytest.mark.parametrize("task", TASK_LIST, ids=IDS)
+def test_members_align_by_name_whatever_their_order(task):
+    rng = np.random.default_rng(0)
+    names = ("a", "b", "c")
+    ids = np.array([f"r{i}" for i in range(12)])
+    values = rng.normal(size=(12, 3)).astype(np.float32)
+    first = Logits(ids, values, names, "first")
+    order = [2, 0, 1]
+    perm_rows = rng.permutation(12)
+    second = Logits(ids[perm_rows], values[perm_rows][:, order], tuple(names[i] for i in order), "second")
+    al = task.align([first, second])
+    assert tuple(al.labels) == names
+    np.testing.assert_array_equal(al.arrays[0], al.arrays[1])
+
+
+@pytest.mark.parametrize("task", TASK_LIST, ids=IDS)
+def test_uniform_combination_is_the_mean_of_members(task):
+    rng = np.random.default_rng(1)
+    arrays = [rng.normal(size=(30, 4)) for _ in range(3)]
+    combined = task.combine(arrays, None)
+    reference = np.mean([_mean_space(task, a) for a in arrays], axis=0)
+    np.testing.assert_allclose(combined, reference, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("task,metric", [(t, m) for t in TASK_LIST for m in t.metrics],
+                         ids=[f"{t.name}-{m}" for t in TASK_LIST for m in t.metrics])
+def test_every_metric_equals_its_reference(task, metric):
+    assert metric in REFERENCES, f"{task.name}'s metric {metric!r} has no reference in tests/tasks/test_contract.py"
+    rng = np.random.default_rng(2)
+    p, y = _outputs(task, rng)
+    assert task.metric_value(metric, p, y) == pytest.approx(REFERENCES[metric](p, y), rel=1e-9, abs=1e-12)
+
+
+def test_a_fitted_method_is_cross_validated(members):
+    """The report estimates optimize out of fold: its cross-validated figure is not its apparent
+    one, and the headline says what its figure is of."""
+    from ensemble import report
+
+    task, models, data, cache_dir, columns, names, root = members
+    rep = report(models, data, columns=columns, cache_dir=cache_dir, methods=["optimize"])
+    head = rep.headline
+    assert head["of"] == "cross-validated" and head["estimate"] is not None
+    d = rep.to_dict()
+    assert "optimize" in str(d)
+    e = rep.estimates["optimize"]
+    fitted_on_all = e.apparent if hasattr(e, "apparent") else None
+    cross_validated = e.cross_validated
+    assert fitted_on_all != cross_validated
+
+
+def test_a_vote_follows_the_sample_submission(members, tmp_path):
+    """Rows in the sample's order (shuffled here), the sample's columns, each test id once."""
+    from ensemble import vote
+
+    task, models, data, cache_dir, columns, names, root = members
+    test = pd.read_csv(data["test"])
+    ids = test["id"].sample(frac=1.0, random_state=0).tolist()
+    sample = pd.DataFrame({"id": ids})
+    if task.name == "classification":
+        sample["label"] = names[0]
+    else:
+        for c in names:
+            sample[c] = 0
+    path = tmp_path / "sample.csv"
+    sample.to_csv(path, index=False)
+    sub = vote(models, data, "optimize", columns=columns, cache_dir=cache_dir, sample_submission=path,
+               submissions_dir=tmp_path / "subs", weights_dir=tmp_path / "w")
+    written = pd.read_csv(sub.attrs["path"])
+    assert list(written.columns) == list(sample.columns)
+    assert written["id"].tolist() == ids
+    assert sub.attrs["headline"]["method"] == "optimize"
+
+
+def test_a_label_column_that_does_not_fit_is_refused(members, tmp_path):
+    from ensemble import report
+
+    task, models, data, cache_dir, columns, names, root = members
+    bad = pd.read_csv(data["valid"])
+    label_columns = columns.get("label", ["label"])
+    label_columns = [label_columns] if isinstance(label_columns, str) else label_columns
+    bad[label_columns[0]] = "not-a-" + bad[label_columns[0]].astype(str)  # text where a class / number / 0-1 is
+    bad_path = tmp_path / "valid.csv"
+    bad.to_csv(bad_path, index=False)
+    with pytest.raises(EnsembleError) as e:
+        report(models, {**data, "valid": bad_path}, columns=columns, cache_dir=cache_dir)
+    assert "\n" not in str(e.value) and str(bad_path) in str(e.value)
