@@ -251,6 +251,13 @@ class LogitCache:
                 buf = bytearray(info.nbytes)
                 parts[name] = f.read(info, 0, info.numel, buf).reshape(info.shape) if info.numel else \
                     np.zeros(info.shape, dtype=DTYPES[info.dtype][0])
+        return self._payload(path, payload, meta, parts, ids, labels)
+
+    @staticmethod
+    def _payload(path: Path, payload: str, meta: dict, parts: dict, ids: np.ndarray | None, labels: tuple):
+        """The payload object of an entry whose header and tensor shapes were checked, after the
+        checksums, the ids and the values are."""
+        n = int(meta["rows"])
         blob, offsets = parts["ids_utf8"], parts["ids_offsets"]
         if payload == "dense" and _blake3(np.ascontiguousarray(parts["logits"])) != meta["logits_blake3"]:
             raise ValueError("logits checksum mismatch")
@@ -291,7 +298,7 @@ class LogitCache:
         if np.isnan(parts["scores"]).any():
             raise ValueError("it holds NaN scores")
         rows = np.array(parts["row_offsets"], dtype=np.int64)
-        if rows[0] != 0 or rows[-1] != count or np.any(np.diff(rows) < 0):
+        if rows[0] != 0 or rows[-1] != len(parts["scores"]) or np.any(np.diff(rows) < 0):
             raise ValueError("candidate offsets are inconsistent")
         flat = _decode_strings(parts["texts_utf8"], parts["texts_offsets"], "text")
         texts = tuple(tuple(flat[rows[i]:rows[i + 1]]) for i in range(n))
