@@ -1,4 +1,4 @@
-"""A content-addressed store of logits: one safetensors file per model x split x settings.
+"""A content-addressed store of model outputs: one safetensors file per model x split x settings.
 
 The key is a BLAKE3 hash of everything that changes the numbers: the model's weight files and
 ``config.json`` and its tokenizer files (by content), the split's ids and texts (by content),
@@ -6,11 +6,32 @@ the inference settings (max_length, dtype, device type, attention implementation
 the torch and transformers versions and the cache schema. Paths and modification times are
 never part of it; they only let a big file's digest be reused (:class:`~ensemble.io.hashing.DigestMemo`).
 
-An entry holds ``logits`` (float32, n x C), the sample ids (``ids_utf8`` and ``ids_offsets``),
-and in its header metadata the class names, what produced it, and BLAKE3 checksums of the
-logits, the ids and the rest of the header. It is written to a temporary file in the cache folder and renamed into place
-under a per-key file lock; a reader checks the header, the shapes, the checksums and the ids,
-and an entry that fails any check is reported, removed and recomputed.
+Every entry holds the sample ids (``ids_utf8``, their UTF-8 bytes, and ``ids_offsets``, int64
+(n + 1,)) and, in its header metadata, ``schema``, ``key``, ``rows`` (n), what produced it and
+BLAKE3 checksums of its tensors and of the rest of the header (``header_blake3``). What else it
+holds is its payload (:mod:`ensemble.core.outputs`), named by the header field ``payload``:
+
+``payload`` absent: dense (:class:`~ensemble.core.outputs.Logits`)
+    ``logits`` F32 (n, C); header ``labels`` (JSON list of C class names), ``logits_blake3``
+    (of ``logits``), ``ids_blake3`` (of ``ids_utf8`` then ``ids_offsets``).
+``payload = "ragged"`` (:class:`~ensemble.core.outputs.Ragged`)
+    ``values`` F32 (N, C) and ``row_offsets`` I64 (n + 1,); header ``units`` (N), ``labels``,
+    ``values_blake3`` (of ``values`` then ``row_offsets``), ``ids_blake3``.
+``payload = "texts"`` (:class:`~ensemble.core.outputs.Texts`)
+    ``scores`` F32 (N,) and ``row_offsets`` I64 (n + 1,), one score per candidate; the
+    candidates' UTF-8 bytes ``texts_utf8`` U8 and ``texts_offsets`` I64 (N + 1,); header
+    ``candidates`` (N), ``scores_blake3`` (of ``scores`` then ``row_offsets``),
+    ``texts_blake3`` (of ``texts_utf8`` then ``texts_offsets``), ``ids_blake3``.
+
+A dense entry never has a ``payload`` field: it is written byte for byte as before payloads
+existed, so the keys and files of earlier versions stay hits, and an entry without the field
+(every one they wrote) is read as dense, checked as before. The other kinds always have it and
+a header checksum, which covers it. Only safetensors tensors and string metadata are stored,
+never pickles.
+
+An entry is written to a temporary file in the cache folder and renamed into place under a
+per-key file lock; a reader checks the header, the shapes, the checksums and the ids, and an
+entry that fails any check is reported, removed and recomputed.
 """
 
 from __future__ import annotations
@@ -38,6 +59,20 @@ CACHE_SCHEMA = "ensemble.logits/1"
 _SUFFIX = ".safetensors"
 _STALE_TMP_S = 3600
 
+# payload -> its tensors (name -> safetensors dtype), in the order they are written
+_TENSORS = {
+    "dense": {"logits": "F32", "ids_utf8": "U8", "ids_offsets": "I64"},
+    "ragged": {"values": "F32", "row_offsets": "I64", "ids_utf8": "U8", "ids_offsets": "I64"},
+    "texts": {"scores": "F32", "row_offsets": "I64", "texts_utf8": "U8", "texts_offsets": "I64",
+              "ids_utf8": "U8", "ids_offsets": "I64"},
+}
+# payload -> the header fields that are checksums or stored elsewhere in the returned object
+_NOT_META = {
+    "dense": ("labels", "logits_blake3", "ids_blake3", "header_blake3"),
+    "ragged": ("labels", "values_blake3", "ids_blake3", "header_blake3"),
+    "texts": ("scores_blake3", "texts_blake3", "ids_blake3", "header_blake3"),
+}
+
 
 def default_cache_dir(start: str | os.PathLike | None = None) -> Path:
     """``.ensemble/cache`` beside the nearest ``ensemble.toml`` up from ``start`` (default: the
@@ -50,6 +85,22 @@ def _blake3(data) -> str:
     from blake3 import blake3
 
     return blake3(memoryview(data).cast("B")).hexdigest()
+
+
+def _encode_strings(strings) -> tuple[np.ndarray, np.ndarray]:
+    """UTF-8 bytes of ``strings`` concatenated (uint8) and where each starts (int64, len + 1)."""
+    encoded = [str(x).encode("utf-8") for x in strings]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    return np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets
+
+
+def _decode_strings(blob: np.ndarray, offsets: np.ndarray, what: str) -> list[str]:
+    """The inverse of :func:`_encode_strings`, after checking the offsets."""
+    if offsets[0] != 0 or offsets[-1] != blob.size or np.any(np.diff(offsets) < 0):
+        raise ValueError(f"{what} offsets are inconsistent")
+    raw = blob.tobytes()
+    return [raw[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(len(offsets) - 1)]
 
 
 def _header_checksum(meta: Mapping[str, str]) -> str:
@@ -73,6 +124,14 @@ class CacheEntry:
     @property
     def rows(self) -> int | None:
         return int(self.metadata["rows"]) if "rows" in self.metadata else None
+
+    @property
+    def payload(self) -> str | None:
+        """``"dense"``, ``"ragged"`` or ``"texts"``: the header's ``payload``, dense when absent
+        (every entry of earlier versions); None when the header could not be read."""
+        if not self.metadata:
+            return None
+        return self.metadata.get("payload", "dense")
 
     @property
     def settings(self) -> dict:
@@ -129,7 +188,9 @@ class LogitCache:
     # ------------------------------------------------------------------ read
 
     def get(self, key: str, ids: np.ndarray | None = None, problems: list | None = None):
-        """The :class:`~ensemble.core.outputs.Logits` stored under ``key``, or None.
+        """What is stored under ``key``, or None: a :class:`~ensemble.core.outputs.Logits`,
+        :class:`~ensemble.core.outputs.Ragged` or :class:`~ensemble.core.outputs.Texts` by the
+        header's ``payload`` (Logits when it has none); ask the result's ``kind``.
 
         An entry that cannot be read, fails a checksum, has the wrong shape, NaN values or other
         ids than ``ids`` is removed and None is returned (a miss). Why is said in a warning, or,
@@ -150,77 +211,162 @@ class LogitCache:
             return None
 
     def _read(self, path: Path, key: str, ids: np.ndarray | None):
-        from ensemble.core.outputs import Logits
-        from ensemble.io.tensors import SafetensorsFile
+        from ensemble.io.tensors import DTYPES, SafetensorsFile
 
         with SafetensorsFile(path) as f:
             meta = dict(f.metadata)
             if meta.get("schema") != CACHE_SCHEMA or meta.get("key") != key:
                 raise ValueError("schema or key in the header does not match the file name")
-            # entries written before the header checksum (it came after schema 1) have none to check
-            if "header_blake3" in meta and meta["header_blake3"] != _header_checksum(meta):
-                raise ValueError("header checksum mismatch (class names or settings edited)")
+            payload = meta.get("payload", "dense")
+            if payload not in _TENSORS:
+                raise ValueError(f"unknown payload {payload!r} in the header")
+            if payload == "dense":
+                # entries written before the header checksum (it came after schema 1) have none to check
+                if "header_blake3" in meta and meta["header_blake3"] != _header_checksum(meta):
+                    raise ValueError("header checksum mismatch (class names or settings edited)")
+            elif meta.get("header_blake3") != _header_checksum(meta):
+                raise ValueError("header checksum mismatch (payload, class names or settings edited)")
             t = f.tensors
-            if set(t) != {"logits", "ids_utf8", "ids_offsets"}:
+            if set(t) != set(_TENSORS[payload]):
                 raise ValueError(f"unexpected tensors {sorted(t)}")
-            labels = tuple(json.loads(meta["labels"]))
             n = int(meta["rows"])
-            if (t["logits"].dtype, t["logits"].shape) != ("F32", (n, len(labels))):
-                raise ValueError(f"logits are {t['logits'].dtype}{list(t['logits'].shape)}, expected F32[{n}, {len(labels)}]")
+            labels = tuple(json.loads(meta["labels"])) if payload != "texts" else ()
+            if payload == "dense":
+                expected = {"logits": (n, len(labels))}
+            elif payload == "ragged":
+                expected = {"values": (int(meta["units"]), len(labels)), "row_offsets": (n + 1,)}
+            else:
+                count = int(meta["candidates"])
+                expected = {"scores": (count,), "row_offsets": (n + 1,), "texts_offsets": (count + 1,)}
+            for name, shape in expected.items():
+                dtype = _TENSORS[payload][name]
+                if (t[name].dtype, t[name].shape) != (dtype, shape):
+                    raise ValueError(f"{name} are {t[name].dtype}{list(t[name].shape)}, expected {dtype}{list(shape)}")
+            if payload == "texts" and (t["texts_utf8"].dtype, len(t["texts_utf8"].shape)) != ("U8", 1):
+                raise ValueError("text tensors have the wrong dtype or shape")
             if (t["ids_offsets"].dtype, t["ids_offsets"].shape) != ("I64", (n + 1,)) or t["ids_utf8"].dtype != "U8":
                 raise ValueError("id tensors have the wrong dtype or shape")
             parts = {}
             for name, info in t.items():
                 buf = bytearray(info.nbytes)
                 parts[name] = f.read(info, 0, info.numel, buf).reshape(info.shape) if info.numel else \
-                    np.zeros(info.shape, dtype=np.uint8 if name == "ids_utf8" else np.float32)
-        values, blob, offsets = parts["logits"], parts["ids_utf8"], parts["ids_offsets"]
-        if _blake3(np.ascontiguousarray(values)) != meta["logits_blake3"]:
+                    np.zeros(info.shape, dtype=DTYPES[info.dtype][0])
+        return self._payload(path, payload, meta, parts, ids, labels)
+
+    @staticmethod
+    def _payload(path: Path, payload: str, meta: dict, parts: dict, ids: np.ndarray | None, labels: tuple):
+        """The payload object of an entry whose header and tensor shapes were checked, after the
+        checksums, the ids and the values are."""
+        n = int(meta["rows"])
+        blob, offsets = parts["ids_utf8"], parts["ids_offsets"]
+        if payload == "dense" and _blake3(np.ascontiguousarray(parts["logits"])) != meta["logits_blake3"]:
             raise ValueError("logits checksum mismatch")
+        if payload == "ragged" and \
+                _blake3(parts["values"].tobytes() + parts["row_offsets"].tobytes()) != meta["values_blake3"]:
+            raise ValueError("values checksum mismatch")
+        if payload == "texts":
+            if _blake3(parts["scores"].tobytes() + parts["row_offsets"].tobytes()) != meta["scores_blake3"]:
+                raise ValueError("scores checksum mismatch")
+            if _blake3(parts["texts_utf8"].tobytes() + parts["texts_offsets"].tobytes()) != meta["texts_blake3"]:
+                raise ValueError("texts checksum mismatch")
         if _blake3(blob.tobytes() + offsets.tobytes()) != meta["ids_blake3"]:
             raise ValueError("ids checksum mismatch")
-        if offsets[0] != 0 or offsets[-1] != blob.size or np.any(np.diff(offsets) < 0):
-            raise ValueError("id offsets are inconsistent")
-        raw = blob.tobytes()
-        stored = np.array([raw[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(n)], dtype=object)
+        stored = np.array(_decode_strings(blob, offsets, "id"), dtype=object)
         if ids is not None and (len(ids) != n or not np.array_equal(stored, ids)):
             raise ValueError("its ids differ from the data's")
-        if not np.isfinite(values).all():
-            raise ValueError("it holds NaN or infinite logits")
-        extra = {k: v for k, v in meta.items() if k not in ("labels", "logits_blake3", "ids_blake3", "header_blake3")}
+        extra = {k: v for k, v in meta.items() if k not in _NOT_META[payload]}
         for k in ("settings", "versions"):
             if k in extra:
                 extra[k] = json.loads(extra[k])
-        return Logits(stored, np.array(values, dtype=np.float32), labels,
-                      model=meta.get("model", ""), split=meta.get("split", ""), meta={**extra, "cache_path": str(path)})
+        common = dict(model=meta.get("model", ""), split=meta.get("split", ""), meta={**extra, "cache_path": str(path)})
+        if payload == "dense":
+            values = parts["logits"]
+            if not np.isfinite(values).all():
+                raise ValueError("it holds NaN or infinite logits")
+            from ensemble.core.outputs import Logits
+
+            return Logits(stored, np.array(values, dtype=np.float32), labels, **common)
+        if payload == "ragged":
+            if not np.isfinite(parts["values"]).all():
+                raise ValueError("it holds NaN or infinite values")
+            from ensemble.core.outputs import Ragged
+
+            return Ragged(stored, np.array(parts["values"], dtype=np.float32),
+                          np.array(parts["row_offsets"], dtype=np.int64), labels, **common)
+        from ensemble.core.outputs import Texts
+
+        if np.isnan(parts["scores"]).any():
+            raise ValueError("it holds NaN scores")
+        rows = np.array(parts["row_offsets"], dtype=np.int64)
+        if rows[0] != 0 or rows[-1] != len(parts["scores"]) or np.any(np.diff(rows) < 0):
+            raise ValueError("candidate offsets are inconsistent")
+        flat = _decode_strings(parts["texts_utf8"], parts["texts_offsets"], "text")
+        texts = tuple(tuple(flat[rows[i]:rows[i + 1]]) for i in range(n))
+        return Texts(stored, texts, np.array(parts["scores"], dtype=np.float32), rows, **common)
 
     # ------------------------------------------------------------------ write
 
     def put(self, key: str, logits, metadata: Mapping[str, object]) -> Path:
-        """Store ``logits`` under ``key`` atomically; returns the entry's path."""
+        """Store ``logits`` under ``key`` atomically; returns the entry's path.
+
+        ``logits`` is any payload of :mod:`ensemble.core.outputs` (:class:`Logits`,
+        :class:`Ragged` or :class:`Texts`; an object without ``kind`` is taken as dense).
+        ``metadata`` goes into the header, values that are not str as JSON; the fields the
+        cache writes itself (``schema``, ``key``, ``payload``, ``rows``, checksums...) win.
+        NaN or infinite logits and values, and NaN scores, are refused (an EnsembleError).
+        """
         from ensemble.io.tensors import SafetensorsWriter
 
-        values = np.ascontiguousarray(logits.values, dtype=np.float32)
-        if not np.isfinite(values).all():
-            raise EnsembleError("refusing to cache NaN or infinite logits")
-        encoded = [str(i).encode("utf-8") for i in logits.ids]
-        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-        np.cumsum([len(b) for b in encoded], out=offsets[1:])
-        blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+        payload = getattr(logits, "kind", "dense")
+        if payload not in _TENSORS:
+            raise EnsembleError(f"cannot cache a payload of kind {payload!r}; the cache holds {', '.join(_TENSORS)}")
+        blob, offsets = _encode_strings(logits.ids)
         meta = {k: (v if isinstance(v, str) else json.dumps(v, sort_keys=True)) for k, v in metadata.items()}
-        meta.update(
-            schema=CACHE_SCHEMA, key=key, rows=str(len(encoded)), labels=json.dumps(list(logits.labels)),
-            logits_blake3=_blake3(values), ids_blake3=_blake3(blob.tobytes() + offsets.tobytes()),
-            created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        )
+        meta.pop("payload", None)  # a dense entry has none (its bytes are those of earlier versions)
+        ids_blake3 = _blake3(blob.tobytes() + offsets.tobytes())
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if payload == "dense":
+            values = np.ascontiguousarray(logits.values, dtype=np.float32)
+            if not np.isfinite(values).all():
+                raise EnsembleError("refusing to cache NaN or infinite logits")
+            tensors = {"logits": values}
+            meta.update(
+                schema=CACHE_SCHEMA, key=key, rows=str(len(offsets) - 1), labels=json.dumps(list(logits.labels)),
+                logits_blake3=_blake3(values), ids_blake3=ids_blake3, created_utc=created,
+            )
+        elif payload == "ragged":
+            values = np.ascontiguousarray(logits.values, dtype=np.float32)
+            if not np.isfinite(values).all():
+                raise EnsembleError("refusing to cache NaN or infinite values")
+            rows = np.ascontiguousarray(logits.offsets, dtype=np.int64)
+            tensors = {"values": values, "row_offsets": rows}
+            meta.update(
+                schema=CACHE_SCHEMA, key=key, payload=payload, rows=str(len(offsets) - 1), units=str(len(values)),
+                labels=json.dumps(list(logits.labels)), values_blake3=_blake3(values.tobytes() + rows.tobytes()),
+                ids_blake3=ids_blake3, created_utc=created,
+            )
+        else:
+            scores = np.ascontiguousarray(logits.scores, dtype=np.float32)
+            if np.isnan(scores).any():
+                raise EnsembleError("refusing to cache NaN scores")
+            rows = np.ascontiguousarray(logits.offsets, dtype=np.int64)
+            texts, texts_offsets = _encode_strings(t for row in logits.texts for t in row)
+            tensors = {"scores": scores, "row_offsets": rows, "texts_utf8": texts, "texts_offsets": texts_offsets}
+            meta.update(
+                schema=CACHE_SCHEMA, key=key, payload=payload, rows=str(len(offsets) - 1),
+                candidates=str(len(scores)), scores_blake3=_blake3(scores.tobytes() + rows.tobytes()),
+                texts_blake3=_blake3(texts.tobytes() + texts_offsets.tobytes()), ids_blake3=ids_blake3,
+                created_utc=created,
+            )
+        tensors.update(ids_utf8=blob, ids_offsets=offsets)
         meta["header_blake3"] = _header_checksum(meta)
+        layout = [(name, _TENSORS[payload][name], tensors[name].shape) for name in _TENSORS[payload]]
+
         def write(tmp: Path) -> None:
-            w = SafetensorsWriter(tmp, [("logits", "F32", values.shape), ("ids_utf8", "U8", blob.shape),
-                                        ("ids_offsets", "I64", offsets.shape)], meta)
+            w = SafetensorsWriter(tmp, layout, meta)
             try:
-                w.write("logits", values)
-                w.write("ids_utf8", blob)
-                w.write("ids_offsets", offsets)
+                for name, _, _ in layout:
+                    w.write(name, tensors[name])
             finally:
                 w.close()
 
@@ -229,7 +375,8 @@ class LogitCache:
     # ------------------------------------------------------------------ list and prune
 
     def entries(self) -> list[CacheEntry]:
-        """Every entry in the cache folder, newest first; unreadable ones have ``damaged`` set."""
+        """Every entry in the cache folder, of every payload, newest first; unreadable ones (and
+        those of a schema or payload this code does not know) have ``damaged`` set."""
         from ensemble.io.tensors import SafetensorsFile
 
         out = []
@@ -243,6 +390,8 @@ class LogitCache:
                     meta, damaged = dict(f.metadata), None
                 if meta.get("schema") != CACHE_SCHEMA:
                     damaged = f"schema {meta.get('schema')!r}"
+                elif meta.get("payload", "dense") not in _TENSORS:
+                    damaged = f"payload {meta.get('payload')!r}"
             except EnsembleError as e:
                 meta, damaged = {}, str(e).split(": ", 1)[-1].split("; ")[0]
             out.append(CacheEntry(path, key, meta, st.st_size, st.st_mtime, damaged))
