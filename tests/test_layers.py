@@ -182,7 +182,6 @@ TESTED_ELSEWHERE = {
     "cli.options": ("cli/test_project.py", "commands with no other argument"),  # the flags, else the project file
     "cli.run": ("cli/test_project.py", '["run"]'),
     "tasks.classification.weights": ("tasks/classification/test_weighting.py", "predict_proba"),
-    "core.outputs": ("core/test_combination.py", "Logits("),
     "core.progress": ("test_many_classes.py", "progress"),
     "inference.models": ("test_model_zoo.py", "refused"),  # heads refused before anything is loaded
     "io.modelfiles": ("test_model_zoo.py", "head"),

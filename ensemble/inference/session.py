@@ -1,4 +1,9 @@
-"""Run a sequence classifier over a split and return its logits, in input order, cached.
+"""Run a model over a split and return its outputs, in input order: a sequence classifier's
+logits (cached), a token classifier's per-character probabilities, a generator's texts.
+
+What the model does is its forward (:mod:`ensemble.inference.forwards`): "sequence" (the default,
+``AutoModelForSequenceClassification``), "tokens" or "generation"; the sections below describe
+the sequence forward, which the others share their batching with.
 
 Texts are tokenized once without padding, sorted by token length (longest first, so that the
 largest batch, and any out-of-memory error, comes first) and cut into batches padded to their
@@ -14,6 +19,14 @@ not part of the cache key.
 
 Only :class:`Logits` is needed to read cached results: this module imports torch and
 transformers inside the functions that run a model.
+
+The token forward tokenizes each text into windows of at most the token limit, neighbours sharing
+``stride`` tokens (one window when the text fits), runs the windows as the rows of length-sorted
+batches, and projects each token's softmax over the tags onto the characters its
+``offset_mapping`` span covers: a character's row is the mean over the tokens covering it, NaN
+where none does (spaces). The generation forward runs ``model.generate`` on length-sorted batches
+(padded on the left for decoder-only models) and puts the candidates back in input order. Their
+outputs are not cached yet: :meth:`ModelSession.key` names them, the cache cannot hold them.
 """
 
 from __future__ import annotations
@@ -33,6 +46,17 @@ from ensemble.core.outputs import Logits
 from ensemble.io.modelfiles import head_of, weight_files
 
 log = logging.getLogger(__name__)
+from ensemble.inference.forwards import (
+    Forward,
+    Generations,
+    TokenProbabilities,
+    as_forward,
+    eos_ids_of,
+    generation_config_digest,
+    mean_token_logprob,
+    project_onto_characters,
+    token_spans,
+)
 from ensemble.inference.models import ModelRef
 from ensemble.inference.settings import (
     InferenceSettings,
@@ -96,10 +120,15 @@ class ModelSession:
     ref : ModelRef
     settings : InferenceSettings
     cache : LogitCache or None
+    forward : str or Forward, default "sequence"
+        What the model does (:mod:`ensemble.inference.forwards`): a name of ``FORWARDS`` (with
+        its default settings) or a Forward with its settings. Open a model of another forward
+        with :func:`~ensemble.inference.forwards.open_model`.
     """
 
-    def __init__(self, ref: ModelRef, settings: InferenceSettings, cache=None):
+    def __init__(self, ref: ModelRef, settings: InferenceSettings, cache=None, forward: str | Forward | None = None):
         self.ref, self.settings, self.cache = ref, settings, cache
+        self.forward = as_forward(forward)
         self._model = self._tokenizer = None
         self.attention = None
         self._inputs: set[str] = set()
@@ -121,7 +150,15 @@ class ModelSession:
         return self._fingerprint
 
     def key_settings(self) -> dict:
-        return recorded_settings(self.ref, self.settings, self.device.type, self.dtype)
+        """The settings the key hashes and an entry records: :func:`recorded_settings`, and for a
+        forward other than "sequence" its name and settings (generation: with the digest of the
+        folder's ``generation_config.json``, which ``generate`` reads)."""
+        out = recorded_settings(self.ref, self.settings, self.device.type, self.dtype)
+        extra = self.forward.key_settings()
+        if self.forward.name == "generation":
+            digest = self.cache.file_digest if self.cache is not None else plain_digest
+            extra["generation_config"] = generation_config_digest(self.ref.folder, digest)
+        return {**out, **extra}
 
     def key(self, split) -> str:
         from ensemble.inference.cache import LogitCache
@@ -146,35 +183,51 @@ class ModelSession:
         return self._tokenizer
 
     @property
+    def auto_class(self) -> str:
+        """The transformers Auto class this session's forward loads the model with."""
+        config = dict(self.ref.config)
+        if self.forward.name == "generation" and "is_encoder_decoder" not in config:
+            from transformers import AutoConfig
+
+            with _quiet_transformers():
+                config["is_encoder_decoder"] = bool(getattr(AutoConfig.from_pretrained(
+                    str(self.ref.folder), trust_remote_code=self.settings.trust_remote_code),
+                    "is_encoder_decoder", False))
+        return self.forward.auto_class(config)
+
+    @property
     def model(self):
         if self._model is None:
             import torch
 
             from ensemble.io.modelfiles import dtype_kwarg, load_torch_bin
 
-            ref = self.ref
+            ref, auto, sequence = self.ref, self.auto_class, self.forward.name == "sequence"
             head = head_of(dict(ref.config))
-            if head.custom_code and not self.settings.trust_remote_code:
+            auto_map = ref.config.get("auto_map")
+            custom = head.custom_code if sequence else isinstance(auto_map, Mapping) and auto in auto_map
+            if custom and not self.settings.trust_remote_code:
                 raise EnsembleError(f"{ref.folder / 'config.json'}: auto_map names the model's own code "
-                                    f"({ref.config['auto_map']['AutoModelForSequenceClassification']}); without running it "
+                                    f"({ref.config['auto_map'][auto]}); without running it "
                                     f"transformers would build another class: {option('trust_remote_code')} once you "
                                     "trust that code")
             kw = dict(trust_remote_code=self.settings.trust_remote_code, **dtype_kwarg(getattr(torch, self.dtype)))
             for path in weight_files(ref.folder):  # a legacy .bin is read safely first: a pickle payload
                 if path.suffix == ".bin":             # is refused in one line naming the file, and never runs
                     load_torch_bin(path)
-            model, info = _load_classifier(ref.folder, kw)
+            model, info = _load_classifier(ref.folder, kw) if sequence else _load_model(ref.folder, kw, auto)
             _check_loaded(ref.folder, info)
             built = type(model).__name__
-            if head.architecture is not None and built != head.architecture:
+            # a generator's class may differ by name alone (T5WithLMHeadModel): its weights were checked above
+            if head.architecture is not None and built != head.architecture and self.forward.name != "generation":
                 raise EnsembleError(f"{ref.folder / 'config.json'}: architectures names {head.architecture} but "
-                                    f"AutoModelForSequenceClassification builds {built} for it, whose head is not the "
+                                    f"{auto} builds {built} for it, whose head is not the "
                                     "trained one; run the model with its own code (auto_map, "
                                     f"{option('trust_remote_code')}) or re-save it as {built}")
-            if model.config.num_labels != len(ref.labels):
+            if self.forward.name != "generation" and model.config.num_labels != len(ref.labels):
                 raise EnsembleError(f"{ref.folder}: the model has {model.config.num_labels} outputs "
                                     f"but id2label names {len(ref.labels)}; fix config.json")
-            if _pools_last_token(model) and model.config.pad_token_id is None:
+            if sequence and _pools_last_token(model) and model.config.pad_token_id is None:
                 tok_pad = getattr(self.tokenizer, "pad_token_id", None)
                 raise EnsembleError(f"{ref.folder / 'config.json'}: no pad_token_id, and {built} takes each row's "
                                     "logits at its last token that is not padding; set pad_token_id to the id the "
@@ -234,7 +287,9 @@ class ModelSession:
         bs = self.settings.batch_size
         return [order[i:i + bs] for i in range(0, len(order), bs)]
 
-    def _collate(self, rows: np.ndarray, enc: _Encoded) -> dict:
+    def _collate(self, rows: np.ndarray, enc: _Encoded, left: bool = False) -> dict:
+        """The batch of ``rows``, padded to its longest row on the right (on the ``left`` for a
+        decoder-only model that generates)."""
         import torch
 
         longest = int(enc.lengths[rows].max())
@@ -247,10 +302,11 @@ class ModelSession:
             out["token_type_ids"] = np.zeros((len(rows), width), dtype=np.int64)
         for j, i in enumerate(rows):
             n = int(enc.lengths[i])
-            out["input_ids"][j, :n] = enc.fields["input_ids"][i]
-            out["attention_mask"][j, :n] = 1
+            at = slice(width - n, width) if left else slice(0, n)
+            out["input_ids"][j, at] = enc.fields["input_ids"][i]
+            out["attention_mask"][j, at] = 1
             if "token_type_ids" in out:
-                out["token_type_ids"][j, :n] = enc.fields["token_type_ids"][i]
+                out["token_type_ids"][j, at] = enc.fields["token_type_ids"][i]
         return {k: torch.from_numpy(v).to(self.device) for k, v in out.items()}
 
     def compute(self, split, enc: _Encoded | None = None, progress=False) -> np.ndarray:
@@ -284,11 +340,7 @@ class ModelSession:
             rows_a = np.concatenate([r for r, _ in gathered])
             vals_a = np.concatenate([v for _, v in gathered])
         n = len(split)
-        counts = np.bincount(rows_a, minlength=n) if rows_a.size else np.zeros(n, dtype=np.int64)
-        if counts.size != n or not (counts == 1).all():
-            bad = int(np.flatnonzero(counts != 1)[0]) if counts.size == n else n
-            raise EnsembleError(f"{split.path}: row {bad + 1} came back {counts[bad] if bad < n else '?'} times "
-                                "from the inference processes; re-run (every row must appear exactly once)")
+        _check_each_once(rows_a, n, split.path)
         values = np.empty((n, C), dtype=np.float32)
         values[rows_a] = vals_a
         return values
@@ -297,7 +349,10 @@ class ModelSession:
 
     def logits(self, split, progress=False) -> Logits:
         """The model's :class:`Logits` over ``split``: from the cache when there, else computed
-        and stored."""
+        and stored. The sequence forward's output only (:meth:`run` runs any forward)."""
+        if self.forward.name != "sequence":
+            raise EnsembleError(f"{self.ref.folder}: the {self.forward.name} forward gives no logits; "
+                                "use ModelSession.run")
         if split.labels is not None and self.ref.task is not None:  # the member's task, when a caller set it
             self.ref.task.check_labels(split, self.ref.labels, f"{self.ref.folder}")
         if self.cache is None:
@@ -341,10 +396,201 @@ class ModelSession:
             result.meta.update(key=key, cache_path=str(path))
         return result
 
+    # ---------------------------------------------------------------- the other forwards
+
+    def run(self, split, progress=False):
+        """This session's forward over ``split``: :class:`Logits` ("sequence", cached),
+        :class:`TokenProbabilities` ("tokens") or :class:`Generations` ("generation"); the last
+        two are computed every time (the cache does not hold them yet)."""
+        if self.forward.name == "tokens":
+            return self.token_probabilities(split, progress)
+        if self.forward.name == "generation":
+            return self.generations(split, progress)
+        return self.logits(split, progress)
+
+    def _require(self, name: str) -> None:
+        if self.forward.name != name:
+            raise EnsembleError(f"{self.ref.folder}: this session runs the {self.forward.name} forward, "
+                                f"not {name}; ModelSession(..., forward={name!r})")
+
+    def _meta(self, split, **more) -> dict:
+        return {"model": self.ref.name, "model_path": str(self.ref.folder.resolve()), "split": split.name,
+                "data_path": str(split.path.resolve()), "data_digest": split.digest, "forward": self.forward.name,
+                "settings": self.key_settings(), "versions": library_versions(), "attention": self.attention,
+                "cached": False, **more}
+
+    def _run_batches(self, batches: list[np.ndarray], step, desc: str, progress) -> tuple[np.ndarray, list]:
+        """``step(batch number, rows)`` over this process's share of ``batches`` (numbered in the
+        whole list), returning a list of one item per row; the (rows, items) of every process,
+        gathered."""
+        import torch
+
+        numbered = list(enumerate(batches))
+        if self.dist is not None:
+            numbered = numbered[self.dist.process_index::self.dist.num_processes]
+        bar = progress_bar(progress, len(numbered), desc)
+        rows, items = [], []
+        try:
+            with torch.inference_mode():
+                for b, batch in numbered:
+                    items += step(b, batch)
+                    rows.append(batch)
+                    bar.update(1)
+        finally:
+            if bar is not progress:
+                bar.close()
+        rows_a = np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, dtype=np.int64)
+        if self.dist is not None:
+            from accelerate.utils import gather_object
+
+            gathered = gather_object([(rows_a, items)])
+            rows_a = np.concatenate([r for r, _ in gathered])
+            items = [x for _, part in gathered for x in part]
+        return rows_a, items
+
+    def windows(self, split) -> tuple[_Encoded, list[np.ndarray], np.ndarray]:
+        """``split``'s texts as the token forward's windows: their encoding (a row per window),
+        each window's (L, 2) character spans (specials (0, 0)) and the text each belongs to."""
+        tok = self.tokenizer
+        self.model  # noqa: B018 - its forward's parameters say which inputs it takes
+        where = self.ref.tokenizer_dir
+        if len(split.texts) > 1:
+            raise EnsembleError(f"{split.path}: the tokens forward reads one text column, not a pair "
+                                f"({', '.join(split.text_columns)})")
+        if not getattr(tok, "is_fast", False):
+            raise EnsembleError(f"{where}: the tokens forward needs a fast tokenizer (tokenizer.json) for its "
+                                f"character offsets, and {type(tok).__name__} is not one")
+        texts = split.texts[0]
+        want_tt = "token_type_ids" in getattr(tok, "model_input_names", ()) and "token_type_ids" in self._inputs
+        kw = dict(padding=False, return_attention_mask=False, return_token_type_ids=want_tt,
+                  return_offsets_mapping=True, truncation=False)
+        if self.limit:
+            room = self.limit - tok.num_special_tokens_to_add(pair=False)
+            stride = self.forward.window_stride(room)
+            if room < 1 or stride >= room:
+                raise EnsembleError(f"{self.ref.folder}: stride {stride} must be smaller than the {room} text tokens "
+                                    f"a window of {self.limit} tokens holds; a smaller stride or a larger "
+                                    f"{flag('max_length')}")
+            kw.update(truncation=True, max_length=self.limit, stride=stride, return_overflowing_tokens=True)
+        try:
+            with _quiet_transformers():
+                enc = tok(list(texts), **kw)
+        except NotImplementedError:
+            raise EnsembleError(f"{where}: the tokenizer gives no character offsets (offset_mapping), which the "
+                                "tokens forward needs; use a fast tokenizer (tokenizer.json)") from None
+        n_windows = len(enc["input_ids"])
+        text_of = np.asarray(enc["overflow_to_sample_mapping"], dtype=np.int64) if "overflow_to_sample_mapping" in enc \
+            else np.arange(n_windows, dtype=np.int64)
+        spans = []
+        for w in range(n_windows):
+            sp = np.asarray(enc["offset_mapping"][w], dtype=np.int64).reshape(-1, 2)
+            special = np.array([s is None for s in enc.sequence_ids(w)], dtype=bool)
+            sp[special] = 0
+            if (~special).any() and not (sp[:, 1] > sp[:, 0]).any() and texts[text_of[w]].strip():
+                raise EnsembleError(f"{where}: the tokenizer gives no character offsets (offset_mapping all zero), "
+                                    "which the tokens forward needs; use a fast tokenizer (tokenizer.json)")
+            spans.append(sp)
+        fields = {k: list(enc[k]) for k in ("input_ids", "token_type_ids") if k in enc}
+        lengths = np.fromiter((len(x) for x in fields["input_ids"]), dtype=np.int64, count=n_windows)
+        return _Encoded(fields, lengths, 0), spans, text_of
+
+    def token_probabilities(self, split, progress=False) -> TokenProbabilities:
+        """The token forward over ``split``: each text's characters' tag probabilities (see the
+        module's docstring), computed (not cached)."""
+        import torch
+
+        self._require("tokens")
+        enc, spans, text_of = self.windows(split)
+        model = self.model
+
+        def step(_, batch):
+            probs = torch.softmax(model(**self._collate(batch, enc)).logits.float(), dim=-1).cpu().numpy()
+            return [probs[j, :int(enc.lengths[w])] for j, w in enumerate(batch)]
+
+        rows, items = self._run_batches(self.batches(enc), step, f"{self.ref.name}/{split.name}", progress)
+        _check_each_once(rows, len(enc.lengths), split.path)
+        probs = [None] * len(enc.lengths)
+        for w, p in zip(rows, items):
+            probs[w] = p
+        texts = split.texts[0]
+        values, offsets = project_onto_characters(probs, spans, text_of, [len(t) for t in texts], len(self.ref.labels))
+        spans_a = span_offsets = None
+        if self.forward.return_offsets:
+            spans_a, span_offsets = token_spans(spans, text_of, len(texts))
+        windowed = int((np.bincount(text_of, minlength=len(texts)) > 1).sum())
+        if windowed and (self.dist is None or self.dist.is_main_process):
+            log.info("%s: %d of %d texts are longer than %d tokens and ran as overlapping windows",
+                     split.path, windowed, len(texts), self.limit)
+        return TokenProbabilities(split.ids, values, offsets, self.ref.labels, self.ref.name, split.name,
+                                  spans_a, span_offsets,
+                                  self._meta(split, windows=len(enc.lengths), windowed=windowed))
+
+    def generations(self, split, progress=False) -> Generations:
+        """The generation forward over ``split``: ``num_return_sequences`` texts per row and
+        their scores, in input order, computed (not cached)."""
+        import torch
+
+        self._require("generation")
+        enc = self.encode(split)
+        model, tok = self.model, self.tokenizer
+        left = not getattr(model.config, "is_encoder_decoder", False)
+        kwargs = dict(self.forward.generate_kwargs(), output_scores=True, return_dict_in_generate=True)
+        if getattr(model.generation_config, "pad_token_id", None) is None:
+            kwargs["pad_token_id"] = self.pad_id
+        eos = eos_ids_of(model.generation_config)
+
+        def step(b, batch):
+            inputs = self._collate(batch, enc, left=left)
+            torch.manual_seed(self.forward.seed + b)
+            try:
+                out = model.generate(**inputs, **kwargs)
+            except ValueError as e:  # settings generate refuses, with the model's generation_config
+                raise EnsembleError(f"{self.ref.folder}: generate refused the settings ({_first_line(e)}); "
+                                    "change them or the folder's generation_config.json") from None
+            seqs = out.sequences if not left else out.sequences[:, inputs["input_ids"].shape[1]:]
+            if getattr(out, "sequences_scores", None) is not None:
+                scores = out.sequences_scores
+            else:
+                trans = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+                scores = mean_token_logprob(trans, out.sequences[:, out.sequences.shape[1] - trans.shape[1]:], eos)
+            texts = tok.batch_decode(seqs, skip_special_tokens=True)
+            scores = scores.float().cpu().numpy()
+            k = len(texts) // len(batch)
+            return [(texts[j * k:(j + 1) * k], scores[j * k:(j + 1) * k]) for j in range(len(batch))]
+
+        with _quiet_transformers():
+            rows, items = self._run_batches(self.batches(enc), step, f"{self.ref.name}/{split.name}", progress)
+        _check_each_once(rows, len(split), split.path)
+        per_row = [None] * len(split)
+        for i, item in zip(rows, items):
+            per_row[i] = item
+        texts = [list(t) for t, _ in per_row]
+        offsets = np.zeros(len(split) + 1, dtype=np.int64)
+        np.cumsum([len(t) for t in texts], out=offsets[1:])
+        scores = np.concatenate([s for _, s in per_row]).astype(np.float32) if per_row \
+            else np.zeros(0, dtype=np.float32)
+        return Generations(split.ids, texts, scores, offsets, self.ref.name, split.name,
+                           self._meta(split, truncated=enc.truncated))
+
+
+def _check_each_once(rows: np.ndarray, n: int, path) -> None:
+    """Every one of ``n`` rows came back from the inference processes exactly once."""
+    counts = np.bincount(rows, minlength=n) if rows.size else np.zeros(n, dtype=np.int64)
+    if counts.size != n or not (counts == 1).all():
+        bad = int(np.flatnonzero(counts != 1)[0]) if counts.size == n else n
+        raise EnsembleError(f"{path}: row {bad + 1} came back {counts[bad] if bad < n else '?'} times "
+                            "from the inference processes; re-run (every row must appear exactly once)")
+
 
 # transformers' refusals of an attention implementation (an architecture without SDPA, a torch
 # too old for it) are these types; anything else is not about attention and is raised as it is.
 _ATTENTION_REFUSALS = (ValueError, ImportError, NotImplementedError)
+
+
+# What each Auto class loads, in the message of a folder it cannot load.
+_FOLDER_KINDS = {"AutoModelForSequenceClassification": "sequence-classification",
+                 "AutoModelForTokenClassification": "token-classification",
+                 "AutoModelForSeq2SeqLM": "sequence-to-sequence", "AutoModelForCausalLM": "causal language"}
 
 
 def _load_classifier(folder: Path, kw: dict):
@@ -352,25 +598,31 @@ def _load_classifier(folder: Path, kw: dict):
     architecture supports it (its ``_supports_sdpa`` flag, when its class can be told without
     loading), else eager; a refusal of SDPA at load time falls back to eager too. Returns
     ``(model, loading info)``; which attention ran is the model's ``config._attn_implementation``."""
-    from transformers import AutoModelForSequenceClassification
+    return _load_model(folder, kw, "AutoModelForSequenceClassification")
+
+
+def _load_model(folder: Path, kw: dict, auto_class: str):
+    """:func:`_load_classifier` with the transformers Auto class named ``auto_class``."""
+    import transformers
+
+    auto = getattr(transformers, auto_class)
 
     def load(attention):
         # transformers 4.x registers a remote class for its config class process-wide (BertConfig ->
         # the shipped class): every later BERT of this process would load as it. Put the mapping back.
-        mapping = getattr(AutoModelForSequenceClassification, "_model_mapping", None)
+        mapping = getattr(auto, "_model_mapping", None)
         extra = getattr(mapping, "_extra_content", None)
         before = dict(extra) if isinstance(extra, dict) else None
         try:
             with _quiet_transformers():
-                return AutoModelForSequenceClassification.from_pretrained(
-                    str(folder), attn_implementation=attention, output_loading_info=True, **kw)
+                return auto.from_pretrained(str(folder), attn_implementation=attention, output_loading_info=True, **kw)
         finally:
             if before is not None:
                 extra.clear()
                 extra.update(before)
 
     try:
-        first = "sdpa" if _supports_sdpa(folder, kw.get("trust_remote_code", False)) else "eager"
+        first = "sdpa" if _supports_sdpa(folder, kw.get("trust_remote_code", False), auto_class) else "eager"
         try:
             return load(first)
         except _ATTENTION_REFUSALS:
@@ -381,20 +633,22 @@ def _load_classifier(folder: Path, kw: dict):
         raise
     except Exception as e:
         raise EnsembleError(f"{folder}: cannot load the model ({_first_line(e)}); check that it is a "
-                            "sequence-classification model folder") from None
+                            f"{_FOLDER_KINDS.get(auto_class, auto_class)} model folder") from None
 
 
-def _supports_sdpa(folder: Path, trust_remote_code: bool) -> bool:
-    """The ``_supports_sdpa`` flag of the class AutoModelForSequenceClassification builds for
-    ``folder``; True when the class cannot be told without running code (the load then decides)."""
+def _supports_sdpa(folder: Path, trust_remote_code: bool,
+                   auto_class: str = "AutoModelForSequenceClassification") -> bool:
+    """The ``_supports_sdpa`` flag of the class ``auto_class`` builds for ``folder``; True when the
+    class cannot be told without running code (the load then decides)."""
     if trust_remote_code:
         return True
     try:
-        from transformers import AutoConfig, AutoModelForSequenceClassification
+        import transformers
+        from transformers import AutoConfig
 
         with _quiet_transformers():
             config = AutoConfig.from_pretrained(str(folder))
-        cls = AutoModelForSequenceClassification._model_mapping[type(config)]
+        cls = getattr(transformers, auto_class)._model_mapping[type(config)]
         cls = cls[0] if isinstance(cls, (list, tuple)) else cls
     except Exception:  # an unknown model_type: from_pretrained says so in its own words
         return True

@@ -14,7 +14,7 @@ from ensemble.core.outputs import Logits
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PredictRow", "predict_jobs", "predict_logits"]
+__all__ = ["PredictRow", "predict_jobs", "predict_logits", "predict_forward"]
 
 
 @dataclass(frozen=True)
@@ -194,3 +194,56 @@ def predict_logits(
     elif not isinstance(cache, LogitCache):
         cache = LogitCache(cache)
     return ModelSession(ref, settings, cache).logits(split, progress)
+
+
+def predict_forward(
+    model: str | os.PathLike,
+    data,
+    forward="sequence",
+    *,
+    batch_size: int = 32,
+    max_length: int | None = None,
+    pad_to_multiple_of: int | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    cache=True,
+    name: str | None = None,
+    tokenizer: str | os.PathLike | None = None,
+    trust_remote_code: bool = False,
+    progress: bool = True,
+    **settings,
+):
+    """What ``model`` does over a split, by its ``forward``.
+
+    Parameters
+    ----------
+    forward : str or Forward, default "sequence"
+        "sequence" (:func:`predict_logits`, cached), "tokens" or "generation", or a
+        :class:`~ensemble.inference.forwards.Forward` with its settings.
+    **settings
+        The forward's settings when ``forward`` is a name (tokens: ``stride``, ``return_offsets``;
+        generation: ``num_beams``, ``max_new_tokens``, ``length_penalty``, ``no_repeat_ngram_size``,
+        ``num_return_sequences``, ``do_sample``, ``seed``).
+    Others
+        As :func:`predict_logits`; ``cache`` serves the sequence forward only: the token and
+        generation outputs are computed every time (the cache does not hold them yet).
+
+    Returns
+    -------
+    Logits, TokenProbabilities or Generations
+    """
+    from ensemble.inference.forwards import as_forward, open_model
+
+    fw = as_forward(forward, **settings)
+    if fw.name == "sequence":
+        return predict_logits(model, data, batch_size=batch_size, max_length=max_length,
+                              pad_to_multiple_of=pad_to_multiple_of, device=device, dtype=dtype, cache=cache,
+                              name=name, tokenizer=tokenizer, trust_remote_code=trust_remote_code, progress=progress)
+    from ensemble.data.splits import Split, load_split
+    from ensemble.inference.session import ModelSession
+    from ensemble.inference.settings import InferenceSettings
+
+    inference = InferenceSettings(batch_size, max_length, pad_to_multiple_of, device, dtype, trust_remote_code)
+    split = data if isinstance(data, Split) else load_split(data)
+    ref = open_model(model, fw, name, tokenizer)
+    return ModelSession(ref, inference, None, fw).run(split, progress)  # nothing of theirs is cached yet

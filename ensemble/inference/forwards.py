@@ -1,0 +1,389 @@
+"""What a model does with a text: the forwards a :class:`~ensemble.inference.session.ModelSession`
+runs, the Auto class each loads with, the settings each adds to the cache key, and their outputs.
+
+``FORWARDS`` names them:
+
+``"sequence"``
+    A sequence classifier (``AutoModelForSequenceClassification``): one row of logits per text,
+    (n, C). The default, and the only forward whose outputs are cached today.
+``"tokens"``
+    A token classifier (``AutoModelForTokenClassification``): per-token probabilities (a softmax
+    over the tags) projected onto the characters of each text through the fast tokenizer's
+    ``offset_mapping`` (:class:`TokenProbabilities`). A character no token covers (a space, a
+    character the tokenizer drops) gets a row of NaN. A text longer than the token limit runs as
+    overlapping windows (``stride`` tokens shared by neighbours) and a character that several
+    windows cover gets the mean of their probabilities: nothing is cut.
+``"generation"``
+    A sequence-to-sequence model (``AutoModelForSeq2SeqLM``, for a config with
+    ``is_encoder_decoder``) or a decoder-only one (``AutoModelForCausalLM``): ``model.generate``
+    with the settings given, ``num_return_sequences`` texts per input and their sequence scores
+    (:class:`Generations`).
+
+Only the registry and the output containers live here; torch and transformers are imported by
+the session that runs a model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, Sequence
+
+import numpy as np
+
+from ensemble.core.errors import EnsembleError
+from ensemble.inference.models import ModelRef
+from ensemble.io.modelfiles import has_tokenizer, head_of, read_config
+
+__all__ = ['Forward', 'SequenceForward', 'TokenForward', 'GenerationForward', 'FORWARDS', 'forward_named',
+           'as_forward', 'open_model', 'generation_config_digest', 'TokenProbabilities', 'Generations',
+           'project_onto_characters', 'token_spans', 'mean_token_logprob', 'eos_ids_of']
+
+
+# --------------------------------------------------------------------------- the forwards
+
+
+@dataclass(frozen=True)
+class Forward:
+    """What a model does. Subclasses set ``name``, ``auto_classes`` and ``heads`` (the head kinds
+    of :func:`~ensemble.io.modelfiles.head_of` that they run); their fields are the settings that
+    enter the cache key beside :func:`~ensemble.inference.settings.recorded_settings`'."""
+
+    name: ClassVar[str] = ""
+    auto_classes: ClassVar[tuple[str, ...]] = ()
+    heads: ClassVar[tuple[str, ...]] = ()
+
+    def auto_class(self, config: Mapping) -> str:
+        """The transformers Auto class that loads a model of ``config`` (a parsed config.json)."""
+        return self.auto_classes[0]
+
+    def settings(self) -> dict:
+        """This forward's own settings, by name."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def key_settings(self) -> dict:
+        """What this forward adds to a cache entry's settings: nothing for "sequence" (today's
+        keys), else ``forward`` (its name) and its settings."""
+        return {"forward": self.name, **self.settings()}
+
+
+@dataclass(frozen=True)
+class SequenceForward(Forward):
+    """Sequence classification: (n, C) logits, one row per text (or text pair)."""
+
+    name: ClassVar[str] = "sequence"
+    auto_classes: ClassVar[tuple[str, ...]] = ("AutoModelForSequenceClassification",)
+    heads: ClassVar[tuple[str, ...]] = ("single-label classification", "regression", "multi-label classification",
+                                        "one-output classification")
+
+    def key_settings(self) -> dict:
+        return {}
+
+
+@dataclass(frozen=True)
+class TokenForward(Forward):
+    """Token classification: per-character tag probabilities.
+
+    Parameters
+    ----------
+    stride : int, optional
+        Tokens that neighbouring windows of a text longer than the token limit share. Default:
+        a quarter of the text tokens a window holds. Must be smaller than that number.
+    return_offsets : bool, default False
+        Also return each text's token spans: the (start, end) characters of every token of the
+        text (a token of several windows once), :attr:`TokenProbabilities.spans`.
+    """
+
+    name: ClassVar[str] = "tokens"
+    auto_classes: ClassVar[tuple[str, ...]] = ("AutoModelForTokenClassification",)
+    heads: ClassVar[tuple[str, ...]] = ("token classification",)
+
+    stride: int | None = None
+    return_offsets: bool = False
+
+    def __post_init__(self):
+        _check_int("stride", self.stride, 0)
+        if not isinstance(self.return_offsets, bool):
+            raise EnsembleError(f"return_offsets must be true or false, got {self.return_offsets!r}")
+
+    def window_stride(self, room: int) -> int:
+        """The stride of windows holding ``room`` text tokens each."""
+        return room // 4 if self.stride is None else self.stride
+
+
+@dataclass(frozen=True)
+class GenerationForward(Forward):
+    """Generation with ``model.generate``. A setting left None is the model's own
+    (``generation_config.json``, whose digest enters the cache key).
+
+    Parameters
+    ----------
+    num_beams, max_new_tokens, length_penalty, no_repeat_ngram_size, num_return_sequences, do_sample
+        Passed to ``generate``.
+    seed : int, default 0
+        Each batch is seeded with ``seed`` plus its place in the length-sorted list of batches, so
+        that sampling gives the same texts however many processes share the batches.
+    """
+
+    name: ClassVar[str] = "generation"
+    auto_classes: ClassVar[tuple[str, ...]] = ("AutoModelForSeq2SeqLM", "AutoModelForCausalLM")
+    heads: ClassVar[tuple[str, ...]] = ("sequence-to-sequence generation", "causal language modelling")
+
+    num_beams: int | None = None
+    max_new_tokens: int | None = None
+    length_penalty: float | None = None
+    no_repeat_ngram_size: int | None = None
+    num_return_sequences: int | None = None
+    do_sample: bool | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("num_beams", "max_new_tokens", "num_return_sequences"):
+            _check_int(name, getattr(self, name), 1)
+        _check_int("no_repeat_ngram_size", self.no_repeat_ngram_size, 0)
+        _check_int("seed", self.seed, 0)
+        if self.length_penalty is not None and (isinstance(self.length_penalty, bool)
+                                                or not isinstance(self.length_penalty, (int, float))):
+            raise EnsembleError(f"length_penalty must be a number, got {self.length_penalty!r}")
+        if self.do_sample is not None and not isinstance(self.do_sample, bool):
+            raise EnsembleError(f"do_sample must be true or false, got {self.do_sample!r}")
+        k = self.num_return_sequences or 1
+        if self.num_beams is not None and k > self.num_beams and not self.do_sample:  # else generate judges
+            raise EnsembleError(f"num_return_sequences {k} needs num_beams >= {k} or do_sample; "
+                                f"set num_beams={k}")
+
+    def auto_class(self, config: Mapping) -> str:
+        return self.auto_classes[0] if config.get("is_encoder_decoder") else self.auto_classes[1]
+
+    def generate_kwargs(self) -> dict:
+        """The keyword arguments of ``generate`` that these settings set (None: the model's own)."""
+        return {k: v for k, v in self.settings().items() if k != "seed" and v is not None}
+
+
+FORWARDS: dict[str, type[Forward]] = {f.name: f for f in (SequenceForward, TokenForward, GenerationForward)}
+
+
+def forward_named(name: str) -> type[Forward]:
+    """The :class:`Forward` class called ``name`` (a key of :data:`FORWARDS`)."""
+    try:
+        return FORWARDS[name]
+    except (KeyError, TypeError):
+        raise EnsembleError(f"unknown forward {name!r}; expected {', '.join(FORWARDS)}") from None
+
+
+def as_forward(value: str | Forward | None = None, **settings) -> Forward:
+    """``value`` as a Forward: None ("sequence"), a name (with ``settings``), or a Forward."""
+    if isinstance(value, Forward):
+        if settings:
+            return dataclasses.replace(value, **settings)
+        return value
+    cls = forward_named("sequence" if value is None else value)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise EnsembleError(f"unknown setting {unknown[0]!r} of the {cls.name} forward; expected "
+                            f"{', '.join(sorted(known)) or 'none'}")
+    return cls(**settings)
+
+
+def _check_int(name: str, value, low: int) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
+        raise EnsembleError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+# --------------------------------------------------------------------------- model folders
+
+
+def open_model(path: str | os.PathLike, forward: str | Forward | None = None, name: str | None = None,
+               tokenizer: str | os.PathLike | None = None) -> ModelRef:
+    """A model folder opened for ``forward``: :meth:`ModelRef.open` for "sequence"; for the others
+    the same checks of the folder and its tokenizer, and a head of the forward's kind (a config
+    whose ``architectures`` names another head is refused in one line). A token classifier's tags
+    are its ``id2label``; a generator has none."""
+    fw = as_forward(forward)
+    if fw.name == "sequence":
+        return ModelRef.open(path, name, tokenizer)
+    folder = Path(path)
+    if not folder.is_dir():
+        raise EnsembleError(f"{folder}: not a folder; pass a model folder (config.json, weights, tokenizer)")
+    config = read_config(folder)
+    head = head_of(dict(config))
+    if head.architecture is not None and head.kind not in fw.heads:
+        raise EnsembleError(f"{folder / 'config.json'}: {head.describe()}; the {fw.name} forward runs "
+                            f"{' or '.join(fw.heads)} models ({' / '.join(fw.auto_classes)})")
+    labels = _tag_names(folder, config) if fw.name == "tokens" else ()
+    tok = Path(tokenizer) if tokenizer is not None else folder
+    if not has_tokenizer(tok):
+        raise EnsembleError(f"{tok}: no tokenizer files (tokenizer.json, vocab.txt...); copy the base model's "
+                            "tokenizer files into it")
+    return ModelRef(folder, name or folder.resolve().name, labels, tok, config)
+
+
+def _tag_names(folder: Path, config: Mapping) -> tuple[str, ...]:
+    """A token classifier's tags: ``id2label`` in index order (0..C-1, each once)."""
+    path = folder / "config.json"
+    id2label = config.get("id2label")
+    if not isinstance(id2label, dict) or not id2label:
+        raise EnsembleError(f"{path}: no id2label; add the tag names (id2label) of the trained head")
+    try:
+        by_index = {int(k): unicodedata.normalize("NFC", str(v)) for k, v in id2label.items()}
+    except (TypeError, ValueError):
+        raise EnsembleError(f"{path}: id2label keys must be tag indices 0..C-1; fix config.json") from None
+    if sorted(by_index) != list(range(len(by_index))):
+        raise EnsembleError(f"{path}: id2label keys must be 0..{len(by_index) - 1}, got {sorted(by_index)}; "
+                            "fix config.json")
+    tags = tuple(by_index[i] for i in range(len(by_index)))
+    if len(set(tags)) != len(tags):
+        raise EnsembleError(f"{path}: id2label names a tag twice ({tags}); give each tag its own name")
+    return tags
+
+
+def generation_config_digest(folder: Path, digest) -> str | None:
+    """The digest of ``generation_config.json`` (what ``generate`` reads beside config.json), or
+    None when the folder has none."""
+    path = folder / "generation_config.json"
+    return digest(path) if path.is_file() else None
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+@dataclass(frozen=True, eq=False)
+class TokenProbabilities:
+    """A token classifier's tag probabilities per character, for n texts.
+
+    Attributes
+    ----------
+    ids : ndarray of str, (n,)
+    values : ndarray of float32, (total_chars, C)
+        Row ``offsets[i] + j`` is character j of text i: the mean over the tokens (of every
+        window) that cover it of their softmax over the tags; NaN where no token covers it.
+    offsets : ndarray of int64, (n + 1,)
+        Text i is rows ``offsets[i]:offsets[i + 1]``, ``len(text_i)`` of them.
+    labels : tuple of str
+        The tags (``id2label``).
+    spans, span_offsets : ndarray of int64, (total_tokens, 2) and (n + 1,), or None
+        With ``return_offsets``: the (start, end) characters of text i's tokens, sorted, are
+        ``spans[span_offsets[i]:span_offsets[i + 1]]``.
+    """
+
+    ids: np.ndarray
+    values: np.ndarray
+    offsets: np.ndarray
+    labels: tuple[str, ...]
+    model: str = ""
+    split: str = ""
+    spans: np.ndarray | None = None
+    span_offsets: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def row(self, i: int) -> np.ndarray:
+        """Text i's (len(text_i), C) probabilities."""
+        return self.values[self.offsets[i]:self.offsets[i + 1]]
+
+
+@dataclass(frozen=True, eq=False)
+class Generations:
+    """A generator's texts, ``num_return_sequences`` per input, for n inputs, in input order.
+
+    Attributes
+    ----------
+    ids : ndarray of str, (n,)
+    texts : list of list of str
+        ``texts[i]``: input i's candidates, best first as ``generate`` returns them.
+    scores : ndarray of float32, (total,)
+        The candidates' scores, flat: ``sequences_scores`` under beam search (the length-penalised
+        sum of log-probabilities), else the mean log-probability of the generated tokens (up to
+        and with the first end-of-sequence token).
+    offsets : ndarray of int64, (n + 1,)
+        Input i's candidates are ``scores[offsets[i]:offsets[i + 1]]``.
+    """
+
+    ids: np.ndarray
+    texts: list
+    scores: np.ndarray
+    offsets: np.ndarray
+    model: str = ""
+    split: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+# --------------------------------------------------------------------------- projection
+
+
+def project_onto_characters(probs: Sequence[np.ndarray], spans: Sequence[np.ndarray], text_of: np.ndarray,
+                            lengths: Sequence[int], classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Windows' per-token probabilities as per-character rows.
+
+    ``probs[w]`` (L_w, C) and ``spans[w]`` (L_w, 2) are window w's tokens and their (start, end)
+    characters in text ``text_of[w]`` (a token with end <= start, a special token, covers
+    nothing); ``lengths`` are the texts' lengths in characters. Returns ``(values, offsets)``:
+    float32 (sum(lengths), C), each character the mean of the tokens covering it (NaN where
+    none does), and int64 (n + 1,) row offsets.
+    """
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(np.asarray(lengths, dtype=np.int64), out=offsets[1:])
+    total = np.zeros((int(offsets[-1]), classes), dtype=np.float64)
+    count = np.zeros(int(offsets[-1]), dtype=np.int64)
+    for p, sp, t in zip(probs, spans, text_of):
+        sp = np.asarray(sp, dtype=np.int64).reshape(-1, 2)
+        keep = sp[:, 1] > sp[:, 0]
+        if not keep.any():
+            continue
+        start, width = sp[keep, 0], sp[keep, 1] - sp[keep, 0]
+        token = np.repeat(np.flatnonzero(keep), width)
+        within = np.arange(int(width.sum())) - np.repeat(np.cumsum(width) - width, width)
+        chars = offsets[t] + np.repeat(start, width) + within
+        np.add.at(total, chars, np.asarray(p, dtype=np.float64)[token])
+        np.add.at(count, chars, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = (total / count[:, None]).astype(np.float32)  # 0/0: NaN rows where no token is
+    return values, offsets
+
+
+def token_spans(spans: Sequence[np.ndarray], text_of: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each text's distinct token spans, sorted (a token of two windows once): ``(spans (m, 2),
+    offsets (n + 1,))``."""
+    per_text: list[list[np.ndarray]] = [[] for _ in range(n)]
+    for sp, t in zip(spans, text_of):
+        sp = np.asarray(sp, dtype=np.int64).reshape(-1, 2)
+        per_text[t].append(sp[sp[:, 1] > sp[:, 0]])
+    rows = [np.unique(np.concatenate(p), axis=0) if p else np.zeros((0, 2), dtype=np.int64) for p in per_text]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum([len(r) for r in rows], out=offsets[1:])
+    out = np.concatenate(rows) if rows else np.zeros((0, 2), dtype=np.int64)
+    return out.reshape(-1, 2).astype(np.int64), offsets
+
+
+def mean_token_logprob(transition: Any, generated: Any, eos_ids: Sequence[int]) -> Any:
+    """The mean log-probability per candidate of its generated tokens up to and with the first of
+    ``eos_ids`` (torch tensors: ``transition`` (N, T) from ``compute_transition_scores``, the
+    ``generated`` (N, T) token ids it scores)."""
+    import torch
+
+    if eos_ids:
+        is_eos = torch.isin(generated, torch.as_tensor(list(eos_ids), device=generated.device))
+    else:
+        is_eos = torch.zeros_like(generated, dtype=torch.bool)
+    ended = (torch.cumsum(is_eos.long(), dim=1) - is_eos.long()) > 0  # an end came before this token
+    mask = ~ended
+    total = torch.where(mask, transition.float(), torch.zeros((), device=transition.device)).sum(dim=1)
+    return total / mask.sum(dim=1).clamp(min=1)
+
+
+def eos_ids_of(generation_config) -> tuple[int, ...]:
+    """The end-of-sequence ids of a ``GenerationConfig`` (an int, a list, or None)."""
+    eos = getattr(generation_config, "eos_token_id", None)
+    if eos is None:
+        return ()
+    return tuple(int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos]))
+
