@@ -110,6 +110,9 @@ class Task(abc.ABC):
     output : str
         What inference caches for a model of this task ("logits": an (n, C) array with the class
         names).
+    forward, payload : str
+        The inference forward that computes a member's outputs ("sequence", "tokens",
+        "generation") and the kind of cache entry that holds them ("dense", "ragged", "texts").
     combine_rules : tuple of str
         The combination rules that apply; the first is the default.
     methods : tuple of str
@@ -121,6 +124,10 @@ class Task(abc.ABC):
     name: str
     heads: tuple[str, ...]
     output: str
+    # what inference runs for a member of this task (ensemble.inference.forwards.FORWARDS) and the
+    # payload its cache entries hold (ensemble.core.outputs: "dense", "ragged", "texts")
+    forward: str = "sequence"
+    payload: str = "dense"
     combine_rules: tuple[str, ...]
     methods: tuple[str, ...]
     metrics: tuple[str, ...]

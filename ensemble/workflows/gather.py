@@ -137,7 +137,7 @@ class CachedLogits:
         model_digest = self.digest_of(ref)
         cache = self.cache
         entries = [e for e in self.entries if e.damaged is None and e.metadata.get("model_digest") == model_digest
-                   and e.metadata.get("data_digest") == split.digest]
+                   and e.metadata.get("data_digest") == split.digest and e.payload == ref.task.payload]
         problems: list[str] = []
         others: list[str] = []
         for entry in entries:  # newest first

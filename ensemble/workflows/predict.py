@@ -84,7 +84,7 @@ def predict_jobs(jobs: Sequence, settings, cache, *, read: bool = True, trusted:
         from ensemble.inference.session import ModelSession  # only when a model runs
 
         session = ModelSession(ref, replace(settings, trust_remote_code=settings.trust_remote_code or member in trusted),
-                               cache)
+                               cache, forward=ref.task.forward)  # what a member of its task runs
         rows += _run(session, member, ref, todo, progress)
     if session is not None and session.dist is not None:
         # a gloo/nccl group left to interpreter shutdown can abort a rank
@@ -119,15 +119,17 @@ def _up_to_date(jobs, settings, cache, fingerprints: Mapping[str, str]) -> set[t
     entries' headers alone."""
     from ensemble.inference.settings import settings_difference
 
-    have: dict[tuple, list] = {}  # (model digest, data digest) -> the settings of its entries
+    have: dict[tuple, list] = {}  # (model digest, data digest, payload) -> the settings of its entries
     for e in cache.entries():
         if e.damaged is None:
-            have.setdefault((e.metadata.get("model_digest"), e.metadata.get("data_digest")), []).append(e.settings)
+            have.setdefault((e.metadata.get("model_digest"), e.metadata.get("data_digest"), e.payload),
+                            []).append(e.settings)
     out = set()
     for _, ref, todo in jobs:
         fingerprint = fingerprints.get(ref.name) or ref.fingerprint(cache.file_digest)
         for _, split in todo:
-            if any(settings_difference(s, ref, settings) is None for s in have.get((fingerprint, split.digest), [])):
+            if any(settings_difference(s, ref, settings) is None
+                   for s in have.get((fingerprint, split.digest, ref.task.payload), [])):
                 out.add((ref.name, split.digest))
     return out
 
