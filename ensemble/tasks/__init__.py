@@ -9,7 +9,7 @@ from ensemble.tasks.classification.task import CLASSIFICATION
 from ensemble.tasks.columns.multilabel import MULTI_LABEL
 from ensemble.tasks.columns.regression import REGRESSION
 
-__all__ = ["Task", "TASKS", "task_named", "task_for_head", "shared_task", "read_as"]
+__all__ = ["Task", "TASKS", "task_named", "task_for_head", "shared_task", "read_as", "open_member"]
 
 # Every task, by name. A new kind of head is served by adding its task here.
 TASKS: dict[str, Task] = {t.name: t for t in (CLASSIFICATION, REGRESSION, MULTI_LABEL)}
@@ -31,6 +31,28 @@ def task_for_head(head) -> Task | None:
     return next((t for t in TASKS.values() if t.runs(head)), None)
 
 
+def open_member(path, name: str | None = None, task=None, *, tokenizer=None):
+    """The model folder ``path`` opened as a member: its task (``task``, said by the user, else the
+    one its head suggests; a head no task reads is refused in one line naming it), opened for the
+    forward that task runs (:func:`ensemble.inference.forwards.open_model`), its task set."""
+    from pathlib import Path
+
+    from ensemble.inference.forwards import open_model
+    from ensemble.inference.models import ModelRef
+    from ensemble.io.modelfiles import head_of, read_config
+
+    folder = Path(path)
+    said = None if task is None else (task_named(task) if isinstance(task, str) else task)
+    if said is None and folder.is_dir() and (folder / "config.json").is_file():
+        found = task_for_head(head_of(dict(read_config(folder))))
+        forward = found.forward if found is not None else "sequence"  # the sequence forward says what is wrong
+    else:
+        forward = said.forward if said is not None else "sequence"
+    ref = open_model(folder, forward, name, tokenizer) if forward != "sequence" else ModelRef.open(folder, name,
+                                                                                                    tokenizer)
+    return read_as(ref, said)
+
+
 def read_as(ref, task=None):
     """``ref`` (a :class:`~ensemble.inference.models.ModelRef`) with its task set: ``task`` (a Task
     or its name, said by the user) when given, which fills in what a sequence-classification head
@@ -39,10 +61,12 @@ def read_as(ref, task=None):
 
     if task is None:
         found = task_for_head(ref.head)
-        if found is None:  # inference.models.check_head refused it already; this is the tasks' word
+        if found is None:
             from ensemble.core.errors import EnsembleError
 
-            raise EnsembleError(f"{ref.folder / 'config.json'}: {ref.head.describe()}; no task reads its outputs")
+            heads = ", ".join(h for t in TASKS.values() for h in t.heads)
+            raise EnsembleError(f"{ref.folder / 'config.json'}: {ref.head.describe()}; no task reads its outputs yet "
+                                f"(ensemble's tasks read {heads} heads)")
         return replace(ref, task=found)
     t = task_named(task) if isinstance(task, str) else task
     t.read_as(ref)

@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from ensemble.core.errors import EnsembleError, folds_fix
-from ensemble.tasks import read_as
+from ensemble.tasks import open_member
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +120,10 @@ class GroupRef:
 
     @classmethod
     def open(cls, member, task=None) -> "GroupRef":
-        """``task``: as :func:`~ensemble.tasks.read_as`, for every fold model."""
-        from ensemble.inference.models import ModelRef
+        """``task``: as :func:`~ensemble.tasks.open_member`, for every fold model."""
 
         return cls(member.name, member.folder,
-                   [read_as(ModelRef.open(f, f"{member.name}-fold{i}"), task) for i, f in enumerate(member.parts)])
+                   [open_member(f, f"{member.name}-fold{i}", task) for i, f in enumerate(member.parts)])
 
     def logits(self, read, split, training: TrainingFolds | None):
         """The group's logits over ``split``: out of fold on the training split (fold model k's
@@ -211,8 +210,7 @@ def member_jobs(members, splits: dict, training: TrainingFolds | None, task=None
     model folder, a fold group's K fold models included. A fold model predicts its own held-out
     rows of the training split (``train-fold<k>``) and every other split whole; a plain model
     skips the training split when folds are given (only fold groups have out-of-fold logits).
-    ``task``: the task every model is read as (:func:`~ensemble.tasks.read_as`)."""
-    from ensemble.inference.models import ModelRef
+    ``task``: the task every model is read as (:func:`~ensemble.tasks.open_member`)."""
 
     jobs = []
     train = None if training is None else training.split.name
@@ -221,7 +219,7 @@ def member_jobs(members, splits: dict, training: TrainingFolds | None, task=None
             todo = [(s, split) for s, split in splits.items() if s != train]
             if len(todo) < len(splits):
                 log.info("%s: not a fold group, so it skips the training split %s", m.name, train)
-            jobs.append((m.name, read_as(ModelRef.open(m.folder, m.name), task), todo))
+            jobs.append((m.name, open_member(m.folder, m.name, task), todo))
             continue
         group = GroupRef.open(m, task)
         if training is None:

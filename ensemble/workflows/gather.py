@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 from ensemble.core.combination import Aligned, align
 from ensemble.core.errors import EnsembleError, data_fix, flag, folds_fix, in_project, option, project_members
 from ensemble.data.splits import open_split
-from ensemble.tasks import read_as, shared_task
+from ensemble.tasks import open_member, shared_task
 from ensemble.workflows.inputs import Inputs
 from ensemble.workflows.members import resolve_members
 
@@ -63,7 +63,6 @@ class CachedLogits:
                  refit: Mapping[str, str] | None = None, *, inference=None, class_order=None, task=None,
                  targets: Sequence[str] | None = None):
         from ensemble.inference.cache import LogitCache
-        from ensemble.inference.models import ModelRef
         from ensemble.inference.settings import InferenceSettings
         from ensemble.workflows.foldgroups import GroupRef
 
@@ -75,7 +74,7 @@ class CachedLogits:
         check_refit(self.members, refit)
         self.cache = LogitCache(cache_dir)
         self.training = training
-        refs = [GroupRef.open(m, task) if m.is_fold_group else read_as(ModelRef.open(m.folder, m.name), task)
+        refs = [GroupRef.open(m, task) if m.is_fold_group else open_member(m.folder, m.name, task)
                 for m in self.members]
         self.refs = [r for r in refs if r.name not in refit]
         by_name = {r.name: r for r in refs}

@@ -181,14 +181,13 @@ def predict_logits(
     """
     from ensemble.data.splits import Split, load_split
     from ensemble.inference.cache import LogitCache
-    from ensemble.inference.models import ModelRef
     from ensemble.inference.session import ModelSession
     from ensemble.inference.settings import InferenceSettings
-    from ensemble.tasks import read_as
+    from ensemble.tasks import open_member
 
     settings = InferenceSettings(batch_size, max_length, pad_to_multiple_of, device, dtype, trust_remote_code)
     split = data if isinstance(data, Split) else load_split(data)
-    ref = read_as(ModelRef.open(model, name, tokenizer))  # its task checks the split's labels
+    ref = open_member(model, name, tokenizer=tokenizer)  # its task checks the split's labels
     if cache is True:
         cache = LogitCache()
     elif cache is False or cache is None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-import numpy as np
-
 from ensemble.core.errors import EnsembleError
 from ensemble.tasks.columns.estimate import (
     AUTO_VALUE_METHODS,

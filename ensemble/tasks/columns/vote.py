@@ -8,8 +8,7 @@ written through the vote workflow's paths and save.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 
