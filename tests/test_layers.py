@@ -177,6 +177,9 @@ TESTED_ELSEWHERE = {
     "tasks.columns.base": ("tasks/columns/test_estimate.py", "resampled("),  # the metrics from row statistics
     "tasks.columns.render": ("workflows/test_column_tasks.py", "rep.to_html()"),
     "tasks.columns.vote": ("workflows/test_column_tasks.py", "clip=True"),
+    "tasks.columns.report": ("workflows/test_column_tasks.py", "report("),  # every member and method scored
+    "tasks.classification.vote": ("workflows/test_vote.py", "adjust"),  # weights, adjustment, submission
+    "tasks.classification.report": ("workflows/test_report.py", "report("),
     "cli.init": ("cli/test_project.py", '"init"'),
     "cli.main": ("cli/test_avg_ckpt.py", "exit_code == 2"),  # exit codes, -v tracebacks, python -m ensemble
     "cli.options": ("cli/test_project.py", "commands with no other argument"),  # the flags, else the project file
@@ -219,3 +222,60 @@ def test_the_architecture_doc_lists_every_module():
         actual = {p.relative_to(PACKAGE / layer).with_suffix("").as_posix() for p in (PACKAGE / layer).rglob("*.py")
                   if p.stem != "__init__"}
         assert listed == actual, (layer, sorted(listed ^ actual))
+
+
+def _task_names() -> set[str]:
+    from ensemble.tasks import TASKS
+
+    return set(TASKS) | {"multi-label", "multilabel"}
+
+
+def _outside_tasks():
+    for name, path in _modules().items():
+        if not name.startswith("ensemble.tasks"):
+            yield name, path
+
+
+def test_no_code_outside_tasks_asks_a_task_its_name():
+    """The seam is a contract, not a name: outside ``ensemble/tasks/`` no comparison involves a
+    task's name (``task.name == "regression"``, ``t in ("classification", ...)``) nor a task's
+    ``.name``; the workflows ask the task's hooks instead."""
+    names = _task_names()
+    found = []
+    for module, path in _outside_tasks():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Compare):
+                continue
+            sides = [node.left, *node.comparators]
+            consts = {n.value for s in sides for n in ast.walk(s) if isinstance(n, ast.Constant)}
+            task_attr = any(isinstance(n, ast.Attribute) and n.attr == "name" and "task" in ast.unparse(n.value)
+                            for s in sides for n in ast.walk(s))
+            if consts & names and "task" in ast.unparse(node) or task_attr:  # problem_type "regression": a config
+                found.append((module, node.lineno, ast.unparse(node)))
+    assert found == []
+
+
+def test_no_code_outside_tasks_imports_a_particular_task():
+    """Outside ``ensemble/tasks/`` only the registry (``ensemble.tasks``) and the contract
+    (``ensemble.tasks.base``) are imported: a new task is a package plus one line in TASKS."""
+    allowed = {"ensemble.tasks", "ensemble.tasks.base"}
+    found = sorted((m, dep) for m, deps in _imports().items() if not m.startswith("ensemble.tasks")
+                   for dep in deps if dep.startswith("ensemble.tasks") and dep not in allowed)
+    assert found == []
+
+
+def test_the_name_rule_finds_a_comparison(tmp_path):
+    tree = ast.parse('if source.task.name != "classification":\n    pass\nif t in ("regression", "x"):\n    pass\n')
+    compares = [n for n in ast.walk(tree) if isinstance(n, ast.Compare)]
+    assert len(compares) == 2 and all({c.value for s in [n.left, *n.comparators] for c in ast.walk(s)
+                                       if isinstance(c, ast.Constant)} & _task_names()
+                                      or "task.name" in ast.unparse(n) for n in compares)
+
+
+def test_one_ensemble_selection_routine():
+    """Caruana's selection is written once (combining/ensemble_selection.py); tasks state a loss."""
+    defining = [name for name, path in _modules().items()
+                for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                if isinstance(node, ast.FunctionDef) and node.name == "ensemble_selection"
+                and "selection_routine" not in path.read_text(encoding="utf-8")]
+    assert defining == ["ensemble.combining.ensemble_selection"]

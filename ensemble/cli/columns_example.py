@@ -19,7 +19,8 @@ from ensemble.cli.example import make_tokenizer, threads_for, write_vocab
 
 log = logging.getLogger(__name__)
 
-__all__ = ["train_value_run", "make_value_example", "pair_task", "tag_task"]
+__all__ = ["train_value_run", "make_value_example", "make_regression_example", "make_multilabel_example", "pair_task",
+           "tag_task"]
 
 _TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
              max_position_embeddings=128)
@@ -189,21 +190,36 @@ def _write(path: Path, header, rows) -> None:
         w.writerows(rows)
 
 
-def make_value_example(folder: str | os.PathLike, task: str, *, seed: int = 0, progress: bool = False) -> Path:
-    """Write the regression or multi-label example: data, three tiny Trainer runs (one whose head
-    does not name its outputs or lists them in another order) and ``ensemble.toml``."""
+def make_regression_example(folder: str | os.PathLike, *, seed: int = 0, progress: bool = False,
+                            folds: int | None = None) -> Path:
+    """``ensemble example --task regression``: sentence-pair regressors with two targets."""
+    return make_value_example(folder, regression=True, seed=seed, progress=progress, folds=folds)
+
+
+def make_multilabel_example(folder: str | os.PathLike, *, seed: int = 0, progress: bool = False,
+                            folds: int | None = None) -> Path:
+    """``ensemble example --task multi_label``: taggers with four labels."""
+    return make_value_example(folder, regression=False, seed=seed, progress=progress, folds=folds)
+
+
+def make_value_example(folder: str | os.PathLike, *, regression: bool, seed: int = 0, progress: bool = False,
+                       folds: int | None = None) -> Path:
+    """Write the regression (``regression``) or multi-label example: data, three tiny Trainer runs
+    (one whose head does not name its outputs or lists them in another order) and ``ensemble.toml``."""
     import transformers
     from tqdm.auto import tqdm
 
     from ensemble.core.errors import EnsembleError
 
+    if folds is not None:
+        raise EnsembleError(f"--folds is for the classification example; drop it with --task "
+                            f"{'regression' if regression else 'multi_label'}")
     transformers.logging.disable_progress_bar()
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()):
         raise EnsembleError(f"{folder}: exists and is not empty; pass a new folder")
     data = folder / "data"
     data.mkdir(parents=True, exist_ok=True)
-    regression = task == "regression"
     make = pair_task if regression else tag_task
     names = ["similarity", "agreement"] if regression else list(TAGS)
     text_cols = ["sentence1", "sentence2"] if regression else ["text"]

@@ -14,6 +14,7 @@ import click
 
 from ensemble.core.errors import EnsembleError
 from ensemble.core.options import allowed
+from ensemble.tasks import DEFAULT_TASK, TASKS
 
 log = logging.getLogger("ensemble")
 
@@ -603,7 +604,7 @@ def _age(seconds: float) -> str:
 @click.option("--folds", type=click.IntRange(min=2), default=None, metavar="K",
               help="A K-fold example instead: two backbones trained K times (fold k held out) and once on every row "
                    "(the refits), folds.csv, and an ensemble.toml that fits on the out-of-fold rows.")
-@click.option("--task", type=click.Choice(allowed("task")), default="classification",
+@click.option("--task", type=click.Choice(list(TASKS)), default=DEFAULT_TASK.name,
               show_default=True, help="regression: sentence-pair regressors with two targets; multi_label: taggers "
                                       "with four labels (one run with its outputs in another order).")
 @common_options
@@ -621,16 +622,13 @@ def example(folder, seed, folds, task):
       ensemble example kfold --folds 5 && cd kfold && ensemble run
       ensemble example sts --task regression && cd sts && ensemble run
     """
+    from ensemble.cli.columns_example import make_multilabel_example, make_regression_example
     from ensemble.cli.example import make_example
 
-    if task != "classification":
-        from ensemble.cli.columns_example import make_value_example
-
-        if folds is not None:
-            raise EnsembleError(f"--folds is for the classification example; drop it with --task {task}")
-        progress = click.get_current_context().meta["ensemble.progress"]
-        click.echo(str(make_value_example(folder, task, seed=seed, progress=progress)))
-        return
-
-    click.echo(str(make_example(folder, seed=seed, progress=click.get_current_context().meta["ensemble.progress"],
-                                folds=folds)))
+    # each task's example, by the task's name
+    examples = {"classification": make_example, "regression": make_regression_example,
+                "multi_label": make_multilabel_example}
+    if task not in examples:
+        raise EnsembleError(f"no example for task {task}; examples exist for {', '.join(examples)}")
+    progress = click.get_current_context().meta["ensemble.progress"]
+    click.echo(str(examples[task](folder, seed=seed, progress=progress, folds=folds)))

@@ -69,20 +69,23 @@ def _head(folder: Path) -> tuple[str | None, str]:
     head = head_of(config if isinstance(config, dict) else {})
     what = head.kind if head.kind != "custom" else f"custom code ({head.architecture})"
     if task_for_head(head) is None:
-        return f"{head.describe()}; ensemble runs classification, regression and multi-label heads", what
+        from ensemble.tasks import TASKS
+
+        return f"{head.describe()}; ensemble runs {', '.join(list(TASKS)[:-1])} and {list(TASKS)[-1]} heads", what
     return None, what
 
 
 def _task_line(heads: list[str]) -> str:
     """[data] task: the task the listed members' heads (their kinds, as the entries say them)
     share, or a comment naming the tasks when they differ."""
-    from ensemble.tasks import TASKS
+    from ensemble.tasks import DEFAULT_TASK, TASKS
 
-    found = sorted({next((t.name for t in TASKS.values() if h in t.heads), "classification") for h in heads})
+    found = sorted({next((t.name for t in TASKS.values() if h in t.heads), DEFAULT_TASK.name) for h in heads})
     if len(found) == 1:
         return f'task = "{found[0]}"   # detected from the members\' config.json (problem_type, num_labels)'
     if not found:
-        return "# task = \"classification\"   # or regression, multi_label: no member's head was read"
+        others = ", ".join(n for n, t in TASKS.items() if t is not DEFAULT_TASK)
+        return f"# task = \"{DEFAULT_TASK.name}\"   # or {others}: no member's head was read"
     return f'# task = "{found[0]}"   # the members\' heads say {", ".join(found)}: an ensemble is of one task'
 
 

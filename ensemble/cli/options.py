@@ -8,6 +8,7 @@ import click
 
 from ensemble.core.errors import NAME_RULE, EnsembleError, is_name, project_messages
 from ensemble.core.options import allowed
+from ensemble.tasks import TASKS
 
 log = logging.getLogger("ensemble")
 
@@ -238,7 +239,7 @@ def column_options(f):
                           "[default: label when present]."),
         click.option("--label-sep", default=None, expose_value=False, callback=_to_meta("label_sep"),
                      help="Multi-label: the label column joins each row's labels with this separator."),
-        click.option("--task", type=click.Choice(allowed("task")), default=None,
+        click.option("--task", type=click.Choice(list(TASKS)), default=None,
                      expose_value=False, callback=_to_meta("task"),
                      help="The members' task [default: from their config.json: problem_type, num_labels]."),
         click.option("--encoding", default=None, help="Encoding of CSV/TSV/JSONL files, e.g. cp949 [default: UTF-8]."),

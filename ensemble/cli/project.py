@@ -232,8 +232,10 @@ def load_project(path: str | os.PathLike) -> Project:
                     r.fail(table, key, f"unknown key; expected one of {', '.join(sorted(allowed))}")
     data_t = dict(doc.get("data", {}))
     task = data_t.pop("task", None)
-    if task is not None and task not in ("classification", "regression", "multi_label"):
-        r.fail("data", "task", f"must be classification, regression or multi_label, got {task!r}")
+    from ensemble.tasks import TASKS
+
+    if task is not None and task not in TASKS:
+        r.fail("data", "task", f"must be {', '.join(list(TASKS)[:-1])} or {list(TASKS)[-1]}, got {task!r}")
     data, sample, columns = _read_data(r, data_t)
     folds = columns.pop("folds", None)
     fold_column = columns.pop("fold_column", None)
@@ -383,7 +385,7 @@ def _read_vote(r: _Reader, vote: dict) -> dict:
         if not isinstance(value, str) and key != "clip":
             r.fail("vote", key, f"must be a string, got {value!r}")
     if "threshold" in vote:
-        from ensemble.tasks.columns.multilabel import check_thresholds
+        from ensemble.core.options import check_thresholds
 
         try:
             check_thresholds(vote["threshold"])

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Sequence
+
+import numpy as np
 
 from ensemble.core.errors import EnsembleError, named
 
@@ -26,7 +29,6 @@ ALLOWED = {
     "dtype": ("auto", "float32", "bfloat16", "float16"),  # inference precision
     "accumulate_dtype": ("float32", "float64"),  # the running sum of an average
     "soup": ("uniform", "greedy"),  # avg-ckpt --method: a uniform soup or a greedy one
-    "task": ("classification", "regression", "multi_label"),  # what the members' heads are read as
 }
 
 
@@ -75,3 +77,23 @@ def weights_kind(spec: str) -> str:
     except ValueError:
         return "unknown"
     return "fixed"
+
+
+def check_thresholds(value, labels: Sequence[str] | None = None, what: str = "threshold"):
+    """A threshold given by hand: one number, or one per label, each in (0, 1); "global" or
+    "per_label" ask for it to be fitted."""
+    if isinstance(value, str) and value in ("global", "per_label"):
+        return value
+    if isinstance(value, str):
+        try:
+            value = [float(v) for v in value.split(",")]
+        except ValueError:
+            raise EnsembleError(f"{what} must be global, per_label, a number in (0, 1) or one per label; "
+                                f"got {value!r}") from None
+    t = np.atleast_1d(np.asarray(value, dtype=np.float64))
+    if t.ndim != 1 or not np.all(np.isfinite(t)) or np.any(t <= 0) or np.any(t >= 1):
+        raise EnsembleError(f"{what} must be in (0, 1) (a probability the label is decided at); got {t.tolist()}")
+    if labels is not None and len(t) not in (1, len(labels)):
+        raise EnsembleError(f"got {len(t)} thresholds, {len(labels)} labels ({', '.join(labels)}); give one, or one "
+                            "per label in the labels' order")
+    return float(t[0]) if len(t) == 1 else t

@@ -9,10 +9,14 @@ from ensemble.tasks.classification.task import CLASSIFICATION
 from ensemble.tasks.columns.multilabel import MULTI_LABEL
 from ensemble.tasks.columns.regression import REGRESSION
 
-__all__ = ["Task", "TASKS", "task_named", "task_for_head", "shared_task", "read_as", "open_member"]
+__all__ = ["Task", "TASKS", "DEFAULT_TASK", "task_named", "task_for_head", "shared_task", "read_as", "open_member"]
 
 # Every task, by name. A new kind of head is served by adding its task here.
 TASKS: dict[str, Task] = {t.name: t for t in (CLASSIFICATION, REGRESSION, MULTI_LABEL)}
+
+# The task of a submission written without members to say it (write_submission), and of a project
+# whose members' heads were not read (ensemble init).
+DEFAULT_TASK: Task = CLASSIFICATION
 
 
 def task_named(name: str) -> Task:

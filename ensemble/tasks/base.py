@@ -185,6 +185,16 @@ class Task(abc.ABC):
         """Refuse, before any model runs, labels of ``split`` that do not fit this task's outputs
         ``names`` (a one-line error naming the file and the column)."""
 
+    @abc.abstractmethod
+    def truth(self, split, labels: Sequence[str], model: str, index_order):
+        """The labelled ``split``'s truth in the outputs' names ``labels``: class indices (n,), or
+        an (n, T) array. ``index_order()`` gives the class of each index for integer labels."""
+
+    def output_names(self, names: Sequence[str], columns: Sequence[str] | None) -> tuple[str, ...] | None:
+        """The names a member's outputs go by when its head does not name them: the label
+        ``columns`` matched by position; None to keep the head's ``names`` (the default)."""
+        return None
+
     def accuracy_of(self, values: np.ndarray, split, labels: Sequence[str], model: str) -> float | None:
         """The share of ``split``'s labelled rows that one model's outputs ``values`` (n, C), in
         the names ``labels``, get right: what the predict table shows and what is compared with

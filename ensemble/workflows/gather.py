@@ -185,10 +185,8 @@ class CachedLogits:
             raise EnsembleError(f"class_order {','.join(self.class_order)} does not name the members' classes "
                                 f"({', '.join(sorted(logits[0].labels))}); name each of them once")
         al = align(logits, ids=split.ids, labels=labels)
-        if split.labels is not None and self.task.name != "classification":
-            al.y = self.task.targets(split, al.labels, self.refs[0].name)
-        elif split.labels is not None:
-            al.y = split.label_indices(al.labels, model=self.refs[0].name, index_order=self._index_order(split, logits))
+        if split.labels is not None:
+            al.y = self.task.truth(split, al.labels, self.refs[0].name, lambda: self._index_order(split, logits))
         al.logits = logits
         return al
 
@@ -197,12 +195,8 @@ class CachedLogits:
         name them (:attr:`targets`)."""
         from dataclasses import replace
 
-        from ensemble.tasks.columns.base import GENERIC
-
-        t = self.targets
-        if self.task.name == "classification" or not t or len(lg.labels) != len(t) or tuple(lg.labels) == t:
-            return lg
-        if len(t) > 1 and not all(GENERIC.fullmatch(c) for c in lg.labels):
+        t = self.task.output_names(lg.labels, self.targets)
+        if t is None:
             return lg
         if len(t) > 1 and (lg.model, t) not in _SAID:
             _SAID.add((lg.model, t))

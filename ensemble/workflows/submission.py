@@ -39,9 +39,9 @@ def write_submission(ids: Sequence[str], proba: np.ndarray, labels: Sequence[str
     returns the DataFrame written. ``kwargs`` go to the task's submission format
     (:meth:`~ensemble.tasks.base.Task.submission`; default: single-label classification,
     :func:`~ensemble.tasks.classification.make_submission`)."""
-    from ensemble.tasks import task_named
+    from ensemble.tasks import DEFAULT_TASK
 
-    task = task or task_named("classification")
+    task = task or DEFAULT_TASK
     return save_submission(task.submission(ids, proba, labels, **kwargs), out, sidecar)
 
 

@@ -292,6 +292,9 @@ class Classification(Task):
     def check_labels(self, split, names, model):
         split.label_indices(names, model=model)
 
+    def truth(self, split, labels, model, index_order):
+        return split.label_indices(labels, model=model, index_order=index_order())
+
     def accuracy_of(self, values, split, labels, model):
         return float((np.asarray(values).argmax(axis=1) == split.label_indices(labels, model=model)).mean())
 

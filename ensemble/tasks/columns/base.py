@@ -145,6 +145,17 @@ class ValueTask(Task):
             return tuple(cols)
         return tuple(map(str, names))
 
+    def truth(self, split, labels, model, index_order):
+        return self.targets(split, labels, model)
+
+    def output_names(self, names, columns):
+        t = tuple(columns or ())
+        if not t or len(names) != len(t) or tuple(names) == t:
+            return None
+        if len(t) > 1 and not all(GENERIC.fullmatch(c) for c in names):
+            return None
+        return t
+
     def check_labels(self, split, names: Sequence[str], model: str) -> None:
         """A label column that does not fit the task, refused before any model runs."""
         self.targets(split, names, model)

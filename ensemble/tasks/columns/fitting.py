@@ -431,7 +431,7 @@ def fit_value_weights(task: str, arrays: Sequence[np.ndarray], y: np.ndarray, me
                                                                                  for c in clip)
     combined = fitted.combined(arrays)
     if task == "multi_label":
-        from ensemble.tasks.columns.multilabel import check_thresholds
+        from ensemble.core.options import check_thresholds
 
         kind = check_thresholds(threshold, fitted.names)
         fitted.threshold = fit_threshold(combined, y, metric, kind) if isinstance(kind, str) else kind

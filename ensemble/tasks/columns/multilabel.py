@@ -13,9 +13,11 @@ from typing import Sequence
 import numpy as np
 
 from ensemble.core.errors import EnsembleError, option
+from ensemble.core.options import check_thresholds
 from ensemble.tasks.columns.base import Metric, ValueTask, label_matrix, match_names
 
 __all__ = ["MultiLabel", "MULTI_LABEL", "METRICS", "sigmoid", "logit", "decide", "check_thresholds", "average_precision"]
+
 
 _EPS = 1e-7
 
@@ -66,26 +68,6 @@ METRICS = {
     "f1_samples": Metric("f1_samples", True, _samples_stats, lambda S, N: S[..., 0] / np.asarray(N, dtype=np.float64),
                          decided=True),
 }
-
-
-def check_thresholds(value, labels: Sequence[str] | None = None, what: str = "threshold"):
-    """A threshold given by hand: one number, or one per label, each in (0, 1); "global" or
-    "per_label" ask for it to be fitted."""
-    if isinstance(value, str) and value in ("global", "per_label"):
-        return value
-    if isinstance(value, str):
-        try:
-            value = [float(v) for v in value.split(",")]
-        except ValueError:
-            raise EnsembleError(f"{what} must be global, per_label, a number in (0, 1) or one per label; "
-                                f"got {value!r}") from None
-    t = np.atleast_1d(np.asarray(value, dtype=np.float64))
-    if t.ndim != 1 or not np.all(np.isfinite(t)) or np.any(t <= 0) or np.any(t >= 1):
-        raise EnsembleError(f"{what} must be in (0, 1) (a probability the label is decided at); got {t.tolist()}")
-    if labels is not None and len(t) not in (1, len(labels)):
-        raise EnsembleError(f"got {len(t)} thresholds, {len(labels)} labels ({', '.join(labels)}); give one, or one "
-                            "per label in the labels' order")
-    return float(t[0]) if len(t) == 1 else t
 
 
 def decide(proba: np.ndarray, threshold) -> np.ndarray:
