@@ -23,9 +23,9 @@ def logits():
 def main() -> None:
     kind, folder = sys.argv[1], Path(sys.argv[2])
     if kind == "cache":
-        from ensemble.inference.cache import LogitCache
+        from ensemble.inference.cache import OutputCache
 
-        cache, lg = LogitCache(folder / "cache"), logits()
+        cache, lg = OutputCache(folder / "cache"), logits()
 
         def write():
             cache.put(KEY, lg, {"model_digest": "m", "data_digest": "d"})

@@ -113,7 +113,7 @@ def cache_fake_model(folder: Path, name: str, labels, config: dict, outputs: dic
 
     from ensemble.core.outputs import Logits
     from ensemble.data.splits import load_split
-    from ensemble.inference.cache import LogitCache
+    from ensemble.inference.cache import OutputCache
     from ensemble.inference.models import ModelRef
     from ensemble.inference.settings import InferenceSettings, recorded_settings
 
@@ -124,7 +124,7 @@ def cache_fake_model(folder: Path, name: str, labels, config: dict, outputs: dic
     save_file({"classifier.weight": rng.normal(size=(len(labels), 4)).astype(np.float32),
                "classifier.bias": np.zeros(len(labels), dtype=np.float32)}, folder / "model.safetensors")
     (folder / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nx\n")
-    cache = LogitCache(cache_dir)
+    cache = OutputCache(cache_dir)
     ref = ModelRef.open(folder, name)
     digest = ref.fingerprint(cache.file_digest)
     for split_name, values in outputs.items():

@@ -590,10 +590,10 @@ def _(w, tmp):
 def _(w, tmp):
     from blake3 import blake3
 
-    from ensemble.inference.cache import LogitCache
+    from ensemble.inference.cache import OutputCache
     from ensemble.io.tensors import SafetensorsFile
 
-    cache = LogitCache(tmp / "cache")
+    cache = OutputCache(tmp / "cache")
     shutil.copytree(w.cache, cache.root, dirs_exist_ok=True)
     entry = next(e for e in cache.entries() if e.metadata["model"] == "early" and e.metadata["split"] == "test")
     raw = bytearray(entry.path.read_bytes())
@@ -834,10 +834,10 @@ def _(w, tmp):
 
 @case("vote: truncated cache entry", "damaged cache entr")
 def _(w, tmp):
-    from ensemble.inference.cache import LogitCache
+    from ensemble.inference.cache import OutputCache
 
     cache = _copy(w.cache, tmp, "cache")
-    for e in LogitCache(cache).entries():
+    for e in OutputCache(cache).entries():
         if e.metadata.get("model") == "early":
             e.path.write_bytes(e.path.read_bytes()[:100])  # cut: its header no longer says whose it is
     argv = _vote(w, tmp)

@@ -42,13 +42,13 @@ def _partial(kind: str, folder: Path) -> str | None:
     import pandas as pd
 
     if kind == "cache":
-        from ensemble.inference.cache import LogitCache
+        from ensemble.inference.cache import OutputCache
 
         from .fault_child import KEY, ROWS
 
         path = folder / "cache" / f"{KEY}.safetensors"
         if path.exists():
-            lg = LogitCache(folder / "cache").get(KEY)
+            lg = OutputCache(folder / "cache").get(KEY)
             if lg is None or len(lg) != ROWS:
                 return "cache entry unreadable"
     elif kind == "weights":

@@ -16,7 +16,7 @@ import pytest
 
 from ensemble.averaging.manifest import manifest_path
 from ensemble.core.errors import EnsembleError
-from ensemble.inference.cache import LogitCache
+from ensemble.inference.cache import OutputCache
 from ensemble.workflows.predict import predict_logits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,10 +65,10 @@ def test_two_predict_processes_share_one_cache(model, valid, tmp_path):
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
-    entries = LogitCache(cache).entries()
+    entries = OutputCache(cache).entries()
     assert len(entries) == 1 and entries[0].damaged is None
     assert sorted("computed" in o[0].split("\n")[1] for o in outs) == [False, True]  # one computed, one waited and hit
-    assert LogitCache(cache).get(entries[0].key) is not None
+    assert OutputCache(cache).get(entries[0].key) is not None
     assert not list(cache.glob(".*.tmp-*"))
 
 

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from ensemble.cli.main import main
-from ensemble.inference.cache import LogitCache
+from ensemble.inference.cache import OutputCache
 
 from .conftest import DROP, edit_config, load_korean, require
 from .zoo import FAMILIES, auto_mapping_restored, has_family, make_zoo_model
@@ -101,9 +101,9 @@ def test_every_family_averages_and_predicts_as_its_own_forward_pass(zoo, family,
     result = _cli("predict", "--model", f"m={avg}", "--data", f"valid={zoo.valid}", "--batch-size", 8,
                   "--cache-dir", cache, "-q")
     assert result.exit_code == 0, result.output
-    entry = next(e for e in LogitCache(cache).entries() if e.metadata["split"] == "valid")
+    entry = next(e for e in OutputCache(cache).entries() if e.metadata["split"] == "valid")
     ids = [f"v{i}" for i in range(len(zoo.texts))]
-    got = LogitCache(cache).get(entry.key, ids)
+    got = OutputCache(cache).get(entry.key, ids)
     expected, attention = _own_logits(avg, zoo.texts)
     np.testing.assert_allclose(got.values, expected, rtol=1e-4, atol=1e-5)
     # which attention ran is recorded: the model's own default (SDPA where it has it, else eager)
@@ -141,7 +141,7 @@ def test_a_decoder_classifier_without_pad_token_id_is_a_clear_error(zoo, tmp_pat
     assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
     assert "no pad_token_id" in result.stderr and "LlamaForSequenceClassification" in result.stderr
     assert "the tokenizer's pad token is 0" in result.stderr
-    assert not (tmp_path / "c").exists() or not LogitCache(tmp_path / "c").entries()
+    assert not (tmp_path / "c").exists() or not OutputCache(tmp_path / "c").entries()
 
 
 def test_chat_templates_and_tokenizer_files_travel_with_the_average(zoo, tmp_path):
@@ -237,7 +237,7 @@ def test_heads_that_are_not_single_label_classifiers_are_refused_by_every_comman
     cache = tmp_path / "cache"
     data = ["--data", f"valid={zoo.valid}", "--data", f"test={zoo.test}", "--cache-dir", cache]
     assert _cli("predict", "--model", f"good={good}", *data, "-q").exit_code == 0
-    entries = len(LogitCache(cache).entries())
+    entries = len(OutputCache(cache).entries())
     members = ["--model", f"good={good}", "--model", f"bad={bad}"]
     commands = {
         "predict": ["predict", "--model", f"bad={bad}", *data],
@@ -257,10 +257,10 @@ def test_heads_that_are_not_single_label_classifiers_are_refused_by_every_comman
     monkeypatch.chdir(project)
     result = _cli("run")
     assert result.exit_code == 1 and result.stderr.count("\n") == 1 and HEADS[kind] in result.stderr, result.output
-    assert len(LogitCache(cache).entries()) == entries
+    assert len(OutputCache(cache).entries()) == entries
     assert not (tmp_path / "sub.csv").exists() and not (tmp_path / "report.html").exists()
     assert not list(project.glob("submissions/*")) and not (project / ".ensemble" / "cache").exists() or \
-        not LogitCache(project / ".ensemble" / "cache").entries()
+        not OutputCache(project / ".ensemble" / "cache").entries()
 
 
 def test_an_architecture_the_loader_replaces_is_refused_naming_both(zoo, tmp_path):
@@ -423,8 +423,8 @@ def test_a_model_with_its_own_code_is_averaged_and_run_only_when_trusted(meanpoo
     assert "pass --trust-remote-code" in refused.stderr
     result = _cli("predict", "--model", f"m={tmp_path / 'avg'}", *data, "--trust-remote-code", "-q")
     assert result.exit_code == 0, result.output
-    entry = LogitCache(tmp_path / "cache").entries()[0]
-    got = LogitCache(tmp_path / "cache").get(entry.key, [f"v{i}" for i in range(len(zoo.texts))])
+    entry = OutputCache(tmp_path / "cache").entries()[0]
+    got = OutputCache(tmp_path / "cache").get(entry.key, [f"v{i}" for i in range(len(zoo.texts))])
     expected, _ = _own_logits(tmp_path / "avg", zoo.texts, trust_remote_code=True)
     np.testing.assert_allclose(got.values, expected, rtol=1e-4, atol=1e-5)
 

@@ -20,9 +20,9 @@ def _copy(tmp_path) -> Path:
 
 
 def _recorded_versions(root: Path) -> dict:
-    from ensemble.inference.cache import LogitCache
+    from ensemble.inference.cache import OutputCache
 
-    (entry,) = {e.metadata["versions"] for e in LogitCache(root / "cache").entries()}
+    (entry,) = {e.metadata["versions"] for e in OutputCache(root / "cache").entries()}
     return json.loads(entry)
 
 
@@ -32,7 +32,7 @@ def test_cache_entries_of_the_previous_main_are_hits(tmp_path, monkeypatch):
     entry instead of running the model."""
     import ensemble.inference.session as session
     from ensemble import load_split, predict_logits
-    from ensemble.inference.cache import LogitCache
+    from ensemble.inference.cache import OutputCache
 
     root = _copy(tmp_path)
     versions = _recorded_versions(root)
@@ -46,7 +46,7 @@ def test_cache_entries_of_the_previous_main_are_hits(tmp_path, monkeypatch):
             lg = predict_logits(model, split, cache=root / "cache", progress=False)
             assert lg.meta["cached"] is True, (model, name)
             read.add(Path(lg.meta["cache_path"]).stem)
-            stored = LogitCache(root / "cache").get(Path(lg.meta["cache_path"]).stem)
+            stored = OutputCache(root / "cache").get(Path(lg.meta["cache_path"]).stem)
             np.testing.assert_array_equal(lg.values, stored.values)
     assert read == written
 

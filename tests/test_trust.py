@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from ensemble.cli.main import main
 from ensemble.core.errors import EnsembleError
-from ensemble.inference.cache import LogitCache
+from ensemble.inference.cache import OutputCache
 
 from .workflows.test_vote import project as project  # noqa: F401  (the fixture world reads)
 
@@ -75,7 +75,7 @@ def test_an_experiment_with_other_settings_is_never_read_as_the_default(world, t
     result = _cli("predict", *_models(world, "bert", "early"), *_data(world), "--max-length", 4, "--cache-dir", cache,
                   "-q")
     assert result.exit_code == 0, result.output
-    assert len(LogitCache(cache).entries()) == 3 * 2 + 2 * 2  # the experiment's four beside the defaults
+    assert len(OutputCache(cache).entries()) == 3 * 2 + 2 * 2  # the experiment's four beside the defaults
     again = gather(members, data, cache_dir=cache)
     for a, b in zip(again.arrays, default.arrays):
         np.testing.assert_array_equal(a, b)
@@ -106,7 +106,7 @@ def test_an_experiment_with_other_settings_is_never_read_as_the_default(world, t
 
     pruned = _cli("cache", "prune", *_models(world, "bert", "early"), *_data(world), "--cache-dir", cache)
     assert pruned.exit_code == 0 and "(bert/valid, other inference settings)" in pruned.stdout
-    left = LogitCache(cache).entries()
+    left = OutputCache(cache).entries()
     assert len(left) == 4 and {json.loads(e.metadata["settings"])["max_tokens"] for e in left} == {128}
 
 
@@ -211,7 +211,7 @@ def test_a_class_name_swapped_in_a_cache_header_is_a_damaged_entry(world, tmp_pa
     from ensemble import gather
 
     cache = _copy_cache(world, tmp_path)
-    entry = next(e for e in LogitCache(cache).entries() if e.metadata["model"] == "bert" and e.metadata["split"] == "valid")
+    entry = next(e for e in OutputCache(cache).entries() if e.metadata["model"] == "bert" and e.metadata["split"] == "valid")
     labels = json.loads(entry.metadata["labels"])
     raw = entry.path.read_bytes()
     swapped = json.dumps(json.dumps([labels[1], labels[0], *labels[2:]]))[1:-1].encode()
@@ -439,10 +439,10 @@ def test_nfd_labels_are_the_classes_of_their_nfc_twins():
 
 def test_a_member_listed_twice_under_two_names_is_said(world, tmp_path, caplog):
     shutil.copytree(world / "bert", tmp_path / "twin")
-    from ensemble.workflows.gather import CachedLogits
+    from ensemble.workflows.gather import CachedOutputs
 
     with _said(caplog):
-        CachedLogits({"bert": world / "bert", "twin": tmp_path / "twin"}, world / "cache").warn_duplicates()
+        CachedOutputs({"bert": world / "bert", "twin": tmp_path / "twin"}, world / "cache").warn_duplicates()
     assert any("bert and twin are the same model" in r.getMessage() for r in caplog.records)
 
 

@@ -130,14 +130,14 @@ def predict(models, data, project, id_col, text_cols, label_col, encoding, quoti
       ensemble predict --model bert=runs/bert-fold{fold} --data train=data/train.csv --data test=data/test.csv \\
                        --folds data/folds.csv
     """
-    from ensemble.inference.cache import LogitCache
+    from ensemble.inference.cache import OutputCache
     from ensemble.workflows.predict import predict_jobs
 
     inputs = InputFlags(project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting)
     inputs.need()
     settings = inputs.inference(batch_size, max_length, pad_to_multiple_of, device, dtype, trust_remote_code)
     jobs = inputs.jobs(folds, fold_column)
-    cache = None if no_cache else LogitCache(inputs.cache_dir)
+    cache = None if no_cache else OutputCache(inputs.cache_dir)
     rows = [(r.model, r.split, r.rows, r.how, r.accuracy, r.cache_path)
             for r in predict_jobs(jobs, settings, cache, progress=click.get_current_context().meta["ensemble.progress"])]
     width = max(len("model"), *(len(r[0]) for r in rows))
@@ -506,9 +506,9 @@ def cache_ls(cache_dir):
     """
     import time
 
-    from ensemble.inference.cache import LogitCache
+    from ensemble.inference.cache import OutputCache
 
-    cache = LogitCache(cache_dir)
+    cache = OutputCache(cache_dir)
     entries = cache.entries()
     if not entries:
         log.info("%s: no cache entries", cache.root)
@@ -546,13 +546,13 @@ def cache_prune(models, data, project, id_col, text_cols, label_col, encoding, q
     Example:
       ensemble cache prune --model bert=weights/bert-top4 --data valid=data/valid.csv --data test=data/test.csv
     """
-    from ensemble.inference.cache import LogitCache
+    from ensemble.inference.cache import OutputCache
 
     inputs = InputFlags(project, models, data, id_col, text_cols, label_col, encoding, cache_dir, quoting)
     if not inputs.models or not inputs.data:
         raise EnsembleError("cache prune needs the current models and data: pass --model NAME=PATH and "
                             "--data SPLIT=PATH for each, or keep them in ensemble.toml")
-    cache = LogitCache(inputs.cache_dir)
+    cache = OutputCache(inputs.cache_dir)
     jobs = inputs.jobs(folds, fold_column)  # (member, model, its splits): fold models with their own rows
     from ensemble.inference.settings import settings_difference
 

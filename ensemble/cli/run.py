@@ -87,7 +87,7 @@ def run_project(project, *, k: int | None = None, weights: str | None = None, pr
 
 def _run(project, *, k, weights, progress, name, trust_remote_code=False) -> RunResult:
     from ensemble.data.splits import load_split
-    from ensemble.inference.cache import LogitCache
+    from ensemble.inference.cache import OutputCache
     p = project
     # fold groups fit on the training split's out-of-fold rows (valid, when given, is a holdout)
     for split in ("train", "test") if p.folds else ("valid", "test"):
@@ -96,7 +96,7 @@ def _run(project, *, k, weights, progress, name, trust_remote_code=False) -> Run
     members = {**{n: None for n in p.runs}, **{n: m.path for n, m in p.models.items()}}
     if not members:
         raise EnsembleError(f"{p.path}: no [models] and no [runs]; list at least one member")
-    cache = LogitCache(p.cache_dir)
+    cache = OutputCache(p.cache_dir)
     redone = {"average": 0, "predict": 0, "vote": 0, "report": 0}
     columns = {**p.columns, "label_if_present": True}
     names = ("train", "valid", "test") if p.folds else ("valid", "test")

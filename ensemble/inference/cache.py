@@ -53,7 +53,7 @@ from ensemble.io.projectfile import find_project
 
 log = logging.getLogger(__name__)
 
-__all__ = ['LogitCache', 'CacheEntry', 'CACHE_SCHEMA', 'default_cache_dir']
+__all__ = ['OutputCache', 'CacheEntry', 'CACHE_SCHEMA', 'default_cache_dir']
 
 CACHE_SCHEMA = "ensemble.logits/1"
 _SUFFIX = ".safetensors"
@@ -112,7 +112,7 @@ def _header_checksum(meta: Mapping[str, str]) -> str:
 
 @dataclass(frozen=True)
 class CacheEntry:
-    """One file of the cache, as listed by :meth:`LogitCache.entries`."""
+    """One file of the cache, as listed by :meth:`OutputCache.entries`."""
 
     path: Path
     key: str
@@ -143,7 +143,7 @@ class CacheEntry:
         return value if isinstance(value, dict) else {}
 
 
-class LogitCache:
+class OutputCache:
     """Logits on disk, keyed by content.
 
     Parameters
@@ -157,7 +157,7 @@ class LogitCache:
         self.memo = DigestMemo(self.root / "digests.sqlite")
 
     def __repr__(self) -> str:
-        return f"LogitCache({str(self.root)!r})"
+        return f"OutputCache({str(self.root)!r})"
 
     # ------------------------------------------------------------------ keys
 

@@ -119,7 +119,7 @@ class ModelSession:
     ----------
     ref : ModelRef
     settings : InferenceSettings
-    cache : LogitCache or None
+    cache : OutputCache or None
     forward : str or Forward, default "sequence"
         What the model does (:mod:`ensemble.inference.forwards`): a name of ``FORWARDS`` (with
         its default settings) or a Forward with its settings. Open a model of another forward
@@ -161,9 +161,9 @@ class ModelSession:
         return {**out, **extra}
 
     def key(self, split) -> str:
-        from ensemble.inference.cache import LogitCache
+        from ensemble.inference.cache import OutputCache
 
-        return LogitCache.make_key({"model": self.model_digest, "data": split.digest,
+        return OutputCache.make_key({"model": self.model_digest, "data": split.digest,
                                     "settings": self.key_settings(), "versions": library_versions()})
 
     # ---------------------------------------------------------------- loading

@@ -14,7 +14,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it onto ``path``.
 
     The temporary name, ``.<name>.tmp-<random>`` in the same folder, keeps the rename atomic
-    (one file system) and lets ``LogitCache.prune`` find what a killed process left. The
+    (one file system) and lets ``OutputCache.prune`` find what a killed process left. The
     temporary file is removed when ``write`` fails. Returns ``path``.
     """
     path = Path(path)

@@ -17,7 +17,7 @@ from ensemble.workflows.members import resolve_members
 
 log = logging.getLogger(__name__)
 
-__all__ = ['CachedLogits', 'gather']
+__all__ = ['CachedOutputs', 'gather']
 
 # (member, label columns) whose outputs were named by position: said once in a process, not by
 # every source that reads them (a run's vote and report)
@@ -26,7 +26,7 @@ _SAID: set = set()
 # --------------------------------------------------------------------------- the vote command
 
 
-class CachedLogits:
+class CachedOutputs:
     """The members' cached logits: the model folders opened once, the cache's entries read once,
     each model's content digest computed once, whatever number of splits is asked for.
 
@@ -62,7 +62,7 @@ class CachedLogits:
     def __init__(self, members, cache_dir: str | os.PathLike | None = None, training=None,
                  refit: Mapping[str, str] | None = None, *, inference=None, class_order=None, task=None,
                  targets: Sequence[str] | None = None):
-        from ensemble.inference.cache import LogitCache
+        from ensemble.inference.cache import OutputCache
         from ensemble.inference.settings import InferenceSettings
         from ensemble.workflows.foldgroups import GroupRef
 
@@ -72,7 +72,7 @@ class CachedLogits:
         self.members = resolve_members(members, None if training is None else training.k)
         refit = dict(refit or {})
         check_refit(self.members, refit)
-        self.cache = LogitCache(cache_dir)
+        self.cache = OutputCache(cache_dir)
         self.training = training
         refs = [GroupRef.open(m, task) if m.is_fold_group else open_member(m.folder, m.name, task)
                 for m in self.members]
@@ -228,9 +228,9 @@ def training_of(inputs: Inputs):
     return training_folds(inputs.data, inputs.folds, inputs.train, inputs.columns, inputs.fold_column)
 
 
-def source_of(inputs: Inputs, training=None, members=None) -> CachedLogits:
+def source_of(inputs: Inputs, training=None, members=None) -> CachedOutputs:
     """The cached logits of ``inputs``' members (or ``members``, resolved already)."""
-    return CachedLogits(inputs.members if members is None else members, inputs.cache_dir, training, inputs.refit,
+    return CachedOutputs(inputs.members if members is None else members, inputs.cache_dir, training, inputs.refit,
                         inference=inputs.inference, class_order=inputs.class_order, task=inputs.task,
                         targets=inputs.columns.get("label") if not inputs.columns.get("label_sep") else None)
 
@@ -369,7 +369,7 @@ def check_refit(members, refit: Mapping[str, str]) -> None:
         seen[group] = name
 
 
-def check_fold_groups(source: CachedLogits, training, valid: str | None = None) -> bool:
+def check_fold_groups(source: CachedOutputs, training, valid: str | None = None) -> bool:
     """Whether the members are fold groups, then fitted on their out-of-fold rows. A fold group
     needs the folds. Fold groups and models have no training rows in common: with a validation
     split ``valid`` (a split name, None when there is none) every member is fitted there, the

@@ -61,7 +61,7 @@ def check_jobs(jobs: Sequence) -> None:
 def predict_jobs(jobs: Sequence, settings, cache, *, read: bool = True, trusted: Sequence[str] = (),
                  progress: bool = False, fingerprints: Mapping[str, str] | None = None) -> list[PredictRow]:
     """Run ``jobs`` (:func:`~ensemble.workflows.foldgroups.member_jobs`: member name, ModelRef
-    and its splits) with inference ``settings``, caching in ``cache`` (a LogitCache, or None: no
+    and its splits) with inference ``settings``, caching in ``cache`` (a OutputCache, or None: no
     cache).
 
     ``read``: read each cached entry back (its rows and accuracy are reported, and a damaged
@@ -161,9 +161,9 @@ def predict_logits(
         defaults (columns ``id``, ``text``, ``label``).
     batch_size, max_length, pad_to_multiple_of, device, dtype
         See :class:`InferenceSettings`.
-    cache : bool, path-like or LogitCache, default True
+    cache : bool, path-like or OutputCache, default True
         True: the default cache folder (``.ensemble/cache`` beside ``ensemble.toml``, else in
-        the current folder); a path or a :class:`~ensemble.inference.cache.LogitCache`: that cache;
+        the current folder); a path or a :class:`~ensemble.inference.cache.OutputCache`: that cache;
         False: always compute, store nothing.
     name : str, optional
         The model's name in outputs. Default: the folder's name.
@@ -180,7 +180,7 @@ def predict_logits(
         ``ids`` (n,), ``values`` float32 (n, C) and ``labels`` (C,) from ``config.id2label``.
     """
     from ensemble.data.splits import Split, load_split
-    from ensemble.inference.cache import LogitCache
+    from ensemble.inference.cache import OutputCache
     from ensemble.inference.session import ModelSession
     from ensemble.inference.settings import InferenceSettings
     from ensemble.tasks import open_member
@@ -189,11 +189,11 @@ def predict_logits(
     split = data if isinstance(data, Split) else load_split(data)
     ref = open_member(model, name, tokenizer=tokenizer)  # its task checks the split's labels
     if cache is True:
-        cache = LogitCache()
+        cache = OutputCache()
     elif cache is False or cache is None:
         cache = None
-    elif not isinstance(cache, LogitCache):
-        cache = LogitCache(cache)
+    elif not isinstance(cache, OutputCache):
+        cache = OutputCache(cache)
     return ModelSession(ref, settings, cache).logits(split, progress)
 
 

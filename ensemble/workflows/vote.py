@@ -27,7 +27,7 @@ from ensemble.data.splits import open_split
 from ensemble.estimates.headline import VOTE_LOGGER
 from ensemble.tasks import TASKS
 from ensemble.tasks.base import Output, VoteJob
-from ensemble.workflows.gather import CachedLogits, check_fold_groups, check_refit, source_of, training_of, with_training
+from ensemble.workflows.gather import CachedOutputs, check_fold_groups, check_refit, source_of, training_of, with_training
 from ensemble.workflows.inputs import Inputs
 from ensemble.workflows.members import resolve_members
 from ensemble.workflows.submission import free_name, refuse_other_procedure
@@ -261,7 +261,7 @@ def vote_inputs(inputs: Inputs, weights, options: Mapping, output: Output, *, va
                                     output, paths, _save_set))
 
 
-def _check_file(loaded, path: Path, source: CachedLogits, g) -> None:
+def _check_file(loaded, path: Path, source: CachedOutputs, g) -> None:
     """A weights file is reused only by members of the task that wrote it, with the same models,
     validation data and folds."""
     reader, w = loaded
@@ -272,7 +272,7 @@ def _check_file(loaded, path: Path, source: CachedLogits, g) -> None:
     _check_folds(w, path, g.provenance.get("fitted_on"))
 
 
-def _fold_provenance(g: _Gathered, source: CachedLogits, training, oof: bool, train: str, valid: str) -> None:
+def _fold_provenance(g: _Gathered, source: CachedOutputs, training, oof: bool, train: str, valid: str) -> None:
     """What the outputs record of fold groups (fitted on their out-of-fold rows, or beside
     models on the validation rows as fold means) and of refits (said in the log too)."""
     if source.fold_groups:
@@ -334,7 +334,7 @@ def _check_data(data, valid: str, test: str) -> None:
                             f"'data/test.csv'}}; got {type(data).__name__} {str(data)[:80]!r}")
 
 
-def _leave_out_optimistic(source: CachedLogits, fitting_split, trained_on_valid) -> None:
+def _leave_out_optimistic(source: CachedOutputs, fitting_split, trained_on_valid) -> None:
     """Members whose scores on the fitting rows (``fitting_split``, None without one) are
     optimistic (trained on them, or a soup or K chosen on them) leave the vote, as they leave the
     report's ensembles; said in the log."""
@@ -404,7 +404,7 @@ def _load_weights(path: Path):
     return reader, reader.load_weights(path)
 
 
-def _gather(source: CachedLogits, data, valid: str, test: str, columns: dict, *, need_valid: bool,
+def _gather(source: CachedOutputs, data, valid: str, test: str, columns: dict, *, need_valid: bool,
             weights: str) -> _Gathered:
     """The test split and (when given) the validation split, every member's logits aligned on
     them in the test logits' class order, and their provenance."""

@@ -12,7 +12,7 @@ import pytest
 
 from ensemble.core.errors import EnsembleError
 from ensemble.core.outputs import Logits, Ragged, Texts
-from ensemble.inference.cache import LogitCache, default_cache_dir
+from ensemble.inference.cache import OutputCache, default_cache_dir
 
 
 def _logits(n=5, c=3, seed=0):
@@ -27,8 +27,8 @@ def _meta(model="md", data="dd"):
 
 
 def test_an_entry_round_trips_with_its_ids_labels_and_header(tmp_path):
-    cache = LogitCache(tmp_path)
-    key = LogitCache.make_key({"model": "md", "data": "dd"})
+    cache = OutputCache(tmp_path)
+    key = OutputCache.make_key({"model": "md", "data": "dd"})
     lg = _logits()
     cache.put(key, lg, _meta())
     back = cache.get(key, ids=lg.ids)
@@ -40,8 +40,8 @@ def test_an_entry_round_trips_with_its_ids_labels_and_header(tmp_path):
 
 
 def test_a_flipped_byte_is_a_miss_that_is_said_and_removed(tmp_path):
-    cache = LogitCache(tmp_path)
-    key = LogitCache.make_key({"model": "md", "data": "dd"})
+    cache = OutputCache(tmp_path)
+    key = OutputCache.make_key({"model": "md", "data": "dd"})
     path = cache.put(key, _logits(), _meta())
     data = bytearray(path.read_bytes())
     data[-3] ^= 0xFF
@@ -52,9 +52,9 @@ def test_a_flipped_byte_is_a_miss_that_is_said_and_removed(tmp_path):
 
 
 def test_prune_keeps_what_current_models_and_data_produce(tmp_path):
-    cache = LogitCache(tmp_path)
+    cache = OutputCache(tmp_path)
     for model, data in (("m1", "d1"), ("m1", "d2"), ("m2", "d1")):
-        cache.put(LogitCache.make_key({"model": model, "data": data}), _logits(), _meta(model, data))
+        cache.put(OutputCache.make_key({"model": model, "data": data}), _logits(), _meta(model, data))
     removed = cache.prune({"m1"}, {"d1", "d2"}, dry_run=True)
     assert [e.metadata["model_digest"] for e in removed] == ["m2"] and len(cache.entries()) == 3
     cache.prune({"m1"}, {"d1"})
@@ -87,8 +87,8 @@ def _texts():
 
 
 def test_a_ragged_entry_round_trips_with_a_row_of_no_units(tmp_path):
-    cache = LogitCache(tmp_path)
-    key = LogitCache.make_key({"model": "md", "data": "dd", "task": "tokens"})
+    cache = OutputCache(tmp_path)
+    key = OutputCache.make_key({"model": "md", "data": "dd", "task": "tokens"})
     rg = _ragged()
     cache.put(key, rg, _meta())
     back = cache.get(key, ids=KOREAN)
@@ -103,8 +103,8 @@ def test_a_ragged_entry_round_trips_with_a_row_of_no_units(tmp_path):
 
 
 def test_a_texts_entry_round_trips_korean_and_rows_without_candidates(tmp_path):
-    cache = LogitCache(tmp_path)
-    key = LogitCache.make_key({"model": "md", "data": "dd", "task": "generate"})
+    cache = OutputCache(tmp_path)
+    key = OutputCache.make_key({"model": "md", "data": "dd", "task": "generate"})
     tx = _texts()
     cache.put(key, tx, {**_meta(), "payload": "dense"})  # the cache says the payload, not the caller
     back = cache.get(key, ids=KOREAN)
@@ -120,8 +120,8 @@ def test_a_texts_entry_round_trips_korean_and_rows_without_candidates(tmp_path):
 
 
 def test_a_corrupted_or_truncated_ragged_entry_is_a_miss_that_is_said_and_removed(tmp_path):
-    cache = LogitCache(tmp_path)
-    key = LogitCache.make_key({"model": "md", "data": "dd", "task": "tokens"})
+    cache = OutputCache(tmp_path)
+    key = OutputCache.make_key({"model": "md", "data": "dd", "task": "tokens"})
     for damage, said in ((lambda b: b[:-20], "truncated or corrupt"), (_flip_value, "values checksum"),
                          (lambda b: b.replace(b'"payload":"ragged"', b'"payload": "texts"'), "header checksum")):
         path = cache.put(key, _ragged(), _meta())
@@ -142,8 +142,8 @@ def _flip_value(data: bytes) -> bytes:
 
 
 def test_an_entry_of_an_unknown_payload_is_damaged_not_misread(tmp_path):
-    cache = LogitCache(tmp_path)
-    key = LogitCache.make_key({"model": "md", "data": "dd"})
+    cache = OutputCache(tmp_path)
+    key = OutputCache.make_key({"model": "md", "data": "dd"})
     path = cache.put(key, _ragged(), _meta())
     path.write_bytes(path.read_bytes().replace(b'"payload":"ragged"', b'"payload":"future"'))
     (entry,) = cache.entries()
@@ -153,8 +153,8 @@ def test_an_entry_of_an_unknown_payload_is_damaged_not_misread(tmp_path):
 
 
 def test_non_finite_values_or_nan_scores_are_not_cached(tmp_path):
-    cache = LogitCache(tmp_path)
-    key = LogitCache.make_key({"model": "md", "data": "dd"})
+    cache = OutputCache(tmp_path)
+    key = OutputCache.make_key({"model": "md", "data": "dd"})
     rg = _ragged()
     rg.values[0, 0] = np.inf
     with pytest.raises(EnsembleError, match="NaN or infinite values"):
@@ -167,9 +167,9 @@ def test_non_finite_values_or_nan_scores_are_not_cached(tmp_path):
 
 
 def test_prune_and_entries_see_every_payload(tmp_path):
-    cache = LogitCache(tmp_path)
+    cache = OutputCache(tmp_path)
     for payload, model in ((_logits(), "m1"), (_ragged(), "m2"), (_texts(), "m3")):
-        cache.put(LogitCache.make_key({"model": model, "data": "d"}), payload, _meta(model, "d"))
+        cache.put(OutputCache.make_key({"model": model, "data": "d"}), payload, _meta(model, "d"))
     assert sorted(e.payload for e in cache.entries()) == ["dense", "ragged", "texts"]
     assert all(e.damaged is None and e.rows in (4, 5) for e in cache.entries())
     removed = cache.prune({"m1", "m3"}, {"d"})
@@ -179,7 +179,7 @@ def test_prune_and_entries_see_every_payload(tmp_path):
 
 def test_entries_of_the_previous_main_are_read_as_dense(tmp_path):
     shutil.copytree(PREVIOUS_MAIN, tmp_path / "cache")
-    cache = LogitCache(tmp_path / "cache")
+    cache = OutputCache(tmp_path / "cache")
     entries = cache.entries()
     assert len(entries) == 4 and all(e.payload == "dense" and "payload" not in e.metadata for e in entries)
     for e in entries:
@@ -197,7 +197,7 @@ def test_a_dense_entry_is_written_byte_for_byte_as_the_previous_main_wrote_it(tm
 
     written = {"schema", "key", "rows", "labels", "logits_blake3", "ids_blake3", "created_utc", "header_blake3"}
     shutil.copytree(PREVIOUS_MAIN, tmp_path / "old")
-    old = LogitCache(tmp_path / "old")
+    old = OutputCache(tmp_path / "old")
     for path in sorted((tmp_path / "old").glob("*.safetensors")):
         with SafetensorsFile(path) as f:
             header = dict(f.metadata)
@@ -205,5 +205,5 @@ def test_a_dense_entry_is_written_byte_for_byte_as_the_previous_main_wrote_it(tm
         when = time.strptime(header["created_utc"], "%Y-%m-%dT%H:%M:%SZ")
         monkeypatch.setattr(module.time, "gmtime", lambda *a, when=when: when)
         lg = old.get(path.stem)
-        again = LogitCache(tmp_path / "new").put(path.stem, lg, given)
+        again = OutputCache(tmp_path / "new").put(path.stem, lg, given)
         assert again.read_bytes() == path.read_bytes(), path.name

@@ -12,7 +12,7 @@ import pytest
 
 from ensemble.core.errors import EnsembleError
 from ensemble.data.splits import load_split
-from ensemble.inference.cache import LogitCache
+from ensemble.inference.cache import OutputCache
 from ensemble.inference.forwards import (
     FORWARDS,
     GenerationForward,
@@ -221,13 +221,13 @@ def test_keys_sequence_unchanged_others_name_their_settings(ner_dir, tmp_path):
     data = {"valid": tmp_path / "v.csv"}
     pd.DataFrame({"id": ["a", "b"], "text": ["x", "x x"]}).to_csv(data["valid"], index=False)
     folder = cache_fake_model(tmp_path / "seq", "seq", ["a", "b"], {}, {}, data, tmp_path / "c", rng)
-    cache = LogitCache(tmp_path / "cache")
+    cache = OutputCache(tmp_path / "cache")
     split = load_split(data["valid"])
     ref = ModelRef.open(folder)
     plain = ModelSession(ref, CPU, cache)
     want = recorded_settings(ref, CPU, "cpu", "float32")
     assert plain.key_settings() == want and "forward" not in want
-    assert plain.key(split) == ModelSession(ref, CPU, cache, forward="sequence").key(split) == LogitCache.make_key(
+    assert plain.key(split) == ModelSession(ref, CPU, cache, forward="sequence").key(split) == OutputCache.make_key(
         {"model": ref.fingerprint(cache.file_digest), "data": split.digest, "settings": want,
          "versions": library_versions()})
 
@@ -354,7 +354,7 @@ def test_sampling_is_seeded(gen_dirs, tmp_path):
     a, b = (ModelSession(ref, CPU, forward=fw).run(split) for _ in range(2))
     assert a.texts == b.texts and np.array_equal(a.scores, b.scores)
     assert all(len(t) == 3 for t in a.texts) and a.offsets[-1] == 3 * len(GEN_TEXTS)
-    cache = LogitCache(tmp_path / "cache")
+    cache = OutputCache(tmp_path / "cache")
     ks = ModelSession(ref, CPU, cache, forward=fw).key_settings()
     assert ks["forward"] == "generation" and ks["seed"] == 7 and ks["num_beams"] is None
     assert ks["generation_config"] == cache.file_digest(gen_dirs["bart"] / "generation_config.json")

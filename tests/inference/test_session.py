@@ -12,7 +12,7 @@ import pytest
 
 from ensemble.core.errors import EnsembleError
 from ensemble.data.splits import load_split
-from ensemble.inference.cache import LogitCache
+from ensemble.inference.cache import OutputCache
 from ensemble.inference.models import ModelRef
 from ensemble.workflows.predict import predict_logits
 
@@ -106,7 +106,7 @@ def _no_model_loading(monkeypatch):
 
 
 def test_cache_hit_loads_no_model_and_content_changes_miss(fresh_model, valid_csv, tmp_path, monkeypatch):
-    cache = LogitCache(tmp_path / "cache")
+    cache = OutputCache(tmp_path / "cache")
     split = load_split(valid_csv)
     first = predict_logits(fresh_model, split, cache=cache, progress=False)
     assert first.meta["cached"] is False and len(cache.entries()) == 1
@@ -146,7 +146,7 @@ def test_cache_hit_loads_no_model_and_content_changes_miss(fresh_model, valid_cs
 
 
 def test_damaged_entries_are_detected_and_recomputed(fresh_model, valid_csv, tmp_path, caplog):
-    cache = LogitCache(tmp_path / "cache")
+    cache = OutputCache(tmp_path / "cache")
     split = load_split(valid_csv)
     first = predict_logits(fresh_model, split, cache=cache, progress=False)
     entry = cache.path_for(first.meta["key"])
@@ -169,7 +169,7 @@ def test_damaged_entries_are_detected_and_recomputed(fresh_model, valid_csv, tmp
 
 
 def test_entry_with_other_ids_is_not_used(fresh_model, valid_csv, tmp_path):
-    cache = LogitCache(tmp_path / "cache")
+    cache = OutputCache(tmp_path / "cache")
     split = load_split(valid_csv)
     first = predict_logits(fresh_model, split, cache=cache, progress=False)
     assert cache.get(first.meta["key"], split.ids[::-1]) is None  # removed as damaged
@@ -177,7 +177,7 @@ def test_entry_with_other_ids_is_not_used(fresh_model, valid_csv, tmp_path):
 
 
 def test_prune_keeps_entries_of_current_models_and_data(fresh_model, valid_csv, tmp_path):
-    cache = LogitCache(tmp_path / "cache")
+    cache = OutputCache(tmp_path / "cache")
     split = load_split(valid_csv)
     keep = predict_logits(fresh_model, split, cache=cache, progress=False)
     other = tmp_path / "other.csv"

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from ensemble.cli.main import main
-from ensemble.inference.cache import LogitCache
+from ensemble.inference.cache import OutputCache
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_predict_then_cached_and_listed(project, tmp_path):
     pruned = _invoke("cache", "prune", "--model", f"bert={project / 'bert'}", "--data",
                      f"valid={project / 'valid.csv'}", "--cache-dir", cache)
     assert "1 removed, 1 kept" in pruned.stdout
-    assert [e.metadata["split"] for e in LogitCache(cache).entries()] == ["valid"]
+    assert [e.metadata["split"] for e in OutputCache(cache).entries()] == ["valid"]
     assert not list(cache.glob(".*.lock"))  # the locks predict left, held by nobody, go too
 
 
@@ -114,11 +114,11 @@ def test_accelerate_two_processes_match_single_and_share_the_cache(project, tmp_
     assert single.exit_code == 0
 
     def load(cache):
-        return {e.metadata["split"]: LogitCache(cache).get(e.key) for e in LogitCache(cache).entries()}
+        return {e.metadata["split"]: OutputCache(cache).get(e.key) for e in OutputCache(cache).entries()}
 
     dist, ref = load(dist_cache), load(single_cache)
     assert sorted(dist) == sorted(ref) == ["one", "valid"]
-    assert [e.key for e in LogitCache(dist_cache).entries()] == [e.key for e in LogitCache(single_cache).entries()]
+    assert [e.key for e in OutputCache(dist_cache).entries()] == [e.key for e in OutputCache(single_cache).entries()]
     for name in ref:
         assert dist[name].ids.tolist() == ref[name].ids.tolist()
         np.testing.assert_allclose(dist[name].values, ref[name].values, atol=1e-5, rtol=0)

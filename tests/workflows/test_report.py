@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from ensemble.averaging.build import average_checkpoints
 from ensemble.cli.main import main
-from ensemble.inference.cache import LogitCache
+from ensemble.inference.cache import OutputCache
 from ensemble.workflows.report import report
 
 
@@ -34,7 +34,7 @@ def project(runs, tmp_path_factory):
 
 
 def _cached_probs(root, model):
-    cache = LogitCache(root / "cache")
+    cache = OutputCache(root / "cache")
     e = next(e for e in cache.entries() if e.metadata["model"] == model and e.metadata["split"] == "valid")
     lg = cache.get(e.key)
     z = lg.values.astype(np.float64)

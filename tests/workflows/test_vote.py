@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from ensemble.cli.main import main
-from ensemble.inference.cache import LogitCache
+from ensemble.inference.cache import OutputCache
 
 from ..conftest import edit_config
 
@@ -80,9 +80,9 @@ def test_label_permuted_copy_votes_like_the_model_itself(project, tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().splitlines()[-1] == "submissions/ensemble-uniform.csv"
     sub = pd.read_csv(pd.io.common.StringIO(files["submissions/ensemble-uniform.csv"]), dtype=str)
-    entry = next(e for e in LogitCache(project / "cache").entries()
+    entry = next(e for e in OutputCache(project / "cache").entries()
                  if e.metadata["model"] == "bert" and e.metadata["split"] == "test")
-    bert = LogitCache(project / "cache").get(entry.key)
+    bert = OutputCache(project / "cache").get(entry.key)
     p = _softmax(bert.values.astype(np.float64))
     assert sub["id"].tolist() == bert.ids.tolist()
     assert sub["label"].tolist() == [bert.labels[i] for i in p.argmax(1)]

@@ -64,7 +64,7 @@ class Metric:
 def match_names(columns: Sequence[str], names: Sequence[str], *, path, model: str, what: str) -> list[int]:
     """For each of the head's outputs ``names``, the index of its label column in ``columns``:
     by name when the head names its outputs (``id2label``), else by position (which
-    :class:`~ensemble.workflows.gather.CachedLogits` says in a warning). A label column set that
+    :class:`~ensemble.workflows.gather.CachedOutputs` says in a warning). A label column set that
     does not fit is a one-line error."""
     columns, names = [str(c) for c in columns], [str(n) for n in names]
     if len(columns) != len(names):
