@@ -219,7 +219,9 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
     inputs.need()
     model_paths = inputs.models
     p = inputs.project
-    weights = weights or (p.vote.get("weights") if p else None) or "uniform"
+    from ensemble.cli.project import weights_setting
+
+    weights = weights_setting(p, weights)
     combine = combine or (p.vote.get("combine") if p else None) or "prob"
     if sample_submission is None and p is not None and p.sample_submission is not None:
         sample_submission = str(p.sample_submission)

@@ -170,6 +170,14 @@ class Project:
         return names
 
 
+def weights_setting(project: Project | None, weights: str | None = None) -> str:
+    """The vote's weights: as given (``--weights``), else the project's ``[vote] weights``, else
+    :data:`~ensemble.core.options.DEFAULT_WEIGHTS`; the one place ``vote`` and ``run`` read it."""
+    from ensemble.core.options import DEFAULT_WEIGHTS
+
+    return weights or (project.vote.get("weights") if project is not None else None) or DEFAULT_WEIGHTS
+
+
 def adjust_settings(project: Project | None, adjust: str | None = None, prior=None, metric: str | None = None,
                     default: str = "none"):
     """(adjust, prior, adjust_metric): the given values, else the project's ``[vote]`` adjust,

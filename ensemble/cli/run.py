@@ -117,9 +117,9 @@ def _run(project, *, k, weights, progress, name, trust_remote_code=False) -> Run
     inference = InferenceSettings.of(p.predict)  # what predict computes, and which entries vote and report read
     digests = _predictions(members, splits, cache, progress, redone, training, trusted, inference, p.task)
 
-    from ensemble.cli.project import adjust_settings
+    from ensemble.cli.project import adjust_settings, weights_setting
 
-    weights = weights or p.vote.get("weights") or "auto"
+    weights = weights_setting(p, weights)
     adjust, prior, adjust_metric = adjust_settings(p)
     # how the vote fits (the procedure's settings), apart from what it reads (the inputs)
     settings = dict(combine=p.vote.get("combine") or "prob", adjust=adjust, prior=prior, adjust_metric=adjust_metric)

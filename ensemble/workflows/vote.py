@@ -22,7 +22,7 @@ import numpy as np
 from ensemble.averaging.provenance import model_notes
 from ensemble.core.combination import Aligned
 from ensemble.core.errors import NAME_RULE, EnsembleError, cli_face, data_fix, flag, is_name, option
-from ensemble.core.options import WEIGHTS_EXPECTED, weights_kind
+from ensemble.core.options import DEFAULT_WEIGHTS, WEIGHTS_EXPECTED, weights_kind
 from ensemble.data.splits import open_split
 from ensemble.estimates.headline import VOTE_LOGGER
 from ensemble.tasks import TASKS
@@ -70,7 +70,7 @@ def _parse_weights(spec: str, models: Sequence[str]):
 def vote(
     models: Mapping[str, str | os.PathLike] | Inputs,
     data: Mapping[str, object] | None = None,
-    weights: str = "uniform",
+    weights: str = DEFAULT_WEIGHTS,
     *,
     combine: str = "prob",
     valid: str = "valid",
