@@ -71,7 +71,8 @@ def _head(folder: Path) -> tuple[str | None, str]:
     if task_for_head(head) is None:
         from ensemble.tasks import TASKS
 
-        return f"{head.describe()}; ensemble runs {', '.join(list(TASKS)[:-1])} and {list(TASKS)[-1]} heads", what
+        said = [n.replace("_", "-") for n in TASKS]
+        return f"{head.describe()}; ensemble runs {', '.join(said[:-1])} and {said[-1]} heads", what
     return None, what
 
 

@@ -9,7 +9,7 @@ runs, the Auto class each loads with, the settings each adds to the cache key, a
 ``"tokens"``
     A token classifier (``AutoModelForTokenClassification``): per-token probabilities (a softmax
     over the tags) projected onto the characters of each text through the fast tokenizer's
-    ``offset_mapping`` (:class:`TokenProbabilities`). A character no token covers (a space, a
+    ``offset_mapping`` (a :class:`~ensemble.core.outputs.Ragged`, its ``meta`` holding the tokens' spans). A character no token covers (a space, a
     character the tokenizer drops) gets a row of NaN. A text longer than the token limit runs as
     overlapping windows (``stride`` tokens shared by neighbours) and a character that several
     windows cover gets the mean of their probabilities: nothing is cut.
@@ -17,7 +17,7 @@ runs, the Auto class each loads with, the settings each adds to the cache key, a
     A sequence-to-sequence model (``AutoModelForSeq2SeqLM``, for a config with
     ``is_encoder_decoder``) or a decoder-only one (``AutoModelForCausalLM``): ``model.generate``
     with the settings given, ``num_return_sequences`` texts per input and their sequence scores
-    (:class:`Generations`).
+    (a :class:`~ensemble.core.outputs.Texts`).
 
 Only the registry and the output containers live here; torch and transformers are imported by
 the session that runs a model.
@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
 
@@ -39,7 +39,7 @@ from ensemble.inference.models import ModelRef
 from ensemble.io.modelfiles import has_tokenizer, head_of, read_config
 
 __all__ = ['Forward', 'SequenceForward', 'TokenForward', 'GenerationForward', 'FORWARDS', 'forward_named',
-           'as_forward', 'open_model', 'generation_config_digest', 'TokenProbabilities', 'Generations',
+           'as_forward', 'open_model', 'generation_config_digest', 
            'project_onto_characters', 'token_spans', 'mean_token_logprob', 'eos_ids_of']
 
 
@@ -94,7 +94,7 @@ class TokenForward(Forward):
         a quarter of the text tokens a window holds. Must be smaller than that number.
     return_offsets : bool, default False
         Also return each text's token spans: the (start, end) characters of every token of the
-        text (a token of several windows once), :attr:`TokenProbabilities.spans`.
+        text (a token of several windows once), ``meta["spans"]`` of the :class:`~ensemble.core.outputs.Ragged`.
     """
 
     name: ClassVar[str] = "tokens"
@@ -249,72 +249,6 @@ def generation_config_digest(folder: Path, digest) -> str | None:
 
 
 # --------------------------------------------------------------------------- outputs
-
-
-@dataclass(frozen=True, eq=False)
-class TokenProbabilities:
-    """A token classifier's tag probabilities per character, for n texts.
-
-    Attributes
-    ----------
-    ids : ndarray of str, (n,)
-    values : ndarray of float32, (total_chars, C)
-        Row ``offsets[i] + j`` is character j of text i: the mean over the tokens (of every
-        window) that cover it of their softmax over the tags; NaN where no token covers it.
-    offsets : ndarray of int64, (n + 1,)
-        Text i is rows ``offsets[i]:offsets[i + 1]``, ``len(text_i)`` of them.
-    labels : tuple of str
-        The tags (``id2label``).
-    spans, span_offsets : ndarray of int64, (total_tokens, 2) and (n + 1,), or None
-        With ``return_offsets``: the (start, end) characters of text i's tokens, sorted, are
-        ``spans[span_offsets[i]:span_offsets[i + 1]]``.
-    """
-
-    ids: np.ndarray
-    values: np.ndarray
-    offsets: np.ndarray
-    labels: tuple[str, ...]
-    model: str = ""
-    split: str = ""
-    spans: np.ndarray | None = None
-    span_offsets: np.ndarray | None = None
-    meta: dict = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def row(self, i: int) -> np.ndarray:
-        """Text i's (len(text_i), C) probabilities."""
-        return self.values[self.offsets[i]:self.offsets[i + 1]]
-
-
-@dataclass(frozen=True, eq=False)
-class Generations:
-    """A generator's texts, ``num_return_sequences`` per input, for n inputs, in input order.
-
-    Attributes
-    ----------
-    ids : ndarray of str, (n,)
-    texts : list of list of str
-        ``texts[i]``: input i's candidates, best first as ``generate`` returns them.
-    scores : ndarray of float32, (total,)
-        The candidates' scores, flat: ``sequences_scores`` under beam search (the length-penalised
-        sum of log-probabilities), else the mean log-probability of the generated tokens (up to
-        and with the first end-of-sequence token).
-    offsets : ndarray of int64, (n + 1,)
-        Input i's candidates are ``scores[offsets[i]:offsets[i + 1]]``.
-    """
-
-    ids: np.ndarray
-    texts: list
-    scores: np.ndarray
-    offsets: np.ndarray
-    model: str = ""
-    split: str = ""
-    meta: dict = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.ids)
 
 
 # --------------------------------------------------------------------------- projection

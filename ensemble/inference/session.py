@@ -42,14 +42,12 @@ from typing import Mapping
 import numpy as np
 
 from ensemble.core.errors import EnsembleError, flag, option
-from ensemble.core.outputs import Logits
+from ensemble.core.outputs import Logits, Ragged, Texts
 from ensemble.io.modelfiles import head_of, weight_files
 
 log = logging.getLogger(__name__)
 from ensemble.inference.forwards import (
     Forward,
-    Generations,
-    TokenProbabilities,
     as_forward,
     eos_ids_of,
     generation_config_digest,
@@ -400,7 +398,7 @@ class ModelSession:
 
     def run(self, split, progress=False):
         """This session's forward over ``split``: :class:`Logits` ("sequence", cached),
-        :class:`TokenProbabilities` ("tokens") or :class:`Generations` ("generation"); the last
+        :class:`~ensemble.core.outputs.Ragged` ("tokens": per-character tag probabilities) or :class:`~ensemble.core.outputs.Texts` ("generation"); the last
         two are computed every time (the cache does not hold them yet)."""
         if self.forward.name == "tokens":
             return self.token_probabilities(split, progress)
@@ -494,7 +492,7 @@ class ModelSession:
         lengths = np.fromiter((len(x) for x in fields["input_ids"]), dtype=np.int64, count=n_windows)
         return _Encoded(fields, lengths, 0), spans, text_of
 
-    def token_probabilities(self, split, progress=False) -> TokenProbabilities:
+    def token_probabilities(self, split, progress=False) -> Ragged:
         """The token forward over ``split``: each text's characters' tag probabilities (see the
         module's docstring), computed (not cached)."""
         import torch
@@ -521,11 +519,12 @@ class ModelSession:
         if windowed and (self.dist is None or self.dist.is_main_process):
             log.info("%s: %d of %d texts are longer than %d tokens and ran as overlapping windows",
                      split.path, windowed, len(texts), self.limit)
-        return TokenProbabilities(split.ids, values, offsets, self.ref.labels, self.ref.name, split.name,
-                                  spans_a, span_offsets,
-                                  self._meta(split, windows=len(enc.lengths), windowed=windowed))
+        meta = self._meta(split, windows=len(enc.lengths), windowed=windowed)
+        if spans_a is not None:  # return_offsets: each text's token spans, (start, end) characters
+            meta.update(spans=spans_a, span_offsets=span_offsets)
+        return Ragged(split.ids, values, offsets, tuple(self.ref.labels), self.ref.name, split.name, meta)
 
-    def generations(self, split, progress=False) -> Generations:
+    def generations(self, split, progress=False) -> Texts:
         """The generation forward over ``split``: ``num_return_sequences`` texts per row and
         their scores, in input order, computed (not cached)."""
         import torch
@@ -569,8 +568,8 @@ class ModelSession:
         np.cumsum([len(t) for t in texts], out=offsets[1:])
         scores = np.concatenate([s for _, s in per_row]).astype(np.float32) if per_row \
             else np.zeros(0, dtype=np.float32)
-        return Generations(split.ids, texts, scores, offsets, self.ref.name, split.name,
-                           self._meta(split, truncated=enc.truncated))
+        return Texts(split.ids, texts, scores, offsets, self.ref.name, split.name,
+                     self._meta(split, truncated=enc.truncated))
 
 
 def _check_each_once(rows: np.ndarray, n: int, path) -> None:

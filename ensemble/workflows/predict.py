@@ -231,7 +231,7 @@ def predict_forward(
 
     Returns
     -------
-    Logits, TokenProbabilities or Generations
+    Logits, Ragged (per-character tag probabilities) or Texts (candidates and their scores)
     """
     from ensemble.inference.forwards import as_forward, open_model
 

@@ -35,9 +35,12 @@ def test_the_cli_offers_exactly_the_tables_values():
         for sub in ([command] if not isinstance(command, click.Group) else command.commands.values()):
             for option, choices in _choices(sub).items():
                 seen.setdefault(option, set()).add(choices)
+    from ensemble.tasks import TASKS
+
     as_table = {"method": "soup"}
+    tables = {**ALLOWED, "task": tuple(TASKS)}  # --task offers the registered tasks
     for option, choices in seen.items():
-        assert choices == {ALLOWED[as_table.get(option, option)]}, option
+        assert choices == {tables[as_table.get(option, option)]}, option
 
 
 def test_the_project_file_reads_the_same_table(tmp_path):

@@ -154,7 +154,7 @@ def test_long_text_runs_as_strided_windows_averaged_where_they_overlap(ner_dir, 
     for i in (0, 1, 3, 4, 5, 6):
         np.testing.assert_allclose(out.row(i), whole.row(i), atol=1e-5, rtol=0)
     # their token spans, each once though windows share them
-    spans = out.spans[out.span_offsets[2]:out.span_offsets[3]]
+    spans = out.meta["spans"][out.meta["span_offsets"][2]:out.meta["span_offsets"][3]]
     expected = sorted({tuple(s) for s in tok(long, return_offsets_mapping=True)["offset_mapping"] if s[1] > s[0]})
     assert [tuple(s) for s in spans.tolist()] == expected
 
@@ -327,7 +327,7 @@ def test_generation_equals_generate_row_by_row_in_input_order(gen_dirs, tmp_path
     stops = []
     for i, t in enumerate(GEN_TEXTS):
         texts, scores, stop = _generate_by_hand(gen_dirs[arch], t, **settings)
-        assert out.texts[i] == texts, (i, t)
+        assert list(out.texts[i]) == texts, (i, t)
         np.testing.assert_allclose(out.scores[i:i + 1], scores, atol=1e-4, rtol=0)
         stops.append(stop)
     assert any(out.texts[i] for i in range(len(GEN_TEXTS)))
@@ -343,7 +343,7 @@ def test_beams_give_num_return_sequences_candidates_per_row(gen_dirs, tmp_path):
     for i, t in enumerate(GEN_TEXTS[:5]):
         texts, scores, _ = _generate_by_hand(gen_dirs["bart"], t, num_beams=3, num_return_sequences=2, max_new_tokens=6,
                                           length_penalty=1.0)
-        assert out.texts[i] == texts
+        assert list(out.texts[i]) == texts
         np.testing.assert_allclose(out.scores[2 * i:2 * i + 2], scores, atol=1e-4, rtol=0)
 
 

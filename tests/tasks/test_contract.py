@@ -172,3 +172,41 @@ def test_a_label_column_that_does_not_fit_is_refused(members, tmp_path):
     with pytest.raises(EnsembleError) as e:
         report(models, {**data, "valid": bad_path}, columns=columns, cache_dir=cache_dir)
     assert "\n" not in str(e.value) and str(bad_path) in str(e.value)
+
+
+def test_the_report_says_its_headline_first_and_shows_every_row(members):
+    """The text starts with the headline; the page holds the headline's words and a table row for
+    every member and every method estimated; the JSON holds the same headline."""
+    import html
+    from html.parser import HTMLParser
+
+    from ensemble import report
+    from ensemble.estimates.headline import headline_line
+
+    task, models, data, cache_dir, columns, names, root = members
+    rep = report(models, data, columns=columns, cache_dir=cache_dir, methods=["optimize", "select"])
+    line = headline_line(rep.headline)
+    assert str(rep).splitlines()[0] == line
+    assert rep.to_dict()["headline"] == rep.headline
+
+    class Rows(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.heads, self._in = [], False
+
+        def handle_starttag(self, tag, attrs):
+            self._in = tag == "th"
+
+        def handle_data(self, data):
+            if self._in and data.strip():
+                self.heads.append(data.strip())
+
+        def handle_endtag(self, tag):
+            self._in = False
+
+    page = rep.to_html(figures=False)
+    assert html.escape(line) in page
+    parsed = Rows()
+    parsed.feed(page)
+    for row in [*models, "uniform", "optimize", "select"]:
+        assert row in parsed.heads, (row, parsed.heads[:40])
