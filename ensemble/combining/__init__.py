@@ -1,2 +1,3 @@
-"""Combining members: the weight methods (uniform, acc, optimize, select, stack, best<K>), the
-fitted weights, and class-prior adjustments of the combined probabilities."""
+"""Task-free engines that combine members: one ensemble selection (Caruana et al.) taking a task's
+loss. Each task's weight methods, fitted weights and adjustments are in its package under
+:mod:`ensemble.tasks`."""

@@ -61,8 +61,9 @@ def best_k(name: str) -> int | None:
     return None
 
 
-# What a vote weighs its members with when nothing says otherwise: the library's vote(), ensemble
-# vote and ensemble run alike (ensemble init and the examples write weights = "auto" into the project).
+# What a vote weighs its members with when nothing says otherwise: the library's vote() and ensemble
+# vote; ensemble run, whose report says auto's choice, defaults to auto (cli.project.weights_setting;
+# ensemble init and the examples write weights = "auto" into the project).
 DEFAULT_WEIGHTS = "uniform"
 
 WEIGHTS_EXPECTED = (f"auto, one of {', '.join(METHODS)}, score, best<K> (best3), a weights .json file or numbers "

@@ -121,7 +121,7 @@ def check_head(folder: Path, config: Mapping) -> None:
     inference does not run (:data:`SEQUENCE_HEADS`: token classification, generation...): its
     outputs read as another kind's would be silently wrong (a softmax over one regression output
     votes a constant). The message names the head. Which task reads a head's outputs is
-    :func:`ensemble.tasks.task_of`'s to say."""
+    :func:`ensemble.tasks.open_member`'s to say."""
     head = head_of(dict(config))
     if head.kind in SEQUENCE_HEADS or (head.kind == "custom" and head.custom_code):
         return  # a model with its own code (auto_map) runs as the classifier its code defines

@@ -1,6 +1,6 @@
 """Tasks: what a kind of model outputs and how those outputs are aligned, combined, scored and
 submitted (:class:`~ensemble.tasks.base.Task`): single-label classification, regression and
-multi-label classification; each further kind is a module beside them, added to :data:`TASKS`."""
+multi-label classification; each further kind is a package beside them, added to :data:`TASKS`."""
 
 from __future__ import annotations
 

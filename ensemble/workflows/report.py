@@ -1,13 +1,10 @@
-"""Per-model and per-ensemble quality side by side, with honest estimates.
-
-For every model: validation accuracy, macro-F1, log loss and ECE, and a note when that score is
-optimistic (a model trained on the validation rows, or an average whose checkpoints, K or soup
-were chosen on them). For every ensemble method: the apparent scores (fitted and scored on all
-validation rows), the cross-validated ones (:func:`~ensemble.tasks.classification.estimate.cross_validate`), their
-difference, the gain over uniform averaging with its 95% interval and McNemar's p, and the
-weights. Between models: how often they disagree, and how their errors correlate (ensembles
-gain from models that err on different rows). Output: a text table, JSON, or an HTML page with
-matplotlib plots.
+"""Per-model and per-ensemble quality side by side, with honest estimates: the report workflow,
+the same for every task. It checks the inputs, opens the members, reads their outputs on the
+labelled rows (the validation split, or the training split's out-of-fold rows for fold groups),
+and hands them to the members' task (:meth:`~ensemble.tasks.base.Task.report`), which scores every
+member and method, cross-validates what it fits, and renders the result as text, JSON and an
+HTML page (classification: :mod:`ensemble.tasks.classification.report`; regression and
+multi-label: :mod:`ensemble.tasks.columns.report`).
 """
 
 from __future__ import annotations

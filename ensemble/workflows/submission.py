@@ -38,7 +38,7 @@ def write_submission(ids: Sequence[str], proba: np.ndarray, labels: Sequence[str
     """Write predictions as a submission CSV and ``<out>.json`` (``sidecar``, provenance);
     returns the DataFrame written. ``kwargs`` go to the task's submission format
     (:meth:`~ensemble.tasks.base.Task.submission`; default: single-label classification,
-    :func:`~ensemble.tasks.classification.make_submission`)."""
+    :func:`~ensemble.tasks.classification.task.make_submission`)."""
     from ensemble.tasks import DEFAULT_TASK
 
     task = task or DEFAULT_TASK

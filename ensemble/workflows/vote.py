@@ -25,7 +25,7 @@ from ensemble.core.errors import NAME_RULE, EnsembleError, cli_face, data_fix, f
 from ensemble.core.options import DEFAULT_WEIGHTS, WEIGHTS_EXPECTED, weights_kind
 from ensemble.data.splits import open_split
 from ensemble.estimates.headline import VOTE_LOGGER
-from ensemble.tasks import TASKS
+from ensemble.tasks import DEFAULT_TASK, TASKS
 from ensemble.tasks.base import Output, VoteJob
 from ensemble.workflows.gather import CachedOutputs, check_fold_groups, check_refit, source_of, training_of, with_training
 from ensemble.workflows.inputs import Inputs
@@ -34,7 +34,7 @@ from ensemble.workflows.submission import free_name, refuse_other_procedure
 
 log = logging.getLogger(VOTE_LOGGER)  # the vote's lines, whichever task says them: held until the headline
 
-__all__ = ['vote']
+__all__ = ['vote', 'vote_inputs']
 
 
 def _parse_weights(spec: str, models: Sequence[str]):
@@ -213,9 +213,6 @@ def _vote(models, data, weights, *, combine, valid, test, cache_dir, sample_subm
     options = dict(combine=combine, temperature=temperature, calibrate=calibrate, acc_power=acc_power, seed=seed,
                    adjust=adjust, prior=prior, adjust_metric=adjust_metric, metric=metric, threshold=threshold,
                    clip=clip)
-    if hasattr(weights, "vote_options"):  # the task's settings as one object (a classifier's Procedure)
-        options.update(weights.vote_options(adjust, prior))
-        weights = options.pop("weights")
     inputs = Inputs.of(models, data, columns=columns, folds=folds, fold_column=fold_column, train=train, refit=refit,
                        cache_dir=cache_dir, inference=inference, class_order=class_order, task=task)
     output = Output(name, out, weights_dir, submissions_dir, sample_submission, proba, force)
@@ -227,6 +224,9 @@ def vote_inputs(inputs: Inputs, weights, options: Mapping, output: Output, *, va
                 test: str = "test", trained_on_valid: Sequence[str] = (), include_optimistic: bool = False):
     """The vote of ``inputs`` with ``weights`` (a method, a weights file or fixed weights) and the
     task's ``options`` (:meth:`~ensemble.tasks.base.Task.vote_settings`), written to ``output``."""
+    if hasattr(weights, "vote_options"):  # the task's settings as one object (a classifier's Procedure)
+        options = {**options, **weights.vote_options(options.get("adjust", "none"), options.get("prior"))}
+        weights = options.pop("weights")
     columns, train = inputs.columns, inputs.train
     training = training_of(inputs)
     data = with_training(inputs.data, train, training)
@@ -315,15 +315,14 @@ class _HeadlineFirst(logging.Filter):
 
 @contextlib.contextmanager
 def _headline_first():
+    """The vote's lines (every task's part logs to :data:`~ensemble.estimates.headline.VOTE_LOGGER`)
+    held until its headline is said."""
     hold = _HeadlineFirst()
-    loggers = [log]
-    for lg in loggers:
-        lg.addFilter(hold)
+    log.addFilter(hold)
     try:
         yield
     finally:
-        for lg in loggers:
-            lg.removeFilter(hold)
+        log.removeFilter(hold)
         if not hold.open:
             hold.release()
 
@@ -400,7 +399,7 @@ def _load_weights(path: Path):
         fmt = d.get("format") or d.get("schema")
     except (OSError, ValueError, AttributeError):
         fmt = None
-    reader = next((t for t in TASKS.values() if fmt in t.weights_formats), next(iter(TASKS.values())))
+    reader = next((t for t in TASKS.values() if fmt in t.weights_formats), DEFAULT_TASK)
     return reader, reader.load_weights(path)
 
 

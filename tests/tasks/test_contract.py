@@ -210,3 +210,27 @@ def test_the_report_says_its_headline_first_and_shows_every_row(members):
     parsed.feed(page)
     for row in [*models, "uniform", "optimize", "select"]:
         assert row in parsed.heads, (row, parsed.heads[:40])
+
+
+# options each task refuses (the vote's keyword: a value), and the defaults every task accepts
+OTHER_TASKS_OPTIONS = {"clip": True, "threshold": 0.3, "adjust": "fit", "temperature": True, "calibrate": True,
+                       "metric": "pearson"}
+DEFAULTS = {"clip": False, "threshold": None, "adjust": "none", "temperature": False, "calibrate": False,
+            "metric": None, "adjust_metric": "accuracy"}
+
+
+@pytest.mark.parametrize("task", TASK_LIST, ids=IDS)
+def test_every_option_is_applied_or_refused_before_any_output_is_read(task):
+    """An option is never recorded and ignored: with the defaults every task's check passes; each
+    option that a task does not apply is refused by its check, in one line naming the option."""
+    task.check_options(dict(DEFAULTS), kind="method")
+    task.check_options({**DEFAULTS, "threshold": "global"}, kind="method")
+    applied = {"classification": {"adjust", "temperature", "calibrate"}, "regression": {"clip", "metric"},
+               "multi_label": {"threshold", "metric"}}.get(task.name)
+    assert applied is not None, f"say which vote options {task.name} applies"
+    for option, value in OTHER_TASKS_OPTIONS.items():
+        if option in applied:
+            continue
+        with pytest.raises(EnsembleError) as e:
+            task.check_options({**DEFAULTS, option: value}, kind="method")
+        assert "\n" not in str(e.value) and option in str(e.value), (task.name, option, str(e.value))

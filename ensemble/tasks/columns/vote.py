@@ -81,7 +81,10 @@ def check_options(task, options: Mapping) -> None:
     if given:
         raise EnsembleError(f"{flag(given[0])} is for classifiers' probabilities; these members are {task.name}: "
                             "drop it")
-    task.check_settings(threshold=options.get("threshold", "global"), clip=options.get("clip", False))
+    from ensemble.core.options import check_option
+
+    check_option("adjust_metric", options.get("adjust_metric") or "accuracy")
+    task.check_settings(threshold=options.get("threshold") or "global", clip=options.get("clip", False))
 
 
 def vote_settings(task, options: Mapping, *, data: Mapping, train: str, columns: Mapping, source, labels) -> dict:
@@ -89,7 +92,7 @@ def vote_settings(task, options: Mapping, *, data: Mapping, train: str, columns:
     clipping (to the training labels' range when a labelled training split is given)."""
     clip = options.get("clip", False)
     settings = value_settings(task, len(labels), metric=options.get("metric"), combine=options.get("combine"),
-                              threshold=options.get("threshold", "global"), clip=clip,
+                              threshold=options.get("threshold") or "global", clip=clip,
                               train_range=training_range(source, data, train, columns, labels, clip))
     return {**settings, "seed": options.get("seed", 0), "label_sep": columns.get("label_sep")}
 
@@ -212,8 +215,3 @@ def _fitted(task, g, spec: str, fit: Mapping, cv: Mapping, holdout, source, seed
 def say_headline(headline: Mapping, out) -> None:
     if headline.get("estimate") is not None:
         log.info("%s", headline_line({**headline, "submission": str(out)}), extra={"headline": True})
-
-
-# ---------------------------------------------------------------------- the report
-
-
