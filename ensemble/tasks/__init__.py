@@ -39,22 +39,20 @@ def open_member(path, name: str | None = None, task=None, *, tokenizer=None):
     """The model folder ``path`` opened as a member: its task (``task``, said by the user, else the
     one its head suggests; a head no task reads is refused in one line naming it), opened for the
     forward that task runs (:func:`ensemble.inference.forwards.open_model`), its task set."""
+    from dataclasses import replace
     from pathlib import Path
 
     from ensemble.inference.forwards import open_model
-    from ensemble.inference.models import ModelRef
     from ensemble.io.modelfiles import head_of, read_config
 
     folder = Path(path)
     said = None if task is None else (task_named(task) if isinstance(task, str) else task)
-    if said is None and folder.is_dir() and (folder / "config.json").is_file():
+    found = said
+    if found is None and (folder / "config.json").is_file():
         found = task_for_head(head_of(dict(read_config(folder))))
-        forward = found.forward if found is not None else "sequence"  # the sequence forward says what is wrong
-    else:
-        forward = said.forward if said is not None else "sequence"
-    ref = open_model(folder, forward, name, tokenizer) if forward != "sequence" else ModelRef.open(folder, name,
-                                                                                                    tokenizer)
-    return read_as(ref, said)
+    # a head no task reads is opened by the sequence forward, whose check (or read_as) says what is wrong
+    ref = open_model(folder, found.forward if found is not None else "sequence", name, tokenizer)
+    return read_as(ref, said) if said is not None or found is None else replace(ref, task=found)
 
 
 def read_as(ref, task=None):
