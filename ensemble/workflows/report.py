@@ -113,6 +113,11 @@ def report(
                             refit=refit, cache_dir=cache_dir, inference=inference, class_order=class_order,
                             task=task)
     source, training, split = _report_inputs(inputs, valid, trained_on_valid)
+    # an option of another task refused before any output is read, as the vote refuses it ("auto"
+    # adjusts where the task has class priors, and is the default)
+    given = {"adjust": "none" if adjust == "auto" else adjust, "prior": prior, "adjust_metric": adjust_metric,
+             "threshold": threshold, "clip": clip}
+    source.task.check_options({k: v for k, v in given.items() if v is not None}, kind="method")
     options = dict(methods=methods, metric=metric, repeats=repeats, seed=seed, combine=combine,
                    trained_on_valid=tuple(trained_on_valid), include_optimistic=include_optimistic, best_k=best_k,
                    adjust=adjust, prior=prior, adjust_metric=adjust_metric, threshold=threshold, clip=clip,

@@ -214,9 +214,14 @@ def test_the_report_says_its_headline_first_and_shows_every_row(members):
 
 # options each task refuses (the vote's keyword: a value), and the defaults every task accepts
 OTHER_TASKS_OPTIONS = {"clip": True, "threshold": 0.3, "adjust": "fit", "temperature": True, "calibrate": True,
-                       "metric": "pearson"}
+                       "metric": "pearson", "prior": "0.5,0.5"}
 DEFAULTS = {"clip": False, "threshold": None, "adjust": "none", "temperature": False, "calibrate": False,
             "metric": None, "adjust_metric": "accuracy"}
+
+
+# the options each task applies; every other one in OTHER_TASKS_OPTIONS is refused
+APPLIED = {"classification": {"adjust", "prior", "temperature", "calibrate"}, "regression": {"clip", "metric"},
+           "multi_label": {"threshold", "metric"}}
 
 
 @pytest.mark.parametrize("task", TASK_LIST, ids=IDS)
@@ -225,12 +230,29 @@ def test_every_option_is_applied_or_refused_before_any_output_is_read(task):
     option that a task does not apply is refused by its check, in one line naming the option."""
     task.check_options(dict(DEFAULTS), kind="method")
     task.check_options({**DEFAULTS, "threshold": "global"}, kind="method")
-    applied = {"classification": {"adjust", "temperature", "calibrate"}, "regression": {"clip", "metric"},
-               "multi_label": {"threshold", "metric"}}.get(task.name)
+    applied = APPLIED.get(task.name)
     assert applied is not None, f"say which vote options {task.name} applies"
     for option, value in OTHER_TASKS_OPTIONS.items():
         if option in applied:
             continue
         with pytest.raises(EnsembleError) as e:
             task.check_options({**DEFAULTS, option: value}, kind="method")
+        assert "\n" not in str(e.value) and option in str(e.value), (task.name, option, str(e.value))
+
+
+# the options report() takes that are some task's alone: (keyword, value the report is given)
+REPORT_OPTIONS = {"adjust": "fit", "prior": "0.5,0.5", "threshold": 0.3, "clip": True}
+
+
+def test_the_report_refuses_an_option_its_task_does_not_apply(members):
+    """report() runs the task's check of the options as vote() does: an option its task does not
+    apply is an error naming it, never a page that looks as if it had been applied."""
+    from ensemble import report
+
+    task, models, data, cache_dir, columns, names, root = members
+    refused = [o for o in REPORT_OPTIONS if o not in APPLIED[task.name]]
+    assert refused, task.name
+    for option in refused:
+        with pytest.raises(EnsembleError) as e:
+            report(models, data, columns=columns, cache_dir=cache_dir, methods=["acc"], **{option: REPORT_OPTIONS[option]})
         assert "\n" not in str(e.value) and option in str(e.value), (task.name, option, str(e.value))

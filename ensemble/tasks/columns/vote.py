@@ -81,6 +81,9 @@ def check_options(task, options: Mapping) -> None:
     if given:
         raise EnsembleError(f"{flag(given[0])} is for classifiers' probabilities; these members are {task.name}: "
                             "drop it")
+    if options.get("prior") is not None:
+        raise EnsembleError(f"{flag('prior', options['prior'])} is a class prior for classifiers' adjustments; these "
+                            f"members are {task.name}: drop it")
     from ensemble.core.options import check_option
 
     check_option("adjust_metric", options.get("adjust_metric") or "accuracy")
