@@ -802,7 +802,7 @@ def _one_class_valid(w, tmp):
 @case("vote: single-class validation with --adjust fit", "--adjust fit: fitted on validation rows, but all 64 of "
       "them are of one class (none)")
 def _(w, tmp):
-    return _vote(w, tmp, extra=("--adjust", "fit"), valid=_one_class_valid(w, tmp))
+    return _vote(w, tmp, extra=("--weights", "uniform", "--adjust", "fit"), valid=_one_class_valid(w, tmp))
 
 
 @case("vote: single-class validation with --weights stack", "--weights stack: fitted on validation rows, but all")

@@ -157,7 +157,7 @@ def predict(models, data, project, id_col, text_cols, label_col, encoding, quoti
 @data_options
 @click.option("--weights", "weights", default=None,
               metavar="uniform|acc|optimize|select|stack|best|best<K>|auto|FILE|w1,w2,...",
-              help="[default: uniform, or [vote] weights of ensemble.toml] A method fitted on the valid split "
+              help="[default: auto, or [vote] weights of ensemble.toml] A method fitted on the valid split "
                    "(best: the best member alone; best3: the mean of the 3 best); auto: the method whose "
                    "cross-validated gain over uniform is sure (else uniform); a weights .json written before; or one "
                    "weight per --model.")

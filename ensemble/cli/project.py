@@ -170,14 +170,12 @@ class Project:
         return names
 
 
-def weights_setting(project: Project | None, weights: str | None = None, default: str | None = None) -> str:
+def weights_setting(project: Project | None, weights: str | None = None) -> str:
     """The vote's weights: as given (``--weights``), else the project's ``[vote] weights``, else
-    ``default`` (:data:`~ensemble.core.options.DEFAULT_WEIGHTS`; ``ensemble run`` passes "auto",
-    since the report it prints beside the vote says auto's choice); the one place ``vote`` and
-    ``run`` read it."""
+    :data:`~ensemble.core.options.DEFAULT_WEIGHTS`; the one place ``vote`` and ``run`` read it."""
     from ensemble.core.options import DEFAULT_WEIGHTS
 
-    return weights or (project.vote.get("weights") if project is not None else None) or default or DEFAULT_WEIGHTS
+    return weights or (project.vote.get("weights") if project is not None else None) or DEFAULT_WEIGHTS
 
 
 def adjust_settings(project: Project | None, adjust: str | None = None, prior=None, metric: str | None = None,

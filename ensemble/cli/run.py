@@ -119,7 +119,7 @@ def _run(project, *, k, weights, progress, name, trust_remote_code=False) -> Run
 
     from ensemble.cli.project import adjust_settings, weights_setting
 
-    weights = weights_setting(p, weights, default="auto")
+    weights = weights_setting(p, weights)
     adjust, prior, adjust_metric = adjust_settings(p)
     # how the vote fits (the procedure's settings), apart from what it reads (the inputs)
     settings = dict(combine=p.vote.get("combine") or "prob", adjust=adjust, prior=prior, adjust_metric=adjust_metric)

@@ -61,10 +61,10 @@ def best_k(name: str) -> int | None:
     return None
 
 
-# What a vote weighs its members with when nothing says otherwise: the library's vote() and ensemble
-# vote; ensemble run, whose report says auto's choice, defaults to auto (cli.project.weights_setting;
-# ensemble init and the examples write weights = "auto" into the project).
-DEFAULT_WEIGHTS = "uniform"
+# What a vote weighs its members with when nothing says otherwise, the same for vote(), ensemble vote
+# and ensemble run (read by cli.project.weights_setting): auto, a fitted method only when its
+# estimated gain over uniform is sure, else uniform; uniform where no labelled rows can decide.
+DEFAULT_WEIGHTS = "auto"
 
 WEIGHTS_EXPECTED = (f"auto, one of {', '.join(METHODS)}, score, best<K> (best3), a weights .json file or numbers "
                     "w1,w2,...")

@@ -116,8 +116,10 @@ def vote(
     data : mapping of split name to data file (or Split)
         Must hold ``test``; ``valid`` (labelled) when weights are fitted or checked. Not needed
         with an Inputs.
-    weights : str, default "uniform"
-        A method of :func:`~ensemble.tasks.classification.weighting.fit_weights` ("uniform", "acc", "optimize",
+    weights : str, default "auto"
+        "auto" (:data:`~ensemble.core.options.DEFAULT_WEIGHTS`, as for ``ensemble vote`` and
+        ``ensemble run``): a fitted method only when its estimated gain over uniform is sure, else
+        uniform (and uniform where no labelled validation rows can decide). A method of :func:`~ensemble.tasks.classification.weighting.fit_weights` ("uniform", "acc", "optimize",
         "select", "stack"), fitted on ``valid`` and saved to ``weights_dir/<name>-<method>.json``;
         a weights file written before (checked against the current models and validation data);
         fixed weights "w1,w2,..." in the order of ``models``; or the task's settings as one
@@ -241,6 +243,10 @@ def vote_inputs(inputs: Inputs, weights, options: Mapping, output: Output, *, va
         valid, cv = train, {"cv": training.folds.fold}
     if valid in data:  # read once, for the members left out below and for the fit
         data = {**data, valid: open_split(data[valid], valid, columns)}
+    if kind == "method" and spec == "auto" and (valid not in data or data[valid].labels is None):
+        # the default: nothing to choose on, so nothing is fitted
+        logging.getLogger(VOTE_LOGGER).info("auto -> uniform: no labelled validation rows to choose a fitted method on")
+        spec = "uniform"
     if kind == "method" and not include_optimistic:
         _leave_out_optimistic(source, data[valid] if valid in data else None, trained_on_valid)
     source.warn_duplicates()
