@@ -142,7 +142,7 @@ def _run(project, *, k, weights, progress, name, trust_remote_code=False) -> Run
                     inference=inference, class_order=p.vote.get("class_order"), task=p.task)
     settings["values"] = values
     # the report is computed first and written last: a report that fails leaves no submission behind
-    finish_report = _report_step(p, inputs, cache, state, state_path, base, settings, redone)
+    finish_report = _report_step(p, inputs, cache, state, state_path, base, settings, weights, redone)
     submission = _vote_step(p, inputs, cache, state, state_path, base, weights, name, settings, redone)
     html_path, text = finish_report(submission)
     return RunResult(submission, html_path, text, redone)
@@ -267,14 +267,25 @@ def _vote_step(p, inputs, cache, state, state_path, base, weights, name, setting
     return submission
 
 
-def _report_step(p, inputs, cache, state, state_path, base, settings, redone):
+def _submitted(submission: Path) -> dict | None:
+    """The headline the vote wrote into the submission's sidecar (None when it has none)."""
+    from ensemble.workflows.submission import sidecar_path
+
+    try:
+        return json.loads(sidecar_path(submission).read_text(encoding="utf-8")).get("headline")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _report_step(p, inputs, cache, state, state_path, base, settings, weights, redone):
     """4. The report and its page, unless its key and the page's digest are the last run's:
     computed now, written by the function returned (called after the vote), which returns the
     page's path and the report's text."""
     from ensemble.workflows.report import report
 
     tov = p.trained_on_valid
-    report_key = _digest({**base, "combine": settings["combine"]})  # base holds trained_on_valid
+    # base holds trained_on_valid; the weights decide what the headline names
+    report_key = _digest({**base, "combine": settings["combine"], "weights": weights})
     html_path = p.root / "report.html"
     if (state.get("report_key") == report_key and _unchanged(html_path, state.get("report_digest"))
             and state.get("report_text")):
@@ -290,7 +301,8 @@ def _report_step(p, inputs, cache, state, state_path, base, settings, redone):
 
     def finish(submission: Path) -> tuple[Path, str]:
         nonlocal text, page
-        rep.submission = _relative(submission, p.root)  # the headline names the file submitted
+        rep.submission = _relative(submission, p.root)  # the headline names the file submitted,
+        rep.submitted = _submitted(submission)  # and what the vote submitted there (not always auto's choice)
         text, page = rep.to_text(), rep.to_html()
         atomic_write(html_path, lambda f: f.write_text(page, encoding="utf-8"))
         state.update(report_key=report_key, report_text=text, report_digest=file_digest(html_path))

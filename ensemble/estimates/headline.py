@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-__all__ = ["headline_of", "headline_line", "holdout_note", "OF_WORDS", "VOTE_LOGGER"]
+__all__ = ["headline_of", "headline_line", "holdout_note", "submitted_headline", "OF_WORDS", "VOTE_LOGGER"]
 
 # The logger of the vote's own lines, whichever task's part of the vote says them: held until the
 # headline is said (ensemble.workflows.vote), so that the headline comes first.
@@ -26,6 +26,28 @@ def headline_of(estimate: Mapping, out, method: str) -> dict:
             "high": None, "of": None, **estimate}
 
 
+def submitted_headline(own: Mapping, submitted: Mapping | None, honest) -> dict:
+    """A report's headline once a vote has written the submission (``submitted``: the vote's
+    headline, as the submission's sidecar holds it): the report's own, naming the file, when the
+    vote submitted the report's choice; else the vote's figure of what it submitted; else the
+    report's honest figure of that method (``honest(method)``: ``{metric, estimate, low, high,
+    of}``, or None where the report has none); else no figure, with the vote's note."""
+    if not submitted:
+        return dict(own)
+    method = submitted.get("method")
+    name = own.get("submission") or submitted.get("submission")  # the report's name is the path it was given
+    if method == own.get("method"):
+        return {**own, "submission": name}
+    vote = {**headline_of({}, "", method), **{k: v for k, v in submitted.items() if k not in ("submission", "method")},
+            "submission": name}
+    if vote.get("estimate") is not None:
+        return vote
+    figure = honest(method)
+    if figure is None:
+        return vote
+    return {**{k: v for k, v in vote.items() if k != "note"}, **figure}
+
+
 def holdout_note(h) -> str | None:
     """What the headline says of a holdout that is not untouched (rows shared with the training
     file, or members chosen on it); None when it is."""
@@ -38,6 +60,9 @@ def holdout_note(h) -> str | None:
 
 def headline_line(h: Mapping) -> str:
     """The headline as one line of text."""
+    if h.get("estimate") is None:
+        where = f"submission {h['submission']}: " if h.get("submission") else "submission: "
+        return f"{where}{h['method']}, not estimated" + (f"; {h['note']}" if h.get("note") else "")
     interval = "" if h.get("low") is None else f" [{h['low']:.4f}, {h['high']:.4f}]"
     where = f"submission {h['submission']}: " if h.get("submission") else "submission: "
     touched = h.get("of") == "holdout" and h.get("note")  # the note says why it is not untouched

@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ensemble.core.errors import option
-from ensemble.estimates.headline import headline_line, holdout_note
+from ensemble.estimates.headline import headline_line, holdout_note, submitted_headline
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class Report:
     holdout: Mapping = field(default_factory=dict)  # fold groups with a validation split: scores there
     inference: Mapping = field(default_factory=dict)  # the settings asked for, and each member's entry's
     submission: str | None = None  # the file the choice is submitted as, when a vote or run wrote it
+    submitted: Mapping | None = None  # the headline of the vote that wrote it (its sidecar's)
 
     def __repr__(self) -> str:
         """The table's text, as the terminal shows it (a REPL prints this; a notebook renders the page)."""
@@ -527,21 +528,25 @@ def _finite(v):
 
 
 def _headline(report: Report) -> dict:
-    h = report.holdout
-    estimate, low, high, of, metric = _honest(report, report.choice)
-    out = {"submission": report.submission, "method": report.choice, "metric": metric, "estimate": estimate,
-           "low": low, "high": high, "of": of}
-    note = holdout_note(h) if of == "holdout" else None
-    if note:  # said wherever the headline is
-        out["note"] = note
-    return out
+    def figure(name: str) -> dict:
+        estimate, low, high, of, metric = _honest(report, name)
+        out = {"metric": metric, "estimate": estimate, "low": low, "high": high, "of": of}
+        note = holdout_note(report.holdout) if of == "holdout" else None
+        return {**out, "note": note} if note else out  # said wherever the headline is
+
+    def honest(name: str) -> dict | None:  # a method the vote submitted: its row, when the report has one
+        t = report.table
+        return figure(name) if name in t.index and t.loc[name, "kind"] in ("ensemble", "selection") else None
+
+    return submitted_headline({"submission": report.submission, "method": report.choice, **figure(report.choice)},
+                              report.submitted, honest)
 
 
 def _leaderboard(report: Report):
     import pandas as pd
 
     t = report.table
-    metric = _headline(report)["metric"]  # what "honest" is in: apparent is accuracy, so optimism is for accuracy
+    metric = _honest(report, report.choice)[4]  # what "honest" is in: apparent is accuracy, so optimism is for accuracy
     names = [n for n in t.index if t.loc[n, "kind"] in ("ensemble", "selection")]
     rows = {}
     for n in names:

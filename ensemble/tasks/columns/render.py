@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ensemble.estimates.headline import headline_line
+from ensemble.estimates.headline import headline_line, submitted_headline
 
 __all__ = ["ValueReport"]
 
@@ -55,6 +55,7 @@ class ValueReport:
     holdout: Mapping = field(default_factory=dict)
     settings: Mapping = field(default_factory=dict)
     submission: str | None = None
+    submitted: Mapping | None = None  # the headline of the vote that wrote it (its sidecar's)
     y: np.ndarray | None = field(default=None, repr=False)  # the truth of the rows scored
     fold_mean: Mapping = field(default_factory=dict)  # fold groups without a holdout: the decomposed squared error
 
@@ -82,16 +83,19 @@ class ValueReport:
 
     @property
     def headline(self) -> dict:
-        """``{submission, method, metric, estimate, low, high, of}`` of what is submitted."""
+        """``{submission, method, metric, estimate, low, high, of}`` of what is submitted: the
+        choice, or what the vote that wrote the submission submitted (``submitted``)."""
+        own = {"submission": self.submission, "method": self.choice, **self._figure(self.choice)}
+        return submitted_headline(own, self.submitted, lambda m: self._figure(m) if m in self.estimates else None)
+
+    def _figure(self, method: str) -> dict:
         h = self.holdout
-        if h.get("choice") is not None:
-            s = h["scores"][self.choice]
-            return {"submission": self.submission, "method": self.choice, "metric": self.metric,
-                    "estimate": s["score"], "low": s["low"], "high": s["high"], "of": "holdout"}
-        e = self.estimates[self.choice]
-        return {"submission": self.submission, "method": self.choice, "metric": self.metric,
-                "estimate": e.cross_validated[self.metric], "low": e.interval[0], "high": e.interval[1],
-                "of": "out-of-fold" if self.where == "out-of-fold" else "cross-validated"}
+        if h.get("choice") is not None and method in h.get("scores", {}):
+            s = h["scores"][method]
+            return {"metric": self.metric, "estimate": s["score"], "low": s["low"], "high": s["high"], "of": "holdout"}
+        e = self.estimates[method]
+        return {"metric": self.metric, "estimate": e.cross_validated[self.metric], "low": e.interval[0],
+                "high": e.interval[1], "of": "out-of-fold" if self.where == "out-of-fold" else "cross-validated"}
 
     def leaderboard(self):
         """Every method, best honest estimate first: honest, its interval, apparent, optimism."""
