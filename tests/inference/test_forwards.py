@@ -331,8 +331,9 @@ def test_generation_equals_generate_row_by_row_in_input_order(gen_dirs, tmp_path
         np.testing.assert_allclose(out.scores[i:i + 1], scores, atol=1e-4, rtol=0)
         stops.append(stop)
     assert any(out.texts[i] for i in range(len(GEN_TEXTS)))
-    if arch == "bart":  # some rows end before the others: their means stop at the end token
-        assert min(stops) < 7 and max(stops) == 7
+    if arch == "bart":  # some rows end before the others: their means stop at the end token (where
+        # each row ends depends on the tokenizer trained in this session: only that they differ is fixed)
+        assert min(stops) < 7 and min(stops) < max(stops), stops
 
 
 def test_beams_give_num_return_sequences_candidates_per_row(gen_dirs, tmp_path):
