@@ -37,7 +37,7 @@ import json, shutil, sys, time
 from pathlib import Path
 mode, out, *paths = sys.argv[1:]
 if mode == "streamed":
-    from ensemble.averaging import average_checkpoints
+    from ensemble import average_checkpoints
     t = time.perf_counter()
     average_checkpoints(paths, out=out, tokenizer=paths[0], progress=False)
     dt = time.perf_counter() - t
