@@ -126,6 +126,9 @@ def _run(project, *, k, weights, progress, name, trust_remote_code=False) -> Run
     # regression and multi-label: the primary metric, the threshold and clipping ([vote]); the task ([data])
     values = {"metric": p.vote.get("metric"), "threshold": p.vote.get("threshold", "global"),
               "clip": p.vote.get("clip", False)}
+    if values["clip"] and "train" in p.data and "train" not in splits:
+        # clipping's range is the training labels', as ensemble vote reads it: read, never predicted
+        splits = {**splits, "train": load_split(p.data["train"], name="train", **columns)}
     state_path = p.root / ".ensemble" / STATE
     try:
         state = json.loads(state_path.read_text(encoding="utf-8"))

@@ -235,7 +235,7 @@ def vote_inputs(inputs: Inputs, weights, options: Mapping, output: Output, *, va
     members, kind, spec, loaded = _arguments(inputs.members, data, weights, output.name, test,
                                              None if training is None else training.k, inputs.refit)
     source = source_of(inputs, training, members)
-    source.task.check_options({**options, "weights": spec}, kind=kind)  # an option of another task refused before any output is read
+    source.task.check_options({**options, "weights": spec, "proba": output.proba}, kind=kind)  # an option of another task refused before any output is read
     cv, holdout = {}, None
     if check_fold_groups(source, training, valid if valid in data else None):
         # fitted and estimated on the OOF rows; a validation split beside them is a holdout, where auto chooses

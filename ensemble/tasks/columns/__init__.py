@@ -15,7 +15,7 @@ from ensemble.tasks.columns.regression import REGRESSION, Regression
 
 for _task in (REGRESSION, MULTI_LABEL):
     _task.bind(
-        check_options=lambda task, options, kind: vote.check_options(task, options),
+        check_options=lambda task, options, kind: vote.check_options(task, options, kind=kind),
         vote_settings=lambda task, options, *, kind, **where: vote.vote_settings(task, options, **where),
         vote=lambda task, job: vote.vote(job),
         report=lambda task, job: report.report(job),

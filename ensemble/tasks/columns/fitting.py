@@ -92,9 +92,10 @@ class ValueWeights:
         """The ensemble's outputs (regression: values; multi-label: probabilities), (n, T)."""
         task = column_task(self.task)
         if self.stacker is not None:
-            return _stacked(self.task, self.stacker, arrays)
-        out = task.combine(arrays, self.weights, self.combine)
-        if self.clip is not None:
+            out = _stacked(self.task, self.stacker, arrays)
+        else:
+            out = task.combine(arrays, self.weights, self.combine)
+        if self.clip is not None:  # a stacker's outputs too: clipping is the procedure's, whatever the weights
             out = np.clip(out, self.clip[0], self.clip[1])
         return out
 
@@ -392,12 +393,14 @@ def fit_threshold(proba: np.ndarray, y: np.ndarray, metric: str = "f1_micro", ki
 def fit_value_weights(task: str, arrays: Sequence[np.ndarray], y: np.ndarray, method: str = "uniform", *,
                       names: Sequence[str] | None = None, targets: Sequence[str] | None = None,
                       metric: str | None = None, combine: str | None = None, threshold="global",
-                      clip=False) -> ValueWeights:
+                      clip=False, given=None) -> ValueWeights:
     """Fit ``method`` on aligned outputs ``arrays`` (M of (n, T)) and the truth ``y`` (n, T).
 
     ``metric`` is the primary metric (the task's default for T); ``threshold`` (multi-label):
     "global", "per_label" or numbers in (0, 1); ``clip`` (regression): clip to y's range (True),
-    or to a given ``(low, high)`` pair of (T,) arrays (the training labels' range).
+    or to a given ``(low, high)`` pair of (T,) arrays (the training labels' range). ``given``:
+    weights given by hand (M,), for ``method`` "fixed": only the threshold and the clipping range
+    are fitted on these rows then, as for every other method.
     """
     t = column_task(task)
     y = np.asarray(y, dtype=np.float64)
@@ -407,12 +410,15 @@ def fit_value_weights(task: str, arrays: Sequence[np.ndarray], y: np.ndarray, me
     rule = combine or t.combine_rules[0]
     if rule not in t.combine_rules:
         raise EnsembleError(f"combine rule for {task} must be one of {', '.join(t.combine_rules)}; got {rule!r}")
-    if method not in VALUE_METHODS:
+    if method not in VALUE_METHODS and not (method == "fixed" and given is not None):
         raise EnsembleError(f"weights method for {task} must be one of {', '.join(VALUE_METHODS)} (or auto); "
                             f"got {method!r}")
     M = len(arrays)
     stacker = None
-    if method == "uniform":
+    if method == "fixed":
+        w = np.asarray(given, dtype=np.float64)
+        w = w / w.sum()
+    elif method == "uniform":
         w = np.full(M, 1.0 / M)
     elif method == "score":
         w = _score(task, arrays, y, metric)

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ensemble.core.errors import EnsembleError, option
+from ensemble.core.errors import EnsembleError, flag, option
 from ensemble.core.options import check_thresholds
 from ensemble.tasks.columns.base import Metric, ValueTask, label_matrix, match_names
 
@@ -212,6 +212,9 @@ def multilabel_submission(ids, proba: np.ndarray, labels: Sequence[str], *, thre
         sample, order = sample_order(path, ids)
         frame, rest = sample.copy(), list(sample.columns[1:])
         if len(rest) == 1 and len(labels) > 1:  # one column of joined labels
+            if proba_columns:
+                raise EnsembleError(f"{path}: one column of joined labels ({rest[0]}) has no room for probabilities; "
+                                    f"drop {flag('proba')}, or pass a sample with one column per label")
             sep = label_sep or " "
             frame[rest[0]] = [sep.join(c for c, d in zip(labels, row) if d) for row in pred[order]]
             frame.attrs["sample_submission"] = str(path.resolve())

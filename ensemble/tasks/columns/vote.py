@@ -12,7 +12,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ensemble.core.errors import EnsembleError, flag
+from ensemble.core.errors import EnsembleError, data_fix, flag
 from ensemble.estimates.headline import VOTE_LOGGER, headline_line, headline_of
 from ensemble.tasks.columns.estimate import (
     AUTO_VALUE_METHODS,
@@ -73,9 +73,9 @@ def value_settings(task, T: int, *, metric=None, combine=None, threshold="global
 # ---------------------------------------------------------------------- the vote
 
 
-def check_options(task, options: Mapping) -> None:
+def check_options(task, options: Mapping, *, kind: str = "method") -> None:
     """The options a regression or multi-label vote takes, checked before any output is read; a
-    classifier's refused."""
+    classifier's refused, and so are the settings a weights file keeps (``kind`` "file")."""
     given = [f for f, on in (("adjust", options.get("adjust", "none") != "none"),
                              ("temperature", options.get("temperature")), ("calibrate", options.get("calibrate"))) if on]
     if given:
@@ -88,6 +88,18 @@ def check_options(task, options: Mapping) -> None:
 
     check_option("adjust_metric", options.get("adjust_metric") or "accuracy")
     task.check_settings(threshold=options.get("threshold") or "global", clip=options.get("clip", False))
+    if options.get("proba") and not task.thresholded:
+        raise EnsembleError(f"{flag('proba')} adds probability columns; {task.name} outputs are values, submitted as "
+                            "they are: drop it")
+    if kind == "file":  # the file's combination, threshold and clipping are what it was fitted and estimated with
+        given = [f for f, on in (("threshold", options.get("threshold") not in (None, "global")),
+                                 ("clip", bool(options.get("clip"))),
+                                 ("combine", options.get("combine") not in (None, "prob"))) if on]
+        if given:
+            value = options[given[0]]
+            raise EnsembleError(f"{options.get('weights')}: a weights file keeps the {given[0]} it was fitted with; drop "
+                                f"{flag(given[0], None if value is True else value)}, or refit with "
+                                f"{flag('weights', '<method>')} and {flag(given[0], None if value is True else value)}")
 
 
 def vote_settings(task, options: Mapping, *, data: Mapping, train: str, columns: Mapping, source, labels) -> dict:
@@ -107,6 +119,10 @@ def vote(job):
     procedure = {"weights": str(spec) if kind != "fixed" else [float(v) for v in spec], "combine": s["combine"],
                  "metric": s["metric"], "threshold": _listed(s["threshold"]), "clip": s["clip"],
                  "members": sorted(m.name for m in source.members)}
+    if kind == "file":  # what is applied: the file's own settings (check_options refused any others given)
+        f = job.loaded
+        procedure.update(combine=f.combine, threshold=_listed(f.threshold),
+                         clip=None if f.clip is None else [_listed(np.asarray(c)) for c in f.clip])
     settings = {k: s[k] for k in ("metric", "combine", "threshold", "clip")}
 
     def write(fitted, combined, names, estimate):
@@ -159,10 +175,14 @@ def value_vote(g, source, *, kind: str, spec, cv: Mapping, holdout, settings: Ma
         raise EnsembleError(f"{g.valid_split.path if g.valid_split is not None else 'the validation split'}: no "
                             f"labels; {flag('weights', spec)} is fitted on the validation labels ({flag('label', 'COLUMNS')}"
                             f" names them), or use {flag('weights', 'uniform')}")
+    elif kind == "fixed" and y is not None:  # the weights given; the threshold and clipping fitted as for any method
+        fitted = fit_value_weights(task.name, g.valid_al.arrays, y, "fixed", given=spec, **fit)
+        estimate = {}
     elif kind == "fixed" or y is None:
         w = np.asarray(spec, dtype=np.float64) if kind == "fixed" else np.full(len(models), 1 / len(models))
         fitted = ValueWeights(task.name, "fixed" if kind == "fixed" else "uniform", models, w / w.sum(),
-                              settings["combine"], names, threshold=_given_threshold(task, settings["threshold"]))
+                              settings["combine"], names, threshold=_given_threshold(task, settings["threshold"]),
+                              clip=_given_clip(task, settings["clip"], g))
         estimate = {}
     else:
         fitted, estimate = _fitted(task, g, method_name(spec), fit, cv, holdout, source, seed)
@@ -179,6 +199,18 @@ def _given_threshold(task, threshold):
                     "%s)", flag("threshold", "0.4"))
         return 0.5
     return threshold
+
+
+def _given_clip(task, clip, g):
+    """The clipping range with no labelled validation rows: the training labels' (given), or an
+    error (the validation labels' range is what ``clip`` falls back to, and there are none)."""
+    if clip is False or clip is None or not task.clips:
+        return None
+    if clip is True:
+        where = g.valid_split.path if g.valid_split is not None else "the validation split"
+        raise EnsembleError(f"{where}: no labels to take {flag('clip')}'s range from; give a labelled training split: "
+                            f"{data_fix('train', 'FILE')}, or drop {flag('clip')}")
+    return tuple(np.asarray(c, dtype=np.float64) for c in clip)
 
 
 def _fitted(task, g, spec: str, fit: Mapping, cv: Mapping, holdout, source, seed: int):
