@@ -126,7 +126,11 @@ class ValueWeights:
     def save(self, path) -> None:
         from ensemble.io.atomic import atomic_write
 
-        text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False, default=_jsonable) + "\n"
+        from ensemble.io.weightsfile import weights_checksum
+
+        doc = json.loads(json.dumps(self.to_dict(), default=_jsonable))  # plain JSON types, as load reads them
+        doc["blake3"] = weights_checksum(doc)
+        text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
         atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
     @classmethod
@@ -142,13 +146,49 @@ class ValueWeights:
         if not isinstance(d, dict) or d.get("format") != "ensemble.value-weights/1":
             raise EnsembleError(f"{path}: not a regression or multi-label weights file (format "
                                 f"{d.get('format') if isinstance(d, dict) else None!r}); refit with ensemble vote")
+        from ensemble.io.weightsfile import weights_checksum
+
+        try:
+            recorded = d.pop("blake3", None)
+            if recorded is None:
+                raise ValueError("it has no checksum: edited, or not written by this version of ensemble vote")
+            if recorded != weights_checksum(d):
+                raise ValueError("its checksum does not match its content: edited or damaged")
+            return cls._checked(d)
+        except (ValueError, KeyError, TypeError, IndexError) as e:
+            raise EnsembleError(f"{path}: not a weights file of ensemble ({str(e)[:160]}); refit with ensemble vote "
+                                "--weights <method> (or vote(..., weights=<method>))") from None
+
+    @classmethod
+    def _checked(cls, d: Mapping) -> "ValueWeights":
+        """The weights of a document, each field's type and shape checked (a ValueError saying
+        which is wrong)."""
+        if d["task"] not in (REGRESSION.name, MULTI_LABEL.name):
+            raise ValueError(f"task {d['task']!r} is not regression or multi_label")
+        models, names = tuple(str(m) for m in d["models"]), tuple(str(n) for n in d["names"])
+        M, T = len(models), len(names)
+        w = np.asarray(d["weights"], dtype=np.float64)
+        if w.shape not in ((M,), (M, T)) or not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ValueError(f"weights must be {M} (or {M}x{T}) finite non-negative numbers")
+        stacker = None
+        if d.get("stacker") is not None:
+            stacker = {k: np.asarray(d["stacker"][k], dtype=np.float64) for k in ("coef", "intercept")}
+            if stacker["coef"].shape != (T, M) or stacker["intercept"].shape != (T,):
+                raise ValueError(f"stacker must have coef {T}x{M} and intercept {T}")
         threshold = d.get("threshold")
-        return cls(d["task"], d["method"], tuple(d["models"]), np.asarray(d["weights"], dtype=np.float64),
-                   d["combine"], tuple(d["names"]),
-                   None if d.get("stacker") is None else {k: np.asarray(v) for k, v in d["stacker"].items()},
-                   threshold if threshold is None or np.ndim(threshold) == 0 else np.asarray(threshold),
-                   None if d.get("clip") is None else (np.asarray(d["clip"][0]), np.asarray(d["clip"][1])),
-                   d.get("apparent") or {}, d.get("meta") or {})
+        if threshold is not None:
+            threshold = float(threshold) if np.ndim(threshold) == 0 else np.asarray(threshold, dtype=np.float64)
+            if np.shape(threshold) not in ((), (T,)) or not np.all((np.asarray(threshold) > 0) & (np.asarray(threshold) < 1)):
+                raise ValueError(f"threshold must be one number or {T}, each in (0, 1)")
+        clip = None
+        if d.get("clip") is not None:
+            clip = (np.asarray(d["clip"][0], dtype=np.float64), np.asarray(d["clip"][1], dtype=np.float64))
+            if clip[0].shape != (T,) or clip[1].shape != (T,) or np.any(clip[0] > clip[1]):
+                raise ValueError(f"clip must be [low, high], {T} numbers each, low <= high")
+        if not isinstance(d["method"], str) or not isinstance(d["combine"], str):
+            raise ValueError("method and combine must be names")
+        return cls(d["task"], d["method"], models, w, d["combine"], names, stacker, threshold, clip,
+                   dict(d.get("apparent") or {}), dict(d.get("meta") or {}))
 
 
 def _jsonable(v):
