@@ -240,15 +240,18 @@ def _vote_step(p, inputs, cache, state, state_path, base, weights, name, setting
         return submission
     # the vote's own lines (auto ->, adjust auto ->, the weights, the path) would repeat what the
     # report below and the last line say: its warnings alone, then one line here
-    from ensemble.workflows import submission
+    from ensemble.workflows import submission as writing
 
-    quiet = [logging.getLogger(m) for m in (VOTE_LOGGER, submission.__name__)]
+    quiet = [logging.getLogger(m) for m in (VOTE_LOGGER, writing.__name__)]
     levels = [q.level for q in quiet]
     for q in quiet:
         q.setLevel(logging.WARNING)
+    # run replaces the submission it wrote last (unchanged since); one that a manual vote wrote under
+    # the same name is kept, and this one takes the next free name
+    own = [submission] if _unchanged(submission, state.get("submission_digest")) else []
     try:
         frame = vote(inputs, weights=weights, sample_submission=sample, name=name, weights_dir=p.root / "weights",
-                     submissions_dir=p.root / "submissions", trained_on_valid=p.trained_on_valid, force=True,
+                     submissions_dir=p.root / "submissions", trained_on_valid=p.trained_on_valid, force=own,
                      **{k: v for k, v in settings.items() if k != "values"}, **settings["values"])
     finally:
         for q, level in zip(quiet, levels):

@@ -106,16 +106,25 @@ def procedure_of(out: Path) -> dict | None:
         return None
 
 
-def free_name(folder: Path, stem: str, procedure: dict | None, force: bool) -> Path:
+def forced(force, path: Path) -> bool:
+    """Whether ``force`` lets a submission at ``path`` be replaced whatever its procedure: True, or
+    a collection of the paths that may be (``ensemble run``: the one it wrote last)."""
+    if isinstance(force, bool):
+        return force
+    return Path(path).resolve() in {Path(f).resolve() for f in force or ()}
+
+
+def free_name(folder: Path, stem: str, procedure: dict | None, force) -> Path:
     """``folder/stem.csv``, unless another procedure's submission is there: then the first of
-    ``stem-2.csv``, ``stem-3.csv`` ... that is free or holds this procedure's (said in the log)."""
+    ``stem-2.csv``, ``stem-3.csv`` ... that is free or holds this procedure's (said in the log).
+    ``force``: see :func:`forced`."""
     first = folder / f"{stem}.csv"
-    if force or procedure is None:
+    if force is True or procedure is None:
         return first
     for i in range(1, 1000):
         path = first if i == 1 else folder / f"{stem}-{i}.csv"
         before = procedure_of(path) if path.is_file() else None
-        if not path.is_file() or before is None or before == procedure:
+        if not path.is_file() or before is None or before == procedure or forced(force, path):
             if i > 1:
                 log.info("%s holds the submission of another procedure: this one is %s (force=True / --force "
                          "replaces it)", first, path.name)
@@ -123,11 +132,38 @@ def free_name(folder: Path, stem: str, procedure: dict | None, force: bool) -> P
     return first
 
 
-def refuse_other_procedure(out: Path, procedure: dict | None, force: bool) -> None:
+def kept_weights_path(path: Path, out: Path) -> Path:
+    """Where the weights of the submission ``out`` are written: ``path``, unless the sidecar of
+    another submission (beside ``out``, or in ``path``'s submissions folder) names that file: then
+    the first of ``stem-2.json``, ``stem-3.json`` ... that none names, so that no earlier
+    submission loses the weights it was written with."""
+    import json
+
+    out_side = sidecar_path(out).resolve()
+    folders = {out.resolve().parent, path.resolve().parent.parent / "submissions"}
+    named = set()
+    for folder in folders:
+        for side in folder.glob("*.csv.json") if folder.is_dir() else ():
+            if side.resolve() == out_side:
+                continue
+            try:
+                named.add(json.loads(side.read_text(encoding="utf-8")).get("weights_file"))
+            except (OSError, ValueError, AttributeError):
+                continue
+    for i in range(1, 1000):
+        candidate = path if i == 1 else path.with_name(f"{path.stem}-{i}.json")
+        if str(candidate.resolve()) not in named:
+            if i > 1:
+                log.info("%s holds the weights of another submission: these are %s", path, candidate.name)
+            return candidate
+    return path
+
+
+def refuse_other_procedure(out: Path, procedure: dict | None, force) -> None:
     """A submission that another procedure wrote (other weights, combine rule, adjustment or
     members: the CLI with a project's defaults, a notebook without them) is not replaced in
     silence under the same name."""
-    if force or procedure is None or not out.is_file():
+    if forced(force, out) or procedure is None or not out.is_file():
         return
     before = procedure_of(out)
     if before is None or before == procedure:

@@ -30,7 +30,7 @@ from ensemble.tasks.base import Output, VoteJob
 from ensemble.workflows.gather import CachedOutputs, check_fold_groups, check_refit, source_of, training_of, with_training
 from ensemble.workflows.inputs import Inputs
 from ensemble.workflows.members import resolve_members
-from ensemble.workflows.submission import free_name, refuse_other_procedure
+from ensemble.workflows.submission import free_name, kept_weights_path, refuse_other_procedure
 
 log = logging.getLogger(VOTE_LOGGER)  # the vote's lines, whichever task says them: held until the headline
 
@@ -178,11 +178,13 @@ def vote(
     inference : InferenceSettings or mapping, optional
         The inference settings whose cached logits are read (default: ``ensemble predict``'s
         defaults); recorded in the sidecar. An entry computed with other settings is never used.
-    force : bool, default False
+    force : bool or sequence of path-like, default False
         Replace a submission of the same name that another procedure wrote (other weights,
-        combine rule, adjustment or members, as its sidecar's ``procedure`` says). Without it
-        the submission is written as ``<name>-<method>-2.csv`` (the next free name), and an
-        ``out`` given by hand is refused. This function does not read ``ensemble.toml``: pass
+        combine rule, adjustment or members, as its sidecar's ``procedure`` says); a sequence:
+        only those submissions (``ensemble run`` passes the one it wrote last). Without it the
+        submission is written as ``<name>-<method>-2.csv`` (the next free name), and an ``out``
+        given by hand is refused. A fitted method's weights file is never one that another
+        submission's sidecar names (``<stem>-2.json`` then). This function does not read ``ensemble.toml``: pass
         its settings.
     task : {"classification", "regression", "multi_label"}, optional
         The members' task, over the one their config.json suggests (default: detected).
@@ -446,6 +448,8 @@ def _output_paths(kind: str, spec, name: str, method: str, out, weights_dir, sub
     refuse_other_procedure(out, procedure, force)
     if renamed is not None and kind == "method" and renamed.stem != f"{name}-{method}":
         weights_path = Path(weights_dir) / f"{out.stem}.json"  # beside its submission's new name
+    if kind == "method":  # never the weights file another submission's sidecar names
+        weights_path = kept_weights_path(weights_path, out)
     return out, weights_path
 
 
