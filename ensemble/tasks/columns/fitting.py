@@ -34,7 +34,7 @@ from ensemble.core.errors import EnsembleError
 from ensemble.tasks.columns.multilabel import MULTI_LABEL
 from ensemble.tasks.columns.regression import REGRESSION
 
-__all__ = ["ValueWeights", "fit_value_weights", "VALUE_METHODS", "fit_threshold", "column_task"]
+__all__ = ["ValueWeights", "fit_value_weights", "VALUE_METHODS", "fit_threshold", "unfitted_labels", "column_task"]
 
 
 def column_task(name: str):
@@ -424,7 +424,19 @@ def fit_threshold(proba: np.ndarray, y: np.ndarray, metric: str = "f1_micro", ki
     if kind == "global":
         values = _f1(tp.sum(1), fp.sum(1), fn.sum(1)) if metric == "f1_micro" else _f1(tp, fp, fn).mean(axis=1)
         return float(_GRID[int(np.argmax(values))])
-    return _GRID[np.argmax(_f1(tp, fp, fn), axis=0)].astype(np.float64)
+    per_label = _GRID[np.argmax(_f1(tp, fp, fn), axis=0)].astype(np.float64)
+    # a label with no positive row has nothing to fit on (every threshold scores 0, the grid's first
+    # would win and predict it everywhere): it takes the global threshold (unfitted_labels says which)
+    empty = y.sum(axis=0) == 0
+    if empty.any():
+        per_label[empty] = fit_threshold(proba, y, metric, "global")
+    return per_label
+
+
+def unfitted_labels(y: np.ndarray, names: Sequence[str]) -> list[str]:
+    """The labels with no positive row in ``y`` (n, L): a per-label threshold cannot be fitted for
+    them, and :func:`fit_threshold` gives them the global one."""
+    return [str(n) for n, e in zip(names, np.asarray(y).sum(axis=0) == 0) if e]
 
 
 # ---------------------------------------------------------------------- the fit

@@ -7,6 +7,8 @@ decomposed when there is no holdout. Rendered by :class:`~ensemble.tasks.columns
 
 from __future__ import annotations
 
+import logging
+
 from typing import Mapping, Sequence
 
 from ensemble.core.errors import EnsembleError
@@ -25,13 +27,15 @@ __all__ = ["report", "value_report", "member_rows"]
 def report(job) -> ValueReport:
     """:meth:`~ensemble.tasks.base.Task.report` for regression and multi-label members."""
     from ensemble.data.splits import open_split
-    from ensemble.tasks.columns.vote import training_range, value_settings
+    from ensemble.tasks.columns.vote import thresholds_by_name, training_range, value_settings
 
     o, source, al, split, training = job.options, job.source, job.al, job.split, job.training
     split.require_labels("ensemble report scores every member and method on them")
     rng = training_range(source, job.data, o.get("train", "train"), job.columns, al.labels, o.get("clip", False))
     settings = value_settings(source.task, len(al.labels), metric=o.get("metric"), combine=o.get("combine"),
-                              threshold=o.get("threshold", "global"), clip=o.get("clip", False), train_range=rng)
+                              threshold=thresholds_by_name(source.task, o.get("threshold", "global"), al.labels,
+                                                           job.columns),
+                              clip=o.get("clip", False), train_range=rng)
     holdout = (open_split(job.data[job.valid], job.valid, job.columns) if training is not None
                and job.valid in job.data else None)
     test = open_split(job.data["test"], "test", job.columns) if training is not None and "test" in job.data else None
@@ -54,6 +58,9 @@ def value_report(source, al, split, *, training, holdout, methods: Sequence[str]
                             "include_optimistic to fit weights over them anyway")
     arrays = [al.arrays[i] for i in fit_idx]
     fit = dict(names=[refs[i].name for i in fit_idx], targets=names, **settings)
+    from ensemble.tasks.columns.vote import say_unfitted
+
+    say_unfitted(task, settings["threshold"], y, names, logging.getLogger(__name__))
     methods = tuple(method_name(m) for m in (methods or AUTO_VALUE_METHODS) if m != "uniform")
     cv = training.folds.fold if training is not None else cv
     estimates = cross_validate_values(task.name, arrays, y, methods, cv=cv, repeats=repeats, seed=seed, **fit)

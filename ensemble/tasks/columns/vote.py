@@ -12,7 +12,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ensemble.core.errors import EnsembleError, data_fix, flag
+from ensemble.core.errors import EnsembleError, data_fix, flag, option
 from ensemble.estimates.headline import VOTE_LOGGER, headline_line, headline_of
 from ensemble.tasks.columns.estimate import (
     AUTO_VALUE_METHODS,
@@ -53,6 +53,34 @@ def training_range(source, data: Mapping, train: str, columns: Mapping, labels, 
         return None
     y = source.task.targets(split, labels, source.refs[0].name)
     return [y.min(axis=0).tolist(), y.max(axis=0).tolist()]
+
+
+def thresholds_by_name(task, threshold, labels, columns: Mapping):
+    """Per-label thresholds given by hand, in the order of ``[data] label`` (``columns["label"]``),
+    put in the order of the aligned outputs ``labels`` (the first member's): matched by name, never
+    by position. One threshold, or a fitted one, is returned as it is."""
+    from ensemble.core.options import check_thresholds
+    from ensemble.tasks.columns.base import GENERIC
+
+    if not task.thresholded or threshold is None or (isinstance(threshold, str) and threshold in ("global", "per_label")):
+        return threshold
+    t = check_thresholds(threshold, what=flag("threshold"))
+    if np.ndim(t) == 0:
+        return t
+    labels = tuple(map(str, labels))
+    if all(GENERIC.fullmatch(n) for n in labels):  # outputs unnamed: they are the label columns, by position
+        return t
+    cols = columns.get("label")
+    cols = [cols] if isinstance(cols, str) else list(cols or ())
+    if len(cols) != len(t):
+        said = f"{len(cols)} label columns ({', '.join(cols)})" if cols else "no label columns"
+        raise EnsembleError(f"{flag('threshold', ','.join(f'{v:g}' for v in t))}: {len(t)} per-label thresholds follow "
+                            f"the label columns' order, and there are {said}; {option('label', 'COLUMNS')} names them "
+                            "in the thresholds' order")
+    from ensemble.tasks.columns.base import match_names
+
+    index = match_names(cols, labels, path=f"[data] label / {flag('label')}", model="the members", what="label")
+    return np.asarray([t[i] for i in index], dtype=np.float64)
 
 
 def value_settings(task, T: int, *, metric=None, combine=None, threshold="global", clip=False,
@@ -106,8 +134,10 @@ def vote_settings(task, options: Mapping, *, data: Mapping, train: str, columns:
     """The settings a regression or multi-label vote runs with: metric, combination, threshold and
     clipping (to the training labels' range when a labelled training split is given)."""
     clip = options.get("clip", False)
+    given = options.get("threshold")
+    threshold = thresholds_by_name(task, "global" if given is None else given, labels, columns)
     settings = value_settings(task, len(labels), metric=options.get("metric"), combine=options.get("combine"),
-                              threshold=options.get("threshold") or "global", clip=clip,
+                              threshold=threshold, clip=clip,
                               train_range=training_range(source, data, train, columns, labels, clip))
     return {**settings, "seed": options.get("seed", 0), "label_sep": columns.get("label_sep")}
 
@@ -164,6 +194,7 @@ def value_vote(g, source, *, kind: str, spec, cv: Mapping, holdout, settings: Ma
     models = tuple(m.name for m in source.members)
     names = task.names(g.valid_split, g.test_al.labels, models[0])
     fit = dict(names=models, targets=names, **settings)
+    say_unfitted(task, settings["threshold"], y, names)
     if kind == "file":  # ``spec``: the ValueWeights read, checked against these members and data
         fitted = spec
         if fitted.task != task.name or tuple(fitted.names) != tuple(names):
@@ -189,6 +220,20 @@ def value_vote(g, source, *, kind: str, spec, cv: Mapping, holdout, settings: Ma
     fitted.meta = {**fitted.meta, **g.provenance}
     test_combined = fitted.combined(g.test_al.arrays)
     return write(fitted, test_combined, names, estimate)
+
+
+def say_unfitted(task, threshold, y, names, logger=None) -> list[str]:
+    """Per-label thresholds asked for, and labels with no positive row to fit theirs on: said in a
+    warning (they take the global threshold, :func:`~ensemble.tasks.columns.fitting.fit_threshold`)."""
+    from ensemble.tasks.columns.fitting import unfitted_labels
+
+    if not task.thresholded or y is None or not (isinstance(threshold, str) and threshold == "per_label"):
+        return []
+    empty = unfitted_labels(y, names)
+    if empty:
+        (logger or log).warning("%s: no positive row among the %d fitted on, so no threshold of its own: it takes the "
+                                "global threshold (fitted over every label)", ", ".join(empty), len(y))
+    return empty
 
 
 def _given_threshold(task, threshold):

@@ -1,0 +1,80 @@
+"""Names decide order, never position or listing order, and a fitted value has data behind it:
+per-label thresholds given by hand follow ``[data] label`` whatever order the members' heads list
+their labels in (and whatever order the members are listed in); a label with no positive
+validation row takes the global threshold instead of the grid's first value."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.synthetic_members import cache_fake_model, draw_values
+
+NAMES = ["t0", "t1", "t2"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Two multi-label members: ``a`` lists its labels t0, t1, t2; ``b`` lists them t2, t0, t1."""
+    root = tmp_path_factory.mktemp("names")
+    rng = np.random.default_rng(3)
+    valid, yv = draw_values("multi_label", 200, NAMES, [1.5, 1.2], rng)
+    test, _ = draw_values("multi_label", 80, NAMES, [1.5, 1.2], rng)
+    (root / "data").mkdir()
+    data = {"valid": root / "data" / "valid.csv", "test": root / "data" / "test.csv"}
+    frame = pd.DataFrame({"id": [f"v{i}" for i in range(200)], "text": "x"})
+    for j, c in enumerate(NAMES):
+        frame[c] = yv[:, j].astype(int)
+    frame["t2"] = 0  # no positive validation row for t2
+    frame.to_csv(data["valid"], index=False)
+    pd.DataFrame({"id": [f"t{i}" for i in range(80)], "text": "x"}).to_csv(data["test"], index=False)
+    cache = root / "cache"
+    members = {}
+    for m, order in (("a", [0, 1, 2]), ("b", [2, 0, 1])):
+        labels = [NAMES[i] for i in order]
+        i = 0 if m == "a" else 1
+        members[m] = cache_fake_model(root / m, m, labels, {"problem_type": "multi_label_classification"},
+                                      {"valid": valid[i][:, order], "test": test[i][:, order]}, data, cache, rng,
+                                      label={"valid": NAMES})
+    return members, data, cache, root
+
+
+def _vote(world, tmp_path, members, **options):
+    from ensemble import vote
+
+    m, data, cache, root = world
+    data = {**data, **(options.pop("data", None) or {})}
+    return vote({k: m[k] for k in members}, data, options.pop("weights", "uniform"), columns={"label": NAMES},
+                cache_dir=cache, out=tmp_path / "s.csv", weights_dir=tmp_path / "w", **options)
+
+
+@pytest.mark.parametrize("weights", ["uniform", "optimize", "stack", "1,2"])
+def test_per_label_thresholds_follow_the_label_columns_whatever_the_members_order(world, tmp_path, weights):
+    given = "0.02,0.98,0.5"  # t0 almost always, t1 almost never
+    ab = _vote(world, tmp_path / "ab", ["a", "b"], weights=weights, threshold=given)
+    ba = _vote(world, tmp_path / "ba", ["b", "a"], weights=weights if "," not in weights else "2,1", threshold=given)
+    pd.testing.assert_frame_equal(ab[["id", *NAMES]], ba[["id", *NAMES]], check_dtype=False)
+    proba = _vote(world, tmp_path / "p", ["a", "b"], weights=weights, proba=True)
+    for c, t in zip(NAMES, (0.02, 0.98, 0.5)):  # each label decided at its own threshold, by name
+        np.testing.assert_array_equal(ab[c].to_numpy(), (proba[c].to_numpy() >= t).astype(int))
+    for side in (tmp_path / "ab" / "s.csv.json", tmp_path / "ba" / "s.csv.json"):
+        d = json.loads(side.read_text())
+        assert dict(zip(d["names"], d["threshold"])) == {"t0": 0.02, "t1": 0.98, "t2": 0.5}
+
+
+def test_a_label_with_no_positive_row_takes_the_global_threshold(world, tmp_path):
+    from ensemble.tasks.columns.fitting import fit_threshold
+
+    members, data, cache, root = world
+    y = pd.read_csv(data["valid"])[NAMES].to_numpy(dtype=float)
+    assert y[:, 2].sum() == 0 and y[:, :2].sum(axis=0).min() > 0
+    per = _vote(world, tmp_path / "per", ["a", "b"], threshold="per_label")
+    d = json.loads((tmp_path / "per" / "s.csv.json").read_text())
+    t = dict(zip(d["names"], d["threshold"]))
+    # the validation rows' combined probabilities, as the vote fits on them
+    p = _vote(world, tmp_path / "p", ["a", "b"], proba=True, data={"test": data["valid"]})[NAMES].to_numpy(dtype=float)
+    assert t["t2"] == pytest.approx(fit_threshold(p, y, "f1_micro", "global"))
+    assert t["t2"] > 0.02 and per["t2"].mean() < 0.5  # not the grid's first value, predicted nearly everywhere
