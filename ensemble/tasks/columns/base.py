@@ -26,7 +26,7 @@ from ensemble.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Metric", "ValueTask", "match_names", "GENERIC"]
+__all__ = ["Metric", "ValueTask", "match_names", "nfc", "GENERIC"]
 
 GENERIC = re.compile(r"LABEL_\d+")
 
@@ -61,12 +61,20 @@ class Metric:
         return np.asarray(self.finish(counts @ stats, counts.sum(axis=1).astype(np.float64)), dtype=np.float64)
 
 
+def nfc(name) -> str:
+    """A label's or target's name in Unicode NFC, the form names are compared in."""
+    import unicodedata
+
+    return unicodedata.normalize("NFC", str(name))
+
+
 def match_names(columns: Sequence[str], names: Sequence[str], *, path, model: str, what: str) -> list[int]:
     """For each of the head's outputs ``names``, the index of its label column in ``columns``:
     by name when the head names its outputs (``id2label``), else by position (which
     :class:`~ensemble.workflows.gather.CachedOutputs` says in a warning). A label column set that
     does not fit is a one-line error."""
-    columns, names = [str(c) for c in columns], [str(n) for n in names]
+    # NFC on both sides, as classes are compared: a header typed on macOS (NFD Hangul) names the same label
+    columns, names = [nfc(c) for c in columns], [nfc(n) for n in names]
     if len(columns) != len(names):
         raise EnsembleError(f"{path}: {len(columns)} label column(s) ({', '.join(columns)}) for {model}'s "
                             f"{len(names)} {what}(s) ({', '.join(names[:6])}); {option('label', ','.join(names[:3]))} "

@@ -219,13 +219,22 @@ def multilabel_submission(ids, proba: np.ndarray, labels: Sequence[str], *, thre
             frame[rest[0]] = [sep.join(c for c, d in zip(labels, row) if d) for row in pred[order]]
             frame.attrs["sample_submission"] = str(path.resolve())
             return frame
-        missing = [c for c in labels if c not in rest]
+        from ensemble.tasks.columns.base import nfc
+
+        actual = {nfc(c): c for c in rest}  # names compared in NFC, written as the sample spells them
+        missing = [c for c in labels if nfc(c) not in actual]
         if missing:
             raise EnsembleError(f"{path}: no column {missing[0]!r} for the label {missing[0]} (its columns after the "
                                 f"id: {', '.join(rest)}); pass the competition's sample submission, with one column "
                                 "per label or one column of joined labels")
+        unpredicted = [c for c in rest if nfc(c) not in {nfc(n) for n in labels}]
+        if unpredicted:
+            raise EnsembleError(f"{path}: no member predicts its column {unpredicted[0]!r} (the labels: "
+                                f"{', '.join(labels)}); it would be submitted as the sample's placeholder: add a "
+                                "member for it, or drop the column if the competition does not score it")
     for j, c in enumerate(labels):
-        frame[c] = proba[order, j] if proba_columns else pred[order, j]
+        column = c if sample_submission is None else actual[nfc(c)]
+        frame[column] = proba[order, j] if proba_columns else pred[order, j]
     frame.attrs["sample_submission"] = None if sample_submission is None else str(Path(sample_submission).resolve())
     return frame
 

@@ -78,3 +78,56 @@ def test_a_label_with_no_positive_row_takes_the_global_threshold(world, tmp_path
     p = _vote(world, tmp_path / "p", ["a", "b"], proba=True, data={"test": data["valid"]})[NAMES].to_numpy(dtype=float)
     assert t["t2"] == pytest.approx(fit_threshold(p, y, "f1_micro", "global"))
     assert t["t2"] > 0.02 and per["t2"].mean() < 0.5  # not the grid's first value, predicted nearly everywhere
+
+
+@pytest.mark.parametrize("task", ["regression", "multi_label"])
+def test_a_sample_column_no_member_predicts_is_refused(task, tmp_path):
+    """Never submitted as the sample's placeholder value."""
+    from ensemble import vote
+    from ensemble.core.errors import EnsembleError
+
+    from tests.synthetic_members import make_task_members
+
+    members, data, cache_dir, columns, names = make_task_members(task, tmp_path, valid_rows=60, test_rows=20)
+    sample = pd.DataFrame({"id": pd.read_csv(data["test"])["id"]})
+    for c in [*names, "extra"]:
+        sample[c] = 0
+    sample.to_csv(tmp_path / "sample.csv", index=False)
+    with pytest.raises(EnsembleError) as e:
+        vote(members, data, "uniform", columns=columns, cache_dir=cache_dir, sample_submission=tmp_path / "sample.csv",
+             out=tmp_path / "s.csv", weights_dir=tmp_path / "w")
+    assert "'extra'" in str(e.value) and str(tmp_path / "sample.csv") in str(e.value)
+    assert not (tmp_path / "s.csv").exists()
+
+
+@pytest.mark.parametrize("task", ["regression", "multi_label"])
+def test_names_in_nfd_match_their_nfc_twins(task, tmp_path):
+    """A header typed on macOS (NFD Hangul) names the same label as the head's NFC id2label, as
+    classes are compared; the submission keeps the sample's own spelling."""
+    import unicodedata
+
+    from ensemble import vote
+
+    nfc = ["날씨", "자연"]
+    nfd = [unicodedata.normalize("NFD", n) for n in nfc]
+    assert nfd != nfc
+    rng = np.random.default_rng(5)
+    valid, yv = draw_values(task, 80, nfc, [1.5, 1.2], rng)
+    test, _ = draw_values(task, 20, nfc, [1.5, 1.2], rng)
+    (tmp_path / "data").mkdir()
+    data = {"valid": tmp_path / "data" / "valid.csv", "test": tmp_path / "data" / "test.csv"}
+    frame = pd.DataFrame({"id": [f"v{i}" for i in range(80)], "text": "x"})
+    for j, c in enumerate(nfd):
+        frame[c] = yv[:, j] if task == "regression" else yv[:, j].astype(int)
+    frame.to_csv(data["valid"], index=False)
+    pd.DataFrame({"id": [f"t{i}" for i in range(20)], "text": "x"}).to_csv(data["test"], index=False)
+    problem = "regression" if task == "regression" else "multi_label_classification"
+    members = {m: cache_fake_model(tmp_path / m, m, nfc, {"problem_type": problem},
+                                   {"valid": valid[i], "test": test[i]}, data, tmp_path / "cache", rng,
+                                   label={"valid": nfd}) for i, m in enumerate(("a", "b"))}
+    sample = pd.DataFrame({"id": [f"t{i}" for i in range(20)], **{c: 0 for c in nfd}})
+    sample.to_csv(tmp_path / "sample.csv", index=False)
+    sub = vote(members, data, "optimize", columns={"label": nfd}, cache_dir=tmp_path / "cache",
+               sample_submission=tmp_path / "sample.csv", out=tmp_path / "s.csv", weights_dir=tmp_path / "w")
+    assert list(pd.read_csv(tmp_path / "s.csv").columns) == ["id", *nfd]
+    assert sub.attrs["headline"]["method"] == "optimize"
