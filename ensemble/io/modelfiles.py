@@ -104,12 +104,16 @@ class Head:
         The number of outputs of a sequence-classification head (``id2label``, else ``num_labels``).
     custom_code : bool
         ``auto_map`` names an ``AutoModelForSequenceClassification`` class shipped with the model.
+    problem_type : str or None
+        The config's ``problem_type`` when it says one (what the head was trained as); None when
+        unsaid, which a task given by the user may fill in.
     """
 
     kind: str
     architecture: str | None
     outputs: int
     custom_code: bool = False
+    problem_type: str | None = None
 
     def describe(self) -> str:
         arch = f" ({self.architecture})" if self.architecture else ""
@@ -137,15 +141,17 @@ def head_of(config: dict) -> Head:
     custom = isinstance(auto_map, dict) and "AutoModelForSequenceClassification" in auto_map
     kind = "sequence classification" if arch is None else next(
         (k for ending, k in _HEAD_ENDINGS if arch.endswith(ending)), "custom")
+    problem = config.get("problem_type")
+    problem = problem if problem in ("regression", "single_label_classification", "multi_label_classification") else None
     if kind == "sequence classification":
-        problem = config.get("problem_type")
         if problem == "regression" or (problem is None and outputs == 1):
             kind = "regression"
         elif problem == "multi_label_classification":
             kind = "multi-label classification"
         else:
             kind = SINGLE_LABEL if outputs >= 2 else "one-output classification"
-    return Head(kind, arch, outputs, custom)
+    return Head(kind, arch, outputs, custom, problem if kind in (SINGLE_LABEL, "regression",
+                                                                 "multi-label classification") else None)
 
 
 def has_tokenizer(folder: Path) -> bool:

@@ -269,6 +269,11 @@ class Task(abc.ABC):
         if ref.head.kind not in SEQUENCE_HEADS:
             raise EnsembleError(f"{ref.folder / 'config.json'}: {ref.head.describe()}; it cannot be read as task "
                                 f"{self.name}")
+        said = ref.head.problem_type
+        if said is not None and ref.head.kind not in self.heads:  # fills in what the head leaves unsaid, never contradicts
+            raise EnsembleError(f"{ref.folder / 'config.json'}: problem_type {said} says it was trained as {ref.head.kind}, "
+                                f"not {self.name}; drop the task setting (the head says it), or fix problem_type in "
+                                "its config.json if it is wrong")
 
     def __repr__(self) -> str:
         return f"<task {self.name}: {self.output} of {', '.join(self.heads)} heads, primary metric {self.primary}>"

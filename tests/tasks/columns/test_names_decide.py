@@ -131,3 +131,26 @@ def test_names_in_nfd_match_their_nfc_twins(task, tmp_path):
                sample_submission=tmp_path / "sample.csv", out=tmp_path / "s.csv", weights_dir=tmp_path / "w")
     assert list(pd.read_csv(tmp_path / "s.csv").columns) == ["id", *nfd]
     assert sub.attrs["headline"]["method"] == "optimize"
+
+
+@pytest.mark.parametrize("said,task,refused", [
+    ("single_label_classification", "multi_label", True),
+    ("multi_label_classification", "classification", True),
+    ("regression", "multi_label", True),
+    (None, "multi_label", False),  # unsaid: the task given fills it in
+    (None, "regression", False),
+    ("multi_label_classification", "multi_label", False),
+])
+def test_a_task_given_fills_in_what_the_head_leaves_unsaid_never_contradicts_it(tmp_path, said, task, refused):
+    from ensemble.core.errors import EnsembleError
+    from ensemble.tasks import open_member
+
+    config = {} if said is None else {"problem_type": said}
+    folder = cache_fake_model(tmp_path / "m", "m", ["a", "b", "c"], config, {}, {}, tmp_path / "cache",
+                              np.random.default_rng(0))
+    if refused:
+        with pytest.raises(EnsembleError) as e:
+            open_member(folder, "m", task)
+        assert said in str(e.value) and "config.json" in str(e.value) and "\n" not in str(e.value)
+    else:
+        assert open_member(folder, "m", task).task.name == task
