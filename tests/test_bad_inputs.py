@@ -193,6 +193,36 @@ def _(w, tmp):
     return _vvote(w, tmp, "reg", "s1,s2,s3", ("--sample-submission", str(tmp / "sample.csv")))
 
 
+@case("regression: a sample column no member predicts", "no member predicts its column 'extra'")
+def _(w, tmp):
+    pd.DataFrame({"id": [f"t{i}" for i in range(20)], "s1": 0, "s2": 0, "s3": 0, "extra": 0}).to_csv(
+        tmp / "sample.csv", index=False)
+    return _vvote(w, tmp, "reg", "s1,s2,s3", ("--sample-submission", str(tmp / "sample.csv")))
+
+
+@case("multi-label: read as classification (several label columns)", "3 label columns (x, y, z) for a classifier")
+def _(w, tmp):
+    plain = tmp / "plain"
+    shutil.copytree(w.tags, plain)
+    edit_config(plain, problem_type=DROP)  # its head says nothing: the task given is taken
+    return ["predict", "--model", f"m={plain}", "--data", f"valid={w.vvalid}", "--data", f"test={w.test}", "--label",
+            "x,y,z", "--task", "classification", "--cache-dir", str(tmp / "cache")]
+
+
+@case("multi-label: a task that contradicts problem_type", "problem_type multi_label_classification says it was "
+      "trained as multi-label classification, not regression")
+def _(w, tmp):
+    return _vvote(w, tmp, "tags", "x,y,z", ("--task", "regression"))
+
+
+@case("vote: a duplicated id in the sample submission", "id 't3' appears twice (rows 4 and 5)")
+def _(w, tmp):
+    ids = [f"t{i}" for i in range(20)]
+    ids[4] = "t3"
+    sample = _csv(tmp, "sample.csv", "id,label\n" + "".join(f"{i},none\n" for i in ids))
+    return _vote(w, tmp, extra=("--sample-submission", str(sample)))
+
+
 @case("regression: a classifier's temperature", "--temperature is for classifiers' probabilities")
 def _(w, tmp):
     return _vvote(w, tmp, "reg", "s1,s2,s3", ("--weights", "optimize", "--temperature"))

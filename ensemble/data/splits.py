@@ -137,6 +137,11 @@ class Split:
         from ensemble.core.combination import class_lookup
 
         self.require_labels("labels are needed here")
+        if np.ndim(self.labels) > 1 or len(self.label_columns) > 1:  # one class per row is one column
+            cols = ", ".join(map(str, self.label_columns))
+            raise EnsembleError(f"{self.path}: {len(self.label_columns)} label columns ({cols}) for a classifier, which "
+                                "reads one class per row from one column; with one 0/1 column per label, "
+                                "task = \"multi_label\"; with numeric targets, task = \"regression\"")
         order = list(classes) if index_order is None else [str(c) for c in index_order]
         out, row = class_lookup(self.labels, order, digits=True)
         if row is not None and str(self.labels[row]).strip() in PLACEHOLDERS:
@@ -434,7 +439,9 @@ def _with_label_columns(path, frame, ids, texts, id_column, text_columns, label:
     ``label_if_present``) none."""
     absent = [c for c in label if c not in frame.columns]
     common = dict(columns=tuple(frame.columns), label_columns=tuple(label))
-    if absent and (require_label or not (label_if_present or name == UNSCORED_SPLIT) or len(absent) < len(label)):
+    # the test split's label columns are never read: some of them (a placeholder target column) is not an error
+    unscored = name == UNSCORED_SPLIT and not require_label
+    if absent and not unscored and (require_label or not label_if_present or len(absent) < len(label)):
         cols = ", ".join(map(str, frame.columns))
         raise EnsembleError(f"{path}: no label column {absent[0]!r} (columns: {cols}); {option('label', 'COLUMNS')} "
                             "with the columns of true values")

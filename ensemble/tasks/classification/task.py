@@ -67,7 +67,14 @@ def sample_order(sample_path: Path, ids: Sequence[str]):
         raise EnsembleError(f"{sample_path}: id {extra!r} is not in the test data; the sample and the test "
                             "file must hold the same ids")
     if len(set(sample_ids)) != len(sample_ids):
-        raise EnsembleError(f"{sample_path}: an id appears twice; a sample submission lists each test id once")
+        seen, rows = {}, None
+        for row, v in enumerate(sample_ids):
+            if v in seen:
+                rows = (seen[v], row)
+                break
+            seen[v] = row
+        raise EnsembleError(f"{sample_path}: id {sample_ids[rows[0]]!r} appears twice (rows {rows[0] + 1} and "
+                            f"{rows[1] + 1}); a sample submission lists each test id once")
     if len(sample_ids) != len(ids):
         sample_set = set(sample_ids)
         missing = next(v for v in ids if v not in sample_set)

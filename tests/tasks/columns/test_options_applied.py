@@ -143,3 +143,16 @@ def test_run_and_vote_clip_to_the_same_range(world, tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(pd.read_csv(submitted), voted.reset_index(drop=True), check_dtype=False)
     side = json.loads(submitted.with_name(submitted.name + ".json").read_text())
     assert side["procedure"]["clip"] == [[0.2] * len(names), [0.4] * len(names)]
+
+
+def test_a_test_file_with_some_placeholder_target_columns_is_voted_on(world, tmp_path):
+    """The test split's label columns are never read (the docs say so): one of them present with
+    placeholders, the others absent, changes nothing."""
+    task, members, data, cache_dir, columns, names, root = world
+    test = pd.read_csv(data["test"])
+    test[names[0]] = "?"
+    path = tmp_path / "test.csv"
+    test.to_csv(path, index=False)
+    plain = _vote(world, tmp_path / "a", "uniform")
+    with_column = _vote(world, tmp_path / "b", "uniform", data={"test": path})
+    pd.testing.assert_frame_equal(plain, with_column)
