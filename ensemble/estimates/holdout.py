@@ -17,7 +17,8 @@ import numpy as np
 
 from ensemble.estimates.resampling import gain_words, interval_words, score_difference_interval, sure_gain, wilson
 
-__all__ = ["HoldoutScore", "holdout_scores", "choose_on_holdout"]
+__all__ = ["HoldoutScore", "holdout_scores", "choose_on_holdout", "holdout_overlap", "holdout_touches",
+           "warn_overlap"]
 
 METRICS = ("accuracy", "macro_f1")  # scored on predicted classes: the paired bootstrap is exact for them
 
@@ -104,3 +105,46 @@ def choose_on_holdout(scores: Mapping[str, HoldoutScore], candidates: Sequence[s
                       f"{s.gain:+.4f} [{s.gain_low:+.4f}, {s.gain_high:+.4f}] excludes zero")
     return baseline, (f"{baseline}: the best fitted method, {best}, {gain_words(s.gain)} [{s.gain_low:+.4f}, "
                       f"{s.gain_high:+.4f}] in {metric} {where}, {interval_words(s.gain_low, s.gain_high)}")
+
+
+def _same_input(text: str) -> str:
+    """A text as a tokenizer would likely see it: Unicode NFKC, case folded, runs of whitespace as
+    one space, trimmed. Two texts equal here are treated as the same input (a holdout row that is a
+    training row up to these differences has been seen by the models)."""
+    import unicodedata
+
+    return " ".join(unicodedata.normalize("NFKC", str(text)).casefold().split())
+
+
+def holdout_overlap(holdout, train) -> int:
+    """How many holdout rows are also training rows: the same text up to case, whitespace and
+    Unicode normalisation (:func:`_same_input`, for each text column), or the same id when both
+    files name their rows by an id column. Those rows were seen by every fold model but one, so
+    the holdout is not untouched."""
+    texts = {tuple(_same_input(x) for x in t) for t in zip(*train.texts)}
+    ids = set(train.ids) if holdout.id_column is not None and train.id_column is not None else set()
+    return sum(1 for i, t in zip(holdout.ids, zip(*holdout.texts))
+               if tuple(_same_input(x) for x in t) in texts or i in ids)
+
+
+def holdout_touches(source, split) -> dict:
+    """What makes a holdout not untouched, whatever the task: ``overlap`` (rows also in the
+    training split, :func:`holdout_overlap`) and ``used_by`` (members, refits included, whose
+    manifest says a soup or K was chosen on this very split). The headline says it
+    (:func:`~ensemble.estimates.headline.holdout_note`)."""
+    from ensemble.averaging.provenance import model_notes
+
+    refs = [*source.refs, *source.refits.values()]
+    folders = {r.name: (r.parts[0].folder if r.kind == "folds" else r.folder) for r in refs}
+    return {"overlap": holdout_overlap(split, source.training.split),
+            "used_by": [name for name, folder in folders.items() if model_notes(folder, split.digest)[1]]}
+
+
+def warn_overlap(holdout, train, n: int, log) -> None:
+    """The holdout's rows that are also training rows (:func:`holdout_overlap` counted ``n``),
+    said in a warning on ``log``."""
+    if n:
+        by_id = holdout.id_column is not None and train.id_column is not None
+        log.warning("%s: %d of its %d rows are also in the training file %s (same text up to case, whitespace and "
+                    "Unicode form%s): it is not an untouched holdout; remove them from one of the files", holdout.path,
+                    n, len(holdout), train.path, ", or same id" if by_id else "")

@@ -451,3 +451,29 @@ def test_without_a_holdout_the_fold_means_squared_error_is_decomposed(sts_folds)
     assert f["mse"][0] == pytest.approx(expected, abs=1e-6) and f["rmse"][0] == pytest.approx(np.sqrt(expected))
     assert f["mse"][0] <= f["oof_mse"][0]  # the fold mean is at least as good as one fold model on average
     assert "fold mean of" in rep.to_text() and rep.to_dict()["fold_mean"]["method"] == rep.choice
+
+
+def test_a_holdout_made_of_training_rows_is_not_called_untouched(sts_folds, tmp_path):
+    """The column tasks' holdout has the overlap check classification's has: 100 training pairs
+    given as the holdout, their spacing and case changed, are counted, and the headline of the
+    report and of the vote says the holdout is NOT untouched."""
+    from ensemble import report, vote
+
+    root, members, train, fold, train_texts, test_texts = sts_folds
+    rows = [[r["id"] + "-h", "  " + r["sentence1"].upper() + " ", r["sentence2"].replace(" ", "  "), r["score"]]
+            for r in train[:100]]
+    _write(tmp_path / "valid.csv", ["id", "sentence1", "sentence2", "score"], rows)
+    groups = {n: members[n] for n in ("a", "b")}
+    data = {"train": root / "train.csv", "valid": tmp_path / "valid.csv", "test": root / "test.csv"}
+    columns = {"text": ["sentence1", "sentence2"], "label": "score"}
+    args = ["predict", "--data", f"valid={tmp_path / 'valid.csv'}", "--folds", str(root / "folds.csv"), "--data",
+            f"train={root / 'train.csv'}", "--text", "sentence1", "--text", "sentence2", "--label", "score",
+            "--cache-dir", str(root / "cache"), "-q", *[x for n, p in groups.items() for x in ("--model", f"{n}={p}")]]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    rep = report(groups, data, folds=root / "folds.csv", cache_dir=root / "cache", columns=columns)
+    assert rep.holdout["overlap"] == 100
+    assert "NOT untouched: 100 of its rows are also training rows" in rep.to_text().splitlines()[0]
+    auto = vote(groups, data, "auto", folds=root / "folds.csv", cache_dir=root / "cache", columns=columns,
+                out=tmp_path / "s.csv", weights_dir=tmp_path / "w")
+    assert auto.attrs["headline"]["of"] == "holdout" and "NOT untouched" in auto.attrs["headline"]["note"]

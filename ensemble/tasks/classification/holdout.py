@@ -16,7 +16,7 @@ def score_holdout(source, split, labels, fit_idx, estimates, combine, methods, m
     (with the refits when there are refits), with intervals, and the choice is made there."""
     from ensemble.core.combination import align, as_log_probs
     from ensemble.core.combination import combine as combine_logits
-    from ensemble.estimates.holdout import choose_on_holdout, holdout_scores
+    from ensemble.estimates.holdout import choose_on_holdout, holdout_scores, holdout_touches
 
     split.require_labels("the holdout is scored against its labels")
     hal = source.aligned(split, labels)
@@ -43,24 +43,4 @@ def score_holdout(source, split, labels, fit_idx, estimates, combine, methods, m
             "accuracy": {n: float(np.mean(p.argmax(axis=1) == hal.y)) for n, p in probas.items()},
             "scores": {n: vars(s) for n, s in scores.items()}, "decided_on": "refits" if suffix else "fold means",
             "choice": choice.removesuffix(suffix), "reason": reason, "oof_choice": oof_choice[0],
-            "oof_reason": oof_choice[1], "overlap": _overlap(split, source.training.split),
-            "used_by": _used_by(source, split)}
-
-
-def _used_by(source, split) -> list[str]:
-    """The members (refits included) whose manifest says a soup or K was chosen on this very split:
-    for them the holdout is not untouched."""
-    from ensemble.averaging.provenance import model_notes
-
-    refs = [*source.refs, *source.refits.values()]
-    folders = {r.name: (r.parts[0].folder if r.kind == "folds" else r.folder) for r in refs}
-    return [name for name, folder in folders.items() if model_notes(folder, split.digest)[1]]
-
-
-def _overlap(holdout, train) -> int:
-    """How many holdout rows are also training rows (the same text, or the same id when both files
-    name their rows by an id column): those rows were seen by every fold model but one, so the
-    holdout is not untouched; said in the headline, and by the report in a warning."""
-    texts = {t for t in zip(*train.texts)}
-    ids = set(train.ids) if holdout.id_column is not None and train.id_column is not None else set()
-    return sum(1 for i, t in zip(holdout.ids, zip(*holdout.texts)) if t in texts or i in ids)
+            "oof_reason": oof_choice[1], **holdout_touches(source, split)}

@@ -19,6 +19,7 @@ import numpy as np
 from ensemble.averaging.provenance import model_notes
 from ensemble.core.errors import EnsembleError, option
 from ensemble.estimates.holdout import METRICS as HOLDOUT_METRICS
+from ensemble.estimates.holdout import warn_overlap
 from ensemble.estimates.resampling import wilson
 from ensemble.tasks.classification.holdout import score_holdout
 from ensemble.tasks.classification.render import Report, confused_pairs, reliability_curve
@@ -92,7 +93,7 @@ def _classification_report(source, al, split, training, data, valid, columns, *,
                                                       metric if metric in HOLDOUT_METRICS else "accuracy", (choice, reason))
     if holdout:  # what is submitted, scored where no fit has been: the holdout decides
         choice, reason = holdout["choice"], holdout["reason"]
-        _warn_overlap(hsplit, training.split, holdout["overlap"])
+        warn_overlap(hsplit, training.split, holdout["overlap"], log)
     adjust_info = {} if adjust == "none" else _class_priors(
         fit_arrays, y, al.labels, choice, estimates, adjust=adjust, prior=prior, columns=columns,
         metric=adjust_metric or (metric if metric in ("accuracy", "macro_f1") else "accuracy"), cv=cv)
@@ -110,16 +111,6 @@ def _classification_report(source, al, split, training, data, valid, columns, *,
 
 _COLUMNS = ("cv_accuracy", "gain", "gain_low", "gain_high", "mcnemar_p", "acc_low", "acc_high", "cv_macro_f1",
             "cv_log_loss", "optimism", "cv_low", "cv_high")
-
-
-def _warn_overlap(holdout, train, n: int) -> None:
-    """The holdout's rows that are also training rows (:func:`~ensemble.tasks.classification.holdout.score_holdout`
-    counts them), said in a warning."""
-    if n:
-        by_id = holdout.id_column is not None and train.id_column is not None
-        log.warning("%s: %d of its %d rows are also in the training file %s (same text%s): it is not an untouched "
-                    "holdout; remove them from one of the files", holdout.path, n, len(holdout), train.path,
-                    " or id" if by_id else "")
 
 
 def _table(rows):

@@ -194,8 +194,10 @@ def value_holdout(source, split, labels, estimates, metric: str) -> dict:
         if name != "uniform" and sure_gain((lo, 0)) and gain > scores.get(best, {}).get("gain", 0.0):
             best, reason = name, (f"{name}: on the holdout ({len(al.y)} rows) {metric} {scores[name]['score']:.4f}, "
                                   f"gain over uniform {gain:+.4f} excludes zero")
+    from ensemble.estimates.holdout import holdout_touches
+
     return {"path": str(split.path), "rows": len(al.y), "metric": metric, "scores": scores, "choice": best,
-            "reason": reason, "refits": bool(source.refits)}
+            "reason": reason, "refits": bool(source.refits), **holdout_touches(source, split)}
 
 
 def method_name(spec: str) -> str:

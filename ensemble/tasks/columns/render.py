@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ensemble.estimates.headline import headline_line, submitted_headline
+from ensemble.estimates.headline import headline_line, holdout_note, submitted_headline
 
 __all__ = ["ValueReport"]
 
@@ -92,7 +92,9 @@ class ValueReport:
         h = self.holdout
         if h.get("choice") is not None and method in h.get("scores", {}):
             s = h["scores"][method]
-            return {"metric": self.metric, "estimate": s["score"], "low": s["low"], "high": s["high"], "of": "holdout"}
+            out = {"metric": self.metric, "estimate": s["score"], "low": s["low"], "high": s["high"], "of": "holdout"}
+            note = holdout_note(h)  # rows shared with training, or members chosen on it: said wherever the headline is
+            return {**out, "note": note} if note else out
         e = self.estimates[method]
         return {"metric": self.metric, "estimate": e.cross_validated[self.metric], "low": e.interval[0],
                 "high": e.interval[1], "of": "out-of-fold" if self.where == "out-of-fold" else "cross-validated"}

@@ -68,6 +68,9 @@ def value_report(source, al, split, *, training, holdout, methods: Sequence[str]
     decided = {}
     if holdout is not None:
         decided = value_holdout(source, holdout, al.labels, estimates, settings["metric"])
+        from ensemble.estimates.holdout import warn_overlap
+
+        warn_overlap(holdout, training.split, decided["overlap"], logging.getLogger(__name__))
         choice, reason = decided["choice"], decided["reason"]
     members = member_rows(task, refs, al.arrays, y, settings)
     fold_mean = {}

@@ -275,6 +275,10 @@ def _fitted(task, g, spec: str, fit: Mapping, cv: Mapping, holdout, source, seed
             estimate = {"metric": metric, "estimate": decided["scores"][spec]["score"],
                         "low": decided["scores"][spec]["low"], "high": decided["scores"][spec]["high"],
                         "of": "holdout"}
+            from ensemble.estimates.headline import holdout_note
+
+            if holdout_note(decided):  # rows shared with training, or members chosen on it
+                estimate["note"] = holdout_note(decided)
             g.provenance["auto_holdout"] = decided
         log.info("auto -> %s", reason)
         g.provenance["auto"] = {"chosen": spec, "reason": reason, "candidates": {
