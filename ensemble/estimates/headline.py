@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-__all__ = ["headline_of", "headline_line", "holdout_note", "submitted_headline", "OF_WORDS", "VOTE_LOGGER"]
+__all__ = ["headline_of", "headline_line", "holdout_note", "submitted_headline", "refits_note", "OF_WORDS",
+           "VOTE_LOGGER"]
 
 # The logger of the vote's own lines, whichever task's part of the vote says them: held until the
 # headline is said (ensemble.workflows.vote), so that the headline comes first.
@@ -46,6 +47,14 @@ def submitted_headline(own: Mapping, submitted: Mapping | None, honest) -> dict:
     if figure is None:
         return vote
     return {**{k: v for k, v in vote.items() if k != "note"}, **figure}
+
+
+def refits_note(refits) -> str:
+    """What the headline says of an out-of-fold figure when refits (``{group: refit}``) take their
+    groups' places in the submission: the figure is not of what is submitted."""
+    said = ", ".join(f"{r} for {g}" for g, r in refits.items())
+    return (f"not of what is submitted: the refits ({said}) take their groups' places and saw every training row, "
+            "so no out-of-fold figure covers them; a holdout (valid) scores them")
 
 
 def holdout_note(h) -> str | None:

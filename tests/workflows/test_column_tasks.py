@@ -477,3 +477,18 @@ def test_a_holdout_made_of_training_rows_is_not_called_untouched(sts_folds, tmp_
     auto = vote(groups, data, "auto", folds=root / "folds.csv", cache_dir=root / "cache", columns=columns,
                 out=tmp_path / "s.csv", weights_dir=tmp_path / "w")
     assert auto.attrs["headline"]["of"] == "holdout" and "NOT untouched" in auto.attrs["headline"]["note"]
+
+
+def test_with_refits_and_no_holdout_the_headline_says_its_figure_is_not_of_the_submission(sts_folds, tmp_path):
+    from ensemble import report, vote
+
+    root, members, train, fold, train_texts, test_texts = sts_folds
+    data = {"train": root / "train.csv", "test": root / "test.csv"}
+    columns = {"text": ["sentence1", "sentence2"], "label": "score"}
+    rep = report(members, data, folds=root / "folds.csv", refit={"a_full": "a"}, cache_dir=root / "cache",
+                 columns=columns)
+    assert rep.headline["of"] == "out-of-fold" and "not of what is submitted" in rep.headline["note"]
+    assert "(what is submitted;" not in rep.to_text()
+    sub = vote(members, data, "auto", folds=root / "folds.csv", refit={"a_full": "a"}, cache_dir=root / "cache",
+               columns=columns, out=tmp_path / "s.csv", weights_dir=tmp_path / "w")
+    assert "not of what is submitted" in (sub.attrs["headline"].get("note") or "")

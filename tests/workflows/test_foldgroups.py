@@ -403,3 +403,27 @@ def test_fold_groups_beside_a_model_are_fitted_on_the_validation_rows_as_fold_me
     assert rep.exit_code == 0, rep.output
     doc = json.loads(rep.stdout)
     assert doc["rows"] == 80 and doc["out_of_fold"] == {} and "the mean of its 3 fold models" in doc["table"]["bert"]["note"]
+
+
+def test_with_refits_and_no_holdout_no_figure_is_called_what_is_submitted(kfold, tmp_path):
+    """The refits are submitted in their groups' places; the out-of-fold figures are the fold
+    groups': the report's and the vote's headline say so, and the fold mean is not called what is
+    submitted."""
+    from ensemble import report, vote
+
+    members = {"bert": f"{kfold}/bert-fold{{fold}}/model", "b": f"{kfold}/perm-fold{{fold}}/model",
+               "full": f"{kfold}/bert-full/model"}
+    data = {"train": kfold / "train.csv", "test": kfold / "test.csv"}
+    rep = report(members, data, cache_dir=kfold / "cache", folds=kfold / "folds.csv", refit={"full": "bert"},
+                 methods=["acc"], adjust="none")
+    head = rep.headline
+    assert head["of"] == "out-of-fold" and "not of what is submitted: the refits (full for bert)" in head["note"]
+    text = rep.to_text()
+    assert "not of what is submitted" in text.splitlines()[0]
+    assert "(what is submitted)" not in text
+    sub = vote(members, data, "auto", cache_dir=kfold / "cache", folds=kfold / "folds.csv", refit={"full": "bert"},
+               out=tmp_path / "s.csv", weights_dir=tmp_path / "w")
+    assert "not of what is submitted" in sub.attrs["headline"]["note"]
+    plain = report({k: v for k, v in members.items() if k != "full"}, data, cache_dir=kfold / "cache",
+                   folds=kfold / "folds.csv", methods=["acc"], adjust="none")
+    assert "note" not in plain.headline or "submitted" not in (plain.headline.get("note") or "")

@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ensemble.core.errors import option
-from ensemble.estimates.headline import headline_line, holdout_note, submitted_headline
+from ensemble.estimates.headline import headline_line, holdout_note, refits_note, submitted_headline
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,9 @@ class Report:
         if "brier" not in f:
             return [f"the fold mean is not estimated beyond the out-of-fold figure: {f['why']}"]
         b = f["brier"]
-        return [f"the fold mean of {f['method']} (what is submitted), estimated with the {b['test_rows']} unlabelled "
+        submitted = ("what is submitted" if not self.out_of_fold.get("refit") else
+                     "not what is submitted: the refits take their groups' places")
+        return [f"the fold mean of {f['method']} ({submitted}), estimated with the {b['test_rows']} unlabelled "
                 f"test rows: Brier {b['estimate']:.4f} [{b['low']:.4f}, {b['high']:.4f}] = out-of-fold "
                 f"{b['oof_brier']:.4f} minus the fold ensembles' ambiguity {b['ambiguity']:.4f} (exact, Krogh and "
                 f"Vedelsby); accuracy about {f['accuracy']:.4f} (the Brier gain carried over by the members' slope; "
@@ -532,6 +534,9 @@ def _headline(report: Report) -> dict:
         estimate, low, high, of, metric = _honest(report, name)
         out = {"metric": metric, "estimate": estimate, "low": low, "high": high, "of": of}
         note = holdout_note(report.holdout) if of == "holdout" else None
+        refits = (report.out_of_fold or {}).get("refit")
+        if of == "out-of-fold" and refits:  # the refits are submitted, and no figure here is of them
+            note = refits_note(refits)
         return {**out, "note": note} if note else out  # said wherever the headline is
 
     def honest(name: str) -> dict | None:  # a method the vote submitted: its row, when the report has one

@@ -175,6 +175,10 @@ def _weights(kind: str, spec, loaded, g, source, fit_kwargs: dict, cv: Mapping =
             g.provenance["auto"]["holdout"] = {k: decided[k] for k in ("path", "rows", "metric", "scores", "decided_on",
                                                                        "oof_choice", "oof_reason", "overlap", "used_by")}
     g.estimate = _estimate_of(spec, g, fit_kwargs, cv, estimates, decided)
+    if g.estimate.get("of") == "out-of-fold" and source.refits:  # the refits are submitted; no figure is of them
+        from ensemble.estimates.headline import refits_note
+
+        g.estimate["note"] = refits_note({grp: r.name for grp, r in source.refits.items()})
     if y is not None:
         fitted = Procedure.of(spec, **fit_kwargs).weights.fit(g.valid_al.arrays, y, names=names)
     else:

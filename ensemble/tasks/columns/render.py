@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ensemble.estimates.headline import headline_line, holdout_note, submitted_headline
+from ensemble.estimates.headline import headline_line, holdout_note, refits_note, submitted_headline
 
 __all__ = ["ValueReport"]
 
@@ -58,6 +58,7 @@ class ValueReport:
     submitted: Mapping | None = None  # the headline of the vote that wrote it (its sidecar's)
     y: np.ndarray | None = field(default=None, repr=False)  # the truth of the rows scored
     fold_mean: Mapping = field(default_factory=dict)  # fold groups without a holdout: the decomposed squared error
+    refit: Mapping = field(default_factory=dict)  # {group: refit}: the refits submitted in their groups' places
 
     def __repr__(self) -> str:
         return self.to_text()
@@ -96,8 +97,11 @@ class ValueReport:
             note = holdout_note(h)  # rows shared with training, or members chosen on it: said wherever the headline is
             return {**out, "note": note} if note else out
         e = self.estimates[method]
-        return {"metric": self.metric, "estimate": e.cross_validated[self.metric], "low": e.interval[0],
-                "high": e.interval[1], "of": "out-of-fold" if self.where == "out-of-fold" else "cross-validated"}
+        out = {"metric": self.metric, "estimate": e.cross_validated[self.metric], "low": e.interval[0],
+               "high": e.interval[1], "of": "out-of-fold" if self.where == "out-of-fold" else "cross-validated"}
+        if out["of"] == "out-of-fold" and self.refit:  # the refits are submitted, and no figure here is of them
+            out["note"] = refits_note(self.refit)
+        return out
 
     def leaderboard(self):
         """Every method, best honest estimate first: honest, its interval, apparent, optimism."""
@@ -184,7 +188,8 @@ class ValueReport:
             return []
         if "why" in f:
             return [f"fold mean: not decomposed ({f['why']})"]
-        return [f"fold mean of {f['method']} (what is submitted; out-of-fold squared error minus the fold ensembles' "
+        submitted = "what is submitted" if not self.refit else "not what is submitted: the refits take their places"
+        return [f"fold mean of {f['method']} ({submitted}; out-of-fold squared error minus the fold ensembles' "
                 f"ambiguity on {f['test_rows']} test rows, which the estimate assumes are drawn like the training "
                 f"rows): mcrmse {f['mcrmse']:.4f}, rmse {f['rmse_all']:.4f} (out of fold: one fold model's, "
                 f"mcrmse {float(np.mean(np.sqrt(f['oof_mse']))):.4f})"]

@@ -78,7 +78,8 @@ def value_report(source, al, split, *, training, holdout, methods: Sequence[str]
         fold_mean = regression_fold_mean(source, test, al.labels, fit_idx, choice, estimates, y)
     return ValueReport(task.name, settings["metric"], len(y), members, estimates, choice, reason, names,
                        "out-of-fold" if training is not None else "validation", excluded=list(excluded),
-                       holdout=decided, settings=dict(settings), y=y, fold_mean=fold_mean)
+                       holdout=decided, settings=dict(settings), y=y, fold_mean=fold_mean,
+                       refit={g: r.name for g, r in source.refits.items()})
 
 
 def regression_fold_mean(source, test_split, labels, fit_idx, choice: str, estimates, y) -> dict:

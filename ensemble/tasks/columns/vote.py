@@ -288,6 +288,10 @@ def _fitted(task, g, spec: str, fit: Mapping, cv: Mapping, holdout, source, seed
         e = estimates[spec]
         estimate = {"metric": metric, "estimate": e.cross_validated[metric], "low": e.interval[0],
                     "high": e.interval[1], "of": "out-of-fold" if cv else "cross-validated"}
+        if cv and source.refits:  # the refits are submitted; no out-of-fold figure is of them
+            from ensemble.estimates.headline import refits_note
+
+            estimate["note"] = refits_note({grp: r.name for grp, r in source.refits.items()})
         log.info("cross-validated %s %.4f", metric, e.cross_validated[metric])
     elif not estimate:
         estimate = {"metric": metric, "note": f"{spec} is not estimated by vote: ensemble report (or weights=auto) "
