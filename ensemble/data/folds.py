@@ -160,6 +160,7 @@ def make_folds(train: str | os.PathLike, out: str | os.PathLike, k: int = 5, *, 
 
         atomic_write(out, write_csv)
         try:
+            meta["folds_file_blake3"] = file_digest(out)  # the file as written: an edit after training is seen
             atomic_write(sidecar, lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8"))
         except BaseException:
             out.unlink(missing_ok=True)  # the pair, or neither
@@ -280,6 +281,17 @@ def check_sidecar(folds: Folds, train: str | os.PathLike) -> str | None:
     if isinstance(meta.get("k"), int) and meta["k"] != folds.k:
         raise EnsembleError(f"{folds.path}: holds {folds.k} folds but {sidecar.name} says it was made with "
                             f"k={meta['k']} (edited since?); remake it with ensemble folds make --force")
+    edited = f"{folds.path}: edited since it was made ({sidecar.name} records "
+    fix = ("the fold models were trained on the folds it held then, so out-of-fold rows would be scored by models "
+           "that saw them: restore it, or remake the folds and retrain")
+    written = meta.get("folds_file_blake3")
+    if written and file_digest(folds.path) != written:
+        raise EnsembleError(f"{edited}another digest); {fix}")
+    per_fold = meta.get("rows_per_fold")
+    if (not written and isinstance(per_fold, list) and meta.get("rows") == len(folds.fold)
+            and per_fold != np.bincount(folds.fold, minlength=folds.k).tolist()):
+        raise EnsembleError(f"{edited}{per_fold} rows per fold, it holds "
+                            f"{np.bincount(folds.fold, minlength=folds.k).tolist()}); {fix}")
     recorded = meta.get("train_file_blake3")
     if recorded and Path(train).is_file() and file_digest(train) != recorded:
         return (f"{train}: changed since {folds.path} was made from it ({sidecar.name} records another digest); "

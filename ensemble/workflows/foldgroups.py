@@ -16,6 +16,8 @@ keyed by their ids and texts: a folds file changed after the logits were cached 
 
 from __future__ import annotations
 
+import re
+
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +124,8 @@ class GroupRef:
     def open(cls, member, task=None) -> "GroupRef":
         """``task``: as :func:`~ensemble.tasks.open_member`, for every fold model."""
 
+        for k, f in enumerate(member.parts):
+            _check_fold_source(member.name, k, Path(f))
         return cls(member.name, member.folder,
                    [open_member(f, f"{member.name}-fold{i}", task) for i, f in enumerate(member.parts)])
 
@@ -150,6 +154,27 @@ class GroupRef:
     def folders(self) -> list[str]:
         """Its fold models' folders, fold 0 first, as absolute paths (for provenance)."""
         return [str(p.folder.resolve()) for p in self.parts]
+
+
+_FOLD_IN_NAME = re.compile(r"fold[-_]?(\d+)(?!\d)", re.IGNORECASE)
+
+
+def _check_fold_source(name: str, k: int, folder: Path) -> None:
+    """A fold group's model k averaged from another fold's run (folders swapped or mislabelled:
+    ``weights/bert-fold0`` averaged from ``runs/bert-fold1``) is refused: its out-of-fold rows
+    would be scored by a model that saw them. Read from the averaged folder's manifest, whose
+    ``run`` names the run it came from; a folder without one is not checked here."""
+    import json
+
+    try:
+        run = json.loads((folder / "ensemble_manifest.json").read_text(encoding="utf-8")).get("run")
+    except (OSError, ValueError, AttributeError):
+        return
+    found = _FOLD_IN_NAME.findall(Path(str(run)).name) if isinstance(run, str) else []
+    if found and int(found[-1]) != k:
+        raise EnsembleError(f"{folder / 'ensemble_manifest.json'}: averaged from {run}, fold {found[-1]}'s run, but it "
+                            f"stands for fold {k} of member {name}: its out-of-fold rows would be scored by a model "
+                            "that saw them; put each fold's average in its own folder (avg-ckpt again)")
 
 
 def group_fingerprint(part_fingerprints, name: str = "the fold group") -> str:

@@ -427,3 +427,42 @@ def test_with_refits_and_no_holdout_no_figure_is_called_what_is_submitted(kfold,
     plain = report({k: v for k, v in members.items() if k != "full"}, data, cache_dir=kfold / "cache",
                    folds=kfold / "folds.csv", methods=["acc"], adjust="none")
     assert "note" not in plain.headline or "submitted" not in (plain.headline.get("note") or "")
+
+
+@pytest.mark.parametrize("edit", ["a row moved to another fold", "two rows swapped", "old sidecar, a row moved"])
+def test_a_folds_file_edited_after_it_was_made_is_refused(kfold, tmp_path, edit):
+    """The fold models were trained on the folds the file held when it was made: an edit since
+    (its sidecar says what it was) would score out-of-fold rows with models that saw them."""
+    from ensemble import report
+    from ensemble.core.errors import EnsembleError
+
+    folds = pd.read_csv(kfold / "folds.csv")
+    side = json.loads((kfold / "folds.csv.json").read_text())
+    first = int(folds.loc[0, "fold"])
+    other = int(np.flatnonzero(folds["fold"].to_numpy() != first)[0])
+    if edit == "two rows swapped":  # rows per fold unchanged: only the file's digest sees it
+        folds.loc[0, "fold"], folds.loc[other, "fold"] = folds.loc[other, "fold"], first
+    else:
+        folds.loc[0, "fold"] = (first + 1) % K
+    if edit.startswith("old sidecar"):  # written before the digest was recorded: rows per fold decide
+        side.pop("folds_file_blake3")
+    folds.to_csv(tmp_path / "folds.csv", index=False)
+    (tmp_path / "folds.csv.json").write_text(json.dumps(side))
+    with pytest.raises(EnsembleError) as e:
+        report({"bert": f"{kfold}/bert-fold{{fold}}/model"}, {"train": kfold / "train.csv"},
+               cache_dir=kfold / "cache", folds=tmp_path / "folds.csv", adjust="none")
+    assert str(tmp_path / "folds.csv") in str(e.value) and "edited since it was made" in str(e.value)
+
+
+def test_fold_folders_averaged_from_another_folds_run_are_refused(kfold, tmp_path):
+    from ensemble import gather
+    from ensemble.core.errors import EnsembleError
+
+    for k in range(K):  # each fold's folder says it was averaged from the next fold's run
+        shutil.copytree(kfold / f"bert-fold{k}" / "model", tmp_path / f"avg-fold{k}")
+        (tmp_path / f"avg-fold{k}" / "ensemble_manifest.json").write_text(
+            json.dumps({"schema": "ensemble.average/1", "run": f"../../runs/bert-fold{(k + 1) % K}"}))
+    with pytest.raises(EnsembleError) as e:
+        gather({"bert": f"{tmp_path}/avg-fold{{fold}}"}, {"train": kfold / "train.csv"}, "train",
+               cache_dir=kfold / "cache", folds=kfold / "folds.csv")
+    assert "fold 1's run, but it stands for fold 0 of member bert" in str(e.value)
