@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-__all__ = ["headline_of", "headline_line", "holdout_note", "submitted_headline", "refits_note", "OF_WORDS",
+__all__ = ["headline_of", "headline_line", "holdout_note", "submitted_headline", "refits_note", "with_shift", "OF_WORDS",
            "VOTE_LOGGER"]
 
 # The logger of the vote's own lines, whichever task's part of the vote says them: held until the
@@ -77,4 +77,13 @@ def headline_line(h: Mapping) -> str:
     touched = h.get("of") == "holdout" and h.get("note")  # the note says why it is not untouched
     words = "on the holdout" if touched else OF_WORDS.get(h["of"], h["of"])
     return (f"{where}{h['method']}, {h['metric']} {h['estimate']:.4f}{interval} on unseen data ({words})"
-            + (f"; {h['note']}" if h.get("note") else ""))
+            + (f"; {h['note']}" if h.get("note") else "") + (f"; {h['shift']}" if h.get("shift") else ""))
+
+
+def with_shift(h: dict, shift) -> dict:
+    """The headline ``h`` with what the shift check says (``shift``: its dict, or None), under
+    ``"shift"``, when the test rows do not look like the rows it is estimated on."""
+    from ensemble.estimates.shift import shift_note
+
+    note = shift_note(shift)
+    return {**h, "shift": note} if note else h

@@ -53,6 +53,7 @@ def report(
     task: str | None = None,
     threshold="global",
     clip: bool = False,
+    check_shift: bool = True,
 ):
     """Score every model and ensemble method on the validation split, honestly: the members' task
     (:meth:`~ensemble.tasks.base.Task.report`) fits and estimates, this function gathers.
@@ -107,6 +108,10 @@ def report(
         As for :func:`~ensemble.workflows.vote.vote`. Regression and multi-label members give a
         :class:`~ensemble.tasks.columns.render.ValueReport` (``metric`` then defaults to the
         task's: pearson or mcrmse, f1_micro).
+    check_shift : bool, default True
+        With a test split in ``data``: check that its texts look like the rows the headline is
+        estimated on (:func:`~ensemble.estimates.shift.adversarial_check`, a few seconds); when
+        they do not, the headline says so. Recorded in ``shift``.
     """
 
     inputs, cv = _arguments(models, data, valid, cv, folds, columns=columns, fold_column=fold_column, train=train,
@@ -122,8 +127,29 @@ def report(
                    trained_on_valid=tuple(trained_on_valid), include_optimistic=include_optimistic, best_k=best_k,
                    adjust=adjust, prior=prior, adjust_metric=adjust_metric, threshold=threshold, clip=clip,
                    train=inputs.train)
-    return source.task.report(ReportJob(source, source.aligned(split), split, training, inputs.data, valid,
-                                        inputs.columns, cv, options))
+    rep = source.task.report(ReportJob(source, source.aligned(split), split, training, inputs.data, valid,
+                                       inputs.columns, cv, options))
+    if check_shift and "test" in inputs.data:
+        rep.shift = _shift(rep, split, inputs, valid, "test")
+    return rep
+
+
+def _shift(rep, split, inputs, valid: str, test: str) -> dict | None:
+    """The adversarial check of the test texts against the rows the headline is estimated on (the
+    holdout when it decided, else the rows fitted and scored), as a dict; said in the log when
+    they differ."""
+    from ensemble.data.splits import open_split
+    from ensemble.estimates.shift import adversarial_check, shift_note
+
+    scored = open_split(inputs.data[valid], valid, inputs.columns) if rep.headline.get("of") == "holdout" else split
+    test_split = open_split(inputs.data[test], test, inputs.columns)
+    check = adversarial_check(scored.texts, test_split.texts)
+    if check is None:
+        return None
+    note = shift_note(check)
+    if note:
+        log.warning("%s against %s: %s", test_split.path, scored.path, note)
+    return {**check.to_dict(), "against": scored.name}
 
 
 def _arguments(models, data, valid: str, cv, folds, **given) -> tuple[Inputs, object]:

@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ensemble.core.errors import option
-from ensemble.estimates.headline import headline_line, holdout_note, refits_note, submitted_headline
+from ensemble.estimates.headline import headline_line, holdout_note, refits_note, submitted_headline, with_shift
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class Report:
     inference: Mapping = field(default_factory=dict)  # the settings asked for, and each member's entry's
     submission: str | None = None  # the file the choice is submitted as, when a vote or run wrote it
     submitted: Mapping | None = None  # the headline of the vote that wrote it (its sidecar's)
+    shift: Mapping | None = None  # the adversarial check of the test texts (ensemble.estimates.shift)
 
     def __repr__(self) -> str:
         """The table's text, as the terminal shows it (a REPL prints this; a notebook renders the page)."""
@@ -67,7 +68,7 @@ class Report:
         is of: "holdout" (the fold means, or the refits, scored on an untouched validation split),
         "out-of-fold" (fold groups: one fold model's rows, usually conservative for the fold mean)
         or "cross-validated" (the procedure refitted in each fold of the validation rows)."""
-        return _headline(self)
+        return with_shift(_headline(self), self.shift)
 
     def leaderboard(self):
         """Uniform and every estimated method, best honest estimate first: the honest estimate
@@ -264,6 +265,7 @@ class Report:
 
         return {
             "headline": self.headline,
+            "shift": self.shift,
             "leaderboard": {n: {k: clean(v) for k, v in r.items()} for n, r in self.leaderboard().iterrows()},
             "rows": self.rows,
             "metric": self.metric,

@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ensemble.estimates.headline import headline_line, holdout_note, refits_note, submitted_headline
+from ensemble.estimates.headline import headline_line, holdout_note, refits_note, submitted_headline, with_shift
 
 __all__ = ["ValueReport"]
 
@@ -56,6 +56,7 @@ class ValueReport:
     settings: Mapping = field(default_factory=dict)
     submission: str | None = None
     submitted: Mapping | None = None  # the headline of the vote that wrote it (its sidecar's)
+    shift: Mapping | None = None  # the adversarial check of the test texts (ensemble.estimates.shift)
     y: np.ndarray | None = field(default=None, repr=False)  # the truth of the rows scored
     fold_mean: Mapping = field(default_factory=dict)  # fold groups without a holdout: the decomposed squared error
     refit: Mapping = field(default_factory=dict)  # {group: refit}: the refits submitted in their groups' places
@@ -87,7 +88,8 @@ class ValueReport:
         """``{submission, method, metric, estimate, low, high, of}`` of what is submitted: the
         choice, or what the vote that wrote the submission submitted (``submitted``)."""
         own = {"submission": self.submission, "method": self.choice, **self._figure(self.choice)}
-        return submitted_headline(own, self.submitted, lambda m: self._figure(m) if m in self.estimates else None)
+        return with_shift(submitted_headline(own, self.submitted, lambda m: self._figure(m) if m in self.estimates
+                                                 else None), self.shift)
 
     def _figure(self, method: str) -> dict:
         h = self.holdout
@@ -208,7 +210,7 @@ class ValueReport:
                 return clean(v.tolist())
             return v
 
-        return clean({"headline": self.headline, "task": self.task, "metric": self.metric, "rows": self.rows,
+        return clean({"headline": self.headline, "shift": self.shift, "task": self.task, "metric": self.metric, "rows": self.rows,
                       "where": self.where, "names": list(self.names), "members": dict(self.members),
                       "methods": {m: {"apparent": e.apparent, "cross_validated": e.cross_validated,
                                       "interval": list(e.interval), "gain": e.gain,
