@@ -492,3 +492,19 @@ def test_with_refits_and_no_holdout_the_headline_says_its_figure_is_not_of_the_s
     sub = vote(members, data, "auto", folds=root / "folds.csv", refit={"a_full": "a"}, cache_dir=root / "cache",
                columns=columns, out=tmp_path / "s.csv", weights_dir=tmp_path / "w")
     assert "not of what is submitted" in (sub.attrs["headline"].get("note") or "")
+
+
+def test_the_column_leaderboard_shows_the_holdout_figures_the_headline_uses(sts_folds):
+    from ensemble import report
+
+    root, members, train, fold, train_texts, test_texts = sts_folds
+    groups = {n: members[n] for n in ("a", "b")}
+    data = {"train": root / "train.csv", "valid": root / "valid.csv"}
+    rep = report(groups, data, folds=root / "folds.csv", cache_dir=root / "cache",
+                 columns={"text": ["sentence1", "sentence2"], "label": "score"})
+    board = rep.leaderboard()
+    assert rep.headline["of"] == "holdout" and set(board["of"]) == {"holdout"}
+    assert board.loc[rep.choice, "honest"] == pytest.approx(rep.headline["estimate"])
+    for m, e in rep.estimates.items():  # optimism: apparent minus the same rows' out-of-fold figure
+        assert board.loc[m, "optimism"] == pytest.approx(e.apparent[rep.metric] - e.cross_validated[rep.metric])
+    assert set(board["auto"]) <= {"candidate", "not considered"}

@@ -466,3 +466,20 @@ def test_fold_folders_averaged_from_another_folds_run_are_refused(kfold, tmp_pat
         gather({"bert": f"{tmp_path}/avg-fold{{fold}}"}, {"train": kfold / "train.csv"}, "train",
                cache_dir=kfold / "cache", folds=kfold / "folds.csv")
     assert "fold 1's run, but it stands for fold 0 of member bert" in str(e.value)
+
+
+def test_the_leaderboard_says_what_each_figure_is_of_and_subtracts_like_from_like(kfold):
+    """With a holdout deciding, honest figures are the holdout's; optimism is the apparent score
+    minus the same out-of-fold rows' cross-validated one (never minus a holdout figure); a method
+    auto does not choose among (best) is marked so."""
+    from ensemble import report
+
+    rep = report({"bert": f"{kfold}/bert-fold{{fold}}/model", "b": f"{kfold}/perm-fold{{fold}}/model"},
+                 {"train": kfold / "train.csv", "valid": kfold / "valid.csv"}, cache_dir=kfold / "cache",
+                 folds=kfold / "folds.csv", adjust="none", check_shift=False)
+    board = rep.leaderboard()
+    assert set(board["of"]) == {"holdout"}
+    cv = rep.table.loc[board.index, "cv_accuracy"]
+    assert (board["optimism"] - (board["apparent"] - cv)).abs().max() < 1e-12
+    assert board.loc["best", "auto"] == "not considered" and board.loc["uniform", "auto"] == "candidate"
+    assert "not considered" in rep.to_text()

@@ -28,10 +28,13 @@ def test_report_vote_and_run_say_the_same_headline(project, tmp_path, monkeypatc
     assert h["estimate"] == pytest.approx(rep.table.loc[rep.choice, "cv_accuracy"]) and h["low"] < h["estimate"] < h["high"]
     text = rep.to_text().splitlines()
     assert text[0].startswith(f"submission: {rep.choice}, accuracy {h['estimate']:.4f} [") and "cross-validated" in text[0]
-    assert text[1].startswith("leaderboard (best honest estimate first; optimism = apparent - honest)")
+    assert text[1].startswith("leaderboard (best honest estimate first; optimism = apparent - cross-validated on the "
+                              "same rows")
     board = rep.leaderboard()
     assert list(board["honest"]) == sorted(board["honest"], reverse=True)
-    assert (board["optimism"] - (board["apparent"] - board["honest"])).abs().max() < 1e-12
+    cv = rep.table.loc[board.index, "cv_accuracy"]  # like from like: the same rows' cross-validated figure
+    assert (board["optimism"] - (board["apparent"] - cv)).abs().max() < 1e-12
+    assert board.loc["uniform", "auto"] == "candidate"
     page = rep.to_html()
     assert page.index("class='headline'") < page.index("<h2>Leaderboard</h2>") < page.index("<h2>Details</h2>")
     args = [x for m, p in members.items() for x in ("--model", f"{m}={p}")] + [

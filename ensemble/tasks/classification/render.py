@@ -146,8 +146,9 @@ class Report:
         board = self.leaderboard()
         shown = board.assign(interval=[("" if lo is None or not np.isfinite(lo) else f"[{lo:.4f}, {hi:.4f}]")
                                        for lo, hi in zip(board["low"], board["high"])])
-        return "leaderboard (best honest estimate first; optimism = apparent - honest):\n" + shown[
-            ["honest", "interval", "of", "apparent", "optimism"]].to_string(
+        return ("leaderboard (best honest estimate first; optimism = apparent - cross-validated on the same rows; "
+                "auto: whether auto chooses among it):\n") + shown[
+            ["honest", "interval", "of", "apparent", "optimism", "auto"]].to_string(
             float_format=lambda v: f"{v:.4f}", na_rep="-")
 
     def to_text(self) -> str:
@@ -556,10 +557,16 @@ def _leaderboard(report: Report):
     metric = _honest(report, report.choice)[4]  # what "honest" is in: apparent is accuracy, so optimism is for accuracy
     names = [n for n in t.index if t.loc[n, "kind"] in ("ensemble", "selection")]
     rows = {}
+    from ensemble.tasks.classification.estimate import AUTO_METHODS
+
     for n in names:
         estimate, low, high, of, _ = _honest(report, n)
         apparent = float(t.loc[n, "accuracy"])
+        # like from like: fitted and scored on the rows (apparent) minus refitted out of them (the
+        # cross-validated or out-of-fold score of the same rows), never minus a holdout's figure
+        same_rows = _finite(t.loc[n, "cv_accuracy"]) if "cv_accuracy" in t.columns else None
         rows[n] = {"honest": estimate, "low": low, "high": high, "of": of, "apparent": apparent,
-                   "optimism": apparent - estimate if metric == "accuracy" else float("nan")}
+                   "optimism": apparent - same_rows if same_rows is not None else float("nan"),
+                   "auto": "candidate" if n == "uniform" or n in AUTO_METHODS else "not considered"}
     board = pd.DataFrame.from_dict(rows, orient="index")
     return board.sort_values("honest", ascending=metric == "log_loss", kind="stable")

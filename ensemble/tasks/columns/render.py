@@ -106,13 +106,20 @@ class ValueReport:
         return out
 
     def leaderboard(self):
-        """Every method, best honest estimate first: honest, its interval, apparent, optimism."""
+        """Every method, best honest estimate first: honest (on the holdout when it decided, else out
+        of fold or cross-validated: ``of``), its interval, apparent, optimism (apparent minus the
+        same rows' cross-validated figure), and whether ``auto`` considers it."""
         import pandas as pd
 
+        from ensemble.tasks.columns.estimate import AUTO_VALUE_METHODS
+
         greater = self._greater
-        rows = {m: {"honest": e.cross_validated[self.metric], "low": e.interval[0], "high": e.interval[1],
-                    "apparent": e.apparent[self.metric], "optimism": e.optimism}
-                for m, e in self.estimates.items()}
+        rows = {}
+        for m, e in self.estimates.items():
+            f = self._figure(m)  # the holdout's figure when it decided, as the headline's
+            rows[m] = {"honest": f["estimate"], "low": f["low"], "high": f["high"], "of": f["of"],
+                       "apparent": e.apparent[self.metric], "optimism": e.optimism,  # apparent minus the same rows' out-of-fold
+                       "auto": "candidate" if m == "uniform" or m in AUTO_VALUE_METHODS else "not considered"}
         return pd.DataFrame.from_dict(rows, orient="index").sort_values("honest", ascending=not greater, kind="stable")
 
     @property
