@@ -336,16 +336,24 @@ def test_the_kfold_example_runs_end_to_end_and_then_is_up_to_date(tmp_path, monk
     # 6 fold models x (held-out rows, valid, test) + 2 refits x (valid, test)
     assert "predict: 22 computed" in first.stdout, first.stdout
     assert (folder / "weights" / "bert-a-fold2-top2" / "model.safetensors").is_file()
-    assert "out-of-fold: 600 training rows" in first.stdout and "refit: bert-a-full takes the place of bert-a" in first.stdout
     submission = Path(first.stdout.strip().splitlines()[-1])
     sidecar = json.loads(submission.with_name(submission.name + ".json").read_text())
     assert sidecar["fitted_on"]["k"] == 3 and set(sidecar["refit"]) == {"bert-a", "bert-b"}
     assert sidecar["refit"]["bert-b"]["model"] == "bert-b-full"
-    # the submission's probabilities are the refits' where the weights are the groups'
+    # the holdout decides whether the refits or the fold means are submitted, and the report says which
+    used = all(r.get("used", True) for r in sidecar["refit"].values())
+    said = "refit: bert-a-full takes the place of bert-a" if used else "refit: bert-a-full is NOT submitted"
+    assert "out-of-fold: 600 training rows" in first.stdout and said in first.stdout
+    # the submission's probabilities are the refits' (or the fold means') where the weights are the groups'
     weights = sidecar["weights"]
     test = {"train": folder / "data/train.csv", "test": folder / "data/test.csv"}
-    refits = gather({"bert-a-full": folder / "weights/bert-a-full-top2", "bert-b-full": folder / "weights/bert-b-full-top2"},
-                    test, "test", cache_dir=folder / ".ensemble/cache")
+    if used:
+        refits = gather({"bert-a-full": folder / "weights/bert-a-full-top2",
+                         "bert-b-full": folder / "weights/bert-b-full-top2"}, test, "test",
+                        cache_dir=folder / ".ensemble/cache")
+    else:
+        refits = gather({g: str(folder / f"weights/{g}-fold{{fold}}-top2") for g in ("bert-a", "bert-b")}, test, "test",
+                        cache_dir=folder / ".ensemble/cache", folds=folder / "data/folds.csv")
     if sidecar["method"] in ("uniform", "acc", "optimize", "select"):
         mixed = weights["bert-a"] * _softmax(refits.arrays[0]) + weights["bert-b"] * _softmax(refits.arrays[1])
         got = pd.read_csv(submission)
@@ -483,3 +491,31 @@ def test_the_leaderboard_says_what_each_figure_is_of_and_subtracts_like_from_lik
     assert (board["optimism"] - (board["apparent"] - cv)).abs().max() < 1e-12
     assert board.loc["best", "auto"] == "not considered" and board.loc["uniform", "auto"] == "candidate"
     assert "not considered" in rep.to_text()
+
+
+def test_with_a_holdout_the_refits_are_submitted_only_when_they_win_there(kfold, tmp_path):
+    """Fold means and refits are both candidates on the holdout, under one sure-gain rule over
+    uniform on the fold means; the report says what the refits did there, and the vote submits
+    what won: with the fold means winning, its submission is the vote without the refit."""
+    from ensemble import report, vote
+
+    groups = {"bert": f"{kfold}/bert-fold{{fold}}/model", "b": f"{kfold}/perm-fold{{fold}}/model"}
+    members = {**groups, "full": f"{kfold}/bert-full/model"}
+    data = {"train": kfold / "train.csv", "valid": kfold / "valid.csv", "test": kfold / "test.csv"}
+    where = dict(cache_dir=kfold / "cache", folds=kfold / "folds.csv")
+    rep = report(members, data, refit={"full": "bert"}, adjust="none", check_shift=False, **where)
+    h = rep.holdout
+    for m in ("uniform", rep.choice):
+        assert m in h["scores"] and f"{m} with refits" in h["scores"]
+    assert h["refits_gain"] == pytest.approx(h["scores"][f"{rep.choice} with refits"]["score"]
+                                             - h["scores"][rep.choice]["score"])
+    sub = vote(members, data, "auto", refit={"full": "bert"}, adjust="none", out=tmp_path / "s.csv",
+               weights_dir=tmp_path / "w", **where)
+    side = json.loads((tmp_path / "s.csv.json").read_text())
+    assert side["method"].split("-")[0] == rep.choice
+    if h["decided_on"] == "fold means":
+        assert side["refit"]["bert"]["used"] is False and "is NOT submitted" in rep.to_text()
+        plain = vote(groups, data, "auto", adjust="none", out=tmp_path / "p.csv", weights_dir=tmp_path / "w2", **where)
+        pd.testing.assert_frame_equal(sub.reset_index(drop=True), plain.reset_index(drop=True))
+    else:
+        assert side["refit"]["bert"].get("used", True) and "takes the place of bert" in rep.to_text()

@@ -36,11 +36,19 @@ def score_holdout(source, split, labels, fit_idx, estimates, combine, methods, m
         refit = [refit[i] for i in fit_idx]
         probas["uniform with refits"] = combine_logits(refit, None, combine)
         probas.update({f"{m} with refits": e.weights.predict_proba(refit) for m, e in estimates.items()})
-    scores = holdout_scores(probas, hal.y, metric=metric, baseline="uniform" + suffix)
-    offered = ["uniform" + suffix] + [m + suffix for m in methods if m in estimates]
-    choice, reason = choose_on_holdout(scores, offered, metric=metric, baseline="uniform" + suffix, rows=len(split))
-    return {"path": str(split.path), "rows": len(split), "metric": metric,
-            "accuracy": {n: float(np.mean(p.argmax(axis=1) == hal.y)) for n, p in probas.items()},
-            "scores": {n: vars(s) for n, s in scores.items()}, "decided_on": "refits" if suffix else "fold means",
-            "choice": choice.removesuffix(suffix), "reason": reason, "oof_choice": oof_choice[0],
-            "oof_reason": oof_choice[1], **holdout_touches(source, split)}
+    # fold means and, with refits, the same with the refits in their groups' places: all candidates
+    # under one sure-gain rule over uniform on the fold means (does retraining on every row help?)
+    scores = holdout_scores(probas, hal.y, metric=metric, baseline="uniform")
+    plain = ["uniform"] + [m for m in methods if m in estimates]
+    offered = plain + [m + suffix for m in plain] if suffix else plain
+    choice, reason = choose_on_holdout(scores, offered, metric=metric, baseline="uniform", rows=len(split))
+    chosen = choice.removesuffix(suffix) if suffix else choice
+    out = {"path": str(split.path), "rows": len(split), "metric": metric,
+           "accuracy": {n: float(np.mean(p.argmax(axis=1) == hal.y)) for n, p in probas.items()},
+           "scores": {n: vars(s) for n, s in scores.items()},
+           "decided_on": "refits" if suffix and choice.endswith(suffix) else "fold means",
+           "choice": chosen, "reason": reason, "oof_choice": oof_choice[0],
+           "oof_reason": oof_choice[1], **holdout_touches(source, split)}
+    if suffix:  # what retraining on every row did to the chosen method, on the holdout
+        out["refits_gain"] = scores[chosen + suffix].score - scores[chosen].score
+    return out

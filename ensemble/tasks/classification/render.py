@@ -109,9 +109,17 @@ class Report:
 
     def _holdout_lines(self) -> list[str]:
         h = self.holdout
-        lines = [f"refit: {r} takes the place of {g} on the test split, with its weight; it saw every training row, "
-                 "so it has no out-of-fold score: the estimates above are the fold groups'"
-                 for g, r in (self.out_of_fold.get("refit") or {}).items()]
+        refits = (self.out_of_fold or {}).get("refit") or {}
+        if h.get("choice") is not None and refits and h.get("decided_on") == "fold means":
+            lines = [f"refit: {r} is NOT submitted: the holdout chose the fold means (refits "
+                     f"{h.get('refits_gain', float('nan')):+.4f} in {h['metric']} for {h['choice']} there)"
+                     for g, r in refits.items()]
+        else:
+            lines = [f"refit: {r} takes the place of {g} on the test split, with its weight; it saw every training "
+                     "row, so it has no out-of-fold score: the estimates above are the fold groups'"
+                     + (f"; on the holdout, refits {h['refits_gain']:+.4f} in {h['metric']} for {h['choice']}"
+                        if h.get("refits_gain") is not None else "")
+                     for g, r in refits.items()]
         if not h:
             return lines
         used = h.get("used_by") or []
