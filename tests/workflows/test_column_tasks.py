@@ -508,3 +508,27 @@ def test_the_column_leaderboard_shows_the_holdout_figures_the_headline_uses(sts_
     for m, e in rep.estimates.items():  # optimism: apparent minus the same rows' out-of-fold figure
         assert board.loc[m, "optimism"] == pytest.approx(e.apparent[rep.metric] - e.cross_validated[rep.metric])
     assert set(board["auto"]) <= {"candidate", "not considered"}
+
+
+def test_with_a_holdout_refits_and_fold_means_are_both_candidates(sts_folds, tmp_path):
+    from ensemble import report, vote
+
+    root, members, train, fold, train_texts, test_texts = sts_folds
+    data = {"train": root / "train.csv", "valid": root / "valid.csv", "test": root / "test.csv"}
+    columns = {"text": ["sentence1", "sentence2"], "label": "score"}
+    where = dict(folds=root / "folds.csv", refit={"a_full": "a"}, cache_dir=root / "cache", columns=columns)
+    rep = report(members, data, check_shift=False, **where)
+    h = rep.holdout
+    assert "uniform" in h["scores"] and "uniform with refits" in h["scores"] and h["decided_on"] in ("refits", "fold means")
+    key = rep.choice + (" with refits" if h["decided_on"] == "refits" else "")
+    assert rep.headline["estimate"] == pytest.approx(h["scores"][key]["score"])
+    assert "between the fold means and the refits" in rep.to_text()
+    sub = vote(members, data, "auto", out=tmp_path / "s.csv", weights_dir=tmp_path / "w", **where)
+    assert sub.attrs["headline"]["estimate"] == pytest.approx(rep.headline["estimate"])
+    side = json.loads((tmp_path / "s.csv.json").read_text())
+    b_mean = np.mean([_forward(root / f"b-fold{k}", test_texts) for k in range(3)], axis=0)
+    a = (_forward(root / "a-full", test_texts) if h["decided_on"] == "refits"
+         else np.mean([_forward(root / f"a-fold{k}", test_texts) for k in range(3)], axis=0))
+    assert side["refit"]["a"].get("used", True) == (h["decided_on"] == "refits")
+    if rep.choice == "uniform":  # what was submitted: the refit, or group a's fold mean, beside b's
+        np.testing.assert_allclose(sub["score"].to_numpy(dtype=float), ((a + b_mean) / 2)[:, 0], atol=1e-4)

@@ -171,33 +171,46 @@ def select_value_method(estimates: Mapping[str, ValueEstimate]) -> tuple[str, st
 
 def value_holdout(source, split, labels, estimates, metric: str) -> dict:
     """With fold groups and a validation split: every candidate fitted on the out-of-fold rows,
-    scored on the holdout as submitted (refits in their groups' place), and the choice by a sure
-    paired-bootstrap gain over uniform there."""
+    scored on the holdout as submitted, and the choice by a sure paired-bootstrap gain over uniform
+    there. With refits, each candidate is scored twice, on the fold means and with each refit in
+    its group's place, and both are candidates under the one rule (``decided_on`` says which won,
+    ``refits_gain`` what the refits did to the chosen method)."""
     from ensemble.estimates.resampling import sure_gain
 
     task = source.task
-    al = source.aligned(split, labels, refit=bool(source.refits))
+    variants = {"": source.aligned(split, labels, refit=False)}
+    if source.refits:
+        variants[" with refits"] = source.aligned(split, labels, refit=True)
+    y = variants[""].y
     m = task.metric(metric)
-    counts = bootstrap_counts(len(al.y)).astype(np.float64)
+    counts = bootstrap_counts(len(y)).astype(np.float64)
     sign = 1.0 if m.greater else -1.0
-    uniform = estimates["uniform"].weights.decided(al.arrays)
-    base, base_score = m.resampled(m.stats(uniform, al.y), counts), m(uniform, al.y)
+    uniform = estimates["uniform"].weights.decided(variants[""].arrays)
+    base, base_score = m.resampled(m.stats(uniform, y), counts), m(uniform, y)
     scores, best, reason = {}, "uniform", "uniform: no fitted method gains surely over uniform on the holdout"
-    for name, e in estimates.items():
-        pred = e.weights.decided(al.arrays)
-        res = m.resampled(m.stats(pred, al.y), counts)
-        d = sign * (res - base)
-        gain, lo = sign * (m(pred, al.y) - base_score), float(np.quantile(d, 0.025))
-        scores[name] = {"score": m(pred, al.y), "low": float(np.quantile(res, 0.025)),
-                        "high": float(np.quantile(res, 0.975)), "gain": gain, "gain_low": lo,
-                        "gain_high": float(np.quantile(d, 0.975))}
-        if name != "uniform" and sure_gain((lo, 0)) and gain > scores.get(best, {}).get("gain", 0.0):
-            best, reason = name, (f"{name}: on the holdout ({len(al.y)} rows) {metric} {scores[name]['score']:.4f}, "
-                                  f"gain over uniform {gain:+.4f} excludes zero")
+    for suffix, al in variants.items():
+        for name, e in estimates.items():
+            pred = e.weights.decided(al.arrays)
+            res = m.resampled(m.stats(pred, y), counts)
+            d = sign * (res - base)
+            key = name + suffix
+            gain, lo = sign * (m(pred, y) - base_score), float(np.quantile(d, 0.025))
+            scores[key] = {"score": m(pred, y), "low": float(np.quantile(res, 0.025)),
+                           "high": float(np.quantile(res, 0.975)), "gain": gain, "gain_low": lo,
+                           "gain_high": float(np.quantile(d, 0.975))}
+            if key != "uniform" and sure_gain((lo, 0)) and gain > scores.get(best, {}).get("gain", 0.0):
+                best, reason = key, (f"{key}: on the holdout ({len(y)} rows) {metric} {scores[key]['score']:.4f}, "
+                                     f"gain over uniform {gain:+.4f} excludes zero")
     from ensemble.estimates.holdout import holdout_touches
 
-    return {"path": str(split.path), "rows": len(al.y), "metric": metric, "scores": scores, "choice": best,
-            "reason": reason, "refits": bool(source.refits), **holdout_touches(source, split)}
+    refits = best.endswith(" with refits")
+    choice = best.removesuffix(" with refits")
+    out = {"path": str(split.path), "rows": len(y), "metric": metric, "scores": scores, "choice": choice,
+           "reason": reason, "refits": refits, "decided_on": "refits" if refits else "fold means",
+           **holdout_touches(source, split)}
+    if source.refits:
+        out["refits_gain"] = sign * (scores[choice + " with refits"]["score"] - scores[choice]["score"])
+    return out
 
 
 def method_name(spec: str) -> str:

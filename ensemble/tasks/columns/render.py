@@ -93,8 +93,9 @@ class ValueReport:
 
     def _figure(self, method: str) -> dict:
         h = self.holdout
-        if h.get("choice") is not None and method in h.get("scores", {}):
-            s = h["scores"][method]
+        key = method + (" with refits" if h.get("decided_on") == "refits" else "")  # as submitted
+        if h.get("choice") is not None and key in h.get("scores", {}):
+            s = h["scores"][key]
             out = {"metric": self.metric, "estimate": s["score"], "low": s["low"], "high": s["high"], "of": "holdout"}
             note = holdout_note(h)  # rows shared with training, or members chosen on it: said wherever the headline is
             return {**out, "note": note} if note else out
@@ -181,7 +182,11 @@ class ValueReport:
         lines += ["", with_pd, "", "leaderboard (honest estimate first):",
                   self.leaderboard().to_string(float_format=lambda v: f"{v:.4f}"), "", f"auto -> {self.reason}"]
         if self.holdout:
-            lines.append(f"holdout {self.holdout['path']} ({self.holdout['rows']} rows) decided")
+            h = self.holdout
+            lines.append(f"holdout {h['path']} ({h['rows']} rows) decided"
+                         + (f", between the fold means and the refits: {'refits' if h.get('decided_on') == 'refits' else 'fold means'}"
+                            f" submitted (refits {h['refits_gain']:+.4f} in {h['metric']} for {h['choice']}, "
+                            "better direction positive)" if h.get("refits_gain") is not None else ""))
         lines += self._fold_mean_lines()
         for n in self.notes():
             lines.append(f"note: {n}")

@@ -272,9 +272,14 @@ def _fitted(task, g, spec: str, fit: Mapping, cv: Mapping, holdout, source, seed
         decided = value_holdout(source, holdout, g.test_al.labels, estimates, metric) if holdout is not None else {}
         if decided:
             spec, reason = decided["choice"], decided["reason"]
-            estimate = {"metric": metric, "estimate": decided["scores"][spec]["score"],
-                        "low": decided["scores"][spec]["low"], "high": decided["scores"][spec]["high"],
-                        "of": "holdout"}
+            s = decided["scores"][spec + (" with refits" if decided["decided_on"] == "refits" else "")]
+            estimate = {"metric": metric, "estimate": s["score"], "low": s["low"], "high": s["high"], "of": "holdout"}
+            if source.refits and decided["decided_on"] == "fold means":  # the refits lost there: not submitted
+                g.test_al = source.aligned(g.test_split, g.test_al.labels, refit=False)
+                g.provenance["refit"] = {grp: {**info, "used": False}
+                                         for grp, info in (g.provenance.get("refit") or {}).items()}
+                log.warning("the holdout chose the fold means over the refits (%s: refits %+.4f in %s there): the "
+                            "refits are not submitted", spec, decided["refits_gain"], metric)
             from ensemble.estimates.headline import holdout_note
 
             if holdout_note(decided):  # rows shared with training, or members chosen on it
