@@ -247,7 +247,7 @@ def vote_inputs(inputs: Inputs, weights, options: Mapping, output: Output, *, va
         data = {**data, valid: open_split(data[valid], valid, columns)}
     if kind == "method" and spec == "auto" and (valid not in data or data[valid].labels is None):
         # the default: nothing to choose on, so nothing is fitted
-        logging.getLogger(VOTE_LOGGER).info("auto -> uniform: no labelled validation rows to choose a fitted method on")
+        log.info("auto -> uniform: no labelled validation rows to choose a fitted method on")
         spec = "uniform"
     if kind == "method" and not include_optimistic:
         _leave_out_optimistic(source, data[valid] if valid in data else None, trained_on_valid)
@@ -377,6 +377,15 @@ class _Gathered:
     @property
     def y(self):
         return None if self.valid_al is None else self.valid_al.y
+
+    def drop_refits(self, source, decided: Mapping) -> None:
+        """The holdout chose the fold means over the refits (``decided``: its decision): the test rows
+        are voted on by the fold groups' means after all, the provenance marks each refit unused,
+        and the vote says so. Every task's holdout decision calls it."""
+        self.test_al = source.aligned(self.test_split, self.test_al.labels, refit=False)
+        self.provenance["refit"] = {g: {**info, "used": False} for g, info in (self.provenance.get("refit") or {}).items()}
+        log.warning("the holdout chose the fold means over the refits (%s: refits %+.4f in %s there): the refits are "
+                    "not submitted", decided["choice"], decided.get("refits_gain", float("nan")), decided["metric"])
 
 
 def _arguments(models, data, weights, name, test, k=None, refit: Mapping = {}):

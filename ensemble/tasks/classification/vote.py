@@ -166,7 +166,7 @@ def _weights(kind: str, spec, loaded, g, source, fit_kwargs: dict, cv: Mapping =
         spec, reason, estimates = select_method(log_probs, y, store=source.estimates, **cv, **fit_kwargs)
         decided = _on_holdout(holdout, source, g, estimates, fit_kwargs["combine"], (spec, reason))
         if decided and source.refits and decided["decided_on"] == "fold means":
-            submit_fold_means(g, source, decided)
+            g.drop_refits(source, decided)
         spec, reason = (decided["choice"], decided["reason"]) if decided else (spec, reason)
         log.info("auto -> %s", reason)
         g.provenance["auto"] = {"chosen": spec, "reason": reason, "candidates": {
@@ -237,15 +237,6 @@ def _adjusted_estimate(g, fitted, oof: bool) -> dict:
     if chosen is None:
         return {**g.estimate, "note": f"the {kind} adjustment is not in this estimate (ensemble report estimates it)"}
     return _accuracy_estimate(chosen["cross_validated"]["accuracy"], len(g.y), oof)
-
-
-def submit_fold_means(g, source, decided) -> None:
-    """The holdout found the fold means at least as good as the refits: the test rows are voted
-    on by the fold groups' means, and the sidecar says the refits were not used, and why."""
-    g.test_al = source.aligned(g.test_split, g.test_al.labels, refit=False)
-    g.provenance["refit"] = {grp: {**info, "used": False} for grp, info in (g.provenance.get("refit") or {}).items()}
-    log.warning("the holdout chose the fold means over the refits (%s: refits %+.4f in %s there): the refits are not "
-                "submitted", decided["choice"], decided.get("refits_gain", float("nan")), decided["metric"])
 
 
 def _on_holdout(holdout, source, g, estimates, combine: str, oof_choice) -> dict:

@@ -203,10 +203,9 @@ def value_holdout(source, split, labels, estimates, metric: str) -> dict:
                                      f"gain over uniform {gain:+.4f} excludes zero")
     from ensemble.estimates.holdout import holdout_touches
 
-    refits = best.endswith(" with refits")
     choice = best.removesuffix(" with refits")
     out = {"path": str(split.path), "rows": len(y), "metric": metric, "scores": scores, "choice": choice,
-           "reason": reason, "refits": refits, "decided_on": "refits" if refits else "fold means",
+           "reason": reason, "decided_on": "refits" if best.endswith(" with refits") else "fold means",
            **holdout_touches(source, split)}
     if source.refits:
         out["refits_gain"] = sign * (scores[choice + " with refits"]["score"] - scores[choice]["score"])

@@ -275,15 +275,12 @@ def _fitted(task, g, spec: str, fit: Mapping, cv: Mapping, holdout, source, seed
             s = decided["scores"][spec + (" with refits" if decided["decided_on"] == "refits" else "")]
             estimate = {"metric": metric, "estimate": s["score"], "low": s["low"], "high": s["high"], "of": "holdout"}
             if source.refits and decided["decided_on"] == "fold means":  # the refits lost there: not submitted
-                g.test_al = source.aligned(g.test_split, g.test_al.labels, refit=False)
-                g.provenance["refit"] = {grp: {**info, "used": False}
-                                         for grp, info in (g.provenance.get("refit") or {}).items()}
-                log.warning("the holdout chose the fold means over the refits (%s: refits %+.4f in %s there): the "
-                            "refits are not submitted", spec, decided["refits_gain"], metric)
+                g.drop_refits(source, decided)
             from ensemble.estimates.headline import holdout_note
 
-            if holdout_note(decided):  # rows shared with training, or members chosen on it
-                estimate["note"] = holdout_note(decided)
+            note = holdout_note(decided)  # rows shared with training, or members chosen on it
+            if note:
+                estimate["note"] = note
             g.provenance["auto_holdout"] = decided
         log.info("auto -> %s", reason)
         g.provenance["auto"] = {"chosen": spec, "reason": reason, "candidates": {
