@@ -26,7 +26,7 @@ from ensemble.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Metric", "ValueTask", "match_names", "nfc", "GENERIC"]
+__all__ = ["Metric", "ValueTask", "match_names", "nfc", "sample_columns", "GENERIC"]
 
 GENERIC = re.compile(r"LABEL_\d+")
 
@@ -66,6 +66,25 @@ def nfc(name) -> str:
     import unicodedata
 
     return unicodedata.normalize("NFC", str(name))
+
+
+def sample_columns(path, columns: Sequence[str], names: Sequence[str], *, what: str, fix: str) -> dict:
+    """For each output name, the sample submission's column that takes it: names compared in NFC,
+    written as the sample spells them. An output with no column, or a column no output fills (it
+    would be submitted as the sample's placeholder), is a one-line error naming it (``what``: the
+    outputs' noun; ``fix``: the sample to pass instead)."""
+    actual = {nfc(c): c for c in columns}
+    missing = [n for n in names if nfc(n) not in actual]
+    if missing:
+        raise EnsembleError(f"{path}: no column {missing[0]!r} for the {what} {missing[0]} (its columns after the id: "
+                            f"{', '.join(map(str, columns))}); pass the competition's sample submission, {fix}")
+    predicted = {nfc(n) for n in names}
+    unpredicted = [c for c in columns if nfc(c) not in predicted]
+    if unpredicted:
+        raise EnsembleError(f"{path}: no member predicts its column {unpredicted[0]!r} (the {what}s: "
+                            f"{', '.join(map(str, names))}); it would be submitted as the sample's placeholder: add a "
+                            "member for it, or drop the column if the competition does not score it")
+    return {n: actual[nfc(n)] for n in names}
 
 
 def match_names(columns: Sequence[str], names: Sequence[str], *, path, model: str, what: str) -> list[int]:

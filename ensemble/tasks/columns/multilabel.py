@@ -206,7 +206,7 @@ def multilabel_submission(ids, proba: np.ndarray, labels: Sequence[str], *, thre
     proba = np.asarray(proba, dtype=np.float64)
     pred = decide(proba, threshold).astype(np.int64)
     if sample_submission is None:
-        frame, order, rest = pd.DataFrame({id_column: np.asarray(ids, dtype=object)}), np.arange(len(ids)), labels
+        frame, order = pd.DataFrame({id_column: np.asarray(ids, dtype=object)}), np.arange(len(ids))
     else:
         path = Path(sample_submission)
         sample, order = sample_order(path, ids)
@@ -219,22 +219,12 @@ def multilabel_submission(ids, proba: np.ndarray, labels: Sequence[str], *, thre
             frame[rest[0]] = [sep.join(c for c, d in zip(labels, row) if d) for row in pred[order]]
             frame.attrs["sample_submission"] = str(path.resolve())
             return frame
-        from ensemble.tasks.columns.base import nfc
+        from ensemble.tasks.columns.base import sample_columns
 
-        actual = {nfc(c): c for c in rest}  # names compared in NFC, written as the sample spells them
-        missing = [c for c in labels if nfc(c) not in actual]
-        if missing:
-            raise EnsembleError(f"{path}: no column {missing[0]!r} for the label {missing[0]} (its columns after the "
-                                f"id: {', '.join(rest)}); pass the competition's sample submission, with one column "
-                                "per label or one column of joined labels")
-        unpredicted = [c for c in rest if nfc(c) not in {nfc(n) for n in labels}]
-        if unpredicted:
-            raise EnsembleError(f"{path}: no member predicts its column {unpredicted[0]!r} (the labels: "
-                                f"{', '.join(labels)}); it would be submitted as the sample's placeholder: add a "
-                                "member for it, or drop the column if the competition does not score it")
+        where = sample_columns(path, rest, labels, what="label",
+                               fix="with one column per label or one column of joined labels")
     for j, c in enumerate(labels):
-        column = c if sample_submission is None else actual[nfc(c)]
-        frame[column] = proba[order, j] if proba_columns else pred[order, j]
+        frame[c if sample_submission is None else where[c]] = proba[order, j] if proba_columns else pred[order, j]
     frame.attrs["sample_submission"] = None if sample_submission is None else str(Path(sample_submission).resolve())
     return frame
 

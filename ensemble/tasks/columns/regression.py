@@ -164,25 +164,15 @@ def value_submission(ids, values: np.ndarray, names: Sequence[str], *, sample_su
     path = Path(sample_submission)
     sample, order = sample_order(path, ids)
     rest = list(sample.columns[1:])
-    from ensemble.tasks.columns.base import nfc
-
-    actual = {nfc(c): c for c in rest}  # names compared in NFC, written as the sample spells them
-    missing = [c for c in names if nfc(c) not in actual]
-    if missing and not (len(names) == 1 and len(rest) == 1):
-        raise EnsembleError(f"{path}: no column {missing[0]!r} for the target {missing[0]} (its columns after the id: "
-                            f"{', '.join(rest)}); pass the competition's sample submission, with one column per target")
-    unpredicted = ([c for c in rest if nfc(c) not in {nfc(n) for n in names}]
-                   if not (len(names) == 1 and len(rest) == 1) else [])
-    if unpredicted:
-        raise EnsembleError(f"{path}: no member predicts its column {unpredicted[0]!r} (the outputs: {', '.join(names)}); "
-                            "it would be submitted as the sample's placeholder: add a member for it, or drop the column "
-                            "if the competition does not score it")
     frame = sample.copy()
-    if len(names) == 1 and len(rest) == 1:
+    if len(names) == 1 and len(rest) == 1:  # one target, one column: whatever the sample calls it
         frame[rest[0]] = values[order, 0]
     else:
+        from ensemble.tasks.columns.base import sample_columns
+
+        where = sample_columns(path, rest, names, what="target", fix="with one column per target")
         for j, c in enumerate(names):
-            frame[actual[nfc(c)]] = values[order, j]
+            frame[where[c]] = values[order, j]
     frame.attrs["sample_submission"] = str(path.resolve())
     return frame
 
