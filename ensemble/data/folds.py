@@ -287,11 +287,9 @@ def check_sidecar(folds: Folds, train: str | os.PathLike) -> str | None:
     written = meta.get("folds_file_blake3")
     if written and file_digest(folds.path) != written:
         raise EnsembleError(f"{edited}another digest); {fix}")
-    per_fold = meta.get("rows_per_fold")
-    if (not written and isinstance(per_fold, list) and meta.get("rows") == len(folds.fold)
-            and per_fold != np.bincount(folds.fold, minlength=folds.k).tolist()):
-        raise EnsembleError(f"{edited}{per_fold} rows per fold, it holds "
-                            f"{np.bincount(folds.fold, minlength=folds.k).tolist()}); {fix}")
+    per_fold, held = meta.get("rows_per_fold"), np.bincount(folds.fold, minlength=folds.k).tolist()
+    if not written and isinstance(per_fold, list) and meta.get("rows") == len(folds.fold) and per_fold != held:
+        raise EnsembleError(f"{edited}{per_fold} rows per fold, it holds {held}); {fix}")
     recorded = meta.get("train_file_blake3")
     if recorded and Path(train).is_file() and file_digest(train) != recorded:
         return (f"{train}: changed since {folds.path} was made from it ({sidecar.name} records another digest); "

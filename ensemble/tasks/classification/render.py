@@ -563,10 +563,10 @@ def _leaderboard(report: Report):
 
     t = report.table
     metric = _honest(report, report.choice)[4]  # what "honest" is in: apparent is accuracy, so optimism is for accuracy
-    names = [n for n in t.index if t.loc[n, "kind"] in ("ensemble", "selection")]
-    rows = {}
     from ensemble.tasks.classification.estimate import AUTO_METHODS
 
+    names = [n for n in t.index if t.loc[n, "kind"] in ("ensemble", "selection")]
+    rows = {}
     for n in names:
         estimate, low, high, of, _ = _honest(report, n)
         apparent = float(t.loc[n, "accuracy"])
