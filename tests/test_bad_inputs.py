@@ -36,6 +36,7 @@ class World:
     reg: Path = None  # the bert checkpoint read as a 3-target regressor (s1, s2, s3)
     tags: Path = None  # ... and as a multi-label tagger (x, y, z)
     vvalid: Path = None  # validation rows with the targets and the 0/1 labels
+    unnamed: Path = None  # the 3-target regressor with id2label LABEL_0, LABEL_1, LABEL_2
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def world(runs, tmp_path_factory) -> World:
     _value_members(root, runs)
     return World(root, root / "run", root / "bert", root / "early", root / "renamed", root / "valid.csv",
                  root / "test.csv", root / "cache", root / "weights" / "ensemble-acc.json", root / "reg",
-                 root / "tags", root / "vvalid.csv")
+                 root / "tags", root / "vvalid.csv", root / "unnamed")
 
 
 def _value_members(root: Path, runs) -> None:
@@ -81,7 +82,8 @@ def _value_members(root: Path, runs) -> None:
     validation file and their cached outputs."""
     rng = np.random.default_rng(0)
     for name, problem, names in (("reg", "regression", ("s1", "s2", "s3")),
-                                 ("tags", "multi_label_classification", ("x", "y", "z"))):
+                                 ("tags", "multi_label_classification", ("x", "y", "z")),
+                                 ("unnamed", "regression", ("LABEL_0", "LABEL_1", "LABEL_2"))):
         shutil.copytree(root / "bert", root / name)
         edit_config(root / name, problem_type=problem, id2label=dict(enumerate(names)),
                     label2id={v: i for i, v in enumerate(names)})
@@ -92,7 +94,7 @@ def _value_members(root: Path, runs) -> None:
     for c in ("x", "y", "z"):
         frame[c] = (rng.random(n) < 0.4).astype(int)
     frame.to_csv(root / "vvalid.csv", index=False)
-    for name, label in (("reg", "s1,s2,s3"), ("tags", "x,y,z")):
+    for name, label in (("reg", "s1,s2,s3"), ("tags", "x,y,z"), ("unnamed", "s1,s2,s3")):
         args = ["predict", "--model", f"{name}={root / name}", "--data", f"valid={root / 'vvalid.csv'}", "--data",
                 f"test={root / 'test.csv'}", "--label", label, "--cache-dir", str(root / "cache"), "-q"]
         result = CliRunner().invoke(main, args)
@@ -253,6 +255,43 @@ def _(w, tmp):
 @case("multi-label: a label column missing", "no label column 'w'")
 def _(w, tmp):
     return _vvote(w, tmp, "tags", "x,y,w", ("--weights", "uniform"))
+
+
+@case("outputs: several unnamed outputs, no mapping", "m does not name its outputs (id2label is LABEL_0")
+def _(w, tmp):
+    return _vvote(w, tmp, "unnamed", "s1,s2,s3", ("--weights", "uniform"))
+
+
+@case("outputs: a mapping of the wrong length", "must name each of its 3 outputs once")
+def _(w, tmp):
+    return _vvote(w, tmp, "unnamed", "s1,s2,s3", ("--outputs", "m=s1,s2"))
+
+
+@case("outputs: a mapping against the head's own names", "contradicts its head, whose id2label names")
+def _(w, tmp):
+    return _vvote(w, tmp, "reg", "s1,s2,s3", ("--outputs", "m=s2,s1,s3"))
+
+
+@case("outputs: a mapping naming no label column", "'s4', which is not a label column")
+def _(w, tmp):
+    return _vvote(w, tmp, "unnamed", "s1,s2,s3", ("--outputs", "m=s1,s2,s4"))
+
+
+@case("outputs: a mapping of no member", "'n', which is not a member")
+def _(w, tmp):
+    return _vvote(w, tmp, "unnamed", "s1,s2,s3", ("--outputs", "m=s1,s2,s3", "--outputs", "n=s1,s2,s3"))
+
+
+@case("outputs: a classifier's", "outputs = names the label column of each output of a classification member")
+def _(w, tmp):
+    return _vote(w, tmp, extra=("--outputs", "bert=a,b,c"))
+
+
+@case("project: outputs not a list", "[models] m: outputs must list the label column of each output once")
+def _(w, tmp):
+    (tmp / "ensemble.toml").write_text(f'[data]\nvalid = "{w.vvalid}"\n\n[models]\nm = {{ path = "{w.unnamed}", '
+                                       'outputs = "s1,s2,s3" }\n')
+    return ["vote", "--project", str(tmp / "ensemble.toml")]
 
 
 @case("tasks: a regressor beside a classifier", "members of different tasks")

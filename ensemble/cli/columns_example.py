@@ -152,7 +152,8 @@ label = ["similarity", "agreement"]
 # Trainer runs that `ensemble run` averages into weights/<name>-top<k> (best k by eval_loss)
 [runs]
 sts-a = { path = "runs/sts-a", k = 2, metric = "loss" }
-sts-b = { path = "runs/sts-b", k = 2, metric = "loss" }   # its head does not name its targets
+# its head does not name its targets (id2label LABEL_0, LABEL_1): say which column each output is
+sts-b = { path = "runs/sts-b", k = 2, metric = "loss", outputs = ["similarity", "agreement"] }
 sts-c = { path = "runs/sts-c", k = 2, metric = "loss" }   # its targets in another order
 
 [vote]

@@ -113,7 +113,20 @@ class InputFlags:
         p = self.project
         return Inputs(self.models if models is None else models, self.data, columns=self.columns, folds=folds,
                       fold_column=fold_column, refit=refit, cache_dir=self.cache_dir, inference=inference,
-                      class_order=class_order or (p.vote.get("class_order") if p else None), task=self.task)
+                      class_order=class_order or (p.vote.get("class_order") if p else None), task=self.task,
+                      outputs=self.outputs(self.models if models is None else models))
+
+    def outputs(self, members) -> dict:
+        """Each member's output names: --outputs NAME=A,B, else the project file's ``outputs =``
+        (for the members in ``members``)."""
+        said = {n: o for n, o in (self.project.outputs if self.project else {}).items() if n in members}
+        for v in _from_meta("outputs") or ():
+            name, sep, names = v.partition("=")
+            if not sep or not name or not names.strip(","):
+                raise EnsembleError(f"--outputs {v}: write --outputs NAME=A,B,... (the member, then the label column "
+                                    "of each of its outputs in its head's order)")
+            said[name] = tuple(n.strip() for n in names.split(","))
+        return said
 
     def fold_settings(self, folds, fold_column, refit=()) -> tuple:
         """(folds, fold_column, refit): the flags, else the project file's."""
@@ -211,6 +224,10 @@ def value_options(f, metric: bool = False):
         click.option("--clip", is_flag=True, default=False, expose_value=False, callback=_to_meta("clip"),
                      help="Regression: clip the ensemble's outputs to the training labels' range (--data train), "
                           "else the validation targets'."),
+        click.option("--outputs", multiple=True, metavar="NAME=A,B,...", expose_value=False,
+                     callback=_to_meta("outputs"),
+                     help="Regression and multi-label: the label column of each of member NAME's outputs, in its "
+                          "head's order, for a head that does not name them (id2label LABEL_0...) (repeatable)."),
     ]):
         f = opt(f)
     return f

@@ -17,6 +17,7 @@ electra = "sweeps/electra@top3"   # the best checkpoint of each of a sweep's 3 b
 [runs]                 # optional: Trainer runs that `ensemble run` averages into weights/<name>-top<k>
 bert-a = { path = "runs/bert-a", k = 3 }
 bert-b = { path = "runs/bert-b", tokenizer = "base" }   # when its checkpoints hold no tokenizer
+sts = { path = "runs/sts", outputs = ["similarity", "agreement"] }   # a head without id2label names
 klue = { path = "sweeps/klue", k = 4, across_trials = true }   # the best 4 checkpoints of any trial
 
 [vote]                 # optional defaults of ensemble vote / run
@@ -77,6 +78,7 @@ class ModelSpec:
     trained_on_valid: bool = False
     refit_of: str | None = None  # a full-data refit takes this fold group's place on test
     trust_remote_code: bool = False  # let transformers run the code the model folder ships (auto_map)
+    outputs: tuple | None = None  # the label column of each output, for a head that does not name them
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class RunSpec:
     refit_of: str | None = None  # a full-data refit takes this fold group's place on test
     greater_is_better: bool | None = None  # the metric's direction, when neither the run nor its name says it
     trust_remote_code: bool = False  # copy (and run) the code the checkpoints ship (auto_map)
+    outputs: tuple | None = None  # the label column of each output, for a head that does not name them
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,11 @@ class Project:
     def refit(self) -> dict[str, str]:
         """Full-data refits: member name -> the fold group whose place it takes on test."""
         return {n: m.refit_of for n, m in (*self.models.items(), *self.runs.items()) if m.refit_of}
+
+    @property
+    def outputs(self) -> dict[str, tuple]:
+        """Member name -> the label column of each of its outputs (``outputs =``), where said."""
+        return {n: m.outputs for n, m in (*self.models.items(), *self.runs.items()) if m.outputs}
 
     @property
     def root(self) -> Path:
@@ -328,6 +336,19 @@ def _refit_value(r: _Reader, table: str, name: str, value: dict) -> str | None:
     return refit_of
 
 
+def _outputs_value(r: _Reader, table: str, name: str, value: dict) -> tuple | None:
+    """An entry's ``outputs``: the label column of each output in its head's order, a list of
+    distinct names (that they fit the head and the columns is checked when outputs are read)."""
+    names = value.get("outputs")
+    if names is None:
+        return None
+    if (not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names)
+            or len(set(names)) != len(names)):
+        r.fail(table, name, f"outputs must list the label column of each output once, in its head's order, e.g. "
+                            f"[\"similarity\", \"agreement\"]; got {names!r}")
+    return tuple(n.strip() for n in names)
+
+
 def _read_models(r: _Reader, table: dict) -> dict:
     """[models]: ready model folders (or a sweep's DIR@top3)."""
     models = {}
@@ -340,15 +361,16 @@ def _read_models(r: _Reader, table: dict) -> dict:
                 r.fail("models", name, f"a list is a fold group's model folders, one per fold (2 or more); got {value!r}")
             models[name] = ModelSpec(name, tuple(r.rel("models", name, v) for v in value))
         elif isinstance(value, dict):
-            unknown = set(value) - {"path", "trained_on_valid", "refit_of", "trust_remote_code"}
+            unknown = set(value) - {"path", "trained_on_valid", "refit_of", "trust_remote_code", "outputs"}
             if unknown:
                 r.fail("models", name, f"unknown key {sorted(unknown)[0]!r}; expected path, trained_on_valid, refit_of, "
-                                       "trust_remote_code")
+                                       "trust_remote_code, outputs")
             refit_of = _refit_value(r, "models", name, value)
             if "path" not in value:
                 r.fail("models", name, "needs a path: { path = \"weights/...\" }")
             tov, trust = (r.flag("models", name, value, key) for key in ("trained_on_valid", "trust_remote_code"))
-            models[name] = ModelSpec(name, r.rel("models", name, value["path"]), tov, refit_of, trust)
+            models[name] = ModelSpec(name, r.rel("models", name, value["path"]), tov, refit_of, trust,
+                                     _outputs_value(r, "models", name, value))
         else:
             r.fail("models", name, f"must be a path or {{ path = ..., trained_on_valid = ... }}, got {value!r}")
     return models
@@ -365,7 +387,8 @@ def _read_runs(r: _Reader, table: dict, models: dict) -> dict:
             value = {"path": value}
         if not isinstance(value, dict) or "path" not in value:
             r.fail("runs", name, "must be a run folder or { path = ..., k = ..., metric = ... }")
-        keys = ("path", "k", "metric", "greater_is_better", "tokenizer", "across_trials", "refit_of", "trust_remote_code")
+        keys = ("path", "k", "metric", "greater_is_better", "tokenizer", "across_trials", "refit_of", "trust_remote_code",
+                "outputs")
         unknown = set(value) - set(keys)
         if unknown:
             r.fail("runs", name, f"unknown key {sorted(unknown)[0]!r}; expected {', '.join(keys)}")
@@ -379,7 +402,8 @@ def _read_runs(r: _Reader, table: dict, models: dict) -> dict:
         if metric is not None and not isinstance(metric, str):
             r.fail("runs", name, f"metric must be a string, got {metric!r}")
         tok = r.rel("runs", name, value["tokenizer"]) if "tokenizer" in value else None
-        runs[name] = RunSpec(name, r.rel("runs", name, value["path"]), k, metric, tok, across, refit_of, gib, trust)
+        runs[name] = RunSpec(name, r.rel("runs", name, value["path"]), k, metric, tok, across, refit_of, gib, trust,
+                             _outputs_value(r, "runs", name, value))
     return runs
 
 

@@ -140,9 +140,10 @@ def _run(project, *, k, weights, progress, name, trust_remote_code=False) -> Run
             "folds": None if training is None else training.describe()["folds_digest"], "refit": p.refit,
             "adjust": adjust, "adjust_metric": adjust_metric, "inference": inference.requested(),
             "trained_on_valid": p.trained_on_valid, "task": p.task, "values": values,
+            "outputs": {n: list(o) for n, o in p.outputs.items()},
             "prior": cache.file_digest(prior) if isinstance(prior, Path) and prior.is_file() else prior}
     inputs = Inputs(members, splits, columns=columns, folds=training, refit=p.refit, cache_dir=cache.root,
-                    inference=inference, class_order=p.vote.get("class_order"), task=p.task)
+                    inference=inference, class_order=p.vote.get("class_order"), task=p.task, outputs=p.outputs)
     settings["values"] = values
     # the report is computed first and written last: a report that fails leaves no submission behind
     finish_report = _report_step(p, inputs, cache, state, state_path, base, settings, weights, redone)

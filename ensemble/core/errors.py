@@ -10,7 +10,7 @@ import contextvars
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ['EnsembleError', 'option', 'direction_fix', 'cli_face', 'cli_messages', 'project_messages', 'project_scope', 'in_project', 'project_members', 'named', 'flag', 'data_fix', 'folds_fix']
+__all__ = ['EnsembleError', 'option', 'direction_fix', 'cli_face', 'cli_messages', 'project_messages', 'project_scope', 'in_project', 'project_members', 'named', 'flag', 'data_fix', 'folds_fix', 'outputs_fix']
 
 
 class EnsembleError(Exception):
@@ -175,3 +175,17 @@ def is_name(name) -> bool:
     import re
 
     return isinstance(name, str) and re.fullmatch(r"[\w][\w.+-]*", name) is not None and ".." not in name
+
+
+def outputs_fix(member: str, names) -> str:
+    """How to say, once, which label column each of ``member``'s outputs is (in its head's
+    order), in the face the user is in."""
+    face = _FACE.get()
+    listed = ",".join(names)
+    if face.project is not None and (face.members is None or member in face.members):
+        key = (f"set outputs = [{', '.join(chr(34) + n + chr(34) for n in names)}] in its [models] or [runs] entry "
+               f"of {face.project}")
+        return f"pass --outputs {member}={listed}, or {key}" if face.cli else key
+    if face.cli:
+        return f"pass --outputs {member}={listed}"
+    return f"pass outputs={{{member!r}: {list(names)!r}}}"

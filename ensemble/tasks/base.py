@@ -190,9 +190,17 @@ class Task(abc.ABC):
         """The labelled ``split``'s truth in the outputs' names ``labels``: class indices (n,), or
         an (n, T) array. ``index_order()`` gives the class of each index for integer labels."""
 
-    def output_names(self, names: Sequence[str], columns: Sequence[str] | None) -> tuple[str, ...] | None:
-        """The names a member's outputs go by when its head does not name them: the label
-        ``columns`` matched by position; None to keep the head's ``names`` (the default)."""
+    def output_names(self, names: Sequence[str], columns: Sequence[str] | None, declared: Sequence[str] | None = None,
+                     model: str = "") -> tuple[str, ...] | None:
+        """The names member ``model``'s outputs go by, or None to keep its head's ``names`` (the
+        default). ``declared``: the names the user gave them (``outputs =``), in the head's order;
+        a task whose outputs are not label columns refuses them."""
+        if declared is not None:
+            from ensemble.core.errors import EnsembleError
+
+            raise EnsembleError(f"{model}: outputs = names the label column of each output of a {self.name} member, "
+                                f"whose outputs are {', '.join(map(str, names[:4]))}; drop it (a classifier's classes "
+                                "are its id2label; class_order says which class each index is)")
         return None
 
     def accuracy_of(self, values: np.ndarray, split, labels: Sequence[str], model: str) -> float | None:

@@ -19,9 +19,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ['CachedOutputs', 'gather']
 
-# (member, label columns) whose outputs were named by position: said once in a process, not by
-# every source that reads them (a run's vote and report)
-_SAID: set = set()
 
 # --------------------------------------------------------------------------- the vote command
 
@@ -55,13 +52,16 @@ class CachedOutputs:
         the one its head suggests (a multi-label model saved without its problem_type).
     targets : sequence of str, optional
         Regression and multi-label: the label columns (``label = [...]``). A member whose head
-        does not name its outputs (``LABEL_0``...) has them named by position (said in a warning),
-        and one output is always the one label column.
+        does not name its outputs (``LABEL_0``...) needs them named (``outputs``); one output is
+        always the one label column.
+    outputs : mapping of member name to sequence of str, optional
+        Regression and multi-label: the label column of each of a member's outputs, in its head's
+        order, for a head that does not name them (checked against the head and the columns).
     """
 
     def __init__(self, members, cache_dir: str | os.PathLike | None = None, training=None,
                  refit: Mapping[str, str] | None = None, *, inference=None, class_order=None, task=None,
-                 targets: Sequence[str] | None = None):
+                 targets: Sequence[str] | None = None, outputs: Mapping[str, Sequence[str]] | None = None):
         from ensemble.inference.cache import OutputCache
         from ensemble.inference.settings import InferenceSettings
         from ensemble.workflows.foldgroups import GroupRef
@@ -82,6 +82,13 @@ class CachedOutputs:
         self.members = [m for m in self.members if m.name not in refit]
         self.task = shared_task((r.name, r.task) for r in refs)
         self.targets = None if targets is None else ((targets,) if isinstance(targets, str) else tuple(targets))
+        self.outputs = {str(k): tuple(v) for k, v in (outputs or {}).items()}
+        # a fold model's outputs go by its group's names
+        self._group_of = {p.name: r.name for r in refs if r.kind == "folds" for p in r.parts}
+        unknown = sorted(set(self.outputs) - {r.name for r in refs})
+        if unknown:
+            raise EnsembleError(f"outputs names {unknown[0]!r}, which is not a member ({', '.join(r.name for r in refs)}); "
+                                "name the member whose outputs it names")
         self.entries = self.cache.entries()  # headers read once, newest first
         self._digests: dict[str, str] = {}
 
@@ -192,17 +199,13 @@ class CachedOutputs:
 
     def named(self, lg):
         """Regression and multi-label outputs named by the label columns where the head does not
-        name them (:attr:`targets`)."""
+        name them: the one label column, or the names the user gave (:attr:`outputs`); several
+        unnamed outputs without them are an error (:meth:`~ensemble.tasks.base.Task.output_names`)."""
         from dataclasses import replace
 
-        t = self.task.output_names(lg.labels, self.targets)
-        if t is None:
-            return lg
-        if len(t) > 1 and (lg.model, t) not in _SAID:
-            _SAID.add((lg.model, t))
-            log.warning("%s does not name its outputs (id2label is %s...): they are the label columns %s by position; "
-                        "set id2label in its config.json to be sure", lg.model, ", ".join(lg.labels[:2]), ", ".join(t))
-        return replace(lg, labels=t)
+        said = self.outputs.get(lg.model, self.outputs.get(self._group_of.get(lg.model)))
+        t = self.task.output_names(lg.labels, self.targets, said, lg.model)
+        return lg if t is None else replace(lg, labels=t)
 
     def _index_order(self, split, logits) -> tuple[str, ...] | None:
         """The class of each index, for a split whose labels are class indices: ``class_order``,
@@ -232,13 +235,14 @@ def source_of(inputs: Inputs, training=None, members=None) -> CachedOutputs:
     """The cached logits of ``inputs``' members (or ``members``, resolved already)."""
     return CachedOutputs(inputs.members if members is None else members, inputs.cache_dir, training, inputs.refit,
                         inference=inputs.inference, class_order=inputs.class_order, task=inputs.task,
-                        targets=inputs.columns.get("label") if not inputs.columns.get("label_sep") else None)
+                        targets=inputs.columns.get("label") if not inputs.columns.get("label_sep") else None,
+                        outputs=inputs.outputs)
 
 
 def gather(models: Mapping[str, str | os.PathLike] | Inputs, data: Mapping[str, object] | object = None,
            split: str = "valid", *, cache_dir: str | os.PathLike | None = None, columns: Mapping | None = None, folds=None,
            fold_column: str | None = None, train: str = "train", inference=None, class_order=None,
-           task: str | None = None) -> Aligned:
+           task: str | None = None, outputs: Mapping[str, Sequence[str]] | None = None) -> Aligned:
     """The members' cached logits over one split, aligned by class name and row id, with the
     true class indices: what :func:`~ensemble.tasks.classification.weighting.fit_weights`,
     :func:`~ensemble.tasks.classification.estimate.cross_validate` and the class-prior functions take.
@@ -256,7 +260,7 @@ def gather(models: Mapping[str, str | os.PathLike] | Inputs, data: Mapping[str, 
         For fold groups (``runs/bert-fold{fold}``), as for :func:`vote`: gathered on ``train``,
         their logits are out of fold (fold model k's on the rows of fold k); on any other split,
         the log of their fold models' mean probabilities.
-    inference, class_order, task
+    inference, class_order, task, outputs
         As for :func:`vote`.
 
     Returns
@@ -276,7 +280,7 @@ def gather(models: Mapping[str, str | os.PathLike] | Inputs, data: Mapping[str, 
     if not isinstance(models, Inputs) and data is not None and not isinstance(data, Mapping):
         data = {split: data}  # one data file: that split
     inputs = Inputs.of(models, data, columns=columns, folds=folds, fold_column=fold_column, train=train,
-                       cache_dir=cache_dir, inference=inference, class_order=class_order, task=task)
+                       cache_dir=cache_dir, inference=inference, class_order=class_order, task=task, outputs=outputs)
     data, columns = inputs.data, inputs.columns
     if split not in data:
         raise EnsembleError(f"no {split!r} split given; pass data={{{split!r}: PATH}}, got {', '.join(data) or 'none'}")

@@ -51,6 +51,9 @@ class Inputs:
     task : {"classification", "regression", "multi_label"}, optional
         The task of every member, over the one its ``config.json`` suggests (default: detected
         from ``problem_type`` and the number of outputs).
+    outputs : mapping of member name to sequence of str, optional
+        Regression and multi-label: the label column of each of a member's outputs, in its head's
+        order, for a member whose head does not name them (``id2label`` is ``LABEL_0``...).
     """
 
     members: object
@@ -64,6 +67,7 @@ class Inputs:
     inference: object = None
     class_order: str | Sequence[str] | None = None
     task: str | None = None
+    outputs: Mapping = field(default_factory=dict)
 
     def __post_init__(self):
         if isinstance(self.members, Inputs):
@@ -74,6 +78,7 @@ class Inputs:
         object.__setattr__(self, "columns", dict(self.columns or {}))
         object.__setattr__(self, "refit", dict(self.refit or {}))
         object.__setattr__(self, "data", dict(self.data))
+        object.__setattr__(self, "outputs", _outputs(self.outputs))
         if self.task is not None:
             from ensemble.tasks import task_named
 
@@ -94,3 +99,22 @@ class Inputs:
             return replace(members, **changes) if changes else members
         return cls(members, {} if data is None else data,
                    **{k: v for k, v in given.items() if v is not None})
+
+
+def _outputs(value) -> dict[str, tuple[str, ...]]:
+    """``outputs`` checked: each member's output names, a list of distinct names (or "a,b")."""
+    if not value:
+        return {}
+    if not isinstance(value, Mapping):
+        raise EnsembleError(f"outputs must map a member's name to its output names, e.g. {{'sts-b': ['similarity', "
+                            f"'agreement']}}; got {type(value).__name__} {str(value)[:80]!r}")
+    out = {}
+    for name, names in value.items():
+        if isinstance(names, str):
+            names = [n.strip() for n in names.split(",")]
+        if (not isinstance(names, (list, tuple)) or not names
+                or not all(isinstance(n, str) and n.strip() for n in names)):
+            raise EnsembleError(f"outputs of {name}: expected a list of label column names, one per output in its "
+                                f"head's order; got {names!r}")
+        out[str(name)] = tuple(n.strip() for n in names)
+    return out

@@ -54,6 +54,7 @@ def report(
     threshold="global",
     clip: bool = False,
     check_shift: bool = True,
+    outputs: Mapping[str, Sequence[str]] | None = None,
 ):
     """Score every model and ensemble method on the validation split, honestly: the members' task
     (:meth:`~ensemble.tasks.base.Task.report`) fits and estimates, this function gathers.
@@ -104,7 +105,7 @@ def report(
     inference, class_order
         As for :func:`~ensemble.workflows.vote.vote`: the inference settings whose cached logits are read
         (recorded in ``Report.inference``), and the class of each index for integer labels.
-    task, threshold, clip
+    task, threshold, clip, outputs
         As for :func:`~ensemble.workflows.vote.vote`. Regression and multi-label members give a
         :class:`~ensemble.tasks.columns.render.ValueReport` (``metric`` then defaults to the
         task's: pearson or mcrmse, f1_micro).
@@ -116,7 +117,7 @@ def report(
 
     inputs, cv = _arguments(models, data, valid, cv, folds, columns=columns, fold_column=fold_column, train=train,
                             refit=refit, cache_dir=cache_dir, inference=inference, class_order=class_order,
-                            task=task)
+                            task=task, outputs=outputs)
     source, training, split = _report_inputs(inputs, valid, trained_on_valid)
     # an option of another task refused before any output is read, as the vote refuses it ("auto"
     # adjusts where the task has class priors, and is the default)

@@ -103,6 +103,7 @@ def vote(
     metric: str | None = None,
     threshold="global",
     clip: bool = False,
+    outputs: Mapping[str, Sequence[str]] | None = None,
 ):
     """Combine the cached logits of several models and write the submission.
 
@@ -197,6 +198,12 @@ def vote(
     clip : bool, default False
         Regression: clip the ensemble's outputs to the training labels' range (``data[train]``,
         when labelled), else to the rows the weights are fitted on.
+    outputs : mapping of member name to sequence of str, optional
+        Regression and multi-label: the label column of each of a member's outputs, in its head's
+        order, for a member whose head does not name them (``id2label`` is ``LABEL_0``...): said
+        once, checked against the head and the label columns. Without it such a member with
+        several outputs is an error (matched by position, reordering the label columns would
+        move each output to another target).
 
     Returns
     -------
@@ -210,7 +217,7 @@ def vote(
 def _vote(models, data, weights, *, combine, valid, test, cache_dir, sample_submission, out, proba, temperature,
           calibrate, acc_power, name, weights_dir, submissions_dir, columns, seed, adjust, prior, adjust_metric,
           class_order, folds, fold_column, train, refit, trained_on_valid, include_optimistic, inference, force,
-          task, metric, threshold, clip):
+          task, metric, threshold, clip, outputs):
     """:func:`vote`'s arguments as the three things a vote is: its inputs, the task's settings (from
     the options as given) and where it writes."""
     _check_data(models if isinstance(models, Inputs) else data, valid, test)
@@ -218,7 +225,7 @@ def _vote(models, data, weights, *, combine, valid, test, cache_dir, sample_subm
                    adjust=adjust, prior=prior, adjust_metric=adjust_metric, metric=metric, threshold=threshold,
                    clip=clip)
     inputs = Inputs.of(models, data, columns=columns, folds=folds, fold_column=fold_column, train=train, refit=refit,
-                       cache_dir=cache_dir, inference=inference, class_order=class_order, task=task)
+                       cache_dir=cache_dir, inference=inference, class_order=class_order, task=task, outputs=outputs)
     output = Output(name, out, weights_dir, submissions_dir, sample_submission, proba, force)
     return vote_inputs(inputs, weights, options, output, valid=valid, test=test, trained_on_valid=trained_on_valid,
                        include_optimistic=include_optimistic)
@@ -276,7 +283,7 @@ def _check_file(loaded, path: Path, source: CachedOutputs, g) -> None:
     if not source.task.owns_weights(w):
         raise EnsembleError(f"{path}: weights of {reader.members_noun}; these members are {source.task.name}: refit "
                             f"with {flag('weights', '<method>')}")
-    _check_stale(w, path, source.refs, source.digest_of, g.valid_split, g.test_al.labels)
+    _check_stale(w, path, source.refs, source.digest_of, g.valid_split, g.test_al.labels, source.outputs)
     _check_folds(w, path, g.provenance.get("fitted_on"))
 
 
@@ -437,7 +444,9 @@ def _gather(source: CachedOutputs, data, valid: str, test: str, columns: dict, *
                                                    "labels_digest": valid_split.labels_digest, "rows": len(valid_split)},
         "models": {r.name: {"path": str(r.folder.resolve()), "model_digest": source.digest_of(r),
                             "cache_keys": {"test": t.meta.get("key"),
-                                           "valid": valid_al.logits[i].meta.get("key") if valid_al else None}}
+                                           "valid": valid_al.logits[i].meta.get("key") if valid_al else None},
+                            # the label column of each output, as the user said it (outputs =)
+                            **({"outputs": list(source.outputs[r.name])} if r.name in source.outputs else {})}
                    for i, (r, t) in enumerate(zip(source.refs, test_al.logits))},
         # the settings asked for, and what each member's entry was computed with (fold means: their fold models')
         "inference": {"requested": source.inference.requested(),
@@ -502,7 +511,7 @@ def _check_folds(w, path: Path, fitted_on) -> None:
         raise EnsembleError(f"{path}: stale: the weights {what}; refit with {flag('weights', '<method>')}")
 
 
-def _check_stale(w, path: Path, refs, digest_of, valid_split, labels) -> None:
+def _check_stale(w, path: Path, refs, digest_of, valid_split, labels, outputs: Mapping = {}) -> None:
     names = [r.name for r in refs]
     if list(w.models) != names:
         raise EnsembleError(f"{path}: weights are for models {', '.join(w.models)} but {', '.join(names)} are given; "
@@ -515,6 +524,11 @@ def _check_stale(w, path: Path, refs, digest_of, valid_split, labels) -> None:
         if recorded != digest_of(r):
             raise EnsembleError(f"{path}: stale: model {r.name} ({r.folder}) changed since the weights were fitted; "
                                 f"refit with {flag('weights', '<method>')}")
+        was, now = w.meta.get("models", {}).get(r.name, {}).get("outputs"), outputs.get(r.name)
+        if (None if was is None else tuple(was)) != (None if now is None else tuple(now)):
+            raise EnsembleError(f"{path}: stale: {r.name}'s outputs were named {', '.join(was or ['by its head'])} when "
+                                f"the weights were fitted, {', '.join(now or ['by its head'])} now; say the mapping "
+                                f"they were fitted with, or refit with {flag('weights', '<method>')}")
     valid = w.meta.get("valid") or {}
     if w.method not in ("uniform", "fixed") and not valid.get("data_digest"):
         raise EnsembleError(f"{path}: records no validation data digest, so it cannot be checked against the data it "

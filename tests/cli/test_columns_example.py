@@ -40,6 +40,29 @@ def test_the_example_runs(tmp_path, task, metric, columns):
         assert len({r[1] for r in rows[1:]}) > 10  # values, not one constant
     again = CliRunner().invoke(main, ["run", "--project", str(folder / "ensemble.toml")])
     assert again.exit_code == 0 and "vote: up to date" in again.output
+    if task == "regression":
+        _names_decide(folder, submission)
     # a second example folder must be new
     refused = CliRunner().invoke(main, ["example", str(folder), "--task", task])
     assert refused.exit_code == 1 and "exists and is not empty" in refused.output
+
+
+def _names_decide(folder, submission):
+    """sts-b's head does not name its targets: its mapping is said once (outputs =), so listing
+    the label columns in another order moves no output to another target; without it, run stops
+    before it votes and names the key."""
+    import pandas as pd
+
+    toml = folder / "ensemble.toml"
+    text = toml.read_text()
+    first = pd.read_csv(submission)
+    toml.write_text(text.replace('label = ["similarity", "agreement"]', 'label = ["agreement", "similarity"]'))
+    moved = CliRunner().invoke(main, ["run", "--project", str(toml)])
+    assert moved.exit_code == 0, moved.output
+    again = pd.read_csv(folder / moved.stdout.splitlines()[-1].strip())
+    pd.testing.assert_frame_equal(again[first.columns], first, atol=1e-9)
+    toml.write_text(text.replace(', outputs = ["similarity", "agreement"]', ""))
+    refused = CliRunner().invoke(main, ["run", "--project", str(toml)])
+    assert refused.exit_code == 1, refused.output
+    assert 'sts-b does not name its outputs' in refused.output
+    assert 'set outputs = ["similarity", "agreement"] in its [models] or [runs] entry' in refused.output

@@ -147,8 +147,9 @@ class _Capture(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-def test_several_targets_match_by_name_or_by_position(sts, tmp_path, caplog):
+def test_several_targets_match_by_name_or_by_the_mapping_said_once(sts, tmp_path):
     from ensemble import report, vote
+    from ensemble.core.errors import EnsembleError
 
     root, members, valid_texts, y, test_texts = sts
     three = {n: members[n] for n in ("three-a", "three-b")}
@@ -156,22 +157,31 @@ def test_several_targets_match_by_name_or_by_position(sts, tmp_path, caplog):
     _predict(root, three, "--text", "sentence1", "--text", "sentence2", "--label", label)
     data = {"valid": root / "valid.csv", "test": root / "test.csv"}
     columns = {"text": ["sentence1", "sentence2"], "label": ["score", "real_score", "spread"]}
-    handler = _Capture()
-    logging.getLogger("ensemble").addHandler(handler)
-    try:
-        frame = vote(three, data, "optimize", cache_dir=root / "cache", columns=columns, submissions_dir=tmp_path,
-                     weights_dir=tmp_path)
-    finally:
-        logging.getLogger("ensemble").removeHandler(handler)
-    assert any("three-b does not name its outputs" in m and "by position" in m for m in handler.lines)
+    said = {"three-b": ["score", "real_score", "spread"]}
+    kw = dict(cache_dir=root / "cache", submissions_dir=tmp_path, weights_dir=tmp_path)
+    # three-b's head says LABEL_0..2: by position, reordering the label columns would move its outputs
+    with pytest.raises(EnsembleError, match=r"three-b does not name its outputs .*outputs=\{'three-b'"):
+        vote(three, data, "optimize", columns=columns, **kw)
+    for bad, why in (({"three-b": ["score", "spread"]}, "each of its 3 outputs once"),
+                     ({"three-a": ["spread", "score", "real_score"], **said}, "contradicts its head"),
+                     ({"three-b": ["score", "real_score", "nope"]}, "'nope', which is not a label column"),
+                     ({"three-c": ["score"], **said}, "'three-c', which is not a member")):
+        with pytest.raises(EnsembleError, match=why):
+            vote(three, data, "uniform", columns=columns, outputs=bad, **kw)
+    frame = vote(three, data, "optimize", columns=columns, outputs=said, **kw)
     assert list(frame.columns) == ["id", "score", "real_score", "spread"]
+    # the mapping said once, names decide: the label columns listed in another order move nothing
+    shuffled = {**columns, "label": ["spread", "score", "real_score"]}
+    again = vote(three, data, "optimize", columns=shuffled, outputs=said, **{**kw, "name": "shuffled"})
+    np.testing.assert_allclose(again[["score", "real_score", "spread"]].to_numpy(dtype=float),
+                               frame[["score", "real_score", "spread"]].to_numpy(dtype=float), atol=1e-9)
     w = frame.attrs["weights"]
     assert w.weights.shape == (2, 3) and np.allclose(w.weights.sum(axis=0), 1) and (w.weights >= 0).all()
     # the weights per target, applied to each model's own forward pass
     outs = [_forward(p, test_texts) for p in three.values()]
     expected = sum(w.weights[i] * outs[i] for i in range(2))
     np.testing.assert_allclose(frame[["score", "real_score", "spread"]].to_numpy(dtype=float), expected, atol=1e-4)
-    rep = report(three, data, cache_dir=root / "cache", columns=columns, methods=["stack"])
+    rep = report(three, data, cache_dir=root / "cache", columns=columns, methods=["stack"], outputs=said)
     assert rep.metric == "mcrmse"
     own = [_forward(p, valid_texts) for p in three.values()]
     mcrmse = np.mean(np.sqrt(np.mean((np.mean(own, axis=0) - y) ** 2, axis=0)))
@@ -183,7 +193,7 @@ def test_several_targets_match_by_name_or_by_position(sts, tmp_path, caplog):
 
     stack = rep.estimates["stack"].weights
     cached = [a.astype(np.float64) for a in gather(three, {"valid": root / "valid.csv"}, cache_dir=root / "cache",
-                                                   columns=columns).arrays]
+                                                   columns=columns, outputs=said).arrays]
     stacked = stack.combined(cached)
     for j in range(3):
         X = np.stack([o[:, j] for o in cached], axis=1)
@@ -359,18 +369,24 @@ def test_a_weights_file_is_reused_and_checked(sts, tmp_path):
     _predict(root, three, "--text", "sentence1", "--text", "sentence2", "--label", "score,real_score,spread")
     data = {"valid": root / "valid.csv", "test": root / "test.csv"}
     columns = {"text": ["sentence1", "sentence2"], "label": ["score", "real_score", "spread"]}
+    said = {"three-b": ["score", "real_score", "spread"]}
     first = vote(three, data, "select", cache_dir=root / "cache", columns=columns, submissions_dir=tmp_path / "a",
-                 weights_dir=tmp_path / "w")
+                 weights_dir=tmp_path / "w", outputs=said)
     path = tmp_path / "w" / "ensemble-select.json"
-    again = vote(three, data, str(path), cache_dir=root / "cache", columns=columns, submissions_dir=tmp_path / "b")
+    again = vote(three, data, str(path), cache_dir=root / "cache", columns=columns, submissions_dir=tmp_path / "b",
+                 outputs=said)
     assert again.drop(columns="id").equals(first.drop(columns="id"))
+    # the mapping is part of what the weights were fitted on: another one is refused, never applied
+    with pytest.raises(EnsembleError, match="stale: three-b's outputs were named score, real_score, spread when"):
+        vote(three, data, str(path), cache_dir=root / "cache", columns=columns, submissions_dir=tmp_path / "d",
+             outputs={"three-b": ["real_score", "score", "spread"]})
     edited = root / "valid-edited.csv"
     text = (root / "valid.csv").read_text(encoding="utf-8").splitlines()
     head, row = text[0], text[1].rsplit(",", 1)
     edited.write_text("\n".join([head, f"{row[0]},{float(row[1]) + 1}", *text[2:]]) + "\n", encoding="utf-8")
     with pytest.raises(EnsembleError, match="stale: the labels of"):  # refitted on other labels: refused
         vote(three, {**data, "valid": edited}, str(path), cache_dir=root / "cache", columns=columns,
-             submissions_dir=tmp_path / "c")
+             submissions_dir=tmp_path / "c", outputs=said)
 
 
 def test_a_task_said_by_the_user_reads_a_head_saved_without_its_problem_type(tags, tmp_path):

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ensemble.core.combination import align
-from ensemble.core.errors import EnsembleError, option
+from ensemble.core.errors import EnsembleError, option, outputs_fix
 from ensemble.tasks.base import Task
 
 log = logging.getLogger(__name__)
@@ -89,9 +89,10 @@ def sample_columns(path, columns: Sequence[str], names: Sequence[str], *, what: 
 
 def match_names(columns: Sequence[str], names: Sequence[str], *, path, model: str, what: str) -> list[int]:
     """For each of the head's outputs ``names``, the index of its label column in ``columns``:
-    by name when the head names its outputs (``id2label``), else by position (which
-    :class:`~ensemble.workflows.gather.CachedOutputs` says in a warning). A label column set that
-    does not fit is a one-line error."""
+    by name when the head names its outputs (``id2label``), else by position (``predict``'s check
+    of the counts; :class:`~ensemble.workflows.gather.CachedOutputs` names such outputs from the
+    mapping the user said, or refuses them). A label column set that does not fit is a one-line
+    error."""
     # NFC on both sides, as classes are compared: a header typed on macOS (NFD Hangul) names the same label
     columns, names = [nfc(c) for c in columns], [nfc(n) for n in names]
     if len(columns) != len(names):
@@ -100,7 +101,7 @@ def match_names(columns: Sequence[str], names: Sequence[str], *, path, model: st
                             f"with one column per {what}")
     if len(names) == 1:
         return [0]
-    if all(GENERIC.fullmatch(n) for n in names):  # by position: gather says so, once per member
+    if all(GENERIC.fullmatch(n) for n in names):  # by position: the counts fit; gather names them or refuses
         return list(range(len(names)))
     missing = [n for n in names if n not in columns]
     if missing:
@@ -175,13 +176,37 @@ class ValueTask(Task):
     def truth(self, split, labels, model, index_order):
         return self.targets(split, labels, model)
 
-    def output_names(self, names, columns):
+    def output_names(self, names, columns, declared=None, model=""):
+        """A head that names its outputs (``id2label``) keeps its names, and ``declared`` must
+        agree with them; one unnamed output is the one label column; several unnamed outputs
+        take the names ``declared`` (said once by the user, checked here against the head and
+        the label columns), and without them are an error: matched by position, reordering the
+        label columns would move every output to another target."""
+        names = tuple(map(str, names))
         t = tuple(columns or ())
-        if not t or len(names) != len(t) or tuple(names) == t:
+        generic = all(GENERIC.fullmatch(c) for c in names)
+        if declared is not None:
+            d = tuple(nfc(str(x)) for x in declared)
+            fix = outputs_fix(model, d)
+            if len(d) != len(names) or len(set(d)) != len(d):
+                raise EnsembleError(f"{model}: outputs = {', '.join(d)} must name each of its {len(names)} outputs "
+                                    f"once, in its head's order; {outputs_fix(model, (t or names)[:len(names)])}")
+            if not generic and d != tuple(nfc(n) for n in names):
+                raise EnsembleError(f"{model}: outputs = {', '.join(d)} contradicts its head, whose id2label names its "
+                                    f"outputs {', '.join(names)}; drop outputs (the head's names decide)")
+            missing = [x for x in d if t and x not in {nfc(c) for c in t}]
+            if missing:
+                raise EnsembleError(f"{model}: outputs names {missing[0]!r}, which is not a label column "
+                                    f"({', '.join(t)}); {fix.replace(','.join(d), ','.join(t[:len(d)]))}")
+            return d if generic else None
+        if not generic or not t or tuple(names) == t:
             return None
-        if len(t) > 1 and not all(GENERIC.fullmatch(c) for c in names):
-            return None
-        return t
+        if len(names) != len(t):
+            return None  # the label columns do not fit: match_names says so, with the counts
+        if len(names) == 1:
+            return t
+        raise EnsembleError(f"{model} does not name its outputs (id2label is {', '.join(names[:2])}...): say once which "
+                            f"label column each is, in its head's order: {outputs_fix(model, t[:len(names)])}")
 
     def check_labels(self, split, names: Sequence[str], model: str) -> None:
         """A label column that does not fit the task, refused before any model runs."""
