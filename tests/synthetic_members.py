@@ -111,12 +111,6 @@ def cache_fake_model(folder: Path, name: str, labels, config: dict, outputs: dic
     safetensors, a vocabulary) and its ``outputs`` {split: (n, C)} cached as predict caches them."""
     from safetensors.numpy import save_file
 
-    from ensemble.core.outputs import Logits
-    from ensemble.data.splits import load_split
-    from ensemble.inference.cache import OutputCache
-    from ensemble.inference.models import ModelRef
-    from ensemble.inference.settings import InferenceSettings, recorded_settings
-
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps({
         "architectures": ["BertForSequenceClassification"], "model_type": "bert", **config,
@@ -124,6 +118,20 @@ def cache_fake_model(folder: Path, name: str, labels, config: dict, outputs: dic
     save_file({"classifier.weight": rng.normal(size=(len(labels), 4)).astype(np.float32),
                "classifier.bias": np.zeros(len(labels), dtype=np.float32)}, folder / "model.safetensors")
     (folder / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nx\n")
+    cache_outputs(folder, name, labels, outputs, data, cache_dir, label)
+    return folder
+
+
+def cache_outputs(folder: Path, name: str, labels, outputs: dict, data: dict, cache_dir: Path,
+                  label: dict | None = None) -> None:
+    """A model folder's ``outputs`` {split: (n, C)} on the files ``data`` {split: path} put in the
+    cache as ``ensemble predict`` puts them."""
+    from ensemble.core.outputs import Logits
+    from ensemble.data.splits import load_split
+    from ensemble.inference.cache import OutputCache
+    from ensemble.inference.models import ModelRef
+    from ensemble.inference.settings import InferenceSettings, recorded_settings
+
     cache = OutputCache(cache_dir)
     ref = ModelRef.open(folder, name)
     digest = ref.fingerprint(cache.file_digest)
@@ -133,7 +141,6 @@ def cache_fake_model(folder: Path, name: str, labels, config: dict, outputs: dic
         settings = recorded_settings(ref, InferenceSettings())  # as predict on the CPU records them
         cache.put(cache.make_key({"model": digest, "data": split.digest}), lg,
                   {"model_digest": digest, "data_digest": split.digest, "settings": settings})
-    return folder
 
 
 

@@ -85,5 +85,5 @@ def with_shift(h: dict, shift) -> dict:
     ``"shift"``, when the test rows do not look like the rows it is estimated on."""
     from ensemble.estimates.shift import shift_note
 
-    note = shift_note(shift)
+    note = shift_note(shift) if h.get("estimate") is not None else None  # no figure, no claim to qualify
     return {**h, "shift": note} if note else h

@@ -1,9 +1,18 @@
 """Do the test rows look like the validation rows? Every estimate "on unseen data" assumes they
 do, and no resampling of the validation rows can see it when they do not (KorSTS: dev and test
-differ in make-up). The unlabelled test texts are at hand, so the check is an adversarial one: a
-classifier telling validation texts from test texts on character n-grams, its cross-validated
-ROC AUC against the AUCs it reaches with the split labels permuted (what chance gives at these
-sizes). Task-free: it reads texts only.
+differ in make-up). The unlabelled test rows are at hand, so two checks read them:
+
+* the texts (:func:`adversarial_check`): a classifier telling validation texts from test texts on
+  character n-grams, its cross-validated ROC AUC against the AUCs it reaches with the split
+  labels permuted (what chance gives at these sizes). Task-free: it reads texts only.
+* the members' outputs (:func:`output_shift`): each member's outputs in the space the ensemble
+  averages (:meth:`~ensemble.tasks.base.Task.mean_space`: probabilities, values), column by
+  column, on the rows the headline is estimated on against the test rows, by the two-sample
+  Kolmogorov-Smirnov statistic. A member whose outputs move (its predicted class shares, its
+  confidence, the range of its values) says what the texts may not: the rows differ where the
+  ensemble's decisions are made.
+
+:func:`check_shift` runs both for a vote or a report and gives the dict they record.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["ShiftCheck", "adversarial_check", "shift_note"]
+__all__ = ["ShiftCheck", "OutputShift", "adversarial_check", "output_shift", "check_shift", "shift_note"]
 
 # said when the AUC is above every permuted one and at least this far above chance: same-source
 # splits give 0.50-0.52, KorSTS dev against test 0.58
@@ -113,13 +122,212 @@ def adversarial_check(valid_texts, test_texts, *, permutations: int = 9, folds: 
     return ShiftCheck(auc, null, float(p), (len(a), len(b)), bool(auc > max(null, default=0.5) and auc >= bar))
 
 
-def shift_note(check) -> str | None:
-    """What the headline says when the test rows do not look like the validation rows; None when
-    they do (or nothing was checked)."""
-    if isinstance(check, dict):
-        check = ShiftCheck(check["auc"], tuple(check["null"]), check["p_value"], tuple(check["rows"]), check["flagged"])
-    if check is None or not check.flagged:
+# a member's output column is said moved when its KS statistic is at least FLAG_KS (a tenth of the
+# distribution's mass moved: noticeable in a decision, whatever the rows) and its p-value, Bonferroni
+# over the member's columns, below FLAG_P (at a few hundred rows a side, chance stays near 0.15)
+FLAG_KS = 0.1
+FLAG_P = 1e-3
+
+
+@dataclass(frozen=True)
+class OutputShift:
+    """The output column of one member that moved most between the two row sets.
+
+    Attributes
+    ----------
+    member, column : str
+    ks : float
+        Two-sample Kolmogorov-Smirnov statistic of the column's values on the scored rows against
+        the test rows.
+    p_value : float
+        Its asymptotic p-value, Bonferroni-corrected over the member's columns, with the test side
+        counted as its rows (a fold group's K fold models each predict every test row: pooled, they
+        are K correlated copies, never K times the rows).
+    scored_mean, test_mean : float
+        The column's mean on each side.
+    flagged : bool
+        ``ks >= FLAG_KS`` and ``p_value < FLAG_P``.
+    """
+
+    member: str
+    column: str
+    ks: float
+    p_value: float
+    scored_mean: float
+    test_mean: float
+    flagged: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def output_shift(task, outputs, labels: Sequence[str]) -> list[OutputShift]:
+    """Each member's most moved output column.
+
+    Parameters
+    ----------
+    task : Task
+        The members' task: its ``mean_space`` gives the values compared.
+    outputs : mapping of member name to (ndarray, list of ndarray)
+        The member's outputs on the scored rows (n, C), and on the test rows: one (m, C) array per
+        model that predicts them (a fold group's fold models when the scored rows are out of fold,
+        each pooled; else one), every array in the column order ``labels``.
+    labels : sequence of str
+        The C column names.
+
+    Returns
+    -------
+    list of OutputShift, one per member (none for a side with fewer than 5 rows).
+    """
+    found = []
+    for name, (scored, tests) in outputs.items():
+        a = task.mean_space(scored)
+        b = np.concatenate([task.mean_space(t) for t in tests])
+        n, m = len(a), len(tests[0])
+        if min(n, m) < 5:
+            continue
+        ks = np.array([_ks(a[:, j], b[:, j]) for j in range(a.shape[1])])
+        j = int(ks.argmax())
+        p = min(1.0, _kolmogorov_sf(ks[j] * np.sqrt(n * m / (n + m))) * a.shape[1])
+        found.append(OutputShift(name, str(labels[j]), float(ks[j]), p, float(a[:, j].mean()), float(b[:, j].mean()),
+                                 bool(ks[j] >= FLAG_KS and p < FLAG_P)))
+    return found
+
+
+def _ks(a: np.ndarray, b: np.ndarray) -> float:
+    """The two-sample Kolmogorov-Smirnov statistic: the largest gap between the two empirical
+    distribution functions (scipy's ``ks_2samp(a, b).statistic``)."""
+    a, b = np.sort(a), np.sort(b)
+    both = np.concatenate([a, b])
+    return float(np.abs(np.searchsorted(a, both, side="right") / len(a)
+                        - np.searchsorted(b, both, side="right") / len(b)).max())
+
+
+def _kolmogorov_sf(x: float) -> float:
+    """P(K > x) for Kolmogorov's limiting distribution (scipy's ``kstwobign.sf``), by its series
+    2 sum (-1)^(k-1) exp(-2 k^2 x^2): the asymptotic p-value of a KS statistic scaled by
+    sqrt(n m / (n + m)). Here so that a vote imports no more of scipy than it did."""
+    if x < 0.2:
+        return 1.0  # the series converges slowly there; the tail is 1 - 1e-20
+    k = np.arange(1, 101)
+    return float(min(1.0, max(0.0, 2 * np.sum((-1.0) ** (k - 1) * np.exp(-2 * k ** 2 * x * x)))))
+
+
+# the text check of a (scored rows, test rows) pair, by the splits' digests: a run's report and
+# vote, and every vote of one project, read the same two splits
+_TEXTS: dict = {}
+_SAID: set = set()
+
+
+def _text_check(source, scored_split, test_split, compute: bool):
+    """The text check of the two splits: in this process's memo, else stored beside the estimates
+    (:class:`~ensemble.estimates.store.EstimateStore`), else computed and stored when ``compute``
+    (a report), else None (a vote: it imports no scikit-learn, and reads what a report stored)."""
+    from ensemble.estimates.store import input_digest
+
+    key = input_digest(f"{scored_split.digest}|{test_split.digest}", {"check": "texts", "version": 1})
+    if key in _TEXTS:
+        return _TEXTS[key], True
+    store = source.estimates
+    hit = store.get(key)
+    if hit is not None:
+        value = hit[0]
+        check = None if value is None else ShiftCheck(value["auc"], tuple(value["null"]), value["p_value"],
+                                                        tuple(value["rows"]), value["flagged"])
+    elif compute:
+        check = adversarial_check(scored_split.texts, test_split.texts)
+        try:
+            store.put(key, None if check is None else check.to_dict(), {})
+        except OSError:
+            pass  # computed again next time
+    else:
+        return None, False
+    if len(_TEXTS) > 64:
+        _TEXTS.clear()
+    _TEXTS[key] = check
+    return check, True
+
+
+def check_shift(source, scored_split, test_split, scored_al=None, *, oof: bool = False,
+                texts: bool = True) -> dict | None:
+    """Both checks of the test rows against the rows the headline is estimated on, as the dict a
+    report's ``shift`` and a vote's sidecar record; said in a warning when they differ.
+
+    Parameters
+    ----------
+    source : CachedOutputs
+        The members' outputs (``refs``, ``task``, ``logits``, ``named``, ``aligned``).
+    scored_split, test_split : Split
+        The rows the headline is estimated on (the validation split, the holdout, or the training
+        split's out-of-fold rows) and the test rows.
+    scored_al : Aligned, optional
+        The members' outputs on ``scored_split`` when already read (in ``source.refs``' order).
+    oof : bool, default False
+        ``scored_split`` is the training split, its rows out of fold: a fold group's test outputs
+        are then its fold models' each (pooled), never their mean (whose spread is narrower than
+        any single model's).
+    texts : bool, default True
+        Compute the text check when no report has stored it for these splits (it needs
+        scikit-learn and seconds); False: read it only (a vote), else record ``texts`` as not
+        checked.
+
+    Returns
+    -------
+    dict or None
+        The text check's fields (:class:`ShiftCheck`; ``auc`` None when a split is too small),
+        ``against`` (the scored split's name) and ``outputs`` (one :class:`OutputShift` dict per
+        member; None when the members' test outputs are not cached, as a report may be run
+        before them). None when neither check could run.
+    """
+    from ensemble.core.combination import align
+    from ensemble.core.errors import EnsembleError
+
+    text_check, checked = _text_check(source, scored_split, test_split, compute=texts)
+    try:
+        al = scored_al if scored_al is not None else source.aligned(scored_split)
+        outputs = {}
+        for r, scored in zip(source.refs, al.arrays):
+            models = r.parts if (oof and r.kind == "folds") else [r]
+            tests = [align([source.named(source.logits(p, test_split))], ids=test_split.ids,
+                           labels=al.labels).arrays[0] for p in models]
+            outputs[r.name] = (scored, tests)
+    except EnsembleError:  # a report of members not yet predicted on the test rows: the texts only
+        moved = None
+    else:
+        moved = [o.to_dict() for o in output_shift(source.task, outputs, al.labels)]
+    if text_check is None and not moved:
         return None
-    return (f"the test rows do not look like the rows it is estimated on (a classifier tells them apart: AUC "
-            f"{check.auc:.3f}, above all {len(check.null)} permuted, max {max(check.null):.3f}): it assumes they are "
+    check = {**(text_check.to_dict() if text_check is not None else {"auc": None, "flagged": False}),
+             "against": scored_split.name, "outputs": moved,
+             **({} if checked else {"texts": "not checked: ensemble report checks them (and vote then reads it)"})}
+    note = shift_note(check)
+    said = (str(test_split.path), str(scored_split.path), note)
+    if note and said not in _SAID:  # once a process: a run's report and vote find the same
+        import logging
+
+        _SAID.add(said)
+        logging.getLogger(__name__).warning("%s against %s: %s", *said)
+    return check
+
+
+def shift_note(check) -> str | None:
+    """What the headline says when the test rows do not look like the rows it is estimated on
+    (their texts, or the members' outputs on them); None when they do (or nothing was checked)."""
+    if check is None:
+        return None
+    if isinstance(check, ShiftCheck):
+        check = check.to_dict()
+    said = []
+    if check.get("flagged") and check.get("auc") is not None:
+        said.append(f"a classifier tells their texts apart: AUC {check['auc']:.3f}, above all {len(check['null'])} "
+                    f"permuted, max {max(check['null']):.3f}")
+    moved = [o for o in check.get("outputs") or () if o["flagged"]]
+    if moved:
+        o = max(moved, key=lambda x: x["ks"])
+        others = f" and {len(moved) - 1} other member{'s' if len(moved) > 2 else ''}" if len(moved) > 1 else ""
+        said.append(f"the members' outputs move: {o['member']}'s {o['column']} (KS {o['ks']:.2f}, mean "
+                    f"{o['scored_mean']:.3f} there, {o['test_mean']:.3f} on the test){others}")
+    if not said:
+        return None
+    return (f"the test rows do not look like the rows it is estimated on ({'; '.join(said)}): it assumes they are "
             "drawn alike and may not hold on the test")

@@ -128,29 +128,24 @@ def report(
                    trained_on_valid=tuple(trained_on_valid), include_optimistic=include_optimistic, best_k=best_k,
                    adjust=adjust, prior=prior, adjust_metric=adjust_metric, threshold=threshold, clip=clip,
                    train=inputs.train)
-    rep = source.task.report(ReportJob(source, source.aligned(split), split, training, inputs.data, valid,
-                                       inputs.columns, cv, options))
+    al = source.aligned(split)
+    rep = source.task.report(ReportJob(source, al, split, training, inputs.data, valid, inputs.columns, cv, options))
     if check_shift and "test" in inputs.data:
-        rep.shift = _shift(rep, split, inputs, valid, "test")
+        rep.shift = _shift(rep, source, split, al, training, inputs, valid, "test")
     return rep
 
 
-def _shift(rep, split, inputs, valid: str, test: str) -> dict | None:
-    """The adversarial check of the test texts against the rows the headline is estimated on (the
-    holdout when it decided, else the rows fitted and scored), as a dict; said in the log when
-    they differ."""
+def _shift(rep, source, split, al, training, inputs, valid: str, test: str) -> dict | None:
+    """The checks of the test rows (their texts, the members' outputs on them) against the rows the
+    headline is estimated on: the holdout when it decided, else the rows fitted and scored."""
     from ensemble.data.splits import open_split
-    from ensemble.estimates.shift import adversarial_check, shift_note
+    from ensemble.estimates.shift import check_shift
 
-    scored = open_split(inputs.data[valid], valid, inputs.columns) if rep.headline.get("of") == "holdout" else split
     test_split = open_split(inputs.data[test], test, inputs.columns)
-    check = adversarial_check(scored.texts, test_split.texts)
-    if check is None:
-        return None
-    note = shift_note(check)
-    if note:
-        log.warning("%s against %s: %s", test_split.path, scored.path, note)
-    return {**check.to_dict(), "against": scored.name}
+    if rep.headline.get("of") == "holdout":
+        return check_shift(source, open_split(inputs.data[valid], valid, inputs.columns), test_split)
+    oof = training is not None and split.name == training.split.name
+    return check_shift(source, split, test_split, al, oof=oof)
 
 
 def _arguments(models, data, valid: str, cv, folds, **given) -> tuple[Inputs, object]:

@@ -104,6 +104,7 @@ def vote(
     threshold="global",
     clip: bool = False,
     outputs: Mapping[str, Sequence[str]] | None = None,
+    check_shift: bool = True,
 ):
     """Combine the cached logits of several models and write the submission.
 
@@ -204,6 +205,11 @@ def vote(
         once, checked against the head and the label columns. Without it such a member with
         several outputs is an error (matched by position, reordering the label columns would
         move each output to another target).
+    check_shift : bool, default True
+        Check that the test rows look like the rows the headline is estimated on: the members'
+        outputs on them, and their texts as a :func:`~ensemble.workflows.report.report` of these
+        splits checked them (:func:`~ensemble.estimates.shift.check_shift`); when they do not,
+        the headline says so. Recorded in the sidecar's ``shift``.
 
     Returns
     -------
@@ -217,7 +223,7 @@ def vote(
 def _vote(models, data, weights, *, combine, valid, test, cache_dir, sample_submission, out, proba, temperature,
           calibrate, acc_power, name, weights_dir, submissions_dir, columns, seed, adjust, prior, adjust_metric,
           class_order, folds, fold_column, train, refit, trained_on_valid, include_optimistic, inference, force,
-          task, metric, threshold, clip, outputs):
+          task, metric, threshold, clip, outputs, check_shift):
     """:func:`vote`'s arguments as the three things a vote is: its inputs, the task's settings (from
     the options as given) and where it writes."""
     _check_data(models if isinstance(models, Inputs) else data, valid, test)
@@ -228,11 +234,12 @@ def _vote(models, data, weights, *, combine, valid, test, cache_dir, sample_subm
                        cache_dir=cache_dir, inference=inference, class_order=class_order, task=task, outputs=outputs)
     output = Output(name, out, weights_dir, submissions_dir, sample_submission, proba, force)
     return vote_inputs(inputs, weights, options, output, valid=valid, test=test, trained_on_valid=trained_on_valid,
-                       include_optimistic=include_optimistic)
+                       include_optimistic=include_optimistic, check_shift=check_shift)
 
 
 def vote_inputs(inputs: Inputs, weights, options: Mapping, output: Output, *, valid: str = "valid",
-                test: str = "test", trained_on_valid: Sequence[str] = (), include_optimistic: bool = False):
+                test: str = "test", trained_on_valid: Sequence[str] = (), include_optimistic: bool = False,
+                check_shift: bool = True):
     """The vote of ``inputs`` with ``weights`` (a method, a weights file or fixed weights) and the
     task's ``options`` (:meth:`~ensemble.tasks.base.Task.vote_settings`), written to ``output``."""
     if hasattr(weights, "vote_options"):  # the task's settings as one object (a classifier's Procedure)
@@ -267,6 +274,14 @@ def vote_inputs(inputs: Inputs, weights, options: Mapping, output: Output, *, va
                                          labels=g.test_al.labels)
     if kind == "file":
         _check_file(loaded, spec, source, g)
+    if check_shift and (holdout is not None or g.valid_split is not None):
+        from ensemble.estimates.shift import check_shift as shift_of
+
+        # the members' outputs here; the texts as a report checked them (a vote imports no scikit-learn)
+        g.shift = (shift_of(source, holdout, g.test_split, texts=False) if holdout is not None else
+                   shift_of(source, g.valid_split, g.test_split, g.valid_al, oof=bool(cv), texts=False))
+        if g.shift is not None:
+            g.provenance["shift"] = g.shift
 
     def paths(method: str, procedure: Mapping):
         return _output_paths(kind, spec, output.name, method, output.out, output.weights_dir, output.submissions_dir,
@@ -380,6 +395,7 @@ class _Gathered:
     provenance: dict
     task: object
     estimate: dict = field(default_factory=dict)  # what the submission will score on unseen data (the headline)
+    shift: dict | None = None  # the checks of the test rows against the rows it is estimated on (estimates.shift)
 
     @property
     def y(self):

@@ -16,7 +16,7 @@ import numpy as np
 from ensemble.averaging.provenance import model_notes
 from ensemble.core.combination import as_log_probs
 from ensemble.core.errors import EnsembleError, data_fix, flag, option
-from ensemble.estimates.headline import VOTE_LOGGER, headline_line
+from ensemble.estimates.headline import VOTE_LOGGER, headline_line, with_shift
 
 log = logging.getLogger(VOTE_LOGGER)  # held until the vote's headline is said
 
@@ -267,8 +267,8 @@ def _write(fitted, test_proba: np.ndarray, g, job, *, procedure: dict):
                "test": {"path": str(g.test_split.path.resolve()), "data_digest": g.test_split.digest,
                         "rows": len(g.test_split)},
                **g.provenance, "procedure": procedure,
-               "headline": {"submission": out.name, "method": method, "metric": None, "estimate": None, "low": None,
-                            "high": None, "of": None, **g.estimate}}
+               "headline": with_shift({"submission": out.name, "method": method, "metric": None, "estimate": None,
+                                       "low": None, "high": None, "of": None, **g.estimate}, g.shift)}
     frame = g.task.submission(g.test_split.ids, test_proba, labels, sample_submission=o.sample_submission,
                             proba_columns=o.proba, id_column=g.test_split.id_column or "id",
                             label_column=(g.valid_split.label_column if g.valid_split is not None else None) or "label",

@@ -13,7 +13,7 @@ from typing import Mapping
 import numpy as np
 
 from ensemble.core.errors import EnsembleError, data_fix, flag, option
-from ensemble.estimates.headline import VOTE_LOGGER, headline_line, headline_of
+from ensemble.estimates.headline import VOTE_LOGGER, headline_line, headline_of, with_shift
 from ensemble.tasks.columns.estimate import (
     AUTO_VALUE_METHODS,
     cross_validate_values,
@@ -170,7 +170,7 @@ def _write(fitted, combined: np.ndarray, names, estimate: dict, job, procedure: 
     frame = g.task.submission(g.test_split.ids, combined, names, threshold=fitted.threshold,
                               sample_submission=o.sample_submission, proba_columns=o.proba,
                               id_column=g.test_split.id_column or "id", label_sep=job.settings["label_sep"])
-    headline = headline_of(estimate, out, method)
+    headline = with_shift(headline_of(estimate, out, method), g.shift)
     sidecar = {"task": g.task.name, "weights_file": None if weights_path is None else str(weights_path.resolve()),
                "method": method, "combine": fitted.combine, "weights": fitted.to_dict()["weights"],
                "threshold": _listed(fitted.threshold), "names": list(names),
