@@ -226,9 +226,11 @@ def _text_check(source, scored_split, test_split, compute: bool):
     from ensemble.estimates.store import input_digest
 
     key = input_digest(f"{scored_split.digest}|{test_split.digest}", {"check": "texts", "version": 1})
-    if key in _TEXTS:
-        return _TEXTS[key], True
     store = source.estimates
+    if key in _TEXTS:
+        if compute and not store.path_for(key).is_file():  # stored where this source's votes will look
+            _put(store, key, _TEXTS[key])
+        return _TEXTS[key], True
     hit = store.get(key)
     if hit is not None:
         value = hit[0]
@@ -236,16 +238,20 @@ def _text_check(source, scored_split, test_split, compute: bool):
                                                         tuple(value["rows"]), value["flagged"])
     elif compute:
         check = adversarial_check(scored_split.texts, test_split.texts)
-        try:
-            store.put(key, None if check is None else check.to_dict(), {})
-        except OSError:
-            pass  # computed again next time
+        _put(store, key, check)
     else:
         return None, False
     if len(_TEXTS) > 64:
         _TEXTS.clear()
     _TEXTS[key] = check
     return check, True
+
+
+def _put(store, key: str, check) -> None:
+    try:
+        store.put(key, None if check is None else check.to_dict(), {})
+    except OSError:
+        pass  # computed again next time
 
 
 def check_shift(source, scored_split, test_split, scored_al=None, *, oof: bool = False,

@@ -154,3 +154,55 @@ def test_a_task_given_fills_in_what_the_head_leaves_unsaid_never_contradicts_it(
         assert said in str(e.value) and "config.json" in str(e.value) and "\n" not in str(e.value)
     else:
         assert open_member(folder, "m", task).task.name == task
+
+
+@pytest.fixture(scope="module")
+def unnamed(tmp_path_factory):
+    """Per task: a member ``named`` whose head lists its outputs t2, t0, t1, and ``bare``, the same
+    outputs under a head that says LABEL_0, LABEL_1, LABEL_2; beside them ``a`` (t0, t1, t2)."""
+    out = {}
+    for task in ("regression", "multi_label"):
+        root = tmp_path_factory.mktemp(f"unnamed-{task}")
+        rng = np.random.default_rng(5)
+        valid, yv = draw_values(task, 160, NAMES, [1.5, 1.2], rng)
+        test, _ = draw_values(task, 60, NAMES, [1.5, 1.2], rng)
+        (root / "data").mkdir()
+        data = {"valid": root / "data" / "valid.csv", "test": root / "data" / "test.csv"}
+        frame = pd.DataFrame({"id": [f"v{i}" for i in range(160)], "text": "x"})
+        for j, c in enumerate(NAMES):
+            frame[c] = yv[:, j] if task == "regression" else yv[:, j].astype(int)
+        frame.to_csv(data["valid"], index=False)
+        pd.DataFrame({"id": [f"t{i}" for i in range(60)], "text": "x"}).to_csv(data["test"], index=False)
+        problem = {"problem_type": "regression" if task == "regression" else "multi_label_classification"}
+        order = [2, 0, 1]
+        members = {"a": cache_fake_model(root / "a", "a", NAMES, problem, {"valid": valid[0], "test": test[0]},
+                                         data, root / "cache", rng, label={"valid": NAMES})}
+        for name, labels in (("named", [NAMES[i] for i in order]), ("bare", ["LABEL_0", "LABEL_1", "LABEL_2"])):
+            members[name] = cache_fake_model(root / name, name, labels, problem,
+                                             {"valid": valid[1][:, order], "test": test[1][:, order]}, data,
+                                             root / "cache", rng, label={"valid": NAMES})
+        out[task] = members, data, root / "cache"
+    return out
+
+
+@pytest.mark.parametrize("task", ["regression", "multi_label"])
+@pytest.mark.parametrize("weights", ["uniform", "optimize", "stack", "1,2"])
+def test_outputs_said_once_vote_as_a_head_that_names_them(unnamed, tmp_path, task, weights):
+    """Every task x every source of weights: a head without names, its mapping said once, votes
+    exactly as the same outputs under a head that names them, whatever order the label columns
+    are listed in; without the mapping it is refused."""
+    from ensemble import vote
+    from ensemble.core.errors import EnsembleError
+
+    members, data, cache = unnamed[task]
+    kw = dict(cache_dir=cache, weights_dir=tmp_path / "w", proba=task == "multi_label")
+    named = vote({"a": members["a"], "g": members["named"]}, data, weights, columns={"label": NAMES},
+                 out=tmp_path / "named.csv", **kw)
+    for i, label in enumerate((NAMES, ["t1", "t2", "t0"])):
+        bare = vote({"a": members["a"], "g": members["bare"]}, data, weights, columns={"label": label},
+                    out=tmp_path / f"bare{i}.csv", outputs={"g": ["t2", "t0", "t1"]}, **kw)
+        pd.testing.assert_frame_equal(bare[named.columns], named, check_dtype=False)
+    with pytest.raises(EnsembleError, match="g does not name its outputs"):
+        vote({"a": members["a"], "g": members["bare"]}, data, weights, columns={"label": NAMES},
+             out=tmp_path / "refused.csv", **kw)
+    assert not (tmp_path / "refused.csv").exists()
