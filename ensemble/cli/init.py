@@ -25,7 +25,8 @@ def _columns(path: Path) -> list[str]:
     return []
 
 
-_TEXT_NAMES = ("text", "sentence", "comment", "comments", "document")
+_TEXT_NAMES = ("text", "sentence", "comment", "comments", "document", "dialogue")
+_ID_NAMES = ("id", "ID", "Id", "fname", "idx", "guid", "uid")
 _LABEL_NAMES = ("label", "labels", "target", "class", "hate")
 
 
@@ -36,11 +37,14 @@ def _column_lines(columns: dict[str, list[str]]) -> list[str]:
     every = set.intersection(*(set(c) for c in files.values())) if files else set()
     first = next(iter(files.values()), [])
     lines = []
-    if "id" in every:
-        lines.append('id = "id"')
-    elif any("id" in c for c in files.values()):
-        having = " and ".join(f"{k}" for k, c in files.items() if "id" in c)
-        lines.append(f'# id = "id"   # only {having} has an id column: the others\' rows are numbered (0, 1, ...)')
+    # the id column by its common names: Kaggle's id, Dacon's ID, AI Stages' fname...
+    found = next((c for c in _ID_NAMES if c in every), None)
+    some = next((c for c in _ID_NAMES if any(c in cols for cols in files.values())), None)
+    if found is not None:
+        lines.append(f'id = "{found}"')
+    elif some is not None:
+        having = " and ".join(f"{k}" for k, c in files.items() if some in c)
+        lines.append(f'# id = "{some}"   # only {having} has an id column: the others\' rows are numbered (0, 1, ...)')
     text = next((c for c in first if c.lower() in _TEXT_NAMES and c in every), None)
     if text is not None:
         lines.append(f'text = "{text}"          # or ["sentence1", "sentence2"] for pairs')

@@ -107,6 +107,10 @@ def _run(project, *, k, weights, progress, name, trust_remote_code=False) -> Run
 
         training = open_training_folds(splits["train"], p.folds, fold_column=p.fold_column,
                                        encoding=columns.get("encoding"))
+    # what would fail at the end, said before any model is averaged or run
+    _check_run_heads(p)
+    if p.sample_submission is not None:
+        _check_sample_ids(p, splits["test"])
     members.update(_averages(p, k, cache, progress, redone, None if training is None else training.k,
                              trust_remote_code))
     # once (DIR@top3 expanded, {fold} paths as fold groups), for the predictions, the vote and the report
@@ -150,6 +154,54 @@ def _run(project, *, k, weights, progress, name, trust_remote_code=False) -> Run
     submission = _vote_step(p, inputs, cache, state, state_path, base, weights, name, settings, redone)
     html_path, text = finish_report(submission)
     return RunResult(submission, html_path, text, redone)
+
+
+def _check_run_heads(p) -> None:
+    """A [runs] entry whose checkpoints have a head no task runs (a seq2seq or causal-LM run)
+    refused before anything is averaged, naming its key; read from the first checkpoint's
+    config.json (a run whose checkpoints cannot be found is left to the average's own error)."""
+    from ensemble.io.modelfiles import head_of
+    from ensemble.tasks import TASKS, task_for_head
+    from ensemble.workflows.members import fold_path
+
+    for name, run in p.runs.items():
+        root = fold_path(run.path, 0)
+        config = next((c for pattern in ("checkpoint-*/config.json", "*/checkpoint-*/config.json", "config.json")
+                       for c in sorted(root.glob(pattern))), None)
+        if config is None:
+            continue
+        try:
+            head = head_of(json.loads(config.read_text(encoding="utf-8")))
+        except (OSError, ValueError, AttributeError):
+            continue
+        if task_for_head(head) is None:
+            said = [n.replace("_", "-") for n in TASKS]
+            raise EnsembleError(f"{p.path}: [runs] {name}: its checkpoints ({config.parent}) are {head.describe()}; "
+                                f"ensemble runs {', '.join(said[:-1])} and {said[-1]} heads: remove {name} from [runs]")
+
+
+def _check_sample_ids(p, test) -> None:
+    """The sample submission's ids are the test file's, checked before any model runs; when they
+    are not because the test file's id column is another one, the message names ``id = "..."``."""
+    from ensemble.tasks.classification.task import sample_order
+
+    try:
+        sample_order(p.sample_submission, test.ids)
+    except EnsembleError as e:
+        import pandas as pd
+
+        try:
+            head = list(pd.read_csv(p.sample_submission, nrows=0, encoding="utf-8-sig").columns)
+            columns = list(pd.read_csv(test.path, nrows=0, encoding="utf-8-sig").columns) if test.path.suffix in (
+                ".csv", "") else []
+        except Exception:  # the sample's own error is the one to give
+            raise e from None
+        sid = head[0] if head else None
+        if sid is not None and sid != test.id_column and sid in columns:
+            raise EnsembleError(f"{p.sample_submission}: its ids ({sid}) are not the test file's "
+                                f"({test.id_column or 'row numbers: no id column'}); set id = \"{sid}\" in [data] "
+                                f"of {p.path}") from None
+        raise
 
 
 def _averages(p, k, cache, progress, redone, folds: int | None = None, trust_remote_code: bool = False) -> dict[str, Path]:

@@ -332,3 +332,35 @@ def test_a_project_adjustment_with_a_weights_file_names_both_fixes(project, monk
     refused = CliRunner().invoke(main, ["vote", "--weights", "weights/ensemble-acc.json", "--adjust", "fit"])
     assert refused.exit_code == 1
     assert "a weights file keeps the adjustment it was fitted with; pass --adjust none" in refused.stderr
+
+
+def test_init_finds_dacon_and_ai_stages_id_columns_and_run_checks_the_sample_first(project, monkeypatch):
+    """An id column named ID (Dacon) or fname (AI Stages) is found by init; a project whose test
+    file's id column is not the one [data] names stops before any average or prediction, naming
+    id = "..."; so does a [runs] entry whose checkpoints no task runs, naming its key."""
+    import json
+
+    for name in ("valid", "test", "sample_submission"):
+        path = project / "data" / f"{name}.csv"
+        pd.read_csv(path).rename(columns={"id": "ID"}).to_csv(path, index=False)
+    (project / "ensemble.toml").unlink()
+    made = CliRunner().invoke(main, ["init", str(project)])
+    assert made.exit_code == 0, made.output
+    text = (project / "ensemble.toml").read_text()
+    assert '\nid = "ID"\n' in text
+    (project / "ensemble.toml").write_text(text.replace('\nid = "ID"\n', "\n"))
+    monkeypatch.chdir(project)
+    stopped = CliRunner().invoke(main, ["run"])
+    assert stopped.exit_code == 1
+    assert 'its ids (ID) are not the test file\'s (row numbers: no id column); set id = "ID" in [data]' in stopped.stderr
+    assert not (project / "weights").exists() and not (project / ".ensemble" / "cache").exists()  # nothing ran
+    (project / "ensemble.toml").write_text(text)
+    seq2seq = project / "runs" / "s2s" / "checkpoint-5"
+    seq2seq.mkdir(parents=True)
+    (seq2seq / "config.json").write_text(json.dumps({"architectures": ["BartForConditionalGeneration"],
+                                                     "model_type": "bart"}))
+    assert "\n[runs]\n" in text
+    (project / "ensemble.toml").write_text(text.replace("\n[runs]\n", '\n[runs]\ns2s = { path = "runs/s2s", k = 1 }\n'))
+    refused = CliRunner().invoke(main, ["run"])
+    assert refused.exit_code == 1 and "[runs] s2s: its checkpoints" in refused.stderr, refused.output
+    assert "remove s2s from [runs]" in refused.stderr and not (project / "weights").exists()
