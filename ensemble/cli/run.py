@@ -156,6 +156,19 @@ def _run(project, *, k, weights, progress, name, trust_remote_code=False) -> Run
     return RunResult(submission, html_path, text, redone)
 
 
+def _point_again(submission: Path) -> None:
+    """``latest.json`` points at the submission an up-to-date run names again (a manual vote since
+    may have pointed it at its own file)."""
+    from ensemble.workflows.submission import LATEST, point_latest, sidecar_path
+
+    try:
+        pointed = json.loads((submission.parent / LATEST).read_text(encoding="utf-8")).get("submission")
+    except (OSError, ValueError, AttributeError):
+        pointed = None
+    if pointed != submission.name:
+        point_latest(submission, json.loads(sidecar_path(submission).read_text(encoding="utf-8")))
+
+
 def _check_run_heads(p) -> None:
     """A [runs] entry whose checkpoints have a head no task runs (a seq2seq or causal-LM run)
     refused before anything is averaged, naming its key; read from the first checkpoint's
@@ -290,6 +303,7 @@ def _vote_step(p, inputs, cache, state, state_path, base, weights, name, setting
     submission = p.root / state.get("submission", "?")
     if state.get("vote_key") == vote_key and _submission_unchanged(submission, state.get("submission_digest")):
         log.info("vote: up to date (%s)", submission)
+        _point_again(submission)
         return submission
     # the vote's own lines (auto ->, adjust auto ->, the weights, the path) would repeat what the
     # report below and the last line say: its warnings alone, then one line here

@@ -20,11 +20,12 @@ import numpy as np
 
 from ensemble.core.errors import EnsembleError, option
 from ensemble.io.atomic import atomic_write
+from ensemble.io.hashing import file_digest
 
 log = logging.getLogger(__name__)
 
 __all__ = ['save_submission', 'write_submission', 'sidecar_path', 'sidecar_matches', 'free_name',
-           'refuse_other_procedure', 'procedure_of']
+           'refuse_other_procedure', 'procedure_of', 'point_latest', 'latest_submission', 'LATEST']
 
 
 
@@ -56,7 +57,6 @@ def sidecar_path(out: str | os.PathLike) -> Path:
 def sidecar_matches(out: str | os.PathLike) -> bool:
     """Whether the sidecar of submission ``out`` records the CSV's current BLAKE3 (it describes
     this very file)."""
-    from ensemble.io.hashing import file_digest
 
     try:
         recorded = json.loads(sidecar_path(out).read_text(encoding="utf-8")).get("blake3")
@@ -65,17 +65,19 @@ def sidecar_matches(out: str | os.PathLike) -> bool:
     return Path(out).is_file() and recorded == file_digest(out)
 
 
-def save_submission(frame, out: str | os.PathLike, sidecar: Mapping | None = None, then=None):
+def save_submission(frame, out: str | os.PathLike, sidecar: Mapping | None = None, then=None, pointer: bool = False):
     """Write a DataFrame from :func:`make_submission` and its sidecar, each atomically: the CSV
     first, then ``then()`` (vote writes its weights file there), the sidecar last, so that a
     sidecar never describes a CSV that is not there. When a later step fails, a CSV this call
     created is removed again; a kill between the steps leaves a sidecar whose ``blake3`` does
-    not match the CSV, which ``ensemble run`` reports (:func:`sidecar_matches`)."""
+    not match the CSV, which ``ensemble run`` reports (:func:`sidecar_matches`). ``pointer``: then
+    point ``latest.json`` beside it at it (:func:`point_latest`)."""
     out = Path(out)
     meta = {**dict(sidecar or {}), "rows": len(frame), "columns": list(frame.columns),
             "sample_submission": frame.attrs.get("sample_submission"),
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     replaced = out.exists()
+    before = procedure_of(out) if replaced else None
     data = frame.to_csv(index=False).encode("utf-8")
     from blake3 import blake3
 
@@ -89,11 +91,43 @@ def save_submission(frame, out: str | os.PathLike, sidecar: Mapping | None = Non
         if not replaced:
             out.unlink(missing_ok=True)
         raise
-    if replaced:
-        log.info("replaced %s", out)
+    if replaced and before is not None and before != meta.get("procedure"):  # never said of a rewrite of its own
+        log.info("replaced %s, the submission of another procedure", out)
+    if pointer:
+        point_latest(out, meta)
     out_frame = frame.copy()
     out_frame.attrs["path"] = str(out)
     return out_frame
+
+
+LATEST = "latest.json"
+
+
+def point_latest(out: Path, meta: Mapping) -> Path:
+    """``latest.json`` beside the submission ``out``: which file the last vote wrote there, its
+    headline and its CSV's BLAKE3 (the one file to submit, however many earlier votes lie beside
+    it); written atomically. :func:`latest_submission` reads it back, checked."""
+    pointer = Path(out).parent / LATEST
+    doc = {"submission": Path(out).name, "headline": meta.get("headline"), "blake3": meta.get("blake3"),
+           "created_utc": meta.get("created_utc")}
+    atomic_write(pointer, lambda p: p.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8"))
+    return pointer
+
+
+def latest_submission(folder: str | os.PathLike) -> Path:
+    """The submission ``folder/latest.json`` points at, checked to be the file it was when
+    written (its BLAKE3); a one-line error when there is none or it changed since."""
+    pointer = Path(folder) / LATEST
+    try:
+        doc = json.loads(pointer.read_text(encoding="utf-8"))
+        out = pointer.parent / doc["submission"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise EnsembleError(f"{pointer}: no readable pointer to the last submission; run ensemble vote (or "
+                            "ensemble run) to write one") from None
+    if not out.is_file() or file_digest(out) != doc.get("blake3"):
+        raise EnsembleError(f"{pointer}: points at {out.name}, which is missing or changed since it was written; "
+                            "run the vote again")
+    return out
 
 
 def procedure_of(out: Path) -> dict | None:

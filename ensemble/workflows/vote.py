@@ -11,6 +11,7 @@ imports torch or transformers.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -287,8 +288,14 @@ def vote_inputs(inputs: Inputs, weights, options: Mapping, output: Output, *, va
         return _output_paths(kind, spec, output.name, method, output.out, output.weights_dir, output.submissions_dir,
                              procedure, output.force)
 
-    return source.task.vote(VoteJob(g, source, kind, spec, loaded[1] if loaded else None, cv, holdout, settings,
-                                    output, paths, _save_set))
+    frame = source.task.vote(VoteJob(g, source, kind, spec, loaded[1] if loaded else None, cv, holdout, settings,
+                                     output, paths, functools.partial(_save_set, pointer=output.out is None)))
+    if output.out is None:
+        from ensemble.workflows.submission import LATEST
+
+        log.info("%s points at %s: the file to submit", Path(frame.attrs["path"]).parent / LATEST,
+                 Path(frame.attrs["path"]).name)
+    return frame
 
 
 def _check_file(loaded, path: Path, source: CachedOutputs, g) -> None:
@@ -487,9 +494,11 @@ def _output_paths(kind: str, spec, name: str, method: str, out, weights_dir, sub
     return out, weights_path
 
 
-def _save_set(frame, out: Path, sidecar: dict, fitted, weights_path: Path | None):
+def _save_set(frame, out: Path, sidecar: dict, fitted, weights_path: Path | None, *, pointer: bool = False):
     """The submission, the weights file (``weights_path``: a fitted method's) and the sidecar, as
-    one set; what this vote created is removed when the set cannot be completed."""
+    one set; what this vote created is removed when the set cannot be completed. ``pointer``
+    (a submission named in the submissions folder, not an ``out`` given by hand): then
+    ``latest.json`` there points at it."""
     from ensemble.workflows.submission import save_submission
 
     created: list[Path] = []
@@ -502,7 +511,8 @@ def _save_set(frame, out: Path, sidecar: dict, fitted, weights_path: Path | None
         fitted.save(weights_path)
 
     try:
-        return save_submission(frame, out, sidecar, then=save_weights if weights_path is not None else None)
+        saved = save_submission(frame, out, sidecar, then=save_weights if weights_path is not None else None,
+                                pointer=pointer)
     except BaseException:
         for path in created:
             if path.is_dir():
@@ -513,6 +523,7 @@ def _save_set(frame, out: Path, sidecar: dict, fitted, weights_path: Path | None
             else:
                 path.unlink(missing_ok=True)
         raise
+    return saved
 
 
 def _check_folds(w, path: Path, fitted_on) -> None:

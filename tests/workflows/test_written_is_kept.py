@@ -67,3 +67,46 @@ def test_run_keeps_a_submission_a_manual_vote_wrote_under_its_name(project, tmp_
     assert (proj / again.stdout.strip().splitlines()[-1]).name == "ensemble-acc-2.csv"
     assert json.loads((proj / "submissions" / "ensemble-acc-2.csv.json").read_text())["procedure"]["combine"] == "geometric"
     assert (mine.read_bytes(), (proj / "submissions" / "ensemble-acc.csv.json").read_bytes()) == kept
+    # the pointer follows the last headline: a manual vote's, then an up-to-date run's again
+    from ensemble.workflows.submission import latest_submission
+
+    assert latest_submission(proj / "submissions").name == "ensemble-acc-2.csv"
+    assert CliRunner().invoke(main, ["vote", "--combine", "logit"]).exit_code == 0
+    assert latest_submission(proj / "submissions").name == "ensemble-acc.csv"
+    up = CliRunner().invoke(main, ["run"])
+    assert "vote: up to date" in up.output and latest_submission(proj / "submissions").name == "ensemble-acc-2.csv"
+
+
+@pytest.mark.parametrize("task", IDS)
+def test_latest_json_points_at_the_file_the_last_headline_names(task, tmp_path, caplog):
+    """Repeated votes of other procedures pile up ensemble-uniform-2.csv...; latest.json beside
+    them names the one the last vote wrote (checked when read), and "replaced" is said only of a
+    submission of another procedure."""
+    import logging
+
+    from ensemble import vote
+    from ensemble.core.errors import EnsembleError
+    from ensemble.workflows.submission import latest_submission
+
+    members, data, cache_dir, columns, names = make_task_members(task, tmp_path)
+    subs = tmp_path / "submissions"
+    where = dict(columns=columns, cache_dir=cache_dir, weights_dir=tmp_path / "weights", submissions_dir=subs)
+    two = dict(list(members.items())[:2])
+    caplog.set_level(logging.INFO, logger="ensemble")
+    first = vote(members, data, "uniform", **where)
+    assert latest_submission(subs) == subs / "ensemble-uniform.csv" == __import__("pathlib").Path(first.attrs["path"])
+    second = vote(two, data, "uniform", **where)  # another procedure: beside it, and the pointer follows
+    assert second.attrs["path"].endswith("ensemble-uniform-2.csv") and latest_submission(subs).name == "ensemble-uniform-2.csv"
+    pointer = json.loads((subs / "latest.json").read_text())
+    assert pointer["headline"] == json.loads((subs / "ensemble-uniform-2.csv.json").read_text())["headline"]
+    caplog.clear()
+    vote(members, data, "uniform", **where)  # the first procedure again: its own file, rewritten
+    assert latest_submission(subs).name == "ensemble-uniform.csv"
+    assert not any("replaced" in r.getMessage() for r in caplog.records)
+    vote(two, data, "uniform", force=True, **where)  # forced over the first procedure's file
+    assert any("replaced" in r.getMessage() and "another procedure" in r.getMessage() for r in caplog.records)
+    (subs / "ensemble-uniform.csv").write_text("id,label\n")  # edited since: the pointer says so
+    with pytest.raises(EnsembleError, match="latest.json: points at ensemble-uniform.csv, which is missing or changed"):
+        latest_submission(subs)
+    vote(members, data, "uniform", out=tmp_path / "by-hand.csv", **where)  # an out by hand: no pointer beside it
+    assert not (tmp_path / "latest.json").exists()
