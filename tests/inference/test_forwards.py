@@ -305,6 +305,8 @@ def _generate_by_hand(folder, text, **kw):
     model = auto.from_pretrained(folder, attn_implementation="eager").eval()
     tok = AutoTokenizer.from_pretrained(folder)
     enc = tok([text], return_tensors="pt")
+    if "token_type_ids" not in __import__("inspect").signature(model.forward).parameters:
+        enc.pop("token_type_ids", None)  # a BART tokenizer trained here returns them; 4.46's generate refuses them
     torch.manual_seed(kw.pop("seed", 0))
     out = model.generate(**enc, output_scores=True, return_dict_in_generate=True, **kw)
     seqs = out.sequences if model.config.is_encoder_decoder else out.sequences[:, enc["input_ids"].shape[1]:]
