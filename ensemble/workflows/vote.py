@@ -23,6 +23,7 @@ import numpy as np
 from ensemble.averaging.provenance import model_notes
 from ensemble.core.combination import Aligned
 from ensemble.core.errors import NAME_RULE, EnsembleError, cli_face, data_fix, flag, is_name, option
+from ensemble.core.notices import notice
 from ensemble.core.options import DEFAULT_WEIGHTS, WEIGHTS_EXPECTED, weights_kind
 from ensemble.data.splits import open_split
 from ensemble.estimates.headline import VOTE_LOGGER
@@ -262,7 +263,7 @@ def vote_inputs(inputs: Inputs, weights, options: Mapping, output: Output, *, va
         data = {**data, valid: open_split(data[valid], valid, columns)}
     if kind == "method" and spec == "auto" and (valid not in data or data[valid].labels is None):
         # the default: nothing to choose on, so nothing is fitted
-        log.info("auto -> uniform: no labelled validation rows to choose a fitted method on")
+        notice(log, "auto -> uniform: no labelled validation rows to choose a fitted method on")
         spec = "uniform"
     if kind == "method" and not include_optimistic:
         _leave_out_optimistic(source, data[valid] if valid in data else None, trained_on_valid)
@@ -293,7 +294,7 @@ def vote_inputs(inputs: Inputs, weights, options: Mapping, output: Output, *, va
     if output.out is None:
         from ensemble.workflows.submission import LATEST
 
-        log.info("%s points at %s: the file to submit", Path(frame.attrs["path"]).parent / LATEST,
+        notice(log, "%s points at %s: the file to submit", Path(frame.attrs["path"]).parent / LATEST,
                  Path(frame.attrs["path"]).name)
     return frame
 
@@ -385,7 +386,7 @@ def _leave_out_optimistic(source: CachedOutputs, fitting_split, trained_on_valid
     if len(out) == len(source.refs):
         raise EnsembleError("every member is marked optimistic (trained on or chosen on the validation rows); "
                             f"{option('include_optimistic')} to vote with them anyway")
-    log.info("left out of the vote, as of the report's ensembles (optimistic validation scores: trained or chosen on "
+    notice(log, "left out of the vote, as of the report's ensembles (optimistic validation scores: trained or chosen on "
              "those rows): %s; %s to keep them", ", ".join(out), option("include_optimistic"))
     source.leave_out(out)
 

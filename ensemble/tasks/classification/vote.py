@@ -16,6 +16,7 @@ import numpy as np
 from ensemble.averaging.provenance import model_notes
 from ensemble.core.combination import as_log_probs
 from ensemble.core.errors import EnsembleError, data_fix, flag, option
+from ensemble.core.notices import notice
 from ensemble.estimates.headline import VOTE_LOGGER, headline_line, with_shift
 
 log = logging.getLogger(VOTE_LOGGER)  # held until the vote's headline is said
@@ -168,7 +169,7 @@ def _weights(kind: str, spec, loaded, g, source, fit_kwargs: dict, cv: Mapping =
         if decided and source.refits and decided["decided_on"] == "fold means":
             g.drop_refits(source, decided)
         spec, reason = (decided["choice"], decided["reason"]) if decided else (spec, reason)
-        log.info("auto -> %s", reason)
+        notice(log, "auto -> %s", reason)
         g.provenance["auto"] = {"chosen": spec, "reason": reason, "candidates": {
             m: {"cross_validated": dict(e.cross_validated), "gain_vs_uniform": dict(e.gain_vs_uniform),
                 "gain_interval": {k: list(v) for k, v in e.gain_interval.items()}, "mcnemar_p": e.mcnemar_p}
@@ -278,7 +279,7 @@ def _write(fitted, test_proba: np.ndarray, g, job, *, procedure: dict):
     frame = job.save(frame, out, sidecar, fitted, weights_path if kind == "method" else None)
     frame.attrs.update(path=str(out), weights=fitted, headline=sidecar["headline"])
     if g.estimate.get("estimate") is not None:
-        log.info("%s", headline_line({**sidecar["headline"], "submission": str(out)}), extra={"headline": True})
+        notice(log, "%s", headline_line({**sidecar["headline"], "submission": str(out)}), extra={"headline": True})
     log.info("wrote %s (%d rows; %s)", out, len(frame),
              class_counts(labels, np.bincount(test_proba.argmax(axis=1), minlength=len(labels))))
     return frame
@@ -317,7 +318,7 @@ def _adjust(fitted, adjust, prior, metric, valid_al, y, valid_split, labels, col
         kind, reason, estimates = select_adjustment([as_log_probs(a) for a in valid_al.arrays], y, method,
                                                     target=target, metric=metric,
                                                     full_proba=proba, store=store, **cv, **fit_kwargs)
-        log.info("adjust auto -> %s", reason)
+        notice(log, "adjust auto -> %s", reason)
         provenance["adjust_auto"] = {"chosen": kind, "reason": reason, "candidates": {
             k: {"cross_validated": dict(e.scores), "unadjusted": dict(e.baseline), "gain": dict(e.gain),
                 "interval": {m: list(v) for m, v in e.interval.items()}} for k, e in estimates.items()}}

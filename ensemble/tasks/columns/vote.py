@@ -13,6 +13,7 @@ from typing import Mapping
 import numpy as np
 
 from ensemble.core.errors import EnsembleError, data_fix, flag, option
+from ensemble.core.notices import notice
 from ensemble.estimates.headline import VOTE_LOGGER, headline_line, headline_of, with_shift
 from ensemble.tasks.columns.estimate import (
     AUTO_VALUE_METHODS,
@@ -282,7 +283,7 @@ def _fitted(task, g, spec: str, fit: Mapping, cv: Mapping, holdout, source, seed
             if note:
                 estimate["note"] = note
             g.provenance["auto_holdout"] = decided
-        log.info("auto -> %s", reason)
+        notice(log, "auto -> %s", reason)
         g.provenance["auto"] = {"chosen": spec, "reason": reason, "candidates": {
             m: {"cross_validated": e.cross_validated, "gain_vs_uniform": e.gain, "gain_interval": list(e.gain_interval)}
             for m, e in estimates.items()}}
@@ -304,4 +305,4 @@ def _fitted(task, g, spec: str, fit: Mapping, cv: Mapping, holdout, source, seed
 
 def say_headline(headline: Mapping, out) -> None:
     if headline.get("estimate") is not None:
-        log.info("%s", headline_line({**headline, "submission": str(out)}), extra={"headline": True})
+        notice(log, "%s", headline_line({**headline, "submission": str(out)}), extra={"headline": True})
