@@ -48,6 +48,15 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     log.propagate = False
 
 
+def _no_library_bars() -> None:
+    """transformers' and huggingface_hub's own bars ("Writing model shards", "Loading weights")
+    off too: read from the environment when transformers is imported (never imported here: vote
+    imports no transformers), switched off directly when it already is."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
+
+
 def common_options(f):
     """``-v/--verbose`` and ``-q/--quiet`` for every command, and its error handling."""
 
@@ -59,6 +68,8 @@ def common_options(f):
         ctx = click.get_current_context()
         # Progress bars only on a terminal: logs and pipes get the result lines alone.
         ctx.meta["ensemble.progress"] = not quiet and sys.stderr.isatty()
+        if not ctx.meta["ensemble.progress"]:
+            _no_library_bars()
         from ensemble.core.progress import enabled
 
         try:

@@ -60,6 +60,7 @@ class ValueReport:
     y: np.ndarray | None = field(default=None, repr=False)  # the truth of the rows scored
     fold_mean: Mapping = field(default_factory=dict)  # fold groups without a holdout: the decomposed squared error
     refit: Mapping = field(default_factory=dict)  # {group: refit}: the refits submitted in their groups' places
+    member_outputs: Mapping = field(default_factory=dict, repr=False)  # member -> its outputs (n, T) on the rows scored
 
     def __repr__(self) -> str:
         return self.to_text()
@@ -105,6 +106,41 @@ class ValueReport:
         if out["of"] == "out-of-fold" and self.refit:  # the refits are submitted, and no figure here is of them
             out["note"] = refits_note(self.refit)
         return out
+
+    def per_target(self):
+        """The primary metric per target (per label), one row per member (on its own outputs;
+        multi-label: decided at 0.5) and per method (out of fold; multi-label: at its fitted
+        threshold), one column per target: a member whose score is negative on one target is
+        visible here, where the mean over targets hides it. None without the members' outputs."""
+        import pandas as pd
+
+        from ensemble.tasks.columns.fitting import column_task
+
+        if not self.member_outputs or self.y is None:
+            return None
+        task = column_task(self.task)
+        metric = task.metric(self.metric)
+        decide = (lambda a: task.predict(task.mean_space(a), self.names)) if task.thresholded else (lambda a: a)
+        rows = {}
+        for n, a in self.member_outputs.items():
+            d = np.asarray(decide(np.asarray(a, dtype=np.float64)), dtype=np.float64)
+            rows[n] = {t: metric(d[:, j:j + 1], self.y[:, j:j + 1]) for j, t in enumerate(self.names)}
+        for m, e in self.estimates.items():
+            o = np.asarray(e.oof, dtype=np.float64)
+            rows[m] = {t: metric(o[:, j:j + 1], self.y[:, j:j + 1]) for j, t in enumerate(self.names)}
+        return pd.DataFrame.from_dict(rows, orient="index")
+
+    def weights_per_target(self, method: str | None = None):
+        """``method``'s (default: the choice's) weights, one row per member and one column per
+        target, as the weights file holds them; None for a stacker (no weight per member)."""
+        import pandas as pd
+
+        w = self.estimates[method or self.choice].weights
+        if w.stacker is not None:
+            return None
+        W = np.asarray(w.weights, dtype=np.float64)
+        W = np.repeat(W[:, None], len(self.names), axis=1) if W.ndim == 1 else W
+        return pd.DataFrame(W, index=list(w.models), columns=list(self.names))
 
     def leaderboard(self):
         """Every method, best honest estimate first: honest (on the holdout when it decided, else out
@@ -176,11 +212,26 @@ class ValueReport:
                  f"{self.task}: {len(self.members)} members, {self.rows} {self.where} rows, "
                  f"{len(self.names)} {'targets' if self.task == 'regression' else 'labels'}; "
                  f"primary metric {self.metric}"]
+        f4 = lambda v: f"{v:.4f}"  # noqa: E731
         t = self.table
-        cols = [c for c in t.columns if c not in ("weights",)]
-        with_pd = t[cols].to_string(float_format=lambda v: f"{v:.4f}", na_rep="")
-        lines += ["", with_pd, "", "leaderboard (honest estimate first):",
-                  self.leaderboard().to_string(float_format=lambda v: f"{v:.4f}"), "", f"auto -> {self.reason}"]
+        mine = t[t["kind"] == "model"].drop(columns=[c for c in t.columns if c == "kind" or c == "weights"
+                                                     or c.startswith(("cv_", "gain", "optimism"))])
+        at = " (decided at 0.5)" if self.task == "multi_label" else ""
+        lines += ["", f"members, on their own outputs{at}:", mine.dropna(axis=1, how="all").to_string(
+            float_format=f4, na_rep=""), "", "leaderboard (honest estimate first):",
+                  self.leaderboard().to_string(float_format=f4)]
+        per = self.per_target()
+        if per is not None and len(self.names) > 1:
+            said = ("members on their own outputs decided at 0.5, methods out of fold at their fitted threshold"
+                    if self.task == "multi_label" else "members on their own outputs, methods out of fold")
+            what = "rmse (mcrmse's per-target part)" if self.metric == "mcrmse" else self.metric
+            lines += ["", f"{what} per {'target' if self.task == 'regression' else 'label'} ({said}):",
+                      _wrapped(per, f4)]
+        w = self.weights_per_target()
+        if w is not None and len(self.names) > 1:
+            lines += ["", f"weights of {self.choice} per {'target' if self.task == 'regression' else 'label'} (as its "
+                          "weights file holds them):", _wrapped(w, lambda v: f"{v:.3f}")]
+        lines += ["", f"auto -> {self.reason}"]
         if self.holdout:
             h = self.holdout
             lines.append(f"holdout {h['path']} ({h['rows']} rows) decided"
@@ -192,8 +243,9 @@ class ValueReport:
             lines.append(f"note: {n}")
         per = self.per_label()
         if per:
-            lines += ["", "per label (chosen method, out of fold): " + ", ".join(
-                f"{k} F1 {v['f1']:.3f} AP {v['average_precision']:.3f}" for k, v in per.items())]
+            frame = __import__("pandas").DataFrame(per).T[["f1", "average_precision", "support"]]
+            lines += ["", f"per label ({self.choice}, out of fold):",
+                      _wrapped(frame.astype({"support": int}), lambda v: f"{v:.3f}")]
         return "\n".join(lines)
 
     def _fold_mean_lines(self) -> list[str]:
@@ -238,6 +290,16 @@ class ValueReport:
                  "<h2>leaderboard</h2>", self.leaderboard().to_html(float_format=lambda v: f"{v:.4f}"),
                  "<h2>members and methods</h2>", self.table.to_html(float_format=lambda v: f"{v:.4f}", na_rep=""),
                  f"<p>auto: {html.escape(self.reason)}</p>"]
+        what = "target" if self.task == "regression" else "label"
+        per, w = self.per_target(), self.weights_per_target()
+        if per is not None and len(self.names) > 1:
+            said = ("members decided at 0.5, methods out of fold at their fitted threshold" if self.task == "multi_label"
+                    else "members on their own outputs, methods out of fold")
+            parts += [f"<h2>{html.escape(self.metric)} per {what} ({said})</h2>",
+                      per.to_html(float_format=lambda v: f"{v:.4f}")]
+        if w is not None and len(self.names) > 1:
+            parts += [f"<h2>weights of {html.escape(self.choice)} per {what}</h2>",
+                      w.to_html(float_format=lambda v: f"{v:.3f}")]
         parts += [f"<p>note: {html.escape(n)}</p>" for n in self.notes()]
         if figures and self.task == "regression" and self.y is not None:
             parts.append(self._scatter())
@@ -273,6 +335,24 @@ class ValueReport:
 def _weights_dict(w) -> dict:
     W = np.asarray(w.weights)
     return {m: (W[i].tolist() if W.ndim == 2 else float(W[i])) for i, m in enumerate(w.models)}
+
+
+def _wrapped(frame, fmt, width: int = 100) -> str:
+    """A table in blocks of columns that each fit ``width`` characters (a terminal's), the row
+    names repeated: 40 labels never make one 400-character line."""
+    import pandas as pd
+
+    cols = list(frame.columns)
+    if not cols:
+        return frame.to_string()
+    blocks, start = [], 0
+    while start < len(cols):
+        end = start + 1
+        while end < len(cols) and len(frame[cols[start:end + 1]].to_string(float_format=fmt).splitlines()[0]) <= width:
+            end += 1
+        blocks.append(pd.DataFrame(frame[cols[start:end]]).to_string(float_format=fmt, na_rep=""))
+        start = end
+    return "\n\n".join(blocks)
 
 
 def _weights_text(w) -> str:

@@ -79,7 +79,8 @@ def value_report(source, al, split, *, training, holdout, methods: Sequence[str]
     return ValueReport(task.name, settings["metric"], len(y), members, estimates, choice, reason, names,
                        "out-of-fold" if training is not None else "validation", excluded=list(excluded),
                        holdout=decided, settings=dict(settings), y=y, fold_mean=fold_mean,
-                       refit={g: r.name for g, r in source.refits.items()})
+                       refit={g: r.name for g, r in source.refits.items()},
+                       member_outputs={r.name: a for r, a in zip(refs, al.arrays)})
 
 
 def regression_fold_mean(source, test_split, labels, fit_idx, choice: str, estimates, y) -> dict:

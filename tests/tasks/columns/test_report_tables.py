@@ -1,0 +1,44 @@
+"""The regression and multi-label report shows what the mean over targets hides: the primary
+metric per target for every member and method, and the weights per target as the weights file
+holds them; its terminal text fits a terminal whatever the number of labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.mark.parametrize("task, outputs", [("regression", 3), ("multi_label", 3), ("multi_label", 40)])
+def test_per_target_scores_and_weights_against_scikit_learn(task, outputs, tmp_path):
+    from sklearn.metrics import f1_score, mean_squared_error
+
+    from ensemble import gather, report
+
+    from tests.synthetic_members import make_task_members
+
+    members, data, cache_dir, columns, names = make_task_members(task, tmp_path, outputs=outputs, valid_rows=240)
+    rep = report(members, data, cache_dir=cache_dir, columns=columns, methods=["optimize"], check_shift=False)
+    al = gather(members, data, "valid", cache_dir=cache_dir, columns=columns)
+    per = rep.per_target()
+    assert list(per.columns) == names and set(per.index) == {*members, "uniform", "optimize"}
+    for name, a in zip(al.models, al.arrays):
+        for j, t in enumerate(names):
+            if task == "regression":  # mcrmse: its per-target part is the rmse
+                want = np.sqrt(mean_squared_error(al.y[:, j], a[:, j]))
+            else:  # f1_micro of one label, the member decided at 0.5
+                want = f1_score(al.y[:, j], (1 / (1 + np.exp(-a[:, j])) >= 0.5).astype(int), zero_division=0)
+            assert per.loc[name, t] == pytest.approx(want, abs=1e-9), (name, t)
+    oof = rep.estimates["optimize"].oof
+    j = len(names) - 1
+    want = (np.sqrt(mean_squared_error(al.y[:, j], oof[:, j])) if task == "regression"
+            else f1_score(al.y[:, j], oof[:, j], zero_division=0))
+    assert per.loc["optimize", names[j]] == pytest.approx(want, abs=1e-9)
+    rep.choice = "optimize"
+    w = rep.weights_per_target()
+    held = np.asarray(rep.estimates["optimize"].weights.weights)  # (M, T), or (M,): one vector for every label
+    np.testing.assert_allclose(w.to_numpy(), held if held.ndim == 2 else np.repeat(held[:, None], len(names), axis=1))
+    assert list(w.index) == list(members) and list(w.columns) == names
+    text = rep.to_text()
+    assert "per target" in text or "per label" in text
+    assert max(len(line) for line in text.splitlines()) <= 160, max(text.splitlines(), key=len)
+    assert "per " in rep.to_html()
