@@ -69,6 +69,7 @@ class InputFlags:
         p = self.project
         if p is not None:
             project_messages(p.path, p.member_names())  # a fix is a key of ensemble.toml, or the command that redoes everything
+        self.models_given = bool(models)
         if models:
             from ensemble.averaging.sweeps import expand_members
 
@@ -119,7 +120,9 @@ class InputFlags:
     def outputs(self, members) -> dict:
         """Each member's output names: --outputs NAME=A,B, else the project file's ``outputs =``
         (for the members in ``members``)."""
-        said = {n: o for n, o in (self.project.outputs if self.project else {}).items() if n in members}
+        # the project's mappings for its own members (not for --model folders given by hand, as refit)
+        said = {n: o for n, o in (self.project.outputs if self.project else {}).items()
+                if n in members and not self.models_given}
         for v in _from_meta("outputs") or ():
             name, sep, names = v.partition("=")
             if not sep or not name or not names.strip(","):

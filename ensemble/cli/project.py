@@ -118,8 +118,14 @@ class Project:
 
     @property
     def outputs(self) -> dict[str, tuple]:
-        """Member name -> the label column of each of its outputs (``outputs =``), where said."""
-        return {n: m.outputs for n, m in (*self.models.items(), *self.runs.items()) if m.outputs}
+        """Member name -> the label column of each of its outputs (``outputs =``), where said; a
+        sweep's ``DIR@top3`` entry gives its mapping to each of the members it expands to."""
+        said = {n: m.outputs for n, m in self.runs.items() if m.outputs}
+        for n, m in self.models.items():
+            if m.outputs:
+                for name in self._expanded_names(lambda spec, n=n: spec.name == n):
+                    said[name] = m.outputs
+        return said
 
     @property
     def root(self) -> Path:

@@ -192,7 +192,8 @@ def align(logits: Sequence, ids: Sequence[str] | None = None, labels: Sequence[s
         raise EnsembleError(
             f"model {g.model} has generic class names ({', '.join(g.labels[:3])}...) but {named.model} names "
             f"its classes ({', '.join(named.labels[:3])}...); set id2label (and label2id) in {g.model}'s "
-            "config.json to the class names in its training order, then re-run ensemble predict"
+            "config.json to the class names in its training order, then re-run ensemble predict (a regression or "
+            "multi-label member: or say which label column each output is, once, with outputs)"
         )
     want_ids = np.asarray(first.ids if ids is None else ids, dtype=object)
     arrays = []

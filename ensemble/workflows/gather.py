@@ -83,6 +83,7 @@ class CachedOutputs:
         self.task = shared_task((r.name, r.task) for r in refs)
         self.targets = None if targets is None else ((targets,) if isinstance(targets, str) else tuple(targets))
         self.outputs = {str(k): tuple(v) for k, v in (outputs or {}).items()}
+        self.applied: dict[str, tuple] = {}  # member -> the mapping said and applied (a head without names)
         # a fold model's outputs go by its group's names
         self._group_of = {p.name: r.name for r in refs if r.kind == "folds" for p in r.parts}
         unknown = sorted(set(self.outputs) - {r.name for r in refs})
@@ -205,7 +206,11 @@ class CachedOutputs:
 
         said = self.outputs.get(lg.model, self.outputs.get(self._group_of.get(lg.model)))
         t = self.task.output_names(lg.labels, self.targets, said, lg.model)
-        return lg if t is None else replace(lg, labels=t)
+        if t is None:
+            return lg
+        if said is not None:
+            self.applied[lg.model] = t  # recorded with the weights: a file fitted under another mapping is stale
+        return replace(lg, labels=t)
 
     def _index_order(self, split, logits) -> tuple[str, ...] | None:
         """The class of each index, for a split whose labels are class indices: ``class_order``,

@@ -142,10 +142,12 @@ def _shift(rep, source, split, al, training, inputs, valid: str, test: str) -> d
     from ensemble.estimates.shift import check_shift
 
     test_split = open_split(inputs.data[test], test, inputs.columns)
+    # the members the ensembles use: one trained on the scored rows is confident there, not shifted
+    used = [r.name for r in source.refs if r.name not in set(getattr(rep, "excluded", ()) or ())]
     if rep.headline.get("of") == "holdout":
-        return check_shift(source, open_split(inputs.data[valid], valid, inputs.columns), test_split)
+        return check_shift(source, open_split(inputs.data[valid], valid, inputs.columns), test_split, members=used)
     oof = training is not None and split.name == training.split.name
-    return check_shift(source, split, test_split, al, oof=oof)
+    return check_shift(source, split, test_split, al, oof=oof, members=used)
 
 
 def _arguments(models, data, valid: str, cv, folds, **given) -> tuple[Inputs, object]:

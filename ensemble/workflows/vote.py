@@ -277,13 +277,7 @@ def vote_inputs(inputs: Inputs, weights, options: Mapping, output: Output, *, va
     if kind == "file":
         _check_file(loaded, spec, source, g)
     if check_shift and (holdout is not None or g.valid_split is not None):
-        from ensemble.estimates.shift import check_shift as shift_of
-
-        # the members' outputs here; the texts as a report checked them (a vote imports no scikit-learn)
-        g.shift = (shift_of(source, holdout, g.test_split, texts=False) if holdout is not None else
-                   shift_of(source, g.valid_split, g.test_split, g.valid_al, oof=bool(cv), texts=False))
-        if g.shift is not None:
-            g.provenance["shift"] = g.shift
+        g.shift_check = functools.partial(_shift, source, g, holdout, bool(cv))
 
     def paths(method: str, procedure: Mapping):
         return _output_paths(kind, spec, output.name, method, output.out, output.weights_dir, output.submissions_dir,
@@ -299,6 +293,22 @@ def vote_inputs(inputs: Inputs, weights, options: Mapping, output: Output, *, va
     return frame
 
 
+def _shift(source: CachedOutputs, g: "_Gathered", holdout, oof: bool, of: str | None) -> dict | None:
+    """The members' outputs on the test rows against the rows the headline's figure is ``of``:
+    the holdout when it decided, else the rows fitted on (out of fold for fold groups); the texts
+    as a report of the same splits checked them (a vote imports no scikit-learn). The members
+    compared are the vote's (those left out as optimistic are not)."""
+    from ensemble.estimates.shift import check_shift
+
+    if of == "holdout" and holdout is not None:
+        return check_shift(source, holdout, g.test_split, texts=False)
+    if g.valid_split is None:
+        return None
+    same = not oof and not source.refits  # the test outputs read already are the members' own
+    return check_shift(source, g.valid_split, g.test_split, g.valid_al, oof=oof, texts=False,
+                       test_al=g.test_al if same else None)
+
+
 def _check_file(loaded, path: Path, source: CachedOutputs, g) -> None:
     """A weights file is reused only by members of the task that wrote it, with the same models,
     validation data and folds."""
@@ -306,7 +316,7 @@ def _check_file(loaded, path: Path, source: CachedOutputs, g) -> None:
     if not source.task.owns_weights(w):
         raise EnsembleError(f"{path}: weights of {reader.members_noun}; these members are {source.task.name}: refit "
                             f"with {flag('weights', '<method>')}")
-    _check_stale(w, path, source.refs, source.digest_of, g.valid_split, g.test_al.labels, source.outputs)
+    _check_stale(w, path, source.refs, source.digest_of, g.valid_split, g.test_al.labels, source.applied)
     _check_folds(w, path, g.provenance.get("fitted_on"))
 
 
@@ -404,6 +414,14 @@ class _Gathered:
     task: object
     estimate: dict = field(default_factory=dict)  # what the submission will score on unseen data (the headline)
     shift: dict | None = None  # the checks of the test rows against the rows it is estimated on (estimates.shift)
+    shift_check: object = None  # shift_check(of) -> that dict, for the rows the headline's figure is of
+
+    def shift_for(self, of: str | None) -> dict | None:
+        """The shift checks against the rows the headline's figure is ``of`` (the holdout, or the
+        rows fitted on), recorded in ``shift``; None when the vote does not check."""
+        if self.shift_check is not None:
+            self.shift = self.shift_check(of)
+        return self.shift
 
     @property
     def y(self):
@@ -470,7 +488,7 @@ def _gather(source: CachedOutputs, data, valid: str, test: str, columns: dict, *
                             "cache_keys": {"test": t.meta.get("key"),
                                            "valid": valid_al.logits[i].meta.get("key") if valid_al else None},
                             # the label column of each output, as the user said it (outputs =)
-                            **({"outputs": list(source.outputs[r.name])} if r.name in source.outputs else {})}
+                            **({"outputs": list(source.applied[r.name])} if r.name in source.applied else {})}
                    for i, (r, t) in enumerate(zip(source.refs, test_al.logits))},
         # the settings asked for, and what each member's entry was computed with (fold means: their fold models')
         "inference": {"requested": source.inference.requested(),
@@ -555,8 +573,8 @@ def _check_stale(w, path: Path, refs, digest_of, valid_split, labels, outputs: M
         was, now = w.meta.get("models", {}).get(r.name, {}).get("outputs"), outputs.get(r.name)
         if (None if was is None else tuple(was)) != (None if now is None else tuple(now)):
             raise EnsembleError(f"{path}: stale: {r.name}'s outputs were named {', '.join(was or ['by its head'])} when "
-                                f"the weights were fitted, {', '.join(now or ['by its head'])} now; say the mapping "
-                                f"they were fitted with, or refit with {flag('weights', '<method>')}")
+                                f"the weights were fitted, {', '.join(now or ['by its head'])} now; refit with "
+                                f"{flag('weights', '<method>')}")
     valid = w.meta.get("valid") or {}
     if w.method not in ("uniform", "fixed") and not valid.get("data_digest"):
         raise EnsembleError(f"{path}: records no validation data digest, so it cannot be checked against the data it "

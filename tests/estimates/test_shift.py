@@ -177,3 +177,37 @@ def test_a_vote_reads_the_text_check_a_report_stored(tmp_path):
     after = vote(members, data, "auto", name="after", **kw)
     assert "a classifier tells their texts apart: AUC" in after.attrs["headline"]["shift"]
     assert after.attrs["headline"]["shift"] == rep.headline["shift"]
+
+
+def test_every_column_at_once_equals_scipy_with_ties():
+    from scipy.stats import ks_2samp
+
+    from ensemble.estimates.shift import _ks_columns
+
+    rng = np.random.default_rng(1)
+    a = np.round(rng.normal(size=(120, 6)), 1)  # rounded: many ties, within and across the sides
+    b = np.round(rng.normal(0.2, 1.1, size=(75, 6)), 1)
+    a[:, 5], b[:, 5] = 0.0, 0.0  # a constant column: no gap
+    got = _ks_columns(a, b)
+    for j in range(6):
+        assert got[j] == pytest.approx(ks_2samp(a[:, j], b[:, j]).statistic, abs=1e-12), j
+
+
+def test_members_trained_on_the_scored_rows_are_not_a_shift(tmp_path):
+    """A member trained on the validation rows is confident there and not on the test rows: the
+    report leaves it out of its ensembles, and out of the comparison too."""
+    from ensemble import report
+
+    from tests.synthetic_members import cache_outputs, make_task_members
+
+    members, data, cache_dir, columns, names = make_task_members("classification", tmp_path)
+    from ensemble import gather
+
+    al = gather(members, data, "valid", cache_dir=cache_dir, columns=columns)
+    over = np.asarray(al.arrays[2], dtype=np.float64).copy()
+    over[np.arange(len(over)), [names.index(c) for c in pd.read_csv(data["valid"])["label"]]] += 12.0
+    cache_outputs(members["m2"], "m2", al.labels, {"valid": over}, data, cache_dir)
+    flagged = report(members, data, cache_dir=cache_dir, columns=columns, methods=["optimize"])
+    assert any(o["member"] == "m2" and o["flagged"] for o in flagged.shift["outputs"])
+    rep = report(members, data, cache_dir=cache_dir, columns=columns, methods=["optimize"], trained_on_valid=["m2"])
+    assert "m2" not in {o["member"] for o in rep.shift["outputs"]} and "shift" not in rep.headline

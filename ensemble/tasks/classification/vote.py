@@ -261,15 +261,16 @@ def _write(fitted, test_proba: np.ndarray, g, job, *, procedure: dict):
     if adjusted:
         method = f"{method}-{fitted.adjustment['kind']}"
     out, weights_path = job.paths(method, procedure)
+    headline = with_shift({"submission": out.name, "method": method, "metric": None, "estimate": None, "low": None,
+                           "high": None, "of": None, **g.estimate}, g.shift_for(g.estimate.get("of")))
     sidecar = {"weights_file": None if weights_path is None else str(weights_path.resolve()),
                "method": method, "combine": fitted.combine,
                "weights": {m: float(w) for m, w in zip(fitted.models, fitted.weights)},
                "adjustment": fitted.adjustment,
                "test": {"path": str(g.test_split.path.resolve()), "data_digest": g.test_split.digest,
                         "rows": len(g.test_split)},
-               **g.provenance, "procedure": procedure,
-               "headline": with_shift({"submission": out.name, "method": method, "metric": None, "estimate": None,
-                                       "low": None, "high": None, "of": None, **g.estimate}, g.shift)}
+               **g.provenance, **({"shift": g.shift} if g.shift is not None else {}), "procedure": procedure,
+               "headline": headline}
     frame = g.task.submission(g.test_split.ids, test_proba, labels, sample_submission=o.sample_submission,
                             proba_columns=o.proba, id_column=g.test_split.id_column or "id",
                             label_column=(g.valid_split.label_column if g.valid_split is not None else None) or "label",

@@ -185,19 +185,20 @@ class ValueTask(Task):
         names = tuple(map(str, names))
         t = tuple(columns or ())
         generic = all(GENERIC.fullmatch(c) for c in names)
+        # the fix names no column for an output: a guess by position is what this refuses
+        fix = outputs_fix(model, [f"<column of {n}>" for n in names])
         if declared is not None:
             d = tuple(nfc(str(x)) for x in declared)
-            fix = outputs_fix(model, d)
             if len(d) != len(names) or len(set(d)) != len(d):
                 raise EnsembleError(f"{model}: outputs = {', '.join(d)} must name each of its {len(names)} outputs "
-                                    f"once, in its head's order; {outputs_fix(model, (t or names)[:len(names)])}")
+                                    f"once, in its head's order; {fix}")
             if not generic and d != tuple(nfc(n) for n in names):
                 raise EnsembleError(f"{model}: outputs = {', '.join(d)} contradicts its head, whose id2label names its "
                                     f"outputs {', '.join(names)}; drop outputs (the head's names decide)")
             missing = [x for x in d if t and x not in {nfc(c) for c in t}]
             if missing:
                 raise EnsembleError(f"{model}: outputs names {missing[0]!r}, which is not a label column "
-                                    f"({', '.join(t)}); {fix.replace(','.join(d), ','.join(t[:len(d)]))}")
+                                    f"({', '.join(t)}); {fix}")
             return d if generic else None
         if not generic or not t or tuple(names) == t:
             return None
@@ -206,7 +207,8 @@ class ValueTask(Task):
         if len(names) == 1:
             return t
         raise EnsembleError(f"{model} does not name its outputs (id2label is {', '.join(names[:2])}...): say once which "
-                            f"label column each is, in its head's order: {outputs_fix(model, t[:len(names)])}")
+                            f"label column ({', '.join(t)}) each is, in its head's order (the order it was trained "
+                            f"with): {fix}")
 
     def check_labels(self, split, names: Sequence[str], model: str) -> None:
         """A label column that does not fit the task, refused before any model runs."""

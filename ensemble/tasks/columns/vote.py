@@ -171,12 +171,13 @@ def _write(fitted, combined: np.ndarray, names, estimate: dict, job, procedure: 
     frame = g.task.submission(g.test_split.ids, combined, names, threshold=fitted.threshold,
                               sample_submission=o.sample_submission, proba_columns=o.proba,
                               id_column=g.test_split.id_column or "id", label_sep=job.settings["label_sep"])
-    headline = with_shift(headline_of(estimate, out, method), g.shift)
+    headline = with_shift(headline_of(estimate, out, method), g.shift_for(estimate.get("of")))
     sidecar = {"task": g.task.name, "weights_file": None if weights_path is None else str(weights_path.resolve()),
                "method": method, "combine": fitted.combine, "weights": fitted.to_dict()["weights"],
                "threshold": _listed(fitted.threshold), "names": list(names),
                "test": {"path": str(g.test_split.path.resolve()), "data_digest": g.test_split.digest,
-                        "rows": len(g.test_split)}, **g.provenance, "procedure": procedure, "headline": headline}
+                        "rows": len(g.test_split)}, **g.provenance, **({"shift": g.shift} if g.shift is not None else {}),
+               "procedure": procedure, "headline": headline}
     frame = job.save(frame, out, sidecar, fitted, weights_path if job.kind == "method" else None)
     frame.attrs.update(path=str(out), weights=fitted, headline=headline)
     say_headline(headline, out)
