@@ -196,7 +196,7 @@ def _check_run_heads(p) -> None:
 def _check_sample_ids(p, test) -> None:
     """The sample submission's ids are the test file's, checked before any model runs; when they
     are not because the test file's id column is another one, the message names ``id = "..."``."""
-    from ensemble.tasks.classification.task import sample_order
+    from ensemble.data.sample_submission import sample_order
 
     try:
         sample_order(p.sample_submission, test.ids)

@@ -17,6 +17,7 @@ from ensemble.core.combination import COMBINE_RULES, align, combine
 from ensemble.core.errors import EnsembleError
 from ensemble.core.options import METHODS
 from ensemble.core.scores import accuracy, log_loss, macro_f1
+from ensemble.data.sample_submission import sample_order
 from ensemble.io.modelfiles import SINGLE_LABEL
 from ensemble.tasks.base import Task
 
@@ -33,54 +34,6 @@ _EPS = 1e-15
 
 def _is_int(value: str) -> bool:
     return value.lstrip("-").isdigit()
-
-
-def _read_sample(path: Path):
-    import pandas as pd
-
-    try:
-        sample = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise EnsembleError(f"{path}: not found; pass the competition's sample submission CSV") from None
-    except UnicodeDecodeError:
-        from ensemble.data.splits import encoding_hint
-
-        hint = encoding_hint(path).split("; ")[0]
-        raise EnsembleError(f"{path}: is not UTF-8 ({hint}); re-save the sample submission as UTF-8") from None
-    except (pd.errors.EmptyDataError, pd.errors.ParserError) as e:
-        raise EnsembleError(f"{path}: cannot be read as a CSV ({type(e).__name__}); check the file") from None
-    if len(sample.columns) < 2 or len(sample) == 0:
-        raise EnsembleError(f"{path}: a sample submission needs an id column, a label column and rows; "
-                            f"got columns {', '.join(sample.columns)} and {len(sample)} rows")
-    return sample
-
-
-def sample_order(sample_path: Path, ids: Sequence[str]):
-    """The sample submission read, and for each of its rows the row of ``ids`` it names: its ids
-    must be the test ids, each once (a one-line error naming the first that is not)."""
-    sample = _read_sample(sample_path)
-    id_col = sample.columns[0]
-    sample_ids = sample[id_col].to_numpy(dtype=object)
-    position = {v: i for i, v in enumerate(ids)}
-    extra = next((v for v in sample_ids if v not in position), None)
-    if extra is not None:
-        raise EnsembleError(f"{sample_path}: id {extra!r} is not in the test data; the sample and the test "
-                            "file must hold the same ids")
-    if len(set(sample_ids)) != len(sample_ids):
-        seen, rows = {}, None
-        for row, v in enumerate(sample_ids):
-            if v in seen:
-                rows = (seen[v], row)
-                break
-            seen[v] = row
-        raise EnsembleError(f"{sample_path}: id {sample_ids[rows[0]]!r} appears twice (rows {rows[0] + 1} and "
-                            f"{rows[1] + 1}); a sample submission lists each test id once")
-    if len(sample_ids) != len(ids):
-        sample_set = set(sample_ids)
-        missing = next(v for v in ids if v not in sample_set)
-        raise EnsembleError(f"{sample_path}: test id {missing!r} is missing; the sample and the test file "
-                            "must hold the same ids")
-    return sample, np.array([position[v] for v in sample_ids])
 
 
 def make_submission(

@@ -200,7 +200,7 @@ def multilabel_submission(ids, proba: np.ndarray, labels: Sequence[str], *, thre
     one column after the id, the labels decided, joined by ``label_sep`` (default a space)."""
     import pandas as pd
 
-    from ensemble.tasks.classification.task import sample_order
+    from ensemble.data.sample_submission import sample_order
 
     labels = [str(c) for c in labels]
     proba = np.asarray(proba, dtype=np.float64)

@@ -152,7 +152,7 @@ def value_submission(ids, values: np.ndarray, names: Sequence[str], *, sample_su
     row order and columns when one is given; a sample that lacks a target column is an error."""
     import pandas as pd
 
-    from ensemble.tasks.classification.task import sample_order
+    from ensemble.data.sample_submission import sample_order
 
     names = [str(c) for c in (columns or names)]
     if sample_submission is None:
