@@ -352,7 +352,8 @@ valid = "data/valid.csv"
 test = "data/test.csv"
 """ + _DATA_TAIL + """\
 
-# Trainer runs that `ensemble run` averages into weights/<name>-top<k> (best k by eval_accuracy)
+# Trainer runs that `ensemble run` averages into weights/<name>-top<k> (best k by eval_accuracy,
+# which the Trainer measured on data/eval.csv: checkpoints never chosen on the rows estimated on)
 [runs]
 bert-a = { path = "runs/bert-a", k = 3 }
 bert-b = { path = "runs/bert-b", k = 3, tokenizer = "base" }   # its checkpoints hold no tokenizer
@@ -422,12 +423,18 @@ def make_example(folder: str | os.PathLike, *, seed: int = 0, progress: bool = F
     train = synthetic_task(600, seed=seed)
     valid = synthetic_task(200, seed=seed + 1)
     test = synthetic_task(200, seed=seed + 2)
+    # what the Trainer evaluates (and ranks the checkpoints) on: rows of its own, never valid.csv,
+    # whose rows the headline is estimated on (checkpoints chosen there would make it optimistic)
+    evaluation = synthetic_task(150, seed=seed + 3)
     if folds is not None:  # the holdout must be untouched: no text the fold models were trained on
         seen = set(train[0])
         valid = tuple(list(v) for v in zip(*[(t, y) for t, y in zip(*valid) if t not in seen]))
     _write_csv(data / "train.csv", ["id", "text", "label"], [(f"tr{i}", t, y) for i, (t, y) in enumerate(zip(*train))])
     _write_csv(data / "valid.csv", ["id", "text", "label"], [(f"va{i}", t, y) for i, (t, y) in enumerate(zip(*valid))])
     _write_csv(data / "test.csv", ["id", "text"], [(f"te{i}", t) for i, t in enumerate(test[0])])
+    if folds is None:
+        _write_csv(data / "eval.csv", ["id", "text", "label"],
+                   [(f"ev{i}", t, y) for i, (t, y) in enumerate(zip(*evaluation))])
     _write_csv(data / "sample_submission.csv", ["id", "label"], [(f"te{i}", "positive") for i in range(len(test[0]))])
     labels = sorted(set(train[1]))
     if folds is not None:
@@ -443,12 +450,13 @@ def make_example(folder: str | os.PathLike, *, seed: int = 0, progress: bool = F
     with tqdm(total=steps * len(runs), desc="training", unit="step", disable=not progress, leave=False) as bar:
         for i, (name, base, kw) in enumerate(runs, 1):
             log.info("training runs/%s (%d of %d, %d steps)", name, i, len(runs), steps)
-            train_run(folder / "runs" / name, folder / base, train, valid, epochs=epochs, steps=15,
+            train_run(folder / "runs" / name, folder / base, train, evaluation, epochs=epochs, steps=15,
                       batch_size=batch_size, callbacks=[_step_progress(bar)], **kw)
     (folder / "ensemble.toml").write_text(_EXAMPLE_PROJECT, encoding="utf-8")
     (folder / "README.txt").write_text(
         "Made by `ensemble example`. Run `ensemble run` here. runs/bert-b's checkpoints hold no tokenizer "
-        "(it is in base/); runs/bert-c was trained with the classes in another order.\n",
+        "(it is in base/); runs/bert-c was trained with the classes in another order. The Trainer evaluated "
+        "the checkpoints on data/eval.csv, never on data/valid.csv, where the ensemble is fitted and estimated.\n",
         encoding="utf-8",
     )
     log.info("example written (data, three Trainer runs, ensemble.toml); next: cd into it and ensemble run")
