@@ -65,4 +65,4 @@ def _names_decide(folder, submission):
     refused = CliRunner().invoke(main, ["run", "--project", str(toml)])
     assert refused.exit_code == 1, refused.output
     assert 'sts-b does not name its outputs' in refused.output
-    assert 'set outputs = ["similarity", "agreement"] in its [models] or [runs] entry' in refused.output
+    assert 'set outputs = ["<column of LABEL_0>", "<column of LABEL_1>"] in its [models] or [runs] entry' in refused.output

@@ -76,9 +76,12 @@ class ValueReport:
         apparent scores, cv_* cross-validated, the gain over uniform and its interval)."""
         import pandas as pd
 
-        rows = {n: {"kind": "model", **r} for n, r in self.members.items()}
+        # multi-label: which threshold each row is decided at (members 0.5, methods their fitted one)
+        at = (lambda t: {"threshold": _threshold_text(t)}) if self.task == "multi_label" else (lambda t: {})
+        rows = {n: {"kind": "model", **at(0.5), **r} for n, r in self.members.items()}
         for m, e in self.estimates.items():
-            rows[m] = {"kind": "ensemble", **e.apparent, **{f"cv_{k}": v for k, v in e.cross_validated.items()},
+            rows[m] = {"kind": "ensemble", **at(e.weights.threshold), **e.apparent,
+                       **{f"cv_{k}": v for k, v in e.cross_validated.items()},
                        "cv_low": e.interval[0], "cv_high": e.interval[1], "optimism": e.optimism, "gain": e.gain,
                        "gain_low": e.gain_interval[0], "gain_high": e.gain_interval[1],
                        "weights": _weights_text(e.weights)}
@@ -214,7 +217,7 @@ class ValueReport:
                  f"primary metric {self.metric}"]
         f4 = lambda v: f"{v:.4f}"  # noqa: E731
         t = self.table
-        mine = t[t["kind"] == "model"].drop(columns=[c for c in t.columns if c == "kind" or c == "weights"
+        mine = t[t["kind"] == "model"].drop(columns=[c for c in t.columns if c in ("kind", "weights", "threshold")
                                                      or c.startswith(("cv_", "gain", "optimism"))])
         at = " (decided at 0.5)" if self.task == "multi_label" else ""
         lines += ["", f"members, on their own outputs{at}:", mine.dropna(axis=1, how="all").to_string(
@@ -335,6 +338,13 @@ class ValueReport:
 def _weights_dict(w) -> dict:
     W = np.asarray(w.weights)
     return {m: (W[i].tolist() if W.ndim == 2 else float(W[i])) for i, m in enumerate(w.models)}
+
+
+def _threshold_text(t) -> str:
+    if t is None:
+        return ""
+    t = np.asarray(t, dtype=np.float64)
+    return f"{float(t):.2f}" if t.ndim == 0 else f"per label {t.min():.2f}-{t.max():.2f}"
 
 
 def _wrapped(frame, fmt, width: int = 100) -> str:

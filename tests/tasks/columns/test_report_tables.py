@@ -42,3 +42,16 @@ def test_per_target_scores_and_weights_against_scikit_learn(task, outputs, tmp_p
     assert "per target" in text or "per label" in text
     assert max(len(line) for line in text.splitlines()) <= 160, max(text.splitlines(), key=len)
     assert "per " in rep.to_html()
+
+
+def test_the_multi_label_table_says_each_rows_threshold(tmp_path):
+    from ensemble import report
+
+    from tests.synthetic_members import make_task_members
+
+    members, data, cache_dir, columns, names = make_task_members("multi_label", tmp_path)
+    rep = report(members, data, cache_dir=cache_dir, columns=columns, methods=["optimize"], check_shift=False)
+    t = rep.table
+    assert set(t.loc[list(members), "threshold"]) == {"0.50"}
+    fitted = float(rep.estimates["optimize"].weights.threshold)
+    assert t.loc["optimize", "threshold"] == f"{fitted:.2f}" and "<th>threshold</th>" in rep.to_html()
