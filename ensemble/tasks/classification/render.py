@@ -242,11 +242,12 @@ class Report:
         if not self.confused:
             return []
         top = self.confused[:5]
-        return ["most confused classes (true -> predicted, out-of-fold): " + "; ".join(
-            f"{c['true']} -> {c['predicted']} {c['rows']} row{'s' if c['rows'] != 1 else ''} ({c['share_of_true']:.0%})"
-            for c in top)
-            + (f"; {len(self.confused) - len(top)} more pairs in --json and on the --html page"
-               if len(self.confused) > len(top) else "")]
+        # one pair a line: five pairs of long class names never make one 400-character line
+        return (["most confused classes (true -> predicted, out-of-fold):"]
+                + [f"  - {c['true']} -> {c['predicted']}: {c['rows']} row{'s' if c['rows'] != 1 else ''} "
+                   f"({c['share_of_true']:.0%} of {c['true']})" for c in top]
+                + ([f"  {len(self.confused) - len(top)} more pairs in --json and on the --html page"]
+                   if len(self.confused) > len(top) else []))
 
     def _none_differs(self) -> str:
         """Why the "none" row of the class-prior table is not the method's accuracy in the main table."""
