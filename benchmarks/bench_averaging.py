@@ -77,7 +77,7 @@ print(json.dumps({"seconds": dt, "peak_rss": hwm}))
 """
 
 
-def make_checkpoints(root: Path, k: int) -> list[Path]:
+def make_checkpoints(root: Path, k: int, tiny: bool = False) -> list[Path]:
     import torch
     from safetensors.torch import save_file
     from transformers import BertConfig, BertForSequenceClassification
@@ -85,6 +85,9 @@ def make_checkpoints(root: Path, k: int) -> list[Path]:
     from ensemble.cli.example import make_tokenizer, write_vocab
 
     config = BertConfig(num_labels=3)  # bert-base: hidden 768, 12 layers, vocab 30522
+    if tiny:  # --smoke
+        config = BertConfig(num_labels=3, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                            intermediate_size=64, vocab_size=128)
     torch.manual_seed(0)
     model = BertForSequenceClassification(config)
     base = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
@@ -142,13 +145,17 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true", help="keep the synthetic checkpoints")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: that it runs end to end (the test suite), not "
+                                                         "its figures")
     args = ap.parse_args()
+    if args.smoke:
+        args.k, args.repeats = 2, 1
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_avg_"))
     work.mkdir(parents=True, exist_ok=True)
     try:
         t = time.perf_counter()
-        paths = sorted(work.glob("checkpoint-*")) or make_checkpoints(work, args.k)
+        paths = sorted(work.glob("checkpoint-*")) or make_checkpoints(work, args.k, tiny=args.smoke)
         paths = paths[: args.k]
         size = (paths[0] / "model.safetensors").stat().st_size
         print(f"{len(paths)} checkpoints of {size / 1e6:.0f} MB each ready in {time.perf_counter() - t:.0f} s")

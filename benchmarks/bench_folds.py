@@ -156,7 +156,12 @@ def main() -> None:
     ap.add_argument("--valid", type=int, default=500, help="--real: the validation split's rows")
     ap.add_argument("--cost", action="store_true", help="part (c): the cost of the estimate on 8,000 OOF rows")
     ap.add_argument("--decomposed", action="store_true", help="part (d): estimating the fold mean itself")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: that it runs end to end (the test suite), not its figures")
     args = ap.parse_args()
+    if args.smoke:
+        global TRAIN, TEST, VALID
+        TRAIN, TEST, VALID = 600, 1000, (150,)
+        args.seeds, args.fold_noise = 1, "0.5"
     if args.decomposed:
         return decomposed(args.seeds, [float(v) for v in args.fold_noise.split(",")])
     if args.real:

@@ -117,7 +117,13 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=4)
     ap.add_argument("--cost-only", action="store_true")
     ap.add_argument("--scenario", choices=["a", "b"], default=None, help="Run one scenario only.")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: that it runs end to end (the test suite), not its figures")
     args = ap.parse_args()
+    if args.smoke:
+        global SIZES, TEST_ROWS
+        SIZES, TEST_ROWS = (150,), 1000
+        run(1, 3, "a")
+        return cost(rows=300, models=3, classes=3)
     if not args.cost_only:
         run(args.seeds, args.classes, args.scenario)
     cost()

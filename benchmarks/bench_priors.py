@@ -51,7 +51,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=50)
     ap.add_argument("--cost-only", action="store_true")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: that it runs end to end (the test suite), not its figures")
     args = ap.parse_args()
+    if args.smoke:
+        global VALID, TEST
+        VALID, TEST = 300, 1000
+        args.seeds = 1
     if args.cost_only:
         return cost()
     t0 = time.perf_counter()
@@ -84,7 +89,8 @@ def main() -> None:
         print(f"  {'bayes':<6}  {np.mean(truth['bayes']):13.4f}  (the best possible under the target prior)")
         print("  auto chose: " + ", ".join(f"{k} {v}/{args.seeds}" for k, v in sorted(choices.items())))
     print(f"\n{time.perf_counter() - t0:.1f} s")
-    cost()
+    if not args.smoke:
+        cost()
 
 
 def cost() -> None:

@@ -100,8 +100,17 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=50)
     ap.add_argument("--task", choices=("regression", "multi_label"), default=None)
     ap.add_argument("--cost-only", action="store_true")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: that it runs end to end (the test suite), not its figures")
     args = ap.parse_args()
     tasks = [args.task] if args.task else ["regression", "multi_label"]
+    if args.smoke:
+        global VALID_ROWS, TEST_ROWS
+        VALID_ROWS, TEST_ROWS = 120, 500
+        for task in [k for k, v in SETTINGS.items() if v["task"] in tasks][:1]:
+            honesty(task, 1)
+        for task in tasks:
+            cost(task, rows=120, models=3)
+        return
     if not args.cost_only:
         for task in [k for k, v in SETTINGS.items() if v["task"] in tasks]:
             t = time.perf_counter()

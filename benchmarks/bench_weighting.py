@@ -144,7 +144,10 @@ def main() -> None:
     ap.add_argument("--models", type=int, default=10)
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--skip-processes", action="store_true")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: that it runs end to end (the test suite), not its figures")
     args = ap.parse_args()
+    if args.smoke:
+        args.rows, args.models, args.classes, args.skip_processes = 300, 3, 3, True
     part1(args.rows, args.models, args.classes)
     if not args.skip_processes:
         part2()

@@ -49,7 +49,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sweeps", type=int, default=100)
     ap.add_argument("--trials", default="5,15,30")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: that it runs end to end (the test suite), not its figures")
     args = ap.parse_args()
+    if args.smoke:
+        args.sweeps, args.trials = 1, "5"
     t0 = time.perf_counter()
     print(f"trials of true accuracy {ACCURACY:.2f}; {VALID} validation rows, {TEST} test rows; "
           f"{args.sweeps} sweeps each; means over sweeps")

@@ -34,7 +34,10 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--rows", type=int, default=192)
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: that it runs end to end (the test suite), not its figures")
     args = ap.parse_args()
+    if args.smoke:
+        args.rows, args.batch_size = 16, 8
 
     import pandas as pd
     import torch

@@ -48,3 +48,20 @@ def test_every_name_a_benchmark_imports_exists(path):
 
 def test_there_are_benchmarks_to_check():
     assert len(FILES) >= 10
+
+
+# the benchmarks run end to end at --smoke sizes, in this process (torch is imported once); the
+# ones that train or load real models beyond a step, or read ../shared, are checked above only
+SMOKE = ["bench_honesty", "bench_regression", "bench_multilabel", "bench_priors", "bench_folds",
+         "bench_winners_curse", "bench_weighting", "bench_many_classes", "bench_zoo", "bench_averaging"]
+
+
+@pytest.mark.parametrize("name", SMOKE)
+def test_the_benchmark_runs_at_smoke_size(name, monkeypatch, capsys):
+    import runpy
+    import sys
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.setattr(sys, "argv", [str(BENCH / f"{name}.py"), "--smoke"])
+    runpy.run_path(str(BENCH / f"{name}.py"), run_name="__main__")
+    assert capsys.readouterr().out.strip()  # it printed its figures
