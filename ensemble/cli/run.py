@@ -167,6 +167,8 @@ def _point_again(submission: Path) -> None:
         pointed = None
     if pointed != submission.name:
         point_latest(submission, json.loads(sidecar_path(submission).read_text(encoding="utf-8")))
+        log.info("%s points at %s again (a vote since had pointed it at %s)", submission.parent / LATEST,
+                 submission.name, pointed)
 
 
 def _check_run_heads(p) -> None:
@@ -205,12 +207,10 @@ def _check_sample_ids(p, test) -> None:
 
         try:
             head = list(pd.read_csv(p.sample_submission, nrows=0, encoding="utf-8-sig").columns)
-            columns = list(pd.read_csv(test.path, nrows=0, encoding="utf-8-sig").columns) if test.path.suffix in (
-                ".csv", "") else []
         except Exception:  # the sample's own error is the one to give
             raise e from None
         sid = head[0] if head else None
-        if sid is not None and sid != test.id_column and sid in columns:
+        if sid is not None and sid != test.id_column and sid in test.columns:  # any format: the split's columns
             raise EnsembleError(f"{p.sample_submission}: its ids ({sid}) are not the test file's "
                                 f"({test.id_column or 'row numbers: no id column'}); set id = \"{sid}\" in [data] "
                                 f"of {p.path}") from None

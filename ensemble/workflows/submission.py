@@ -91,10 +91,15 @@ def save_submission(frame, out: str | os.PathLike, sidecar: Mapping | None = Non
         if not replaced:
             out.unlink(missing_ok=True)
         raise
-    if replaced and before is not None and before != meta.get("procedure"):  # never said of a rewrite of its own
+    if replaced and before is None:
+        log.info("replaced %s (it had no sidecar: no vote wrote it)", out)
+    elif replaced and before != meta.get("procedure"):  # never said of a rewrite of its own
         log.info("replaced %s, the submission of another procedure", out)
     if pointer:
-        point_latest(out, meta)
+        try:
+            point_latest(out, meta)
+        except OSError as e:  # the set is written and whole; only the pointer to it is not
+            log.warning("%s: could not be written (%s); the submission is %s", Path(out).parent / LATEST, e, out)
     out_frame = frame.copy()
     out_frame.attrs["path"] = str(out)
     return out_frame

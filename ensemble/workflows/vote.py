@@ -283,14 +283,27 @@ def vote_inputs(inputs: Inputs, weights, options: Mapping, output: Output, *, va
         return _output_paths(kind, spec, output.name, method, output.out, output.weights_dir, output.submissions_dir,
                              procedure, output.force)
 
+    pointed = _points(output)
     frame = source.task.vote(VoteJob(g, source, kind, spec, loaded[1] if loaded else None, cv, holdout, settings,
-                                     output, paths, functools.partial(_save_set, pointer=output.out is None)))
-    if output.out is None:
+                                     output, paths, functools.partial(_save_set, pointer=pointed)))
+    if pointed:
         from ensemble.workflows.submission import LATEST
 
         notice(log, "%s points at %s: the file to submit", Path(frame.attrs["path"]).parent / LATEST,
                  Path(frame.attrs["path"]).name)
     return frame
+
+
+def _points(output: Output) -> bool:
+    """Whether the vote points ``latest.json`` at its submission: named in the submissions folder,
+    or an ``out`` given there (or beside a pointer already), so that the pointer never names an
+    older file than the last vote wrote there."""
+    from ensemble.workflows.submission import LATEST
+
+    if output.out is None:
+        return True
+    folder = Path(output.out).resolve().parent
+    return folder == Path(output.submissions_dir).resolve() or (folder / LATEST).exists()
 
 
 def _shift(source: CachedOutputs, g: "_Gathered", holdout, oof: bool, of: str | None) -> dict | None:

@@ -364,3 +364,19 @@ def test_init_finds_dacon_and_ai_stages_id_columns_and_run_checks_the_sample_fir
     refused = CliRunner().invoke(main, ["run"])
     assert refused.exit_code == 1 and "[runs] s2s: its checkpoints" in refused.stderr, refused.output
     assert "remove s2s from [runs]" in refused.stderr and not (project / "weights").exists()
+
+
+def test_the_id_hint_reads_the_test_files_columns_in_any_format(tmp_path):
+    """The early id check names id = "..." for a TSV (or Parquet) test file as for a CSV."""
+    from types import SimpleNamespace
+
+    from ensemble.cli.run import _check_sample_ids
+    from ensemble.data.splits import load_split
+
+    (tmp_path / "test.tsv").write_text("ID\ttext\nt0\ta\nt1\tb\n", encoding="utf-8")
+    (tmp_path / "sample.csv").write_text("ID,label\nt0,x\nt1,x\n", encoding="utf-8")
+    test = load_split(tmp_path / "test.tsv", name="test")
+    assert test.id_column is None  # no id column named id: rows are numbered
+    project = SimpleNamespace(sample_submission=tmp_path / "sample.csv", path=tmp_path / "ensemble.toml")
+    with pytest.raises(EnsembleError, match='set id = "ID" in \\[data\\]'):
+        _check_sample_ids(project, test)

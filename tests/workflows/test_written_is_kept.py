@@ -110,3 +110,11 @@ def test_latest_json_points_at_the_file_the_last_headline_names(task, tmp_path, 
         latest_submission(subs)
     vote(members, data, "uniform", out=tmp_path / "by-hand.csv", **where)  # an out by hand: no pointer beside it
     assert not (tmp_path / "latest.json").exists()
+    # an out given in the submissions folder: the pointer follows it (never names an older file)
+    vote(two, data, "uniform", out=subs / "mine.csv", **where)
+    assert latest_submission(subs).name == "mine.csv"
+    # a file no vote wrote (no sidecar), replaced: said
+    (tmp_path / "foreign.csv").write_text("id,label\nx,1\n")
+    caplog.clear()
+    vote(members, data, "uniform", out=tmp_path / "foreign.csv", **where)
+    assert any("replaced" in r.getMessage() and "no sidecar" in r.getMessage() for r in caplog.records)

@@ -122,7 +122,7 @@ class ValueReport:
         if not self.member_outputs or self.y is None:
             return None
         task = column_task(self.task)
-        metric = task.metric(self.metric)
+        metric = task.metric(self._per_target_metric)
         decide = (lambda a: task.predict(task.mean_space(a), self.names)) if task.thresholded else (lambda a: a)
         rows = {}
         for n, a in self.member_outputs.items():
@@ -133,13 +133,26 @@ class ValueReport:
             rows[m] = {t: metric(o[:, j:j + 1], self.y[:, j:j + 1]) for j, t in enumerate(self.names)}
         return pd.DataFrame.from_dict(rows, orient="index")
 
+    @property
+    def _per_target_metric(self) -> str:
+        """The primary metric as one target's column can be scored: f1_samples (a mean over rows
+        of each row's F1) has no per-label part, a label's own F1 stands for it."""
+        return "f1_macro" if self.metric == "f1_samples" else self.metric
+
+    def _per_target_words(self) -> str:
+        return {"mcrmse": "rmse (mcrmse's per-target part)",
+                "f1_samples": "F1 (f1_samples has no per-label part)"}.get(self.metric, self.metric)
+
     def weights_per_target(self, method: str | None = None):
-        """``method``'s (default: the choice's) weights, one row per member and one column per
-        target, as the weights file holds them; None for a stacker (no weight per member)."""
+        """``method``'s weights (default: what the headline submits, else the choice), one row
+        per member and one column per target, as the weights file holds them; None for a stacker
+        (no weight per member) and for uniform (nothing to show)."""
         import pandas as pd
 
-        w = self.estimates[method or self.choice].weights
-        if w.stacker is not None:
+        if method is None:
+            method = self.headline.get("method") if self.headline.get("method") in self.estimates else self.choice
+        w = self.estimates[method].weights
+        if w.stacker is not None or method == "uniform":
             return None
         W = np.asarray(w.weights, dtype=np.float64)
         W = np.repeat(W[:, None], len(self.names), axis=1) if W.ndim == 1 else W
@@ -227,12 +240,13 @@ class ValueReport:
         if per is not None and len(self.names) > 1:
             said = ("members on their own outputs decided at 0.5, methods out of fold at their fitted threshold"
                     if self.task == "multi_label" else "members on their own outputs, methods out of fold")
-            what = "rmse (mcrmse's per-target part)" if self.metric == "mcrmse" else self.metric
+            what = self._per_target_words()
             lines += ["", f"{what} per {'target' if self.task == 'regression' else 'label'} ({said}):",
                       _wrapped(per, f4)]
         w = self.weights_per_target()
         if w is not None and len(self.names) > 1:
-            lines += ["", f"weights of {self.choice} per {'target' if self.task == 'regression' else 'label'} (as its "
+            method = self.headline.get("method") if self.headline.get("method") in self.estimates else self.choice
+            lines += ["", f"weights of {method} per {'target' if self.task == 'regression' else 'label'} (as its "
                           "weights file holds them):", _wrapped(w, lambda v: f"{v:.3f}")]
         lines += ["", f"auto -> {self.reason}"]
         if self.holdout:
@@ -298,10 +312,11 @@ class ValueReport:
         if per is not None and len(self.names) > 1:
             said = ("members decided at 0.5, methods out of fold at their fitted threshold" if self.task == "multi_label"
                     else "members on their own outputs, methods out of fold")
-            parts += [f"<h2>{html.escape(self.metric)} per {what} ({said})</h2>",
+            parts += [f"<h2>{html.escape(self._per_target_words())} per {what} ({said})</h2>",
                       per.to_html(float_format=lambda v: f"{v:.4f}")]
         if w is not None and len(self.names) > 1:
-            parts += [f"<h2>weights of {html.escape(self.choice)} per {what}</h2>",
+            method = self.headline.get("method") if self.headline.get("method") in self.estimates else self.choice
+            parts += [f"<h2>weights of {html.escape(method)} per {what}</h2>",
                       w.to_html(float_format=lambda v: f"{v:.3f}")]
         parts += [f"<p>note: {html.escape(n)}</p>" for n in self.notes()]
         if figures and self.task == "regression" and self.y is not None:

@@ -55,3 +55,23 @@ def test_the_multi_label_table_says_each_rows_threshold(tmp_path):
     assert set(t.loc[list(members), "threshold"]) == {"0.50"}
     fitted = float(rep.estimates["optimize"].weights.threshold)
     assert t.loc["optimize", "threshold"] == f"{fitted:.2f}" and "<th>threshold</th>" in rep.to_html()
+
+
+def test_f1_samples_is_shown_per_label_as_each_labels_f1(tmp_path):
+    """f1_samples is a mean over rows: applied to one label's column it gives at most the label's
+    prevalence, not a score. Per label, the label's own F1 stands for it, and the heading says so."""
+    from sklearn.metrics import f1_score
+
+    from ensemble import gather, report
+
+    from tests.synthetic_members import make_task_members
+
+    members, data, cache_dir, columns, names = make_task_members("multi_label", tmp_path, outputs=4)
+    rep = report(members, data, cache_dir=cache_dir, columns=columns, methods=["optimize"], metric="f1_samples",
+                 check_shift=False)
+    al = gather(members, data, "valid", cache_dir=cache_dir, columns=columns)
+    p = 1 / (1 + np.exp(-np.asarray(al.arrays[0], dtype=np.float64)))
+    for j, t in enumerate(names):
+        assert rep.per_target().loc["m0", t] == pytest.approx(f1_score(al.y[:, j], (p[:, j] >= 0.5).astype(int),
+                                                                         zero_division=0))
+    assert "F1 (f1_samples has no per-label part) per label" in rep.to_text()
