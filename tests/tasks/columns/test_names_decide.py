@@ -112,15 +112,7 @@ def test_names_in_nfd_match_their_nfc_twins(task, tmp_path):
     nfd = [unicodedata.normalize("NFD", n) for n in nfc]
     assert nfd != nfc
     rng = np.random.default_rng(5)
-    valid, yv = draw_values(task, 80, nfc, [1.5, 1.2], rng)
-    test, _ = draw_values(task, 20, nfc, [1.5, 1.2], rng)
-    (tmp_path / "data").mkdir()
-    data = {"valid": tmp_path / "data" / "valid.csv", "test": tmp_path / "data" / "test.csv"}
-    frame = pd.DataFrame({"id": [f"v{i}" for i in range(80)], "text": "x"})
-    for j, c in enumerate(nfd):
-        frame[c] = yv[:, j] if task == "regression" else yv[:, j].astype(int)
-    frame.to_csv(data["valid"], index=False)
-    pd.DataFrame({"id": [f"t{i}" for i in range(20)], "text": "x"}).to_csv(data["test"], index=False)
+    data, valid, test = _value_data(tmp_path, task, nfd, 80, 20, rng)
     problem = "regression" if task == "regression" else "multi_label_classification"
     members = {m: cache_fake_model(tmp_path / m, m, nfc, {"problem_type": problem},
                                    {"valid": valid[i], "test": test[i]}, data, tmp_path / "cache", rng,
@@ -156,6 +148,21 @@ def test_a_task_given_fills_in_what_the_head_leaves_unsaid_never_contradicts_it(
         assert open_member(folder, "m", task).task.name == task
 
 
+def _value_data(root, task, columns, n_valid, n_test, rng):
+    """Two members' outputs (``draw_values``) on a labelled validation file whose label columns
+    are ``columns`` and an unlabelled test file, under ``root/data``: (data, valid, test)."""
+    valid, yv = draw_values(task, n_valid, columns, [1.5, 1.2], rng)
+    test, _ = draw_values(task, n_test, columns, [1.5, 1.2], rng)
+    (root / "data").mkdir()
+    data = {"valid": root / "data" / "valid.csv", "test": root / "data" / "test.csv"}
+    frame = pd.DataFrame({"id": [f"v{i}" for i in range(n_valid)], "text": "x"})
+    for j, c in enumerate(columns):
+        frame[c] = yv[:, j] if task == "regression" else yv[:, j].astype(int)
+    frame.to_csv(data["valid"], index=False)
+    pd.DataFrame({"id": [f"t{i}" for i in range(n_test)], "text": "x"}).to_csv(data["test"], index=False)
+    return data, valid, test
+
+
 @pytest.fixture(scope="module")
 def unnamed(tmp_path_factory):
     """Per task: a member ``named`` whose head lists its outputs t2, t0, t1, and ``bare``, the same
@@ -164,15 +171,7 @@ def unnamed(tmp_path_factory):
     for task in ("regression", "multi_label"):
         root = tmp_path_factory.mktemp(f"unnamed-{task}")
         rng = np.random.default_rng(5)
-        valid, yv = draw_values(task, 160, NAMES, [1.5, 1.2], rng)
-        test, _ = draw_values(task, 60, NAMES, [1.5, 1.2], rng)
-        (root / "data").mkdir()
-        data = {"valid": root / "data" / "valid.csv", "test": root / "data" / "test.csv"}
-        frame = pd.DataFrame({"id": [f"v{i}" for i in range(160)], "text": "x"})
-        for j, c in enumerate(NAMES):
-            frame[c] = yv[:, j] if task == "regression" else yv[:, j].astype(int)
-        frame.to_csv(data["valid"], index=False)
-        pd.DataFrame({"id": [f"t{i}" for i in range(60)], "text": "x"}).to_csv(data["test"], index=False)
+        data, valid, test = _value_data(root, task, NAMES, 160, 60, rng)
         problem = {"problem_type": "regression" if task == "regression" else "multi_label_classification"}
         order = [2, 0, 1]
         members = {"a": cache_fake_model(root / "a", "a", NAMES, problem, {"valid": valid[0], "test": test[0]},
