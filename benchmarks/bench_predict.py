@@ -34,7 +34,7 @@ DATA = ROOT.parent / "shared" / "data" / "korean-hate-speech" / "train.tsv"
 MAX_LENGTH, BATCH = 128, 32
 
 
-def build_model(folder: Path, corpus: list[str]) -> None:
+def build_model(folder: Path, corpus: list[str], tiny: bool = False) -> None:
     """bert-base shapes, random weights, and a WordPiece vocabulary trained on the whole
     train.tsv with the tokenizers library: subword units like a Korean BERT's (about 18 tokens
     per comment), not characters."""
@@ -51,8 +51,9 @@ def build_model(folder: Path, corpus: list[str]) -> None:
     wordpiece.save_model(str(folder))
     tok = make_tokenizer(folder / "vocab.txt")
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tok), hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                        intermediate_size=3072, max_position_embeddings=512, num_labels=3,
+    shape = (dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64) if tiny else
+             dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072))
+    config = BertConfig(vocab_size=len(tok), **shape, max_position_embeddings=512, num_labels=3,
                         id2label={0: "none", 1: "offensive", 2: "hate"},
                         label2id={"none": 0, "offensive": 1, "hate": 2})
     BertForSequenceClassification(config).save_pretrained(folder)
@@ -119,7 +120,12 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--skip-trainer", action="store_true", help="Only (c) and the GPU dtypes.")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: that it runs end to end (the test suite), not "
+                                                         "its figures; the comments in tests/data, a tiny BERT")
     args = ap.parse_args()
+    data = DATA
+    if args.smoke:
+        args.n, data = 16, ROOT / "tests" / "data" / "korean-hate-speech" / "train-sample.tsv"
 
     import pandas as pd
     import torch
@@ -127,12 +133,12 @@ def main() -> None:
     from ensemble.data.splits import load_split
     from ensemble.workflows.predict import predict_logits
 
-    corpus = pd.read_csv(DATA, sep="\t")["comments"].astype(str).tolist()
+    corpus = pd.read_csv(data, sep="\t", quoting=3 if args.smoke else 0)["comments"].astype(str).tolist()
     texts = corpus[:args.n]
     work = Path(tempfile.mkdtemp(prefix="bench-predict-"))
     try:
         folder = work / "bert-base"
-        build_model(folder, corpus)
+        build_model(folder, corpus, tiny=args.smoke)
         csv = work / "valid.csv"
         pd.DataFrame({"id": range(len(texts)), "text": texts}).to_csv(csv, index=False)
         print(f"{len(texts)} texts, torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")

@@ -53,7 +53,8 @@ def test_there_are_benchmarks_to_check():
 # the benchmarks run end to end at --smoke sizes, in this process (torch is imported once); the
 # ones that train or load real models beyond a step, or read ../shared, are checked above only
 SMOKE = ["bench_honesty", "bench_regression", "bench_multilabel", "bench_priors", "bench_folds",
-         "bench_winners_curse", "bench_weighting", "bench_many_classes", "bench_zoo", "bench_averaging"]
+         "bench_winners_curse", "bench_weighting", "bench_many_classes", "bench_zoo", "bench_averaging",
+         "bench_predict"]
 
 
 @pytest.mark.parametrize("name", SMOKE)
