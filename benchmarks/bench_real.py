@@ -37,6 +37,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--train", type=int, default=2000)
     ap.add_argument("--valid", type=int, default=800)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: that it runs end to end (the test suite), not "
+                                                         "its figures; tests/data's comments, two members, one epoch")
     args = ap.parse_args()
 
     import pandas as pd
@@ -49,8 +51,14 @@ def main() -> None:
     from ensemble.workflows.report import report
 
     t0 = time.perf_counter()
-    df = pd.read_csv(DATA / "train.tsv", sep="\t").sample(frac=1.0, random_state=0)
-    dev = pd.read_csv(DATA / "dev.tsv", sep="\t")
+    members = MEMBERS
+    if args.smoke:  # the 256 comments shipped with the tests: 120 train, 70 validation, the rest as dev
+        df = pd.read_csv(ROOT / "tests" / "data" / "korean-hate-speech" / "train-sample.tsv", sep="\t", quoting=3)
+        args.train, args.valid, dev = 120, 70, df.iloc[190:]
+        members = [(n, s, lr, h, 1) for n, s, lr, h, _ in MEMBERS[:2]]
+    else:
+        df = pd.read_csv(DATA / "train.tsv", sep="\t").sample(frac=1.0, random_state=0)
+        dev = pd.read_csv(DATA / "dev.tsv", sep="\t")
     train = df.iloc[: args.train]
     valid = df.iloc[args.train: args.train + args.valid]
     work = Path(tempfile.mkdtemp(prefix="bench-real-"))
@@ -61,7 +69,7 @@ def main() -> None:
         texts = train["comments"].tolist() + valid["comments"].tolist()
         labels = sorted(set(train["hate"]))
         models = {}
-        for name, seed, lr, hidden, epochs in MEMBERS:
+        for name, seed, lr, hidden, epochs in members:
             base = work / f"base-{name}"
             make_base_model(base, texts, labels, hidden_size=hidden, seed=seed)
             run = work / f"run-{name}"

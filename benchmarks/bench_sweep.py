@@ -19,6 +19,7 @@ import argparse
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,23 +29,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def run(root: Path, eval_on_valid: bool, trials: int) -> None:
+def run(root: Path, eval_on_valid: bool, trials: int, smoke: bool = False) -> None:
     from ensemble import average_checkpoints, predict_logits
     from ensemble.averaging.sweeps import expand_members, find_sweep
     from ensemble.cli.example import _write_csv, make_base_model, synthetic_task, train_sweep
     from ensemble.data.splits import load_split
-    from ensemble.workflows import report
+    from ensemble.workflows.report import report
 
     root.mkdir(parents=True)
-    train, dev = synthetic_task(600, seed=10), synthetic_task(300, seed=13)
-    valid, test = synthetic_task(300, seed=11), synthetic_task(6000, seed=12)
+    rows = (120, 60, 60, 200) if smoke else (600, 300, 300, 6000)  # train, dev, valid, test
+    train, dev = synthetic_task(rows[0], seed=10), synthetic_task(rows[1], seed=13)
+    valid, test = synthetic_task(rows[2], seed=11), synthetic_task(rows[3], seed=12)
     for name, (texts, labels) in (("valid", valid), ("test", test)):
         _write_csv(root / f"{name}.csv", ["id", "text", "label"], [(f"{name}{i}", t, y) for i, (t, y) in
                                                                    enumerate(zip(texts, labels))])
     make_base_model(root / "base", train[0], sorted(set(train[1])), seed=0)
     t0 = time.perf_counter()
-    train_sweep(root / "sweep", root / "base", train, valid if eval_on_valid else dev, n_trials=trials, epochs=6,
-                steps=15, batch_size=16, learning_rate=(1e-3, 8e-3))
+    train_sweep(root / "sweep", root / "base", train, valid if eval_on_valid else dev, n_trials=trials,
+                epochs=2 if smoke else 6, steps=4 if smoke else 15, batch_size=16, learning_rate=(1e-3, 8e-3))
     t_sweep = time.perf_counter() - t0
     print(find_sweep(root / "sweep").format_table())
     print(f"sweep: {trials} trials asked, {len(find_sweep(root / 'sweep').trials)} with checkpoints (Optuna prunes "
@@ -83,11 +85,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=8)
     ap.add_argument("--out", default="/tmp/bench-sweep")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: that it runs end to end (the test suite), not "
+                                                         "its figures; part (a) only, 4 trials of 2 epochs")
     args = ap.parse_args()
     transformers.logging.disable_progress_bar()
     root = Path(args.out)
     shutil.rmtree(root, ignore_errors=True)
     print("(a) the Trainer evaluates on a dev split of its own; the report's validation split is fresh")
+    if args.smoke:
+        root = Path(tempfile.mkdtemp(prefix="bench-sweep-smoke-"))
+        try:
+            return run(root / "a", False, 4, smoke=True)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
     run(root / "a", False, args.trials)
     print("\n(b) the Trainer evaluates on the validation split itself: checkpoints and trials were already "
           "chosen on it")
