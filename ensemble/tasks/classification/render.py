@@ -348,9 +348,17 @@ class Report:
 
         fig, ax = plt.subplots(figsize=(5, 5))
         ax.plot([0, 1], [0, 1], ":", color="gray")
+        # the ensembles that matter highlighted (uniform, the choice); members thin and grey
+        shown = {"uniform", f"{self.choice} (out-of-fold)", self.choice}
         for name, (conf, acc, count) in self.reliability.items():
             keep = count > 0
-            ax.plot(conf[keep], acc[keep], "o-", label=name, markersize=3)
+            if name in shown:
+                ax.plot(conf[keep], acc[keep], "o-", label=name, markersize=4, lw=2.2, zorder=3)
+            elif name.endswith("(out-of-fold)"):
+                ax.plot(conf[keep], acc[keep], "--", label=name, lw=1, alpha=0.6)
+            else:
+                ax.plot(conf[keep], acc[keep], "-", color="0.6", lw=0.8, alpha=0.7,
+                        label="members" if not any(t.get_label() == "members" for t in ax.lines) else None)
         ax.set_xlabel("confidence (top-class probability)")
         ax.set_ylabel("accuracy")
         ax.set_title(f"reliability diagram ({self.where}; ensemble out-of-fold)", fontsize=9)
@@ -458,7 +466,10 @@ class Report:
         return self.to_html(figures=False)
 
 
-def reliability_curve(proba: np.ndarray, y: np.ndarray, bins: int = 10):
+def reliability_curve(proba: np.ndarray, y: np.ndarray, bins: int | None = None):
+    """(mean confidence, accuracy, rows) per equal-width bin of the top-class probability.
+    ``bins`` defaults to one per 40 rows, 4 to 10: 200 rows in 15 bins is noise, not a curve."""
+    bins = int(np.clip(len(y) // 40, 4, 10)) if bins is None else bins
     conf = proba.max(axis=1)
     correct = proba.argmax(axis=1) == y
     idx = np.clip((conf * bins).astype(int), 0, bins - 1)

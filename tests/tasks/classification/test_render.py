@@ -78,3 +78,19 @@ def test_report_page_renders_in_chromium(classes, tmp_path_factory):
     assert 0.005 < dark < 0.6, dark
     assert pixels.reshape(-1, 3).std(axis=0).max() > 0.05  # not one flat colour
     print(f"screenshot: {shot}")
+
+
+def test_the_reliability_curve_has_fewer_bins_at_small_n():
+    from ensemble.tasks.classification.render import reliability_curve
+
+    rng = np.random.default_rng(0)
+    for n, bins in ((120, 4), (200, 5), (400, 10), (5000, 10)):
+        p = rng.dirichlet(np.ones(3), size=n)
+        y = rng.integers(0, 3, size=n)
+        conf, acc, count = reliability_curve(p, y)
+        assert len(count) == bins and count.sum() == n
+        top = p.max(axis=1)
+        idx = np.clip((top * bins).astype(int), 0, bins - 1)
+        for b in np.flatnonzero(count):
+            assert conf[b] == pytest.approx(top[idx == b].mean()) and acc[b] == pytest.approx(
+                (p.argmax(1) == y)[idx == b].mean())
