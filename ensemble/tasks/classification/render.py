@@ -333,6 +333,13 @@ class Report:
             if r["kind"] == "model":
                 ax.errorbar(r["accuracy"], i, xerr=[[r["accuracy"] - r["acc_low"]], [r["acc_high"] - r["accuracy"]]],
                             fmt="o", color="tab:blue", capsize=3)
+            elif name == "uniform":  # its gain over itself is no interval: its own Wilson one
+                from ensemble.estimates.resampling import wilson
+
+                ax.plot(r["accuracy"], i, "x", color="tab:gray")
+                lo, hi = wilson(int(round(r["cv_accuracy"] * self.rows)), self.rows)
+                ax.errorbar(r["cv_accuracy"], i, xerr=[[r["cv_accuracy"] - lo], [hi - r["cv_accuracy"]]],
+                            fmt="o", color="tab:green", capsize=3)
             else:
                 ax.plot(r["accuracy"], i, "x", color="tab:gray")
                 base = t.loc["uniform", "cv_accuracy"]
@@ -341,8 +348,9 @@ class Report:
                             fmt="o", color="tab:orange", capsize=3)
         ax.set_yticks(range(len(names)), names)
         ax.set_xlabel(f"{self.where} accuracy")
-        ax.set_title("models (blue: 95% Wilson interval); ensembles (orange: cross-validated,\n"
-                     "interval of the gain over uniform; grey x: apparent, in-sample)", fontsize=9)
+        ax.set_title("models (blue: 95% Wilson interval); uniform (green: cross-validated, 95% Wilson);\n"
+                     "ensembles (orange: cross-validated, interval of the gain over uniform; grey x: apparent, "
+                     "in-sample)", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
         figs.append(("Scores", png(fig)))
 

@@ -94,3 +94,28 @@ def test_the_reliability_curve_has_fewer_bins_at_small_n():
         for b in np.flatnonzero(count):
             assert conf[b] == pytest.approx(top[idx == b].mean()) and acc[b] == pytest.approx(
                 (p.argmax(1) == y)[idx == b].mean())
+
+
+def test_uniform_has_its_interval_on_the_scores_plot(tmp_path, monkeypatch):
+    """The leaderboard plot drew no interval for uniform (its gain over itself is zero): it draws
+    uniform's 95% Wilson interval, the one its headline gives."""
+    import matplotlib.axes
+
+    from tests.synthetic_members import make_members
+
+    members, data, cache_dir, _ = make_members(tmp_path, valid_rows=300, test_rows=50, models=3, classes=3)
+    rep = report(members, data, cache_dir=cache_dir, methods=["acc"], adjust="none", check_shift=False)
+    drawn = []
+    real = matplotlib.axes.Axes.errorbar
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar",
+                        lambda self, x, y, **kw: drawn.append((x, kw)) or real(self, x, y, **kw))
+    rep.to_html()
+    green = [(x, kw["xerr"]) for x, kw in drawn if kw.get("color") == "tab:green"]
+    assert len(green) == 1
+    x, ((below,), (above,)) = green[0]
+    assert x == pytest.approx(rep.table.loc["uniform", "cv_accuracy"])
+    from ensemble.estimates.resampling import wilson
+
+    assert (x - below, x + above) == pytest.approx(wilson(round(x * rep.rows), rep.rows), abs=1e-9)
+    if rep.headline["method"] == "uniform" and rep.headline["of"] == "cross-validated":
+        assert (x - below, x + above) == pytest.approx((rep.headline["low"], rep.headline["high"]), abs=1e-9)
