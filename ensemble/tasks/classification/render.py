@@ -412,12 +412,20 @@ class Report:
         notes = [f"<li>{html.escape(n)}: {html.escape(r['note'])}</li>" for n, r in self.table.iterrows() if r["note"]]
         if notes:  # right under the table the notes are about
             table_html += "<h3>Notes</h3><ul class='note'>" + "".join(notes) + "</ul>"
+        figures = list(self._figures()) if figures else []
+        scores = [f for f in figures if f[0] == "Scores"]
+        # read top-down: the headline, the leaderboard (its plot with intervals, then its table), the
+        # decision in one sentence; everything else folded below
         parts = [f"<html><head><meta charset='utf-8'><title>ensemble report</title><style>{style}</style></head><body>",
                  "<h1>ensemble report</h1>",
                  f"<p class='headline'><b>{html.escape(headline_line(self.headline))}</b></p>",
-                 "<h2>Leaderboard</h2>", self.leaderboard().to_html(float_format=lambda v: f"{v:.4f}", na_rep="",
-                                                                    escape=True),
-                 "<h2>Details</h2>",
+                 "<h2>Leaderboard</h2>",
+                 *[f"<img alt='Scores' src='data:image/png;base64,{data}'>" for _, data in scores],
+                 self.leaderboard().to_html(float_format=lambda v: f"{v:.4f}", na_rep="", escape=True),
+                 f"<p class='decision'><b>auto</b>: {html.escape(self.reason)}"
+                 + (f"<br><b>adjust auto</b>: {html.escape(self.adjust['reason'])}" if self.adjust else "") + "</p>",
+                 "<details><summary><b>Details</b>: members and methods, the holdout, the winner's curse, class "
+                 "priors, confusions, the models' agreement and the plots</summary>",
                  (f"<p>{self.rows} validation rows. " if not self.out_of_fold else
                   f"<p>{html.escape(self._rows_line())}. ") + f"<b>auto</b>: {html.escape(self.reason)}</p>",
                  *[f"<p>{html.escape(line)}</p>" for line in self._holdout_lines()],
@@ -464,10 +472,11 @@ class Report:
         parts.append(self.error_correlation.to_html(float_format=lambda v: f"{v:.3f}"))
         parts.append(f"<p>Disagreement: share of {self.where} rows whose predicted classes differ.</p>")
         parts.append(self.disagreement.to_html(float_format=lambda v: f"{v:.3f}"))
-        if figures:
-            for title, data in self._figures():
-                parts.append(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>")
-        parts.append("</body></html>")
+        for title, data in figures:
+            if title != "Scores":
+                parts.append(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' "
+                             f"src='data:image/png;base64,{data}'>")
+        parts.append("</details></body></html>")
         return "\n".join(parts)
 
     def _repr_html_(self) -> str:

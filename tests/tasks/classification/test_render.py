@@ -53,7 +53,8 @@ def test_report_page_renders_in_chromium(classes, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"browser-{classes}")
     members, data, cache_dir, labels = make_members(root, valid_rows=1200, test_rows=100, models=3, classes=classes,
                                                     seed=classes)
-    page = report(members, data, cache_dir=cache_dir, repeats=1).to_html()
+    rep = report(members, data, cache_dir=cache_dir, repeats=1)
+    page = rep.to_html()
     assert page.count("<img") >= 3
     (root / "report.html").write_text(page, encoding="utf-8")
     probed = root / "probed.html"
@@ -66,6 +67,18 @@ def test_report_page_renders_in_chromium(classes, tmp_path_factory):
     assert int(counts["images"]) == page.count("<img") and counts["undecoded"] == "0" and counts["errors"] == "0"
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()]
     assert console == []
+    # read top-down, as the browser has it: the headline, then the leaderboard (its plot, every
+    # method's row), then auto's decision; the details folded after them
+    import html as html_lib
+
+    text = html_lib.unescape(dom.stdout)
+    from ensemble.estimates.headline import headline_line
+
+    at = [text.find(headline_line(rep.headline)), text.find("<h2>Leaderboard</h2>"), text.find("alt=\"Scores\""),
+          text.find("<b>auto</b>: " + rep.reason), text.find("<details")]
+    assert -1 not in at and at == sorted(at), at
+    board = text[at[1]:at[4]]
+    assert all(f"<th>{m}</th>" in board for m in rep.leaderboard().index)
 
     shot = root / "screenshot.png"
     run = _run(browser, f"--screenshot={shot}", "--window-size=1200,2400", (root / "report.html").as_uri())
