@@ -16,7 +16,14 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["Task", "VoteJob", "ReportJob", "Output"]
+__all__ = ["Task", "VoteJob", "ReportJob", "Output", "PAGE_STYLE"]
+
+# The report page's look, one for every task's page (read top-down: headline, leaderboard, decision,
+# then the details folded).
+PAGE_STYLE = ("body{font-family:sans-serif;margin:24px;max-width:1100px}table{border-collapse:collapse;font-size:13px}"
+              "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f3f3f3}"
+              "td:first-child,th:first-child{text-align:left}.note{color:#8a4b00}img{max-width:100%}"
+              "pre{white-space:pre-wrap}")
 
 
 @dataclass(frozen=True)

@@ -402,9 +402,8 @@ class Report:
         return figs
 
     def to_html(self, figures: bool = True) -> str:
-        style = ("body{font-family:sans-serif;margin:24px;max-width:1100px}table{border-collapse:collapse;font-size:13px}"
-                 "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f3f3f3}"
-                 "td:first-child,th:first-child{text-align:left}.note{color:#8a4b00}img{max-width:100%}pre{white-space:pre-wrap}")
+        from ensemble.tasks.base import PAGE_STYLE as style
+
         t = self.table.copy()
         cols = ["kind", "accuracy", "macro_f1", "log_loss", "ece", "cv_accuracy", "gain", "gain_low", "gain_high",
                 "mcnemar_p", "note"]

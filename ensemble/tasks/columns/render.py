@@ -302,11 +302,18 @@ class ValueReport:
                       "fold_mean": dict(self.fold_mean)})
 
     def to_html(self, figures: bool = True) -> str:
-        parts = [f"<h1>ensemble report: {html.escape(self.task)}</h1>",
-                 f"<p><b>{html.escape(headline_line(self.headline))}</b></p>",
-                 "<h2>leaderboard</h2>", self.leaderboard().to_html(float_format=lambda v: f"{v:.4f}"),
-                 "<h2>members and methods</h2>", self.table.to_html(float_format=lambda v: f"{v:.4f}", na_rep=""),
-                 f"<p>auto: {html.escape(self.reason)}</p>"]
+        from ensemble.tasks.base import PAGE_STYLE
+
+        # as the classification page: headline, leaderboard (plot, table), decision; details folded
+        parts = [f"<html><head><meta charset='utf-8'><title>ensemble report</title><style>{PAGE_STYLE}</style>"
+                 "</head><body>", f"<h1>ensemble report: {html.escape(self.task)}</h1>",
+                 f"<p class='headline'><b>{html.escape(headline_line(self.headline))}</b></p>", "<h2>Leaderboard</h2>",
+                 *([self._leaderboard_plot()] if figures else []),
+                 self.leaderboard().to_html(float_format=lambda v: f"{v:.4f}"),
+                 f"<p class='decision'><b>auto</b>: {html.escape(self.reason)}</p>",
+                 "<details><summary><b>Details</b>: members and methods, per "
+                 f"{'target' if self.task == 'regression' else 'label'}, weights, notes and plots</summary>",
+                 "<h2>Members and methods</h2>", self.table.to_html(float_format=lambda v: f"{v:.4f}", na_rep="")]
         what = "target" if self.task == "regression" else "label"
         per, w = self.per_target(), self.weights_per_target()
         if per is not None and len(self.names) > 1:
@@ -321,7 +328,38 @@ class ValueReport:
         parts += [f"<p>note: {html.escape(n)}</p>" for n in self.notes()]
         if figures and self.task == "regression" and self.y is not None:
             parts.append(self._scatter())
-        return "<!doctype html><meta charset=utf-8><title>ensemble report</title>" + "\n".join(parts)
+        parts.append("</details></body></html>")
+        return "<!doctype html>" + "\n".join(parts)
+
+    def _leaderboard_plot(self) -> str:
+        """The leaderboard as a plot: each method's honest estimate with its interval (orange), each
+        member's own score (blue dot, no interval: scored on its own outputs), best first."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        board = self.leaderboard()
+        members = {n: r.get(self.metric) for n, r in self.members.items()}
+        names = list(board.index)[::-1] + list(members)[::-1]
+        fig, ax = plt.subplots(figsize=(7, 0.42 * len(names) + 1.3))
+        for i, name in enumerate(names):
+            if name in board.index:
+                r = board.loc[name]
+                ax.errorbar(r["honest"], i, xerr=[[r["honest"] - r["low"]], [r["high"] - r["honest"]]], fmt="o",
+                            color="tab:orange", capsize=3)
+                ax.plot(r["apparent"], i, "x", color="tab:gray")
+            elif members[name] is not None:
+                ax.plot(members[name], i, "o", color="tab:blue")
+        ax.set_yticks(range(len(names)), names)
+        ax.set_xlabel(f"{self.metric} ({'higher' if self._greater else 'lower'} is better)")
+        ax.set_title("methods (orange: honest estimate and its 95% interval; grey x: apparent);\n"
+                     "members (blue: their own outputs on the rows scored)", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        return "<img alt='Leaderboard' src='data:image/png;base64," + base64.b64encode(buf.getvalue()).decode() + "'>"
 
     def _repr_html_(self) -> str:
         return self.to_html()

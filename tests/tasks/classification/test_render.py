@@ -132,3 +132,32 @@ def test_uniform_has_its_interval_on_the_scores_plot(tmp_path, monkeypatch):
     assert (x - below, x + above) == pytest.approx(wilson(round(x * rep.rows), rep.rows), abs=1e-9)
     if rep.headline["method"] == "uniform" and rep.headline["of"] == "cross-validated":
         assert (x - below, x + above) == pytest.approx((rep.headline["low"], rep.headline["high"]), abs=1e-9)
+
+
+@pytest.mark.parametrize("task", ["regression", "multi_label"])
+def test_the_column_tasks_page_reads_top_down_in_chromium(task, tmp_path):
+    """The regression and multi-label page has the classification page's design: styled, the
+    headline, the leaderboard as a plot with intervals and as a table, auto's decision, then the
+    details folded; every image decodes in Chromium."""
+    import html as html_lib
+
+    from ensemble.estimates.headline import headline_line
+    from tests.synthetic_members import make_task_members
+
+    browser = _chromium()
+    members, data, cache_dir, columns, names = make_task_members(task, tmp_path, valid_rows=240)
+    rep = report(members, data, cache_dir=cache_dir, columns=columns, check_shift=False)
+    page = rep.to_html()
+    assert "<style>" in page and page.count("<img") >= 1
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    dom = _run(browser, "--dump-dom", probed.as_uri())
+    title = re.search(r"<title>(PROBE[^<]*)</title>", dom.stdout)
+    assert title, (dom.returncode, dom.stderr[-2000:])
+    counts = dict(kv.split("=") for kv in title.group(1).split()[1:])
+    assert int(counts["images"]) == page.count("<img") and counts["undecoded"] == "0" and counts["errors"] == "0"
+    text = html_lib.unescape(dom.stdout)
+    at = [text.find(headline_line(rep.headline)), text.find("<h2>Leaderboard</h2>"), text.find("alt=\"Leaderboard\""),
+          text.find("<b>auto</b>: " + rep.reason), text.find("<details")]
+    assert -1 not in at and at == sorted(at), at
+    assert all(f"<th>{m}</th>" in text[at[1]:at[4]] for m in rep.leaderboard().index)
