@@ -36,7 +36,7 @@ def test_report_vote_and_run_say_the_same_headline(project, tmp_path, monkeypatc
     assert (board["optimism"] - (board["apparent"] - cv)).abs().max() < 1e-12
     assert board.loc["uniform", "auto"] == "candidate"
     page = rep.to_html()
-    assert page.index("class='headline'") < page.index("<h2>Leaderboard</h2>") < page.index("<h2>Details</h2>")
+    assert page.index("class='headline'") < page.index("<h2>Leaderboard</h2>") < page.index("<details>")
     args = [x for m, p in members.items() for x in ("--model", f"{m}={p}")] + [
         "--data", f"valid={root / 'valid.csv'}", "--data", f"test={root / 'test.csv'}", "--cache-dir", str(root / "cache")]
     doc = json.loads(CliRunner().invoke(main, ["report", *args, "--json", "--adjust", "none"]).stdout)

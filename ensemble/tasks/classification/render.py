@@ -316,15 +316,9 @@ class Report:
         """The classes named in the most confused pairs (the page's plots show them)."""
         return [str(pair[k]) for pair in self.confused for k in ("true", "predicted")]
 
-    def _draw(self, plt) -> list[tuple[str, str]]:
-        figs = []
-
-        def png(fig) -> str:
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-            plt.close(fig)
-            return base64.b64encode(buf.getvalue()).decode()
-
+    def _scores_figure(self, plt):
+        """The leaderboard as a plot: models with their Wilson interval, uniform with its own,
+        ensembles with the interval of their gain over uniform, apparent scores as grey x."""
         t = self.table
         fig, ax = plt.subplots(figsize=(7, 0.45 * len(t) + 1.2))
         names = list(t.index)[::-1]
@@ -352,7 +346,18 @@ class Report:
                      "ensembles (orange: cross-validated, interval of the gain over uniform; grey x: apparent, "
                      "in-sample)", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
-        figs.append(("Scores", png(fig)))
+        return fig
+
+    def _draw(self, plt) -> list[tuple[str, str]]:
+        figs = []
+
+        def png(fig) -> str:
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+            plt.close(fig)
+            return base64.b64encode(buf.getvalue()).decode()
+
+        figs.append(("Scores", png(self._scores_figure(plt))))
 
         fig, ax = plt.subplots(figsize=(5, 5))
         ax.plot([0, 1], [0, 1], ":", color="gray")
