@@ -88,13 +88,7 @@ def make_value_members(root: Path, task: str, *, valid_rows: int, test_rows: int
     strengths = np.linspace(2.0, 0.8, models)
     valid, yv = draw_values(task, valid_rows, names, strengths, rng)
     test, yt = draw_values(task, test_rows, names, strengths, rng)
-    (root / "data").mkdir(parents=True, exist_ok=True)
-    data = {"valid": root / "data" / "valid.csv", "test": root / "data" / "test.csv"}
-    frame = pd.DataFrame({"id": [f"v{i}" for i in range(valid_rows)], "text": "x"})
-    for j, c in enumerate(names):
-        frame[c] = yv[:, j] if task == "regression" else yv[:, j].astype(int)
-    frame.to_csv(data["valid"], index=False)
-    pd.DataFrame({"id": [f"t{i}" for i in range(test_rows)], "text": "x"}).to_csv(data["test"], index=False)
+    data = write_value_files(root, task, names, yv, test_rows)
     cache_dir = root / ".ensemble" / "cache"
     members = {}
     problem = "regression" if task == "regression" else "multi_label_classification"
@@ -103,6 +97,19 @@ def make_value_members(root: Path, task: str, *, valid_rows: int, test_rows: int
                                             {"valid": valid[m], "test": test[m]}, data, cache_dir, rng,
                                             label={"valid": names})
     return members, data, cache_dir, names, {"valid": yv, "test": yt}
+
+
+def write_value_files(root: Path, task: str, columns, yv: np.ndarray, test_rows: int) -> dict:
+    """``root/data/valid.csv`` (ids, the text "x", the truth ``yv`` under ``columns``) and an
+    unlabelled ``test.csv`` of ``test_rows`` rows: {split: path}."""
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    data = {"valid": root / "data" / "valid.csv", "test": root / "data" / "test.csv"}
+    frame = pd.DataFrame({"id": [f"v{i}" for i in range(len(yv))], "text": "x"})
+    for j, c in enumerate(columns):
+        frame[c] = yv[:, j] if task == "regression" else yv[:, j].astype(int)
+    frame.to_csv(data["valid"], index=False)
+    pd.DataFrame({"id": [f"t{i}" for i in range(test_rows)], "text": "x"}).to_csv(data["test"], index=False)
+    return data
 
 
 def cache_fake_model(folder: Path, name: str, labels, config: dict, outputs: dict, data: dict, cache_dir: Path, rng,

@@ -47,6 +47,21 @@ def _run(browser: str, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
+def _loaded(browser: str, page: str, root) -> subprocess.CompletedProcess:
+    """``page`` loaded in Chromium with :data:`PROBE`: every image decoded, no script or console
+    error; the DOM it holds (``stdout``)."""
+    probed = root / "probed.html"
+    probed.write_text(page.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    dom = _run(browser, "--dump-dom", probed.as_uri())
+    title = re.search(r"<title>(PROBE[^<]*)</title>", dom.stdout)
+    assert title, (dom.returncode, dom.stderr[-2000:])
+    counts = dict(kv.split("=") for kv in title.group(1).split()[1:])
+    assert int(counts["images"]) == page.count("<img") and counts["undecoded"] == "0" and counts["errors"] == "0"
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()]
+    assert console == []
+    return dom
+
+
 @pytest.mark.parametrize("classes", [2, 77])
 def test_report_page_renders_in_chromium(classes, tmp_path_factory):
     browser = _chromium()
@@ -57,16 +72,7 @@ def test_report_page_renders_in_chromium(classes, tmp_path_factory):
     page = rep.to_html()
     assert page.count("<img") >= 3
     (root / "report.html").write_text(page, encoding="utf-8")
-    probed = root / "probed.html"
-    probed.write_text(page.replace("</body>", PROBE + "</body>"), encoding="utf-8")
-
-    dom = _run(browser, "--dump-dom", probed.as_uri())
-    title = re.search(r"<title>(PROBE[^<]*)</title>", dom.stdout)
-    assert title, (dom.returncode, dom.stderr[-2000:])
-    counts = dict(kv.split("=") for kv in title.group(1).split()[1:])
-    assert int(counts["images"]) == page.count("<img") and counts["undecoded"] == "0" and counts["errors"] == "0"
-    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()]
-    assert console == []
+    dom = _loaded(browser, page, root)
     # read top-down, as the browser has it: the headline, then the leaderboard (its plot, every
     # method's row), then auto's decision; the details folded after them
     import html as html_lib
@@ -149,13 +155,7 @@ def test_the_column_tasks_page_reads_top_down_in_chromium(task, tmp_path):
     rep = report(members, data, cache_dir=cache_dir, columns=columns, check_shift=False)
     page = rep.to_html()
     assert "<style>" in page and page.count("<img") >= 1
-    probed = tmp_path / "probed.html"
-    probed.write_text(page.replace("</body>", PROBE + "</body>"), encoding="utf-8")
-    dom = _run(browser, "--dump-dom", probed.as_uri())
-    title = re.search(r"<title>(PROBE[^<]*)</title>", dom.stdout)
-    assert title, (dom.returncode, dom.stderr[-2000:])
-    counts = dict(kv.split("=") for kv in title.group(1).split()[1:])
-    assert int(counts["images"]) == page.count("<img") and counts["undecoded"] == "0" and counts["errors"] == "0"
+    dom = _loaded(browser, page, tmp_path)
     text = html_lib.unescape(dom.stdout)
     at = [text.find(headline_line(rep.headline)), text.find("<h2>Leaderboard</h2>"), text.find("alt=\"Leaderboard\""),
           text.find("<b>auto</b>: " + rep.reason), text.find("<details")]

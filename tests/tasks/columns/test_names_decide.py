@@ -151,16 +151,11 @@ def test_a_task_given_fills_in_what_the_head_leaves_unsaid_never_contradicts_it(
 def _value_data(root, task, columns, n_valid, n_test, rng):
     """Two members' outputs (``draw_values``) on a labelled validation file whose label columns
     are ``columns`` and an unlabelled test file, under ``root/data``: (data, valid, test)."""
+    from tests.synthetic_members import write_value_files
+
     valid, yv = draw_values(task, n_valid, columns, [1.5, 1.2], rng)
     test, _ = draw_values(task, n_test, columns, [1.5, 1.2], rng)
-    (root / "data").mkdir()
-    data = {"valid": root / "data" / "valid.csv", "test": root / "data" / "test.csv"}
-    frame = pd.DataFrame({"id": [f"v{i}" for i in range(n_valid)], "text": "x"})
-    for j, c in enumerate(columns):
-        frame[c] = yv[:, j] if task == "regression" else yv[:, j].astype(int)
-    frame.to_csv(data["valid"], index=False)
-    pd.DataFrame({"id": [f"t{i}" for i in range(n_test)], "text": "x"}).to_csv(data["test"], index=False)
-    return data, valid, test
+    return write_value_files(root, task, columns, yv, n_test), valid, test
 
 
 @pytest.fixture(scope="module")
