@@ -198,19 +198,16 @@ def _check_run_heads(p) -> None:
 def _check_sample_ids(p, test) -> None:
     """The sample submission's ids are the test file's, checked before any model runs; when they
     are not because the test file's id column is another one, the message names ``id = "..."``."""
-    from ensemble.data.sample_submission import sample_order
+    from ensemble.data.sample_submission import read_sample, sample_order
 
     try:
         sample_order(p.sample_submission, test.ids)
     except EnsembleError as e:
-        import pandas as pd
-
         try:
-            head = list(pd.read_csv(p.sample_submission, nrows=0, encoding="utf-8-sig").columns)
-        except Exception:  # the sample's own error is the one to give
+            sid = read_sample(p.sample_submission).columns[0]
+        except EnsembleError:  # the sample's own error is the one to give
             raise e from None
-        sid = head[0] if head else None
-        if sid is not None and sid != test.id_column and sid in test.columns:  # any format: the split's columns
+        if sid != test.id_column and sid in test.columns:  # any format: the split's columns
             raise EnsembleError(f"{p.sample_submission}: its ids ({sid}) are not the test file's "
                                 f"({test.id_column or 'row numbers: no id column'}); set id = \"{sid}\" in [data] "
                                 f"of {p.path}") from None

@@ -206,9 +206,10 @@ def _some(x: np.ndarray, rng) -> np.ndarray:
 
 
 def _ks_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """:func:`_ks` of every column of ``a`` (n, C) against the same column of ``b`` (m, C), at
-    once: both sorted together along the rows, the two empirical distribution functions are
-    cumulative counts, compared at the last of each run of tied values."""
+    """The two-sample Kolmogorov-Smirnov statistic (scipy's ``ks_2samp(a, b).statistic``: the
+    largest gap between the two empirical distribution functions) of every column of ``a``
+    (n, C) against the same column of ``b`` (m, C), at once: both sorted together along the rows,
+    the two functions are cumulative counts, compared at the last of each run of tied values."""
     n, m = len(a), len(b)
     both = np.concatenate([a, b]).astype(np.float64)
     order = np.argsort(both, axis=0, kind="stable")
@@ -218,15 +219,6 @@ def _ks_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     last = np.ones_like(from_a)
     last[:-1] = values[1:] != values[:-1]  # within a tie, only its last row is a point of both functions
     return np.where(last, gap, 0.0).max(axis=0)
-
-
-def _ks(a: np.ndarray, b: np.ndarray) -> float:
-    """The two-sample Kolmogorov-Smirnov statistic: the largest gap between the two empirical
-    distribution functions (scipy's ``ks_2samp(a, b).statistic``)."""
-    a, b = np.sort(a), np.sort(b)
-    both = np.concatenate([a, b])
-    return float(np.abs(np.searchsorted(a, both, side="right") / len(a)
-                        - np.searchsorted(b, both, side="right") / len(b)).max())
 
 
 def _kolmogorov_sf(x: float) -> float:

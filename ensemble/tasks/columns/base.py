@@ -139,9 +139,14 @@ class ValueTask(Task):
         if clip and not self.clips:
             raise EnsembleError(f"{flag('clip')} clips regression outputs; these members are {self.said}: drop it")
 
+    def own_decisions(self, outputs: np.ndarray) -> np.ndarray:
+        """One member's outputs (n, T) as it is scored on its own: the values (multi-label:
+        decided at 0.5)."""
+        return outputs
+
     def member_row(self, outputs: np.ndarray, y: np.ndarray) -> dict:
         """One member's metrics on its own outputs (n, T) for the report's table."""
-        row = {m: self.metric(m)(outputs, y) for m in self.metrics}
+        row = {m: self.metric(m)(self.own_decisions(outputs), y) for m in self.metrics}
         row.update(mean=float(np.mean(outputs)), std=float(np.std(outputs)))
         return row
 
@@ -185,20 +190,21 @@ class ValueTask(Task):
         names = tuple(map(str, names))
         t = tuple(columns or ())
         generic = all(GENERIC.fullmatch(c) for c in names)
-        # the fix names no column for an output: a guess by position is what this refuses
-        fix = outputs_fix(model, [f"<column of {n}>" for n in names])
+        def fix() -> str:  # names no column for an output: a guess by position is what this refuses
+            return outputs_fix(model, [f"<column of {n}>" for n in names])
+
         if declared is not None:
             d = tuple(nfc(str(x)) for x in declared)
             if len(d) != len(names) or len(set(d)) != len(d):
                 raise EnsembleError(f"{model}: outputs = {', '.join(d)} must name each of its {len(names)} outputs "
-                                    f"once, in its head's order; {fix}")
+                                    f"once, in its head's order; {fix()}")
             if not generic and d != tuple(nfc(n) for n in names):
                 raise EnsembleError(f"{model}: outputs = {', '.join(d)} contradicts its head, whose id2label names its "
                                     f"outputs {', '.join(names)}; drop outputs (the head's names decide)")
             missing = [x for x in d if t and x not in {nfc(c) for c in t}]
             if missing:
                 raise EnsembleError(f"{model}: outputs names {missing[0]!r}, which is not a label column "
-                                    f"({', '.join(t)}); {fix}")
+                                    f"({', '.join(t)}); {fix()}")
             return d if generic else None
         if not generic or not t or tuple(names) == t:
             return None
@@ -208,7 +214,7 @@ class ValueTask(Task):
             return t
         raise EnsembleError(f"{model} does not name its outputs (id2label is {', '.join(names[:2])}...): say once which "
                             f"label column ({', '.join(t)}) each is, in its head's order (the order it was trained "
-                            f"with): {fix}")
+                            f"with): {fix()}")
 
     def check_labels(self, split, names: Sequence[str], model: str) -> None:
         """A label column that does not fit the task, refused before any model runs."""

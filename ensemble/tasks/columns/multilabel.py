@@ -130,11 +130,13 @@ class MultiLabel(ValueTask):
         check_thresholds(threshold, what=flag("threshold"))
         super().check_settings(threshold=threshold, clip=clip)
 
+    def own_decisions(self, outputs):
+        return decide(sigmoid(outputs), 0.5)
+
     def member_row(self, outputs, y):
         """Decided at 0.5, and the mean average precision of its probabilities."""
-        p = sigmoid(outputs)
-        row = {m: self.metric(m)(decide(p, 0.5), y) for m in self.metrics}
-        row["average_precision"] = average_precision(p, y)
+        row = {m: self.metric(m)(self.own_decisions(outputs), y) for m in self.metrics}
+        row["average_precision"] = average_precision(sigmoid(outputs), y)
         return row
 
     def combine(self, arrays, weights=None, rule=None):

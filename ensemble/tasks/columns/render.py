@@ -123,14 +123,14 @@ class ValueReport:
             return None
         task = column_task(self.task)
         metric = task.metric(self._per_target_metric)
-        decide = (lambda a: task.predict(task.mean_space(a), self.names)) if task.thresholded else (lambda a: a)
-        rows = {}
-        for n, a in self.member_outputs.items():
-            d = np.asarray(decide(np.asarray(a, dtype=np.float64)), dtype=np.float64)
-            rows[n] = {t: metric(d[:, j:j + 1], self.y[:, j:j + 1]) for j, t in enumerate(self.names)}
-        for m, e in self.estimates.items():
-            o = np.asarray(e.oof, dtype=np.float64)
-            rows[m] = {t: metric(o[:, j:j + 1], self.y[:, j:j + 1]) for j, t in enumerate(self.names)}
+
+        def by_target(d) -> dict:
+            d = np.asarray(d, dtype=np.float64)
+            return {t: metric(d[:, j:j + 1], self.y[:, j:j + 1]) for j, t in enumerate(self.names)}
+
+        rows = {n: by_target(task.own_decisions(np.asarray(a, dtype=np.float64)))
+                for n, a in self.member_outputs.items()}
+        rows.update({m: by_target(e.oof) for m, e in self.estimates.items()})
         return pd.DataFrame.from_dict(rows, orient="index")
 
     @property
@@ -139,9 +139,22 @@ class ValueReport:
         of each row's F1) has no per-label part, a label's own F1 stands for it."""
         return "f1_macro" if self.metric == "f1_samples" else self.metric
 
-    def _per_target_words(self) -> str:
-        return {"mcrmse": "rmse (mcrmse's per-target part)",
+    def _per_target_heading(self) -> str:
+        """What the per-target table is of, as the terminal and the page say it."""
+        what = {"mcrmse": "rmse (mcrmse's per-target part)",
                 "f1_samples": "F1 (f1_samples has no per-label part)"}.get(self.metric, self.metric)
+        said = ("members on their own outputs decided at 0.5, methods out of fold at their fitted threshold"
+                if self.task == "multi_label" else "members on their own outputs, methods out of fold")
+        return f"{what} per {self._what} ({said})"
+
+    @property
+    def _what(self) -> str:
+        return "target" if self.task == "regression" else "label"
+
+    @property
+    def _shown_method(self) -> str:
+        """The method whose weights are shown: what the headline submits, else the choice."""
+        return self.headline.get("method") if self.headline.get("method") in self.estimates else self.choice
 
     def weights_per_target(self, method: str | None = None):
         """``method``'s weights (default: what the headline submits, else the choice), one row
@@ -149,8 +162,7 @@ class ValueReport:
         (no weight per member) and for uniform (nothing to show)."""
         import pandas as pd
 
-        if method is None:
-            method = self.headline.get("method") if self.headline.get("method") in self.estimates else self.choice
+        method = method or self._shown_method
         w = self.estimates[method].weights
         if w.stacker is not None or method == "uniform":
             return None
@@ -238,16 +250,11 @@ class ValueReport:
                   self.leaderboard().to_string(float_format=f4)]
         per = self.per_target()
         if per is not None and len(self.names) > 1:
-            said = ("members on their own outputs decided at 0.5, methods out of fold at their fitted threshold"
-                    if self.task == "multi_label" else "members on their own outputs, methods out of fold")
-            what = self._per_target_words()
-            lines += ["", f"{what} per {'target' if self.task == 'regression' else 'label'} ({said}):",
-                      _wrapped(per, f4)]
+            lines += ["", f"{self._per_target_heading()}:", _wrapped(per, f4)]
         w = self.weights_per_target()
         if w is not None and len(self.names) > 1:
-            method = self.headline.get("method") if self.headline.get("method") in self.estimates else self.choice
-            lines += ["", f"weights of {method} per {'target' if self.task == 'regression' else 'label'} (as its "
-                          "weights file holds them):", _wrapped(w, lambda v: f"{v:.3f}")]
+            lines += ["", f"weights of {self._shown_method} per {self._what} (as its weights file holds them):",
+                      _wrapped(w, lambda v: f"{v:.3f}")]
         lines += ["", f"auto -> {self.reason}"]
         if self.holdout:
             h = self.holdout
@@ -311,19 +318,14 @@ class ValueReport:
                  *([self._leaderboard_plot()] if figures else []),
                  self.leaderboard().to_html(float_format=lambda v: f"{v:.4f}"),
                  f"<p class='decision'><b>auto</b>: {html.escape(self.reason)}</p>",
-                 "<details><summary><b>Details</b>: members and methods, per "
-                 f"{'target' if self.task == 'regression' else 'label'}, weights, notes and plots</summary>",
+                 f"<details><summary><b>Details</b>: members and methods, per {self._what}, weights, notes and plots"
+                 "</summary>",
                  "<h2>Members and methods</h2>", self.table.to_html(float_format=lambda v: f"{v:.4f}", na_rep="")]
-        what = "target" if self.task == "regression" else "label"
         per, w = self.per_target(), self.weights_per_target()
         if per is not None and len(self.names) > 1:
-            said = ("members decided at 0.5, methods out of fold at their fitted threshold" if self.task == "multi_label"
-                    else "members on their own outputs, methods out of fold")
-            parts += [f"<h2>{html.escape(self._per_target_words())} per {what} ({said})</h2>",
-                      per.to_html(float_format=lambda v: f"{v:.4f}")]
+            parts += [f"<h2>{html.escape(self._per_target_heading())}</h2>", per.to_html(float_format=lambda v: f"{v:.4f}")]
         if w is not None and len(self.names) > 1:
-            method = self.headline.get("method") if self.headline.get("method") in self.estimates else self.choice
-            parts += [f"<h2>weights of {html.escape(method)} per {what}</h2>",
+            parts += [f"<h2>weights of {html.escape(self._shown_method)} per {self._what}</h2>",
                       w.to_html(float_format=lambda v: f"{v:.3f}")]
         parts += [f"<p>note: {html.escape(n)}</p>" for n in self.notes()]
         if figures and self.task == "regression" and self.y is not None:
@@ -356,10 +358,7 @@ class ValueReport:
         ax.set_title("methods (orange: honest estimate and its 95% interval; grey x: apparent);\n"
                      "members (blue: their own outputs on the rows scored)", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-        plt.close(fig)
-        return "<img alt='Leaderboard' src='data:image/png;base64," + base64.b64encode(buf.getvalue()).decode() + "'>"
+        return _img(plt, fig, "Leaderboard", dpi=100, bbox_inches="tight")
 
     def _repr_html_(self) -> str:
         return self.to_html()
@@ -381,16 +380,20 @@ class ValueReport:
             ax.set_xlabel(f"true {self.names[j]}")
             ax.set_ylabel("predicted (out of fold)")
         fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=80)
-        plt.close(fig)
-        return ('<h2>predicted versus true</h2><img alt="predicted versus true" src="data:image/png;base64,'
-                + base64.b64encode(buf.getvalue()).decode() + '">')
+        return "<h2>predicted versus true</h2>" + _img(plt, fig, "predicted versus true", dpi=80)
 
 
 def _weights_dict(w) -> dict:
     W = np.asarray(w.weights)
     return {m: (W[i].tolist() if W.ndim == 2 else float(W[i])) for i, m in enumerate(w.models)}
+
+
+def _img(plt, fig, alt: str, **savefig) -> str:
+    """``fig`` as an inline PNG ``<img>`` (closed once drawn)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", **savefig)
+    plt.close(fig)
+    return f'<img alt="{alt}" src="data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode() + '">'
 
 
 def _threshold_text(t) -> str:
