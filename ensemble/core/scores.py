@@ -11,9 +11,14 @@ import numpy as np
 
 from ensemble.core.errors import EnsembleError, flag
 
-__all__ = ['log_loss', 'accuracy', 'macro_f1', 'scores', 'weighted_scores', 'resampled_scores', 'f1_from_counts', 'recall_per_class', 'need_classes', 'at_chance']
+__all__ = ['log_loss', 'accuracy', 'macro_f1', 'roc_auc', 'qwk', 'CLASS_METRICS', 'resampled_metric', 'scores', 'weighted_scores', 'resampled_scores', 'f1_from_counts', 'recall_per_class', 'need_classes', 'at_chance']
 
 _EPS = 1e-15
+
+# The metrics a classifier ensemble is decided by, and whether higher is better: scored on the
+# predicted classes (accuracy, macro-F1, quadratic weighted kappa) or on the probabilities (log
+# loss, ROC AUC).
+CLASS_METRICS = {"accuracy": True, "macro_f1": True, "log_loss": False, "roc_auc": True, "qwk": True}
 
 
 def log_loss(proba: np.ndarray, y: np.ndarray) -> float:
@@ -121,4 +126,96 @@ def recall_per_class(pred: np.ndarray, y: np.ndarray, C: int) -> np.ndarray:
     hits = np.bincount(y[pred == y], minlength=C)
     out = np.full(C, np.nan)
     out[support > 0] = hits[support > 0] / support[support > 0]
+    return out
+
+
+def roc_auc(proba: np.ndarray, y: np.ndarray) -> float:
+    """ROC AUC: of the second class's column for two classes; for more, the mean over classes of
+    each class against the rest (scikit-learn's ``roc_auc_score(multi_class="ovr")``), over the
+    classes with both positive and negative rows (NaN when none has)."""
+    return float(resampled_metric("roc_auc", proba, y, np.arange(len(y))[None])[0])
+
+
+def qwk(proba: np.ndarray, y: np.ndarray) -> float:
+    """Quadratic weighted kappa of the predicted classes (the argmax), the classes ordinal in
+    column order: scikit-learn's ``cohen_kappa_score(weights="quadratic", labels=range(C))``."""
+    return float(resampled_metric("qwk", proba, y, np.arange(len(y))[None])[0])
+
+
+def resampled_metric(name: str, proba: np.ndarray, y: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """A metric of :data:`CLASS_METRICS` on each resample of the rows, at once.
+
+    Parameters
+    ----------
+    name : str
+    proba : array (n, C)
+        Probabilities (or, for ROC AUC, any scores that order the rows within each column).
+    y : array of int (n,)
+    idx : array of int (B, n)
+        Row indices of each resample; ``np.arange(n)[None]`` for the rows as they are.
+
+    Returns
+    -------
+    array (B,)
+        NaN where the metric is undefined on a resample (ROC AUC with one class only).
+    """
+    proba, y, idx = np.asarray(proba), np.asarray(y), np.atleast_2d(idx)
+    C = proba.shape[1]
+    if name in ("accuracy", "macro_f1"):
+        return resampled_scores(proba.argmax(axis=1), y, C, idx, classes="union")[name]
+    if name == "log_loss":
+        return -np.log(np.clip(proba[np.arange(len(y)), y], _EPS, None))[idx].mean(axis=1)
+    if name == "qwk":
+        return _qwk(proba.argmax(axis=1)[idx], y[idx], C)
+    if name == "roc_auc":
+        return _roc_auc(proba, y, idx)
+    raise EnsembleError(f"unknown metric {name!r}; use one of {', '.join(CLASS_METRICS)}")
+
+
+def _qwk(pred: np.ndarray, y: np.ndarray, C: int) -> np.ndarray:
+    """Quadratic weighted kappa of each row of ``pred`` (B, n) against ``y`` (B, n)."""
+    B, n = y.shape
+    cells = (np.arange(B)[:, None] * C * C + y * C + pred).ravel()
+    observed = np.bincount(cells, minlength=B * C * C).reshape(B, C, C).astype(np.float64)
+    expected = observed.sum(axis=2)[:, :, None] * observed.sum(axis=1)[:, None, :] / n
+    i = np.arange(C)
+    w = (i[:, None] - i[None, :]) ** 2 / max(1, C - 1) ** 2
+    num, den = (w * observed).sum(axis=(1, 2)), (w * expected).sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, 1 - num / np.where(den > 0, den, 1), np.nan)
+
+
+def _roc_auc(proba: np.ndarray, y: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """ROC AUC (Mann-Whitney, ties counted half) on each resample, from one sort of each column:
+    a resample is a count per row, and the pairs a positive wins are the (counted) negatives
+    below its score, plus half those level with it. O(B n) per class, in chunks of about 4M
+    cells."""
+    B, n = idx.shape
+    C = proba.shape[1]
+    classes = [1] if C == 2 else range(C)
+    out = np.empty(B)
+    step = max(1, 4_000_000 // max(1, n))
+    groups = []
+    for c in classes:  # the sort and the tie groups of each column, once
+        order = np.argsort(proba[:, c], kind="stable")
+        s = proba[order, c]
+        starts = np.r_[0, np.flatnonzero(np.diff(s)) + 1]
+        groups.append((order, starts, (y[order] == c).astype(np.float64)))
+    for lo in range(0, B, step):
+        part = idx[lo:lo + step]
+        b = len(part)
+        counts = np.bincount((np.arange(b)[:, None] * n + part).ravel(), minlength=b * n).reshape(b, n)
+        total = np.zeros(b)
+        scored = np.zeros(b)
+        for order, starts, positive in groups:
+            k = counts[:, order].astype(np.float64)
+            pos = np.add.reduceat(k * positive, starts, axis=1)
+            neg = np.add.reduceat(k * (1.0 - positive), starts, axis=1)
+            below = np.cumsum(neg, axis=1) - neg
+            n_pos, n_neg = pos.sum(axis=1), neg.sum(axis=1)
+            ok = (n_pos > 0) & (n_neg > 0)
+            auc = (pos * (below + 0.5 * neg)).sum(axis=1) / np.where(ok, n_pos * n_neg, 1.0)
+            total += np.where(ok, auc, 0.0)
+            scored += ok
+        out[lo:lo + step] = np.where(scored > 0, total / np.maximum(scored, 1), np.nan)
     return out

@@ -59,26 +59,37 @@ def holdout_scores(probas: Mapping[str, np.ndarray], y: np.ndarray, *, metric: s
                    baseline: str = "uniform", confidence: float = 0.95, n_resamples: int = 1000,
                    seed: int = 0) -> dict[str, HoldoutScore]:
     """Each candidate's ``metric`` on the holdout rows ``y``, with its interval, and its gain over
-    ``baseline`` (one of ``probas``) with the paired bootstrap interval of the gain.
+    ``baseline`` (one of ``probas``) with the paired bootstrap interval of the gain (positive is
+    better: for log loss, the baseline's loss minus the candidate's).
 
     Parameters
     ----------
     probas : mapping of name to array (n, C)
         Each candidate's probabilities on the holdout rows.
     y : array of int, shape (n,)
-    metric : {"accuracy", "macro_f1"}
+    metric : {"accuracy", "macro_f1", "log_loss", "roc_auc", "qwk"}
     """
     from ensemble.core.errors import EnsembleError
-    from ensemble.core.scores import resampled_scores
+    from ensemble.core.scores import CLASS_METRICS, resampled_metric, resampled_scores
+    from ensemble.estimates.resampling import metric_interval
 
-    if metric not in METRICS:
-        raise EnsembleError(f"the holdout decides by accuracy or macro_f1; got {metric!r}")
+    if metric not in CLASS_METRICS:
+        raise EnsembleError(f"the holdout decides by one of {', '.join(CLASS_METRICS)}; got {metric!r}")
     y = np.asarray(y)
     C = next(iter(probas.values())).shape[1]
-    preds = {n: np.asarray(p).argmax(axis=1) for n, p in probas.items()}
     rows = np.arange(len(y))[None, :]
-    value = {n: float(resampled_scores(p, y, C, rows)[metric][0]) for n, p in preds.items()}
     out = {}
+    if metric not in METRICS:  # scored on the probabilities, or not by class counts
+        sign = 1 if CLASS_METRICS[metric] else -1
+        value = {n: float(resampled_metric(metric, p, y, rows)[0]) for n, p in probas.items()}
+        for n, p in probas.items():
+            low, high = metric_interval(metric, p, y, confidence=confidence, n_resamples=n_resamples, seed=seed)
+            g_low, g_high = (0.0, 0.0) if n == baseline else metric_interval(
+                metric, p, y, against=probas[baseline], confidence=confidence, n_resamples=n_resamples, seed=seed)
+            out[n] = HoldoutScore(value[n], low, high, sign * (value[n] - value[baseline]), g_low, g_high)
+        return out
+    preds = {n: np.asarray(p).argmax(axis=1) for n, p in probas.items()}
+    value = {n: float(resampled_scores(p, y, C, rows)[metric][0]) for n, p in preds.items()}
     for n, p in preds.items():
         low, high = _score_interval(metric, p, y, C, confidence, n_resamples, seed)
         if n == baseline:
@@ -98,7 +109,7 @@ def choose_on_holdout(scores: Mapping[str, HoldoutScore], candidates: Sequence[s
     where = f"on the holdout ({rows} rows)" if rows else "on the holdout"
     if not fitted:
         return baseline, f"{baseline}: only {baseline} was offered"
-    best = max(fitted, key=lambda c: scores[c].score)
+    best = max(fitted, key=lambda c: scores[c].gain)  # signed: positive is better, for losses too
     s, b = scores[best], scores[baseline]
     if sure_gain((s.gain_low, s.gain_high)):
         return best, (f"{best}: {metric} {s.score:.4f} {where} against {b.score:.4f} for {baseline}, gain "

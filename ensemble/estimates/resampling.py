@@ -17,7 +17,7 @@ import numpy as np
 from ensemble.core.errors import EnsembleError
 from ensemble.core.scores import resampled_scores
 
-__all__ = ['FoldPlan', 'fold_plan', 'repeated_folds', 'discordance_interval', 'BOOTSTRAP_ROWS', 'ONE_REPEAT_ROWS', 'default_repeats', 'normal_interval', 'delta_difference_interval', 'score_difference_interval', 'interval_words', 'gain_words']
+__all__ = ['FoldPlan', 'fold_plan', 'repeated_folds', 'discordance_interval', 'BOOTSTRAP_ROWS', 'ONE_REPEAT_ROWS', 'default_repeats', 'normal_interval', 'delta_difference_interval', 'score_difference_interval', 'metric_interval', 'interval_words', 'gain_words']
 
 # Up to this many rows the interval of a mean difference is a paired percentile bootstrap; above,
 # where the bootstrap's resampling alone takes tens of seconds, the normal interval it converges to.
@@ -161,6 +161,35 @@ def score_difference_interval(metric: str, pred_a: np.ndarray, pred_b: np.ndarra
     res = bootstrap((np.arange(len(y)),), stat, vectorized=True, confidence_level=confidence, n_resamples=n_resamples,
                     method="percentile", random_state=seed, batch=max(1, 4_000_000 // max(1, len(y))))
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def metric_interval(metric: str, proba: np.ndarray, y: np.ndarray, *, against: np.ndarray | None = None,
+                    confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval over the rows of a classification metric
+    (:data:`~ensemble.core.scores.CLASS_METRICS`) of ``proba`` (n, C), or, with ``against``, of
+    the paired difference ``proba`` minus ``against``, signed so that positive is better. For the
+    metrics that are not a mean over rows (ROC AUC, kappa, macro-F1) the whole metric is scored
+    on every resample, many at once (:func:`~ensemble.core.scores.resampled_metric`); resamples
+    where it is undefined (one class only) are left out."""
+    from ensemble.core.scores import CLASS_METRICS, resampled_metric
+
+    y = np.asarray(y)
+    n = len(y)
+    sign = 1 if CLASS_METRICS[metric] else -1
+    rng = np.random.default_rng(seed)
+    step = max(1, 4_000_000 // max(1, n))
+    parts = []
+    for lo in range(0, n_resamples, step):
+        idx = rng.integers(0, n, (min(step, n_resamples - lo), n))
+        v = resampled_metric(metric, proba, y, idx)
+        parts.append(v if against is None else sign * (v - resampled_metric(metric, against, y, idx)))
+    values = np.concatenate(parts)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return float("nan"), float("nan")
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(values, [alpha, 1 - alpha])
+    return float(low), float(high)
 
 
 def delta_difference_interval(metric: str, pred_a: np.ndarray, pred_b: np.ndarray, y: np.ndarray, C: int, *,

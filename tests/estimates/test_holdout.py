@@ -29,8 +29,35 @@ def test_scores_and_intervals_equal_a_direct_computation():
     f = holdout_scores({"uniform": _onehot(base), "stack": _onehot(good)}, y, metric="macro_f1")
     assert f["stack"].score == pytest.approx(f1_score(y, good, average="macro"))
     assert f["stack"].low < f["stack"].score < f["stack"].high
-    with pytest.raises(EnsembleError, match=r"the holdout decides by accuracy or macro_f1; got 'log_loss'"):
-        holdout_scores({"uniform": _onehot(base)}, y, metric="log_loss")
+    with pytest.raises(EnsembleError, match=r"the holdout decides by one of accuracy, .*qwk; got 'f1'"):
+        holdout_scores({"uniform": _onehot(base)}, y, metric="f1")
+
+
+@pytest.mark.parametrize("metric", ["log_loss", "roc_auc", "qwk"])
+def test_metrics_of_probabilities_and_of_order_against_scikit_learn(metric):
+    """The competition's metric decides on the holdout too: each score equals scikit-learn's, its
+    interval holds it, and the gain is positive for the better candidate whichever way the
+    metric runs (a loss: the baseline's minus the candidate's)."""
+    from sklearn.metrics import cohen_kappa_score, log_loss, roc_auc_score
+
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 400)
+    good = np.where(rng.random(400) < 0.85, y, (y + 1) % 3)
+    base = np.where(rng.random(400) < 0.60, y, (y + 2) % 3)
+    probas = {"uniform": _onehot(base) * 0.9 + rng.dirichlet(np.ones(3), 400) * 0.1,
+              "stack": _onehot(good) * 0.9 + rng.dirichlet(np.ones(3), 400) * 0.1}
+    reference = {"log_loss": lambda p: log_loss(y, p, labels=[0, 1, 2]),
+                 "roc_auc": lambda p: roc_auc_score(y, p, multi_class="ovr"),
+                 "qwk": lambda p: cohen_kappa_score(y, p.argmax(1), weights="quadratic", labels=[0, 1, 2])}[metric]
+    s = holdout_scores(probas, y, metric=metric)
+    for name, p in probas.items():
+        assert s[name].score == pytest.approx(reference(p))
+        assert s[name].low <= s[name].score <= s[name].high
+    sign = -1 if metric == "log_loss" else 1
+    assert s["stack"].gain == pytest.approx(sign * (reference(probas["stack"]) - reference(probas["uniform"])))
+    assert 0 < s["stack"].gain_low < s["stack"].gain < s["stack"].gain_high
+    choice, reason = choose_on_holdout(s, ["uniform", "stack"], metric=metric, rows=400)
+    assert choice == "stack" and reason.startswith(f"stack: {metric}")
 
 
 def test_the_choice_keeps_a_fitted_method_only_on_a_sure_gain():
