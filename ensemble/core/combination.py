@@ -14,7 +14,7 @@ import numpy as np
 from ensemble.core.errors import EnsembleError
 from ensemble.core.options import ALLOWED
 
-__all__ = ['COMBINE_RULES', 'softmax', 'log_softmax', 'combine', 'mix', 'align', 'as_arrays', 'Aligned', 'class_lookup', 'LogProbs', 'as_log_probs', 'probabilities']
+__all__ = ['COMBINE_RULES', 'softmax', 'log_softmax', 'combine', 'mix', 'rank_mean', 'align', 'as_arrays', 'Aligned', 'class_lookup', 'LogProbs', 'as_log_probs', 'probabilities']
 
 COMBINE_RULES = ALLOWED["combine"]
 _GENERIC = re.compile(r"LABEL_\d+")
@@ -105,6 +105,8 @@ def mix(log_probs: Sequence[np.ndarray], w: np.ndarray, rule: str, logits: Seque
     if rule == "logit":
         return softmax(sum(wi * np.asarray(a, dtype=np.float64) for wi, a in zip(w, logits)))
     used = [(wi, lp) for wi, lp in zip(w, log_probs) if wi != 0]  # a member of weight 0 adds nothing
+    if rule == "rank":
+        return rank_mean([lp for _, lp in used], [wi for wi, _ in used], half=True)
     if rule == "geometric":
         return softmax(sum(wi * lp for wi, lp in used))
     probs = sum(wi * probabilities(lp) for wi, lp in used)
@@ -118,6 +120,18 @@ def mix(log_probs: Sequence[np.ndarray], w: np.ndarray, rule: str, logits: Seque
     return shares / shares.sum(axis=1, keepdims=True)
 
 
+def rank_mean(arrays: Sequence[np.ndarray], w: Sequence[float], *, half: bool = False) -> np.ndarray:
+    """The weighted mean (by ``w``, normalised) of each array's average ranks within each column,
+    divided by the number of rows n: in (0, 1]; with ``half``, ranks minus one half, in (0, 1),
+    so that two complementary columns (a two-class softmax) still sum to 1 in every row."""
+    from scipy.stats import rankdata
+
+    total = sum(w)
+    n = len(arrays[0])
+    ranks = sum(wi * rankdata(np.asarray(a, dtype=np.float64), axis=0) for wi, a in zip(w, arrays)) / total
+    return (ranks - 0.5 if half else ranks) / max(1, n)
+
+
 def combine(logits: Sequence[np.ndarray], weights: Sequence[float] | None = None, rule: str = "prob") -> np.ndarray:
     """Combine aligned logits of M models into probabilities, shape (n, C).
 
@@ -127,13 +141,18 @@ def combine(logits: Sequence[np.ndarray], weights: Sequence[float] | None = None
         Logits are aligned by class name and row id first (the first model's orders).
     weights : sequence of M non-negative floats, optional
         Normalised to sum to 1. Default uniform.
-    rule : {"prob", "logit", "geometric", "vote"}, default "prob"
+    rule : {"prob", "logit", "geometric", "vote", "rank"}, default "prob"
         - "prob": weighted mean of the probabilities (soft voting).
         - "logit": softmax of the weighted mean of the logits.
         - "geometric": softmax of the weighted mean of the log-probabilities (a normalised
           weighted geometric mean of the probabilities).
         - "vote": weighted share of the models whose top class it is (hard voting); ties go to
           the class with the higher weighted mean probability.
+        - "rank": the weighted mean of each model's ranks of the rows in each class's column,
+          minus one half, divided by n (in (0, 1); for two classes the rows sum to 1): for ROC AUC, where members calibrated differently should count
+          by their order of the rows, not by the scale of their probabilities. Its rows are scores,
+          not probabilities (for two classes they still sum to 1), and they depend on the rows
+          combined together (a test set is ranked within itself).
     """
     if rule not in COMBINE_RULES:
         raise EnsembleError(f"combine rule must be one of {', '.join(COMBINE_RULES)}; got {rule!r}")

@@ -22,7 +22,7 @@ METHODS = ("uniform", "acc", "optimize", "select", "stack", "best")
 # Each option's allowed values, by the option's keyword name: the CLI's choices, the project
 # file's checks and the library's up-front checks all read this table.
 ALLOWED = {
-    "combine": ("prob", "logit", "geometric", "vote"),  # how members' outputs are combined
+    "combine": ("prob", "logit", "geometric", "vote", "rank"),  # how classifiers' outputs are combined
     "adjust": ("none", "prior", "fit", "auto"),  # class-prior adjustment of the ensemble
     "adjust_metric": ("accuracy", "macro_f1"),  # what a fitted adjustment maximises
     "quoting": ("auto", "csv", "none"),  # how a data file's double quotes are read

@@ -12,7 +12,7 @@ from ensemble.core.options import ALLOWED, METHODS, WEIGHTS_EXPECTED, best_k, ch
 
 def test_check_option_names_the_option_for_the_face():
     assert check_option("combine", "logit") == "logit"
-    with pytest.raises(EnsembleError, match=r"^combine must be one of prob, logit, geometric, vote; got 'mean'$"):
+    with pytest.raises(EnsembleError, match=r"^combine must be one of prob, logit, geometric, vote, rank; got 'mean'$"):
         check_option("combine", "mean")
     with cli_messages(), pytest.raises(EnsembleError, match=r"^--adjust-metric must be one of accuracy, macro_f1"):
         check_option("adjust_metric", "f1")

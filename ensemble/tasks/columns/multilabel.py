@@ -189,10 +189,10 @@ def combine_probabilities(arrays: Sequence[np.ndarray], weights=None, rule: str 
     if rule == "logit":
         return sigmoid(sum(wi * np.asarray(a, dtype=np.float64) for wi, a in zip(w, arrays)))
     if rule == "rank":
-        from ensemble.tasks.columns.regression import rank_columns
+        from ensemble.core.combination import rank_mean
 
-        n = len(arrays[0])
-        return sum(wi * rank_columns(a) for wi, a in zip(w, arrays) if wi) / n
+        used = [(wi, a) for wi, a in zip(w, arrays) if wi]
+        return rank_mean([a for _, a in used], [wi for wi, _ in used])
     raise EnsembleError(f"combine rule must be one of prob, logit, rank; got {rule!r}")
 
 
