@@ -840,7 +840,7 @@ def _(w, tmp):
     return _resigned(w, tmp, lambda d: d.update(calibration=-1.0))
 
 
-@case("vote: weights file with an unknown combine", "combine must be one of prob, logit, geometric, vote, got 'median'")
+@case("vote: weights file with an unknown combine", "combine must be one of prob, logit, geometric, vote, rank, got 'median'")
 def _(w, tmp):
     return _resigned(w, tmp, lambda d: d.update(combine="median"))
 
@@ -938,7 +938,8 @@ def _(w, tmp):
             "--html", str(tmp / "r.html")]
 
 
-@case("report: unknown metric", "unknown metric 'acuracy'")
+@case("report: unknown metric", "--metric acuracy: a classifiers' ensemble is decided by one of accuracy, macro_f1, "
+                                "log_loss, roc_auc, qwk or a scikit-learn scorer's name; got 'acuracy'")
 def _(w, tmp):
     return ["report", "--model", f"bert={w.bert}", "--model", f"early={w.early}", "--data", f"valid={w.valid}",
             "--cache-dir", str(w.cache), "--metric", "acuracy", "--methods", "acc", "--html", str(tmp / "r.html")]

@@ -162,12 +162,13 @@ def predict(models, data, project, id_col, text_cols, label_col, encoding, quoti
                    "cross-validated gain over uniform is sure (else uniform); a weights .json written before; or one "
                    "weight per --model.")
 @click.option("--combine", type=click.Choice(allowed("combine")), default=None,
-              help="Mean of probabilities, of logits, of log-probabilities, or hard vote [default: prob].")
+              help="Mean of probabilities, of logits, of log-probabilities, hard vote, or rank average (for "
+                   "--metric roc_auc) [default: prob].")
 @click.option("--models", "subset", default=None, metavar="A,B,...", help="Use only these of the --model names.")
 @click.option("--temperature", is_flag=True, help="Fit a temperature per model on validation log loss first.")
 @click.option("--calibrate", is_flag=True, help="Fit a temperature on the combined probabilities last.")
 @click.option("--acc-power", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="--weights acc: weights proportional to accuracy to this power.")
+              help="--weights acc: weights proportional to each member's --metric (accuracy) to this power.")
 @click.option("--sample-submission", type=click.Path(path_type=str), default=None,
               help="The competition's sample submission: its columns, row order and label format are followed.")
 @click.option("--out", type=click.Path(path_type=str), default=None,
@@ -209,6 +210,7 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
       ensemble vote ... --weights weights/ensemble-optimize.json
       ensemble vote ... --weights 0.7,0.3 --combine geometric
       ensemble vote ... --weights acc --adjust prior --prior data/train.csv
+      ensemble vote ... --metric roc_auc --combine rank --sample-submission data/sample_submission.csv
       ensemble vote --model a=runs/a-fold{fold} --model b=runs/b-fold{fold} --folds data/folds.csv \\
                     --data train=data/train.csv --data test=data/test.csv --weights auto
     """
@@ -262,7 +264,9 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
 @click.option("--methods", default=None, metavar="A,B,...",
               help="Ensemble methods to estimate besides uniform [default: acc,optimize,select,stack].")
 @click.option("--metric", default="accuracy", show_default=True,
-              help="What auto chooses by: accuracy, macro_f1, log_loss, or a scikit-learn scorer name.")
+              help="The competition's metric: what auto chooses by and the headline and leaderboard are in "
+                   "(accuracy, macro_f1, log_loss, roc_auc, qwk; a scikit-learn scorer name is compared by auto "
+                   "only); regression and multi-label: their own metrics.")
 @click.option("--repeats", type=click.IntRange(min=1), default=None,
               help="Rounds of folds, each with another shuffle [default: 2, 1 above 10,000 rows].")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -217,9 +217,11 @@ def value_options(f, metric: bool = False):
     """--threshold and --clip (and ``metric``: --metric): how regression and multi-label
     ensembles are fitted and decided (vote, report)."""
     extra = [click.option("--metric", default=None, expose_value=False, callback=_to_meta("metric"),
-                          help="Regression and multi-label: the primary metric weights are fitted and auto decides "
-                               "by (pearson, spearman, rmse, mae, mcrmse; f1_micro, f1_macro, f1_samples) "
-                               "[default: pearson, or mcrmse for several targets; f1_micro].")] if metric else []
+                          help="The competition's metric: what auto decides by and the headline is in. "
+                               "Classifiers: accuracy, macro_f1, log_loss, roc_auc, qwk [default: accuracy]; "
+                               "regression and multi-label, which fit weights by it too: pearson, spearman, rmse, "
+                               "mae, mcrmse; f1_micro, f1_macro, f1_samples [default: pearson, or mcrmse for "
+                               "several targets; f1_micro].")] if metric else []
     for opt in reversed([*extra,
         click.option("--threshold", default=None, expose_value=False, callback=_to_meta("threshold"),
                      help="Multi-label: global (one, fitted), per_label (fitted), or a probability in (0, 1) "

@@ -196,13 +196,14 @@ def adjust_settings(project: Project | None, adjust: str | None = None, prior=No
                     default: str = "none"):
     """(adjust, prior, adjust_metric): the given values, else the project's ``[vote]`` adjust,
     prior (a file path relative to the project file) and adjust_metric, else ``default``,
-    no prior and accuracy."""
+    no prior and None (the task's default: the primary metric when an adjustment can be fitted for
+    it, else accuracy)."""
     from ensemble.data.priors import prior_from_project
 
     v = project.vote if project is not None else {}
     if prior is None and v.get("prior"):
         prior = prior_from_project(v["prior"], project.root)
-    return adjust or v.get("adjust") or default, prior, metric or v.get("adjust_metric") or "accuracy"
+    return adjust or v.get("adjust") or default, prior, metric or v.get("adjust_metric") or None
 
 
 def _line_of(text: str, table: str, key: str | None) -> int:

@@ -108,7 +108,7 @@ def _run(project, *, k, weights, progress, name, trust_remote_code=False) -> Run
         training = open_training_folds(splits["train"], p.folds, fold_column=p.fold_column,
                                        encoding=columns.get("encoding"))
     # what would fail at the end, said before any model is averaged or run
-    _check_run_heads(p)
+    _check_vote_options(p, _check_run_heads(p))
     if p.sample_submission is not None:
         _check_sample_ids(p, splits["test"])
     members.update(_averages(p, k, cache, progress, redone, None if training is None else training.k,
@@ -171,14 +171,44 @@ def _point_again(submission: Path) -> None:
                  submission.name, pointed)
 
 
-def _check_run_heads(p) -> None:
+def _check_vote_options(p, found) -> None:
+    """The [vote] options checked by the members' task (``[data] task``, else the one their heads
+    suggest) before anything is averaged or run, as the vote would check them at the end: a
+    metric of another task, a rank average for a metric that is not ROC AUC..."""
+    from ensemble.cli.project import adjust_settings, weights_setting
+    from ensemble.core.options import weights_kind
+    from ensemble.tasks import task_named
+
+    task = task_named(p.task) if p.task else found
+    if task is None and not p.runs:  # ready model folders alone: their heads
+        from ensemble.io.modelfiles import head_of, read_config
+        from ensemble.tasks import task_for_head
+
+        tasks = {task_for_head(head_of(dict(read_config(m.path)))) for m in p.models.values()
+                 if (Path(m.path) / "config.json").is_file()}
+        task = tasks.pop() if len(tasks) == 1 else None
+    if task is None:
+        return
+    adjust, prior, adjust_metric = adjust_settings(p)
+    options = {"combine": p.vote.get("combine"), "adjust": adjust, "prior": prior, "adjust_metric": adjust_metric,
+               "metric": p.vote.get("metric"), "threshold": p.vote.get("threshold"), "clip": p.vote.get("clip", False)}
+    weights = weights_setting(p)
+    try:
+        task.check_options({k: v for k, v in options.items() if v is not None}, kind=weights_kind(weights))
+    except EnsembleError as e:
+        raise EnsembleError(f"{p.path}: [vote]: {e}") from None
+
+
+def _check_run_heads(p):
     """A [runs] entry whose checkpoints have a head no task runs (a seq2seq or causal-LM run)
     refused before anything is averaged, naming its key; read from the first checkpoint's
-    config.json (a run whose checkpoints cannot be found is left to the average's own error)."""
+    config.json (a run whose checkpoints cannot be found is left to the average's own error).
+    Returns the task of the runs' heads, when they agree on one (else None)."""
     from ensemble.io.modelfiles import head_of
     from ensemble.tasks import TASKS, task_for_head
     from ensemble.workflows.members import fold_path
 
+    found = set()
     for name, run in p.runs.items():
         root = fold_path(run.path, 0)
         config = next((c for pattern in ("checkpoint-*/config.json", "*/checkpoint-*/config.json", "config.json")
@@ -189,10 +219,13 @@ def _check_run_heads(p) -> None:
             head = head_of(json.loads(config.read_text(encoding="utf-8")))
         except (OSError, ValueError, AttributeError):
             continue
-        if task_for_head(head) is None:
+        task = task_for_head(head)
+        if task is None:
             said = [n.replace("_", "-") for n in TASKS]
             raise EnsembleError(f"{p.path}: [runs] {name}: its checkpoints ({config.parent}) are {head.describe()}; "
                                 f"ensemble runs {', '.join(said[:-1])} and {said[-1]} heads: remove {name} from [runs]")
+        found.add(task.name)
+    return TASKS[found.pop()] if len(found) == 1 else None
 
 
 def _check_sample_ids(p, test) -> None:

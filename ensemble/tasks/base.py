@@ -241,7 +241,8 @@ class Task(abc.ABC):
 
     def check_options(self, options: Mapping, *, kind: str) -> None:
         """Refuse, before any output is read, a vote option (as given) that does not apply to this
-        task or that contradicts another, with the reason and the fix."""
+        task or that contradicts another, with the reason and the fix. ``kind``: how the vote's
+        weights are given ("method", "fixed" or "file"), or "report" for a report's options."""
         self._part("check_options")(self, options, kind=kind)
 
     def vote_settings(self, options: Mapping, *, kind: str, data: Mapping, train: str, columns: Mapping, source,

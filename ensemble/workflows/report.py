@@ -67,7 +67,9 @@ def report(
     methods : sequence of str, optional
         Ensemble methods to estimate besides uniform. Default: acc, optimize, select, stack.
     metric : str, default "accuracy"
-        What ``auto`` chooses by.
+        The competition's metric: what ``auto`` chooses by, and what the headline, the
+        leaderboard and their intervals are in (for classifiers one of accuracy, macro_f1,
+        log_loss, roc_auc, qwk; see :func:`~ensemble.workflows.vote.vote`).
     cv : int, sequence of int or FoldPlan, default 5
         How the estimates resample the validation rows
         (:func:`~ensemble.estimates.resampling.check_cv`): K of the repeated stratified K-fold of
@@ -122,8 +124,8 @@ def report(
     # an option of another task refused before any output is read, as the vote refuses it ("auto"
     # adjusts where the task has class priors, and is the default)
     given = {"adjust": "none" if adjust == "auto" else adjust, "prior": prior, "adjust_metric": adjust_metric,
-             "threshold": threshold, "clip": clip}
-    source.task.check_options({k: v for k, v in given.items() if v is not None}, kind="method")
+             "threshold": threshold, "clip": clip, "metric": metric, "combine": combine}
+    source.task.check_options({k: v for k, v in given.items() if v is not None}, kind="report")
     options = dict(methods=methods, metric=metric, repeats=repeats, seed=seed, combine=combine,
                    trained_on_valid=tuple(trained_on_valid), include_optimistic=include_optimistic, best_k=best_k,
                    adjust=adjust, prior=prior, adjust_metric=adjust_metric, threshold=threshold, clip=clip,

@@ -91,7 +91,7 @@ def vote(
     seed: int = 0,
     adjust: str = "none",
     prior=None,
-    adjust_metric: str = "accuracy",
+    adjust_metric: str | None = None,
     class_order: str | Sequence[str] | None = None,
     folds=None,
     fold_column: str | None = None,
@@ -130,7 +130,9 @@ def vote(
         object, a classifier's :class:`~ensemble.tasks.classification.procedure.Procedure` (``Procedure.of("optimize",
         temperature=True, adjust="fit")``): the fitting settings as one object, in place of
         ``combine``, ``temperature``, ``calibrate``, ``acc_power``, ``seed`` and the adjustment.
-    combine : {"prob", "logit", "geometric", "vote"}, default "prob"
+    combine : {"prob", "logit", "geometric", "vote", "rank"}, default "prob"
+        Classifiers: see :func:`~ensemble.core.combination.combine`; "rank" (a rank average, for
+        members calibrated differently) with ``metric="roc_auc"`` only.
     cache_dir : path-like, optional
         The logit cache (default: ``.ensemble/cache`` beside ``ensemble.toml``, else here).
     sample_submission : path-like, optional
@@ -151,7 +153,8 @@ def vote(
     prior : str, path, mapping or sequence, optional
         The target class prior: a labelled data file (the training file), "uniform", or shares
         ("neg=0.7,pos=0.3"). Needed by "prior"; "fit" and the estimates weight rows by it.
-    adjust_metric : {"accuracy", "macro_f1"}, default "accuracy"
+    adjust_metric : {"accuracy", "macro_f1"}, optional
+        Default: ``metric`` when it is one of these, else accuracy.
     class_order : str ("a,b,c") or sequence of str, optional
         When the sample submission's label column holds integers: the class of each index.
         Default: the order every member's ``id2label`` agrees on; members that disagree are an
@@ -193,8 +196,12 @@ def vote(
     task : {"classification", "regression", "multi_label"}, optional
         The members' task, over the one their config.json suggests (default: detected).
     metric : str, optional
-        Regression and multi-label: the primary metric weights are fitted and ``auto`` decides
-        by (default: pearson for one target, mcrmse for several; f1_micro).
+        The competition's metric: what ``auto`` decides by, the headline and its interval are in,
+        and the holdout chooses by. Classifiers: accuracy (default), macro_f1, log_loss, roc_auc
+        (two classes: of the second class; more: one-vs-rest) or qwk (quadratic weighted kappa,
+        the classes ordinal in the members' label order); "acc" and "best" weights score each
+        member by it. Regression and multi-label: the metric weights are fitted by too (default:
+        pearson for one target, mcrmse for several; f1_micro).
     threshold : "global", "per_label", float or sequence of floats, default "global"
         Multi-label: the decision threshold, fitted on the validation rows (one, or one per
         label), or given (each in (0, 1)).

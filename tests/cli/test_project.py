@@ -311,11 +311,19 @@ def test_the_project_file_is_checked_whole_before_any_work(project, monkeypatch)
     ran = CliRunner().invoke(main, ["run"])
     assert ran.exit_code == 1 and not (project / "weights").exists()
     line = toml.read_text().splitlines().index('combine = "median"') + 1
-    assert ran.stderr == (f"error: {toml}:{line}: [vote] combine: must be one of prob, logit, geometric, vote, "
+    assert ran.stderr == (f"error: {toml}:{line}: [vote] combine: must be one of prob, logit, geometric, vote, rank, "
                           "got 'median'\n")
     toml.write_text(good.replace('weights = "acc"', 'weights = "acc,uniform"'))
     ran = CliRunner().invoke(main, ["run"])
     assert ran.exit_code == 1 and "[vote] weights: must be auto, one of uniform" in ran.stderr
+    # the task's own check of the vote's options, before any average: a metric of another task, a
+    # rank average for a metric that is not ROC AUC
+    for extra, said in (('metric = "pearson"', "a classifiers' ensemble is decided by one of accuracy"),
+                        ('combine = "rank"', "averages the members' orders of the rows")):
+        toml.write_text(good.replace('weights = "acc"', f'weights = "acc"\n{extra}'))
+        ran = CliRunner().invoke(main, ["run"])
+        assert ran.exit_code == 1 and not (project / "weights").exists(), ran.output
+        assert ran.stderr.startswith(f"error: {toml}: [vote]: ") and said in ran.stderr and ran.stderr.count("\n") == 1
 
 
 def test_a_project_adjustment_with_a_weights_file_names_both_fixes(project, monkeypatch):

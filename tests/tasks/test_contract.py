@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import pearsonr, spearmanr
-from sklearn.metrics import accuracy_score, f1_score, log_loss, mean_absolute_error, mean_squared_error
+from sklearn.metrics import (accuracy_score, cohen_kappa_score, f1_score, log_loss, mean_absolute_error,
+                             mean_squared_error, roc_auc_score)
 
 from ensemble.core.errors import EnsembleError
 from ensemble.core.outputs import Logits
@@ -41,6 +42,8 @@ REFERENCES = {
     "macro_f1": lambda p, y: f1_score(y, p.argmax(axis=1), average="macro", labels=range(p.shape[1]),
                                       zero_division=0),
     "log_loss": lambda p, y: log_loss(y, p, labels=range(p.shape[1])),
+    "roc_auc": lambda p, y: roc_auc_score(y, p, multi_class="ovr") if p.shape[1] > 2 else roc_auc_score(y, p[:, 1]),
+    "qwk": lambda p, y: cohen_kappa_score(y, p.argmax(axis=1), weights="quadratic", labels=range(p.shape[1])),
     "pearson": lambda p, y: float(np.mean([pearsonr(p[:, j], y[:, j])[0] for j in range(y.shape[1])])),
     "spearman": lambda p, y: float(np.mean([spearmanr(p[:, j], y[:, j])[0] for j in range(y.shape[1])])),
     "rmse": lambda p, y: _rmse(p, y),  # over every value
@@ -238,6 +241,21 @@ def test_every_option_is_applied_or_refused_before_any_output_is_read(task):
         with pytest.raises(EnsembleError) as e:
             task.check_options({**DEFAULTS, option: value}, kind="method")
         assert "\n" not in str(e.value) and option in str(e.value), (task.name, option, str(e.value))
+
+
+@pytest.mark.parametrize("task", TASK_LIST, ids=IDS)
+def test_every_metric_of_a_task_is_taken_and_every_other_refused_up_front(task):
+    """``metric`` sets the primary metric for every task: each of its own metrics passes its
+    check; another task's metric is refused in one line naming it ("accuracy", the report's
+    default, stands for the task's own default metric in the regression and multi-label tasks)."""
+    for metric in task.metrics:
+        task.check_options({**DEFAULTS, "metric": metric}, kind="method")
+    others = sorted({m for t in TASK_LIST for m in t.metrics} - set(task.metrics) - {"accuracy"})
+    assert others, task.name
+    for metric in others:
+        with pytest.raises(EnsembleError) as e:
+            task.check_options({**DEFAULTS, "metric": metric}, kind="method")
+        assert "\n" not in str(e.value) and metric in str(e.value), (task.name, metric, str(e.value))
 
 
 # the options report() takes that are some task's alone: (keyword, value the report is given)

@@ -519,3 +519,28 @@ def test_with_a_holdout_the_refits_are_submitted_only_when_they_win_there(kfold,
         pd.testing.assert_frame_equal(sub.reset_index(drop=True), plain.reset_index(drop=True))
     else:
         assert side["refit"]["bert"].get("used", True) and "takes the place of bert" in rep.to_text()
+
+
+@pytest.mark.parametrize("metric", ["log_loss", "roc_auc"])
+def test_the_holdout_chooses_by_the_competitions_metric(kfold, tmp_path, metric):
+    """With fold groups and a holdout, the vote's holdout scores every candidate in the metric
+    (each equal to scikit-learn's on the fold means' probabilities there) and its headline is the
+    chosen candidate's holdout figure in it."""
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    from ensemble import vote
+    from ensemble.workflows.gather import gather
+
+    groups = {"bert": f"{kfold}/bert-fold{{fold}}/model", "b": f"{kfold}/perm-fold{{fold}}/model"}
+    data = {"train": kfold / "train.csv", "valid": kfold / "valid.csv", "test": kfold / "test.csv"}
+    where = dict(cache_dir=kfold / "cache", folds=kfold / "folds.csv")
+    vote(groups, data, "auto", metric=metric, out=tmp_path / "s.csv", weights_dir=tmp_path / "w", **where)
+    side = json.loads((tmp_path / "s.csv.json").read_text())
+    h, head = side["auto"]["holdout"], side["headline"]
+    assert h["metric"] == metric and head["metric"] == metric and head["of"] == "holdout"
+    assert head["estimate"] == pytest.approx(h["scores"][head["method"].split("-")[0]]["score"])
+    al = gather(groups, data, "valid", **where)
+    p = np.mean([_softmax(a) for a in al.arrays], axis=0)  # uniform over the fold means
+    ref = log_loss(al.y, p, labels=range(p.shape[1])) if metric == "log_loss" else roc_auc_score(
+        al.y, p, multi_class="ovr")
+    assert h["scores"]["uniform"]["score"] == pytest.approx(ref)

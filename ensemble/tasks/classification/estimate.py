@@ -29,6 +29,7 @@ from ensemble.tasks.classification.weights import Weights
 from ensemble.core.combination import as_log_probs
 from ensemble.core.combination import combine as combine_logits
 from ensemble.core.errors import EnsembleError
+from ensemble.core.scores import CLASS_METRICS
 from ensemble.core.options import METHODS, is_method
 from ensemble.tasks.classification.procedure import Procedure
 from ensemble.estimates.resampling import (
@@ -39,6 +40,7 @@ from ensemble.estimates.resampling import (
     discordance_interval,
     gain_words,
     interval_words,
+    metric_interval,
     normal_interval,
     score_difference_interval,
     sure_gain,
@@ -47,7 +49,7 @@ from ensemble.estimates.store import EstimateStore, data_digest, input_digest
 from ensemble.tasks.classification.task import DEFAULT_METRICS, GREATER_IS_BETTER, ece, metric_value
 from ensemble.tasks.classification.task import greater as _greater
 
-__all__ = ['Estimate', 'cross_validate', 'select_method', 'ece', 'metric_value', 'GREATER_IS_BETTER', 'DEFAULT_METRICS', 'AUTO_METHODS']
+__all__ = ['Estimate', 'cross_validate', 'select_method', 'estimate_interval', 'ece', 'metric_value', 'GREATER_IS_BETTER', 'DEFAULT_METRICS', 'AUTO_METHODS']
 
 AUTO_METHODS = ("acc", "optimize", "select", "stack")
 _EPS = 1e-15
@@ -111,10 +113,12 @@ def _paired_interval(stat_rows_a: np.ndarray, stat_rows_b: np.ndarray, greater: 
 
 
 def _paired_interval_metric(name, proba_a, proba_b, y, confidence, n_resamples, seed) -> tuple[float, float]:
-    """Bootstrap interval for a metric that is not a mean over rows (macro-F1, ECE, scorers).
+    """Bootstrap interval for a metric that is not a mean over rows (macro-F1, ROC AUC, kappa, ECE,
+    scorers).
 
-    Macro-F1 is scored on every resample at once (:func:`~ensemble.core.scores.resampled_scores`,
-    linear in the classes); other metrics one resample at a time."""
+    Macro-F1, ROC AUC and kappa are scored on many resamples at once
+    (:func:`~ensemble.core.scores.resampled_scores`, :func:`~ensemble.estimates.resampling.metric_interval`);
+    other metrics one resample at a time."""
     from scipy.stats import bootstrap
 
     sign = 1 if _greater(name) else -1
@@ -123,6 +127,9 @@ def _paired_interval_metric(name, proba_a, proba_b, y, confidence, n_resamples, 
         return score_difference_interval("macro_f1", proba_a.argmax(axis=1), proba_b.argmax(axis=1), y,
                                          proba_a.shape[1], classes="union", confidence=confidence,
                                          n_resamples=n_resamples, seed=seed)
+    if name in ("roc_auc", "qwk"):
+        return metric_interval(name, proba_a, y, against=proba_b, confidence=confidence, n_resamples=n_resamples,
+                               seed=seed)
 
     def stat(idx):
         idx = idx.astype(int)
@@ -266,6 +273,21 @@ def _cross_validate(arrays, y, names, plan, procedure, metrics, confidence, n_re
     return Estimate(method, apparent, cv, optimism, gain, interval, p, full, plan.k, plan.repeats, np.mean(oofs, axis=0))
 
 
+def estimate_interval(metric: str, value: float, proba: np.ndarray, y: np.ndarray, *, confidence: float = 0.95,
+                      seed: int = 0) -> tuple[float, float]:
+    """The interval of a score ``value`` estimated on the rows ``y``: for accuracy, the Wilson
+    interval of its rows; else the percentile bootstrap over the rows of ``metric`` on ``proba``
+    (the out-of-fold predictions the estimate scored), moved by ``value`` minus their own score
+    (an estimate averaged over repeats is not exactly the score of their mean)."""
+    from ensemble.estimates.resampling import wilson
+
+    if metric == "accuracy":
+        return wilson(int(round(value * len(y))), len(y), confidence)
+    low, high = metric_interval(metric, proba, y, confidence=confidence, seed=seed)
+    shift = value - metric_value(metric, proba, y)
+    return float(low + shift), float(high + shift)
+
+
 def select_method(
     valid_logits,
     y,
@@ -297,6 +319,8 @@ def select_method(
     if unknown:
         raise EnsembleError(f"unknown method {unknown[0]!r}; choose among {', '.join(METHODS)}")
     metrics = tuple(dict.fromkeys((metric, *DEFAULT_METRICS)))
+    if metric in CLASS_METRICS:  # "acc" and "best" score the members by it too (a scorer's name: by accuracy)
+        fit_kwargs.setdefault("member_metric", metric)
     cv = check_cv(cv_of(cv, folds, splits))  # checked once, before any method is fitted
     estimates = {m: cross_validate(valid_logits, y, m, cv=cv, repeats=repeats, seed=seed, metrics=metrics,
                                    **fit_kwargs) for m in methods if m != "uniform"}

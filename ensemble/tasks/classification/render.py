@@ -78,6 +78,13 @@ class Report:
         return _leaderboard(self)
 
     @property
+    def shown_metric(self) -> str:
+        """The metric the leaderboard, the headline and the scores plot are in: the report's, when
+        the table holds it (a scikit-learn scorer's name is compared by auto but not tabled: then
+        accuracy)."""
+        return self.metric if f"cv_{self.metric}" in self.table.columns else "accuracy"
+
+    @property
     def where(self) -> str:
         """What the scores are on: "validation", or "out-of-fold" for fold groups."""
         return "out-of-fold" if self.out_of_fold else "validation"
@@ -162,13 +169,21 @@ class Report:
     def to_text(self) -> str:
         t = self.table
         lines = [headline_line(self.headline), self._leaderboard_text(), self._rows_line()]
-        head = ["", "kind", "acc", "macro-F1", "log loss", "ECE", "cv acc", "gain vs uniform [95% interval]", "p"]
+        m = self.shown_metric
+        extra = m not in ("accuracy", "macro_f1", "log_loss")  # a column of its own, and its cv figure
+        head = ["", "kind", *([_SHOWN[m], _SHOWN["cv_" + m]] if extra else []), "acc", "macro-F1", "log loss", "ECE",
+                "cv acc", f"gain in {_SHOWN.get(m, m)} vs uniform [95% interval]", "p"]
+        g = "gain" if m == "accuracy" else f"gain_{m}"
         body = []
+
+        def num(v) -> str:
+            return "" if v is None or not np.isfinite(v) else f"{v:.4f}"
+
         for name, r in t.iterrows():
-            gain = "" if np.isnan(r["gain"]) else f"{r['gain']:+.4f} [{r['gain_low']:+.4f}, {r['gain_high']:+.4f}]"
-            body.append([name, r["kind"], f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", f"{r['log_loss']:.4f}",
-                         f"{r['ece']:.4f}", "" if np.isnan(r["cv_accuracy"]) else f"{r['cv_accuracy']:.4f}", gain,
-                         "" if np.isnan(r["mcnemar_p"]) else f"{r['mcnemar_p']:.3f}"])
+            gain = "" if not np.isfinite(r.get(g, np.nan)) else f"{r[g]:+.4f} [{r[g + '_low']:+.4f}, {r[g + '_high']:+.4f}]"
+            body.append([name, r["kind"], *([num(r[m]), num(r["cv_" + m])] if extra else []), f"{r['accuracy']:.4f}",
+                         f"{r['macro_f1']:.4f}", f"{r['log_loss']:.4f}", f"{r['ece']:.4f}", num(r["cv_accuracy"]),
+                         gain, "" if np.isnan(r["mcnemar_p"]) else f"{r['mcnemar_p']:.3f}"])
         widths = [max(len(str(row[i])) for row in [head] + body) for i in range(len(head))]
         for row in [head] + body:
             lines.append("  ".join(str(v).ljust(w) if i < 2 else str(v).rjust(w) for i, (v, w) in enumerate(zip(row, widths))).rstrip())
@@ -198,7 +213,7 @@ class Report:
         if not w:
             return []
         lines = [f"winner's curse: the best of {w['members']} members, {w['best_member']}, scores {w['apparent_best']:.4f} "
-                 f"on the {self.where} rows (apparent); picking the best there is expected to score {w['cv_best']:.4f} "
+                 f"{w.get('metric', 'accuracy')} on the {self.where} rows (apparent); picking the best there is expected to score {w['cv_best']:.4f} "
                  f"(cross-validated; the members' mean is {w['members_mean']:.4f})"]
         if w.get("k"):
             lines.append(f"winner's curse, best {w['k']}: the {w['k']} best averaged score {w['apparent_best_k']:.4f} "
@@ -318,8 +333,11 @@ class Report:
 
     def _scores_figure(self, plt):
         """The leaderboard as a plot: models with their Wilson interval, uniform with its own,
-        ensembles with the interval of their gain over uniform, apparent scores as grey x."""
+        ensembles with the interval of their gain over uniform, apparent scores as grey x; in
+        another metric than accuracy, every row with the bootstrap interval of its score."""
         t = self.table
+        if self.shown_metric != "accuracy":
+            return self._metric_figure(plt, self.shown_metric)
         fig, ax = plt.subplots(figsize=(7, 0.45 * len(t) + 1.2))
         names = list(t.index)[::-1]
         for i, name in enumerate(names):
@@ -406,12 +424,41 @@ class Report:
             figs.append(("Weights", png(fig)))
         return figs
 
+    def _metric_figure(self, plt, metric: str):
+        """:meth:`_scores_figure` in ``metric``: models at their score, uniform and the ensembles at
+        their cross-validated one, each with its 95% bootstrap interval over the rows."""
+        t = self.table
+        fig, ax = plt.subplots(figsize=(7, 0.45 * len(t) + 1.2))
+        names = list(t.index)[::-1]
+        for i, name in enumerate(names):
+            r = t.loc[name]
+            model = r["kind"] == "model"
+            value = r[metric] if model else r[f"cv_{metric}"]
+            low, high = (r[f"{metric}_low"], r[f"{metric}_high"]) if model else (r[f"cv_{metric}_low"],
+                                                                                 r[f"cv_{metric}_high"])
+            if not model:
+                ax.plot(r[metric], i, "x", color="tab:gray")
+            color = "tab:blue" if model else "tab:green" if name == "uniform" else "tab:orange"
+            if np.isfinite(low) and np.isfinite(high):
+                ax.errorbar(value, i, xerr=[[max(0.0, value - low)], [max(0.0, high - value)]], fmt="o", color=color,
+                            capsize=3)
+            else:
+                ax.plot(value, i, "o", color=color)
+        ax.set_yticks(range(len(names)), names)
+        ax.set_xlabel(f"{self.where} {_SHOWN.get(metric, metric)}")
+        ax.set_title("models (blue), uniform (green), ensembles (orange: cross-validated), each with its 95% "
+                     "bootstrap interval;\ngrey x: apparent, in-sample", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+        return fig
+
     def to_html(self, figures: bool = True) -> str:
         from ensemble.tasks.base import PAGE_STYLE as style
 
         t = self.table.copy()
-        cols = ["kind", "accuracy", "macro_f1", "log_loss", "ece", "cv_accuracy", "gain", "gain_low", "gain_high",
-                "mcnemar_p", "note"]
+        extra = [] if self.shown_metric in ("accuracy", "macro_f1", "log_loss") else [self.shown_metric,
+                                                                                        f"cv_{self.shown_metric}"]
+        cols = ["kind", *extra, "accuracy", "macro_f1", "log_loss", "ece", "cv_accuracy", "gain", "gain_low",
+                "gain_high", "mcnemar_p", "note"]
         table_html = t[cols].rename(columns=_SHOWN).to_html(float_format=lambda v: f"{v:.4f}", na_rep="", escape=True)
         notes = [f"<li>{html.escape(n)}: {html.escape(r['note'])}</li>" for n, r in self.table.iterrows() if r["note"]]
         if notes:  # right under the table the notes are about
@@ -504,7 +551,8 @@ def reliability_curve(proba: np.ndarray, y: np.ndarray, bins: int | None = None)
 # The page's column headings: words, not the JSON's keys.
 _SHOWN = {"macro_f1": "macro-F1", "log_loss": "log loss", "ece": "ECE", "cv_accuracy": "cv accuracy",
           "gain": "gain vs uniform", "gain_low": "gain, 95% low", "gain_high": "gain, 95% high",
-          "mcnemar_p": "McNemar p", "share_of_true": "share of the true class"}
+          "mcnemar_p": "McNemar p", "share_of_true": "share of the true class", "roc_auc": "ROC AUC",
+          "cv_roc_auc": "cv ROC AUC", "qwk": "QWK", "cv_qwk": "cv QWK"}
 
 
 def _hangul_font() -> str | None:
@@ -553,20 +601,21 @@ def confused_pairs(pred: np.ndarray, y: np.ndarray, labels: Sequence[str], top: 
 def _honest(report: Report, name: str) -> tuple[float, float | None, float | None, str, str]:
     """(estimate, low, high, of, metric) of one row: its holdout score when the holdout decided,
     else its cross-validated (or out-of-fold) score, in the report's metric when the table holds
-    it (accuracy, macro_f1, log_loss), else in accuracy."""
+    it (a scikit-learn scorer's is not: then in accuracy)."""
     h = report.holdout
     if h.get("choice") is not None:
         suffix = " with refits" if h.get("decided_on") == "refits" else ""
         s = h["scores"].get(name + suffix)
         if s is not None:
             return s["score"], s["low"], s["high"], "holdout", h["metric"]
-    metric = report.metric if report.metric in ("accuracy", "macro_f1", "log_loss") else "accuracy"
+    metric = report.shown_metric
     r = report.table.loc[name]
     of = "out-of-fold" if report.out_of_fold else "cross-validated"
     if metric == "accuracy":
         return float(r["cv_accuracy"]), _finite(r.get("cv_low")), _finite(r.get("cv_high")), of, metric
     value = r.get(f"cv_{metric}")
-    return (float(value) if _finite(value) is not None else float(r[metric])), None, None, of, metric
+    return ((float(value) if _finite(value) is not None else float(r[metric])), _finite(r.get(f"cv_{metric}_low")),
+            _finite(r.get(f"cv_{metric}_high")), of, metric)
 
 
 def _finite(v):
@@ -595,19 +644,22 @@ def _leaderboard(report: Report):
     import pandas as pd
 
     t = report.table
-    metric = _honest(report, report.choice)[4]  # what "honest" is in: apparent is accuracy, so optimism is for accuracy
+    metric = report.shown_metric  # what "honest", "apparent" and "optimism" are in
+    from ensemble.tasks.classification.task import greater
     from ensemble.tasks.classification.estimate import AUTO_METHODS
 
     names = [n for n in t.index if t.loc[n, "kind"] in ("ensemble", "selection")]
     rows = {}
     for n in names:
         estimate, low, high, of, _ = _honest(report, n)
-        apparent = float(t.loc[n, "accuracy"])
+        apparent = float(t.loc[n, metric])
         # like from like: fitted and scored on the rows (apparent) minus refitted out of them (the
-        # cross-validated or out-of-fold score of the same rows), never minus a holdout's figure
-        same_rows = _finite(t.loc[n, "cv_accuracy"]) if "cv_accuracy" in t.columns else None
+        # cross-validated or out-of-fold score of the same rows), never minus a holdout's figure;
+        # for a loss the other way round, so that optimism is positive
+        same_rows = _finite(t.loc[n, f"cv_{metric}"]) if f"cv_{metric}" in t.columns else None
+        sign = 1 if greater(metric) else -1
         rows[n] = {"honest": estimate, "low": low, "high": high, "of": of, "apparent": apparent,
-                   "optimism": apparent - same_rows if same_rows is not None else float("nan"),
+                   "optimism": sign * (apparent - same_rows) if same_rows is not None else float("nan"),
                    "auto": "candidate" if n == "uniform" or n in AUTO_METHODS else "not considered"}
     board = pd.DataFrame.from_dict(rows, orient="index")
-    return board.sort_values("honest", ascending=metric == "log_loss", kind="stable")
+    return board.sort_values("honest", ascending=not greater(_honest(report, report.choice)[4]), kind="stable")

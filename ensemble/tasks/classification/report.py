@@ -18,7 +18,7 @@ import numpy as np
 
 from ensemble.averaging.provenance import model_notes
 from ensemble.core.errors import EnsembleError, option
-from ensemble.estimates.holdout import METRICS as HOLDOUT_METRICS
+from ensemble.core.scores import CLASS_METRICS as _CLASS_METRICS
 from ensemble.estimates.holdout import warn_overlap
 from ensemble.estimates.resampling import wilson
 from ensemble.tasks.classification.holdout import score_holdout
@@ -82,15 +82,16 @@ def _classification_report(source, al, split, training, data, valid, columns, *,
         log.info("left out of weight fitting (optimistic validation scores): %s", ", ".join(excluded))
     # with fold groups, the training folds: each held-out fold is one fold model's rows
     cv = dict(cv=training.folds.fold if oof else cv, repeats=repeats, seed=seed, combine=combine, names=fit_names,
-              store=source.estimates)
+              store=source.estimates, member_metric=metric if metric in _CLASS_METRICS else "accuracy")
     methods = tuple(m for m in (methods or AUTO_METHODS) if m != "uniform")
     choice, reason, estimates = select_method(fit_arrays, y, methods, metric=metric, **cv)
     where = "out-of-fold" if oof else "validation"
     weights, reliability = _ensemble_rows(rows, probas, estimates, fit_arrays, fit_names, y, combine, where)
-    curse = _winners_curse(rows, estimates, fit_arrays, fit_names, y, best_k, cv, where)
+    curse = _winners_curse(rows, estimates, fit_arrays, fit_names, y, best_k, cv, where, metric)
+    _primary_columns(rows, probas, estimates, combine_logits(fit_arrays, None, combine), y, metric)
     hsplit = open_split(data[valid], valid, columns) if oof and valid in data else None
     holdout = {} if hsplit is None else score_holdout(source, hsplit, al.labels, fit_idx, estimates, combine, methods,
-                                                      metric if metric in HOLDOUT_METRICS else "accuracy", (choice, reason))
+                                                      metric, (choice, reason))
     if holdout:  # what is submitted, scored where no fit has been: the holdout decides
         choice, reason = holdout["choice"], holdout["reason"]
         warn_overlap(hsplit, training.split, holdout["overlap"], log)
@@ -210,28 +211,71 @@ def _ensemble_rows(rows, probas, estimates, fit_arrays, fit_names, y, combine, w
     return weights, reliability
 
 
-def _winners_curse(rows, estimates, fit_arrays, fit_names, y, best_k, cv, where: str = "validation") -> dict:
+def _winners_curse(rows, estimates, fit_arrays, fit_names, y, best_k, cv, where: str = "validation",
+                   metric: str = "accuracy") -> dict:
     """Picking the best member (and the best K) on validation, estimated like any fit; its rows
     and estimates are added to ``rows`` and ``estimates``."""
     from ensemble.tasks.classification.estimate import cross_validate
 
+    from ensemble.core.combination import softmax
+    from ensemble.core.scores import CLASS_METRICS
+    from ensemble.tasks.classification.estimate import metric_value
+
     curse = {}
     if len(fit_arrays) < 2:
         return curse
-    member_acc = {n: rows[n]["accuracy"] for n in fit_names}
+    m_in = metric if metric in CLASS_METRICS else "accuracy"  # "best" picks by it, and is scored in it
+    member_scores = [metric_value(m_in, softmax(a), y) for a in fit_arrays]
     picks = ["best"] + ([f"best{best_k}"] if best_k and len(fit_arrays) > best_k > 1 else [])
     for m in picks:
-        e = cross_validate(fit_arrays, y, m, **cv)
+        e = cross_validate(fit_arrays, y, m, metrics=_metrics(metric), **cv)
         chosen = [n for n, w in zip(fit_names, e.weights.weights) if w > 0]
         rows[m] = _estimate_row(e, "selection", fit_arrays, y, "picks " + ", ".join(chosen) + f" on the {where} rows")
         estimates[m] = e
         if m == "best":
-            curse.update(members=len(fit_names), best_member=chosen[0], apparent_best=e.apparent["accuracy"],
-                         cv_best=e.cross_validated["accuracy"], members_mean=float(np.mean(list(member_acc.values()))),
+            curse.update(metric=m_in, members=len(fit_names), best_member=chosen[0], apparent_best=e.apparent[m_in],
+                         cv_best=e.cross_validated[m_in], members_mean=float(np.mean(member_scores)),
                          members_chosen_on_eval_set=any("eval metric" in rows[n]["note"] for n in fit_names))
         else:
-            curse.update(k=best_k, apparent_best_k=e.apparent["accuracy"], cv_best_k=e.cross_validated["accuracy"])
+            curse.update(k=best_k, apparent_best_k=e.apparent[m_in], cv_best_k=e.cross_validated[m_in])
     return curse
+
+
+def _metrics(metric: str) -> tuple[str, ...]:
+    """What the estimates score: the primary metric (when it is one of the classifiers' own, not a
+    scikit-learn scorer's name), then accuracy, macro-F1 and log loss."""
+    from ensemble.core.scores import CLASS_METRICS
+    from ensemble.tasks.classification.estimate import DEFAULT_METRICS
+
+    return tuple(dict.fromkeys(((metric,) if metric in CLASS_METRICS else ()) + DEFAULT_METRICS))
+
+
+def _primary_columns(rows, probas, estimates, uniform, y, metric: str) -> None:
+    """The primary metric's columns beside accuracy's, when it is another of the classifiers' own:
+    each row's score in it (``<metric>``), the cross-validated one (``cv_<metric>``) with its
+    interval (``cv_<metric>_low``/``_high``; models: ``<metric>_low``/``_high``, nothing being
+    fitted on their rows), and each method's gain over uniform in it (``gain_<metric>``...)."""
+    from ensemble.core.scores import CLASS_METRICS
+    from ensemble.estimates.resampling import metric_interval
+    from ensemble.tasks.classification.estimate import estimate_interval, metric_value
+
+    if metric == "accuracy" or metric not in CLASS_METRICS:
+        return
+    for name, r in rows.items():
+        if r["kind"] == "model":
+            r[metric] = metric_value(metric, probas[name], y)
+            r[f"{metric}_low"], r[f"{metric}_high"] = metric_interval(metric, probas[name], y)
+        elif name == "uniform":
+            r[metric] = r[f"cv_{metric}"] = metric_value(metric, uniform, y)
+            r[f"cv_{metric}_low"], r[f"cv_{metric}_high"] = estimate_interval(metric, r[metric], uniform, y)
+            r[f"gain_{metric}"], r[f"gain_{metric}_low"], r[f"gain_{metric}_high"] = 0.0, 0.0, 0.0
+        elif name in estimates:
+            e = estimates[name]
+            r[metric], r[f"cv_{metric}"] = e.apparent[metric], e.cross_validated[metric]
+            r[f"cv_{metric}_low"], r[f"cv_{metric}_high"] = estimate_interval(metric, r[f"cv_{metric}"], e.oof_proba,
+                                                                              y)
+            r[f"gain_{metric}"] = e.gain_vs_uniform[metric]
+            r[f"gain_{metric}_low"], r[f"gain_{metric}_high"] = e.gain_interval[metric]
 
 
 def _class_priors(fit_arrays, y, labels, choice, estimates, *, adjust, prior, columns, metric, cv) -> dict:

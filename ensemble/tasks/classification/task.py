@@ -16,7 +16,7 @@ import numpy as np
 from ensemble.core.combination import COMBINE_RULES, align, combine
 from ensemble.core.errors import EnsembleError
 from ensemble.core.options import METHODS
-from ensemble.core.scores import accuracy, log_loss, macro_f1
+from ensemble.core.scores import CLASS_METRICS, accuracy, log_loss, macro_f1, roc_auc, qwk
 from ensemble.data.sample_submission import sample_order
 from ensemble.io.modelfiles import SINGLE_LABEL
 from ensemble.tasks.base import Task
@@ -28,7 +28,7 @@ __all__ = ["Classification", "CLASSIFICATION", "make_submission", "metric_value"
            "GREATER_IS_BETTER"]
 
 DEFAULT_METRICS = ("accuracy", "macro_f1", "log_loss")
-GREATER_IS_BETTER = {"accuracy": True, "macro_f1": True, "log_loss": False, "ece": False}
+GREATER_IS_BETTER = {**CLASS_METRICS, "ece": False}
 _EPS = 1e-15
 
 
@@ -48,6 +48,7 @@ def make_submission(
     class_order: Sequence[str] | None = None,
     member_orders: Mapping[str, Sequence[str]] | None = None,
     text_columns: Sequence[str] = (),
+    probabilities: bool = False,
 ):
     """The submission as a DataFrame, checked against the sample submission; nothing written.
 
@@ -73,6 +74,11 @@ def make_submission(
     text_columns : sequence of str
         The test data's text columns: a sample whose label column is one of them is the test file
         given by mistake (its texts would be replaced by classes), and is refused.
+    probabilities : bool, default False
+        The competition scores probabilities (log loss, ROC AUC), not labels: a sample's single
+        column gets the probability of the positive class (the second class: ``class_order``'s,
+        else the members') for two classes, and is refused for more (they need one column per
+        class); without a sample, a probability column per class is added.
     """
     import pandas as pd
 
@@ -95,6 +101,8 @@ def make_submission(
         if set(rest) == set(labels):  # one column per class: probabilities
             for c in rest:
                 frame[c] = proba[order, labels.index(c)]
+        elif len(rest) == 1 and probabilities:
+            frame[rest[0]] = proba[order, labels.index(_positive(labels, class_order, sample_path, rest[0]))]
         elif len(rest) == 1:
             target = rest[0]
             as_index = all(_is_int(v) for v in sample[target]) and not all(_is_int(c) for c in labels)
@@ -109,12 +117,27 @@ def make_submission(
         else:
             raise EnsembleError(f"{sample_path}: columns {', '.join(rest)} after the id are neither one label column "
                                 f"nor one column per class ({', '.join(labels)}); pass a sample with id and label")
-    if proba_columns:
+    if proba_columns or (probabilities and sample_submission is None):
         for j, c in enumerate(labels):
             if c not in frame.columns:
                 frame[c] = np.asarray(proba)[order, j]
     frame.attrs["sample_submission"] = None if sample_submission is None else str(Path(sample_submission).resolve())
     return frame
+
+
+def _positive(labels, class_order, sample_path, column: str) -> str:
+    """The class whose probability a one-column submission scored on probabilities holds."""
+    if len(labels) != 2:
+        raise EnsembleError(f"{sample_path}: one column ({column!r}) for {len(labels)} classes, and the metric is "
+                            "scored on probabilities: pass a sample with one column per class "
+                            f"({', '.join(labels)}), or a metric scored on labels")
+    positive = str(class_order[1]) if class_order is not None else labels[1]
+    if positive not in labels:
+        raise EnsembleError(f"class order {','.join(map(str, class_order))} must name each class of the models once "
+                            f"({', '.join(labels)})")
+    log.info("%s: column %r gets the probability of class %s (the metric scores probabilities; the second class in "
+             "the %s order)", sample_path, column, positive, "given" if class_order is not None else "members'")
+    return positive
 
 
 def _index_order(labels, class_order, member_orders, sample_path) -> list[str]:
@@ -177,14 +200,12 @@ def _fixed(proba: np.ndarray):
 
 
 def metric_value(name: str, proba: np.ndarray, y: np.ndarray) -> float:
-    """``accuracy``, ``macro_f1``, ``log_loss``, ``ece``, or any scikit-learn scorer by name
-    (greater is better for those, e.g. ``balanced_accuracy``, ``neg_log_loss``)."""
-    if name == "accuracy":
-        return accuracy(proba, y)
-    if name == "macro_f1":
-        return macro_f1(proba, y)
-    if name == "log_loss":
-        return log_loss(proba, y)
+    """``accuracy``, ``macro_f1``, ``log_loss``, ``roc_auc``, ``qwk`` (quadratic weighted kappa),
+    ``ece``, or any scikit-learn scorer by name (greater is better for those, e.g.
+    ``balanced_accuracy``, ``neg_log_loss``)."""
+    own = {"accuracy": accuracy, "macro_f1": macro_f1, "log_loss": log_loss, "roc_auc": roc_auc, "qwk": qwk}
+    if name in own:
+        return own[name](proba, y)
     if name == "ece":
         return ece(proba, y)
     from sklearn.metrics import get_scorer
@@ -192,7 +213,7 @@ def metric_value(name: str, proba: np.ndarray, y: np.ndarray) -> float:
     try:
         scorer = get_scorer(name)
     except ValueError:
-        raise EnsembleError(f"unknown metric {name!r}; use accuracy, macro_f1, log_loss, ece or a scikit-learn "
+        raise EnsembleError(f"unknown metric {name!r}; use accuracy, macro_f1, log_loss, roc_auc, qwk, ece or a scikit-learn "
                             "scorer name such as balanced_accuracy") from None
     return float(scorer(_fixed(proba), np.arange(len(y))[:, None], y))
 
@@ -210,7 +231,7 @@ class Classification(Task):
     output = "logits"
     combine_rules = COMBINE_RULES
     methods = METHODS
-    metrics = DEFAULT_METRICS
+    metrics = tuple(CLASS_METRICS)  # accuracy first: the default primary metric
 
     def runs(self, head) -> bool:
         # a model with its own code (auto_map) is run as the classifier its code defines

@@ -38,6 +38,7 @@ class ClassificationSettings:
     prior: object = None
     adjust_metric: str = "accuracy"
     class_order: object = None
+    metric: str = "accuracy"  # the primary metric: what auto, the estimates and acc/best weights follow
     weights: object = "uniform"  # as given, for messages
     need_valid: bool = False
     columns: Mapping | None = None  # how the data files are read (a prior given as a file)
@@ -49,7 +50,7 @@ def check_options(options: Mapping, *, kind: str) -> None:
     from ensemble.tasks.classification.offsets import check_adjust, needs_prior
 
     adjust = options.get("adjust", "none")
-    check_adjust(adjust, metric=options.get("adjust_metric", "accuracy"), auto=True)
+    check_adjust(adjust, metric=options.get("adjust_metric") or "accuracy", auto=True)
     if kind == "file" and adjust != "none":
         raise EnsembleError(f"{options.get('weights')}: a weights file keeps the adjustment it "
                             f"was fitted with; {option('adjust', 'none')}, or refit with {flag('weights', '<method>')} "
@@ -61,18 +62,51 @@ def check_options(options: Mapping, *, kind: str) -> None:
     if options.get("threshold") not in (None, "global"):
         raise EnsembleError(f"{flag('threshold', options['threshold'])} decides multi-label outputs; these members are "
                             "classifiers: drop it")
-    metric = options.get("metric")
-    if metric not in (None, "accuracy"):
-        raise EnsembleError(f"{flag('metric', metric)} chooses among regression and multi-label metrics; a "
-                            "classifiers' vote decides by accuracy (ensemble report --metric compares the others): "
-                            "drop it")
+    check_metric(options.get("metric") or "accuracy", combine=options.get("combine") or "prob", adjust=adjust,
+                 calibrate=bool(options.get("calibrate")), scorers=kind == "report")
+
+
+def _is_scorer(name: str) -> bool:
+    from sklearn.metrics import get_scorer_names
+
+    return name in get_scorer_names()
+
+
+ADJUST_METRICS = ("accuracy", "macro_f1")  # what a class-prior adjustment can be fitted for
+
+
+def check_metric(metric: str, *, combine: str = "prob", adjust: str = "none", calibrate: bool = False,
+                 scorers: bool = False) -> None:
+    """The primary metric of a classifier ensemble, and the options it rules out: a rank average
+    scores rows for ROC AUC only; a class-prior adjustment is fitted for accuracy or macro-F1.
+    ``scorers``: a report also compares by a scikit-learn scorer's name (its headline stays in
+    accuracy)."""
+    from ensemble.core.scores import CLASS_METRICS
+
+    if metric not in CLASS_METRICS and not (scorers and _is_scorer(metric)):
+        also = " or a scikit-learn scorer's name" if scorers else ""
+        raise EnsembleError(f"{flag('metric', metric)}: a classifiers' ensemble is decided by one of "
+                            f"{', '.join(CLASS_METRICS)}{also}; got {metric!r}")
+    if combine == "rank" and metric != "roc_auc":
+        raise EnsembleError(f"{flag('combine', 'rank')} averages the members' orders of the rows, not their "
+                            f"probabilities: it is for {flag('metric', 'roc_auc')} (the metric is {metric}); give "
+                            f"{flag('metric', 'roc_auc')}, or another {flag('combine', '...')}")
+    if combine == "rank" and calibrate:
+        raise EnsembleError(f"{flag('calibrate')} scales probabilities and {flag('combine', 'rank')} gives ranks: "
+                            "drop one")
+    if adjust != "none" and metric not in ADJUST_METRICS:
+        raise EnsembleError(f"{flag('adjust', adjust)} fits class offsets for accuracy or macro_f1, and the metric is "
+                            f"{metric}: {option('adjust', 'none')}, or {flag('metric', 'accuracy')}")
 
 
 def vote_settings(options: Mapping, *, source, columns: Mapping) -> ClassificationSettings:
     """The settings a classifier vote runs with (:func:`check_options` has checked them)."""
     keep = {k: options[k] for k in ("combine", "temperature", "calibrate", "acc_power", "seed", "adjust", "prior",
                                      "adjust_metric", "weights", "need_valid") if k in options}
-    return ClassificationSettings(**keep, class_order=source.class_order, columns=columns)
+    metric = options.get("metric") or "accuracy"
+    if options.get("adjust_metric") is None and metric in ADJUST_METRICS:  # the adjustment follows the metric
+        keep["adjust_metric"] = metric
+    return ClassificationSettings(**keep, metric=metric, class_order=source.class_order, columns=columns)
 
 
 def vote(job):
@@ -84,8 +118,10 @@ def vote(job):
         spec = "acc"
     _check_validation(g, source.refs, fitted_method=kind == "method" and spec != "uniform", need_valid=s.need_valid,
                       weights=s.weights, adjust=s.adjust)
+    if s.metric == "qwk":
+        _say_ordinal(g.test_al.labels)
     fit_kwargs = dict(combine=s.combine, temperature=s.temperature, calibrate=s.calibrate, acc_power=s.acc_power,
-                      seed=s.seed, names=[m.name for m in source.members])
+                      member_metric=s.metric, seed=s.seed, names=[m.name for m in source.members])
     fitted = _weights(kind, spec, job.loaded, g, source, fit_kwargs, job.cv, job.holdout)
     if s.adjust != "none":
         fitted = _adjust(fitted, s.adjust, s.prior, s.adjust_metric, g.valid_al, g.y, g.valid_split, g.test_al.labels,
@@ -96,9 +132,23 @@ def vote(job):
     if g.y is not None:
         _flag_one_class(test_proba, g.y, g.test_al.labels, fitted)
     procedure = {"weights": str(spec) if kind != "fixed" else [float(v) for v in spec], "combine": s.combine,
-                 "adjust": s.adjust, "temperature": s.temperature, "calibrate": s.calibrate,
+                 "metric": s.metric, "adjust": s.adjust, "temperature": s.temperature, "calibrate": s.calibrate,
                  "members": sorted(m.name for m in source.members)}
     return _write(fitted, test_proba, g, job, procedure=procedure)
+
+
+def _say_ordinal(labels) -> None:
+    """Quadratic weighted kappa weighs a confusion by the distance between the two classes in the
+    members' column order: say that order, and warn when numeric class names run otherwise."""
+    names = [str(c) for c in labels]
+    numeric = all(c.lstrip("-").isdigit() for c in names)
+    shown = " < ".join(names if len(names) <= 12 else [*names[:5], "...", *names[-2:]])
+    if numeric and [int(c) for c in names] != sorted(int(c) for c in names):
+        log.warning("qwk weighs classes by their distance in the members' order %s, which is not their numeric "
+                    "order: set id2label (and label2id) in the members' config.json in numeric order, or the kappa "
+                    "is not the competition's", shown)
+    else:
+        notice(log, "qwk: classes are ordinal as %s", shown)
 
 
 def _say_apparent(fitted, kind: str, adjust: str) -> None:
@@ -164,8 +214,10 @@ def _weights(kind: str, spec, loaded, g, source, fit_kwargs: dict, cv: Mapping =
 
         # log-probabilities once for every estimate (their keys hash them, as the report's do)
         log_probs = [as_log_probs(a) for a in g.valid_al.arrays]
-        spec, reason, estimates = select_method(log_probs, y, store=source.estimates, **cv, **fit_kwargs)
-        decided = _on_holdout(holdout, source, g, estimates, fit_kwargs["combine"], (spec, reason))
+        spec, reason, estimates = select_method(log_probs, y, metric=fit_kwargs["member_metric"],
+                                                store=source.estimates, **cv, **fit_kwargs)
+        decided = _on_holdout(holdout, source, g, estimates, fit_kwargs["combine"], (spec, reason),
+                              fit_kwargs["member_metric"])
         if decided and source.refits and decided["decided_on"] == "fold means":
             g.drop_refits(source, decided)
         spec, reason = (decided["choice"], decided["reason"]) if decided else (spec, reason)
@@ -191,13 +243,15 @@ def _weights(kind: str, spec, loaded, g, source, fit_kwargs: dict, cv: Mapping =
 
 
 def _estimate_of(spec: str, g, fit_kwargs: dict, cv: Mapping, estimates: Mapping, decided: Mapping) -> dict:
-    """What the submission of method ``spec`` will score on unseen data: its holdout score when
-    the holdout decided, else its cross-validated (fold groups: out-of-fold) accuracy as ``auto``
-    estimated it, with a Wilson interval; uniform's own score where nothing is fitted. A method
-    given by hand is not estimated (a note says so). Empty without labels."""
+    """What the submission of method ``spec`` will score on unseen data, in the vote's metric: its
+    holdout score when the holdout decided, else its cross-validated (fold groups: out-of-fold)
+    score as ``auto`` estimated it, with its interval (:func:`~ensemble.tasks.classification.estimate.estimate_interval`);
+    uniform's own score where nothing is fitted. A method given by hand is not estimated (a note
+    says so). Empty without labels."""
     from ensemble.estimates.headline import holdout_note
+    from ensemble.tasks.classification.estimate import estimate_interval, metric_value
 
-    y = g.y
+    y, metric = g.y, fit_kwargs["member_metric"]
     if y is None:
         return {}
     if decided:
@@ -207,40 +261,40 @@ def _estimate_of(spec: str, g, fit_kwargs: dict, cv: Mapping, estimates: Mapping
                 **({"note": note} if note else {})}
     if spec == "uniform":
         from ensemble.core.combination import combine as combine_logits
-        from ensemble.core.scores import accuracy
 
-        value = accuracy(combine_logits(g.valid_al.arrays, None, fit_kwargs["combine"]), y)
+        proba = combine_logits(g.valid_al.arrays, None, fit_kwargs["combine"])
+        value = metric_value(metric, proba, y)
     elif spec in estimates:
-        value = estimates[spec].cross_validated["accuracy"]
+        proba, value = estimates[spec].oof_proba, estimates[spec].cross_validated[metric]
     else:  # a method given by hand is not cross-validated here (vote stays a second's work)
-        return {"metric": "accuracy", "note": f"{spec} is not estimated by vote: ensemble report (or weights=auto) "
-                                             "cross-validates it"}
-    return _accuracy_estimate(value, len(y), bool(cv))
-
-
-def _accuracy_estimate(value: float, rows: int, oof: bool) -> dict:
-    """An estimated accuracy as the headline gives it, with the Wilson interval of its rows."""
-    from ensemble.estimates.resampling import wilson
-
-    low, high = wilson(int(round(value * rows)), rows)
-    return {"metric": "accuracy", "estimate": float(value), "low": low, "high": high,
-            "of": "out-of-fold" if oof else "cross-validated"}
+        return {"metric": metric, "note": f"{spec} is not estimated by vote: ensemble report (or weights=auto) "
+                                           "cross-validates it"}
+    low, high = estimate_interval(metric, value, proba, y)
+    return {"metric": metric, "estimate": float(value), "low": low, "high": high,
+            "of": "out-of-fold" if cv else "cross-validated"}
 
 
 def _adjusted_estimate(g, fitted, oof: bool) -> dict:
     """The headline's estimate once a class-prior adjustment is applied: the cross-validated
-    accuracy of the weights and the adjustment together when ``--adjust auto`` estimated it; else
-    the weights' estimate, saying the adjustment is not in it."""
+    score of the weights and the adjustment together when ``--adjust auto`` estimated it in the
+    headline's metric; else the weights' estimate, saying the adjustment is not in it."""
     kind = (fitted.adjustment or {}).get("kind", "none")
     if kind == "none" or not g.estimate:
         return g.estimate
+    metric = g.estimate.get("metric", "accuracy")
     chosen = g.provenance.get("adjust_auto", {}).get("candidates", {}).get(kind)
-    if chosen is None:
+    if chosen is None or metric not in chosen["cross_validated"]:
         return {**g.estimate, "note": f"the {kind} adjustment is not in this estimate (ensemble report estimates it)"}
-    return _accuracy_estimate(chosen["cross_validated"]["accuracy"], len(g.y), oof)
+    from ensemble.estimates.resampling import wilson
+
+    value, rows = chosen["cross_validated"][metric], len(g.y)
+    # accuracy's interval from its rows; the adjustment's estimate keeps no predictions to resample
+    low, high = wilson(int(round(value * rows)), rows) if metric == "accuracy" else (None, None)
+    return {"metric": metric, "estimate": float(value), "low": low, "high": high,
+            "of": "out-of-fold" if oof else "cross-validated"}
 
 
-def _on_holdout(holdout, source, g, estimates, combine: str, oof_choice) -> dict:
+def _on_holdout(holdout, source, g, estimates, combine: str, oof_choice, metric: str) -> dict:
     """With fold groups and a holdout: the candidates scored there as submitted, and the choice."""
     if holdout is None:
         return {}
@@ -248,7 +302,7 @@ def _on_holdout(holdout, source, g, estimates, combine: str, oof_choice) -> dict
     from ensemble.tasks.classification.holdout import score_holdout
 
     return score_holdout(source, holdout, g.test_al.labels, range(len(source.refs)), estimates, combine, AUTO_METHODS,
-                         "accuracy", oof_choice)
+                         metric, oof_choice)
 
 
 def _write(fitted, test_proba: np.ndarray, g, job, *, procedure: dict):
@@ -276,7 +330,8 @@ def _write(fitted, test_proba: np.ndarray, g, job, *, procedure: dict):
                             label_column=(g.valid_split.label_column if g.valid_split is not None else None) or "label",
                             class_order=job.settings.class_order,
                             member_orders={lg.model: lg.labels for lg in g.test_al.logits},
-                            text_columns=g.test_split.text_columns)
+                            text_columns=g.test_split.text_columns,
+                            probabilities=job.settings.metric in ("log_loss", "roc_auc"))
     frame = job.save(frame, out, sidecar, fitted, weights_path if kind == "method" else None)
     frame.attrs.update(path=str(out), weights=fitted, headline=sidecar["headline"])
     if g.estimate.get("estimate") is not None:

@@ -20,10 +20,10 @@ from typing import Sequence
 import numpy as np
 
 from ensemble.combining.ensemble_selection import ensemble_selection as selection_routine
-from ensemble.core.combination import as_arrays, class_lookup, log_softmax
+from ensemble.core.combination import as_arrays, as_log_probs, class_lookup, log_softmax, probabilities
 from ensemble.core.errors import EnsembleError, flag
 from ensemble.core.options import METHODS, best_k, check_option, is_method
-from ensemble.core.scores import accuracy, need_classes, scores
+from ensemble.core.scores import CLASS_METRICS, accuracy, need_classes, scores
 
 log = logging.getLogger(__name__)
 from ensemble.tasks.classification.weights import EPS, Weights, centred, check_finite, classwise_proba, clr, stack_proba
@@ -127,26 +127,44 @@ def _class_indices(y, labels: Sequence[str], n: int) -> np.ndarray:
 
 
 
-def _best_weights(log_probs, y, k: int) -> np.ndarray:
-    """Uniform weights over the ``k`` members with the best accuracy (ties: lower log loss)."""
+def _member_scores(log_probs, y, metric: str) -> np.ndarray:
+    """Each member's ``metric`` on the rows, signed so that higher is better (log loss negated)."""
+    from ensemble.core.scores import CLASS_METRICS, resampled_metric
+
+    rows = np.arange(len(y))[None]
+    sign = 1.0 if CLASS_METRICS[metric] else -1.0
+    return np.array([sign * float(resampled_metric(metric, probabilities(as_log_probs(lp)), y, rows)[0])
+                     for lp in log_probs])
+
+
+def _best_weights(log_probs, y, k: int, metric: str = "accuracy") -> np.ndarray:
+    """Uniform weights over the ``k`` members with the best ``metric`` (ties: lower log loss)."""
     M = len(log_probs)
     if k > M:
         raise EnsembleError(f"best{k}: got {M} models; pick at most best{M}")
     rows = np.arange(len(y))
     # accuracy from the argmax, log loss from the true class's probability alone: the same
     # values as scoring exp(log_probs), without exponentiating every class
-    key = [(-float(np.mean(lp.argmax(axis=1) == y)),
-            float(-np.mean(np.log(np.clip(np.exp(lp[rows, y]), EPS, None)))), i) for i, lp in enumerate(log_probs)]
+    first = (np.array([float(np.mean(lp.argmax(axis=1) == y)) for lp in log_probs]) if metric == "accuracy"
+             else _member_scores(log_probs, y, metric))
+    key = [(-float(first[i]), float(-np.mean(np.log(np.clip(np.exp(lp[rows, y]), EPS, None)))), i)
+           for i, lp in enumerate(log_probs)]
     order = [i for *_, i in sorted(key)]
     w = np.zeros(M)
     w[order[:k]] = 1.0 / k
     return w
 
 
-def _acc_weights(probas, y, power: float) -> np.ndarray:
-    acc = np.array([accuracy(p, y) for p in probas])
+def _acc_weights(probas, y, power: float, metric: str = "accuracy") -> np.ndarray:
+    """Weights proportional to each member's ``metric`` raised to ``power``: its accuracy, macro-F1,
+    ROC AUC or kappa (below 0 counts as 0), or the inverse of its log loss."""
+    if metric == "accuracy":
+        acc = np.array([accuracy(p, y) for p in probas])
+    else:
+        signed = _member_scores(probas, y, metric)
+        acc = 1.0 / np.maximum(-signed, 1e-12) if metric == "log_loss" else np.maximum(np.nan_to_num(signed), 0.0)
     if not (acc > 0).any():
-        raise EnsembleError("every model has validation accuracy 0; accuracy weights are undefined")
+        raise EnsembleError(f"every model has validation {metric} 0 or below; {metric} weights are undefined")
     # in log space: acc ** 1e6 underflows to 0 for every model, its ratios do not
     with np.errstate(divide="ignore"):
         log_w = power * np.log(acc)
@@ -160,7 +178,7 @@ def _simplex_objective(z: list[np.ndarray], log_probs: list[np.ndarray], y: np.n
     products only, so one evaluation costs a pass over the data."""
     n = len(y)
     rows = np.arange(n)
-    if rule in ("prob", "vote"):
+    if rule in ("prob", "vote", "rank"):
         a = np.exp(np.stack([lp[rows, y] for lp in log_probs], axis=1))  # (n, M): p of the true class
 
         def f(w):
@@ -398,6 +416,7 @@ def fit_weights(
     temperature: bool = False,
     calibrate: bool = False,
     acc_power: float = 1.0,
+    member_metric: str = "accuracy",
     starts: int = 5,
     iterations: int = 50,
     bags: int | None = None,
@@ -421,14 +440,15 @@ def fit_weights(
         :class:`~ensemble.data.splits.Split` (its ids give the row order).
     method : {"uniform", "acc", "optimize", "select", "stack", "best", "best<K>"}, default "uniform"
         - "uniform": 1/M each.
-        - "acc": proportional to each model's validation accuracy, raised to ``acc_power``.
+        - "acc": proportional to each model's validation ``member_metric`` (accuracy by default;
+          the inverse for log loss), raised to ``acc_power``.
         - "optimize": minimise the validation log loss of the combined probabilities over the
           simplex (w = v / sum(v), v >= 0 by L-BFGS-B bounds, analytic gradient, ``starts``
           starts).
         - "select": Caruana's ensemble selection with replacement and sorted initialisation,
           best iteration kept; bagged over random halves of the models when ``bags`` > 1
           (default: 20 bags with 4 or more models, else none).
-        - "best": the single model with the best validation accuracy (ties: lower log loss);
+        - "best": the single model with the best validation ``member_metric`` (ties: lower log loss);
           "best<K>", e.g. "best3": the uniform average of the K best. Picking the best trial of
           a sweep on validation, as a fit whose honest score
           :func:`~ensemble.tasks.classification.estimate.cross_validate` measures.
@@ -436,9 +456,13 @@ def fit_weights(
           (the centred log-ratio of each model's probabilities); its out-of-fold score over
           ``folds`` stratified folds (``cross_val_predict``, default 3: 100,000 rows x 10 models
           stay under 3 s on 2 cores) is kept in ``meta["oof"]``.
-    combine : {"prob", "logit", "geometric", "vote"}, default "prob"
+    combine : {"prob", "logit", "geometric", "vote", "rank"}, default "prob"
         How the weighted models are combined (see :func:`ensemble.core.combination.combine`). "optimize"
-        fits "vote" weights on the "prob" rule, as votes have no gradient.
+        fits "vote" and "rank" weights on the "prob" rule, as votes and ranks have no gradient.
+    member_metric : {"accuracy", "macro_f1", "log_loss", "roc_auc", "qwk"}, default "accuracy"
+        What "acc" and "best" score each member by (the vote's primary metric). "optimize",
+        "select" and "stack" fit the log loss, a proper scoring rule, whatever the metric: the
+        metric then decides among them (``weights=auto``).
     temperature : bool, default False
         Fit one temperature per model on validation log loss first (composes with any method).
     calibrate : bool, default False
@@ -459,6 +483,8 @@ def fit_weights(
     if not is_method(method):
         raise EnsembleError(f"method must be one of {', '.join(METHODS)} or best<K>; got {method!r}")
     check_option("combine", combine)
+    if member_metric not in CLASS_METRICS:
+        raise EnsembleError(f"member_metric must be one of {', '.join(CLASS_METRICS)}; got {member_metric!r}")
     arrays, model_names, labels, y = aligned_inputs(valid_logits, y)
     if names is not None:
         if len(names) != len(arrays):
@@ -474,17 +500,17 @@ def fit_weights(
     temps = np.array([fit_temperature(a, y) for a in arrays]) if temperature else None
     z = [np.asarray(a, dtype=np.float64) / t for a, t in zip(arrays, temps)] if temps is not None else arrays
     log_probs = [log_softmax(a) for a in z]
-    stacker, meta = None, {"options": {"acc_power": acc_power, "starts": starts, "iterations": iterations,
+    stacker, meta = None, {"options": {"acc_power": acc_power, "member_metric": member_metric, "starts": starts, "iterations": iterations,
                                         "bags": bags, "seed": seed, "temperature": temperature,
                                         "calibrate": calibrate}}
     if method == "uniform":
         w = np.full(M, 1.0 / M)
     elif method == "acc":
-        w = _acc_weights(log_probs, y, acc_power)
+        w = _acc_weights(log_probs, y, acc_power, member_metric)
     elif method == "optimize":
         w, _ = _optimize(z, log_probs, y, combine, starts, seed)
     elif best_k(method) is not None:
-        w = _best_weights(log_probs, y, best_k(method))
+        w = _best_weights(log_probs, y, best_k(method), member_metric)
     elif method == "select":
         w = _select(log_probs, y, iterations, (20 if M >= 4 else 1) if bags is None else bags, bag_fraction, seed)
     else:

@@ -116,6 +116,8 @@ def check_options(task, options: Mapping, *, kind: str = "method") -> None:
     from ensemble.core.options import check_option
 
     check_option("adjust_metric", options.get("adjust_metric") or "accuracy")
+    if options.get("metric") not in (None, "accuracy"):  # "accuracy": the report's default, the task's own here
+        task.metric(options["metric"])
     task.check_settings(threshold=options.get("threshold") or "global", clip=options.get("clip", False))
     if options.get("proba") and not task.thresholded:
         raise EnsembleError(f"{flag('proba')} adds probability columns; {task.name} outputs are values, submitted as "
