@@ -47,7 +47,7 @@ def _score_interval(metric: str, pred: np.ndarray, y: np.ndarray, C: int, confid
 
     def stat(idx, axis=-1):
         idx = np.asarray(idx).astype(np.int64)
-        s = resampled_scores(pred, y, C, idx)[metric]
+        s = resampled_scores(pred, y, C, idx, classes="union")[metric]
         return s if idx.ndim > 1 else s[0]
 
     res = bootstrap((np.arange(len(y)),), stat, vectorized=True, confidence_level=confidence, n_resamples=n_resamples,
@@ -89,7 +89,9 @@ def holdout_scores(probas: Mapping[str, np.ndarray], y: np.ndarray, *, metric: s
             out[n] = HoldoutScore(value[n], low, high, sign * (value[n] - value[baseline]), g_low, g_high)
         return out
     preds = {n: np.asarray(p).argmax(axis=1) for n, p in probas.items()}
-    value = {n: float(resampled_scores(p, y, C, rows)[metric][0]) for n, p in preds.items()}
+    # macro-F1 over the classes present or predicted, as metric_value, the gain's interval and
+    # scikit-learn's f1_score average over
+    value = {n: float(resampled_scores(p, y, C, rows, classes="union")[metric][0]) for n, p in preds.items()}
     for n, p in preds.items():
         low, high = _score_interval(metric, p, y, C, confidence, n_resamples, seed)
         if n == baseline:

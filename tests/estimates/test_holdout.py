@@ -29,6 +29,13 @@ def test_scores_and_intervals_equal_a_direct_computation():
     f = holdout_scores({"uniform": _onehot(base), "stack": _onehot(good)}, y, metric="macro_f1")
     assert f["stack"].score == pytest.approx(f1_score(y, good, average="macro"))
     assert f["stack"].low < f["stack"].score < f["stack"].high
+    # a class predicted that no holdout row has: macro-F1 over the classes present or predicted, as
+    # scikit-learn's f1_score, for the score and its gain alike
+    never = np.where(np.arange(400) < 30, 2, good)
+    yy = np.where(y == 2, 0, y)
+    g = holdout_scores({"uniform": _onehot(base), "stack": _onehot(never)}, yy, metric="macro_f1")
+    assert g["stack"].score == pytest.approx(f1_score(yy, never, average="macro"))
+    assert g["stack"].gain == pytest.approx(f1_score(yy, never, average="macro") - f1_score(yy, base, average="macro"))
     with pytest.raises(EnsembleError, match=r"the holdout decides by one of accuracy, .*qwk; got 'f1'"):
         holdout_scores({"uniform": _onehot(base)}, y, metric="f1")
 

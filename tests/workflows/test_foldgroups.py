@@ -544,3 +544,14 @@ def test_the_holdout_chooses_by_the_competitions_metric(kfold, tmp_path, metric)
     ref = log_loss(al.y, p, labels=range(p.shape[1])) if metric == "log_loss" else roc_auc_score(
         al.y, p, multi_class="ovr")
     assert h["scores"]["uniform"]["score"] == pytest.approx(ref)
+    if metric == "log_loss":  # what the refits did, positive when they helped: a loss went down
+        from ensemble import report
+
+        rep = report({**groups, "full": f"{kfold}/bert-full/model"}, data, refit={"full": "bert"}, metric=metric,
+                     adjust="none", check_shift=False, methods=["acc"], **where)
+        c, s = rep.holdout["choice"], rep.holdout["scores"]
+        assert rep.holdout["refits_gain"] == pytest.approx(s[c]["score"] - s[c + " with refits"]["score"])
+        # a scikit-learn scorer's name is compared by auto; the holdout decides by accuracy then
+        scorer = report(groups, data, metric="balanced_accuracy", adjust="none", check_shift=False,
+                        methods=["acc"], **where)
+        assert scorer.holdout["metric"] == "accuracy"

@@ -248,11 +248,16 @@ def _cross_validate(arrays, y, names, plan, procedure, metrics, confidence, n_re
     oofs = list(procedure.out_of_fold(arrays, y, plan, store=store, data=data)[0])
     full = procedure.fit(arrays, y, names=names, stack_oof=False)  # the estimate is its out-of-fold score
     full_proba = full.predict_proba(arrays)
-    uniform = combine_logits(arrays, None, procedure.weights.options.get("combine", "prob"))
+    rule = procedure.weights.options.get("combine", "prob")
+    if rule == "rank":  # ranks are of the rows combined together: uniform too, fold by fold, to compare alike
+        uniforms = list(Procedure.of("uniform", combine="rank").out_of_fold(arrays, y, plan)[0])
+    else:
+        uniforms = [combine_logits(arrays, None, rule)]
+    uniform = uniforms[0]
 
     apparent = {m: metric_value(m, full_proba, y) for m in metrics}
     cv = {m: float(np.mean([metric_value(m, o, y) for o in oofs])) for m in metrics}
-    base = {m: metric_value(m, uniform, y) for m in metrics}
+    base = {m: float(np.mean([metric_value(m, u, y) for u in uniforms])) for m in metrics}
     optimism, gain, interval = {}, {}, {}
     for m in metrics:
         sign = 1 if _greater(m) else -1

@@ -50,5 +50,8 @@ def score_holdout(source, split, labels, fit_idx, estimates, combine, methods, m
            "choice": chosen, "reason": reason, "oof_choice": oof_choice[0],
            "oof_reason": oof_choice[1], **holdout_touches(source, split)}
     if suffix:  # what retraining on every row did to the chosen method, on the holdout
-        out["refits_gain"] = scores[chosen + suffix].score - scores[chosen].score
+        from ensemble.core.scores import CLASS_METRICS
+
+        sign = 1 if CLASS_METRICS[metric] else -1  # positive: the refits helped (a loss went down)
+        out["refits_gain"] = sign * (scores[chosen + suffix].score - scores[chosen].score)
     return out

@@ -115,7 +115,8 @@ class Procedure:
         from ensemble.core.errors import EnsembleError
 
         options = dict(self.weights.options)
-        unknown = sorted(set(options) - {"combine", "temperature", "calibrate", "acc_power", "member_metric", "seed"})
+        # member_metric is the vote's own metric: given there (metric=), never by the procedure
+        unknown = sorted(set(options) - {"combine", "temperature", "calibrate", "acc_power", "seed"})
         if unknown:
             raise EnsembleError(f"the procedure's option {unknown[0]!r} is not one vote takes (combine, temperature, "
                                 "calibrate, acc_power, seed)")

@@ -150,9 +150,15 @@ class Report:
         if not h:
             return None
         table = pd.DataFrame({"holdout accuracy": h["accuracy"], "out-of-fold estimate": h["cv_accuracy"]})
-        if h.get("scores") and h.get("metric") == "accuracy":  # the interval of each holdout score
-            table.insert(1, "low", pd.Series({n: s["low"] for n, s in h["scores"].items()}))
-            table.insert(2, "high", pd.Series({n: s["high"] for n, s in h["scores"].items()}))
+        metric = h.get("metric", "accuracy")
+        if h.get("scores"):  # each holdout score in the metric the holdout decided by, with its interval
+            at = 1
+            if metric != "accuracy":
+                table.insert(1, f"holdout {_SHOWN.get(metric, metric)}",
+                             pd.Series({n: s["score"] for n, s in h["scores"].items()}))
+                at = 2
+            table.insert(at, "low", pd.Series({n: s["low"] for n, s in h["scores"].items()}))
+            table.insert(at + 1, "high", pd.Series({n: s["high"] for n, s in h["scores"].items()}))
         return table
 
     # ------------------------------------------------------------------ text
@@ -451,18 +457,26 @@ class Report:
         ax.grid(axis="x", alpha=0.3)
         return fig
 
+    def _table_html(self) -> str:
+        """The members and methods table of the page (the primary metric's columns and its gain
+        when it is not accuracy), and the notes under it."""
+        m = self.shown_metric
+        extra = [] if m in ("accuracy", "macro_f1", "log_loss") else [m, f"cv_{m}"]
+        g = "gain" if m == "accuracy" else f"gain_{m}"  # the gain over uniform in the metric
+        cols = ["kind", *extra, "accuracy", "macro_f1", "log_loss", "ece", "cv_accuracy", g, f"{g}_low", f"{g}_high",
+                "mcnemar_p", "note"]
+        shown = {**_SHOWN, **({} if g == "gain" else {g: f"gain in {_SHOWN.get(m, m)} vs uniform",
+                                                     f"{g}_low": "gain, 95% low", f"{g}_high": "gain, 95% high"})}
+        out = self.table[cols].rename(columns=shown).to_html(float_format=lambda v: f"{v:.4f}", na_rep="", escape=True)
+        notes = [f"<li>{html.escape(n)}: {html.escape(r['note'])}</li>" for n, r in self.table.iterrows() if r["note"]]
+        if notes:  # right under the table the notes are about
+            out += "<h3>Notes</h3><ul class='note'>" + "".join(notes) + "</ul>"
+        return out
+
     def to_html(self, figures: bool = True) -> str:
         from ensemble.tasks.base import PAGE_STYLE as style
 
-        t = self.table.copy()
-        extra = [] if self.shown_metric in ("accuracy", "macro_f1", "log_loss") else [self.shown_metric,
-                                                                                        f"cv_{self.shown_metric}"]
-        cols = ["kind", *extra, "accuracy", "macro_f1", "log_loss", "ece", "cv_accuracy", "gain", "gain_low",
-                "gain_high", "mcnemar_p", "note"]
-        table_html = t[cols].rename(columns=_SHOWN).to_html(float_format=lambda v: f"{v:.4f}", na_rep="", escape=True)
-        notes = [f"<li>{html.escape(n)}: {html.escape(r['note'])}</li>" for n, r in self.table.iterrows() if r["note"]]
-        if notes:  # right under the table the notes are about
-            table_html += "<h3>Notes</h3><ul class='note'>" + "".join(notes) + "</ul>"
+        table_html = self._table_html()
         figures = list(self._figures()) if figures else []
         scores = [f for f in figures if f[0] == "Scores"]
         # read top-down: the headline, the leaderboard (its plot with intervals, then its table), the
@@ -484,8 +498,9 @@ class Report:
                                                                              na_rep="", escape=True)]),
                  f"<p>Model scores are on the {self.where} rows. For ensemble methods, <i>accuracy</i> etc. are "
                  "apparent (fitted and scored on the same rows) and <i>cv accuracy</i> is cross-validated "
-                 "(out-of-fold): what to expect on unseen data. <i>gain</i> is cross-validated accuracy over "
-                 "uniform averaging, with its 95% paired bootstrap interval.</p>", table_html]
+                 "(out-of-fold): what to expect on unseen data. <i>gain</i> is the cross-validated "
+                 f"{html.escape(_SHOWN.get(self.shown_metric, self.shown_metric))} over uniform averaging, with its "
+                 "95% paired bootstrap interval.</p>", table_html]
         curse = self._winners_curse_lines()
         if curse:
             parts.append("<h2>Winner's curse</h2>" + "".join(f"<p>{html.escape(line)}</p>" for line in curse))

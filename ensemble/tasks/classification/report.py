@@ -18,6 +18,7 @@ import numpy as np
 
 from ensemble.averaging.provenance import model_notes
 from ensemble.core.errors import EnsembleError, option
+from ensemble.core.options import allowed
 from ensemble.core.scores import CLASS_METRICS as _CLASS_METRICS
 from ensemble.estimates.holdout import warn_overlap
 from ensemble.estimates.resampling import wilson
@@ -91,11 +92,15 @@ def _classification_report(source, al, split, training, data, valid, columns, *,
     _primary_columns(rows, probas, estimates, combine_logits(fit_arrays, None, combine), y, metric)
     hsplit = open_split(data[valid], valid, columns) if oof and valid in data else None
     holdout = {} if hsplit is None else score_holdout(source, hsplit, al.labels, fit_idx, estimates, combine, methods,
-                                                      metric, (choice, reason))
+                                                      metric if metric in _CLASS_METRICS else "accuracy",
+                                                      (choice, reason))
     if holdout:  # what is submitted, scored where no fit has been: the holdout decides
         choice, reason = holdout["choice"], holdout["reason"]
         warn_overlap(hsplit, training.split, holdout["overlap"], log)
-    adjust_info = {} if adjust == "none" else _class_priors(
+    # an adjustment is fitted for accuracy or macro-F1: with another metric the vote refuses it, and
+    # the report does not offer it
+    offered = adjust != "none" and not (metric in _CLASS_METRICS and metric not in allowed("adjust_metric"))
+    adjust_info = {} if not offered else _class_priors(
         fit_arrays, y, al.labels, choice, estimates, adjust=adjust, prior=prior, columns=columns,
         metric=adjust_metric or (metric if metric in ("accuracy", "macro_f1") else "accuracy"), cv=cv)
     chosen = estimates[choice].oof_proba if choice in estimates else combine_logits(fit_arrays, None, combine)

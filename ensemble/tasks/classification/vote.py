@@ -16,6 +16,7 @@ import numpy as np
 from ensemble.averaging.provenance import model_notes
 from ensemble.core.combination import as_log_probs
 from ensemble.core.errors import EnsembleError, data_fix, flag, option
+from ensemble.core.options import allowed
 from ensemble.core.notices import notice
 from ensemble.estimates.headline import VOTE_LOGGER, headline_line, with_shift
 
@@ -72,7 +73,7 @@ def _is_scorer(name: str) -> bool:
     return name in get_scorer_names()
 
 
-ADJUST_METRICS = ("accuracy", "macro_f1")  # what a class-prior adjustment can be fitted for
+ADJUST_METRICS = allowed("adjust_metric")  # what a class-prior adjustment can be fitted for
 
 
 def check_metric(metric: str, *, combine: str = "prob", adjust: str = "none", calibrate: bool = False,
@@ -118,6 +119,11 @@ def vote(job):
         spec = "acc"
     _check_validation(g, source.refs, fitted_method=kind == "method" and spec != "uniform", need_valid=s.need_valid,
                       weights=s.weights, adjust=s.adjust)
+    if kind == "file":  # the file's own combination (and calibration) must suit the metric as a given one would
+        try:
+            check_metric(s.metric, combine=job.loaded.combine, calibrate=job.loaded.calibration is not None)
+        except EnsembleError as e:
+            raise EnsembleError(f"{s.weights}: fitted with combine={job.loaded.combine}: {e}") from None
     if s.metric == "qwk":
         _say_ordinal(g.test_al.labels)
     fit_kwargs = dict(combine=s.combine, temperature=s.temperature, calibrate=s.calibrate, acc_power=s.acc_power,
@@ -131,7 +137,7 @@ def vote(job):
     test_proba = fitted.predict_proba(g.test_al.arrays)
     if g.y is not None:
         _flag_one_class(test_proba, g.y, g.test_al.labels, fitted)
-    procedure = {"weights": str(spec) if kind != "fixed" else [float(v) for v in spec], "combine": s.combine,
+    procedure = {"weights": str(spec) if kind != "fixed" else [float(v) for v in spec], "combine": fitted.combine,
                  "metric": s.metric, "adjust": s.adjust, "temperature": s.temperature, "calibrate": s.calibrate,
                  "members": sorted(m.name for m in source.members)}
     return _write(fitted, test_proba, g, job, procedure=procedure)

@@ -242,7 +242,41 @@ def test_the_report_puts_its_leaderboard_and_headline_in_the_metric(binary):
     assert rep.winners_curse["metric"] == "roc_auc"  # the best member is picked, and scored, in it
     page = rep.to_html()
     assert "cv ROC AUC" in page and "<img alt='Scores'" in page and html_escape(rep.reason) in page
+    assert "gain in ROC AUC vs uniform" in page and "is the cross-validated ROC AUC over uniform" in page
+    assert not rep.adjust  # a class-prior adjustment is fitted for accuracy or macro-F1: not offered here
     lossy = report(members, data, cache_dir=cache_dir, metric="log_loss", methods=["acc", "optimize"], adjust="none",
                    check_shift=False)
     honest = lossy.leaderboard()["honest"].to_numpy()
     assert lossy.headline["metric"] == "log_loss" and np.all(np.diff(honest) >= 0)
+
+
+def test_a_rank_average_is_cross_validated_against_uniform_ranked_alike():
+    """Ranks are of the rows combined together: out of fold, each fold's rows are ranked among
+    themselves, and so is uniform, the baseline; equal weights then gain exactly nothing."""
+    from ensemble.tasks.classification.estimate import cross_validate
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    z = [rng.normal(size=(300, 2)) + np.eye(2)[y] * s for s in (1.0, 0.8, 0.5)]
+    e = cross_validate(z, y, "acc", combine="rank", acc_power=0, metrics=("roc_auc",))
+    assert e.gain_vs_uniform["roc_auc"] == 0.0 and e.gain_interval["roc_auc"] == (0.0, 0.0)
+
+
+def test_a_weights_file_or_procedure_cannot_slip_past_the_metric(binary, tmp_path):
+    """A weights file fitted as a rank average is refused for a metric scored on labels, as
+    combine="rank" given would be, and the sidecar records the combination the file applied; a
+    procedure cannot carry its own member metric (the vote's metric= is the one)."""
+    from ensemble import vote
+    from ensemble.tasks.classification.procedure import Procedure
+
+    root, members, data, cache_dir, labels = binary
+    kw = dict(cache_dir=cache_dir, weights_dir=tmp_path / "w", submissions_dir=tmp_path / "s")
+    ranked = vote(members, data, "acc", combine="rank", metric="roc_auc", **kw)
+    side = json.loads(open(ranked.attrs["path"] + ".json").read())
+    assert side["procedure"]["combine"] == "rank"
+    with pytest.raises(EnsembleError, match=r"fitted with combine=rank: .*combine.*rank.* averages"):
+        vote(members, data, side["weights_file"], metric="qwk", **kw)
+    again = vote(members, data, side["weights_file"], metric="roc_auc", **kw)
+    assert json.loads(open(again.attrs["path"] + ".json").read())["procedure"]["combine"] == "rank"
+    with pytest.raises(EnsembleError, match="member_metric"):
+        vote(members, data, Procedure.of("acc", member_metric="log_loss"), **kw)
