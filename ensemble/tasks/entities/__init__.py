@@ -1,7 +1,8 @@
 """Named entities (issue 35), its first layer: tag schemes, spans and their decoding, entity- and
-character-level scores, and the data of character-tagged corpora (KLUE-NER).
+character-level scores, the data of character-tagged corpora (KLUE-NER), and token
+probabilities projected onto characters or words.
 
-The task itself (token-classification members, their probabilities projected onto characters
-through the tokenizer's offsets, the vote, the report) is not registered in
-:data:`~ensemble.tasks.TASKS` yet; these pieces are what it will decode and score with.
+The task itself (token-classification members run and cached, the vote, the report) is not
+registered in :data:`~ensemble.tasks.TASKS` yet; these pieces are what it will align, decode and
+score with.
 """

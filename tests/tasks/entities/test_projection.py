@@ -1,0 +1,146 @@
+"""Token probabilities onto characters and words, against the tokenizer's own maps
+(``char_to_token``, ``word_to_tokens``), windows against one pass, and decoding back to the gold
+spans of KLUE-NER."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ensemble.core.errors import EnsembleError
+from ensemble.tasks.entities.klue import read_klue_ner
+from ensemble.tasks.entities.projection import decode, inside_columns, project_chars, project_words
+from ensemble.tasks.entities.spans import tags_from_spans
+
+SLICE = Path(__file__).resolve().parents[2] / "data" / "klue-ner" / "klue-ner-v1.1_dev_first300.tsv"
+TAGS = ["O"] + [f"{p}-{t}" for t in ("PS", "LC", "OG", "DT", "TI", "QT") for p in "BI"]
+
+
+@pytest.fixture(scope="module")
+def klue():
+    return read_klue_ner(SLICE)
+
+
+@pytest.fixture(scope="module")
+def tokenizers(klue):
+    """Two fast tokenizers with different vocabularies: characters (WordPiece over single
+    characters and their ``##`` continuations, as the example's models use), and WordPiece pieces
+    of several characters trained on the texts."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    texts = list(klue["text"])
+    chars = sorted({c for t in texts for c in t if not c.isspace()})
+    vocab = {w: i for i, w in enumerate(["[UNK]", "[CLS]", "[SEP]", "[PAD]", *chars, *("##" + c for c in chars)])}
+    by_char = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    pieces = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    pieces.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=8000,
+                                                                special_tokens=["[UNK]", "[CLS]", "[SEP]", "[PAD]"]))
+    out = {}
+    for name, tok in (("chars", by_char), ("pieces", pieces)):
+        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        out[name] = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]")
+    return out
+
+
+def _token_probs(enc, rng, K):
+    return rng.dirichlet(np.ones(K), size=len(enc["input_ids"]))
+
+
+@pytest.mark.parametrize("name", ["chars", "pieces"])
+def test_each_character_takes_the_token_that_covers_it(tokenizers, klue, name):
+    """The reference is the tokenizer's own ``char_to_token``: a character takes its token's
+    probabilities, with each B- share moved to its I- tag unless it is the token's first."""
+    tok = tokenizers[name]
+    rng = np.random.default_rng(0)
+    inside = inside_columns(TAGS)
+    multi = 0
+    for text in klue["text"][:40]:
+        enc = tok(text, return_offsets_mapping=True)
+        probs = _token_probs(enc, rng, len(TAGS))
+        got = project_chars(probs, enc["offset_mapping"], len(text), TAGS).mean()
+        for i in range(len(text)):
+            t = enc.char_to_token(i)
+            if t is None:
+                assert np.isnan(got[i]).all() and text[i].isspace()
+                continue
+            expect = probs[t].copy()
+            if enc["offset_mapping"][t][0] != i:
+                multi += 1
+                expect = np.bincount(inside, weights=probs[t], minlength=len(TAGS))
+            np.testing.assert_allclose(got[i], expect)
+    assert (multi > 0) == (name == "pieces")  # the pieces tokenizer has tokens of several characters
+
+
+def test_windows_of_a_long_text_give_one_pass_s_projection(tokenizers, klue):
+    """Overlapping windows (``stride``) add up to the projection of one pass over the whole text,
+    when each token's probabilities depend on the token alone (as a model's would, context apart)."""
+    tok = tokenizers["pieces"]
+    text = " ".join(klue["text"][:12])
+    def probs_of(offsets):
+        rng = [np.random.default_rng(int(a) * 7919 + int(b)) for a, b in offsets]
+        return np.array([r.dirichlet(np.ones(len(TAGS))) for r in rng])
+    whole = tok(text, return_offsets_mapping=True)
+    one = project_chars(probs_of(whole["offset_mapping"]), whole["offset_mapping"], len(text), TAGS).mean()
+    windows = tok(text, return_offsets_mapping=True, truncation=True, max_length=64, stride=16,
+                  return_overflowing_tokens=True)
+    assert len(windows["input_ids"]) > 3
+    from ensemble.tasks.entities.projection import Projection
+
+    total = Projection(len(text), TAGS)
+    for offsets in windows["offset_mapping"]:
+        total.add(probs_of(offsets), offsets)
+    np.testing.assert_allclose(total.mean(), one, equal_nan=True)
+    assert total.counts.max() == 2  # the overlaps were counted twice and averaged
+
+
+def test_words_take_their_first_sub_token_or_the_mean(tokenizers):
+    tok = tokenizers["pieces"]
+    words = ["경찰은", "또", "성매매", "알선", "자금을"]
+    enc = tok(words, is_split_into_words=True)
+    rng = np.random.default_rng(3)
+    probs = _token_probs(enc, rng, len(TAGS))
+    first = project_words(probs, enc.word_ids(), len(words), TAGS)
+    mean = project_words(probs, enc.word_ids(), len(words), TAGS, how="mean")
+    for w in range(len(words)):
+        span = enc.word_to_tokens(w)
+        np.testing.assert_allclose(first[w], probs[span.start])
+        np.testing.assert_allclose(mean[w], probs[span.start:span.end].mean(axis=0))
+    with pytest.raises(EnsembleError, match="how must be first or mean"):
+        project_words(probs, enc.word_ids(), len(words), TAGS, how="max")
+
+
+@pytest.mark.parametrize("name", ["chars", "pieces"])
+def test_gold_tags_on_tokens_decode_back_to_the_gold_spans(tokenizers, klue, name):
+    """Each token given its first character's gold tag, one-hot, projected and decoded: the
+    entities come back, spaces inside them bridged and none at their edges (the character
+    tokenizer: every sentence; pieces: every entity whose edges are token edges)."""
+    tok = tokenizers[name]
+    index = {t: j for j, t in enumerate(TAGS)}
+    exact = checked = 0
+    for row in klue.itertuples():
+        enc = tok(row.text, return_offsets_mapping=True)
+        gold = tags_from_spans([tuple(e) for e in row.entities], len(row.text))
+        probs = np.zeros((len(enc["input_ids"]), len(TAGS)))
+        for t, (a, b) in enumerate(enc["offset_mapping"]):
+            probs[t, index[gold[a]] if b > a else 0] = 1.0
+        got = decode(project_chars(probs, enc["offset_mapping"], len(row.text), TAGS).mean(), TAGS, row.text)
+        want = [tuple(e) for e in row.entities]
+        edges = {a for a, b in enc["offset_mapping"] if b > a} | {b for a, b in enc["offset_mapping"] if b > a}
+        aligned = [e for e in want if e[0] in edges and e[1] in edges]
+        if name == "chars":
+            assert got == want, row.id
+        else:
+            assert set(aligned) <= set(got), row.id
+        exact += got == want
+        checked += 1
+    assert checked == 300 and (exact == 300 if name == "chars" else exact > 150)
+
+
+def test_a_b_tag_without_its_inside_tag_is_refused():
+    with pytest.raises(EnsembleError, match=r"tag 'B-PS' has no 'I-PS'"):
+        inside_columns(["O", "B-PS", "B-LC", "I-LC"])
+    with pytest.raises(EnsembleError, match="runs past the text's 3 characters"):
+        project_chars(np.ones((2, 3)) / 3, [[0, 2], [2, 5]], 3, ["O", "B-PS", "I-PS"])
