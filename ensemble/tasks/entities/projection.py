@@ -1,13 +1,11 @@
-"""Token probabilities projected onto the units of the text: its characters, through the fast
-tokenizer's offsets, or its words, through ``word_ids``; and spans decoded from them.
-
-Members with different tokenizers split "경찰은" into different pieces, so their outputs cannot be
-averaged position by position. Projected onto characters (or words) they can: a token's tag
-probabilities cover its characters, the first taking them as they are and the others with each
-``B-`` share moved to its ``I-`` tag (inside a token no character begins an entity). Characters
-no token covers (spaces) are marked so, and decoding lets an entity run across them only where
-it goes on after. Overlapping windows of a long text add their projections; the mean is taken
-over the windows that cover each character.
+"""What the task adds to the inference layer's projection of token probabilities onto characters
+(:func:`~ensemble.inference.forwards.project_onto_characters`: each character the mean of the
+tokens covering it over every window, NaN where no token does): inside a token no character
+begins an entity, so on every character of a token but its first each ``B-`` share is moved to
+its ``I-`` tag, member by member, before members with other tokenizers are averaged; words take
+their first sub-token's probabilities (or the mean) through ``word_ids``; spans are decoded from
+the per-unit probabilities, an entity running across uncovered characters (spaces) only where it
+goes on after them.
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ import numpy as np
 from ensemble.core.errors import EnsembleError
 from ensemble.tasks.entities.spans import Span, spans_from_tags, trim_spans
 
-__all__ = ["inside_columns", "Projection", "project_chars", "project_words", "decode"]
+__all__ = ["inside_columns", "begin_at_token_starts", "project_words", "decode"]
 
 
 def inside_columns(tags: Sequence[str]) -> np.ndarray:
@@ -37,46 +35,20 @@ def inside_columns(tags: Sequence[str]) -> np.ndarray:
     return out
 
 
-class Projection:
-    """Tag probabilities summed over the units of one text (n units x K tags), with how many
-    tokens (of every window) covered each unit: :meth:`add` a window at a time, :meth:`mean` at the
-    end (NaN rows where no token covered the unit)."""
-
-    def __init__(self, n: int, tags: Sequence[str]):
-        self.tags = tuple(tags)
-        self.sums = np.zeros((n, len(self.tags)))
-        self.counts = np.zeros(n)
-        self._inside = inside_columns(self.tags)
-
-    def add(self, probs: np.ndarray, spans: Sequence[tuple[int, int]]) -> Projection:
-        """One window's token probabilities (T x K) and each token's ``(start, end)`` units (end
-        exclusive; ``start == end`` for special and padding tokens, which cover nothing)."""
-        probs = np.asarray(probs, dtype=np.float64)
-        inside = np.zeros_like(probs)
-        np.add.at(inside.T, self._inside, probs.T)  # each B- share moved to its I- column
-        for t, (start, end) in enumerate(spans):
-            if end <= start:
-                continue
-            self.sums[start] += probs[t]
-            self.sums[start + 1:end] += inside[t]
-            self.counts[start:end] += 1
-        return self
-
-    def mean(self) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self.sums / self.counts[:, None]
-
-
-def project_chars(probs: np.ndarray, offsets: np.ndarray, n_chars: int, tags: Sequence[str]) -> Projection:
-    """One window's token probabilities onto the ``n_chars`` characters of its text, through the
-    fast tokenizer's ``offset_mapping`` (T x 2; ``(0, 0)`` for special tokens)."""
-    offsets = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
-    if len(offsets) != len(probs):
-        raise EnsembleError(f"got {len(probs)} tokens' probabilities and {len(offsets)} offsets")
-    if len(offsets) and offsets.max() > n_chars:
-        raise EnsembleError(f"an offset ({int(offsets.max())}) runs past the text's {n_chars} characters: the offsets "
-                            "are of another text")
-    return Projection(n_chars, tags).add(probs, offsets)
+def begin_at_token_starts(values: np.ndarray, spans: np.ndarray, tags: Sequence[str]) -> np.ndarray:
+    """One member's per-character tag probabilities of one text (n x K, as the token forward
+    caches them) with each ``B-`` share moved to its ``I-`` tag on every character of a token
+    (``spans``: the text's token spans, (start, end) characters) but its first."""
+    out = np.array(values, dtype=np.float64)
+    spans = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+    later = np.zeros(len(out), dtype=bool)
+    for start, end in spans:
+        later[start + 1:end] = True
+    if later.any():
+        moved = np.zeros((int(later.sum()), out.shape[1]))
+        np.add.at(moved.T, inside_columns(tags), out[later].T)
+        out[later] = moved
+    return out
 
 
 def project_words(probs: np.ndarray, word_ids: Sequence[int | None], n_words: int, tags: Sequence[str],
