@@ -107,8 +107,17 @@ def _run(project, *, k, weights, progress, name, trust_remote_code=False) -> Run
 
         training = open_training_folds(splits["train"], p.folds, fold_column=p.fold_column,
                                        encoding=columns.get("encoding"))
+    from ensemble.cli.project import adjust_settings, weights_setting
+
+    weights = weights_setting(p, weights)
+    adjust, prior, adjust_metric = adjust_settings(p)
+    # how the vote fits (the procedure's settings), apart from what it reads (the inputs)
+    settings = dict(combine=p.vote.get("combine") or "prob", adjust=adjust, prior=prior, adjust_metric=adjust_metric)
+    # regression and multi-label: the primary metric, the threshold and clipping ([vote]); the task ([data])
+    values = {"metric": p.vote.get("metric"), "threshold": p.vote.get("threshold", "global"),
+              "clip": p.vote.get("clip", False)}
     # what would fail at the end, said before any model is averaged or run
-    _check_vote_options(p, _check_run_heads(p))
+    _check_vote_options(p, _check_run_heads(p), {**settings, **values, "weights": weights}, weights)
     if p.sample_submission is not None:
         _check_sample_ids(p, splits["test"])
     members.update(_averages(p, k, cache, progress, redone, None if training is None else training.k,
@@ -121,15 +130,6 @@ def _run(project, *, k, weights, progress, name, trust_remote_code=False) -> Run
     inference = InferenceSettings.of(p.predict)  # what predict computes, and which entries vote and report read
     digests = _predictions(members, splits, cache, progress, redone, training, trusted, inference, p.task)
 
-    from ensemble.cli.project import adjust_settings, weights_setting
-
-    weights = weights_setting(p, weights)
-    adjust, prior, adjust_metric = adjust_settings(p)
-    # how the vote fits (the procedure's settings), apart from what it reads (the inputs)
-    settings = dict(combine=p.vote.get("combine") or "prob", adjust=adjust, prior=prior, adjust_metric=adjust_metric)
-    # regression and multi-label: the primary metric, the threshold and clipping ([vote]); the task ([data])
-    values = {"metric": p.vote.get("metric"), "threshold": p.vote.get("threshold", "global"),
-              "clip": p.vote.get("clip", False)}
     if values["clip"] and "train" in p.data and "train" not in splits:
         # clipping's range is the training labels', as ensemble vote reads it: read, never predicted
         splits = {**splits, "train": load_split(p.data["train"], name="train", **columns)}
@@ -171,11 +171,11 @@ def _point_again(submission: Path) -> None:
                  submission.name, pointed)
 
 
-def _check_vote_options(p, found) -> None:
-    """The [vote] options checked by the members' task (``[data] task``, else the one their heads
-    suggest) before anything is averaged or run, as the vote would check them at the end: a
-    metric of another task, a rank average for a metric that is not ROC AUC..."""
-    from ensemble.cli.project import adjust_settings, weights_setting
+def _check_vote_options(p, found, options: dict, weights: str) -> None:
+    """The vote's ``options`` (as ``ensemble run`` will give them, with ``weights``) checked by
+    the members' task (``[data] task``, else the one their heads suggest) before anything is
+    averaged or run, as the vote would check them at the end: a metric of another task, a rank
+    average for a metric that is not ROC AUC..."""
     from ensemble.core.options import weights_kind
     from ensemble.tasks import task_named
 
@@ -189,10 +189,6 @@ def _check_vote_options(p, found) -> None:
         task = tasks.pop() if len(tasks) == 1 else None
     if task is None:
         return
-    adjust, prior, adjust_metric = adjust_settings(p)
-    options = {"combine": p.vote.get("combine"), "adjust": adjust, "prior": prior, "adjust_metric": adjust_metric,
-               "metric": p.vote.get("metric"), "threshold": p.vote.get("threshold"), "clip": p.vote.get("clip", False)}
-    weights = weights_setting(p)
     try:
         task.check_options({k: v for k, v in options.items() if v is not None}, kind=weights_kind(weights))
     except EnsembleError as e:

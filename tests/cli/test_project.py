@@ -324,6 +324,12 @@ def test_the_project_file_is_checked_whole_before_any_work(project, monkeypatch)
         ran = CliRunner().invoke(main, ["run"])
         assert ran.exit_code == 1 and not (project / "weights").exists(), ran.output
         assert ran.stderr.startswith(f"error: {toml}: [vote]: ") and said in ran.stderr and ran.stderr.count("\n") == 1
+    # what run will vote with: the --weights given, not the file's [vote] weights (a weights file keeps
+    # the adjustment it was fitted with)
+    toml.write_text(good.replace('weights = "acc"', 'weights = "acc"\nadjust = "fit"'))
+    ran = CliRunner().invoke(main, ["run", "--weights", "old/ensemble-acc.json"])
+    assert ran.exit_code == 1 and not (project / "weights").exists(), ran.output
+    assert ran.stderr.startswith(f"error: {toml}: [vote]: old/ensemble-acc.json: a weights file keeps the adjustment")
 
 
 def test_a_project_adjustment_with_a_weights_file_names_both_fixes(project, monkeypatch):
