@@ -14,10 +14,16 @@ import numpy as np
 from ensemble.core.errors import EnsembleError
 from ensemble.core.options import ALLOWED
 
-__all__ = ['COMBINE_RULES', 'softmax', 'log_softmax', 'combine', 'mix', 'rank_mean', 'align', 'as_arrays', 'Aligned', 'class_lookup', 'LogProbs', 'as_log_probs', 'probabilities']
+__all__ = ['COMBINE_RULES', 'softmax', 'log_softmax', 'combine', 'mix', 'rank_mean', 'generic_names', 'align', 'as_arrays', 'Aligned', 'class_lookup', 'LogProbs', 'as_log_probs', 'probabilities']
 
 COMBINE_RULES = ALLOWED["combine"]
 _GENERIC = re.compile(r"LABEL_\d+")
+
+
+def generic_names(names: Sequence) -> bool:
+    """Whether every name is transformers' default for an unnamed output (``LABEL_0``...): the
+    head says nothing of what its outputs are."""
+    return all(_GENERIC.fullmatch(str(n)) for n in names)
 # Ties between vote shares are broken by the weighted mean probability, scaled far below the
 # smallest difference two vote shares can have.
 _TIE_BREAK = 1e-9
@@ -204,7 +210,7 @@ def align(logits: Sequence, ids: Sequence[str] | None = None, labels: Sequence[s
         raise EnsembleError("no models to combine; give at least one")
     first = logits[0]
     labels = tuple(labels) if labels is not None else tuple(first.labels)
-    generic = [all(_GENERIC.fullmatch(c) for c in lg.labels) for lg in logits]
+    generic = [generic_names(lg.labels) for lg in logits]
     if any(generic) and not all(generic):
         g = logits[generic.index(True)]
         named = logits[generic.index(False)]

@@ -14,21 +14,19 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
-from ensemble.core.combination import align
+from ensemble.core.combination import align, generic_names
 from ensemble.core.errors import EnsembleError, option, outputs_fix
 from ensemble.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Metric", "ValueTask", "match_names", "nfc", "sample_columns", "GENERIC"]
+__all__ = ["Metric", "ValueTask", "match_names", "nfc", "sample_columns"]
 
-GENERIC = re.compile(r"LABEL_\d+")
 
 
 @dataclass(frozen=True)
@@ -101,7 +99,7 @@ def match_names(columns: Sequence[str], names: Sequence[str], *, path, model: st
                             f"with one column per {what}")
     if len(names) == 1:
         return [0]
-    if all(GENERIC.fullmatch(n) for n in names):  # by position: the counts fit; gather names them or refuses
+    if generic_names(names):  # by position: the counts fit; gather names them or refuses
         return list(range(len(names)))
     missing = [n for n in names if n not in columns]
     if missing:
@@ -171,7 +169,7 @@ class ValueTask(Task):
     def names(self, split, names: Sequence[str], model: str) -> tuple[str, ...]:
         """The outputs' names as submitted: the head's own when it names them, else the label
         columns (matched by position)."""
-        if not all(GENERIC.fullmatch(str(n)) for n in names):
+        if not generic_names(names):
             return tuple(map(str, names))
         cols = split.label_columns if split is not None and split.label_columns else ()
         if len(cols) == len(names) and len(cols) > 1 or (len(names) == 1 and len(cols) == 1):
@@ -189,7 +187,7 @@ class ValueTask(Task):
         label columns would move every output to another target."""
         names = tuple(map(str, names))
         t = tuple(columns or ())
-        generic = all(GENERIC.fullmatch(c) for c in names)
+        generic = generic_names(names)
         def fix() -> str:  # names no column for an output: a guess by position is what this refuses
             return outputs_fix(model, [f"<column of {n}>" for n in names])
 

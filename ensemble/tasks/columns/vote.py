@@ -61,7 +61,7 @@ def thresholds_by_name(task, threshold, labels, columns: Mapping):
     put in the order of the aligned outputs ``labels`` (the first member's): matched by name, never
     by position. One threshold, or a fitted one, is returned as it is."""
     from ensemble.core.options import check_thresholds
-    from ensemble.tasks.columns.base import GENERIC
+    from ensemble.core.combination import generic_names
 
     if not task.thresholded or threshold is None or (isinstance(threshold, str) and threshold in ("global", "per_label")):
         return threshold
@@ -69,7 +69,7 @@ def thresholds_by_name(task, threshold, labels, columns: Mapping):
     if np.ndim(t) == 0:
         return t
     labels = tuple(map(str, labels))
-    if all(GENERIC.fullmatch(n) for n in labels):  # outputs unnamed: they are the label columns, by position
+    if generic_names(labels):  # outputs unnamed: they are the label columns, by position
         return t
     cols = columns.get("label")
     cols = [cols] if isinstance(cols, str) else list(cols or ())

@@ -5,17 +5,15 @@ name, and members that disagree on the entity types refused, naming them.
 
 from __future__ import annotations
 
-import re
 from typing import Mapping, Sequence
 
 import numpy as np
 
+from ensemble.core.combination import generic_names
 from ensemble.core.errors import EnsembleError
 from ensemble.tasks.entities.spans import entity_types, normalise_tags
 
 __all__ = ["TagAlignment", "align_tags"]
-
-_GENERIC = re.compile(r"LABEL_\d+")
 
 
 class TagAlignment:
@@ -49,7 +47,7 @@ def align_tags(member_tags: Mapping[str, Sequence[str]]) -> TagAlignment:
         raise EnsembleError("no members to align; give at least one")
     types = {}
     for name, tags in member_tags.items():
-        if all(_GENERIC.fullmatch(str(t)) for t in tags):
+        if generic_names(tags):
             raise EnsembleError(f"{name}: its tags are transformers' defaults ({', '.join(map(str, tags[:3]))}...); set "
                                 "id2label (and label2id) in its config.json to the tag names in its training order "
                                 "(O, B-PS, I-PS, ...)")
