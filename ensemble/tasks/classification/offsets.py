@@ -26,7 +26,7 @@ from ensemble.core.errors import EnsembleError, flag
 from ensemble.core.options import ALLOWED, check_option
 from ensemble.core.scores import f1_from_counts, need_classes, weighted_scores
 
-__all__ = ['ADJUSTMENTS', 'Adjustment', 'needs_prior', 'check_adjust', 'empirical_prior', 'fit_adjustment', 'fit_offsets', 'importance']
+__all__ = ['ADJUSTMENTS', 'Adjustment', 'needs_prior', 'check_adjust', 'adjust_metric_for', 'empirical_prior', 'fit_adjustment', 'fit_offsets', 'importance']
 
 ADJUSTMENTS = tuple(a for a in ALLOWED["adjust"] if a != "auto")  # "auto" chooses among them
 def needs_prior() -> str:
@@ -241,6 +241,12 @@ def check_adjust(kind: str, *, metric: str = "accuracy", auto: bool = False) -> 
     one-line error."""
     check_option("adjust", kind, exclude=() if auto else ("auto",))
     check_option("adjust_metric", metric)
+
+
+def adjust_metric_for(given: str | None, metric: str) -> str:
+    """What a class-prior adjustment maximises: ``given``, else the primary ``metric`` when an
+    adjustment can be fitted for it, else accuracy."""
+    return given or (metric if metric in ALLOWED["adjust_metric"] else "accuracy")
 
 
 def importance(y: np.ndarray, target: np.ndarray | None, source: np.ndarray) -> np.ndarray | None:

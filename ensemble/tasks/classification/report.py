@@ -65,6 +65,7 @@ def _classification_report(source, al, split, training, data, valid, columns, *,
     from ensemble.core.combination import combine as combine_logits
     from ensemble.core.scores import need_classes
     from ensemble.tasks.classification.estimate import AUTO_METHODS, select_method
+    from ensemble.tasks.classification.offsets import adjust_metric_for
     from ensemble.data.splits import open_split
 
     oof, refs = training is not None, source.refs
@@ -81,29 +82,31 @@ def _classification_report(source, al, split, training, data, valid, columns, *,
     fit_names = [refs[i].name for i in fit_idx]
     if excluded:
         log.info("left out of weight fitting (optimistic validation scores): %s", ", ".join(excluded))
+    # the classifiers' metric that decides: a scikit-learn scorer's name is compared by auto alone
+    decided_by = metric if metric in _CLASS_METRICS else "accuracy"
     # with fold groups, the training folds: each held-out fold is one fold model's rows
     cv = dict(cv=training.folds.fold if oof else cv, repeats=repeats, seed=seed, combine=combine, names=fit_names,
-              store=source.estimates, member_metric=metric if metric in _CLASS_METRICS else "accuracy")
+              store=source.estimates, member_metric=decided_by)
     methods = tuple(m for m in (methods or AUTO_METHODS) if m != "uniform")
     choice, reason, estimates = select_method(fit_arrays, y, methods, metric=metric, **cv)
     where = "out-of-fold" if oof else "validation"
-    weights, reliability = _ensemble_rows(rows, probas, estimates, fit_arrays, fit_names, y, combine, where)
-    curse = _winners_curse(rows, estimates, fit_arrays, fit_names, y, best_k, cv, where, metric)
-    _primary_columns(rows, probas, estimates, combine_logits(fit_arrays, None, combine), y, metric)
+    uniform = combine_logits(fit_arrays, None, combine)
+    weights, reliability = _ensemble_rows(rows, probas, estimates, fit_arrays, fit_names, y, uniform, where)
+    curse = _winners_curse(rows, estimates, fit_arrays, fit_names, probas, y, best_k, cv, where, decided_by)
+    _primary_columns(rows, probas, estimates, uniform, y, decided_by)
     hsplit = open_split(data[valid], valid, columns) if oof and valid in data else None
     holdout = {} if hsplit is None else score_holdout(source, hsplit, al.labels, fit_idx, estimates, combine, methods,
-                                                      metric if metric in _CLASS_METRICS else "accuracy",
-                                                      (choice, reason))
+                                                      decided_by, (choice, reason))
     if holdout:  # what is submitted, scored where no fit has been: the holdout decides
         choice, reason = holdout["choice"], holdout["reason"]
         warn_overlap(hsplit, training.split, holdout["overlap"], log)
     # an adjustment is fitted for accuracy or macro-F1: with another metric the vote refuses it, and
     # the report does not offer it
-    offered = adjust != "none" and not (metric in _CLASS_METRICS and metric not in allowed("adjust_metric"))
+    offered = adjust != "none" and decided_by in allowed("adjust_metric")
     adjust_info = {} if not offered else _class_priors(
         fit_arrays, y, al.labels, choice, estimates, adjust=adjust, prior=prior, columns=columns,
-        metric=adjust_metric or (metric if metric in ("accuracy", "macro_f1") else "accuracy"), cv=cv)
-    chosen = estimates[choice].oof_proba if choice in estimates else combine_logits(fit_arrays, None, combine)
+        metric=adjust_metric_for(adjust_metric, metric), cv=cv)
+    chosen = estimates[choice].oof_proba if choice in estimates else uniform
     confused = confused_pairs(chosen.argmax(axis=1), y, al.labels)
     table = _table(rows)
     names = [r.name for r in refs]
@@ -192,14 +195,12 @@ def _member_rows(refs, log_probs, split, y, trained_on_valid, include_optimistic
     return rows, probas, excluded
 
 
-def _ensemble_rows(rows, probas, estimates, fit_arrays, fit_names, y, combine, where: str = "validation"):
+def _ensemble_rows(rows, probas, estimates, fit_arrays, fit_names, y, uniform, where: str = "validation"):
     """Uniform's row and each estimated method's (added to ``rows``); returns the weights of each
-    method and the reliability curves of members and methods."""
-    from ensemble.core.combination import combine as combine_logits
+    method and the reliability curves of members and methods (``uniform``: its probabilities)."""
     from ensemble.core.scores import accuracy, log_loss, macro_f1
     from ensemble.tasks.classification.estimate import ece
 
-    uniform = combine_logits(fit_arrays, None, combine)
     rows["uniform"] = {"kind": "ensemble", "accuracy": accuracy(uniform, y), "macro_f1": macro_f1(uniform, y),
                        "log_loss": log_loss(uniform, y), "ece": ece(uniform, y), "cv_accuracy": accuracy(uniform, y),
                        "optimism": 0.0, **dict(zip(("cv_low", "cv_high"), wilson(int(round(accuracy(uniform, y) * len(y))),
@@ -216,43 +217,30 @@ def _ensemble_rows(rows, probas, estimates, fit_arrays, fit_names, y, combine, w
     return weights, reliability
 
 
-def _winners_curse(rows, estimates, fit_arrays, fit_names, y, best_k, cv, where: str = "validation",
+def _winners_curse(rows, estimates, fit_arrays, fit_names, probas, y, best_k, cv, where: str = "validation",
                    metric: str = "accuracy") -> dict:
-    """Picking the best member (and the best K) on validation, estimated like any fit; its rows
-    and estimates are added to ``rows`` and ``estimates``."""
-    from ensemble.tasks.classification.estimate import cross_validate
-
-    from ensemble.core.combination import softmax
-    from ensemble.core.scores import CLASS_METRICS
-    from ensemble.tasks.classification.estimate import metric_value
+    """Picking the best member (and the best K) on validation by ``metric`` (one of the
+    classifiers' own), estimated like any fit and scored in it; its rows and estimates are added
+    to ``rows`` and ``estimates``."""
+    from ensemble.tasks.classification.estimate import DEFAULT_METRICS, cross_validate, metric_value
 
     curse = {}
     if len(fit_arrays) < 2:
         return curse
-    m_in = metric if metric in CLASS_METRICS else "accuracy"  # "best" picks by it, and is scored in it
-    member_scores = [metric_value(m_in, softmax(a), y) for a in fit_arrays]
+    member_scores = [metric_value(metric, probas[n], y) for n in fit_names]
     picks = ["best"] + ([f"best{best_k}"] if best_k and len(fit_arrays) > best_k > 1 else [])
     for m in picks:
-        e = cross_validate(fit_arrays, y, m, metrics=_metrics(metric), **cv)
+        e = cross_validate(fit_arrays, y, m, metrics=tuple(dict.fromkeys((metric, *DEFAULT_METRICS))), **cv)
         chosen = [n for n, w in zip(fit_names, e.weights.weights) if w > 0]
         rows[m] = _estimate_row(e, "selection", fit_arrays, y, "picks " + ", ".join(chosen) + f" on the {where} rows")
         estimates[m] = e
         if m == "best":
-            curse.update(metric=m_in, members=len(fit_names), best_member=chosen[0], apparent_best=e.apparent[m_in],
-                         cv_best=e.cross_validated[m_in], members_mean=float(np.mean(member_scores)),
+            curse.update(metric=metric, members=len(fit_names), best_member=chosen[0], apparent_best=e.apparent[metric],
+                         cv_best=e.cross_validated[metric], members_mean=float(np.mean(member_scores)),
                          members_chosen_on_eval_set=any("eval metric" in rows[n]["note"] for n in fit_names))
         else:
-            curse.update(k=best_k, apparent_best_k=e.apparent[m_in], cv_best_k=e.cross_validated[m_in])
+            curse.update(k=best_k, apparent_best_k=e.apparent[metric], cv_best_k=e.cross_validated[metric])
     return curse
-
-
-def _metrics(metric: str) -> tuple[str, ...]:
-    """What the estimates score: the primary metric (when it is one of the classifiers' own, not a
-    scikit-learn scorer's name), then accuracy, macro-F1 and log loss."""
-    from ensemble.core.scores import CLASS_METRICS
-    from ensemble.tasks.classification.estimate import DEFAULT_METRICS
-
-    return tuple(dict.fromkeys(((metric,) if metric in CLASS_METRICS else ()) + DEFAULT_METRICS))
 
 
 def _primary_columns(rows, probas, estimates, uniform, y, metric: str) -> None:
@@ -260,11 +248,10 @@ def _primary_columns(rows, probas, estimates, uniform, y, metric: str) -> None:
     each row's score in it (``<metric>``), the cross-validated one (``cv_<metric>``) with its
     interval (``cv_<metric>_low``/``_high``; models: ``<metric>_low``/``_high``, nothing being
     fitted on their rows), and each method's gain over uniform in it (``gain_<metric>``...)."""
-    from ensemble.core.scores import CLASS_METRICS
     from ensemble.estimates.resampling import metric_interval
     from ensemble.tasks.classification.estimate import estimate_interval, metric_value
 
-    if metric == "accuracy" or metric not in CLASS_METRICS:
+    if metric == "accuracy":
         return
     for name, r in rows.items():
         if r["kind"] == "model":

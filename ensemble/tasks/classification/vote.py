@@ -104,9 +104,10 @@ def vote_settings(options: Mapping, *, source, columns: Mapping) -> Classificati
     """The settings a classifier vote runs with (:func:`check_options` has checked them)."""
     keep = {k: options[k] for k in ("combine", "temperature", "calibrate", "acc_power", "seed", "adjust", "prior",
                                      "adjust_metric", "weights", "need_valid") if k in options}
+    from ensemble.tasks.classification.offsets import adjust_metric_for
+
     metric = options.get("metric") or "accuracy"
-    if options.get("adjust_metric") is None and metric in ADJUST_METRICS:  # the adjustment follows the metric
-        keep["adjust_metric"] = metric
+    keep["adjust_metric"] = adjust_metric_for(options.get("adjust_metric"), metric)  # it follows the metric
     return ClassificationSettings(**keep, metric=metric, class_order=source.class_order, columns=columns)
 
 
