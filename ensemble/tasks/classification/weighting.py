@@ -23,7 +23,7 @@ from ensemble.combining.ensemble_selection import ensemble_selection as selectio
 from ensemble.core.combination import as_arrays, as_log_probs, class_lookup, log_softmax, probabilities
 from ensemble.core.errors import EnsembleError, flag
 from ensemble.core.options import METHODS, best_k, check_option, is_method
-from ensemble.core.scores import CLASS_METRICS, accuracy, need_classes, scores
+from ensemble.core.scores import CLASS_METRICS, need_classes, scores
 
 log = logging.getLogger(__name__)
 from ensemble.tasks.classification.weights import EPS, Weights, centred, check_finite, classwise_proba, clr, stack_proba
@@ -128,13 +128,15 @@ def _class_indices(y, labels: Sequence[str], n: int) -> np.ndarray:
 
 
 def _member_scores(log_probs, y, metric: str) -> np.ndarray:
-    """Each member's ``metric`` on the rows, signed so that higher is better (log loss negated)."""
-    from ensemble.core.scores import CLASS_METRICS, resampled_metric
+    """Each member's ``metric`` on the rows from its log-probabilities, signed so that higher is
+    better (log loss negated). Only the log loss exponentiates them: the argmax (accuracy,
+    macro-F1, kappa) and each column's order of the rows (ROC AUC) are the log-probabilities'."""
+    from ensemble.core.scores import resampled_metric
 
     rows = np.arange(len(y))[None]
     sign = 1.0 if CLASS_METRICS[metric] else -1.0
-    return np.array([sign * float(resampled_metric(metric, probabilities(as_log_probs(lp)), y, rows)[0])
-                     for lp in log_probs])
+    return np.array([sign * float(resampled_metric(metric, probabilities(as_log_probs(lp)) if metric == "log_loss"
+                                                   else lp, y, rows)[0]) for lp in log_probs])
 
 
 def _best_weights(log_probs, y, k: int, metric: str = "accuracy") -> np.ndarray:
@@ -143,10 +145,9 @@ def _best_weights(log_probs, y, k: int, metric: str = "accuracy") -> np.ndarray:
     if k > M:
         raise EnsembleError(f"best{k}: got {M} models; pick at most best{M}")
     rows = np.arange(len(y))
-    # accuracy from the argmax, log loss from the true class's probability alone: the same
-    # values as scoring exp(log_probs), without exponentiating every class
-    first = (np.array([float(np.mean(lp.argmax(axis=1) == y)) for lp in log_probs]) if metric == "accuracy"
-             else _member_scores(log_probs, y, metric))
+    # the tie-break's log loss from the true class's probability alone: the same values as
+    # scoring exp(log_probs), without exponentiating every class
+    first = _member_scores(log_probs, y, metric)
     key = [(-float(first[i]), float(-np.mean(np.log(np.clip(np.exp(lp[rows, y]), EPS, None)))), i)
            for i, lp in enumerate(log_probs)]
     order = [i for *_, i in sorted(key)]
@@ -158,11 +159,8 @@ def _best_weights(log_probs, y, k: int, metric: str = "accuracy") -> np.ndarray:
 def _acc_weights(probas, y, power: float, metric: str = "accuracy") -> np.ndarray:
     """Weights proportional to each member's ``metric`` raised to ``power``: its accuracy, macro-F1,
     ROC AUC or kappa (below 0 counts as 0), or the inverse of its log loss."""
-    if metric == "accuracy":
-        acc = np.array([accuracy(p, y) for p in probas])
-    else:
-        signed = _member_scores(probas, y, metric)
-        acc = 1.0 / np.maximum(-signed, 1e-12) if metric == "log_loss" else np.maximum(np.nan_to_num(signed), 0.0)
+    signed = _member_scores(probas, y, metric)
+    acc = 1.0 / np.maximum(-signed, 1e-12) if metric == "log_loss" else np.maximum(np.nan_to_num(signed), 0.0)
     if not (acc > 0).any():
         raise EnsembleError(f"every model has validation {metric} 0 or below; {metric} weights are undefined")
     # in log space: acc ** 1e6 underflows to 0 for every model, its ratios do not
