@@ -155,10 +155,11 @@ def combine(logits: Sequence[np.ndarray], weights: Sequence[float] | None = None
         - "vote": weighted share of the models whose top class it is (hard voting); ties go to
           the class with the higher weighted mean probability.
         - "rank": the weighted mean of each model's ranks of the rows in each class's column,
-          minus one half, divided by n (in (0, 1); for two classes the rows sum to 1): for ROC AUC, where members calibrated differently should count
-          by their order of the rows, not by the scale of their probabilities. Its rows are scores,
-          not probabilities (for two classes they still sum to 1), and they depend on the rows
-          combined together (a test set is ranked within itself).
+          minus one half, divided by n (in (0, 1)): for ROC AUC, where members calibrated
+          differently should count by their order of the rows, not by the scale of their
+          probabilities. Its rows are scores, not probabilities (for two classes they still sum
+          to 1), and they depend on the rows combined together (a test set is ranked within
+          itself).
     """
     if rule not in COMBINE_RULES:
         raise EnsembleError(f"combine rule must be one of {', '.join(COMBINE_RULES)}; got {rule!r}")

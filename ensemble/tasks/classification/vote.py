@@ -73,9 +73,6 @@ def _is_scorer(name: str) -> bool:
     return name in get_scorer_names()
 
 
-ADJUST_METRICS = allowed("adjust_metric")  # what a class-prior adjustment can be fitted for
-
-
 def check_metric(metric: str, *, combine: str = "prob", adjust: str = "none", calibrate: bool = False,
                  scorers: bool = False) -> None:
     """The primary metric of a classifier ensemble, and the options it rules out: a rank average
@@ -95,7 +92,7 @@ def check_metric(metric: str, *, combine: str = "prob", adjust: str = "none", ca
     if combine == "rank" and calibrate:
         raise EnsembleError(f"{flag('calibrate')} scales probabilities and {flag('combine', 'rank')} gives ranks: "
                             "drop one")
-    if adjust != "none" and metric not in ADJUST_METRICS:
+    if adjust != "none" and metric not in allowed("adjust_metric"):  # what an adjustment can be fitted for
         raise EnsembleError(f"{flag('adjust', adjust)} fits class offsets for accuracy or macro_f1, and the metric is "
                             f"{metric}: {option('adjust', 'none')}, or {flag('metric', 'accuracy')}")
 
