@@ -5,14 +5,18 @@ runs, the Auto class each loads with, the settings each adds to the cache key, a
 
 ``"sequence"``
     A sequence classifier (``AutoModelForSequenceClassification``): one row of logits per text,
-    (n, C). The default, and the only forward whose outputs are cached today.
+    (n, C). The default.
 ``"tokens"``
     A token classifier (``AutoModelForTokenClassification``): per-token probabilities (a softmax
     over the tags) projected onto the characters of each text through the fast tokenizer's
-    ``offset_mapping`` (a :class:`~ensemble.core.outputs.Ragged`, its ``meta`` holding the tokens' spans). A character no token covers (a space, a
-    character the tokenizer drops) gets a row of NaN. A text longer than the token limit runs as
-    overlapping windows (``stride`` tokens shared by neighbours) and a character that several
-    windows cover gets the mean of their probabilities: nothing is cut.
+    ``offset_mapping`` (a :class:`~ensemble.core.outputs.Ragged`). A character no token covers (a
+    space, a character the tokenizer drops) gets a row of NaN. A text longer than the token limit
+    runs as overlapping windows (``stride`` tokens shared by neighbours) and a character that
+    several windows cover gets the mean of their probabilities: nothing is cut. Inside a token no
+    character begins an entity: on each character of a token but its first, the share of a tag
+    that begins one (``B-X``, and BIOES/BILOU's ``S-X``/``U-X``) moves to its ``I-X``
+    (:func:`continue_inside_tokens`), so that members with other tokenizers average alike.
+    Cached, as the sequence forward's logits are (with ``return_offsets``, computed every time).
 ``"generation"``
     A sequence-to-sequence model (``AutoModelForSeq2SeqLM``, for a config with
     ``is_encoder_decoder``) or a decoder-only one (``AutoModelForCausalLM``): ``model.generate``
@@ -40,7 +44,8 @@ from ensemble.io.modelfiles import has_tokenizer, head_of, read_config
 
 __all__ = ['Forward', 'SequenceForward', 'TokenForward', 'GenerationForward', 'FORWARDS', 'forward_named',
            'as_forward', 'open_model', 'generation_config_digest', 
-           'project_onto_characters', 'token_spans', 'mean_token_logprob', 'eos_ids_of']
+           'project_onto_characters', 'inside_columns', 'continue_inside_tokens', 'token_spans',
+           'mean_token_logprob', 'eos_ids_of']
 
 
 # --------------------------------------------------------------------------- the forwards
@@ -95,6 +100,7 @@ class TokenForward(Forward):
     return_offsets : bool, default False
         Also return each text's token spans: the (start, end) characters of every token of the
         text (a token of several windows once), ``meta["spans"]`` of the :class:`~ensemble.core.outputs.Ragged`.
+        Not cached (the cache holds the probabilities only): computed every time.
     """
 
     name: ClassVar[str] = "tokens"
@@ -282,6 +288,51 @@ def project_onto_characters(probs: Sequence[np.ndarray], spans: Sequence[np.ndar
     with np.errstate(invalid="ignore", divide="ignore"):
         values = (total / count[:, None]).astype(np.float32)  # 0/0: NaN rows where no token is
     return values, offsets
+
+
+# the prefixes of a tag that begins an entity: BIO's B-, BIOES's S- (single), BILOU's U- (unit)
+_BEGINS = ("B-", "S-", "U-")
+
+
+def inside_columns(labels: Sequence[str]) -> np.ndarray:
+    """For each tag column, the column its share moves to on a token's later characters: ``B-X``,
+    ``S-X`` and ``U-X`` to ``I-X``, every other tag to itself. A tag that begins an entity without
+    its ``I-X`` is an error naming the tag."""
+    index = {str(t): j for j, t in enumerate(labels)}
+    out = np.arange(len(labels))
+    for j, t in enumerate(map(str, labels)):
+        if t[:2] in _BEGINS:
+            inside = "I-" + t[2:]
+            if inside not in index:
+                raise EnsembleError(f"tag {t!r} has no {inside!r} among the tags ({', '.join(map(str, labels))}): a "
+                                    "token's later characters could not continue its entity; give the model both")
+            out[j] = index[inside]
+    return out
+
+
+def continue_inside_tokens(values: np.ndarray, offsets: np.ndarray, spans: Sequence[np.ndarray], text_of: np.ndarray,
+                           labels: Sequence[str]) -> np.ndarray:
+    """Per-character tag probabilities (``values`` (N, C), rows of text i at ``offsets[i]:offsets[i+1]``,
+    as :func:`project_onto_characters` gives them) with, on every character of a token but its first
+    (``spans[w]``: window w's token spans in text ``text_of[w]``), each share of a tag that begins
+    an entity moved to its ``I-`` tag (:func:`inside_columns`); values of another dtype are kept
+    in theirs."""
+    later = np.zeros(len(values), dtype=bool)
+    for sp, t in zip(spans, text_of):
+        sp = np.asarray(sp, dtype=np.int64).reshape(-1, 2)
+        sp = sp[sp[:, 1] - sp[:, 0] > 1]
+        if len(sp):
+            width = sp[:, 1] - sp[:, 0] - 1
+            within = np.arange(int(width.sum())) - np.repeat(np.cumsum(width) - width, width)
+            later[offsets[t] + np.repeat(sp[:, 0] + 1, width) + within] = True
+    columns = inside_columns(labels)
+    if not later.any() or (columns == np.arange(len(columns))).all():
+        return values
+    out = np.array(values)
+    moved = np.zeros((int(later.sum()), out.shape[1]), dtype=np.float64)
+    np.add.at(moved.T, columns, np.asarray(values[later], dtype=np.float64).T)
+    out[later] = moved
+    return out
 
 
 def token_spans(spans: Sequence[np.ndarray], text_of: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

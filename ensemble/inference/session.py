@@ -24,8 +24,9 @@ The token forward tokenizes each text into windows of at most the token limit, n
 ``stride`` tokens (one window when the text fits), runs the windows as the rows of length-sorted
 batches, and projects each token's softmax over the tags onto the characters its
 ``offset_mapping`` span covers: a character's row is the mean over the tokens covering it, NaN
-where none does (spaces). The generation forward runs ``model.generate`` on length-sorted batches
-(padded on the left for decoder-only models) and puts the candidates back in input order. Their
+where none does (spaces), a tag beginning an entity moved to its ``I-`` tag on a token's later
+characters; these are cached like logits. The generation forward runs ``model.generate`` on length-sorted batches
+(padded on the left for decoder-only models) and puts the candidates back in input order. Its
 outputs are not cached yet: :meth:`ModelSession.key` names them, the cache cannot hold them.
 """
 
@@ -51,6 +52,7 @@ from ensemble.inference.forwards import (
     as_forward,
     eos_ids_of,
     generation_config_digest,
+    continue_inside_tokens,
     mean_token_logprob,
     project_onto_characters,
     token_spans,
@@ -353,8 +355,16 @@ class ModelSession:
                                 "use ModelSession.run")
         if split.labels is not None and self.ref.task is not None:  # the member's task, when a caller set it
             self.ref.task.check_labels(split, self.ref.labels, f"{self.ref.folder}")
+        return self._cached(split, lambda key: self._make(split, progress, key),
+                            lambda hit: Logits(hit.ids, hit.values, hit.labels, self.ref.name, split.name,
+                                               {**hit.meta, "cached": True}))
+
+    def _cached(self, split, make, from_hit):
+        """``split``'s outputs from the cache (``from_hit(entry)``) when there, else ``make(key)``
+        (which stores them under ``key`` unless it is None: no cache). Under accelerate only the
+        main process reads and writes the entry; the others read what it says is there."""
         if self.cache is None:
-            return self._make(split, progress, None)
+            return make(None)
         key = self.key(split)
         main = self.dist is None or self.dist.is_main_process
         with (self.cache.lock(key) if main else contextlib.nullcontext()):
@@ -369,9 +379,8 @@ class ModelSession:
                     raise EnsembleError(f"{self.cache.path_for(key)}: cache entry vanished while being read; re-run")
             if hit is not None:
                 log.debug("%s/%s: cached (%s)", self.ref.name, split.name, key)
-                return Logits(hit.ids, hit.values, hit.labels, self.ref.name, split.name,
-                              {**hit.meta, "cached": True})
-            result = self._make(split, progress, key)
+                return from_hit(hit)
+            result = make(key)
         if self.dist is not None:
             self.dist.wait_for_everyone()
         return result
@@ -398,8 +407,9 @@ class ModelSession:
 
     def run(self, split, progress=False):
         """This session's forward over ``split``: :class:`Logits` ("sequence", cached),
-        :class:`~ensemble.core.outputs.Ragged` ("tokens": per-character tag probabilities) or :class:`~ensemble.core.outputs.Texts` ("generation"); the last
-        two are computed every time (the cache does not hold them yet)."""
+        :class:`~ensemble.core.outputs.Ragged` ("tokens": per-character tag probabilities, cached)
+        or :class:`~ensemble.core.outputs.Texts` ("generation": computed every time, the cache
+        does not hold them yet)."""
         if self.forward.name == "tokens":
             return self.token_probabilities(split, progress)
         if self.forward.name == "generation":
@@ -494,10 +504,25 @@ class ModelSession:
 
     def token_probabilities(self, split, progress=False) -> Ragged:
         """The token forward over ``split``: each text's characters' tag probabilities (see the
-        module's docstring), computed (not cached)."""
+        module's docstring), from the cache when there, else computed and stored; with
+        ``return_offsets`` (token spans the cache does not hold) computed every time. The cache
+        stores an uncovered character's NaN row as zeros (a softmax row never sums to 0) and
+        reads it back as NaN."""
+        self._require("tokens")
+        if self.forward.return_offsets:
+            return self._make_tokens(split, progress, None)
+
+        def from_hit(hit):
+            values = np.array(hit.values, dtype=np.float32)
+            values[~values.any(axis=1)] = np.nan
+            return Ragged(hit.ids, values, hit.offsets, hit.labels, self.ref.name, split.name,
+                          {**hit.meta, "cached": True})
+
+        return self._cached(split, lambda key: self._make_tokens(split, progress, key), from_hit)
+
+    def _make_tokens(self, split, progress, key) -> Ragged:
         import torch
 
-        self._require("tokens")
         enc, spans, text_of = self.windows(split)
         model = self.model
 
@@ -512,17 +537,30 @@ class ModelSession:
             probs[w] = p
         texts = split.texts[0]
         values, offsets = project_onto_characters(probs, spans, text_of, [len(t) for t in texts], len(self.ref.labels))
-        spans_a = span_offsets = None
-        if self.forward.return_offsets:
-            spans_a, span_offsets = token_spans(spans, text_of, len(texts))
+        try:
+            values = continue_inside_tokens(values, offsets, spans, text_of, self.ref.labels)
+        except EnsembleError as e:
+            raise EnsembleError(f"{self.ref.folder / 'config.json'}: id2label {e}") from None
+        bad = np.isinf(values).any(axis=1) | (np.isnan(values).any(axis=1) & ~np.isnan(values).all(axis=1))
+        if bad.any():
+            raise EnsembleError(f"{self.ref.folder}: produced NaN or infinite probabilities on {int(bad.sum())} "
+                                f"characters of {split.path} in {self.dtype}; {option('dtype', 'float32')}")
         windowed = int((np.bincount(text_of, minlength=len(texts)) > 1).sum())
-        if windowed and (self.dist is None or self.dist.is_main_process):
+        main = self.dist is None or self.dist.is_main_process
+        if windowed and main:
             log.info("%s: %d of %d texts are longer than %d tokens and ran as overlapping windows",
                      split.path, windowed, len(texts), self.limit)
-        meta = self._meta(split, windows=len(enc.lengths), windowed=windowed)
-        if spans_a is not None:  # return_offsets: each text's token spans, (start, end) characters
-            meta.update(spans=spans_a, span_offsets=span_offsets)
-        return Ragged(split.ids, values, offsets, tuple(self.ref.labels), self.ref.name, split.name, meta)
+        meta = self._meta(split, windows=len(enc.lengths), windowed=windowed,
+                          model_digest=self.model_digest if key else None)
+        result = Ragged(split.ids, values, offsets, tuple(self.ref.labels), self.ref.name, split.name, meta)
+        if key is not None and main:
+            stored = Ragged(split.ids, np.nan_to_num(values, nan=0.0), offsets, result.labels, self.ref.name,
+                            split.name)
+            path = self.cache.put(key, stored, {k: v for k, v in meta.items() if v is not None and k != "cached"})
+            result.meta.update(key=key, cache_path=str(path))
+        if self.forward.return_offsets:  # each text's token spans, (start, end) characters
+            result.meta["spans"], result.meta["span_offsets"] = token_spans(spans, text_of, len(texts))
+        return result
 
     def generations(self, split, progress=False) -> Texts:
         """The generation forward over ``split``: ``num_return_sequences`` texts per row and

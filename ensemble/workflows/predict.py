@@ -180,7 +180,6 @@ def predict_logits(
         ``ids`` (n,), ``values`` float32 (n, C) and ``labels`` (C,) from ``config.id2label``.
     """
     from ensemble.data.splits import Split, load_split
-    from ensemble.inference.cache import OutputCache
     from ensemble.inference.session import ModelSession
     from ensemble.inference.settings import InferenceSettings
     from ensemble.tasks import open_member
@@ -188,13 +187,19 @@ def predict_logits(
     settings = InferenceSettings(batch_size, max_length, pad_to_multiple_of, device, dtype, trust_remote_code)
     split = data if isinstance(data, Split) else load_split(data)
     ref = open_member(model, name, tokenizer=tokenizer)  # its task checks the split's labels
+    return ModelSession(ref, settings, as_cache(cache)).logits(split, progress)
+
+
+def as_cache(cache):
+    """The :class:`~ensemble.inference.cache.OutputCache` a ``cache`` argument names: True the
+    default folder, a path that folder, False or None none."""
+    from ensemble.inference.cache import OutputCache
+
     if cache is True:
-        cache = OutputCache()
-    elif cache is False or cache is None:
-        cache = None
-    elif not isinstance(cache, OutputCache):
-        cache = OutputCache(cache)
-    return ModelSession(ref, settings, cache).logits(split, progress)
+        return OutputCache()
+    if cache is False or cache is None:
+        return None
+    return cache if isinstance(cache, OutputCache) else OutputCache(cache)
 
 
 def predict_forward(
@@ -226,8 +231,9 @@ def predict_forward(
         generation: ``num_beams``, ``max_new_tokens``, ``length_penalty``, ``no_repeat_ngram_size``,
         ``num_return_sequences``, ``do_sample``, ``seed``).
     Others
-        As :func:`predict_logits`; ``cache`` serves the sequence forward only: the token and
-        generation outputs are computed every time (the cache does not hold them yet).
+        As :func:`predict_logits`; ``cache`` serves the sequence and token forwards (a token
+        forward with ``return_offsets`` is computed every time, as are generation's outputs,
+        which the cache does not hold yet).
 
     Returns
     -------
@@ -247,4 +253,4 @@ def predict_forward(
     inference = InferenceSettings(batch_size, max_length, pad_to_multiple_of, device, dtype, trust_remote_code)
     split = data if isinstance(data, Split) else load_split(data)
     ref = open_model(model, fw, name, tokenizer)
-    return ModelSession(ref, inference, None, fw).run(split, progress)  # nothing of theirs is cached yet
+    return ModelSession(ref, inference, as_cache(cache) if fw.name == "tokens" else None, fw).run(split, progress)

@@ -5,6 +5,7 @@ against its own forward pass mapped by hand, long texts in strided windows, and 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -89,9 +90,15 @@ def _split(tmp_path, texts, name="valid"):
     return load_split(path)
 
 
+def _inside(p):
+    """A token's tag probabilities on its later characters: each B- share on its I- tag."""
+    return np.array([p[0], 0.0, p[1] + p[2], 0.0, p[3] + p[4]])
+
+
 def _by_hand(folder, text, **window):
     """The model's own pass over ``text`` (or each of its windows), one unpadded window at a time,
-    mapped onto characters through offset_mapping: (per-character sum, count)."""
+    mapped onto characters through offset_mapping, a token's B- shares on its I- tags after its
+    first character: (per-character sum, count)."""
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
@@ -108,7 +115,7 @@ def _by_hand(folder, text, **window):
         seq = enc.sequence_ids(w)
         for j, (s, e) in enumerate(spans):
             if seq[j] is not None:
-                total[s:e] += p[j]
+                total[s:e] += [p[j]] + [_inside(p[j])] * (e - s - 1)
                 count[s:e] += 1
     return total, count, len(ids)
 
@@ -122,9 +129,13 @@ def _mean(total, count):
 
 
 def test_token_probabilities_are_the_models_own_mapped_onto_characters(ner_dir, tmp_path):
+    from transformers import AutoTokenizer
+
     texts = _korean(130)[120:130]
     split = _split(tmp_path, texts)
-    out = predict_forward(ner_dir, split, "tokens", batch_size=3, device="cpu", progress=False)
+    assert TAGS[1:3] == ["B-PER", "I-PER"] and TAGS[3:] == ["B-LOC", "I-LOC"]  # as _inside reads them
+    out = predict_forward(ner_dir, split, "tokens", batch_size=3, device="cpu", progress=False,
+                          cache=tmp_path / "cache")
     assert out.labels == tuple(TAGS) and out.ids.tolist() == split.ids.tolist()
     assert out.values.dtype == np.float32 and out.offsets.dtype == np.int64
     assert out.offsets.tolist() == [0, *np.cumsum([len(t) for t in texts])]
@@ -133,7 +144,23 @@ def test_token_probabilities_are_the_models_own_mapped_onto_characters(ner_dir, 
         np.testing.assert_allclose(out.row(i), _mean(total, count), atol=1e-5, rtol=0)  # NaN where count 0
         spaces = np.array([c.isspace() for c in t])
         assert np.isnan(out.row(i)[spaces]).all() and not np.isnan(out.row(i)[~spaces]).any()
-    assert out.meta["windowed"] == 0 and out.meta["forward"] == "tokens"
+    assert out.meta["windowed"] == 0 and out.meta["forward"] == "tokens" and out.meta["cached"] is False
+    tok = AutoTokenizer.from_pretrained(ner_dir)
+    assert any(e - s > 1 for t in texts for s, e in tok(t, return_offsets_mapping=True)["offset_mapping"])
+
+    # cached: the same numbers (NaN rows where no token is), the model not run again
+    again = predict_forward(ner_dir, split, "tokens", batch_size=3, device="cpu", progress=False,
+                            cache=tmp_path / "cache")
+    assert again.meta["cached"] is True and Path(again.meta["cache_path"]) == Path(out.meta["cache_path"])
+    np.testing.assert_array_equal(again.values, out.values)
+    np.testing.assert_array_equal(again.offsets, out.offsets)
+    assert again.labels == out.labels and again.ids.tolist() == out.ids.tolist()
+    # a setting that changes the windows is another entry; offsets asked for are never cached
+    assert predict_forward(ner_dir, split, "tokens", device="cpu", progress=False, cache=tmp_path / "cache",
+                           stride=3).meta["cached"] is False
+    spans = predict_forward(ner_dir, split, "tokens", device="cpu", progress=False, cache=tmp_path / "cache",
+                            return_offsets=True)
+    assert spans.meta["cached"] is False and "spans" in spans.meta
 
 
 def test_long_text_runs_as_strided_windows_averaged_where_they_overlap(ner_dir, tmp_path):

@@ -1,11 +1,10 @@
 """What the task adds to the inference layer's projection of token probabilities onto characters
-(:func:`~ensemble.inference.forwards.project_onto_characters`: each character the mean of the
-tokens covering it over every window, NaN where no token does): inside a token no character
-begins an entity, so on every character of a token but its first each ``B-`` share is moved to
-its ``I-`` tag, member by member, before members with other tokenizers are averaged; words take
-their first sub-token's probabilities (or the mean) through ``word_ids``; spans are decoded from
-the per-unit probabilities, an entity running across uncovered characters (spaces) only where it
-goes on after them.
+(:func:`~ensemble.inference.forwards.project_onto_characters`, each character the mean of the
+tokens covering it over every window, NaN where no token does, then
+:func:`~ensemble.inference.forwards.continue_inside_tokens`, no ``B-`` on a token's later
+characters): words take their first sub-token's probabilities (or the mean) through
+``word_ids``; spans are decoded from the per-unit probabilities, an entity running across
+uncovered characters (spaces) only where it goes on after them.
 """
 
 from __future__ import annotations
@@ -17,38 +16,7 @@ import numpy as np
 from ensemble.core.errors import EnsembleError
 from ensemble.tasks.entities.spans import Span, spans_from_tags, trim_spans
 
-__all__ = ["inside_columns", "begin_at_token_starts", "project_words", "decode"]
-
-
-def inside_columns(tags: Sequence[str]) -> np.ndarray:
-    """For each tag column, the column its share moves to inside a token: ``B-X`` -> ``I-X``, every
-    other tag to itself. A ``B-X`` without its ``I-X`` is an error naming the tag."""
-    index = {t: j for j, t in enumerate(tags)}
-    out = np.arange(len(tags))
-    for j, t in enumerate(tags):
-        if t.startswith("B-"):
-            inside = "I-" + t[2:]
-            if inside not in index:
-                raise EnsembleError(f"tag {t!r} has no {inside!r} among the tags ({', '.join(tags)}): a token's later "
-                                    "characters could not continue its entity; give the member both")
-            out[j] = index[inside]
-    return out
-
-
-def begin_at_token_starts(values: np.ndarray, spans: np.ndarray, tags: Sequence[str]) -> np.ndarray:
-    """One member's per-character tag probabilities of one text (n x K, as the token forward
-    caches them) with each ``B-`` share moved to its ``I-`` tag on every character of a token
-    (``spans``: the text's token spans, (start, end) characters) but its first."""
-    out = np.array(values, dtype=np.float64)
-    spans = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
-    later = np.zeros(len(out), dtype=bool)
-    for start, end in spans:
-        later[start + 1:end] = True
-    if later.any():
-        moved = np.zeros((int(later.sum()), out.shape[1]))
-        np.add.at(moved.T, inside_columns(tags), out[later].T)
-        out[later] = moved
-    return out
+__all__ = ["project_words", "decode"]
 
 
 def project_words(probs: np.ndarray, word_ids: Sequence[int | None], n_words: int, tags: Sequence[str],

@@ -11,8 +11,8 @@ import pytest
 
 from ensemble.core.errors import EnsembleError
 from ensemble.tasks.entities.klue import read_klue_ner
-from ensemble.inference.forwards import project_onto_characters, token_spans
-from ensemble.tasks.entities.projection import begin_at_token_starts, decode, inside_columns, project_words
+from ensemble.inference.forwards import continue_inside_tokens, inside_columns, project_onto_characters
+from ensemble.tasks.entities.projection import decode, project_words
 from ensemble.tasks.entities.spans import tags_from_spans
 
 SLICE = Path(__file__).resolve().parents[2] / "data" / "klue-ner" / "klue-ner-v1.1_dev_first300.tsv"
@@ -47,11 +47,11 @@ def tokenizers(klue):
 
 
 def project_chars(probs, offsets, n, tags):
-    """One text in one window, through the inference layer's projection and its token spans, then
-    the task's shift: what the task reads from the cache of one member."""
-    values, _ = project_onto_characters([probs], [np.asarray(offsets)], np.array([0]), [n], len(tags))
-    spans, _ = token_spans([np.asarray(offsets)], np.array([0]), 1)
-    return begin_at_token_starts(values, spans, tags)
+    """One text in one window through the inference layer's projection and its shift of B- to I-
+    on a token's later characters: what the token forward caches of one member."""
+    spans, text_of = [np.asarray(offsets)], np.array([0])
+    values, row_offsets = project_onto_characters([probs], spans, text_of, [n], len(tags))
+    return continue_inside_tokens(values, row_offsets, spans, text_of, tags)
 
 
 def _token_probs(enc, rng, K):
@@ -129,3 +129,15 @@ def test_gold_tags_on_tokens_decode_back_to_the_gold_spans(tokenizers, klue, nam
 def test_a_b_tag_without_its_inside_tag_is_refused():
     with pytest.raises(EnsembleError, match=r"tag 'B-PS' has no 'I-PS'"):
         inside_columns(["O", "B-PS", "B-LC", "I-LC"])
+
+
+def test_bioes_and_bilou_single_tags_continue_inside_their_token():
+    """S-X (BIOES) and U-X (BILOU) on a token's later characters move to I-X, as B-X does; E-, L-
+    and tags of no scheme (POS tags) stay."""
+    assert inside_columns(["O", "B-A", "I-A", "E-A", "S-A"]).tolist() == [0, 2, 2, 3, 2]
+    assert inside_columns(["O", "U-A", "L-A", "I-A", "B-A"]).tolist() == [0, 3, 2, 3, 3]
+    assert inside_columns(["NOUN", "VERB"]).tolist() == [0, 1]
+    probs = np.array([[0.1, 0.5, 0.1, 0.1, 0.2]])  # one token over three characters
+    got = project_chars(probs, [(0, 3)], 3, ["O", "B-A", "I-A", "E-A", "S-A"])
+    np.testing.assert_allclose(got[0], probs[0], rtol=1e-6)
+    np.testing.assert_allclose(got[1:], [[0.1, 0, 0.8, 0.1, 0]] * 2, rtol=1e-6)
