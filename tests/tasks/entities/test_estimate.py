@@ -1,0 +1,82 @@
+"""Entity F-beta from rows' counts against seqeval; resamples of rows against entity_scores on the
+rows drawn; weight rules fitted out of fold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from seqeval.metrics import f1_score
+
+from ensemble.core.errors import EnsembleError
+from ensemble.tasks.entities.estimate import (estimate_methods, method_weights, micro_f, resampled_f, row_counts)
+from ensemble.tasks.entities.spans import entity_scores, spans_from_tags, tags_from_spans
+
+TAGS = ["O", "B-A", "I-A", "B-B", "I-B"]
+
+
+def _rows(rng, n, length=12):
+    return [spans_from_tags([TAGS[j] for j in rng.integers(0, 5, length)]) for _ in range(n)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_micro_f_of_row_counts_is_seqeval(seed):
+    rng = np.random.default_rng(seed)
+    true, pred = _rows(rng, 30), _rows(rng, 30)
+    counts = row_counts(true, pred)
+    f = float(micro_f(counts.sum(axis=0)))
+    as_tags = [[tags_from_spans(r, 12) for r in rows] for rows in (true, pred)]
+    assert f == pytest.approx(f1_score(*as_tags))
+    assert f == pytest.approx(entity_scores(true, pred)["f"])
+    for beta in (0.5, 5.0):
+        assert float(micro_f(counts.sum(axis=0), beta)) == pytest.approx(entity_scores(true, pred, beta=beta)["f"])
+    assert micro_f(np.zeros(3)) == 0.0  # nothing predicted, nothing true
+
+
+def test_resamples_are_entity_scores_of_the_rows_drawn():
+    rng = np.random.default_rng(7)
+    true, pred = _rows(rng, 25), _rows(rng, 25)
+    counts = row_counts(true, pred)
+    got = resampled_f({"m": counts}, n_resamples=300, seed=3)["m"]
+    # the same draws, as rows: resampled_f draws row multiplicities 256 resamples at a time
+    draw_rng = np.random.default_rng(3)
+    draws = np.vstack([draw_rng.multinomial(25, np.full(25, 1 / 25), size=k) for k in (256, 44)])
+    for d, g in zip(draws, got):
+        rows = np.repeat(np.arange(25), d)
+        assert g == pytest.approx(entity_scores([true[i] for i in rows], [pred[i] for i in rows])["f"])
+
+
+def test_weight_rules():
+    f = np.array([0.2, 0.5, 0.3])
+    assert method_weights("uniform", f).tolist() == [1, 1, 1]
+    assert method_weights("f1", f).tolist() == [0.2, 0.5, 0.3]
+    assert method_weights("f1", np.zeros(3)).tolist() == [1, 1, 1]
+    assert method_weights("best", f).tolist() == [0, 1, 0]
+    with pytest.raises(EnsembleError, match=r"method must be one of uniform, f1, best; got 'optimize'"):
+        method_weights("optimize", f)
+
+
+def test_rules_are_fitted_on_the_other_folds_only():
+    """Two members: one right on fold 0's rows only, one right everywhere else. Fold 0 is scored
+    with the member the other folds find best, which is wrong there: the estimate pays for the
+    choice, as an unseen test set would."""
+    rng = np.random.default_rng(0)
+    n = 40
+    true = _rows(rng, n)
+    wrong = _rows(rng, n)
+    fold = np.random.default_rng(5).permutation(n) % 4  # the estimate's folds for seed 5
+    good_on_0 = [true[i] if fold[i] == 0 else wrong[i] for i in range(n)]  # right only on fold 0
+    good_elsewhere = [wrong[i] if fold[i] == 0 else true[i] for i in range(n)]
+    members = [good_on_0, good_elsewhere]
+
+    def spans_with(weights, rows):  # the member with the weight (the rules here pick one or tie)
+        return [members[int(np.argmax(weights))][r] for r in rows]
+
+    est = estimate_methods(members, true, spans_with, methods=("best",), folds=4, seed=5, n_resamples=200)
+    # held-out fold 0 is scored with the member the other folds found best (good_elsewhere): wrong there
+    counts = row_counts(true, [good_elsewhere[i] for i in range(n)])
+    assert est["best"].f == pytest.approx(float(micro_f(counts.sum(axis=0))))
+    assert est["best"].gain == 0.0 and est["best"].gain_interval == (0.0, 0.0)
+    lo, hi = est["best"].interval
+    assert lo <= est["best"].f <= hi
+    with pytest.raises(EnsembleError, match=r"3 labelled rows cannot be split in 4 folds"):
+        estimate_methods(members, true[:3], spans_with, folds=4)
