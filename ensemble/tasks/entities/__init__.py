@@ -1,9 +1,11 @@
-"""Named entities (issue 35), its first layer: tag schemes, spans and their decoding, entity- and
-character-level scores, the data of character-tagged corpora (KLUE-NER) and of data files, and
-what the task adds to the inference layer's per-character probabilities (B- only at a token's
-start), its word path, and members' tags aligned by name.
+"""Named entities (issue 35): tag schemes, spans and their decoding, entity- and character-level
+scores, the data of character-tagged corpora (KLUE-NER) and of data files, members' tags aligned
+by name, their per-character probabilities (the token forward's, cached) averaged and decoded, and
+weight rules estimated over rows.
 
-The task itself (token-classification members run and cached, the vote, the report) is not
-registered in :data:`~ensemble.tasks.TASKS` yet; these pieces are what it will align, decode and
-score with.
+A notebook calls :func:`~ensemble.tasks.entities.vote.entity_spans`,
+:func:`~ensemble.tasks.entities.vote.fit_entity_weights` and
+:func:`~ensemble.tasks.entities.vote.estimate_entities` on the outputs of
+:func:`~ensemble.workflows.predict.predict_forward` (``"tokens"``). The task is not registered in
+:data:`~ensemble.tasks.TASKS` yet: no CLI command, project file or report reads it.
 """

@@ -4,14 +4,13 @@ own comment lines mark, sentence by sentence."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from ensemble.core.errors import EnsembleError
 from ensemble.tasks.entities.klue import _MARK, marked_spans, read_klue_ner
 
-SLICE = Path(__file__).resolve().parents[2] / "data" / "klue-ner" / "klue-ner-v1.1_dev_first300.tsv"
+from .conftest import SLICE
 
 
 def test_the_tags_say_the_entities_the_comment_lines_mark():

@@ -4,46 +4,15 @@ of B- to I- inside tokens) and onto words, against the tokenizer's own maps (``c
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from ensemble.core.errors import EnsembleError
-from ensemble.tasks.entities.klue import read_klue_ner
 from ensemble.inference.forwards import continue_inside_tokens, inside_columns, project_onto_characters
 from ensemble.tasks.entities.projection import decode, project_words
 from ensemble.tasks.entities.spans import tags_from_spans
 
-SLICE = Path(__file__).resolve().parents[2] / "data" / "klue-ner" / "klue-ner-v1.1_dev_first300.tsv"
-TAGS = ["O"] + [f"{p}-{t}" for t in ("PS", "LC", "OG", "DT", "TI", "QT") for p in "BI"]
-
-
-@pytest.fixture(scope="module")
-def klue():
-    return read_klue_ner(SLICE)
-
-
-@pytest.fixture(scope="module")
-def tokenizers(klue):
-    """Two fast tokenizers with different vocabularies: characters (WordPiece over single
-    characters and their ``##`` continuations, as the example's models use), and WordPiece pieces
-    of several characters trained on the texts."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    texts = list(klue["text"])
-    chars = sorted({c for t in texts for c in t if not c.isspace()})
-    vocab = {w: i for i, w in enumerate(["[UNK]", "[CLS]", "[SEP]", "[PAD]", *chars, *("##" + c for c in chars)])}
-    by_char = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
-    pieces = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    pieces.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=8000,
-                                                                special_tokens=["[UNK]", "[CLS]", "[SEP]", "[PAD]"]))
-    out = {}
-    for name, tok in (("chars", by_char), ("pieces", pieces)):
-        tok.pre_tokenizer = pre_tokenizers.Whitespace()
-        out[name] = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]")
-    return out
+from .conftest import TAGS
 
 
 def project_chars(probs, offsets, n, tags):

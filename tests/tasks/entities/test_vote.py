@@ -1,0 +1,150 @@
+"""The entities ensemble over real token classifiers trained with ``Trainer`` on the KLUE-NER
+slice, two tokenizers: one member equals its own forward pass mapped through its offsets; a member
+with its tags in another order votes as the same numbers; two tokenizers average on characters;
+the members' outputs are cached; the estimates are entity F1 over rows."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from seqeval.metrics import f1_score
+
+from ensemble.core.errors import EnsembleError
+from ensemble.data.splits import load_split
+from ensemble.inference.session import ModelSession
+from ensemble.tasks.entities.projection import decode
+from ensemble.tasks.entities.spans import entity_scores, tags_from_spans
+from ensemble.tasks.entities.vote import entity_spans, estimate_entities, fit_entity_weights
+from ensemble.workflows.predict import predict_forward
+
+
+def _predict(folder, split, cache, **kw):
+    return predict_forward(folder, split, "tokens", batch_size=8, device="cpu", progress=False, cache=cache, **kw)
+
+
+def _by_hand(folder, texts):
+    """The model's own forward pass, text by text, mapped onto characters through the tokenizer's
+    offsets: a token's probabilities on its characters, each B- share on its I- tag after the
+    first; NaN where no token is."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    model = AutoModelForTokenClassification.from_pretrained(folder).eval()
+    tok = AutoTokenizer.from_pretrained(folder)
+    tags = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    inside = [tags.index("I-" + t[2:]) if t.startswith("B-") else j for j, t in enumerate(tags)]
+    out = []
+    for text in texts:
+        enc = tok(text, return_offsets_mapping=True)
+        with torch.no_grad():
+            p = torch.softmax(model(input_ids=torch.tensor([enc["input_ids"]])).logits[0], -1).numpy()
+        chars = np.full((len(text), len(tags)), np.nan)
+        for j, (a, b) in enumerate(enc["offset_mapping"]):
+            if b > a:
+                chars[a] = p[j]
+                chars[a + 1:b] = np.bincount(inside, weights=p[j], minlength=len(tags))
+        out.append(chars)
+    return out, tags
+
+
+@pytest.fixture(scope="module")
+def outputs(taggers, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    split = load_split(taggers.valid)
+    return {name: _predict(folder, split, cache, name=name) for name, folder in taggers.members.items()}, split, cache
+
+
+def test_one_member_is_its_own_forward_pass_through_its_offsets(taggers, outputs):
+    outs, split, _ = outputs
+    for name in ("chars", "pieces"):
+        hand, tags = _by_hand(taggers.members[name], taggers.texts)
+        got = entity_spans([outs[name]], taggers.texts)
+        assert got == [decode(h, tags, t) for h, t in zip(hand, taggers.texts)]
+        for i, h in enumerate(hand):
+            np.testing.assert_allclose(outs[name].row(i), h, atol=1e-5)  # NaN where h is
+    assert sum(map(len, got)) > 0  # the members found some entities
+
+
+def test_a_member_with_its_tags_in_another_order_votes_the_same_numbers(taggers, outputs, tmp_path):
+    """pieces with its head's rows permuted and id2label permuted with them: the same model. It
+    aligns by name, so with pieces it votes exactly what pieces votes alone."""
+    import shutil
+
+    outs, split, cache = outputs
+    src = taggers.members["pieces"]
+    copy = tmp_path / "pieces-permuted"
+    shutil.copytree(src, copy)
+    config = json.loads((copy / "config.json").read_text())
+    K = len(config["id2label"])
+    perm = np.random.default_rng(0).permutation(K)
+    config["id2label"] = {str(i): config["id2label"][str(int(j))] for i, j in enumerate(perm)}
+    config["label2id"] = {t: i for i, t in config["id2label"].items()}
+    (copy / "config.json").write_text(json.dumps(config))
+    weights = load_file(copy / "model.safetensors")
+    for k in ("classifier.weight", "classifier.bias"):
+        weights[k] = weights[k][torch.as_tensor(perm)].contiguous()
+    save_file(weights, copy / "model.safetensors", metadata={"format": "pt"})
+    permuted = _predict(copy, split, cache, name="permuted")
+    assert permuted.labels != outs["pieces"].labels
+    assert entity_spans([outs["pieces"], permuted], taggers.texts) == entity_spans([outs["pieces"]], taggers.texts)
+    # and the member trained with its tags in another order joins the ensemble by name
+    trio = entity_spans([outs["chars"], outs["pieces"], outs["pieces-reordered"]], taggers.texts)
+    assert len(trio) == len(taggers.texts)
+
+
+def test_two_tokenizers_average_on_characters(taggers, outputs):
+    outs, _, _ = outputs
+    hands = [_by_hand(taggers.members[n], taggers.texts) for n in ("chars", "pieces")]
+    (a, tags), (b, _) = hands
+    expected = []
+    for x, y, text in zip(a, b, taggers.texts):
+        both = np.where(np.isnan(x), y, np.where(np.isnan(y), x, (x + y) / 2))
+        expected.append(decode(both, tags, text))
+    assert entity_spans([outs["chars"], outs["pieces"]], taggers.texts) == expected
+    w = [1.0, 3.0]
+    weighted = [decode(np.where(np.isnan(x), y, np.where(np.isnan(y), x, (x + 3 * y) / 4)), tags, t)
+                for x, y, t in zip(a, b, taggers.texts)]
+    assert entity_spans([outs["chars"], outs["pieces"]], taggers.texts, weights=w) == weighted
+
+
+def test_a_second_run_reads_the_cache_and_loads_no_model(taggers, outputs, monkeypatch):
+    outs, split, cache = outputs
+
+    def no_model(self):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(ModelSession, "model", property(no_model))
+    again = _predict(taggers.members["chars"], split, cache, name="chars")
+    assert again.meta["cached"] is True
+    np.testing.assert_array_equal(again.values, outs["chars"].values)
+
+
+def test_entity_f1_and_the_estimates(taggers, outputs):
+    outs, _, _ = outputs
+    members = [outs["chars"], outs["pieces"]]
+    spans = entity_spans(members, taggers.texts)
+    n = [len(t) for t in taggers.texts]
+    f = entity_scores(taggers.gold, spans)["f"]
+    assert f == pytest.approx(f1_score([tags_from_spans(g, k) for g, k in zip(taggers.gold, n)],
+                                       [tags_from_spans(s, k) for s, k in zip(spans, n)]))
+    est = estimate_entities(members, taggers.texts, taggers.gold, folds=5, n_resamples=500)
+    assert est["uniform"].f == pytest.approx(f)  # nothing fitted: cross-validation changes nothing
+    for e in est.values():
+        assert e.interval[0] <= e.f <= e.interval[1] and e.gain_interval[0] <= e.gain <= e.gain_interval[1]
+    singles = [entity_scores(taggers.gold, entity_spans([m], taggers.texts))["f"] for m in members]
+    assert fit_entity_weights(members, taggers.texts, taggers.gold, "f1") == pytest.approx(singles)
+    assert fit_entity_weights(members, taggers.texts, taggers.gold, "best").tolist() == \
+        [float(singles[0] >= singles[1]), float(singles[1] > singles[0])]
+
+
+def test_texts_other_than_the_members_ran_over_are_refused(taggers, outputs):
+    outs, _, _ = outputs
+    texts = list(taggers.texts)
+    texts[3] = texts[3] + "!"
+    with pytest.raises(EnsembleError, match=r"^row 3: its text has \d+ characters, the outputs \d+: the texts are not"):
+        entity_spans([outs["chars"]], texts)
+    with pytest.raises(EnsembleError, match=r"got 59 texts for 60 rows"):
+        entity_spans([outs["chars"]], texts[1:])
