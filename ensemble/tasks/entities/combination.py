@@ -16,7 +16,7 @@ import numpy as np
 
 from ensemble.core.errors import EnsembleError
 from ensemble.tasks.entities.alignment import align_tags
-from ensemble.tasks.entities.projection import decode
+from ensemble.tasks.entities.projection import decode, o_thresholds
 from ensemble.tasks.entities.spans import Span
 
 __all__ = ["AlignedUnits", "align_units", "mean_units", "decode_rows"]
@@ -102,10 +102,12 @@ def mean_units(values: Sequence[np.ndarray], weights: Sequence[float] | None = N
 
 
 def decode_rows(values: np.ndarray, offsets: np.ndarray, tags: Sequence[str],
-                texts: Sequence[str] | None = None) -> list[list[Span]]:
+                texts: Sequence[str] | None = None, thresholds=None) -> list[list[Span]]:
     """Each row's spans decoded from its units' probabilities (:func:`~ensemble.tasks.entities.projection.decode`),
-    whitespace trimmed from their edges when the rows' ``texts`` are given."""
+    whitespace trimmed from their edges when the rows' ``texts`` are given; ``thresholds``: the
+    O thresholds (None, a number, or ``{type: number}``; :func:`~ensemble.tasks.entities.projection.o_thresholds`)."""
+    limits = o_thresholds(tags, thresholds)
     out = []
     for i in range(len(offsets) - 1):
-        out.append(decode(values[offsets[i]:offsets[i + 1]], tags, None if texts is None else texts[i]))
+        out.append(decode(values[offsets[i]:offsets[i + 1]], tags, None if texts is None else texts[i], limits))
     return out

@@ -16,7 +16,7 @@ import numpy as np
 from ensemble.core.errors import EnsembleError
 from ensemble.tasks.entities.spans import Span, spans_from_tags, trim_spans
 
-__all__ = ["project_words", "decode"]
+__all__ = ["project_words", "o_thresholds", "decode"]
 
 
 def project_words(probs: np.ndarray, word_ids: Sequence[int | None], n_words: int, tags: Sequence[str],
@@ -41,14 +41,49 @@ def project_words(probs: np.ndarray, word_ids: Sequence[int | None], n_words: in
         return out / counts[:, None]
 
 
-def decode(probs: np.ndarray, tags: Sequence[str], text: str | None = None) -> list[Span]:
+def o_thresholds(tags: Sequence[str], thresholds) -> np.ndarray | None:
+    """Per tag column, the probability of ``O`` under which a unit takes that tag (PII-style
+    recall: an entity tag wins while ``O`` is below its type's threshold, even when ``O`` is the
+    most probable tag). ``thresholds``: None (plain argmax), one number for every type, or
+    ``{type: number}`` (a type left out is decoded by plain argmax). Numbers in (0, 1]; 1 lets
+    a type's tag win wherever ``O`` is not certain. Returns (K,) with NaN where no threshold is."""
+    if thresholds is None:
+        return None
+    types = sorted({t[2:] for t in tags if t != "O"})
+    given = thresholds if isinstance(thresholds, dict) else {k: thresholds for k in types}
+    unknown = sorted(set(given) - set(types))
+    if unknown:
+        raise EnsembleError(f"threshold for type {unknown[0]!r}, which no tag has; the types are {', '.join(types)}")
+    out = np.full(len(tags), np.nan)
+    for j, t in enumerate(tags):
+        if t != "O" and t[2:] in given:
+            v = given[t[2:]]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < float(v) <= 1:
+                raise EnsembleError(f"the O threshold of type {t[2:]} must be a number in (0, 1]; got {v!r}")
+            out[j] = float(v)
+    return out
+
+
+def decode(probs: np.ndarray, tags: Sequence[str], text: str | None = None, thresholds=None) -> list[Span]:
     """Spans from per-unit tag probabilities (n x K; NaN rows for units no token covered): the
     most probable tag of each covered unit, an uncovered unit inside an entity where the units on
     both sides continue it (``I-`` of that type after it), else outside; with ``text``, whitespace
-    trimmed from the spans' edges."""
+    trimmed from the spans' edges. ``thresholds`` (per tag column, :func:`o_thresholds`): a unit
+    whose most probable tag other than ``O`` has a threshold takes it when ``O``'s probability is
+    below that threshold, and ``O`` otherwise."""
     probs = np.asarray(probs, dtype=np.float64)
     covered = ~np.isnan(probs).any(axis=1)
-    best = np.where(covered, np.nan_to_num(probs).argmax(axis=1), -1)
+    clean = np.nan_to_num(probs)
+    best = clean.argmax(axis=1)
+    if thresholds is not None and "O" in tags:
+        o = list(tags).index("O")
+        others = clean.copy()
+        others[:, o] = -np.inf
+        entity = others.argmax(axis=1)
+        limit = np.asarray(thresholds, dtype=np.float64)[entity]
+        ruled = ~np.isnan(limit)
+        best = np.where(ruled, np.where(clean[:, o] < np.where(ruled, limit, 0), entity, o), best)
+    best = np.where(covered, best, -1)
     unit_tags = [tags[j] if j >= 0 else None for j in best]
     after, nxt = [None] * len(unit_tags), None  # the tag of the next covered unit, from the right
     for i in range(len(unit_tags) - 1, -1, -1):

@@ -9,7 +9,7 @@ import pytest
 
 from ensemble.core.errors import EnsembleError
 from ensemble.inference.forwards import continue_inside_tokens, inside_columns, project_onto_characters
-from ensemble.tasks.entities.projection import decode, project_words
+from ensemble.tasks.entities.projection import decode, o_thresholds, project_words
 from ensemble.tasks.entities.spans import tags_from_spans
 
 from .conftest import TAGS
@@ -110,3 +110,26 @@ def test_bioes_and_bilou_single_tags_continue_inside_their_token():
     got = project_chars(probs, [(0, 3)], 3, ["O", "B-A", "I-A", "E-A", "S-A"])
     np.testing.assert_allclose(got[0], probs[0], rtol=1e-6)
     np.testing.assert_allclose(got[1:], [[0.1, 0, 0.8, 0.1, 0]] * 2, rtol=1e-6)
+
+
+def test_o_thresholds_let_an_entity_tag_win_below_its_type_limit():
+    """Per type: a unit whose best entity tag's type has a threshold takes that tag while P(O) is
+    under it; a type without one is plain argmax; uncovered units stay uncovered."""
+    tags = ["O", "B-A", "I-A", "B-B", "I-B"]
+    probs = np.array([[0.6, 0.3, 0.0, 0.1, 0.0],   # A under O: A with a limit above 0.6
+                      [0.6, 0.0, 0.3, 0.0, 0.1],
+                      [0.9, 0.0, 0.0, 0.1, 0.0],   # B under O
+                      [np.nan] * 5,
+                      [0.2, 0.0, 0.0, 0.8, 0.0]])  # B over O: B either way
+    assert decode(probs, tags) == [(4, 5, "B")]
+    limits = o_thresholds(tags, {"A": 0.7})
+    np.testing.assert_array_equal(np.isnan(limits), [True, False, False, True, True])
+    assert decode(probs, tags, thresholds=limits) == [(0, 2, "A"), (4, 5, "B")]
+    assert decode(probs, tags, thresholds=o_thresholds(tags, 0.95)) == [(0, 2, "A"), (2, 3, "B"), (4, 5, "B")]
+    assert decode(probs, tags, thresholds=o_thresholds(tags, 0.6)) == [(4, 5, "B")]  # strictly under
+    assert o_thresholds(tags, None) is None
+    with pytest.raises(EnsembleError, match=r"threshold for type 'C', which no tag has; the types are A, B"):
+        o_thresholds(tags, {"C": 0.5})
+    for bad in (0, 1.5, "0.5", True):
+        with pytest.raises(EnsembleError, match=r"the O threshold of type A must be a number in \(0, 1\]"):
+            o_thresholds(tags, {"A": bad})
