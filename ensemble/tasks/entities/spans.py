@@ -21,7 +21,7 @@ import numpy as np
 from ensemble.core.errors import EnsembleError
 
 __all__ = ["Span", "normalise_tags", "entity_types", "spans_from_tags", "tags_from_spans", "trim_spans",
-           "entity_scores", "char_macro_f1", "f_beta"]
+           "entity_scores", "char_macro_f1", "f_beta", "row_counts", "micro_f"]
 
 Span = tuple  # (start, end, type): end exclusive
 
@@ -125,6 +125,28 @@ def entity_scores(true: Sequence[Sequence[Span]], pred: Sequence[Sequence[Span]]
 
     total = np.sum([c for c in counts.values()], axis=0) if counts else np.zeros(3, dtype=int)
     return {**scores(*map(int, total)), "per_type": {k: scores(*c) for k, c in sorted(counts.items())}}
+
+
+def row_counts(true: Sequence[Sequence[Span]], pred: Sequence[Sequence[Span]]) -> np.ndarray:
+    """Each row's (true positives, predicted, true) entity counts, exact span and type: (n, 3) int64."""
+    if len(true) != len(pred):
+        raise EnsembleError(f"got {len(pred)} rows of predicted spans for {len(true)} rows of true ones")
+    out = np.zeros((len(true), 3), dtype=np.int64)
+    for i, (t, p) in enumerate(zip(true, pred)):
+        t_set, p_set = set(map(tuple, t)), set(map(tuple, p))
+        out[i] = len(t_set & p_set), len(p_set), len(t_set)
+    return out
+
+
+def micro_f(counts: np.ndarray, beta: float = 1.0) -> np.ndarray:
+    """Micro entity F-beta of summed counts (..., 3), as :func:`~ensemble.tasks.entities.spans.entity_scores`
+    gives it: precision or recall 0 where nothing was predicted or nothing is true."""
+    counts = np.asarray(counts, dtype=np.float64)
+    tp, predicted, actual = counts[..., 0], counts[..., 1], counts[..., 2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.where(predicted > 0, tp / predicted, 0.0)
+        r = np.where(actual > 0, tp / actual, 0.0)
+        return np.where(p + r > 0, (1 + beta ** 2) * p * r / (beta ** 2 * p + r), 0.0)
 
 
 def char_macro_f1(true_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequence[str]],

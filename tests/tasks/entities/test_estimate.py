@@ -1,5 +1,5 @@
 """Entity F-beta from rows' counts against seqeval; resamples of rows against entity_scores on the
-rows drawn; weight rules fitted out of fold."""
+rows drawn; rules and O thresholds fitted out of fold, against the best member chosen out of fold."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ import pytest
 from seqeval.metrics import f1_score
 
 from ensemble.core.errors import EnsembleError
-from ensemble.tasks.entities.estimate import (estimate_methods, method_weights, micro_f, resampled_f, row_counts)
-from ensemble.tasks.entities.spans import entity_scores, spans_from_tags, tags_from_spans
+from ensemble.tasks.entities.estimate import estimate_methods, resampled_f
+from ensemble.tasks.entities.spans import entity_scores, micro_f, row_counts, spans_from_tags, tags_from_spans
+
+from .test_fitting import LENGTH, N, _member, _units
 
 TAGS = ["O", "B-A", "I-A", "B-B", "I-B"]
 
 
-def _rows(rng, n, length=12):
+def _rows(rng, n, length=LENGTH):
     return [spans_from_tags([TAGS[j] for j in rng.integers(0, 5, length)]) for _ in range(n)]
 
 
@@ -45,38 +47,37 @@ def test_resamples_are_entity_scores_of_the_rows_drawn():
         assert g == pytest.approx(entity_scores([true[i] for i in rows], [pred[i] for i in rows])["f"])
 
 
-def test_weight_rules():
-    f = np.array([0.2, 0.5, 0.3])
-    assert method_weights("uniform", f).tolist() == [1, 1, 1]
-    assert method_weights("f1", f).tolist() == [0.2, 0.5, 0.3]
-    assert method_weights("f1", np.zeros(3)).tolist() == [1, 1, 1]
-    assert method_weights("best", f).tolist() == [0, 1, 0]
-    with pytest.raises(EnsembleError, match=r"method must be one of uniform, f1, best; got 'optimize'"):
-        method_weights("optimize", f)
-
-
 def test_rules_are_fitted_on_the_other_folds_only():
     """Two members: one right on fold 0's rows only, one right everywhere else. Fold 0 is scored
     with the member the other folds find best, which is wrong there: the estimate pays for the
-    choice, as an unseen test set would."""
+    choice, as an unseen test set would; the reference (best member out of fold) pays the same."""
     rng = np.random.default_rng(0)
-    n = 40
-    true = _rows(rng, n)
-    wrong = _rows(rng, n)
-    fold = np.random.default_rng(5).permutation(n) % 4  # the estimate's folds for seed 5
-    good_on_0 = [true[i] if fold[i] == 0 else wrong[i] for i in range(n)]  # right only on fold 0
-    good_elsewhere = [wrong[i] if fold[i] == 0 else true[i] for i in range(n)]
-    members = [good_on_0, good_elsewhere]
-
-    def spans_with(weights, rows):  # the member with the weight (the rules here pick one or tie)
-        return [members[int(np.argmax(weights))][r] for r in rows]
-
-    est = estimate_methods(members, true, spans_with, methods=("best",), folds=4, seed=5, n_resamples=200)
-    # held-out fold 0 is scored with the member the other folds found best (good_elsewhere): wrong there
-    counts = row_counts(true, [good_elsewhere[i] for i in range(n)])
+    true = _rows(rng, N)
+    wrong = _rows(rng, N)
+    fold = np.random.default_rng(5).permutation(N) % 4  # the estimate's folds for seed 5
+    good_on_0 = [true[i] if fold[i] == 0 else wrong[i] for i in range(N)]
+    good_elsewhere = [wrong[i] if fold[i] == 0 else true[i] for i in range(N)]
+    units = _units([_member("on0", good_on_0, 0.9), _member("elsewhere", good_elsewhere, 0.9)], true)
+    est = estimate_methods(units, ("best", "uniform", "select"), folds=4, seed=5, n_resamples=200)
+    counts = row_counts(true, good_elsewhere)
     assert est["best"].f == pytest.approx(float(micro_f(counts.sum(axis=0))))
     assert est["best"].gain == 0.0 and est["best"].gain_interval == (0.0, 0.0)
     lo, hi = est["best"].interval
     assert lo <= est["best"].f <= hi
+    # uniform fits nothing: its estimate is its plain score on every row
+    assert est["uniform"].f == pytest.approx(units.score(np.ones(2), np.arange(N)))
     with pytest.raises(EnsembleError, match=r"3 labelled rows cannot be split in 4 folds"):
-        estimate_methods(members, true[:3], spans_with, folds=4)
+        estimate_methods(_units([_member("a", true[:3])], true[:3]), folds=4)
+    with pytest.raises(EnsembleError, match=r"method must be one of"):
+        estimate_methods(units, ("stack",))
+
+
+def test_o_thresholds_are_fitted_inside_the_folds():
+    """A type argmax misses (O at 0.6 on its characters): with thresholds the estimate finds it
+    on every held-out fold; without, it does not."""
+    rng = np.random.default_rng(2)
+    true = _rows(rng, N)
+    units = _units([_member("m", true, 0.9, o_share={"A": 0.6})], true)
+    plain = estimate_methods(units, ("uniform",), folds=4, n_resamples=100)["uniform"]
+    tuned = estimate_methods(units, ("uniform",), thresholds=True, folds=4, n_resamples=100)["uniform"]
+    assert plain.f < 1 and tuned.f == 1.0 and tuned.gain == pytest.approx(1.0 - plain.f)

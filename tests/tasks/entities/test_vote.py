@@ -18,7 +18,7 @@ from ensemble.data.splits import load_split
 from ensemble.inference.session import ModelSession
 from ensemble.tasks.entities.projection import decode
 from ensemble.tasks.entities.spans import entity_scores, tags_from_spans
-from ensemble.tasks.entities.vote import entity_spans, estimate_entities, fit_entity_weights
+from ensemble.tasks.entities.vote import entity_spans, estimate_entities, fit_entities
 from ensemble.workflows.predict import predict_forward
 
 
@@ -135,9 +135,26 @@ def test_entity_f1_and_the_estimates(taggers, outputs):
     for e in est.values():
         assert e.interval[0] <= e.f <= e.interval[1] and e.gain_interval[0] <= e.gain <= e.gain_interval[1]
     singles = [entity_scores(taggers.gold, entity_spans([m], taggers.texts))["f"] for m in members]
-    assert fit_entity_weights(members, taggers.texts, taggers.gold, "f1") == pytest.approx(singles)
-    assert fit_entity_weights(members, taggers.texts, taggers.gold, "best").tolist() == \
+    np.testing.assert_allclose(fit_entities(members, taggers.texts, taggers.gold, "f1").weights, singles)
+    assert fit_entities(members, taggers.texts, taggers.gold, "best").weights.tolist() == \
         [float(singles[0] >= singles[1]), float(singles[1] > singles[0])]
+
+
+def test_a_fit_is_applied_as_fitted(taggers, outputs):
+    """A fit's weights and O thresholds are what entity_spans uses; a fit of other members, or
+    thresholds given twice, is refused."""
+    outs, _, _ = outputs
+    members = [outs["chars"], outs["pieces"]]
+    fit = fit_entities(members, taggers.texts, taggers.gold, "optimize", thresholds=True, beta=5.0)
+    assert fit.members == ("chars", "pieces") and fit.thresholds is not None
+    assert entity_spans(members, taggers.texts, fit) == \
+        entity_spans(members, taggers.texts, fit.weights, thresholds=fit.thresholds)
+    recall = entity_scores(taggers.gold, entity_spans(members, taggers.texts, fit))["recall"]
+    assert recall >= entity_scores(taggers.gold, entity_spans(members, taggers.texts, fit.weights))["recall"]
+    with pytest.raises(EnsembleError, match=r"the fit is of members chars, pieces, the outputs are of pieces, chars"):
+        entity_spans(members[::-1], taggers.texts, fit)
+    with pytest.raises(EnsembleError, match=r"thresholds are given twice"):
+        entity_spans(members, taggers.texts, fit, thresholds=0.9)
 
 
 def test_texts_other_than_the_members_ran_over_are_refused(taggers, outputs):
