@@ -16,8 +16,9 @@ from ensemble.tasks.entities.combination import align_units, decode_rows, mean_u
 from ensemble.tasks.entities.estimate import EntityEstimate, estimate_methods
 from ensemble.tasks.entities.fitting import METHODS, Fit, LabelledUnits, fit_rule
 from ensemble.tasks.entities.spans import Span
+from ensemble.tasks.entities.submission import unit_probabilities
 
-__all__ = ["entity_spans", "fit_entities", "estimate_entities"]
+__all__ = ["entity_spans", "entity_probabilities", "fit_entities", "estimate_entities"]
 
 
 def _texts(texts: Sequence[str], n: int, offsets: np.ndarray) -> list[str]:
@@ -30,6 +31,18 @@ def _texts(texts: Sequence[str], n: int, offsets: np.ndarray) -> list[str]:
         raise EnsembleError(f"row {bad[0]}: its text has {len(texts[bad[0]])} characters, the outputs {lengths[bad[0]]}: "
                             "the texts are not the ones the members ran over")
     return texts
+
+
+def _unpacked(al, weights, thresholds):
+    """Weights and thresholds, read from a :class:`Fit` of the same members when one is given."""
+    if not isinstance(weights, Fit):
+        return weights, thresholds
+    if weights.members and tuple(weights.members) != al.members:
+        raise EnsembleError(f"the fit is of members {', '.join(weights.members)}, the outputs are of "
+                            f"{', '.join(al.members)}; give the outputs of the members it was fitted on, in its order")
+    if thresholds is not None:
+        raise EnsembleError("thresholds are given twice: by the fit and by thresholds=; give one")
+    return weights.weights, weights.thresholds
 
 
 def entity_spans(outputs: Sequence, texts: Sequence[str] | None = None, weights=None, thresholds=None
@@ -57,16 +70,20 @@ def entity_spans(outputs: Sequence, texts: Sequence[str] | None = None, weights=
         End exclusive, per row in the first member's row order.
     """
     al = align_units(outputs)
-    if isinstance(weights, Fit):
-        if weights.members and tuple(weights.members) != al.members:
-            raise EnsembleError(f"the fit is of members {', '.join(weights.members)}, the outputs are of "
-                                f"{', '.join(al.members)}; give the outputs of the members it was fitted on, in its order")
-        if thresholds is not None:
-            raise EnsembleError("thresholds are given twice: by the fit and by thresholds=; give one")
-        weights, thresholds = weights.weights, weights.thresholds
+    weights, thresholds = _unpacked(al, weights, thresholds)
     if texts is not None:
         texts = _texts(texts, len(al.ids), al.offsets)
     return decode_rows(mean_units(al.values, weights), al.offsets, al.tags, texts, thresholds)
+
+
+def entity_probabilities(outputs: Sequence, weights=None):
+    """The members' weighted mean per unit (character or word) as a long table, a row per
+    (id, position) and a column per tag (NaN where no member covers the unit): what ``--proba``
+    writes beside the submission (:func:`~ensemble.tasks.entities.submission.write_unit_probabilities`).
+    ``weights`` as :func:`entity_spans` takes them (a fit's thresholds change no probability)."""
+    al = align_units(outputs)
+    weights, _ = _unpacked(al, weights, None)
+    return unit_probabilities(al.ids, mean_units(al.values, weights), al.offsets, al.tags)
 
 
 def _labelled(outputs, texts, gold, beta) -> LabelledUnits:

@@ -18,7 +18,9 @@ from ensemble.data.splits import load_split
 from ensemble.inference.session import ModelSession
 from ensemble.tasks.entities.projection import decode
 from ensemble.tasks.entities.spans import entity_scores, tags_from_spans
-from ensemble.tasks.entities.vote import entity_spans, estimate_entities, fit_entities
+from ensemble.tasks.entities.gold import read_entities
+from ensemble.tasks.entities.submission import entity_submission
+from ensemble.tasks.entities.vote import entity_probabilities, entity_spans, estimate_entities, fit_entities
 from ensemble.workflows.predict import predict_forward
 
 
@@ -108,6 +110,20 @@ def test_two_tokenizers_average_on_characters(taggers, outputs):
     weighted = [decode(np.where(np.isnan(x), y, np.where(np.isnan(y), x, (x + 3 * y) / 4)), tags, t)
                 for x, y, t in zip(a, b, taggers.texts)]
     assert entity_spans([outs["chars"], outs["pieces"]], taggers.texts, weights=w) == weighted
+
+
+def test_the_submission_and_its_probabilities_are_what_was_voted(taggers, outputs):
+    """The probabilities table holds the characters' mean by hand (rows in the split's order, a
+    row per character); the submission's JSON reads back as the spans voted."""
+    outs, split, _ = outputs
+    (a, tags), (b, _) = [_by_hand(taggers.members[n], taggers.texts) for n in ("chars", "pieces")]
+    table = entity_probabilities([outs["chars"], outs["pieces"]], [1.0, 3.0])
+    assert table["id"].tolist() == [i for i, t in zip(split.ids, taggers.texts) for _ in t]
+    hand = np.concatenate([np.where(np.isnan(x), y, np.where(np.isnan(y), x, (x + 3 * y) / 4)) for x, y in zip(a, b)])
+    np.testing.assert_allclose(table[list(tags)].to_numpy(), hand, atol=1e-5)
+    spans = entity_spans([outs["chars"], outs["pieces"]], taggers.texts, [1.0, 3.0])
+    frame = entity_submission(split.ids, spans, taggers.texts)
+    assert read_entities(taggers.texts, frame["entities"], path="submission") == [sorted(s) for s in spans]
 
 
 def test_a_second_run_reads_the_cache_and_loads_no_model(taggers, outputs, monkeypatch):
