@@ -10,6 +10,7 @@ single member, chosen out of fold the same way, so that its figure carries the s
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -59,7 +60,9 @@ def estimate_methods(units: LabelledUnits, methods: Sequence[str] = METHODS, *, 
                      confidence: float = 0.95) -> dict[str, EntityEstimate]:
     """Every rule of ``methods`` (with O thresholds when ``thresholds``) estimated over the rows
     of ``units``: fitted on ``folds - 1`` folds (rows shuffled by ``seed``), its spans on the
-    held-out fold scored, pooled; against the best single member chosen the same way.
+    held-out fold scored, pooled; against the best single member chosen the same way and decoded
+    by plain argmax, as it would be submitted alone (with ``thresholds`` the difference includes
+    what the fitted thresholds add, not only what the ensemble does).
 
     Returns
     -------
@@ -68,8 +71,13 @@ def estimate_methods(units: LabelledUnits, methods: Sequence[str] = METHODS, *, 
     """
     for m in methods:
         check_method(m)
+    if not 0 < confidence < 1:
+        raise EnsembleError(f"confidence must be a number strictly between 0 and 1; got {confidence!r}")
+    for name, value, least in (("n_resamples", n_resamples, 1), ("folds", folds, 2)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+            raise EnsembleError(f"{name} must be an integer >= {least}; got {value!r}")
     n = len(units)
-    if n < folds or folds < 2:
+    if n < folds:
         raise EnsembleError(f"{n} labelled rows cannot be split in {folds} folds; give more rows, or folds >= 2")
     fold = np.random.default_rng(seed).permutation(n) % folds
     counts = {m: np.zeros((n, 3), dtype=np.int64) for m in methods}

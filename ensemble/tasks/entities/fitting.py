@@ -28,6 +28,7 @@ it did not see.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -68,9 +69,10 @@ class LabelledUnits:
     what a rule is fitted and scored on, a subset of rows at a time."""
 
     def __init__(self, al: AlignedUnits, texts: Sequence[str], gold: Sequence[Sequence[Span]], beta: float = 1.0):
-        if len(gold) != len(al.ids):
-            raise EnsembleError(f"got {len(gold)} rows of gold spans for {len(al.ids)} rows of outputs")
-        if not np.isfinite(beta) or beta <= 0:
+        if len(gold) != len(al.ids) or len(texts) != len(al.ids):
+            raise EnsembleError(f"got {len(gold)} rows of gold spans and {len(texts)} texts for {len(al.ids)} rows "
+                                "of outputs; give one of each per row")
+        if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not np.isfinite(beta) or beta <= 0:
             raise EnsembleError(f"beta must be a number > 0; got {beta!r}")
         self.al, self.texts, self.gold, self.beta = al, list(texts), [list(map(tuple, g)) for g in gold], float(beta)
         self.types = sorted({t[2:] for t in al.tags if t != "O"})

@@ -9,6 +9,7 @@ uncovered characters (spaces) only where it goes on after them.
 
 from __future__ import annotations
 
+import numbers
 from typing import Sequence
 
 import numpy as np
@@ -58,7 +59,7 @@ def o_thresholds(tags: Sequence[str], thresholds) -> np.ndarray | None:
     for j, t in enumerate(tags):
         if t != "O" and t[2:] in given:
             v = given[t[2:]]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < float(v) <= 1:
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 < float(v) <= 1:
                 raise EnsembleError(f"the O threshold of type {t[2:]} must be a number in (0, 1]; got {v!r}")
             out[j] = float(v)
     return out
@@ -70,7 +71,8 @@ def decode(probs: np.ndarray, tags: Sequence[str], text: str | None = None, thre
     both sides continue it (``I-`` of that type after it), else outside; with ``text``, whitespace
     trimmed from the spans' edges. ``thresholds`` (per tag column, :func:`o_thresholds`): a unit
     whose most probable tag other than ``O`` has a threshold takes it when ``O``'s probability is
-    below that threshold, and ``O`` otherwise."""
+    below that threshold, and its most probable tag otherwise (a threshold only ever adds
+    entities: one under 0.5 never drops a tag that beats ``O``)."""
     probs = np.asarray(probs, dtype=np.float64)
     covered = ~np.isnan(probs).any(axis=1)
     clean = np.nan_to_num(probs)
@@ -82,7 +84,7 @@ def decode(probs: np.ndarray, tags: Sequence[str], text: str | None = None, thre
         entity = others.argmax(axis=1)
         limit = np.asarray(thresholds, dtype=np.float64)[entity]
         ruled = ~np.isnan(limit)
-        best = np.where(ruled, np.where(clean[:, o] < np.where(ruled, limit, 0), entity, o), best)
+        best = np.where(ruled & (clean[:, o] < np.where(ruled, limit, 0)), entity, best)
     best = np.where(covered, best, -1)
     unit_tags = [tags[j] if j >= 0 else None for j in best]
     after, nxt = [None] * len(unit_tags), None  # the tag of the next covered unit, from the right

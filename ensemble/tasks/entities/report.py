@@ -83,6 +83,8 @@ def disagreements(member_spans: Mapping[str, Sequence[Sequence[Span]]], texts: S
         if len(member_spans[name]) != n:
             raise EnsembleError(f"{name}: {len(member_spans[name])} rows of spans for {n} texts")
     ids = [str(i) for i in (ids if ids is not None else range(n))]
+    if len(ids) != n:
+        raise EnsembleError(f"{len(ids)} ids for {n} texts; give one id per text")
     scores = np.array([_disagreement([set(map(tuple, member_spans[m][r])) for m in names]) for r in range(n)])
     order = [int(r) for r in np.argsort(-scores, kind="stable") if scores[r] > 0][:top]
     return [{"row": r, "id": ids[r], "disagreement": float(scores[r]),

@@ -70,6 +70,12 @@ def test_rules_are_fitted_on_the_other_folds_only():
         estimate_methods(_units([_member("a", true[:3])], true[:3]), folds=4)
     with pytest.raises(EnsembleError, match=r"method must be one of"):
         estimate_methods(units, ("stack",))
+    for bad, match in (({"confidence": 1.0}, r"confidence must be a number strictly between 0 and 1; got 1.0"),
+                       ({"n_resamples": 0}, r"n_resamples must be an integer >= 1; got 0"),
+                       ({"folds": 2.5}, r"folds must be an integer >= 2; got 2.5"),
+                       ({"folds": 1}, r"folds must be an integer >= 2; got 1")):
+        with pytest.raises(EnsembleError, match=match):
+            estimate_methods(units, ("uniform",), **bad)
 
 
 def test_o_thresholds_are_fitted_inside_the_folds():

@@ -123,7 +123,8 @@ def test_bad_arguments_are_refused(three):
     members, gold = three
     with pytest.raises(EnsembleError, match=r"method must be one of uniform, f1, best, select, optimize; got 'stack'"):
         check_method("stack")
-    with pytest.raises(EnsembleError, match=r"beta must be a number > 0; got 0"):
-        _units(members, gold, beta=0)
-    with pytest.raises(EnsembleError, match=r"got 39 rows of gold spans for 40 rows of outputs"):
+    for bad in (0, "2", True, float("nan")):
+        with pytest.raises(EnsembleError, match=r"beta must be a number > 0; got"):
+            _units(members, gold, beta=bad)
+    with pytest.raises(EnsembleError, match=r"got 39 rows of gold spans and 39 texts for 40 rows of outputs"):
         _units(members, gold[1:])

@@ -127,6 +127,9 @@ def test_o_thresholds_let_an_entity_tag_win_below_its_type_limit():
     assert decode(probs, tags, thresholds=limits) == [(0, 2, "A"), (4, 5, "B")]
     assert decode(probs, tags, thresholds=o_thresholds(tags, 0.95)) == [(0, 2, "A"), (2, 3, "B"), (4, 5, "B")]
     assert decode(probs, tags, thresholds=o_thresholds(tags, 0.6)) == [(4, 5, "B")]  # strictly under
+    # a low threshold adds nothing and drops nothing that beats O (the last row's B stays)
+    assert decode(probs, tags, thresholds=o_thresholds(tags, 0.1)) == [(4, 5, "B")]
+    np.testing.assert_array_equal(o_thresholds(tags, np.float32(0.5))[1:], [0.5] * 4)
     assert o_thresholds(tags, None) is None
     with pytest.raises(EnsembleError, match=r"threshold for type 'C', which no tag has; the types are A, B"):
         o_thresholds(tags, {"C": 0.5})

@@ -55,3 +55,5 @@ def test_rows_where_members_disagree_most_come_first():
     assert disagreements(members, texts, top=1)[0]["id"] == "1"
     with pytest.raises(EnsembleError, match="y: 2 rows of spans for 3 texts"):
         disagreements({"x": members["x"], "y": members["y"][:2]}, texts)
+    with pytest.raises(EnsembleError, match="2 ids for 3 texts; give one id per text"):
+        disagreements(members, texts, ids=["r0", "r1"])
