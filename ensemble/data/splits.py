@@ -304,6 +304,8 @@ def _as_text(values: list, path: Path, column: str) -> list[str]:
             raise EnsembleError(f"{path}: column {column!r} is empty in row {row + 1}; fill or drop such rows")
         if isinstance(v, float) and v.is_integer():
             v = int(v)  # a JSON or Parquet label 1.0 is the class 1
+        if isinstance(v, (list, tuple, np.ndarray)):  # a JSONL or Parquet list (pre-split words): as JSON
+            v = json.dumps([str(x) for x in (v.tolist() if isinstance(v, np.ndarray) else v)], ensure_ascii=False)
         out.append(v if isinstance(v, str) else str(v))
     return out
 

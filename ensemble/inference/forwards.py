@@ -9,7 +9,8 @@ runs, the Auto class each loads with, the settings each adds to the cache key, a
 ``"tokens"``
     A token classifier (``AutoModelForTokenClassification``): per-token probabilities (a softmax
     over the tags) projected onto the characters of each text through the fast tokenizer's
-    ``offset_mapping`` (a :class:`~ensemble.core.outputs.Ragged`). A character no token covers (a
+    ``offset_mapping`` (a :class:`~ensemble.core.outputs.Ragged`), or, with ``words``, onto the
+    pre-split words of each row through ``word_ids``. A character no token covers (a
     space, a character the tokenizer drops) gets a row of NaN. A text longer than the token limit
     runs as overlapping windows (``stride`` tokens shared by neighbours) and a character that
     several windows cover gets the mean of their probabilities: nothing is cut. Inside a token no
@@ -44,8 +45,12 @@ from ensemble.io.modelfiles import has_tokenizer, head_of, read_config
 
 __all__ = ['Forward', 'SequenceForward', 'TokenForward', 'GenerationForward', 'FORWARDS', 'forward_named',
            'as_forward', 'open_model', 'generation_config_digest', 
-           'project_onto_characters', 'inside_columns', 'continue_inside_tokens', 'token_spans',
+           'project_onto_characters', 'project_onto_words', 'WORD_RULES', 'inside_columns', 'continue_inside_tokens', 'token_spans',
            'mean_token_logprob', 'eos_ids_of']
+
+
+# how a word takes its sub-tokens' probabilities (TokenForward.words)
+WORD_RULES = ("first", "mean")
 
 
 # --------------------------------------------------------------------------- the forwards
@@ -90,7 +95,7 @@ class SequenceForward(Forward):
 
 @dataclass(frozen=True)
 class TokenForward(Forward):
-    """Token classification: per-character tag probabilities.
+    """Token classification: per-character tag probabilities, or per-word ones.
 
     Parameters
     ----------
@@ -101,6 +106,12 @@ class TokenForward(Forward):
         Also return each text's token spans: the (start, end) characters of every token of the
         text (a token of several windows once), ``meta["spans"]`` of the :class:`~ensemble.core.outputs.Ragged`.
         Not cached (the cache holds the probabilities only): computed every time.
+    words : {"first", "mean"}, optional
+        The text column holds pre-split words (a list of strings per row; a JSON list in a CSV),
+        run with ``is_split_into_words`` and projected onto the words through ``word_ids``
+        (:func:`project_onto_words`): each word takes its first sub-token's probabilities
+        (``"first"``, the token Trainer's recipes label) or the mean over its sub-tokens
+        (``"mean"``). Default None: the column holds texts, projected onto characters.
     """
 
     name: ClassVar[str] = "tokens"
@@ -109,11 +120,18 @@ class TokenForward(Forward):
 
     stride: int | None = None
     return_offsets: bool = False
+    words: str | None = None
 
     def __post_init__(self):
         _check_int("stride", self.stride, 0)
         if not isinstance(self.return_offsets, bool):
             raise EnsembleError(f"return_offsets must be true or false, got {self.return_offsets!r}")
+        if self.words is not None and self.words not in WORD_RULES:
+            raise EnsembleError(f"words must be one of {', '.join(WORD_RULES)} (or unset, for texts); "
+                                f"got {self.words!r}")
+        if self.words is not None and self.return_offsets:
+            raise EnsembleError("return_offsets gives character spans, and with words the units are words; "
+                                "drop one of them")
 
     def window_stride(self, room: int) -> int:
         """The stride of windows holding ``room`` text tokens each."""
@@ -288,6 +306,61 @@ def project_onto_characters(probs: Sequence[np.ndarray], spans: Sequence[np.ndar
     with np.errstate(invalid="ignore", divide="ignore"):
         values = (total / count[:, None]).astype(np.float32)  # 0/0: NaN rows where no token is
     return values, offsets
+
+
+def project_onto_words(probs: Sequence[np.ndarray], units: Sequence[np.ndarray], text_of: np.ndarray,
+                       n_words: Sequence[int], labels: Sequence[str], how: str = "first") -> tuple[np.ndarray, np.ndarray]:
+    """Windows' per-token probabilities as per-word rows (texts given as pre-split words).
+
+    ``probs[w]`` (L_w, C) are window w's tokens, ``units[w]`` (L_w, 2) each token's word (its
+    ``word_ids``) and its place among its text's tokens (-1, -1 for special tokens), in text
+    ``text_of[w]``; ``n_words`` are the texts' numbers of words. A token that several windows
+    hold first takes the mean of their probabilities; then each word takes its first token's
+    (``how="first"``) or the mean over its tokens (``"mean"``: each entity type's share, its
+    ``B-``, ``I-`` (and ``S-``/``U-``) tags together, averaged over the tokens, then split between
+    those tags as the first token splits it, so that a word begins an entity as its first token
+    does). Returns ``(values, offsets)``: float32 (sum(n_words), C), NaN for a word no token
+    covers (whitespace), and int64 (n + 1,) row offsets.
+    """
+    if how not in WORD_RULES:
+        raise EnsembleError(f"how must be one of {', '.join(WORD_RULES)}; got {how!r}")
+    offsets = np.zeros(len(n_words) + 1, dtype=np.int64)
+    np.cumsum(np.asarray(n_words, dtype=np.int64), out=offsets[1:])
+    values = np.full((int(offsets[-1]), len(labels)), np.nan)
+    # (C, C): tag j in the group of column inside[j], B-X with I-X
+    group = np.eye(len(labels))[inside_columns(labels)] if how == "mean" else None
+    windows_of: dict[int, list[int]] = {}
+    for w, t in enumerate(np.asarray(text_of, dtype=np.int64).tolist()):
+        windows_of.setdefault(t, []).append(w)
+    for t, ws in windows_of.items():
+        keep = [np.asarray(units[w], dtype=np.int64).reshape(-1, 2)[:, 0] >= 0 for w in ws]
+        word = np.concatenate([np.asarray(units[w], dtype=np.int64).reshape(-1, 2)[k, 0] for w, k in zip(ws, keep)])
+        place = np.concatenate([np.asarray(units[w], dtype=np.int64).reshape(-1, 2)[k, 1] for w, k in zip(ws, keep)])
+        if not len(place):
+            continue
+        p = np.concatenate([np.asarray(probs[w], dtype=np.float64)[k] for w, k in zip(ws, keep)])
+        total, count = np.zeros((place.max() + 1, len(labels))), np.zeros(place.max() + 1)
+        np.add.at(total, place, p)
+        np.add.at(count, place, 1)
+        held = np.flatnonzero(count)
+        token = total[held] / count[held, None]
+        word_at = np.zeros(place.max() + 1, dtype=np.int64)
+        word_at[place] = word
+        word_at = word_at[held]  # held is sorted: each word's first token comes first
+        found, first = np.unique(word_at, return_index=True)
+        if how == "first":
+            values[offsets[t] + found] = token[first]
+            continue
+        mass, n = np.zeros((len(found), len(labels))), np.zeros(len(found))
+        slot = np.searchsorted(found, word_at)
+        np.add.at(mass, slot, token @ group)
+        np.add.at(n, slot, 1)
+        head = token[first]
+        within = head @ group @ group.T  # each column: its group's total on the first token
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(within > 0, head / within, np.diag(group)[None, :].repeat(len(found), axis=0))
+        values[offsets[t] + found] = (mass / n[:, None]) @ group.T * share
+    return values.astype(np.float32), offsets
 
 
 # the prefixes of a tag that begins an entity: BIO's B-, BIOES's S- (single), BILOU's U- (unit)

@@ -25,15 +25,20 @@ The token forward tokenizes each text into windows of at most the token limit, n
 batches, and projects each token's softmax over the tags onto the characters its
 ``offset_mapping`` span covers: a character's row is the mean over the tokens covering it, NaN
 where none does (spaces), a tag beginning an entity moved to its ``I-`` tag on a token's later
-characters; these are cached like logits. The generation forward runs ``model.generate`` on length-sorted batches
+characters; or, for pre-split words (``words=``), tokenizes each row's words with
+``is_split_into_words`` and gives each word its first sub-token's probabilities or their mean,
+a token of several windows placed by the overflow step and first averaged over them. These are
+cached like logits. The generation forward runs ``model.generate`` on length-sorted batches
 (padded on the left for decoder-only models) and puts the candidates back in input order. Its
 outputs are not cached yet: :meth:`ModelSession.key` names them, the cache cannot hold them.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import inspect
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -55,6 +60,7 @@ from ensemble.inference.forwards import (
     continue_inside_tokens,
     mean_token_logprob,
     project_onto_characters,
+    project_onto_words,
     token_spans,
 )
 from ensemble.inference.models import ModelRef
@@ -458,7 +464,9 @@ class ModelSession:
 
     def windows(self, split) -> tuple[_Encoded, list[np.ndarray], np.ndarray]:
         """``split``'s texts as the token forward's windows: their encoding (a row per window),
-        each window's (L, 2) character spans (specials (0, 0)) and the text each belongs to."""
+        each window's (L, 2) units and the text each belongs to. The units are each token's
+        (start, end) characters (specials (0, 0)), or with ``words`` each token's (word, place
+        among its text's tokens) (specials (-1, -1))."""
         tok = self.tokenizer
         self.model  # noqa: B018 - its forward's parameters say which inputs it takes
         where = self.ref.tokenizer_dir
@@ -468,10 +476,12 @@ class ModelSession:
         if not getattr(tok, "is_fast", False):
             raise EnsembleError(f"{where}: the tokens forward needs a fast tokenizer (tokenizer.json) for its "
                                 f"character offsets, and {type(tok).__name__} is not one")
-        texts = split.texts[0]
+        words = self.forward.words is not None
+        texts = _word_lists(split) if words else list(split.texts[0])
         want_tt = "token_type_ids" in getattr(tok, "model_input_names", ()) and "token_type_ids" in self._inputs
         kw = dict(padding=False, return_attention_mask=False, return_token_type_ids=want_tt,
-                  return_offsets_mapping=True, truncation=False)
+                  return_offsets_mapping=not words, truncation=False, is_split_into_words=words)
+        step = None
         if self.limit:
             room = self.limit - tok.num_special_tokens_to_add(pair=False)
             stride = self.forward.window_stride(room)
@@ -480,27 +490,20 @@ class ModelSession:
                                     f"a window of {self.limit} tokens holds; a smaller stride or a larger "
                                     f"{flag('max_length')}")
             kw.update(truncation=True, max_length=self.limit, stride=stride, return_overflowing_tokens=True)
+            step = room - stride
         try:
             with _quiet_transformers():
-                enc = tok(list(texts), **kw)
+                enc = tok(texts, **kw)
         except NotImplementedError:
             raise EnsembleError(f"{where}: the tokenizer gives no character offsets (offset_mapping), which the "
                                 "tokens forward needs; use a fast tokenizer (tokenizer.json)") from None
         n_windows = len(enc["input_ids"])
         text_of = np.asarray(enc["overflow_to_sample_mapping"], dtype=np.int64) if "overflow_to_sample_mapping" in enc \
             else np.arange(n_windows, dtype=np.int64)
-        spans = []
-        for w in range(n_windows):
-            sp = np.asarray(enc["offset_mapping"][w], dtype=np.int64).reshape(-1, 2)
-            special = np.array([s is None for s in enc.sequence_ids(w)], dtype=bool)
-            sp[special] = 0
-            if (~special).any() and not (sp[:, 1] > sp[:, 0]).any() and texts[text_of[w]].strip():
-                raise EnsembleError(f"{where}: the tokenizer gives no character offsets (offset_mapping all zero), "
-                                    "which the tokens forward needs; use a fast tokenizer (tokenizer.json)")
-            spans.append(sp)
+        units = _word_units(enc, text_of, step, split.path) if words else _char_spans(enc, text_of, texts, where)
         fields = {k: list(enc[k]) for k in ("input_ids", "token_type_ids") if k in enc}
         lengths = np.fromiter((len(x) for x in fields["input_ids"]), dtype=np.int64, count=n_windows)
-        return _Encoded(fields, lengths, 0), spans, text_of
+        return _Encoded(fields, lengths, 0), units, text_of
 
     def token_probabilities(self, split, progress=False) -> Ragged:
         """The token forward over ``split``: each text's characters' tag probabilities (see the
@@ -525,6 +528,7 @@ class ModelSession:
 
         enc, spans, text_of = self.windows(split)
         model = self.model
+        words = self.forward.words
 
         def step(_, batch):
             probs = torch.softmax(model(**self._collate(batch, enc)).logits.float(), dim=-1).cpu().numpy()
@@ -535,16 +539,22 @@ class ModelSession:
         probs = [None] * len(enc.lengths)
         for w, p in zip(rows, items):
             probs[w] = p
-        texts = split.texts[0]
-        values, offsets = project_onto_characters(probs, spans, text_of, [len(t) for t in texts], len(self.ref.labels))
+        texts = _word_lists(split) if words else split.texts[0]
         try:
-            values = continue_inside_tokens(values, offsets, spans, text_of, self.ref.labels)
+            if words:
+                values, offsets = project_onto_words(probs, spans, text_of, [len(t) for t in texts], self.ref.labels,
+                                                     words)
+            else:
+                values, offsets = project_onto_characters(probs, spans, text_of, [len(t) for t in texts],
+                                                          len(self.ref.labels))
+                values = continue_inside_tokens(values, offsets, spans, text_of, self.ref.labels)
         except EnsembleError as e:
             raise EnsembleError(f"{self.ref.folder / 'config.json'}: id2label {e}") from None
         bad = np.isinf(values).any(axis=1) | (np.isnan(values).any(axis=1) & ~np.isnan(values).all(axis=1))
         if bad.any():
             raise EnsembleError(f"{self.ref.folder}: produced NaN or infinite probabilities on {int(bad.sum())} "
-                                f"characters of {split.path} in {self.dtype}; {option('dtype', 'float32')}")
+                                f"{'words' if words else 'characters'} of {split.path} in {self.dtype}; "
+                                f"{option('dtype', 'float32')}")
         windowed = int((np.bincount(text_of, minlength=len(texts)) > 1).sum())
         main = self.dist is None or self.dist.is_main_process
         if windowed and main:
@@ -733,3 +743,62 @@ def progress_bar(progress, total: int, desc: str):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="batch", disable=not progress, leave=False)
+
+
+def _word_lists(split) -> list[list[str]]:
+    """``split``'s text column read as pre-split words: a list of strings per row (a JSON list in
+    a CSV; a Python list as pandas writes one is read too); anything else is an error naming the
+    row."""
+    out = []
+    for row, cell in enumerate(split.texts[0]):
+        try:
+            value = json.loads(cell)
+        except ValueError:
+            try:
+                value = ast.literal_eval(cell)
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                value = None
+        if not isinstance(value, list) or not all(isinstance(w, str) for w in value):
+            raise EnsembleError(f"{split.path}: row {row + 1}: column {split.text_columns[0]!r} holds "
+                                f"{cell[:40]!r}, not a list of words; give each row its words as a list of strings "
+                                "(a JSON list in a CSV), or drop words= to read texts")
+        out.append(value)
+    return out
+
+
+def _char_spans(enc, text_of, texts, where) -> list[np.ndarray]:
+    """Each window's (L, 2) token spans in characters, special tokens (0, 0); a tokenizer whose
+    offsets are all zero on a text with characters is refused."""
+    spans = []
+    for w in range(len(enc["input_ids"])):
+        sp = np.asarray(enc["offset_mapping"][w], dtype=np.int64).reshape(-1, 2)
+        special = np.array([s is None for s in enc.sequence_ids(w)], dtype=bool)
+        sp[special] = 0
+        if (~special).any() and not (sp[:, 1] > sp[:, 0]).any() and texts[text_of[w]].strip():
+            raise EnsembleError(f"{where}: the tokenizer gives no character offsets (offset_mapping all zero), "
+                                "which the tokens forward needs; use a fast tokenizer (tokenizer.json)")
+        spans.append(sp)
+    return spans
+
+
+def _word_units(enc, text_of, step, path) -> list[np.ndarray]:
+    """Each window's (L, 2) tokens as (word, place among its text's tokens), special tokens
+    (-1, -1). The k-th window of a text starts ``step`` tokens after the (k-1)-th (the fast
+    tokenizer's overflow); that the windows agree token by token where they overlap is checked."""
+    units, last, kth = [], {}, {}
+    for w, t in enumerate(np.asarray(text_of).tolist()):
+        k = kth[t] = kth.get(t, -1) + 1
+        word = np.array([-1 if i is None else i for i in enc.word_ids(w)], dtype=np.int64)
+        text = word >= 0
+        place = np.full(len(word), -1, dtype=np.int64)
+        place[text] = k * (step or 0) + np.arange(int(text.sum()))
+        ids = np.asarray(enc["input_ids"][w], dtype=np.int64)[text]
+        if t in last and len(ids):  # the previous window's tokens: places start..start+len-1
+            start, before = last[t]
+            shared = place[text] < start + len(before)
+            if not np.array_equal(ids[shared], before[place[text][shared] - start]):
+                raise EnsembleError(f"{path}: row {t + 1}: the tokenizer's overlapping windows disagree; "
+                                    "run it without windows (a larger max_length)")
+        last[t] = (int(place[text][0]) if len(ids) else 0, ids)
+        units.append(np.stack([np.where(text, word, -1), place], axis=1))
+    return units

@@ -227,7 +227,7 @@ def predict_forward(
         "sequence" (:func:`predict_logits`, cached), "tokens" or "generation", or a
         :class:`~ensemble.inference.forwards.Forward` with its settings.
     **settings
-        The forward's settings when ``forward`` is a name (tokens: ``stride``, ``return_offsets``;
+        The forward's settings when ``forward`` is a name (tokens: ``stride``, ``return_offsets``, ``words``;
         generation: ``num_beams``, ``max_new_tokens``, ``length_penalty``, ``no_repeat_ngram_size``,
         ``num_return_sequences``, ``do_sample``, ``seed``).
     Others

@@ -40,6 +40,18 @@ def test_every_format_reads_the_same_split(tmp_path, suffix):
     assert s.digest == load_split(path).digest
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_word_lists_are_read_as_json_lists(tmp_path, suffix):
+    """A column of pre-split words (JSONL lists, Parquet arrays) is read as one JSON list per row,
+    as a CSV would hold it, so that the token forward reads every format alike."""
+    words = [["경찰은", "또", "\n\n"], [], ["7", "\"x\""]]
+    path = tmp_path / f"words{suffix}"
+    df = pd.DataFrame({"id": ["a", "b", "c"], "tokens": words})
+    df.to_json(path, orient="records", lines=True, force_ascii=False) if suffix == ".jsonl" else df.to_parquet(path)
+    got = load_split(path, text="tokens").texts[0]
+    assert [json.loads(t) for t in got] == words and got[0] == '["경찰은", "또", "\\n\\n"]'
+
+
 def test_digest_follows_ids_and_texts_only(tmp_path):
     df = _frame()
     df.to_csv(tmp_path / "a.csv", index=False)

@@ -200,6 +200,122 @@ def test_project_onto_characters_means_and_nan():
     assert np.isnan(values[3]).all()
 
 
+def _word_split(tmp_path, rows, name="words"):
+    path = tmp_path / f"{name}.jsonl"
+    pd.DataFrame({"id": [f"r{i}" for i in range(len(rows))], "tokens": rows}).to_json(
+        path, orient="records", lines=True, force_ascii=False)
+    return load_split(path, text="tokens")
+
+
+def _words_by_hand(folder, words, max_length=None, stride=0):
+    """The model's own pass over ``words`` (is_split_into_words) and the word of each token, by
+    hand: the full tokenization without specials cut into windows of ``max_length - 2`` tokens
+    every ``max_length - 2 - stride`` (one window when it fits), each run as [CLS] window [SEP];
+    a token of several windows takes their mean. Returns (per-token probabilities, word ids)."""
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    model = AutoModelForTokenClassification.from_pretrained(folder, attn_implementation="eager").eval()
+    tok = AutoTokenizer.from_pretrained(folder)
+    full = tok(words, is_split_into_words=True, add_special_tokens=False)
+    ids, n = full["input_ids"], len(full["input_ids"])
+    room = n if max_length is None else max_length - 2
+    starts = [0] if n <= room else list(range(0, n - room + (room - stride), room - stride))
+    total, count = np.zeros((n, len(TAGS))), np.zeros(n)
+    for s0 in starts:
+        row = [tok.cls_token_id, *ids[s0:s0 + room], tok.sep_token_id]
+        with torch.no_grad():
+            p = torch.softmax(model(input_ids=torch.tensor([row])).logits[0], -1).numpy()[1:-1]
+        total[s0:s0 + len(p)] += p
+        count[s0:s0 + len(p)] += 1
+    assert (count > 0).all()
+    return total / count[:, None], full.word_ids()
+
+
+def _word_rows(probs, word_ids, n_words, how):
+    """Each word's row from its tokens, by hand: its first token's, or (mean) O and each type's
+    B+I averaged over its tokens, split between B and I as the first token splits them."""
+    out = np.full((n_words, len(TAGS)), np.nan)
+    for w in range(n_words):
+        toks = [t for t, x in enumerate(word_ids) if x == w]
+        if not toks:
+            continue
+        first = probs[toks[0]]
+        if how == "first":
+            out[w] = first
+            continue
+        mean = probs[toks].mean(axis=0)
+        out[w, 0] = mean[0]
+        for b, i in ((1, 2), (3, 4)):
+            mass = mean[b] + mean[i]
+            out[w, b], out[w, i] = mass * first[b] / (first[b] + first[i]), mass * first[i] / (first[b] + first[i])
+    return out
+
+
+@pytest.mark.parametrize("how", ["first", "mean"])
+def test_words_are_a_hand_built_word_ids_alignment_of_the_models_own_pass(ner_dir, tmp_path, how):
+    rows = [t.split() for t in _korean(126)[120:126]]
+    rows[1] = [rows[1][0], "\n\n", *rows[1][1:], " "]  # words no token covers (PII data has them)
+    split = _word_split(tmp_path, rows)
+    out = predict_forward(ner_dir, split, "tokens", batch_size=3, device="cpu", progress=False,
+                          cache=tmp_path / "cache", words=how)
+    assert out.offsets.tolist() == [0, *np.cumsum([len(r) for r in rows])] and out.labels == tuple(TAGS)
+    split_more = 0
+    for i, words in enumerate(rows):
+        probs, word_ids = _words_by_hand(ner_dir, words)
+        want = _word_rows(probs, word_ids, len(words), how)
+        np.testing.assert_allclose(out.row(i), want, atol=1e-5, rtol=0)  # NaN where no token is
+        split_more += sum(word_ids.count(w) > 1 for w in range(len(words)))
+    assert np.isnan(out.row(1)[[1, -1]]).all() and not np.isnan(out.row(0)).any()
+    assert split_more > 0  # words of several tokens, where first and mean differ
+    np.testing.assert_allclose(out.values[~np.isnan(out.values).any(axis=1)].sum(axis=1), 1.0, atol=1e-5)
+
+    # cached under the words setting: the same numbers, the other rule another entry
+    again = predict_forward(ner_dir, split, "tokens", batch_size=3, device="cpu", progress=False,
+                            cache=tmp_path / "cache", words=how)
+    assert again.meta["cached"] is True
+    np.testing.assert_array_equal(again.values, out.values)
+    other = predict_forward(ner_dir, split, "tokens", batch_size=3, device="cpu", progress=False,
+                            cache=tmp_path / "cache", words="mean" if how == "first" else "first")
+    assert other.meta["cached"] is False and not np.allclose(np.nan_to_num(other.values), np.nan_to_num(out.values))
+
+
+@pytest.mark.parametrize("how", ["first", "mean"])
+def test_long_word_lists_run_as_windows_averaged_where_they_overlap(ner_dir, tmp_path, how):
+    long = " ".join(_korean(12)).split()  # far over 16 tokens
+    short = [t.split() for t in _korean(200)[120:] if len(t.split()) <= 3][:4]
+    rows = [short[0], long, *short[1:]]
+    split = _word_split(tmp_path, rows)
+    ref = open_model(ner_dir, "tokens")
+    tight = InferenceSettings(batch_size=4, device="cpu", max_length=16)
+    out = ModelSession(ref, tight, forward=TokenForward(stride=4, words=how)).run(split)
+    whole = ModelSession(ref, CPU, forward=TokenForward(words=how)).run(split)
+    assert out.meta["windowed"] == 1 and out.meta["windows"] > 6
+    probs, word_ids = _words_by_hand(ner_dir, long, max_length=16, stride=4)
+    np.testing.assert_allclose(out.row(1), _word_rows(probs, word_ids, len(long), how), atol=1e-5, rtol=0)
+    assert not np.isnan(out.row(1)).any()  # nothing cut
+    for i in (0, 2, 3, 4):  # the rows that fit: what one pass gives
+        np.testing.assert_allclose(out.row(i), whole.row(i), atol=1e-5, rtol=0)
+
+
+def test_word_settings_and_cells_that_are_not_word_lists_are_refused(ner_dir, tmp_path):
+    for bad, match in (({"words": "max"}, r"words must be one of first, mean \(or unset, for texts\); got 'max'"),
+                       ({"words": "first", "return_offsets": True}, r"return_offsets gives character spans")):
+        with pytest.raises(EnsembleError, match=match):
+            TokenForward(**bad)
+    ref = open_model(ner_dir, "tokens")
+    path = tmp_path / "words.csv"
+    pd.DataFrame({"id": ["a", "b", "c"], "tokens": [["서울", "부산"], ["경찰은"], "경찰은 또"]}).to_csv(path, index=False)
+    split = load_split(path, text="tokens")  # pandas writes lists as Python lists: read too
+    with pytest.raises(EnsembleError, match=rf"^{path}: row 3: column 'tokens' holds '경찰은 또', not a list of "
+                                            r"words; give each row its words") as e:
+        ModelSession(ref, CPU, forward=TokenForward(words="first")).run(split)
+    assert "\n" not in str(e.value)
+    path.write_text("id,tokens\na,\"[\"\"서울\"\", \"\"부산\"\"]\"\nb,['경찰은']\n", encoding="utf-8")
+    got = ModelSession(ref, CPU, forward=TokenForward(words="first")).run(load_split(path, text="tokens"))
+    assert got.offsets.tolist() == [0, 2, 3]
+
+
 def test_slow_tokenizer_and_too_long_stride_are_refused(ner_dir, tmp_path):
     import transformers
 
@@ -266,7 +382,7 @@ def test_keys_sequence_unchanged_others_name_their_settings(ner_dir, tmp_path):
     tref = open_model(ner_dir, "tokens")
     tk = ModelSession(tref, CPU, cache, forward=TokenForward(stride=8)).key_settings()
     assert tk == {**recorded_settings(tref, CPU, "cpu", "float32"), "forward": "tokens", "stride": 8,
-                  "return_offsets": False}
+                  "return_offsets": False, "words": None}
     keys = {ModelSession(tref, CPU, cache, forward=f).key(split)
             for f in (TokenForward(stride=8), TokenForward(stride=9), TokenForward(stride=8, return_offsets=True))}
     assert len(keys) == 3

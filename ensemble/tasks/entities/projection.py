@@ -2,9 +2,10 @@
 (:func:`~ensemble.inference.forwards.project_onto_characters`, each character the mean of the
 tokens covering it over every window, NaN where no token does, then
 :func:`~ensemble.inference.forwards.continue_inside_tokens`, no ``B-`` on a token's later
-characters): words take their first sub-token's probabilities (or the mean) through
-``word_ids``; spans are decoded from the per-unit probabilities, an entity running across
-uncovered characters (spaces) only where it goes on after them.
+characters), or onto pre-split words (:func:`~ensemble.inference.forwards.project_onto_words`,
+each word its first sub-token's probabilities or the mean): per-type thresholds on ``O``, and
+spans decoded from the per-unit probabilities, an entity running across uncovered units
+(spaces) only where it goes on after them.
 """
 
 from __future__ import annotations
@@ -17,29 +18,7 @@ import numpy as np
 from ensemble.core.errors import EnsembleError
 from ensemble.tasks.entities.spans import Span, spans_from_tags, trim_spans
 
-__all__ = ["project_words", "o_thresholds", "decode"]
-
-
-def project_words(probs: np.ndarray, word_ids: Sequence[int | None], n_words: int, tags: Sequence[str],
-                  how: str = "first") -> np.ndarray:
-    """One text's token probabilities onto its ``n_words`` words (``is_split_into_words``), through
-    the tokenizer's ``word_ids`` (None for special tokens): each word takes its first sub-token's
-    probabilities (``how="first"``, what Trainer runs label) or their mean (``"mean"``). Returns
-    (n_words x K), NaN rows for words no token covers (cut off by truncation)."""
-    if how not in ("first", "mean"):
-        raise EnsembleError(f"how must be first or mean; got {how!r}")
-    probs = np.asarray(probs, dtype=np.float64)
-    out = np.zeros((n_words, len(tags)))
-    counts = np.zeros(n_words)
-    seen = set()
-    for t, w in enumerate(word_ids):
-        if w is None or (how == "first" and w in seen):
-            continue
-        seen.add(w)
-        out[w] += probs[t]
-        counts[w] += 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return out / counts[:, None]
+__all__ = ["o_thresholds", "decode"]
 
 
 def o_thresholds(tags: Sequence[str], thresholds) -> np.ndarray | None:

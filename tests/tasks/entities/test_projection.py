@@ -9,7 +9,7 @@ import pytest
 
 from ensemble.core.errors import EnsembleError
 from ensemble.inference.forwards import continue_inside_tokens, inside_columns, project_onto_characters
-from ensemble.tasks.entities.projection import decode, o_thresholds, project_words
+from ensemble.tasks.entities.projection import decode, o_thresholds
 from ensemble.tasks.entities.spans import tags_from_spans
 
 from .conftest import TAGS
@@ -50,22 +50,6 @@ def test_each_character_takes_the_token_that_covers_it(tokenizers, klue, name):
                 expect = np.bincount(inside, weights=probs[t], minlength=len(TAGS))
             np.testing.assert_allclose(got[i], expect, rtol=1e-6)  # the cache keeps float32
     assert (multi > 0) == (name == "pieces")  # the pieces tokenizer has tokens of several characters
-
-
-def test_words_take_their_first_sub_token_or_the_mean(tokenizers):
-    tok = tokenizers["pieces"]
-    words = ["경찰은", "또", "성매매", "알선", "자금을"]
-    enc = tok(words, is_split_into_words=True)
-    rng = np.random.default_rng(3)
-    probs = _token_probs(enc, rng, len(TAGS))
-    first = project_words(probs, enc.word_ids(), len(words), TAGS)
-    mean = project_words(probs, enc.word_ids(), len(words), TAGS, how="mean")
-    for w in range(len(words)):
-        span = enc.word_to_tokens(w)
-        np.testing.assert_allclose(first[w], probs[span.start])
-        np.testing.assert_allclose(mean[w], probs[span.start:span.end].mean(axis=0))
-    with pytest.raises(EnsembleError, match="how must be first or mean"):
-        project_words(probs, enc.word_ids(), len(words), TAGS, how="max")
 
 
 @pytest.mark.parametrize("name", ["chars", "pieces"])
