@@ -20,7 +20,7 @@ import numpy as np
 
 from ensemble.core.errors import EnsembleError
 
-__all__ = ["Span", "normalise_tags", "entity_types", "spans_from_tags", "tags_from_spans", "trim_spans",
+__all__ = ["Span", "normalise_tags", "entity_types", "spans_from_tags", "tags_from_spans", "trim_spans", "beta_of",
            "entity_scores", "char_macro_f1", "f_beta", "row_counts", "micro_f"]
 
 Span = tuple  # (start, end, type): end exclusive
@@ -96,6 +96,19 @@ def f_beta(precision: float, recall: float, beta: float = 1.0) -> float:
     b2 = beta * beta
     denom = b2 * precision + recall
     return 0.0 if denom == 0 else (1 + b2) * precision * recall / denom
+
+
+def beta_of(metric: str) -> float:
+    """The beta of an entity F-beta metric named ``f<beta>``: ``"f1"`` (entity F1, KLUE-NER's
+    first metric), ``"f5"`` (PII Data Detection's micro F5, recall 25 times as important),
+    ``"f0.5"``. Anything else is a one-line error."""
+    import re
+
+    m = re.fullmatch(r"f(\d+(?:\.\d+)?)", str(metric).strip().lower())
+    if m is None or float(m.group(1)) <= 0:
+        raise EnsembleError(f"metric must be f<beta>, entity-level micro F-beta: f1 (entity F1), f5 (PII Data "
+                            f"Detection's F5), f0.5; got {metric!r}")
+    return float(m.group(1))
 
 
 def entity_scores(true: Sequence[Sequence[Span]], pred: Sequence[Sequence[Span]], *, beta: float = 1.0) -> dict:

@@ -8,9 +8,15 @@ Formats (:data:`FORMATS`):
     :mod:`~ensemble.tasks.entities.gold` reads back).
 ``tags``
     One tag per character, space separated (KLUE-NER's character tags: a space is ``O``).
+``rows``
+    A row per unit that is in an entity: ``row_id, document, token, label`` (PII Data
+    Detection's format, over pre-split words: ``token`` is the word's index in its document,
+    ``label`` its BIO tag), documents in the ids' order, units in order.
 
-With a sample submission the rows follow its order, its first column is the id and its second
-the label column; its format is read off its first non-empty cell unless given.
+With a sample submission of two columns the rows follow its order, its first column is the id
+and its second the label column; its format is read off its first non-empty cell unless given.
+A sample of four columns is of the ``rows`` format: its column names are used, its rows (a
+few documents, for show) are not.
 """
 
 from __future__ import annotations
@@ -22,13 +28,14 @@ from typing import Sequence
 import numpy as np
 
 from ensemble.core.errors import EnsembleError
-from ensemble.data.sample_submission import sample_order
+from ensemble.data.sample_submission import read_sample, sample_order
 from ensemble.io.atomic import atomic_write
 from ensemble.tasks.entities.spans import Span, tags_from_spans
 
-__all__ = ["FORMATS", "entity_submission", "unit_probabilities", "write_unit_probabilities"]
+__all__ = ["FORMATS", "ROW_COLUMNS", "entity_submission", "unit_probabilities", "write_unit_probabilities"]
 
-FORMATS = ("spans", "tags")
+FORMATS = ("spans", "tags", "rows")
+ROW_COLUMNS = ("row_id", "document", "token", "label")
 
 
 def _cell(spans: Sequence[Span], text: str, fmt: str, where: str) -> str:
@@ -63,12 +70,13 @@ def entity_submission(ids: Sequence[str], spans: Sequence[Sequence[Span]], texts
     ids : sequence of str, shape (n,)
     spans : sequence of list of (start, end, type), length n
         Each row's spans (:func:`~ensemble.tasks.entities.vote.entity_spans`), in ``ids``' order.
-    texts : sequence of str, length n
-        The rows' texts: spans are checked to lie inside them, and ``tags`` has one per character.
+    texts : sequence of str (or of lists of words), length n
+        The rows' texts: spans are checked to lie inside them, and ``tags`` has one per character
+        (per word, for rows given as lists of words).
     sample_submission : path-like, optional
         The competition's sample: its ids must be ``ids`` (as a set); its order, column names and
         (unless ``format`` is given) format are followed.
-    format : {"spans", "tags"}, optional
+    format : {"spans", "tags", "rows"}, optional
         Default: the sample's, else ``spans``.
     id_column, label_column : str
         Column names when there is no sample.
@@ -81,16 +89,45 @@ def entity_submission(ids: Sequence[str], spans: Sequence[Sequence[Span]], texts
     if format is not None and format not in FORMATS:
         raise EnsembleError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
     order = np.arange(len(ids))
-    if sample_submission is not None:
+    if sample_submission is not None and format is None and len(read_sample(sample_submission).columns) == 4:
+        format = "rows"
+    if sample_submission is not None and format != "rows":
         sample, order = sample_order(sample_submission, ids)
         id_column, label_column = sample.columns[0], sample.columns[1]
         if format is None:
             format = _sample_format(sample, label_column, dict(zip(ids, texts)))
     fmt = format or "spans"
+    if fmt == "rows":
+        return _rows_frame(ids, spans, texts, sample_submission)
     cells = [_cell(spans[r], texts[r], fmt, f"row {ids[r]!r}") for r in order]
     frame = pd.DataFrame({id_column: [ids[r] for r in order], label_column: cells})
     frame.attrs["sample_submission"] = None if sample_submission is None else str(sample_submission)
     frame.attrs["format"] = fmt
+    return frame
+
+
+def _rows_frame(ids: list[str], spans: list, texts: list, sample_submission):
+    """The ``rows`` format: a row per unit in an entity, its BIO tag; the sample's four column
+    names when one is given."""
+    import pandas as pd
+
+    columns = ROW_COLUMNS
+    if sample_submission is not None:
+        columns = tuple(read_sample(sample_submission).columns)
+        if len(columns) != 4:
+            raise EnsembleError(f"{sample_submission}: the rows format needs a sample of four columns (row id, "
+                                f"document, token, label), and it has {len(columns)}; pass another format")
+    documents, tokens, labels = [], [], []
+    for i, sp, text in zip(ids, spans, texts):
+        for k, tag in enumerate(tags_from_spans(sp, len(text), where=f"row {i!r}")):
+            if tag != "O":
+                documents.append(i)
+                tokens.append(k)
+                labels.append(tag)
+    frame = pd.DataFrame({columns[0]: np.arange(len(labels)), columns[1]: documents, columns[2]: tokens,
+                          columns[3]: labels})
+    frame.attrs["sample_submission"] = None if sample_submission is None else str(sample_submission)
+    frame.attrs["format"] = "rows"
     return frame
 
 

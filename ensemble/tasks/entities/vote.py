@@ -15,20 +15,21 @@ from ensemble.core.errors import EnsembleError
 from ensemble.tasks.entities.combination import align_units, decode_rows, mean_units
 from ensemble.tasks.entities.estimate import EntityEstimate, estimate_methods
 from ensemble.tasks.entities.fitting import METHODS, Fit, LabelledUnits, fit_rule
-from ensemble.tasks.entities.spans import Span
+from ensemble.tasks.entities.spans import Span, beta_of
 from ensemble.tasks.entities.submission import unit_probabilities
 
 __all__ = ["entity_spans", "entity_probabilities", "fit_entities", "estimate_entities"]
 
 
-def _texts(texts: Sequence[str], n: int, offsets: np.ndarray) -> list[str]:
+def _texts(texts: Sequence, n: int, offsets: np.ndarray) -> list:
     texts = list(texts)
     if len(texts) != n:
         raise EnsembleError(f"got {len(texts)} texts for {n} rows of outputs")
     lengths = np.diff(offsets)
     bad = [i for i, t in enumerate(texts) if len(t) != lengths[i]]
     if bad:
-        raise EnsembleError(f"row {bad[0]}: its text has {len(texts[bad[0]])} characters, the outputs {lengths[bad[0]]}: "
+        unit = "characters" if isinstance(texts[bad[0]], str) else "words"
+        raise EnsembleError(f"row {bad[0]}: its text has {len(texts[bad[0]])} {unit}, the outputs {lengths[bad[0]]}: "
                             "the texts are not the ones the members ran over")
     return texts
 
@@ -54,9 +55,10 @@ def entity_spans(outputs: Sequence, texts: Sequence[str] | None = None, weights=
     outputs : sequence of Ragged
         Each member's per-character tag probabilities over one split (the token forward's output,
         :func:`~ensemble.workflows.predict.predict_forward` with ``"tokens"``).
-    texts : sequence of str, optional
-        The split's texts in the first member's row order: spans are trimmed of whitespace at their
-        edges, and each text's length is checked against its outputs.
+    texts : sequence of str, or of lists of words, optional
+        The split's texts (or, for members run with ``words=``, its lists of words) in the first
+        member's row order: spans are trimmed of whitespace (characters, or words that are
+        whitespace) at their edges, and each row's length is checked against its outputs.
     weights : sequence of float or Fit, optional
         One per member, equal by default; or a :class:`~ensemble.tasks.entities.fitting.Fit`
         (:func:`fit_entities`), whose weights and O thresholds are used.
@@ -86,25 +88,26 @@ def entity_probabilities(outputs: Sequence, weights=None):
     return unit_probabilities(al.ids, mean_units(al.values, weights), al.offsets, al.tags)
 
 
-def _labelled(outputs, texts, gold, beta) -> LabelledUnits:
+def _labelled(outputs, texts, gold, metric) -> LabelledUnits:
     al = align_units(outputs)
-    return LabelledUnits(al, _texts(texts, len(al.ids), al.offsets), gold, beta)
+    return LabelledUnits(al, _texts(texts, len(al.ids), al.offsets), gold, beta_of(metric))
 
 
-def fit_entities(outputs: Sequence, texts: Sequence[str], gold: Sequence[Sequence[Span]], method: str = "f1", *,
-                 thresholds: bool = False, beta: float = 1.0) -> Fit:
+def fit_entities(outputs: Sequence, texts: Sequence, gold: Sequence[Sequence[Span]], method: str = "f1", *,
+                 thresholds: bool = False, metric: str = "f1") -> Fit:
     """``method`` (:data:`~ensemble.tasks.entities.fitting.METHODS`) fitted on labelled rows (the
-    members' outputs, the texts and their gold spans): the members' weights and, with
-    ``thresholds``, each type's O threshold, by entity F-beta (``beta``; 5 for PII Data
-    Detection's F5). Pass the result to :func:`entity_spans` with the test rows' outputs."""
-    return fit_rule(_labelled(outputs, texts, gold, beta), method, thresholds=thresholds)
+    members' outputs, the texts, or lists of words, and their gold spans): the members' weights
+    and, with ``thresholds``, each type's O threshold, by entity F-beta (``metric``: ``"f1"``,
+    or ``"f5"`` as PII Data Detection scores; :func:`~ensemble.tasks.entities.spans.beta_of`).
+    Pass the result to :func:`entity_spans` with the test rows' outputs."""
+    return fit_rule(_labelled(outputs, texts, gold, metric), method, thresholds=thresholds)
 
 
-def estimate_entities(outputs: Sequence, texts: Sequence[str], gold: Sequence[Sequence[Span]], *,
-                      methods: Sequence[str] = METHODS, thresholds: bool = False, folds: int = 5, beta: float = 1.0,
+def estimate_entities(outputs: Sequence, texts: Sequence, gold: Sequence[Sequence[Span]], *,
+                      methods: Sequence[str] = METHODS, thresholds: bool = False, folds: int = 5, metric: str = "f1",
                       n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95) -> dict[str, EntityEstimate]:
-    """Every rule's entity F-beta estimated over the labelled rows, cross-validated
-    (:func:`~ensemble.tasks.entities.estimate.estimate_methods`), with its gain over the best
-    single member chosen out of fold."""
-    return estimate_methods(_labelled(outputs, texts, gold, beta), methods, thresholds=thresholds, folds=folds,
+    """Every rule's entity F-beta (``metric``, as :func:`fit_entities` reads it) estimated over
+    the labelled rows, cross-validated (:func:`~ensemble.tasks.entities.estimate.estimate_methods`),
+    with its gain over the best single member chosen out of fold."""
+    return estimate_methods(_labelled(outputs, texts, gold, metric), methods, thresholds=thresholds, folds=folds,
                             n_resamples=n_resamples, seed=seed, confidence=confidence)

@@ -9,8 +9,8 @@ from seqeval.metrics.sequence_labeling import get_entities
 from sklearn.metrics import f1_score as sk_f1
 
 from ensemble.core.errors import EnsembleError
-from ensemble.tasks.entities.spans import (char_macro_f1, entity_scores, entity_types, f_beta, normalise_tags,
-                                           spans_from_tags, tags_from_spans, trim_spans)
+from ensemble.tasks.entities.spans import (beta_of, char_macro_f1, entity_scores, entity_types, f_beta,
+                                           normalise_tags, spans_from_tags, tags_from_spans, trim_spans)
 
 TYPES = ("PS", "LC", "OG")
 TAGS = ["O"] + [f"{p}-{t}" for t in TYPES for p in "BI"]
@@ -51,6 +51,17 @@ def test_f_beta_weighs_recall_beta_times_as_much():
     assert f_beta(0.0, 0.0) == 0.0
     s = entity_scores([[(0, 2, "PS"), (3, 5, "LC")]], [[(0, 2, "PS")]], beta=5)
     assert s["precision"] == 1.0 and s["recall"] == 0.5 and s["f"] == pytest.approx(f_beta(1.0, 0.5, 5))
+
+
+@pytest.mark.parametrize("name,beta", [("f1", 1.0), ("f5", 5.0), ("F0.5", 0.5), (" f2 ", 2.0)])
+def test_metric_names_give_their_beta(name, beta):
+    assert beta_of(name) == beta
+
+
+@pytest.mark.parametrize("name", ["f0", "f", "micro_f1", "f-1", "accuracy", 5])
+def test_other_metric_names_are_refused(name):
+    with pytest.raises(EnsembleError, match=r"metric must be f<beta>, entity-level micro F-beta: f1 .* got"):
+        beta_of(name)
 
 
 def test_other_schemes_are_read_as_bio_and_unknown_tags_are_refused():

@@ -38,6 +38,27 @@ def test_the_sample_gives_order_columns_and_format(tmp_path, cell, fmt):
     assert frame["pred"][1] == entity_submission(IDS, SPANS, TEXTS, format=fmt)["entities"][0]
 
 
+def test_rows_give_each_word_in_an_entity_its_tag(tmp_path):
+    """PII Data Detection's format: a row per word in an entity, its BIO tag, documents in order;
+    a sample of four columns gives the names (its few rows are for show) and the format."""
+    words = [["Nathalie", "Sylla", "wrote", "\n\n"], ["hi"], ["Ana", "at", "https://x.y"]]
+    spans = [[(0, 2, "NAME_STUDENT")], [], [(0, 1, "NAME_STUDENT"), (2, 3, "URL_PERSONAL")]]
+    frame = entity_submission(["7", "9", "12"], spans, words, format="rows")
+    assert list(frame.columns) == ["row_id", "document", "token", "label"]
+    assert frame.to_numpy().tolist() == [[0, "7", 0, "B-NAME_STUDENT"], [1, "7", 1, "I-NAME_STUDENT"],
+                                         [2, "12", 0, "B-NAME_STUDENT"], [3, "12", 2, "B-URL_PERSONAL"]]
+    sample = tmp_path / "sample.csv"
+    pd.DataFrame({"row_id": [0], "document": ["7"], "token": [9], "label": ["B-NAME_STUDENT"]}).to_csv(sample, index=False)
+    got = entity_submission(["7", "9", "12"], spans, words, sample_submission=sample)
+    assert got.attrs["format"] == "rows" and got.equals(frame)
+    two = tmp_path / "two.csv"
+    pd.DataFrame({"id": ["7", "9", "12"], "entities": ["", "", ""]}).to_csv(two, index=False)
+    with pytest.raises(EnsembleError, match=r"two.csv: the rows format needs a sample of four columns .* it has 2"):
+        entity_submission(["7", "9", "12"], spans, words, sample_submission=two, format="rows")
+    with pytest.raises(EnsembleError, match=r"row '12'.*outside"):
+        entity_submission(["7", "9", "12"], [[], [], [(2, 4, "URL_PERSONAL")]], words, format="rows")
+
+
 def test_bad_submissions_are_refused(tmp_path):
     sample = tmp_path / "sample.csv"
     pd.DataFrame({"id": ["a", "b", "d"], "entities": ["x", "", ""]}).to_csv(sample, index=False)
@@ -46,7 +67,7 @@ def test_bad_submissions_are_refused(tmp_path):
     pd.DataFrame({"id": IDS, "entities": ["x", "", ""]}).to_csv(sample, index=False)
     with pytest.raises(EnsembleError, match=r"column 'entities' holds neither JSON span lists nor one tag per character"):
         entity_submission(IDS, SPANS, TEXTS, sample_submission=sample)
-    with pytest.raises(EnsembleError, match=r"format must be one of spans, tags; got 'pii'"):
+    with pytest.raises(EnsembleError, match=r"format must be one of spans, tags, rows; got 'pii'"):
         entity_submission(IDS, SPANS, TEXTS, format="pii")
     with pytest.raises(EnsembleError, match=r"row 'c'.*outside"):
         entity_submission(IDS, [SPANS[0], [], [(5, 12, "DT")]], TEXTS)

@@ -161,7 +161,7 @@ def test_a_fit_is_applied_as_fitted(taggers, outputs):
     thresholds given twice, is refused."""
     outs, _, _ = outputs
     members = [outs["chars"], outs["pieces"]]
-    fit = fit_entities(members, taggers.texts, taggers.gold, "optimize", thresholds=True, beta=5.0)
+    fit = fit_entities(members, taggers.texts, taggers.gold, "optimize", thresholds=True, metric="f5")
     assert fit.members == ("chars", "pieces") and fit.thresholds is not None
     assert entity_spans(members, taggers.texts, fit) == \
         entity_spans(members, taggers.texts, fit.weights, thresholds=fit.thresholds)
@@ -181,3 +181,96 @@ def test_texts_other_than_the_members_ran_over_are_refused(taggers, outputs):
         entity_spans([outs["chars"]], texts)
     with pytest.raises(EnsembleError, match=r"got 59 texts for 60 rows"):
         entity_spans([outs["chars"]], texts[1:])
+
+
+# --------------------------------------------------------------------------- pre-split words
+
+
+def _words_by_hand(folder, rows):
+    """The model's own pass over each row's words (is_split_into_words), each word its first
+    sub-token's probabilities through word_ids; NaN for a word with no token."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    model = AutoModelForTokenClassification.from_pretrained(folder).eval()
+    tok = AutoTokenizer.from_pretrained(folder)
+    tags = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    out = []
+    for words in rows:
+        enc = tok(words, is_split_into_words=True)
+        with torch.no_grad():
+            p = torch.softmax(model(input_ids=torch.tensor([enc["input_ids"]])).logits[0], -1).numpy()
+        per_word = np.full((len(words), len(tags)), np.nan)
+        for j, w in enumerate(enc.word_ids()):
+            if w is not None and np.isnan(per_word[w]).all():
+                per_word[w] = p[j]
+        out.append(per_word)
+    return out, tags
+
+
+@pytest.fixture(scope="module")
+def words(taggers, tmp_path_factory):
+    """The valid rows as pre-split words (the CoNLL and PII shape), each word tagged with its first
+    character's tag; the members' per-word outputs (first sub-token)."""
+    import pandas as pd
+
+    from ensemble.tasks.entities.spans import normalise_tags, spans_from_tags
+
+    root = tmp_path_factory.mktemp("words")
+    rows, gold = [], []
+    for text, spans in zip(taggers.texts, taggers.gold):
+        chars, starts, at = tags_from_spans(spans, len(text)), [], 0
+        row = text.split()
+        for w in row:
+            at = text.index(w, at)
+            starts.append(at)
+            at += len(w)
+        rows.append(row)
+        gold.append(spans_from_tags(normalise_tags([chars[s] for s in starts])))
+    path = root / "valid.jsonl"
+    pd.DataFrame({"id": [f"w{i}" for i in range(len(rows))], "tokens": rows}).to_json(
+        path, orient="records", lines=True, force_ascii=False)
+    split = load_split(path, text="tokens")
+    outs = {name: _predict(folder, split, root / "cache", name=name, words="first")
+            for name, folder in taggers.members.items()}
+    return outs, split, rows, gold
+
+
+def test_words_average_across_tokenizers_through_word_ids(taggers, words):
+    """Two tokenizers on the same words: each member is its own pass through word_ids, their mean
+    decoded per word; the member with its tags in another order votes the same numbers."""
+    outs, _, rows, _ = words
+    (a, tags), (b, _) = [_words_by_hand(taggers.members[n], rows) for n in ("chars", "pieces")]
+    for i in range(len(rows)):
+        np.testing.assert_allclose(outs["chars"].row(i), a[i], atol=1e-5)
+    expected = [decode(np.where(np.isnan(x), y, np.where(np.isnan(y), x, (x + y) / 2)), tags, r)
+                for x, y, r in zip(a, b, rows)]
+    assert entity_spans([outs["chars"], outs["pieces"]], rows) == expected
+    _, reordered = outs["pieces-reordered"], entity_probabilities([outs["pieces-reordered"]])
+    c, _ = _words_by_hand(taggers.members["pieces-reordered"], rows)
+    np.testing.assert_allclose(reordered[list(tags)].to_numpy(),
+                               np.concatenate(c)[:, [list(outs["pieces-reordered"].labels).index(t) for t in tags]],
+                               atol=1e-5)
+
+
+def test_words_are_scored_fitted_and_submitted_per_word(taggers, words):
+    """Entity F1 on words equals seqeval's on the word tags; F5 fitting and estimates run over
+    rows of words; the rows format lists each word in an entity with its tag."""
+    outs, split, rows, gold = words
+    members = [outs["chars"], outs["pieces"]]
+    spans = entity_spans(members, rows)
+    n = [len(r) for r in rows]
+    assert entity_scores(gold, spans)["f"] == pytest.approx(f1_score(
+        [tags_from_spans(g, k) for g, k in zip(gold, n)], [tags_from_spans(s, k) for s, k in zip(spans, n)]))
+    fit = fit_entities(members, rows, gold, "optimize", thresholds=True, metric="f5")
+    plain = estimate_entities(members, rows, gold, methods=("uniform",), metric="f5", folds=3, n_resamples=200)
+    assert plain["uniform"].f == pytest.approx(entity_scores(gold, spans, beta=5)["f"])  # nothing fitted
+    est = estimate_entities(members, rows, gold, methods=("uniform", "optimize"), thresholds=True, metric="f5",
+                            folds=3, n_resamples=200)
+    assert all(e.interval[0] <= e.f <= e.interval[1] for e in est.values())
+    fitted = entity_spans(members, rows, fit)
+    frame = entity_submission(split.ids, fitted, rows, format="rows")
+    expect = [(i, k, t) for i, s, r in zip(split.ids, fitted, rows) for k, t in enumerate(tags_from_spans(s, len(r)))
+              if t != "O"]
+    assert list(zip(frame["document"], frame["token"], frame["label"])) == expect and len(expect) > 0
+    with pytest.raises(EnsembleError, match=r"row 2: its text has \d+ words, the outputs \d+"):
+        entity_spans(members, [*rows[:2], rows[2][1:], *rows[3:]])
