@@ -297,6 +297,17 @@ def _column(frame, path: Path, name: str, what: str) -> list:
     return frame[name].tolist()
 
 
+def _plain(v):
+    """A cell's nested lists, Parquet arrays and numpy numbers as plain Python, for JSON."""
+    if isinstance(v, np.ndarray):
+        return [_plain(x) for x in v]
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    return v.item() if isinstance(v, np.generic) else v
+
+
 def _as_text(values: list, path: Path, column: str) -> list[str]:
     out = []
     for row, v in enumerate(values):
@@ -304,8 +315,8 @@ def _as_text(values: list, path: Path, column: str) -> list[str]:
             raise EnsembleError(f"{path}: column {column!r} is empty in row {row + 1}; fill or drop such rows")
         if isinstance(v, float) and v.is_integer():
             v = int(v)  # a JSON or Parquet label 1.0 is the class 1
-        if isinstance(v, (list, tuple, np.ndarray)):  # a JSONL or Parquet list (pre-split words): as JSON
-            v = json.dumps([str(x) for x in (v.tolist() if isinstance(v, np.ndarray) else v)], ensure_ascii=False)
+        if isinstance(v, (list, tuple, dict, np.ndarray)):  # JSONL or Parquet lists (words, entities): as JSON
+            v = json.dumps(_plain(v), ensure_ascii=False)
         out.append(v if isinstance(v, str) else str(v))
     return out
 

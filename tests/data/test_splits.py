@@ -42,14 +42,18 @@ def test_every_format_reads_the_same_split(tmp_path, suffix):
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
 def test_word_lists_are_read_as_json_lists(tmp_path, suffix):
-    """A column of pre-split words (JSONL lists, Parquet arrays) is read as one JSON list per row,
-    as a CSV would hold it, so that the token forward reads every format alike."""
+    """A column of pre-split words or of entities (JSONL lists, Parquet arrays) is read as one JSON
+    list per row, as a CSV would hold it, so that every format reads alike."""
     words = [["경찰은", "또", "\n\n"], [], ["7", "\"x\""]]
+    entities = [[{"start": 0, "end": 2, "label": "OG"}, {"start": 4, "end": 5, "label": "PS"}], [],
+                [{"start": 0, "end": 1, "label": "QT"}]]  # objects: Parquet holds no mixed lists
     path = tmp_path / f"words{suffix}"
-    df = pd.DataFrame({"id": ["a", "b", "c"], "tokens": words})
+    df = pd.DataFrame({"id": ["a", "b", "c"], "tokens": words, "entities": entities})
     df.to_json(path, orient="records", lines=True, force_ascii=False) if suffix == ".jsonl" else df.to_parquet(path)
-    got = load_split(path, text="tokens").texts[0]
+    split = load_split(path, text="tokens", label="entities")
+    got = split.texts[0]
     assert [json.loads(t) for t in got] == words and got[0] == '["경찰은", "또", "\\n\\n"]'
+    assert [json.loads(t) for t in split.labels] == entities  # nested lists, numbers kept
 
 
 def test_digest_follows_ids_and_texts_only(tmp_path):
