@@ -45,7 +45,7 @@ from ensemble.io.modelfiles import has_tokenizer, head_of, read_config
 
 __all__ = ['Forward', 'SequenceForward', 'TokenForward', 'GenerationForward', 'FORWARDS', 'forward_named',
            'as_forward', 'open_model', 'generation_config_digest', 
-           'project_onto_characters', 'project_onto_words', 'WORD_RULES', 'inside_columns', 'continue_inside_tokens', 'token_spans',
+           'project_onto_characters', 'project_onto_words', 'uncovered_as_nan', 'WORD_RULES', 'inside_columns', 'continue_inside_tokens', 'token_spans',
            'mean_token_logprob', 'eos_ids_of']
 
 
@@ -276,6 +276,14 @@ def generation_config_digest(folder: Path, digest) -> str | None:
 
 
 # --------------------------------------------------------------------------- projection
+
+
+def uncovered_as_nan(out):
+    """A cached :class:`~ensemble.core.outputs.Ragged` of the tokens forward with its units that no
+    token covered as NaN rows again (the cache stores them as zeros; a softmax row never sums to 0)."""
+    values = np.array(out.values, dtype=np.float32)
+    values[~values.any(axis=1)] = np.nan
+    return dataclasses.replace(out, values=values)
 
 
 def project_onto_characters(probs: Sequence[np.ndarray], spans: Sequence[np.ndarray], text_of: np.ndarray,

@@ -41,7 +41,7 @@ import inspect
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -62,6 +62,7 @@ from ensemble.inference.forwards import (
     project_onto_characters,
     project_onto_words,
     token_spans,
+    uncovered_as_nan,
 )
 from ensemble.inference.models import ModelRef
 from ensemble.inference.settings import (
@@ -516,10 +517,8 @@ class ModelSession:
             return self._make_tokens(split, progress, None)
 
         def from_hit(hit):
-            values = np.array(hit.values, dtype=np.float32)
-            values[~values.any(axis=1)] = np.nan
-            return Ragged(hit.ids, values, hit.offsets, hit.labels, self.ref.name, split.name,
-                          {**hit.meta, "cached": True})
+            return replace(uncovered_as_nan(hit), model=self.ref.name, split=split.name,
+                           meta={**hit.meta, "cached": True})
 
         return self._cached(split, lambda key: self._make_tokens(split, progress, key), from_hit)
 

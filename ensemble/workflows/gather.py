@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ensemble.core.combination import Aligned, align
+from ensemble.core.combination import Aligned
 from ensemble.core.errors import EnsembleError, data_fix, flag, folds_fix, in_project, option, project_members
 from ensemble.data.splits import open_split
 from ensemble.tasks import open_member, shared_task
@@ -143,8 +143,10 @@ class CachedOutputs:
 
         model_digest = self.digest_of(ref)
         cache = self.cache
+        forward = _forward_settings(ref.task)  # the forward's own settings (tokens: stride, words) as predict runs it
         entries = [e for e in self.entries if e.damaged is None and e.metadata.get("model_digest") == model_digest
-                   and e.metadata.get("data_digest") == split.digest and e.payload == ref.task.payload]
+                   and e.metadata.get("data_digest") == split.digest and e.payload == ref.task.payload
+                   and all(e.settings.get(k) == v for k, v in forward.items())]
         problems: list[str] = []
         others: list[str] = []
         for entry in entries:  # newest first
@@ -155,9 +157,13 @@ class CachedOutputs:
             lg = cache.get(entry.key, split.ids, problems)
             if lg is not None:
                 log.debug("%s/%s: %s", ref.name, split.name, entry.path)
-                from ensemble.core.outputs import Logits
+                from dataclasses import replace
 
-                return Logits(lg.ids, lg.values, lg.labels, ref.name, split.name, {**lg.meta, "key": entry.key})
+                if lg.kind == "ragged":  # the cache holds a unit no token covered as zeros
+                    from ensemble.inference.forwards import uncovered_as_nan
+
+                    lg = uncovered_as_nan(lg)
+                return replace(lg, model=ref.name, split=split.name, meta={**lg.meta, "key": entry.key})
         broken = [e for e in self.entries if e.damaged is not None]  # unreadable: whose they are is unknown
         if problems:
             damaged = f" (a damaged entry was removed: {problems[0]})"
@@ -192,7 +198,7 @@ class CachedOutputs:
         if self.class_order is not None and set(self.class_order) != set(logits[0].labels):
             raise EnsembleError(f"class_order {','.join(self.class_order)} does not name the members' classes "
                                 f"({', '.join(sorted(logits[0].labels))}); name each of them once")
-        al = align(logits, ids=split.ids, labels=labels)
+        al = self.task.align(logits, ids=split.ids, labels=labels)
         if split.labels is not None:
             al.y = self.task.truth(split, al.labels, self.refs[0].name, lambda: self._index_order(split, logits))
         al.logits = logits
@@ -298,6 +304,14 @@ def gather(models: Mapping[str, str | os.PathLike] | Inputs, data: Mapping[str, 
     return source.aligned(open_split(data[split], split, columns))
 
 
+
+
+def _forward_settings(task) -> dict:
+    """The settings a cache entry of ``task``'s members must have been computed with, beyond the
+    inference settings: its forward's own, as predict runs it (none for the sequence forward)."""
+    from ensemble.inference.forwards import as_forward
+
+    return as_forward(task.forward).key_settings()
 
 
 def _project_member(name: str) -> bool:

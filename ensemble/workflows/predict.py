@@ -105,7 +105,7 @@ def _run(session, member: str, ref, todo, progress: bool) -> list[PredictRow]:
               leave=False) as bar:
         done = 0
         for name, split in todo:
-            lg = session.logits(split, progress=bar)
+            lg = session.run(split, progress=bar)  # what a member of its task outputs (logits, tag probabilities)
             done += session.n_batches(split)
             bar.update(done - bar.n)
             acc = None if split.labels is None else ref.task.accuracy_of(lg.values, split, ref.labels, str(ref.folder))
@@ -117,6 +117,7 @@ def _run(session, member: str, ref, todo, progress: bool) -> list[PredictRow]:
 def _up_to_date(jobs, settings, cache, fingerprints: Mapping[str, str]) -> set[tuple[str, str]]:
     """(model name, data digest) of every job whose cache entry of ``settings`` exists, by the
     entries' headers alone."""
+    from ensemble.inference.forwards import as_forward
     from ensemble.inference.settings import settings_difference
 
     have: dict[tuple, list] = {}  # (model digest, data digest, payload) -> the settings of its entries
@@ -127,8 +128,9 @@ def _up_to_date(jobs, settings, cache, fingerprints: Mapping[str, str]) -> set[t
     out = set()
     for _, ref, todo in jobs:
         fingerprint = fingerprints.get(ref.name) or ref.fingerprint(cache.file_digest)
+        forward = as_forward(ref.task.forward).key_settings()  # tokens: an entry of other windows is another
         for _, split in todo:
-            if any(settings_difference(s, ref, settings) is None
+            if any(settings_difference(s, ref, settings) is None and all(s.get(k) == v for k, v in forward.items())
                    for s in have.get((fingerprint, split.digest, ref.task.payload), [])):
                 out.add((ref.name, split.digest))
     return out
