@@ -166,4 +166,121 @@ def make_task_members(task: str, root: Path, *, valid_rows: int = 240, test_rows
         members, data, cache_dir, names, _ = make_value_members(root, task, valid_rows=valid_rows, test_rows=test_rows,
                                                                 models=models, targets=outputs, seed=seed)
         return members, data, cache_dir, {"label": list(names)}, list(names)
+    if task == "entities":
+        members, data, cache_dir = make_entity_members(root, valid_rows=valid_rows, test_rows=test_rows,
+                                                       models=models, seed=seed)
+        return members, data, cache_dir, {"label": "entities"}, ["entities"]
     raise KeyError(f"no synthetic members for task {task!r}: add them to tests/synthetic_members.py")
+
+
+ENTITY_TAGS = ("O", "B-LC", "I-LC", "B-PS", "I-PS")
+
+
+def draw_entities(n: int, rng, *, words: tuple[int, int] = (3, 8)) -> tuple[list[str], list[list[tuple]]]:
+    """``n`` texts of lowercase words and their gold spans: each word an entity with probability
+    0.3, of a random type (LC or PS), the span its characters."""
+    texts, gold = [], []
+    for _ in range(n):
+        parts, spans, at = [], [], 0
+        for _ in range(rng.integers(*words)):
+            w = "".join(rng.choice(list("abcdefghij"), size=rng.integers(2, 6)))
+            if rng.random() < 0.3:
+                spans.append((at, at + len(w), str(rng.choice(["LC", "PS"]))))
+            parts.append(w)
+            at += len(w) + 1
+        texts.append(" ".join(parts))
+        gold.append(spans)
+    return texts, gold
+
+
+def entity_probabilities(texts, gold, strength: float, rng, shared: list, tags=ENTITY_TAGS) -> list[np.ndarray]:
+    """One member's per-character tag probabilities (a softmax of ``strength`` on the true tag
+    plus noise, partly ``shared`` between members), in ``tags`` order; a space is all zeros, as
+    the cache holds a character no token covers."""
+    from ensemble.tasks.entities.spans import tags_from_spans
+
+    index = {t: j for j, t in enumerate(tags)}
+    out = []
+    for text, spans, common in zip(texts, gold, shared):
+        z = np.sqrt(RHO) * common + np.sqrt(1 - RHO) * rng.normal(size=common.shape)
+        for c, t in enumerate(tags_from_spans(spans, len(text))):
+            z[c, index[t]] += strength
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        p[[c for c, ch in enumerate(text) if ch == " "]] = 0.0
+        out.append(p.astype(np.float32))
+    return out
+
+
+def make_entity_members(root: Path, *, valid_rows: int, test_rows: int, models: int, seed: int = 0):
+    """Fake token-classification folders (the last with its tags in another order) and their
+    per-character tag probabilities cached as ``ensemble predict`` caches them, on a labelled
+    ``valid.csv`` (``id``, ``text``, ``entities`` as JSON spans) and a ``test.csv``.
+
+    Returns (members {name: folder}, data {split: path}, cache_dir)."""
+    from ensemble.core.outputs import Ragged
+
+    rng = np.random.default_rng(seed)
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    data = {"valid": root / "data" / "valid.csv", "test": root / "data" / "test.csv"}
+    drawn = {}
+    for split, n in (("valid", valid_rows), ("test", test_rows)):
+        texts, gold = draw_entities(n, rng)
+        frame = pd.DataFrame({"id": [f"{split[0]}{i}" for i in range(n)], "text": texts})
+        if split == "valid":
+            frame["entities"] = [json.dumps([list(s) for s in g]) for g in gold]
+        frame.to_csv(data[split], index=False)
+        drawn[split] = (frame["id"].to_numpy(), texts, gold, [rng.normal(size=(len(t), len(ENTITY_TAGS))) for t in texts])
+    cache_dir = root / ".ensemble" / "cache"
+    members = {}
+    for m, strength in enumerate(np.linspace(2.5, 1.5, models)):
+        tags = ENTITY_TAGS if m < models - 1 else tuple(reversed(ENTITY_TAGS))
+        folder = root / "models" / f"m{m}"
+        _token_folder(folder, tags, rng)
+        outputs = {}
+        for split, (ids, texts, gold, shared) in drawn.items():
+            p = entity_probabilities(texts, gold, strength, rng, shared)
+            order = [ENTITY_TAGS.index(t) for t in tags]
+            offsets = np.concatenate([[0], np.cumsum([len(t) for t in texts])])
+            outputs[split] = Ragged(ids, np.concatenate(p)[:, order], offsets, tags, f"m{m}", split)
+        cache_ragged(folder, f"m{m}", outputs, data, cache_dir)
+        members[f"m{m}"] = folder
+    return members, data, cache_dir
+
+
+def _token_folder(folder: Path, tags, rng) -> None:
+    """A token-classification folder: config (id2label ``tags``), a head in safetensors and a
+    fast tokenizer (``tokenizer.json``), which the token forward asks for."""
+    from safetensors.numpy import save_file
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({
+        "architectures": ["BertForTokenClassification"], "model_type": "bert",
+        "id2label": {str(i): t for i, t in enumerate(tags)}, "label2id": {t: i for i, t in enumerate(tags)}}))
+    save_file({"classifier.weight": rng.normal(size=(len(tags), 4)).astype(np.float32),
+               "classifier.bias": np.zeros(len(tags), dtype=np.float32)}, folder / "model.safetensors")
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *"abcdefghij"])}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(str(folder / "tokenizer.json"))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast",
+                                                             "unk_token": "[UNK]", "pad_token": "[PAD]"}))
+
+
+def cache_ragged(folder: Path, name: str, outputs: dict, data: dict, cache_dir: Path) -> None:
+    """A token member's per-character outputs {split: Ragged} put in the cache as ``ensemble
+    predict`` puts them: the inference settings and the token forward's own in the entry."""
+    from ensemble.data.splits import load_split
+    from ensemble.inference.cache import OutputCache
+    from ensemble.inference.forwards import TokenForward, open_model
+    from ensemble.inference.settings import InferenceSettings, recorded_settings
+
+    cache = OutputCache(cache_dir)
+    ref = open_model(folder, "tokens", name)
+    digest = ref.fingerprint(cache.file_digest)
+    for split_name, rg in outputs.items():
+        split = load_split(data[split_name], name=split_name, label={"valid": "entities"}.get(split_name))
+        settings = {**recorded_settings(ref, InferenceSettings()), **TokenForward().key_settings()}
+        cache.put(cache.make_key({"model": digest, "data": split.digest, "forward": "tokens"}), rg,
+                  {"model_digest": digest, "data_digest": split.digest, "settings": settings})

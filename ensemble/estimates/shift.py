@@ -314,9 +314,10 @@ def check_shift(source, scored_split, test_split, scored_al=None, *, oof: bool =
     from ensemble.core.errors import EnsembleError
 
     text_check, checked = _text_check(source, scored_split, test_split, compute=texts)
-    al = scored_al if scored_al is not None else source.aligned(scored_split)
+    dense = source.task.payload == "dense"  # a row's outputs are one row of numbers: compared column by column
+    al = scored_al if scored_al is not None or not dense else source.aligned(scored_split)
     outputs, unread = {}, []
-    for i, (r, scored) in enumerate(zip(source.refs, al.arrays)):
+    for i, (r, scored) in enumerate(zip(source.refs, al.arrays if dense else ())):
         if members is not None and r.name not in members:
             continue
         if test_al is not None and not oof:
@@ -334,6 +335,7 @@ def check_shift(source, scored_split, test_split, scored_al=None, *, oof: bool =
     check = {**(text_check.to_dict() if text_check is not None else {"auc": None, "flagged": False}),
              "against": scored_split.name, "outputs": moved,
              **({"outputs_not_read": unread} if unread else {}),
+             **({} if dense else {"outputs_not_compared": f"{source.task.payload} outputs (a row of units each)"}),
              **({} if checked else {"texts": "not checked: ensemble report checks them (and vote then reads it)"})}
     note = shift_note(check)
     said = (str(test_split.path), str(scored_split.path), note)

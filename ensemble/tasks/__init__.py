@@ -1,6 +1,6 @@
 """Tasks: what a kind of model outputs and how those outputs are aligned, combined, scored and
-submitted (:class:`~ensemble.tasks.base.Task`): single-label classification, regression and
-multi-label classification; each further kind is a package beside them, added to :data:`TASKS`."""
+submitted (:class:`~ensemble.tasks.base.Task`): single-label classification, regression,
+multi-label classification and named entities; each further kind is a package beside them, added to :data:`TASKS`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from ensemble.tasks.base import Task
 from ensemble.tasks.classification.task import CLASSIFICATION
 from ensemble.tasks.columns.multilabel import MULTI_LABEL
 from ensemble.tasks.columns.regression import REGRESSION
+from ensemble.tasks.entities.task import ENTITIES
 
 __all__ = ["Task", "TASKS", "DEFAULT_TASK", "task_named", "task_for_head", "shared_task", "read_as", "open_member"]
 
 # Every task, by name. A new kind of head is served by adding its task here.
-TASKS: dict[str, Task] = {t.name: t for t in (CLASSIFICATION, REGRESSION, MULTI_LABEL)}
+TASKS: dict[str, Task] = {t.name: t for t in (CLASSIFICATION, REGRESSION, MULTI_LABEL, ENTITIES)}
 
 # The task of a submission written without members to say it (write_submission), and of a project
 # whose members' heads were not read (ensemble init).
@@ -23,7 +24,8 @@ def task_named(name: str) -> Task:
     """The task called ``name``; an error listing the tasks there are."""
     from ensemble.core.errors import EnsembleError
 
-    key = {"multi-label": "multi_label", "multilabel": "multi_label"}.get(str(name), name)
+    key = {"multi-label": "multi_label", "multilabel": "multi_label", "ner": "entities",
+           "token_classification": "entities"}.get(str(name), name)
     if key not in TASKS:
         raise EnsembleError(f"task must be one of {', '.join(TASKS)}; got {name!r}")
     return TASKS[key]

@@ -22,7 +22,7 @@ from sklearn.metrics import (accuracy_score, cohen_kappa_score, f1_score, log_lo
                              mean_squared_error, roc_auc_score)
 
 from ensemble.core.errors import EnsembleError
-from ensemble.core.outputs import Logits
+from ensemble.core.outputs import Logits, Ragged
 from ensemble.tasks import TASKS
 from ensemble.tasks.base import Task
 
@@ -34,6 +34,19 @@ IDS = list(TASKS)
 
 def _rmse(p, y):
     return float(np.sqrt(mean_squared_error(y, p)))
+
+
+def _seqeval_f1(p, y):
+    """seqeval's entity F1 of each character's most probable tag (its own BIO decoding: an I-
+    after O starts an entity), against the gold spans as character tags."""
+    from seqeval.metrics import f1_score as seqeval_f1
+
+    from ensemble.tasks.entities.spans import tags_from_spans
+
+    tags = np.asarray(y.tags)
+    pred = [list(tags[p[a:b].argmax(axis=1)]) for a, b in zip(y.offsets[:-1], y.offsets[1:])]
+    true = [tags_from_spans(s, len(t)) for s, t in zip(y.spans, y.texts)]
+    return float(seqeval_f1(true, pred))
 
 
 # metric name -> reference(pred or proba, y) from scikit-learn or scipy; the task's own value must equal it
@@ -52,6 +65,7 @@ REFERENCES = {
     "f1_micro": lambda p, y: f1_score(y, p >= 0.5, average="micro", zero_division=0),
     "f1_macro": lambda p, y: f1_score(y, p >= 0.5, average="macro", zero_division=0),
     "f1_samples": lambda p, y: f1_score(y, p >= 0.5, average="samples", zero_division=0),
+    "f1": _seqeval_f1,  # entities: entity-level micro F1, exact span and type
 }
 
 
@@ -63,6 +77,14 @@ def _mean_space(task: Task, a: np.ndarray) -> np.ndarray:
 
 def _outputs(task: Task, rng, n: int = 40, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """(combined outputs in the task's space, truth) for the metric checks."""
+    if task.payload == "ragged":  # per-character tag probabilities of texts without spaces, and their gold spans
+        from tests.synthetic_members import ENTITY_TAGS, draw_entities
+
+        texts, gold = draw_entities(n, rng)
+        texts = [t.replace(" ", "x") for t in texts]  # no whitespace: nothing trimmed, as seqeval trims nothing
+        offsets = np.concatenate([[0], np.cumsum([len(t) for t in texts])])
+        p = task.mean_space(rng.dirichlet(np.ones(len(ENTITY_TAGS)) * 0.5, size=offsets[-1]))
+        return p, task.truth(_TextSplit(texts, gold), ENTITY_TAGS, "member", None)
     z = rng.normal(size=(n, k))
     p = task.mean_space(z)
     if task.name == "classification":
@@ -70,6 +92,40 @@ def _outputs(task: Task, rng, n: int = 40, k: int = 3) -> tuple[np.ndarray, np.n
     if task.thresholded:
         return p, (rng.random((n, k)) < 0.4).astype(float)
     return p, p + rng.normal(scale=0.5, size=(n, k))
+
+
+class _TextSplit:
+    """A labelled split of texts and their gold spans, as ``Task.truth`` reads one."""
+
+    def __init__(self, texts, gold):
+        import json
+        from pathlib import Path
+
+        self.texts, self.text_columns, self.path = (list(texts),), ("text",), Path("synthetic.csv")
+        self.labels = np.array([json.dumps([list(s) for s in g]) for g in gold])
+
+
+def _two_members(task: Task, rng):
+    """Two members' outputs over the same rows and names, the second's rows shuffled and its
+    names in another order: Logits (n, 3), or per-unit tag probabilities."""
+    ids = np.array([f"r{i}" for i in range(12)])
+    perm_rows = rng.permutation(12)
+    if task.payload == "ragged":
+        names = ("O", "B-X", "I-X")
+        lengths = rng.integers(0, 6, size=12)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        values = rng.dirichlet(np.ones(3), size=offsets[-1]).astype(np.float32)
+        units = np.concatenate([np.arange(offsets[r], offsets[r + 1]) for r in perm_rows])
+        order = [2, 0, 1]
+        second = Ragged(ids[perm_rows], values[units][:, order],
+                        np.concatenate([[0], np.cumsum(lengths[perm_rows])]), tuple(names[i] for i in order), "second")
+        return Ragged(ids, values, offsets, names, "first"), second, names
+    names = ("a", "b", "c")
+    values = rng.normal(size=(12, 3)).astype(np.float32)
+    first = Logits(ids, values, names, "first")
+    order = [2, 0, 1]
+    second = Logits(ids[perm_rows], values[perm_rows][:, order], tuple(names[i] for i in order), "second")
+    return first, second, names
 
 
 @pytest.fixture(scope="module", params=IDS)
@@ -91,14 +147,7 @@ def test_every_hook_is_bound(task):
 
 @pytest.mark.parametrize("task", TASK_LIST, ids=IDS)
 def test_members_align_by_name_whatever_their_order(task):
-    rng = np.random.default_rng(0)
-    names = ("a", "b", "c")
-    ids = np.array([f"r{i}" for i in range(12)])
-    values = rng.normal(size=(12, 3)).astype(np.float32)
-    first = Logits(ids, values, names, "first")
-    order = [2, 0, 1]
-    perm_rows = rng.permutation(12)
-    second = Logits(ids[perm_rows], values[perm_rows][:, order], tuple(names[i] for i in order), "second")
+    first, second, names = _two_members(task, np.random.default_rng(0))
     al = task.align([first, second])
     assert tuple(al.labels) == names
     np.testing.assert_array_equal(al.arrays[0], al.arrays[1])
@@ -139,6 +188,10 @@ def test_a_fitted_method_is_cross_validated(members):
     assert fitted_on_all != cross_validated
 
 
+# a label cell of each task's sample submission, where it is not a class name or a number
+SAMPLE_CELL = {"entities": "[]"}
+
+
 def test_a_vote_follows_the_sample_submission(members, tmp_path):
     """Rows in the sample's order (shuffled here), the sample's columns, each test id once."""
     from ensemble import vote
@@ -151,7 +204,7 @@ def test_a_vote_follows_the_sample_submission(members, tmp_path):
         sample["label"] = names[0]
     else:
         for c in names:
-            sample[c] = 0
+            sample[c] = SAMPLE_CELL.get(task.name, 0)
     path = tmp_path / "sample.csv"
     sample.to_csv(path, index=False)
     sub = vote(models, data, "optimize", columns=columns, cache_dir=cache_dir, sample_submission=path,
@@ -224,7 +277,7 @@ DEFAULTS = {"clip": False, "threshold": None, "adjust": "none", "temperature": F
 
 # the options each task applies; every other one in OTHER_TASKS_OPTIONS is refused
 APPLIED = {"classification": {"adjust", "prior", "temperature", "calibrate"}, "regression": {"clip", "metric"},
-           "multi_label": {"threshold", "metric"}}
+           "multi_label": {"threshold", "metric"}, "entities": {"threshold", "metric"}}
 
 
 @pytest.mark.parametrize("task", TASK_LIST, ids=IDS)

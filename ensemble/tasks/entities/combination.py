@@ -36,6 +36,11 @@ class AlignedUnits:
     members : tuple of str
     values : list of ndarray, each (N, K) float64
         Each member's per-unit probabilities in ``tags``; NaN rows for units it does not cover.
+    y : EntityTruth or None
+        The rows' gold spans, set by the workflows on a labelled split.
+
+    ``labels``, ``arrays`` and ``models`` name ``tags``, ``values`` and ``members`` as the
+    workflows ask every task's aligned outputs (:class:`~ensemble.core.combination.Aligned`).
     """
 
     ids: np.ndarray
@@ -43,6 +48,19 @@ class AlignedUnits:
     tags: tuple
     members: tuple
     values: list
+    y: object = None
+
+    @property
+    def labels(self) -> tuple:
+        return self.tags
+
+    @property
+    def arrays(self) -> list:
+        return self.values
+
+    @property
+    def models(self) -> tuple:
+        return self.members
 
 
 def align_units(outputs: Sequence) -> AlignedUnits:

@@ -38,7 +38,7 @@ from ensemble.core.errors import EnsembleError
 from ensemble.tasks.entities.combination import AlignedUnits, decode_rows, mean_units
 from ensemble.tasks.entities.spans import Span, micro_f, row_counts
 
-__all__ = ["METHODS", "GRID", "Fit", "LabelledUnits", "fit_rule", "check_method"]
+__all__ = ["METHODS", "GRID", "FORMAT", "Fit", "LabelledUnits", "fit_rule", "check_method"]
 
 METHODS = ("uniform", "f1", "best", "select", "optimize")
 GRID = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
@@ -50,18 +50,96 @@ def check_method(method: str) -> str:
     return method
 
 
+FORMAT = "ensemble.entity-weights/1"
+
+
 @dataclass
 class Fit:
-    """A fitted rule: the members' weights (M,) and the O thresholds ({type: number}, or None)."""
+    """A fitted rule: the members' weights (M,) and the O thresholds ({type: number}, or None).
+
+    As a weights file (:meth:`save`, :meth:`load`, format :data:`FORMAT`) it also keeps the
+    metric it was fitted by, the tags of the outputs, its apparent score and ``meta`` (the
+    members' digests and the validation data it was fitted on, checked before it is reused)."""
 
     method: str
     weights: np.ndarray
     thresholds: dict | None = None
     members: tuple = field(default_factory=tuple)
+    metric: str = "f1"
+    tags: tuple = field(default_factory=tuple)
+    apparent: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def models(self) -> tuple:
+        return tuple(self.members)
+
+    @property
+    def labels(self) -> tuple:
+        return tuple(self.tags)
 
     def to_dict(self) -> dict:
         return {"method": self.method, "weights": dict(zip(self.members, map(float, self.weights))),
                 "thresholds": self.thresholds}
+
+    def save(self, path) -> None:
+        """The weights file, with a checksum of its content, written atomically."""
+        import json
+
+        from ensemble.io.atomic import atomic_write
+        from ensemble.io.weightsfile import weights_checksum
+
+        doc = {"format": FORMAT, "task": "entities", "method": self.method, "members": list(self.members),
+               "weights": [float(w) for w in self.weights], "thresholds": self.thresholds, "metric": self.metric,
+               "tags": list(self.tags), "apparent": dict(self.apparent), "meta": dict(self.meta)}
+        doc = json.loads(json.dumps(doc, default=str))
+        doc["blake3"] = weights_checksum(doc)
+        text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+    @classmethod
+    def load(cls, path) -> "Fit":
+        """A weights file :meth:`save` wrote, its checksum and every field checked: a one-line
+        error naming the file otherwise."""
+        import json
+        from pathlib import Path
+
+        from ensemble.io.weightsfile import weights_checksum
+
+        try:
+            d = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise EnsembleError(f"{path}: not found; pass a weights file that ensemble vote wrote") from None
+        except ValueError as e:
+            raise EnsembleError(f"{path}: not JSON ({e}); pass a weights file that ensemble vote wrote") from None
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise EnsembleError(f"{path}: not an entities weights file (format "
+                                f"{d.get('format') if isinstance(d, dict) else None!r}); refit with ensemble vote")
+        try:
+            if d.pop("blake3", None) != weights_checksum(d):
+                raise ValueError("its checksum does not match its content: edited, damaged or not written by "
+                                 "ensemble vote")
+            return cls._checked(d)
+        except (ValueError, KeyError, TypeError) as e:
+            raise EnsembleError(f"{path}: not a weights file of ensemble ({str(e)[:160]}); refit with ensemble vote "
+                                "--weights <method>") from None
+
+    @classmethod
+    def _checked(cls, d) -> "Fit":
+        from ensemble.tasks.entities.spans import beta_of
+
+        check_method(d["method"])
+        members = tuple(str(m) for m in d["members"])
+        w = np.asarray(d["weights"], dtype=np.float64)
+        if w.shape != (len(members),) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"weights must be {len(members)} finite numbers >= 0, not all zero")
+        limits = d["thresholds"]
+        if limits is not None and (not isinstance(limits, dict) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1 for v in limits.values())):
+            raise ValueError("thresholds must be null or {type: number in (0, 1]}")
+        beta_of(d["metric"])
+        return cls(d["method"], w, limits, members, d["metric"], tuple(map(str, d["tags"])), dict(d["apparent"]),
+                   dict(d["meta"]))
 
 
 class LabelledUnits:

@@ -1,6 +1,7 @@
 """What the entities report shows beside its estimates: each type's precision, recall and F1, the
 types most often confused (a predicted span over a gold one of another type), and the rows where
-the members disagree most, each text marked with every member's spans.
+the members disagree most, each text marked with every member's spans; and the task's part of
+the CLI's ``ensemble report`` (:func:`report`, :class:`EntityReport`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 from ensemble.core.errors import EnsembleError
 from ensemble.tasks.entities.spans import Span, entity_scores
 
-__all__ = ["type_table", "confused_types", "mark_spans", "disagreements"]
+__all__ = ["type_table", "confused_types", "mark_spans", "disagreements", "report", "EntityReport"]
 
 
 def type_table(gold: Sequence[Sequence[Span]], pred: Sequence[Sequence[Span]], *, beta: float = 1.0):
@@ -89,3 +90,151 @@ def disagreements(member_spans: Mapping[str, Sequence[Sequence[Span]]], texts: S
     order = [int(r) for r in np.argsort(-scores, kind="stable") if scores[r] > 0][:top]
     return [{"row": r, "id": ids[r], "disagreement": float(scores[r]),
              "marked": {m: mark_spans(texts[r], member_spans[m][r]) for m in names}} for r in order]
+
+
+# ---------------------------------------------------------------------- the CLI's report (the task's hook)
+
+DEFAULT_METHODS = ("acc", "select", "optimize")
+
+
+def _cv_folds(cv) -> int:
+    if isinstance(cv, (int, np.integer)) and not isinstance(cv, bool):
+        return int(cv)
+    raise EnsembleError("the entities report cross-validates over K folds of the rows: give cv as a number K >= 2")
+
+
+def _member_row(units, m: int, tags) -> dict:
+    """Member ``m`` alone on every scored row: its entity scores and KLUE's character macro F1."""
+    from ensemble.tasks.entities.spans import char_macro_f1, tags_from_spans
+
+    every = np.arange(len(units))
+    spans = units.decode(units.mean(np.eye(len(units.al.values))[m], every), every)
+    s = entity_scores(units.gold, spans, beta=units.beta)
+    gold_tags = [tags_from_spans(g, len(t)) for g, t in zip(units.gold, units.texts)]
+    pred_tags = [tags_from_spans(p, len(t)) for p, t in zip(spans, units.texts)]
+    return {"precision": s["precision"], "recall": s["recall"], "f": s["f"],
+            "char_macro_f1": char_macro_f1(gold_tags, pred_tags, list(tags))}, spans
+
+
+def report(task, job):
+    """Every member scored on the labelled rows, every rule (uniform and ``methods``) estimated
+    over the rows, cross-validated, against the best single member and uniform; the uniform
+    ensemble's per-type table and most confused types, and the rows where the members disagree."""
+    from ensemble.tasks.entities.estimate import estimate_methods
+    from ensemble.tasks.entities.fitting import LabelledUnits
+    from ensemble.tasks.entities.spans import beta_of
+    from ensemble.tasks.entities.vote import choose_rule, o_threshold, refuse_folds, rule_of, split_texts
+
+    refuse_folds(job.source, job.training is not None)
+    o = job.options
+    if o.get("trained_on_valid"):
+        raise EnsembleError("trained_on_valid is not supported for entities members yet: leave such members out")
+    metric = "f1" if o.get("metric") in (None, "accuracy") else str(o["metric"])
+    beta = beta_of(metric)
+    al = job.al
+    units = LabelledUnits(al, split_texts(job.split, al.offsets), al.y.spans, beta)
+    names = list(dict.fromkeys(rule_of(m) for m in (o.get("methods") or DEFAULT_METHODS) if m != "auto"))
+    methods = ["uniform", *[m for m in names if m != "uniform"]]
+    per_type = o_threshold(o.get("threshold")) == "per_label"
+    estimates = estimate_methods(units, methods, thresholds=per_type, folds=_cv_folds(job.cv),
+                                 seed=o.get("seed", 0), apparent=True)
+    chosen, reason = choose_rule(estimates, metric)
+    e = estimates[chosen]
+    headline = {"submission": None, "method": chosen, "metric": metric, "estimate": e.f, "low": e.interval[0],
+                "high": e.interval[1], "of": "cross-validated"}
+    members, member_spans = {}, {}
+    for m, name in enumerate(al.members):
+        members[name], member_spans[name] = _member_row(units, m, al.tags)
+    every = np.arange(len(units))
+    uniform = units.decode(units.mean(np.ones(len(al.values)), every), every)
+    return EntityReport(headline, reason, metric, members, estimates, type_table(units.gold, uniform, beta=beta),
+                        confused_types(units.gold, uniform),
+                        disagreements(member_spans, units.texts, al.ids) if len(al.members) > 1 else [],
+                        split=str(job.split.path))
+
+
+class EntityReport:
+    """What an entities report shows: the headline (auto's rule, cross-validated), the members,
+    every rule's estimate with its gains, the uniform ensemble's per-type table, the most confused
+    types and the rows where members disagree; as text, JSON (:meth:`to_dict`) and HTML."""
+
+    def __init__(self, headline, reason, metric, members, estimates, per_type, confused, disagree, split=""):
+        self.headline, self.reason, self.metric = headline, reason, metric
+        self.members, self.estimates, self.per_type = members, estimates, per_type
+        self.confused, self.disagreements, self.split = confused, disagree, split
+        self.excluded: tuple = ()
+        self.shift = None
+
+    def _rows(self) -> list[tuple]:
+        """(name, kind, figure, low, high, apparent, gain vs best member, gain vs uniform)."""
+        rows = [(n, "member", r["f"], None, None, None, None, None) for n, r in self.members.items()]
+        rows += [(m, "ensemble", e.f, e.interval[0], e.interval[1], e.apparent, e.gain, e.vs_uniform)
+                 for m, e in self.estimates.items()]
+        return rows
+
+    def __str__(self) -> str:
+        from ensemble.estimates.headline import headline_line
+
+        lines = [headline_line(self.headline), f"auto -> {self.reason}", "",
+                 f"{'':<20}{self.metric:>8}  {'interval':<18}{'apparent':>9}{'vs best':>9}{'vs unif':>9}"]
+        for name, kind, f, lo, hi, ap, gain, vu in self._rows():
+            cell = "" if lo is None else f"[{lo:.4f}, {hi:.4f}]"
+            lines.append(f"{name:<20}{f:>8.4f}  {cell:<18}{_num(ap):>9}{_num(gain, True):>9}{_num(vu, True):>9}")
+        lines += ["", "members: char macro F1 " + ", ".join(f"{n} {r['char_macro_f1']:.4f}"
+                                                             for n, r in self.members.items()),
+                  "", "uniform ensemble per type:", self.per_type.to_string(index=False, float_format="%.4f")]
+        if self.confused:
+            lines += ["", "most confused (gold -> predicted): " + ", ".join(f"{g}->{p} {n}" for g, p, n in self.confused)]
+        for d in self.disagreements[:3]:
+            lines += ["", f"row {d['id']} (disagreement {d['disagreement']:.2f}):"]
+            lines += [f"  {m}: {t}" for m, t in d["marked"].items()]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"task": "entities", "headline": self.headline, "auto": self.reason, "metric": self.metric,
+                "split": self.split, "members": self.members,
+                "estimates": {m: {"cross_validated": e.f, "interval": list(e.interval), "apparent": e.apparent,
+                                  "gain_vs_best_member": e.gain, "gain_vs_best_member_interval": list(e.gain_interval),
+                                  "gain_vs_uniform": e.vs_uniform, "gain_vs_uniform_interval": list(e.vs_uniform_interval)}
+                              for m, e in self.estimates.items()},
+                "per_type": self.per_type.to_dict(orient="records"),
+                "confused": [list(c) for c in self.confused], "disagreements": self.disagreements,
+                "shift": self.shift}
+
+    def to_html(self, figures: bool = True) -> str:
+        import html
+
+        from ensemble.estimates.headline import headline_line
+        from ensemble.tasks.base import PAGE_STYLE
+
+        esc = html.escape
+        rows = "".join(f"<tr><th>{esc(n)}</th><td>{k}</td><td>{f:.4f}</td><td>{'' if lo is None else f'[{lo:.4f}, {hi:.4f}]'}"
+                       f"</td><td>{_num(ap)}</td><td>{_num(g, True)}</td><td>{_num(u, True)}</td></tr>"
+                       for n, k, f, lo, hi, ap, g, u in self._rows())
+        types = "".join(f"<tr><th>{esc(str(r['type']))}</th><td>{r['precision']:.4f}</td><td>{r['recall']:.4f}</td>"
+                        f"<td>{r['f']:.4f}</td><td>{int(r['support'])}</td></tr>"
+                        for r in self.per_type.to_dict(orient="records"))
+        rows_marked = "".join(f"<h3>row {esc(d['id'])}</h3><pre>" + "\n".join(f"{esc(m)}: {esc(t)}" for m, t in
+                                                                           d["marked"].items()) + "</pre>"
+                              for d in self.disagreements)
+        return (f"<!doctype html><html><head><meta charset='utf-8'><title>ensemble report</title><style>{PAGE_STYLE}"
+                f"</style></head><body><h1>{esc(headline_line(self.headline))}</h1><p>auto -&gt; {esc(self.reason)}</p>"
+                f"<table><tr><td>member / rule</td><td>kind</td><td>{esc(self.metric)}</td><td>interval</td>"
+                f"<td>apparent</td><td>vs best member</td><td>vs uniform</td></tr>{rows}</table>"
+                f"<h2>uniform ensemble per type</h2><table><tr><td>type</td><td>precision</td><td>recall</td>"
+                f"<td>f</td><td>support</td></tr>{types}</table><h2>rows where the members disagree</h2>{rows_marked}"
+                "</body></html>")
+
+    def save(self, path) -> None:
+        """The page (``.html``) or the JSON (any other suffix), written atomically."""
+        import json
+        from pathlib import Path
+
+        from ensemble.io.atomic import atomic_write
+
+        text = self.to_html() if Path(path).suffix == ".html" else json.dumps(self.to_dict(), indent=2, default=str)
+        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _num(v, signed: bool = False) -> str:
+    return "" if v is None else (f"{v:+.4f}" if signed else f"{v:.4f}")

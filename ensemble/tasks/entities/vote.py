@@ -2,7 +2,9 @@
 probabilities averaged with weights, spans decoded per row; a rule's weights (and O thresholds)
 fitted on labelled rows; every rule estimated over rows against the best single member.
 
-The task's vote and report hooks (the CLI's ``ensemble vote`` and ``report``) are not bound yet.
+Below them, the task's part of the CLI's ``ensemble vote`` (:meth:`~ensemble.tasks.base.Task.vote`):
+the options checked, the rule fitted (``auto``: uniform unless a fitted rule's cross-validated gain
+over uniform is sure) or given, and the submission, weights file and sidecar written as one set.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from ensemble.tasks.entities.combination import align_units, decode_rows, mean_u
 from ensemble.tasks.entities.estimate import EntityEstimate, estimate_methods
 from ensemble.tasks.entities.fitting import METHODS, Fit, LabelledUnits, fit_rule
 from ensemble.tasks.entities.spans import Span, beta_of
-from ensemble.tasks.entities.submission import unit_probabilities
+from ensemble.tasks.entities.submission import entity_submission, unit_probabilities, write_unit_probabilities
 
-__all__ = ["entity_spans", "entity_probabilities", "fit_entities", "estimate_entities"]
+__all__ = ["entity_spans", "entity_probabilities", "fit_entities", "estimate_entities", "check_options",
+           "vote_settings", "vote", "rule_of", "o_threshold", "choose_rule", "split_texts", "refuse_folds"]
 
 
 def _texts(texts: Sequence, n: int, offsets: np.ndarray) -> list:
@@ -111,3 +114,216 @@ def estimate_entities(outputs: Sequence, texts: Sequence, gold: Sequence[Sequenc
     with its gain over the best single member chosen out of fold."""
     return estimate_methods(_labelled(outputs, texts, gold, metric), methods, thresholds=thresholds, folds=folds,
                             n_resamples=n_resamples, seed=seed, confidence=confidence)
+
+
+# ---------------------------------------------------------------------- the CLI's vote (the task's hook)
+
+# the weights a vote names, as this task's rules: "acc" and "score" weight each member by its score
+_RULES = {"acc": "f1", "score": "f1", "uniform": "uniform", "best": "best", "select": "select",
+          "optimize": "optimize", "f1": "f1", "auto": "auto"}
+# the fitted rules ``auto`` chooses among (uniform unless one's gain over uniform is sure)
+AUTO_RULES = ("f1", "select", "optimize")
+
+
+def rule_of(spec: str) -> str:
+    """The entities rule a vote's ``--weights`` method names; ``stack`` and ``best<K>`` (K > 1)
+    are refused: they are not rules of this task."""
+    from ensemble.core.errors import flag
+
+    if spec not in _RULES:
+        raise EnsembleError(f"{flag('weights', spec)} is not a rule of the entities task; use one of auto, uniform, "
+                            "acc (each member by its entity F-beta), best, select, optimize")
+    return _RULES[spec]
+
+
+def check_options(task, options, *, kind: str = "method") -> None:
+    """The options an entities vote or report takes, checked before any output is read: a
+    classifier's or a column task's refused, ``metric`` an entity F-beta, ``threshold`` the O
+    threshold (per_label: fitted per type inside the folds; a number in (0, 1] for every type)."""
+    from ensemble.core.errors import flag
+    from ensemble.core.options import check_option
+
+    given = [f for f, on in (("adjust", options.get("adjust", "none") not in ("none", None)),
+                             ("temperature", options.get("temperature")), ("calibrate", options.get("calibrate")),
+                             ("clip", options.get("clip")), ("prior", options.get("prior") is not None)) if on]
+    if given:
+        raise EnsembleError(f"{flag(given[0])} does not apply to entities members (it is for classifiers' or "
+                            "regressors' outputs): drop it")
+    check_option("adjust_metric", options.get("adjust_metric") or "accuracy")
+    if options.get("metric") not in (None, "accuracy"):  # "accuracy": the report's default, entity F1 here
+        beta_of(options["metric"])
+    if options.get("combine") not in (None, "prob", "mean"):
+        raise EnsembleError(f"{flag('combine', options['combine'])} does not apply to entities: members' per-character "
+                            "probabilities are averaged (mean); drop it")
+    o_threshold(options.get("threshold"))
+    if kind == "method" and isinstance(options.get("weights"), str):
+        rule_of(options["weights"])
+    if kind == "file" and o_threshold(options.get("threshold")) is not None:
+        raise EnsembleError(f"{options.get('weights')}: a weights file keeps the O thresholds it was fitted with; drop "
+                            f"{flag('threshold')}, or refit with {flag('weights', '<method>')}")
+
+
+def o_threshold(value):
+    """The ``threshold`` option as the O thresholds it asks for: None (plain argmax: the default,
+    or "global"), "per_label" (one per type, fitted), or a number in (0, 1] for every type."""
+    import numbers
+
+    from ensemble.core.errors import flag
+
+    if value is None or (isinstance(value, str) and value == "global"):
+        return None
+    if isinstance(value, str) and value == "per_label":
+        return value
+    try:
+        v = float(value) if isinstance(value, (str, numbers.Real)) and not isinstance(value, bool) else None
+    except ValueError:
+        v = None
+    if v is None or not 0 < v <= 1:
+        raise EnsembleError(f"{flag('threshold', value)}: for entities the threshold is the probability of O under "
+                            "which an entity tag wins: per_label (fitted per type), or a number in (0, 1]")
+    return v
+
+
+def vote_settings(task, options, *, kind: str, data, train, columns, source, labels) -> dict:
+    metric = options.get("metric")
+    metric = "f1" if metric in (None, "accuracy") else str(metric)
+    return {"metric": metric, "beta": beta_of(metric), "threshold": o_threshold(options.get("threshold")),
+            "seed": options.get("seed", 0)}
+
+
+def refuse_folds(source, cv) -> None:
+    """Fold groups and refits of entities members are not read yet: said before anything is fitted."""
+    if cv or source.fold_groups or source.refits:
+        raise EnsembleError("fold groups and refits of entities members are not supported yet; give each fold model "
+                            "as a member of its own, with a validation split")
+
+
+def split_texts(split, offsets) -> list:
+    """``split``'s texts, each as long as its row of outputs (else they are not the texts the
+    members ran over: an error naming the file and row)."""
+    texts = ["" if t is None else str(t) for t in split.texts[0]]
+    lengths = np.diff(offsets)
+    for i, t in enumerate(texts):
+        if len(t) != lengths[i]:
+            raise EnsembleError(f"{split.path}: row {i + 1} has {len(t)} characters, the members' outputs {lengths[i]}: "
+                                "run ensemble predict on this file again")
+    return texts
+
+
+def vote(task, job):
+    """The weights (fitted, chosen by ``auto``, fixed or read), the headline's estimate and the
+    submission of an entities vote."""
+    refuse_folds(job.source, job.cv)
+    g, s, kind, spec = job.gathered, job.settings, job.kind, job.spec
+    models = tuple(r.name for r in job.source.refs)
+    types = {t[2:] for t in g.test_al.tags if t != "O"}
+    estimate, fit = {}, None
+    if kind == "file":
+        fit = job.loaded
+        if tuple(fit.tags) != tuple(g.test_al.tags) or fit.metric != s["metric"]:
+            raise EnsembleError(f"{spec}: fitted for tags {', '.join(fit.tags)} by {fit.metric}; these members tag "
+                                f"{', '.join(g.test_al.tags)} scored by {s['metric']}: refit with --weights <method>")
+    elif kind == "fixed" or (spec == "uniform" and g.y is None):
+        w = np.asarray(spec, dtype=np.float64) if kind == "fixed" else np.ones(len(models))
+        if s["threshold"] == "per_label":
+            raise EnsembleError("--threshold per_label is fitted on labelled validation rows with a method; give "
+                                "--weights <method>, or an O threshold number")
+        limits = None if s["threshold"] is None else {k: s["threshold"] for k in sorted(types)}
+        fit = Fit("fixed" if kind == "fixed" else "uniform", w / w.sum(), limits, models, s["metric"], g.test_al.tags)
+    else:
+        if g.y is None:
+            raise EnsembleError(f"{g.valid_split.path if g.valid_split is not None else 'the validation split'}: no "
+                                f"entities labelled; --weights {spec} is fitted on them (--label names their column), "
+                                "or use --weights uniform")
+        fit, estimate = _fitted(g, rule_of(spec), s)
+    fit.meta = {**fit.meta, **g.provenance}
+    return _write(task, job, fit, estimate)
+
+
+def _units(g, s) -> LabelledUnits:
+    al = g.valid_al
+    return LabelledUnits(al, split_texts(g.valid_split, al.offsets), al.y.spans, s["beta"])
+
+
+def _fitted(g, rule: str, s) -> tuple[Fit, dict]:
+    """The rule fitted on the validation rows (``auto``: uniform, or the fitted rule whose gain
+    over uniform is sure), and the headline's cross-validated estimate."""
+    from ensemble.core.notices import notice
+
+    units = _units(g, s)
+    per_type = s["threshold"] == "per_label"
+    methods = ["uniform", *AUTO_RULES] if rule == "auto" else [rule]
+    estimates = estimate_methods(units, methods, thresholds=per_type, seed=s["seed"], apparent=rule != "auto")
+    if rule == "auto":
+        rule, reason = choose_rule(estimates, s["metric"])
+        notice(_log(), "auto -> %s", reason)
+        g.provenance["auto"] = {"chosen": rule, "reason": reason, "candidates": {
+            m: {"cross_validated": e.f, "gain_vs_uniform": e.vs_uniform, "gain_interval": list(e.vs_uniform_interval)}
+            for m, e in estimates.items()}}
+    e = estimates[rule]
+    fit = fit_rule(units, rule, thresholds=per_type)
+    limits = fit.thresholds if per_type else (None if s["threshold"] is None else
+                                              {k: s["threshold"] for k in units.types})
+    fit = Fit(rule, fit.weights, limits, fit.members, s["metric"], units.al.tags,
+              {} if e.apparent is None else {s["metric"]: e.apparent})
+    return fit, {"metric": s["metric"], "estimate": e.f, "low": e.interval[0], "high": e.interval[1],
+                 "of": "cross-validated"}
+
+
+def choose_rule(estimates, metric: str) -> tuple[str, str]:
+    """``auto``'s rule: of the fitted rules whose cross-validated gain over uniform is sure (its
+    whole interval above 0), the best (a tie to the earlier rule of
+    :data:`~ensemble.tasks.entities.fitting.METHODS`); else uniform. With the reason, as one phrase."""
+    sure = [e for m, e in estimates.items() if m != "uniform" and e.sure_gain_vs_uniform]
+    if not sure:
+        return "uniform", f"uniform: no fitted rule's {metric} gain over uniform is sure"
+    rank = {m: i for i, m in enumerate(METHODS)}  # ties go to the simpler rule, whatever the order estimated in
+    best = min(sure, key=lambda e: (-e.f, rank.get(e.method, len(rank))))
+    return best.method, (f"{best.method}: {metric} gain over uniform {best.vs_uniform:+.4f} "
+                         f"[{best.vs_uniform_interval[0]:+.4f}, {best.vs_uniform_interval[1]:+.4f}], cross-validated")
+
+
+def _log():
+    import logging
+
+    from ensemble.estimates.headline import VOTE_LOGGER
+
+    return logging.getLogger(VOTE_LOGGER)
+
+
+def _write(task, job, fit: Fit, estimate: dict):
+    """The submission (spans in the sample's format), its weights file and sidecar as one set;
+    with ``--proba`` the per-character probabilities in Parquet beside it."""
+    from pathlib import Path
+
+    from ensemble.core.notices import notice
+    from ensemble.estimates.headline import headline_line, headline_of
+
+    g, o = job.gathered, job.output
+    al = g.test_al
+    texts = split_texts(g.test_split, al.offsets)
+    procedure = {"weights": str(job.spec) if job.kind != "fixed" else [float(v) for v in job.spec],
+                 "metric": fit.metric, "threshold": job.settings["threshold"],
+                 "members": sorted(r.name for r in job.source.refs)}
+    out, weights_path = job.paths(fit.method, procedure)
+    mean = mean_units(al.values, fit.weights)
+    spans = decode_rows(mean, al.offsets, al.tags, texts, fit.thresholds)
+    frame = entity_submission(al.ids, spans, texts, sample_submission=o.sample_submission,
+                              id_column=g.test_split.id_column or "id")
+    headline = headline_of(estimate, out, fit.method)
+    sidecar = {"task": task.name, "weights_file": None if weights_path is None else str(Path(weights_path).resolve()),
+               "method": fit.method, "weights": dict(zip(fit.members, map(float, fit.weights))),
+               "thresholds": fit.thresholds, "tags": list(al.tags), "format": frame.attrs.get("format"),
+               "test": {"path": str(g.test_split.path.resolve()), "data_digest": g.test_split.digest,
+                        "rows": len(g.test_split)}, **g.provenance, "procedure": procedure, "headline": headline}
+    proba_path = Path(out).with_suffix(".proba.parquet") if o.proba else None
+    if proba_path is not None:
+        sidecar["proba"] = str(proba_path.resolve())
+    frame = job.save(frame, out, sidecar, fit, weights_path if job.kind == "method" else None)
+    if proba_path is not None:
+        write_unit_probabilities(proba_path, unit_probabilities(al.ids, mean, al.offsets, al.tags))
+    frame.attrs.update(path=str(out), weights=fit, headline=headline)
+    if headline.get("estimate") is not None:
+        notice(_log(), "%s", headline_line({**headline, "submission": str(out)}), extra={"headline": True})
+    _log().info("wrote %s (%d rows; entities, %s format)", out, len(frame), frame.attrs.get("format"))
+    return frame

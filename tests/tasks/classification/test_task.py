@@ -17,11 +17,12 @@ from ensemble.tasks.classification.task import CLASSIFICATION, make_submission
 
 def test_the_registry():
     assert TASKS["classification"] is CLASSIFICATION and isinstance(CLASSIFICATION, Task)
-    assert set(TASKS) == {"classification", "regression", "multi_label"}
+    assert set(TASKS) == {"classification", "regression", "multi_label", "entities"}
     assert task_named("classification") is CLASSIFICATION
     assert task_named("multi-label") is TASKS["multi_label"]
-    with pytest.raises(EnsembleError, match=r"task must be one of classification, regression, multi_label; got 'ner'"):
-        task_named("ner")
+    with pytest.raises(EnsembleError, match=r"task must be one of classification, regression, multi_label, entities; "
+                                            r"got 'summarization'"):
+        task_named("summarization")
     assert CLASSIFICATION.primary == "accuracy" and "<task classification" in repr(CLASSIFICATION)
 
 
