@@ -37,6 +37,7 @@ class World:
     tags: Path = None  # ... and as a multi-label tagger (x, y, z)
     vvalid: Path = None  # validation rows with the targets and the 0/1 labels
     unnamed: Path = None  # the 3-target regressor with id2label LABEL_0, LABEL_1, LABEL_2
+    ner: Path = None  # synthetic token classifiers m0, m1 (tests/synthetic_members.py), cached on data/valid, test
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +73,12 @@ def world(runs, tmp_path_factory) -> World:
         os.chdir(cwd)
     assert cfg
     _value_members(root, runs)
+    from tests.synthetic_members import make_entity_members
+
+    make_entity_members(root / "ner", valid_rows=30, test_rows=10, models=2)
     return World(root, root / "run", root / "bert", root / "early", root / "renamed", root / "valid.csv",
                  root / "test.csv", root / "cache", root / "weights" / "ensemble-acc.json", root / "reg",
-                 root / "tags", root / "vvalid.csv", root / "unnamed")
+                 root / "tags", root / "vvalid.csv", root / "unnamed", root / "ner")
 
 
 def _value_members(root: Path, runs) -> None:
@@ -161,6 +165,77 @@ def case(name, expected):
 def _(w, tmp):
     (tmp / "empty").mkdir()
     return ["avg-ckpt", str(tmp / "empty"), "--out", str(tmp / "o")]
+
+
+# ---------------------------------------------------------------- named entities
+def _ner(w, tmp, command="vote", extra=(), valid=None, models=None):
+    ner = w.ner
+    models = models or [ner / "models" / "m0", ner / "models" / "m1"]
+    out = ("--out", str(tmp / "sub.csv")) if command == "vote" else ()
+    return [command, *[x for i, m in enumerate(models) for x in ("--model", f"m{i}={m}")], "--data",
+            f"valid={valid or ner / 'data' / 'valid.csv'}", "--data", f"test={ner / 'data' / 'test.csv'}", "--label",
+            "entities", "--cache-dir", str(ner / ".ensemble" / "cache"), *out, *extra]
+
+
+def _ner_valid(w, tmp, value, row=2, column="entities"):
+    frame = pd.read_csv(w.ner / "data" / "valid.csv", dtype=str, keep_default_na=False)
+    frame.loc[row, column] = value
+    frame.to_csv(tmp / "valid.csv", index=False)
+    return tmp / "valid.csv"
+
+
+def _ner_member(w, tmp, tags):
+    folder = _copy(w.ner / "models" / "m0", tmp, "tagger")
+    edit_config(folder, id2label={str(i): t for i, t in enumerate(tags)}, label2id={t: i for i, t in enumerate(tags)})
+    return folder
+
+
+@case("entities: a gold span outside its text", "row 3: span [0, 999, 'LC'] is outside the text")
+def _(w, tmp):
+    return _ner(w, tmp, extra=("--weights", "optimize"), valid=_ner_valid(w, tmp, '[[0, 999, "LC"]]'))
+
+
+@case("entities: overlapping gold spans", "row 3: span [2, 4, 'PS'] overlaps another")
+def _(w, tmp):
+    return _ner(w, tmp, extra=("--weights", "optimize"), valid=_ner_valid(w, tmp, '[[0, 3, "LC"], [2, 4, "PS"]]'))
+
+
+@case("entities: a gold span that is not [start, end, TYPE]", "row 3: entity [0, 3] is neither")
+def _(w, tmp):
+    return _ner(w, tmp, "report", valid=_ner_valid(w, tmp, "[[0, 3]]"))
+
+
+@case("entities: a gold type no member tags", "entity type OG is not one m0 tags (LC, PS)")
+def _(w, tmp):
+    return _ner(w, tmp, extra=("--weights", "optimize"), valid=_ner_valid(w, tmp, '[[0, 2, "OG"]]'))
+
+
+@case("entities: entities on an empty text", "row 3: entities on an empty text")
+def _(w, tmp):
+    frame = pd.read_csv(_ner_valid(w, tmp, "", column="text"), dtype=str, keep_default_na=False)
+    frame.loc[2, "entities"] = '[[0, 1, "LC"]]'
+    frame.to_csv(tmp / "valid.csv", index=False)
+    return _ner(w, tmp, "predict", valid=tmp / "valid.csv", models=[w.ner / "models" / "m0"])
+
+
+@case("entities: a member's tags in no known scheme", "tag 'LOC' is not in a known scheme")
+def _(w, tmp):
+    return _ner(w, tmp, "predict", models=[_ner_member(w, tmp, ["O", "LOC", "PER", "X", "Y"])])
+
+
+@case("entities: a member with transformers' default tags", "set id2label (and label2id) in its config.json")
+def _(w, tmp):
+    return _ner(w, tmp, "predict", models=[_ner_member(w, tmp, [f"LABEL_{i}" for i in range(5)])])
+
+
+@case("entities: a weights rule of another task", "--weights stack is not a rule of the entities task")
+def _(w, tmp):
+    return _ner(w, tmp, extra=("--weights", "stack"))
+
+
+@case("entities: an O threshold out of range", "--threshold 1.5: for entities the threshold is the probability of O")
+def _(w, tmp):
+    return _ner(w, tmp, extra=("--threshold", "1.5"))
 
 
 # ---------------------------------------------------------------- regression and multi-label

@@ -132,8 +132,15 @@ class Entities(Task):
 
     def check_labels(self, split, names: Sequence[str], model: str) -> None:
         """The gold spans parse against their texts, and every gold type is one the member tags."""
+        from ensemble.tasks.entities.alignment import align_tags
+
+        align_tags({model: list(names)})  # tags in a known scheme, not transformers' LABEL_i defaults
+        self._known_types(split, self._gold(split), names, model)
+
+    @staticmethod
+    def _known_types(split, gold, names: Sequence[str], model: str) -> None:
+        """Every gold type is one the members tag (a one-line error naming the file and the type)."""
         kinds = set(entity_types(normalise_tags(list(names), where=f"{model}: id2label")))
-        gold = self._gold(split)
         unknown = sorted({s[2] for row in gold for s in row} - kinds)
         if unknown:
             raise EnsembleError(f"{split.path}: column {split.label_column}: entity type {unknown[0]} is not one "
@@ -150,7 +157,9 @@ class Entities(Task):
         texts = ["" if t is None else str(t) for t in split.texts[0]]
         offsets = np.zeros(len(texts) + 1, dtype=np.int64)
         np.cumsum([len(t) for t in texts], out=offsets[1:])
-        return EntityTruth(self._gold(split), texts, offsets, tuple(labels))
+        gold = self._gold(split)
+        self._known_types(split, gold, labels, model)
+        return EntityTruth(gold, texts, offsets, tuple(labels))
 
     def read_as(self, ref) -> None:
         if ref.head.kind not in self.heads:
