@@ -352,7 +352,7 @@ def _vote_step(p, inputs, cache, state, state_path, base, weights, name, setting
     import numpy as np
 
     fitted = frame.attrs["weights"]
-    members_said = ("a stacker over " + ", ".join(fitted.models) + " (no weight per member)" if fitted.stacker else
+    members_said = ("a stacker over " + ", ".join(fitted.models) + " (no weight per member)" if getattr(fitted, "stacker", None) else
                     ", ".join(f"{m}={float(np.mean(w)):.3f}" for m, w in zip(fitted.models, fitted.weights)))
     adjustment = getattr(fitted, "adjustment", None)
     threshold = getattr(fitted, "threshold", None)

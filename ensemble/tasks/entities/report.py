@@ -139,15 +139,12 @@ def report(task, job):
     estimates = estimate_methods(units, methods, thresholds=per_type, folds=_cv_folds(job.cv),
                                  seed=o.get("seed", 0), apparent=True)
     chosen, reason = choose_rule(estimates, metric)
-    e = estimates[chosen]
-    headline = {"submission": None, "method": chosen, "metric": metric, "estimate": e.f, "low": e.interval[0],
-                "high": e.interval[1], "of": "cross-validated"}
     members, member_spans = {}, {}
     for m, name in enumerate(al.members):
         members[name], member_spans[name] = _member_row(units, m, al.tags)
     every = np.arange(len(units))
     uniform = units.decode(units.mean(np.ones(len(al.values)), every), every)
-    return EntityReport(headline, reason, metric, members, estimates, type_table(units.gold, uniform, beta=beta),
+    return EntityReport(chosen, reason, metric, members, estimates, type_table(units.gold, uniform, beta=beta),
                         confused_types(units.gold, uniform),
                         disagreements(member_spans, units.texts, al.ids) if len(al.members) > 1 else [],
                         split=str(job.split.path))
@@ -158,12 +155,29 @@ class EntityReport:
     every rule's estimate with its gains, the uniform ensemble's per-type table, the most confused
     types and the rows where members disagree; as text, JSON (:meth:`to_dict`) and HTML."""
 
-    def __init__(self, headline, reason, metric, members, estimates, per_type, confused, disagree, split=""):
-        self.headline, self.reason, self.metric = headline, reason, metric
+    def __init__(self, choice, reason, metric, members, estimates, per_type, confused, disagree, split=""):
+        self.choice, self.reason, self.metric = choice, reason, metric
         self.members, self.estimates, self.per_type = members, estimates, per_type
         self.confused, self.disagreements, self.split = confused, disagree, split
         self.excluded: tuple = ()
         self.shift = None
+        self.submission = None  # the file submitted, once a vote wrote it (ensemble run)
+        self.submitted = None  # ... and the headline that vote wrote in its sidecar
+
+    def _figure(self, method: str) -> dict:
+        e = self.estimates[method]
+        return {"metric": self.metric, "estimate": e.f, "low": e.interval[0], "high": e.interval[1],
+                "of": "cross-validated"}
+
+    @property
+    def headline(self) -> dict:
+        """``{submission, method, metric, estimate, low, high, of}`` of what is submitted: auto's
+        rule, or what the vote that wrote the submission submitted (``submitted``)."""
+        from ensemble.estimates.headline import submitted_headline, with_shift
+
+        own = {"submission": self.submission, "method": self.choice, **self._figure(self.choice)}
+        return with_shift(submitted_headline(own, self.submitted, lambda m: self._figure(m) if m in self.estimates
+                                             else None), self.shift)
 
     def _rows(self) -> list[tuple]:
         """(name, kind, figure, low, high, apparent, gain vs best member, gain vs uniform)."""
@@ -173,6 +187,9 @@ class EntityReport:
         return rows
 
     def __str__(self) -> str:
+        return self.to_text()
+
+    def to_text(self) -> str:
         from ensemble.estimates.headline import headline_line
 
         lines = [headline_line(self.headline), f"auto -> {self.reason}", "",

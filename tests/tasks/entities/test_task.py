@@ -262,3 +262,22 @@ def test_f5_is_the_metric_fitted_and_reported(synthetic):
     spans = entity_spans(al.logits[:1], texts)
     assert rep.members["m0"]["f"] == pytest.approx(entity_scores(al.y.spans, spans, beta=5.0)["f"])
     assert rep.headline["metric"] == "f5"
+
+
+def test_ensemble_run_reads_a_project_of_entities_members(tmp_path):
+    """``task = "entities"`` in the project file: ``ensemble run`` votes (auto), writes the
+    submission and the report, whose headline names the file submitted."""
+    from tests.synthetic_members import make_entity_members
+
+    make_entity_members(tmp_path, valid_rows=60, test_rows=20, models=2)
+    (tmp_path / "ensemble.toml").write_text('[data]\nvalid = "data/valid.csv"\ntest = "data/test.csv"\n'
+                                            'label = "entities"\ntask = "entities"\n\n[models]\nm0 = "models/m0"\n'
+                                            'm1 = "models/m1"\n')
+    with contextlib.chdir(tmp_path):
+        ran = CliRunner().invoke(main, ["run"], catch_exceptions=False)
+    assert ran.exit_code == 0, ran.output[-2000:]
+    latest = json.loads((tmp_path / "submissions" / "latest.json").read_text())
+    written = pd.read_csv(tmp_path / "submissions" / latest["submission"])
+    assert list(written.columns) == ["id", "entities"] and len(written) == 20
+    page = (tmp_path / "report.html").read_text()
+    assert f"submission submissions/{latest['submission']}: {latest['headline']['method']}, f1 " in page
