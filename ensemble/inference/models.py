@@ -129,7 +129,8 @@ def check_head(folder: Path, config: Mapping) -> None:
         fix = ("run it with its own code (auto_map in config.json and " + option("trust_remote_code") + "), or re-save "
                "it as a transformers *ForSequenceClassification model")
     else:
-        fix = f"ensemble runs {', '.join(SEQUENCE_HEADS)} heads (*ForSequenceClassification) only for now"
+        fix = (f"ensemble runs {', '.join(SEQUENCE_HEADS)} heads (*ForSequenceClassification) and token "
+               "classification heads (*ForTokenClassification) only for now")
     raise EnsembleError(f"{folder / 'config.json'}: {head.describe()}; {fix}")
 
 
