@@ -227,58 +227,16 @@ def auto_mapping_restored():
 
 
 def train_tag_tokenizers(texts: Sequence[str]) -> dict:
-    """Two fast tokenizers with different vocabularies over ``texts``: ``chars`` (WordPiece over
-    single characters and their ``##`` continuations, as the example's models use) and ``pieces``
-    (WordPiece pieces of several characters trained on the texts), both adding [CLS] and [SEP]."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    """The example's two tokenizers (:func:`ensemble.cli.entities_example.train_tag_tokenizers`)."""
+    from ensemble.cli.entities_example import train_tag_tokenizers as train
 
-    specials = ["[UNK]", "[CLS]", "[SEP]", "[PAD]"]
-    chars = sorted({c for t in texts for c in t if not c.isspace()})
-    by_char = Tokenizer(models.WordPiece({w: i for i, w in enumerate([*specials, *chars, *("##" + c for c in chars)])},
-                                         unk_token="[UNK]"))
-    pieces = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    pieces.train_from_iterator(list(texts), trainers.WordPieceTrainer(vocab_size=8000, special_tokens=specials))
-    learned = pieces.get_vocab()  # renumbered in a fixed order (the trainer numbers in hash order)
-    order = [*specials, *sorted(t for t in learned if t not in specials)]
-    pieces.model = models.WordPiece(vocab={t: i for i, t in enumerate(order)}, unk_token="[UNK]")
-    out = {}
-    for name, tok in (("chars", by_char), ("pieces", pieces)):
-        tok.pre_tokenizer = pre_tokenizers.Whitespace()
-        tok.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))])
-        out[name] = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
-                                            cls_token="[CLS]", sep_token="[SEP]")
-    return out
+    return train(texts)
 
 
 def train_tagger(out_dir: str | Path, tokenizer, texts: Sequence[str], char_tags: Sequence[Sequence[str]],
-                 tags: Sequence[str], *, steps: int = 10, max_steps: int = 30, seed: int = 0, lr: float = 3e-3,
-                 hidden: int = 32):
-    """A tiny ``BertForTokenClassification`` trained with the real ``Trainer`` on texts tagged by
-    character (each token labelled with its first character's tag, specials -100), its tags in
-    the order ``tags`` (``id2label``), saved and evaluated every ``steps`` steps. Returns the
-    ``Trainer``; the checkpoints are under ``out_dir/run``."""
-    import torch
-    from transformers import (BertConfig, BertForTokenClassification, DataCollatorForTokenClassification, Trainer,
-                              TrainingArguments)
+                 tags: Sequence[str], **kwargs):
+    """The example's tiny token classifier (:func:`ensemble.cli.entities_example.train_tagger`),
+    its checkpoints under ``out_dir/run``."""
+    from ensemble.cli.entities_example import train_tagger as train
 
-    index = {t: i for i, t in enumerate(tags)}
-    rows = []
-    for text, ct in zip(texts, char_tags):
-        enc = tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=128)
-        labels = [index[ct[a]] if b > a else -100 for a, b in enc.pop("offset_mapping")]
-        rows.append({**{k: list(v) for k, v in enc.items()}, "labels": labels})
-    config = BertConfig(vocab_size=len(tokenizer), num_labels=len(tags), id2label=dict(enumerate(tags)),
-                        label2id=dict(index), max_position_embeddings=128,
-                        **dict(_TINY, hidden_size=hidden, intermediate_size=2 * hidden))
-    torch.manual_seed(seed)
-    model = BertForTokenClassification(config)
-    args = TrainingArguments(output_dir=str(Path(out_dir) / "run"), per_device_train_batch_size=16, max_steps=max_steps,
-                             learning_rate=lr, eval_strategy="steps", save_strategy="steps", eval_steps=steps,
-                             save_steps=steps, logging_steps=steps, report_to="none", use_cpu=True, disable_tqdm=True,
-                             seed=seed)
-    trainer = Trainer(model=model, args=args, train_dataset=rows, eval_dataset=rows[: max(1, len(rows) // 4)],
-                      data_collator=DataCollatorForTokenClassification(tokenizer), processing_class=tokenizer)
-    trainer.train()
-    return trainer
+    return train(Path(out_dir) / "run", tokenizer, texts, char_tags, tags, **kwargs)

@@ -610,9 +610,10 @@ def _age(seconds: float) -> str:
 @click.option("--folds", type=click.IntRange(min=2), default=None, metavar="K",
               help="A K-fold example instead: two backbones trained K times (fold k held out) and once on every row "
                    "(the refits), folds.csv, and an ensemble.toml that fits on the out-of-fold rows.")
-@click.option("--task", type=click.Choice(list(TASKS)), default=DEFAULT_TASK.name,
+@click.option("--task", type=click.Choice([*TASKS, "ner"]), default=DEFAULT_TASK.name,
               show_default=True, help="regression: sentence-pair regressors with two targets; multi_label: taggers "
-                                      "with four labels (one run with its outputs in another order).")
+                                      "with four labels (one run with its outputs in another order); ner (entities): "
+                                      "token classifiers over two tokenizers (one run with its tags in another order).")
 @common_options
 def example(folder, seed, folds, task):
     """Write a small self-contained example: data, three tiny Trainer runs and ensemble.toml.
@@ -627,13 +628,17 @@ def example(folder, seed, folds, task):
       ensemble example demo && ensemble avg-ckpt demo/runs/bert-a --k 3 --out demo/weights/bert-a-top3
       ensemble example kfold --folds 5 && cd kfold && ensemble run
       ensemble example sts --task regression && cd sts && ensemble run
+      ensemble example ner --task ner && cd ner && ensemble run
     """
     from ensemble.cli.columns_example import make_multilabel_example, make_regression_example
+    from ensemble.cli.entities_example import make_entities_example
     from ensemble.cli.example import make_example
+    from ensemble.tasks import task_named
 
     # each task's example, by the task's name
     examples = {"classification": make_example, "regression": make_regression_example,
-                "multi_label": make_multilabel_example}
+                "multi_label": make_multilabel_example, "entities": make_entities_example}
+    task = task_named(task).name
     if task not in examples:
         raise EnsembleError(f"no example for task {task}; examples exist for {', '.join(examples)}")
     progress = click.get_current_context().meta["ensemble.progress"]
