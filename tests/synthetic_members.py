@@ -269,9 +269,18 @@ def _token_folder(folder: Path, tags, rng) -> None:
 
 
 def cache_ragged(folder: Path, name: str, outputs: dict, data: dict, cache_dir: Path) -> None:
-    """A token member's per-character outputs {split: Ragged} put in the cache as ``ensemble
-    predict`` puts them: the inference settings and the token forward's own in the entry."""
+    """A token member's per-character outputs {split: Ragged} on the files ``data`` {split: path}
+    put in the cache as ``ensemble predict`` puts them (:func:`cache_ragged_split`)."""
     from ensemble.data.splits import load_split
+
+    for split_name, rg in outputs.items():
+        split = load_split(data[split_name], name=split_name, label={"valid": "entities"}.get(split_name))
+        cache_ragged_split(folder, name, rg, split, cache_dir)
+
+
+def cache_ragged_split(folder: Path, name: str, rg, split, cache_dir: Path) -> None:
+    """One split's (a :class:`~ensemble.data.splits.Split`, a fold's rows too) per-character
+    outputs in the cache: the inference settings and the token forward's own in the entry."""
     from ensemble.inference.cache import OutputCache
     from ensemble.inference.forwards import TokenForward, open_model
     from ensemble.inference.settings import InferenceSettings, recorded_settings
@@ -279,8 +288,62 @@ def cache_ragged(folder: Path, name: str, outputs: dict, data: dict, cache_dir: 
     cache = OutputCache(cache_dir)
     ref = open_model(folder, "tokens", name)
     digest = ref.fingerprint(cache.file_digest)
-    for split_name, rg in outputs.items():
-        split = load_split(data[split_name], name=split_name, label={"valid": "entities"}.get(split_name))
-        settings = {**recorded_settings(ref, InferenceSettings()), **TokenForward().key_settings()}
-        cache.put(cache.make_key({"model": digest, "data": split.digest, "forward": "tokens"}), rg,
-                  {"model_digest": digest, "data_digest": split.digest, "settings": settings})
+    settings = {**recorded_settings(ref, InferenceSettings()), **TokenForward().key_settings()}
+    cache.put(cache.make_key({"model": digest, "data": split.digest, "forward": "tokens"}), rg,
+              {"model_digest": digest, "data_digest": split.digest, "settings": settings})
+
+
+def make_entity_fold_members(root: Path, *, train_rows: int = 150, test_rows: int = 30, k: int = 3,
+                             groups: int = 2, seed: int = 0):
+    """Fold groups of fake token classifiers (``runs/g<i>-fold<k>``: fold model k's outputs
+    cached on the training rows of fold k and on the test rows) and a full-data refit of the first
+    (``runs/g0-full``, cached on the test rows), with ``data/train.csv`` (labelled),
+    ``data/test.csv`` and ``data/folds.csv``.
+
+    Returns (groups {name: path with {fold}}, refit folder, data {split: path}, folds path,
+    cache_dir)."""
+    from ensemble.core.outputs import Ragged
+    from ensemble.data.splits import load_split
+    from ensemble.workflows.foldgroups import held_out, open_training_folds
+
+    rng = np.random.default_rng(seed)
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    data = {"train": root / "data" / "train.csv", "test": root / "data" / "test.csv"}
+    train_texts, train_gold = draw_entities(train_rows, rng)
+    test_texts, test_gold = draw_entities(test_rows, rng)
+    pd.DataFrame({"id": [f"r{i}" for i in range(train_rows)], "text": train_texts,
+                  "entities": [json.dumps([list(s) for s in g]) for g in train_gold]}).to_csv(data["train"], index=False)
+    pd.DataFrame({"id": [f"t{i}" for i in range(test_rows)], "text": test_texts}).to_csv(data["test"], index=False)
+    folds = root / "data" / "folds.csv"
+    pd.DataFrame({"id": [f"r{i}" for i in range(train_rows)], "fold": np.arange(train_rows) % k}).to_csv(folds,
+                                                                                                      index=False)
+    train = load_split(data["train"], name="train", label="entities")
+    test = load_split(data["test"], name="test")
+    training = open_training_folds(train, folds)
+    shared = {"train": [rng.normal(size=(len(t), len(ENTITY_TAGS))) for t in train_texts],
+              "test": [rng.normal(size=(len(t), len(ENTITY_TAGS))) for t in test_texts]}
+    cache_dir = root / ".ensemble" / "cache"
+
+    def ragged(texts, gold, common, ids, strength, name, split):
+        p = entity_probabilities(texts, gold, strength, rng, common)
+        offsets = np.concatenate([[0], np.cumsum([len(t) for t in texts])])
+        return Ragged(np.asarray(ids), np.concatenate(p), offsets, ENTITY_TAGS, name, split)
+
+    made = {}
+    for g, strength in enumerate(np.linspace(2.5, 1.5, groups)):
+        for f in range(k):
+            folder = root / "runs" / f"g{g}-fold{f}"
+            _token_folder(folder, ENTITY_TAGS, rng)
+            rows = training.rows(f)
+            part = held_out(training, f)
+            cache_ragged_split(folder, f"g{g}-fold{f}", ragged([train_texts[r] for r in rows], [train_gold[r] for r in rows],
+                                                               [shared["train"][r] for r in rows], part.ids, strength,
+                                                               f"g{g}-fold{f}", part.name), part, cache_dir)
+            cache_ragged_split(folder, f"g{g}-fold{f}", ragged(test_texts, test_gold, shared["test"], test.ids, strength,
+                                                               f"g{g}-fold{f}", "test"), test, cache_dir)
+        made[f"g{g}"] = str(root / "runs" / f"g{g}-fold{{fold}}")
+    refit = root / "runs" / "g0-full"
+    _token_folder(refit, ENTITY_TAGS, rng)
+    cache_ragged_split(refit, "g0-full", ragged(test_texts, test_gold, shared["test"], test.ids, 3.0, "g0-full", "test"),
+                       test, cache_dir)
+    return made, refit, data, folds, cache_dir

@@ -49,12 +49,13 @@ def submitted_headline(own: Mapping, submitted: Mapping | None, honest) -> dict:
     return {**{k: v for k, v in vote.items() if k != "note"}, **figure}
 
 
-def refits_note(refits) -> str:
+def refits_note(refits, holdout: bool = True) -> str:
     """What the headline says of an out-of-fold figure when refits (``{group: refit}``) take their
-    groups' places in the submission: the figure is not of what is submitted."""
+    groups' places in the submission: the figure is not of what is submitted. ``holdout``: the
+    task reads a holdout beside fold groups, which would score them (said so)."""
     said = ", ".join(f"{r} for {g}" for g, r in refits.items())
     return (f"not of what is submitted: the refits ({said}) take their groups' places and saw every training row, "
-            "so no out-of-fold figure covers them; a holdout (valid) scores them")
+            "so no out-of-fold figure covers them" + ("; a holdout (valid) scores them" if holdout else ""))
 
 
 def holdout_note(h) -> str | None:

@@ -144,7 +144,7 @@ class GroupRef:
         if oof:
             parts = [read(p, held_out(t, k), fix) for k, p in enumerate(self.parts)]
             _check_held_out(self, parts, t)
-            return out_of_fold(parts, t, self.name)
+            return out_of_fold(parts, t, self.name, self.task)
         return fold_mean([read(p, split, fix) for p in self.parts], self.name, self.task)
 
     def fingerprint(self, digest) -> str:
@@ -203,13 +203,16 @@ def _meta(parts: Sequence) -> dict:
     return {"key": blake3("\0".join(map(str, keys)).encode()).hexdigest(), "fold_keys": keys}
 
 
-def out_of_fold(parts: Sequence, training: TrainingFolds, name: str):
+def out_of_fold(parts: Sequence, training: TrainingFolds, name: str, task=None):
     """The group's OOF Logits on the training split: fold model k's Logits on the rows of fold k
-    (``parts[k]``), each put in fold 0's class order and back in the split's row order."""
+    (``parts[k]``), each put in fold 0's class order and back in the split's row order. Ragged
+    outputs (a row of units each) are aligned by ``task`` and their rows put in the split's order."""
     from ensemble.core.combination import align
     from ensemble.core.outputs import Logits
 
     split = training.split
+    if getattr(parts[0], "kind", "dense") == "ragged":
+        return _ragged_out_of_fold(parts, training, name, task)
     labels = parts[0].labels
     values = np.empty((len(split), len(labels)), dtype=np.float32)
     for k, lg in enumerate(parts):
@@ -218,13 +221,39 @@ def out_of_fold(parts: Sequence, training: TrainingFolds, name: str):
     return Logits(split.ids, values, tuple(labels), name, split.name, _meta(parts))
 
 
+def _ragged_out_of_fold(parts: Sequence, training: TrainingFolds, name: str, task):
+    """Fold model k's ragged outputs on the rows of fold k, aligned by ``task`` (its names in the
+    task's common order), each row's units put back in the training split's row order."""
+    from ensemble.core.outputs import Ragged
+
+    split = training.split
+    rows: list = [None] * len(split)
+    names = None
+    for k, lg in enumerate(parts):
+        al = task.align([lg], ids=split.ids[training.rows(k)])
+        if names is not None and tuple(al.labels) != names:
+            raise EnsembleError(f"{name}: fold model {k} outputs {', '.join(al.labels)}, fold 0 {', '.join(names)}; the "
+                                "fold models of one group are trained with the same names")
+        names = tuple(al.labels)
+        for j, r in enumerate(training.rows(k)):
+            rows[r] = al.arrays[0][al.offsets[j]:al.offsets[j + 1]]
+    offsets = np.concatenate([[0], np.cumsum([len(v) for v in rows])]).astype(np.int64)
+    values = np.concatenate(rows) if rows else np.zeros((0, len(names or ())))
+    return Ragged(split.ids, values, offsets, names, name, split.name, _meta(parts))
+
+
 def fold_mean(parts: Sequence, name: str, task):
     """The group's Logits on a split every fold model predicted, in fold 0's class and row order:
     the task's mean (:meth:`~ensemble.tasks.base.Task.fold_mean`; classification: the log of the
-    mean of their probabilities, regression: the mean of their outputs)."""
+    mean of their probabilities, regression: the mean of their outputs). Ragged outputs: aligned
+    by ``task``, the mean of each unit over the fold models that cover it."""
     from ensemble.core.combination import align
-    from ensemble.core.outputs import Logits
+    from ensemble.core.outputs import Logits, Ragged
 
+    if getattr(parts[0], "kind", "dense") == "ragged":
+        al = task.align(list(parts))
+        return Ragged(np.asarray(al.ids), task.fold_mean(al.arrays), al.offsets, tuple(al.labels), name,
+                      parts[0].split, _meta(parts))
     al = align(list(parts))
     values = task.fold_mean(al.arrays)
     return Logits(np.asarray(al.ids), values, al.labels, name, parts[0].split, _meta(parts))

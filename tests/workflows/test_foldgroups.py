@@ -555,3 +555,40 @@ def test_the_holdout_chooses_by_the_competitions_metric(kfold, tmp_path, metric)
         scorer = report(groups, data, metric="balanced_accuracy", adjust="none", check_shift=False,
                         methods=["acc"], **where)
         assert scorer.holdout["metric"] == "accuracy"
+
+
+def test_ragged_outputs_out_of_fold_and_their_fold_mean(tmp_path):
+    """Per-unit outputs (a row of units each): fold model k's rows, its tags in any order, put
+    back in the training split's row order by the task's alignment; and on another split the mean
+    of each unit over the fold models."""
+    from ensemble.core.outputs import Ragged
+    from ensemble.data.splits import load_split
+    from ensemble.tasks import task_named
+    from ensemble.workflows.foldgroups import fold_mean, open_training_folds, out_of_fold
+
+    rng = np.random.default_rng(0)
+    tags = ("O", "B-X", "I-X")
+    n = 9
+    pd.DataFrame({"id": [f"r{i}" for i in range(n)], "text": ["abc"] * n}).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame({"id": [f"r{i}" for i in range(n)], "fold": [i % 3 for i in range(n)]}).to_csv(tmp_path / "folds.csv",
+                                                                                              index=False)
+    training = open_training_folds(load_split(tmp_path / "train.csv"), tmp_path / "folds.csv")
+    lengths = rng.integers(0, 4, size=n)
+    full = [rng.dirichlet(np.ones(3), size=m) for m in lengths]  # each row's units, in tags' order
+    parts = []
+    for k in range(3):
+        rows = training.rows(k)[::-1]  # a fold model's rows in an order of its own
+        order = [2, 0, 1] if k == 1 else [0, 1, 2]
+        values = np.concatenate([full[r][:, order] for r in rows])
+        offsets = np.concatenate([[0], np.cumsum(lengths[rows])])
+        parts.append(Ragged(np.array([f"r{r}" for r in rows]), values, offsets, tuple(tags[j] for j in order),
+                            f"g-fold{k}"))
+    entities = task_named("entities")
+    oof = out_of_fold(parts, training, "g", entities)
+    assert list(oof.ids) == [f"r{i}" for i in range(n)] and tuple(oof.labels) == tags
+    for i in range(n):
+        np.testing.assert_allclose(oof.values[oof.offsets[i]:oof.offsets[i + 1]], full[i])
+    same_rows = [Ragged(np.array([f"r{i}" for i in range(n)]), np.concatenate(full) * s, np.concatenate(
+        [[0], np.cumsum(lengths)]), tags, f"g-fold{k}") for k, s in enumerate((0.5, 1.0, 1.5))]
+    mean = fold_mean(same_rows, "g", entities)
+    np.testing.assert_allclose(mean.values, np.concatenate(full))

@@ -70,11 +70,11 @@ class EntityEstimate:
 
 
 def estimate_methods(units: LabelledUnits, methods: Sequence[str] = METHODS, *, thresholds: bool = False,
-                     folds: int = 5, n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95,
+                     folds: int | Sequence[int] = 5, n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95,
                      apparent: bool = False) -> dict[str, EntityEstimate]:
     """Every rule of ``methods`` (with O thresholds when ``thresholds``) estimated over the rows
-    of ``units``: fitted on ``folds - 1`` folds (rows shuffled by ``seed``), its spans on the
-    held-out fold scored, pooled; against the best single member chosen the same way and decoded
+    of ``units``: fitted on ``folds - 1`` folds (rows shuffled by ``seed``; or the fold of each
+    row given, as fold groups' training folds), its spans on the held-out fold scored, pooled; against the best single member chosen the same way and decoded
     by plain argmax, as it would be submitted alone (with ``thresholds`` the difference includes
     what the fitted thresholds add, not only what the ensemble does); and against uniform (with
     the same thresholds rule), paired on the same resamples. ``apparent``: also fit each rule on
@@ -89,13 +89,21 @@ def estimate_methods(units: LabelledUnits, methods: Sequence[str] = METHODS, *, 
         check_method(m)
     if not 0 < confidence < 1:
         raise EnsembleError(f"confidence must be a number strictly between 0 and 1; got {confidence!r}")
-    for name, value, least in (("n_resamples", n_resamples, 1), ("folds", folds, 2)):
+    given = not isinstance(folds, (numbers.Integral, bool))  # a fold per row (fold groups' training folds)
+    for name, value, least in (("n_resamples", n_resamples, 1), *(() if given else (("folds", folds, 2),))):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
             raise EnsembleError(f"{name} must be an integer >= {least}; got {value!r}")
     n = len(units)
-    if n < folds:
+    if given:
+        fold = np.asarray(folds)
+        if fold.shape != (n,) or len(np.unique(fold)) < 2:
+            raise EnsembleError(f"folds must be K >= 2 or one fold number per row ({n}), of at least two folds")
+        fold = np.unique(fold, return_inverse=True)[1]
+        folds = int(fold.max()) + 1
+    elif n < folds:
         raise EnsembleError(f"{n} labelled rows cannot be split in {folds} folds; give more rows, or folds >= 2")
-    fold = np.random.default_rng(seed).permutation(n) % folds
+    else:
+        fold = np.random.default_rng(seed).permutation(n) % folds
     methods = list(dict.fromkeys(methods))
     counts = {m: np.zeros((n, 3), dtype=np.int64) for m in ["uniform", *methods]}
     reference = np.zeros((n, 3), dtype=np.int64)

@@ -123,9 +123,10 @@ def report(task, job):
     from ensemble.tasks.entities.estimate import estimate_methods
     from ensemble.tasks.entities.fitting import LabelledUnits
     from ensemble.tasks.entities.spans import beta_of
-    from ensemble.tasks.entities.vote import choose_rule, o_threshold, refuse_folds, rule_of, split_texts
+    from ensemble.tasks.entities.vote import choose_rule, o_threshold, refuse_holdout, rule_of, split_texts
 
-    refuse_folds(job.source, job.training is not None)
+    if job.training is not None:
+        refuse_holdout(job.data.get(job.valid))
     o = job.options
     if o.get("trained_on_valid"):
         raise EnsembleError("trained_on_valid is not supported for entities members yet: leave such members out")
@@ -136,18 +137,23 @@ def report(task, job):
     names = list(dict.fromkeys(rule_of(m) for m in (o.get("methods") or DEFAULT_METHODS) if m != "auto"))
     methods = ["uniform", *[m for m in names if m != "uniform"]]
     per_type = o_threshold(o.get("threshold")) == "per_label"
-    estimates = estimate_methods(units, methods, thresholds=per_type, folds=_cv_folds(job.cv),
+    folds = job.training.folds.fold if job.training is not None else _cv_folds(job.cv)
+    estimates = estimate_methods(units, methods, thresholds=per_type, folds=folds,
                                  seed=o.get("seed", 0), apparent=True)
-    chosen, reason = choose_rule(estimates, metric)
+    chosen, reason = choose_rule(estimates, metric, "out of fold" if job.training is not None else "cross-validated")
     members, member_spans = {}, {}
     for m, name in enumerate(al.members):
         members[name], member_spans[name] = _member_row(units, m, al.tags)
     every = np.arange(len(units))
     uniform = units.decode(units.mean(np.ones(len(al.values)), every), every)
-    return EntityReport(chosen, reason, metric, members, estimates, type_table(units.gold, uniform, beta=beta),
+    rep = EntityReport(chosen, reason, metric, members, estimates, type_table(units.gold, uniform, beta=beta),
                         confused_types(units.gold, uniform),
                         disagreements(member_spans, units.texts, al.ids) if len(al.members) > 1 else [],
                         split=str(job.split.path))
+    if job.training is not None:
+        rep.where = "out-of-fold"
+        rep.refit = {grp: r.name for grp, r in job.source.refits.items()}
+    return rep
 
 
 class EntityReport:
@@ -161,13 +167,17 @@ class EntityReport:
         self.confused, self.disagreements, self.split = confused, disagree, split
         self.excluded: tuple = ()
         self.shift = None
+        self.where = "cross-validated"  # or "out-of-fold": fold groups' training rows, fold by fold
+        self.refit: dict = {}  # {group: refit}: the refits submitted in their groups' places
         self.submission = None  # the file submitted, once a vote wrote it (ensemble run)
         self.submitted = None  # ... and the headline that vote wrote in its sidecar
 
     def _figure(self, method: str) -> dict:
+        from ensemble.estimates.headline import refits_note
+
         e = self.estimates[method]
-        return {"metric": self.metric, "estimate": e.f, "low": e.interval[0], "high": e.interval[1],
-                "of": "cross-validated"}
+        out = {"metric": self.metric, "estimate": e.f, "low": e.interval[0], "high": e.interval[1], "of": self.where}
+        return {**out, "note": refits_note(self.refit, holdout=False)} if self.refit else out
 
     @property
     def headline(self) -> dict:

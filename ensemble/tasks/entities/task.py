@@ -109,6 +109,11 @@ class Entities(Task):
             raise EnsembleError(f"combine must be mean for {self.name}; got {rule!r}")
         return mean_units(arrays, weights)
 
+    def fold_mean(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        """A fold group's per-unit probabilities: the mean of its fold models' on each unit they
+        cover (NaN where none does)."""
+        return mean_units(arrays)
+
     def mean_space(self, outputs: np.ndarray) -> np.ndarray:
         """The cached outputs are probabilities already: averaged as they are."""
         return np.asarray(outputs, dtype=np.float64)

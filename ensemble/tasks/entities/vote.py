@@ -21,7 +21,7 @@ from ensemble.tasks.entities.spans import Span, beta_of
 from ensemble.tasks.entities.submission import entity_submission, unit_probabilities, write_unit_probabilities
 
 __all__ = ["entity_spans", "entity_probabilities", "fit_entities", "estimate_entities", "check_options",
-           "vote_settings", "vote", "rule_of", "o_threshold", "choose_rule", "split_texts", "refuse_folds"]
+           "vote_settings", "vote", "rule_of", "o_threshold", "choose_rule", "split_texts", "refuse_holdout"]
 
 
 def _texts(texts: Sequence, n: int, offsets: np.ndarray) -> list:
@@ -191,11 +191,13 @@ def vote_settings(task, options, *, kind: str, data, train, columns, source, lab
             "seed": options.get("seed", 0)}
 
 
-def refuse_folds(source, cv) -> None:
-    """Fold groups and refits of entities members are not read yet: said before anything is fitted."""
-    if cv or source.fold_groups or source.refits:
-        raise EnsembleError("fold groups and refits of entities members are not supported yet; give each fold model "
-                            "as a member of its own, with a validation split")
+def refuse_holdout(holdout) -> None:
+    """A validation split beside fold groups is a holdout the entities vote and report do not
+    read yet (they fit and estimate on the out-of-fold rows): refused, never ignored."""
+    if holdout is not None:
+        raise EnsembleError(f"{getattr(holdout, 'path', holdout)}: a validation split beside fold groups is a holdout, "
+                            "which the entities task does not read yet; drop it (the out-of-fold training rows are "
+                            "fitted and estimated on), or give the fold models as members of their own")
 
 
 def split_texts(split, offsets) -> list:
@@ -213,7 +215,7 @@ def split_texts(split, offsets) -> list:
 def vote(task, job):
     """The weights (fitted, chosen by ``auto``, fixed or read), the headline's estimate and the
     submission of an entities vote."""
-    refuse_folds(job.source, job.cv)
+    refuse_holdout(job.holdout)
     g, s, kind, spec = job.gathered, job.settings, job.kind, job.spec
     models = tuple(r.name for r in job.source.refs)
     types = {t[2:] for t in g.test_al.tags if t != "O"}
@@ -235,7 +237,7 @@ def vote(task, job):
             raise EnsembleError(f"{g.valid_split.path if g.valid_split is not None else 'the validation split'}: no "
                                 f"entities labelled; --weights {spec} is fitted on them (--label names their column), "
                                 "or use --weights uniform")
-        fit, estimate = _fitted(g, rule_of(spec), s)
+        fit, estimate = _fitted(g, rule_of(spec), s, job.cv.get("cv", 5), job.source)
     fit.meta = {**fit.meta, **g.provenance}
     return _write(task, job, fit, estimate)
 
@@ -245,17 +247,20 @@ def _units(g, s) -> LabelledUnits:
     return LabelledUnits(al, split_texts(g.valid_split, al.offsets), al.y.spans, s["beta"])
 
 
-def _fitted(g, rule: str, s) -> tuple[Fit, dict]:
-    """The rule fitted on the validation rows (``auto``: uniform, or the fitted rule whose gain
-    over uniform is sure), and the headline's cross-validated estimate."""
+def _fitted(g, rule: str, s, folds, source) -> tuple[Fit, dict]:
+    """The rule fitted on the validation rows, or fold groups' out-of-fold training rows
+    (``folds``: their fold per row, else K) (``auto``: uniform, or the fitted rule whose gain over
+    uniform is sure), and the headline's cross-validated estimate."""
     from ensemble.core.notices import notice
 
     units = _units(g, s)
     per_type = s["threshold"] == "per_label"
     methods = ["uniform", *AUTO_RULES] if rule == "auto" else [rule]
-    estimates = estimate_methods(units, methods, thresholds=per_type, seed=s["seed"], apparent=rule != "auto")
+    estimates = estimate_methods(units, methods, thresholds=per_type, seed=s["seed"], apparent=rule != "auto",
+                                 folds=folds)
+    oof = not isinstance(folds, int)
     if rule == "auto":
-        rule, reason = choose_rule(estimates, s["metric"])
+        rule, reason = choose_rule(estimates, s["metric"], "out of fold" if oof else "cross-validated")
         notice(_log(), "auto -> %s", reason)
         g.provenance["auto"] = {"chosen": rule, "reason": reason, "candidates": {
             m: {"cross_validated": e.f, "gain_vs_uniform": e.vs_uniform, "gain_interval": list(e.vs_uniform_interval)}
@@ -266,11 +271,16 @@ def _fitted(g, rule: str, s) -> tuple[Fit, dict]:
                                               {k: s["threshold"] for k in units.types})
     fit = Fit(rule, fit.weights, limits, fit.members, s["metric"], units.al.tags,
               {} if e.apparent is None else {s["metric"]: e.apparent})
-    return fit, {"metric": s["metric"], "estimate": e.f, "low": e.interval[0], "high": e.interval[1],
-                 "of": "cross-validated"}
+    estimate = {"metric": s["metric"], "estimate": e.f, "low": e.interval[0], "high": e.interval[1],
+                "of": "out-of-fold" if oof else "cross-validated"}
+    if oof and source.refits:  # the refits are submitted; no out-of-fold figure is of them
+        from ensemble.estimates.headline import refits_note
+
+        estimate["note"] = refits_note({grp: r.name for grp, r in source.refits.items()}, holdout=False)
+    return fit, estimate
 
 
-def choose_rule(estimates, metric: str) -> tuple[str, str]:
+def choose_rule(estimates, metric: str, of: str = "cross-validated") -> tuple[str, str]:
     """``auto``'s rule: of the fitted rules whose cross-validated gain over uniform is sure (its
     whole interval above 0), the best (a tie to the earlier rule of
     :data:`~ensemble.tasks.entities.fitting.METHODS`); else uniform. With the reason, as one phrase."""
@@ -280,7 +290,7 @@ def choose_rule(estimates, metric: str) -> tuple[str, str]:
     rank = {m: i for i, m in enumerate(METHODS)}  # ties go to the simpler rule, whatever the order estimated in
     best = min(sure, key=lambda e: (-e.f, rank.get(e.method, len(rank))))
     return best.method, (f"{best.method}: {metric} gain over uniform {best.vs_uniform:+.4f} "
-                         f"[{best.vs_uniform_interval[0]:+.4f}, {best.vs_uniform_interval[1]:+.4f}], cross-validated")
+                         f"[{best.vs_uniform_interval[0]:+.4f}, {best.vs_uniform_interval[1]:+.4f}], {of}")
 
 
 def _log():

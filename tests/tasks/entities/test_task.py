@@ -281,3 +281,65 @@ def test_ensemble_run_reads_a_project_of_entities_members(tmp_path):
     assert list(written.columns) == ["id", "entities"] and len(written) == 20
     page = (tmp_path / "report.html").read_text()
     assert f"submission submissions/{latest['submission']}: {latest['headline']['method']}, f1 " in page
+
+
+# ---------------------------------------------------------------------- fold groups and refits
+
+
+@pytest.fixture(scope="module")
+def folded(tmp_path_factory):
+    from tests.synthetic_members import make_entity_fold_members
+
+    return make_entity_fold_members(tmp_path_factory.mktemp("entities-folds"))
+
+
+def test_fold_groups_are_fitted_out_of_fold_and_refits_submitted(folded, tmp_path):
+    """Weights fitted on the groups' out-of-fold training rows, estimated on the training folds
+    (said so, with the refit's note); the test spans are those of the refit in its group's place,
+    with the group's weight, and of the other group's fold mean."""
+    from ensemble import vote
+    from ensemble.workflows.gather import gather
+
+    groups, refit, data, folds, cache = folded
+    columns = {"label": "entities"}
+    sub = vote({**groups, "full": refit}, data, "optimize", cache_dir=cache, columns=columns, folds=folds,
+               refit={"full": "g0"}, out=tmp_path / "s.csv", weights_dir=tmp_path / "w")
+    head, fit = sub.attrs["headline"], sub.attrs["weights"]
+    assert head["of"] == "out-of-fold" and "refits (full for g0)" in head["note"] and "holdout" not in head["note"]
+    assert fit.models == ("g0", "g1") and fit.meta["fitted_on"]["kind"] == "out-of-fold"
+    test = gather({"full": refit, "g1": groups["g1"]}, data, split="test", cache_dir=cache, columns=columns,
+                  folds=folds)
+    texts = pd.read_csv(data["test"])["text"].tolist()
+    expected = entity_spans(test.logits, texts, fit.weights)
+    assert [[tuple(s) for s in json.loads(c)] for c in pd.read_csv(tmp_path / "s.csv")["entities"]] == \
+        [list(map(tuple, e)) for e in expected]
+
+
+def test_the_out_of_fold_estimate_uses_the_training_folds(folded):
+    """The report's folds are the folds file's: its uniform figure equals the uniform spans'
+    entity F1 over the out-of-fold rows (nothing fitted, so no fold changes it), and its headline
+    says out of fold."""
+    from ensemble import report
+    from ensemble.tasks.entities.spans import entity_scores
+    from ensemble.workflows.gather import gather
+
+    groups, refit, data, folds, cache = folded
+    columns = {"label": "entities"}
+    rep = report(groups, data, cache_dir=cache, columns=columns, folds=folds, methods=["acc"])
+    assert rep.headline["of"] == "out-of-fold"
+    oof = gather(groups, data, split="train", cache_dir=cache, columns=columns, folds=folds)
+    spans = entity_spans(oof.logits, pd.read_csv(data["train"])["text"].tolist())
+    assert rep.estimates["uniform"].f == pytest.approx(entity_scores(oof.y.spans, spans)["f"])
+
+
+def test_a_holdout_beside_fold_groups_is_refused_not_ignored(folded, tmp_path):
+    from ensemble import report, vote
+
+    groups, refit, data, folds, cache = folded
+    beside = {**data, "valid": data["train"]}
+    for call in (lambda: vote(groups, beside, "uniform", cache_dir=cache, columns={"label": "entities"}, folds=folds,
+                              out=tmp_path / "s.csv"),
+                 lambda: report(groups, beside, cache_dir=cache, columns={"label": "entities"}, folds=folds)):
+        with pytest.raises(EnsembleError, match="holdout, which the entities task does not read yet"):
+            call()
+    assert not (tmp_path / "s.csv").exists()
