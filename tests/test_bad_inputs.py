@@ -228,6 +228,32 @@ def _(w, tmp):
     return _ner(w, tmp, "predict", models=[_ner_member(w, tmp, [f"LABEL_{i}" for i in range(5)])])
 
 
+def _ner_words(tmp, tokens, labels):
+    pd.DataFrame({"id": ["a", "b"], "tokens": tokens, "labels": labels}).to_json(tmp / "words.jsonl", orient="records",
+                                                                                lines=True)
+    return tmp / "words.jsonl"
+
+
+def _ner_words_predict(w, tmp, valid):
+    return ["predict", "--model", f"m0={w.ner / 'models' / 'm0'}", "--data", f"valid={valid}", "--text", "tokens",
+            "--label", "labels", "--words", "first", "--cache-dir", str(tmp / "cache")]
+
+
+@case("entities: word and tag lists of different lengths", "row 2: 3 words and 2 tags; give one tag per word")
+def _(w, tmp):
+    return _ner_words_predict(w, tmp, _ner_words(tmp, [["a", "b"], ["c", "d", "e"]], [["O", "B-LC"], ["O", "O"]]))
+
+
+@case("entities: words that are not a list", "row 1: column 'tokens' holds 'a b', not a list of words")
+def _(w, tmp):
+    return _ner_words_predict(w, tmp, _ner_words(tmp, ["a b", "c"], [["O", "O"], ["O"]]))
+
+
+@case("entities: --words for a classifier", "which the sequence forward does not read (token classifiers do)")
+def _(w, tmp):
+    return _predict(w, tmp, extra=("--words", "first"))
+
+
 @case("entities: a weights rule of another task", "--weights stack is not a rule of the entities task")
 def _(w, tmp):
     return _ner(w, tmp, extra=("--weights", "stack"))
@@ -545,7 +571,7 @@ def _(w, tmp):
     return _predict_edited(w, tmp, problem_type="multi_label_classification")
 
 
-@case("predict: a token-classification head", "a token classification head (BertForTokenClassification)")
+@case("predict: a token-classification head whose id2label is not BIO", "is not in a known scheme (O, B-/I- as BIO")
 def _(w, tmp):
     return _predict_edited(w, tmp, architectures=["BertForTokenClassification"])
 

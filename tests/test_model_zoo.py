@@ -216,9 +216,7 @@ def _head(kind: str, zoo: Zoo, folder: Path) -> Path:
     raise ValueError(kind)
 
 
-HEADS = {  # kind -> what the one-line refusal says
-    "token classification": "a token classification head (%sForTokenClassification)"
-                            % ("ModernBert" if has_family("modernbert") else "Bert"),
+HEADS = {  # kind -> what the one-line refusal says (token classification is the entities task's since issue 35)
     "seq2seq": "a sequence-to-sequence generation head (BartForConditionalGeneration)",
     "causal lm": "a causal language modelling head (LlamaForCausalLM)",
     "custom": "a custom class (BertMeanPool) that AutoModelForSequenceClassification does not build",
@@ -228,7 +226,7 @@ HEADS = {  # kind -> what the one-line refusal says
 
 @pytest.mark.parametrize("kind", HEADS)
 def test_heads_that_are_not_single_label_classifiers_are_refused_by_every_command(zoo, kind, tmp_path, monkeypatch):
-    """Until the tasks that run them exist (tokens, generation), each of
+    """Until the tasks that run them exist (generation), each of
     these is refused in one line naming its head, by predict, vote, report and run alike: read as
     class logits, a regression output would vote a constant and exit 0."""
     bad = _head(kind, zoo, tmp_path / "bad")
@@ -473,9 +471,9 @@ def test_init_says_each_runs_head_and_leaves_out_what_cannot_run_yet(zoo, tmp_pa
     assert result.exit_code == 0, result.output
     text = (tmp_path / "ensemble.toml").read_text()
     assert 'bert = { path = "runs/bert", k = 4 }   # head: single-label classification\n' in text
-    assert '# ner = { path = "runs/ner", k = 4 }   # left out: a token classification head (BertForTokenClassification); ' \
-           'ensemble runs classification, regression and multi-label heads' in text
-    assert '# summarizer = { path = "runs/summarizer", k = 4 }   # left out: a sequence-to-sequence generation head' in text
+    assert 'ner = { path = "runs/ner", k = 4 }   # head: token classification\n' in text  # served since issue 35
+    assert '# summarizer = { path = "runs/summarizer", k = 4 }   # left out: a sequence-to-sequence generation head ' \
+           '(BartForConditionalGeneration); ensemble runs classification, regression, multi-label and entities heads' in text
     assert 'scorer = { path = "runs/scorer", k = 4 }   # head: regression' in text  # served since issue 28
-    assert '# task = "classification"   # the members\' heads say classification, regression' in text
-    assert set(load_project(tmp_path / "ensemble.toml").runs) == {"bert", "scorer"}
+    assert '# task = "classification"   # the members\' heads say classification, entities, regression' in text
+    assert set(load_project(tmp_path / "ensemble.toml").runs) == {"bert", "ner", "scorer"}

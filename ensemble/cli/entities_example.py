@@ -133,6 +133,15 @@ def ner_task(n: int, *, seed: int = 0, seen: bool = False) -> tuple[list[str], l
     return texts, spans
 
 
+def _char_tags(spans, n: int) -> list[str]:
+    """The training tags of a template sentence's characters: ``B-``/``I-`` over each entity the
+    template placed (never overlapping), ``O`` elsewhere."""
+    tags = ["O"] * n
+    for a, b, kind in spans:
+        tags[a:b] = [f"B-{kind}"] + [f"I-{kind}"] * (b - a - 1)
+    return tags
+
+
 _PROJECT = """\
 # Made by `ensemble example --task ner`: token classifiers over two tokenizers, averaged on characters.
 [data]
@@ -166,7 +175,6 @@ def make_entities_example(folder: str | os.PathLike, *, seed: int = 0, progress:
     from tqdm.auto import tqdm
 
     from ensemble.core.errors import EnsembleError
-    from ensemble.tasks.entities.spans import tags_from_spans
 
     if folds is not None:
         raise EnsembleError("--folds is for the classification example; drop it with --task ner")
@@ -190,8 +198,8 @@ def make_entities_example(folder: str | os.PathLike, *, seed: int = 0, progress:
     tokenizers = train_tag_tokenizers(train)
     tags = ["O"] + [f"{p}-{t}" for t in TYPES for p in "BI"]
     reordered = ["O"] + [f"{p}-{t}" for t in TYPES[::-1] for p in "IB"]
-    char_tags = [tags_from_spans([tuple(s) for s in spans], len(t)) for t, spans in zip(train, yt)]
-    eval_tags = [tags_from_spans([tuple(s) for s in spans], len(t)) for t, spans in zip(held, yh)]
+    char_tags = [_char_tags(spans, len(t)) for t, spans in zip(train, yt)]
+    eval_tags = [_char_tags(spans, len(t)) for t, spans in zip(held, yh)]
     runs = [("tag-chars", "chars", tags, seed), ("tag-pieces", "pieces", tags, seed + 1),
             ("tag-reordered", "pieces", reordered, seed + 2)]
     with tqdm(total=len(runs), desc="training", unit="run", disable=not progress, leave=False) as bar:

@@ -88,7 +88,7 @@ class InputFlags:
         if label_col is not None and "," in label_col:
             label_col = [c.strip() for c in label_col.split(",") if c.strip()]
         for key, value in (("id", id_col), ("label", label_col), ("encoding", encoding), ("quoting", quoting),
-                           ("label_sep", _from_meta("label_sep"))):
+                           ("label_sep", _from_meta("label_sep")), ("words", _from_meta("words"))):
             if value is not None:
                 self.columns[key] = value
         self.task = _from_meta("task") or (p.task if p else None)
@@ -261,6 +261,10 @@ def column_options(f):
                           "[default: label when present]."),
         click.option("--label-sep", default=None, expose_value=False, callback=_to_meta("label_sep"),
                      help="Multi-label: the label column joins each row's labels with this separator."),
+        click.option("--words", type=click.Choice(["first", "mean"]), default=None, expose_value=False,
+                     callback=_to_meta("words"),
+                     help="Entities: the text column holds pre-split words (a list per row), the label column a tag "
+                          "per word; a word takes its first sub-token's outputs, or their mean."),
         click.option("--task", type=click.Choice(list(TASKS)), default=None,
                      expose_value=False, callback=_to_meta("task"),
                      help="The members' task [default: from their config.json: problem_type, num_labels]."),

@@ -63,7 +63,7 @@ __all__ = ['Project', 'ModelSpec', 'RunSpec', 'find_project', 'load_project', 'a
 
 _TABLES = {
     "data": {"valid", "test", "train", "folds", "fold_column", "sample_submission", "id", "text", "label", "encoding",
-             "quoting", "task", "label_sep"},
+             "quoting", "task", "label_sep", "words"},
     "models": None,
     "runs": None,
     "vote": {"weights", "combine", "adjust", "prior", "adjust_metric", "class_order", "metric", "threshold", "clip"},
@@ -315,13 +315,16 @@ def _read_data(r: _Reader, data_t: dict):
         if not lab or not all(isinstance(c, str) for c in lab) or len(set(lab)) != len(lab):
             r.fail("data", "label", f"must be a column name or a list of distinct column names, got {lab!r}")
         columns["label"] = list(lab)
-    for key in ("id", "label", "encoding", "quoting", "fold_column", "label_sep"):
+    for key in ("id", "label", "encoding", "quoting", "fold_column", "label_sep", "words"):
         if key in data_t and key not in columns:
             if not isinstance(data_t[key], str):
                 r.fail("data", key, f"must be a column name (a string), got {data_t[key]!r}")
             columns[key] = data_t[key]
     if columns.get("quoting", "auto") not in ("auto", "csv", "none"):
         r.fail("data", "quoting", f"must be auto, csv or none, got {columns['quoting']!r}")
+    if columns.get("words", "first") not in ("first", "mean"):
+        r.fail("data", "words", f"must be first or mean (a word's first sub-token, or their mean), got "
+                                f"{columns['words']!r}")
     if "text" in data_t:
         t = data_t["text"]
         ok = isinstance(t, str) or (isinstance(t, list) and len(t) in (1, 2) and all(isinstance(c, str) for c in t))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -65,6 +65,7 @@ class Split:
     missing_label: str | None = None  # the label column asked for, when the file lacks it
     label_columns: tuple[str, ...] = ()  # every label column read (several: targets, 0/1 labels)
     label_sep: str | None = None  # multi-label: the separator of labels joined in one column
+    words: str | None = None  # the text column holds pre-split words: a word's "first" sub-token, or their "mean"
 
     def __post_init__(self):
         if not self.name:  # the file name without its suffixes: "valid" for data/valid.csv.gz
@@ -358,6 +359,7 @@ def load_split(
     label_if_present: bool = False,
     quoting: str = "auto",
     label_sep: str | None = None,
+    words: str | None = None,
 ) -> Split:
     """Read a data file into a :class:`Split`.
 
@@ -391,8 +393,16 @@ def load_split(
     label_sep : str, optional
         Multi-label data: the label column joins each row's labels with this separator
         (``"gender,insult"``); kept with the split for the task to read.
+    words : {"first", "mean"}, optional
+        The text column holds pre-split words (a list of strings per row: a JSON list in a CSV),
+        as CoNLL and PII Data Detection ship them; token classifiers run over them with
+        ``is_split_into_words`` and a word takes its first sub-token's outputs, or their mean.
+        Kept with the split for the forward and the task to read.
     """
     path = Path(path)
+    if words not in (None, "first", "mean"):
+        raise EnsembleError(f"{path}: words must be first or mean (a word's first sub-token, or the mean of its "
+                            f"sub-tokens), got {words!r}")
     fmt = data_format(path)
     if quoting not in QUOTING:
         raise EnsembleError(f"quoting must be one of {', '.join(QUOTING)}, got {quoting!r}")
@@ -424,8 +434,8 @@ def load_split(
         elif not label or len(set(label)) != len(label):
             raise EnsembleError(f"{path}: label columns must be distinct names, got {label}")
     if isinstance(label, list):
-        return _with_label_columns(path, frame, ids, texts, id_column, text_columns, label, name, require_label,
-                                   label_if_present)
+        return replace(_with_label_columns(path, frame, ids, texts, id_column, text_columns, label, name,
+                                           require_label, label_if_present), words=words)
     missing_label = None
     if (label_if_present or name == UNSCORED_SPLIT) and label is not None and label not in frame.columns:
         missing_label = label  # unlabelled: never a fallback to another column
@@ -443,7 +453,7 @@ def load_split(
                      label_column)
             labels, label_column = None, None
     return Split(path, ids, texts, labels, id_column, text_columns, label_column, name,
-                 columns=tuple(frame.columns), missing_label=missing_label, label_sep=label_sep or None)
+                 columns=tuple(frame.columns), missing_label=missing_label, label_sep=label_sep or None, words=words)
 
 
 def _with_label_columns(path, frame, ids, texts, id_column, text_columns, label: list, name: str,

@@ -143,7 +143,7 @@ class CachedOutputs:
 
         model_digest = self.digest_of(ref)
         cache = self.cache
-        forward = _forward_settings(ref.task)  # the forward's own settings (tokens: stride, words) as predict runs it
+        forward = _forward_settings(ref.task, split)  # the forward's own settings (tokens: stride, words) as predict runs it
         entries = [e for e in self.entries if e.damaged is None and e.metadata.get("model_digest") == model_digest
                    and e.metadata.get("data_digest") == split.digest and e.payload == ref.task.payload
                    and all(e.settings.get(k) == v for k, v in forward.items())]
@@ -306,12 +306,13 @@ def gather(models: Mapping[str, str | os.PathLike] | Inputs, data: Mapping[str, 
 
 
 
-def _forward_settings(task) -> dict:
-    """The settings a cache entry of ``task``'s members must have been computed with, beyond the
-    inference settings: its forward's own, as predict runs it (none for the sequence forward)."""
-    from ensemble.inference.forwards import as_forward
+def _forward_settings(task, split=None) -> dict:
+    """The settings a cache entry of ``task``'s members over ``split`` must have been computed
+    with, beyond the inference settings: its forward's own, as predict runs it over that split
+    (none for the sequence forward; the tokens forward's words when the split holds words)."""
+    from ensemble.inference.forwards import split_forward
 
-    return as_forward(task.forward).key_settings()
+    return split_forward(task.forward, split).key_settings()
 
 
 def _project_member(name: str) -> bool:

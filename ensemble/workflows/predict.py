@@ -83,8 +83,10 @@ def predict_jobs(jobs: Sequence, settings, cache, *, read: bool = True, trusted:
             continue
         from ensemble.inference.session import ModelSession  # only when a model runs
 
+        from ensemble.inference.forwards import split_forward
+
         session = ModelSession(ref, replace(settings, trust_remote_code=settings.trust_remote_code or member in trusted),
-                               cache, forward=ref.task.forward)  # what a member of its task runs
+                               cache, forward=split_forward(ref.task.forward, todo[0][1]))  # what its task runs
         rows += _run(session, member, ref, todo, progress)
     if session is not None and session.dist is not None:
         # a gloo/nccl group left to interpreter shutdown can abort a rank
@@ -117,7 +119,7 @@ def _run(session, member: str, ref, todo, progress: bool) -> list[PredictRow]:
 def _up_to_date(jobs, settings, cache, fingerprints: Mapping[str, str]) -> set[tuple[str, str]]:
     """(model name, data digest) of every job whose cache entry of ``settings`` exists, by the
     entries' headers alone."""
-    from ensemble.inference.forwards import as_forward
+    from ensemble.inference.forwards import split_forward
     from ensemble.inference.settings import settings_difference
 
     have: dict[tuple, list] = {}  # (model digest, data digest, payload) -> the settings of its entries
@@ -128,8 +130,8 @@ def _up_to_date(jobs, settings, cache, fingerprints: Mapping[str, str]) -> set[t
     out = set()
     for _, ref, todo in jobs:
         fingerprint = fingerprints.get(ref.name) or ref.fingerprint(cache.file_digest)
-        forward = as_forward(ref.task.forward).key_settings()  # tokens: an entry of other windows is another
         for _, split in todo:
+            forward = split_forward(ref.task.forward, split).key_settings()  # tokens: other windows, other entries
             if any(settings_difference(s, ref, settings) is None and all(s.get(k) == v for k, v in forward.items())
                    for s in have.get((fingerprint, split.digest, ref.task.payload), [])):
                 out.add((ref.name, split.digest))
@@ -254,5 +256,9 @@ def predict_forward(
 
     inference = InferenceSettings(batch_size, max_length, pad_to_multiple_of, device, dtype, trust_remote_code)
     split = data if isinstance(data, Split) else load_split(data)
+    if getattr(split, "words", None) is not None and getattr(fw, "words", None) is None:
+        from ensemble.inference.forwards import split_forward
+
+        fw = split_forward(fw, split)  # a split of pre-split words runs as words
     ref = open_model(model, fw, name, tokenizer)
     return ModelSession(ref, inference, as_cache(cache) if fw.name == "tokens" else None, fw).run(split, progress)

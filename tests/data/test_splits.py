@@ -177,3 +177,21 @@ def test_a_short_row_names_its_fields(tmp_path):
     with pytest.raises(EnsembleError, match=r"short.csv: row 6 \(line 7\) has 2 fields, expected 3 \(id, text, label\); "
                                             "fix or drop that row"):
         load_split(path)
+
+
+def test_a_split_of_words_says_so_and_its_rows_keep_it(tmp_path):
+    """``words`` ("first" or "mean") is kept with the split and with a subset of its rows (a
+    fold's); another value is refused naming the file."""
+    import pandas as pd
+    import pytest
+
+    from ensemble.core.errors import EnsembleError
+    from ensemble.data.splits import load_split
+
+    pd.DataFrame({"id": ["a", "b"], "tokens": [["x", "y"], ["z"]]}).to_json(tmp_path / "w.jsonl", orient="records",
+                                                                             lines=True)
+    split = load_split(tmp_path / "w.jsonl", text="tokens", words="mean")
+    assert split.words == "mean" and split.subset([1]).words == "mean"
+    assert load_split(tmp_path / "w.jsonl", text="tokens").words is None
+    with pytest.raises(EnsembleError, match="words must be first or mean"):
+        load_split(tmp_path / "w.jsonl", text="tokens", words="last")

@@ -514,3 +514,20 @@ def test_sampling_is_seeded(gen_dirs, tmp_path):
         ModelSession(ref, CPU, forward=greedy).run(split)
     with pytest.raises(EnsembleError, match=r"the generation forward gives no logits; use ModelSession.run"):
         ModelSession(ref, CPU, forward=fw).logits(split)
+
+
+def test_a_split_of_words_runs_the_tokens_forward_with_them(tmp_path):
+    """split_forward: the tokens forward takes a split's words setting (and its cache key says
+    so); the sequence forward refuses a split of words in one line."""
+    import pandas as pd
+
+    from ensemble.core.errors import EnsembleError
+    from ensemble.data.splits import load_split
+    from ensemble.inference.forwards import split_forward
+
+    pd.DataFrame({"id": ["a"], "tokens": [["x", "y"]]}).to_json(tmp_path / "w.jsonl", orient="records", lines=True)
+    words = load_split(tmp_path / "w.jsonl", text="tokens", words="first")
+    assert split_forward("tokens", words).key_settings()["words"] == "first"
+    assert split_forward("tokens", load_split(tmp_path / "w.jsonl", text="tokens")).key_settings()["words"] is None
+    with pytest.raises(EnsembleError, match="which the sequence forward does not read"):
+        split_forward("sequence", words)

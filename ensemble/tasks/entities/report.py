@@ -49,16 +49,21 @@ def confused_types(gold: Sequence[Sequence[Span]], pred: Sequence[Sequence[Span]
     return [(g, p, n) for (g, p), n in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
 
 
-def mark_spans(text: str, spans: Sequence[Span]) -> str:
+def mark_spans(text, spans: Sequence[Span]) -> str:
     """``text`` with each span written ``[its text]TYPE``: what a reader scans to see where
-    members differ."""
+    members differ. ``text`` may be a list of words (spans over word indices): the words joined
+    by spaces, each span's words marked together."""
+    words = not isinstance(text, str)
+    join = " ".join if words else "".join
     out, at = [], 0
     for a, b, kind in sorted(spans):
         if a < at or b > len(text) or a >= b:
-            raise EnsembleError(f"span {(a, b, kind)!r} overlaps another or lies outside the text of {len(text)} characters")
-        out += [text[at:a], "[", text[a:b], "]", kind]
+            raise EnsembleError(f"span {(a, b, kind)!r} overlaps another or lies outside the text of {len(text)} "
+                                f"{'words' if words else 'characters'}")
+        out += [join(text[at:a]), "[" + join(text[a:b]) + "]" + kind]
         at = b
-    return "".join(out + [text[at:]])
+    out.append(join(text[at:]))
+    return (" " if words else "").join(p for p in out if p or not words)
 
 
 def _disagreement(rows: Sequence[set]) -> float:

@@ -15,7 +15,7 @@ from ensemble.core.errors import EnsembleError
 from ensemble.tasks.base import Task
 from ensemble.tasks.entities.combination import AlignedUnits, align_units, decode_rows, mean_units
 from ensemble.tasks.entities.fitting import METHODS
-from ensemble.tasks.entities.gold import read_entities
+from ensemble.tasks.entities.gold import read_gold
 from ensemble.tasks.entities.spans import Span, beta_of, entity_scores, entity_types, normalise_tags
 
 __all__ = ["EntityTruth", "Entities", "ENTITIES", "reorder_rows"]
@@ -153,16 +153,14 @@ class Entities(Task):
                                 "trained on its types")
 
     def _gold(self, split) -> list[list[Span]]:
-        if len(split.texts) != 1:
-            raise EnsembleError(f"{split.path}: entities are read from one text column; got "
-                                f"{', '.join(split.text_columns)}")
-        return read_entities(split.texts[0], list(split.labels), path=split.path)
+        return read_gold(split)[1]
 
     def truth(self, split, labels: Sequence[str], model: str, index_order) -> EntityTruth:
-        texts = ["" if t is None else str(t) for t in split.texts[0]]
+        """The gold spans of ``split`` (over characters, or over words for a split of pre-split
+        words), with the rows' units (texts, or lists of words) and where each row's units start."""
+        texts, gold = read_gold(split)
         offsets = np.zeros(len(texts) + 1, dtype=np.int64)
         np.cumsum([len(t) for t in texts], out=offsets[1:])
-        gold = self._gold(split)
         self._known_types(split, gold, labels, model)
         return EntityTruth(gold, texts, offsets, tuple(labels))
 

@@ -343,3 +343,69 @@ def test_a_holdout_beside_fold_groups_is_refused_not_ignored(folded, tmp_path):
         with pytest.raises(EnsembleError, match="holdout, which the entities task does not read yet"):
             call()
     assert not (tmp_path / "s.csv").exists()
+
+
+# ---------------------------------------------------------------------- pre-split words from the command line
+
+
+@pytest.fixture(scope="module")
+def words_cli(taggers, tmp_path_factory):
+    """The held-out sentences as pre-split words (JSONL lists, the PII Data Detection shape), each
+    word tagged with its first character's tag: 40 labelled validation rows, 20 test rows;
+    ``ensemble predict --words first``, a vote in PII's row format and a report."""
+    from ensemble.tasks.entities.spans import normalise_tags
+
+    root = tmp_path_factory.mktemp("entities-words")
+    rows, tags = [], []
+    for text, spans in zip(taggers.texts, taggers.gold):
+        chars, at, row_tags = tags_from_spans(spans, len(text)), 0, []
+        for w in text.split():
+            at = text.index(w, at)
+            row_tags.append(chars[at])
+            at += len(w)
+        rows.append(text.split())
+        tags.append(normalise_tags(row_tags))
+    ids = [f"d{i}" for i in range(len(rows))]
+    pd.DataFrame({"id": ids[:40], "tokens": rows[:40], "labels": tags[:40]}).to_json(
+        root / "valid.jsonl", orient="records", lines=True, force_ascii=False)
+    pd.DataFrame({"id": ids[40:], "tokens": rows[40:]}).to_json(root / "test.jsonl", orient="records", lines=True,
+                                                               force_ascii=False)
+    pd.DataFrame({"row_id": [0], "document": [ids[40]], "token": [0], "label": ["B-PS"]}).to_csv(
+        root / "sample.csv", index=False)
+    models = [f"--model={n}={p}" for n, p in taggers.members.items() if n != "pieces-reordered"]
+    common = [*models, f"--data=valid={root / 'valid.jsonl'}", f"--data=test={root / 'test.jsonl'}", "--text=tokens",
+              "--label=labels", "--words=first", f"--cache-dir={root / 'cache'}", "--batch-size=8"]
+    ran = {}
+    with contextlib.chdir(root):
+        for name, args in (("predict", ["predict", *common, "--device=cpu"]),
+                           ("vote", ["vote", *common, "--weights=uniform", f"--sample-submission={root / 'sample.csv'}",
+                                     f"--out={root / 'sub.csv'}"]),
+                           ("report", ["report", *common, "--json"])):
+            ran[name] = CliRunner().invoke(main, args, catch_exceptions=False)
+            assert ran[name].exit_code == 0, (name, ran[name].output[-2000:].replace("\n", " | "))
+    return root, ran, rows, tags
+
+
+def test_words_from_the_cli_are_the_notebook_functions_per_word(taggers, words_cli):
+    """``--words first``: the submission (a row per word in an entity, PII's format) is what
+    entity_spans decodes from the members' per-word outputs; the report scores each member by
+    seqeval on its word tags."""
+    from ensemble.data.splits import load_split
+    from ensemble.workflows.predict import predict_forward
+
+    root, ran, rows, tags = words_cli
+    test = load_split(root / "test.jsonl", text="tokens", words="first")
+    outs = [predict_forward(taggers.members[n], test, "tokens", device="cpu", progress=False, cache=root / "cache",
+                            name=n, batch_size=8) for n in ("chars", "pieces")]
+    spans = entity_spans(outs, rows[40:])
+    expected = [(d, k, t) for d, row, sp in zip(test.ids, rows[40:], spans)
+                for k, t in enumerate(tags_from_spans(sp, len(row))) if t != "O"]
+    written = pd.read_csv(root / "sub.csv")
+    assert list(written.columns) == ["row_id", "document", "token", "label"]
+    assert list(zip(written["document"], written["token"], written["label"])) == expected
+    rep = json.loads(ran["report"].stdout)
+    valid = load_split(root / "valid.jsonl", text="tokens", label="labels", words="first")
+    out = predict_forward(taggers.members["chars"], valid, "tokens", device="cpu", progress=False,
+                          cache=root / "cache", name="chars", batch_size=8)
+    pred = [tags_from_spans(s, len(r)) for s, r in zip(entity_spans([out], rows[:40]), rows[:40])]
+    assert rep["members"]["chars"]["f"] == pytest.approx(seqeval_f1(tags[:40], pred), abs=1e-12)
