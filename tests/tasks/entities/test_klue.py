@@ -42,3 +42,27 @@ def test_a_line_that_is_not_a_character_and_its_tag_is_a_one_line_error(tmp_path
     bad.write_text("## klue-ner-x\t경\n경\tPER\n", encoding="utf-8")
     with pytest.raises(EnsembleError, match=rf"{re.escape(str(bad))}:1: tag 'PER' is not in a known scheme"):
         read_klue_ner(bad)
+
+
+def test_the_documented_one_liner_converts_the_tsv_to_what_the_cli_reads(tmp_path):
+    """docs/commands.md's one-liner, run as written on the slice: its JSONL reads back (the
+    label column ``entities``) as the same texts and spans read_klue_ner gives."""
+    import shlex
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from ensemble.data.splits import load_split
+    from ensemble.tasks.entities.gold import read_gold
+
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "commands.md").read_text(encoding="utf-8")
+    line = re.search(r"^python -c .*read_klue_ner.*$", docs, flags=re.M).group(0)
+    argv = shlex.split(line)
+    argv[0] = sys.executable
+    argv[-2:] = [str(SLICE), str(tmp_path / "valid.jsonl")]
+    subprocess.run(argv, check=True)
+    split = load_split(tmp_path / "valid.jsonl", label="entities")
+    texts, spans = read_gold(split)
+    expected = read_klue_ner(SLICE)
+    assert texts == list(expected["text"]) and list(split.ids) == list(expected["id"])
+    assert spans == [[tuple(e) for e in row] for row in expected["entities"]]
