@@ -11,7 +11,7 @@ single member, chosen out of fold the same way, so that its figure carries the s
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -43,7 +43,8 @@ class EntityEstimate:
     """One method's entity F-beta on the scored rows, cross-validated, with a percentile
     bootstrap interval; its paired difference from the best single member and from uniform, each
     with its interval; and (``apparent``) the rule fitted on every row and scored on them, the
-    figure a fit on validation rows shows and the estimate corrects."""
+    figure a fit on validation rows shows and the estimate corrects. ``spans``: each row's spans
+    as the rule fitted on the other folds decodes them, what the per-type table is of."""
 
     method: str
     f: float
@@ -53,6 +54,8 @@ class EntityEstimate:
     vs_uniform: float = 0.0
     vs_uniform_interval: tuple[float, float] = (0.0, 0.0)
     apparent: float | None = None
+    spans: list | None = field(default=None, repr=False)  # each row's spans, out of fold
+    char_macro_f1: float | None = None  # KLUE's second metric of ``spans``, where a report computes it
 
     @property
     def cross_validated(self) -> float:
@@ -89,7 +92,7 @@ def estimate_methods(units: LabelledUnits, methods: Sequence[str] = METHODS, *, 
         check_method(m)
     if not 0 < confidence < 1:
         raise EnsembleError(f"confidence must be a number strictly between 0 and 1; got {confidence!r}")
-    given = not isinstance(folds, (numbers.Integral, bool))  # a fold per row (fold groups' training folds)
+    given = hasattr(folds, "__len__") and not isinstance(folds, str)  # a fold per row (fold groups' training folds)
     for name, value, least in (("n_resamples", n_resamples, 1), *(() if given else (("folds", folds, 2),))):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
             raise EnsembleError(f"{name} must be an integer >= {least}; got {value!r}")
@@ -106,6 +109,7 @@ def estimate_methods(units: LabelledUnits, methods: Sequence[str] = METHODS, *, 
         fold = np.random.default_rng(seed).permutation(n) % folds
     methods = list(dict.fromkeys(methods))
     counts = {m: np.zeros((n, 3), dtype=np.int64) for m in ["uniform", *methods]}
+    held_spans = {m: [None] * n for m in counts}  # each row's spans from the rule fitted without its fold
     reference = np.zeros((n, 3), dtype=np.int64)
     for k in range(folds):
         held, fit = np.flatnonzero(fold == k), np.flatnonzero(fold != k)
@@ -113,7 +117,10 @@ def estimate_methods(units: LabelledUnits, methods: Sequence[str] = METHODS, *, 
         reference[held] = units.member_counts[best][held]
         for m in counts:
             rule = fit_rule(units, m, fit, thresholds=thresholds)
-            counts[m][held] = units.counts(units.decode(units.mean(rule.weights, held), held, rule.thresholds), held)
+            spans = units.decode(units.mean(rule.weights, held), held, rule.thresholds)
+            counts[m][held] = units.counts(spans, held)
+            for r, row in zip(held, spans):
+                held_spans[m][r] = row
     draws = resampled_f({**counts, "\0reference": reference}, beta=units.beta, n_resamples=n_resamples, seed=seed + 1)
     tail = (1 - confidence) / 2
     ref_f = units.f(reference)
@@ -127,7 +134,7 @@ def estimate_methods(units: LabelledUnits, methods: Sequence[str] = METHODS, *, 
         seen = _apparent(units, fit_rule(units, m, every, thresholds=thresholds)) if apparent else None
         out[m] = EntityEstimate(m, f, tuple(np.quantile(draws[m], [tail, 1 - tail]).tolist()), f - ref_f,
                                 tuple(np.quantile(d, [tail, 1 - tail]).tolist()), f - uniform_f,
-                                tuple(np.quantile(u, [tail, 1 - tail]).tolist()), seen)
+                                tuple(np.quantile(u, [tail, 1 - tail]).tolist()), seen, held_spans[m])
     return out
 
 

@@ -108,23 +108,29 @@ def _cv_folds(cv) -> int:
     raise EnsembleError("the entities report cross-validates over K folds of the rows: give cv as a number K >= 2")
 
 
-def _member_row(units, m: int, tags) -> dict:
-    """Member ``m`` alone on every scored row: its entity scores and KLUE's character macro F1."""
+def _macro_f1(units, spans, tags) -> float:
+    """KLUE's character-level macro F1 of ``spans`` (per word, for rows of words)."""
     from ensemble.tasks.entities.spans import char_macro_f1, tags_from_spans
 
+    gold_tags = [tags_from_spans(g, len(t)) for g, t in zip(units.gold, units.texts)]
+    pred_tags = [tags_from_spans(p, len(t)) for p, t in zip(spans, units.texts)]
+    return char_macro_f1(gold_tags, pred_tags, list(tags))
+
+
+def _member_row(units, m: int, tags) -> dict:
+    """Member ``m`` alone on every scored row: its entity scores and KLUE's character macro F1."""
     every = np.arange(len(units))
     spans = units.decode(units.mean(np.eye(len(units.al.values))[m], every), every)
     s = entity_scores(units.gold, spans, beta=units.beta)
-    gold_tags = [tags_from_spans(g, len(t)) for g, t in zip(units.gold, units.texts)]
-    pred_tags = [tags_from_spans(p, len(t)) for p, t in zip(spans, units.texts)]
     return {"precision": s["precision"], "recall": s["recall"], "f": s["f"],
-            "char_macro_f1": char_macro_f1(gold_tags, pred_tags, list(tags))}, spans
+            "char_macro_f1": _macro_f1(units, spans, tags)}, spans
 
 
 def report(task, job):
     """Every member scored on the labelled rows, every rule (uniform and ``methods``) estimated
-    over the rows, cross-validated, against the best single member and uniform; the uniform
-    ensemble's per-type table and most confused types, and the rows where the members disagree."""
+    over the rows, cross-validated, against the best single member and uniform; the chosen rule's
+    per-type table and most confused types out of fold, each rule's character macro F1 out of
+    fold, and the rows where the members disagree."""
     from ensemble.tasks.entities.estimate import estimate_methods
     from ensemble.tasks.entities.fitting import LabelledUnits
     from ensemble.tasks.entities.spans import beta_of
@@ -149,10 +155,11 @@ def report(task, job):
     members, member_spans = {}, {}
     for m, name in enumerate(al.members):
         members[name], member_spans[name] = _member_row(units, m, al.tags)
-    every = np.arange(len(units))
-    uniform = units.decode(units.mean(np.ones(len(al.values)), every), every)
-    rep = EntityReport(chosen, reason, metric, members, estimates, type_table(units.gold, uniform, beta=beta),
-                        confused_types(units.gold, uniform),
+    for e in estimates.values():  # KLUE's second metric, of each rule's out-of-fold spans
+        e.char_macro_f1 = _macro_f1(units, e.spans, al.tags)
+    held = estimates[chosen].spans  # what the submitted rule decodes on rows it was not fitted on
+    rep = EntityReport(chosen, reason, metric, members, estimates, type_table(units.gold, held, beta=beta),
+                        confused_types(units.gold, held),
                         disagreements(member_spans, units.texts, al.ids) if len(al.members) > 1 else [],
                         split=str(job.split.path))
     if job.training is not None:
@@ -163,7 +170,7 @@ def report(task, job):
 
 class EntityReport:
     """What an entities report shows: the headline (auto's rule, cross-validated), the members,
-    every rule's estimate with its gains, the uniform ensemble's per-type table, the most confused
+    every rule's estimate with its gains, the chosen rule's per-type table out of fold, the most confused
     types and the rows where members disagree; as text, JSON (:meth:`to_dict`) and HTML."""
 
     def __init__(self, choice, reason, metric, members, estimates, per_type, confused, disagree, split=""):
@@ -212,9 +219,11 @@ class EntityReport:
         for name, kind, f, lo, hi, ap, gain, vu in self._rows():
             cell = "" if lo is None else f"[{lo:.4f}, {hi:.4f}]"
             lines.append(f"{name:<20}{f:>8.4f}  {cell:<18}{_num(ap):>9}{_num(gain, True):>9}{_num(vu, True):>9}")
-        lines += ["", "members: char macro F1 " + ", ".join(f"{n} {r['char_macro_f1']:.4f}"
-                                                             for n, r in self.members.items()),
-                  "", "uniform ensemble per type:", self.per_type.to_string(index=False, float_format="%.4f")]
+        lines += ["", "char macro F1 (KLUE): " + ", ".join(
+                      [f"{n} {r['char_macro_f1']:.4f}" for n, r in self.members.items()]
+                      + [f"{m} {e.char_macro_f1:.4f} (out of fold)" for m, e in self.estimates.items()]),
+                  "", f"{self.choice} per type, out of fold:",
+                  self.per_type.to_string(index=False, float_format="%.4f")]
         if self.confused:
             lines += ["", "most confused (gold -> predicted): " + ", ".join(f"{g}->{p} {n}" for g, p, n in self.confused)]
         for d in self.disagreements[:3]:
@@ -226,6 +235,7 @@ class EntityReport:
         return {"task": "entities", "headline": self.headline, "auto": self.reason, "metric": self.metric,
                 "split": self.split, "members": self.members,
                 "estimates": {m: {"cross_validated": e.f, "interval": list(e.interval), "apparent": e.apparent,
+                                  "char_macro_f1": e.char_macro_f1,
                                   "gain_vs_best_member": e.gain, "gain_vs_best_member_interval": list(e.gain_interval),
                                   "gain_vs_uniform": e.vs_uniform, "gain_vs_uniform_interval": list(e.vs_uniform_interval)}
                               for m, e in self.estimates.items()},
@@ -253,7 +263,7 @@ class EntityReport:
                 f"</style></head><body><h1>{esc(headline_line(self.headline))}</h1><p>auto -&gt; {esc(self.reason)}</p>"
                 f"<table><tr><td>member / rule</td><td>kind</td><td>{esc(self.metric)}</td><td>interval</td>"
                 f"<td>apparent</td><td>vs best member</td><td>vs uniform</td></tr>{rows}</table>"
-                f"<h2>uniform ensemble per type</h2><table><tr><td>type</td><td>precision</td><td>recall</td>"
+                f"<h2>{esc(self.choice)} per type, out of fold</h2><table><tr><td>type</td><td>precision</td><td>recall</td>"
                 f"<td>f</td><td>support</td></tr>{types}</table><h2>rows where the members disagree</h2>{rows_marked}"
                 "</body></html>")
 

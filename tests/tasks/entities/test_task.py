@@ -409,3 +409,22 @@ def test_words_from_the_cli_are_the_notebook_functions_per_word(taggers, words_c
                           cache=root / "cache", name="chars", batch_size=8)
     pred = [tags_from_spans(s, len(r)) for s, r in zip(entity_spans([out], rows[:40]), rows[:40])]
     assert rep["members"]["chars"]["f"] == pytest.approx(seqeval_f1(tags[:40], pred), abs=1e-12)
+
+
+def test_the_per_type_table_is_the_chosen_rules_out_of_fold_spans(synthetic):
+    """The report's per-type table is of the rule its headline names, decoded on each row by the
+    rule fitted on the other folds: its micro row is that rule's cross-validated figure, and each
+    rule's char macro F1 is of the same out-of-fold spans."""
+    from ensemble import report
+    from ensemble.tasks.entities.spans import char_macro_f1
+
+    models, data, cache_dir, columns, _ = synthetic
+    rep = report(models, data, columns=columns, cache_dir=cache_dir, methods=["acc", "optimize"])
+    d = rep.to_dict()
+    micro = next(r for r in d["per_type"] if r["type"] == "all")
+    assert micro["f"] == pytest.approx(rep.estimates[rep.headline["method"]].f)
+    al = _cached(models, data, cache_dir, "valid")
+    e = rep.estimates["optimize"]
+    gold = [tags_from_spans(g, len(t)) for g, t in zip(al.y.spans, al.y.texts)]
+    pred = [tags_from_spans(p, len(t)) for p, t in zip(e.spans, al.y.texts)]
+    assert d["estimates"]["optimize"]["char_macro_f1"] == pytest.approx(char_macro_f1(gold, pred, list(al.tags)))
