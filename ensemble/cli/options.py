@@ -187,7 +187,8 @@ def inference_options(f):
     for opt in reversed([
         click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[default: 32]"),
         click.option("--max-length", type=click.IntRange(min=1), default=None,
-                     help="Truncate to this many tokens [default: the model's limit]."),
+                     help="Truncate to this many tokens (token classifiers: each window's length; a longer text runs as "
+                          "overlapping windows, never truncated) [default: the model's limit]."),
         click.option("--pad-to-multiple-of", type=click.IntRange(min=1), default=None,
                      help="Pad each batch to a multiple of this (8 for tensor cores)."),
         click.option("--device", default=None, help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:N, mps [default: auto]."),

@@ -27,8 +27,9 @@ class InferenceSettings:
     ----------
     batch_size : int, default 32
     max_length : int, optional
-        Truncate to this many tokens. Default: the model's limit (``max_position_embeddings``,
-        or the tokenizer's ``model_max_length`` when smaller).
+        Truncate to this many tokens (the token forward: each window's length; a longer text runs
+        as overlapping windows, never truncated). Default: the model's limit
+        (``max_position_embeddings``, or the tokenizer's ``model_max_length`` when smaller).
     pad_to_multiple_of : int, optional
         Pad each batch to a multiple of this (8 suits tensor cores).
     device : {"auto", "cpu", "cuda", "cuda:N", "mps"}, default "auto"
