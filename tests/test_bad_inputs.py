@@ -210,12 +210,17 @@ def _(w, tmp):
     return _ner(w, tmp, extra=("--weights", "optimize"), valid=_ner_valid(w, tmp, '[[0, 2, "OG"]]'))
 
 
-@case("entities: entities on an empty text", "row 3: entities on an empty text")
+@case("entities: an empty text", "row 3 (id v2): an empty text, with nothing to tag; give the row its text")
 def _(w, tmp):
     frame = pd.read_csv(_ner_valid(w, tmp, "", column="text"), dtype=str, keep_default_na=False)
     frame.loc[2, "entities"] = '[[0, 1, "LC"]]'
     frame.to_csv(tmp / "valid.csv", index=False)
     return _ner(w, tmp, "predict", valid=tmp / "valid.csv", models=[w.ner / "models" / "m0"])
+
+
+@case("entities: an empty list of words", "row 1 (id a): an empty list of words, with nothing to tag")
+def _(w, tmp):
+    return _ner_words_predict(w, tmp, _ner_words(tmp, [[], ["c"]], [[], ["O"]]))
 
 
 @case("entities: a member's tags in no known scheme", "tag 'LOC' is not in a known scheme")
@@ -1113,6 +1118,12 @@ def _(w, tmp):
 @case("project: unknown key", "ensemble.toml:2: [data] vaild: unknown key")
 def _(w, tmp):
     (tmp / "ensemble.toml").write_text('[data]\nvaild = "v.csv"\n')
+    return ["predict", "--project", str(tmp / "ensemble.toml")]
+
+
+@case("project: words neither first nor mean", "[data] words: must be first or mean")
+def _(w, tmp):
+    (tmp / "ensemble.toml").write_text('[data]\nwords = "last"\n')
     return ["predict", "--project", str(tmp / "ensemble.toml")]
 
 

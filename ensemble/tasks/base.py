@@ -192,6 +192,11 @@ class Task(abc.ABC):
         """Refuse, before any model runs, labels of ``split`` that do not fit this task's outputs
         ``names`` (a one-line error naming the file and the column)."""
 
+    def check_texts(self, split) -> None:
+        """Refuse, before any model runs, texts of ``split`` (labelled or not) that this task's
+        members cannot be read over (a one-line error naming the file and the row); none by
+        default."""
+
     @abc.abstractmethod
     def truth(self, split, labels: Sequence[str], model: str, index_order):
         """The labelled ``split``'s truth in the outputs' names ``labels``: class indices (n,), or

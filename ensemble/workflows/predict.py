@@ -47,12 +47,14 @@ class PredictRow:
 
 
 def check_jobs(jobs: Sequence) -> None:
-    """Before any model runs: the members are of one task, and each labelled split's labels fit
-    each model's outputs (a one-line error naming the file; nothing computed, nothing cached)."""
+    """Before any model runs: the members are of one task, each split's texts are ones its task
+    reads, and each labelled split's labels fit each model's outputs (a one-line error naming the
+    file; nothing computed, nothing cached)."""
     from ensemble.tasks import shared_task
 
     for _, ref, todo in jobs:
         for _, split in todo:
+            ref.task.check_texts(split)
             if split.labels is not None:
                 ref.task.check_labels(split, ref.labels, f"{ref.folder}")
     shared_task((member, ref.task) for member, ref, _ in jobs)

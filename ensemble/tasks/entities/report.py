@@ -138,6 +138,7 @@ def report(task, job):
 
     if job.training is not None:
         refuse_holdout(job.data.get(job.valid))
+    task.check_texts(job.split)
     o = job.options
     if o.get("trained_on_valid"):
         raise EnsembleError("trained_on_valid is not supported for entities members yet: leave such members out")

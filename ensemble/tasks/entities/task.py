@@ -164,6 +164,18 @@ class Entities(Task):
         self._known_types(split, gold, labels, model)
         return EntityTruth(gold, texts, offsets, tuple(labels))
 
+    def check_texts(self, split) -> None:
+        """An empty text (or an empty list of words) has no unit to tag: refused, naming the row."""
+        from ensemble.tasks.entities.gold import read_words
+
+        units = (read_words(split.texts[0], path=split.path, column=split.text_columns[0])
+                 if getattr(split, "words", None) is not None else split.texts[0])
+        empty = next((i for i, t in enumerate(units) if t is None or len(t) == 0), None)
+        if empty is not None:
+            raise EnsembleError(f"{split.path}: row {empty + 1} (id {split.ids[empty]}): an empty "
+                                f"{'list of words' if getattr(split, 'words', None) else 'text'}, with nothing to "
+                                "tag; give the row its text, or drop it")
+
     def read_as(self, ref) -> None:
         if ref.head.kind not in self.heads:
             raise EnsembleError(f"{ref.folder / 'config.json'}: {ref.head.describe()}; an entities member is a "

@@ -224,6 +224,9 @@ def vote(task, job):
     submission of an entities vote."""
     refuse_holdout(job.holdout)
     g, s, kind, spec = job.gathered, job.settings, job.kind, job.spec
+    for split in (g.test_split, g.valid_split):
+        if split is not None:
+            task.check_texts(split)
     models = tuple(r.name for r in job.source.refs)
     types = {t[2:] for t in g.test_al.tags if t != "O"}
     estimate, fit = {}, None
