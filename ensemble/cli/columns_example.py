@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ensemble.cli.example import make_tokenizer, threads_for, write_vocab
+from ensemble.cli.example import make_tokenizer, new_example_folder, threads_for, write_vocab
 
 log = logging.getLogger(__name__)
 
@@ -207,20 +207,9 @@ def make_value_example(folder: str | os.PathLike, *, regression: bool, seed: int
                        folds: int | None = None) -> Path:
     """Write the regression (``regression``) or multi-label example: data, three tiny Trainer runs
     (one whose head does not name its outputs or lists them in another order) and ``ensemble.toml``."""
-    import transformers
     from tqdm.auto import tqdm
 
-    from ensemble.core.errors import EnsembleError
-
-    if folds is not None:
-        raise EnsembleError(f"--folds is for the classification example; drop it with --task "
-                            f"{'regression' if regression else 'multi_label'}")
-    transformers.logging.disable_progress_bar()
-    folder = Path(folder)
-    if folder.exists() and any(folder.iterdir()):
-        raise EnsembleError(f"{folder}: exists and is not empty; pass a new folder")
-    data = folder / "data"
-    data.mkdir(parents=True, exist_ok=True)
+    folder, data = new_example_folder(folder, folds, "regression" if regression else "multi_label")
     make = pair_task if regression else tag_task
     names = ["similarity", "agreement"] if regression else list(TAGS)
     text_cols = ["sentence1", "sentence2"] if regression else ["text"]

@@ -171,19 +171,11 @@ def make_entities_example(folder: str | os.PathLike, *, seed: int = 0, progress:
     submission), three tiny token-classification runs over two tokenizers (one with its tags in
     another order) and ``ensemble.toml``."""
     import pandas as pd
-    import transformers
     from tqdm.auto import tqdm
 
-    from ensemble.core.errors import EnsembleError
+    from ensemble.cli.example import new_example_folder
 
-    if folds is not None:
-        raise EnsembleError("--folds is for the classification example; drop it with --task ner")
-    transformers.logging.disable_progress_bar()
-    folder = Path(folder)
-    if folder.exists() and any(folder.iterdir()):
-        raise EnsembleError(f"{folder}: exists and is not empty; pass a new folder")
-    data = folder / "data"
-    data.mkdir(parents=True, exist_ok=True)
+    folder, data = new_example_folder(folder, folds, "ner")
     (train, yt), (valid, yv), (test, _) = (ner_task(400, seed=seed, seen=True), ner_task(150, seed=seed + 1),
                                            ner_task(100, seed=seed + 2))
     held, yh = ner_task(60, seed=seed + 3)  # the runs rank their checkpoints here, never on valid.csv

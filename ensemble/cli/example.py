@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 log = logging.getLogger(__name__)
 
 __all__ = ['write_vocab', 'make_tokenizer', 'make_base_model', 'train_run', 'synthetic_task', 'make_example',
-           'threads_for']
+           'threads_for', 'new_example_folder']
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -164,6 +164,25 @@ def train_run(
 # against 30.0 s while two other processes kept the cores busy (the threads spin-wait for each
 # other). Models of real size keep torch's default.
 _TINY_PARAMETERS = 5_000_000
+
+
+def new_example_folder(folder, folds: int | None = None, task: str | None = None) -> tuple[Path, Path]:
+    """An example's folder (new, or empty) and its ``data/`` folder, made; ``--folds`` refused
+    for the example of ``task`` (only the classification example has a K-fold form); transformers'
+    progress bars ("Writing model shards" at every checkpoint) turned off."""
+    import transformers
+
+    from ensemble.core.errors import EnsembleError
+
+    if folds is not None and task is not None:
+        raise EnsembleError(f"--folds is for the classification example; drop it with --task {task}")
+    transformers.logging.disable_progress_bar()
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()):
+        raise EnsembleError(f"{folder}: exists and is not empty; pass a new folder")
+    data = folder / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    return folder, data
 
 
 @contextlib.contextmanager
@@ -409,17 +428,9 @@ def make_example(folder: str | os.PathLike, *, seed: int = 0, progress: bool = F
     (``runs/bert-a-fold<k>``, fold k's rows held out, as ``data/folds.csv`` assigns them) and once
     on every training row (``runs/bert-a-full``, the refit), with an ``ensemble.toml`` that fits
     on the out-of-fold rows and keeps ``valid.csv`` as an untouched holdout."""
-    import transformers
     from tqdm.auto import tqdm
 
-    transformers.logging.disable_progress_bar()  # "Writing model shards" at every checkpoint
-    folder = Path(folder)
-    if folder.exists() and any(folder.iterdir()):
-        from ensemble.core.errors import EnsembleError
-
-        raise EnsembleError(f"{folder}: exists and is not empty; pass a new folder")
-    data = folder / "data"
-    data.mkdir(parents=True, exist_ok=True)
+    folder, data = new_example_folder(folder)
     train = synthetic_task(600, seed=seed)
     valid = synthetic_task(200, seed=seed + 1)
     test = synthetic_task(200, seed=seed + 2)

@@ -82,6 +82,34 @@ def validate_weights(d: Mapping) -> None:
                              f"{classes.shape}")
 
 
+def read_sealed(path, fmt: str, what: str, check):
+    """A task's weights file: its JSON read, its ``format`` checked to be ``fmt`` (else an error
+    saying it is not ``what``), its checksum checked, then ``check(document)`` (a ValueError,
+    KeyError, TypeError or IndexError saying which field is wrong); each failure one line naming
+    the file and the fix."""
+    from pathlib import Path
+
+    try:
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EnsembleError(f"{path}: not found; pass a weights file that ensemble vote wrote") from None
+    except ValueError as e:
+        raise EnsembleError(f"{path}: not JSON ({e}); pass a weights file that ensemble vote wrote") from None
+    if not isinstance(d, dict) or d.get("format") != fmt:
+        raise EnsembleError(f"{path}: not {what} (format {d.get('format') if isinstance(d, dict) else None!r}); refit "
+                            "with ensemble vote")
+    try:
+        recorded = d.pop("blake3", None)
+        if recorded is None:
+            raise ValueError("it has no checksum: edited, or not written by this version of ensemble vote")
+        if recorded != weights_checksum(d):
+            raise ValueError("its checksum does not match its content: edited or damaged")
+        return check(d)
+    except (ValueError, KeyError, TypeError, IndexError) as e:
+        raise EnsembleError(f"{path}: not a weights file of ensemble ({str(e)[:160]}); refit with ensemble vote "
+                            "--weights <method> (or vote(..., weights=<method>))") from None
+
+
 def weights_checksum(doc: Mapping) -> str:
     """BLAKE3 of a weights document's canonical JSON (without its own checksum)."""
     from blake3 import blake3

@@ -135,29 +135,9 @@ class ValueWeights:
 
     @classmethod
     def load(cls, path) -> "ValueWeights":
-        from pathlib import Path
+        from ensemble.io.weightsfile import read_sealed
 
-        try:
-            d = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise EnsembleError(f"{path}: not found; pass a weights file that ensemble vote wrote") from None
-        except ValueError as e:
-            raise EnsembleError(f"{path}: not JSON ({e}); pass a weights file that ensemble vote wrote") from None
-        if not isinstance(d, dict) or d.get("format") != "ensemble.value-weights/1":
-            raise EnsembleError(f"{path}: not a regression or multi-label weights file (format "
-                                f"{d.get('format') if isinstance(d, dict) else None!r}); refit with ensemble vote")
-        from ensemble.io.weightsfile import weights_checksum
-
-        try:
-            recorded = d.pop("blake3", None)
-            if recorded is None:
-                raise ValueError("it has no checksum: edited, or not written by this version of ensemble vote")
-            if recorded != weights_checksum(d):
-                raise ValueError("its checksum does not match its content: edited or damaged")
-            return cls._checked(d)
-        except (ValueError, KeyError, TypeError, IndexError) as e:
-            raise EnsembleError(f"{path}: not a weights file of ensemble ({str(e)[:160]}); refit with ensemble vote "
-                                "--weights <method> (or vote(..., weights=<method>))") from None
+        return read_sealed(path, "ensemble.value-weights/1", "a regression or multi-label weights file", cls._checked)
 
     @classmethod
     def _checked(cls, d: Mapping) -> "ValueWeights":

@@ -101,28 +101,9 @@ class Fit:
     def load(cls, path) -> "Fit":
         """A weights file :meth:`save` wrote, its checksum and every field checked: a one-line
         error naming the file otherwise."""
-        import json
-        from pathlib import Path
+        from ensemble.io.weightsfile import read_sealed
 
-        from ensemble.io.weightsfile import weights_checksum
-
-        try:
-            d = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise EnsembleError(f"{path}: not found; pass a weights file that ensemble vote wrote") from None
-        except ValueError as e:
-            raise EnsembleError(f"{path}: not JSON ({e}); pass a weights file that ensemble vote wrote") from None
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise EnsembleError(f"{path}: not an entities weights file (format "
-                                f"{d.get('format') if isinstance(d, dict) else None!r}); refit with ensemble vote")
-        try:
-            if d.pop("blake3", None) != weights_checksum(d):
-                raise ValueError("its checksum does not match its content: edited, damaged or not written by "
-                                 "ensemble vote")
-            return cls._checked(d)
-        except (ValueError, KeyError, TypeError) as e:
-            raise EnsembleError(f"{path}: not a weights file of ensemble ({str(e)[:160]}); refit with ensemble vote "
-                                "--weights <method>") from None
+        return read_sealed(path, FORMAT, "an entities weights file", cls._checked)
 
     @classmethod
     def _checked(cls, d) -> "Fit":
