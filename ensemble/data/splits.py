@@ -85,13 +85,15 @@ class Split:
     @property
     def digest(self) -> str:
         """BLAKE3 of what the model sees and the rows are named by: the ids and the text
-        column(s), in order. Labels are left out: they do not change logits."""
+        column(s), in order, and for pre-split words how a word is read (:attr:`words`: its units
+        are words, not characters, so outputs and fits over them are of other units). Labels are
+        left out: they do not change logits."""
         if not self._digest:
             from blake3 import blake3
 
             h = blake3(b"ensemble.split/1\0")
-            h.update(json.dumps({"ids": self.ids.tolist(), "texts": list(self.texts)},
-                                ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+            seen = {"ids": self.ids.tolist(), "texts": list(self.texts), **({"words": self.words} if self.words else {})}
+            h.update(json.dumps(seen, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
             self._digest.append(h.hexdigest())
         return self._digest[0]
 

@@ -195,3 +195,15 @@ def test_a_split_of_words_says_so_and_its_rows_keep_it(tmp_path):
     assert load_split(tmp_path / "w.jsonl", text="tokens").words is None
     with pytest.raises(EnsembleError, match="words must be first or mean"):
         load_split(tmp_path / "w.jsonl", text="tokens", words="last")
+
+
+def test_how_words_are_read_is_part_of_the_digest(tmp_path):
+    """Outputs and fits over a split's words are of other units than over its characters: the
+    digest says words (and which reading); a split of texts keeps the digest it always had."""
+    import pandas as pd
+
+    from ensemble.data.splits import load_split
+
+    pd.DataFrame({"id": ["a"], "tokens": [["x", "y"]]}).to_json(tmp_path / "w.jsonl", orient="records", lines=True)
+    digests = {w: load_split(tmp_path / "w.jsonl", text="tokens", words=w).digest for w in (None, "first", "mean")}
+    assert len(set(digests.values())) == 3

@@ -72,10 +72,11 @@ class EntityEstimate:
         return self.vs_uniform_interval[0] > 0
 
 
-def estimate_methods(units: LabelledUnits, methods: Sequence[str] = METHODS, *, thresholds: bool = False,
+def estimate_methods(units: LabelledUnits, methods: Sequence[str] = METHODS, *, thresholds=False,
                      folds: int | Sequence[int] = 5, n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95,
                      apparent: bool = False) -> dict[str, EntityEstimate]:
-    """Every rule of ``methods`` (with O thresholds when ``thresholds``) estimated over the rows
+    """Every rule of ``methods`` (with O thresholds fitted per type when ``thresholds`` is True, or
+    the thresholds given: a number, or ``{type: number}``) estimated over the rows
     of ``units``: fitted on ``folds - 1`` folds (rows shuffled by ``seed``; or the fold of each
     row given, as fold groups' training folds), its spans on the held-out fold scored, pooled; against the best single member chosen the same way and decoded
     by plain argmax, as it would be submitted alone (with ``thresholds`` the difference includes

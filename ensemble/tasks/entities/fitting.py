@@ -38,7 +38,7 @@ from ensemble.core.errors import EnsembleError
 from ensemble.tasks.entities.combination import AlignedUnits, decode_rows, mean_units
 from ensemble.tasks.entities.spans import Span, micro_f, row_counts
 
-__all__ = ["METHODS", "GRID", "FORMAT", "Fit", "LabelledUnits", "fit_rule", "check_method"]
+__all__ = ["METHODS", "GRID", "FORMAT", "Fit", "LabelledUnits", "fit_rule", "check_method", "given_thresholds"]
 
 METHODS = ("uniform", "f1", "best", "select", "optimize")
 GRID = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
@@ -169,13 +169,13 @@ class LabelledUnits:
         return self.f(self.counts(self.decode(self.mean(weights, rows), rows, thresholds), rows))
 
 
-def _select(units: LabelledUnits, rows: np.ndarray, member_f: np.ndarray) -> np.ndarray:
+def _select(units: LabelledUnits, rows: np.ndarray, member_f: np.ndarray, given=None) -> np.ndarray:
     M = len(member_f)
     counts = np.zeros(M)
     counts[int(np.argmax(member_f))] = 1
-    best = float(member_f.max())
+    best = float(member_f.max()) if given is None else units.score(counts, rows, given)
     for _ in range(2 * M):
-        trials = [units.score(counts + np.eye(M)[m], rows) for m in range(M)]
+        trials = [units.score(counts + np.eye(M)[m], rows, given) for m in range(M)]
         m = int(np.argmax(trials))
         if trials[m] <= best:
             break
@@ -184,10 +184,10 @@ def _select(units: LabelledUnits, rows: np.ndarray, member_f: np.ndarray) -> np.
     return counts
 
 
-def _optimize(units: LabelledUnits, rows: np.ndarray) -> np.ndarray:
+def _optimize(units: LabelledUnits, rows: np.ndarray, given=None) -> np.ndarray:
     M = len(units.al.values)
     w = np.ones(M)
-    best = units.score(w, rows)
+    best = units.score(w, rows, given)
     for _ in range(2):
         for m in range(M):
             for scale in (0.0, 0.5, 2.0):
@@ -195,7 +195,7 @@ def _optimize(units: LabelledUnits, rows: np.ndarray) -> np.ndarray:
                 trial[m] *= scale
                 if trial.sum() <= 0:
                     continue
-                s = units.score(trial, rows)
+                s = units.score(trial, rows, given)
                 if s > best:
                     w, best = trial, s
     return w
@@ -214,11 +214,23 @@ def _thresholds(units: LabelledUnits, weights: np.ndarray, rows: np.ndarray) -> 
     return chosen
 
 
-def fit_rule(units: LabelledUnits, method: str, rows: np.ndarray | None = None, *, thresholds: bool = False) -> Fit:
+def given_thresholds(units: LabelledUnits, thresholds) -> dict | None:
+    """``thresholds`` given (a number for every type, or ``{type: number}``) as ``{type: number}``;
+    None, False or True (fitted) give None."""
+    if thresholds is None or isinstance(thresholds, bool):
+        return None
+    if isinstance(thresholds, dict):
+        return dict(thresholds)
+    return {k: float(thresholds) for k in units.types}
+
+
+def fit_rule(units: LabelledUnits, method: str, rows: np.ndarray | None = None, *, thresholds=False) -> Fit:
     """``method`` fitted on ``rows`` of ``units`` (all rows by default): the members' weights,
-    then, with ``thresholds``, the O threshold of each type."""
+    then, with ``thresholds=True``, the O threshold of each type. Thresholds given (a number, or
+    ``{type: number}``) are the ones the weights are fitted under and that the fit keeps."""
     check_method(method)
     rows = np.arange(len(units)) if rows is None else np.asarray(rows)
+    given = given_thresholds(units, thresholds)
     M = len(units.al.values)
     member_f = np.array([units.f(c[rows]) for c in units.member_counts])
     if method == "uniform":
@@ -228,8 +240,8 @@ def fit_rule(units: LabelledUnits, method: str, rows: np.ndarray | None = None, 
     elif method == "best":
         w = (np.arange(M) == int(np.argmax(member_f))).astype(np.float64)
     elif method == "select":
-        w = _select(units, rows, member_f)
+        w = _select(units, rows, member_f, given)
     else:
-        w = _optimize(units, rows)
-    limits = _thresholds(units, w, rows) if thresholds else None
+        w = _optimize(units, rows, given)
+    limits = _thresholds(units, w, rows) if thresholds is True else given
     return Fit(method, np.asarray(w, dtype=np.float64), limits, units.al.members)

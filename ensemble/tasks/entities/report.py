@@ -7,6 +7,7 @@ the CLI's ``ensemble report`` (:func:`report`, :class:`EntityReport`).
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from itertools import combinations
 from typing import Mapping, Sequence
 
@@ -140,22 +141,32 @@ def report(task, job):
         refuse_holdout(job.data.get(job.valid))
     task.check_texts(job.split)
     o = job.options
-    if o.get("trained_on_valid"):
-        raise EnsembleError("trained_on_valid is not supported for entities members yet: leave such members out")
+    for option, value, default in (("repeats", o.get("repeats"), None), ("best_k", o.get("best_k", 3), 3)):
+        if value != default:
+            raise EnsembleError(f"{option} does not apply to entities (their estimate is one K-fold over the rows, "
+                                "and no best<K> rule is estimated): drop it")
     metric = "f1" if o.get("metric") in (None, "accuracy") else str(o["metric"])
     beta = beta_of(metric)
     al = job.al
-    units = LabelledUnits(al, split_texts(job.split, al.offsets), al.y.spans, beta)
+    texts = split_texts(job.split, al.offsets)
+    excluded = _optimistic(job, o)
+    kept = [m for m, name in enumerate(al.members) if name not in excluded]
+    fitted_on = replace(al, members=tuple(al.members[m] for m in kept), values=[al.values[m] for m in kept])
+    units = LabelledUnits(fitted_on, texts, al.y.spans, beta)  # the ensembles: members not optimistic here
     names = list(dict.fromkeys(rule_of(m) for m in (o.get("methods") or DEFAULT_METHODS) if m != "auto"))
     methods = ["uniform", *[m for m in names if m != "uniform"]]
-    per_type = o_threshold(o.get("threshold")) == "per_label"
+    limits = o_threshold(o.get("threshold"))
+    limits = True if limits == "per_label" else limits  # fitted per type inside the folds, given, or None
     folds = job.training.folds.fold if job.training is not None else _cv_folds(job.cv)
-    estimates = estimate_methods(units, methods, thresholds=per_type, folds=folds,
+    estimates = estimate_methods(units, methods, thresholds=limits, folds=folds,
                                  seed=o.get("seed", 0), apparent=True)
     chosen, reason = choose_rule(estimates, metric, "out of fold" if job.training is not None else "cross-validated")
+    every_member = LabelledUnits(al, texts, al.y.spans, beta)
     members, member_spans = {}, {}
     for m, name in enumerate(al.members):
-        members[name], member_spans[name] = _member_row(units, m, al.tags)
+        members[name], member_spans[name] = _member_row(every_member, m, al.tags)
+        if name in excluded:
+            members[name]["excluded"] = excluded[name]
     for e in estimates.values():  # KLUE's second metric, of each rule's out-of-fold spans
         e.char_macro_f1 = _macro_f1(units, e.spans, al.tags)
     held = estimates[chosen].spans  # what the submitted rule decodes on rows it was not fitted on
@@ -163,10 +174,32 @@ def report(task, job):
                         confused_types(units.gold, held),
                         disagreements(member_spans, units.texts, al.ids) if len(al.members) > 1 else [],
                         split=str(job.split.path))
+    rep.excluded = tuple(excluded)
     if job.training is not None:
         rep.where = "out-of-fold"
         rep.refit = {grp: r.name for grp, r in job.source.refits.items()}
     return rep
+
+
+def _optimistic(job, o) -> dict:
+    """{member: why} of the members whose scores on the scored rows are optimistic (marked
+    trained on them, or a soup or K chosen on them: :func:`~ensemble.averaging.provenance.model_notes`),
+    left out of the ensembles as the vote leaves them out; none with ``include_optimistic``."""
+    from ensemble.averaging.provenance import model_notes
+
+    if o.get("include_optimistic"):
+        return {}
+    marked = set(o.get("trained_on_valid", ()))
+    out = {}
+    for r in job.source.refs:
+        note, exclude = model_notes(r.parts[0].folder if r.kind == "folds" else r.folder, job.split.digest,
+                                    r.name in marked)
+        if exclude:
+            out[r.name] = note
+    if out and len(out) == len(job.source.refs):
+        raise EnsembleError("every member is marked optimistic (trained on or chosen on the validation rows); "
+                            "include_optimistic to estimate ensembles of them anyway")
+    return out
 
 
 class EntityReport:
@@ -204,7 +237,8 @@ class EntityReport:
 
     def _rows(self) -> list[tuple]:
         """(name, kind, figure, low, high, apparent, gain vs best member, gain vs uniform)."""
-        rows = [(n, "member", r["f"], None, None, None, None, None) for n, r in self.members.items()]
+        rows = [(n + (" (left out: optimistic)" if "excluded" in r else ""), "member", r["f"], None, None, None, None,
+                 None) for n, r in self.members.items()]
         rows += [(m, "ensemble", e.f, e.interval[0], e.interval[1], e.apparent, e.gain, e.vs_uniform)
                  for m, e in self.estimates.items()]
         return rows

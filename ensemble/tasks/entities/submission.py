@@ -98,6 +98,10 @@ def entity_submission(ids: Sequence[str], spans: Sequence[Sequence[Span]], texts
             format = _sample_format(sample, label_column, dict(zip(ids, texts)))
     fmt = format or "spans"
     if fmt == "rows":
+        if any(isinstance(t, str) for t in texts):
+            raise EnsembleError("the rows format (PII Data Detection: a row per word in an entity, its index in its "
+                                "document) is over pre-split words, and these rows are texts: give the data as words "
+                                "(words = \"first\"), or a sample submission of two columns (id, entities)")
         return _rows_frame(ids, spans, texts, sample_submission)
     cells = [_cell(spans[r], texts[r], fmt, f"row {ids[r]!r}") for r in order]
     frame = pd.DataFrame({id_column: [ids[r] for r in order], label_column: cells})

@@ -97,17 +97,18 @@ def _labelled(outputs, texts, gold, metric) -> LabelledUnits:
 
 
 def fit_entities(outputs: Sequence, texts: Sequence, gold: Sequence[Sequence[Span]], method: str = "f1", *,
-                 thresholds: bool = False, metric: str = "f1") -> Fit:
+                 thresholds=False, metric: str = "f1") -> Fit:
     """``method`` (:data:`~ensemble.tasks.entities.fitting.METHODS`) fitted on labelled rows (the
     members' outputs, the texts, or lists of words, and their gold spans): the members' weights
-    and, with ``thresholds``, each type's O threshold, by entity F-beta (``metric``: ``"f1"``,
+    and, with ``thresholds=True``, each type's O threshold (or, given as a number or ``{type:
+    number}``, the weights fitted under those), by entity F-beta (``metric``: ``"f1"``,
     or ``"f5"`` as PII Data Detection scores; :func:`~ensemble.tasks.entities.spans.beta_of`).
     Pass the result to :func:`entity_spans` with the test rows' outputs."""
     return fit_rule(_labelled(outputs, texts, gold, metric), method, thresholds=thresholds)
 
 
 def estimate_entities(outputs: Sequence, texts: Sequence, gold: Sequence[Sequence[Span]], *,
-                      methods: Sequence[str] = METHODS, thresholds: bool = False, folds: int = 5, metric: str = "f1",
+                      methods: Sequence[str] = METHODS, thresholds=False, folds: int = 5, metric: str = "f1",
                       n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95) -> dict[str, EntityEstimate]:
     """Every rule's entity F-beta (``metric``, as :func:`fit_entities` reads it) estimated over
     the labelled rows, cross-validated (:func:`~ensemble.tasks.entities.estimate.estimate_methods`),
@@ -150,6 +151,12 @@ def check_options(task, options, *, kind: str = "method") -> None:
         raise EnsembleError(f"{flag(given[0])} does not apply to entities members (it is for classifiers' or "
                             "regressors' outputs): drop it")
     check_option("adjust_metric", options.get("adjust_metric") or "accuracy")
+    if options.get("adjust_metric") not in (None, "accuracy"):
+        raise EnsembleError(f"{flag('adjust_metric', options['adjust_metric'])} is what a classifier's adjustment "
+                            "maximises; entities have none: drop it")
+    if options.get("acc_power", 1.0) != 1.0:
+        raise EnsembleError(f"{flag('acc_power', options['acc_power'])} is for classifiers' acc weights; entities' acc "
+                            "weighs each member by its entity F-beta as it is: drop it")
     if options.get("metric") not in (None, "accuracy"):  # "accuracy": the report's default, entity F1 here
         beta_of(options["metric"])
     if options.get("combine") not in (None, "prob", "mean"):
@@ -264,9 +271,9 @@ def _fitted(g, rule: str, s, folds, source) -> tuple[Fit, dict]:
     from ensemble.core.notices import notice
 
     units = _units(g, s)
-    per_type = s["threshold"] == "per_label"
+    limits = True if s["threshold"] == "per_label" else s["threshold"]  # fitted per type, given, or None
     methods = ["uniform", *AUTO_RULES] if rule == "auto" else [rule]
-    estimates = estimate_methods(units, methods, thresholds=per_type, seed=s["seed"], apparent=rule != "auto",
+    estimates = estimate_methods(units, methods, thresholds=limits, seed=s["seed"], apparent=rule != "auto",
                                  folds=folds)
     oof = not isinstance(folds, int)
     if rule == "auto":
@@ -276,10 +283,8 @@ def _fitted(g, rule: str, s, folds, source) -> tuple[Fit, dict]:
             m: {"cross_validated": e.f, "gain_vs_uniform": e.vs_uniform, "gain_interval": list(e.vs_uniform_interval)}
             for m, e in estimates.items()}}
     e = estimates[rule]
-    fit = fit_rule(units, rule, thresholds=per_type)
-    limits = fit.thresholds if per_type else (None if s["threshold"] is None else
-                                              {k: s["threshold"] for k in units.types})
-    fit = Fit(rule, fit.weights, limits, fit.members, s["metric"], units.al.tags,
+    fit = fit_rule(units, rule, thresholds=limits)
+    fit = Fit(rule, fit.weights, fit.thresholds, fit.members, s["metric"], units.al.tags,
               {} if e.apparent is None else {s["metric"]: e.apparent})
     estimate = {"metric": s["metric"], "estimate": e.f, "low": e.interval[0], "high": e.interval[1],
                 "of": "out-of-fold" if oof else "cross-validated"}

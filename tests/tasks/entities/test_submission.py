@@ -97,3 +97,15 @@ def test_unit_probabilities_written_whole_or_not_at_all(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         write_unit_probabilities(tmp_path / "new.parquet", frame)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sub.proba.parquet"]
+
+
+def test_the_rows_format_is_over_words_only():
+    """PII's row per word in an entity, over character texts, would write a row per character:
+    refused, saying to give words or a two-column sample."""
+    import pytest
+
+    from ensemble.core.errors import EnsembleError
+    from ensemble.tasks.entities.submission import entity_submission
+
+    with pytest.raises(EnsembleError, match="the rows format .* is over pre-split words"):
+        entity_submission(["a"], [[(4, 9, "PS")]], ["met alice now"], format="rows")

@@ -229,7 +229,8 @@ def test_per_type_thresholds_are_fitted_and_estimated_inside_the_folds(synthetic
 
 
 @pytest.mark.parametrize("option,value", [("metric", "f1_micro"), ("threshold", "1.5"), ("combine", "logit"),
-                                          ("adjust", "fit"), ("clip", True)])
+                                          ("adjust", "fit"), ("clip", True), ("acc_power", 2.0),
+                                          ("adjust_metric", "macro_f1")])
 def test_an_option_that_does_not_apply_is_refused_before_anything_is_written(synthetic, tmp_path, option, value):
     from ensemble import vote
 
@@ -428,3 +429,43 @@ def test_the_per_type_table_is_the_chosen_rules_out_of_fold_spans(synthetic):
     gold = [tags_from_spans(g, len(t)) for g, t in zip(al.y.spans, al.y.texts)]
     pred = [tags_from_spans(p, len(t)) for p, t in zip(e.spans, al.y.texts)]
     assert d["estimates"]["optimize"]["char_macro_f1"] == pytest.approx(char_macro_f1(gold, pred, list(al.tags)))
+
+
+def test_a_given_threshold_is_what_the_headline_estimates(synthetic, tmp_path):
+    """An O threshold given as a number is applied to the submission and to every fit and score
+    of the estimate: the headline is the notebook's estimate at that threshold, not at argmax; the
+    report's estimates change with it too."""
+    from ensemble import report, vote
+    from ensemble.tasks.entities.vote import estimate_entities
+
+    models, data, cache_dir, columns, _ = synthetic
+    at = vote(models, data, "optimize", columns=columns, cache_dir=cache_dir, threshold=0.99, out=tmp_path / "a.csv",
+              weights_dir=tmp_path / "w")
+    plain = vote(models, data, "optimize", columns=columns, cache_dir=cache_dir, out=tmp_path / "b.csv",
+                 weights_dir=tmp_path / "w")
+    al = _cached(models, data, cache_dir, "valid")
+    texts = pd.read_csv(data["valid"])["text"].tolist()
+    expected = estimate_entities(al.logits, texts, al.y.spans, methods=["optimize"], thresholds=0.99)["optimize"]
+    assert at.attrs["headline"]["estimate"] == pytest.approx(expected.f)
+    assert at.attrs["headline"]["estimate"] != pytest.approx(plain.attrs["headline"]["estimate"])
+    assert at.attrs["weights"].thresholds == {"LC": 0.99, "PS": 0.99}
+    r_at = report(models, data, columns=columns, cache_dir=cache_dir, methods=["optimize"], threshold=0.99)
+    assert r_at.estimates["optimize"].f == pytest.approx(expected.f)
+
+
+def test_members_marked_optimistic_leave_the_reports_ensembles_as_the_votes(synthetic, tmp_path):
+    """trained_on_valid: the member is scored but left out of every ensemble the report
+    estimates, as the vote leaves it out of the submission: both are of the other members."""
+    from ensemble import report, vote
+    from ensemble.tasks.entities.vote import estimate_entities
+
+    models, data, cache_dir, columns, _ = synthetic
+    rep = report(models, data, columns=columns, cache_dir=cache_dir, methods=["acc"], trained_on_valid=["m2"])
+    assert rep.excluded == ("m2",) and "excluded" in rep.members["m2"]
+    al = _cached(models, data, cache_dir, "valid")
+    texts = pd.read_csv(data["valid"])["text"].tolist()
+    two = estimate_entities(al.logits[:2], texts, al.y.spans, methods=["uniform"])["uniform"]
+    assert rep.estimates["uniform"].f == pytest.approx(two.f)
+    sub = vote(models, data, "uniform", columns=columns, cache_dir=cache_dir, trained_on_valid=["m2"],
+               out=tmp_path / "s.csv", weights_dir=tmp_path / "w")
+    assert sub.attrs["weights"].models == ("m0", "m1")
