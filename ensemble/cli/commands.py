@@ -14,7 +14,7 @@ import click
 
 from ensemble.core.errors import EnsembleError
 from ensemble.core.options import allowed
-from ensemble.tasks import DEFAULT_TASK, TASKS
+from ensemble.tasks import DEFAULT_TASK, TASK_CHOICES
 
 log = logging.getLogger("ensemble")
 
@@ -610,7 +610,7 @@ def _age(seconds: float) -> str:
 @click.option("--folds", type=click.IntRange(min=2), default=None, metavar="K",
               help="A K-fold example instead: two backbones trained K times (fold k held out) and once on every row "
                    "(the refits), folds.csv, and an ensemble.toml that fits on the out-of-fold rows.")
-@click.option("--task", type=click.Choice([*TASKS, "ner"]), default=DEFAULT_TASK.name,
+@click.option("--task", type=click.Choice(TASK_CHOICES), default=DEFAULT_TASK.name,
               show_default=True, help="regression: sentence-pair regressors with two targets; multi_label: taggers "
                                       "with four labels (one run with its outputs in another order); ner (entities): "
                                       "token classifiers over two tokenizers (one run with its tags in another order).")

@@ -8,7 +8,7 @@ import click
 
 from ensemble.core.errors import NAME_RULE, EnsembleError, is_name, project_messages
 from ensemble.core.options import allowed
-from ensemble.tasks import TASKS
+from ensemble.tasks import TASK_CHOICES
 
 log = logging.getLogger("ensemble")
 
@@ -262,11 +262,11 @@ def column_options(f):
                           "[default: label when present]."),
         click.option("--label-sep", default=None, expose_value=False, callback=_to_meta("label_sep"),
                      help="Multi-label: the label column joins each row's labels with this separator."),
-        click.option("--words", type=click.Choice(["first", "mean"]), default=None, expose_value=False,
+        click.option("--words", type=click.Choice(allowed("words")), default=None, expose_value=False,
                      callback=_to_meta("words"),
                      help="Entities: the text column holds pre-split words (a list per row), the label column a tag "
                           "per word; a word takes its first sub-token's outputs, or their mean."),
-        click.option("--task", type=click.Choice(list(TASKS)), default=None,
+        click.option("--task", type=click.Choice(TASK_CHOICES), default=None,
                      expose_value=False, callback=_to_meta("task"),
                      help="The members' task [default: from their config.json: problem_type, num_labels]."),
         click.option("--encoding", default=None, help="Encoding of CSV/TSV/JSONL files, e.g. cp949 [default: UTF-8]."),

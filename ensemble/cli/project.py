@@ -322,7 +322,9 @@ def _read_data(r: _Reader, data_t: dict):
             columns[key] = data_t[key]
     if columns.get("quoting", "auto") not in ("auto", "csv", "none"):
         r.fail("data", "quoting", f"must be auto, csv or none, got {columns['quoting']!r}")
-    if columns.get("words", "first") not in ("first", "mean"):
+    from ensemble.core.options import ALLOWED
+
+    if "words" in columns and columns["words"] not in ALLOWED["words"]:
         r.fail("data", "words", f"must be first or mean (a word's first sub-token, or their mean), got "
                                 f"{columns['words']!r}")
     if "text" in data_t:

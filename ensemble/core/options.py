@@ -29,6 +29,7 @@ ALLOWED = {
     "dtype": ("auto", "float32", "bfloat16", "float16"),  # inference precision
     "accumulate_dtype": ("float32", "float64"),  # the running sum of an average
     "soup": ("uniform", "greedy"),  # avg-ckpt --method: a uniform soup or a greedy one
+    "words": ("first", "mean"),  # pre-split words: a word's first sub-token's outputs, or their mean
 }
 
 

@@ -402,7 +402,7 @@ def load_split(
         Kept with the split for the forward and the task to read.
     """
     path = Path(path)
-    if words not in (None, "first", "mean"):
+    if words is not None and words not in ALLOWED["words"]:
         raise EnsembleError(f"{path}: words must be first or mean (a word's first sub-token, or the mean of its "
                             f"sub-tokens), got {words!r}")
     fmt = data_format(path)

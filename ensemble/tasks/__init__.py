@@ -10,10 +10,15 @@ from ensemble.tasks.columns.multilabel import MULTI_LABEL
 from ensemble.tasks.columns.regression import REGRESSION
 from ensemble.tasks.entities.task import ENTITIES
 
-__all__ = ["Task", "TASKS", "DEFAULT_TASK", "task_named", "task_for_head", "shared_task", "read_as", "open_member"]
+__all__ = ["Task", "TASKS", "TASK_CHOICES", "ALIASES", "DEFAULT_TASK", "task_named", "task_for_head", "shared_task", "read_as", "open_member"]
 
 # Every task, by name. A new kind of head is served by adding its task here.
 TASKS: dict[str, Task] = {t.name: t for t in (CLASSIFICATION, REGRESSION, MULTI_LABEL, ENTITIES)}
+
+# Other names a task answers to (task_named); TASK_CHOICES, what --task offers: the tasks and "ner"
+ALIASES = {"multi-label": "multi_label", "multilabel": "multi_label", "ner": "entities",
+           "token_classification": "entities"}
+TASK_CHOICES: tuple[str, ...] = (*TASKS, "ner")
 
 # The task of a submission written without members to say it (write_submission), and of a project
 # whose members' heads were not read (ensemble init).
@@ -24,8 +29,7 @@ def task_named(name: str) -> Task:
     """The task called ``name``; an error listing the tasks there are."""
     from ensemble.core.errors import EnsembleError
 
-    key = {"multi-label": "multi_label", "multilabel": "multi_label", "ner": "entities",
-           "token_classification": "entities"}.get(str(name), name)
+    key = ALIASES.get(str(name), name)
     if key not in TASKS:
         raise EnsembleError(f"task must be one of {', '.join(TASKS)}; got {name!r}")
     return TASKS[key]
