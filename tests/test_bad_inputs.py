@@ -259,6 +259,19 @@ def _(w, tmp):
     return _predict(w, tmp, extra=("--words", "first"))
 
 
+@case("entities: a member whose tokenizer gives no offsets", "the tokens forward needs a fast tokenizer "
+      "(tokenizer.json) for its character offsets, and BertTokenizer")
+def _(w, tmp):
+    import transformers
+
+    folder = _copy(w.ner / "models" / "m0", tmp, "slow")
+    (folder / "tokenizer.json").unlink()
+    (folder / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n" + "\n".join("abcdefghij") + "\n")
+    slow = "BertTokenizerLegacy" if hasattr(transformers, "BertTokenizerLegacy") else "BertTokenizer"  # 5.x / 4.x
+    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": slow}))
+    return _ner(w, tmp, "predict", models=[folder])
+
+
 @case("entities: a weights rule of another task", "--weights stack is not a rule of the entities task")
 def _(w, tmp):
     return _ner(w, tmp, extra=("--weights", "stack"))

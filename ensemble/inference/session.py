@@ -469,14 +469,14 @@ class ModelSession:
         (start, end) characters (specials (0, 0)), or with ``words`` each token's (word, place
         among its text's tokens) (specials (-1, -1))."""
         tok = self.tokenizer
-        self.model  # noqa: B018 - its forward's parameters say which inputs it takes
         where = self.ref.tokenizer_dir
         if len(split.texts) > 1:
             raise EnsembleError(f"{split.path}: the tokens forward reads one text column, not a pair "
                                 f"({', '.join(split.text_columns)})")
-        if not getattr(tok, "is_fast", False):
+        if not getattr(tok, "is_fast", False):  # before the model loads: nothing to run without offsets
             raise EnsembleError(f"{where}: the tokens forward needs a fast tokenizer (tokenizer.json) for its "
                                 f"character offsets, and {type(tok).__name__} is not one")
+        self.model  # noqa: B018 - its forward's parameters say which inputs it takes
         words = self.forward.words is not None
         texts = _word_lists(split) if words else list(split.texts[0])
         want_tt = "token_type_ids" in getattr(tok, "model_input_names", ()) and "token_type_ids" in self._inputs
