@@ -131,7 +131,7 @@ def position_wise(a, b, texts, tags):
 
 
 def gain(folder: Path, data: Path, n_train: int, steps: int, hidden: int) -> dict:
-    from tests.zoo import train_tag_tokenizers, train_tagger
+    from ensemble.cli.entities_example import train_tag_tokenizers, train_tagger
 
     from ensemble.tasks.entities.estimate import resampled_f
     from ensemble.tasks.entities.klue import read_klue_ner
@@ -151,7 +151,7 @@ def gain(folder: Path, data: Path, n_train: int, steps: int, hidden: int) -> dic
     for name, tok in tokenizers.items():
         train_tagger(folder / name, tok, texts[:n_train], char_tags[:n_train], TAGS, steps=steps, max_steps=steps,
                      hidden=hidden, lr=2e-3)
-        members[name] = folder / name / "run" / f"checkpoint-{steps}"
+        members[name] = folder / name / f"checkpoint-{steps}"
         outputs[name] = predict_forward(members[name], split, "tokens", device="cpu", progress=False, cache=False,
                                         name=name)
     trained = time.perf_counter() - t0
@@ -184,8 +184,7 @@ def main() -> None:
     data = SHARED if SHARED.is_file() and not args.smoke else SLICE
     if args.smoke:
         args.train, args.steps, args.hidden, args.cost_rows = 240, 20, 32, 20
-    from tests.zoo import train_tag_tokenizers
-
+    from ensemble.cli.entities_example import train_tag_tokenizers
     from ensemble.tasks.entities.klue import read_klue_ner
 
     texts = list(read_klue_ner(data)["text"])

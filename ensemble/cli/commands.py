@@ -173,7 +173,8 @@ def predict(models, data, project, id_col, text_cols, label_col, encoding, quoti
               help="The competition's sample submission: its columns, row order and label format are followed.")
 @click.option("--out", type=click.Path(path_type=str), default=None,
               help="Submission CSV [default: submissions/<name>-<method>.csv].")
-@click.option("--proba", is_flag=True, help="Add a probability column per class.")
+@click.option("--proba", is_flag=True, help="Add a probability column per class (entities: the per-character or "
+                                             "per-word probabilities to <submission>.proba.parquet).")
 @click.option("--name", default="ensemble", show_default=True,
               help="Names the outputs: weights/<name>-<method>.json, submissions/<name>-<method>.csv.")
 @click.option("--valid-split", default="valid", show_default=True, help="The --data split weights are fitted on.")
@@ -266,7 +267,7 @@ def vote_cmd(models, data, project, id_col, text_cols, label_col, encoding, quot
 @click.option("--metric", default="accuracy", show_default=True,
               help="The competition's metric: what auto chooses by and the headline and leaderboard are in "
                    "(accuracy, macro_f1, log_loss, roc_auc, qwk; a scikit-learn scorer name is compared by auto "
-                   "only); regression and multi-label: their own metrics.")
+                   "only); regression and multi-label: their own metrics; entities: f1 or f<beta>.")
 @click.option("--repeats", type=click.IntRange(min=1), default=None,
               help="Rounds of folds, each with another shuffle [default: 2, 1 above 10,000 rows].")
 @click.option("--seed", type=int, default=0, show_default=True)

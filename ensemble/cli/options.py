@@ -222,11 +222,14 @@ def value_options(f, metric: bool = False):
                                "Classifiers: accuracy, macro_f1, log_loss, roc_auc, qwk [default: accuracy]; "
                                "regression and multi-label, which fit weights by it too: pearson, spearman, rmse, "
                                "mae, mcrmse; f1_micro, f1_macro, f1_samples [default: pearson, or mcrmse for "
-                               "several targets; f1_micro].")] if metric else []
+                               "several targets; f1_micro]; entities: f<beta>, entity-level micro F-beta (f1, or "
+                               "f5 as PII Data Detection) [default: f1].")] if metric else []
     for opt in reversed([*extra,
         click.option("--threshold", default=None, expose_value=False, callback=_to_meta("threshold"),
                      help="Multi-label: global (one, fitted), per_label (fitted), or a probability in (0, 1) "
-                          "(or one per label, A,B,...) [default: global]."),
+                          "(or one per label, A,B,...) [default: global]. Entities: the probability of O under which "
+                          "an entity tag wins, per_label (one per type, fitted) or a number in (0, 1] [default: "
+                          "none, plain argmax]."),
         click.option("--clip", is_flag=True, default=False, expose_value=False, callback=_to_meta("clip"),
                      help="Regression: clip the ensemble's outputs to the training labels' range (--data train), "
                           "else the validation targets'."),
