@@ -415,8 +415,8 @@ class ModelSession:
     def run(self, split, progress=False):
         """This session's forward over ``split``: :class:`Logits` ("sequence", cached),
         :class:`~ensemble.core.outputs.Ragged` ("tokens": per-character tag probabilities, cached)
-        or :class:`~ensemble.core.outputs.Texts` ("generation": computed every time, the cache
-        does not hold them yet)."""
+        or :class:`~ensemble.core.outputs.Texts` ("generation": candidates and their scores,
+        cached)."""
         if self.forward.name == "tokens":
             return self.token_probabilities(split, progress)
         if self.forward.name == "generation":
@@ -573,10 +573,19 @@ class ModelSession:
 
     def generations(self, split, progress=False) -> Texts:
         """The generation forward over ``split``: ``num_return_sequences`` texts per row and
-        their scores, in input order, computed (not cached)."""
+        their scores, in input order, from the cache when there (keyed by the model, the data and
+        every generation setting, the folder's ``generation_config.json`` included), else
+        generated and stored."""
+        self._require("generation")
+
+        def from_hit(hit):
+            return replace(hit, model=self.ref.name, split=split.name, meta={**hit.meta, "cached": True})
+
+        return self._cached(split, lambda key: self._make_generations(split, progress, key), from_hit)
+
+    def _make_generations(self, split, progress, key) -> Texts:
         import torch
 
-        self._require("generation")
         enc = self.encode(split)
         model, tok = self.model, self.tokenizer
         left = not getattr(model.config, "is_encoder_decoder", False)
@@ -615,8 +624,12 @@ class ModelSession:
         np.cumsum([len(t) for t in texts], out=offsets[1:])
         scores = np.concatenate([s for _, s in per_row]).astype(np.float32) if per_row \
             else np.zeros(0, dtype=np.float32)
-        return Texts(split.ids, texts, scores, offsets, self.ref.name, split.name,
-                     self._meta(split, truncated=enc.truncated))
+        meta = self._meta(split, truncated=enc.truncated, model_digest=self.model_digest if key else None)
+        result = Texts(split.ids, texts, scores, offsets, self.ref.name, split.name, meta)
+        if key is not None and (self.dist is None or self.dist.is_main_process):
+            path = self.cache.put(key, result, {k: v for k, v in meta.items() if v is not None and k != "cached"})
+            result.meta.update(key=key, cache_path=str(path))
+        return result
 
 
 def _check_each_once(rows: np.ndarray, n: int, path) -> None:

@@ -237,9 +237,8 @@ def predict_forward(
         generation: ``num_beams``, ``max_new_tokens``, ``length_penalty``, ``no_repeat_ngram_size``,
         ``num_return_sequences``, ``do_sample``, ``seed``).
     Others
-        As :func:`predict_logits`; ``cache`` serves the sequence and token forwards (a token
-        forward with ``return_offsets`` is computed every time, as are generation's outputs,
-        which the cache does not hold yet).
+        As :func:`predict_logits`; ``cache`` serves every forward (a token forward with
+        ``return_offsets`` is computed every time: the cache does not hold token spans).
 
     Returns
     -------
@@ -263,4 +262,4 @@ def predict_forward(
 
         fw = split_forward(fw, split)  # a split of pre-split words runs as words
     ref = open_model(model, fw, name, tokenizer)
-    return ModelSession(ref, inference, as_cache(cache) if fw.name == "tokens" else None, fw).run(split, progress)
+    return ModelSession(ref, inference, as_cache(cache), fw).run(split, progress)

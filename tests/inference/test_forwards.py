@@ -469,7 +469,7 @@ def test_generation_equals_generate_row_by_row_in_input_order(gen_dirs, tmp_path
     split = _split(tmp_path, GEN_TEXTS)
     settings = dict(max_new_tokens=8, no_repeat_ngram_size=2)
     out = predict_forward(gen_dirs[arch], split, "generation", batch_size=3, device="cpu", progress=False,
-                          **settings)
+                          cache=False, **settings)
     lengths = [len(t) for t in GEN_TEXTS]
     assert np.argsort(lengths, kind="stable").tolist() != list(range(len(lengths)))  # sorting reorders them
     assert out.ids.tolist() == split.ids.tolist() and out.offsets.tolist() == list(range(len(GEN_TEXTS) + 1))
@@ -514,6 +514,31 @@ def test_sampling_is_seeded(gen_dirs, tmp_path):
         ModelSession(ref, CPU, forward=greedy).run(split)
     with pytest.raises(EnsembleError, match=r"the generation forward gives no logits; use ModelSession.run"):
         ModelSession(ref, CPU, forward=fw).logits(split)
+
+
+def test_generations_are_cached_with_every_setting_in_the_key(gen_dirs, tmp_path):
+    """A second run reads the candidates back without loading the model; another generation
+    setting, or another generation_config.json, is a miss."""
+    import shutil
+
+    split = _split(tmp_path, GEN_TEXTS[:6])
+    cache = OutputCache(tmp_path / "cache")
+    fw = GenerationForward(num_beams=2, num_return_sequences=2, max_new_tokens=6)
+    first = ModelSession(open_model(gen_dirs["bart"], fw), CPU, cache, forward=fw).run(split)
+    assert first.meta["cached"] is False and cache.path_for(first.meta["key"]).is_file()
+    again = ModelSession(open_model(gen_dirs["bart"], fw), CPU, cache, forward=fw)
+    hit = again.run(split)
+    assert hit.meta["cached"] is True and again._model is None  # no model loaded
+    assert hit.texts == first.texts and np.array_equal(hit.scores, first.scores)
+    assert list(hit.ids) == list(split.ids) and hit.offsets.tolist() == first.offsets.tolist()
+    other = GenerationForward(num_beams=3, num_return_sequences=2, max_new_tokens=6)
+    assert ModelSession(open_model(gen_dirs["bart"], other), CPU, cache, forward=other).run(split).meta["cached"] is False
+    edited = tmp_path / "bart"
+    shutil.copytree(gen_dirs["bart"], edited)
+    config = json.loads((edited / "generation_config.json").read_text())
+    (edited / "generation_config.json").write_text(json.dumps({**config, "repetition_penalty": 1.3}))
+    moved = ModelSession(open_model(edited, fw), CPU, cache, forward=fw).run(split)
+    assert moved.meta["cached"] is False
 
 
 def test_a_split_of_words_runs_the_tokens_forward_with_them(tmp_path):
