@@ -75,3 +75,29 @@ def test_f1_samples_is_shown_per_label_as_each_labels_f1(tmp_path):
         assert rep.per_target().loc["m0", t] == pytest.approx(f1_score(al.y[:, j], (p[:, j] >= 0.5).astype(int),
                                                                          zero_division=0))
     assert "F1 (f1_samples has no per-label part) per label" in rep.to_text()
+
+
+@pytest.mark.parametrize("task", ["regression", "multi_label"])
+def test_a_member_chosen_on_the_validation_rows_leaves_the_reports_fits_as_the_votes(task, tmp_path):
+    """A greedy soup chosen on these validation rows (its manifest says so) is optimistic there:
+    the report leaves it out of every fit, as the vote leaves it out of the submission, so that
+    the estimate is of the ensemble submitted; include_optimistic keeps it in both."""
+    import json
+    from pathlib import Path
+
+    from ensemble import report, vote
+    from ensemble.data.splits import load_split
+
+    from tests.synthetic_members import make_task_members
+
+    models, data, cache, columns, _ = make_task_members(task, tmp_path, valid_rows=120, test_rows=20)
+    digest = load_split(data["valid"], label=columns["label"]).digest
+    (Path(models["m0"]) / "ensemble_manifest.json").write_text(json.dumps(
+        {"selected_on_holdout": True, "method": "greedy", "holdout": {"data_digest": digest}}))
+    rep = report(models, data, columns=columns, cache_dir=cache, methods=["optimize"], check_shift=False)
+    sub = vote(models, data, "optimize", columns=columns, cache_dir=cache, out=tmp_path / "s.csv",
+               weights_dir=tmp_path / "w", check_shift=False)
+    assert list(rep.excluded) == ["m0"] and tuple(sub.attrs["weights"].models) == ("m1", "m2")
+    kept = report(models, data, columns=columns, cache_dir=cache, methods=["optimize"], include_optimistic=True,
+                  check_shift=False)
+    assert list(kept.excluded) == []
