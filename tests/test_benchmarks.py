@@ -54,7 +54,7 @@ def test_there_are_benchmarks_to_check():
 # ones that train or load real models beyond a step, or read ../shared, are checked above only
 SMOKE = ["bench_honesty", "bench_regression", "bench_multilabel", "bench_priors", "bench_folds",
          "bench_winners_curse", "bench_weighting", "bench_many_classes", "bench_zoo", "bench_averaging",
-         "bench_predict", "bench_real", "bench_sweep", "bench_metrics", "bench_tokens"]
+         "bench_predict", "bench_real", "bench_sweep", "bench_metrics", "bench_tokens", "bench_generation"]
 
 
 @pytest.mark.parametrize("name", SMOKE)
