@@ -66,6 +66,7 @@ class Split:
     label_columns: tuple[str, ...] = ()  # every label column read (several: targets, 0/1 labels)
     label_sep: str | None = None  # multi-label: the separator of labels joined in one column
     words: str | None = None  # the text column holds pre-split words: a word's "first" sub-token, or their "mean"
+    _words: list = field(default_factory=list, repr=False)  # word_lists(), read once
 
     def __post_init__(self):
         if not self.name:  # the file name without its suffixes: "valid" for data/valid.csv.gz
@@ -109,6 +110,30 @@ class Split:
         return blake3(json.dumps({"column": column, "labels": self.labels.tolist()}, ensure_ascii=False,
                                  separators=(",", ":")).encode("utf-8")).hexdigest()
 
+    def word_lists(self) -> list[list[str]]:
+        """The text column read as pre-split words, once: a list of strings per row (a JSON list
+        in a CSV; a Python list as pandas writes one is read too); anything else is an error
+        naming the file, the row and the column."""
+        if not self._words:
+            import ast
+
+            out = []
+            for row, cell in enumerate(self.texts[0]):
+                try:
+                    value = json.loads(cell)
+                except ValueError:
+                    try:
+                        value = ast.literal_eval(cell)
+                    except (ValueError, SyntaxError, MemoryError, RecursionError):
+                        value = None
+                if not isinstance(value, list) or not all(isinstance(w, str) for w in value):
+                    raise EnsembleError(f"{self.path}: row {row + 1}: column {self.text_columns[0]!r} holds "
+                                        f"{cell[:40]!r}, not a list of words; give each row its words as a list of "
+                                        "strings (a JSON list in a CSV), or drop words= to read texts")
+                out.append(value)
+            self._words.append(out)
+        return self._words[0]
+
     def subset(self, rows, name: str | None = None) -> "Split":
         """The rows ``rows`` (indices, in that order) as a split of their own: its digest is that
         of those ids and texts, so logits cached for it are keyed by exactly the rows they cover
@@ -117,7 +142,8 @@ class Split:
 
         rows = np.asarray(rows, dtype=np.int64)
         return replace(self, ids=self.ids[rows], texts=tuple([t[i] for i in rows] for t in self.texts),
-                       labels=None if self.labels is None else self.labels[rows], name=name or self.name, _digest=[])
+                       labels=None if self.labels is None else self.labels[rows], name=name or self.name, _digest=[],
+                       _words=[])
 
     def require_labels(self, why: str) -> None:
         """Raise a one-line error when the split is unlabelled, naming the label column looked

@@ -35,10 +35,8 @@ outputs are not cached yet: :meth:`ModelSession.key` names them, the cache canno
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import inspect
-import json
 import logging
 import math
 from dataclasses import dataclass, replace
@@ -478,7 +476,7 @@ class ModelSession:
                                 f"character offsets, and {type(tok).__name__} is not one")
         self.model  # noqa: B018 - its forward's parameters say which inputs it takes
         words = self.forward.words is not None
-        texts = _word_lists(split) if words else list(split.texts[0])
+        texts = split.word_lists() if words else list(split.texts[0])
         want_tt = "token_type_ids" in getattr(tok, "model_input_names", ()) and "token_type_ids" in self._inputs
         kw = dict(padding=False, return_attention_mask=False, return_token_type_ids=want_tt,
                   return_offsets_mapping=not words, truncation=False, is_split_into_words=words)
@@ -538,7 +536,7 @@ class ModelSession:
         probs = [None] * len(enc.lengths)
         for w, p in zip(rows, items):
             probs[w] = p
-        texts = _word_lists(split) if words else split.texts[0]
+        texts = split.word_lists() if words else split.texts[0]
         try:
             if words:
                 values, offsets = project_onto_words(probs, spans, text_of, [len(t) for t in texts], self.ref.labels,
@@ -755,27 +753,6 @@ def progress_bar(progress, total: int, desc: str):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="batch", disable=not progress, leave=False)
-
-
-def _word_lists(split) -> list[list[str]]:
-    """``split``'s text column read as pre-split words: a list of strings per row (a JSON list in
-    a CSV; a Python list as pandas writes one is read too); anything else is an error naming the
-    row."""
-    out = []
-    for row, cell in enumerate(split.texts[0]):
-        try:
-            value = json.loads(cell)
-        except ValueError:
-            try:
-                value = ast.literal_eval(cell)
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
-                value = None
-        if not isinstance(value, list) or not all(isinstance(w, str) for w in value):
-            raise EnsembleError(f"{split.path}: row {row + 1}: column {split.text_columns[0]!r} holds "
-                                f"{cell[:40]!r}, not a list of words; give each row its words as a list of strings "
-                                "(a JSON list in a CSV), or drop words= to read texts")
-        out.append(value)
-    return out
 
 
 def _char_spans(enc, text_of, texts, where) -> list[np.ndarray]:

@@ -207,3 +207,21 @@ def test_how_words_are_read_is_part_of_the_digest(tmp_path):
     pd.DataFrame({"id": ["a"], "tokens": [["x", "y"]]}).to_json(tmp_path / "w.jsonl", orient="records", lines=True)
     digests = {w: load_split(tmp_path / "w.jsonl", text="tokens", words=w).digest for w in (None, "first", "mean")}
     assert len(set(digests.values())) == 3
+
+
+def test_word_lists_read_json_and_python_lists_once(tmp_path):
+    """One reader of pre-split words for the forward and the task: JSON lists, and the Python
+    lists pandas writes to a CSV; anything else names the file, row and column."""
+    import pandas as pd
+    import pytest
+
+    from ensemble.core.errors import EnsembleError
+    from ensemble.data.splits import load_split
+
+    pd.DataFrame({"id": ["a", "b"], "tokens": [["x", "y"], ["z"]]}).to_csv(tmp_path / "w.csv", index=False)
+    split = load_split(tmp_path / "w.csv", text="tokens", words="first")  # pandas wrote "['x', 'y']"
+    assert split.word_lists() == [["x", "y"], ["z"]] and split.word_lists() is split.word_lists()
+    assert split.subset([1]).word_lists() == [["z"]]
+    (tmp_path / "bad.csv").write_text('id,tokens\na,"[""x""]"\nb,plain text\n', encoding="utf-8")
+    with pytest.raises(EnsembleError, match=r"bad\.csv: row 2: column 'tokens' holds 'plain text', not a list of words"):
+        load_split(tmp_path / "bad.csv", text="tokens", words="first").word_lists()

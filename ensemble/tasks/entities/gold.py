@@ -12,7 +12,7 @@ from typing import Sequence
 from ensemble.core.errors import EnsembleError
 from ensemble.tasks.entities.spans import Span, normalise_tags, tags_from_spans
 
-__all__ = ["parse_entities", "read_entities", "read_word_tags", "read_words", "read_gold"]
+__all__ = ["parse_entities", "read_entities", "read_word_tags", "read_gold"]
 
 
 def _items(value, where: str) -> list:
@@ -75,26 +75,6 @@ def read_word_tags(words: Sequence, tags: Sequence, *, path) -> tuple[list[list[
     return out_words, out_tags
 
 
-def read_words(cells: Sequence, *, path, column: str = "text") -> list[list[str]]:
-    """Each row's pre-split words: a list of strings (a JSON list in a CSV cell, a list in JSONL
-    or Parquet); anything else is a one-line error naming the file, the row and the column."""
-    out = []
-    for i, cell in enumerate(cells):
-        value = cell
-        if isinstance(cell, str):
-            try:
-                value = json.loads(cell)
-            except ValueError:
-                value = None
-        if hasattr(value, "tolist"):
-            value = value.tolist()
-        if not isinstance(value, list) or not all(isinstance(w, str) for w in value):
-            raise EnsembleError(f"{path}: row {i + 1}: column {column!r} holds {str(cell)[:40]!r}, not a list of words; "
-                                "give each row its words as a list of strings (a JSON list in a CSV), or drop words")
-        out.append(value)
-    return out
-
-
 def read_gold(split) -> tuple[list, list[list[Span]]]:
     """A labelled split's units and gold spans: its texts and the character spans of its label
     column; or, for a split of pre-split words (``split.words``), its lists of words and the
@@ -107,6 +87,5 @@ def read_gold(split) -> tuple[list, list[list[Span]]]:
     if getattr(split, "words", None) is None:
         texts = ["" if t is None else str(t) for t in split.texts[0]]
         return texts, read_entities(texts, list(split.labels), path=split.path)
-    words = read_words(split.texts[0], path=split.path, column=split.text_columns[0])
-    words, tags = read_word_tags(words, list(split.labels), path=split.path)
+    words, tags = read_word_tags(split.word_lists(), list(split.labels), path=split.path)
     return words, [spans_from_tags(t) for t in tags]

@@ -166,10 +166,7 @@ class Entities(Task):
 
     def check_texts(self, split) -> None:
         """An empty text (or an empty list of words) has no unit to tag: refused, naming the row."""
-        from ensemble.tasks.entities.gold import read_words
-
-        units = (read_words(split.texts[0], path=split.path, column=split.text_columns[0])
-                 if getattr(split, "words", None) is not None else split.texts[0])
+        units = split.word_lists() if getattr(split, "words", None) is not None else split.texts[0]
         empty = next((i for i, t in enumerate(units) if t is None or len(t) == 0), None)
         if empty is not None:
             raise EnsembleError(f"{split.path}: row {empty + 1} (id {split.ids[empty]}): an empty "

@@ -211,11 +211,8 @@ def split_texts(split, offsets) -> list:
     """``split``'s texts (or lists of words, for a split of pre-split words), each as long as its
     row of outputs (else they are not the rows the members ran over: an error naming the file and
     row)."""
-    from ensemble.tasks.entities.gold import read_words
-
     words = getattr(split, "words", None) is not None
-    texts = (read_words(split.texts[0], path=split.path, column=split.text_columns[0]) if words else
-             ["" if t is None else str(t) for t in split.texts[0]])
+    texts = split.word_lists() if words else ["" if t is None else str(t) for t in split.texts[0]]
     lengths = np.diff(offsets)
     unit = "words" if words else "characters"
     for i, t in enumerate(texts):
