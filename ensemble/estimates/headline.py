@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Mapping
 
 __all__ = ["headline_of", "headline_line", "holdout_note", "submitted_headline", "refits_note", "with_shift", "OF_WORDS",
-           "VOTE_LOGGER"]
+           "VOTE_LOGGER", "say_headline"]
 
 # The logger of the vote's own lines, whichever task's part of the vote says them: held until the
 # headline is said (ensemble.workflows.vote), so that the headline comes first.
@@ -88,3 +88,15 @@ def with_shift(h: dict, shift) -> dict:
 
     note = shift_note(shift) if h.get("estimate") is not None else None  # no figure, no claim to qualify
     return {**h, "shift": note} if note else h
+
+
+def say_headline(headline: Mapping, out) -> None:
+    """The vote's headline of the submission ``out``, said first (the vote holds its other lines
+    until it is: :data:`VOTE_LOGGER`), when the vote estimated it."""
+    if headline.get("estimate") is not None:
+        import logging
+
+        from ensemble.core.notices import notice
+
+        notice(logging.getLogger(VOTE_LOGGER), "%s", headline_line({**headline, "submission": str(out)}),
+               extra={"headline": True})

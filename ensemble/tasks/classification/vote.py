@@ -18,7 +18,7 @@ from ensemble.core.combination import as_log_probs
 from ensemble.core.errors import EnsembleError, data_fix, flag, option
 from ensemble.core.options import allowed
 from ensemble.core.notices import notice
-from ensemble.estimates.headline import VOTE_LOGGER, headline_line, with_shift
+from ensemble.estimates.headline import VOTE_LOGGER, say_headline, with_shift
 
 log = logging.getLogger(VOTE_LOGGER)  # held until the vote's headline is said
 
@@ -338,8 +338,7 @@ def _write(fitted, test_proba: np.ndarray, g, job, *, procedure: dict):
                             probabilities=job.settings.metric in ("log_loss", "roc_auc"))
     frame = job.save(frame, out, sidecar, fitted, weights_path if kind == "method" else None)
     frame.attrs.update(path=str(out), weights=fitted, headline=sidecar["headline"])
-    if g.estimate.get("estimate") is not None:
-        notice(log, "%s", headline_line({**sidecar["headline"], "submission": str(out)}), extra={"headline": True})
+    say_headline(sidecar["headline"], out)
     log.info("wrote %s (%d rows; %s)", out, len(frame),
              class_counts(labels, np.bincount(test_proba.argmax(axis=1), minlength=len(labels))))
     return frame

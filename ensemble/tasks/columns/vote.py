@@ -14,7 +14,7 @@ import numpy as np
 
 from ensemble.core.errors import EnsembleError, data_fix, flag, option
 from ensemble.core.notices import notice
-from ensemble.estimates.headline import VOTE_LOGGER, headline_line, headline_of, with_shift
+from ensemble.estimates.headline import VOTE_LOGGER, headline_of, say_headline, with_shift
 from ensemble.tasks.columns.estimate import (
     AUTO_VALUE_METHODS,
     cross_validate_values,
@@ -304,8 +304,3 @@ def _fitted(task, g, spec: str, fit: Mapping, cv: Mapping, holdout, source, seed
                                               "cross-validates it"}
     fitted = estimates[spec].weights if spec in estimates else fit_value_weights(task.name, arrays, y, spec, **fit)
     return fitted, estimate
-
-
-def say_headline(headline: Mapping, out) -> None:
-    if headline.get("estimate") is not None:
-        notice(log, "%s", headline_line({**headline, "submission": str(out)}), extra={"headline": True})

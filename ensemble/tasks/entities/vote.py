@@ -9,16 +9,20 @@ over uniform is sure) or given, and the submission, weights file and sidecar wri
 
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import numpy as np
 
 from ensemble.core.errors import EnsembleError
+from ensemble.estimates.headline import VOTE_LOGGER, headline_of, say_headline
 from ensemble.tasks.entities.combination import align_units, decode_rows, mean_units
 from ensemble.tasks.entities.estimate import EntityEstimate, estimate_methods
 from ensemble.tasks.entities.fitting import METHODS, Fit, LabelledUnits, fit_rule
 from ensemble.tasks.entities.spans import Span, beta_of
 from ensemble.tasks.entities.submission import entity_submission, unit_probabilities, write_unit_probabilities
+
+log = logging.getLogger(VOTE_LOGGER)  # the vote's lines, held until its headline is said
 
 __all__ = ["entity_spans", "entity_probabilities", "fit_entities", "estimate_entities", "check_options",
            "vote_settings", "vote", "rule_of", "o_threshold", "choose_rule", "split_texts", "refuse_holdout"]
@@ -275,7 +279,7 @@ def _fitted(g, rule: str, s, folds, source) -> tuple[Fit, dict]:
     oof = not isinstance(folds, int)
     if rule == "auto":
         rule, reason = choose_rule(estimates, s["metric"], "out of fold" if oof else "cross-validated")
-        notice(_log(), "auto -> %s", reason)
+        notice(log, "auto -> %s", reason)
         g.provenance["auto"] = {"chosen": rule, "reason": reason, "candidates": {
             m: {"cross_validated": e.f, "gain_vs_uniform": e.vs_uniform, "gain_interval": list(e.vs_uniform_interval)}
             for m, e in estimates.items()}}
@@ -305,21 +309,10 @@ def choose_rule(estimates, metric: str, of: str = "cross-validated") -> tuple[st
                          f"[{best.vs_uniform_interval[0]:+.4f}, {best.vs_uniform_interval[1]:+.4f}], {of}")
 
 
-def _log():
-    import logging
-
-    from ensemble.estimates.headline import VOTE_LOGGER
-
-    return logging.getLogger(VOTE_LOGGER)
-
-
 def _write(task, job, fit: Fit, estimate: dict):
     """The submission (spans in the sample's format), its weights file and sidecar as one set;
     with ``--proba`` the per-character probabilities in Parquet beside it."""
     from pathlib import Path
-
-    from ensemble.core.notices import notice
-    from ensemble.estimates.headline import headline_line, headline_of
 
     g, o = job.gathered, job.output
     al = g.test_al
@@ -345,7 +338,6 @@ def _write(task, job, fit: Fit, estimate: dict):
     if proba_path is not None:
         write_unit_probabilities(proba_path, unit_probabilities(al.ids, mean, al.offsets, al.tags))
     frame.attrs.update(path=str(out), weights=fit, headline=headline)
-    if headline.get("estimate") is not None:
-        notice(_log(), "%s", headline_line({**headline, "submission": str(out)}), extra={"headline": True})
-    _log().info("wrote %s (%d rows; entities, %s format)", out, len(frame), frame.attrs.get("format"))
+    say_headline(headline, out)
+    log.info("wrote %s (%d rows; entities, %s format)", out, len(frame), frame.attrs.get("format"))
     return frame
