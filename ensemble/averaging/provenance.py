@@ -39,6 +39,21 @@ def model_notes(folder: Path, valid_digest: str | None, trained_on_valid: bool =
     return "", False
 
 
+def optimistic_members(refs, valid_digest: str | None, trained_on_valid=()) -> dict[str, str]:
+    """``{member: why}`` of the members (``refs``: models, or fold groups, ``kind == "folds"``,
+    read by their first fold model's folder) whose scores on the rows of ``valid_digest`` are
+    optimistic (:func:`model_notes`: marked trained on them, or a soup or K chosen on them): what
+    the vote and the reports leave out of their fits."""
+    marked = set(trained_on_valid)
+    out = {}
+    for r in refs:
+        note, exclude = model_notes(r.parts[0].folder if r.kind == "folds" else r.folder, valid_digest,
+                                    r.name in marked)
+        if exclude:
+            out[r.name] = note
+    return out
+
+
 def logged_accuracy(folder: Path) -> float | None:
     """The eval accuracy the model's own training run logged for it: the mean ``metric_value``
     of an average's checkpoints (its manifest, when ranked by ``eval_accuracy``), else the

@@ -20,7 +20,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ensemble.averaging.provenance import model_notes
+from ensemble.averaging.provenance import optimistic_members
 from ensemble.core.combination import Aligned
 from ensemble.core.errors import NAME_RULE, EnsembleError, cli_face, data_fix, flag, is_name, option
 from ensemble.core.notices import notice
@@ -408,9 +408,8 @@ def _leave_out_optimistic(source: CachedOutputs, fitting_split, trained_on_valid
     unknown = [n for n in trained_on_valid if n not in [r.name for r in source.refs]]
     if unknown:
         raise EnsembleError(f"trained_on_valid: {unknown[0]!r} is not a member ({', '.join(r.name for r in source.refs)})")
-    digest = None if fitting_split is None else fitting_split.digest
-    out = [r.name for r in source.refs
-           if model_notes(r.parts[0].folder if r.kind == "folds" else r.folder, digest, r.name in trained_on_valid)[1]]
+    out = list(optimistic_members(source.refs, None if fitting_split is None else fitting_split.digest,
+                                  trained_on_valid))
     if not out:
         return
     if len(out) == len(source.refs):

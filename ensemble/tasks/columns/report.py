@@ -26,6 +26,7 @@ __all__ = ["report", "value_report", "member_rows"]
 
 def report(job) -> ValueReport:
     """:meth:`~ensemble.tasks.base.Task.report` for regression and multi-label members."""
+    from ensemble.averaging.provenance import optimistic_members
     from ensemble.data.splits import open_split
     from ensemble.tasks.columns.vote import thresholds_by_name, training_range, value_settings
 
@@ -39,21 +40,11 @@ def report(job) -> ValueReport:
     holdout = (open_split(job.data[job.valid], job.valid, job.columns) if training is not None
                and job.valid in job.data else None)
     test = open_split(job.data["test"], "test", job.columns) if training is not None and "test" in job.data else None
-    excluded = [] if o.get("include_optimistic") else _optimistic(source, split, o.get("trained_on_valid", ()))
+    excluded = [] if o.get("include_optimistic") else list(optimistic_members(source.refs, split.digest,
+                                                                              o.get("trained_on_valid", ())))
     return value_report(source, al, split, training=training, holdout=holdout, methods=o.get("methods"),
                         settings=settings, cv=job.cv, repeats=o.get("repeats"), seed=o.get("seed", 0),
                         excluded=excluded, test=test)
-
-
-def _optimistic(source, split, trained_on_valid) -> list[str]:
-    """The members whose scores on ``split`` are optimistic (marked trained on it, or a soup or K
-    chosen on it: :func:`~ensemble.averaging.provenance.model_notes`), left out of the report's
-    fits as the vote leaves them out of the submission."""
-    from ensemble.averaging.provenance import model_notes
-
-    marked = set(trained_on_valid)
-    return [r.name for r in source.refs
-            if model_notes(r.parts[0].folder if r.kind == "folds" else r.folder, split.digest, r.name in marked)[1]]
 
 
 def value_report(source, al, split, *, training, holdout, methods: Sequence[str] | None, settings: Mapping, cv, repeats,

@@ -185,17 +185,11 @@ def _optimistic(job, o) -> dict:
     """{member: why} of the members whose scores on the scored rows are optimistic (marked
     trained on them, or a soup or K chosen on them: :func:`~ensemble.averaging.provenance.model_notes`),
     left out of the ensembles as the vote leaves them out; none with ``include_optimistic``."""
-    from ensemble.averaging.provenance import model_notes
+    from ensemble.averaging.provenance import optimistic_members
 
     if o.get("include_optimistic"):
         return {}
-    marked = set(o.get("trained_on_valid", ()))
-    out = {}
-    for r in job.source.refs:
-        note, exclude = model_notes(r.parts[0].folder if r.kind == "folds" else r.folder, job.split.digest,
-                                    r.name in marked)
-        if exclude:
-            out[r.name] = note
+    out = optimistic_members(job.source.refs, job.split.digest, o.get("trained_on_valid", ()))
     if out and len(out) == len(job.source.refs):
         raise EnsembleError("every member is marked optimistic (trained on or chosen on the validation rows); "
                             "include_optimistic to estimate ensembles of them anyway")
