@@ -217,10 +217,9 @@ def split_forward(value: str | Forward | None, split) -> Forward:
     """The forward ``value`` as it runs over ``split``: with its ``words`` setting when the
     split's text column holds pre-split words (:attr:`~ensemble.data.splits.Split.words`); a forward
     that reads no words refuses them in one line."""
-    words = getattr(split, "words", None)
+    fw, words = as_forward(value), getattr(split, "words", None)
     if words is None:
-        return as_forward(value)
-    fw = as_forward(value)
+        return fw
     if "words" not in {f.name for f in dataclasses.fields(fw)}:
         raise EnsembleError(f"{split.path}: words = {words!r} says its text column holds pre-split words, which the "
                             f"{fw.name} forward does not read (token classifiers do); drop it")

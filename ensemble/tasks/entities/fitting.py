@@ -214,14 +214,14 @@ def _thresholds(units: LabelledUnits, weights: np.ndarray, rows: np.ndarray) -> 
     return chosen
 
 
-def given_thresholds(units: LabelledUnits, thresholds) -> dict | None:
-    """``thresholds`` given (a number for every type, or ``{type: number}``) as ``{type: number}``;
-    None, False or True (fitted) give None."""
+def given_thresholds(types, thresholds) -> dict | None:
+    """``thresholds`` given (a number for every type of ``types``, or ``{type: number}``) as
+    ``{type: number}``; None, False or True (fitted) give None."""
     if thresholds is None or isinstance(thresholds, bool):
         return None
     if isinstance(thresholds, dict):
         return dict(thresholds)
-    return {k: float(thresholds) for k in units.types}
+    return {k: float(thresholds) for k in sorted(types)}
 
 
 def fit_rule(units: LabelledUnits, method: str, rows: np.ndarray | None = None, *, thresholds=False) -> Fit:
@@ -230,7 +230,7 @@ def fit_rule(units: LabelledUnits, method: str, rows: np.ndarray | None = None, 
     ``{type: number}``) are the ones the weights are fitted under and that the fit keeps."""
     check_method(method)
     rows = np.arange(len(units)) if rows is None else np.asarray(rows)
-    given = given_thresholds(units, thresholds)
+    given = given_thresholds(units.types, thresholds)
     M = len(units.al.values)
     member_f = np.array([units.f(c[rows]) for c in units.member_counts])
     if method == "uniform":

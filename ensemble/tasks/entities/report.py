@@ -273,6 +273,8 @@ class EntityReport:
                 "shift": self.shift}
 
     def to_html(self, figures: bool = True) -> str:
+        """The page: the headline, the leaderboard, the per-type table and the marked rows
+        (``figures``: taken as every report's page takes it; this page has no plots)."""
         import html
 
         from ensemble.estimates.headline import headline_line
@@ -295,16 +297,6 @@ class EntityReport:
                 f"<h2>{esc(self.choice)} per type, out of fold</h2><table><tr><td>type</td><td>precision</td><td>recall</td>"
                 f"<td>f</td><td>support</td></tr>{types}</table><h2>rows where the members disagree</h2>{rows_marked}"
                 "</body></html>")
-
-    def save(self, path) -> None:
-        """The page (``.html``) or the JSON (any other suffix), written atomically."""
-        import json
-        from pathlib import Path
-
-        from ensemble.io.atomic import atomic_write
-
-        text = self.to_html() if Path(path).suffix == ".html" else json.dumps(self.to_dict(), indent=2, default=str)
-        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _num(v, signed: bool = False) -> str:

@@ -18,7 +18,7 @@ from ensemble.core.errors import EnsembleError
 from ensemble.estimates.headline import VOTE_LOGGER, headline_of, say_headline
 from ensemble.tasks.entities.combination import align_units, decode_rows, mean_units
 from ensemble.tasks.entities.estimate import EntityEstimate, estimate_methods
-from ensemble.tasks.entities.fitting import METHODS, Fit, LabelledUnits, fit_rule
+from ensemble.tasks.entities.fitting import METHODS, Fit, LabelledUnits, fit_rule, given_thresholds
 from ensemble.tasks.entities.spans import Span, beta_of
 from ensemble.tasks.entities.submission import entity_submission, unit_probabilities, write_unit_probabilities
 
@@ -166,10 +166,10 @@ def check_options(task, options, *, kind: str = "method") -> None:
     if options.get("combine") not in (None, "prob", "mean"):
         raise EnsembleError(f"{flag('combine', options['combine'])} does not apply to entities: members' per-character "
                             "probabilities are averaged (mean); drop it")
-    o_threshold(options.get("threshold"))
+    threshold = o_threshold(options.get("threshold"))
     if kind == "method" and isinstance(options.get("weights"), str):
         rule_of(options["weights"])
-    if kind == "file" and o_threshold(options.get("threshold")) is not None:
+    if kind == "file" and threshold is not None:
         raise EnsembleError(f"{options.get('weights')}: a weights file keeps the O thresholds it was fitted with; drop "
                             f"{flag('threshold')}, or refit with {flag('weights', '<method>')}")
 
@@ -248,8 +248,8 @@ def vote(task, job):
         if s["threshold"] == "per_label":
             raise EnsembleError("--threshold per_label is fitted on labelled validation rows with a method; give "
                                 "--weights <method>, or an O threshold number")
-        limits = None if s["threshold"] is None else {k: s["threshold"] for k in sorted(types)}
-        fit = Fit("fixed" if kind == "fixed" else "uniform", w / w.sum(), limits, models, s["metric"], g.test_al.tags)
+        fit = Fit("fixed" if kind == "fixed" else "uniform", w / w.sum(), given_thresholds(types, s["threshold"]),
+                  models, s["metric"], g.test_al.tags)
     else:
         if g.y is None:
             raise EnsembleError(f"{g.valid_split.path if g.valid_split is not None else 'the validation split'}: no "
