@@ -334,9 +334,14 @@ def _write(task, job, fit: Fit, estimate: dict):
     proba_path = Path(out).with_suffix(".proba.parquet") if o.proba else None
     if proba_path is not None:
         sidecar["proba"] = str(proba_path.resolve())
-    frame = job.save(frame, out, sidecar, fit, weights_path if job.kind == "method" else None)
-    if proba_path is not None:
+    if proba_path is not None:  # before the set the sidecar names it in, removed if that set is not written
         write_unit_probabilities(proba_path, unit_probabilities(al.ids, mean, al.offsets, al.tags))
+    try:
+        frame = job.save(frame, out, sidecar, fit, weights_path if job.kind == "method" else None)
+    except BaseException:
+        if proba_path is not None:
+            proba_path.unlink(missing_ok=True)
+        raise
     frame.attrs.update(path=str(out), weights=fit, headline=headline)
     say_headline(headline, out)
     log.info("wrote %s (%d rows; entities, %s format)", out, len(frame), frame.attrs.get("format"))

@@ -469,3 +469,20 @@ def test_members_marked_optimistic_leave_the_reports_ensembles_as_the_votes(synt
     sub = vote(models, data, "uniform", columns=columns, cache_dir=cache_dir, trained_on_valid=["m2"],
                out=tmp_path / "s.csv", weights_dir=tmp_path / "w")
     assert sub.attrs["weights"].models == ("m0", "m1")
+
+
+def test_proba_is_not_left_behind_when_the_submission_cannot_be_written(synthetic, tmp_path, monkeypatch):
+    """--proba's Parquet is written with the submission's set: a set that fails leaves none."""
+    import ensemble.workflows.submission as submission
+    from ensemble import vote
+
+    models, data, cache_dir, columns, _ = synthetic
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(submission, "atomic_write", full)
+    with pytest.raises(Exception):
+        vote(models, data, "uniform", columns=columns, cache_dir=cache_dir, proba=True, out=tmp_path / "s.csv",
+             weights_dir=tmp_path / "w")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
