@@ -486,3 +486,25 @@ def test_proba_is_not_left_behind_when_the_submission_cannot_be_written(syntheti
         vote(models, data, "uniform", columns=columns, cache_dir=cache_dir, proba=True, out=tmp_path / "s.csv",
              weights_dir=tmp_path / "w")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_the_threshold_by_source_of_weights(synthetic, tmp_path):
+    """--threshold across the sources of weights: per_label is fitted, so fixed weights refuse it;
+    a weights file keeps the thresholds it was fitted with, so a threshold beside one is refused;
+    a method and fixed weights apply a number (test_a_given_threshold..., test_fixed_weights...)."""
+    from ensemble import vote
+
+    models, data, cache_dir, columns, _ = synthetic
+    with pytest.raises(EnsembleError, match="per_label is fitted on labelled validation rows with a method"):
+        vote(models, data, "1,1,1", columns=columns, cache_dir=cache_dir, threshold="per_label",
+             out=tmp_path / "a.csv")
+    fitted = vote(models, data, "optimize", columns=columns, cache_dir=cache_dir, threshold="per_label",
+                  out=tmp_path / "b.csv", weights_dir=tmp_path / "w")
+    path = tmp_path / "w" / "ensemble-optimize.json"
+    assert path.is_file()
+    with pytest.raises(EnsembleError, match="keeps the O thresholds it was fitted with") as e:
+        vote(models, data, str(path), columns=columns, cache_dir=cache_dir, threshold=0.9, out=tmp_path / "c.csv")
+    assert "\n" not in str(e.value) and not (tmp_path / "c.csv").exists()
+    again = vote(models, data, str(path), columns=columns, cache_dir=cache_dir, out=tmp_path / "d.csv")
+    assert again.attrs["weights"].thresholds == fitted.attrs["weights"].thresholds
+    assert pd.read_csv(tmp_path / "d.csv").equals(pd.read_csv(tmp_path / "b.csv"))
