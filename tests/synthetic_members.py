@@ -170,7 +170,96 @@ def make_task_members(task: str, root: Path, *, valid_rows: int = 240, test_rows
         members, data, cache_dir = make_entity_members(root, valid_rows=valid_rows, test_rows=test_rows,
                                                        models=models, seed=seed)
         return members, data, cache_dir, {"label": "entities"}, ["entities"]
+    if task == "summarization":
+        members, data, cache_dir = make_summary_members(root, valid_rows=min(valid_rows, 80), test_rows=test_rows,
+                                                        models=models, seed=seed)
+        return members, data, cache_dir, {"label": "summary"}, ["summary"]
     raise KeyError(f"no synthetic members for task {task!r}: add them to tests/synthetic_members.py")
+
+
+SUMMARY_WORDS = tuple("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike".split())
+
+
+def draw_summaries(n: int, rng) -> list[str]:
+    """``n`` reference summaries: 4 to 8 lowercase words each (rouge-score's tokens are the same)."""
+    return [" ".join(rng.choice(SUMMARY_WORDS, size=rng.integers(4, 9))) for _ in range(n)]
+
+
+def noisy_summary(reference: str, keep: float, rng) -> str:
+    """``reference`` with each word kept with probability ``keep``, else another word."""
+    return " ".join(w if rng.random() < keep else str(rng.choice(SUMMARY_WORDS)) for w in reference.split())
+
+
+def make_summary_members(root: Path, *, valid_rows: int, test_rows: int, models: int, seed: int = 0,
+                         candidates: int = 2):
+    """Fake generation folders (a BART config, weights, a fast tokenizer) and their candidates
+    (each reference with a member's share of its words replaced, ``candidates`` per row) cached as
+    ``ensemble predict`` caches them, on a labelled ``valid.csv`` (``id``, ``text``, ``summary``)
+    and a ``test.csv``. The first member keeps most words.
+
+    Returns (members {name: folder}, data {split: path}, cache_dir)."""
+    from ensemble.core.outputs import Texts
+    from ensemble.data.splits import load_split
+
+    rng = np.random.default_rng(seed)
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    data = {"valid": root / "data" / "valid.csv", "test": root / "data" / "test.csv"}
+    refs = {}
+    for split, n in (("valid", valid_rows), ("test", test_rows)):
+        refs[split] = draw_summaries(n, rng)
+        frame = pd.DataFrame({"id": [f"{split[0]}{i}" for i in range(n)],
+                              "text": [f"dialogue about {r}" for r in refs[split]]})
+        if split == "valid":
+            frame["summary"] = refs[split]
+        frame.to_csv(data[split], index=False)
+    cache_dir = root / ".ensemble" / "cache"
+    members = {}
+    for m, keep in enumerate(np.linspace(0.8, 0.5, models)):
+        folder = root / "models" / f"m{m}"
+        _generation_folder(folder, rng)
+        for split in data:
+            texts = [[noisy_summary(r, keep, rng) for _ in range(candidates)] for r in refs[split]]
+            ids = np.array([f"{split[0]}{i}" for i in range(len(texts))], dtype=object)
+            out = Texts(ids, texts, -rng.random(len(texts) * candidates).astype(np.float32), None, f"m{m}", split)
+            cache_texts_split(folder, f"m{m}", out, load_split(data[split], name=split,
+                                                                label={"valid": "summary"}.get(split)), cache_dir)
+        members[f"m{m}"] = folder
+    return members, data, cache_dir
+
+
+def _generation_folder(folder: Path, rng) -> None:
+    """A sequence-to-sequence folder: a BART config, weights, a generation config and a fast
+    tokenizer."""
+    from safetensors.numpy import save_file
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({"architectures": ["BartForConditionalGeneration"],
+                                                    "model_type": "bart", "is_encoder_decoder": True}))
+    (folder / "generation_config.json").write_text(json.dumps({"num_beams": 2, "max_length": 16}))
+    save_file({"lm_head.weight": rng.normal(size=(8, 4)).astype(np.float32)}, folder / "model.safetensors")
+    vocab = {t: i for i, t in enumerate(["<pad>", "<unk>", "<s>", "</s>", *SUMMARY_WORDS])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(str(folder / "tokenizer.json"))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast",
+                                                             "unk_token": "<unk>", "pad_token": "<pad>"}))
+
+
+def cache_texts_split(folder: Path, name: str, out, split, cache_dir: Path) -> None:
+    """One split's candidates in the cache: the inference settings and the generation forward's
+    own (its settings and the generation config's digest) in the entry, as the session writes them."""
+    from ensemble.inference.cache import OutputCache
+    from ensemble.inference.forwards import GenerationForward, entry_settings, open_model
+    from ensemble.inference.settings import InferenceSettings, recorded_settings
+
+    cache = OutputCache(cache_dir)
+    ref = open_model(folder, "generation", name)
+    digest = ref.fingerprint(cache.file_digest)
+    settings = {**recorded_settings(ref, InferenceSettings()),
+                **entry_settings(GenerationForward(), folder, cache.file_digest)}
+    cache.put(cache.make_key({"model": digest, "data": split.digest, "forward": "generation"}), out,
+              {"model_digest": digest, "data_digest": split.digest, "settings": settings})
 
 
 ENTITY_TAGS = ("O", "B-LC", "I-LC", "B-PS", "I-PS")

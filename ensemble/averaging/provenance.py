@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ['model_notes', 'logged_accuracy']
+__all__ = ['model_notes', 'logged_accuracy', 'logged_metric', 'optimistic_members']
 
 
 def model_notes(folder: Path, valid_digest: str | None, trained_on_valid: bool = False) -> tuple[str, bool]:
@@ -55,25 +55,47 @@ def optimistic_members(refs, valid_digest: str | None, trained_on_valid=()) -> d
 
 
 def logged_accuracy(folder: Path) -> float | None:
-    """The eval accuracy the model's own training run logged for it: the mean ``metric_value``
-    of an average's checkpoints (its manifest, when ranked by ``eval_accuracy``), else the
-    ``eval_accuracy`` at a checkpoint's own step (its ``trainer_state.json``); None when neither
-    says. A fold model's eval set is its fold's held-out rows."""
+    """The eval accuracy the model's own training run logged for it (:func:`logged_metric` of
+    ``eval_accuracy``). A fold model's eval set is its fold's held-out rows."""
+    return logged_metric(folder, "eval_accuracy")
+
+
+def logged_metric(folder: Path, name: str) -> float | None:
+    """The eval metric ``name`` the model's own training run logged for it: the mean of an
+    average's checkpoints' values (its manifest's ranking metric, else each listed checkpoint's
+    ``trainer_state.json`` at its step), else the value at a checkpoint's own step; None when
+    nothing says."""
     try:
         m = json.loads((folder / "ensemble_manifest.json").read_text(encoding="utf-8"))
-        if m.get("metric") == "eval_accuracy":
+        if m.get("metric") == name:
             values = [c.get("metric_value") for c in m.get("checkpoints", [])]
-            if values and all(isinstance(v, (int, float)) for v in values):
-                return float(sum(values) / len(values))
+        else:
+            values = [_at_step(_listed(folder, c.get("path")), name) for c in m.get("checkpoints", [])]
+        if values and all(isinstance(v, (int, float)) for v in values):
+            return float(sum(values) / len(values))
         return None
     except (OSError, ValueError, AttributeError, TypeError):
         pass
-    if not (folder / "trainer_state.json").is_file():
+    return _at_step(folder, name)
+
+
+def _listed(folder: Path, path) -> Path | None:
+    """A checkpoint a manifest lists (its path relative to the average, or as written)."""
+    if not isinstance(path, str):
+        return None
+    for p in (folder / path, Path(path)):
+        if p.is_dir():
+            return p
+    return None
+
+
+def _at_step(folder: Path | None, name: str) -> float | None:
+    if folder is None or not (folder / "trainer_state.json").is_file():
         return None
     from ensemble.averaging.checkpoints import read_checkpoint
     from ensemble.core.errors import EnsembleError
 
     try:
-        return read_checkpoint(folder).metrics.get("eval_accuracy")  # the eval logged at its own step
+        return read_checkpoint(folder).metrics.get(name)  # the eval logged at its own step
     except EnsembleError:  # an unreadable state says nothing
         return None

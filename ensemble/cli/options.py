@@ -88,7 +88,9 @@ class InputFlags:
         if label_col is not None and "," in label_col:
             label_col = [c.strip() for c in label_col.split(",") if c.strip()]
         for key, value in (("id", id_col), ("label", label_col), ("encoding", encoding), ("quoting", quoting),
-                           ("label_sep", _from_meta("label_sep")), ("words", _from_meta("words"))):
+                           ("label_sep", _from_meta("label_sep")), ("words", _from_meta("words")),
+                           ("rouge_tokenizer", _from_meta("rouge_tokenizer")),
+                           ("rouge_aggregate", _from_meta("rouge_aggregate"))):
             if value is not None:
                 self.columns[key] = value
         self.task = _from_meta("task") or (p.task if p else None)
@@ -269,6 +271,12 @@ def column_options(f):
                      callback=_to_meta("words"),
                      help="Entities: the text column holds pre-split words (a list per row), the label column a tag "
                           "per word; a word takes its first sub-token's outputs, or their mean."),
+        click.option("--rouge-tokenizer", type=click.Choice(allowed("rouge_tokenizer")), default=None,
+                     expose_value=False, callback=_to_meta("rouge_tokenizer"),
+                     help="Summarization: the tokens ROUGE counts [default: morphemes, as AI Stages scores Korean]."),
+        click.option("--rouge-aggregate", type=click.Choice(allowed("rouge_aggregate")), default=None,
+                     expose_value=False, callback=_to_meta("rouge_aggregate"),
+                     help="Summarization: a row's several references averaged (mean, the default) or the best (max)."),
         click.option("--task", type=click.Choice(TASK_CHOICES), default=None,
                      expose_value=False, callback=_to_meta("task"),
                      help="The members' task [default: from their config.json: problem_type, num_labels]."),

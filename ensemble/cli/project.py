@@ -63,7 +63,7 @@ __all__ = ['Project', 'ModelSpec', 'RunSpec', 'find_project', 'load_project', 'a
 
 _TABLES = {
     "data": {"valid", "test", "train", "folds", "fold_column", "sample_submission", "id", "text", "label", "encoding",
-             "quoting", "task", "label_sep", "words"},
+             "quoting", "task", "label_sep", "words", "rouge_tokenizer", "rouge_aggregate"},
     "models": None,
     "runs": None,
     "vote": {"weights", "combine", "adjust", "prior", "adjust_metric", "class_order", "metric", "threshold", "clip"},
@@ -315,7 +315,8 @@ def _read_data(r: _Reader, data_t: dict):
         if not lab or not all(isinstance(c, str) for c in lab) or len(set(lab)) != len(lab):
             r.fail("data", "label", f"must be a column name or a list of distinct column names, got {lab!r}")
         columns["label"] = list(lab)
-    for key in ("id", "label", "encoding", "quoting", "fold_column", "label_sep", "words"):
+    for key in ("id", "label", "encoding", "quoting", "fold_column", "label_sep", "words", "rouge_tokenizer",
+                "rouge_aggregate"):
         if key in data_t and key not in columns:
             if not isinstance(data_t[key], str):
                 r.fail("data", key, f"must be a column name (a string), got {data_t[key]!r}")
@@ -327,6 +328,9 @@ def _read_data(r: _Reader, data_t: dict):
     if "words" in columns and columns["words"] not in ALLOWED["words"]:
         r.fail("data", "words", f"must be first or mean (a word's first sub-token, or their mean), got "
                                 f"{columns['words']!r}")
+    for key in ("rouge_tokenizer", "rouge_aggregate"):
+        if key in columns and columns[key] not in ALLOWED[key]:
+            r.fail("data", key, f"must be one of {', '.join(ALLOWED[key])}, got {columns[key]!r}")
     if "text" in data_t:
         t = data_t["text"]
         ok = isinstance(t, str) or (isinstance(t, list) and len(t) in (1, 2) and all(isinstance(c, str) for c in t))

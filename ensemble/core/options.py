@@ -30,6 +30,8 @@ ALLOWED = {
     "accumulate_dtype": ("float32", "float64"),  # the running sum of an average
     "soup": ("uniform", "greedy"),  # avg-ckpt --method: a uniform soup or a greedy one
     "words": ("first", "mean"),  # pre-split words: a word's first sub-token's outputs, or their mean
+    "rouge_tokenizer": ("morphemes", "whitespace", "characters", "rouge_score"),  # the tokens ROUGE counts
+    "rouge_aggregate": ("mean", "max"),  # a row's several references: each figure averaged, or the best
 }
 
 

@@ -288,6 +288,11 @@ class Texts:
     def __len__(self) -> int:
         return len(self.ids)
 
+    @property
+    def labels(self) -> tuple:
+        """No output names: a generation's outputs are texts (what the workflows ask every payload)."""
+        return ()
+
     def candidates(self, i: int) -> list[tuple[str, float]]:
         """Row ``i``'s candidates as (text, score), in order; [] when it has none. Negative ``i``
         counts from the end."""

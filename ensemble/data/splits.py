@@ -67,6 +67,10 @@ class Split:
     label_sep: str | None = None  # multi-label: the separator of labels joined in one column
     words: str | None = None  # the text column holds pre-split words: a word's "first" sub-token, or their "mean"
     _words: list = field(default_factory=list, repr=False)  # word_lists(), read once
+    # summarization: the tokens ROUGE counts and how a row's references are aggregated (read by the
+    # task, which alone takes them: Task.split_settings)
+    rouge_tokenizer: str | None = None
+    rouge_aggregate: str | None = None
 
     def __post_init__(self):
         if not self.name:  # the file name without its suffixes: "valid" for data/valid.csv.gz
@@ -388,6 +392,8 @@ def load_split(
     quoting: str = "auto",
     label_sep: str | None = None,
     words: str | None = None,
+    rouge_tokenizer: str | None = None,
+    rouge_aggregate: str | None = None,
 ) -> Split:
     """Read a data file into a :class:`Split`.
 
@@ -426,11 +432,19 @@ def load_split(
         as CoNLL and PII Data Detection ship them; token classifiers run over them with
         ``is_split_into_words`` and a word takes its first sub-token's outputs, or their mean.
         Kept with the split for the forward and the task to read.
+    rouge_tokenizer : {"morphemes", "whitespace", "characters", "rouge_score"}, optional
+        Summarization: the tokens ROUGE counts on this split (default morphemes).
+    rouge_aggregate : {"mean", "max"}, optional
+        Summarization: a row's several references averaged (default) or the best taken.
     """
     path = Path(path)
     if words is not None and words not in ALLOWED["words"]:
         raise EnsembleError(f"{path}: words must be first or mean (a word's first sub-token, or the mean of its "
                             f"sub-tokens), got {words!r}")
+    for key, value in (("rouge_tokenizer", rouge_tokenizer), ("rouge_aggregate", rouge_aggregate)):
+        if value is not None and value not in ALLOWED[key]:
+            raise EnsembleError(f"{key} must be one of {', '.join(ALLOWED[key])}, got {value!r}")
+    said = dict(words=words, rouge_tokenizer=rouge_tokenizer, rouge_aggregate=rouge_aggregate)
     fmt = data_format(path)
     if quoting not in QUOTING:
         raise EnsembleError(f"quoting must be one of {', '.join(QUOTING)}, got {quoting!r}")
@@ -463,7 +477,7 @@ def load_split(
             raise EnsembleError(f"{path}: label columns must be distinct names, got {label}")
     if isinstance(label, list):
         return replace(_with_label_columns(path, frame, ids, texts, id_column, text_columns, label, name,
-                                           require_label, label_if_present), words=words)
+                                           require_label, label_if_present), **said)
     missing_label = None
     if (label_if_present or name == UNSCORED_SPLIT) and label is not None and label not in frame.columns:
         missing_label = label  # unlabelled: never a fallback to another column
@@ -481,7 +495,7 @@ def load_split(
                      label_column)
             labels, label_column = None, None
     return Split(path, ids, texts, labels, id_column, text_columns, label_column, name,
-                 columns=tuple(frame.columns), missing_label=missing_label, label_sep=label_sep or None, words=words)
+                 columns=tuple(frame.columns), missing_label=missing_label, label_sep=label_sep or None, **said)
 
 
 def _with_label_columns(path, frame, ids, texts, id_column, text_columns, label: list, name: str,

@@ -44,7 +44,7 @@ from ensemble.inference.models import ModelRef
 from ensemble.io.modelfiles import has_tokenizer, head_of, read_config
 
 __all__ = ['Forward', 'SequenceForward', 'TokenForward', 'GenerationForward', 'FORWARDS', 'forward_named',
-           'as_forward', 'open_model', 'generation_config_digest', 
+           'as_forward', 'open_model', 'generation_config_digest', 'entry_settings',
            'project_onto_characters', 'project_onto_words', 'uncovered_as_nan', 'WORD_RULES', 'inside_columns', 'continue_inside_tokens', 'token_spans',
            'mean_token_logprob', 'eos_ids_of']
 
@@ -276,6 +276,17 @@ def _tag_names(folder: Path, config: Mapping) -> tuple[str, ...]:
     if len(set(tags)) != len(tags):
         raise EnsembleError(f"{path}: id2label names a tag twice ({tags}); give each tag its own name")
     return tags
+
+
+def entry_settings(forward: Forward, folder: Path, digest) -> dict:
+    """What ``forward`` adds to a cache entry's settings for the model in ``folder``: its
+    :meth:`Forward.key_settings`, and for generation the digest of the folder's
+    ``generation_config.json`` (which ``generate`` reads): an edited one is another entry, for the
+    session that writes entries and the workflows that look them up alike."""
+    out = forward.key_settings()
+    if forward.name == "generation":
+        out["generation_config"] = generation_config_digest(Path(folder), digest)
+    return out
 
 
 def generation_config_digest(folder: Path, digest) -> str | None:

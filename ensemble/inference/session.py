@@ -54,7 +54,7 @@ from ensemble.inference.forwards import (
     Forward,
     as_forward,
     eos_ids_of,
-    generation_config_digest,
+    entry_settings,
     continue_inside_tokens,
     mean_token_logprob,
     project_onto_characters,
@@ -159,11 +159,8 @@ class ModelSession:
         forward other than "sequence" its name and settings (generation: with the digest of the
         folder's ``generation_config.json``, which ``generate`` reads)."""
         out = recorded_settings(self.ref, self.settings, self.device.type, self.dtype)
-        extra = self.forward.key_settings()
-        if self.forward.name == "generation":
-            digest = self.cache.file_digest if self.cache is not None else plain_digest
-            extra["generation_config"] = generation_config_digest(self.ref.folder, digest)
-        return {**out, **extra}
+        digest = self.cache.file_digest if self.cache is not None else plain_digest
+        return {**out, **entry_settings(self.forward, self.ref.folder, digest)}
 
     def key(self, split) -> str:
         from ensemble.inference.cache import OutputCache

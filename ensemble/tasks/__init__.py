@@ -1,6 +1,6 @@
 """Tasks: what a kind of model outputs and how those outputs are aligned, combined, scored and
 submitted (:class:`~ensemble.tasks.base.Task`): single-label classification, regression,
-multi-label classification and named entities; each further kind is a package beside them, added to :data:`TASKS`."""
+multi-label classification, named entities and summarization; each further kind is a package beside them, added to :data:`TASKS`."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from ensemble.tasks.classification.task import CLASSIFICATION
 from ensemble.tasks.columns.multilabel import MULTI_LABEL
 from ensemble.tasks.columns.regression import REGRESSION
 from ensemble.tasks.entities.task import ENTITIES
+from ensemble.tasks.summarization.task import SUMMARIZATION
 
 __all__ = ["Task", "TASKS", "TASK_CHOICES", "ALIASES", "DEFAULT_TASK", "task_named", "task_for_head", "shared_task", "read_as", "open_member"]
 
 # Every task, by name. A new kind of head is served by adding its task here.
-TASKS: dict[str, Task] = {t.name: t for t in (CLASSIFICATION, REGRESSION, MULTI_LABEL, ENTITIES)}
+TASKS: dict[str, Task] = {t.name: t for t in (CLASSIFICATION, REGRESSION, MULTI_LABEL, ENTITIES, SUMMARIZATION)}
 
 # Other names a task answers to (task_named); TASK_CHOICES, what --task offers: the tasks and "ner"
 ALIASES = {"multi-label": "multi_label", "multilabel": "multi_label", "ner": "entities",

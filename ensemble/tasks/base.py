@@ -281,6 +281,21 @@ class Task(abc.ABC):
 
     members_noun = "members"  # "weights of classifiers"
 
+    # the Split fields beyond its columns that this task reads (summarization: rouge_tokenizer); a
+    # split that sets another is refused where the members' outputs are read over it
+    split_settings: tuple[str, ...] = ()
+    SPLIT_SETTINGS = ("rouge_tokenizer", "rouge_aggregate")
+
+    def check_split_settings(self, split) -> None:
+        """Refuse a setting of ``split`` (:attr:`SPLIT_SETTINGS`) that this task does not read."""
+        said = next((k for k in self.SPLIT_SETTINGS if getattr(split, k, None) is not None
+                     and k not in self.split_settings), None)
+        if said is not None:
+            from ensemble.core.errors import EnsembleError
+
+            raise EnsembleError(f"{split.path}: {said} = {getattr(split, said)!r} is a setting of the tasks that read "
+                                f"it (summarization), not of {self.name}; drop it")
+
     def read_as(self, ref) -> None:
         """Refuse reading the model ``ref`` as a member of this task when the user says so but its
         head cannot be: only the sequence-classification heads change task."""

@@ -143,7 +143,7 @@ class CachedOutputs:
 
         model_digest = self.digest_of(ref)
         cache = self.cache
-        forward = _forward_settings(ref.task, split)  # the forward's own settings (tokens: stride, words) as predict runs it
+        forward = _forward_settings(ref.task, split, ref.folder, cache.file_digest)  # as predict runs it
         entries = [e for e in self.entries if e.damaged is None and e.metadata.get("model_digest") == model_digest
                    and e.metadata.get("data_digest") == split.digest and e.payload == ref.task.payload
                    and all(e.settings.get(k) == v for k, v in forward.items())]
@@ -186,13 +186,15 @@ class CachedOutputs:
                    + (f" --cache-dir {cache.root}" if cache.root != _default_root() else ""))
         else:
             fix += f" --cache-dir {cache.root}" if cache.root != _default_root() else ""
-        raise EnsembleError(f"model {ref.name} has no cached logits for {split.path}{damaged}; {fix}")
+        what = "generations" if ref.task.payload == "texts" else "logits"
+        raise EnsembleError(f"model {ref.name} has no cached {what} for {split.path}{damaged}; {fix}")
 
     def aligned(self, split, labels: Sequence[str] | None = None, refit: bool = False) -> Aligned:
         """Every model's logits over ``split`` (a :class:`~ensemble.data.splits.Split`), aligned in the
         split's row order and in ``labels`` (default: the first model's) class order, with ``y``
         when the split is labelled. ``refit``: each fold group with a full-data refit gives way
         to it (on the test split)."""
+        self.task.check_split_settings(split)  # a setting of another task's is refused, never ignored
         refs = [self.refits.get(r.name, r) if refit else r for r in self.refs]
         logits = [self.named(self.logits(r, split)) for r in refs]
         if self.class_order is not None and set(self.class_order) != set(logits[0].labels):
@@ -306,13 +308,14 @@ def gather(models: Mapping[str, str | os.PathLike] | Inputs, data: Mapping[str, 
 
 
 
-def _forward_settings(task, split=None) -> dict:
-    """The settings a cache entry of ``task``'s members over ``split`` must have been computed
-    with, beyond the inference settings: its forward's own, as predict runs it over that split
-    (none for the sequence forward; the tokens forward's words when the split holds words)."""
-    from ensemble.inference.forwards import split_forward
+def _forward_settings(task, split, folder, digest) -> dict:
+    """The settings a cache entry of ``task``'s member in ``folder`` over ``split`` must have been
+    computed with, beyond the inference settings: its forward's own, as predict runs it over that
+    split (none for the sequence forward; the tokens forward's words when the split holds words;
+    generation's settings and the digest of the folder's ``generation_config.json``)."""
+    from ensemble.inference.forwards import entry_settings, split_forward
 
-    return split_forward(task.forward, split).key_settings()
+    return entry_settings(split_forward(task.forward, split), folder, digest)
 
 
 def _project_member(name: str) -> bool:

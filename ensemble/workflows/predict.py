@@ -112,7 +112,8 @@ def _run(session, member: str, ref, todo, progress: bool) -> list[PredictRow]:
             lg = session.run(split, progress=bar)  # what a member of its task outputs (logits, tag probabilities)
             done += session.n_batches(split)
             bar.update(done - bar.n)
-            acc = None if split.labels is None else ref.task.accuracy_of(lg.values, split, ref.labels, str(ref.folder))
+            acc = None if split.labels is None or lg.kind == "texts" else ref.task.accuracy_of(  # texts: no accuracy
+                lg.values, split, ref.labels, str(ref.folder))
             rows.append(PredictRow(member, ref.name, name, len(lg), "cached" if lg.meta.get("cached") else "computed",
                                    acc, lg.meta.get("cache_path", "-")))
     return rows
@@ -121,7 +122,7 @@ def _run(session, member: str, ref, todo, progress: bool) -> list[PredictRow]:
 def _up_to_date(jobs, settings, cache, fingerprints: Mapping[str, str]) -> set[tuple[str, str]]:
     """(model name, data digest) of every job whose cache entry of ``settings`` exists, by the
     entries' headers alone."""
-    from ensemble.inference.forwards import split_forward
+    from ensemble.inference.forwards import entry_settings, split_forward
     from ensemble.inference.settings import settings_difference
 
     have: dict[tuple, list] = {}  # (model digest, data digest, payload) -> the settings of its entries
@@ -133,7 +134,7 @@ def _up_to_date(jobs, settings, cache, fingerprints: Mapping[str, str]) -> set[t
     for _, ref, todo in jobs:
         fingerprint = fingerprints.get(ref.name) or ref.fingerprint(cache.file_digest)
         for _, split in todo:
-            forward = split_forward(ref.task.forward, split).key_settings()  # tokens: other windows, other entries
+            forward = entry_settings(split_forward(ref.task.forward, split), ref.folder, cache.file_digest)  # tokens: windows
             if any(settings_difference(s, ref, settings) is None and all(s.get(k) == v for k, v in forward.items())
                    for s in have.get((fingerprint, split.digest, ref.task.payload), [])):
                 out.add((ref.name, split.digest))

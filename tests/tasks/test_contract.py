@@ -66,7 +66,19 @@ REFERENCES = {
     "f1_macro": lambda p, y: f1_score(y, p >= 0.5, average="macro", zero_division=0),
     "f1_samples": lambda p, y: f1_score(y, p >= 0.5, average="samples", zero_division=0),
     "f1": _seqeval_f1,  # entities: entity-level micro F1, exact span and type
+    # summarization: rouge-score's F1 per row, averaged over the row's references, then over rows
+    "rouge": lambda p, y: sum(_rouge_score(t, p, y) for t in ("rouge1", "rouge2", "rougeL")),
+    **{t: (lambda t: lambda p, y: _rouge_score(t, p, y))(t) for t in ("rouge1", "rouge2", "rougeL", "rougeLsum")},
 }
+
+
+def _rouge_score(kind: str, predictions, y) -> float:
+    """``rouge-score``'s F1 of ``kind``, each row's averaged over its references, then over rows."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer([kind], use_stemmer=False)
+    return float(np.mean([np.mean([scorer.score(r, p)[kind].fmeasure for r in refs])
+                          for p, refs in zip(predictions, y.references)]))
 
 
 def _mean_space(task: Task, a: np.ndarray) -> np.ndarray:
@@ -77,6 +89,15 @@ def _mean_space(task: Task, a: np.ndarray) -> np.ndarray:
 
 def _outputs(task: Task, rng, n: int = 40, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """(combined outputs in the task's space, truth) for the metric checks."""
+    if task.payload == "texts":  # one summary per row, two references each, scored on rouge-score's tokens
+        from tests.synthetic_members import draw_summaries, noisy_summary
+
+        refs = draw_summaries(2 * n, rng)
+        references = [(refs[2 * i], refs[2 * i + 1]) for i in range(n)]
+        predictions = [noisy_summary(r[0], 0.6, rng) for r in references]
+        y = task.truth(_ReferenceSplit(references), (), "member", None)
+        y.tokenizer = "rouge_score"
+        return predictions, y
     if task.payload == "ragged":  # per-character tag probabilities of texts without spaces, and their gold spans
         from tests.synthetic_members import ENTITY_TAGS, draw_entities
 
@@ -105,11 +126,30 @@ class _TextSplit:
         self.labels = np.array([json.dumps([list(s) for s in g]) for g in gold])
 
 
+class _ReferenceSplit:
+    """A labelled split of two reference columns, as ``Task.truth`` reads one."""
+
+    def __init__(self, references):
+        from pathlib import Path
+
+        self.labels, self.path = np.array(references, dtype=object), Path("synthetic.csv")
+        self.label_columns, self.label_column, self.ids = ("a", "b"), "a", np.arange(len(references)).astype(str)
+
+
 def _two_members(task: Task, rng):
     """Two members' outputs over the same rows and names, the second's rows shuffled and its
     names in another order: Logits (n, 3), or per-unit tag probabilities."""
     ids = np.array([f"r{i}" for i in range(12)])
     perm_rows = rng.permutation(12)
+    if task.payload == "texts":  # two candidates per row, the second member's rows shuffled
+        from ensemble.core.outputs import Texts
+        from tests.synthetic_members import draw_summaries
+
+        texts = [draw_summaries(2, rng) for _ in range(12)]
+        scores = rng.normal(size=24)
+        second = Texts(ids[perm_rows], [texts[r] for r in perm_rows],
+                       np.concatenate([scores[2 * r:2 * r + 2] for r in perm_rows]), None, "second")
+        return Texts(ids, texts, scores, None, "first"), second, ()
     if task.payload == "ragged":
         names = ("O", "B-X", "I-X")
         lengths = rng.integers(0, 6, size=12)
@@ -140,7 +180,11 @@ def members(request, tmp_path_factory):
 def test_every_hook_is_bound(task):
     assert set(task.HOOKS) <= set(task.parts), f"{task.name}: bind every hook in its package's __init__"
     assert task.metrics and task.primary == task.metrics[0]
-    assert task.combine_rules and task.weights_formats
+    assert task.combine_rules
+    if not task.weights_formats:  # a task that writes no weights file refuses one up front, in one line
+        with pytest.raises(EnsembleError) as e:
+            task.check_options({"weights": "w.json"}, kind="file")
+        assert "\n" not in str(e.value) and "w.json" in str(e.value)
     for m in task.metrics:
         assert isinstance(task.greater_is_better(m), bool)
 
@@ -156,10 +200,34 @@ def test_members_align_by_name_whatever_their_order(task):
 @pytest.mark.parametrize("task", TASK_LIST, ids=IDS)
 def test_uniform_combination_is_the_mean_of_members(task):
     rng = np.random.default_rng(1)
+    if task.payload == "texts":  # generations have no mean: uniform is MBR over the pooled candidates
+        _uniform_is_mbr_by_brute_force(task, rng)
+        return
     arrays = [rng.normal(size=(30, 4)) for _ in range(3)]
     combined = task.combine(arrays, None)
     reference = np.mean([_mean_space(task, a) for a in arrays], axis=0)
     np.testing.assert_allclose(combined, reference, rtol=1e-10, atol=1e-12)
+
+
+def _uniform_is_mbr_by_brute_force(task: Task, rng) -> None:
+    """Each row's choice is the pooled candidate with the highest mean ROUGE (R1 + R2 + RL F1, on
+    morphemes) against every other candidate, each member's weight shared among its candidates."""
+    from tests.synthetic_members import draw_summaries
+
+    from ensemble.tasks.summarization.rouge import Rouge
+
+    arrays = [[tuple(draw_summaries(k, rng)) for _ in range(15)] for k in (1, 2, 3)]
+    chosen = task.combine(arrays, None)
+    rouge = Rouge("morphemes")
+    for i, got in enumerate(chosen):
+        pool = [(t, 1.0 / len(a[i])) for a in arrays for t in a[i]]
+        best, best_u = None, -1.0
+        for a, (text, _) in enumerate(pool):
+            others = [(w, sum(f for _, _, f in rouge.pair(text, t2).values())) for b, (t2, w) in enumerate(pool) if b != a]
+            u = sum(w * v for w, v in others) / sum(w for w, _ in others)
+            if u > best_u + 1e-12:
+                best, best_u = text, u
+        assert got == best, i
 
 
 @pytest.mark.parametrize("task,metric", [(t, m) for t in TASK_LIST for m in t.metrics],
@@ -189,7 +257,7 @@ def test_a_fitted_method_is_cross_validated(members):
 
 
 # a label cell of each task's sample submission, where it is not a class name or a number
-SAMPLE_CELL = {"entities": "[]"}
+SAMPLE_CELL = {"entities": "[]", "summarization": "a summary"}
 
 
 def test_a_vote_follows_the_sample_submission(members, tmp_path):
@@ -223,6 +291,8 @@ def test_a_label_column_that_does_not_fit_is_refused(members, tmp_path):
     label_columns = columns.get("label", ["label"])
     label_columns = [label_columns] if isinstance(label_columns, str) else label_columns
     bad[label_columns[0]] = "not-a-" + bad[label_columns[0]].astype(str)  # text where a class / number / 0-1 is
+    if task.payload == "texts":  # any text is a summary: an empty one is what does not fit
+        bad.loc[3, label_columns[0]] = ""
     bad_path = tmp_path / "valid.csv"
     bad.to_csv(bad_path, index=False)
     with pytest.raises(EnsembleError) as e:
@@ -277,7 +347,7 @@ DEFAULTS = {"clip": False, "threshold": None, "adjust": "none", "temperature": F
 
 # the options each task applies; every other one in OTHER_TASKS_OPTIONS is refused
 APPLIED = {"classification": {"adjust", "prior", "temperature", "calibrate"}, "regression": {"clip", "metric"},
-           "multi_label": {"threshold", "metric"}, "entities": {"threshold", "metric"}}
+           "multi_label": {"threshold", "metric"}, "entities": {"threshold", "metric"}, "summarization": {"metric"}}
 
 
 @pytest.mark.parametrize("task", TASK_LIST, ids=IDS)

@@ -30,12 +30,13 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from ensemble.core.errors import EnsembleError
+from ensemble.core.options import ALLOWED
 
 __all__ = ["TOKENIZERS", "TYPES", "AGGREGATES", "Rouge", "TextCounts", "competition_score", "lcs_length"]
 
-TOKENIZERS = ("morphemes", "whitespace", "characters", "rouge_score")
+TOKENIZERS = ALLOWED["rouge_tokenizer"]  # morphemes, whitespace, characters, rouge_score
 TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
-AGGREGATES = ("mean", "max")
+AGGREGATES = ALLOWED["rouge_aggregate"]  # mean, max
 # AI Stages' dialogue summarization: per row, ROUGE-1, -2 and -L F1 each averaged over the row's
 # references, on morphemes, summed; the score is their mean over rows
 COMPETITION_TYPES = ("rouge1", "rouge2", "rougeL")

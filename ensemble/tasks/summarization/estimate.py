@@ -1,0 +1,293 @@
+"""How well an ensemble of generations scores, fitted and estimated over rows.
+
+Each labelled row's candidates (every member's n-best list, pooled) are scored once against each
+other (the MBR utilities, :mod:`.mbr`) and once against the row's references (their quality, the
+task's metric): :class:`LabelledCandidates`. A rule's member weights then pick a candidate per
+row by MBR at the cost of a matrix-vector product, so that fitting weights and cross-validating
+that fit reuse the same counts.
+
+The utilities never see a reference, and the references never choose among candidates on the rows
+they score: a fitted rule is estimated by fitting it on the other folds' rows and scoring the
+held-out rows' choices, pooled over folds. The reference figure is the best single member (its
+first candidate), chosen out of fold the same way. The per-row oracle (the candidate the
+references like best) is an upper bound no method reaches without the references.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ensemble.core.errors import EnsembleError
+from ensemble.tasks.summarization.mbr import expected_utility
+from ensemble.tasks.summarization.rouge import Rouge
+from ensemble.tasks.summarization.task import AlignedTexts, metric_types
+
+__all__ = ["RULES", "LabelledCandidates", "SummaryFit", "SummaryEstimate", "candidates_of", "fit_rule", "choose",
+           "estimate_rules", "row_folds", "oracle"]
+
+# the rules a summarization vote fits or takes: uniform (every member alike), score (each by its
+# metric on the fitting rows), best (the best member's own first candidate), select (members chosen
+# greedily, with replacement, as Caruana's ensemble selection), optimize (weights searched)
+RULES = ("uniform", "score", "best", "select", "optimize")
+_SEARCH = 64  # weight vectors optimize tries (Dirichlet draws, beside uniform and the score weights)
+
+
+@dataclass
+class LabelledCandidates:
+    """Rows' pooled candidates with their utilities against each other and, on labelled rows,
+    their quality against the references.
+
+    Attributes
+    ----------
+    al : AlignedTexts
+    texts : list of tuple of str
+        Row i's pooled candidates, members in order, each member's n-best list in its order.
+    member_of : list of ndarray of int
+        The member of each candidate.
+    utility : list of ndarray, each (c_i, c_i)
+        ``utility[i][a, b]``: candidate a scored with candidate b as its reference.
+    quality : list of ndarray, each (c_i,), or None
+        Each candidate's metric against the row's references (None: unlabelled rows).
+    metric : str
+    """
+
+    al: AlignedTexts
+    texts: list
+    member_of: list
+    utility: list
+    quality: list | None
+    metric: str
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def n_members(self) -> int:
+        return len(self.al.members)
+
+    def first(self, i: int, m: int) -> int:
+        """The index of member ``m``'s first candidate in row ``i``'s pool."""
+        return int(np.flatnonzero(self.member_of[i] == m)[0])
+
+    def member_quality(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """(M,) each member's mean quality (its first candidate) over ``rows`` (default all)."""
+        rows = np.arange(len(self)) if rows is None else rows
+        return np.array([np.mean([self.quality[i][self.first(i, m)] for i in rows]) if len(rows) else 0.0
+                         for m in range(self.n_members)])
+
+    def picks(self, weights: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Each row's MBR choice (an index into its pool) under member ``weights`` (M,): a
+        member's weight shared among its candidates on the row."""
+        rows = np.arange(len(self)) if rows is None else rows
+        w = np.asarray(weights, dtype=np.float64)
+        out = np.empty(len(rows), dtype=np.int64)
+        for k, i in enumerate(rows):
+            mem = self.member_of[i]
+            mass = w[mem] / np.bincount(mem, minlength=len(w))[mem]
+            out[k] = int(np.argmax(expected_utility(self.utility[i], mass / mass.sum())))
+        return out
+
+    def scored(self, choice: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The quality of the candidates ``choice`` on ``rows``."""
+        return np.array([self.quality[i][c] for i, c in zip(rows, choice)])
+
+
+def candidates_of(al: AlignedTexts, references: Sequence | None = None, *, metric: str = "rouge",
+                  tokenizer: str = "morphemes", aggregate: str = "mean",
+                  utility: Callable[[str, str], float] | None = None, progress: bool = False) -> LabelledCandidates:
+    """Rows' pooled candidates, their utilities (``utility(candidate, reference)``; default: the
+    F1 of ``metric``'s ROUGE types summed, over ``tokenizer``'s tokens, once per pair) and, with
+    ``references`` (one or more per row), their quality by ``metric``."""
+    from tqdm.auto import tqdm
+
+    types = metric_types(metric)
+    rouge = Rouge(tokenizer, types, aggregate)
+    symmetric = utility is None or bool(getattr(utility, "symmetric", False))
+    if utility is None:
+        def utility(a, b):
+            s = rouge.pair(a, b)
+            return sum(s[t][2] for t in types)
+    n = len(al.ids)
+    if references is not None and len(references) != n:
+        raise EnsembleError(f"got {len(references)} rows of references for {n} rows of candidates")
+    texts, member_of, utilities, quality = [], [], [], [] if references is not None else None
+    for i in tqdm(range(n), desc="MBR utilities", unit="row", disable=not progress, leave=False):
+        pool = [(m, t) for m in range(len(al.members)) for t in al.texts[m][i]]
+        if not pool:
+            raise EnsembleError(f"row {al.ids[i]!r}: no member generated a candidate")
+        cands = tuple(t for _, t in pool)
+        u = np.zeros((len(cands), len(cands)))
+        for a in range(len(cands)):
+            for b in range(a + 1, len(cands)):
+                u[a, b] = utility(cands[a], cands[b])
+                u[b, a] = u[a, b] if symmetric else utility(cands[b], cands[a])
+        texts.append(cands)
+        member_of.append(np.array([m for m, _ in pool], dtype=np.int64))
+        utilities.append(u)
+        if references is not None:
+            refs = [references[i]] if isinstance(references[i], str) else list(references[i])
+            quality.append(np.array([sum(rouge.row(c, refs)[t][2] for t in types) for c in cands]))
+    return LabelledCandidates(al, texts, member_of, utilities, quality, metric)
+
+
+@dataclass
+class SummaryFit:
+    """A rule as fitted: its member weights (MBR over the pooled candidates), or, for ``best``,
+    the one member whose first candidate is submitted."""
+
+    method: str
+    weights: np.ndarray
+    members: tuple
+    metric: str
+    apparent: float | None = None
+    meta: dict = field(default_factory=dict)
+
+    def choose(self, lc: LabelledCandidates, rows: np.ndarray | None = None) -> np.ndarray:
+        return choose(lc, self.method, self.weights, rows)
+
+
+def choose(lc: LabelledCandidates, method: str, weights: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Each row's candidate (an index into its pool) under a fitted rule."""
+    rows = np.arange(len(lc)) if rows is None else rows
+    if method == "best":
+        m = int(np.argmax(weights))
+        return np.array([lc.first(i, m) for i in rows], dtype=np.int64)
+    return lc.picks(weights, rows)
+
+
+def _check_rule(method: str) -> None:
+    if method not in RULES:
+        raise EnsembleError(f"method must be one of {', '.join(RULES)} for summarization; got {method!r}")
+
+
+def fit_rule(lc: LabelledCandidates, method: str, rows: np.ndarray | None = None, *, seed: int = 0) -> SummaryFit:
+    """``method`` (:data:`RULES`) fitted on the labelled ``rows`` (default all) of ``lc``."""
+    _check_rule(method)
+    rows = np.arange(len(lc)) if rows is None else np.asarray(rows)
+    M = lc.n_members
+    if method == "uniform":
+        w = np.full(M, 1.0 / M)
+    elif lc.quality is None:
+        raise EnsembleError(f"--weights {method} is fitted on labelled rows; give the validation split's references")
+    elif method == "best":
+        w = np.eye(M)[int(np.argmax(lc.member_quality(rows)))]
+    elif method == "score":
+        q = np.clip(lc.member_quality(rows), 1e-9, None)
+        w = q / q.sum()
+    elif method == "select":
+        w = _select(lc, rows)
+    else:
+        w = _search(lc, rows, seed)
+    return SummaryFit(method, w, tuple(lc.al.members), lc.metric)
+
+
+def _select(lc: LabelledCandidates, rows: np.ndarray, steps: int = 10) -> np.ndarray:
+    """Caruana's ensemble selection over MBR: members added one at a time, with replacement, each
+    the one whose addition scores best on ``rows`` (the earlier member on ties); the weights are
+    how often each was added, at the best step."""
+    counts = np.zeros(lc.n_members)
+    best, best_counts = -np.inf, None
+    for _ in range(steps):
+        scores = []
+        for m in range(lc.n_members):
+            trial = counts.copy()
+            trial[m] += 1
+            scores.append(float(lc.scored(lc.picks(trial, rows), rows).mean()))
+        m = int(np.argmax(scores))
+        counts[m] += 1
+        if scores[m] > best + 1e-12:
+            best, best_counts = scores[m], counts.copy()
+    return best_counts / best_counts.sum()
+
+
+def _search(lc: LabelledCandidates, rows: np.ndarray, seed: int) -> np.ndarray:
+    """The member weights whose MBR choices score best on ``rows``: uniform, the score weights
+    and Dirichlet draws tried, the earliest kept on ties (uniform first)."""
+    M = lc.n_members
+    q = np.clip(lc.member_quality(rows), 1e-9, None)
+    tries = [np.full(M, 1.0 / M), q / q.sum(), *np.random.default_rng(seed).dirichlet(np.ones(M), size=_SEARCH)]
+    best, best_w = -np.inf, tries[0]
+    for w in tries:
+        s = float(lc.scored(lc.picks(w, rows), rows).mean())
+        if s > best + 1e-12:
+            best, best_w = s, w
+    return np.asarray(best_w, dtype=np.float64)
+
+
+@dataclass
+class SummaryEstimate:
+    """One rule's metric on the scored rows, cross-validated, with its interval; its paired
+    difference from the best single member (chosen out of fold) and from uniform, each with an
+    interval; and ``apparent``: fitted on every row and scored on them."""
+
+    method: str
+    score: float
+    interval: tuple
+    vs_best: float
+    vs_best_interval: tuple
+    vs_uniform: float
+    vs_uniform_interval: tuple
+    apparent: float | None = None
+    rows: np.ndarray = field(default=None, repr=False)
+    choices: np.ndarray = field(default=None, repr=False)
+
+    @property
+    def cross_validated(self) -> float:
+        """The out-of-fold figure (:attr:`score`), by the name every task's estimates give it."""
+        return self.score
+
+    @property
+    def sure_gain_vs_uniform(self) -> bool:
+        from ensemble.estimates.resampling import sure_gain
+
+        return self.method != "uniform" and sure_gain(self.vs_uniform_interval)
+
+
+def row_folds(n: int, folds=5, seed: int = 0) -> np.ndarray:
+    """Each row's fold: ``folds`` given per row, or K shuffled folds of near-equal size."""
+    if not isinstance(folds, (int, np.integer)):
+        f = np.asarray(folds)
+        if f.shape != (n,):
+            raise EnsembleError(f"folds: one fold per row expected ({n}), got shape {f.shape}")
+        return f
+    if not 2 <= int(folds) <= n:
+        raise EnsembleError(f"folds must be between 2 and the number of rows ({n}); got {folds}")
+    return np.random.default_rng(seed).permutation(np.arange(n) % int(folds))
+
+
+def estimate_rules(lc: LabelledCandidates, methods: Sequence[str] = RULES, *, folds=5, seed: int = 0,
+                   confidence: float = 0.95, apparent: bool = True) -> dict[str, SummaryEstimate]:
+    """Every rule of ``methods`` estimated out of fold over ``lc``'s labelled rows, against the
+    best single member chosen out of fold and against uniform (normal intervals of the paired
+    per-row differences)."""
+    from ensemble.estimates.resampling import normal_interval
+
+    if lc.quality is None:
+        raise EnsembleError("estimating a rule needs labelled rows (reference summaries)")
+    for m in methods:
+        _check_rule(m)
+    n = len(lc)
+    fold = row_folds(n, folds, seed)
+    per_row = {m: np.empty(n) for m in {*methods, "uniform", "best"}}
+    choices = {m: np.empty(n, dtype=np.int64) for m in per_row}
+    for k in np.unique(fold):
+        held, fit_rows = np.flatnonzero(fold == k), np.flatnonzero(fold != k)
+        for m in per_row:
+            c = fit_rule(lc, m, fit_rows if len(fit_rows) else held, seed=seed).choose(lc, held)
+            choices[m][held], per_row[m][held] = c, lc.scored(c, held)
+    out = {}
+    for m in methods:
+        d_best, d_uni = per_row[m] - per_row["best"], per_row[m] - per_row["uniform"]
+        seen = float(lc.scored(fit_rule(lc, m, seed=seed).choose(lc), np.arange(n)).mean()) if apparent else None
+        out[m] = SummaryEstimate(m, float(per_row[m].mean()), normal_interval(per_row[m], confidence),
+                                 float(d_best.mean()), normal_interval(d_best, confidence), float(d_uni.mean()),
+                                 normal_interval(d_uni, confidence), seen, per_row[m], choices[m])
+    return out
+
+
+def oracle(lc: LabelledCandidates) -> np.ndarray:
+    """Each row's best candidate by its references (an upper bound: it reads the references)."""
+    return np.array([float(q.max()) for q in lc.quality])

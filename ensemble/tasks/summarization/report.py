@@ -1,0 +1,206 @@
+"""What the summarization report shows: each member, the best single member, every MBR rule
+estimated out of fold, and the per-row oracle (the candidate the references like best: an upper
+bound no method reaches, marked so); the rows where the members disagree most; and, where a
+member's run logged a validation ROUGE (``eval_rouge1``...), how far it is from this one and why.
+The task's part of the CLI's ``ensemble report`` (:func:`report`, :class:`SummaryReport`).
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ensemble.core.errors import EnsembleError
+
+__all__ = ["report", "SummaryReport", "disagreements", "logged_rouge_notes"]
+
+DEFAULT_RULES = ("score", "best", "select", "optimize")
+
+
+def disagreements(al, lc, top: int = 5) -> list[dict]:
+    """The ``top`` rows whose members' first candidates agree least (one minus their mean pairwise
+    utility over the pairs of members), with each member's text."""
+    M = len(al.members)
+    rows = []
+    for i in range(len(al.ids)):
+        first = [lc.first(i, m) for m in range(M)]
+        pairs = [lc.utility[i][a, b] for a, b in combinations(first, 2)]
+        rows.append((float(np.mean(pairs)) if pairs else 0.0, i))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return [{"id": str(al.ids[i]), "agreement": u, "texts": {al.members[m]: al.texts[m][i][0] if al.texts[m][i] else ""
+                                                              for m in range(M)}} for u, i in rows[:top]]
+
+
+def logged_rouge_notes(refs, al, references, tokenizer: str, aggregate: str) -> dict[str, str]:
+    """``{member: note}`` where a member's run logged ``eval_rouge1`` (its Trainer's
+    ``compute_metrics``) and it is more than 0.02 from ROUGE-1 F1 here: by how much, and the
+    figure whitespace tokens give here, which is what the baselines' ``rouge`` package counts."""
+    from ensemble.averaging.provenance import logged_metric
+    from ensemble.tasks.summarization.rouge import Rouge
+
+    notes = {}
+    for m, ref in enumerate(refs):
+        logged = logged_metric(ref.folder, "eval_rouge1") if getattr(ref, "folder", None) is not None else None
+        if logged is None:
+            continue
+        logged = logged / 100 if logged > 1 else logged  # the HF example scripts log percentages
+        here = Rouge(tokenizer, ("rouge1",), aggregate).score(al.top(m), references)["rouge1"]
+        if abs(logged - here) <= 0.02:
+            continue
+        spaced = Rouge("whitespace", ("rouge1",), aggregate).score(al.top(m), references)["rouge1"]
+        notes[al.members[m]] = (f"its run logged eval_rouge1 {logged:.4f}; ROUGE-1 here is {here:.4f} on {tokenizer} "
+                                f"({logged - here:+.4f}); on whitespace tokens it is {spaced:.4f}. The logged figure is "
+                                "of the run's own eval set and tokens: a whitespace split counts a noun with its "
+                                "particle as one token, which the competition's morphemes do not")
+    return notes
+
+
+def report(task, job):
+    """Every member scored on the labelled rows (its first candidate), every MBR rule estimated
+    out of fold against the best single member and uniform, the per-row oracle, the rows where
+    the members disagree most, and notes on logged ROUGE."""
+    from ensemble.averaging.provenance import optimistic_members
+    from ensemble.tasks.summarization.estimate import candidates_of, estimate_rules, oracle
+    from ensemble.tasks.summarization.task import metric_types
+    from ensemble.tasks.summarization.vote import choose_rule, rouge_settings, rule_of
+
+    if job.training is not None or job.source.refits:
+        raise EnsembleError("fold groups of generation members are not read yet: generations have no fold mean; give "
+                            "each fold model (or the full-data refit) as a member of its own")
+    task.check_texts(job.split)
+    o = job.options
+    for option, value, default in (("repeats", o.get("repeats"), None), ("best_k", o.get("best_k", 3), 3)):
+        if value != default:
+            raise EnsembleError(f"{option} does not apply to summarization (its estimate is one K-fold over the rows): "
+                                "drop it")
+    metric = "rouge" if o.get("metric") in (None, "accuracy") else str(o["metric"])
+    metric_types(metric)
+    r = rouge_settings(job.columns, job.split)
+    al = job.al
+    excluded = {} if o.get("include_optimistic") else optimistic_members(job.source.refs, job.split.digest,
+                                                                         o.get("trained_on_valid", ()))
+    if excluded and len(excluded) == len(al.members):
+        raise EnsembleError("every member is marked optimistic (trained on or chosen on the validation rows); "
+                            "include_optimistic to estimate ensembles of them anyway")
+    lc = candidates_of(al, al.y.references, metric=metric, tokenizer=r["tokenizer"], aggregate=r["aggregate"],
+                       progress=True)
+    kept = [m for m, name in enumerate(al.members) if name not in excluded]
+    fitted_on = candidates_of(_members(al, kept), al.y.references, metric=metric, tokenizer=r["tokenizer"],
+                              aggregate=r["aggregate"]) if len(kept) < len(al.members) else lc
+    names = list(dict.fromkeys(rule_of(m) for m in (o.get("methods") or DEFAULT_RULES) if m != "auto"))
+    methods = ["uniform", *[m for m in names if m != "uniform"]]
+    folds = job.cv if isinstance(job.cv, (int, np.integer)) else 5
+    estimates = estimate_rules(fitted_on, methods, folds=folds, seed=o.get("seed", 0))
+    chosen, reason = choose_rule(estimates, metric)
+    quality = lc.member_quality()
+    members = {name: {"score": float(quality[m]), **({"excluded": excluded[name]} if name in excluded else {})}
+               for m, name in enumerate(al.members)}
+    rep = SummaryReport(chosen, reason, metric, r, members, estimates, float(oracle(fitted_on).mean()),
+                        disagreements(al, lc) if len(al.members) > 1 else [],
+                        logged_rouge_notes(job.source.refs, al, al.y.references, r["tokenizer"], r["aggregate"]),
+                        split=str(job.split.path))
+    rep.excluded = tuple(excluded)
+    return rep
+
+
+def _members(al, kept: Sequence[int]):
+    from dataclasses import replace
+
+    return replace(al, members=tuple(al.members[m] for m in kept), texts=[al.texts[m] for m in kept],
+                   scores=[al.scores[m] for m in kept])
+
+
+class SummaryReport:
+    """What a summarization report shows: the headline (auto's rule, cross-validated), the members,
+    every rule's estimate with its gains, the oracle, the rows where members disagree and notes on
+    logged ROUGE; as text, JSON (:meth:`to_dict`) and HTML."""
+
+    def __init__(self, choice, reason, metric, rouge: Mapping, members, estimates, oracle: float, disagree,
+                 notes: Mapping, split=""):
+        self.choice, self.reason, self.metric, self.rouge = choice, reason, metric, dict(rouge)
+        self.members, self.estimates, self.oracle = members, estimates, oracle
+        self.disagreements, self.notes, self.split = disagree, dict(notes), split
+        self.excluded: tuple = ()
+        self.shift = None
+        self.where = "cross-validated"
+        self.submission = None  # the file submitted, once a vote wrote it (ensemble run)
+        self.submitted = None  # ... and the headline that vote wrote in its sidecar
+
+    def _figure(self, method: str) -> dict:
+        e = self.estimates[method]
+        return {"metric": self.metric, "estimate": e.score, "low": e.interval[0], "high": e.interval[1],
+                "of": self.where}
+
+    @property
+    def headline(self) -> dict:
+        """``{submission, method, metric, estimate, low, high, of}`` of what is submitted."""
+        from ensemble.estimates.headline import submitted_headline, with_shift
+
+        own = {"submission": self.submission, "method": self.choice, **self._figure(self.choice)}
+        return with_shift(submitted_headline(own, self.submitted, lambda m: self._figure(m) if m in self.estimates
+                                             else None), self.shift)
+
+    def _rows(self) -> list[tuple]:
+        """(name, kind, figure, low, high, apparent, gain vs best member, gain vs uniform)."""
+        rows = [(n + (" (left out: optimistic)" if "excluded" in r else ""), "member", r["score"], None, None, None,
+                 None, None) for n, r in self.members.items()]
+        rows += [(m, "ensemble" if m != "best" else "best member, chosen out of fold", e.score, e.interval[0], e.interval[1],
+                  e.apparent, e.vs_best, e.vs_uniform) for m, e in self.estimates.items()]
+        rows.append(("oracle (reads the references: an upper bound)", "bound", self.oracle, None, None, None, None,
+                     None))
+        return rows
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def to_text(self) -> str:
+        from ensemble.estimates.headline import headline_line
+
+        lines = [headline_line(self.headline), f"auto -> {self.reason}",
+                 f"ROUGE on {self.rouge['tokenizer']}, references aggregated by {self.rouge['aggregate']}", "",
+                 f"{'':<34}{self.metric:>8}  {'interval':<18}{'apparent':>9}{'vs best':>9}{'vs unif':>9}"]
+        for name, kind, f, lo, hi, ap, gain, vu in self._rows():
+            cell = "" if lo is None else f"[{lo:.4f}, {hi:.4f}]"
+            lines.append(f"{name:<34}{f:>8.4f}  {cell:<18}{_num(ap):>9}{_num(gain, True):>9}{_num(vu, True):>9}")
+        for m, note in self.notes.items():
+            lines += ["", f"{m}: {note}"]
+        for d in self.disagreements[:3]:
+            lines += ["", f"row {d['id']} (agreement {d['agreement']:.2f}):"]
+            lines += [f"  {m}: {t}" for m, t in d["texts"].items()]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"task": "summarization", "headline": self.headline, "auto": self.reason, "metric": self.metric,
+                "rouge": self.rouge, "split": self.split, "members": self.members, "oracle": self.oracle,
+                "estimates": {m: {"cross_validated": e.score, "interval": list(e.interval), "apparent": e.apparent,
+                                  "gain_vs_best_member": e.vs_best, "gain_vs_best_member_interval": list(e.vs_best_interval),
+                                  "gain_vs_uniform": e.vs_uniform, "gain_vs_uniform_interval": list(e.vs_uniform_interval)}
+                              for m, e in self.estimates.items()},
+                "logged_rouge": self.notes, "disagreements": self.disagreements, "shift": self.shift}
+
+    def to_html(self, figures: bool = True) -> str:
+        """The page: the headline, the leaderboard, the notes and the rows where members disagree."""
+        import html
+
+        from ensemble.estimates.headline import headline_line
+        from ensemble.tasks.base import PAGE_STYLE
+
+        esc = html.escape
+        rows = "".join(f"<tr><th>{esc(n)}</th><td>{k}</td><td>{f:.4f}</td><td>{'' if lo is None else f'[{lo:.4f}, {hi:.4f}]'}"
+                       f"</td><td>{_num(ap)}</td><td>{_num(g, True)}</td><td>{_num(u, True)}</td></tr>"
+                       for n, k, f, lo, hi, ap, g, u in self._rows())
+        notes = "".join(f"<p class='note'>{esc(m)}: {esc(t)}</p>" for m, t in self.notes.items())
+        marked = "".join(f"<h3>row {esc(d['id'])}</h3><pre>" + "\n".join(f"{esc(m)}: {esc(t)}" for m, t in
+                                                                      d["texts"].items()) + "</pre>"
+                         for d in self.disagreements)
+        return (f"<!doctype html><html><head><meta charset='utf-8'><title>ensemble report</title><style>{PAGE_STYLE}"
+                f"</style></head><body><h1>{esc(headline_line(self.headline))}</h1><p>auto -&gt; {esc(self.reason)}</p>"
+                f"<table><tr><td>member / rule</td><td>kind</td><td>{esc(self.metric)}</td><td>interval</td>"
+                f"<td>apparent</td><td>vs best member</td><td>vs uniform</td></tr>{rows}</table>{notes}"
+                f"<h2>rows where the members disagree</h2>{marked}</body></html>")
+
+
+def _num(v, signed: bool = False) -> str:
+    return "" if v is None else (f"{v:+.4f}" if signed else f"{v:.4f}")

@@ -1,0 +1,242 @@
+"""The summarization ensemble as a notebook calls it: members' cached candidates pooled per row,
+each row's text chosen by minimum-Bayes-risk selection under member weights; a rule's weights
+fitted on labelled rows; every rule estimated over rows, out of fold, against the best single
+member.
+
+Below them, the task's part of the CLI's ``ensemble vote`` (:meth:`~ensemble.tasks.base.Task.vote`):
+the options checked, the rule fitted (``auto``: uniform unless a fitted rule's cross-validated gain
+over uniform is sure) or given, and the submission and sidecar written as one set.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import numpy as np
+
+from ensemble.core.errors import EnsembleError
+from ensemble.estimates.headline import VOTE_LOGGER, headline_of, say_headline
+from ensemble.tasks.summarization.estimate import (RULES, SummaryEstimate, SummaryFit, candidates_of, choose,
+                                                   estimate_rules, fit_rule)
+from ensemble.tasks.summarization.task import METRICS, align_texts, metric_types, summary_submission
+
+log = logging.getLogger(VOTE_LOGGER)  # the vote's lines, held until its headline is said
+
+__all__ = ["mbr_summaries", "fit_summaries", "estimate_summaries", "check_options", "vote_settings", "vote",
+           "rule_of", "choose_rule", "rouge_settings", "AUTO_RULES"]
+
+# the fitted rules auto chooses among (uniform unless one's gain over uniform is sure)
+AUTO_RULES = ("score", "select", "optimize")
+# the weights a vote names, as this task's rules: acc and score weigh each member by its ROUGE
+_RULES = {"uniform": "uniform", "acc": "score", "score": "score", "best": "best", "select": "select",
+          "optimize": "optimize", "auto": "auto"}
+
+
+def mbr_summaries(outputs: Sequence, weights=None, *, metric: str = "rouge", tokenizer: str = "morphemes",
+                  utility=None) -> list[str]:
+    """Each row's summary, chosen by MBR from the members' pooled candidates.
+
+    Parameters
+    ----------
+    outputs : sequence of Texts
+        Each member's candidates over one split (the generation forward's output,
+        :func:`~ensemble.workflows.predict.predict_forward` with ``"generation"``).
+    weights : sequence of float or SummaryFit, optional
+        One per member, equal by default; or a fit (:func:`fit_summaries`).
+    metric, tokenizer
+        The utility: ``metric``'s ROUGE F1 (``"rouge"``: R1 + R2 + RL) over ``tokenizer``'s tokens.
+    utility : callable, optional
+        ``utility(candidate, reference) -> float`` in place of ROUGE (any metric of two texts).
+
+    Returns
+    -------
+    list of str
+        In the first member's row order.
+    """
+    al = align_texts(outputs)
+    lc = candidates_of(al, metric=metric, tokenizer=tokenizer, utility=utility)
+    if isinstance(weights, SummaryFit):
+        if tuple(weights.members) != al.members:
+            raise EnsembleError(f"the fit is of members {', '.join(weights.members)}, the outputs are of "
+                                f"{', '.join(al.members)}; give the outputs of the members it was fitted on, in order")
+        method, w = weights.method, weights.weights
+    else:
+        method, w = "fixed", np.ones(len(outputs)) if weights is None else np.asarray(weights, dtype=np.float64)
+        if w.shape != (len(outputs),) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise EnsembleError(f"weights must be {len(outputs)} numbers >= 0, not all zero; got {list(np.ravel(w))}")
+    return [lc.texts[i][c] for i, c in enumerate(choose(lc, method, w))]
+
+
+def fit_summaries(outputs: Sequence, references: Sequence, method: str = "score", *, metric: str = "rouge",
+                  tokenizer: str = "morphemes", aggregate: str = "mean", seed: int = 0) -> SummaryFit:
+    """``method`` (uniform, score, best, select, optimize) fitted on labelled rows (the members' outputs
+    and each row's reference, or references). Pass the result to :func:`mbr_summaries` with the
+    test rows' outputs."""
+    lc = candidates_of(align_texts(outputs), references, metric=metric, tokenizer=tokenizer, aggregate=aggregate)
+    return fit_rule(lc, method, seed=seed)
+
+
+def estimate_summaries(outputs: Sequence, references: Sequence, *, methods: Sequence[str] = RULES, folds=5,
+                       metric: str = "rouge", tokenizer: str = "morphemes", aggregate: str = "mean", seed: int = 0,
+                       confidence: float = 0.95) -> dict[str, SummaryEstimate]:
+    """Every rule's ``metric`` estimated over the labelled rows, out of fold
+    (:func:`~ensemble.tasks.summarization.estimate.estimate_rules`), with its gain over the best
+    single member chosen out of fold and over uniform."""
+    lc = candidates_of(align_texts(outputs), references, metric=metric, tokenizer=tokenizer, aggregate=aggregate)
+    return estimate_rules(lc, methods, folds=folds, seed=seed, confidence=confidence)
+
+
+# ---------------------------------------------------------------------- the CLI's vote (the task's hook)
+
+
+def rule_of(spec: str) -> str:
+    """The summarization rule a vote's ``--weights`` method names; others are refused."""
+    from ensemble.core.errors import flag
+
+    if spec not in _RULES:
+        raise EnsembleError(f"{flag('weights', spec)} is not a rule of the summarization task; use one of auto, "
+                            "uniform, score (each member by its ROUGE; acc says the same), best, select, optimize")
+    return _RULES[spec]
+
+
+def check_options(task, options, *, kind: str = "method") -> None:
+    """The options a summarization vote or report takes, checked before any output is read: a
+    classifier's or a column task's refused, ``metric`` a ROUGE one, no weights file."""
+    from ensemble.core.errors import flag
+
+    given = [f for f, on in (("adjust", options.get("adjust", "none") not in ("none", None)),
+                             ("temperature", options.get("temperature")), ("calibrate", options.get("calibrate")),
+                             ("clip", options.get("clip")), ("prior", options.get("prior") is not None),
+                             ("threshold", options.get("threshold") not in (None, "global")),
+                             ("proba", options.get("proba")),
+                             ("acc_power", options.get("acc_power", 1.0) != 1.0),
+                             ("adjust_metric", options.get("adjust_metric") not in (None, "accuracy"))) if on]
+    if given:
+        raise EnsembleError(f"{flag(given[0])} does not apply to summarization members (generations have no "
+                            "probabilities to adjust, clip or threshold): drop it")
+    if options.get("metric") not in (None, "accuracy"):  # "accuracy": the report's default, the competition's ROUGE
+        metric_types(options["metric"])
+    if options.get("combine") not in (None, "prob", "mbr"):
+        raise EnsembleError(f"{flag('combine', options['combine'])} does not apply to summarization: members' "
+                            "generations are combined by minimum-Bayes-risk selection (mbr); drop it")
+    if kind == "file":
+        raise EnsembleError(f"{options.get('weights')}: the summarization vote reads no weights file (it keeps its "
+                            f"weights in the submission's sidecar); give {flag('weights', '<method>')} or the weights")
+    if kind == "method" and isinstance(options.get("weights"), str):
+        rule_of(options["weights"])
+
+
+def rouge_settings(columns, *splits) -> dict:
+    """The ROUGE tokenizer and aggregation: the splits' (``rouge_tokenizer =``), else ``columns``',
+    else morphemes and mean."""
+    def said(key, default):
+        for s in splits:
+            if s is not None and getattr(s, key, None) is not None:
+                return getattr(s, key)
+        return (columns or {}).get(key) or default
+
+    return {"tokenizer": said("rouge_tokenizer", "morphemes"), "aggregate": said("rouge_aggregate", "mean")}
+
+
+def vote_settings(task, options, *, kind: str, data, train, columns, source, labels) -> dict:
+    metric = options.get("metric")
+    metric = "rouge" if metric in (None, "accuracy") else str(metric)
+    if metric not in METRICS:
+        metric_types(metric)
+    said = {k: (columns or {}).get(k) for k in ("rouge_tokenizer", "rouge_aggregate")}
+    return {"metric": metric, **rouge_settings(said), "said": said, "seed": options.get("seed", 0)}
+
+
+def refuse_folds(job) -> None:
+    """Fold groups (their generations have no mean) and a holdout beside them are refused."""
+    if job.cv or job.holdout is not None or job.source.refits:
+        raise EnsembleError("fold groups of generation members are not read yet: generations have no fold mean; give "
+                            "each fold model (or the full-data refit) as a member of its own")
+
+
+def vote(task, job):
+    """The weights (fitted, chosen by ``auto``, fixed or uniform), the headline's estimate and the
+    submission of a summarization vote."""
+    refuse_folds(job)
+    g, s, kind, spec = job.gathered, job.settings, job.kind, job.spec
+    for split in (g.test_split, g.valid_split):
+        if split is not None:
+            task.check_texts(split)
+    s = {**s, **rouge_settings(s["said"], g.valid_split, g.test_split)}  # a Split given with its own settings
+    models = tuple(g.test_al.members)
+    estimate = {}
+    if kind == "fixed" or (spec == "uniform" and g.y is None):
+        w = np.asarray(spec, dtype=np.float64) if kind == "fixed" else np.ones(len(models))
+        fit = SummaryFit("fixed" if kind == "fixed" else "uniform", w / w.sum(), models, s["metric"])
+    else:
+        if g.y is None:
+            raise EnsembleError(f"{g.valid_split.path if g.valid_split is not None else 'the validation split'}: no "
+                                f"reference summaries; --weights {spec} is fitted on them (--label names their "
+                                "column), or use --weights uniform")
+        fit, estimate = _fitted(g, rule_of(spec), s)
+    fit.meta = {**fit.meta, **g.provenance}
+    return _write(task, job, fit, estimate, s)
+
+
+def _fitted(g, rule: str, s) -> tuple[SummaryFit, dict]:
+    """The rule fitted on the validation rows (``auto``: uniform, or the fitted rule whose gain
+    over uniform is sure), and the headline's cross-validated estimate."""
+    from ensemble.core.notices import notice
+
+    lc = candidates_of(g.valid_al, g.y.references, metric=s["metric"], tokenizer=s["tokenizer"],
+                       aggregate=s["aggregate"], progress=True)
+    methods = ["uniform", *AUTO_RULES] if rule == "auto" else [rule]
+    estimates = estimate_rules(lc, methods, seed=s["seed"], apparent=rule != "auto")
+    if rule == "auto":
+        rule, reason = choose_rule(estimates, s["metric"])
+        notice(log, "auto -> %s", reason)
+        g.provenance["auto"] = {"chosen": rule, "reason": reason, "candidates": {
+            m: {"cross_validated": e.score, "gain_vs_uniform": e.vs_uniform,
+                "gain_interval": list(e.vs_uniform_interval)} for m, e in estimates.items()}}
+    e = estimates[rule]
+    fit = fit_rule(lc, rule, seed=s["seed"])
+    fit.apparent = e.apparent
+    estimate = {"metric": s["metric"], "estimate": e.score, "low": e.interval[0], "high": e.interval[1],
+                "of": "cross-validated"}
+    return fit, estimate
+
+
+def choose_rule(estimates, metric: str, of: str = "cross-validated") -> tuple[str, str]:
+    """``auto``'s rule: of the fitted rules whose cross-validated gain over uniform is sure (its
+    whole interval above 0), the best (a tie to the earlier of :data:`AUTO_RULES`); else uniform."""
+    sure = [e for m, e in estimates.items() if m != "uniform" and e.sure_gain_vs_uniform]
+    if not sure:
+        return "uniform", f"uniform: no fitted rule's {metric} gain over uniform is sure"
+    rank = {m: i for i, m in enumerate(AUTO_RULES)}
+    best = min(sure, key=lambda e: (-e.score, rank.get(e.method, len(rank))))
+    return best.method, (f"{best.method}: {metric} gain over uniform {best.vs_uniform:+.4f} "
+                         f"[{best.vs_uniform_interval[0]:+.4f}, {best.vs_uniform_interval[1]:+.4f}], {of}")
+
+
+def _write(task, job, fit: SummaryFit, estimate: dict, s):
+    """The submission (``fname,summary``, in the sample's format) and its sidecar as one set."""
+    g, o = job.gathered, job.output
+    al = g.test_al
+    lc = candidates_of(al, metric=s["metric"], tokenizer=s["tokenizer"], progress=True)
+    chosen = choose(lc, fit.method, fit.weights)
+    summaries = [lc.texts[i][c] for i, c in enumerate(chosen)]
+    procedure = {"weights": str(job.spec) if job.kind != "fixed" else [float(v) for v in job.spec],
+                 "metric": fit.metric, "rouge_tokenizer": s["tokenizer"], "rouge_aggregate": s["aggregate"],
+                 "members": sorted(r.name for r in job.source.refs)}
+    out, _ = job.paths(fit.method, procedure)
+    split = g.test_split
+    frame = summary_submission(al.ids, summaries, sample_submission=o.sample_submission,
+                               id_column=split.id_column or "fname")
+    chosen_from = [str(al.members[lc.member_of[i][c]]) for i, c in enumerate(chosen)]
+    headline = headline_of(estimate, out, fit.method)
+    sidecar = {"task": task.name, "weights_file": None, "method": fit.method,
+               "weights": dict(zip(fit.members, map(float, fit.weights))),
+               "chosen_from": {m: chosen_from.count(m) for m in al.members},
+               "test": {"path": str(split.path.resolve()), "data_digest": split.digest, "rows": len(split)},
+               **g.provenance, "procedure": procedure, "headline": headline}
+    frame = job.save(frame, out, sidecar, fit, None)
+    frame.attrs.update(path=str(out), weights=fit, headline=headline)
+    say_headline(headline, out)
+    log.info("wrote %s (%d rows; summarization, MBR over %d members' candidates)", out, len(frame), len(al.members))
+    return frame

@@ -1,0 +1,117 @@
+"""MBR under member weights, the rules fitted on rows and their out-of-fold estimate, against
+brute-force loops over the same utilities and qualities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ensemble.core.errors import EnsembleError
+from ensemble.core.outputs import Texts
+from ensemble.tasks.summarization.estimate import (RULES, LabelledCandidates, candidates_of, estimate_rules, fit_rule,
+                                                   oracle, row_folds)
+from ensemble.tasks.summarization.rouge import Rouge
+from ensemble.tasks.summarization.task import align_texts
+
+from tests.synthetic_members import draw_summaries, noisy_summary
+
+
+def _members(n=60, keeps=(0.85, 0.6, 0.4), k=2, seed=0):
+    rng = np.random.default_rng(seed)
+    refs = draw_summaries(n, rng)
+    ids = np.array([f"r{i}" for i in range(n)], dtype=object)
+    outs = [Texts(ids, [[noisy_summary(r, keep, rng) for _ in range(k)] for r in refs], np.zeros(n * k), None, f"m{m}")
+            for m, keep in enumerate(keeps)]
+    return outs, refs
+
+
+@pytest.fixture(scope="module")
+def labelled():
+    outs, refs = _members()
+    return candidates_of(align_texts(outs), refs, tokenizer="whitespace")
+
+
+def _brute_values(u, mass):
+    """Each candidate's weighted mean utility against the others, by loops."""
+    out = []
+    for a in range(len(mass)):
+        num = sum(mass[b] * u[a, b] for b in range(len(mass)) if b != a)
+        den = sum(mass[b] for b in range(len(mass)) if b != a)
+        out.append(num / den if den > 0 else 0.0)
+    return np.array(out)
+
+
+def test_utilities_and_quality_are_rouge_of_the_pooled_candidates(labelled):
+    rouge = Rouge("whitespace")
+    i = 7
+    texts = labelled.texts[i]
+    assert len(texts) == 6 and list(labelled.member_of[i]) == [0, 0, 1, 1, 2, 2]
+    for a in range(6):
+        for b in range(6):
+            if a != b:
+                assert labelled.utility[i][a, b] == pytest.approx(sum(v[2] for v in rouge.pair(texts[a], texts[b]).values()))
+    assert labelled.quality[i][0] == pytest.approx(
+        sum(v[2] for v in rouge.row(texts[0], [_members()[1][i]]).values()))
+
+
+@pytest.mark.parametrize("weights", [[1, 1, 1], [5, 1, 0], [0.2, 0.3, 4.0], [0, 0, 1]])
+def test_picks_equal_a_brute_force_loop_under_every_weighting(labelled, weights):
+    """A member's weight is shared among its candidates on the row, its own weight left out."""
+    picks = labelled.picks(np.asarray(weights, dtype=float))
+    for i, got in enumerate(picks):
+        mem = labelled.member_of[i]
+        mass = np.array([weights[m] / np.sum(mem == m) for m in mem], dtype=float)
+        v = _brute_values(labelled.utility[i], mass / mass.sum())
+        assert v[got] == pytest.approx(v.max(), abs=1e-12), i  # the highest (identical candidates tie)
+        assert got == np.flatnonzero(v >= v.max() - 1e-9)[0], i  # the first of a tie
+
+
+def test_rules_fit_what_they_say(labelled):
+    q = labelled.member_quality()
+    assert q[0] > q[1] > q[2]  # the synthetic members keep fewer words in turn
+    assert np.allclose(fit_rule(labelled, "uniform").weights, 1 / 3)
+    assert np.allclose(fit_rule(labelled, "score").weights, q / q.sum())
+    best = fit_rule(labelled, "best")
+    assert list(best.weights) == [1, 0, 0]
+    first = [labelled.first(i, 0) for i in range(len(labelled))]
+    assert list(best.choose(labelled)) == first  # the best member's own first candidate, no MBR
+    for rule in ("select", "optimize"):
+        w = fit_rule(labelled, rule).weights
+        assert w.sum() == pytest.approx(1) and (w >= 0).all()
+        fitted = labelled.scored(fit_rule(labelled, rule).choose(labelled), np.arange(len(labelled))).mean()
+        uniform = labelled.scored(labelled.picks(np.ones(3)), np.arange(len(labelled))).mean()
+        if rule == "optimize":  # uniform is the first weighting it tries
+            assert fitted >= uniform - 1e-12
+
+
+def test_estimates_are_out_of_fold_against_the_best_member_chosen_out_of_fold(labelled):
+    est = estimate_rules(labelled, RULES, folds=5, seed=3)
+    fold = row_folds(len(labelled), 5, 3)
+    rows = np.arange(len(labelled))
+    for rule in RULES:
+        by_hand = np.empty(len(labelled))
+        for k in range(5):
+            held, train = rows[fold == k], rows[fold != k]
+            by_hand[held] = labelled.scored(fit_rule(labelled, rule, train, seed=3).choose(labelled, held), held)
+        e = est[rule]
+        assert e.score == pytest.approx(by_hand.mean())
+        best = est["best"].rows
+        assert e.vs_best == pytest.approx((by_hand - best).mean())
+        assert e.vs_uniform == pytest.approx((by_hand - est["uniform"].rows).mean())
+        assert e.interval[0] < e.score < e.interval[1]
+        assert e.apparent == pytest.approx(labelled.scored(fit_rule(labelled, rule, seed=3).choose(labelled), rows).mean())
+    assert est["uniform"].vs_uniform == 0 and not est["uniform"].sure_gain_vs_uniform
+    assert oracle(labelled).mean() >= max(e.score for e in est.values())  # it reads the references
+
+
+def test_fitting_needs_references_and_names_its_rules():
+    outs, _ = _members(n=10)
+    unlabelled = candidates_of(align_texts(outs), tokenizer="whitespace")
+    assert isinstance(unlabelled, LabelledCandidates) and unlabelled.quality is None
+    assert np.allclose(fit_rule(unlabelled, "uniform").weights, 1 / 3)
+    with pytest.raises(EnsembleError, match="fitted on labelled rows"):
+        fit_rule(unlabelled, "score")
+    with pytest.raises(EnsembleError, match="method must be one of uniform, score, best, select, optimize"):
+        fit_rule(unlabelled, "stack")
+    with pytest.raises(EnsembleError, match="folds must be between 2"):
+        row_folds(10, 11)
