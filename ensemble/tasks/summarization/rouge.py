@@ -24,6 +24,7 @@ counts are computed once per :class:`Rouge` and reused by every pair it is in (a
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -44,7 +45,9 @@ COMPETITION_TYPES = ("rouge1", "rouge2", "rougeL")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
+@functools.lru_cache(maxsize=1)
 def _kiwi():
+    """The one Kiwi analyser of the process (loading its model takes a second or two)."""
     try:
         from kiwipiepy import Kiwi
     except ImportError:  # pragma: no cover - a dependency of the package

@@ -63,7 +63,6 @@ def test_picks_equal_a_brute_force_loop_under_every_weighting(labelled, weights)
         mass = np.array([weights[m] / np.sum(mem == m) for m in mem], dtype=float)
         v = _brute_values(labelled.utility[i], mass / mass.sum())
         assert v[got] == pytest.approx(v.max(), abs=1e-12), i  # the highest (identical candidates tie)
-        assert got == np.flatnonzero(v >= v.max() - 1e-9)[0], i  # the first of a tie
 
 
 def test_rules_fit_what_they_say(labelled):

@@ -1,0 +1,116 @@
+"""The summarization vote from the CLI, against the notebook functions on the same cached
+generations, and its refusals: one line, exit 1, nothing written."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from ensemble.cli.main import main
+from ensemble.tasks.summarization.rouge import competition_score
+from ensemble.tasks.summarization.vote import estimate_summaries, fit_summaries, mbr_summaries
+from ensemble.workflows.gather import gather
+
+from tests.tasks.summarization.conftest import cli_args
+
+
+def _texts(s, split):
+    return gather(s.models, s.data, split, columns=s.columns, cache_dir=s.cache_dir, inference={"batch_size": 8}).logits
+
+
+def _vote(s, tmp_path, *args, **extra):
+    with contextlib.chdir(tmp_path):
+        return CliRunner().invoke(main, ["vote", *cli_args(s.models, s.data, s.cache_dir, **extra), *args])
+
+
+def test_uniform_writes_the_mbr_choice_of_every_row(summaries, tmp_path):
+    ran = _vote(summaries, tmp_path, "--weights=uniform")
+    assert ran.exit_code == 0, ran.output
+    sub = pd.read_csv(tmp_path / "submissions" / "ensemble-uniform.csv", keep_default_na=False)
+    assert list(sub.columns) == ["fname", "summary"]
+    test = _texts(summaries, "test")
+    assert sub["fname"].tolist() == [f"t{i}" for i in range(12)]
+    assert sub["summary"].tolist() == mbr_summaries(test)
+    # the estimate is the competition's score of the same choice on the validation rows (no fit to cross-validate)
+    valid = _texts(summaries, "valid")
+    side = json.loads((tmp_path / "submissions" / "ensemble-uniform.csv.json").read_text())
+    assert side["headline"]["estimate"] == pytest.approx(competition_score(mbr_summaries(valid), summaries.references))
+    assert side["task"] == "summarization" and side["procedure"]["rouge_tokenizer"] == "morphemes"
+
+
+def test_a_fitted_rule_is_estimated_out_of_fold_and_applied_as_fitted(summaries, tmp_path):
+    ran = _vote(summaries, tmp_path, "--weights=optimize")
+    assert ran.exit_code == 0, ran.output
+    valid, test = _texts(summaries, "valid"), _texts(summaries, "test")
+    side = json.loads((tmp_path / "submissions" / "ensemble-optimize.csv.json").read_text())
+    est = estimate_summaries(valid, summaries.references, methods=["optimize"])["optimize"]
+    assert side["headline"]["estimate"] == pytest.approx(est.score)
+    assert side["headline"]["of"] == "cross-validated"
+    fit = fit_summaries(valid, summaries.references, "optimize")
+    assert side["weights"] == pytest.approx(dict(zip(fit.members, fit.weights)))
+    sub = pd.read_csv(tmp_path / "submissions" / "ensemble-optimize.csv", keep_default_na=False)
+    assert sub["summary"].tolist() == mbr_summaries(test, fit)
+
+
+def test_auto_keeps_uniform_unless_a_fitted_gain_is_sure(summaries, tmp_path):
+    ran = _vote(summaries, tmp_path)
+    assert ran.exit_code == 0, ran.output
+    side = json.loads(next((tmp_path / "submissions").glob("ensemble-*.csv.json")).read_text())
+    auto = side["auto"]
+    sure = {m: c["gain_interval"][0] > 0 for m, c in auto["candidates"].items() if m != "uniform"}
+    assert set(auto["candidates"]) == {"uniform", "score", "select", "optimize"}
+    assert (auto["chosen"] == "uniform") == (not any(sure.values()))
+
+
+def test_the_rouge_tokenizer_is_applied_to_the_estimate(summaries, tmp_path):
+    ran = _vote(summaries, tmp_path, "--weights=uniform", rouge_tokenizer="whitespace")
+    assert ran.exit_code == 0, ran.output
+    side = json.loads((tmp_path / "submissions" / "ensemble-uniform.csv.json").read_text())
+    valid = _texts(summaries, "valid")
+    chosen = mbr_summaries(valid, tokenizer="whitespace")
+    spaced = competition_score(chosen, summaries.references, tokenizer="whitespace")
+    assert side["headline"]["estimate"] == pytest.approx(spaced)
+    assert spaced != pytest.approx(competition_score(chosen, summaries.references))  # morphemes count otherwise
+
+
+def test_the_sample_submission_orders_the_rows(summaries, tmp_path):
+    ids = [f"t{i}" for i in np.random.default_rng(0).permutation(12)]
+    pd.DataFrame({"fname": ids, "summary": "..."}).to_csv(tmp_path / "sample.csv", index=False)
+    ran = _vote(summaries, tmp_path, "--weights=uniform", f"--sample-submission={tmp_path / 'sample.csv'}")
+    assert ran.exit_code == 0, ran.output
+    sub = pd.read_csv(tmp_path / "submissions" / "ensemble-uniform.csv", keep_default_na=False)
+    assert sub["fname"].tolist() == ids
+    by_id = dict(zip([f"t{i}" for i in range(12)], mbr_summaries(_texts(summaries, "test"))))
+    assert sub["summary"].tolist() == [by_id[i] for i in ids]
+
+
+@pytest.mark.parametrize("args,says", [
+    (["--threshold=0.5"], "--threshold"),
+    (["--proba"], "--proba"),
+    (["--combine=logit"], "--combine"),
+    (["--weights=stack"], "not a rule of the summarization task"),
+    (["--metric=f1"], "metric must be one of rouge"),
+])
+def test_options_of_other_tasks_are_refused_in_one_line(summaries, tmp_path, args, says):
+    ran = _vote(summaries, tmp_path, *args)
+    assert ran.exit_code == 1 and says in ran.output and len(ran.output.strip().splitlines()) == 1, ran.output
+    assert not (tmp_path / "submissions").exists()
+
+
+def test_an_edited_generation_config_is_another_cache_entry(summaries, tmp_path):
+    """The cached generations were made under the folder's generation_config.json: edited, the vote
+    finds none (never the old ones) and says which predict to run."""
+    folder = tmp_path / "edited"
+    shutil.copytree(summaries.models["bart0"], folder)
+    config = json.loads((folder / "generation_config.json").read_text())
+    (folder / "generation_config.json").write_text(json.dumps({**config, "num_beams": 1}))
+    models = {"bart0": folder, "bart1": summaries.models["bart1"]}
+    with contextlib.chdir(tmp_path):
+        ran = CliRunner().invoke(main, ["vote", *cli_args(models, summaries.data, summaries.cache_dir)])
+    assert ran.exit_code == 1 and "no cached generations" in ran.output, ran.output
