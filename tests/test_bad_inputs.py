@@ -38,6 +38,7 @@ class World:
     vvalid: Path = None  # validation rows with the targets and the 0/1 labels
     unnamed: Path = None  # the 3-target regressor with id2label LABEL_0, LABEL_1, LABEL_2
     ner: Path = None  # synthetic token classifiers m0, m1 (tests/synthetic_members.py), cached on data/valid, test
+    summ: Path = None  # synthetic generation members m0, m1 (tests/synthetic_members.py), cached on data/valid, test
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +77,12 @@ def world(runs, tmp_path_factory) -> World:
     from tests.synthetic_members import make_entity_members
 
     make_entity_members(root / "ner", valid_rows=30, test_rows=10, models=2)
+    from tests.synthetic_members import make_summary_members
+
+    make_summary_members(root / "summ", valid_rows=20, test_rows=8, models=2)
     return World(root, root / "run", root / "bert", root / "early", root / "renamed", root / "valid.csv",
                  root / "test.csv", root / "cache", root / "weights" / "ensemble-acc.json", root / "reg",
-                 root / "tags", root / "vvalid.csv", root / "unnamed", root / "ner")
+                 root / "tags", root / "vvalid.csv", root / "unnamed", root / "ner", root / "summ")
 
 
 def _value_members(root: Path, runs) -> None:
@@ -165,6 +169,64 @@ def case(name, expected):
 def _(w, tmp):
     (tmp / "empty").mkdir()
     return ["avg-ckpt", str(tmp / "empty"), "--out", str(tmp / "o")]
+
+
+# ---------------------------------------------------------------- summarization
+def _summ(w, tmp, command="vote", extra=(), valid=None):
+    summ = w.summ
+    out = ("--out", str(tmp / "sub.csv")) if command == "vote" else ()
+    return [command, *[x for m in ("m0", "m1") for x in ("--model", f"{m}={summ / 'models' / m}")], "--data",
+            f"valid={valid or summ / 'data' / 'valid.csv'}", "--data", f"test={summ / 'data' / 'test.csv'}", "--label",
+            "summary", "--rouge-tokenizer", "whitespace", "--cache-dir", str(summ / ".ensemble" / "cache"), *out,
+            *extra]
+
+
+@case("summarization: a classifier given as a generation member", "the generation forward runs "
+      "sequence-to-sequence generation or causal language modelling models")
+def _(w, tmp):
+    return _predict(w, tmp, extra=("--task", "summarization"))
+
+
+@case("summarization: an empty reference", "row 3 (id v2): column summary is an empty reference summary")
+def _(w, tmp):
+    frame = pd.read_csv(w.summ / "data" / "valid.csv", dtype=str, keep_default_na=False)
+    frame.loc[2, "summary"] = ""
+    frame.to_csv(tmp / "valid.csv", index=False)
+    return _summ(w, tmp, extra=("--weights", "optimize"), valid=tmp / "valid.csv")
+
+
+@case("summarization: a sample submission without the id column", "sample.csv: a sample submission needs an id "
+      "column, a label column and rows; got columns summary")
+def _(w, tmp):
+    pd.DataFrame({"summary": ["x"] * 8}).to_csv(tmp / "sample.csv", index=False)
+    return _summ(w, tmp, extra=("--weights", "uniform", "--sample-submission", str(tmp / "sample.csv")))
+
+
+@case("summarization: a generation setting the model refuses", "generate refused the settings")
+def _(w, tmp):
+    folder = _tiny_bart(tmp / "bart")
+    (folder / "generation_config.json").write_text(json.dumps({"num_beams": 2, "num_return_sequences": 4,
+                                                               "max_new_tokens": 4, "decoder_start_token_id": 2}))
+    _csv(tmp, "d.csv", "id,text\na,오늘 날씨\nb,좋다\n")
+    return ["predict", "--model", f"bart={folder}", "--data", f"test={tmp / 'd.csv'}", "--cache-dir",
+            str(tmp / "cache"), "--device", "cpu"]
+
+
+def _tiny_bart(folder):
+    """A BART built from a config (no training) with a character vocabulary, saved with its tokenizer."""
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    from ensemble.cli.example import make_tokenizer, write_vocab
+
+    tok = make_tokenizer(write_vocab(["오늘 날씨 좋다"], folder / "vocab" / "vocab.txt"))
+    config = BartConfig(vocab_size=len(tok), d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                        decoder_attention_heads=2, encoder_ffn_dim=16, decoder_ffn_dim=16, max_position_embeddings=32,
+                        pad_token_id=tok.pad_token_id, bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
+                        decoder_start_token_id=tok.cls_token_id)
+    BartForConditionalGeneration(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    shutil.rmtree(folder / "vocab")
+    return folder
 
 
 # ---------------------------------------------------------------- named entities

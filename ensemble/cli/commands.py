@@ -614,7 +614,9 @@ def _age(seconds: float) -> str:
 @click.option("--task", type=click.Choice(TASK_CHOICES), default=DEFAULT_TASK.name,
               show_default=True, help="regression: sentence-pair regressors with two targets; multi_label: taggers "
                                       "with four labels (one run with its outputs in another order); ner (entities): "
-                                      "token classifiers over two tokenizers (one run with its tags in another order).")
+                                      "token classifiers over two tokenizers (one run with its tags in another order); "
+                                      "summarization: a tiny BART and a tiny T5 over two tokenizers, trained with "
+                                      "the real Seq2SeqTrainer on Korean-looking dialogues.")
 @common_options
 def example(folder, seed, folds, task):
     """Write a small self-contained example: data, three tiny Trainer runs and ensemble.toml.
@@ -630,15 +632,18 @@ def example(folder, seed, folds, task):
       ensemble example kfold --folds 5 && cd kfold && ensemble run
       ensemble example sts --task regression && cd sts && ensemble run
       ensemble example ner --task ner && cd ner && ensemble run
+      ensemble example dialogues --task summarization && cd dialogues && ensemble run
     """
     from ensemble.cli.columns_example import make_multilabel_example, make_regression_example
     from ensemble.cli.entities_example import make_entities_example
     from ensemble.cli.example import make_example
+    from ensemble.cli.summarization_example import make_summarization_example
     from ensemble.tasks import task_named
 
     # each task's example, by the task's name
     examples = {"classification": make_example, "regression": make_regression_example,
-                "multi_label": make_multilabel_example, "entities": make_entities_example}
+                "multi_label": make_multilabel_example, "entities": make_entities_example,
+                "summarization": make_summarization_example}
     task = task_named(task).name
     if task not in examples:
         raise EnsembleError(f"no example for task {task}; examples exist for {', '.join(examples)}")

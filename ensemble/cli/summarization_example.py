@@ -147,7 +147,8 @@ def train_summarizer(out_dir: str | os.PathLike, kind: str, tokenizer, sources: 
     model = _model(kind, tokenizer, max(len(r["labels"]) for r in train) + 4, seed)
 
     def compute_metrics(pred):
-        predictions, labels = (np.where(np.asarray(a) < 0, tokenizer.pad_token_id, a) for a in pred)
+        predictions, labels = (np.where(np.asarray(a) < 0, tokenizer.pad_token_id, a)  # -100: padding
+                               for a in (pred.predictions, pred.label_ids))
         decode = lambda ids: tokenizer.batch_decode(ids, skip_special_tokens=True)  # noqa: E731
         return {"rouge1": rouge1(decode(predictions), decode(labels))}
 
@@ -241,6 +242,7 @@ valid = "data/valid.csv"
 test = "data/test.csv"
 sample_submission = "data/sample_submission.csv"
 id = "fname"
+quoting = "csv"   # dialogues span lines, quoted
 text = "dialogue"
 label = "summary"
 rouge_tokenizer = "morphemes"   # ROUGE over morphemes, as AI Stages scores Korean summaries

@@ -686,8 +686,24 @@ def _load_model(folder: Path, kw: dict, auto_class: str):
     except EnsembleError:
         raise
     except Exception as e:
+        _check_generation_config(folder)  # a setting generate refuses is the folder's generation_config.json's
         raise EnsembleError(f"{folder}: cannot load the model ({_first_line(e)}); check that it is a "
                             f"{_FOLDER_KINDS.get(auto_class, auto_class)} model folder") from None
+
+
+def _check_generation_config(folder: Path) -> None:
+    """Refuse a ``generation_config.json`` whose settings ``generate`` refuses (transformers checks
+    them when the model loads), naming the file."""
+    path = folder / "generation_config.json"
+    if not path.is_file():
+        return
+    from transformers import GenerationConfig
+
+    try:
+        with _quiet_transformers():
+            GenerationConfig.from_pretrained(str(folder))
+    except Exception as e:  # transformers' own check of the settings
+        raise EnsembleError(f"{path}: generate refused the settings ({_first_line(e)}); fix them in this file") from None
 
 
 def _supports_sdpa(folder: Path, trust_remote_code: bool,

@@ -114,7 +114,7 @@ def candidates_of(al: AlignedTexts, references: Sequence | None = None, *, metri
     if references is not None and len(references) != n:
         raise EnsembleError(f"got {len(references)} rows of references for {n} rows of candidates")
     texts, member_of, utilities, quality = [], [], [], [] if references is not None else None
-    for i in tqdm(range(n), desc="MBR utilities", unit="row", disable=not progress, leave=False):
+    for i in tqdm(range(n), desc="MBR utilities", unit="row", disable=None if progress else True, leave=False):
         pool = [(m, t) for m in range(len(al.members)) for t in al.texts[m][i]]
         if not pool:
             raise EnsembleError(f"row {al.ids[i]!r}: no member generated a candidate")
@@ -144,6 +144,11 @@ class SummaryFit:
     metric: str
     apparent: float | None = None
     meta: dict = field(default_factory=dict)
+
+    @property
+    def models(self) -> tuple:
+        """The members, by the name every task's fitted weights give them."""
+        return self.members
 
     def choose(self, lc: LabelledCandidates, rows: np.ndarray | None = None) -> np.ndarray:
         return choose(lc, self.method, self.weights, rows)

@@ -122,8 +122,12 @@ def summary_submission(ids: Sequence[str], summaries: Sequence[str], *, sample_s
     ids, summaries = [str(i) for i in ids], [str(s) for s in summaries]
     if sample_submission is None:
         return pd.DataFrame({id_column: ids, summary_column: summaries})
-    from ensemble.data.sample_submission import sample_order
+    from ensemble.data.sample_submission import read_sample, sample_order
 
+    columns = list(read_sample(sample_submission).columns)
+    if id_column not in columns:
+        raise EnsembleError(f"{sample_submission}: no id column {id_column!r} (columns: {', '.join(columns)}); a sample "
+                            "submission's first column is the test file's id column")
     sample, order = sample_order(sample_submission, ids)
     if len(sample.columns) != 2:
         raise EnsembleError(f"{sample_submission}: has columns {', '.join(sample.columns)}; a summarization sample "
