@@ -133,3 +133,27 @@ def test_the_example_wants_a_new_folder(example):
         make_summarization_example(example)
     with pytest.raises(EnsembleError, match="--folds"):
         make_summarization_example(example.parent / "other", folds=5)
+
+
+def test_ensemble_run_on_the_example(example):
+    """``ensemble run`` averages the three runs, predicts, votes by MBR and reports: the submission
+    follows the sample (fname,summary), and the report scores every member and rule out of fold."""
+    import contextlib
+
+    from click.testing import CliRunner
+
+    from ensemble.cli.main import main
+
+    with contextlib.chdir(example):
+        ran = CliRunner().invoke(main, ["run"], catch_exceptions=False)
+    assert ran.exit_code == 0, ran.output[-3000:]
+    side = json.loads(next((example / "submissions").glob("ensemble-*.csv.json")).read_text(encoding="utf-8"))
+    sub = pd.read_csv(example / side["headline"]["submission"] if (example / side["headline"]["submission"]).exists()
+                      else example / "submissions" / side["headline"]["submission"], keep_default_na=False)
+    sample = pd.read_csv(example / "data" / "sample_submission.csv", keep_default_na=False)
+    assert list(sub.columns) == ["fname", "summary"] and sub["fname"].tolist() == sample["fname"].tolist()
+    assert (sub["summary"].str.len() > 0).all()
+    assert side["task"] == "summarization" and side["auto"]["chosen"] == side["method"]
+    assert set(side["weights"]) == set(RUNS)  # [runs] members, each its top-2 average
+    page = (example / "report.html").read_text(encoding="utf-8")
+    assert "oracle" in page and "uniform" in page
