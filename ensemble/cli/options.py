@@ -93,6 +93,9 @@ class InputFlags:
                            ("rouge_aggregate", _from_meta("rouge_aggregate"))):
             if value is not None:
                 self.columns[key] = value
+        generate = _from_meta("generate")
+        if generate:  # --generate KEY=VALUE over [generate]
+            self.columns["generate"] = {**dict(self.columns.get("generate") or {}), **generate_pairs(generate)}
         self.task = _from_meta("task") or (p.task if p else None)
         if "label" in self.columns:
             # a label column is optional on every split (test files lack it); the steps that fit
@@ -201,6 +204,23 @@ def inference_options(f):
     return f
 
 
+def generate_pairs(items) -> dict:
+    """``--generate KEY=VALUE`` items as settings: each value read as JSON (``4``, ``1.2``,
+    ``true``), else kept as text (a prompt)."""
+    import json
+
+    out = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise EnsembleError(f"--generate {item!r}: expected KEY=VALUE, e.g. --generate num_beams=4")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
 def _to_meta(key: str):
     """A click callback that keeps an option's value in the context (read by :class:`InputFlags`
     and :func:`value_flags`), so that every command that reads data takes it without a parameter."""
@@ -271,6 +291,12 @@ def column_options(f):
                      callback=_to_meta("words"),
                      help="Entities: the text column holds pre-split words (a list per row), the label column a tag "
                           "per word; a word takes its first sub-token's outputs, or their mean."),
+        click.option("--generate", multiple=True, default=(), expose_value=False, callback=_to_meta("generate"),
+                     metavar="KEY=VALUE",
+                     help="Generation members: a generate setting (num_beams=4, max_new_tokens=60, "
+                          "num_return_sequences=4, length_penalty, no_repeat_ngram_size, do_sample=true, seed, "
+                          "prompt='Summarize: {text}'); repeat for several [default: the folder's "
+                          "generation_config.json]."),
         click.option("--rouge-tokenizer", type=click.Choice(allowed("rouge_tokenizer")), default=None,
                      expose_value=False, callback=_to_meta("rouge_tokenizer"),
                      help="Summarization: the tokens ROUGE counts [default: morphemes, as AI Stages scores Korean]."),

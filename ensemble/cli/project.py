@@ -68,6 +68,9 @@ _TABLES = {
     "runs": None,
     "vote": {"weights", "combine", "adjust", "prior", "adjust_metric", "class_order", "metric", "threshold", "clip"},
     "predict": {"batch_size", "max_length", "pad_to_multiple_of", "device", "dtype"},
+    # generation members' generate settings (GenerationForward's, checked there)
+    "generate": {"num_beams", "max_new_tokens", "length_penalty", "no_repeat_ngram_size", "num_return_sequences",
+                 "do_sample", "seed", "prompt"},
 }
 
 
@@ -260,6 +263,8 @@ def load_project(path: str | os.PathLike) -> Project:
     if task is not None and task not in TASKS:
         r.fail("data", "task", f"must be {', '.join(list(TASKS)[:-1])} or {list(TASKS)[-1]}, got {task!r}")
     data, sample, columns = _read_data(r, data_t)
+    if doc.get("generate"):
+        columns["generate"] = _read_generate(r, dict(doc["generate"]))
     folds = columns.pop("folds", None)
     fold_column = columns.pop("fold_column", None)
     models = _read_models(r, doc.get("models", {}))
@@ -451,6 +456,19 @@ def _read_vote(r: _Reader, vote: dict) -> dict:
         elif not (weights_kind(w) == "method" or (weights_kind(w) == "fixed" and _numbers(w))):
             r.fail("vote", "weights", f"must be {WEIGHTS_EXPECTED.replace(' (best3)', '')}; got {w!r}")
     return vote
+
+
+def _read_generate(r: _Reader, table: dict) -> dict:
+    """[generate]: the generate settings of generation members (checked as GenerationForward
+    checks them), carried with the data to predict, vote and report."""
+    from ensemble.inference.forwards import GenerationForward
+
+    for key, value in table.items():
+        try:
+            GenerationForward(**{key: value})
+        except EnsembleError as e:
+            r.fail("generate", key, str(e).split("; ")[0])
+    return table
 
 
 def _read_predict(r: _Reader, table: dict) -> dict:

@@ -71,6 +71,9 @@ class Split:
     # task, which alone takes them: Task.split_settings)
     rouge_tokenizer: str | None = None
     rouge_aggregate: str | None = None
+    # generation members: the generate settings their forward runs with over this split ([generate],
+    # --generate), as sorted (name, value) pairs; not in the digest (the cache key holds them)
+    generate: tuple = ()
 
     def __post_init__(self):
         if not self.name:  # the file name without its suffixes: "valid" for data/valid.csv.gz
@@ -394,6 +397,7 @@ def load_split(
     words: str | None = None,
     rouge_tokenizer: str | None = None,
     rouge_aggregate: str | None = None,
+    generate: Mapping | None = None,
 ) -> Split:
     """Read a data file into a :class:`Split`.
 
@@ -436,6 +440,10 @@ def load_split(
         Summarization: the tokens ROUGE counts on this split (default morphemes).
     rouge_aggregate : {"mean", "max"}, optional
         Summarization: a row's several references averaged (default) or the best taken.
+    generate : mapping, optional
+        Generation members: ``generate`` settings (``num_beams``, ``max_new_tokens``, ``prompt``...:
+        :class:`~ensemble.inference.forwards.GenerationForward`) their forward runs with over this
+        split; checked where a forward takes them.
     """
     path = Path(path)
     if words is not None and words not in ALLOWED["words"]:
@@ -444,7 +452,8 @@ def load_split(
     for key, value in (("rouge_tokenizer", rouge_tokenizer), ("rouge_aggregate", rouge_aggregate)):
         if value is not None and value not in ALLOWED[key]:
             raise EnsembleError(f"{key} must be one of {', '.join(ALLOWED[key])}, got {value!r}")
-    said = dict(words=words, rouge_tokenizer=rouge_tokenizer, rouge_aggregate=rouge_aggregate)
+    said = dict(words=words, rouge_tokenizer=rouge_tokenizer, rouge_aggregate=rouge_aggregate,
+                generate=tuple(sorted(dict(generate or {}).items())))
     fmt = data_format(path)
     if quoting not in QUOTING:
         raise EnsembleError(f"quoting must be one of {', '.join(QUOTING)}, got {quoting!r}")

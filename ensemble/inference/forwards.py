@@ -147,6 +147,10 @@ class GenerationForward(Forward):
     ----------
     num_beams, max_new_tokens, length_penalty, no_repeat_ngram_size, num_return_sequences, do_sample
         Passed to ``generate``.
+    prompt : str, optional
+        A template each text is put in before it is encoded, ``{text}`` where the text goes
+        (``"Summarize the dialogue:\n{text}\nSummary:"`` for a decoder-only member); a text too
+        long for the model is cut from its end, as any text is.
     seed : int, default 0
         Each batch is seeded with ``seed`` plus its place in the length-sorted list of batches, so
         that sampling gives the same texts however many processes share the batches.
@@ -163,6 +167,7 @@ class GenerationForward(Forward):
     num_return_sequences: int | None = None
     do_sample: bool | None = None
     seed: int = 0
+    prompt: str | None = None
 
     def __post_init__(self):
         for name in ("num_beams", "max_new_tokens", "num_return_sequences"):
@@ -174,6 +179,8 @@ class GenerationForward(Forward):
             raise EnsembleError(f"length_penalty must be a number, got {self.length_penalty!r}")
         if self.do_sample is not None and not isinstance(self.do_sample, bool):
             raise EnsembleError(f"do_sample must be true or false, got {self.do_sample!r}")
+        if self.prompt is not None and (not isinstance(self.prompt, str) or "{text}" not in self.prompt):
+            raise EnsembleError(f"prompt must be a template with {{text}} where each text goes, got {self.prompt!r}")
         k = self.num_return_sequences or 1
         if self.num_beams is not None and k > self.num_beams and not self.do_sample:  # else generate judges
             raise EnsembleError(f"num_return_sequences {k} needs num_beams >= {k} or do_sample; "
@@ -184,7 +191,11 @@ class GenerationForward(Forward):
 
     def generate_kwargs(self) -> dict:
         """The keyword arguments of ``generate`` that these settings set (None: the model's own)."""
-        return {k: v for k, v in self.settings().items() if k != "seed" and v is not None}
+        return {k: v for k, v in self.settings().items() if k not in ("seed", "prompt") and v is not None}
+
+    def prompted(self, texts: Sequence[str]) -> list[str]:
+        """``texts`` in the :attr:`prompt` template (as they are without one)."""
+        return list(texts) if self.prompt is None else [self.prompt.replace("{text}", str(t)) for t in texts]
 
 
 FORWARDS: dict[str, type[Forward]] = {f.name: f for f in (SequenceForward, TokenForward, GenerationForward)}
@@ -200,17 +211,15 @@ def forward_named(name: str) -> type[Forward]:
 
 def as_forward(value: str | Forward | None = None, **settings) -> Forward:
     """``value`` as a Forward: None ("sequence"), a name (with ``settings``), or a Forward."""
-    if isinstance(value, Forward):
-        if settings:
-            return dataclasses.replace(value, **settings)
-        return value
-    cls = forward_named("sequence" if value is None else value)
+    cls = type(value) if isinstance(value, Forward) else forward_named("sequence" if value is None else value)
     known = {f.name for f in dataclasses.fields(cls)}
+    if isinstance(value, Forward) and not settings:
+        return value
     unknown = sorted(set(settings) - known)
     if unknown:
         raise EnsembleError(f"unknown setting {unknown[0]!r} of the {cls.name} forward; expected "
                             f"{', '.join(sorted(known)) or 'none'}")
-    return cls(**settings)
+    return dataclasses.replace(value, **settings) if isinstance(value, Forward) else cls(**settings)
 
 
 def split_forward(value: str | Forward | None, split) -> Forward:
@@ -218,6 +227,12 @@ def split_forward(value: str | Forward | None, split) -> Forward:
     split's text column holds pre-split words (:attr:`~ensemble.data.splits.Split.words`); a forward
     that reads no words refuses them in one line."""
     fw, words = as_forward(value), getattr(split, "words", None)
+    generate = dict(getattr(split, "generate", ()) or ())
+    if generate:
+        if fw.name != "generation":
+            raise EnsembleError(f"{split.path}: generate settings ({', '.join(generate)}) are for generation members; "
+                                f"the {fw.name} forward takes none: drop them")
+        fw = as_forward(fw, **generate)
     if words is None:
         return fw
     if "words" not in {f.name for f in dataclasses.fields(fw)}:

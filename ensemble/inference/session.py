@@ -39,6 +39,7 @@ import contextlib
 import inspect
 import logging
 import math
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping
@@ -257,6 +258,8 @@ class ModelSession:
         self.model  # noqa: B018 - loaded first: its forward's parameters say which inputs it takes
         want_tt = "token_type_ids" in getattr(tok, "model_input_names", ()) and "token_type_ids" in self._inputs
         a = split.texts[0]
+        if self.forward.name == "generation":  # each text in the prompt template, when one is given
+            a = self.forward.prompted(a)
         b = split.texts[1] if len(split.texts) > 1 else None
         kw = dict(padding=False, return_attention_mask=False, return_token_type_ids=want_tt)
         with _quiet_transformers():
@@ -608,8 +611,13 @@ class ModelSession:
             k = len(texts) // len(batch)
             return [(texts[j * k:(j + 1) * k], scores[j * k:(j + 1) * k]) for j in range(len(batch))]
 
+        started = time.perf_counter()
         with _quiet_transformers():
             rows, items = self._run_batches(self.batches(enc), step, f"{self.ref.name}/{split.name}", progress)
+        took = time.perf_counter() - started
+        if self.dist is None or self.dist.is_main_process:
+            log.info("%s/%s: generated %d rows in %.1f s (%.1f rows/s)", self.ref.name, split.name, len(rows), took,
+                     len(rows) / max(took, 1e-9))
         _check_each_once(rows, len(split), split.path)
         per_row = [None] * len(split)
         for i, item in zip(rows, items):

@@ -170,6 +170,9 @@ class CachedOutputs:
         elif others:
             damaged = (f" with these inference settings (it has {len(others)} entr{'y' if len(others) == 1 else 'ies'} "
                        f"of other settings: {others[0]}; ask for those, or predict with these)")
+        elif near := self._other_forward(model_digest, split, ref, forward):
+            damaged = (f" with these generate settings (it has an entry of {near}; ask for those with --generate, or "
+                       "predict with these)")
         elif broken:
             damaged = (f" ({len(broken)} damaged cache entr{'y' if len(broken) == 1 else 'ies'}, e.g. {broken[0].path.name}: "
                        f"{broken[0].damaged}; it may have been this one)")
@@ -188,6 +191,19 @@ class CachedOutputs:
             fix += f" --cache-dir {cache.root}" if cache.root != _default_root() else ""
         what = "generations" if ref.task.payload == "texts" else "logits"
         raise EnsembleError(f"model {ref.name} has no cached {what} for {split.path}{damaged}; {fix}")
+
+    def _other_forward(self, model_digest: str, split, ref, forward: Mapping) -> str | None:
+        """The first difference, in words (``num_beams 3, not 4``), from ``forward``'s settings of
+        a cache entry of this model and split computed with other forward settings; None when
+        there is none."""
+        for e in self.entries:
+            if (e.damaged is None and e.metadata.get("model_digest") == model_digest and e.payload == ref.task.payload
+                    and e.metadata.get("data_digest") == split.digest):
+                diff = next((k for k, v in forward.items() if e.settings.get(k) != v), None)
+                if diff is not None:
+                    said = [("unset" if v is None else v) for v in (e.settings.get(diff), forward[diff])]
+                    return f"{diff} {said[0]}, not {said[1]}"
+        return None
 
     def aligned(self, split, labels: Sequence[str] | None = None, refit: bool = False) -> Aligned:
         """Every model's logits over ``split`` (a :class:`~ensemble.data.splits.Split`), aligned in the

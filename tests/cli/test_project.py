@@ -29,6 +29,16 @@ def test_project_paths_are_relative_to_the_file(tmp_path):
     assert p.runs["r"].tokenizer == tmp_path / "base" and p.cache_dir == tmp_path / ".ensemble" / "cache"
 
 
+def test_summarization_settings_of_the_project_reach_its_splits(tmp_path):
+    """[generate] and rouge_tokenizer travel with the data to every split a command reads."""
+    (tmp_path / "ensemble.toml").write_text(
+        '[data]\ntask = "summarization"\nvalid = "v.csv"\nrouge_tokenizer = "whitespace"\n'
+        '[generate]\nnum_beams = 4\nprompt = "S: {text}"\n', encoding="utf-8")
+    p = load_project(tmp_path / "ensemble.toml")
+    assert p.columns["generate"] == {"num_beams": 4, "prompt": "S: {text}"}
+    assert p.columns["rouge_tokenizer"] == "whitespace" and p.task == "summarization"
+
+
 @pytest.mark.parametrize("text, message", [
     ('[data]\nvalid = "v.csv"\nvaild = "x"\n', r"ensemble.toml:3: \[data\] vaild: unknown key; expected one of"),
     ('[data]\nvalid = 3\n', r"ensemble.toml:2: \[data\] valid: must be a path \(a string\), got 3"),
@@ -43,6 +53,9 @@ def test_project_paths_are_relative_to_the_file(tmp_path):
      r"ensemble.toml:3: \[models\] b: refit_of must name a fold group of \[models\] or \[runs\]; got 'c'"),
     ('[models]\na = ["a0"]\n', r"ensemble.toml:2: \[models\] a: a list is a fold group's model folders"),
     ('[runs]\nr = { path = "r", refit_of = 3 }\n', r"ensemble.toml:2: \[runs\] r: refit_of must name a fold group"),
+    ('[generate]\nnum_beams = 0\n', r"ensemble.toml:2: \[generate\] num_beams: num_beams must be an integer >= 1"),
+    ('[generate]\nbeams = 2\n', r"ensemble.toml:2: \[generate\] beams: unknown key; expected one of do_sample"),
+    ('[data]\nrouge_tokenizer = "bpe"\n', r"ensemble.toml:2: \[data\] rouge_tokenizer: must be one of morphemes"),
 ])
 def test_project_errors_name_the_line_and_key(tmp_path, text, message):
     (tmp_path / "ensemble.toml").write_text(text, encoding="utf-8")

@@ -478,12 +478,48 @@ def test_generation_equals_generate_row_by_row_in_input_order(gen_dirs, tmp_path
     for i, t in enumerate(GEN_TEXTS):
         texts, scores, stop = _generate_by_hand(gen_dirs[arch], t, **settings)
         assert list(out.texts[i]) == texts, (i, t)
-        np.testing.assert_allclose(out.scores[i:i + 1], scores, atol=1e-4, rtol=0)
+        # batched rows are padded and this row is not: float32 attention over a padded batch moves
+        # the mean log-probability by a few 1e-4 (T5 with this session's tokenizer: 1.9e-4)
+        np.testing.assert_allclose(out.scores[i:i + 1], scores, atol=1e-3, rtol=0)
         stops.append(stop)
     assert any(out.texts[i] for i in range(len(GEN_TEXTS)))
     if arch == "bart":  # some rows end before the others: their means stop at the end token (where
         # each row ends depends on the tokenizer trained in this session: only that they differ is fixed)
         assert min(stops) < 7 and min(stops) < max(stops), stops
+
+
+@pytest.mark.parametrize("arch", ["t5", "gpt2"])
+def test_a_prompt_template_is_what_generate_reads(gen_dirs, tmp_path, arch):
+    """``prompt``: each text in the template, then generated as generate does on that text; the
+    template is a setting of the cache key, and one without {text} is refused."""
+    split = _split(tmp_path, GEN_TEXTS[:4])
+    prompt = "요약 해 줘: {text} 요약:"
+    out = predict_forward(gen_dirs[arch], split, "generation", batch_size=2, device="cpu", progress=False,
+                          cache=False, prompt=prompt, max_new_tokens=5)
+    for i, t in enumerate(GEN_TEXTS[:4]):
+        texts, _, _ = _generate_by_hand(gen_dirs[arch], prompt.replace("{text}", t), max_new_tokens=5)
+        assert list(out.texts[i]) == texts, (i, t)
+    assert GenerationForward(prompt=prompt).key_settings()["prompt"] == prompt
+    assert "prompt" not in GenerationForward(prompt=prompt).generate_kwargs()
+    with pytest.raises(EnsembleError, match=r"prompt must be a template with \{text\}"):
+        GenerationForward(prompt="Summarize:")
+
+
+def test_generate_settings_of_a_split_reach_the_forward_that_takes_them(tmp_path):
+    """A split's generate settings ([generate], --generate) set the generation forward's; the other
+    forwards refuse them in one line, and an unknown one is named."""
+    from ensemble.data.splits import load_split
+    from ensemble.inference.forwards import split_forward
+
+    path = tmp_path / "d.csv"
+    path.write_text("id,text\na,x\n", encoding="utf-8")
+    split = load_split(path, generate={"num_beams": 4, "prompt": "S: {text}"})
+    fw = split_forward("generation", split)
+    assert (fw.num_beams, fw.prompt) == (4, "S: {text}")
+    with pytest.raises(EnsembleError, match=r"d.csv: generate settings \(num_beams, prompt\) are for generation members"):
+        split_forward("sequence", split)
+    with pytest.raises(EnsembleError, match=r"unknown setting 'beams' of the generation forward"):
+        split_forward("generation", load_split(path, generate={"beams": 4}))
 
 
 def test_beams_give_num_return_sequences_candidates_per_row(gen_dirs, tmp_path):

@@ -103,6 +103,26 @@ def test_options_of_other_tasks_are_refused_in_one_line(summaries, tmp_path, arg
     assert not (tmp_path / "submissions").exists()
 
 
+def test_generate_settings_on_the_cli_give_n_best_lists_that_the_vote_pools(summaries, tmp_path):
+    """--generate on predict and vote: 2 candidates per member and row under 2 beams, pooled by the
+    vote; a vote asking for other settings names the entry it found."""
+    gen = {"num_beams": 2, "num_return_sequences": 2}
+    args = [f"--generate={k}={v}" for k, v in gen.items()]
+    with contextlib.chdir(tmp_path):
+        ran = CliRunner().invoke(main, ["predict", *cli_args(summaries.models, summaries.data, summaries.cache_dir),
+                                        *args, "--device=cpu"])
+    assert ran.exit_code == 0, ran.output
+    test = gather(summaries.models, summaries.data, "test", columns={**summaries.columns, "generate": gen},
+                  cache_dir=summaries.cache_dir, inference={"batch_size": 8}).logits
+    assert all(len(row) == 2 for out in test for row in out.texts)
+    ran = _vote(summaries, tmp_path, "--weights=uniform", *args)
+    assert ran.exit_code == 0, ran.output
+    sub = pd.read_csv(tmp_path / "submissions" / "ensemble-uniform.csv", keep_default_na=False)
+    assert sub["summary"].tolist() == mbr_summaries(test)
+    ran = _vote(summaries, tmp_path, "--weights=uniform", "--generate=num_beams=3")
+    assert ran.exit_code == 1 and "with these generate settings (it has an entry of num_beams" in ran.output, ran.output
+
+
 def test_an_edited_generation_config_is_another_cache_entry(summaries, tmp_path):
     """The cached generations were made under the folder's generation_config.json: edited, the vote
     finds none (never the old ones) and says which predict to run."""
