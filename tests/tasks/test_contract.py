@@ -180,11 +180,7 @@ def members(request, tmp_path_factory):
 def test_every_hook_is_bound(task):
     assert set(task.HOOKS) <= set(task.parts), f"{task.name}: bind every hook in its package's __init__"
     assert task.metrics and task.primary == task.metrics[0]
-    assert task.combine_rules
-    if not task.weights_formats:  # a task that writes no weights file refuses one up front, in one line
-        with pytest.raises(EnsembleError) as e:
-            task.check_options({"weights": "w.json"}, kind="file")
-        assert "\n" not in str(e.value) and "w.json" in str(e.value)
+    assert task.combine_rules and task.weights_formats
     for m in task.metrics:
         assert isinstance(task.greater_is_better(m), bool)
 

@@ -13,13 +13,8 @@ whose data has a text column (the dialogue) and one or more reference columns. A
 """
 
 from ensemble.tasks.summarization import report, vote
+from ensemble.tasks.summarization.estimate import SummaryFit
 from ensemble.tasks.summarization.task import SUMMARIZATION, Summarization
-
-
-def _no_weights_file(task, path):
-    from ensemble.core.errors import EnsembleError
-
-    raise EnsembleError(f"{path}: the summarization vote reads no weights file; give --weights <method> or the weights")
 
 
 SUMMARIZATION.bind(
@@ -27,8 +22,8 @@ SUMMARIZATION.bind(
     vote_settings=lambda task, options, **where: vote.vote_settings(task, options, **where),
     vote=vote.vote,
     report=report.report,
-    load_weights=_no_weights_file,
-    owns_weights=lambda task, weights: False,
+    load_weights=lambda task, path: SummaryFit.load(path),
+    owns_weights=lambda task, weights: isinstance(weights, SummaryFit),
 )
 
 __all__ = ["SUMMARIZATION", "Summarization"]

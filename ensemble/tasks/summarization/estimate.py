@@ -23,9 +23,9 @@ import numpy as np
 from ensemble.core.errors import EnsembleError
 from ensemble.tasks.summarization.mbr import expected_utility
 from ensemble.tasks.summarization.rouge import Rouge
-from ensemble.tasks.summarization.task import AlignedTexts, metric_types
+from ensemble.tasks.summarization.task import METRICS, AlignedTexts, metric_types
 
-__all__ = ["RULES", "LabelledCandidates", "SummaryFit", "SummaryEstimate", "candidates_of", "fit_rule", "choose",
+__all__ = ["RULES", "FORMAT", "LabelledCandidates", "SummaryFit", "SummaryEstimate", "candidates_of", "fit_rule", "choose",
            "estimate_rules", "row_folds", "oracle"]
 
 # the rules a summarization vote fits or takes: uniform (every member alike), score (each by its
@@ -133,10 +133,18 @@ def candidates_of(al: AlignedTexts, references: Sequence | None = None, *, metri
     return LabelledCandidates(al, texts, member_of, utilities, quality, metric)
 
 
+FORMAT = "ensemble.summary-weights/1"
+
+
 @dataclass
 class SummaryFit:
     """A rule as fitted: its member weights (MBR over the pooled candidates), or, for ``best``,
-    the one member whose first candidate is submitted."""
+    the one member whose first candidate is submitted.
+
+    As a weights file (:meth:`save`, :meth:`load`, format :data:`FORMAT`) it also keeps what
+    the fit depends on beyond the members and the data, checked before it is reused: the metric,
+    the ROUGE tokenizer and aggregation, and the generate settings of the candidates; ``meta``
+    holds the members' digests and the validation data it was fitted on."""
 
     method: str
     weights: np.ndarray
@@ -144,6 +152,58 @@ class SummaryFit:
     metric: str
     apparent: float | None = None
     meta: dict = field(default_factory=dict)
+    tokenizer: str = "morphemes"
+    aggregate: str = "mean"
+    generate: dict = field(default_factory=dict)
+
+    @property
+    def labels(self) -> tuple:
+        """No output names (the workflows compare them with the members')."""
+        return ()
+
+    def save(self, path) -> None:
+        """The weights file, with a checksum of its content, written atomically."""
+        import json
+
+        from ensemble.io.atomic import atomic_write
+        from ensemble.io.weightsfile import weights_checksum
+
+        doc = {"format": FORMAT, "task": "summarization", "method": self.method, "members": list(self.members),
+               "weights": [float(w) for w in self.weights], "metric": self.metric, "rouge_tokenizer": self.tokenizer,
+               "rouge_aggregate": self.aggregate, "generate": dict(self.generate), "apparent": self.apparent,
+               "meta": dict(self.meta)}
+        doc = json.loads(json.dumps(doc, default=str))
+        doc["blake3"] = weights_checksum(doc)
+        text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+    @classmethod
+    def load(cls, path) -> "SummaryFit":
+        """A weights file :meth:`save` wrote, its checksum and every field checked: a one-line
+        error naming the file otherwise."""
+        from ensemble.io.weightsfile import read_sealed
+
+        return read_sealed(path, FORMAT, "a summarization weights file", cls._checked)
+
+    @classmethod
+    def _checked(cls, d) -> "SummaryFit":
+        from ensemble.core.options import ALLOWED
+
+        if d["method"] not in (*RULES, "fixed"):
+            raise ValueError(f"method {d['method']!r} is not a rule of this version")
+        members = tuple(str(m) for m in d["members"])
+        w = np.asarray(d["weights"], dtype=np.float64)
+        if w.shape != (len(members),) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"weights must be {len(members)} finite numbers >= 0, not all zero")
+        if d["metric"] not in METRICS:
+            raise ValueError(f"metric {d['metric']!r} is not one of {', '.join(METRICS)}")
+        if d["rouge_tokenizer"] not in ALLOWED["rouge_tokenizer"] or d["rouge_aggregate"] not in ALLOWED["rouge_aggregate"]:
+            raise ValueError("rouge_tokenizer or rouge_aggregate is not one this version reads")
+        if not isinstance(d["generate"], dict):
+            raise ValueError("generate must be a table of settings")
+        apparent = d["apparent"]
+        return cls(d["method"], w, members, d["metric"], None if apparent is None else float(apparent),
+                   dict(d["meta"]), d["rouge_tokenizer"], d["rouge_aggregate"], dict(d["generate"]))
 
     @property
     def models(self) -> tuple:

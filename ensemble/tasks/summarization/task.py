@@ -149,7 +149,7 @@ class Summarization(Task):
     combine_rules = ("mbr",)
     methods = ("uniform", "score", "best", "select", "optimize")
     metrics = METRICS
-    weights_formats = ()
+    weights_formats = ("ensemble.summary-weights/1",)
     members_noun = "generation models"
     split_settings = ("rouge_tokenizer", "rouge_aggregate")
 

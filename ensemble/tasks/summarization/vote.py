@@ -11,6 +11,7 @@ over uniform is sure) or given, and the submission and sidecar written as one se
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -120,9 +121,6 @@ def check_options(task, options, *, kind: str = "method") -> None:
     if options.get("combine") not in (None, "prob", "mbr"):
         raise EnsembleError(f"{flag('combine', options['combine'])} does not apply to summarization: members' "
                             "generations are combined by minimum-Bayes-risk selection (mbr); drop it")
-    if kind == "file":
-        raise EnsembleError(f"{options.get('weights')}: the summarization vote reads no weights file (it keeps its "
-                            f"weights in the submission's sidecar); give {flag('weights', '<method>')} or the weights")
     if kind == "method" and isinstance(options.get("weights"), str):
         rule_of(options["weights"])
 
@@ -165,8 +163,17 @@ def vote(task, job):
             task.check_texts(split)
     s = {**s, **rouge_settings(s["said"], g.valid_split, g.test_split)}  # a Split given with its own settings
     models = tuple(g.test_al.members)
+    generate = dict(getattr(g.test_split, "generate", ()) or ())
     estimate = {}
-    if kind == "fixed" or (spec == "uniform" and g.y is None):
+    if kind == "file":
+        fit = job.loaded
+        said = {"metric": s["metric"], "tokenizer": s["tokenizer"], "aggregate": s["aggregate"], "generate": generate}
+        was = {k: getattr(fit, k) for k in said}
+        if was != said:
+            key = next(k for k in said if was[k] != said[k])
+            raise EnsembleError(f"{spec}: fitted with {key} {was[key]!r}, this vote asks for {said[key]!r}; give the "
+                                "same settings, or refit with --weights <method>")
+    elif kind == "fixed" or (spec == "uniform" and g.y is None):
         w = np.asarray(spec, dtype=np.float64) if kind == "fixed" else np.ones(len(models))
         fit = SummaryFit("fixed" if kind == "fixed" else "uniform", w / w.sum(), models, s["metric"])
     else:
@@ -175,6 +182,7 @@ def vote(task, job):
                                 f"reference summaries; --weights {spec} is fitted on them (--label names their "
                                 "column), or use --weights uniform")
         fit, estimate = _fitted(g, rule_of(spec), s)
+    fit.tokenizer, fit.aggregate, fit.generate = s["tokenizer"], s["aggregate"], generate
     fit.meta = {**fit.meta, **g.provenance}
     return _write(task, job, fit, estimate, s)
 
@@ -224,18 +232,19 @@ def _write(task, job, fit: SummaryFit, estimate: dict, s):
     procedure = {"weights": str(job.spec) if job.kind != "fixed" else [float(v) for v in job.spec],
                  "metric": fit.metric, "rouge_tokenizer": s["tokenizer"], "rouge_aggregate": s["aggregate"],
                  "members": sorted(r.name for r in job.source.refs)}
-    out, _ = job.paths(fit.method, procedure)
+    out, weights_path = job.paths(fit.method, procedure)
     split = g.test_split
     frame = summary_submission(al.ids, summaries, sample_submission=o.sample_submission,
                                id_column=split.id_column or "fname")
     chosen_from = [str(al.members[lc.member_of[i][c]]) for i, c in enumerate(chosen)]
     headline = headline_of(estimate, out, fit.method)
-    sidecar = {"task": task.name, "weights_file": None, "method": fit.method,
+    sidecar = {"task": task.name, "method": fit.method,
+               "weights_file": None if weights_path is None else str(Path(weights_path).resolve()),
                "weights": dict(zip(fit.members, map(float, fit.weights))),
                "chosen_from": {m: chosen_from.count(m) for m in al.members},
                "test": {"path": str(split.path.resolve()), "data_digest": split.digest, "rows": len(split)},
                **g.provenance, "procedure": procedure, "headline": headline}
-    frame = job.save(frame, out, sidecar, fit, None)
+    frame = job.save(frame, out, sidecar, fit, weights_path if job.kind == "method" else None)
     frame.attrs.update(path=str(out), weights=fit, headline=headline)
     say_headline(headline, out)
     log.info("wrote %s (%d rows; summarization, MBR over %d members' candidates)", out, len(frame), len(al.members))

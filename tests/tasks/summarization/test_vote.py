@@ -58,6 +58,26 @@ def test_a_fitted_rule_is_estimated_out_of_fold_and_applied_as_fitted(summaries,
     assert sub["summary"].tolist() == mbr_summaries(test, fit)
 
 
+def test_a_weights_file_is_reused_as_fitted_and_refused_when_stale(summaries, tmp_path):
+    """--weights optimize writes weights/ensemble-optimize.json; given back, it writes the same
+    summaries without refitting; under another ROUGE tokenizer, or edited, it is refused."""
+    assert _vote(summaries, tmp_path, "--weights=optimize").exit_code == 0
+    path = tmp_path / "weights" / "ensemble-optimize.json"
+    first = pd.read_csv(tmp_path / "submissions" / "ensemble-optimize.csv", keep_default_na=False)
+    ran = _vote(summaries, tmp_path, f"--weights={path}", f"--out={tmp_path / 'again.csv'}")
+    assert ran.exit_code == 0, ran.output
+    again = pd.read_csv(tmp_path / "again.csv", keep_default_na=False)
+    assert again["summary"].tolist() == first["summary"].tolist()
+    ran = _vote(summaries, tmp_path, f"--weights={path}", f"--out={tmp_path / 'x.csv'}", rouge_tokenizer="whitespace")
+    assert ran.exit_code == 1 and "fitted with tokenizer 'morphemes', this vote asks for 'whitespace'" in ran.output
+    doc = json.loads(path.read_text())
+    doc["weights"][0] += 0.1
+    path.write_text(json.dumps(doc))
+    ran = _vote(summaries, tmp_path, f"--weights={path}", f"--out={tmp_path / 'y.csv'}")
+    assert ran.exit_code == 1 and "checksum does not match" in ran.output, ran.output
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "y.csv").exists()
+
+
 def test_auto_keeps_uniform_unless_a_fitted_gain_is_sure(summaries, tmp_path):
     ran = _vote(summaries, tmp_path)
     assert ran.exit_code == 0, ran.output
