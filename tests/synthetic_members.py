@@ -436,3 +436,53 @@ def make_entity_fold_members(root: Path, *, train_rows: int = 150, test_rows: in
     cache_ragged_split(refit, "g0-full", ragged(test_texts, test_gold, shared["test"], test.ids, 3.0, "g0-full", "test"),
                        test, cache_dir)
     return made, refit, data, folds, cache_dir
+
+
+def make_summary_fold_members(root: Path, *, train_rows: int = 90, test_rows: int = 20, k: int = 3, groups: int = 2,
+                              seed: int = 0):
+    """Fold groups of fake generation members (``runs/g<i>-fold<k>``: fold model k's candidates
+    cached on the training rows of fold k and on the test rows) and a full-data refit of the first
+    (``runs/g0-full``, cached on the test rows), with ``data/train.csv`` (``id``, ``text``,
+    ``summary``), ``data/test.csv`` and ``data/folds.csv``.
+
+    Returns (groups {name: path with {fold}}, refit folder, data {split: path}, folds path,
+    cache_dir)."""
+    from ensemble.core.outputs import Texts
+    from ensemble.data.splits import load_split
+    from ensemble.workflows.foldgroups import held_out, open_training_folds
+
+    rng = np.random.default_rng(seed)
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    data = {"train": root / "data" / "train.csv", "test": root / "data" / "test.csv"}
+    refs = {"train": draw_summaries(train_rows, rng), "test": draw_summaries(test_rows, rng)}
+    pd.DataFrame({"id": [f"r{i}" for i in range(train_rows)], "text": [f"about {r}" for r in refs["train"]],
+                  "summary": refs["train"]}).to_csv(data["train"], index=False)
+    pd.DataFrame({"id": [f"t{i}" for i in range(test_rows)], "text": [f"about {r}" for r in refs["test"]]}).to_csv(
+        data["test"], index=False)
+    folds = root / "data" / "folds.csv"
+    pd.DataFrame({"id": [f"r{i}" for i in range(train_rows)], "fold": np.arange(train_rows) % k}).to_csv(folds,
+                                                                                                      index=False)
+    train = load_split(data["train"], name="train", label="summary")
+    test = load_split(data["test"], name="test")
+    training = open_training_folds(train, folds)
+    cache_dir = root / ".ensemble" / "cache"
+
+    def texts(split, references, keep, name):
+        rows = [[noisy_summary(r, keep, rng) for _ in range(2)] for r in references]
+        return Texts(np.asarray(split.ids), rows, -rng.random(2 * len(rows)).astype(np.float32), None, name,
+                     split.name)
+
+    made = {}
+    for g, keep in enumerate(np.linspace(0.8, 0.5, groups)):
+        for f in range(k):
+            name, folder = f"g{g}-fold{f}", root / "runs" / f"g{g}-fold{f}"
+            _generation_folder(folder, rng)
+            part = held_out(training, f)
+            cache_texts_split(folder, name, texts(part, [refs["train"][r] for r in training.rows(f)], keep, name),
+                              part, cache_dir)
+            cache_texts_split(folder, name, texts(test, refs["test"], keep, name), test, cache_dir)
+        made[f"g{g}"] = str(root / "runs" / f"g{g}-fold{{fold}}")
+    refit = root / "runs" / "g0-full"
+    _generation_folder(refit, rng)
+    cache_texts_split(refit, "g0-full", texts(test, refs["test"], 0.9, "g0-full"), test, cache_dir)
+    return made, refit, data, folds, cache_dir

@@ -213,6 +213,8 @@ def out_of_fold(parts: Sequence, training: TrainingFolds, name: str, task=None):
     split = training.split
     if getattr(parts[0], "kind", "dense") == "ragged":
         return _ragged_out_of_fold(parts, training, name, task)
+    if getattr(parts[0], "kind", "dense") == "texts":
+        return _texts_out_of_fold(parts, training, name, task)
     labels = parts[0].labels
     values = np.empty((len(split), len(labels)), dtype=np.float32)
     for k, lg in enumerate(parts):
@@ -242,14 +244,45 @@ def _ragged_out_of_fold(parts: Sequence, training: TrainingFolds, name: str, tas
     return Ragged(split.ids, values, offsets, names, name, split.name, _meta(parts))
 
 
+def _texts_out_of_fold(parts: Sequence, training: TrainingFolds, name: str, task):
+    """Fold model k's candidates on the rows of fold k, aligned by ``task``, each row put back in
+    the training split's row order."""
+    from ensemble.core.outputs import Texts
+
+    split = training.split
+    texts: list = [None] * len(split)
+    scores: list = [None] * len(split)
+    for k, lg in enumerate(parts):
+        al = task.align([lg], ids=split.ids[training.rows(k)])
+        for j, r in enumerate(training.rows(k)):
+            texts[r], scores[r] = al.texts[0][j], al.scores[0][j]
+    flat = np.concatenate(scores).astype(np.float32) if scores else np.zeros(0, dtype=np.float32)
+    return Texts(split.ids, texts, flat, None, name, split.name, _meta(parts))
+
+
+def _pooled_texts(parts: Sequence, name: str, task):
+    """A fold group's candidates on a split every fold model generated over: each row's candidates
+    of every fold model, in fold order (generations have no mean; the vote's MBR pools them)."""
+    from ensemble.core.outputs import Texts
+
+    al = task.align(list(parts))
+    texts = [tuple(t for m in range(len(parts)) for t in al.texts[m][i]) for i in range(len(al.ids))]
+    scores = [s for i in range(len(al.ids)) for m in range(len(parts)) for s in al.scores[m][i]]
+    return Texts(np.asarray(al.ids), texts, np.asarray(scores, dtype=np.float32), None, name, parts[0].split,
+                 _meta(parts))
+
+
 def fold_mean(parts: Sequence, name: str, task):
     """The group's Logits on a split every fold model predicted, in fold 0's class and row order:
     the task's mean (:meth:`~ensemble.tasks.base.Task.fold_mean`; classification: the log of the
     mean of their probabilities, regression: the mean of their outputs). Ragged outputs: aligned
-    by ``task``, the mean of each unit over the fold models that cover it."""
+    by ``task``, the mean of each unit over the fold models that cover it. Texts (generations):
+    every fold model's candidates pooled per row."""
     from ensemble.core.combination import align
     from ensemble.core.outputs import Logits, Ragged
 
+    if getattr(parts[0], "kind", "dense") == "texts":
+        return _pooled_texts(parts, name, task)
     if getattr(parts[0], "kind", "dense") == "ragged":
         al = task.align(list(parts))
         return Ragged(np.asarray(al.ids), task.fold_mean(al.arrays), al.offsets, tuple(al.labels), name,
@@ -294,7 +327,8 @@ def _check_held_out(ref, parts, training) -> None:
     for k, (part, lg) in enumerate(zip(ref.parts, parts)):
         logged = logged_accuracy(part.folder)
         rows = held_out(training, k)
-        acc = None if logged is None else ref.task.accuracy_of(lg.values, rows, lg.labels, part.name)
+        acc = None if logged is None or getattr(lg, "kind", "dense") == "texts" else ref.task.accuracy_of(lg.values, rows, lg.labels,
+                                                                                      part.name)
         if acc is None:
             continue
         margin = max(0.15, 3 * np.sqrt(max(logged * (1 - logged), 0.01) / len(rows)))

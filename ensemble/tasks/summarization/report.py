@@ -64,11 +64,10 @@ def report(task, job):
     from ensemble.averaging.provenance import optimistic_members
     from ensemble.tasks.summarization.estimate import candidates_of, estimate_rules, oracle
     from ensemble.tasks.summarization.task import metric_types
-    from ensemble.tasks.summarization.vote import choose_rule, rouge_settings, rule_of
+    from ensemble.tasks.summarization.vote import choose_rule, refuse_holdout, rouge_settings, rule_of
 
-    if job.training is not None or job.source.refits:
-        raise EnsembleError("fold groups of generation members are not read yet: generations have no fold mean; give "
-                            "each fold model (or the full-data refit) as a member of its own")
+    if job.training is not None:
+        refuse_holdout(job.data.get(job.valid))
     task.check_texts(job.split)
     o = job.options
     for option, value, default in (("repeats", o.get("repeats"), None), ("best_k", o.get("best_k", 3), 3)):
@@ -91,9 +90,10 @@ def report(task, job):
                               aggregate=r["aggregate"]) if len(kept) < len(al.members) else lc
     names = list(dict.fromkeys(rule_of(m) for m in (o.get("methods") or DEFAULT_RULES) if m != "auto"))
     methods = ["uniform", *[m for m in names if m != "uniform"]]
-    folds = job.cv if isinstance(job.cv, (int, np.integer)) else 5
+    folds = job.training.folds.fold if job.training is not None else (
+        job.cv if isinstance(job.cv, (int, np.integer)) else 5)
     estimates = estimate_rules(fitted_on, methods, folds=folds, seed=o.get("seed", 0))
-    chosen, reason = choose_rule(estimates, metric)
+    chosen, reason = choose_rule(estimates, metric, "out of fold" if job.training is not None else "cross-validated")
     quality = lc.member_quality()
     members = {name: {"score": float(quality[m]), **({"excluded": excluded[name]} if name in excluded else {})}
                for m, name in enumerate(al.members)}
@@ -102,6 +102,9 @@ def report(task, job):
                         logged_rouge_notes(job.source.refs, al, al.y.references, r["tokenizer"], r["aggregate"]),
                         split=str(job.split.path))
     rep.excluded = tuple(excluded)
+    if job.training is not None:
+        rep.where = "out-of-fold"
+        rep.refit = {grp: r.name for grp, r in job.source.refits.items()}
     return rep
 
 
@@ -124,14 +127,18 @@ class SummaryReport:
         self.disagreements, self.notes, self.split = disagree, dict(notes), split
         self.excluded: tuple = ()
         self.shift = None
-        self.where = "cross-validated"
+        self.where = "cross-validated"  # or "out-of-fold": fold groups' training rows, fold by fold
+        self.refit: dict = {}  # {group: refit}: the refits submitted in their groups' places
         self.submission = None  # the file submitted, once a vote wrote it (ensemble run)
         self.submitted = None  # ... and the headline that vote wrote in its sidecar
 
     def _figure(self, method: str) -> dict:
+        from ensemble.estimates.headline import refits_note
+
         e = self.estimates[method]
-        return {"metric": self.metric, "estimate": e.score, "low": e.interval[0], "high": e.interval[1],
-                "of": self.where}
+        out = {"metric": self.metric, "estimate": e.score, "low": e.interval[0], "high": e.interval[1],
+               "of": self.where}
+        return {**out, "note": refits_note(self.refit, holdout=False)} if self.refit else out
 
     @property
     def headline(self) -> dict:

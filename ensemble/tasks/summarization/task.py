@@ -184,10 +184,6 @@ class Summarization(Task):
             pools.append(Pool(tuple(texts), np.asarray(mass) / np.sum(mass), ()))
         return mbr_select(pools)
 
-    def fold_mean(self, arrays: Sequence):
-        raise EnsembleError("fold groups of generation members are not read yet: generations have no mean; give each "
-                            "fold model (or the full-data refit) as a member of its own")
-
     def mean_space(self, outputs):
         raise EnsembleError("generations have no mean: summarization members are combined by MBR selection")
 

@@ -146,17 +146,19 @@ def vote_settings(task, options, *, kind: str, data, train, columns, source, lab
     return {"metric": metric, **rouge_settings(said), "said": said, "seed": options.get("seed", 0)}
 
 
-def refuse_folds(job) -> None:
-    """Fold groups (their generations have no mean) and a holdout beside them are refused."""
-    if job.cv or job.holdout is not None or job.source.refits:
-        raise EnsembleError("fold groups of generation members are not read yet: generations have no fold mean; give "
-                            "each fold model (or the full-data refit) as a member of its own")
+def refuse_holdout(holdout) -> None:
+    """A validation split beside fold groups is a holdout the summarization vote and report do not
+    read yet (they fit and estimate on the out-of-fold rows): refused, never ignored."""
+    if holdout is not None:
+        raise EnsembleError(f"{getattr(holdout, 'path', holdout)}: a validation split beside fold groups is a holdout, "
+                            "which the summarization task does not read yet; drop it (the out-of-fold training rows "
+                            "are fitted and estimated on), or give the fold models as members of their own")
 
 
 def vote(task, job):
     """The weights (fitted, chosen by ``auto``, fixed or uniform), the headline's estimate and the
     submission of a summarization vote."""
-    refuse_folds(job)
+    refuse_holdout(job.holdout)
     g, s, kind, spec = job.gathered, job.settings, job.kind, job.spec
     for split in (g.test_split, g.valid_split):
         if split is not None:
@@ -181,23 +183,25 @@ def vote(task, job):
             raise EnsembleError(f"{g.valid_split.path if g.valid_split is not None else 'the validation split'}: no "
                                 f"reference summaries; --weights {spec} is fitted on them (--label names their "
                                 "column), or use --weights uniform")
-        fit, estimate = _fitted(g, rule_of(spec), s)
+        fit, estimate = _fitted(g, rule_of(spec), s, job.cv.get("cv", 5), job.source)
     fit.tokenizer, fit.aggregate, fit.generate = s["tokenizer"], s["aggregate"], generate
     fit.meta = {**fit.meta, **g.provenance}
     return _write(task, job, fit, estimate, s)
 
 
-def _fitted(g, rule: str, s) -> tuple[SummaryFit, dict]:
-    """The rule fitted on the validation rows (``auto``: uniform, or the fitted rule whose gain
+def _fitted(g, rule: str, s, folds=5, source=None) -> tuple[SummaryFit, dict]:
+    """The rule fitted on the validation rows, or fold groups' out-of-fold training rows
+    (``folds``: their fold per row, else K) (``auto``: uniform, or the fitted rule whose gain
     over uniform is sure), and the headline's cross-validated estimate."""
     from ensemble.core.notices import notice
 
     lc = candidates_of(g.valid_al, g.y.references, metric=s["metric"], tokenizer=s["tokenizer"],
                        aggregate=s["aggregate"], progress=True)
     methods = ["uniform", *AUTO_RULES] if rule == "auto" else [rule]
-    estimates = estimate_rules(lc, methods, seed=s["seed"], apparent=rule != "auto")
+    estimates = estimate_rules(lc, methods, folds=folds, seed=s["seed"], apparent=rule != "auto")
+    oof = not isinstance(folds, int)
     if rule == "auto":
-        rule, reason = choose_rule(estimates, s["metric"])
+        rule, reason = choose_rule(estimates, s["metric"], "out of fold" if oof else "cross-validated")
         notice(log, "auto -> %s", reason)
         g.provenance["auto"] = {"chosen": rule, "reason": reason, "candidates": {
             m: {"cross_validated": e.score, "gain_vs_uniform": e.vs_uniform,
@@ -206,7 +210,11 @@ def _fitted(g, rule: str, s) -> tuple[SummaryFit, dict]:
     fit = fit_rule(lc, rule, seed=s["seed"])
     fit.apparent = e.apparent
     estimate = {"metric": s["metric"], "estimate": e.score, "low": e.interval[0], "high": e.interval[1],
-                "of": "cross-validated"}
+                "of": "out-of-fold" if oof else "cross-validated"}
+    if oof and source is not None and source.refits:  # the refits are submitted; no out-of-fold figure is of them
+        from ensemble.estimates.headline import refits_note
+
+        estimate["note"] = refits_note({grp: r.name for grp, r in source.refits.items()}, holdout=False)
     return fit, estimate
 
 

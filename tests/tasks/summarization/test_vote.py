@@ -154,3 +154,46 @@ def test_an_edited_generation_config_is_another_cache_entry(summaries, tmp_path)
     with contextlib.chdir(tmp_path):
         ran = CliRunner().invoke(main, ["vote", *cli_args(models, summaries.data, summaries.cache_dir)])
     assert ran.exit_code == 1 and "no cached generations" in ran.output, ran.output
+
+
+@pytest.fixture(scope="module")
+def folded(tmp_path_factory):
+    from tests.synthetic_members import make_summary_fold_members
+
+    return make_summary_fold_members(tmp_path_factory.mktemp("summary-folds"))
+
+
+def test_fold_groups_are_fitted_out_of_fold_and_refits_submitted(folded, tmp_path):
+    """A fold group's training rows are each its held-out fold model's candidates; its test rows
+    pool every fold model's; a refit takes its group's place on test, said in the headline."""
+    from ensemble import report, vote
+    from ensemble.data.splits import load_split
+    from ensemble.workflows.foldgroups import open_training_folds
+
+    groups, refit, data, folds, cache = folded
+    columns = {"label": "summary", "rouge_tokenizer": "whitespace"}
+    oof = gather(groups, data, "train", cache_dir=cache, columns=columns, folds=folds)
+    training = open_training_folds(load_split(data["train"], name="train", label="summary"), folds)
+    for k in range(3):
+        for r in training.rows(k)[:3]:
+            assert len(oof.texts[0][r]) == 2  # its own fold model's two candidates
+    test = gather(groups, data, "test", cache_dir=cache, columns=columns, folds=folds)
+    assert all(len(row) == 6 for row in test.texts[1])  # three fold models' candidates pooled
+    sub = vote({**groups, "full": refit}, data, "optimize", cache_dir=cache, columns=columns, folds=folds,
+               refit={"full": "g0"}, out=tmp_path / "s.csv", weights_dir=tmp_path / "w")
+    head, fit = sub.attrs["headline"], sub.attrs["weights"]
+    assert head["of"] == "out-of-fold" and "refits (full for g0)" in head["note"]
+    est = estimate_summaries(oof.logits, [r[0] for r in oof.y.references], methods=["optimize"],
+                             folds=training.folds.fold, tokenizer="whitespace")["optimize"]
+    assert head["estimate"] == pytest.approx(est.score)
+    refitted = gather({"full": refit, "g1": groups["g1"]}, data, "test", cache_dir=cache, columns=columns,
+                      folds=folds).logits
+    written = pd.read_csv(tmp_path / "s.csv", keep_default_na=False)["summary"].tolist()
+    assert written == mbr_summaries(refitted, fit.weights, tokenizer="whitespace")
+    rep = report(groups, data, cache_dir=cache, columns=columns, folds=folds, methods=["score"])
+    assert rep.headline["of"] == "out-of-fold"
+    assert rep.estimates["uniform"].score == pytest.approx(
+        estimate_summaries(oof.logits, [r[0] for r in oof.y.references], methods=["uniform"],
+                           folds=training.folds.fold, tokenizer="whitespace")["uniform"].score)
+    with pytest.raises(Exception, match="a validation split beside fold groups is a holdout"):
+        report(groups, {**data, "valid": data["train"]}, cache_dir=cache, columns=columns, folds=folds)
