@@ -145,6 +145,9 @@ class ModelSession:
         self.dtype = resolve_dtype(settings.dtype, self.device)
         self.limit, self.model_limit = ref.token_limit(settings.max_length)
         self._fingerprint = None
+        # generation: more keyword arguments of generate for a batch's inputs (the token ensemble's
+        # logits processor, :mod:`ensemble.inference.token_ensemble`); such a session caches nothing
+        self.generate_hook = None
 
     # ---------------------------------------------------------------- key
 
@@ -579,6 +582,8 @@ class ModelSession:
         def from_hit(hit):
             return replace(hit, model=self.ref.name, split=split.name, meta={**hit.meta, "cached": True})
 
+        if self.generate_hook is not None:  # what the hook adds is in no cache key
+            return self._make_generations(split, progress, None)
         return self._cached(split, lambda key: self._make_generations(split, progress, key), from_hit)
 
     def _make_generations(self, split, progress, key) -> Texts:
@@ -595,8 +600,9 @@ class ModelSession:
         def step(b, batch):
             inputs = self._collate(batch, enc, left=left)
             torch.manual_seed(self.forward.seed + b)
+            extra = self.generate_hook(inputs) if self.generate_hook is not None else {}
             try:
-                out = model.generate(**inputs, **kwargs)
+                out = model.generate(**inputs, **kwargs, **extra)
             except ValueError as e:  # settings generate refuses, with the model's generation_config
                 raise EnsembleError(f"{self.ref.folder}: generate refused the settings ({_first_line(e)}); "
                                     "change them or the folder's generation_config.json") from None
