@@ -196,15 +196,15 @@ def _check_vote_options(p, found, options: dict, weights: str) -> None:
 
 
 def _check_run_heads(p):
-    """A [runs] entry whose checkpoints have a head no task runs (a seq2seq or causal-LM run)
-    refused before anything is averaged, naming its key; read from the first checkpoint's
+    """A [runs] entry whose checkpoints have a head no task runs (question answering, say), or
+    runs of different tasks, refused before anything is averaged, naming their keys; read from the first checkpoint's
     config.json (a run whose checkpoints cannot be found is left to the average's own error).
     Returns the task of the runs' heads, when they agree on one (else None)."""
     from ensemble.io.modelfiles import head_of
     from ensemble.tasks import TASKS, task_for_head
     from ensemble.workflows.members import fold_path
 
-    found = set()
+    found: dict[str, str] = {}  # task -> the first run of it
     for name, run in p.runs.items():
         root = fold_path(run.path, 0)
         config = next((c for pattern in ("checkpoint-*/config.json", "*/checkpoint-*/config.json", "config.json")
@@ -220,8 +220,12 @@ def _check_run_heads(p):
             said = [n.replace("_", "-") for n in TASKS]
             raise EnsembleError(f"{p.path}: [runs] {name}: its checkpoints ({config.parent}) are {head.describe()}; "
                                 f"ensemble runs {', '.join(said[:-1])} and {said[-1]} heads: remove {name} from [runs]")
-        found.add(task.name)
-    return TASKS[found.pop()] if len(found) == 1 else None
+        found.setdefault(task.name, name)
+        if len(found) > 1:
+            (ta, a), (tb, b) = list(found.items())[:2]
+            raise EnsembleError(f"{p.path}: [runs] {a} is {ta} and {b} is {tb}; an ensemble combines members of one "
+                                f"task: keep the runs of one task in [runs]")
+    return TASKS[next(iter(found))] if len(found) == 1 else None
 
 
 def _check_sample_ids(p, test) -> None:

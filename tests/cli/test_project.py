@@ -364,7 +364,8 @@ def test_a_project_adjustment_with_a_weights_file_names_both_fixes(project, monk
 def test_init_finds_dacon_and_ai_stages_id_columns_and_run_checks_the_sample_first(project, monkeypatch):
     """An id column named ID (Dacon) or fname (AI Stages) is found by init; a project whose test
     file's id column is not the one [data] names stops before any average or prediction, naming
-    id = "..."; so does a [runs] entry whose checkpoints no task runs, naming its key."""
+    id = "..."; so does a [runs] entry whose checkpoints no task runs, naming its key, and runs of
+    two tasks."""
     import json
 
     for name in ("valid", "test", "sample_submission"):
@@ -382,15 +383,18 @@ def test_init_finds_dacon_and_ai_stages_id_columns_and_run_checks_the_sample_fir
     assert 'its ids (ID) are not the test file\'s (row numbers: no id column); set id = "ID" in [data]' in stopped.stderr
     assert not (project / "weights").exists() and not (project / ".ensemble" / "cache").exists()  # nothing ran
     (project / "ensemble.toml").write_text(text)
-    seq2seq = project / "runs" / "s2s" / "checkpoint-5"
-    seq2seq.mkdir(parents=True)
-    (seq2seq / "config.json").write_text(json.dumps({"architectures": ["BartForConditionalGeneration"],
-                                                     "model_type": "bart"}))
     assert "\n[runs]\n" in text
-    (project / "ensemble.toml").write_text(text.replace("\n[runs]\n", '\n[runs]\ns2s = { path = "runs/s2s", k = 1 }\n'))
-    refused = CliRunner().invoke(main, ["run"])
-    assert refused.exit_code == 1 and "[runs] s2s: its checkpoints" in refused.stderr, refused.output
-    assert "remove s2s from [runs]" in refused.stderr and not (project / "weights").exists()
+    for arch, says in (("BertForQuestionAnswering", "[runs] s2s: its checkpoints"),
+                       ("BartForConditionalGeneration", "[runs] s2s is summarization and notok is classification")):
+        seq2seq = project / "runs" / "s2s" / "checkpoint-5"
+        seq2seq.mkdir(parents=True, exist_ok=True)
+        (seq2seq / "config.json").write_text(json.dumps({"architectures": [arch], "model_type": arch[:4].lower()}))
+        (project / "ensemble.toml").write_text(text.replace("\n[runs]\n",
+                                                            '\n[runs]\ns2s = { path = "runs/s2s", k = 1 }\n'))
+        refused = CliRunner().invoke(main, ["run"])
+        assert refused.exit_code == 1 and says in refused.stderr, refused.output
+        assert not (project / "weights").exists()
+    assert "remove s2s from [runs]" not in refused.stderr
 
 
 def test_the_id_hint_reads_the_test_files_columns_in_any_format(tmp_path):
