@@ -216,12 +216,30 @@ def _head(kind: str, zoo: Zoo, folder: Path) -> Path:
     raise ValueError(kind)
 
 
-HEADS = {  # kind -> what the one-line refusal says (token classification is the entities task's since issue 35)
-    "seq2seq": "a sequence-to-sequence generation head (BartForConditionalGeneration)",
-    "causal lm": "a causal language modelling head (LlamaForCausalLM)",
+HEADS = {  # kind -> what the one-line refusal says (token classification is the entities task's since issue 35,
+    # generation heads the summarization task's since issue 36)
     "custom": "a custom class (BertMeanPool) that AutoModelForSequenceClassification does not build",
     "base": "no task head (BertModel)",
 }
+
+
+@pytest.mark.parametrize("kind", ["seq2seq", "causal lm"])
+def test_a_generation_member_beside_a_classifier_is_refused_and_a_foreign_tokenizer_named(zoo, kind, tmp_path):
+    """Generation heads are the summarization task's: beside a classifier, vote and report refuse
+    members of two tasks in one line; predicted alone with a tokenizer whose ids its embeddings do
+    not hold (this zoo's: 200 rows), the error names the tokenizer, never an IndexError."""
+    bad = _head(kind, zoo, tmp_path / "bad")
+    good = tmp_path / "good"
+    shutil.copytree(zoo.run("bert") / "checkpoint-4", good)
+    data = ["--data", f"valid={zoo.valid}", "--data", f"test={zoo.test}", "--cache-dir", tmp_path / "cache"]
+    for command in ("vote", "report"):
+        result = _cli(command, "--model", f"good={good}", "--model", f"bad={bad}", *data)
+        assert result.exit_code == 1 and result.stderr.startswith("error: "), (command, result.output)
+        assert "members of different tasks: good is classification, bad is summarization" in result.stderr
+    result = _cli("predict", "--model", f"bad={bad}", *data)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "the tokenizer gives token id" in result.stderr and "embeddings hold 200 tokens" in result.stderr
+    assert not (tmp_path / "cache").exists() or not OutputCache(tmp_path / "cache").entries()
 
 
 @pytest.mark.parametrize("kind", HEADS)
@@ -362,10 +380,13 @@ def test_a_seq2seq_average_keeps_its_generation_config(tmp_path):
         got = model.generate(**batch)
         expected = reference.generate(**batch, generation_config=source)
     assert torch.equal(got, expected)
-    refused = _cli("predict", "--model", f"s={tmp_path / 'avg'}", "--data", f"test={_texts_csv(tmp_path, train[0])}",
-                   "--cache-dir", tmp_path / "c")
-    assert refused.exit_code == 1 and "a sequence-to-sequence generation head (BartForConditionalGeneration)" in \
-        refused.stderr
+    predicted = _cli("predict", "--model", f"s={tmp_path / 'avg'}", "--data",
+                     f"test={_texts_csv(tmp_path, train[0])}", "--cache-dir", tmp_path / "c")
+    assert predicted.exit_code == 0, predicted.output  # a summarization member since issue 36
+    texts = tok.batch_decode(model.generate(**tok(list(train[0])[:4], return_tensors="pt", padding=True,
+                                                  return_token_type_ids=False))[:, :], skip_special_tokens=True)
+    cached = OutputCache(tmp_path / "c").entries()
+    assert len(cached) == 1 and cached[0].payload == "texts" and texts
 
 
 def _texts_csv(tmp_path: Path, texts) -> Path:
@@ -459,7 +480,7 @@ def test_init_says_each_runs_head_and_leaves_out_what_cannot_run_yet(zoo, tmp_pa
     from ensemble.cli.project import load_project
 
     for name, arch in (("bert", None), ("ner", "BertForTokenClassification"), ("summarizer", "BartForConditionalGeneration"),
-                       ("scorer", "regression")):
+                       ("scorer", "regression"), ("reader", "BertForQuestionAnswering")):
         run = tmp_path / "runs" / name
         shutil.copytree(zoo.run("bert"), run)
         for ck in run.glob("checkpoint-*"):
@@ -472,8 +493,11 @@ def test_init_says_each_runs_head_and_leaves_out_what_cannot_run_yet(zoo, tmp_pa
     text = (tmp_path / "ensemble.toml").read_text()
     assert 'bert = { path = "runs/bert", k = 4 }   # head: single-label classification\n' in text
     assert 'ner = { path = "runs/ner", k = 4 }   # head: token classification\n' in text  # served since issue 35
-    assert '# summarizer = { path = "runs/summarizer", k = 4 }   # left out: a sequence-to-sequence generation head ' \
-           '(BartForConditionalGeneration); ensemble runs classification, regression, multi-label and entities heads' in text
+    assert 'summarizer = { path = "runs/summarizer", k = 4 }   # head: sequence-to-sequence generation\n' in text
+    assert '# reader = { path = "runs/reader", k = 4 }   # left out: a question answering head ' \
+           '(BertForQuestionAnswering); ensemble runs classification, regression, multi-label, entities and ' \
+           'summarization heads' in text
     assert 'scorer = { path = "runs/scorer", k = 4 }   # head: regression' in text  # served since issue 28
-    assert '# task = "classification"   # the members\' heads say classification, entities, regression' in text
-    assert set(load_project(tmp_path / "ensemble.toml").runs) == {"bert", "ner", "scorer"}
+    assert '# task = "classification"   # the members\' heads say classification, entities, regression, ' \
+           'summarization' in text
+    assert set(load_project(tmp_path / "ensemble.toml").runs) == {"bert", "ner", "scorer", "summarizer"}

@@ -278,12 +278,23 @@ class ModelSession:
                     for j, i in enumerate(long):
                         fields[k][i] = enc2[k][j]
                 lengths[long] = [len(x) for x in enc2["input_ids"]]
+        self._check_ids_fit(max((max(x) for x in fields["input_ids"] if len(x)), default=0))
         if long.size and (self.dist is None or self.dist.is_main_process):
             why = "the model's limit" if self.settings.max_length is None or self.limit == self.model_limit \
                 else flag("max_length")
             log.warning("%s: %d of %d texts are longer than %d tokens (%s) and were truncated",
                         split.path, long.size, len(a), self.limit, why)
         return _Encoded(fields, lengths, int(long.size))
+
+    def _check_ids_fit(self, highest: int) -> None:
+        """The tokenizer's ids are rows of the model's input embeddings (else the forward fails
+        with an IndexError deep inside torch): a one-line error naming the tokenizer folder."""
+        embeddings = self.model.get_input_embeddings() if hasattr(self.model, "get_input_embeddings") else None
+        size = getattr(embeddings, "num_embeddings", None)
+        if isinstance(size, int) and highest >= size:
+            raise EnsembleError(f"{self.ref.tokenizer_dir}: the tokenizer gives token id {highest}, but the model's "
+                                f"embeddings hold {size} tokens: it is not the model's tokenizer; copy the base model's "
+                                f"tokenizer files into the folder, or {option('tokenizer', 'DIR')}")
 
     def n_batches(self, split) -> int:
         """How many batches this process runs over ``split`` (for a progress bar's total)."""
@@ -606,6 +617,10 @@ class ModelSession:
             except ValueError as e:  # settings generate refuses, with the model's generation_config
                 raise EnsembleError(f"{self.ref.folder}: generate refused the settings ({_first_line(e)}); "
                                     "change them or the folder's generation_config.json") from None
+            except (IndexError, RuntimeError) as e:  # past the model's positions, out of memory...
+                raise EnsembleError(f"{self.ref.folder}: generate failed ({_first_line(e)}); a length past the "
+                                    "model's positions (max_new_tokens, max_length) or memory: lower "
+                                    "--generate max_new_tokens or --batch-size") from None
             seqs = out.sequences if not left else out.sequences[:, inputs["input_ids"].shape[1]:]
             if getattr(out, "sequences_scores", None) is not None:
                 scores = out.sequences_scores

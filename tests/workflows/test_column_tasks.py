@@ -417,7 +417,10 @@ def test_a_task_said_by_the_user_reads_a_head_saved_without_its_problem_type(tag
                submissions_dir=tmp_path / "o", threshold=0.5)
     np.testing.assert_allclose(said[list(HATE_LABELS)].to_numpy(float), own[list(HATE_LABELS)].to_numpy(float),
                                atol=1e-6)
-    with pytest.raises(EnsembleError, match="task must be one of classification, regression, multi_label, entities"):
+    with pytest.raises(EnsembleError, match="task must be one of classification, regression, multi_label, entities, "
+                                            "summarization; got 'translation'"):
+        vote({"bare": bare}, data, task="translation", cache_dir=cache, columns=columns)
+    with pytest.raises(EnsembleError, match="the generation forward runs sequence-to-sequence generation"):
         vote({"bare": bare}, data, task="summarization", cache_dir=cache, columns=columns)
     with pytest.raises(EnsembleError, match="ForTokenClassification"):  # a sequence head is no entities member
         vote({"bare": bare}, data, task="ner", cache_dir=cache, columns=columns)

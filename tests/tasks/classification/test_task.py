@@ -17,12 +17,12 @@ from ensemble.tasks.classification.task import CLASSIFICATION, make_submission
 
 def test_the_registry():
     assert TASKS["classification"] is CLASSIFICATION and isinstance(CLASSIFICATION, Task)
-    assert set(TASKS) == {"classification", "regression", "multi_label", "entities"}
+    assert set(TASKS) == {"classification", "regression", "multi_label", "entities", "summarization"}
     assert task_named("classification") is CLASSIFICATION
     assert task_named("multi-label") is TASKS["multi_label"]
-    with pytest.raises(EnsembleError, match=r"task must be one of classification, regression, multi_label, entities; "
-                                            r"got 'summarization'"):
-        task_named("summarization")
+    with pytest.raises(EnsembleError, match=r"task must be one of classification, regression, multi_label, entities, "
+                                            r"summarization; got 'translation'"):
+        task_named("translation")
     assert CLASSIFICATION.primary == "accuracy" and "<task classification" in repr(CLASSIFICATION)
 
 
