@@ -174,6 +174,7 @@ TESTED_ELSEWHERE = {
     "cli.commands": ("cli/test_avg_ckpt.py", '"avg-ckpt"'),  # and every test that runs a command
     "cli.example": ("test_first_hour.py", "train_run"),
     "tasks.columns.fitting": ("tasks/columns/test_estimate.py", "fit_value_weights"),
+    "tasks.rules": ("tasks/test_contract.py", "headline_first_and_shows_every_row"),  # entities, summarization
     "tasks.columns.base": ("tasks/columns/test_estimate.py", "resampled("),  # the metrics from row statistics
     "tasks.columns.render": ("workflows/test_column_tasks.py", "rep.to_html()"),
     "tasks.columns.vote": ("workflows/test_column_tasks.py", "clip=True"),

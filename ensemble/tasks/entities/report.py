@@ -15,6 +15,7 @@ import numpy as np
 
 from ensemble.core.errors import EnsembleError
 from ensemble.tasks.entities.spans import Span, entity_scores
+from ensemble.tasks.rules import RuleReport
 
 __all__ = ["type_table", "confused_types", "mark_spans", "disagreements", "report", "EntityReport"]
 
@@ -135,16 +136,14 @@ def report(task, job):
     from ensemble.tasks.entities.estimate import estimate_methods
     from ensemble.tasks.entities.fitting import LabelledUnits
     from ensemble.tasks.entities.spans import beta_of
-    from ensemble.tasks.entities.vote import choose_rule, o_threshold, refuse_holdout, rule_of, split_texts
+    from ensemble.tasks.entities.vote import choose_rule, o_threshold, rule_of, split_texts
+    from ensemble.tasks.rules import refuse_holdout, refuse_report_options
 
     if job.training is not None:
-        refuse_holdout(job.data.get(job.valid))
+        refuse_holdout(job.data.get(job.valid), task.name)
     task.check_texts(job.split)
     o = job.options
-    for option, value, default in (("repeats", o.get("repeats"), None), ("best_k", o.get("best_k", 3), 3)):
-        if value != default:
-            raise EnsembleError(f"{option} does not apply to entities (their estimate is one K-fold over the rows, "
-                                "and no best<K> rule is estimated): drop it")
+    refuse_report_options(o, task.name)
     metric = "f1" if o.get("metric") in (None, "accuracy") else str(o["metric"])
     beta = beta_of(metric)
     al = job.al
@@ -196,38 +195,14 @@ def _optimistic(job, o) -> dict:
     return out
 
 
-class EntityReport:
+class EntityReport(RuleReport):
     """What an entities report shows: the headline (auto's rule, cross-validated), the members,
     every rule's estimate with its gains, the chosen rule's per-type table out of fold, the most confused
     types and the rows where members disagree; as text, JSON (:meth:`to_dict`) and HTML."""
 
     def __init__(self, choice, reason, metric, members, estimates, per_type, confused, disagree, split=""):
-        self.choice, self.reason, self.metric = choice, reason, metric
-        self.members, self.estimates, self.per_type = members, estimates, per_type
-        self.confused, self.disagreements, self.split = confused, disagree, split
-        self.excluded: tuple = ()
-        self.shift = None
-        self.where = "cross-validated"  # or "out-of-fold": fold groups' training rows, fold by fold
-        self.refit: dict = {}  # {group: refit}: the refits submitted in their groups' places
-        self.submission = None  # the file submitted, once a vote wrote it (ensemble run)
-        self.submitted = None  # ... and the headline that vote wrote in its sidecar
-
-    def _figure(self, method: str) -> dict:
-        from ensemble.estimates.headline import refits_note
-
-        e = self.estimates[method]
-        out = {"metric": self.metric, "estimate": e.f, "low": e.interval[0], "high": e.interval[1], "of": self.where}
-        return {**out, "note": refits_note(self.refit, holdout=False)} if self.refit else out
-
-    @property
-    def headline(self) -> dict:
-        """``{submission, method, metric, estimate, low, high, of}`` of what is submitted: auto's
-        rule, or what the vote that wrote the submission submitted (``submitted``)."""
-        from ensemble.estimates.headline import submitted_headline, with_shift
-
-        own = {"submission": self.submission, "method": self.choice, **self._figure(self.choice)}
-        return with_shift(submitted_headline(own, self.submitted, lambda m: self._figure(m) if m in self.estimates
-                                             else None), self.shift)
+        super().__init__(choice, reason, metric, members, estimates, split)
+        self.per_type, self.confused, self.disagreements = per_type, confused, disagree
 
     def _rows(self) -> list[tuple]:
         """(name, kind, figure, low, high, apparent, gain vs best member, gain vs uniform)."""
@@ -237,17 +212,8 @@ class EntityReport:
                  for m, e in self.estimates.items()]
         return rows
 
-    def __str__(self) -> str:
-        return self.to_text()
-
     def to_text(self) -> str:
-        from ensemble.estimates.headline import headline_line
-
-        lines = [headline_line(self.headline), f"auto -> {self.reason}", "",
-                 f"{'':<20}{self.metric:>8}  {'interval':<18}{'apparent':>9}{'vs best':>9}{'vs unif':>9}"]
-        for name, kind, f, lo, hi, ap, gain, vu in self._rows():
-            cell = "" if lo is None else f"[{lo:.4f}, {hi:.4f}]"
-            lines.append(f"{name:<20}{f:>8.4f}  {cell:<18}{_num(ap):>9}{_num(gain, True):>9}{_num(vu, True):>9}")
+        lines = self.leaderboard_text()
         lines += ["", "char macro F1 (KLUE): " + ", ".join(
                       [f"{n} {r['char_macro_f1']:.4f}" for n, r in self.members.items()]
                       + [f"{m} {e.char_macro_f1:.4f} (out of fold)" for m, e in self.estimates.items()]),
@@ -277,27 +243,13 @@ class EntityReport:
         (``figures``: taken as every report's page takes it; this page has no plots)."""
         import html
 
-        from ensemble.estimates.headline import headline_line
-        from ensemble.tasks.base import PAGE_STYLE
-
         esc = html.escape
-        rows = "".join(f"<tr><th>{esc(n)}</th><td>{k}</td><td>{f:.4f}</td><td>{'' if lo is None else f'[{lo:.4f}, {hi:.4f}]'}"
-                       f"</td><td>{_num(ap)}</td><td>{_num(g, True)}</td><td>{_num(u, True)}</td></tr>"
-                       for n, k, f, lo, hi, ap, g, u in self._rows())
         types = "".join(f"<tr><th>{esc(str(r['type']))}</th><td>{r['precision']:.4f}</td><td>{r['recall']:.4f}</td>"
                         f"<td>{r['f']:.4f}</td><td>{int(r['support'])}</td></tr>"
                         for r in self.per_type.to_dict(orient="records"))
         rows_marked = "".join(f"<h3>row {esc(d['id'])}</h3><pre>" + "\n".join(f"{esc(m)}: {esc(t)}" for m, t in
                                                                            d["marked"].items()) + "</pre>"
                               for d in self.disagreements)
-        return (f"<!doctype html><html><head><meta charset='utf-8'><title>ensemble report</title><style>{PAGE_STYLE}"
-                f"</style></head><body><h1>{esc(headline_line(self.headline))}</h1><p>auto -&gt; {esc(self.reason)}</p>"
-                f"<table><tr><td>member / rule</td><td>kind</td><td>{esc(self.metric)}</td><td>interval</td>"
-                f"<td>apparent</td><td>vs best member</td><td>vs uniform</td></tr>{rows}</table>"
-                f"<h2>{esc(self.choice)} per type, out of fold</h2><table><tr><td>type</td><td>precision</td><td>recall</td>"
-                f"<td>f</td><td>support</td></tr>{types}</table><h2>rows where the members disagree</h2>{rows_marked}"
-                "</body></html>")
-
-
-def _num(v, signed: bool = False) -> str:
-    return "" if v is None else (f"{v:+.4f}" if signed else f"{v:.4f}")
+        return self.page(f"<h2>{esc(self.choice)} per type, out of fold</h2><table><tr><td>type</td><td>precision</td>"
+                         f"<td>recall</td><td>f</td><td>support</td></tr>{types}</table>"
+                         f"<h2>rows where the members disagree</h2>{rows_marked}")

@@ -16,6 +16,7 @@ import numpy as np
 
 from ensemble.core.errors import EnsembleError
 from ensemble.estimates.headline import VOTE_LOGGER, headline_of, say_headline
+from ensemble.tasks import rules
 from ensemble.tasks.entities.combination import align_units, decode_rows, mean_units
 from ensemble.tasks.entities.estimate import EntityEstimate, estimate_methods
 from ensemble.tasks.entities.fitting import METHODS, Fit, LabelledUnits, fit_rule, given_thresholds
@@ -25,7 +26,7 @@ from ensemble.tasks.entities.submission import entity_submission, unit_probabili
 log = logging.getLogger(VOTE_LOGGER)  # the vote's lines, held until its headline is said
 
 __all__ = ["entity_spans", "entity_probabilities", "fit_entities", "estimate_entities", "check_options",
-           "vote_settings", "vote", "rule_of", "o_threshold", "choose_rule", "split_texts", "refuse_holdout"]
+           "vote_settings", "vote", "rule_of", "o_threshold", "choose_rule", "split_texts"]
 
 
 def _texts(texts: Sequence, n: int, offsets: np.ndarray) -> list:
@@ -202,15 +203,6 @@ def vote_settings(task, options, *, kind: str, data, train, columns, source, lab
             "seed": options.get("seed", 0)}
 
 
-def refuse_holdout(holdout) -> None:
-    """A validation split beside fold groups is a holdout the entities vote and report do not
-    read yet (they fit and estimate on the out-of-fold rows): refused, never ignored."""
-    if holdout is not None:
-        raise EnsembleError(f"{getattr(holdout, 'path', holdout)}: a validation split beside fold groups is a holdout, "
-                            "which the entities task does not read yet; drop it (the out-of-fold training rows are "
-                            "fitted and estimated on), or give the fold models as members of their own")
-
-
 def split_texts(split, offsets) -> list:
     """``split``'s texts (or lists of words, for a split of pre-split words), each as long as its
     row of outputs (else they are not the rows the members ran over: an error naming the file and
@@ -230,7 +222,7 @@ def split_texts(split, offsets) -> list:
 def vote(task, job):
     """The weights (fitted, chosen by ``auto``, fixed or read), the headline's estimate and the
     submission of an entities vote."""
-    refuse_holdout(job.holdout)
+    rules.refuse_holdout(job.holdout, task.name)
     g, s, kind, spec = job.gathered, job.settings, job.kind, job.spec
     for split in (g.test_split, g.valid_split):
         if split is not None:
@@ -297,16 +289,9 @@ def _fitted(g, rule: str, s, folds, source) -> tuple[Fit, dict]:
 
 
 def choose_rule(estimates, metric: str, of: str = "cross-validated") -> tuple[str, str]:
-    """``auto``'s rule: of the fitted rules whose cross-validated gain over uniform is sure (its
-    whole interval above 0), the best (a tie to the earlier rule of
-    :data:`~ensemble.tasks.entities.fitting.METHODS`); else uniform. With the reason, as one phrase."""
-    sure = [e for m, e in estimates.items() if m != "uniform" and e.sure_gain_vs_uniform]
-    if not sure:
-        return "uniform", f"uniform: no fitted rule's {metric} gain over uniform is sure"
-    rank = {m: i for i, m in enumerate(METHODS)}  # ties go to the simpler rule, whatever the order estimated in
-    best = min(sure, key=lambda e: (-e.f, rank.get(e.method, len(rank))))
-    return best.method, (f"{best.method}: {metric} gain over uniform {best.vs_uniform:+.4f} "
-                         f"[{best.vs_uniform_interval[0]:+.4f}, {best.vs_uniform_interval[1]:+.4f}], {of}")
+    """``auto``'s rule (:func:`ensemble.tasks.rules.choose_rule`), ties to the earlier rule of
+    :data:`~ensemble.tasks.entities.fitting.METHODS`."""
+    return rules.choose_rule(estimates, metric, of, METHODS)
 
 
 def _write(task, job, fit: Fit, estimate: dict):

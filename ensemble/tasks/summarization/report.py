@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ensemble.core.errors import EnsembleError
+from ensemble.tasks.rules import RuleReport
 
 __all__ = ["report", "SummaryReport", "disagreements", "logged_rouge_notes"]
 
@@ -64,16 +65,14 @@ def report(task, job):
     from ensemble.averaging.provenance import optimistic_members
     from ensemble.tasks.summarization.estimate import candidates_of, estimate_rules, oracle
     from ensemble.tasks.summarization.task import metric_types
-    from ensemble.tasks.summarization.vote import choose_rule, refuse_holdout, rouge_settings, rule_of
+    from ensemble.tasks.rules import refuse_holdout, refuse_report_options
+    from ensemble.tasks.summarization.vote import choose_rule, rouge_settings, rule_of
 
     if job.training is not None:
-        refuse_holdout(job.data.get(job.valid))
+        refuse_holdout(job.data.get(job.valid), task.name)
     task.check_texts(job.split)
     o = job.options
-    for option, value, default in (("repeats", o.get("repeats"), None), ("best_k", o.get("best_k", 3), 3)):
-        if value != default:
-            raise EnsembleError(f"{option} does not apply to summarization (its estimate is one K-fold over the rows): "
-                                "drop it")
+    refuse_report_options(o, task.name)
     metric = "rouge" if o.get("metric") in (None, "accuracy") else str(o["metric"])
     metric_types(metric)
     r = rouge_settings(job.columns, job.split)
@@ -115,62 +114,29 @@ def _members(al, kept: Sequence[int]):
                    scores=[al.scores[m] for m in kept])
 
 
-class SummaryReport:
+class SummaryReport(RuleReport):
     """What a summarization report shows: the headline (auto's rule, cross-validated), the members,
     every rule's estimate with its gains, the oracle, the rows where members disagree and notes on
     logged ROUGE; as text, JSON (:meth:`to_dict`) and HTML."""
 
     def __init__(self, choice, reason, metric, rouge: Mapping, members, estimates, oracle: float, disagree,
                  notes: Mapping, split=""):
-        self.choice, self.reason, self.metric, self.rouge = choice, reason, metric, dict(rouge)
-        self.members, self.estimates, self.oracle = members, estimates, oracle
-        self.disagreements, self.notes, self.split = disagree, dict(notes), split
-        self.excluded: tuple = ()
-        self.shift = None
-        self.where = "cross-validated"  # or "out-of-fold": fold groups' training rows, fold by fold
-        self.refit: dict = {}  # {group: refit}: the refits submitted in their groups' places
-        self.submission = None  # the file submitted, once a vote wrote it (ensemble run)
-        self.submitted = None  # ... and the headline that vote wrote in its sidecar
-
-    def _figure(self, method: str) -> dict:
-        from ensemble.estimates.headline import refits_note
-
-        e = self.estimates[method]
-        out = {"metric": self.metric, "estimate": e.score, "low": e.interval[0], "high": e.interval[1],
-               "of": self.where}
-        return {**out, "note": refits_note(self.refit, holdout=False)} if self.refit else out
-
-    @property
-    def headline(self) -> dict:
-        """``{submission, method, metric, estimate, low, high, of}`` of what is submitted."""
-        from ensemble.estimates.headline import submitted_headline, with_shift
-
-        own = {"submission": self.submission, "method": self.choice, **self._figure(self.choice)}
-        return with_shift(submitted_headline(own, self.submitted, lambda m: self._figure(m) if m in self.estimates
-                                             else None), self.shift)
+        super().__init__(choice, reason, metric, members, estimates, split)
+        self.rouge, self.oracle, self.disagreements, self.notes = dict(rouge), oracle, disagree, dict(notes)
 
     def _rows(self) -> list[tuple]:
         """(name, kind, figure, low, high, apparent, gain vs best member, gain vs uniform)."""
         rows = [(n + (" (left out: optimistic)" if "excluded" in r else ""), "member", r["score"], None, None, None,
                  None, None) for n, r in self.members.items()]
-        rows += [(m, "ensemble" if m != "best" else "best member, chosen out of fold", e.score, e.interval[0], e.interval[1],
-                  e.apparent, e.vs_best, e.vs_uniform) for m, e in self.estimates.items()]
+        rows += [(m, "ensemble" if m != "best" else "best member, chosen out of fold", e.score, e.interval[0],
+                  e.interval[1], e.apparent, e.vs_best, e.vs_uniform) for m, e in self.estimates.items()]
         rows.append(("oracle (reads the references: an upper bound)", "bound", self.oracle, None, None, None, None,
                      None))
         return rows
 
-    def __str__(self) -> str:
-        return self.to_text()
-
     def to_text(self) -> str:
-        from ensemble.estimates.headline import headline_line
-
-        lines = [headline_line(self.headline), f"auto -> {self.reason}",
-                 f"ROUGE on {self.rouge['tokenizer']}, references aggregated by {self.rouge['aggregate']}", "",
-                 f"{'':<34}{self.metric:>8}  {'interval':<18}{'apparent':>9}{'vs best':>9}{'vs unif':>9}"]
-        for name, kind, f, lo, hi, ap, gain, vu in self._rows():
-            cell = "" if lo is None else f"[{lo:.4f}, {hi:.4f}]"
-            lines.append(f"{name:<34}{f:>8.4f}  {cell:<18}{_num(ap):>9}{_num(gain, True):>9}{_num(vu, True):>9}")
+        lines = self.leaderboard_text(34)
+        lines.insert(2, f"ROUGE on {self.rouge['tokenizer']}, references aggregated by {self.rouge['aggregate']}")
         for m, note in self.notes.items():
             lines += ["", f"{m}: {note}"]
         for d in self.disagreements[:3]:
@@ -191,23 +157,9 @@ class SummaryReport:
         """The page: the headline, the leaderboard, the notes and the rows where members disagree."""
         import html
 
-        from ensemble.estimates.headline import headline_line
-        from ensemble.tasks.base import PAGE_STYLE
-
         esc = html.escape
-        rows = "".join(f"<tr><th>{esc(n)}</th><td>{k}</td><td>{f:.4f}</td><td>{'' if lo is None else f'[{lo:.4f}, {hi:.4f}]'}"
-                       f"</td><td>{_num(ap)}</td><td>{_num(g, True)}</td><td>{_num(u, True)}</td></tr>"
-                       for n, k, f, lo, hi, ap, g, u in self._rows())
         notes = "".join(f"<p class='note'>{esc(m)}: {esc(t)}</p>" for m, t in self.notes.items())
         marked = "".join(f"<h3>row {esc(d['id'])}</h3><pre>" + "\n".join(f"{esc(m)}: {esc(t)}" for m, t in
                                                                       d["texts"].items()) + "</pre>"
                          for d in self.disagreements)
-        return (f"<!doctype html><html><head><meta charset='utf-8'><title>ensemble report</title><style>{PAGE_STYLE}"
-                f"</style></head><body><h1>{esc(headline_line(self.headline))}</h1><p>auto -&gt; {esc(self.reason)}</p>"
-                f"<table><tr><td>member / rule</td><td>kind</td><td>{esc(self.metric)}</td><td>interval</td>"
-                f"<td>apparent</td><td>vs best member</td><td>vs uniform</td></tr>{rows}</table>{notes}"
-                f"<h2>rows where the members disagree</h2>{marked}</body></html>")
-
-
-def _num(v, signed: bool = False) -> str:
-    return "" if v is None else (f"{v:+.4f}" if signed else f"{v:.4f}")
+        return self.page(f"{notes}<h2>rows where the members disagree</h2>{marked}")

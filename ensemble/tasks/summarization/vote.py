@@ -18,6 +18,7 @@ import numpy as np
 
 from ensemble.core.errors import EnsembleError
 from ensemble.estimates.headline import VOTE_LOGGER, headline_of, say_headline
+from ensemble.tasks import rules
 from ensemble.tasks.summarization.estimate import (RULES, SummaryEstimate, SummaryFit, candidates_of, choose,
                                                    estimate_rules, fit_rule)
 from ensemble.tasks.summarization.task import METRICS, align_texts, metric_types, summary_submission
@@ -146,19 +147,10 @@ def vote_settings(task, options, *, kind: str, data, train, columns, source, lab
     return {"metric": metric, **rouge_settings(said), "said": said, "seed": options.get("seed", 0)}
 
 
-def refuse_holdout(holdout) -> None:
-    """A validation split beside fold groups is a holdout the summarization vote and report do not
-    read yet (they fit and estimate on the out-of-fold rows): refused, never ignored."""
-    if holdout is not None:
-        raise EnsembleError(f"{getattr(holdout, 'path', holdout)}: a validation split beside fold groups is a holdout, "
-                            "which the summarization task does not read yet; drop it (the out-of-fold training rows "
-                            "are fitted and estimated on), or give the fold models as members of their own")
-
-
 def vote(task, job):
     """The weights (fitted, chosen by ``auto``, fixed or uniform), the headline's estimate and the
     submission of a summarization vote."""
-    refuse_holdout(job.holdout)
+    rules.refuse_holdout(job.holdout, task.name)
     g, s, kind, spec = job.gathered, job.settings, job.kind, job.spec
     for split in (g.test_split, g.valid_split):
         if split is not None:
@@ -219,15 +211,9 @@ def _fitted(g, rule: str, s, folds=5, source=None) -> tuple[SummaryFit, dict]:
 
 
 def choose_rule(estimates, metric: str, of: str = "cross-validated") -> tuple[str, str]:
-    """``auto``'s rule: of the fitted rules whose cross-validated gain over uniform is sure (its
-    whole interval above 0), the best (a tie to the earlier of :data:`AUTO_RULES`); else uniform."""
-    sure = [e for m, e in estimates.items() if m != "uniform" and e.sure_gain_vs_uniform]
-    if not sure:
-        return "uniform", f"uniform: no fitted rule's {metric} gain over uniform is sure"
-    rank = {m: i for i, m in enumerate(AUTO_RULES)}
-    best = min(sure, key=lambda e: (-e.score, rank.get(e.method, len(rank))))
-    return best.method, (f"{best.method}: {metric} gain over uniform {best.vs_uniform:+.4f} "
-                         f"[{best.vs_uniform_interval[0]:+.4f}, {best.vs_uniform_interval[1]:+.4f}], {of}")
+    """``auto``'s rule (:func:`ensemble.tasks.rules.choose_rule`), ties to the earlier of
+    :data:`AUTO_RULES`."""
+    return rules.choose_rule(estimates, metric, of, AUTO_RULES)
 
 
 def _write(task, job, fit: SummaryFit, estimate: dict, s):
