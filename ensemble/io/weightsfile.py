@@ -110,6 +110,17 @@ def read_sealed(path, fmt: str, what: str, check):
                             "--weights <method> (or vote(..., weights=<method>))") from None
 
 
+def write_sealed(path, doc: Mapping, default=str) -> None:
+    """A task's weights file: ``doc`` as plain JSON (``default`` turns what JSON lacks into it, as
+    :func:`read_sealed` reads it back), sealed with its checksum, written atomically."""
+    from ensemble.io.atomic import atomic_write
+
+    doc = json.loads(json.dumps(doc, default=default))
+    doc["blake3"] = weights_checksum(doc)
+    text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
 def weights_checksum(doc: Mapping) -> str:
     """BLAKE3 of a weights document's canonical JSON (without its own checksum)."""
     from blake3 import blake3

@@ -23,7 +23,6 @@ optimism. Regression outputs may be clipped to the fitting rows' range of each t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -124,14 +123,10 @@ class ValueWeights:
                 "apparent": dict(self.apparent), "meta": dict(self.meta)}
 
     def save(self, path) -> None:
-        from ensemble.io.atomic import atomic_write
+        """The weights file, with a checksum of its content, written atomically."""
+        from ensemble.io.weightsfile import write_sealed
 
-        from ensemble.io.weightsfile import weights_checksum
-
-        doc = json.loads(json.dumps(self.to_dict(), default=_jsonable))  # plain JSON types, as load reads them
-        doc["blake3"] = weights_checksum(doc)
-        text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        write_sealed(path, self.to_dict(), default=_jsonable)  # plain JSON types, as load reads them
 
     @classmethod
     def load(cls, path) -> "ValueWeights":

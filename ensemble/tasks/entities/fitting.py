@@ -84,18 +84,12 @@ class Fit:
 
     def save(self, path) -> None:
         """The weights file, with a checksum of its content, written atomically."""
-        import json
-
-        from ensemble.io.atomic import atomic_write
-        from ensemble.io.weightsfile import weights_checksum
+        from ensemble.io.weightsfile import write_sealed
 
         doc = {"format": FORMAT, "task": "entities", "method": self.method, "members": list(self.members),
                "weights": [float(w) for w in self.weights], "thresholds": self.thresholds, "metric": self.metric,
                "tags": list(self.tags), "apparent": dict(self.apparent), "meta": dict(self.meta)}
-        doc = json.loads(json.dumps(doc, default=str))
-        doc["blake3"] = weights_checksum(doc)
-        text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        write_sealed(path, doc)
 
     @classmethod
     def load(cls, path) -> "Fit":
