@@ -258,7 +258,7 @@ def cache_texts_split(folder: Path, name: str, out, split, cache_dir: Path) -> N
     digest = ref.fingerprint(cache.file_digest)
     settings = {**recorded_settings(ref, InferenceSettings()),
                 **entry_settings(GenerationForward(), folder, cache.file_digest)}
-    cache.put(cache.make_key({"model": digest, "data": split.digest, "forward": "generation"}), out,
+    cache.put(cache.make_key({"model": digest, "data": split.digest, "settings": settings}), out,
               {"model_digest": digest, "data_digest": split.digest, "settings": settings})
 
 

@@ -41,6 +41,10 @@ def read_sample(path: Path):
 def sample_order(sample_path: Path, ids: Sequence[str]):
     """The sample submission read, and for each of its rows the row of ``ids`` it names: its ids
     must be the test ids, each once (a one-line error naming the first that is not)."""
+    ids = [str(v) for v in ids]
+    if len(set(ids)) != len(ids):  # the test rows' ids (a notebook's; a split refuses them when read)
+        twice = next(v for k, v in enumerate(ids) if v in ids[:k])
+        raise EnsembleError(f"test id {twice!r} appears twice; every test row needs an id of its own")
     sample = read_sample(sample_path)
     id_col = sample.columns[0]
     sample_ids = sample[id_col].to_numpy(dtype=object)

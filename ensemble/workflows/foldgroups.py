@@ -261,14 +261,21 @@ def _texts_out_of_fold(parts: Sequence, training: TrainingFolds, name: str, task
 
 
 def _pooled_texts(parts: Sequence, name: str, task):
-    """A fold group's candidates on a split every fold model generated over: each row's candidates
-    of every fold model, in fold order (generations have no mean; the vote's MBR pools them)."""
+    """A fold group's candidates on a split every fold model generated over: as many per row as
+    one fold model gives out of fold, the ones its fold models agree on
+    (:meth:`~ensemble.tasks.base.Task.fold_mean`), each with the score of its first fold model."""
     from ensemble.core.outputs import Texts
 
     al = task.align(list(parts))
-    texts = [tuple(t for m in range(len(parts)) for t in al.texts[m][i]) for i in range(len(al.ids))]
-    scores = [s for i in range(len(al.ids)) for m in range(len(parts)) for s in al.scores[m][i]]
-    return Texts(np.asarray(al.ids), texts, np.asarray(scores, dtype=np.float32), None, name, parts[0].split,
+    chosen = task.fold_mean(al.texts)
+    scores = []
+    for i, row in enumerate(chosen):
+        first = {}
+        for m in range(len(parts)):
+            for t, s in zip(al.texts[m][i], al.scores[m][i]):
+                first.setdefault(t, s)
+        scores += [first[t] for t in row]
+    return Texts(np.asarray(al.ids), chosen, np.asarray(scores, dtype=np.float32), None, name, parts[0].split,
                  _meta(parts))
 
 

@@ -207,7 +207,8 @@ def test_uniform_combination_is_the_mean_of_members(task):
 
 def _uniform_is_mbr_by_brute_force(task: Task, rng) -> None:
     """Each row's choice is the pooled candidate with the highest mean ROUGE (R1 + R2 + RL F1, on
-    morphemes) against every other candidate, each member's weight shared among its candidates."""
+    morphemes) against every candidate, itself included, each member's weight shared among its
+    candidates."""
     from tests.synthetic_members import draw_summaries
 
     from ensemble.tasks.summarization.rouge import Rouge
@@ -219,8 +220,8 @@ def _uniform_is_mbr_by_brute_force(task: Task, rng) -> None:
         pool = [(t, 1.0 / len(a[i])) for a in arrays for t in a[i]]
         best, best_u = None, -1.0
         for a, (text, _) in enumerate(pool):
-            others = [(w, sum(f for _, _, f in rouge.pair(text, t2).values())) for b, (t2, w) in enumerate(pool) if b != a]
-            u = sum(w * v for w, v in others) / sum(w for w, _ in others)
+            every = [(w, sum(f for _, _, f in rouge.pair(text, t2).values())) for t2, w in pool]
+            u = sum(w * v for w, v in every) / sum(w for w, _ in every)
             if u > best_u + 1e-12:
                 best, best_u = text, u
         assert got == best, i

@@ -289,9 +289,11 @@ def _fitted(g, rule: str, s, folds, source) -> tuple[Fit, dict]:
 
 
 def choose_rule(estimates, metric: str, of: str = "cross-validated") -> tuple[str, str]:
-    """``auto``'s rule (:func:`ensemble.tasks.rules.choose_rule`), ties to the earlier rule of
-    :data:`~ensemble.tasks.entities.fitting.METHODS`."""
-    return rules.choose_rule(estimates, metric, of, METHODS)
+    """``auto``'s rule (:func:`ensemble.tasks.rules.choose_rule`) among uniform and
+    :data:`AUTO_RULES` (whatever else was estimated: the report and the vote choose among the
+    same), ties to the earlier rule of :data:`~ensemble.tasks.entities.fitting.METHODS`."""
+    return rules.choose_rule({m: e for m, e in estimates.items() if m in ("uniform", *AUTO_RULES)}, metric, of,
+                             METHODS)
 
 
 def _write(task, job, fit: Fit, estimate: dict):

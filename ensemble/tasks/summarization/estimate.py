@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ensemble.core.errors import EnsembleError
-from ensemble.tasks.summarization.mbr import expected_utility
+from ensemble.tasks.summarization.mbr import mbr_choice
 from ensemble.tasks.summarization.rouge import Rouge
 from ensemble.tasks.summarization.task import METRICS, AlignedTexts, metric_types
 
@@ -51,7 +51,9 @@ class LabelledCandidates:
         ``utility[i][a, b]``: candidate a scored with candidate b as its reference.
     quality : list of ndarray, each (c_i,), or None
         Each candidate's metric against the row's references (None: unlabelled rows).
-    metric : str
+    metric, tokenizer, aggregate : str
+        What the utilities and the quality are of: the metric's ROUGE types over the tokenizer's
+        tokens, a row's references aggregated by ``aggregate``.
     """
 
     al: AlignedTexts
@@ -60,6 +62,8 @@ class LabelledCandidates:
     utility: list
     quality: list | None
     metric: str
+    tokenizer: str = "morphemes"
+    aggregate: str = "mean"
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -87,7 +91,7 @@ class LabelledCandidates:
         for k, i in enumerate(rows):
             mem = self.member_of[i]
             mass = w[mem] / np.bincount(mem, minlength=len(w))[mem]
-            out[k] = int(np.argmax(expected_utility(self.utility[i], mass / mass.sum())))
+            out[k] = mbr_choice(self.utility[i], mass / mass.sum())
         return out
 
     def scored(self, choice: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -115,12 +119,15 @@ def candidates_of(al: AlignedTexts, references: Sequence | None = None, *, metri
         raise EnsembleError(f"got {len(references)} rows of references for {n} rows of candidates")
     texts, member_of, utilities, quality = [], [], [], [] if references is not None else None
     for i in tqdm(range(n), desc="MBR utilities", unit="row", disable=None if progress else True, leave=False):
+        none = next((m for m in range(len(al.members)) if not al.texts[m][i]), None)
+        if none is not None:
+            raise EnsembleError(f"row {al.ids[i]!r}: member {al.members[none]} has no candidate; generate every row "
+                                "with every member (ensemble predict)")
         pool = [(m, t) for m in range(len(al.members)) for t in al.texts[m][i]]
-        if not pool:
-            raise EnsembleError(f"row {al.ids[i]!r}: no member generated a candidate")
         cands = tuple(t for _, t in pool)
         u = np.zeros((len(cands), len(cands)))
         for a in range(len(cands)):
+            u[a, a] = utility(cands[a], cands[a])  # a candidate against itself: the evidence of its own weight
             for b in range(a + 1, len(cands)):
                 u[a, b] = utility(cands[a], cands[b])
                 u[b, a] = u[a, b] if symmetric else utility(cands[b], cands[a])
@@ -130,7 +137,7 @@ def candidates_of(al: AlignedTexts, references: Sequence | None = None, *, metri
         if references is not None:
             refs = [references[i]] if isinstance(references[i], str) else list(references[i])
             quality.append(np.array([sum(rouge.row(c, refs)[t][2] for t in types) for c in cands]))
-    return LabelledCandidates(al, texts, member_of, utilities, quality, metric)
+    return LabelledCandidates(al, texts, member_of, utilities, quality, metric, tokenizer, aggregate)
 
 
 FORMAT = "ensemble.summary-weights/1"
@@ -240,7 +247,7 @@ def fit_rule(lc: LabelledCandidates, method: str, rows: np.ndarray | None = None
         w = _select(lc, rows)
     else:
         w = _search(lc, rows, seed)
-    return SummaryFit(method, w, tuple(lc.al.members), lc.metric)
+    return SummaryFit(method, w, tuple(lc.al.members), lc.metric, tokenizer=lc.tokenizer, aggregate=lc.aggregate)
 
 
 def _select(lc: LabelledCandidates, rows: np.ndarray, steps: int = 10) -> np.ndarray:
@@ -311,6 +318,9 @@ def row_folds(n: int, folds=5, seed: int = 0) -> np.ndarray:
         f = np.asarray(folds)
         if f.shape != (n,):
             raise EnsembleError(f"folds: one fold per row expected ({n}), got shape {f.shape}")
+        if len(np.unique(f)) < 2:
+            raise EnsembleError(f"folds: the rows are in {len(np.unique(f))} fold; an estimate out of fold needs two or "
+                                "more (each fold's rows scored by a fit on the others)")
         return f
     if not 2 <= int(folds) <= n:
         raise EnsembleError(f"folds must be between 2 and the number of rows ({n}); got {folds}")
@@ -335,7 +345,7 @@ def estimate_rules(lc: LabelledCandidates, methods: Sequence[str] = RULES, *, fo
     for k in np.unique(fold):
         held, fit_rows = np.flatnonzero(fold == k), np.flatnonzero(fold != k)
         for m in per_row:
-            c = fit_rule(lc, m, fit_rows if len(fit_rows) else held, seed=seed).choose(lc, held)
+            c = fit_rule(lc, m, fit_rows, seed=seed).choose(lc, held)
             choices[m][held], per_row[m][held] = c, lc.scored(c, held)
     out = {}
     for m in methods:

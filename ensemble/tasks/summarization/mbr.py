@@ -3,8 +3,8 @@
 Generations cannot be averaged like probabilities. MBR picks, for each row, the candidate that
 agrees most with the others. Every member's candidates go into one pool, each weighted by its
 member's weight shared among that member's candidates. A candidate's expected utility is the
-weighted mean of its utility against every *other* candidate in the pool; the candidate with the
-highest expected utility is submitted. The utility is ROUGE by default (the competition's
+weighted mean of its utility against every candidate in the pool, itself included (standard MBR,
+the pool being the distribution); the candidate with the highest expected utility is submitted. The utility is ROUGE by default (the competition's
 R1 + R2 + RL F1 on morphemes, :mod:`.rouge`), and any function of two texts can be plugged in.
 It costs O(candidates^2) utilities per row, each text's n-grams counted once.
 
@@ -63,19 +63,22 @@ def pool_candidates(outputs: Sequence, weights: Sequence[float] | None = None) -
 
 
 def expected_utility(utility: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Each candidate's weighted mean utility against the other candidates: ``utility[i, j]`` of
-    candidate i judged with j as the reference, ``weights`` (n,). A candidate's own weight is left
-    out (it would vote for itself); a pool of one gets 0."""
+    """Each candidate's expected utility under the pool's distribution: its weighted mean utility
+    against every candidate, itself included (``utility[i, j]``: candidate i judged with j as the
+    reference; the diagonal, a candidate against itself, is the most it can get), ``weights`` (n,)
+    summing to 1. So a member's weight makes its candidates likelier, as it should: one member
+    weighted alone submits its own MBR choice, never another member's."""
     u = np.asarray(utility, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
-    others = w.sum() - w
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(others > 0, (u @ w - np.diag(u) * w) / others, 0.0)
+    return u @ (w / w.sum())
 
 
 def mbr_choice(utility: np.ndarray, weights: np.ndarray) -> int:
-    """The index of the candidate with the highest expected utility (the first on ties)."""
-    return int(np.argmax(expected_utility(utility, weights)))
+    """The index of the candidate with the highest expected utility; of candidates tied (within
+    float noise, 1e-9), the one with the most weight, then the first."""
+    eu = expected_utility(utility, weights)
+    tied = np.flatnonzero(eu >= eu.max() - 1e-9)
+    return int(tied[np.argmax(np.asarray(weights, dtype=np.float64)[tied])])
 
 
 def rouge_utility(rouge=None) -> Callable[[str, str], float]:
@@ -104,6 +107,7 @@ def mbr_select(pools: Sequence[Pool], utility: Callable[[str, str], float] | Non
         n = len(pool.texts)
         u = np.zeros((n, n))
         for i in range(n):
+            u[i, i] = utility(pool.texts[i], pool.texts[i])
             for j in range(i + 1, n):
                 u[i, j] = utility(pool.texts[i], pool.texts[j])
                 u[j, i] = u[i, j] if symmetric else utility(pool.texts[j], pool.texts[i])

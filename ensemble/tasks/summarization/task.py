@@ -99,6 +99,11 @@ def align_texts(outputs: Sequence, ids: Sequence[str] | None = None) -> AlignedT
     texts, scores = [], []
     for out in outputs:
         where = {str(i): r for r, i in enumerate(out.ids)}
+        if len(where) != len(out.ids) or len(set(order)) != len(order):
+            seen = [str(i) for i in out.ids] if len(where) != len(out.ids) else order
+            twice = next(i for k, i in enumerate(seen) if i in seen[:k])
+            raise EnsembleError(f"{out.model or 'a member'}: row id {twice!r} appears twice; every row needs an id of "
+                                "its own")
         missing = next((i for i in order if i not in where), None)
         if missing is not None or len(where) != len(order):
             extra = next((str(i) for i in out.ids if str(i) not in set(order)), None)
@@ -183,6 +188,23 @@ class Summarization(Task):
             mass = [w[m] / len(arrays[m][i]) for m in range(len(arrays)) for _ in arrays[m][i]]
             pools.append(Pool(tuple(texts), np.asarray(mass) / np.sum(mass), ()))
         return mbr_select(pools)
+
+    def fold_mean(self, arrays: Sequence) -> list[tuple[str, ...]]:
+        """A fold group's candidates on a split every fold model generated over (``arrays[k][i]``:
+        fold model k's candidates of row i): as many as one fold model gives (what the group
+        contributes out of fold), the ones its fold models agree on most, by MBR over their pooled
+        candidates (R1 + R2 + RL F1 on morphemes, fold models alike), each text once."""
+        from ensemble.tasks.summarization.mbr import expected_utility, rouge_utility
+
+        utility = rouge_utility()
+        out = []
+        for i in range(len(arrays[0])):
+            pool = list(dict.fromkeys(t for a in arrays for t in a[i]))  # each text once, in fold order
+            mass = np.array([sum(a[i].count(t) / len(a[i]) for a in arrays if a[i]) for t in pool])
+            u = np.array([[utility(x, y) for y in pool] for x in pool]) if len(pool) > 1 else np.ones((1, 1))
+            order = np.argsort(-expected_utility(u, mass / mass.sum()), kind="stable")
+            out.append(tuple(pool[j] for j in order[:max(len(a[i]) for a in arrays)]))
+        return out
 
     def mean_space(self, outputs):
         raise EnsembleError("generations have no mean: summarization members are combined by MBR selection")

@@ -35,7 +35,7 @@ _RULES = {"uniform": "uniform", "acc": "score", "score": "score", "best": "best"
           "optimize": "optimize", "auto": "auto"}
 
 
-def mbr_summaries(outputs: Sequence, weights=None, *, metric: str = "rouge", tokenizer: str = "morphemes",
+def mbr_summaries(outputs: Sequence, weights=None, *, metric: str | None = None, tokenizer: str | None = None,
                   utility=None) -> list[str]:
     """Each row's summary, chosen by MBR from the members' pooled candidates.
 
@@ -47,7 +47,9 @@ def mbr_summaries(outputs: Sequence, weights=None, *, metric: str = "rouge", tok
     weights : sequence of float or SummaryFit, optional
         One per member, equal by default; or a fit (:func:`fit_summaries`).
     metric, tokenizer
-        The utility: ``metric``'s ROUGE F1 (``"rouge"``: R1 + R2 + RL) over ``tokenizer``'s tokens.
+        The utility: ``metric``'s ROUGE F1 (``"rouge"``: R1 + R2 + RL) over ``tokenizer``'s tokens;
+        default a fit's (what it was fitted with), else ``"rouge"`` on ``"morphemes"``. Others than
+        a fit's are refused.
     utility : callable, optional
         ``utility(candidate, reference) -> float`` in place of ROUGE (any metric of two texts).
 
@@ -57,11 +59,17 @@ def mbr_summaries(outputs: Sequence, weights=None, *, metric: str = "rouge", tok
         In the first member's row order.
     """
     al = align_texts(outputs)
-    lc = candidates_of(al, metric=metric, tokenizer=tokenizer, utility=utility)
     if isinstance(weights, SummaryFit):
         if tuple(weights.members) != al.members:
             raise EnsembleError(f"the fit is of members {', '.join(weights.members)}, the outputs are of "
                                 f"{', '.join(al.members)}; give the outputs of the members it was fitted on, in order")
+        for name, given, fitted in (("metric", metric, weights.metric), ("tokenizer", tokenizer, weights.tokenizer)):
+            if given is not None and given != fitted:
+                raise EnsembleError(f"{name} {given!r}: the fit was fitted with {name} {fitted!r}; leave it out (the "
+                                    "fit's is used), or refit")
+        metric, tokenizer = weights.metric, weights.tokenizer
+    lc = candidates_of(al, metric=metric or "rouge", tokenizer=tokenizer or "morphemes", utility=utility)
+    if isinstance(weights, SummaryFit):
         method, w = weights.method, weights.weights
     else:
         method, w = "fixed", np.ones(len(outputs)) if weights is None else np.asarray(weights, dtype=np.float64)
@@ -161,12 +169,8 @@ def vote(task, job):
     estimate = {}
     if kind == "file":
         fit = job.loaded
-        said = {"metric": s["metric"], "tokenizer": s["tokenizer"], "aggregate": s["aggregate"], "generate": generate}
-        was = {k: getattr(fit, k) for k in said}
-        if was != said:
-            key = next(k for k in said if was[k] != said[k])
-            raise EnsembleError(f"{spec}: fitted with {key} {was[key]!r}, this vote asks for {said[key]!r}; give the "
-                                "same settings, or refit with --weights <method>")
+        _check_file(fit, spec, g, {"metric": s["metric"], "tokenizer": s["tokenizer"], "aggregate": s["aggregate"],
+                                   "generate": generate})
     elif kind == "fixed" or (spec == "uniform" and g.y is None):
         w = np.asarray(spec, dtype=np.float64) if kind == "fixed" else np.ones(len(models))
         fit = SummaryFit("fixed" if kind == "fixed" else "uniform", w / w.sum(), models, s["metric"])
@@ -179,6 +183,23 @@ def vote(task, job):
     fit.tokenizer, fit.aggregate, fit.generate = s["tokenizer"], s["aggregate"], generate
     fit.meta = {**fit.meta, **g.provenance}
     return _write(task, job, fit, estimate, s)
+
+
+def _check_file(fit: SummaryFit, path, g, said) -> None:
+    """A weights file is reused only under the settings it was fitted with, and on the same
+    generations of the validation rows (their cache entries: an edited generation_config.json,
+    other generate settings, make others): else one line saying which, and refit."""
+    was = {k: getattr(fit, k) for k in said}
+    if was != said:
+        key = next(k for k in said if was[k] != said[k])
+        raise EnsembleError(f"{path}: fitted with {key} {was[key]!r}, this vote asks for {said[key]!r}; give the same "
+                            "settings, or refit with --weights <method>")
+    for name, info in (g.provenance.get("models") or {}).items():
+        then = ((fit.meta.get("models") or {}).get(name) or {}).get("cache_keys", {}).get("valid")
+        if then != info["cache_keys"].get("valid"):
+            raise EnsembleError(f"{path}: stale: {name}'s generations on the validation rows are not the ones the "
+                                "weights were fitted on (its generation_config.json or the generate settings changed); "
+                                "refit with --weights <method>")
 
 
 def _fitted(g, rule: str, s, folds=5, source=None) -> tuple[SummaryFit, dict]:
@@ -211,9 +232,11 @@ def _fitted(g, rule: str, s, folds=5, source=None) -> tuple[SummaryFit, dict]:
 
 
 def choose_rule(estimates, metric: str, of: str = "cross-validated") -> tuple[str, str]:
-    """``auto``'s rule (:func:`ensemble.tasks.rules.choose_rule`), ties to the earlier of
-    :data:`AUTO_RULES`."""
-    return rules.choose_rule(estimates, metric, of, AUTO_RULES)
+    """``auto``'s rule (:func:`ensemble.tasks.rules.choose_rule`) among uniform and
+    :data:`AUTO_RULES` (whatever else was estimated: the report and the vote choose among the
+    same), ties to the earlier of them."""
+    return rules.choose_rule({m: e for m, e in estimates.items() if m in ("uniform", *AUTO_RULES)}, metric, of,
+                             AUTO_RULES)
 
 
 def _write(task, job, fit: SummaryFit, estimate: dict, s):

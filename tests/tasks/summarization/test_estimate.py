@@ -32,13 +32,8 @@ def labelled():
 
 
 def _brute_values(u, mass):
-    """Each candidate's weighted mean utility against the others, by loops."""
-    out = []
-    for a in range(len(mass)):
-        num = sum(mass[b] * u[a, b] for b in range(len(mass)) if b != a)
-        den = sum(mass[b] for b in range(len(mass)) if b != a)
-        out.append(num / den if den > 0 else 0.0)
-    return np.array(out)
+    """Each candidate's weighted mean utility against every candidate, itself included, by loops."""
+    return np.array([sum(mass[b] * u[a, b] for b in range(len(mass))) / sum(mass) for a in range(len(mass))])
 
 
 def test_utilities_and_quality_are_rouge_of_the_pooled_candidates(labelled):
@@ -47,9 +42,8 @@ def test_utilities_and_quality_are_rouge_of_the_pooled_candidates(labelled):
     texts = labelled.texts[i]
     assert len(texts) == 6 and list(labelled.member_of[i]) == [0, 0, 1, 1, 2, 2]
     for a in range(6):
-        for b in range(6):
-            if a != b:
-                assert labelled.utility[i][a, b] == pytest.approx(sum(v[2] for v in rouge.pair(texts[a], texts[b]).values()))
+        for b in range(6):  # the diagonal too: a candidate against itself (3, unless it is empty)
+            assert labelled.utility[i][a, b] == pytest.approx(sum(v[2] for v in rouge.pair(texts[a], texts[b]).values()))
     assert labelled.quality[i][0] == pytest.approx(
         sum(v[2] for v in rouge.row(texts[0], [_members()[1][i]]).values()))
 
@@ -62,7 +56,9 @@ def test_picks_equal_a_brute_force_loop_under_every_weighting(labelled, weights)
         mem = labelled.member_of[i]
         mass = np.array([weights[m] / np.sum(mem == m) for m in mem], dtype=float)
         v = _brute_values(labelled.utility[i], mass / mass.sum())
-        assert v[got] == pytest.approx(v.max(), abs=1e-12), i  # the highest (identical candidates tie)
+        assert v[got] == pytest.approx(v.max(), abs=1e-12), i  # the highest
+        tied = np.flatnonzero(v >= v.max() - 1e-9)
+        assert mass[got] == mass[tied].max(), i  # of those tied, one with the most weight
 
 
 def test_rules_fit_what_they_say(labelled):
@@ -114,3 +110,43 @@ def test_fitting_needs_references_and_names_its_rules():
         fit_rule(unlabelled, "stack")
     with pytest.raises(EnsembleError, match="folds must be between 2"):
         row_folds(10, 11)
+
+
+def test_refusals_where_the_estimate_or_the_pool_would_be_wrong():
+    """A member without a candidate on a row, rows all in one fold, a row id twice: one line each,
+    never an estimate fitted on the rows it scores or a pool missing a member."""
+    outs, refs = _members(n=6)
+    holed = Texts(outs[1].ids, [[] if i == 2 else list(outs[1].texts[i]) for i in range(6)],
+                  np.zeros(10), None, "m1")
+    with pytest.raises(EnsembleError, match=r"row 'r2': member m1 has no candidate"):
+        candidates_of(align_texts([outs[0], holed]), refs, tokenizer="whitespace")
+    lc = candidates_of(align_texts(outs), refs, tokenizer="whitespace")
+    with pytest.raises(EnsembleError, match="the rows are in 1 fold; an estimate out of fold needs two or more"):
+        estimate_rules(lc, ["best"], folds=np.zeros(6))
+    twice = Texts(np.array(["r0", "r1", "r0", "r3", "r4", "r5"], dtype=object), [list(t) for t in outs[0].texts],
+                  np.zeros(12), None, "m0")
+    with pytest.raises(EnsembleError, match="row id 'r0' appears twice"):
+        align_texts([twice])
+
+
+def test_a_fit_keeps_its_rouge_settings_and_the_choice_uses_them():
+    """fit_summaries with whitespace tokens and max over references: the fit says so, its weights
+    file keeps it, and mbr_summaries chooses with the fit's tokens (another tokenizer is refused)."""
+    from ensemble.tasks.summarization.estimate import SummaryFit
+    from ensemble.tasks.summarization.vote import fit_summaries, mbr_summaries
+
+    outs, refs = _members(n=30)
+    fit = fit_summaries(outs, refs, "optimize", metric="rouge1", tokenizer="whitespace", aggregate="max")
+    assert (fit.metric, fit.tokenizer, fit.aggregate) == ("rouge1", "whitespace", "max")
+    lc = candidates_of(align_texts(outs), metric="rouge1", tokenizer="whitespace")
+    assert mbr_summaries(outs, fit) == [lc.texts[i][c] for i, c in enumerate(fit.choose(lc))]
+    with pytest.raises(EnsembleError, match="tokenizer 'morphemes': the fit was fitted with tokenizer 'whitespace'"):
+        mbr_summaries(outs, fit, tokenizer="morphemes")
+
+
+def test_one_member_weighted_alone_submits_its_own_choice(labelled):
+    """Standard MBR counts a candidate against itself: a member weighted alone submits its own
+    candidates' MBR choice, never another member's text."""
+    for m in range(3):
+        picks = labelled.picks(np.eye(3)[m])
+        assert all(labelled.member_of[i][c] == m for i, c in enumerate(picks))  # ties go to the weight

@@ -15,14 +15,11 @@ from ensemble.tasks.summarization.rouge import Rouge
 
 
 def _brute(u, w):
+    """The candidate whose weighted mean utility against every candidate, itself included, is
+    highest (the first on ties), by loops."""
     best, arg = -np.inf, None
     for i in range(len(w)):
-        num = den = 0.0
-        for j in range(len(w)):
-            if j != i:
-                num += w[j] * u[i, j]
-                den += w[j]
-        e = num / den if den > 0 else 0.0
+        e = sum(w[j] * u[i, j] for j in range(len(w))) / sum(w)
         if e > best:
             best, arg = e, i
     return arg, best
@@ -34,8 +31,18 @@ def test_the_choice_equals_a_brute_force_loop():
         n = int(rng.integers(1, 9))
         u, w = rng.random((n, n)), rng.dirichlet(np.ones(n))
         arg, best = _brute(u, w)
-        assert mbr_choice(u, w) == arg
+        assert mbr_choice(u, w) == arg  # random utilities do not tie
         assert expected_utility(u, w)[arg] == pytest.approx(best)
+
+
+def test_ties_go_to_the_candidate_with_the_most_weight():
+    """Three candidates whose expected utilities tie exactly: the weightiest wins, whatever its place."""
+    u = np.array([[3.0, 1.0, 2.0], [1.0, 3.0, 2.0], [2.0, 2.0, 3.0]])
+    later = np.array([[3.0, 2.0, 1.0], [2.0, 3.0, 2.0], [1.0, 2.0, 3.0]])  # the same, the last two swapped
+    for u, w, want in ((u, [0.5, 0.5, 0.0], 0), (u, [0.25, 0.5, 0.25], 1), (later, [0.25, 0.25, 0.5], 2)):
+        eu = expected_utility(u, np.array(w))
+        assert len(np.flatnonzero(np.isclose(eu, eu.max()))) > 1  # a tie
+        assert mbr_choice(u, np.array(w)) == want, (w, eu)
 
 
 def _texts(model, rows):
@@ -56,14 +63,16 @@ def test_a_members_weight_is_shared_by_its_candidates():
 
 def test_rouge_utility_picks_what_the_others_agree_with():
     """Three members: two say much the same, one is off; MBR takes one of the two, and with its
-    weight the odd member alone cannot carry its candidate."""
+    equal weights the odd member cannot carry its candidate; weighted enough, or alone, it does."""
     agree = "the cat sat on the mat today"
     near = "the cat sat on a mat"
     odd = "stock prices rose sharply in seoul"
     outs = [_texts("m0", [[agree]]), _texts("m1", [[near]]), _texts("m2", [[odd]])]
     utility = rouge_utility(Rouge("whitespace"))
     assert mbr_select(pool_candidates(outs), utility) in ([agree], [near])
-    assert mbr_select(pool_candidates(outs, [1, 1, 10]), utility) != [odd]  # its own weight never votes for it
+    assert mbr_select(pool_candidates(outs, [1, 1, 10]), utility) == [odd]  # its weight carries it
+    for w in ([1, 0, 0], [0, 1, 0], [0, 0, 1]):  # one member weighted alone: its own candidate, never another's
+        assert mbr_select(pool_candidates(outs, w), utility) == [(agree, near, odd)[w.index(1)]]
 
 
 def test_an_asymmetric_utility_is_computed_both_ways():
@@ -75,4 +84,4 @@ def test_an_asymmetric_utility_is_computed_both_ways():
 
     outs = [_texts("m0", [["ab"]]), _texts("m1", [["abc"]]), _texts("m2", [["b"]])]
     mbr_select(pool_candidates(outs), recall_like)
-    assert len(calls) == 6  # 3 x 2 ordered pairs
+    assert len(calls) == 9  # 3 x 2 ordered pairs, and each candidate against itself

@@ -178,7 +178,18 @@ def test_fold_groups_are_fitted_out_of_fold_and_refits_submitted(folded, tmp_pat
         for r in training.rows(k)[:3]:
             assert len(oof.texts[0][r]) == 2  # its own fold model's two candidates
     test = gather(groups, data, "test", cache_dir=cache, columns=columns, folds=folds)
-    assert all(len(row) == 6 for row in test.texts[1])  # three fold models' candidates pooled
+    assert all(len(row) == 2 for out in test.texts for row in out)  # as many as one fold model gives out of fold
+    from ensemble.tasks.summarization.mbr import expected_utility, rouge_utility
+
+    utility = rouge_utility()
+    # the two its three fold models agree on most, by MBR over their six pooled candidates
+    parts = [gather({f"g1-fold{k}": groups["g1"].format(fold=k)}, data, "test", cache_dir=cache,
+                    columns=columns).texts[0] for k in range(3)]
+    for i in range(3):
+        pool = list(dict.fromkeys(t for p in parts for t in p[i]))
+        mass = np.array([sum(p[i].count(t) / 2 for p in parts) for t in pool])
+        eu = expected_utility(np.array([[utility(x, y) for y in pool] for x in pool]), mass / mass.sum())
+        assert list(test.texts[1][i]) == [pool[j] for j in np.argsort(-eu, kind="stable")[:2]]
     sub = vote({**groups, "full": refit}, data, "optimize", cache_dir=cache, columns=columns, folds=folds,
                refit={"full": "g0"}, out=tmp_path / "s.csv", weights_dir=tmp_path / "w")
     head, fit = sub.attrs["headline"], sub.attrs["weights"]
@@ -197,3 +208,31 @@ def test_fold_groups_are_fitted_out_of_fold_and_refits_submitted(folded, tmp_pat
                            folds=training.folds.fold, tokenizer="whitespace")["uniform"].score)
     with pytest.raises(Exception, match="a validation split beside fold groups is a holdout"):
         report(groups, {**data, "valid": data["train"]}, cache_dir=cache, columns=columns, folds=folds)
+
+
+def test_a_weights_file_fitted_on_other_generations_is_stale(tmp_path):
+    """The weights were fitted on the candidates of the members' generation configs: a member
+    whose generation_config.json changed (its candidates generated again) makes them stale."""
+    from ensemble import vote
+    from ensemble.core.outputs import Texts
+    from ensemble.data.splits import load_split
+    from tests.synthetic_members import cache_texts_split, make_summary_members
+
+    members, data, cache = make_summary_members(tmp_path / "m", valid_rows=30, test_rows=6, models=2)
+    columns = {"label": "summary", "rouge_tokenizer": "whitespace"}
+    sub = vote(members, data, "optimize", cache_dir=cache, columns=columns, out=tmp_path / "a.csv",
+               weights_dir=tmp_path / "w")
+    path = tmp_path / "w" / "ensemble-optimize.json"
+    assert path.is_file() and sub.attrs["weights"].method == "optimize"
+    again = vote(members, data, path, cache_dir=cache, columns=columns, out=tmp_path / "b.csv")
+    assert again["summary"].tolist() == sub["summary"].tolist()
+    folder = members["m0"]
+    (folder / "generation_config.json").write_text(json.dumps({"num_beams": 4, "max_length": 16}))
+    for name in ("valid", "test"):
+        split = load_split(data[name], name=name, label={"valid": "summary"}.get(name))
+        rows = [[f"regenerated {i}"] for i in range(len(split))]
+        cache_texts_split(folder, "m0", Texts(np.asarray(split.ids), rows, np.zeros(len(rows)), None, "m0", name),
+                          split, cache)
+    with pytest.raises(Exception, match="stale: m0's generations on the validation rows are not the ones"):
+        vote(members, data, path, cache_dir=cache, columns=columns, out=tmp_path / "c.csv")
+    assert not (tmp_path / "c.csv").exists()
