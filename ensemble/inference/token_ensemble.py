@@ -1,6 +1,7 @@
 """Token-level ensembling of generation members that share a tokenizer: at every step of greedy or
 beam search, the next token's probability is the weighted mean of the members' (fairseq's
-``EnsembleModel``, in probability space), so that one search runs over the ensemble.
+``EnsembleModel``, in probability space), or, with ``mean="log"``, the renormalised weighted mean
+of their log-probabilities (a geometric mean), so that one search runs over the ensemble.
 
 It runs inside ``generate`` of the first member, as a logits processor that computes every
 member's next-token log-probabilities for the current prefixes (each decoder over the prefix,
@@ -73,9 +74,13 @@ def _check_search(first, forward) -> None:
                                 "member's scores alone; set it to its neutral value for token-level ensembling")
 
 
-def _processor(sessions, inputs: Mapping, log_weights):
+MEANS = ("probability", "log")
+
+
+def _processor(sessions, inputs: Mapping, log_weights, mean: str = "probability"):
     """A logits processor averaging every member's next-token probabilities over the batch
-    ``inputs`` (each member's encoder run once per batch)."""
+    ``inputs`` (each member's encoder run once per batch): their weighted mean, or (``mean="log"``)
+    the log-softmax of their log-probabilities' weighted mean."""
     import torch
     from transformers import LogitsProcessor, LogitsProcessorList
     from transformers.modeling_outputs import BaseModelOutput
@@ -91,15 +96,20 @@ def _processor(sessions, inputs: Mapping, log_weights):
             for s, hidden, lw in zip(sessions, encoded, log_weights):
                 out = s.model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden.repeat_interleave(expand, 0)),
                               attention_mask=mask.repeat_interleave(expand, 0), decoder_input_ids=input_ids)
-                parts.append(torch.log_softmax(out.logits[:, -1, :scores.shape[-1]].float(), dim=-1) + lw)
-            mean = torch.logsumexp(torch.stack(parts), dim=0)
-            return mean.masked_fill(torch.isneginf(scores), -math.inf).to(scores.dtype)
+                logp = torch.log_softmax(out.logits[:, -1, :scores.shape[-1]].float(), dim=-1)
+                parts.append(logp + lw if mean == "probability" else (logp * lw.exp() if lw.exp() > 0 else None))
+            if mean == "probability":
+                combined = torch.logsumexp(torch.stack(parts), dim=0)
+            else:
+                combined = torch.log_softmax(sum(p for p in parts if p is not None), dim=-1)
+            return combined.masked_fill(torch.isneginf(scores), -math.inf).to(scores.dtype)
 
     return LogitsProcessorList([MembersMean()])
 
 
 def generate_together(models: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLike], data, *,
-                      weights: Sequence[float] | None = None, batch_size: int = 16, device: str = "auto",
+                      weights: Sequence[float] | None = None, mean: str = "probability", batch_size: int = 16,
+                      device: str = "auto",
                       dtype: str = "auto", max_length: int | None = None, name: str = "together",
                       progress: bool = True, **settings):
     """One search over several encoder-decoder members sharing a tokenizer, each step's
@@ -113,6 +123,9 @@ def generate_together(models: Mapping[str, str | os.PathLike] | Sequence[str | o
         The texts to summarize (its ``text`` column; see :func:`~ensemble.data.splits.load_split`).
     weights : sequence of float, optional
         One per member (equal by default).
+    mean : {"probability", "log"}, default "probability"
+        Each step's next-token distribution: the weighted mean of the members' probabilities
+        (fairseq's ``EnsembleModel``), or the renormalised weighted mean of their log-probabilities.
     **settings
         The generation forward's (``num_beams``, ``max_new_tokens``, ``length_penalty``,
         ``no_repeat_ngram_size``, ``num_return_sequences``, ``prompt``); unset ones are the first
@@ -134,6 +147,8 @@ def generate_together(models: Mapping[str, str | os.PathLike] | Sequence[str | o
     folders = list(models.values()) if isinstance(models, Mapping) else list(models)
     if len(folders) < 2:
         raise EnsembleError(f"token-level ensembling needs two or more members; got {len(folders)}")
+    if mean not in MEANS:
+        raise EnsembleError(f"mean must be one of {', '.join(MEANS)}; got {mean!r}")
     w = np.ones(len(folders)) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.shape != (len(folders),) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
         raise EnsembleError(f"weights must be {len(folders)} numbers >= 0, not all zero; got {list(np.ravel(w))}")
@@ -147,7 +162,7 @@ def generate_together(models: Mapping[str, str | os.PathLike] | Sequence[str | o
     import torch
 
     log_w = [torch.tensor(math.log(v / w.sum()) if v > 0 else -math.inf, device=first.device) for v in w]
-    first.generate_hook = lambda inputs: {"logits_processor": _processor(sessions, inputs, log_w)}
+    first.generate_hook = lambda inputs: {"logits_processor": _processor(sessions, inputs, log_w, mean)}
     out = first.run(split, progress=progress)
     return replace(out, model=name, meta={**out.meta, "members": [str(f) for f in folders],
-                                          "weights": [float(v) for v in w / w.sum()]})
+                                          "weights": [float(v) for v in w / w.sum()], "mean": mean})

@@ -68,20 +68,24 @@ def test_one_member_alone_is_its_own_generate(members, tmp_path, beams):
                               device="cpu", progress=False)
     twice = generate_together([members["a"], members["a"]], split, num_beams=beams, batch_size=3, device="cpu",
                               progress=False)
+    other = generate_together([members["a"], members["b"]], split, weights=[0, 1], num_beams=beams, batch_size=3,
+                              device="cpu", progress=False)  # the second member's, under the first's generation config
     for i, t in enumerate(GEN_TEXTS):
         own = _generate(members["a"], t, num_beams=beams)
         assert list(alone.texts[i]) == own and list(twice.texts[i]) == own, (i, t)
+        assert list(other.texts[i]) == _generate(members["b"], t, num_beams=beams), (i, t)
 
 
-def test_two_members_follow_the_mean_of_their_probabilities_step_by_step(members, tmp_path):
-    """Greedy over two members: each token the argmax of their mean next-token probability, by a
-    loop over each member's own forward pass."""
+@pytest.mark.parametrize("mean", ["probability", "log"])
+def test_two_members_follow_the_mean_of_their_probabilities_step_by_step(members, tmp_path, mean):
+    """Greedy over two members: each token the argmax of their weighted mean next-token probability
+    (or of their log-probabilities' weighted mean), by a loop over each member's own forward pass."""
     import torch
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     split = _split(tmp_path, GEN_TEXTS)
     out = generate_together({"a": members["a"], "b": members["b"]}, split, weights=[0.7, 0.3], num_beams=1,
-                            batch_size=4, device="cpu", progress=False)
+                            batch_size=4, device="cpu", progress=False, mean=mean)
     models = [AutoModelForSeq2SeqLM.from_pretrained(members[k], attn_implementation="eager").eval() for k in "ab"]
     tok = AutoTokenizer.from_pretrained(members["a"])
     eos, start = models[0].config.eos_token_id, models[0].config.decoder_start_token_id
@@ -92,15 +96,17 @@ def test_two_members_follow_the_mean_of_their_probabilities_step_by_step(members
         seq = [start]
         with torch.no_grad():
             for _ in range(7):
-                probs = [torch.softmax(m(**enc, decoder_input_ids=torch.tensor([seq])).logits[0, -1], -1) for m in models]
-                nxt = int(torch.argmax(0.7 * probs[0] + 0.3 * probs[1]))
+                logp = [torch.log_softmax(m(**enc, decoder_input_ids=torch.tensor([seq])).logits[0, -1], -1)
+                        for m in models]
+                mixed = 0.7 * logp[0].exp() + 0.3 * logp[1].exp() if mean == "probability" else 0.7 * logp[0] + 0.3 * logp[1]
+                nxt = int(torch.argmax(mixed))
                 seq.append(nxt)
                 if nxt == eos:
                     break
         assert list(out.texts[i]) == [tok.decode(seq, skip_special_tokens=True)], (i, t)
         differs += out.texts[i][0] != _generate(members["a"], t, num_beams=1)[0]
     assert differs > 0  # the second member changes some rows
-    assert out.model == "together" and out.meta["weights"] == pytest.approx([0.7, 0.3])
+    assert out.model == "together" and out.meta["weights"] == pytest.approx([0.7, 0.3]) and out.meta["mean"] == mean
 
 
 def test_what_cannot_be_averaged_token_by_token_is_refused(members, tmp_path):
@@ -114,6 +120,8 @@ def test_what_cannot_be_averaged_token_by_token_is_refused(members, tmp_path):
     (warm / "generation_config.json").write_text(json.dumps({**config, "repetition_penalty": 1.3}))
     with pytest.raises(EnsembleError, match="repetition_penalty 1.3 rescales the first member's scores alone"):
         generate_together([warm, members["b"]], split, device="cpu", progress=False)
+    with pytest.raises(EnsembleError, match="mean must be one of probability, log; got 'max'"):
+        generate_together([members["a"], members["b"]], split, mean="max", device="cpu", progress=False)
     with pytest.raises(EnsembleError, match="two or more members"):
         generate_together([members["a"]], split, device="cpu", progress=False)
     with pytest.raises(EnsembleError, match="weights must be 2 numbers"):
