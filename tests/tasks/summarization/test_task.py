@@ -82,3 +82,23 @@ def test_a_classifier_given_as_a_summarization_member_is_refused(runs, summaries
     assert ran.exit_code == 1 and len(ran.output.strip().splitlines()) == 1, ran.output
     assert "config.json" in ran.output and "generation" in ran.output
     assert not (tmp_path / "c").exists()
+
+
+def test_accelerate_processes_split_the_generation_and_match_one_process(summaries, tmp_path):
+    """Two processes (accelerate launch, on CPU here as on GPUs) share the batches of a generation
+    member: the same candidates and scores as one process, and one cache entry either finds."""
+    from ensemble.inference.cache import OutputCache
+    from tests.workflows.test_predict import _accelerate
+
+    args = ["predict", "--model", f"bart0={summaries.models['bart0']}", "--data", f"valid={summaries.data['valid']}",
+            "--id=fname", "--text=dialogue", "--label=summary", "--quoting=csv", "--batch-size=3",
+            "--generate=num_beams=2", "--generate=num_return_sequences=2"]
+    run = _accelerate([*args, f"--cache-dir={tmp_path / 'dist'}", "-q"])
+    assert run.returncode == 0, run.stderr[-3000:]
+    one = CliRunner().invoke(main, [*args, f"--cache-dir={tmp_path / 'one'}", "--device=cpu", "-q"])
+    assert one.exit_code == 0, one.output
+    dist, single = (OutputCache(tmp_path / c).entries() for c in ("dist", "one"))
+    assert len(dist) == len(single) == 1 and dist[0].key == single[0].key
+    a, b = OutputCache(tmp_path / "dist").get(dist[0].key), OutputCache(tmp_path / "one").get(single[0].key)
+    assert a.ids.tolist() == b.ids.tolist() and a.texts == b.texts and all(len(r) == 2 for r in a.texts)
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-4, rtol=0)
