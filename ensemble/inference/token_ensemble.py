@@ -28,11 +28,10 @@ from ensemble.core.errors import EnsembleError
 
 __all__ = ["generate_together", "check_shared_vocabulary"]
 
-# generation_config fields that rescale scores after the model: applied to the first member only,
-# they would not be the ensemble's
-_RESCALING = (("repetition_penalty", 1.0), ("encoder_repetition_penalty", 1.0), ("temperature", 1.0),
-              ("top_k", None), ("top_p", 1.0), ("typical_p", 1.0), ("epsilon_cutoff", 0.0), ("eta_cutoff", 0.0),
-              ("guidance_scale", None))
+# generation_config fields that rescale greedy and beam search's scores after the model: applied to the
+# first member only, they would not be the ensemble's (the sampling warpers, top_k and the like, apply
+# only to sampling, which is refused)
+_RESCALING = (("repetition_penalty", 1.0), ("encoder_repetition_penalty", 1.0), ("guidance_scale", None))
 
 
 def check_shared_vocabulary(sessions: Sequence) -> None:
@@ -69,7 +68,7 @@ def _check_search(first, forward) -> None:
                             "greedy or beam search (do_sample=False)")
     for name, neutral in _RESCALING:
         value = getattr(config, name, neutral)
-        if value is not None and value != neutral and not (name == "temperature" and not config.do_sample):
+        if value is not None and value != neutral:
             raise EnsembleError(f"{first.ref.folder / 'generation_config.json'}: {name} {value} rescales the first "
                                 "member's scores alone; set it to its neutral value for token-level ensembling")
 
