@@ -106,8 +106,7 @@ def throughput(folder: Path, rows: int, beams: int, new_tokens: int, d_model: in
 
 def mbr_cost(rows: int, members: int, candidates: int) -> dict:
     from ensemble.core.outputs import Texts
-    from ensemble.tasks.summarization.mbr import mbr_select, pool_candidates, rouge_utility
-    from ensemble.tasks.summarization.rouge import Rouge
+    from ensemble.tasks.summarization.vote import mbr_summaries
 
     rng = np.random.default_rng(1)
     outs = []
@@ -120,7 +119,7 @@ def mbr_cost(rows: int, members: int, candidates: int) -> dict:
     out = {}
     for tokenizer in ("whitespace", "morphemes"):
         t0 = time.perf_counter()
-        mbr_select(pool_candidates(outs), rouge_utility(Rouge(tokenizer)))
+        mbr_summaries(outs, tokenizer=tokenizer)  # what the vote runs: the pool, the utilities, the choice
         out[tokenizer] = time.perf_counter() - t0
     return out
 

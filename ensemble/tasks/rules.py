@@ -14,7 +14,8 @@ from typing import Mapping, Sequence
 
 from ensemble.core.errors import EnsembleError
 
-__all__ = ["RuleReport", "choose_rule", "refuse_holdout", "refuse_report_options"]
+__all__ = ["RuleReport", "choose_rule", "refuse_holdout", "refuse_report_options", "report_folds",
+           "optimistic_excluded"]
 
 
 def choose_rule(estimates: Mapping, metric: str, of: str = "cross-validated", order: Sequence[str] = ()
@@ -49,6 +50,34 @@ def refuse_report_options(options: Mapping, task: str) -> None:
                                 "best<K> rule is estimated): drop it")
 
 
+def report_folds(job, task: str):
+    """The folds a report estimates over: the fold groups' folds of the training rows (each row's
+    fold), else ``cv`` as K folds of the rows; another ``cv`` is refused, never replaced."""
+    import numpy as np
+
+    if job.training is not None:
+        return job.training.folds.fold
+    if isinstance(job.cv, (int, np.integer)) and not isinstance(job.cv, bool):
+        return int(job.cv)
+    raise EnsembleError(f"the {task} report cross-validates over K folds of the rows: give cv as a number K >= 2")
+
+
+def optimistic_excluded(job) -> dict[str, str]:
+    """``{member: why}`` of the members whose scores on the scored rows are optimistic (marked
+    trained on them, or a soup or K chosen on them: :func:`~ensemble.averaging.provenance.model_notes`),
+    left out of a report's ensembles as the vote leaves them out; none with ``include_optimistic``.
+    Every member marked is an error."""
+    from ensemble.averaging.provenance import optimistic_members
+
+    if job.options.get("include_optimistic"):
+        return {}
+    out = optimistic_members(job.source.refs, job.split.digest, job.options.get("trained_on_valid", ()))
+    if out and len(out) == len(job.source.refs):
+        raise EnsembleError("every member is marked optimistic (trained on or chosen on the validation rows); "
+                            "include_optimistic to estimate ensembles of them anyway")
+    return out
+
+
 class RuleReport:
     """A report of members and rules, each rule estimated over rows.
 
@@ -77,6 +106,15 @@ class RuleReport:
         self.refit: dict = {}
         self.submission = None
         self.submitted = None
+
+    def scored_on(self, job, excluded) -> "RuleReport":
+        """This report, saying what it was scored on: the members left out as optimistic
+        (``excluded``), and for fold groups the out-of-fold rows and the refits submitted."""
+        self.excluded = tuple(excluded)
+        if job.training is not None:
+            self.where = "out-of-fold"
+            self.refit = {grp: r.name for grp, r in job.source.refits.items()}
+        return self
 
     def _figure(self, method: str) -> dict:
         from ensemble.estimates.headline import refits_note

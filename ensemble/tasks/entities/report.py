@@ -104,12 +104,6 @@ def disagreements(member_spans: Mapping[str, Sequence[Sequence[Span]]], texts: S
 DEFAULT_METHODS = ("acc", "select", "optimize")
 
 
-def _cv_folds(cv) -> int:
-    if isinstance(cv, (int, np.integer)) and not isinstance(cv, bool):
-        return int(cv)
-    raise EnsembleError("the entities report cross-validates over K folds of the rows: give cv as a number K >= 2")
-
-
 def _macro_f1(units, spans, tags) -> float:
     """KLUE's character-level macro F1 of ``spans`` (per word, for rows of words)."""
     from ensemble.tasks.entities.spans import char_macro_f1, tags_from_spans
@@ -137,7 +131,7 @@ def report(task, job):
     from ensemble.tasks.entities.fitting import LabelledUnits
     from ensemble.tasks.entities.spans import beta_of
     from ensemble.tasks.entities.vote import choose_rule, o_threshold, rule_of, split_texts
-    from ensemble.tasks.rules import refuse_holdout, refuse_report_options
+    from ensemble.tasks.rules import optimistic_excluded, refuse_holdout, refuse_report_options, report_folds
 
     if job.training is not None:
         refuse_holdout(job.data.get(job.valid), task.name)
@@ -148,7 +142,7 @@ def report(task, job):
     beta = beta_of(metric)
     al = job.al
     texts = split_texts(job.split, al.offsets)
-    excluded = _optimistic(job, o)
+    excluded = optimistic_excluded(job)
     kept = [m for m, name in enumerate(al.members) if name not in excluded]
     fitted_on = replace(al, members=tuple(al.members[m] for m in kept), values=[al.values[m] for m in kept])
     units = LabelledUnits(fitted_on, texts, al.y.spans, beta)  # the ensembles: members not optimistic here
@@ -156,7 +150,7 @@ def report(task, job):
     methods = ["uniform", *[m for m in names if m != "uniform"]]
     limits = o_threshold(o.get("threshold"))
     limits = True if limits == "per_label" else limits  # fitted per type inside the folds, given, or None
-    folds = job.training.folds.fold if job.training is not None else _cv_folds(job.cv)
+    folds = report_folds(job, task.name)
     estimates = estimate_methods(units, methods, thresholds=limits, folds=folds,
                                  seed=o.get("seed", 0), apparent=True)
     chosen, reason = choose_rule(estimates, metric, "out of fold" if job.training is not None else "cross-validated")
@@ -173,26 +167,7 @@ def report(task, job):
                         confused_types(units.gold, held),
                         disagreements(member_spans, units.texts, al.ids) if len(al.members) > 1 else [],
                         split=str(job.split.path))
-    rep.excluded = tuple(excluded)
-    if job.training is not None:
-        rep.where = "out-of-fold"
-        rep.refit = {grp: r.name for grp, r in job.source.refits.items()}
-    return rep
-
-
-def _optimistic(job, o) -> dict:
-    """{member: why} of the members whose scores on the scored rows are optimistic (marked
-    trained on them, or a soup or K chosen on them: :func:`~ensemble.averaging.provenance.model_notes`),
-    left out of the ensembles as the vote leaves them out; none with ``include_optimistic``."""
-    from ensemble.averaging.provenance import optimistic_members
-
-    if o.get("include_optimistic"):
-        return {}
-    out = optimistic_members(job.source.refs, job.split.digest, o.get("trained_on_valid", ()))
-    if out and len(out) == len(job.source.refs):
-        raise EnsembleError("every member is marked optimistic (trained on or chosen on the validation rows); "
-                            "include_optimistic to estimate ensembles of them anyway")
-    return out
+    return rep.scored_on(job, excluded)
 
 
 class EntityReport(RuleReport):

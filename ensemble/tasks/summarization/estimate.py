@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ensemble.core.errors import EnsembleError
-from ensemble.tasks.summarization.mbr import mbr_choice
+from ensemble.tasks.summarization.mbr import mbr_choice, member_mass, rouge_utility, utility_matrix
 from ensemble.tasks.summarization.rouge import Rouge
 from ensemble.tasks.summarization.task import METRICS, AlignedTexts, metric_types
 
@@ -89,10 +89,26 @@ class LabelledCandidates:
         w = np.asarray(weights, dtype=np.float64)
         out = np.empty(len(rows), dtype=np.int64)
         for k, i in enumerate(rows):
-            mem = self.member_of[i]
-            mass = w[mem] / np.bincount(mem, minlength=len(w))[mem]
-            out[k] = mbr_choice(self.utility[i], mass / mass.sum())
+            out[k] = mbr_choice(self.utility[i], member_mass(self.member_of[i], w))
         return out
+
+    def of_members(self, kept: Sequence[int]) -> "LabelledCandidates":
+        """These rows' pools with the candidates of the members ``kept`` (indices) only, their
+        utilities and quality sliced, not computed again (all members kept: itself)."""
+        from dataclasses import replace
+
+        kept = list(kept)
+        if kept == list(range(self.n_members)):
+            return self
+        al = replace(self.al, members=tuple(self.al.members[m] for m in kept), texts=[self.al.texts[m] for m in kept],
+                     scores=[self.al.scores[m] for m in kept])
+        where = {m: k for k, m in enumerate(kept)}
+        idx = [np.flatnonzero(np.isin(mem, kept)) for mem in self.member_of]
+        return replace(self, al=al, texts=[tuple(t[j] for j in ix) for t, ix in zip(self.texts, idx)],
+                       member_of=[np.array([where[m] for m in mem[ix]], dtype=np.int64)
+                                  for mem, ix in zip(self.member_of, idx)],
+                       utility=[u[np.ix_(ix, ix)] for u, ix in zip(self.utility, idx)],
+                       quality=None if self.quality is None else [q[ix] for q, ix in zip(self.quality, idx)])
 
     def scored(self, choice: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """The quality of the candidates ``choice`` on ``rows``."""
@@ -109,11 +125,7 @@ def candidates_of(al: AlignedTexts, references: Sequence | None = None, *, metri
 
     types = metric_types(metric)
     rouge = Rouge(tokenizer, types, aggregate)
-    symmetric = utility is None or bool(getattr(utility, "symmetric", False))
-    if utility is None:
-        def utility(a, b):
-            s = rouge.pair(a, b)
-            return sum(s[t][2] for t in types)
+    utility = utility or rouge_utility(rouge, types)  # one Rouge: each text counted once for both
     n = len(al.ids)
     if references is not None and len(references) != n:
         raise EnsembleError(f"got {len(references)} rows of references for {n} rows of candidates")
@@ -125,15 +137,9 @@ def candidates_of(al: AlignedTexts, references: Sequence | None = None, *, metri
                                 "with every member (ensemble predict)")
         pool = [(m, t) for m in range(len(al.members)) for t in al.texts[m][i]]
         cands = tuple(t for _, t in pool)
-        u = np.zeros((len(cands), len(cands)))
-        for a in range(len(cands)):
-            u[a, a] = utility(cands[a], cands[a])  # a candidate against itself: the evidence of its own weight
-            for b in range(a + 1, len(cands)):
-                u[a, b] = utility(cands[a], cands[b])
-                u[b, a] = u[a, b] if symmetric else utility(cands[b], cands[a])
         texts.append(cands)
         member_of.append(np.array([m for m, _ in pool], dtype=np.int64))
-        utilities.append(u)
+        utilities.append(utility_matrix(cands, utility))
         if references is not None:
             refs = [references[i]] if isinstance(references[i], str) else list(references[i])
             quality.append(np.array([sum(rouge.row(c, refs)[t][2] for t in types) for c in cands]))

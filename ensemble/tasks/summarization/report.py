@@ -8,11 +8,10 @@ The task's part of the CLI's ``ensemble report`` (:func:`report`, :class:`Summar
 from __future__ import annotations
 
 from itertools import combinations
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 
-from ensemble.core.errors import EnsembleError
 from ensemble.tasks.rules import RuleReport
 
 __all__ = ["report", "SummaryReport", "disagreements", "logged_rouge_notes"]
@@ -62,10 +61,9 @@ def report(task, job):
     """Every member scored on the labelled rows (its first candidate), every MBR rule estimated
     out of fold against the best single member and uniform, the per-row oracle, the rows where
     the members disagree most, and notes on logged ROUGE."""
-    from ensemble.averaging.provenance import optimistic_members
+    from ensemble.tasks.rules import optimistic_excluded, refuse_holdout, refuse_report_options, report_folds
     from ensemble.tasks.summarization.estimate import candidates_of, estimate_rules, oracle
     from ensemble.tasks.summarization.task import metric_types
-    from ensemble.tasks.rules import refuse_holdout, refuse_report_options
     from ensemble.tasks.summarization.vote import choose_rule, rouge_settings, rule_of
 
     if job.training is not None:
@@ -75,43 +73,26 @@ def report(task, job):
     refuse_report_options(o, task.name)
     metric = "rouge" if o.get("metric") in (None, "accuracy") else str(o["metric"])
     metric_types(metric)
-    r = rouge_settings(job.columns, job.split)
+    rouge = rouge_settings(job.columns, job.split)
     al = job.al
-    excluded = {} if o.get("include_optimistic") else optimistic_members(job.source.refs, job.split.digest,
-                                                                         o.get("trained_on_valid", ()))
-    if excluded and len(excluded) == len(al.members):
-        raise EnsembleError("every member is marked optimistic (trained on or chosen on the validation rows); "
-                            "include_optimistic to estimate ensembles of them anyway")
-    lc = candidates_of(al, al.y.references, metric=metric, tokenizer=r["tokenizer"], aggregate=r["aggregate"],
+    excluded = optimistic_excluded(job)
+    folds = report_folds(job, task.name)
+    lc = candidates_of(al, al.y.references, metric=metric, tokenizer=rouge["tokenizer"], aggregate=rouge["aggregate"],
                        progress=True)
-    kept = [m for m, name in enumerate(al.members) if name not in excluded]
-    fitted_on = candidates_of(_members(al, kept), al.y.references, metric=metric, tokenizer=r["tokenizer"],
-                              aggregate=r["aggregate"]) if len(kept) < len(al.members) else lc
+    fitted_on = lc.of_members([m for m, name in enumerate(al.members) if name not in excluded])
     names = list(dict.fromkeys(rule_of(m) for m in (o.get("methods") or DEFAULT_RULES) if m != "auto"))
     methods = ["uniform", *[m for m in names if m != "uniform"]]
-    folds = job.training.folds.fold if job.training is not None else (
-        job.cv if isinstance(job.cv, (int, np.integer)) else 5)
     estimates = estimate_rules(fitted_on, methods, folds=folds, seed=o.get("seed", 0))
     chosen, reason = choose_rule(estimates, metric, "out of fold" if job.training is not None else "cross-validated")
     quality = lc.member_quality()
     members = {name: {"score": float(quality[m]), **({"excluded": excluded[name]} if name in excluded else {})}
                for m, name in enumerate(al.members)}
-    rep = SummaryReport(chosen, reason, metric, r, members, estimates, float(oracle(fitted_on).mean()),
+    rep = SummaryReport(chosen, reason, metric, rouge, members, estimates, float(oracle(fitted_on).mean()),
                         disagreements(al, lc) if len(al.members) > 1 else [],
-                        logged_rouge_notes(job.source.refs, al, al.y.references, r["tokenizer"], r["aggregate"]),
+                        logged_rouge_notes(job.source.refs, al, al.y.references, rouge["tokenizer"],
+                                           rouge["aggregate"]),
                         split=str(job.split.path))
-    rep.excluded = tuple(excluded)
-    if job.training is not None:
-        rep.where = "out-of-fold"
-        rep.refit = {grp: r.name for grp, r in job.source.refits.items()}
-    return rep
-
-
-def _members(al, kept: Sequence[int]):
-    from dataclasses import replace
-
-    return replace(al, members=tuple(al.members[m] for m in kept), texts=[al.texts[m] for m in kept],
-                   scores=[al.scores[m] for m in kept])
+    return rep.scored_on(job, excluded)
 
 
 class SummaryReport(RuleReport):

@@ -174,35 +174,35 @@ class Summarization(Task):
         return align_texts(outputs, ids)
 
     def combine(self, arrays: Sequence, weights: Sequence[float] | None = None, rule: str | None = None):
-        """Each row's MBR choice (:func:`~ensemble.tasks.summarization.mbr.mbr_select`, ROUGE on
-        morphemes) from the members' candidates ``arrays`` (``AlignedTexts.texts``)."""
-        from ensemble.tasks.summarization.mbr import Pool, mbr_select
+        """Each row's MBR choice (ROUGE on morphemes) from the members' candidates ``arrays``
+        (``AlignedTexts.texts``), a member's weight shared among its candidates, as the vote picks
+        (:meth:`~ensemble.tasks.summarization.estimate.LabelledCandidates.picks`)."""
+        from ensemble.tasks.summarization.mbr import mbr_choice, member_mass, rouge_utility, utility_matrix
 
         if rule not in (None, "mbr"):
             raise EnsembleError(f"combine must be mbr for {self.name}: generations are combined by minimum-Bayes-risk "
                                 f"selection; got {rule!r}")
         w = np.ones(len(arrays)) if weights is None else np.asarray(weights, dtype=np.float64)
-        pools = []
+        utility, out = rouge_utility(), []
         for i in range(len(arrays[0])):
-            texts = [t for m in range(len(arrays)) for t in arrays[m][i]]
-            mass = [w[m] / len(arrays[m][i]) for m in range(len(arrays)) for _ in arrays[m][i]]
-            pools.append(Pool(tuple(texts), np.asarray(mass) / np.sum(mass), ()))
-        return mbr_select(pools)
+            pool = [(m, t) for m in range(len(arrays)) for t in arrays[m][i]]
+            texts = [t for _, t in pool]
+            out.append(texts[mbr_choice(utility_matrix(texts, utility), member_mass([m for m, _ in pool], w))])
+        return out
 
     def fold_mean(self, arrays: Sequence) -> list[tuple[str, ...]]:
         """A fold group's candidates on a split every fold model generated over (``arrays[k][i]``:
         fold model k's candidates of row i): as many as one fold model gives (what the group
         contributes out of fold), the ones its fold models agree on most, by MBR over their pooled
         candidates (R1 + R2 + RL F1 on morphemes, fold models alike), each text once."""
-        from ensemble.tasks.summarization.mbr import expected_utility, rouge_utility
+        from ensemble.tasks.summarization.mbr import expected_utility, rouge_utility, utility_matrix
 
         utility = rouge_utility()
         out = []
         for i in range(len(arrays[0])):
             pool = list(dict.fromkeys(t for a in arrays for t in a[i]))  # each text once, in fold order
             mass = np.array([sum(a[i].count(t) / len(a[i]) for a in arrays if a[i]) for t in pool])
-            u = np.array([[utility(x, y) for y in pool] for x in pool]) if len(pool) > 1 else np.ones((1, 1))
-            order = np.argsort(-expected_utility(u, mass / mass.sum()), kind="stable")
+            order = np.argsort(-expected_utility(utility_matrix(pool, utility), mass / mass.sum()), kind="stable")
             out.append(tuple(pool[j] for j in order[:max(len(a[i]) for a in arrays)]))
         return out
 

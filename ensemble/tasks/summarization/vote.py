@@ -21,7 +21,7 @@ from ensemble.estimates.headline import VOTE_LOGGER, headline_of, say_headline
 from ensemble.tasks import rules
 from ensemble.tasks.summarization.estimate import (RULES, SummaryEstimate, SummaryFit, candidates_of, choose,
                                                    estimate_rules, fit_rule)
-from ensemble.tasks.summarization.task import METRICS, align_texts, metric_types, summary_submission
+from ensemble.tasks.summarization.task import align_texts, metric_types, summary_submission
 
 log = logging.getLogger(VOTE_LOGGER)  # the vote's lines, held until its headline is said
 
@@ -147,12 +147,11 @@ def rouge_settings(columns, *splits) -> dict:
 
 
 def vote_settings(task, options, *, kind: str, data, train, columns, source, labels) -> dict:
+    """The metric and seed; the ROUGE settings are the splits' (or ``columns``'), read in :func:`vote`."""
     metric = options.get("metric")
     metric = "rouge" if metric in (None, "accuracy") else str(metric)
-    if metric not in METRICS:
-        metric_types(metric)
-    said = {k: (columns or {}).get(k) for k in ("rouge_tokenizer", "rouge_aggregate")}
-    return {"metric": metric, **rouge_settings(said), "said": said, "seed": options.get("seed", 0)}
+    metric_types(metric)
+    return {"metric": metric, "columns": dict(columns or {}), "seed": options.get("seed", 0)}
 
 
 def vote(task, job):
@@ -163,7 +162,7 @@ def vote(task, job):
     for split in (g.test_split, g.valid_split):
         if split is not None:
             task.check_texts(split)
-    s = {**s, **rouge_settings(s["said"], g.valid_split, g.test_split)}  # a Split given with its own settings
+    s = {**s, **rouge_settings(s["columns"], g.valid_split, g.test_split)}
     models = tuple(g.test_al.members)
     generate = dict(getattr(g.test_split, "generate", ()) or ())
     estimate = {}

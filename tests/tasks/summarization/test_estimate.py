@@ -150,3 +150,15 @@ def test_one_member_weighted_alone_submits_its_own_choice(labelled):
     for m in range(3):
         picks = labelled.picks(np.eye(3)[m])
         assert all(labelled.member_of[i][c] == m for i, c in enumerate(picks))  # ties go to the weight
+
+
+def test_the_pools_of_some_members_are_sliced_as_computed():
+    """of_members (the report's members that are not optimistic) equals the candidates computed
+    over those members alone: texts, members, utilities and quality."""
+    outs, refs = _members(n=12)
+    lc = candidates_of(align_texts(outs), refs, tokenizer="whitespace")
+    sliced, direct = lc.of_members([0, 2]), candidates_of(align_texts([outs[0], outs[2]]), refs, tokenizer="whitespace")
+    assert sliced.al.members == direct.al.members == ("m0", "m2") and sliced.texts == direct.texts
+    for a, b in zip(sliced.member_of + sliced.utility + sliced.quality, direct.member_of + direct.utility + direct.quality):
+        np.testing.assert_allclose(a, b)
+    assert lc.of_members([0, 1, 2]) is lc

@@ -1,6 +1,7 @@
 """MBR over pooled candidates: the choice equals a brute-force loop over a precomputed utility
 matrix; a member's weight is shared by its candidates; ROUGE's utility picks the candidate the
-others agree with; members over other rows are refused."""
+others agree with; an asymmetric utility is computed both ways; members over other rows are
+refused."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import pytest
 
 from ensemble.core.errors import EnsembleError
 from ensemble.core.outputs import Texts
-from ensemble.tasks.summarization.mbr import (expected_utility, mbr_choice, mbr_select, pool_candidates,
-                                              rouge_utility)
+from ensemble.tasks.summarization.estimate import candidates_of
+from ensemble.tasks.summarization.mbr import expected_utility, mbr_choice, rouge_utility, utility_matrix
+from ensemble.tasks.summarization.task import align_texts
+from ensemble.tasks.summarization.vote import mbr_summaries
 from ensemble.tasks.summarization.rouge import Rouge
 
 
@@ -52,13 +55,19 @@ def _texts(model, rows):
 
 
 def test_a_members_weight_is_shared_by_its_candidates():
+    """The pool holds every member's candidates in member order; under a utility that only a
+    candidate's own weight scores, the choice is the candidate with the most weight: a member's
+    weight split among its candidates."""
     a = _texts("a", [["x", "y"]])
     b = _texts("b", [["z"]])
-    pool = pool_candidates([a, b], [1.0, 2.0])[0]
-    assert pool.texts == ("x", "y", "z") and pool.members == ("a", "a", "b")
-    np.testing.assert_allclose(pool.weights, [1 / 6, 1 / 6, 2 / 3])
-    with pytest.raises(EnsembleError, match="other rows"):
-        pool_candidates([a, _texts("c", [["q"], ["w"]])])
+    own = lambda c, r: float(c == r)  # noqa: E731
+    own.symmetric = True
+    lc = candidates_of(align_texts([a, b]), utility=own)
+    assert lc.texts[0] == ("x", "y", "z") and lc.member_of[0].tolist() == [0, 0, 1]
+    assert mbr_summaries([a, b], [1.0, 2.0], utility=own) == ["z"]  # 2/3 against 1/6 each
+    assert mbr_summaries([a, b], [3.0, 1.0], utility=own) == ["x"]  # 3/8 each against 1/4
+    with pytest.raises(EnsembleError, match="lack row 'r1'"):
+        align_texts([_texts("c", [["q"], ["w"]]), a])
 
 
 def test_rouge_utility_picks_what_the_others_agree_with():
@@ -69,10 +78,10 @@ def test_rouge_utility_picks_what_the_others_agree_with():
     odd = "stock prices rose sharply in seoul"
     outs = [_texts("m0", [[agree]]), _texts("m1", [[near]]), _texts("m2", [[odd]])]
     utility = rouge_utility(Rouge("whitespace"))
-    assert mbr_select(pool_candidates(outs), utility) in ([agree], [near])
-    assert mbr_select(pool_candidates(outs, [1, 1, 10]), utility) == [odd]  # its weight carries it
+    assert mbr_summaries(outs, utility=utility) in ([agree], [near])
+    assert mbr_summaries(outs, [1, 1, 10], utility=utility) == [odd]  # its weight carries it
     for w in ([1, 0, 0], [0, 1, 0], [0, 0, 1]):  # one member weighted alone: its own candidate, never another's
-        assert mbr_select(pool_candidates(outs, w), utility) == [(agree, near, odd)[w.index(1)]]
+        assert mbr_summaries(outs, w, utility=utility) == [(agree, near, odd)[w.index(1)]]
 
 
 def test_an_asymmetric_utility_is_computed_both_ways():
@@ -82,6 +91,10 @@ def test_an_asymmetric_utility_is_computed_both_ways():
         calls.append((c, r))
         return float(len(set(c) & set(r))) / max(len(set(r)), 1)
 
-    outs = [_texts("m0", [["ab"]]), _texts("m1", [["abc"]]), _texts("m2", [["b"]])]
-    mbr_select(pool_candidates(outs), recall_like)
+    u = utility_matrix(["ab", "abc", "b"], recall_like)
     assert len(calls) == 9  # 3 x 2 ordered pairs, and each candidate against itself
+    assert u[0, 1] == pytest.approx(2 / 3) and u[1, 0] == pytest.approx(1.0)
+    calls.clear()
+    recall_like.symmetric = True  # said symmetric: each pair once
+    utility_matrix(["ab", "abc", "b"], recall_like)
+    assert len(calls) == 6

@@ -48,6 +48,16 @@ def test_members_rules_and_the_oracle_are_what_they_say(summaries, made):
         assert row in page
 
 
+def test_a_cv_other_than_k_folds_is_refused_not_replaced(summaries):
+    """The report cross-validates over K folds of the rows: a fold number per row is refused in one
+    line (it was replaced by 5 folds, unsaid)."""
+    from ensemble.core.errors import EnsembleError
+
+    with pytest.raises(EnsembleError, match="the summarization report cross-validates over K folds of the rows"):
+        report(summaries.models, summaries.data, columns=summaries.columns, cache_dir=summaries.cache_dir,
+               inference=INFERENCE, cv=[i % 3 for i in range(len(summaries.references))])
+
+
 def test_the_rows_where_members_disagree_come_first(made):
     rep, valid = made
     rows = rep.disagreements
