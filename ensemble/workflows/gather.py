@@ -144,9 +144,9 @@ class CachedOutputs:
         model_digest = self.digest_of(ref)
         cache = self.cache
         forward = _forward_settings(ref.task, split, ref.folder, cache.file_digest)  # as predict runs it
-        entries = [e for e in self.entries if e.damaged is None and e.metadata.get("model_digest") == model_digest
-                   and e.metadata.get("data_digest") == split.digest and e.payload == ref.task.payload
-                   and all(e.settings.get(k) == v for k, v in forward.items())]
+        mine = [e for e in self.entries if e.damaged is None and e.metadata.get("model_digest") == model_digest
+                and e.metadata.get("data_digest") == split.digest and e.payload == ref.task.payload]
+        entries = [e for e in mine if all(e.settings.get(k) == v for k, v in forward.items())]
         problems: list[str] = []
         others: list[str] = []
         for entry in entries:  # newest first
@@ -170,9 +170,10 @@ class CachedOutputs:
         elif others:
             damaged = (f" with these inference settings (it has {len(others)} entr{'y' if len(others) == 1 else 'ies'} "
                        f"of other settings: {others[0]}; ask for those, or predict with these)")
-        elif near := self._other_forward(model_digest, split, ref, forward):
-            damaged = (f" with these generate settings (it has an entry of {near}; ask for those with --generate, or "
-                       "predict with these)")
+        elif near := _other_forward(mine, forward):
+            gen = ref.task.forward == "generation"  # its settings are --generate's; the tokens forward's, words or stride
+            damaged = (f" with these {'generate' if gen else ref.task.forward + ' forward'} settings (it has an entry of "
+                       f"{near}; ask for those{' with --generate' if gen else ''}, or predict with these)")
         elif broken:
             damaged = (f" ({len(broken)} damaged cache entr{'y' if len(broken) == 1 else 'ies'}, e.g. {broken[0].path.name}: "
                        f"{broken[0].damaged}; it may have been this one)")
@@ -191,19 +192,6 @@ class CachedOutputs:
             fix += f" --cache-dir {cache.root}" if cache.root != _default_root() else ""
         what = "generations" if ref.task.payload == "texts" else "logits"
         raise EnsembleError(f"model {ref.name} has no cached {what} for {split.path}{damaged}; {fix}")
-
-    def _other_forward(self, model_digest: str, split, ref, forward: Mapping) -> str | None:
-        """The first difference, in words (``num_beams 3, not 4``), from ``forward``'s settings of
-        a cache entry of this model and split computed with other forward settings; None when
-        there is none."""
-        for e in self.entries:
-            if (e.damaged is None and e.metadata.get("model_digest") == model_digest and e.payload == ref.task.payload
-                    and e.metadata.get("data_digest") == split.digest):
-                diff = next((k for k, v in forward.items() if e.settings.get(k) != v), None)
-                if diff is not None:
-                    said = [("unset" if v is None else v) for v in (e.settings.get(diff), forward[diff])]
-                    return f"{diff} {said[0]}, not {said[1]}"
-        return None
 
     def aligned(self, split, labels: Sequence[str] | None = None, refit: bool = False) -> Aligned:
         """Every model's logits over ``split`` (a :class:`~ensemble.data.splits.Split`), aligned in the
@@ -332,6 +320,18 @@ def _forward_settings(task, split, folder, digest) -> dict:
     from ensemble.inference.forwards import entry_settings, split_forward
 
     return entry_settings(split_forward(task.forward, split), folder, digest)
+
+
+def _other_forward(entries, forward: Mapping) -> str | None:
+    """The first difference, in words (``num_beams 3, not 4``), from ``forward``'s settings of one
+    of ``entries`` (this model's over this split) computed with other forward settings; None when
+    there is none."""
+    for e in entries:
+        diff = next((k for k, v in forward.items() if e.settings.get(k) != v), None)
+        if diff is not None:
+            said = [("unset" if v is None else v) for v in (e.settings.get(diff), forward[diff])]
+            return f"{diff} {said[0]}, not {said[1]}"
+    return None
 
 
 def _project_member(name: str) -> bool:
